@@ -1,0 +1,3 @@
+//! `hoist-unpack`: see the crate README. (Skeleton: the implementation lands with its issue.)
+
+#![deny(missing_docs)]

@@ -1,0 +1,5 @@
+//! Project automation: `cargo xtask ci|tidy|bench|demo`.
+
+fn main() {
+    println!("xtask");
+}
