@@ -226,9 +226,9 @@ pub struct RootFs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyManifest {
     /// An image manifest.
-    Image(RawJson<ImageManifest>),
+    Image(Box<RawJson<ImageManifest>>),
     /// An index or manifest list.
-    Index(RawJson<ImageIndex>),
+    Index(Box<RawJson<ImageIndex>>),
 }
 
 #[derive(Deserialize)]
@@ -274,9 +274,9 @@ impl AnyManifest {
             ));
         }
         if is_index {
-            Ok(AnyManifest::Index(RawJson::parse(bytes)?))
+            Ok(AnyManifest::Index(Box::new(RawJson::parse(bytes)?)))
         } else {
-            Ok(AnyManifest::Image(RawJson::parse(bytes)?))
+            Ok(AnyManifest::Image(Box::new(RawJson::parse(bytes)?)))
         }
     }
 
