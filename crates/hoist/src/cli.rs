@@ -267,9 +267,9 @@ pub enum CacheCommand {
 /// `--compression`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompressionArg {
-    /// gzip: what every registry and runtime understands.
+    /// What every registry and runtime understands.
     Gzip,
-    /// zstd: smaller and faster, needs containerd 1.5+ / docker 23+ to pull.
+    /// Smaller and faster; pulling needs containerd 1.5+ or docker 23+.
     Zstd,
     /// Uncompressed tar layers.
     None,

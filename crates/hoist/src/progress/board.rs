@@ -157,9 +157,13 @@ impl Board {
         &mut self.layers[index]
     }
 
-    /// Layers finished / layers known.
+    /// Layers finished well (done, skipped, mounted) / layers known.
     pub fn counts(&self) -> (usize, usize) {
-        let finished = self.layers.iter().filter(|l| l.state.is_finished()).count();
+        let finished = self
+            .layers
+            .iter()
+            .filter(|l| l.state.is_finished() && l.state != LayerState::Failed)
+            .count();
         (finished, self.layers.len())
     }
 
@@ -175,9 +179,9 @@ impl Board {
         for line in &self.layers {
             if let Some(t) = line.total {
                 total += t;
-                done += if line.state.is_finished() {
+                done += if line.state.is_finished() && line.state != LayerState::Failed {
                     t
-                } else if line.state.is_transfer() {
+                } else if line.state.is_transfer() || line.state == LayerState::Failed {
                     line.done.min(t)
                 } else {
                     0
@@ -259,6 +263,14 @@ mod tests {
         assert!((rate - 1000.0).abs() < 1.0, "{rate}");
         let eta = b.eta(t1).expect("eta");
         assert_eq!(eta.as_secs(), 2);
+        let mut failed = b.clone();
+        failed.apply(&state("b", LayerState::Failed), t1);
+        assert_eq!(
+            failed.bytes(),
+            (2000, 4000),
+            "a failed layer keeps what it moved"
+        );
+        assert_eq!(failed.counts(), (1, 2));
         b.apply(&state("b", LayerState::Done), t1);
         assert_eq!(b.bytes(), (4000, 4000));
         assert_eq!(b.counts(), (2, 2));

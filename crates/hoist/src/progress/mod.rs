@@ -158,7 +158,8 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
                         if let Event::Message { text } = &event {
                             let width = terminal_width();
                             let mut out = painter.erase(width);
-                            out.push_str(&tty::fit(&sanitize(text), width.saturating_sub(1)));
+                            // Printed once above the block (and allowed to wrap): never redrawn.
+                            out.push_str(&sanitize(text));
                             out.push('\n');
                             let _ = err.write_all(out.as_bytes());
                         }
@@ -172,7 +173,11 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
         }
         if mode == ProgressMode::Tty {
             let ticking = board.finished.is_none() && !board.layers.is_empty();
-            if (dirty || ticking) && last_draw.is_none_or(|t| now.duration_since(t) >= FRAME) {
+            let drawable = !board.layers.is_empty() || board.finished.is_some();
+            if drawable
+                && (dirty || ticking)
+                && last_draw.is_none_or(|t| now.duration_since(t) >= FRAME)
+            {
                 draw(&mut err, &mut painter, &board, now);
                 last_draw = Some(now);
                 dirty = false;

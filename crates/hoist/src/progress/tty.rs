@@ -31,7 +31,7 @@ pub fn frame(board: &Board, width: usize, now: Instant) -> Vec<String> {
 }
 
 fn layer_line(line: &LayerLine, width: usize, now: Instant) -> String {
-    let mut text = format!("{:<ID_WIDTH$} ", fit(&line.id, ID_WIDTH));
+    let mut text = format!("{:<ID_WIDTH$} ", fit(short_id(&line.id), ID_WIDTH));
     match line.state {
         LayerState::Retrying => {
             let (secs, reason) = match &line.retry {
@@ -72,6 +72,16 @@ fn layer_line(line: &LayerLine, width: usize, now: Instant) -> String {
         }
     }
     text
+}
+
+/// A digest shown as its first 12 hex digits (as docker does); other names as they are.
+pub fn short_id(id: &str) -> &str {
+    match id.split_once(':') {
+        Some((_, hex)) if hex.len() >= ID_WIDTH && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            &hex[..ID_WIDTH]
+        }
+        _ => id,
+    }
 }
 
 /// `12.3` of `45.6 MB`: the done part in the unit of the total, so the pair reads well.
@@ -170,6 +180,11 @@ pub fn fit(text: &str, width: usize) -> String {
     cut
 }
 
+/// DECAWM off: characters past the last column overwrite it instead of wrapping.
+const NO_WRAP: &str = "\x1b[?7l";
+/// DECAWM on again (the terminal's default), restored after every frame.
+const WRAP: &str = "\x1b[?7h";
+
 /// Turns frames into terminal bytes, remembering what it drew last.
 #[derive(Debug, Default)]
 pub struct Painter {
@@ -187,7 +202,10 @@ impl Painter {
 
     /// The bytes that replace the previous frame with `lines`, for a terminal now `width` wide.
     pub fn paint(&mut self, lines: &[String], width: usize) -> String {
-        let mut out = self.clear_to_start(width);
+        // Auto-wrap off while drawing: a line never spills onto a second row, whatever the
+        // terminal's width is by the time these bytes reach it.
+        let mut out = String::from(NO_WRAP);
+        out.push_str(&self.clear_to_start(width));
         for line in lines {
             out.push_str("\x1b[2K");
             out.push_str(line);
@@ -195,6 +213,7 @@ impl Painter {
         }
         // Erase whatever is left below (a shorter frame, or rows a reflow pushed down).
         out.push_str("\x1b[J");
+        out.push_str(WRAP);
         self.drawn = lines.iter().map(|l| l.chars().count()).collect();
         self.drawn_width = width;
         out
@@ -219,19 +238,23 @@ impl Painter {
         }
     }
 
-    /// How many rows the drawn frame takes now: each line was shorter than the old width; if the
-    /// terminal narrowed and re-wrapped it, it may take several rows.
+    /// How many rows to move up to reach the top of the drawn frame.
+    ///
+    /// Frames are written with auto-wrap off, so a frame always takes one row per line when it
+    /// is written, even if the terminal narrowed before hoist noticed. The one thing that makes a
+    /// frame taller is the terminal re-wrapping (reflowing) it at a resize, as tmux, VTE and kitty
+    /// do: each line then takes `ceil(len / width)` rows. tmux tells the program about the new
+    /// size a moment after it reflows, so frames drawn in between sit at the bottom of the
+    /// re-wrapped block, leaving its extra rows above them; the count below covers that case too,
+    /// because those frames have the same line lengths as the one that was reflowed.
     fn rows_on_screen(&self, width: usize) -> usize {
         let width = width.max(1);
+        if width >= self.drawn_width {
+            return self.drawn.len();
+        }
         self.drawn
             .iter()
-            .map(|&len| {
-                if width >= self.drawn_width || len < width {
-                    1
-                } else {
-                    len.div_ceil(width)
-                }
-            })
+            .map(|&len| len.max(1).div_ceil(width))
             .sum()
     }
 }
@@ -290,15 +313,15 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[0],
-            "sha256:aaaa~ pushing     [===================>                   ] 22.8/45.6 MB"
+            "aaaaaaaaaaaa pushing     [===================>                   ] 22.8/45.6 MB"
         );
         assert!(lines[0].len() <= 79, "{:?}", lines[0]);
         assert!(lines[0].contains("pushing"), "{}", lines[0]);
         assert!(lines[0].contains('['), "{}", lines[0]);
-        assert_eq!(lines[1], "sha256:bbbb~ skipped (exists)  1.00 KB");
+        assert_eq!(lines[1], "bbbbbbbbbbbb skipped (exists)  1.00 KB");
         assert_eq!(
             lines[2],
-            "sha256:cccc~ retrying in 1s because 502 Bad Gateway"
+            "cccccccccccc retrying in 1s because 502 Bad Gateway"
         );
         assert!(
             lines[3].starts_with("total        1/3 layers  22.8/45.6 MB"),
@@ -341,9 +364,9 @@ mod tests {
     fn painter_moves_up_over_the_previous_frame() {
         let mut p = Painter::new();
         let first = p.paint(&["a".into(), "b".into()], 80);
-        assert_eq!(first, "\r\x1b[2Ka\n\x1b[2Kb\n\x1b[J");
+        assert_eq!(first, "\x1b[?7l\r\x1b[2Ka\n\x1b[2Kb\n\x1b[J\x1b[?7h");
         let second = p.paint(&["c".into()], 80);
-        assert_eq!(second, "\r\x1b[2A\x1b[2Kc\n\x1b[J");
+        assert_eq!(second, "\x1b[?7l\r\x1b[2A\x1b[2Kc\n\x1b[J\x1b[?7h");
         assert_eq!(p.erase(80), "\r\x1b[1A\x1b[J");
         assert_eq!(p.erase(80), "\r\x1b[J");
     }
@@ -353,13 +376,16 @@ mod tests {
         let mut p = Painter::new();
         let long = "x".repeat(79);
         p.paint(&[long.clone(), "short".into()], 80);
-        // Narrowed to 40: the 79-char line now takes 2 rows, the short one 1.
+        // Narrowed to 40: the 79-char line was re-wrapped over 2 rows, the short one 1.
         let out = p.paint(&["y".into()], 40);
-        assert!(out.starts_with("\r\x1b[3A"), "{out:?}");
+        assert!(out.starts_with("\x1b[?7l\r\x1b[3A"), "{out:?}");
+        // At the same width again: one row per line.
+        let out = p.paint(&["y".into()], 40);
+        assert!(out.starts_with("\x1b[?7l\r\x1b[1A"), "{out:?}");
         // Widening never re-wraps.
         p.paint(&[long], 40);
         let out = p.paint(&["z".into()], 120);
-        assert!(out.starts_with("\r\x1b[1A"), "{out:?}");
+        assert!(out.starts_with("\x1b[?7l\r\x1b[1A"), "{out:?}");
     }
 
     #[test]
@@ -368,6 +394,9 @@ mod tests {
         assert_eq!(clock(Duration::from_secs(754)), "12:34");
         assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
         assert_eq!(fit("abcdef", 4), "abc~");
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("layer 3"), "layer 3");
+        assert_eq!(short_id("sha256:xyz"), "sha256:xyz");
         assert_eq!(fit("abc", 4), "abc");
         assert_eq!(bar(5, 10, 10), "=====>    ");
         assert_eq!(bar(10, 10, 4), "====");
