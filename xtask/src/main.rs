@@ -2,9 +2,11 @@
 //!
 //! - `ci`: the one test command (installs system packages the tests need, then fmt, clippy, tidy,
 //!   cargo-deny and every test).
+//! - `fuzz`: run the cargo-fuzz targets in `fuzz/` briefly (nightly toolchain).
 //! - `tidy`: structural checks (dependency direction, `//!` docs on every source file).
 
 mod ci;
+mod fuzz;
 mod sys;
 mod tidy;
 
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "ci" => ci::run(rest),
         "tidy" => tidy::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -41,4 +44,5 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci      install the system packages tests need, then fmt, clippy, tidy, deny and all tests
-  tidy    check dependency direction and that every source file has a //! doc";
+  tidy    check dependency direction and that every source file has a //! doc
+  fuzz    [TARGET] [--time S]: run the cargo-fuzz targets (nightly) for S seconds each";
