@@ -165,7 +165,11 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
 }
 
 fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageError> {
-    let platform = g.platform.as_deref().map(parse_platform).transpose()?;
+    let platform = g
+        .platform
+        .as_deref()
+        .map(|p| Platform::parse(p).map_err(|e| usage(format!("--platform: {e}"))))
+        .transpose()?;
     let compression = match g.compression {
         CompressionArg::Gzip => Compression::Gzip,
         CompressionArg::Zstd => Compression::Zstd,
@@ -272,7 +276,7 @@ fn validate_job(command: Command) -> Result<Job, UsageError> {
                     "pull fetches from a registry, not from `{source}`; use `hoist copy`"
                 )));
             };
-            let tag = reference_tag(reference);
+            let tag = reference.tag().map(str::to_string);
             Job::Copy {
                 destination: Location::Oci { dir, tag },
                 source,
@@ -340,35 +344,6 @@ pub fn reference_tag(reference: &str) -> Option<String> {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     let (_, tag) = last.split_once(':')?;
     valid_tag(tag).then(|| tag.to_string())
-}
-
-/// Parse `OS/ARCH[/VARIANT]`.
-///
-/// # Errors
-/// A usage error naming the expected form.
-pub fn parse_platform(text: &str) -> Result<Platform, UsageError> {
-    let bad = || {
-        usage(format!(
-            "--platform `{text}`: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm64/v8"
-        ))
-    };
-    let parts: Vec<&str> = text.split('/').collect();
-    if !(2..=3).contains(&parts.len())
-        || parts.iter().any(|p| {
-            p.is_empty()
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-        })
-    {
-        return Err(bad());
-    }
-    Ok(Platform {
-        os: parts[0].to_string(),
-        architecture: parts[1].to_string(),
-        variant: parts.get(2).map(|v| v.to_string()),
-        ..Platform::default()
-    })
 }
 
 fn check_level(compression: Compression, level: i32) -> Result<(), UsageError> {
@@ -489,7 +464,8 @@ mod tests {
                     name: "app:1".into()
                 },
                 destination: Location::Registry {
-                    reference: "localhost:5000/app:1".into()
+                    reference: hoist_oci::Reference::parse("localhost:5000/app:1")
+                        .expect("reference")
                 }
             }
         );
@@ -507,7 +483,7 @@ mod tests {
             job,
             Job::Copy {
                 source: Location::Registry {
-                    reference: "h:5000/a/b:v2".into()
+                    reference: hoist_oci::Reference::parse("h:5000/a/b:v2").expect("reference")
                 },
                 destination: Location::Oci {
                     dir: "out".into(),
@@ -578,7 +554,7 @@ mod tests {
             ])
             .contains("no sense")
         );
-        assert!(err(&["--platform", "amd64", "inspect", "oci:x"]).contains("OS/ARCH"));
+        assert!(err(&["--platform", "amd64", "inspect", "oci:x"]).contains("os/arch"));
         assert!(err(&["--concurrency", "0", "inspect", "oci:x"]).contains("between 1 and 64"));
         assert!(
             err(&["--insecure-registry", "http://h", "inspect", "oci:x"]).contains("HOST[:PORT]")

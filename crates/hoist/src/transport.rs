@@ -9,6 +9,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use hoist_oci::Reference;
+
 /// Where an image is read from or written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -33,8 +35,8 @@ pub enum Location {
     },
     /// An image in a registry.
     Registry {
-        /// `HOST[:PORT]/REPO[:TAG|@DIGEST]` (or a Docker Hub short name), without `docker://`.
-        reference: String,
+        /// The reference, normalized (`alpine` is `docker.io/library/alpine`).
+        reference: Reference,
     },
     /// A root filesystem directory (destination only).
     Rootfs {
@@ -122,8 +124,8 @@ impl Location {
             _ if looks_like_reference(input) => Err(TransportError::new(
                 input,
                 format!(
-                    "no transport; prefix it with one of {TRANSPORT_NAMES} \
-                     (e.g. docker://{input} or docker-daemon:{input})"
+                    "no transport (`{transport}:` is not one of {TRANSPORT_NAMES}); for an image \
+                     name write docker://{input} or docker-daemon:{input}"
                 ),
             )),
             other => Err(TransportError::new(
@@ -256,9 +258,9 @@ fn looks_like_reference(input: &str) -> bool {
 
 fn parse_registry(input: &str, rest: &str) -> Result<Location, TransportError> {
     check_reference(input, rest)?;
-    Ok(Location::Registry {
-        reference: rest.to_string(),
-    })
+    let reference =
+        Reference::parse(rest).map_err(|e| TransportError::new(input, e.to_string()))?;
+    Ok(Location::Registry { reference })
 }
 
 fn parse_daemon(input: &str, rest: &str) -> Result<Location, TransportError> {
@@ -374,14 +376,20 @@ mod tests {
         Location::parse(s).expect("valid location")
     }
 
+    fn registry(s: &str) -> Location {
+        Location::Registry {
+            reference: Reference::parse(s).expect("valid reference"),
+        }
+    }
+
     #[test]
     fn registry_refs() {
         assert_eq!(
             parse("docker://localhost:5000/team/app:1.2"),
-            Location::Registry {
-                reference: "localhost:5000/team/app:1.2".into()
-            }
+            registry("localhost:5000/team/app:1.2")
         );
+        let err = Location::parse("docker://localhost:5000/Team/app").expect_err("uppercase");
+        assert!(err.to_string().contains("invalid image reference"), "{err}");
         assert!(Location::parse("docker://").is_err());
         assert!(Location::parse("docker://https://x/y").is_err());
         let err = Location::parse("docker:host/app").expect_err("single colon");
@@ -481,9 +489,7 @@ mod tests {
         assert_eq!(
             Location::parse_or("localhost:5000/app:1", DefaultTransport::Registry)
                 .expect("registry"),
-            Location::Registry {
-                reference: "localhost:5000/app:1".into()
-            }
+            registry("localhost:5000/app:1")
         );
         assert_eq!(
             Location::parse_or("oci:l:t", DefaultTransport::Registry).expect("explicit"),
@@ -503,6 +509,7 @@ mod tests {
             "oci:dir:tag",
             "oci:dir",
             "docker://h:5000/a:b",
+            "docker://docker.io/library/alpine:3",
             "rootfs:/r",
         ] {
             assert_eq!(parse(s).to_string(), s);
