@@ -20,6 +20,9 @@
 //! - [`Nginx`] — a reverse proxy with a body limit (`client_max_body_size`), request buffering
 //!   on or off, and optional `OCI-Chunk-Max-Length` / `OCI-Chunk-Min-Length` headers, the shape
 //!   of a CDN-fronted registry.
+//! - [`Dockerd`] — a private `dockerd` (20.10, API 1.41) on a unix socket with its data-root in
+//!   a temp dir; [`Dockerd::docker`] gives the matching client, [`Dockerd::import_rootfs`] and
+//!   [`Dockerd::build_layers`] make images without internet. Mounts are detached on drop.
 //! - [`http_get`] / [`http_request`] — a tiny blocking HTTP/1.1 client for probes and asserts.
 //!
 //! The kit is blocking `std` code (threads, `std::net`, `std::process`) so it works from sync
@@ -62,12 +65,14 @@
 
 #![deny(missing_docs)]
 
+mod dockerd;
 mod http;
 mod nginx;
 mod process;
 mod registry;
 mod skip;
 
+pub use dockerd::Dockerd;
 pub use http::{HttpResponse, http_get, http_request, parse_response};
 pub use nginx::{Nginx, NginxBuilder};
 pub use process::{ChildGuard, free_port, log_tail, pid_alive, port_open};
