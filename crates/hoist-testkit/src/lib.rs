@@ -23,6 +23,10 @@
 //! - [`Dockerd`] — a private `dockerd` (20.10, API 1.41) on a unix socket with its data-root in
 //!   a temp dir; [`Dockerd::docker`] gives the matching client, [`Dockerd::import_rootfs`] and
 //!   [`Dockerd::build_layers`] make images without internet. Mounts are detached on drop.
+//! - [`FaultProxy`] — a scripted HTTP/1.1 proxy in front of a registry or nginx: cuts a request
+//!   after N body bytes, answers the k-th matching request with a canned status, stalls,
+//!   rewrites `Location`, truncates or corrupts a response, and records per request what it
+//!   forwarded, so tests can assert how much a client re-sent.
 //! - [`http_get`] / [`http_request`] — a tiny blocking HTTP/1.1 client for probes and asserts.
 //!
 //! The kit is blocking `std` code (threads, `std::net`, `std::process`) so it works from sync
@@ -66,6 +70,7 @@
 #![deny(missing_docs)]
 
 mod dockerd;
+mod fault;
 mod http;
 mod nginx;
 mod process;
@@ -73,6 +78,7 @@ mod registry;
 mod skip;
 
 pub use dockerd::Dockerd;
+pub use fault::{FaultAction, FaultProxy, FaultRule, RequestRecord};
 pub use http::{HttpResponse, http_get, http_request, parse_response};
 pub use nginx::{Nginx, NginxBuilder};
 pub use process::{ChildGuard, free_port, log_tail, pid_alive, port_open};
