@@ -53,15 +53,19 @@ pub mod codec;
 mod descriptor;
 pub mod digest;
 mod error;
+pub mod layout;
 mod manifest;
 mod media_type;
 mod platform;
 pub mod reference;
+#[cfg(test)]
+mod testutil;
 
 pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
 pub use digest::{Algorithm, Digest, Digester, HashingWriter, VerifyingReader};
 pub use error::{Error, ErrorKind, Result};
+pub use layout::{BlobWriter, Image, Layout, LayoutEntry};
 pub use manifest::{
     AnyManifest, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE, RawJson, RootFs,
     RuntimeConfig,
