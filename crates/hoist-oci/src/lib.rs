@@ -49,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod codec;
 mod descriptor;
 pub mod digest;

@@ -218,7 +218,7 @@ fn split_registry(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-pub(crate) fn check_tag(tag: &str) -> std::result::Result<(), String> {
+fn check_tag(tag: &str) -> std::result::Result<(), String> {
     let ok_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = tag.as_bytes();
     match bytes.first() {

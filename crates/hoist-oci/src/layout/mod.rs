@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use blob::BlobWriter;
-use blob::{TEMP_PREFIX, remove_stale_temps, sync_dir};
+pub(crate) use blob::TEMP_PREFIX;
+use blob::{remove_stale_temps, sync_dir};
 
 use crate::digest::Algorithm;
 use crate::{
@@ -449,15 +450,36 @@ impl Layout {
         Err(Error::invalid("indexes nested too deeply").with_digest(&descriptor.digest))
     }
 
+    /// Add `descriptor` to `index.json` without a tag, unless an untagged entry with its digest
+    /// is already there.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn add_untagged(&self, descriptor: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?.value().clone();
+        if index
+            .manifests
+            .iter()
+            .any(|d| d.digest == descriptor.digest && !d.annotations.contains_key(REF_NAME))
+        {
+            return Ok(());
+        }
+        let mut entry = descriptor.clone();
+        entry.annotations.remove(REF_NAME);
+        index.manifests.push(entry);
+        self.write_index(&index)
+    }
+
     /// Point `tag` at `descriptor`, replacing any entry with that tag. `index.json` is replaced
     /// atomically (temp file, fsync, rename) under a lock, so concurrent taggers do not lose
     /// each other's entries.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an invalid tag; I/O errors.
+    /// [`ErrorKind::InvalidInput`] for a tag outside the `ref.name` grammar (see
+    /// [`check_ref_name`]); I/O errors.
     pub fn set_tag(&self, tag: &str, descriptor: &Descriptor) -> Result<()> {
-        crate::reference::check_tag(tag)
-            .map_err(|why| Error::invalid(format!("invalid tag {tag:?}: {why}")))?;
+        check_ref_name(tag)?;
         let _lock = self.lock()?;
         let mut index = self.index()?.value().clone();
         index
@@ -516,6 +538,44 @@ impl Layout {
             .map_err(|e| Error::io("replacing index.json", e.error).with_path(&dest))?;
         sync_dir(&self.root)
     }
+}
+
+/// Check a tag against the OCI `org.opencontainers.image.ref.name` grammar: components of
+/// letters and digits joined by one of `-._:@+` or `--`, separated by `/`. This admits plain tags
+/// (`v1.0`) and docker names (`localhost:5000/app:v1`) but nothing path-like (`..`, `/x`).
+pub fn check_ref_name(tag: &str) -> Result<()> {
+    let bad = |why: &str| {
+        let shown: String = tag.chars().take(200).collect();
+        Err(Error::invalid(format!("invalid tag {shown:?}: {why}")))
+    };
+    if tag.is_empty() || tag.len() > 1024 {
+        return bad("must be 1 to 1024 characters");
+    }
+    for component in tag.split('/') {
+        let b = component.as_bytes();
+        let (Some(first), Some(last)) = (b.first(), b.last()) else {
+            return bad("empty component");
+        };
+        if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+            return bad("components must start and end with a letter or digit");
+        }
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let sep = &component[start..i];
+            if !(sep == "--" || (sep.len() == 1 && "-._:@+".contains(sep))) {
+                return bad(&format!("invalid separator {sep:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn empty_index() -> ImageIndex {
