@@ -61,6 +61,7 @@ mod platform;
 pub mod reference;
 #[cfg(test)]
 mod testutil;
+pub mod variants;
 
 pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
@@ -73,3 +74,4 @@ pub use manifest::{
 };
 pub use media_type::MediaType;
 pub use reference::Reference;
+pub use variants::{ImageVariants, LayerVariants};
