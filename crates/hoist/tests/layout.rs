@@ -126,3 +126,89 @@ fn copy_between_layouts_verifies_and_tags() {
     assert!(fresh_layout.tags().expect("tags").is_empty());
     assert!(!fresh_layout.has_blob(&image.layers[1]).expect("has_blob"));
 }
+
+#[test]
+fn docker_archive_round_trip_through_files_and_pipes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(2, 150_000, Compression::Gzip, 3);
+    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let archive = tmp.path().join("app.tar");
+    let cache_arg = cache.to_str().expect("utf-8");
+    let archive_arg = format!(
+        "docker-archive:{}:registry.example/app:v1",
+        archive.display()
+    );
+
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &arg(&from, ":v1"),
+        &archive_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout.is_empty(),
+        "a file destination writes nothing to stdout"
+    );
+
+    // Back into a layout: the same config and diff_ids (docker archives hold uncompressed
+    // layers, so the manifest is a new one).
+    let back = tmp.path().join("back");
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &archive_arg,
+        &arg(&back, ":b"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let layout = Layout::open(&back).expect("layout");
+    let img = layout.image(Some("b"), None).expect("image");
+    assert_eq!(img.config.digest(), &image.config_digest);
+    assert_eq!(img.config.value().rootfs.diff_ids, image.diff_ids);
+    let transit = std::fs::read_dir(cache.join("transit")).expect("transit dir");
+    assert_eq!(transit.count(), 0, "the spooled archive was cleaned up");
+
+    // stdin -> stdout, re-tagged on the way: a valid archive comes out of the pipe.
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--cache-dir", cache_arg, "-q", "copy", "docker-archive:-"])
+        .arg("docker-archive:-:other/name:2")
+        .stdin(std::fs::File::open(&archive).expect("archive"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut entries = tar::Archive::new(&out.stdout[..]);
+    let mut manifest = None;
+    for entry in entries.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).expect("read");
+            manifest = Some(s);
+        }
+    }
+    let manifest = manifest.expect("manifest.json in the archive");
+    assert!(manifest.contains("other/name:2"), "{manifest}");
+
+    // An archive that names no such image: exit 1 listing what it has.
+    let wrong = format!("docker-archive:{}:nope:1", archive.display());
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &wrong,
+        &arg(&back, ":c"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("registry.example/app:v1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
