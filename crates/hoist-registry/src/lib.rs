@@ -1,3 +1,12 @@
-//! `hoist-registry`: see the crate README. (Skeleton: the implementation lands with its issue.)
+//! `hoist-registry`: an HTTP/1.1 OCI distribution client with chunked, resumable uploads.
 
 #![deny(missing_docs)]
+
+mod error;
+pub mod protocol;
+mod retry;
+mod secret;
+
+pub use error::{Error, ErrorKind, Result};
+pub use retry::RetryPolicy;
+pub use secret::Secret;
