@@ -22,8 +22,12 @@ pub enum ErrorKind {
     InvalidInput,
 }
 
-/// The error type of `hoist-registry`.
+/// The error type of `hoist-registry` (boxed inside: cheap to return).
 pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     url: Option<String>,
@@ -41,13 +45,15 @@ impl Error {
     /// A new error of `kind`.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            url: None,
-            status: None,
-            code: None,
-            digest: None,
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                url: None,
+                status: None,
+                code: None,
+                digest: None,
+                source: None,
+            }),
         }
     }
 
@@ -69,113 +75,114 @@ impl Error {
 
     /// Attach the URL; callers pass it already stripped of credentials.
     pub(crate) fn with_url(mut self, shown_url: impl Into<String>) -> Self {
-        self.url = Some(shown_url.into());
+        self.inner.url = Some(shown_url.into());
         self
     }
     pub(crate) fn with_status(mut self, status: u16) -> Self {
-        self.status = Some(status);
+        self.inner.status = Some(status);
         self
     }
     pub(crate) fn with_code(mut self, code: Option<String>) -> Self {
-        self.code = code;
+        self.inner.code = code;
         self
     }
     pub(crate) fn with_digest(mut self, digest: &Digest) -> Self {
-        self.digest = Some(digest.clone());
+        self.inner.digest = Some(digest.clone());
         self
     }
     pub(crate) fn with_source(
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// Who is at fault.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
     /// The human message (without URL and code; `Display` adds them).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
     /// The URL involved, credentials and signatures removed.
     pub fn url(&self) -> Option<&str> {
-        self.url.as_deref()
+        self.inner.url.as_deref()
     }
     /// The HTTP status, when the registry answered.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.inner.status
     }
     /// The OCI error code from the registry's body (`NAME_UNKNOWN`, `DIGEST_INVALID`, ...).
     pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
+        self.inner.code.as_deref()
     }
     /// The blob or manifest digest involved.
     pub fn digest(&self) -> Option<&Digest> {
-        self.digest.as_ref()
+        self.inner.digest.as_ref()
     }
     /// The registry refused (auth, limits, unknown names, invalid digests).
     pub fn is_refused(&self) -> bool {
-        self.kind == ErrorKind::RegistryRefused
+        self.inner.kind == ErrorKind::RegistryRefused
     }
     /// The registry broke the protocol or sent wrong content.
     pub fn is_misbehaved(&self) -> bool {
-        self.kind == ErrorKind::RegistryMisbehaved
+        self.inner.kind == ErrorKind::RegistryMisbehaved
     }
     /// A network failure.
     pub fn is_transport(&self) -> bool {
-        self.kind == ErrorKind::Transport
+        self.inner.kind == ErrorKind::Transport
     }
     /// A local file problem.
     pub fn is_local_io(&self) -> bool {
-        self.kind == ErrorKind::LocalIo
+        self.inner.kind == ErrorKind::LocalIo
     }
     /// The caller's input was wrong.
     pub fn is_invalid_input(&self) -> bool {
-        self.kind == ErrorKind::InvalidInput
+        self.inner.kind == ErrorKind::InvalidInput
     }
     /// Credentials were missing or refused.
     pub fn is_auth(&self) -> bool {
-        matches!(self.status, Some(401 | 403))
+        matches!(self.inner.status, Some(401 | 403))
     }
     /// A body limit (413) was hit and could not be worked around.
     pub fn is_body_too_large(&self) -> bool {
-        self.status == Some(413)
+        self.inner.status == Some(413)
     }
     /// The repository, manifest, tag or blob does not exist.
     pub fn is_not_found(&self) -> bool {
-        self.status == Some(404)
+        self.inner.status == Some(404)
             || matches!(
-                self.code.as_deref(),
+                self.inner.code.as_deref(),
                 Some("NAME_UNKNOWN" | "MANIFEST_UNKNOWN" | "BLOB_UNKNOWN")
             )
     }
     /// Content did not hash to its digest (on either side).
     pub fn is_digest_mismatch(&self) -> bool {
-        self.code.as_deref() == Some("DIGEST_INVALID")
-            || (self.kind == ErrorKind::RegistryMisbehaved && self.message.contains("digest"))
+        self.inner.code.as_deref() == Some("DIGEST_INVALID")
+            || (self.inner.kind == ErrorKind::RegistryMisbehaved
+                && self.inner.message.contains("digest"))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = match self.kind {
+        let who = match self.inner.kind {
             ErrorKind::RegistryRefused => "registry refused",
             ErrorKind::RegistryMisbehaved => "registry misbehaved",
             ErrorKind::Transport => "network error",
             ErrorKind::LocalIo => "local I/O error",
             ErrorKind::InvalidInput => "invalid input",
         };
-        write!(f, "{who}: {}", self.message)?;
-        if let Some(code) = &self.code {
+        write!(f, "{who}: {}", self.inner.message)?;
+        if let Some(code) = &self.inner.code {
             write!(f, " [{code}]")?;
         }
-        if let Some(d) = &self.digest {
+        if let Some(d) = &self.inner.digest {
             write!(f, " (blob {d})")?;
         }
-        if let Some(u) = &self.url {
+        if let Some(u) = &self.inner.url {
             write!(f, " ({u})")?;
         }
         Ok(())
@@ -185,19 +192,20 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("url", &self.url)
-            .field("status", &self.status)
-            .field("code", &self.code)
-            .field("digest", &self.digest)
+            .field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
+            .field("url", &self.inner.url)
+            .field("status", &self.inner.status)
+            .field("code", &self.inner.code)
+            .field("digest", &self.inner.digest)
             .finish_non_exhaustive()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -212,7 +220,7 @@ impl From<hoist_oci::Error> for Error {
         };
         let mut out = Error::new(kind, e.to_string());
         if let Some(d) = e.digest() {
-            out.digest = Some(d.clone());
+            out.inner.digest = Some(d.clone());
         }
         out.with_source(e)
     }

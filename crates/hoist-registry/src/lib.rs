@@ -10,3 +10,15 @@ mod secret;
 pub use error::{Error, ErrorKind, Result};
 pub use retry::RetryPolicy;
 pub use secret::Secret;
+mod body;
+mod client;
+mod credentials;
+
+pub use client::{Client, ClientBuilder, Repo};
+pub use credentials::Credentials;
+mod progress;
+mod state;
+mod upload;
+
+pub use progress::{Event, Progress};
+pub use upload::{BlobSource, PushKind, PushOptions, PushOutcome};
