@@ -64,6 +64,16 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// The repository a parsed reference names (Docker Hub references map to its API host).
+    ///
+    /// # Errors
+    /// As [`Repo::new`].
+    pub fn from_reference(reference: &hoist_oci::Reference) -> Result<Self> {
+        Repo::new(reference.registry_api_host(), reference.repository())
+    }
+}
+
 impl std::fmt::Display for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.registry, self.name)
@@ -84,7 +94,7 @@ pub struct ClientBuilder {
     pub(crate) retry: RetryPolicy,
     pub(crate) state_dir: Option<PathBuf>,
     user_agent: String,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     plain_http_loopback: bool,
 }
 
@@ -318,13 +328,8 @@ enum Scheme {
 #[derive(Debug, Clone)]
 pub(crate) enum BodySpec {
     Empty,
-    #[allow(dead_code)] // Manifest PUTs use it next.
     Bytes(Bytes),
-    File {
-        path: PathBuf,
-        start: u64,
-        end: u64,
-    },
+    File { path: PathBuf, start: u64, end: u64 },
 }
 
 /// A request that can be sent (and re-sent) with auth.

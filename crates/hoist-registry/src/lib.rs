@@ -22,3 +22,9 @@ mod upload;
 
 pub use progress::{Event, Progress};
 pub use upload::{BlobSource, PushKind, PushOptions, PushOutcome};
+mod manifest;
+
+pub use manifest::MANIFEST_ACCEPT;
+mod pull;
+
+pub use pull::BlobStream;
