@@ -90,7 +90,7 @@ impl ChunkLimits {
 }
 
 /// The smallest chunk hoist shrinks to after an unexplained 413.
-pub const MIN_SHRUNK_CHUNK: u64 = 64 * 1024;
+pub const MIN_SHRUNK_CHUNK: u64 = 8 * 1024;
 
 /// The next chunk size after a 413 from a server that advertised no maximum: half the current
 /// size, or `None` when already at [`MIN_SHRUNK_CHUNK`] (give up: the limit is not about size).
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn shrinking_has_a_floor() {
         assert_eq!(shrink_after_413(8 << 20), Some(4 << 20));
-        assert_eq!(shrink_after_413(100 * 1024), Some(MIN_SHRUNK_CHUNK));
+        assert_eq!(shrink_after_413(12 * 1024), Some(MIN_SHRUNK_CHUNK));
         assert_eq!(shrink_after_413(MIN_SHRUNK_CHUNK), None);
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use hoist_oci::Digest;
 use hoist_registry::BlobSource;
 
+pub mod fault;
+
 /// True when `tool` is on PATH. Otherwise prints a loud SKIP line, or panics under `CI=true`.
 pub fn require(tool: &str) -> bool {
     let found = std::env::var_os("PATH")
