@@ -9,7 +9,7 @@ use url::Url;
 use crate::client::{BodySpec, Client, Req, header_str, retry_after};
 use crate::progress::{BlobProgress, Event, Progress};
 use crate::protocol::chunk::{
-    ChunkLimits, content_range, next_chunk, parse_upload_range, shrink_after_413,
+    ChunkLimits, ServerRange, content_range, next_chunk, parse_upload_range, shrink_after_413,
 };
 use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
@@ -219,8 +219,9 @@ impl Client {
                         .ok()
                         .as_ref()
                         .and_then(|b| b.host_str())
-            }) && let Ok(Status::Alive { location, offset }) =
-                self.session_status(repo, &scopes, &loc, st.offset).await
+            }) && let Ok(Status::Alive { location, offset }) = self
+                .session_status(repo, &scopes, &loc, st.offset, true)
+                .await
                 && offset <= src.size
             {
                 tracing::info!(digest = %src.digest, offset, "resuming upload left by an earlier run");
@@ -330,13 +331,15 @@ impl Client {
     }
 
     /// GET the upload URL: the server's `Range` is the truth. `acked` is what the server
-    /// confirmed before, to resolve distribution's ambiguous `0-0`.
+    /// confirmed before and `after_cut` whether a PATCH body was cut mid-way; together they
+    /// resolve distribution's ambiguous `0-0` (empty, or one byte).
     async fn session_status(
         &self,
         repo: &Repo,
         scopes: &[String],
         location: &Url,
         acked: u64,
+        after_cut: bool,
     ) -> Result<Status> {
         let req = Req::new(Method::GET, location.clone());
         let resp = self
@@ -362,12 +365,13 @@ impl Client {
                 return Err(Error::misbehaved("upload status has an unparseable Range")
                     .with_url(display_url(location)));
             }
-            // 0-0 while nothing was acknowledged: empty, or one byte of a cut PATCH. Unknowable,
-            // so start over (it costs at most one byte).
-            Some(Some(crate::protocol::chunk::ServerRange::ZeroOrOne)) if acked == 0 => {
+            // 0-0 after a cut PATCH while nothing was acknowledged: empty, or one byte of the
+            // cut body. Unknowable, so start over (it costs at most one byte). After a refused
+            // request (a status, not a cut) nothing was appended: it is empty.
+            Some(Some(ServerRange::ZeroOrOne)) if acked == 0 && after_cut => {
                 return Ok(Status::Gone);
             }
-            Some(Some(r)) => r.next_offset(true),
+            Some(Some(r)) => r.next_offset(acked > 0),
         };
         Ok(Status::Alive {
             location: new_loc,
@@ -476,7 +480,8 @@ impl Client {
                 let status = if step == Step::Restart {
                     Status::Gone
                 } else {
-                    self.session_status(repo, scopes, &session.location, session.offset)
+                    let after_cut = err.as_ref().is_some_and(Error::is_transport);
+                    self.session_status(repo, scopes, &session.location, session.offset, after_cut)
                         .await?
                 };
                 match status {

@@ -13,6 +13,7 @@ use hoist_oci::Digest;
 use hoist_registry::BlobSource;
 
 pub mod fault;
+pub mod nginx;
 
 /// True when `tool` is on PATH. Otherwise prints a loud SKIP line, or panics under `CI=true`.
 pub fn require(tool: &str) -> bool {
