@@ -639,6 +639,12 @@ impl Client {
                 .map_err(|e| Error::invalid(format!("building request: {e}")))?;
             let bounded = matches!(req.body, BodySpec::Empty | BodySpec::Bytes(_));
             let resp = self.send_raw(request, &req.url, bounded).await?;
+            tracing::debug!(
+                method = %req.method,
+                url = %display_url(&req.url),
+                status = resp.status().as_u16(),
+                "registry response"
+            );
             if resp.status() == StatusCode::UNAUTHORIZED && same_host && !authed {
                 authed = true;
                 if self.authenticate(registry, resp.headers(), scopes).await? {

@@ -46,6 +46,15 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Option<Registry> {
+        Self::start_with(None)
+    }
+
+    /// A registry requiring Basic auth for `user`/`password` (bcrypt via python3's `crypt`).
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Option<Registry> {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Option<Registry> {
         if !require("docker-registry") {
             return None;
         }
@@ -53,10 +62,36 @@ impl Registry {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let config = dir.path().join("config.yml");
+        let mut auth_conf = String::new();
+        if let Some((user, password)) = auth {
+            if !require("python3") {
+                return None;
+            }
+            let out = Command::new("python3")
+                .arg("-c")
+                .arg("import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))")
+                .arg(password)
+                .output()
+                .expect("python3");
+            let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !out.status.success() || !hash.starts_with("$2") {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("python3 crypt cannot make bcrypt hashes");
+                }
+                eprintln!("SKIP: python3 crypt cannot make bcrypt hashes");
+                return None;
+            }
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("htpasswd");
+            auth_conf = format!(
+                "auth:\n  htpasswd:\n    realm: hoist-test\n    path: {}\n",
+                htpasswd.display()
+            );
+        }
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_conf}",
                 dir.path().join("data").display()
             ),
         )
