@@ -40,7 +40,6 @@ struct Inner {
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[allow(dead_code)] // Used by the client modules landing next.
 impl Error {
     /// A new error of `kind`.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
