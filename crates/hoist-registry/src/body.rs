@@ -3,6 +3,8 @@
 use std::io::SeekFrom;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -26,6 +28,8 @@ pub(crate) enum ReqBody {
 pub(crate) struct FileRegion {
     file: tokio::fs::File,
     remaining: u64,
+    /// Bytes handed to hyper so far, watched to detect a stalled upload.
+    produced: Arc<AtomicU64>,
 }
 
 impl FileRegion {
@@ -36,7 +40,13 @@ impl FileRegion {
         Ok(FileRegion {
             file,
             remaining: end.saturating_sub(start),
+            produced: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A counter of the bytes this body has produced so far.
+    pub(crate) fn progress(&self) -> Arc<AtomicU64> {
+        self.produced.clone()
     }
 }
 
@@ -74,6 +84,7 @@ impl Body for ReqBody {
                 }
                 buf.truncate(n);
                 region.remaining -= n as u64;
+                region.produced.fetch_add(n as u64, Ordering::Relaxed);
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
             }
         }

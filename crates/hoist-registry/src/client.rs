@@ -173,8 +173,9 @@ impl ClientBuilder {
         self.user_agent = ua.into();
         self
     }
-    /// How long to wait for response headers of a bodiless request, and between body frames of
-    /// a download (default 120 s).
+    /// How long a request may make no progress (default 120 s): the wait for response headers
+    /// of a small request, the time an upload body may not advance, the gap between body
+    /// frames of a download.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -536,7 +537,7 @@ impl Client {
             .body(ReqBody::Empty)
             .map_err(|e| Error::invalid(format!("building token request: {e}")))?;
         let shown = display_url(&url);
-        let resp = self.send_raw(req, &url, true).await?;
+        let resp = self.send_raw(req, &url, None).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(self.error_from(resp, &url, "token request failed").await);
@@ -565,12 +566,14 @@ impl Client {
         Ok((Secret::new(token), ttl))
     }
 
-    /// Send once, with a timeout on the response head when `bounded`.
+    /// Send once. Without `watch`, the response head must arrive within the timeout; with it
+    /// (a streamed body), the request fails only when the body makes no progress for a whole
+    /// timeout period, so a large chunk on a slow link is fine but a stall is not.
     async fn send_raw(
         &self,
         req: Request<ReqBody>,
         url: &Url,
-        bounded: bool,
+        watch: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<Response<Incoming>> {
         if url.scheme() == "http" && !self.plain_http_allowed(&Self::authority(url)) {
             return Err(Error::misbehaved(
@@ -578,20 +581,31 @@ impl Client {
             )
             .with_url(display_url(url)));
         }
+        let timeout = self.inner.cfg.timeout;
+        let stalled =
+            || Error::transport(format!("no progress for {timeout:?}")).with_url(display_url(url));
         let fut = self.inner.http.request(req);
-        let res = if bounded {
-            match tokio::time::timeout(self.inner.cfg.timeout, fut).await {
+        let res = match watch {
+            None => match tokio::time::timeout(timeout, fut).await {
                 Ok(r) => r,
-                Err(_) => {
-                    return Err(Error::transport(format!(
-                        "no response within {:?}",
-                        self.inner.cfg.timeout
-                    ))
-                    .with_url(display_url(url)));
+                Err(_) => return Err(stalled()),
+            },
+            Some(counter) => {
+                tokio::pin!(fut);
+                let mut last = u64::MAX;
+                loop {
+                    tokio::select! {
+                        r = &mut fut => break r,
+                        () = tokio::time::sleep(timeout) => {
+                            let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+                            if now == last {
+                                return Err(stalled());
+                            }
+                            last = now;
+                        }
+                    }
                 }
             }
-        } else {
-            fut.await
         };
         res.map_err(|e| {
             Error::transport(describe_transport(&e))
@@ -621,15 +635,17 @@ impl Client {
             if same_host && let Some(a) = self.auth_header(registry, scopes).await? {
                 b = b.header(header::AUTHORIZATION, a);
             }
+            let mut watch = None;
             let (body, len) = match &req.body {
                 BodySpec::Empty => (ReqBody::Empty, 0),
                 BodySpec::Bytes(bytes) => (ReqBody::bytes(bytes.clone()), bytes.len() as u64),
-                BodySpec::File { path, start, end } => (
-                    ReqBody::File(FileRegion::open(path, *start, *end).await.map_err(|e| {
+                BodySpec::File { path, start, end } => {
+                    let region = FileRegion::open(path, *start, *end).await.map_err(|e| {
                         Error::local(format!("opening blob source {}", path.display()), e)
-                    })?),
-                    end - start,
-                ),
+                    })?;
+                    watch = Some(region.progress());
+                    (ReqBody::File(region), end - start)
+                }
             };
             if !matches!(req.method, Method::GET | Method::HEAD) {
                 b = b.header(header::CONTENT_LENGTH, len);
@@ -637,8 +653,7 @@ impl Client {
             let request = b
                 .body(body)
                 .map_err(|e| Error::invalid(format!("building request: {e}")))?;
-            let bounded = matches!(req.body, BodySpec::Empty | BodySpec::Bytes(_));
-            let resp = self.send_raw(request, &req.url, bounded).await?;
+            let resp = self.send_raw(request, &req.url, watch).await?;
             tracing::debug!(
                 method = %req.method,
                 url = %display_url(&req.url),

@@ -424,3 +424,37 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
     assert!(e.is_misbehaved() && e.is_digest_mismatch(), "{e}");
     assert!(!bad.exists() && !dir.path().join("bad.partial").exists());
 }
+
+#[tokio::test]
+async fn a_stalled_patch_times_out_and_the_push_continues() {
+    let Some(reg) = Registry::start() else { return };
+    let proxy = FaultProxy::start(
+        reg.addr,
+        vec![rule("PATCH", "/blobs/uploads/", 2, Action::Stall)],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "blob", SIZE, 42);
+    let repo = Repo::new(proxy.host(), "fault/blob").expect("repo");
+    let c = Client::builder()
+        .no_docker_config()
+        .chunk_size(CHUNK)
+        .timeout(std::time::Duration::from_millis(500))
+        .retry(RetryPolicy::immediate(5))
+        .build()
+        .expect("client");
+    let out = c
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push survives a stall");
+    assert_eq!(
+        out.resumes + out.restarts,
+        1,
+        "{out:?} {:#?}",
+        proxy.records()
+    );
+    assert_eq!(
+        registry_blob_digest(&reg, "fault/blob", &src.digest),
+        Some(src.digest.clone())
+    );
+}

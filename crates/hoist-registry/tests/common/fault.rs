@@ -24,6 +24,8 @@ pub enum Action {
     RewriteLocation(String),
     /// Forward, then cut the response body after `n` bytes.
     TruncateResponseBody(usize),
+    /// Read the request (head and body) and then never answer.
+    Stall,
 }
 
 /// Apply `action` to the `nth` (1-based) request whose method is `method` and whose path
@@ -183,6 +185,12 @@ async fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         faulted: action.is_some(),
     };
 
+    if let Some(Action::Stall) = &action {
+        let mut tmp = vec![0u8; 64 * 1024];
+        while client.read(&mut tmp).await? > 0 {}
+        s.records.lock().expect("records").push(record);
+        return Ok(());
+    }
     if let Some(Action::Respond {
         status,
         headers,
