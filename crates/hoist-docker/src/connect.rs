@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::{ClientVersion, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -292,6 +292,27 @@ fn build_client(endpoint: &Endpoint, timeout: Duration, api: ApiVersion) -> Resu
     result.map_err(|e| crate::classify::classify(e, &host))
 }
 
+/// Put `/v{api}` in front of a request path that lacks a version. bollard 0.21 builds its URLs
+/// with `Url::join` on an absolute path, which drops the version prefix it meant to add, so
+/// without this every request would be unversioned (answered at the daemon's newest API).
+pub(crate) fn pin_version(mut req: BollardRequest, api: ApiVersion) -> BollardRequest {
+    let uri = req.uri();
+    if uri.path().starts_with("/v1.") {
+        return req;
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = format!("/v{api}{path_and_query}").parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(pinned) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = pinned;
+        }
+    }
+    req
+}
+
 /// Tell "no daemon here" from "not allowed to look" before bollard flattens both into
 /// "socket not found".
 fn check_socket(path: &Path) -> Result<()> {
@@ -341,7 +362,8 @@ impl Daemon {
         })?;
         let daemon_api = ApiVersion::parse(&api_text).map_err(|e| e.with_host(&host))?;
         let api = daemon_api.min(NEWEST_API);
-        let docker = build_client(&endpoint, options.timeout, api)?;
+        let docker = build_client(&endpoint, options.timeout, api)?
+            .with_request_modifier(move |req| pin_version(req, api));
         let version = DaemonVersion {
             version: raw.version.unwrap_or_default(),
             api_version: daemon_api,
@@ -395,9 +417,24 @@ impl Daemon {
         crate::classify::classify(err, &self.host())
     }
 
-    /// A client for long transfers: same connection, long timeout.
-    pub(crate) fn transfer_client(&self) -> Docker {
-        self.docker.clone().with_timeout(self.transfer_timeout)
+    /// A client for long transfers: same connection, long timeout, version pinned, and
+    /// `extra` query parameters (already encoded) added to every request.
+    pub(crate) fn transfer_client(&self, extra: Option<String>) -> Docker {
+        let api = self.api;
+        self.docker
+            .clone()
+            .with_timeout(self.transfer_timeout)
+            .with_request_modifier(move |req| {
+                let mut req = pin_version(req, api);
+                if let Some(extra) = &extra {
+                    let uri = req.uri().to_string();
+                    let sep = if uri.contains('?') { '&' } else { '?' };
+                    if let Ok(with_extra) = format!("{uri}{sep}{extra}").parse() {
+                        *req.uri_mut() = with_extra;
+                    }
+                }
+                req
+            })
     }
 }
 
@@ -463,6 +500,28 @@ mod tests {
         assert!(!err.to_string().contains("secret"), "{err}");
         assert_eq!(strip_credentials("tcp://u:p@h:1"), "tcp://***@h:1");
         assert_eq!(strip_credentials("unix:///a@b/sock"), "unix:///a@b/sock");
+    }
+
+    #[test]
+    fn requests_are_pinned_to_the_negotiated_version() {
+        let api = ApiVersion {
+            major: 1,
+            minor: 41,
+        };
+        let req = |uri: &str| {
+            http::Request::get(uri)
+                .body(http_body_util::Either::Left(http_body_util::Full::new(
+                    bytes::Bytes::new(),
+                )))
+                .expect("request")
+        };
+        let pinned = pin_version(req("unix://2f612e736f636b/images/get?names=a"), api);
+        assert_eq!(
+            pinned.uri().to_string(),
+            "unix://2f612e736f636b/v1.41/images/get?names=a"
+        );
+        let already = pin_version(req("http://h:1/v1.40/version"), api);
+        assert_eq!(already.uri().to_string(), "http://h:1/v1.40/version");
     }
 
     #[test]

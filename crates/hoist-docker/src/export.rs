@@ -94,22 +94,14 @@ impl Daemon {
         P: FnMut(Progress) + Send,
     {
         validate_names(names)?;
-        let mut docker = self.transfer_client();
+        let mut extra = None;
         if let Some(platform) = &options.platform {
             if !self.supports_platform_selection() {
                 return Err(platform_unsupported(self.api, platform).with_host(&self.host()));
             }
-            let value = platform_json(platform);
-            docker = docker.with_request_modifier(move |mut req| {
-                if req.uri().path().ends_with("/images/get")
-                    && let Some(uri) = add_query(&req.uri().to_string(), "platform", &value)
-                    && let Ok(parsed) = uri.parse()
-                {
-                    *req.uri_mut() = parsed;
-                }
-                req
-            });
+            extra = Some(query_pair("platform", &platform_json(platform)));
         }
+        let docker = self.transfer_client(extra);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let label = names.join(", ");
         let mut stream = docker.export_images(&refs);
@@ -217,11 +209,8 @@ fn platform_json(platform: &Platform) -> String {
     serde_json::to_string(platform).unwrap_or_default()
 }
 
-/// Append `key=value` (percent-encoded) to a URI's query.
-fn add_query(uri: &str, key: &str, value: &str) -> Option<String> {
-    if value.is_empty() {
-        return None;
-    }
+/// `key=value` with the value percent-encoded for a query string.
+fn query_pair(key: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len() * 3);
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -230,8 +219,7 @@ fn add_query(uri: &str, key: &str, value: &str) -> Option<String> {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    Some(format!("{uri}{sep}{key}={encoded}"))
+    format!("{key}={encoded}")
 }
 
 #[cfg(test)]
@@ -251,15 +239,12 @@ mod tests {
             json,
             r#"{"architecture":"arm64","os":"linux","variant":"v8"}"#
         );
-        let uri =
-            add_query("http://h/v1.48/images/get?names=a", "platform", &json).expect("non-empty");
-        assert!(uri.starts_with("http://h/v1.48/images/get?names=a&platform=%7B%22architecture"));
-        assert!(!uri[uri.find("platform=").expect("added")..].contains('"'));
+        let pair = query_pair("platform", &json);
+        assert!(pair.starts_with("platform=%7B%22architecture%22%3A%22arm64%22"));
+        assert!(!pair.contains('"') && !pair.contains('{'));
+        let uri = format!("http://h/v1.48/images/get?names=a&{pair}");
         assert!(uri.parse::<http::Uri>().is_ok());
-        assert_eq!(
-            add_query("http://h/x", "k", "a b").as_deref(),
-            Some("http://h/x?k=a%20b")
-        );
+        assert_eq!(query_pair("k", "a b"), "k=a%20b");
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Daemon {
             .quiet(true)
             .build();
         let mut responses = self
-            .transfer_client()
+            .transfer_client(None)
             .import_image_stream(options, body, None);
 
         let mut loaded = Loaded::default();
