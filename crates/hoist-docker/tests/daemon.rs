@@ -281,14 +281,42 @@ async fn load_round_trip_and_failed_producer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopped_daemon_is_unavailable() {
-    let Some(mut dockerd) = Dockerd::start() else {
+async fn tcp_daemon_then_stopped_daemon() {
+    let Some(mut dockerd) = Dockerd::start_with_tcp() else {
         return;
     };
+    dockerd.import_rootfs("hoist-tcp:1", &[("etc/tcp", b"over tcp\n")]);
     let daemon = connect(&dockerd).await;
     daemon.ping().await.expect("ping while running");
+    let tcp = dockerd.tcp_host().expect("tcp").to_string();
+    let over_tcp = Daemon::connect(ConnectOptions::new().host(&tcp))
+        .await
+        .expect("connect over tcp");
+    assert_eq!(over_tcp.api_version().to_string(), "1.41");
+    assert_eq!(over_tcp.endpoint().to_string(), tcp);
+    let info = over_tcp
+        .inspect("hoist-tcp:1")
+        .await
+        .expect("inspect over tcp");
+    assert_eq!(info.diff_ids.len(), 1);
+    let (archive, _) = over_tcp
+        .export_archive(
+            &["hoist-tcp:1".to_string()],
+            &ExportOptions::new(),
+            Vec::new(),
+            |_| {},
+        )
+        .await
+        .expect("export over tcp");
+    assert!(archive_entries(&archive).contains_key("manifest.json"));
+
     dockerd.stop();
     let err = daemon
+        .inspect("anything")
+        .await
+        .expect_err("daemon stopped");
+    assert!(err.is_daemon_unavailable(), "{err:?}");
+    let err = over_tcp
         .inspect("anything")
         .await
         .expect_err("daemon stopped");

@@ -22,11 +22,21 @@ pub struct Dockerd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     socket: PathBuf,
+    tcp: Option<String>,
 }
 
 impl Dockerd {
     /// Start one, or return `None` after printing SKIP (panicking in CI) when we cannot.
     pub fn start() -> Option<Dockerd> {
+        Self::start_with(false)
+    }
+
+    /// Start one that also listens on plain TCP on a free 127.0.0.1 port.
+    pub fn start_with_tcp() -> Option<Dockerd> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tcp: bool) -> Option<Dockerd> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             skip("root, to run a private dockerd");
@@ -46,7 +56,15 @@ impl Dockerd {
             .expect("tempdir");
         let socket = dir.path().join("d.sock");
         let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log file");
-        let child = Command::new("dockerd")
+        let tcp = tcp.then(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            format!("tcp://{}", listener.local_addr().expect("addr"))
+        });
+        let mut command = Command::new("dockerd");
+        if let Some(tcp) = &tcp {
+            command.arg("-H").arg(tcp);
+        }
+        let child = command
             .args([
                 "--iptables=false",
                 "--ip6tables=false",
@@ -70,6 +88,7 @@ impl Dockerd {
             child: Some(child),
             dir,
             socket,
+            tcp,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -96,6 +115,11 @@ impl Dockerd {
 
     pub fn socket_path(&self) -> &Path {
         &self.socket
+    }
+
+    /// The `tcp://127.0.0.1:PORT` address, when started with TCP.
+    pub fn tcp_host(&self) -> Option<&str> {
+        self.tcp.as_deref()
     }
 
     pub fn docker_host(&self) -> String {
