@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::connect::{ApiVersion, Daemon};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pipe::{CAPACITY, ChannelReader};
+use crate::pipe::{CAPACITY, ChannelReader, END};
 use crate::progress::{Progress, TICK};
 
 /// Options for an export.
@@ -124,7 +124,12 @@ impl Daemon {
         loop {
             tokio::select! {
                 item = stream.next() => match item {
-                    None => break,
+                    None => {
+                        // A complete stream: say so, or the reader treats the close as a cut.
+                        let _ = tx.send(Ok(END)).await;
+                        break;
+                    }
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
                     Some(Ok(chunk)) => {
                         if received == 0 {
                             tracing::debug!(after = ?started.elapsed(), "first byte of export");

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::connect::Daemon;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pipe::{CAPACITY, ChannelWriter};
+use crate::pipe::{CAPACITY, ChannelWriter, body_stream};
 use crate::progress::{Progress, TICK};
 
 /// What the daemon said it loaded.
@@ -99,9 +99,7 @@ impl Daemon {
                 }
             }
         });
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
+        let body = body_stream(rx);
         let options = bollard::query_parameters::ImportImageOptionsBuilder::new()
             .quiet(true)
             .build();

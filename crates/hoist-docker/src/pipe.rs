@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+/// The marker that ends a complete stream in a [`ChannelReader`]'s pipe.
+pub(crate) const END: Bytes = Bytes::new();
+
 /// The size of chunks a [`ChannelWriter`] sends.
 pub(crate) const CHUNK: usize = 256 * 1024;
 
@@ -20,6 +23,10 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 pub(crate) const CAPACITY: usize = 16;
 
 /// The blocking, reading end of a bounded pipe fed by an async task.
+///
+/// The feeder must end a complete stream with [`END`] (an empty chunk; it never sends empty
+/// data chunks). A pipe that closes without it was cut off (the feeder was cancelled) and the
+/// reader fails with `UnexpectedEof` rather than reporting a clean end of a partial stream.
 pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
@@ -43,6 +50,10 @@ impl Read for ChannelReader {
                 return Ok(0);
             }
             match self.rx.blocking_recv() {
+                Some(Ok(chunk)) if chunk.is_empty() => {
+                    self.done = true;
+                    return Ok(0);
+                }
                 Some(Ok(chunk)) => self.current = chunk,
                 Some(Err(e)) => {
                     self.done = true;
@@ -50,7 +61,10 @@ impl Read for ChannelReader {
                 }
                 None => {
                     self.done = true;
-                    return Ok(0);
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the stream from the daemon was cut off",
+                    ));
                 }
             }
         }
@@ -61,7 +75,8 @@ impl Read for ChannelReader {
 }
 
 /// The blocking, writing end of a bounded pipe drained by an async task. Counts the bytes it
-/// hands over so the async side can report progress.
+/// hands over so the async side can report progress. Ends a complete stream with [`END`];
+/// see [`body_stream`] for the draining side.
 pub(crate) struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: BytesMut,
@@ -94,9 +109,15 @@ impl ChannelWriter {
         Ok(())
     }
 
-    /// Send what is buffered; the pipe ends cleanly when the writer is dropped afterwards.
+    /// Send what is buffered, then [`END`]: only a finished writer ends its pipe cleanly.
     pub(crate) fn finish(mut self) -> io::Result<()> {
-        self.send_buffered()
+        self.send_buffered()?;
+        self.tx.blocking_send(Ok(END)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the daemon stopped reading the upload",
+            )
+        })
     }
 
     /// Whether the reading end is gone (the upload was aborted).
@@ -127,6 +148,29 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Drain a [`ChannelWriter`]'s pipe as a stream of chunks (an HTTP request body). Ends at
+/// [`END`]; a pipe closed without it (producer panicked or vanished) ends with an error, so
+/// the receiver never takes a cut-off upload for a whole one.
+pub(crate) fn body_stream(
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(rx), |state| async move {
+        let mut rx = state?;
+        match rx.recv().await {
+            Some(Ok(chunk)) if chunk.is_empty() => None,
+            Some(Ok(chunk)) => Some((Ok(chunk), Some(rx))),
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the archive producer stopped before the end",
+                )),
+                None,
+            )),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,14 +182,30 @@ mod tests {
             let mut out = Vec::new();
             ChannelReader::new(rx).read_to_end(&mut out).map(|_| out)
         });
-        for part in [&b"abc"[..], b"", b"defgh"] {
+        for part in [&b"abc"[..], b"defgh"] {
             tx.send(Ok(Bytes::copy_from_slice(part)))
                 .await
                 .expect("reader alive");
         }
+        tx.send(Ok(END)).await.expect("reader alive");
         drop(tx);
         let out = reader.await.expect("joins").expect("reads");
         assert_eq!(out, b"abcdefgh");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reader_fails_when_feeder_vanishes_without_end() {
+        let (tx, rx) = mpsc::channel(2);
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            ChannelReader::new(rx).read_to_end(&mut out)
+        });
+        tx.send(Ok(Bytes::from_static(b"half a tar")))
+            .await
+            .expect("alive");
+        drop(tx);
+        let err = reader.await.expect("joins").expect_err("cut off");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,6 +241,9 @@ mod tests {
         let mut chunks = 0;
         while let Some(chunk) = rx.recv().await {
             let chunk = chunk.expect("no error");
+            if chunk.is_empty() {
+                break;
+            }
             assert!(chunk.len() <= CHUNK);
             got += chunk.len();
             chunks += 1;
@@ -189,6 +252,40 @@ mod tests {
         assert_eq!(got, total);
         assert_eq!(chunks, 4);
         assert_eq!(sent.load(Ordering::Relaxed), total as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_ends_cleanly_only_after_finish() {
+        use futures_util::StreamExt;
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter::new(tx, Arc::new(AtomicU64::new(0)));
+            w.write_all(b"whole")?;
+            w.finish()
+        })
+        .await
+        .expect("joins")
+        .expect("writes");
+        let items: Vec<_> = body_stream(rx).collect().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().expect("data").as_ref(), b"whole");
+
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChannelWriter::new(tx, Arc::new(AtomicU64::new(0)));
+            w.write_all(b"half")?;
+            w.flush()
+            // dropped without finish(), as when a producer panics
+        })
+        .await
+        .expect("joins")
+        .expect("writes");
+        let items: Vec<_> = body_stream(rx).collect().await;
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[1].as_ref().expect_err("cut off").kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
