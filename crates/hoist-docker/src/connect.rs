@@ -173,7 +173,7 @@ pub(crate) fn strip_credentials(host: &str) -> String {
 }
 
 /// How to reach the daemon. Defaults: `DOCKER_HOST`, else `/var/run/docker.sock`; 120 s for
-/// short requests; 24 h for the daemon to answer a transfer.
+/// short requests; 24 h for the daemon to answer a transfer; 5 min of silence mid-export.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ConnectOptions {
@@ -182,6 +182,7 @@ pub struct ConnectOptions {
     use_env: bool,
     timeout: Duration,
     transfer_timeout: Duration,
+    stall_timeout: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -192,6 +193,7 @@ impl Default for ConnectOptions {
             use_env: true,
             timeout: Duration::from_secs(120),
             transfer_timeout: Duration::from_secs(24 * 3600),
+            stall_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -233,14 +235,35 @@ impl ConnectOptions {
         self
     }
 
-    /// The endpoint these options resolve to.
+    /// How long an export may go without a byte once the daemon started sending (default
+    /// 5 min) before it fails as [`ErrorKind::Timeout`] instead of hanging.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// The endpoint these options resolve to. A TCP endpoint while `DOCKER_TLS_VERIFY` is set
+    /// is refused rather than silently spoken to without TLS.
     pub fn endpoint(&self) -> Result<Endpoint> {
         let env = if self.use_env {
             std::env::var("DOCKER_HOST").ok()
         } else {
             None
         };
-        Endpoint::resolve(self.socket.as_deref(), self.host.as_deref(), env.as_deref())
+        let endpoint =
+            Endpoint::resolve(self.socket.as_deref(), self.host.as_deref(), env.as_deref())?;
+        let tls_wanted = self.use_env
+            && std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        if tls_wanted && matches!(endpoint, Endpoint::Tcp(_)) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "DOCKER_TLS_VERIFY is set but hoist talks plain HTTP to {endpoint}; \
+                     TLS to the daemon is not supported (use its unix socket)"
+                ),
+            ));
+        }
+        Ok(endpoint)
     }
 }
 
@@ -265,6 +288,7 @@ pub struct Daemon {
     pub(crate) version: DaemonVersion,
     pub(crate) api: ApiVersion,
     pub(crate) transfer_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
 }
 
 impl fmt::Debug for Daemon {
@@ -377,6 +401,7 @@ impl Daemon {
             version,
             api,
             transfer_timeout: options.transfer_timeout,
+            stall_timeout: options.stall_timeout,
         })
     }
 

@@ -117,6 +117,7 @@ impl Daemon {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut received = 0u64;
+        let mut last_chunk = Instant::now();
         let mut daemon_error = None;
         progress(Progress::Preparing {
             elapsed: started.elapsed(),
@@ -139,6 +140,9 @@ impl Daemon {
                             // The consumer stopped early; its result says why.
                             break;
                         }
+                        // After the send: time spent waiting on a slow consumer is not the
+                        // daemon's silence.
+                        last_chunk = Instant::now();
                     }
                     Some(Err(e)) => {
                         let err = self.classify(e).with_image(label.clone());
@@ -152,6 +156,20 @@ impl Daemon {
                 _ = tick.tick() => {
                     if received == 0 {
                         progress(Progress::Preparing { elapsed: started.elapsed() });
+                    } else if last_chunk.elapsed() > self.stall_timeout {
+                        let err = Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the daemon stopped sending the export after {received} bytes \
+                                 ({}s without data)",
+                                self.stall_timeout.as_secs()
+                            ),
+                        )
+                        .with_image(label.clone())
+                        .with_host(&self.host());
+                        let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+                        daemon_error = Some(err);
+                        break;
                     } else {
                         progress(Progress::Receiving { bytes: received });
                     }
