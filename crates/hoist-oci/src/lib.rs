@@ -55,6 +55,8 @@ pub mod digest;
 mod error;
 mod manifest;
 mod media_type;
+mod platform;
+pub mod reference;
 
 pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
@@ -65,3 +67,4 @@ pub use manifest::{
     RuntimeConfig,
 };
 pub use media_type::MediaType;
+pub use reference::Reference;

@@ -1,0 +1,111 @@
+//! System helpers shared by xtask commands: running commands, finding and installing packages.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
+
+/// Run a command, echoing it, and fail unless it exits 0.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    if !status.success() {
+        bail!("{} failed with {status}", show(cmd));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Whether an executable is on PATH (or at an absolute path).
+pub fn have(exe: &str) -> bool {
+    if exe.contains('/') {
+        return Path::new(exe).is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(exe).is_file()))
+        .unwrap_or(false)
+}
+
+/// Whether we run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A system package and the executable that shows it is installed.
+pub struct Package {
+    /// The Debian package name.
+    pub name: &'static str,
+    /// An executable the package provides.
+    pub exe: &'static str,
+}
+
+/// The Debian packages the test suite, demo and bench use.
+pub const TEST_PACKAGES: &[Package] = &[
+    Package {
+        name: "docker-registry",
+        exe: "docker-registry",
+    },
+    Package {
+        name: "nginx",
+        exe: "nginx",
+    },
+    Package {
+        name: "docker.io",
+        exe: "dockerd",
+    },
+    Package {
+        name: "skopeo",
+        exe: "skopeo",
+    },
+    Package {
+        name: "umoci",
+        exe: "umoci",
+    },
+];
+
+/// Make sure every package in `wanted` is installed: install the missing ones with apt when root,
+/// otherwise print the exact install line and fail.
+pub fn ensure_packages(wanted: &[Package]) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|p| !have(p.exe))
+        .map(|p| p.name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let line = format!("apt-get install -y {}", missing.join(" "));
+    if !is_root() {
+        bail!("missing system packages; install them with:\n    sudo {line}");
+    }
+    eprintln!("installing missing system packages: {}", missing.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    // Debian starts services from postinst where it can; tests start their own private instances.
+    for p in wanted {
+        if !have(p.exe) {
+            bail!("{} is still missing after installing {}", p.exe, p.name);
+        }
+    }
+    Ok(())
+}
