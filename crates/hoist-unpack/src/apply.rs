@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -63,6 +64,9 @@ pub(crate) struct Applier<'a> {
     buf: &'a mut Vec<u8>,
     written: HashSet<PathBuf>,
     dirs: Vec<(PathBuf, u32, Timespec)>,
+    /// The last parent directory resolved (tar entries come grouped by directory). Dropped
+    /// whenever a directory or symlink is removed, since that may change what a path means.
+    cache: Option<(PathBuf, Rc<OwnedFd>)>,
     pub(crate) stats: LayerStats,
 }
 
@@ -104,6 +108,7 @@ impl<'a> Applier<'a> {
             buf,
             written: HashSet::new(),
             dirs: Vec::new(),
+            cache: None,
             stats: LayerStats::default(),
         }
     }
@@ -165,12 +170,15 @@ impl<'a> Applier<'a> {
             Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
             Err(e) => return Err(resolve_error(shown, e)),
         };
+        self.cache = None;
         root::remove_all(parent.as_fd(), name)
+            .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
     }
 
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
+        self.cache = None;
         let dfd = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
             let pfd = self.parent_fd(parent, shown)?;
             self.ensure_dir(pfd.as_fd(), name, shown)?;
@@ -181,8 +189,11 @@ impl<'a> Applier<'a> {
                 .map_err(|e| Error::sys("opening the root", e))?
         };
         self.mark_written(dir);
-        self.clear_lower(dfd.as_fd(), dir)
-            .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown))
+        let cleared = self
+            .clear_lower(dfd.as_fd(), dir)
+            .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown));
+        self.cache = None;
+        cleared
     }
 
     /// Remove everything under `dir` (logical path `logical`) that this layer did not write.
@@ -199,22 +210,42 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    fn parent_fd(&self, parent: &Path, shown: &Path) -> Result<OwnedFd> {
+    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<Rc<OwnedFd>> {
+        if let Some((path, fd)) = &self.cache
+            && path == parent
+        {
+            return Ok(Rc::clone(fd));
+        }
         match self.root.open_dir(parent, true, None) {
-            Ok(Some(fd)) => Ok(fd),
+            Ok(Some(fd)) => {
+                let fd = Rc::new(fd);
+                self.cache = Some((parent.to_path_buf(), Rc::clone(&fd)));
+                Ok(fd)
+            }
             Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
             Err(e) => Err(resolve_error(shown, e)),
         }
     }
 
+    /// Remove whatever is at `name` in `parent`; forget the cached parent if that could have
+    /// changed what a path resolves to.
+    fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+        let removed = root::remove_all(parent, name)
+            .map_err(|e| Error::sys("replacing an existing entry", e).with_entry(shown))?;
+        if matches!(removed, Some(FileType::Directory | FileType::Symlink)) {
+            self.cache = None;
+        }
+        Ok(())
+    }
+
     /// Make `name` in `parent` a directory, replacing any non-directory there.
-    fn ensure_dir(&self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+    fn ensure_dir(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
         let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
         match root::type_at(parent, name).map_err(sys("inspecting an entry"))? {
             Some(FileType::Directory) => Ok(()),
             existing => {
                 if existing.is_some() {
-                    root::remove_all(parent, name).map_err(sys("replacing an entry"))?;
+                    self.remove(parent, name, shown)?;
                 }
                 rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
                     .map_err(sys("creating a directory"))
@@ -223,9 +254,8 @@ impl<'a> Applier<'a> {
     }
 
     /// Remove whatever is at `name` in `parent` (a directory with its tree).
-    fn clear_slot(&self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
-        root::remove_all(parent, name)
-            .map_err(|e| Error::sys("replacing an existing entry", e).with_entry(shown))
+    fn clear_slot(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+        self.remove(parent, name, shown)
     }
 
     fn create<R: Read>(

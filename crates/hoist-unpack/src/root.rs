@@ -169,25 +169,28 @@ pub(crate) fn type_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileTy
 }
 
 /// Remove `name` in `dir` whatever it is; a directory goes with everything below it.
-/// Symlinks are removed, never followed. A missing entry is not an error.
-pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
-    match type_at(dir, name)? {
-        None => Ok(()),
+/// Symlinks are removed, never followed. A missing entry is not an error. Returns the type of
+/// what was removed.
+pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileType>, Errno> {
+    let kind = type_at(dir, name)?;
+    match kind {
+        None => return Ok(None),
         Some(FileType::Directory) => {
             let sub = rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?;
             for child in list_dir(sub.as_fd())? {
                 remove_all(sub.as_fd(), &child)?;
             }
             match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-                Ok(()) | Err(Errno::NOENT) => Ok(()),
-                Err(e) => Err(e),
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e),
             }
         }
         Some(_) => match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e),
         },
     }
+    Ok(kind)
 }
 
 /// The names in a directory (without `.` and `..`).

@@ -462,3 +462,34 @@ fn unpack_layers_checks_diff_ids_and_runtime_config_is_written() {
     assert_eq!(json["User"], "1000:1000");
     assert_eq!(json["ExposedPorts"], serde_json::json!(["80/tcp"]));
 }
+
+#[test]
+fn replacing_a_parent_mid_layer_is_seen_by_later_entries() {
+    let t = tmp();
+    let l = Tar::new()
+        .file("d/x", b"x")
+        .dir("e/")
+        .symlink("d", "e")
+        .file("d/y", b"y")
+        .file("f/a", b"a")
+        .file("f", b"now a file")
+        .dir("g/")
+        .file("g/1", b"1")
+        .whiteout(".wh.g")
+        .file("g/2", b"2")
+        .finish();
+    apply(t.path(), &[l]);
+    assert_eq!(
+        read(t.path().join("e/y")),
+        b"y",
+        "written through the new symlink"
+    );
+    assert!(!exists(t.path().join("e/x")));
+    assert_eq!(read(t.path().join("f")), b"now a file");
+    assert_eq!(
+        read(t.path().join("g/1")),
+        b"1",
+        "own-layer entries survive whiteouts"
+    );
+    assert_eq!(read(t.path().join("g/2")), b"2");
+}
