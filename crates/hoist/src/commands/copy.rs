@@ -8,10 +8,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use futures_util::future::try_join_all;
 use hoist_oci::archive::{SpooledImage, spool, write_docker_archive};
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Descriptor, Reference};
+use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
+use hoist_registry::{BlobSource, Client, PushOptions, Repo};
+use hoist_unpack::{LayerInfo, Unpacker};
 
+use super::registry;
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::{ArchivePath, Location};
@@ -44,9 +48,33 @@ async fn copy(
     destination: &Location,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
+    match (source, destination) {
+        // Straight into the destination layout.
+        (Location::Registry { reference }, Location::Oci { dir, tag }) => {
+            let client = registry::client(config)?;
+            let pulled = pull_image(&client, config, reference, dir, reporter).await?;
+            let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
+            return tag_layout(dir, tag.as_deref(), &pulled.descriptor).await;
+        }
+        // Layers stream from the registry into the unpacker; nothing is cached.
+        (Location::Registry { reference }, Location::Rootfs { dir }) => {
+            let client = registry::client(config)?;
+            return unpack_from_registry(&client, config, reference, dir, reporter).await;
+        }
+        // Same registry: mount every blob, no bytes move (falls back to a transfer).
+        (Location::Registry { reference: from }, Location::Registry { reference: to })
+            if from.registry() == to.registry() =>
+        {
+            let client = registry::client(config)?;
+            if mount_all(&client, config, from, to, reporter).await? {
+                return Ok(());
+            }
+        }
+        _ => {}
+    }
     // Every other pair goes through an image in a layout: the source's own, or one spooled into
     // the cache; the destination is written from there.
-    let staged = stage(config, source).await?;
+    let staged = stage(config, source, reporter).await?;
     let result = deliver(config, &staged, source, destination, reporter).await;
     staged.cleanup();
     result
@@ -72,8 +100,57 @@ impl Staged {
     }
 }
 
+/// Copy within one registry by mounting every blob into the target repository, then pushing
+/// the manifest's exact bytes. Returns false (having changed nothing but mounts) when some
+/// blob could not be mounted, so the caller transfers the image instead.
+async fn mount_all(
+    client: &Client,
+    config: &Config,
+    from: &Reference,
+    to: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<bool> {
+    let from_repo = Repo::from_reference(from)?;
+    let to_repo = Repo::from_reference(to)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&from_repo, &from.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {from}"))?;
+    let m = manifest.value();
+    announce(reporter, &m.layers);
+    for desc in std::iter::once(&m.config).chain(&m.layers) {
+        let id = desc.digest.to_string();
+        let is_layer = desc.digest != m.config.digest;
+        if client.blob_exists(&to_repo, &desc.digest).await? {
+            if is_layer {
+                reporter.state(&id, LayerState::Skipped);
+            }
+            continue;
+        }
+        if !client
+            .mount_blob(&to_repo, &desc.digest, &from_repo.name)
+            .await?
+        {
+            return Ok(false);
+        }
+        if is_layer {
+            reporter.state(&id, LayerState::Mounted);
+        }
+    }
+    let media_type = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+    client
+        .push_manifest(&to_repo, &to.tag_or_digest(), &media_type, manifest.bytes())
+        .await
+        .with_context(|| format!("pushing the manifest to {to}"))?;
+    Ok(true)
+}
+
 /// Bring the source image into a layout.
-async fn stage(config: &Config, source: &Location) -> anyhow::Result<Staged> {
+async fn stage(config: &Config, source: &Location, reporter: &Reporter) -> anyhow::Result<Staged> {
     match source {
         Location::Oci { dir, tag } => {
             let (layout, image) = open_layout_image(config, dir, tag.as_deref()).await?;
@@ -123,6 +200,22 @@ async fn stage(config: &Config, source: &Location) -> anyhow::Result<Staged> {
                 }
             }
         }
+        Location::Registry { reference } => {
+            let client = registry::client(config)?;
+            let transit = transit_dir(config, "pull")?;
+            match pull_image(&client, config, reference, &transit, reporter).await {
+                Ok(image) => Ok(Staged {
+                    layout: Layout::open(&transit)?,
+                    image,
+                    names: vec![reference.familiar_tagged()],
+                    transit: Some(transit),
+                }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&transit);
+                    Err(e)
+                }
+            }
+        }
         other => bail!(
             "reading images from {}: is not wired up in this build yet",
             other.transport()
@@ -138,7 +231,6 @@ async fn deliver(
     destination: &Location,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let _ = config;
     match destination {
         Location::Oci { dir, tag } => {
             copy_between_layouts(
@@ -165,6 +257,27 @@ async fn deliver(
                 None => staged.names.clone(),
             };
             write_archive(staged, path.clone(), names, reporter.clone()).await
+        }
+        Location::Registry { reference } => {
+            let client = registry::client(config)?;
+            push_image(
+                &client,
+                &staged.layout,
+                &staged.image,
+                reference,
+                None,
+                reporter,
+            )
+            .await
+        }
+        Location::Rootfs { dir } => {
+            unpack_from_layout(
+                staged.layout.clone(),
+                staged.image.clone(),
+                dir.clone(),
+                reporter.clone(),
+            )
+            .await
         }
         other => bail!(
             "writing images to {}: is not wired up in this build yet",
@@ -316,6 +429,117 @@ fn announce(reporter: &Reporter, layers: &[Descriptor]) {
     }
 }
 
+/// Push an image whose blobs are in `layout` to `reference`.
+async fn push_image(
+    client: &Client,
+    layout: &Layout,
+    image: &Image,
+    reference: &Reference,
+    mount_from: Option<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let repo = Repo::from_reference(reference)?;
+    let manifest = image.manifest.value();
+    announce(reporter, &manifest.layers);
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
+    let options = PushOptions { mount_from };
+    let source = |d: &Descriptor| BlobSource {
+        path: layout.blob_path(&d.digest),
+        digest: d.digest.clone(),
+        size: d.size,
+    };
+    let config_source = source(&manifest.config);
+    let layer_sources: Vec<BlobSource> = manifest.layers.iter().map(source).collect();
+    let quiet = hoist_registry::Progress::none();
+    let config_push = client.push_blob(&repo, &config_source, &options, &quiet);
+    let layer_pushes = try_join_all(
+        layer_sources
+            .iter()
+            .map(|s| client.push_blob(&repo, s, &options, &sink)),
+    );
+    let result = tokio::try_join!(config_push, layer_pushes);
+    drop(sink);
+    let _ = forwarder.await;
+    result.with_context(|| format!("pushing blobs to {repo}"))?;
+    client
+        .push_manifest(
+            &repo,
+            &reference.tag_or_digest(),
+            &image.descriptor.media_type,
+            image.manifest.bytes(),
+        )
+        .await
+        .with_context(|| format!("pushing the manifest to {reference}"))?;
+    Ok(())
+}
+
+/// Pull `reference` into the layout at `dir` (created if missing); returns the image.
+async fn pull_image(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+    dir: &Path,
+    reporter: &Reporter,
+) -> anyhow::Result<Image> {
+    let repo = Repo::from_reference(reference)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let layout = {
+        let owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Layout::open_or_create(&owned))
+            .await?
+            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
+    };
+    let layout = &layout;
+    let m = manifest.value();
+    announce(reporter, &m.layers);
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
+    let quiet = hoist_registry::Progress::none();
+    let mut wanted = vec![(&m.config, &quiet)];
+    wanted.extend(m.layers.iter().map(|l| (l, &sink)));
+    let pulls = wanted.into_iter().map(|(desc, progress)| {
+        let path = layout.blob_path(&desc.digest);
+        let repo = &repo;
+        let reporter = reporter.clone();
+        async move {
+            if layout.has_blob(desc)? {
+                reporter.state(&desc.digest.to_string(), LayerState::Skipped);
+                return Ok(());
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            client
+                .pull_blob(repo, desc, &path, progress)
+                .await
+                .with_context(|| format!("pulling blob {}", desc.digest))?;
+            anyhow::Ok(())
+        }
+    });
+    let result = try_join_all(pulls).await;
+    drop(sink);
+    let _ = forwarder.await;
+    result?;
+    layout.write_json(&manifest)?;
+    let media_type = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+    let descriptor = manifest.descriptor(media_type);
+    let config_json: RawJson<ImageConfig> = layout
+        .read_json(&m.config)
+        .with_context(|| format!("reading the config of {reference}"))?;
+    Ok(Image {
+        descriptor,
+        manifest,
+        config: config_json,
+    })
+}
+
 async fn tag_layout(dir: &Path, tag: Option<&str>, descriptor: &Descriptor) -> anyhow::Result<()> {
     let layout = Layout::open(dir)?;
     match tag {
@@ -356,6 +580,143 @@ async fn copy_between_layouts(
         anyhow::Ok(())
     })
     .await?
+}
+
+/// Unpack an image from a layout into `root`.
+async fn unpack_from_layout(
+    layout: Layout,
+    image: Image,
+    root: PathBuf,
+    reporter: Reporter,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let unpacker = Unpacker::builder().build()?;
+        let m = image.manifest.value();
+        announce(&reporter, &m.layers);
+        let created = prepare_root(&root)?;
+        let result = (|| {
+            for (i, desc) in m.layers.iter().enumerate() {
+                let id = desc.digest.to_string();
+                reporter.state(&id, LayerState::Unpacking);
+                let file = std::fs::File::open(layout.blob_path(&desc.digest))
+                    .with_context(|| format!("opening layer {}", desc.digest))?;
+                let info = layer_info(&image.config, desc, i);
+                unpacker
+                    .apply_layer(&root, Counting::new(file, &reporter, &id, desc.size), &info)
+                    .with_context(|| format!("unpacking layer {}", desc.digest))?;
+                reporter.state(&id, LayerState::Done);
+            }
+            anyhow::Ok(())
+        })();
+        finish_root(&root, created, result)
+    })
+    .await?
+}
+
+/// Unpack an image straight from a registry: each layer streams into the unpacker, no cache.
+async fn unpack_from_registry(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+    root: &Path,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let repo = Repo::from_reference(reference)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest: RawJson<ImageManifest> = client
+        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let m = manifest.value();
+    let config_json = fetch_config(client, &repo, &m.config).await?;
+    announce(reporter, &m.layers);
+    let unpacker = Unpacker::builder().build()?;
+    let created = prepare_root(root)?;
+    let result = async {
+        for (i, desc) in m.layers.iter().enumerate() {
+            let id = desc.digest.to_string();
+            reporter.state(&id, LayerState::Unpacking);
+            let stream = client
+                .open_blob_stream(&repo, desc)
+                .await
+                .with_context(|| format!("fetching layer {}", desc.digest))?;
+            let reader = tokio_util::io::SyncIoBridge::new(stream);
+            let info = layer_info(&config_json, desc, i);
+            let unpacker = unpacker.clone();
+            let root = root.to_path_buf();
+            let reporter2 = reporter.clone();
+            let size = desc.size;
+            let id2 = id.clone();
+            tokio::task::spawn_blocking(move || {
+                unpacker.apply_layer(&root, Counting::new(reader, &reporter2, &id2, size), &info)
+            })
+            .await?
+            .with_context(|| format!("unpacking layer {}", desc.digest))?;
+            reporter.state(&id, LayerState::Done);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    finish_root(root, created, result)
+}
+
+/// Fetch and verify a config blob (small; read through the verifying stream).
+pub async fn fetch_config(
+    client: &Client,
+    repo: &Repo,
+    desc: &Descriptor,
+) -> anyhow::Result<RawJson<ImageConfig>> {
+    if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
+        bail!(
+            "the image config is {} bytes, more than hoist accepts",
+            desc.size
+        );
+    }
+    let mut stream = client
+        .open_blob_stream(repo, desc)
+        .await
+        .with_context(|| format!("fetching the config {}", desc.digest))?;
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+        .await
+        .with_context(|| format!("reading the config {}", desc.digest))?;
+    Ok(RawJson::parse_verified(bytes, &desc.digest)?)
+}
+
+fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize) -> LayerInfo {
+    LayerInfo {
+        digest: Some(desc.digest.clone()),
+        diff_id: config.value().rootfs.diff_ids.get(index).cloned(),
+    }
+}
+
+/// Create the root if missing; returns whether hoist created it.
+fn prepare_root(root: &Path) -> anyhow::Result<bool> {
+    if root.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    Ok(true)
+}
+
+/// On failure, remove a root hoist created (a half-applied root is not trustworthy); a root
+/// that was there before is left for the user, with a warning in the error.
+fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if created => {
+            let _ = std::fs::remove_dir_all(root);
+            Err(err.context(format!(
+                "unpacking into {} failed; the partial root filesystem was removed",
+                root.display()
+            )))
+        }
+        Err(err) => Err(err.context(format!(
+            "unpacking into {} failed; it now holds a partial root filesystem: delete it before \
+             using it",
+            root.display()
+        ))),
+    }
 }
 
 /// A reader that reports how many bytes went through it (about every MiB).

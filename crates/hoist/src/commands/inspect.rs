@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
-use anyhow::bail;
-use hoist_oci::{Descriptor, ImageConfig, ImageManifest, RawJson};
+use anyhow::{Context, bail};
+use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson};
+use hoist_registry::Repo;
 
-use super::copy;
+use super::{copy, registry};
 use crate::config::Config;
 use crate::errors::sanitize;
 use crate::size::human;
@@ -30,6 +31,36 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                 descriptor: &image.descriptor,
                 manifest: &image.manifest,
                 config: &image.config,
+            })
+            .into_bytes())
+        }
+        Location::Registry { reference } => {
+            let client = registry::client(config)?;
+            let repo = Repo::from_reference(reference)?;
+            if raw {
+                let any = client
+                    .get_manifest(&repo, &reference.tag_or_digest())
+                    .await
+                    .with_context(|| format!("fetching the manifest of {reference}"))?;
+                return Ok(any.bytes().to_vec());
+            }
+            let platform = config.platform.clone().unwrap_or_else(Platform::host);
+            let manifest = client
+                .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+                .await
+                .with_context(|| format!("fetching the manifest of {reference}"))?;
+            let config_json = copy::fetch_config(&client, &repo, &manifest.value().config).await?;
+            let media_type = manifest
+                .value()
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+            let descriptor = manifest.descriptor(media_type);
+            Ok(summary(&Inspected {
+                name: &name,
+                descriptor: &descriptor,
+                manifest: &manifest,
+                config: &config_json,
             })
             .into_bytes())
         }

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod copy;
 pub mod inspect;
+pub mod registry;
 pub mod simulate;
 
 use std::io::Write;
