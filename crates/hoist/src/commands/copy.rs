@@ -15,7 +15,7 @@ use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, Raw
 use hoist_registry::{BlobSource, Client, PushOptions, Repo};
 use hoist_unpack::{LayerInfo, Unpacker};
 
-use super::registry;
+use super::{daemon, registry};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::{ArchivePath, Location};
@@ -49,6 +49,9 @@ async fn copy(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     match (source, destination) {
+        (Location::DockerDaemon { name }, Location::Registry { reference }) => {
+            return push_from_daemon(config, name, reference, reporter).await;
+        }
         // Straight into the destination layout.
         (Location::Registry { reference }, Location::Oci { dir, tag }) => {
             let client = registry::client(config)?;
@@ -93,7 +96,8 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn cleanup(&self) {
+    /// Delete the transit copy, if there is one.
+    pub fn cleanup(&self) {
         if let Some(dir) = &self.transit {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -150,7 +154,11 @@ async fn mount_all(
 }
 
 /// Bring the source image into a layout.
-async fn stage(config: &Config, source: &Location, reporter: &Reporter) -> anyhow::Result<Staged> {
+pub async fn stage(
+    config: &Config,
+    source: &Location,
+    reporter: &Reporter,
+) -> anyhow::Result<Staged> {
     match source {
         Location::Oci { dir, tag } => {
             let (layout, image) = open_layout_image(config, dir, tag.as_deref()).await?;
@@ -216,10 +224,17 @@ async fn stage(config: &Config, source: &Location, reporter: &Reporter) -> anyho
                 }
             }
         }
-        other => bail!(
-            "reading images from {}: is not wired up in this build yet",
-            other.transport()
-        ),
+        Location::DockerDaemon { name } => {
+            let docker = daemon::connect().await?;
+            let (layout, image, _) = daemon::export_cached(config, &docker, name, reporter).await?;
+            Ok(Staged {
+                layout,
+                image,
+                names: vec![name.clone()],
+                transit: None,
+            })
+        }
+        Location::Rootfs { .. } => bail!("rootfs: is a destination only"),
     }
 }
 
@@ -279,10 +294,9 @@ async fn deliver(
             )
             .await
         }
-        other => bail!(
-            "writing images to {}: is not wired up in this build yet",
-            other.transport()
-        ),
+        Location::DockerDaemon { name } => {
+            daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await
+        }
     }
 }
 
@@ -441,6 +455,36 @@ async fn push_image(
     let repo = Repo::from_reference(reference)?;
     let manifest = image.manifest.value();
     announce(reporter, &manifest.layers);
+    push_blobs(
+        client,
+        &repo,
+        layout,
+        &manifest.config,
+        &manifest.layers,
+        mount_from,
+        reporter,
+    )
+    .await?;
+    push_manifest(
+        client,
+        &repo,
+        reference,
+        &image.descriptor.media_type,
+        image.manifest.bytes(),
+    )
+    .await
+}
+
+/// Push a config and layers from `layout` (the registry client skips those it has).
+pub async fn push_blobs(
+    client: &Client,
+    repo: &Repo,
+    layout: &Layout,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    mount_from: Option<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
     let options = PushOptions { mount_from };
     let source = |d: &Descriptor| BlobSource {
@@ -448,29 +492,88 @@ async fn push_image(
         digest: d.digest.clone(),
         size: d.size,
     };
-    let config_source = source(&manifest.config);
-    let layer_sources: Vec<BlobSource> = manifest.layers.iter().map(source).collect();
+    let config_source = source(config);
+    let layer_sources: Vec<BlobSource> = layers.iter().map(source).collect();
     let quiet = hoist_registry::Progress::none();
-    let config_push = client.push_blob(&repo, &config_source, &options, &quiet);
+    let config_push = client.push_blob(repo, &config_source, &options, &quiet);
     let layer_pushes = try_join_all(
         layer_sources
             .iter()
-            .map(|s| client.push_blob(&repo, s, &options, &sink)),
+            .map(|s| client.push_blob(repo, s, &options, &sink)),
     );
     let result = tokio::try_join!(config_push, layer_pushes);
     drop(sink);
     let _ = forwarder.await;
     result.with_context(|| format!("pushing blobs to {repo}"))?;
+    Ok(())
+}
+
+/// Push a manifest's exact bytes under the reference's tag (or digest).
+pub async fn push_manifest(
+    client: &Client,
+    repo: &Repo,
+    reference: &Reference,
+    media_type: &MediaType,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
     client
-        .push_manifest(
-            &repo,
-            &reference.tag_or_digest(),
-            &image.descriptor.media_type,
-            image.manifest.bytes(),
-        )
+        .push_manifest(repo, &reference.tag_or_digest(), media_type, bytes)
         .await
         .with_context(|| format!("pushing the manifest to {reference}"))?;
     Ok(())
+}
+
+/// Push an image from the Docker daemon: export once into the cache, compress each layer once
+/// (skipping layers the registry has under their remembered compressed digest), push.
+async fn push_from_daemon(
+    config: &Config,
+    name: &str,
+    reference: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let docker = daemon::connect().await?;
+    let (layout, image, _) = daemon::export_cached(config, &docker, name, reporter).await?;
+    let client = registry::client(config)?;
+    let repo = Repo::from_reference(reference)?;
+    let exists = |d: Descriptor| {
+        let client = client.clone();
+        let repo = repo.clone();
+        async move { Ok(client.blob_exists(&repo, &d.digest).await?) }
+    };
+    let plan = daemon::compress_layers(config, &layout, &image, exists, reporter).await?;
+    let mut layers = Vec::with_capacity(plan.len());
+    let mut to_push = Vec::new();
+    for step in plan {
+        match step {
+            daemon::LayerPlan::Present(d) => layers.push(d),
+            daemon::LayerPlan::Push(d) => {
+                to_push.push(d.clone());
+                layers.push(d);
+            }
+        }
+    }
+    let manifest = daemon::manifest_for(&image, layers)?;
+    layout.write_json(&manifest)?;
+    // Progress lines were announced by diff_id; from here the registry reports blob digests.
+    let config_desc = &manifest.value().config;
+    push_blobs(
+        &client,
+        &repo,
+        &layout,
+        config_desc,
+        &to_push,
+        None,
+        reporter,
+    )
+    .await?;
+    push_manifest(
+        &client,
+        &repo,
+        reference,
+        &MediaType::new(MediaType::OCI_MANIFEST),
+        manifest.bytes(),
+    )
+    .await
 }
 
 /// Pull `reference` into the layout at `dir` (created if missing); returns the image.
@@ -720,7 +823,7 @@ fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow
 }
 
 /// A reader that reports how many bytes went through it (about every MiB).
-struct Counting<R> {
+pub struct Counting<R> {
     inner: R,
     reporter: Reporter,
     id: String,
@@ -730,7 +833,8 @@ struct Counting<R> {
 }
 
 impl<R> Counting<R> {
-    fn new(inner: R, reporter: &Reporter, id: &str, total: u64) -> Self {
+    /// Count `inner`'s bytes as progress of line `id` out of `total`.
+    pub fn new(inner: R, reporter: &Reporter, id: &str, total: u64) -> Self {
         Counting {
             inner,
             reporter: reporter.clone(),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson};
 use hoist_registry::Repo;
 
@@ -64,10 +64,23 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
             })
             .into_bytes())
         }
-        other => bail!(
-            "inspect of {}: images is not wired up in this build yet",
-            other.transport()
-        ),
+        other => {
+            // Archives and daemon images are inspected from their spooled layout.
+            let staged = copy::stage(config, other, &crate::progress::Reporter::silent()).await?;
+            let out = if raw {
+                staged.image.manifest.bytes().to_vec()
+            } else {
+                summary(&Inspected {
+                    name: &name,
+                    descriptor: &staged.image.descriptor,
+                    manifest: &staged.image.manifest,
+                    config: &staged.image.config,
+                })
+                .into_bytes()
+            };
+            staged.cleanup();
+            Ok(out)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod copy;
+pub mod daemon;
 pub mod inspect;
 pub mod registry;
 pub mod simulate;

@@ -32,6 +32,11 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// A reporter that drops everything.
+    pub fn silent() -> Self {
+        Reporter { tx: None }
+    }
+
     /// Report an event.
     pub fn send(&self, event: Event) {
         if let Some(tx) = &self.tx {
