@@ -222,3 +222,35 @@ fn push_from_the_daemon_compresses_once_and_loads_back() {
         .expect("inspect");
     assert_eq!(listed.trim(), "3");
 }
+
+#[test]
+fn a_413_from_the_proxy_is_explained_and_survived() {
+    if !require_tool("docker-registry") || !require_tool("nginx") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let layout_dir = tmp.path().join("layout");
+    let spec = ImageSpec::uniform(1, 3_000_000, Compression::Gzip, 9);
+    write_oci_layout(&layout_dir, "v1", &spec).expect("synthetic layout");
+    let registry = Registry::start().expect("registry");
+    let proxy = Nginx::builder(registry.addr())
+        .max_body_size(1 << 20)
+        .start()
+        .expect("nginx");
+    // Chunks of 4 MiB do not fit through the 1 MiB proxy: hoist must shrink them and say so.
+    let out = run(hoist(
+        &cache,
+        &["--progress", "plain", "--chunk-size", "4MiB", "push"],
+    )
+    .arg(format!("oci:{}:v1", layout_dir.display()))
+    .arg(format!("{}/limited/app:v1", proxy.host())));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("413"))
+        .unwrap_or_else(|| panic!("no 413 note in {stderr}"));
+    assert!(note.contains("chunks"), "{note}");
+    assert!(!stderr.contains('<'), "no HTML: {stderr}");
+}

@@ -118,15 +118,27 @@ pub fn map_event(
             text: format!(
                 "{}: the registry or a proxy in front of it refused a {} request (413 Request \
                  Entity Too Large) without saying its limit; hoist now sends {} chunks and \
-                 continues where the registry stopped (set --chunk-size to skip this step)",
+                 continues where the registry stopped (--chunk-size {} starts there)",
                 short(&digest.to_string()),
                 human(*from),
-                human(*to)
+                human(*to),
+                size_arg(*to)
             ),
         }],
         R::Done { digest } => state(digest.to_string(), LayerState::Done),
         R::Failed { digest, .. } => state(digest.to_string(), LayerState::Failed),
         _ => Vec::new(),
+    }
+}
+
+/// A size as `--chunk-size` takes it, exactly.
+fn size_arg(bytes: u64) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{}MiB", bytes >> 20)
+    } else if bytes % (1 << 10) == 0 {
+        format!("{}KiB", bytes >> 10)
+    } else {
+        bytes.to_string()
     }
 }
 
@@ -206,5 +218,8 @@ mod tests {
         assert!(text.contains("413"), "{text}");
         assert!(text.contains("67.1 MB"), "{text}");
         assert!(text.contains("33.6 MB chunks"), "{text}");
+        assert!(text.contains("--chunk-size 32MiB"), "{text}");
+        assert_eq!(size_arg(1536), "1536");
+        assert_eq!(size_arg(3 << 10), "3KiB");
     }
 }
