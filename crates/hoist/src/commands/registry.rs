@@ -133,9 +133,9 @@ pub fn map_event(
 
 /// A size as `--chunk-size` takes it, exactly.
 fn size_arg(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
-    } else if bytes % (1 << 10) == 0 {
+    } else if bytes.is_multiple_of(1 << 10) {
         format!("{}KiB", bytes >> 10)
     } else {
         bytes.to_string()
