@@ -37,7 +37,16 @@ pub fn run(
         destination: destination.to_string(),
     });
     let runtime = super::runtime()?;
-    let result = runtime.block_on(copy(config, source, destination, reporter));
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = copy(config, source, destination, reporter) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(
+                "interrupted: run the same command again to continue where it stopped"
+            )),
+        }
+    });
+    // Blocking work (a compression, a spool) stops with the process, not before it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     reporter.send(Event::Finish { ok: result.is_ok() });
     result
 }

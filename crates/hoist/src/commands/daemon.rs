@@ -189,6 +189,10 @@ where
                 continue;
             }
             if layout.has_blob(&known)? {
+                reporter.send(Event::Rename {
+                    from: id.clone(),
+                    to: known.digest.to_string(),
+                });
                 plan.push(LayerPlan::Push(known));
                 continue;
             }
@@ -206,6 +210,12 @@ where
         };
         remember(config, diff_id, &desc)?;
         reporter.state(&id, LayerState::Waiting);
+        if desc.digest != *diff_id {
+            reporter.send(Event::Rename {
+                from: id.clone(),
+                to: desc.digest.to_string(),
+            });
+        }
         plan.push(LayerPlan::Push(desc));
     }
     Ok(plan)
