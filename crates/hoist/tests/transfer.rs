@@ -254,3 +254,88 @@ fn a_413_from_the_proxy_is_explained_and_survived() {
     assert!(note.contains("chunks"), "{note}");
     assert!(!stderr.contains('<'), "no HTML: {stderr}");
 }
+
+#[test]
+fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
+    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
+    use std::time::{Duration, Instant};
+
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let layout_dir = tmp.path().join("layout");
+    // One incompressible 8 MB layer, pushed in 1 MiB chunks.
+    let spec = ImageSpec::uniform(1, 8_000_000, Compression::Gzip, 5);
+    let image = write_oci_layout(&layout_dir, "v1", &spec).expect("synthetic layout");
+    let layer_size = image.layers[0].size;
+    let registry = Registry::start().expect("registry");
+    let chunk: u64 = 1 << 20;
+    // The 5th chunk hangs, so the process is killed with 4 chunks acknowledged.
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            5,
+            FaultAction::Stall(Duration::from_secs(30)),
+        )],
+    )
+    .expect("fault proxy");
+    let target = format!("{}/resume/app:v1", proxy.host());
+    let source = format!("oci:{}:v1", layout_dir.display());
+    let push = || {
+        let mut cmd = hoist(&cache, &["-q", "--chunk-size", "1MiB", "push"]);
+        cmd.arg(&source).arg(&target);
+        cmd
+    };
+    let mut child = push().spawn().expect("spawn hoist");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let acked = proxy
+            .records()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status == Some(202))
+            .count();
+        if acked >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the push never got 4 chunks in");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "hoist ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    proxy.set_plan(Vec::new());
+    proxy.clear_records();
+    let out = run(&mut push());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let resent: u64 = proxy
+        .records()
+        .iter()
+        .filter(|r| r.path.contains("/blobs/uploads/"))
+        .map(|r| r.request_body_bytes)
+        .sum();
+    // What is missing of the layer, at most one chunk again, and the small config blob.
+    assert!(
+        resent <= layer_size - 4 * chunk + chunk + image.config_size,
+        "the re-run sent {resent} bytes of a {layer_size}-byte layer with 4 MiB already there"
+    );
+    assert!(resent >= layer_size - 4 * chunk, "{resent}");
+    // And the image is whole.
+    let pulled = tmp.path().join("pulled");
+    let out = run(hoist(&cache, &["-q", "pull"])
+        .arg(format!("{}/resume/app:v1", registry.host()))
+        .arg(&pulled));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    Layout::open(&pulled)
+        .expect("layout")
+        .verify_blob(&image.layers[0])
+        .expect("layer intact");
+}
