@@ -205,6 +205,20 @@ fn push_from_the_daemon_compresses_once_and_loads_back() {
     );
     assert_eq!(second.iter().filter(|e| e["state"] == "skipped").count(), 3);
 
+    // Export into a layout (uses the cached export) and inspect it.
+    let exported = tmp.path().join("exported");
+    let out = run(hoist(&cache, &["-q", "export", "hoist-e2e:1"])
+        .arg(&exported)
+        .env("DOCKER_HOST", dockerd.docker_host()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(hoist(&cache, &["inspect"]).arg(format!("oci:{}:1", exported.display())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("in 3 layers"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // Back into the daemon under a new name.
     let out = run(hoist(&cache, &["-q", "copy"])
         .arg(format!("docker://{target}"))
