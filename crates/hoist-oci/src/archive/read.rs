@@ -292,7 +292,7 @@ fn build_from_manifest_json(
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             let s = lookup(c, path)?;
             let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
-            let compression = sniff(layout, &desc)?;
+            let compression = layout.sniff(&desc)?;
             let actual_diff_id = if compression == Compression::None {
                 s.digest.clone()
             } else {
@@ -360,21 +360,6 @@ fn build_from_index(bytes: &[u8], layout: &Layout) -> Result<Vec<SpooledImage>> 
         });
     }
     Ok(out)
-}
-
-fn sniff(layout: &Layout, desc: &Descriptor) -> Result<Compression> {
-    let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(layout.blob_path(&desc.digest))
-        .map_err(|e| Error::io("opening spooled layer", e).with_digest(&desc.digest))?;
-    let mut n = 0;
-    while n < magic.len() {
-        match f.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(Error::io("reading spooled layer", e)),
-        }
-    }
-    Ok(Compression::detect(&magic[..n]))
 }
 
 /// The digest of a compressed layer's uncompressed content, streamed.

@@ -121,10 +121,7 @@ fn append_layer<W: Write>(
         .prefix(crate::layout::TEMP_PREFIX)
         .tempfile_in(layout.root().join("blobs"))
         .map_err(|e| Error::io("creating a temp file for a layer", e))?;
-    spill
-        .as_file()
-        .try_lock()
-        .map_err(|e| Error::io("locking a layer temp file", e.into()))?;
+    crate::layout::mark_in_use(spill.as_file(), spill.path())?;
     let mut w = HashingWriter::new(
         BufWriter::with_capacity(128 * 1024, spill.as_file()),
         Algorithm::Sha256,
