@@ -43,7 +43,7 @@ struct Collected {
 /// Metadata files read into memory (capped) rather than stored as blobs.
 const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oci-layout"];
 
-/// Read a `docker save` stream in one pass, storing its layers and configs in `layout`, and
+/// Read a `docker save` stream (optionally gzip- or zstd-compressed) in one pass, storing its layers and configs in `layout`, and
 /// create an OCI manifest plus a tag per `RepoTags` entry for each image.
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
@@ -58,7 +58,8 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 /// config whose `rootfs.diff_ids` disagree with the layers; digest errors for OCI blobs whose
 /// content does not match their name.
 pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
-    let collected = collect(reader, layout)?;
+    // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
+    let collected = collect(codec::decoder(reader)?, layout)?;
     let built = match &collected.manifest_json {
         Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {

@@ -179,6 +179,19 @@ fn spools_legacy_archive_with_shared_layers() {
 }
 
 #[test]
+fn spools_compressed_archive_streams() {
+    let fx = legacy_archive();
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let mut packed = Vec::new();
+        compress(&fx.bytes[..], &mut packed, c, None, 1).expect("compress");
+        let (_d, l) = new_layout();
+        let images = spool(pipe(packed), &l).expect("spool compressed stream");
+        assert_eq!(images.len(), 2, "{c}");
+        assert_eq!(images[0].config.digest, fx.configs[0]);
+    }
+}
+
+#[test]
 fn spools_oci_layout_inside_tar() {
     // What docker >= 25 writes: blobs named by digest, index.json, oci-layout, manifest.json.
     let (_s, src) = new_layout();
