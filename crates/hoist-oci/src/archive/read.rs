@@ -71,6 +71,10 @@ pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
             }
         },
     };
+    // Check every tag first so a bad one cannot leave the archive half tagged.
+    for tag in built.iter().flat_map(|i| &i.tags) {
+        crate::layout::check_ref_name(tag)?;
+    }
     for image in &built {
         let mut tags = image.tags.iter().peekable();
         if tags.peek().is_none() {

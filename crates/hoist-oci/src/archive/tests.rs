@@ -323,6 +323,20 @@ fn bad_archives_are_clear_errors() {
     let name = format!("blobs/sha256/{}", Digest::sha256_of(b"claimed").hex());
     let bytes = archive(vec![Item::File(&name, b"actual".to_vec())]);
     assert_clean_failure(bytes, crate::Error::is_digest_mismatch);
+    // One bad RepoTag among good ones: no tag at all is set.
+    let cfg = config_for(vec![], "amd64");
+    let bytes = archive(vec![
+        Item::File("c.json", cfg.bytes().to_vec()),
+        Item::File(
+            "manifest.json",
+            br#"[{"Config":"c.json","RepoTags":["good:1"],"Layers":[]},
+                 {"Config":"c.json","RepoTags":["bad tag!"],"Layers":[]}]"#
+                .to_vec(),
+        ),
+    ]);
+    assert_clean_failure(bytes, |e| {
+        e.is_invalid_input() && e.to_string().contains("bad tag!")
+    });
     // An invalid digest as a blob name.
     let bytes = archive(vec![Item::File("blobs/sha256/XYZ", b"x".to_vec())]);
     assert_clean_failure(bytes, crate::Error::is_invalid_input);
