@@ -114,7 +114,8 @@ fn append_layer<W: Write>(
             return Err(mismatch(diff_id, &layer.digest).with_digest(&layer.digest));
         }
         // The verifying reader fails the write if the blob is not what the descriptor says.
-        return append(tar, path, layer.size, layout.open_blob(layer)?);
+        let blob = io::BufReader::with_capacity(codec::COPY_BUF, layout.open_blob(layer)?);
+        return append(tar, path, layer.size, blob);
     }
     // Decompress once into a temp file to learn the size, verifying the diff_id on the way.
     let spill = tempfile::Builder::new()
@@ -141,6 +142,6 @@ fn append_layer<W: Write>(
         tar,
         path,
         size,
-        io::BufReader::with_capacity(128 * 1024, file),
+        io::BufReader::with_capacity(codec::COPY_BUF, file),
     )
 }
