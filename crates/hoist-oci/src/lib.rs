@@ -117,3 +117,24 @@ pub use manifest::{
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use variants::{ImageVariants, LayerVariants};
+
+#[cfg(test)]
+mod thread_safety {
+    //! The handles other crates move into `spawn_blocking` must stay `Send` (and `Sync` where
+    //! shared).
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send::<crate::Layout>();
+        sync::<crate::Layout>();
+        send::<crate::BlobWriter>();
+        send::<crate::codec::Compressor<std::fs::File>>();
+        send::<crate::VerifyingReader<std::fs::File>>();
+        send::<crate::Error>();
+        sync::<crate::Error>();
+        send::<crate::Reference>();
+        sync::<crate::ImageVariants>();
+    }
+}
