@@ -1,0 +1,157 @@
+//! Pushing through a real nginx with a body limit: advertised limits, unexplained 413s, and
+//! resume behind a buffering proxy.
+
+mod common;
+
+use common::fault::{Action, FaultProxy, Rule};
+use common::nginx::{Nginx, NginxOptions};
+use common::{Registry, blob_file, registry_blob_digest};
+use hoist_registry::{Client, Event, Progress, PushOptions, Repo, RetryPolicy};
+
+const MIB: u64 = 1 << 20;
+
+fn client(chunk: u64) -> Client {
+    Client::builder()
+        .no_docker_config()
+        .chunk_size(chunk)
+        .retry(RetryPolicy::immediate(6))
+        .build()
+        .expect("client")
+}
+
+fn opts(buffering: bool, max: Option<u64>, min: Option<u64>) -> NginxOptions {
+    NginxOptions {
+        max_body_size: MIB,
+        request_buffering: buffering,
+        chunk_max_length: max,
+        chunk_min_length: min,
+    }
+}
+
+async fn events(mut rx: tokio::sync::mpsc::Receiver<Event>) -> Vec<Event> {
+    let mut v = Vec::new();
+    while let Some(e) = rx.recv().await {
+        v.push(e);
+    }
+    v
+}
+
+#[tokio::test]
+async fn unexplained_413_from_nginx_shrinks_and_succeeds() {
+    for buffering in [true, false] {
+        let Some(reg) = Registry::start() else { return };
+        let Some(nginx) = Nginx::start(reg.addr, &opts(buffering, None, None)) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = blob_file(dir.path(), "big", 4 * MIB + 5, 1);
+        let repo = Repo::new(nginx.host(), "limit/shrink").expect("repo");
+        let (p, rx) = Progress::channel(4096);
+        let out = client(4 * MIB)
+            .push_blob(&repo, &src, &PushOptions::default(), &p)
+            .await
+            .unwrap_or_else(|e| panic!("buffering={buffering}: {e}"));
+        drop(p);
+        let ev = events(rx).await;
+        assert!(
+            out.final_chunk_size <= MIB,
+            "buffering={buffering}: {out:?}"
+        );
+        assert_eq!(out.restarts, 0, "buffering={buffering}");
+        assert!(ev.iter().any(|e| matches!(e, Event::ChunkShrunk { .. })));
+        assert_eq!(
+            registry_blob_digest(&reg, "limit/shrink", &src.digest),
+            Some(src.digest.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn advertised_max_caps_chunks_from_the_start() {
+    for buffering in [true, false] {
+        let Some(reg) = Registry::start() else { return };
+        let Some(nginx) = Nginx::start(reg.addr, &opts(buffering, Some(MIB / 2), None)) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A blob smaller than the configured chunk but larger than the cap: the cap holds.
+        let src = blob_file(dir.path(), "b", 3 * MIB / 2 + 1, 2);
+        let repo = Repo::new(nginx.host(), "limit/cap").expect("repo");
+        let (p, rx) = Progress::channel(4096);
+        let out = client(8 * MIB)
+            .push_blob(&repo, &src, &PushOptions::default(), &p)
+            .await
+            .expect("push");
+        drop(p);
+        let ev = events(rx).await;
+        assert_eq!(out.final_chunk_size, MIB / 2);
+        assert_eq!(out.bytes_sent, src.size, "no 413, nothing re-sent");
+        assert!(!ev.iter().any(|e| matches!(e, Event::ChunkShrunk { .. })));
+        let acks = ev
+            .iter()
+            .filter(|e| matches!(e, Event::BytesSent { .. }))
+            .count();
+        assert_eq!(acks, 4, "3 equal chunks of 512 KiB and a 1-byte tail");
+        assert_eq!(
+            registry_blob_digest(&reg, "limit/cap", &src.digest),
+            Some(src.digest.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn advertised_min_raises_the_chunk_size() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(nginx) = Nginx::start(reg.addr, &opts(true, None, Some(256 * 1024))) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 600 * 1024, 3);
+    let repo = Repo::new(nginx.host(), "limit/min").expect("repo");
+    let out = client(64 * 1024)
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push");
+    assert_eq!(out.final_chunk_size, 256 * 1024);
+    assert_eq!(
+        registry_blob_digest(&reg, "limit/min", &src.digest),
+        Some(src.digest.clone())
+    );
+}
+
+#[tokio::test]
+async fn cut_patch_behind_buffering_nginx_resumes_with_at_most_one_chunk_resent() {
+    let Some(reg) = Registry::start() else { return };
+    let Some(nginx) = Nginx::start(reg.addr, &opts(true, None, None)) else {
+        return;
+    };
+    let chunk = 256 * 1024;
+    let proxy = FaultProxy::start(
+        nginx.addr,
+        vec![Rule {
+            method: "PATCH",
+            path_contains: "/blobs/uploads/",
+            nth: 3,
+            action: Action::CutAfterBodyBytes(100_000),
+        }],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 5 * chunk + 3, 4);
+    let repo = Repo::new(proxy.host(), "limit/resume").expect("repo");
+    let out = client(chunk)
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push");
+    assert_eq!((out.resumes, out.restarts), (1, 0), "{out:?}");
+    let forwarded = proxy.body_bytes("PATCH");
+    assert!(
+        forwarded - src.size <= chunk,
+        "re-sent {} bytes",
+        forwarded - src.size
+    );
+    assert_eq!(
+        registry_blob_digest(&reg, "limit/resume", &src.digest),
+        Some(src.digest.clone())
+    );
+}

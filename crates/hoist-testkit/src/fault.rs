@@ -1,0 +1,731 @@
+//! A scripted fault-injecting HTTP/1.1 proxy: cuts uploads, fakes statuses, stalls, rewrites
+//! `Location`, truncates or corrupts responses, and records what it forwarded.
+
+use anyhow::Context;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Copy buffer size: bodies always stream through this much memory at most.
+const BUF: usize = 64 * 1024;
+/// Longest request or response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// What to do to a matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Forward this many request-body bytes, then close both connections (a dropped upload).
+    CutAfterBodyBytes(u64),
+    /// Answer with this response and forward nothing (the request body is read and dropped).
+    /// `Content-Length` is added unless given.
+    Respond {
+        /// Status code, e.g. 503.
+        status: u16,
+        /// Extra header fields, e.g. `("Retry-After", "1")`.
+        headers: Vec<(String, String)>,
+        /// Body text.
+        body: String,
+    },
+    /// Wait this long, then forward normally.
+    Stall(Duration),
+    /// Forward, then replace the response's `Location` header with this value (added if absent).
+    RewriteLocation(String),
+    /// Forward, but pass only this many response-body bytes, then close both connections.
+    TruncateResponseBody(u64),
+    /// Forward, but flip (XOR 0xff) the first byte of the response body.
+    CorruptResponseBody,
+}
+
+impl FaultAction {
+    /// A canned response with no extra headers.
+    pub fn status(status: u16, body: &str) -> FaultAction {
+        FaultAction::Respond {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+}
+
+/// One scripted fault: fires on the `nth` request that matches `method` and `path_contains`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    /// Match only this method (e.g. `PATCH`); `None` matches any.
+    pub method: Option<String>,
+    /// Match only request targets containing this text; `None` matches any.
+    pub path_contains: Option<String>,
+    /// 1-based index among the requests this rule matches; 0 means every matching request.
+    pub nth: usize,
+    /// What to do.
+    pub action: FaultAction,
+}
+
+impl FaultRule {
+    /// A rule on the `nth` request with this method whose target contains `path_contains`.
+    pub fn new(method: &str, path_contains: &str, nth: usize, action: FaultAction) -> FaultRule {
+        FaultRule {
+            method: Some(method.to_string()),
+            path_contains: Some(path_contains.to_string()),
+            nth,
+            action,
+        }
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
+}
+
+/// What the proxy saw and did for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Request method.
+    pub method: String,
+    /// Request target as sent (path and query).
+    pub path: String,
+    /// Status the client got (the upstream's, or the canned one); `None` when the connection
+    /// was cut before a response.
+    pub status: Option<u16>,
+    /// Request-body bytes forwarded to the upstream (payload bytes, without chunk framing).
+    pub request_body_bytes: u64,
+    /// Response-body bytes passed to the client (updated when the response ends).
+    pub response_body_bytes: u64,
+    /// The fault applied to this request, if any.
+    pub fault: Option<FaultAction>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<(FaultRule, usize)>,
+    records: Vec<RequestRecord>,
+    faults: usize,
+    clients: Vec<TcpStream>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: SocketAddr,
+    state: Mutex<State>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking connection thread must not take the whole proxy down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count this request against every matching rule; return the first rule that fires.
+    fn begin(&self, method: &str, path: &str) -> (usize, Option<FaultAction>) {
+        let mut st = self.lock();
+        let mut fired = None;
+        for (rule, seen) in st.rules.iter_mut() {
+            if rule.matches(method, path) {
+                *seen += 1;
+                if fired.is_none() && (rule.nth == 0 || rule.nth == *seen) {
+                    fired = Some(rule.action.clone());
+                }
+            }
+        }
+        if fired.is_some() {
+            st.faults += 1;
+        }
+        st.records.push(RequestRecord {
+            method: method.to_string(),
+            path: path.to_string(),
+            status: None,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            fault: fired.clone(),
+        });
+        (st.records.len() - 1, fired)
+    }
+
+    fn update(&self, idx: usize, f: impl FnOnce(&mut RequestRecord)) {
+        if let Some(r) = self.lock().records.get_mut(idx) {
+            f(r);
+        }
+    }
+}
+
+/// A TCP proxy on `127.0.0.1:PORT` speaking just enough HTTP/1.1 to apply a [`FaultRule`] plan
+/// to requests bound for an upstream (a registry or nginx). Keep-alive, `Content-Length` and
+/// chunked bodies, and `Expect: 100-continue` are handled; the client's `Host` header is passed
+/// through unchanged so absolute `Location`s the registry builds point back at the proxy.
+/// Bodies stream through a fixed buffer. Stopped (port closed, connections shut) on drop.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Start a proxy in front of `upstream` with the given plan.
+    pub fn start(upstream: SocketAddr, plan: Vec<FaultRule>) -> anyhow::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding fault proxy")?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            upstream,
+            state: Mutex::new(State {
+                rules: plan.into_iter().map(|r| (r, 0)).collect(),
+                ..State::default()
+            }),
+            stop: AtomicBool::new(false),
+        });
+        let sh = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("fault-proxy-accept".into())
+            .spawn(move || accept_loop(listener, sh))
+            .context("spawning accept thread")?;
+        Ok(FaultProxy {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The upstream it forwards to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.shared.upstream
+    }
+
+    /// Replace the plan; match counters start again from zero.
+    pub fn set_plan(&self, plan: Vec<FaultRule>) {
+        self.shared.lock().rules = plan.into_iter().map(|r| (r, 0)).collect();
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn records(&self) -> Vec<RequestRecord> {
+        self.shared.lock().records.clone()
+    }
+
+    /// Forget the records (the plan and fault count stay).
+    pub fn clear_records(&self) {
+        self.shared.lock().records.clear();
+    }
+
+    /// Request-body bytes forwarded upstream over all requests so far.
+    pub fn total_body_bytes_forwarded(&self) -> u64 {
+        self.shared
+            .lock()
+            .records
+            .iter()
+            .map(|r| r.request_body_bytes)
+            .sum()
+    }
+
+    /// How many faults have been applied.
+    pub fn faults_injected(&self) -> usize {
+        self.shared.lock().faults
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, then shut every client connection so its thread ends.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        for c in self.shared.lock().clients.drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(client) = conn else { continue };
+        if let Ok(c) = client.try_clone() {
+            let mut st = shared.lock();
+            st.clients.retain(|s| s.peer_addr().is_ok());
+            st.clients.push(c);
+        }
+        let sh = Arc::clone(&shared);
+        let _ = std::thread::Builder::new()
+            .name("fault-proxy-conn".into())
+            .spawn(move || {
+                let _ = serve_connection(client, &sh);
+            });
+    }
+}
+
+/// A parsed message head: the raw start line, header fields, and derived facts.
+#[derive(Debug)]
+struct Head {
+    start: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    fn body_kind(&self) -> io::Result<BodyKind> {
+        if self.has_token("transfer-encoding", "chunked") {
+            return Ok(BodyKind::Chunked);
+        }
+        match self.get("content-length") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(BodyKind::Length)
+                .map_err(|_| bad(format!("bad Content-Length {v:?}"))),
+            None => Ok(BodyKind::Length(0)),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut s = format!("{}\r\n", self.start);
+        for (k, v) in &self.headers {
+            s.push_str(&format!("{k}: {v}\r\n"));
+        }
+        s.push_str("\r\n");
+        s.into_bytes()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn bad(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Read a head (start line + fields); `Ok(None)` on a clean EOF before any byte.
+fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
+    let mut lines = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line)?;
+        if n == 0 {
+            if lines.is_empty() {
+                return Ok(None);
+            }
+            return Err(bad("connection closed inside a message head".into()));
+        }
+        total += n;
+        if total > MAX_HEAD {
+            return Err(bad("message head too large".into()));
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue; // tolerate stray CRLF between messages
+            }
+            break;
+        }
+        lines.push(line);
+    }
+    let start = lines.remove(0);
+    let headers = lines
+        .into_iter()
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    Ok(Some(Head { start, headers }))
+}
+
+/// How to transform a body while copying it.
+#[derive(Debug, Clone, Copy, Default)]
+struct BodyPlan {
+    /// Stop after this many payload bytes and report `cut`.
+    limit: Option<u64>,
+    /// Flip the first payload byte.
+    corrupt: bool,
+}
+
+/// Copy a body of the given kind from `r` to `w` (chunk framing re-emitted as received).
+/// Returns (payload bytes copied, whether the limit cut it short).
+fn copy_body(
+    r: &mut impl BufRead,
+    w: &mut impl Write,
+    kind: BodyKind,
+    plan: BodyPlan,
+    on_payload: &mut dyn FnMut(u64),
+) -> io::Result<(u64, bool)> {
+    let mut buf = vec![0u8; BUF];
+    let mut copied = 0u64;
+    let mut corrupt = plan.corrupt;
+    // Copy up to `n` payload bytes (or to EOF when n is None); returns false when cut.
+    let mut payload = |r: &mut dyn Read,
+                       w: &mut dyn Write,
+                       n: Option<u64>,
+                       copied: &mut u64|
+     -> io::Result<bool> {
+        let mut left = n;
+        loop {
+            let want = left.map_or(BUF as u64, |l| l.min(BUF as u64));
+            if want == 0 {
+                return Ok(true);
+            }
+            let room = plan.limit.map_or(want, |lim| want.min(lim - *copied));
+            if room == 0 {
+                return Ok(false);
+            }
+            let got = r.read(&mut buf[..room as usize])?;
+            if got == 0 {
+                if n.is_none() {
+                    return Ok(true);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed inside a body",
+                ));
+            }
+            if corrupt {
+                buf[0] ^= 0xff;
+                corrupt = false;
+            }
+            w.write_all(&buf[..got])?;
+            on_payload(got as u64);
+            *copied += got as u64;
+            if let Some(l) = left.as_mut() {
+                *l -= got as u64;
+            }
+        }
+    };
+    match kind {
+        BodyKind::Length(n) => {
+            let done = payload(r, w, Some(n), &mut copied)?;
+            Ok((copied, !done))
+        }
+        BodyKind::UntilClose => {
+            let done = payload(r, w, None, &mut copied)?;
+            Ok((copied, !done))
+        }
+        BodyKind::Chunked => loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Err(bad("peer closed inside chunked body".into()));
+            }
+            let size_hex = line.trim().split(';').next().unwrap_or_default().trim();
+            let size = u64::from_str_radix(size_hex, 16)
+                .map_err(|_| bad(format!("bad chunk size {size_hex:?}")))?;
+            if size == 0 {
+                w.write_all(line.as_bytes())?;
+                // Trailers, up to and including the empty line.
+                loop {
+                    let mut t = String::new();
+                    if r.read_line(&mut t)? == 0 {
+                        break;
+                    }
+                    w.write_all(t.as_bytes())?;
+                    if t.trim().is_empty() {
+                        break;
+                    }
+                }
+                return Ok((copied, false));
+            }
+            let room = plan.limit.map_or(size, |lim| size.min(lim - copied));
+            if room < size {
+                // Cut inside this chunk: announce it whole, send only part of it.
+                w.write_all(line.as_bytes())?;
+                payload(r, w, Some(room), &mut copied)?;
+                return Ok((copied, true));
+            }
+            w.write_all(line.as_bytes())?;
+            payload(r, w, Some(size), &mut copied)?;
+            let mut crlf = [0u8; 2];
+            r.read_exact(&mut crlf)?;
+            w.write_all(&crlf)?;
+        },
+    }
+}
+
+/// Read and drop a body (for canned responses).
+fn discard_body(r: &mut impl BufRead, kind: BodyKind) -> io::Result<()> {
+    copy_body(r, &mut io::sink(), kind, BodyPlan::default(), &mut |_| {}).map(|_| ())
+}
+
+fn response_has_body(req_method: &str, status: u16) -> bool {
+    !(req_method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304)
+}
+
+fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    let mut client_r = BufReader::with_capacity(BUF, client.try_clone()?);
+    let mut client_w = client;
+    let mut upstream: Option<(BufReader<TcpStream>, TcpStream)> = None;
+    let close_all = |c: &TcpStream, u: &Option<(BufReader<TcpStream>, TcpStream)>| {
+        let _ = c.shutdown(Shutdown::Both);
+        if let Some((_, w)) = u {
+            let _ = w.shutdown(Shutdown::Both);
+        }
+    };
+    loop {
+        let Some(mut req) = read_head(&mut client_r)? else {
+            return Ok(());
+        };
+        let mut parts = req.start.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let req_kind = req.body_kind()?;
+        let client_close = req.has_token("connection", "close");
+        let (idx, fault) = shared.begin(&method, &path);
+
+        // We answer `Expect: 100-continue` ourselves and strip it, so the upstream never sends
+        // an interim response while we are still copying the body.
+        if req.has_token("expect", "100-continue") {
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("expect"));
+            if !matches!(fault, Some(FaultAction::Respond { .. })) {
+                client_w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
+        }
+
+        if let Some(FaultAction::Respond {
+            status,
+            headers,
+            body,
+        }) = &fault
+        {
+            discard_body(&mut client_r, req_kind)?;
+            let mut head = Head {
+                start: format!("HTTP/1.1 {status} {}", reason(*status)),
+                headers: headers.clone(),
+            };
+            if head.get("content-length").is_none() {
+                head.headers
+                    .push(("Content-Length".into(), body.len().to_string()));
+            }
+            shared.update(idx, |r| {
+                r.status = Some(*status);
+                r.response_body_bytes = body.len() as u64;
+            });
+            client_w.write_all(&head.encode())?;
+            client_w.write_all(body.as_bytes())?;
+            client_w.flush()?;
+            if client_close || head.has_token("connection", "close") {
+                close_all(&client_w, &upstream);
+                return Ok(());
+            }
+            continue;
+        }
+        if let Some(FaultAction::Stall(d)) = &fault {
+            std::thread::sleep(*d);
+        }
+
+        // Forward the request.
+        if upstream.is_none() {
+            let u = TcpStream::connect(shared.upstream)?;
+            shared.lock().clients.push(u.try_clone()?);
+            upstream = Some((BufReader::with_capacity(BUF, u.try_clone()?), u));
+        }
+        let Some((up_r, up_w)) = upstream.as_mut() else {
+            return Ok(());
+        };
+        up_w.write_all(&req.encode())?;
+        let req_plan = BodyPlan {
+            limit: match &fault {
+                Some(FaultAction::CutAfterBodyBytes(n)) => Some(*n),
+                _ => None,
+            },
+            corrupt: false,
+        };
+        let (_, cut) = copy_body(&mut client_r, up_w, req_kind, req_plan, &mut |n| {
+            shared.update(idx, |r| r.request_body_bytes += n);
+        })?;
+        up_w.flush()?;
+        if cut {
+            close_all(&client_w, &upstream);
+            return Ok(());
+        }
+
+        // Relay the response (interim 1xx responses first).
+        let (mut resp, status) = loop {
+            let resp = read_head(up_r)?.ok_or_else(|| bad("upstream closed".into()))?;
+            let status: u16 = resp
+                .start
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(format!("bad status line {:?}", resp.start)))?;
+            if (100..200).contains(&status) && status != 101 {
+                client_w.write_all(&resp.encode())?;
+                continue;
+            }
+            break (resp, status);
+        };
+        if let Some(FaultAction::RewriteLocation(loc)) = &fault {
+            resp.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("location"));
+            resp.headers.push(("Location".into(), loc.clone()));
+        }
+        shared.update(idx, |r| r.status = Some(status));
+        let resp_kind = if response_has_body(&method, status) {
+            match resp.body_kind()? {
+                BodyKind::Length(0) if resp.get("content-length").is_none() => {
+                    if resp.has_token("transfer-encoding", "chunked") {
+                        BodyKind::Chunked
+                    } else {
+                        BodyKind::UntilClose
+                    }
+                }
+                k => k,
+            }
+        } else {
+            BodyKind::Length(0)
+        };
+        client_w.write_all(&resp.encode())?;
+        let resp_plan = BodyPlan {
+            limit: match &fault {
+                Some(FaultAction::TruncateResponseBody(n)) => Some(*n),
+                _ => None,
+            },
+            corrupt: matches!(fault, Some(FaultAction::CorruptResponseBody)),
+        };
+        let (sent, cut) = copy_body(up_r, &mut client_w, resp_kind, resp_plan, &mut |_| {})?;
+        client_w.flush()?;
+        shared.update(idx, |r| r.response_body_bytes = sent);
+        let upstream_close =
+            resp.has_token("connection", "close") || resp_kind == BodyKind::UntilClose;
+        if cut || client_close || upstream_close {
+            close_all(&client_w, &upstream);
+            return Ok(());
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Fault",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_matching_counts_per_rule() {
+        let rule = FaultRule::new("patch", "/blobs/uploads/", 2, FaultAction::status(500, ""));
+        assert!(rule.matches("PATCH", "/v2/a/blobs/uploads/x"));
+        assert!(!rule.matches("PUT", "/v2/a/blobs/uploads/x"));
+        assert!(!rule.matches("PATCH", "/v2/a/manifests/x"));
+        let shared = Shared {
+            upstream: "127.0.0.1:1".parse().expect("addr"),
+            state: Mutex::new(State {
+                rules: vec![(rule, 0)],
+                ..State::default()
+            }),
+            stop: AtomicBool::new(false),
+        };
+        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_none());
+        assert!(shared.begin("GET", "/v2/").1.is_none());
+        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_some());
+        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_none());
+        assert_eq!(shared.lock().faults, 1);
+        assert_eq!(shared.lock().records.len(), 4);
+    }
+
+    #[test]
+    fn copies_chunked_with_cut_and_corruption() {
+        let src = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let mut out = Vec::new();
+        let (n, cut) = copy_body(
+            &mut &src[..],
+            &mut out,
+            BodyKind::Chunked,
+            BodyPlan::default(),
+            &mut |_| {},
+        )
+        .expect("copy");
+        assert_eq!((n, cut), (11, false));
+        assert_eq!(out, src);
+
+        let mut out = Vec::new();
+        let (n, cut) = copy_body(
+            &mut &src[..],
+            &mut out,
+            BodyKind::Chunked,
+            BodyPlan {
+                limit: Some(7),
+                corrupt: true,
+            },
+            &mut |_| {},
+        )
+        .expect("copy");
+        assert_eq!((n, cut), (7, true));
+        assert_eq!(out[..3], *b"5\r\n");
+        assert_eq!(out[3], b'h' ^ 0xff);
+
+        let mut out = Vec::new();
+        let (n, cut) = copy_body(
+            &mut &b"abcdef"[..],
+            &mut out,
+            BodyKind::Length(6),
+            BodyPlan {
+                limit: Some(4),
+                corrupt: false,
+            },
+            &mut |_| {},
+        )
+        .expect("copy");
+        assert_eq!((n, cut, out.as_slice()), (4, true, &b"abcd"[..]));
+    }
+}

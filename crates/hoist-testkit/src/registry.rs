@@ -1,0 +1,277 @@
+//! A private `docker-registry` (distribution 2.8) on a free loopback port with a generated config.
+
+use crate::http::http_get;
+use crate::process::{ChildGuard, port_open, with_free_port};
+use crate::skip::find_tool;
+use anyhow::Context;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// How long [`Registry`] waits for `GET /v2/` to answer.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options for a [`Registry`]; see [`Registry::builder`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RegistryBuilder {
+    htpasswd: Option<(String, String)>,
+    relative_urls: bool,
+    storage_dir: Option<PathBuf>,
+}
+
+impl RegistryBuilder {
+    /// Require HTTP basic auth with this one user (an htpasswd file with a bcrypt hash).
+    pub fn htpasswd(mut self, user: &str, pass: &str) -> Self {
+        self.htpasswd = Some((user.to_string(), pass.to_string()));
+        self
+    }
+
+    /// Make the registry send relative `Location` headers (`http.relativeurls`).
+    pub fn relative_urls(mut self, on: bool) -> Self {
+        self.relative_urls = on;
+        self
+    }
+
+    /// Keep blobs in this directory (created if missing, never deleted by the kit) instead of a
+    /// temp dir, so a new registry can serve what an old one stored.
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = Some(dir.into());
+        self
+    }
+
+    /// Write the config and start the registry; returns once `GET /v2/` answers.
+    pub fn start(self) -> anyhow::Result<Registry> {
+        let tool = find_tool("docker-registry").context(
+            "docker-registry not installed (apt-get install docker-registry); \
+             call hoist_testkit::require_tool(\"docker-registry\") first to skip cleanly",
+        )?;
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-registry-")
+            .tempdir()
+            .context("creating registry temp dir")?;
+        let storage = match &self.storage_dir {
+            Some(d) => d.clone(),
+            None => dir.path().join("storage"),
+        };
+        std::fs::create_dir_all(&storage)
+            .with_context(|| format!("creating {}", storage.display()))?;
+        let htpasswd_path = match &self.htpasswd {
+            Some((user, pass)) => {
+                let path = dir.path().join("htpasswd");
+                // Cost 4 is the minimum: these are throwaway test credentials, and a high cost
+                // would slow down every authenticated request.
+                let hash = bcrypt::hash(pass, 4).context("bcrypt hashing")?;
+                std::fs::write(&path, format!("{user}:{hash}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let secret = format!("hoist-testkit-{:016x}", fastrand::u64(..));
+        let mut reg = with_free_port(|port| {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let config = registry_config(&ConfigParams {
+                addr,
+                storage: &storage,
+                relative_urls: self.relative_urls,
+                htpasswd: htpasswd_path.as_deref(),
+                secret: &secret,
+            });
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config)
+                .with_context(|| format!("writing {}", config_path.display()))?;
+            let guard = spawn(
+                &tool,
+                &config_path,
+                dir.path(),
+                addr,
+                self.htpasswd.is_some(),
+            )?;
+            Ok(Registry {
+                guard: Some(guard),
+                addr,
+                storage: storage.clone(),
+                config_path,
+                tool: tool.clone(),
+                credentials: self.htpasswd.clone(),
+                dir: None,
+            })
+        })?;
+        reg.dir = Some(dir);
+        Ok(reg)
+    }
+}
+
+/// A running `docker-registry serve` on `127.0.0.1:PORT` with filesystem storage and deletes
+/// enabled. Killed (and its temp dir removed) on drop.
+#[derive(Debug)]
+pub struct Registry {
+    guard: Option<ChildGuard>,
+    addr: SocketAddr,
+    storage: PathBuf,
+    config_path: PathBuf,
+    tool: PathBuf,
+    credentials: Option<(String, String)>,
+    // Declared last so it is removed after the process is gone.
+    dir: Option<TempDir>,
+}
+
+impl Registry {
+    /// Start a registry with default options (no auth, absolute URLs, temp storage).
+    pub fn start() -> anyhow::Result<Registry> {
+        Registry::builder().start()
+    }
+
+    /// Options for a registry.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, as used in image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The registry process id (0 after [`Registry::stop`]).
+    pub fn pid(&self) -> u32 {
+        self.guard.as_ref().map_or(0, ChildGuard::pid)
+    }
+
+    /// Where blobs and repositories are stored.
+    pub fn storage_dir(&self) -> &Path {
+        &self.storage
+    }
+
+    /// The basic-auth user and password, when started with [`RegistryBuilder::htpasswd`].
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    /// The registry's log (stdout and stderr).
+    pub fn log_tail(&self) -> String {
+        self.guard
+            .as_ref()
+            .map(|g| g.log_tail(8000))
+            .unwrap_or_default()
+    }
+
+    /// Kill and start the registry again on the same port with the same storage and secret
+    /// (so upload sessions started before can be resumed).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(mut g) = self.guard.take() {
+            g.stop();
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .context("registry temp dir is gone")?
+            .path()
+            .to_path_buf();
+        self.guard = Some(spawn(
+            &self.tool,
+            &self.config_path,
+            &dir,
+            self.addr,
+            self.credentials.is_some(),
+        )?);
+        Ok(())
+    }
+
+    /// Stop the registry and remove its temp dir (same as dropping it).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            g.stop();
+        }
+    }
+}
+
+fn spawn(
+    tool: &Path,
+    config: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+    auth: bool,
+) -> anyhow::Result<ChildGuard> {
+    let mut cmd = Command::new(tool);
+    cmd.arg("serve").arg(config).current_dir(dir);
+    let mut guard = ChildGuard::spawn("docker-registry", cmd, &dir.join("registry.log"))?;
+    guard.wait_ready(STARTUP_TIMEOUT, || {
+        port_open(addr)
+            && http_get(addr, "/v2/").is_ok_and(|r| r.status == 200 || (auth && r.status == 401))
+    })?;
+    Ok(guard)
+}
+
+struct ConfigParams<'a> {
+    addr: SocketAddr,
+    storage: &'a Path,
+    relative_urls: bool,
+    htpasswd: Option<&'a Path>,
+    secret: &'a str,
+}
+
+/// The distribution 2.x YAML config. Paths are quoted as YAML strings (JSON escaping is valid
+/// YAML for double-quoted scalars).
+fn registry_config(p: &ConfigParams<'_>) -> String {
+    let q = |s: &Path| serde_json::Value::from(s.to_string_lossy()).to_string();
+    let mut c = format!(
+        "version: 0.1\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
+         http:\n  addr: {}\n  secret: {}\n  relativeurls: {}\n",
+        q(p.storage),
+        p.addr,
+        p.secret,
+        p.relative_urls
+    );
+    if let Some(h) = p.htpasswd {
+        c.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: hoist-testkit\n    path: {}\n",
+            q(h)
+        ));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_has_the_settings() {
+        let c = registry_config(&ConfigParams {
+            addr: "127.0.0.1:5000".parse().expect("addr"),
+            storage: Path::new("/tmp/a b"),
+            relative_urls: true,
+            htpasswd: Some(Path::new("/tmp/h")),
+            secret: "s",
+        });
+        assert!(c.contains("addr: 127.0.0.1:5000\n"));
+        assert!(c.contains("rootdirectory: \"/tmp/a b\"\n"));
+        assert!(c.contains("relativeurls: true\n"));
+        assert!(c.contains("  delete:\n    enabled: true\n"));
+        assert!(c.contains("path: \"/tmp/h\"\n"));
+    }
+}
