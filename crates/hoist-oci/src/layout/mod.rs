@@ -450,8 +450,10 @@ impl Layout {
     pub fn image_at(&self, descriptor: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
         let mut descriptor = descriptor.clone();
         // An index may nest; follow at most a few levels.
+        let mut via_index = false;
         for _ in 0..4 {
             if descriptor.media_type.is_index() {
+                via_index = true;
                 let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
                 let chosen = match (platform, index.value().manifests.as_slice()) {
                     (None, [only]) => only,
@@ -485,7 +487,9 @@ impl Layout {
                 .with_digest(&bad.digest));
             }
             let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
-            if let Some(wanted) = platform {
+            // An index entry was already matched by its platform; a bare manifest is checked
+            // against its config.
+            if let Some(wanted) = platform.filter(|_| !via_index) {
                 let c = config.value();
                 let mut have = Platform::new(&c.os, &c.architecture);
                 have.variant.clone_from(&c.variant);
