@@ -163,8 +163,15 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
         };
         out.files.insert(path, stored);
     }
+    // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
+    // cleanly (bounded: a stream that never ends is not drained forever).
+    let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
+    let _ = io::copy(&mut rest, &mut io::sink());
     Ok(out)
 }
+
+/// How much of what follows the tar's end marker is read and discarded.
+const TRAILER_DRAIN_LIMIT: u64 = 1 << 20;
 
 fn tar_error(what: &str, e: io::Error) -> Error {
     let err = Error::io(what, e);
