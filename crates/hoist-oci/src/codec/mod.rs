@@ -137,7 +137,8 @@ pub fn decoder<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
 /// When the decoder cannot be set up.
 pub fn decoder_for<'a, R: Read + 'a>(compression: Compression, r: R) -> Result<Box<dyn Read + 'a>> {
     Ok(match compression {
-        Compression::None => Box::new(r),
+        // Buffered, so tar readers pulling 512-byte headers do not make a syscall each.
+        Compression::None => Box::new(io::BufReader::with_capacity(64 * 1024, r)),
         Compression::Gzip => Box::new(MapCorrupt {
             inner: flate2::read::MultiGzDecoder::new(r),
             compression,
