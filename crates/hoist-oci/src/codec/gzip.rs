@@ -39,7 +39,7 @@ struct Pool {
 }
 
 /// A gzip writer compressing [`BLOCK`]-sized blocks on `threads` worker threads (inline when
-/// `threads <= 1`).
+/// `threads <= 1` or the input is smaller than one block).
 pub(crate) struct BlockGzip<W: Write> {
     out: W,
     level: u32,
@@ -49,15 +49,13 @@ pub(crate) struct BlockGzip<W: Write> {
     submitted: u64,
     written: u64,
     ready: BTreeMap<u64, Vec<u8>>,
+    threads: usize,
     pool: Option<Pool>,
 }
 
 impl<W: Write> BlockGzip<W> {
     pub(crate) fn new(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
         out.write_all(&HEADER)?;
-        let pool = (threads > 1)
-            .then(|| spawn_pool(threads, level))
-            .transpose()?;
         Ok(BlockGzip {
             out,
             level,
@@ -67,11 +65,16 @@ impl<W: Write> BlockGzip<W> {
             submitted: 0,
             written: 0,
             ready: BTreeMap::new(),
-            pool,
+            threads,
+            // Started with the first full block: a layer under one block never spawns threads.
+            pool: None,
         })
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
+        if self.pool.is_none() && self.threads > 1 && !last {
+            self.pool = Some(spawn_pool(self.threads, self.level)?);
+        }
         let data = std::mem::replace(
             &mut self.pending,
             if last {
