@@ -392,7 +392,8 @@ impl Layout {
         Ok(self.list()?.into_iter().filter_map(|e| e.tag).collect())
     }
 
-    /// The descriptor tagged `tag`, or with `None` the layout's only entry.
+    /// The descriptor tagged `tag`, or with `None` the layout's only image (several entries
+    /// for the same digest count as one).
     ///
     /// # Errors
     /// [`ErrorKind::NotFound`] listing the tags there are; [`ErrorKind::InvalidInput`] when no tag
@@ -421,6 +422,13 @@ impl Layout {
                 }),
             None => match entries.as_slice() {
                 [only] => Ok(only.descriptor.clone()),
+                [first, rest @ ..]
+                    if rest
+                        .iter()
+                        .all(|e| e.descriptor.digest == first.descriptor.digest) =>
+                {
+                    Ok(first.descriptor.clone())
+                }
                 [] => Err(Error::new(ErrorKind::NotFound, "the layout holds no image")
                     .with_path(&self.root)),
                 many => Err(Error::invalid(format!(
@@ -542,9 +550,13 @@ impl Layout {
         check_ref_name(tag)?;
         let _lock = self.lock()?;
         let mut index = self.index()?.value().clone();
+        // Drop the old holder of the tag, and an untagged entry for the same manifest.
         index
             .manifests
-            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+            .retain(|d| match d.annotations.get(REF_NAME) {
+                Some(t) => t != tag,
+                None => d.digest != descriptor.digest,
+            });
         let mut entry = descriptor.clone();
         entry.annotations.insert(REF_NAME.into(), tag.into());
         index.manifests.push(entry);

@@ -142,7 +142,18 @@ fn tags_resolve_and_replace() {
     let (a, _) = write_image(&l, &[tar_of(&[("a", b"1")])], Compression::Gzip, "amd64");
     let (b, _) = write_image(&l, &[tar_of(&[("b", b"2")])], Compression::Zstd, "amd64");
     assert!(l.resolve(None).expect_err("empty").is_not_found());
+    l.add_untagged(&a).expect("untagged");
+    l.add_untagged(&a).expect("untagged twice is one entry");
+    assert_eq!(l.list().expect("list").len(), 1);
     l.set_tag("v1", &a).expect("tag");
+    // Tagging replaced the untagged entry.
+    assert_eq!(l.list().expect("list").len(), 1);
+    l.set_tag("also-v1", &a).expect("second tag");
+    assert_eq!(
+        l.resolve(None).expect("one image, two tags").digest,
+        a.digest
+    );
+    assert!(l.remove_tag("also-v1").expect("rm"));
     assert_eq!(l.resolve(None).expect("only").digest, a.digest);
     l.set_tag("v2", &b).expect("tag");
     assert!(l.resolve(None).expect_err("two").is_invalid_input());
