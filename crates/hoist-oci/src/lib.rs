@@ -109,7 +109,7 @@ pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
 pub use digest::{Algorithm, Digest, Digester, HashingWriter, VerifyingReader};
 pub use error::{Error, ErrorKind, Result};
-pub use layout::{BlobWriter, Image, Layout, LayoutEntry};
+pub use layout::{BlobWriter, CompressOptions, Image, Layout, LayoutEntry};
 pub use manifest::{
     AnyManifest, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE, RawJson, RootFs,
     RuntimeConfig,

@@ -7,6 +7,7 @@
 //! `org.opencontainers.image.ref.name` annotation and are replaced atomically.
 
 mod blob;
+mod compress;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 pub use blob::BlobWriter;
 pub(crate) use blob::{TEMP_PREFIX, mark_in_use};
 use blob::{remove_stale_temps, sync_dir};
+pub use compress::CompressOptions;
 
 use crate::digest::Algorithm;
 use crate::{
