@@ -5,6 +5,11 @@
 //! and, in the same pass, hashes both the uncompressed input (the layer's `diff_id`) and the
 //! compressed output (the blob digest), so a layer is read exactly once to produce a pushable
 //! blob. Everything streams through bounded buffers.
+//!
+//! Compression can use several threads per layer: zstd through its own multithreaded mode, gzip
+//! through block gzip (1 MiB blocks compressed in parallel and stitched into one standard gzip
+//! member, like pigz), whose output is the same whatever the thread count, so a layer's digest
+//! does not depend on the machine that compressed it.
 
 mod gzip;
 
