@@ -191,7 +191,11 @@ fn spawn_pool(threads: usize, level: u32) -> io::Result<Pool> {
                         Err(_) => break,
                     };
                     let Ok(job) = job else { break };
-                    let block = compress_block(&job, level);
+                    // A panicking worker must still answer, or the writer would wait forever.
+                    let block = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        compress_block(&job, level)
+                    }))
+                    .unwrap_or_else(|_| Err(io::Error::other("gzip worker thread panicked")));
                     if done_tx.send((job.index, block)).is_err() {
                         break;
                     }
