@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use common::{Registry, blob_file};
+use common::blob_file;
 use hoist_oci::MediaType;
 use hoist_registry::{Client, Credentials, Progress, PushOptions, Repo, RetryPolicy};
 
@@ -34,7 +34,7 @@ fn builder() -> hoist_registry::ClientBuilder {
 
 #[tokio::test]
 async fn basic_auth_push_pull_and_no_secret_anywhere() {
-    let Some(reg) = Registry::start_with_htpasswd("alice", PASSWORD) else {
+    let Some(reg) = common::registry_htpasswd("alice", PASSWORD) else {
         return;
     };
     let logs = Captured::default();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Registry, blob_file, registry_blob_digest};
+use common::{blob_file, registry_blob_digest};
 use hoist_registry::{Client, Event, Progress, PushKind, PushOptions, Repo, RetryPolicy};
 
 fn client(chunk: u64) -> Client {
@@ -16,7 +16,9 @@ fn client(chunk: u64) -> Client {
 
 #[tokio::test]
 async fn chunk_boundaries_land_digest_correct() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let chunk = 64 * 1024;
     let c = client(chunk);
@@ -74,7 +76,9 @@ async fn chunk_boundaries_land_digest_correct() {
 
 #[tokio::test]
 async fn mount_from_another_repository() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let c = client(1 << 20);
     let src = blob_file(dir.path(), "m", 300_000, 7);
@@ -122,7 +126,9 @@ async fn c2_push(
 
 #[tokio::test]
 async fn wrong_source_file_is_invalid_input() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let c = client(1 << 20);
     let repo = Repo::new(reg.host(), "bad/src").expect("repo");
@@ -159,4 +165,24 @@ async fn unknown_host_is_a_transport_error() {
         .expect_err("nobody listening");
     assert!(e.is_transport(), "{e}");
     assert!(e.url().is_some_and(|u| u.contains(&port.to_string())));
+}
+
+#[tokio::test]
+async fn relative_locations_are_resolved() {
+    let Some(reg) = common::registry_relative() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = client(64 * 1024);
+    let repo = Repo::new(reg.host(), "rel/app").expect("repo");
+    let src = blob_file(dir.path(), "r", 3 * 64 * 1024 + 5, 21);
+    let out = c
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push with relative Locations");
+    assert_eq!(out.bytes_sent, src.size);
+    assert_eq!(
+        registry_blob_digest(&reg, "rel/app", &src.digest),
+        Some(src.digest.clone())
+    );
 }
