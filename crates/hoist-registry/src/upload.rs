@@ -671,7 +671,7 @@ impl Client {
                     && got.trim() != src.digest.to_string()
                 {
                     return Err(CloseError::Fatal(
-                        Error::misbehaved(format!(
+                        Error::digest_mismatch(format!(
                             "registry stored the blob as {got}, expected {}",
                             src.digest
                         ))
