@@ -171,6 +171,28 @@ impl Client {
         result.map_err(|e| e.with_digest(&source.digest))
     }
 
+    /// Push several blobs concurrently (up to the client's concurrency limit), returning the
+    /// outcomes in input order. Every blob is attempted even when one fails; the first error
+    /// (in input order) is returned.
+    ///
+    /// # Errors
+    /// As [`Client::push_blob`].
+    pub async fn push_blobs(
+        &self,
+        repo: &Repo,
+        sources: &[BlobSource],
+        opts: &PushOptions,
+        progress: &Progress,
+    ) -> Result<Vec<PushOutcome>> {
+        let all = futures_util::future::join_all(
+            sources
+                .iter()
+                .map(|s| self.push_blob(repo, s, opts, progress)),
+        )
+        .await;
+        all.into_iter().collect()
+    }
+
     async fn push_inner(
         &self,
         repo: &Repo,

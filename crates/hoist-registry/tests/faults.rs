@@ -298,7 +298,7 @@ async fn digest_invalid_on_close_retries_once_then_fails() {
     run.assert_landed();
     assert_eq!(out.restarts, 1);
 
-    let Some((_run, res)) = push_through(vec![
+    let Some((failed, res)) = push_through(vec![
         rule("PUT", "digest=", 1, respond(400, &[], bad)),
         rule("PUT", "digest=", 2, respond(400, &[], bad)),
     ])
@@ -308,6 +308,11 @@ async fn digest_invalid_on_close_retries_once_then_fails() {
     };
     let e = res.expect_err("persistent digest mismatch");
     assert_eq!(e.code(), Some("DIGEST_INVALID"), "{e}");
+    // Giving up without a state dir releases the session.
+    assert!(
+        failed.proxy.records().iter().any(|r| r.method == "DELETE"),
+        "the abandoned session is deleted"
+    );
 }
 
 #[tokio::test]

@@ -186,3 +186,45 @@ async fn relative_locations_are_resolved() {
         Some(src.digest.clone())
     );
 }
+
+#[tokio::test]
+async fn blobs_run_concurrently_up_to_the_limit() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = Client::builder()
+        .no_docker_config()
+        .chunk_size(64 * 1024)
+        .concurrency(2)
+        .build()
+        .expect("client");
+    let repo = Repo::new(reg.host(), "conc/app").expect("repo");
+    let sources: Vec<_> = (0..6)
+        .map(|i| blob_file(dir.path(), &format!("c{i}"), 400_000 + i, 100 + i))
+        .collect();
+    let (p, mut rx) = Progress::channel(1 << 14);
+    let outs = c
+        .push_blobs(&repo, &sources, &PushOptions::default(), &p)
+        .await
+        .expect("all pushed");
+    drop(p);
+    assert!(outs.iter().all(|o| o.kind == PushKind::Uploaded));
+    let (mut inflight, mut max) = (0i32, 0i32);
+    while let Some(e) = rx.recv().await {
+        match e {
+            Event::BlobStarted { .. } => inflight += 1,
+            Event::Done { .. } | Event::Failed { .. } => inflight -= 1,
+            _ => {}
+        }
+        max = max.max(inflight);
+    }
+    assert_eq!(inflight, 0);
+    assert_eq!(max, 2, "two blobs at a time, never more");
+    for s in &sources {
+        assert_eq!(
+            registry_blob_digest(&reg, "conc/app", &s.digest),
+            Some(s.digest.clone())
+        );
+    }
+}
