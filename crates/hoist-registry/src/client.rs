@@ -220,6 +220,7 @@ impl ClientBuilder {
             .enable_http1()
             .build();
         let http = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(self.concurrency.max(4))
             .build(https);
@@ -689,7 +690,7 @@ impl Client {
             let resp = match self.execute(req, registry, scopes).await {
                 Ok(r) => r,
                 Err(e) if e.is_transport() && !last => {
-                    tracing::debug!(error = %e, "retrying after transport error");
+                    tracing::info!(error = %e, "retrying after a transport error");
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }
@@ -703,7 +704,7 @@ impl Client {
             match classify(Phase::Plain, status, None, ra) {
                 Step::Done => return Ok(resp),
                 Step::Retry { after } if !last => {
-                    tracing::debug!(status, "retrying after transient status");
+                    tracing::info!(status, url = %display_url(&req.url), "retrying after a transient status");
                     drop(resp);
                     tokio::time::sleep(policy.delay(attempt - 1, after)).await;
                 }
