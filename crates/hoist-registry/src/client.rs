@@ -331,7 +331,13 @@ enum Scheme {
 pub(crate) enum BodySpec {
     Empty,
     Bytes(Bytes),
-    File { path: PathBuf, start: u64, end: u64 },
+    File {
+        path: PathBuf,
+        start: u64,
+        end: u64,
+        /// Bytes of this body handed to the connection so far (for progress).
+        tap: Arc<std::sync::atomic::AtomicU64>,
+    },
 }
 
 /// A request that can be sent (and re-sent) with auth.
@@ -640,10 +646,17 @@ impl Client {
             let (body, len) = match &req.body {
                 BodySpec::Empty => (ReqBody::Empty, 0),
                 BodySpec::Bytes(bytes) => (ReqBody::bytes(bytes.clone()), bytes.len() as u64),
-                BodySpec::File { path, start, end } => {
-                    let region = FileRegion::open(path, *start, *end).await.map_err(|e| {
-                        Error::local(format!("opening blob source {}", path.display()), e)
-                    })?;
+                BodySpec::File {
+                    path,
+                    start,
+                    end,
+                    tap,
+                } => {
+                    let region = FileRegion::open_counted(path, *start, *end, tap.clone())
+                        .await
+                        .map_err(|e| {
+                            Error::local(format!("opening blob source {}", path.display()), e)
+                        })?;
                     watch = Some(region.progress());
                     (ReqBody::File(region), end - start)
                 }

@@ -1,6 +1,8 @@
 //! Blob push: HEAD skip, cross-repo mount, chunked PATCH uploads with resume and restart.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hoist_oci::Digest;
 use http::{Method, header};
@@ -15,6 +17,9 @@ use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
 use crate::state::{self, UploadState};
 use crate::{Error, Repo, Result};
+
+/// How often bytes in flight are reported during a PATCH.
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A blob to push: a local file (already spooled, compressed) and what it must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,7 +433,7 @@ impl Client {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
                 let result = self
-                    .patch(repo, src, scopes, session, start, end, out)
+                    .patch(repo, src, scopes, session, start, end, out, bp)
                     .await;
                 let (step, err) = match result {
                     PatchResult::Acked => {
@@ -599,7 +604,9 @@ impl Client {
         start: u64,
         end: u64,
         out: &mut PushOutcome,
+        bp: &mut BlobProgress<'_>,
     ) -> PatchResult {
+        let tap = Arc::new(AtomicU64::new(0));
         let req = Req::new(Method::PATCH, session.location.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_RANGE, content_range(start, end))
@@ -607,9 +614,20 @@ impl Client {
                 path: src.path.clone(),
                 start,
                 end,
+                tap: tap.clone(),
             });
         out.bytes_sent += end - start;
-        let resp = match self.execute(&req, &repo.registry, scopes).await {
+        // Report bytes as they go out, so a large chunk does not look stuck.
+        let send = self.execute(&req, &repo.registry, scopes);
+        tokio::pin!(send);
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let result = loop {
+            tokio::select! {
+                r = &mut send => break r,
+                _ = tick.tick() => bp.at(start + tap.load(Ordering::Relaxed)),
+            }
+        };
+        let resp = match result {
             Ok(r) => r,
             Err(e) if e.is_transport() => {
                 return PatchResult::Step(classify_transport(Phase::Patch), Some(e));

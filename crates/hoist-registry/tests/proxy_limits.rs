@@ -69,7 +69,9 @@ async fn advertised_max_caps_chunks_from_the_start() {
         let dir = tempfile::tempdir().expect("tempdir");
         // A blob smaller than the configured chunk but larger than the cap: the cap holds.
         let src = blob_file(dir.path(), "b", 3 * MIB / 2 + 1, 2);
-        let repo = Repo::new(nginx.host(), "limit/cap").expect("repo");
+        // A rule-less fault proxy in front of nginx records each PATCH's body size.
+        let recorder = common::proxy(nginx.addr(), Vec::new());
+        let repo = Repo::new(recorder.host(), "limit/cap").expect("repo");
         let (p, rx) = Progress::channel(4096);
         let out = client(8 * MIB)
             .push_blob(&repo, &src, &PushOptions::default(), &p)
@@ -80,11 +82,17 @@ async fn advertised_max_caps_chunks_from_the_start() {
         assert_eq!(out.final_chunk_size, MIB / 2);
         assert_eq!(out.bytes_sent, src.size, "no 413, nothing re-sent");
         assert!(!ev.iter().any(|e| matches!(e, Event::ChunkShrunk { .. })));
-        let acks = ev
+        let patches: Vec<u64> = recorder
+            .records()
             .iter()
-            .filter(|e| matches!(e, Event::BytesSent { .. }))
-            .count();
-        assert_eq!(acks, 4, "3 equal chunks of 512 KiB and a 1-byte tail");
+            .filter(|r| r.method == "PATCH")
+            .map(|r| r.request_body_bytes)
+            .collect();
+        assert_eq!(
+            patches,
+            vec![MIB / 2, MIB / 2, MIB / 2, 1],
+            "equal chunks at the cap and a 1-byte tail"
+        );
         assert_eq!(
             registry_blob_digest(&reg, "limit/cap", &src.digest),
             Some(src.digest.clone())
