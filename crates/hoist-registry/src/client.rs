@@ -745,10 +745,7 @@ impl Client {
         let parsed = parse_error_body(status, ct.as_deref(), &body);
         let mut message = format!("{what}: {}", parsed.message);
         if status == 413 {
-            message.push_str(
-                " (the registry or a proxy in front of it limits request bodies; \
-                 hoist sends smaller chunks when it can, see --chunk-size)",
-            );
+            message.push_str(" (the registry or a proxy in front of it limits request bodies)");
         }
         let err = if (400..500).contains(&status) {
             Error::refused(message)

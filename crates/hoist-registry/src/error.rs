@@ -80,6 +80,13 @@ impl Error {
         Self::new(ErrorKind::LocalIo, format!("{}: {err}", what.into())).with_source(err)
     }
 
+    /// Add what hoist did about it to the message.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.inner.message.push_str("; ");
+        self.inner.message.push_str(note);
+        self
+    }
+
     /// Attach the URL; callers pass it already stripped of credentials.
     pub(crate) fn with_url(mut self, shown_url: impl Into<String>) -> Self {
         self.inner.url = Some(shown_url.into());

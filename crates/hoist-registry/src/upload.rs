@@ -461,12 +461,23 @@ impl Client {
                     e.unwrap_or_else(|| Error::misbehaved("upload failed without a response"))
                 };
                 if faults >= policy.max_attempts {
-                    return Err(fail(err));
+                    let e = fail(err);
+                    let note = format!("gave up after {faults} consecutive failures on this blob");
+                    return Err(if e.is_body_too_large() {
+                        e.with_note(&format!(
+                            "{note}; hoist shrank its chunks to {chunk} bytes (set a smaller chunk size to start lower)"
+                        ))
+                    } else {
+                        e.with_note(&note)
+                    });
                 }
                 match step {
                     Step::Shrink => {
                         let Some(smaller) = shrink_after_413(chunk) else {
-                            return Err(fail(err));
+                            return Err(fail(err).with_note(&format!(
+                                "hoist shrank its chunks to {chunk} bytes and was still refused; \
+                                 the limit is not about body size"
+                            )));
                         };
                         if !shrunk_once {
                             tracing::warn!(

@@ -490,3 +490,31 @@ async fn a_corrupted_manifest_is_rejected_by_digest() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_413_on_every_chunk_fails_clearly_without_html() {
+    let html = "<html><head><title>413 Request Entity Too Large</title></head><body><center>nginx</center></body></html>";
+    let Some((run, res)) = push_through(vec![rule(
+        "PATCH",
+        "/blobs/uploads/",
+        0,
+        respond(413, &[("Content-Type", "text/html")], html),
+    )])
+    .await
+    else {
+        return;
+    };
+    let e = res.expect_err("always 413");
+    assert!(e.is_refused() && e.is_body_too_large(), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("413 Payload Too Large"), "{text}");
+    assert!(text.contains("limits request bodies"), "{text}");
+    assert!(text.contains("shrank its chunks"), "{text}");
+    assert!(!text.contains('<'), "no HTML in the error: {text}");
+    let shrinks = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ChunkShrunk { .. }))
+        .count();
+    assert_eq!(shrinks, 3, "64 KiB -> 32 -> 16 -> 8 KiB, then give up");
+}
