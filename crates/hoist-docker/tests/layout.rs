@@ -1,0 +1,115 @@
+//! Against a real private dockerd: export into an OCI layout and load back out of one.
+
+mod support;
+
+use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
+use hoist_oci::layout::Layout;
+use support::{Dockerd, noise};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_to_layout_and_load_back() {
+    let Some(dockerd) = Dockerd::start() else {
+        return;
+    };
+    dockerd.import_rootfs(
+        "hoist-base:1",
+        &[
+            ("etc/hello", b"hello\n"),
+            ("usr/data.bin", &noise(200_000, 3)),
+        ],
+    );
+    dockerd.build_layers(
+        "hoist-multi:1",
+        "hoist-base:1",
+        &[("big.bin", &noise(1_500_000, 4)), ("small.txt", b"small\n")],
+    );
+    let daemon = Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
+        .await
+        .expect("connect");
+    let multi = daemon
+        .inspect("hoist-multi:1")
+        .await
+        .expect("inspect multi");
+    let base = daemon.inspect("hoist-base:1").await.expect("inspect base");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("oci")).expect("layout");
+    let names = vec!["hoist-multi:1".to_string(), "hoist-base:1".to_string()];
+    let mut phases = Vec::new();
+    let spooled = daemon
+        .export(&names, &layout, &ExportOptions::new(), |p| phases.push(p))
+        .await
+        .expect("export into layout");
+    assert!(matches!(phases.first(), Some(Progress::Preparing { .. })));
+    assert!(matches!(phases.last(), Some(Progress::Done { .. })));
+    assert_eq!(spooled.len(), 2);
+
+    // Each spooled image is the daemon's image: config digest = image ID, layers = diff_ids
+    // (uncompressed, as the daemon sent them).
+    for (info, tag) in [(&multi, "hoist-multi:1"), (&base, "hoist-base:1")] {
+        let image = spooled
+            .iter()
+            .find(|s| s.tags.iter().any(|t| t.contains(tag)))
+            .unwrap_or_else(|| panic!("{tag} spooled: {spooled:?}"));
+        assert_eq!(image.config.digest, info.id);
+        let read = layout
+            .image_at(&image.manifest, None)
+            .expect("image in layout");
+        let layer_digests: Vec<_> = read
+            .manifest
+            .value()
+            .layers
+            .iter()
+            .map(|l| l.digest.clone())
+            .collect();
+        assert_eq!(layer_digests, info.diff_ids);
+        for layer in &read.manifest.value().layers {
+            layout.verify_blob(layer).expect("layer blob verifies");
+        }
+    }
+
+    // Remove the images from the daemon, then load one back from the layout under a new tag.
+    dockerd.run(&["rmi", "hoist-multi:1", "hoist-base:1"]);
+    let multi_manifest = spooled
+        .iter()
+        .find(|s| s.config.digest == multi.id)
+        .expect("multi spooled")
+        .manifest
+        .clone();
+    let mut load_phases = Vec::new();
+    let loaded = daemon
+        .load(&layout, &multi_manifest, "hoist-loaded:2", |p| {
+            load_phases.push(p)
+        })
+        .await
+        .expect("load from layout");
+    assert_eq!(loaded.id, multi.id);
+    assert_eq!(loaded.diff_ids, multi.diff_ids);
+    assert!(loaded.repo_tags.contains(&"hoist-loaded:2".to_string()));
+    assert!(matches!(load_phases.last(), Some(Progress::Done { .. })));
+    let cli = dockerd.run(&["inspect", "--format", "{{.Id}}", "hoist-loaded:2"]);
+    assert_eq!(cli.trim(), multi.id.to_string());
+
+    // A layout whose blob went missing: a clear local-input error, and no image appears.
+    let victim = layout.blob_path(&multi_manifest_layer(&layout, &multi_manifest));
+    std::fs::remove_file(&victim).expect("remove a layer blob");
+    let err = daemon
+        .load(&layout, &multi_manifest, "hoist-broken:1", |_| {})
+        .await
+        .expect_err("missing blob");
+    assert!(err.is_invalid_input(), "{err:?}");
+    assert!(err.to_string().contains("opening blob"), "{err}");
+    assert!(!daemon.exists("hoist-broken:1").await.expect("exists"));
+
+    // Bad tags are refused before anything is sent.
+    let err = daemon
+        .load(&layout, &multi_manifest, "Bad Tag", |_| {})
+        .await
+        .expect_err("bad tag");
+    assert!(err.is_invalid_input(), "{err:?}");
+}
+
+fn multi_manifest_layer(layout: &Layout, manifest: &hoist_oci::Descriptor) -> hoist_oci::Digest {
+    let image = layout.image_at(manifest, None).expect("image");
+    image.manifest.value().layers[1].digest.clone()
+}
