@@ -3,22 +3,30 @@
 mod support;
 
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
+use hoist_oci::Compression;
 use hoist_oci::layout::Layout;
-use support::{Dockerd, noise};
+use hoist_testkit::{ImageSpec, write_oci_layout};
+use support::{build_layers, import_files, noise, run, start_dockerd};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_to_layout_and_load_back() {
-    let Some(dockerd) = Dockerd::start() else {
+    let Some(dockerd) = start_dockerd() else {
         return;
     };
-    dockerd.import_rootfs(
+    let scratch_dir = tempfile::tempdir().expect("scratch dir");
+    let scratch = scratch_dir.path();
+    import_files(
+        &dockerd,
+        scratch,
         "hoist-base:1",
         &[
             ("etc/hello", b"hello\n"),
             ("usr/data.bin", &noise(200_000, 3)),
         ],
     );
-    dockerd.build_layers(
+    build_layers(
+        &dockerd,
+        scratch,
         "hoist-multi:1",
         "hoist-base:1",
         &[("big.bin", &noise(1_500_000, 4)), ("small.txt", b"small\n")],
@@ -69,7 +77,7 @@ async fn export_to_layout_and_load_back() {
     }
 
     // Remove the images from the daemon, then load one back from the layout under a new tag.
-    dockerd.run(&["rmi", "hoist-multi:1", "hoist-base:1"]);
+    run(&dockerd, &["rmi", "hoist-multi:1", "hoist-base:1"]);
     let multi_manifest = spooled
         .iter()
         .find(|s| s.config.digest == multi.id)
@@ -87,7 +95,10 @@ async fn export_to_layout_and_load_back() {
     assert_eq!(loaded.diff_ids, multi.diff_ids);
     assert!(loaded.repo_tags.contains(&"hoist-loaded:2".to_string()));
     assert!(matches!(load_phases.last(), Some(Progress::Done { .. })));
-    let cli = dockerd.run(&["inspect", "--format", "{{.Id}}", "hoist-loaded:2"]);
+    let cli = run(
+        &dockerd,
+        &["inspect", "--format", "{{.Id}}", "hoist-loaded:2"],
+    );
     assert_eq!(cli.trim(), multi.id.to_string());
 
     // A layout whose blob went missing: a clear local-input error, and no image appears.
@@ -112,4 +123,57 @@ async fn export_to_layout_and_load_back() {
 fn multi_manifest_layer(layout: &Layout, manifest: &hoist_oci::Descriptor) -> hoist_oci::Digest {
     let image = layout.image_at(manifest, None).expect("image");
     image.manifest.value().layers[1].digest.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_a_synthetic_gzip_layout() {
+    let Some(dockerd) = start_dockerd() else {
+        return;
+    };
+    // A layout hoist did not export: written by the testkit by hand, gzip layers, two images.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = ImageSpec::uniform(3, 400_000, Compression::Gzip, 11);
+    let synth = write_oci_layout(dir.path(), "synth-a", &spec).expect("synth layout");
+    let layout = Layout::open(dir.path()).expect("open layout");
+    let manifest = layout.resolve(Some("synth-a")).expect("resolve tag");
+    assert_eq!(manifest.digest, synth.manifest_digest);
+
+    let daemon = Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
+        .await
+        .expect("connect");
+    let info = daemon
+        .load(&layout, &manifest, "localhost:5000/synth/a:v1", |_| {})
+        .await
+        .expect("load synthetic layout");
+    // The daemon holds the uncompressed layers the config promises, under our tag, and its
+    // image ID is the config we wrote.
+    assert_eq!(info.diff_ids, synth.diff_ids);
+    assert_eq!(info.id, synth.config_digest);
+    assert_eq!(
+        info.repo_tags,
+        vec!["localhost:5000/synth/a:v1".to_string()]
+    );
+
+    // Round trip: export it again into a fresh layout; the config comes back byte-identical.
+    let again = Layout::create(dir.path().join("again")).expect("layout");
+    let spooled = daemon
+        .export(
+            &["localhost:5000/synth/a:v1".to_string()],
+            &again,
+            &ExportOptions::new(),
+            |_| {},
+        )
+        .await
+        .expect("export");
+    assert_eq!(spooled.len(), 1);
+    assert_eq!(spooled[0].config.digest, synth.config_digest);
+    let image = again.image_at(&spooled[0].manifest, None).expect("image");
+    let layers: Vec<_> = image
+        .manifest
+        .value()
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    assert_eq!(layers, synth.diff_ids);
 }
