@@ -150,8 +150,11 @@ impl Daemon {
                             // Past the headers a cut is a broken stream, whatever hyper says.
                             err = Error::new(
                                 ErrorKind::DaemonFailed,
-                                format!("the export stream broke off after {received} bytes: {err}"),
-                            );
+                                format!("the export stream broke off after {received} bytes"),
+                            )
+                            .with_image(label.clone())
+                            .with_host(&self.host())
+                            .with_source(err);
                         }
                         let _ = tx
                             .send(Err(io::Error::other(format!("export stream failed: {err}"))))
