@@ -6,7 +6,7 @@ use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
 use hoist_oci::Compression;
 use hoist_oci::layout::Layout;
 use hoist_testkit::{ImageSpec, write_oci_layout};
-use support::{build_layers, import_files, noise, run, start_dockerd};
+use support::{build_layers, import_files, noise, run, start_dockerd, tcp_relay_cut};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_to_layout_and_load_back() {
@@ -176,4 +176,53 @@ async fn load_a_synthetic_gzip_layout() {
         .map(|l| l.digest.clone())
         .collect();
     assert_eq!(layers, synth.diff_ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_cut_midway_fails_and_tags_nothing() {
+    let Some(dockerd) = start_dockerd() else {
+        return;
+    };
+    let scratch_dir = tempfile::tempdir().expect("scratch dir");
+    import_files(
+        &dockerd,
+        scratch_dir.path(),
+        "hoist-cut:1",
+        &[("data.bin", &noise(3_000_000, 21))],
+    );
+    // The real daemon, through a relay that cuts its answer after 1 MB.
+    let relay = tcp_relay_cut(dockerd.socket_path(), Some(1_000_000));
+    let daemon = Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
+        .await
+        .expect("connect");
+    let cut = Daemon::connect(ConnectOptions::new().host(format!("tcp://{relay}")))
+        .await
+        .expect("connect through relay");
+    let layout = Layout::create(scratch_dir.path().join("oci")).expect("layout");
+    let err = cut
+        .export(
+            &["hoist-cut:1".to_string()],
+            &layout,
+            &ExportOptions::new(),
+            |_| {},
+        )
+        .await
+        .expect_err("cut export");
+    assert!(err.is_daemon_failed(), "{err:?}");
+    assert!(err.to_string().contains("broke off"), "{err}");
+    // Nothing in the layout claims to be an image.
+    assert!(layout.list().expect("list").is_empty());
+
+    // The same export over the direct socket works, into the same layout.
+    let spooled = daemon
+        .export(
+            &["hoist-cut:1".to_string()],
+            &layout,
+            &ExportOptions::new(),
+            |_| {},
+        )
+        .await
+        .expect("export");
+    assert_eq!(spooled.len(), 1);
+    assert_eq!(layout.list().expect("list").len(), 1);
 }

@@ -71,6 +71,12 @@ fn sanitize(tag: &str) -> String {
 /// `tcp://` (the testkit's daemon listens on a unix socket only). Threads end with the test
 /// process.
 pub fn tcp_relay(socket: &Path) -> SocketAddr {
+    tcp_relay_cut(socket, None)
+}
+
+/// Like [`tcp_relay`], but each connection's answer is cut (both directions shut) after
+/// `cut_after` bytes: a daemon that dies mid-stream, deterministically.
+pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
     let addr = listener.local_addr().expect("relay addr");
     let socket: PathBuf = socket.to_path_buf();
@@ -88,8 +94,12 @@ pub fn tcp_relay(socket: &Path) -> SocketAddr {
                 let _ = u_write.shutdown(std::net::Shutdown::Write);
             });
             std::thread::spawn(move || {
-                let _ = pump(&mut u_read, &mut c_write);
-                let _ = c_write.shutdown(std::net::Shutdown::Write);
+                let _ = match cut_after {
+                    Some(limit) => pump(&mut (&mut u_read).take(limit), &mut c_write),
+                    None => pump(&mut u_read, &mut c_write),
+                };
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+                let _ = u_read.shutdown(std::net::Shutdown::Both);
             });
         }
     });
