@@ -17,7 +17,9 @@
 //!   hoist-oci's one-pass docker-archive spooler, producing an OCI layout (layers stay
 //!   uncompressed, as the daemon sent them; every blob verified; tags set only at the end).
 //! - [`Daemon::load`] — stream a layout image into `POST /images/load` as a legacy
-//!   docker-archive written on the fly by hoist-oci, tag it, and check the daemon's layers.
+//!   docker-archive written on the fly by hoist-oci (gzip/zstd layers are decompressed on the
+//!   way; for an index, the daemon's own platform is picked), tag it, and check the daemon's
+//!   layers.
 //! - [`Daemon::export_archive`] / [`Daemon::export_with`] — stream `GET /images/get` (one or
 //!   several images; the daemon writes shared layers once) into a file or any blocking
 //!   consumer such as hoist-oci's docker-archive spooler. [`ExportOptions::platform`] selects

@@ -5,9 +5,9 @@
 //! arrives; [`hoist_oci::archive::write_docker_archive`] writes the legacy archive dockerd 20.10
 //! can load, straight into the request body.
 
-use hoist_oci::Descriptor;
 use hoist_oci::archive::{self, SpooledImage};
 use hoist_oci::layout::Layout;
+use hoist_oci::{Descriptor, Platform};
 
 use crate::connect::Daemon;
 use crate::error::{Error, ErrorKind, Result};
@@ -16,6 +16,15 @@ use crate::inspect::{ImageInfo, split_tag};
 use crate::progress::Progress;
 
 impl Daemon {
+    /// The daemon's own platform (`linux/amd64`), from what it said when connecting.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            architecture: self.version.arch.clone(),
+            os: self.version.os.clone(),
+            ..Platform::default()
+        }
+    }
+
     /// Export `names` from the daemon into `layout`: one pass over the daemon's stream, every
     /// layer and config stored as a verified blob (layers uncompressed, as the daemon sent
     /// them), an OCI manifest per image, and a layout tag per `RepoTags` entry. Shared layers
@@ -37,10 +46,10 @@ impl Daemon {
         .await
     }
 
-    /// Load the image `manifest` (an image manifest descriptor in `layout`; resolve an index
-    /// to one platform first) into the daemon as `tag`, streaming a legacy docker-archive
-    /// written on the fly. Returns what the daemon then reports for `tag`, after checking its
-    /// layers are the image's.
+    /// Load the image `manifest` (an image manifest in `layout`, or an index, of which the
+    /// entry for the daemon's own platform is loaded) into the daemon as `tag`, streaming a
+    /// legacy docker-archive written on the fly. Returns what the daemon then reports for
+    /// `tag`, after checking its layers are the image's.
     pub async fn load<P>(
         &self,
         layout: &Layout,
@@ -57,21 +66,14 @@ impl Daemon {
                 format!("bad tag {tag:?}: expected REPOSITORY[:TAG]"),
             ));
         }
-        if !manifest.media_type.is_manifest() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} is a {}, not an image manifest: pick one platform before loading",
-                    manifest.digest, manifest.media_type
-                ),
-            ));
-        }
+        // An index (multi-platform image) loads the entry for the daemon's own platform.
+        let platform = manifest.media_type.is_index().then(|| self.platform());
         let image = layout
-            .image_at(manifest, None)
+            .image_at(manifest, platform.as_ref())
             .map_err(|e| Error::from_oci("reading the image from the layout", e, false))?;
         let diff_ids = image.config.value().rootfs.diff_ids.clone();
         let writer_layout = layout.clone();
-        let images = vec![(manifest.clone(), vec![tag.to_string()])];
+        let images = vec![(image.descriptor.clone(), vec![tag.to_string()])];
         self.load_with(progress, move |out| {
             archive::write_docker_archive(&writer_layout, &images, out)
         })

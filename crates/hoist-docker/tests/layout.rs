@@ -3,8 +3,8 @@
 mod support;
 
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
-use hoist_oci::Compression;
 use hoist_oci::layout::Layout;
+use hoist_oci::{Compression, Descriptor, ImageIndex, MediaType, Platform, RawJson};
 use hoist_testkit::{ImageSpec, write_oci_layout};
 use support::{build_layers, import_files, noise, run, start_dockerd, tcp_relay_cut};
 
@@ -225,4 +225,83 @@ async fn export_cut_midway_fails_and_tags_nothing() {
         .expect("export");
     assert_eq!(spooled.len(), 1);
     assert_eq!(layout.list().expect("list").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_an_index_picks_the_daemon_platform() {
+    let Some(dockerd) = start_dockerd() else {
+        return;
+    };
+    let daemon = Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
+        .await
+        .expect("connect");
+    let native = daemon.platform();
+    assert_eq!(native.os, "linux");
+
+    // Two images in one layout under an index: one for a foreign platform, one for the daemon's.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let foreign = write_oci_layout(
+        dir.path(),
+        "foreign",
+        &ImageSpec::uniform(1, 100_000, Compression::Gzip, 31),
+    )
+    .expect("synth foreign");
+    let mine = write_oci_layout(
+        dir.path(),
+        "mine",
+        &ImageSpec::uniform(2, 100_000, Compression::Zstd, 32),
+    )
+    .expect("synth mine");
+    let layout = Layout::open(dir.path()).expect("open layout");
+    let entry = |image: &hoist_testkit::SynthImage, arch: &str| {
+        let mut d = Descriptor::new(
+            MediaType::OCI_MANIFEST,
+            image.manifest_digest.clone(),
+            image.manifest_size,
+        );
+        d.platform = Some(Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            ..Platform::default()
+        });
+        d
+    };
+    let foreign_arch = if native.architecture == "s390x" {
+        "ppc64le"
+    } else {
+        "s390x"
+    };
+    let index = |manifests: Vec<Descriptor>| {
+        let raw = RawJson::from_value(ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: Default::default(),
+        })
+        .expect("index json");
+        layout.write_json(&raw).expect("write index");
+        raw.descriptor(MediaType::new(MediaType::OCI_INDEX))
+    };
+    let both = index(vec![
+        entry(&foreign, foreign_arch),
+        entry(&mine, &native.architecture),
+    ]);
+    let info = daemon
+        .load(&layout, &both, "hoist-index:1", |_| {})
+        .await
+        .expect("load index");
+    assert_eq!(info.diff_ids, mine.diff_ids);
+    assert_eq!(info.id, mine.config_digest);
+
+    // An index without the daemon's platform: a clear error naming what is there.
+    let only_foreign = index(vec![entry(&foreign, foreign_arch)]);
+    let err = daemon
+        .load(&layout, &only_foreign, "hoist-index:2", |_| {})
+        .await
+        .expect_err("no matching platform");
+    assert!(err.is_invalid_input(), "{err:?}");
+    assert!(err.to_string().contains(foreign_arch), "{err}");
+    assert!(!daemon.exists("hoist-index:2").await.expect("exists"));
 }
