@@ -495,8 +495,16 @@ fn unreadable_socket_is_permission_denied() {
         )
         .uid(65534)
         .gid(65534)
-        .output()
-        .expect("run child as nobody");
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            // The test binary must be executable by nobody (a target dir under a private home
+            // is not): that is the environment, not the code under test.
+            hoist_testkit::skip(&format!("running the test binary as user nobody: {e}"));
+            return;
+        }
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
