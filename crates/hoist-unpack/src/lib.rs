@@ -10,8 +10,10 @@
 //! - [`Unpacker`] — a cheap-to-clone handle made by [`Unpacker::builder`]. Its
 //!   [`apply_layer`](Unpacker::apply_layer) takes any [`std::io::Read`] of a layer (gzip, zstd or
 //!   plain tar, detected by magic bytes), verifies the compressed digest and the uncompressed
-//!   diff_id given in [`LayerInfo`], and applies the OCI layer rules; [`unpack_layers`]
-//!   (Unpacker::unpack_layers) applies a whole image's layers in order against its config.
+//!   diff_id given in [`LayerInfo`], and applies the OCI layer rules;
+//!   [`unpack_layers`](Unpacker::unpack_layers) applies a whole image's layers in order against
+//!   its config, and [`unpack_image`](Unpacker::unpack_image) does so for an image read from an
+//!   OCI image layout (`hoist_oci::layout::Layout::image`).
 //! - [`LayerStats`] / [`Stats`] — what was done: entries by type, bytes, skipped devices and
 //!   xattrs, the digests that were computed.
 //! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
@@ -83,6 +85,7 @@
 
 mod apply;
 mod error;
+mod image;
 mod path;
 mod root;
 mod runtime;

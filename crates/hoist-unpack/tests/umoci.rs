@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Tar, shape};
-use hoist_oci::{Digest, ImageConfig, RootFs};
+use hoist_oci::{Digest, ImageConfig, Layout, RootFs};
 use hoist_unpack::Unpacker;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -78,18 +78,8 @@ fn put_blob(layout: &Path, data: &[u8]) -> Digest {
     digest
 }
 
-#[test]
-fn equals_umoci_unpack_rootless() {
-    let umoci_ok = Command::new("umoci")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !umoci_ok {
-        common::skip("umoci is not installed");
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let layout = tmp.path().join("layout");
+/// Write an OCI layout with the test image (gzip layers), tagged `latest`; returns the blobs.
+fn build_layout(layout: &Path) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
     std::fs::write(
         layout.join("oci-layout"),
@@ -104,18 +94,18 @@ fn equals_umoci_unpack_rootless() {
         os: "linux".into(),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: diff_ids.clone(),
+            diff_ids,
         },
         ..ImageConfig::default()
     };
     let config_bytes = serde_json::to_vec(&config).expect("config");
-    let config_digest = put_blob(&layout, &config_bytes);
+    let config_digest = put_blob(layout, &config_bytes);
     let layer_descs: Vec<serde_json::Value> = blobs
         .iter()
         .map(|b| {
             serde_json::json!({
                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": put_blob(&layout, b).to_string(),
+                "digest": put_blob(layout, b).to_string(),
                 "size": b.len(),
             })
         })
@@ -131,7 +121,7 @@ fn equals_umoci_unpack_rootless() {
         "layers": layer_descs,
     }))
     .expect("manifest");
-    let manifest_digest = put_blob(&layout, &manifest);
+    let manifest_digest = put_blob(layout, &manifest);
     let index = serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
@@ -146,6 +136,60 @@ fn equals_umoci_unpack_rootless() {
         serde_json::to_vec(&index).expect("index"),
     )
     .expect("index");
+    blobs
+}
+
+fn unpack_with_hoist(
+    layout: &Path,
+    root: &Path,
+) -> Result<hoist_unpack::Stats, hoist_unpack::Error> {
+    let layout = Layout::open(layout).expect("open layout");
+    let image = layout.image(Some("latest"), None).expect("image");
+    Unpacker::builder()
+        .rootless(true)
+        .build()
+        .expect("build")
+        .unpack_image(&layout, &image, root)
+}
+
+#[test]
+fn unpack_image_verifies_layer_blobs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let blobs = build_layout(&layout);
+    let stats = unpack_with_hoist(&layout, &tmp.path().join("ok")).expect("unpack");
+    assert_eq!(stats.layers.len(), 3);
+    // Corrupt the second layer blob in place, keeping its size: the digest check must fail.
+    let path = layout
+        .join("blobs/sha256")
+        .join(Digest::sha256_of(&blobs[1]).hex());
+    let mut bytes = std::fs::read(&path).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write");
+    let err = unpack_with_hoist(&layout, &tmp.path().join("bad")).expect_err("corrupt blob");
+    assert!(err.is_digest_mismatch() || err.is_corrupt(), "{err:?}");
+    assert_eq!(err.digest(), Some(&Digest::sha256_of(&blobs[1])));
+    // A truncated blob is refused before anything of it is applied.
+    std::fs::write(&path, &bytes[..10]).expect("write");
+    let err = unpack_with_hoist(&layout, &tmp.path().join("short")).expect_err("short blob");
+    assert!(err.is_digest_mismatch(), "{err:?}");
+    assert!(err.to_string().contains("size"), "{err}");
+}
+
+#[test]
+fn equals_umoci_unpack_rootless() {
+    let umoci_ok = Command::new("umoci")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !umoci_ok {
+        common::skip("umoci is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    build_layout(&layout);
 
     let bundle = tmp.path().join("bundle");
     let out = Command::new("umoci")
@@ -161,23 +205,7 @@ fn equals_umoci_unpack_rootless() {
     );
 
     let ours = tmp.path().join("hoist-rootfs");
-    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
-    let files: Vec<std::fs::File> = blobs
-        .iter()
-        .map(|b| {
-            let path = layout.join("blobs/sha256").join(Digest::sha256_of(b).hex());
-            std::fs::File::open(path).expect("open blob")
-        })
-        .collect();
-    let stats = unpacker
-        .unpack_layers(
-            &ours,
-            &config,
-            files
-                .into_iter()
-                .zip(blobs.iter().map(|b| Some(Digest::sha256_of(b)))),
-        )
-        .expect("hoist unpack");
+    let stats = unpack_with_hoist(&layout, &ours).expect("hoist unpack");
     assert_eq!(stats.layers.len(), 3);
 
     let theirs = shape(&bundle.join("rootfs"));
