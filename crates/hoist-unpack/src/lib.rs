@@ -372,7 +372,20 @@ impl Unpacker {
             applier.entry(&mut entry)?;
         }
         applier.finish()?;
-        Ok(applier.stats)
+        let stats = applier.stats;
+        if stats.devices_skipped > 0 {
+            tracing::warn!(
+                skipped = stats.devices_skipped,
+                "skipped device nodes (rootless or unprivileged unpacking cannot create them)"
+            );
+        }
+        if stats.xattrs_skipped > 0 {
+            tracing::info!(
+                skipped = stats.xattrs_skipped,
+                "extended attributes not applied (not permitted, unsupported, or trusted.overlay.*)"
+            );
+        }
+        Ok(stats)
     }
 }
 

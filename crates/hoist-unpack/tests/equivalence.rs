@@ -1,6 +1,7 @@
-//! Equivalence with the reference implementation: the tree hoist produces from a gzip OCI
-//! layout equals the tree `umoci unpack --rootless` produces (paths, types, modes, link targets,
-//! contents) on an image with whiteouts, opaque dirs, symlinks, hardlinks, long names and modes.
+//! Equivalence with the reference implementations: the tree hoist produces from a gzip OCI
+//! layout equals the tree `umoci unpack --rootless` produces and the tree `dockerd` produces
+//! (`docker create` + `docker export`) — paths, types, modes, link targets, contents — on an
+//! image with whiteouts, opaque dirs, symlinks, hardlinks, long names and mode bits.
 
 mod common;
 
@@ -18,7 +19,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("gzip")
 }
 
-fn layers() -> Vec<Vec<u8>> {
+/// The test image's layer tars. `through_symlink` adds an entry written through a symlink a
+/// lower layer planted (`lib64 -> /usr/lib`, then `lib64/added-through-symlink`): extracting
+/// unpackers (umoci, hoist) follow the symlink inside the root, while overlay-based dockerd puts
+/// a new `lib64/` directory in the upper layer that hides the symlink. Layers made by diffing
+/// real filesystems never contain such an entry, so the dockerd comparison leaves it out.
+fn layers(through_symlink: bool) -> Vec<Vec<u8>> {
     let long_dir = format!("opt/{}/{}", "l".repeat(80), "m".repeat(60));
     let mut l1 = Tar::new();
     l1.dir("etc/")
@@ -67,8 +73,10 @@ fn layers() -> Vec<Vec<u8>> {
     let mut l3 = Tar::new();
     l3.whiteout("opt/app/.wh.keep")
         .dir_mode("etc/", 0o750)
-        .symlink("usr/bin/tool2", "tool")
-        .file("lib64/added-through-symlink", b"via lib64");
+        .symlink("usr/bin/tool2", "tool");
+    if through_symlink {
+        l3.file("lib64/added-through-symlink", b"via lib64");
+    }
     vec![l1.finish(), l2.finish(), l3.finish()]
 }
 
@@ -79,14 +87,14 @@ fn put_blob(layout: &Path, data: &[u8]) -> Digest {
 }
 
 /// Write an OCI layout with the test image (gzip layers), tagged `latest`; returns the blobs.
-fn build_layout(layout: &Path) -> Vec<Vec<u8>> {
+fn build_layout(layout: &Path, through_symlink: bool) -> Vec<Vec<u8>> {
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
     std::fs::write(
         layout.join("oci-layout"),
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .expect("oci-layout");
-    let tars = layers();
+    let tars = layers(through_symlink);
     let blobs: Vec<Vec<u8>> = tars.iter().map(|t| gzip(t)).collect();
     let diff_ids: Vec<Digest> = tars.iter().map(|t| Digest::sha256_of(t)).collect();
     let config = ImageConfig {
@@ -156,7 +164,7 @@ fn unpack_with_hoist(
 fn unpack_image_verifies_layer_blobs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let layout = tmp.path().join("layout");
-    let blobs = build_layout(&layout);
+    let blobs = build_layout(&layout, true);
     let stats = unpack_with_hoist(&layout, &tmp.path().join("ok")).expect("unpack");
     assert_eq!(stats.layers.len(), 3);
     // Corrupt the second layer blob in place, keeping its size: the digest check must fail.
@@ -189,7 +197,7 @@ fn equals_umoci_unpack_rootless() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let layout = tmp.path().join("layout");
-    build_layout(&layout);
+    build_layout(&layout, true);
 
     let bundle = tmp.path().join("bundle");
     let out = Command::new("umoci")
@@ -226,4 +234,115 @@ fn equals_umoci_unpack_rootless() {
     assert!(mine.len() > 25);
     assert!(mine.contains_key(Path::new("usr/lib/added-through-symlink")));
     assert!(!mine.contains_key(Path::new("opt/app/data/a")));
+}
+
+/// The tree of a `docker export` tar, in the shape of [`common::shape`]; hardlinks take their
+/// target's content. Paths dockerd adds to every container are left out.
+fn export_shape(
+    tar_path: &Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, (char, u32, Vec<u8>)> {
+    use std::io::Read;
+    const DOCKER_ADDS: &[&str] = &[
+        ".dockerenv",
+        "dev",
+        "proc",
+        "sys",
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+        "etc/mtab",
+    ];
+    let mut out = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(tar_path).expect("export tar"));
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").into_owned();
+        let path = path.strip_prefix("./").unwrap_or(&path).to_path_buf();
+        if path.as_os_str().is_empty()
+            || DOCKER_ADDS
+                .iter()
+                .any(|d| path == Path::new(d) || path.starts_with(d))
+        {
+            continue;
+        }
+        let header = entry.header().clone();
+        let mode = header.mode().expect("mode") & 0o7777;
+        let link = entry
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        let node = match header.entry_type() {
+            tar::EntryType::Directory => ('d', mode, Vec::new()),
+            tar::EntryType::Symlink => ('l', 0, link),
+            tar::EntryType::Fifo => ('p', mode, Vec::new()),
+            tar::EntryType::Link => {
+                let target = std::path::PathBuf::from(String::from_utf8(link).expect("utf-8"));
+                let target = target.strip_prefix("./").unwrap_or(&target).to_path_buf();
+                let (_, _, content) = out
+                    .get(&target)
+                    .cloned()
+                    .expect("hardlink target listed first");
+                ('f', mode, content)
+            }
+            _ => {
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).expect("content");
+                ('f', mode, content)
+            }
+        };
+        out.insert(path, node);
+    }
+    out
+}
+
+#[test]
+fn equals_dockerd_create_and_export() {
+    if !hoist_testkit::require_root()
+        || !hoist_testkit::require_tool("dockerd")
+        || !hoist_testkit::require_tool("skopeo")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    build_layout(&layout, false);
+    let dockerd = hoist_testkit::Dockerd::start().expect("start dockerd");
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-daemon-host"])
+        .arg(dockerd.docker_host())
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg("docker-daemon:hoist-equivalence:latest")
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = dockerd
+        .run_docker(&["create", "hoist-equivalence:latest", "/nothing"])
+        .expect("docker create");
+    let export = tmp.path().join("export.tar");
+    dockerd
+        .run_docker(&["export", "-o", export.to_str().expect("utf-8"), &id])
+        .expect("docker export");
+    let theirs = export_shape(&export);
+
+    let ours = tmp.path().join("hoist-rootfs");
+    unpack_with_hoist(&layout, &ours).expect("hoist unpack");
+    let mine = shape(&ours);
+    let only_theirs: Vec<_> = theirs
+        .iter()
+        .filter(|(k, v)| mine.get(*k) != Some(*v))
+        .collect();
+    let only_mine: Vec<_> = mine
+        .iter()
+        .filter(|(k, v)| theirs.get(*k) != Some(*v))
+        .collect();
+    assert!(
+        only_theirs.is_empty() && only_mine.is_empty(),
+        "trees differ (storage driver {})\ndockerd: {only_theirs:?}\nhoist: {only_mine:?}",
+        dockerd.storage_driver()
+    );
+    assert!(mine.len() > 25);
 }
