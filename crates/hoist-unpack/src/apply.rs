@@ -312,6 +312,13 @@ impl<'a> Applier<'a> {
                 if target == path {
                     return Ok(());
                 }
+                if target.starts_with(path) {
+                    // Replacing `path` would delete the target before it is linked.
+                    return Err(Error::layer(
+                        shown,
+                        "hardlink target lies inside the entry it replaces",
+                    ));
+                }
                 link_target = Some(self.hardlink_source(&target, shown)?);
             }
             EntryType::Char | EntryType::Block => {

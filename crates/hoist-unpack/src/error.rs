@@ -102,7 +102,13 @@ impl Error {
 
     /// A local filesystem failure (from a raw syscall) while doing `what`.
     pub(crate) fn sys(what: impl Into<String>, errno: rustix::io::Errno) -> Self {
-        Error::new(ErrorKind::Io, what).with_source(std::io::Error::from(errno))
+        // A name the filesystem cannot hold is the layer's fault, not the machine's.
+        let kind = if errno == rustix::io::Errno::NAMETOOLONG {
+            ErrorKind::InvalidLayer
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, what).with_source(std::io::Error::from(errno))
     }
 
     /// Attach the layer entry this error is about.

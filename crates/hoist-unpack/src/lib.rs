@@ -85,6 +85,7 @@
 
 mod apply;
 mod error;
+mod guard;
 mod image;
 mod path;
 mod root;
@@ -363,7 +364,7 @@ impl Unpacker {
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
         let mut applier = Applier::new(root, &self.opts, budget, buf);
-        let mut archive = tar::Archive::new(chunks);
+        let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
         let entries = archive
             .entries()
             .map_err(|e| Error::io("reading the layer tar", e))?;

@@ -493,3 +493,41 @@ fn replacing_a_parent_mid_layer_is_seen_by_later_entries() {
     );
     assert_eq!(read(t.path().join("g/2")), b"2");
 }
+
+#[test]
+fn gnu_sparse_files_from_gnu_tar() {
+    let Some(tar_bin) = hoist_testkit::find_tool("tar") else {
+        common::skip("GNU tar not installed");
+        return;
+    };
+    let t = tmp();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    // Many data islands: more sparse segments than fit in the main GNU header (4), so the
+    // archive carries sparse extension blocks.
+    let file = std::fs::File::create(src.join("sparse")).expect("create");
+    for i in 0..12u64 {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(format!("island {i}").as_bytes(), i * 1024 * 1024)
+            .expect("write");
+    }
+    file.set_len(13 * 1024 * 1024).expect("len");
+    drop(file);
+    std::fs::write(src.join("after"), b"after the sparse file").expect("write");
+    let archive = t.path().join("layer.tar");
+    let status = std::process::Command::new(tar_bin)
+        .args(["--format=gnu", "--sparse", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["sparse", "after"])
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+    let root = t.path().join("root");
+    unpacker(true)
+        .apply_layer_file(&root, &archive, &LayerInfo::default())
+        .expect("apply");
+    assert_eq!(read(root.join("sparse")), read(src.join("sparse")));
+    assert_eq!(read(root.join("after")), b"after the sparse file");
+}
