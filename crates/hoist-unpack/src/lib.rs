@@ -28,7 +28,9 @@
 //! if the root were `/`, and every change is an `*at` call on a directory fd with a final name
 //! that is never followed (no-follow chown and utimes; chmod only on fds we opened ourselves).
 //! Paths with `..` components and absolute paths are refused with an error naming the entry.
-//! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
+//! A small guard under the tar parser follows the block structure and refuses GNU long
+//! names/links and PAX headers over 1 MiB before the parser would buffer them, so memory stays
+//! bounded even for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
 //! put there: the applier remembers which paths the current layer wrote, so the result does not
 //! depend on the order of entries in the tar.
 //!

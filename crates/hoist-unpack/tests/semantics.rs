@@ -531,3 +531,34 @@ fn gnu_sparse_files_from_gnu_tar() {
     assert_eq!(read(root.join("sparse")), read(src.join("sparse")));
     assert_eq!(read(root.join("after")), b"after the sparse file");
 }
+
+#[test]
+fn hardlink_to_a_file_whited_out_earlier_in_the_layer() {
+    // The whiteout removes the lower `a` before the link is met: the link has no target, which
+    // is reported naming the link, and nothing of the link is left behind.
+    let t = tmp();
+    let l1 = Tar::new().file("a", b"lower").file("b", b"old b").finish();
+    let l2 = Tar::new().whiteout(".wh.a").hardlink("b", "a").finish();
+    let u = unpacker(true);
+    u.apply_layer(t.path(), &l1[..], &LayerInfo::default())
+        .expect("l1");
+    let err = u
+        .apply_layer(t.path(), &l2[..], &LayerInfo::default())
+        .expect_err("dangling hardlink");
+    assert!(err.is_invalid_layer(), "{err:?}");
+    assert_eq!(err.entry(), Some(Path::new("b")));
+    assert_eq!(
+        read(t.path().join("b")),
+        b"old b",
+        "the old entry is not half-replaced"
+    );
+    // Re-adding the target in the same layer, before the link, makes it valid again.
+    let t = tmp();
+    let l2 = Tar::new()
+        .whiteout(".wh.a")
+        .file("a", b"upper")
+        .hardlink("b", "a")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert_eq!(read(t.path().join("b")), b"upper");
+}
