@@ -163,9 +163,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for sc in selected {
         eprintln!("bench: scenario {} — {}", sc.name, sc.about);
-        let prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
+        let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
         check_tools(sc.name, &prepared.contenders)?;
-        let mut result = run_scenario(sc.name, sc.about, &prepared, &args, &out_dir)?;
+        let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
         for t in &prepared.targets {
             result
                 .verdicts
@@ -230,7 +230,7 @@ fn check_tools(scenario: &str, contenders: &[scenarios::Contender]) -> anyhow::R
 fn run_scenario(
     name: &str,
     about: &str,
-    p: &scenarios::Prepared,
+    p: &mut scenarios::Prepared,
     args: &Args,
     out_dir: &Path,
 ) -> anyhow::Result<ScenarioResult> {
@@ -257,6 +257,9 @@ fn run_scenario(
     for round in 0..args.warmup + args.runs {
         let warm = round < args.warmup;
         for (c, r) in p.contenders.iter().zip(results.iter_mut()) {
+            if let Some(reset) = p.before_each.as_mut() {
+                reset()?;
+            }
             let s = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
             eprintln!(
                 "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{}",
@@ -303,6 +306,7 @@ fn run_once(
     let (prog, rest) = argv.split_first().context("empty command line")?;
     let mut cmd = Command::new(prog);
     cmd.args(rest);
+    cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
     let mut f = std::fs::File::options()
         .create(true)
         .append(true)
@@ -310,11 +314,11 @@ fn run_once(
     writeln!(f, "$ {}", argv.join(" "))?;
     settle();
     let mut sample = measure(&mut cmd, log, limit)?;
-    if sample.ok && !out.join(&c.creates).exists() {
+    if sample.ok && !c.verify.check(&out) {
         writeln!(
             f,
-            "bench: exit 0 but {} was not created: counted as failed",
-            c.creates
+            "bench: exit 0 but {:?} does not hold: counted as failed",
+            c.verify
         )?;
         sample.ok = false;
     }

@@ -177,7 +177,7 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{} |",
-                c.name,
+                c.name.replace('|', "\\|"),
                 num(c.wall(), 2),
                 num(c.cpu(), 2),
                 num(c.rss_kib() / 1024.0, 1),
