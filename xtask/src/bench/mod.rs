@@ -167,9 +167,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         check_tools(sc.name, &prepared.contenders)?;
         let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
         for t in &prepared.targets {
-            result
-                .verdicts
-                .push(ratio_verdict(&result, &t.peer, t.max_ratio));
+            result.verdicts.push(ratio_verdict(&result, t));
         }
         if let Some(v) = rss_verdict(&result) {
             result.verdicts.push(v);
@@ -245,6 +243,7 @@ fn run_scenario(
             is_hoist: c.is_hoist,
             command: c.argv.join(" "),
             samples: Vec::new(),
+            bytes: c.bytes.unwrap_or(p.input_bytes),
             log: logs
                 .join(format!("{name}-{}.log", c.name.replace([' ', '/'], "_")))
                 .to_string_lossy()

@@ -1,6 +1,7 @@
 //! Turning samples into the report: medians, min-max, hoist/peer ratios, targets, Markdown, JSON.
 
 use super::measure::{Sample, median, min_max};
+use super::scenarios::{Metric, Target};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -20,6 +21,8 @@ pub struct ContenderResult {
     pub samples: Vec<Sample>,
     /// Where the contender's stdout/stderr went.
     pub log: String,
+    /// Bytes of image this contender moved per run.
+    pub bytes: u64,
 }
 
 impl ContenderResult {
@@ -105,17 +108,31 @@ pub struct Report {
     pub scenarios: Vec<ScenarioResult>,
 }
 
-/// Check a ratio target: hoist wall / peer wall <= max.
-pub fn ratio_verdict(s: &ScenarioResult, peer: &str, max_ratio: f64) -> Verdict {
-    let value = match (s.hoist(), s.contenders.iter().find(|c| c.name == peer)) {
-        (Some(h), Some(p)) => h.wall() / p.wall(),
-        _ => f64::NAN,
+/// Check a ratio target between two contenders of a scenario (NaN, and so MISS, when either
+/// is missing or never succeeded).
+pub fn ratio_verdict(s: &ScenarioResult, t: &Target) -> Verdict {
+    let find = |n: &str| s.contenders.iter().find(|c| c.name == n);
+    let (value, what) = match t.metric {
+        Metric::Wall => (
+            match (find(&t.of), find(&t.over)) {
+                (Some(a), Some(b)) => a.wall() / b.wall(),
+                _ => f64::NAN,
+            },
+            "wall time",
+        ),
+        Metric::Rss => (
+            match (find(&t.of), find(&t.over)) {
+                (Some(a), Some(b)) => a.rss_kib() / b.rss_kib(),
+                _ => f64::NAN,
+            },
+            "peak RSS",
+        ),
     };
     Verdict {
-        what: format!("{}: hoist/{peer} wall time", s.name),
+        what: format!("{}: {}/{} {what}", s.name, t.of, t.over),
         value,
-        limit: max_ratio,
-        pass: value <= max_ratio,
+        limit: t.max_ratio,
+        pass: value <= t.max_ratio,
     }
 }
 
@@ -166,7 +183,7 @@ pub fn markdown(r: &Report) -> String {
             } else {
                 "-".into()
             };
-            let mbps = s.input_bytes as f64 / 1e6 / c.wall();
+            let mbps = c.bytes as f64 / 1e6 / c.wall();
             let (rw, rr) = match hoist {
                 Some(h) if !c.is_hoist => (
                     num(h.wall() / c.wall(), 2),
@@ -247,6 +264,7 @@ mod tests {
                         sample(2.0, 10240, true),
                     ],
                     log: "h.log".into(),
+                    bytes: 100 << 20,
                 },
                 ContenderResult {
                     name: "tar -x".into(),
@@ -258,6 +276,7 @@ mod tests {
                         sample(4.0, 2048, true),
                     ],
                     log: "t.log".into(),
+                    bytes: 100 << 20,
                 },
             ],
             verdicts: Vec::new(),
@@ -267,11 +286,28 @@ mod tests {
     #[test]
     fn ratios_and_verdicts_use_medians_of_successful_runs() {
         let s = scenario();
-        let v = ratio_verdict(&s, "tar -x", 0.6);
+        let wall = |over: &str, max| Target {
+            of: "hoist".into(),
+            over: over.into(),
+            metric: Metric::Wall,
+            max_ratio: max,
+        };
+        let v = ratio_verdict(&s, &wall("tar -x", 0.6));
         assert_eq!(v.value, 0.5);
         assert!(v.pass);
-        let v = ratio_verdict(&s, "skopeo copy", 0.6);
+        let v = ratio_verdict(&s, &wall("skopeo copy", 0.6));
         assert!(!v.pass, "a missing peer cannot pass");
+        let v = ratio_verdict(
+            &s,
+            &Target {
+                of: "hoist".into(),
+                over: "tar -x".into(),
+                metric: Metric::Rss,
+                max_ratio: 1.1,
+            },
+        );
+        assert_eq!(v.value, 4.0);
+        assert!(!v.pass);
         let r = rss_verdict(&s).expect("hoist present");
         assert_eq!(r.value, 8.0);
         assert!(r.pass);
@@ -280,7 +316,15 @@ mod tests {
     #[test]
     fn markdown_has_rows_ratios_and_failures() {
         let mut s = scenario();
-        s.verdicts.push(ratio_verdict(&s, "tar -x", 0.4));
+        s.verdicts.push(ratio_verdict(
+            &s,
+            &Target {
+                of: "hoist".into(),
+                over: "tar -x".into(),
+                metric: Metric::Wall,
+                max_ratio: 0.4,
+            },
+        ));
         let md = markdown(&Report {
             date: "now".into(),
             machine: "here".into(),

@@ -76,6 +76,8 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     docker_push.exe = docker_push.argv[0].clone();
     let registry = Rc::new(RefCell::new(registry));
     let reg = Rc::clone(&registry);
+    let reset: super::BeforeEach =
+        Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
     Ok(Prepared {
         input_bytes: bytes,
         contenders: vec![
@@ -94,9 +96,7 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
             docker_push,
         ],
         targets: vec![Target::new("docker push", 0.6)],
-        before_each: Some(Box::new(move || {
-            reg.borrow_mut().reset().context("emptying the registry")
-        })),
+        before_each: Some(reset),
         keep: vec![Box::new(registry), Box::new(d)],
     })
 }

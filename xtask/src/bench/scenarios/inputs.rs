@@ -14,10 +14,10 @@ pub const TAG: &str = "bench";
 /// The repo:tag of cached docker-archives.
 pub const REPO_TAG: &str = "bench/image:latest";
 
-fn spec(ctx: &Ctx, compression: Compression) -> ImageSpec {
+fn spec(size: u64, compression: Compression) -> ImageSpec {
     ImageSpec {
         layers: (0..LAYERS)
-            .map(|_| LayerSpec::new(8, ctx.size / LAYERS).compression(compression))
+            .map(|_| LayerSpec::new(8, size / LAYERS).compression(compression))
             .collect(),
         seed: 0xb3c4,
     }
@@ -43,7 +43,7 @@ pub fn archive(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&ctx.cache)?;
     let path = ctx.cache.join(format!("archive-{}.tar", ctx.size));
     cached(&path, || {
-        write_docker_archive(&path, REPO_TAG, &spec(ctx, Compression::None)).map(|_| ())
+        write_docker_archive(&path, REPO_TAG, &spec(ctx.size, Compression::None)).map(|_| ())
     })?;
     Ok(path)
 }
@@ -58,13 +58,47 @@ pub struct Layout {
     pub bytes: u64,
 }
 
-/// The cached layout with this compression.
+/// The cached layout of `--size` bytes in 4 layers with this compression.
 pub fn layout(ctx: &Ctx, compression: Compression) -> anyhow::Result<Layout> {
+    layout_of(
+        ctx,
+        &format!("layout-{compression}-{}", ctx.size),
+        &spec(ctx.size, compression),
+    )
+}
+
+/// The cached layout of `size` bytes in 4 gzip layers.
+pub fn layout_sized(ctx: &Ctx, size: u64) -> anyhow::Result<Layout> {
+    layout_of(
+        ctx,
+        &format!("layout-gzip-{size}"),
+        &spec(size, Compression::Gzip),
+    )
+}
+
+/// The cached layout of `--size` bytes in `layers` layers alternating gzip and zstd.
+pub fn layout_many(ctx: &Ctx, layers: usize) -> anyhow::Result<Layout> {
+    let spec = ImageSpec {
+        layers: (0..layers)
+            .map(|i| {
+                let c = if i % 2 == 0 {
+                    Compression::Gzip
+                } else {
+                    Compression::Zstd
+                };
+                LayerSpec::new(4, ctx.size / layers as u64).compression(c)
+            })
+            .collect(),
+        seed: 0x60,
+    };
+    layout_of(ctx, &format!("layout-{layers}layers-{}", ctx.size), &spec)
+}
+
+/// The cached layout named `name` made from `spec`.
+fn layout_of(ctx: &Ctx, name: &str, spec: &ImageSpec) -> anyhow::Result<Layout> {
     std::fs::create_dir_all(&ctx.cache)?;
-    let dir = ctx.cache.join(format!("layout-{compression}-{}", ctx.size));
-    cached(&dir, || {
-        write_oci_layout(&dir, TAG, &spec(ctx, compression)).map(|_| ())
-    })?;
+    let dir = ctx.cache.join(name);
+    cached(&dir, || write_oci_layout(&dir, TAG, spec).map(|_| ()))?;
     // Read the layer list back from the layout (the cache may be from an earlier invocation).
     let json = |p: PathBuf| -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_slice(

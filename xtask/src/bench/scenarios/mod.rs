@@ -78,6 +78,8 @@ pub struct Contender {
     pub env: Vec<(String, String)>,
     /// How a successful run is recognised.
     pub verify: Verify,
+    /// Bytes this contender moves, when not the scenario's `input_bytes` (scaling runs).
+    pub bytes: Option<u64>,
 }
 
 impl Contender {
@@ -91,6 +93,7 @@ impl Contender {
             argv: argv.iter().map(ToString::to_string).collect(),
             env: Vec::new(),
             verify,
+            bytes: None,
         }
     }
 
@@ -107,6 +110,7 @@ impl Contender {
             argv,
             env: Vec::new(),
             verify,
+            bytes: None,
         }
     }
 
@@ -118,19 +122,45 @@ impl Contender {
     }
 }
 
-/// A speed target from the issues: hoist's median wall time at most `max_ratio` x the peer's.
+/// Which measurement a target compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Median wall time.
+    Wall,
+    /// Median peak RSS.
+    Rss,
+}
+
+/// A target from the issues: `metric(of) / metric(over) <= max_ratio`, by contender name.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The peer's contender name.
-    pub peer: String,
-    /// Largest acceptable hoist/peer wall-time ratio.
+    /// The numerator contender (usually `hoist`).
+    pub of: String,
+    /// The denominator contender.
+    pub over: String,
+    /// What is compared.
+    pub metric: Metric,
+    /// Largest acceptable ratio.
     pub max_ratio: f64,
 }
 
 impl Target {
+    /// hoist's wall time at most `max_ratio` x the peer's.
     fn new(peer: &str, max_ratio: f64) -> Target {
         Target {
-            peer: peer.to_string(),
+            of: "hoist".into(),
+            over: peer.to_string(),
+            metric: Metric::Wall,
+            max_ratio,
+        }
+    }
+
+    /// `of`'s peak RSS at most `max_ratio` x `over`'s.
+    fn rss(of: &str, over: &str, max_ratio: f64) -> Target {
+        Target {
+            of: of.to_string(),
+            over: over.to_string(),
+            metric: Metric::Rss,
             max_ratio,
         }
     }
@@ -167,8 +197,7 @@ pub struct Scenario {
     pub prepare: fn(&Ctx) -> anyhow::Result<Prepared>,
 }
 
-/// Every scenario, in report order. Still to come from the bench issue: memory scaling at 1x
-/// and 4x size, and the 60-layer image; they plug in here the same way.
+/// Every scenario, in report order.
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "spool",
@@ -184,6 +213,16 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "push-proxy",
         about: "OCI layout (gzip) -> registry behind nginx with a 64 MiB body limit",
         prepare: registry::push_proxy,
+    },
+    Scenario {
+        name: "scale",
+        about: "memory scaling: the push at --size and at 4x --size (hoist vs skopeo copy)",
+        prepare: registry::scale,
+    },
+    Scenario {
+        name: "layers60",
+        about: "60-layer image, layers alternating gzip and zstd, pushed (hoist vs skopeo copy)",
+        prepare: registry::layers60,
     },
     Scenario {
         name: "pull",

@@ -20,6 +20,51 @@ fn manifest(addr: SocketAddr) -> Verify {
     }
 }
 
+/// hoist's and skopeo's command lines pushing `layout` to `target`; names get `suffix`.
+fn push_pair(
+    ctx: &Ctx,
+    layout: &inputs::Layout,
+    target: SocketAddr,
+    suffix: &str,
+) -> Vec<Contender> {
+    let src = format!("oci:{}:{TAG}", layout.dir.display());
+    let host = target.to_string();
+    let dst = format!("docker://{host}/{REPO}:{TAG}");
+    let mut hoist = Contender::hoist(
+        ctx,
+        &["copy", "--insecure-registry", &host, &src, &dst],
+        manifest(target),
+    );
+    hoist.name.push_str(suffix);
+    hoist.is_hoist = suffix.is_empty();
+    let mut skopeo = Contender::peer(
+        "skopeo copy",
+        "skopeo",
+        &[
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &src,
+            &dst,
+        ],
+        manifest(target),
+    );
+    skopeo.name.push_str(suffix);
+    hoist.bytes = Some(layout.bytes);
+    skopeo.bytes = Some(layout.bytes);
+    vec![hoist, skopeo]
+}
+
+/// A registry wrapped so `before_each` can empty it, and the closure that does.
+fn resettable(registry: Registry) -> (Rc<RefCell<Registry>>, super::BeforeEach) {
+    let registry = Rc::new(RefCell::new(registry));
+    let reg = Rc::clone(&registry);
+    let reset: super::BeforeEach =
+        Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
+    (registry, reset)
+}
+
 /// hoist and skopeo pushing the cached gzip layout to `target` (the registry or a proxy in
 /// front of it), with the registry emptied before every run.
 fn push_to(
@@ -29,42 +74,50 @@ fn push_to(
     proxy: Option<Nginx>,
 ) -> anyhow::Result<Prepared> {
     let layout = inputs::layout(ctx, Compression::Gzip)?;
-    let src = format!("oci:{}:{TAG}", layout.dir.display());
-    let host = target.to_string();
-    let dst = format!("docker://{host}/{REPO}:{TAG}");
-    let registry = Rc::new(RefCell::new(registry));
-    let reg = Rc::clone(&registry);
+    let (registry, reset) = resettable(registry);
     let mut keep: Vec<Box<dyn std::any::Any>> = vec![Box::new(registry)];
     if let Some(p) = proxy {
         keep.push(Box::new(p));
     }
     Ok(Prepared {
         input_bytes: layout.bytes,
-        contenders: vec![
-            Contender::hoist(
-                ctx,
-                &["copy", "--insecure-registry", &host, &src, &dst],
-                manifest(target),
-            ),
-            Contender::peer(
-                "skopeo copy",
-                "skopeo",
-                &[
-                    "skopeo",
-                    "copy",
-                    "--quiet",
-                    "--dest-tls-verify=false",
-                    &src,
-                    &dst,
-                ],
-                manifest(target),
-            ),
-        ],
+        contenders: push_pair(ctx, &layout, target, ""),
         targets: vec![Target::new("skopeo copy", 0.5)],
-        before_each: Some(Box::new(move || {
-            reg.borrow_mut().reset().context("emptying the registry")
-        })),
+        before_each: Some(reset),
         keep,
+    })
+}
+
+/// Memory scaling: the push at `--size` and at 4x `--size` (hoist's peak RSS must not grow).
+pub fn scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let small = inputs::layout_sized(ctx, ctx.size)?;
+    let large = inputs::layout_sized(ctx, ctx.size * 4)?;
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    let (registry, reset) = resettable(registry);
+    let mut contenders = push_pair(ctx, &small, addr, "");
+    contenders.extend(push_pair(ctx, &large, addr, " 4x"));
+    Ok(Prepared {
+        input_bytes: small.bytes,
+        contenders,
+        targets: vec![Target::rss("hoist 4x", "hoist", 1.1)],
+        before_each: Some(reset),
+        keep: vec![Box::new(registry)],
+    })
+}
+
+/// Many small layers: 60 layers alternating gzip and zstd, pushed.
+pub fn layers60(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let layout = inputs::layout_many(ctx, 60)?;
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    let (registry, reset) = resettable(registry);
+    Ok(Prepared {
+        input_bytes: layout.bytes,
+        contenders: push_pair(ctx, &layout, addr, ""),
+        targets: vec![Target::new("skopeo copy", 0.5)],
+        before_each: Some(reset),
+        keep: vec![Box::new(registry)],
     })
 }
 
