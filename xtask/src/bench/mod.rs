@@ -12,9 +12,12 @@
 //! A missing peer fails the bench before anything runs, naming the package to install; a peer
 //! that runs but fails is reported as failed, never dropped.
 //!
-//! Seams: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each); charts
-//! (plotters SVGs from `results.json`) are not drawn yet.
+//! SVG charts (`time.svg`: median wall time per scenario and tool; `rss.svg`: peak RSS versus
+//! image size from the `scale` scenario) are drawn next to the report with plotters.
+//!
+//! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
 
+mod charts;
 mod measure;
 mod report;
 mod scenarios;
@@ -193,9 +196,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         out_dir.join("results.json"),
         serde_json::to_vec_pretty(&report)?,
     )?;
+    let charts = charts::draw(&report, &out_dir)?;
     eprintln!(
-        "bench: wrote {} and results.json",
-        out_dir.join("results.md").display()
+        "bench: wrote {}, results.json and {} chart(s)",
+        out_dir.join("results.md").display(),
+        charts.len()
     );
     let hoist_failed: Vec<_> = report
         .scenarios
