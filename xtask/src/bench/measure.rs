@@ -38,22 +38,23 @@ fn tv(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
-/// Run `cmd` to completion with stdin closed and stdout/stderr appended to `log`, and measure
+/// Run `cmd` to completion with stdin closed and stdout/stderr appended to `log` (or inherited
+/// when `log` is `None`), and measure
 /// it with `wait4` on its pid. The child runs in its own process group, which is SIGKILLed when
 /// it runs longer than `limit`. A non-zero exit or a timeout is returned as a sample with
 /// `ok: false` (the caller decides whether that is fatal); failing to start or to wait is an
 /// error.
-pub fn measure(cmd: &mut Command, log: &Path, limit: Duration) -> anyhow::Result<Sample> {
-    let out = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("opening {}", log.display()))?;
-    let err = out.try_clone()?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0);
+pub fn measure(cmd: &mut Command, log: Option<&Path>, limit: Duration) -> anyhow::Result<Sample> {
+    if let Some(log) = log {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+    }
+    cmd.stdin(Stdio::null()).process_group(0);
     let start = Instant::now();
     let child = cmd
         .spawn()
@@ -137,7 +138,7 @@ mod tests {
             Command::new("sh")
                 .arg("-c")
                 .arg("dd if=/dev/zero of=/dev/null bs=40M count=3 2>/dev/null"),
-            &log,
+            Some(&log),
             Duration::from_secs(60),
         )
         .expect("measure");
@@ -149,14 +150,14 @@ mod tests {
         assert!(s.wall_s > 0.0 && s.cpu_s() > 0.0, "{s:?}");
         let f = measure(
             Command::new("sh").arg("-c").arg("exit 3"),
-            &log,
+            Some(&log),
             Duration::from_secs(60),
         )
         .expect("measure");
         assert!(!f.ok && !f.timed_out);
         let t = measure(
             Command::new("sh").arg("-c").arg("sleep 30 | cat"),
-            &log,
+            Some(&log),
             Duration::from_millis(300),
         )
         .expect("measure");

@@ -18,7 +18,7 @@
 //! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
 
 mod charts;
-mod measure;
+pub(crate) mod measure;
 mod report;
 mod scenarios;
 
@@ -111,7 +111,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
 }
 
 /// `1GiB`, `512MiB`, `4G`, `100M`, `65536` -> bytes (binary units).
-fn parse_size(s: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
@@ -317,7 +317,7 @@ fn run_once(
         .open(log)?;
     writeln!(f, "$ {}", argv.join(" "))?;
     settle();
-    let mut sample = measure(&mut cmd, log, limit)?;
+    let mut sample = measure(&mut cmd, Some(log), limit)?;
     if sample.ok && !c.verify.check(&out) {
         writeln!(
             f,
