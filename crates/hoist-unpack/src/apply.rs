@@ -312,6 +312,13 @@ impl<'a> Applier<'a> {
                 if target == path {
                     return Ok(());
                 }
+                if target.starts_with(path) {
+                    // Replacing `path` would delete the target before it is linked.
+                    return Err(Error::layer(
+                        shown,
+                        "hardlink target lies inside the entry it replaces",
+                    ));
+                }
                 link_target = Some(self.hardlink_source(&target, shown)?);
             }
             EntryType::Char | EntryType::Block => {
@@ -378,8 +385,15 @@ impl<'a> Applier<'a> {
                     _ => (FileType::Fifo, 0),
                 };
                 self.clear_slot(pfd, name, shown)?;
-                rustix::fs::mknodat(pfd, name, ftype, Mode::from_raw_mode(0o600), dev)
-                    .map_err(sys("creating a device or fifo"))?;
+                match rustix::fs::mknodat(pfd, name, ftype, Mode::from_raw_mode(0o600), dev) {
+                    Ok(()) => {}
+                    // Root without CAP_MKNOD (a container, a user namespace): skip, as rootless.
+                    Err(Errno::PERM) if kind != EntryType::Fifo => {
+                        self.stats.devices_skipped += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(sys("creating a device or fifo")(e)),
+                }
                 self.chown_at(pfd, name, meta, shown)?;
                 // Just created by us with mknodat, so `name` is not a symlink here.
                 rustix::fs::chmodat(

@@ -95,9 +95,20 @@ impl Error {
         Error::new(kind, what).with_source(source)
     }
 
+    /// An error from `hoist-oci` while doing `what`, keeping its meaning.
+    pub(crate) fn oci(what: impl Into<String>, err: hoist_oci::Error) -> Self {
+        Error::io(what, err.into_io())
+    }
+
     /// A local filesystem failure (from a raw syscall) while doing `what`.
     pub(crate) fn sys(what: impl Into<String>, errno: rustix::io::Errno) -> Self {
-        Error::new(ErrorKind::Io, what).with_source(std::io::Error::from(errno))
+        // A name the filesystem cannot hold is the layer's fault, not the machine's.
+        let kind = if errno == rustix::io::Errno::NAMETOOLONG {
+            ErrorKind::InvalidLayer
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, what).with_source(std::io::Error::from(errno))
     }
 
     /// Attach the layer entry this error is about.

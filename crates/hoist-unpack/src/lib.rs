@@ -10,8 +10,10 @@
 //! - [`Unpacker`] — a cheap-to-clone handle made by [`Unpacker::builder`]. Its
 //!   [`apply_layer`](Unpacker::apply_layer) takes any [`std::io::Read`] of a layer (gzip, zstd or
 //!   plain tar, detected by magic bytes), verifies the compressed digest and the uncompressed
-//!   diff_id given in [`LayerInfo`], and applies the OCI layer rules; [`unpack_layers`]
-//!   (Unpacker::unpack_layers) applies a whole image's layers in order against its config.
+//!   diff_id given in [`LayerInfo`], and applies the OCI layer rules;
+//!   [`unpack_layers`](Unpacker::unpack_layers) applies a whole image's layers in order against
+//!   its config, and [`unpack_image`](Unpacker::unpack_image) does so for an image read from an
+//!   OCI image layout (`hoist_oci::layout::Layout::image`).
 //! - [`LayerStats`] / [`Stats`] — what was done: entries by type, bytes, skipped devices and
 //!   xattrs, the digests that were computed.
 //! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
@@ -26,7 +28,9 @@
 //! if the root were `/`, and every change is an `*at` call on a directory fd with a final name
 //! that is never followed (no-follow chown and utimes; chmod only on fds we opened ourselves).
 //! Paths with `..` components and absolute paths are refused with an error naming the entry.
-//! Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
+//! A small guard under the tar parser follows the block structure and refuses GNU long
+//! names/links and PAX headers over 1 MiB before the parser would buffer them, so memory stays
+//! bounded even for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
 //! put there: the applier remembers which paths the current layer wrote, so the result does not
 //! depend on the order of entries in the tar.
 //!
@@ -83,6 +87,8 @@
 
 mod apply;
 mod error;
+mod guard;
+mod image;
 mod path;
 mod root;
 mod runtime;
@@ -360,7 +366,7 @@ impl Unpacker {
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
         let mut applier = Applier::new(root, &self.opts, budget, buf);
-        let mut archive = tar::Archive::new(chunks);
+        let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
         let entries = archive
             .entries()
             .map_err(|e| Error::io("reading the layer tar", e))?;
@@ -369,7 +375,20 @@ impl Unpacker {
             applier.entry(&mut entry)?;
         }
         applier.finish()?;
-        Ok(applier.stats)
+        let stats = applier.stats;
+        if stats.devices_skipped > 0 {
+            tracing::warn!(
+                skipped = stats.devices_skipped,
+                "skipped device nodes (rootless or unprivileged unpacking cannot create them)"
+            );
+        }
+        if stats.xattrs_skipped > 0 {
+            tracing::info!(
+                skipped = stats.xattrs_skipped,
+                "extended attributes not applied (not permitted, unsupported, or trusted.overlay.*)"
+            );
+        }
+        Ok(stats)
     }
 }
 

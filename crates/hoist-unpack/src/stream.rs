@@ -53,26 +53,6 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Build the decoder for `compression` over `input`.
-///
-/// The one place that knows decoder types (to be replaced by `hoist_oci::codec::decoder`).
-fn decoder<'a, R: BufRead + 'a>(
-    compression: Compression,
-    input: R,
-) -> io::Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(input),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Compression::Zstd => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(input)?;
-            // 2^27 (128 MiB) is the largest window the zstd CLI makes without --long; refusing
-            // larger windows keeps a hostile frame from claiming gigabytes.
-            dec.window_log_max(27)?;
-            Box::new(dec)
-        }
-    })
-}
-
 /// The producer: runs on its own thread until the input is read to the end or the consumer hangs up.
 pub(crate) fn produce<R: Read>(
     input: R,
@@ -136,14 +116,14 @@ fn produce_inner<R: Read>(
 }
 
 /// Decompress everything into chunks for the consumer; `Ok(false)` if the consumer hung up.
-fn decode<R: BufRead>(
+fn decode<R: Read>(
     compression: Compression,
     raw: R,
     tx: &SyncSender<Msg>,
     empties: &Receiver<Vec<u8>>,
 ) -> Result<bool> {
-    let mut dec = decoder(compression, raw)
-        .map_err(|e| Error::io(format!("starting the {compression} decoder"), e))?;
+    let mut dec = hoist_oci::codec::decoder_for(compression, raw)
+        .map_err(|e| Error::oci(format!("starting the {compression} decoder"), e))?;
     loop {
         let Ok(mut chunk) = empties.recv() else {
             return Ok(false);

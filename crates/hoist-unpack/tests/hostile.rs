@@ -688,3 +688,54 @@ fn hostile_corpus() {
         failures.join("\n")
     );
 }
+
+/// Metadata the tar parser would hold in memory (GNU long names/links, PAX records) is refused
+/// when oversized, before it is buffered; ordinary large files are not affected.
+#[test]
+fn oversized_tar_metadata_is_refused() {
+    let huge = "a/".repeat(700 * 1024) + "f";
+    let long_name = Tar::new().file(&huge, b"x").finish();
+    let long_link = Tar::new().symlink("l", &huge).finish();
+    let big_pax = Tar::new()
+        .pax(&[("comment", vec![b'c'; 2 * 1024 * 1024].as_slice())])
+        .file("f", b"x")
+        .finish();
+    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
+    for (what, layer) in [
+        ("long name", long_name),
+        ("long link", long_link),
+        ("pax", big_pax),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let err = unpacker
+            .apply_layer(tmp.path(), &layer[..], &LayerInfo::default())
+            .expect_err(what);
+        assert!(err.is_invalid_layer(), "{what}: {err:?}");
+        assert!(err.to_string().contains("exceeds"), "{what}: {err}");
+    }
+    // A PAX size override and a big plain file keep the guard in step with the parser.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let big = vec![9u8; 3 * 1024 * 1024 + 17];
+    let mut tar = Tar::new();
+    tar.pax(&[("size", big.len().to_string().as_bytes())]);
+    tar.header(b"big", b'0', 0, 0o644, b"", (0, 0));
+    let mut layer = tar.finish();
+    // Splice the data in after the header (the header's own size field says 0).
+    let at = layer.len() - 1024;
+    let mut data = big.clone();
+    data.resize(big.len().div_ceil(512) * 512, 0);
+    layer.splice(at..at, data);
+    let mut tail = Tar::new();
+    tail.file(&"n".repeat(200), b"after");
+    let tail = tail.finish();
+    layer.truncate(layer.len() - 1024);
+    layer.extend_from_slice(&tail);
+    unpacker
+        .apply_layer(tmp.path(), &layer[..], &LayerInfo::default())
+        .expect("legit layer");
+    assert_eq!(std::fs::read(tmp.path().join("big")).expect("big"), big);
+    assert_eq!(
+        std::fs::read(tmp.path().join("n".repeat(200))).expect("long"),
+        b"after"
+    );
+}

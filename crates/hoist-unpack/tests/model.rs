@@ -138,6 +138,9 @@ impl Model {
                     if p == t {
                         continue;
                     }
+                    if t.starts_with(&format!("{p}/")) {
+                        return Err(());
+                    }
                     let target = match self.tree.get(t) {
                         Some(Node::Dir) | None => return Err(()),
                         Some(n) if self.parents_exist(t) => n.clone(),

@@ -493,3 +493,72 @@ fn replacing_a_parent_mid_layer_is_seen_by_later_entries() {
     );
     assert_eq!(read(t.path().join("g/2")), b"2");
 }
+
+#[test]
+fn gnu_sparse_files_from_gnu_tar() {
+    let Some(tar_bin) = hoist_testkit::find_tool("tar") else {
+        common::skip("GNU tar not installed");
+        return;
+    };
+    let t = tmp();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    // Many data islands: more sparse segments than fit in the main GNU header (4), so the
+    // archive carries sparse extension blocks.
+    let file = std::fs::File::create(src.join("sparse")).expect("create");
+    for i in 0..12u64 {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(format!("island {i}").as_bytes(), i * 1024 * 1024)
+            .expect("write");
+    }
+    file.set_len(13 * 1024 * 1024).expect("len");
+    drop(file);
+    std::fs::write(src.join("after"), b"after the sparse file").expect("write");
+    let archive = t.path().join("layer.tar");
+    let status = std::process::Command::new(tar_bin)
+        .args(["--format=gnu", "--sparse", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["sparse", "after"])
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+    let root = t.path().join("root");
+    unpacker(true)
+        .apply_layer_file(&root, &archive, &LayerInfo::default())
+        .expect("apply");
+    assert_eq!(read(root.join("sparse")), read(src.join("sparse")));
+    assert_eq!(read(root.join("after")), b"after the sparse file");
+}
+
+#[test]
+fn hardlink_to_a_file_whited_out_earlier_in_the_layer() {
+    // The whiteout removes the lower `a` before the link is met: the link has no target, which
+    // is reported naming the link, and nothing of the link is left behind.
+    let t = tmp();
+    let l1 = Tar::new().file("a", b"lower").file("b", b"old b").finish();
+    let l2 = Tar::new().whiteout(".wh.a").hardlink("b", "a").finish();
+    let u = unpacker(true);
+    u.apply_layer(t.path(), &l1[..], &LayerInfo::default())
+        .expect("l1");
+    let err = u
+        .apply_layer(t.path(), &l2[..], &LayerInfo::default())
+        .expect_err("dangling hardlink");
+    assert!(err.is_invalid_layer(), "{err:?}");
+    assert_eq!(err.entry(), Some(Path::new("b")));
+    assert_eq!(
+        read(t.path().join("b")),
+        b"old b",
+        "the old entry is not half-replaced"
+    );
+    // Re-adding the target in the same layer, before the link, makes it valid again.
+    let t = tmp();
+    let l2 = Tar::new()
+        .whiteout(".wh.a")
+        .file("a", b"upper")
+        .hardlink("b", "a")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert_eq!(read(t.path().join("b")), b"upper");
+}
