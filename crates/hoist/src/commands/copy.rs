@@ -373,17 +373,21 @@ async fn write_archive(
 ) -> anyhow::Result<()> {
     let layout = staged.layout.clone();
     let descriptor = staged.image.descriptor.clone();
-    let layers = staged.image.manifest.value().layers.clone();
     tokio::task::spawn_blocking(move || {
-        announce(&reporter, &layers);
-        for l in &layers {
-            reporter.state(&l.digest.to_string(), LayerState::Writing);
-        }
+        // The archive is one stream: one progress line for it, counting bytes written.
+        reporter.send(Event::Layer {
+            id: ARCHIVE_LINE.into(),
+            size: None,
+        });
+        reporter.state(ARCHIVE_LINE, LayerState::Writing);
         let images = [(descriptor, names)];
         match &path {
             ArchivePath::Stdio => {
                 let stdout = std::io::stdout().lock();
-                let mut out = std::io::BufWriter::with_capacity(256 << 10, stdout);
+                let mut out = CountingWriter::new(
+                    std::io::BufWriter::with_capacity(256 << 10, stdout),
+                    &reporter,
+                );
                 write_docker_archive(&layout, &images, &mut out)
                     .context("writing the docker archive to stdout")?;
                 std::io::Write::flush(&mut out).context("writing the docker archive to stdout")?;
@@ -398,7 +402,10 @@ async fn write_archive(
                     .tempfile_in(&parent)
                     .with_context(|| format!("creating a file in {}", parent.display()))?;
                 {
-                    let mut out = std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut());
+                    let mut out = CountingWriter::new(
+                        std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut()),
+                        &reporter,
+                    );
                     write_docker_archive(&layout, &images, &mut out)
                         .with_context(|| format!("writing {}", file.display()))?;
                     std::io::Write::flush(&mut out)
@@ -412,9 +419,7 @@ async fn write_archive(
                 })?;
             }
         }
-        for l in &layers {
-            reporter.state(&l.digest.to_string(), LayerState::Done);
-        }
+        reporter.state(ARCHIVE_LINE, LayerState::Done);
         anyhow::Ok(())
     })
     .await?
@@ -828,6 +833,57 @@ fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow
              using it",
             root.display()
         ))),
+    }
+}
+
+/// The progress line of an archive being written.
+const ARCHIVE_LINE: &str = "archive";
+
+/// A writer that reports how many bytes went through it (about every MiB) on the archive line.
+struct CountingWriter<W> {
+    inner: W,
+    reporter: Reporter,
+    done: u64,
+    reported: u64,
+}
+
+impl<W> CountingWriter<W> {
+    fn new(inner: W, reporter: &Reporter) -> Self {
+        CountingWriter {
+            inner,
+            reporter: reporter.clone(),
+            done: 0,
+            reported: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= 1 << 20 {
+            self.reported = self.done;
+            self.reporter.send(Event::Progress {
+                id: ARCHIVE_LINE.into(),
+                done: self.done,
+                total: None,
+            });
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()?;
+        if self.done != self.reported {
+            self.reported = self.done;
+            self.reporter.send(Event::Progress {
+                id: ARCHIVE_LINE.into(),
+                done: self.done,
+                total: None,
+            });
+        }
+        Ok(())
     }
 }
 
