@@ -386,6 +386,44 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
     }
     assert_eq!(resumed_at, Some(100_000));
 
+    // The verifying stream resumes a truncated body by itself.
+    let proxy2 = common::proxy(
+        reg.addr(),
+        vec![rule(
+            "GET",
+            "/blobs/sha256",
+            1,
+            Action::TruncateResponseBody(70_000),
+        )],
+    );
+    let repo2 = Repo::new(proxy2.host(), "fault/pull").expect("repo");
+    let mut stream = client()
+        .open_blob_stream(&repo2, &desc)
+        .await
+        .expect("open stream");
+    let mut hasher = hoist_oci::Digester::new(hoist_oci::Algorithm::Sha256);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .expect("stream resumes and verifies");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    assert_eq!(
+        hasher.finish(),
+        src.digest,
+        "one continuous, correct stream"
+    );
+    let gets = proxy2
+        .records()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(gets, 2, "one ranged re-request");
+
     // Same size, wrong bytes: the digest check fails and nothing is kept.
     let garbage = "x".repeat(SIZE as usize);
     let proxy = common::proxy(
