@@ -78,6 +78,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod body;
 mod client;
 mod credentials;
