@@ -89,6 +89,7 @@ pub mod protocol;
 mod pull;
 mod retry;
 mod secret;
+mod session;
 mod state;
 mod upload;
 
