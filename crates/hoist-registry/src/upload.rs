@@ -472,6 +472,14 @@ impl Client {
         out: &mut PushOutcome,
         bp: &BlobProgress<'_>,
     ) -> Result<()> {
+        // A registry that loses every session would otherwise be fed the blob forever.
+        if out.restarts + 1 >= self.cfg().retry.max_attempts {
+            return Err(Error::misbehaved(format!(
+                "the registry lost the upload session {} times; giving up",
+                out.restarts + 1
+            ))
+            .with_url(display_url(&session.location)));
+        }
         self.delete_session(repo, scopes, &session.location).await;
         let fresh = self
             .open_session(repo, scopes, None)

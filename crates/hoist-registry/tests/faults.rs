@@ -556,3 +556,31 @@ async fn a_413_on_every_chunk_fails_clearly_without_html() {
         .count();
     assert_eq!(shrinks, 3, "64 KiB -> 32 -> 16 -> 8 KiB, then give up");
 }
+
+#[tokio::test]
+async fn a_registry_that_always_loses_the_session_is_given_up_on() {
+    let body = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#;
+    // Every second PATCH says the session is gone: progress is made, then lost, forever.
+    let Some((run, res)) = push_through(vec![
+        rule("PATCH", "/blobs/uploads/", 2, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 4, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 6, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 8, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 10, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 12, respond(404, &[], body)),
+    ])
+    .await
+    else {
+        return;
+    };
+    let e = res.expect_err("gives up");
+    assert!(e.is_misbehaved(), "{e}");
+    assert!(e.to_string().contains("lost the upload session"), "{e}");
+    let posts = run
+        .proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(posts <= 5, "bounded restarts: {posts}");
+}
