@@ -85,11 +85,12 @@ impl Client {
                 &Req::new(Method::HEAD, url),
                 &repo.registry,
                 &scopes,
-                &[404],
+                &[404, 301, 302, 303, 307, 308],
                 "checking blob",
             )
             .await?;
-        Ok(resp.status().is_success())
+        // Some registries answer a HEAD for a stored blob with a redirect to their storage.
+        Ok(resp.status().is_success() || resp.status().is_redirection())
     }
 
     /// Mount `digest` from repository `from` into `repo` (same registry). `Ok(true)` when mounted;
