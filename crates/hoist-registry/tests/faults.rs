@@ -584,3 +584,72 @@ async fn a_registry_that_always_loses_the_session_is_given_up_on() {
         .count();
     assert!(posts <= 5, "bounded restarts: {posts}");
 }
+
+#[tokio::test]
+async fn blob_get_follows_a_redirect_to_storage_and_stops_an_endless_one() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "blob", 100_000, 77);
+    let direct = Repo::new(reg.host(), "fault/redir").expect("repo");
+    client()
+        .push_blob(&direct, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("seed");
+    let desc = Descriptor::new(
+        MediaType::new(MediaType::OCI_LAYER_GZIP),
+        src.digest.clone(),
+        src.size,
+    );
+    // "Storage" is the registry itself on another authority.
+    let storage = format!("http://{}/v2/fault/redir/blobs/{}", reg.host(), src.digest);
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![rule(
+            "GET",
+            "/blobs/sha256",
+            1,
+            respond(307, &[("Location", storage.as_str())], ""),
+        )],
+    );
+    let repo = Repo::new(proxy.host(), "fault/redir").expect("repo");
+    let sink = dir.path().join("out");
+    client()
+        .pull_blob(&repo, &desc, &sink, &Progress::none())
+        .await
+        .expect("redirect followed");
+    assert_eq!(
+        hoist_oci::Digest::sha256_of(&std::fs::read(&sink).expect("read")),
+        src.digest
+    );
+    assert!(
+        client()
+            .blob_exists(&repo, &src.digest)
+            .await
+            .expect("HEAD")
+    );
+
+    // A redirect to itself, forever: a clear error, not a hang.
+    let looping = common::proxy(reg.addr(), Vec::new());
+    let self_url = format!(
+        "http://{}/v2/fault/redir/blobs/{}",
+        looping.host(),
+        src.digest
+    );
+    looping.set_plan(vec![rule(
+        "GET",
+        "/blobs/sha256",
+        0,
+        respond(307, &[("Location", self_url.as_str())], ""),
+    )]);
+    let repo = Repo::new(looping.host(), "fault/redir").expect("repo");
+    let e = client()
+        .pull_blob(&repo, &desc, &dir.path().join("loop"), &Progress::none())
+        .await
+        .expect_err("endless redirect");
+    assert!(
+        e.is_misbehaved() && e.to_string().contains("redirect"),
+        "{e}"
+    );
+}
