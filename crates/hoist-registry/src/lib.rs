@@ -94,7 +94,7 @@ mod state;
 mod upload;
 
 pub use client::{Client, ClientBuilder, Repo};
-pub use credentials::Credentials;
+pub use credentials::{Credentials, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::MANIFEST_ACCEPT;
 pub use progress::{Event, Progress};
