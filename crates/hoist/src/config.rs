@@ -213,7 +213,8 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
         ProgressMode::Quiet
     } else {
         match g.progress {
-            ProgressArg::Auto if env.stderr_is_tty => ProgressMode::Tty,
+            // Log lines and a redrawn block do not mix: -v makes `auto` plain.
+            ProgressArg::Auto if env.stderr_is_tty && g.verbose == 0 => ProgressMode::Tty,
             ProgressArg::Auto | ProgressArg::Plain => ProgressMode::Plain,
             ProgressArg::Tty => ProgressMode::Tty,
             ProgressArg::Json => ProgressMode::Json,
@@ -563,6 +564,8 @@ mod tests {
     fn progress_modes() {
         let (c, _) = run(&["inspect", "oci:x"], "", true).expect("tty");
         assert_eq!(c.progress, ProgressMode::Tty);
+        let (c, _) = run(&["-v", "inspect", "oci:x"], "", true).expect("tty, verbose");
+        assert_eq!(c.progress, ProgressMode::Plain);
         let (c, _) = ok(&["--progress", "json", "inspect", "oci:x"]);
         assert_eq!(c.progress, ProgressMode::Json);
         let (c, _) = ok(&["-q", "--progress", "json", "inspect", "oci:x"]);

@@ -870,3 +870,39 @@ impl<R: Read> Read for Counting<R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_oci::Digest;
+
+    fn spooled(tags: &[&str], n: u8) -> SpooledImage {
+        let d = Descriptor::new(MediaType::OCI_MANIFEST, Digest::sha256_of(&[n]), 1);
+        SpooledImage {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            manifest: d.clone(),
+            config: d,
+        }
+    }
+
+    #[test]
+    fn picks_the_archive_image() {
+        let one = [spooled(&["app:1"], 1)];
+        assert_eq!(
+            choose_archive_image(&one, None).expect("only").tags,
+            ["app:1"]
+        );
+        let two = [
+            spooled(&["app:1"], 1),
+            spooled(&["docker.io/library/web:2"], 2),
+        ];
+        let err = choose_archive_image(&two, None).expect_err("ambiguous");
+        assert!(err.to_string().contains("holds 2 images"), "{err}");
+        // Names match after normalization (web:2 is docker.io/library/web:2).
+        let got = choose_archive_image(&two, Some("web:2")).expect("normalized match");
+        assert_eq!(got.manifest.digest, Digest::sha256_of(&[2]));
+        let err = choose_archive_image(&two, Some("nope:1")).expect_err("missing");
+        assert!(err.to_string().contains("app:1"), "{err}");
+        assert!(choose_archive_image(&[], None).is_err());
+    }
+}

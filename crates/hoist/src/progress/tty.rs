@@ -1,10 +1,12 @@
 //! The live terminal display: one line per layer and a total line, redrawn in place.
 //!
 //! Frames are pure: [`frame`] turns a board and a width into lines, [`Painter::paint`] turns lines
-//! into the bytes that replace the previous frame. Every line is cut to one column less than the
-//! width read for that frame, so the terminal never wraps it; when the terminal narrowed since the
-//! last frame, the painter assumes the old lines were re-wrapped to the new width and moves up over
-//! all the rows they now take, then erases everything below, so no ghost line survives a resize.
+//! into the bytes that replace the previous frame. The width is read again for every frame and
+//! every line is cut to one column less, and frames are written with auto-wrap off, so a line
+//! never takes two rows when it is written. Each line is redrawn with erase-line after moving the
+//! cursor up to the block's first row; when the terminal narrowed since the last frame, the
+//! painter counts the rows the old lines take after the terminal re-wrapped them, then erases
+//! everything below the new frame, so no ghost line survives a resize (checked in tmux 3.3a).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
