@@ -20,6 +20,10 @@ use std::str::FromStr;
 use crate::digest::{Algorithm, Digester, HashingWriter};
 use crate::{Digest, Error, ErrorKind, Result};
 
+/// The largest zstd window (as a power of two) a layer may ask the decoder for: 128 MiB, what
+/// `zstd --long` uses. Larger windows are refused rather than allocated.
+pub const MAX_ZSTD_WINDOW_LOG: u32 = 27;
+
 /// The compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Compression {
@@ -151,8 +155,10 @@ pub fn decoder_for<'a, R: Read + 'a>(compression: Compression, r: R) -> Result<B
         Compression::Zstd => {
             let mut d = zstd::stream::read::Decoder::new(r)
                 .map_err(|e| Error::io("setting up the zstd decoder", e))?;
-            // Layers compressed with long-distance matching need a larger window than default.
-            d.window_log_max(31)
+            // Layers compressed with long-distance matching (`zstd --long`, window log 27) need
+            // more than the default 8 MiB window; a frame may not claim more than 128 MiB, so a
+            // hostile layer cannot make the decoder allocate gigabytes.
+            d.window_log_max(MAX_ZSTD_WINDOW_LOG)
                 .map_err(|e| Error::io("setting up the zstd decoder", e))?;
             Box::new(MapCorrupt {
                 inner: d,
@@ -553,5 +559,36 @@ mod tests {
             let c = [Compression::None, Compression::Gzip, Compression::Zstd][which];
             round_trip(&data, c, None, threads);
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    fn zstd_with_window(window_log: u32) -> Vec<u8> {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
+        enc.window_log(window_log).expect("window log");
+        enc.write_all(b"a small tar stand-in").expect("write");
+        enc.finish().expect("finish")
+    }
+
+    #[test]
+    fn zstd_window_is_capped() {
+        let mut out = Vec::new();
+        decoder(&zstd_with_window(MAX_ZSTD_WINDOW_LOG)[..])
+            .expect("decoder")
+            .read_to_end(&mut out)
+            .expect("a 128 MiB window is accepted");
+        assert_eq!(out, b"a small tar stand-in");
+
+        let hostile = zstd_with_window(MAX_ZSTD_WINDOW_LOG + 3);
+        let err = decoder(&hostile[..])
+            .and_then(|mut d| {
+                d.read_to_end(&mut Vec::new())
+                    .map_err(|e| Error::io("decoding", e))
+            })
+            .expect_err("a 1 GiB window is refused");
+        assert!(err.is_corrupt() || err.is_invalid_input(), "{err:?}");
     }
 }
