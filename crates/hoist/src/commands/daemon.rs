@@ -237,7 +237,7 @@ async fn compress_one(
     let reporter = reporter.clone();
     let id = id.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut input = super::copy::Counting::new(
+        let mut input = super::local::Counting::new(
             hoist_oci::codec::decoder(layout.open_blob(&layer)?)?,
             &reporter,
             &id,

@@ -49,7 +49,8 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                 .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
                 .await
                 .with_context(|| format!("fetching the manifest of {reference}"))?;
-            let config_json = copy::fetch_config(&client, &repo, &manifest.value().config).await?;
+            let config_json =
+                super::remote::fetch_config(&client, &repo, &manifest.value().config).await?;
             let media_type = manifest
                 .value()
                 .media_type
