@@ -3,7 +3,8 @@
 //! On a fresh Debian machine (root, apt reachable) it installs the system packages the tests use,
 //! then runs, in order: `cargo fmt --check`, clippy with `-D warnings`, `tidy`, cargo-deny (bans,
 //! licenses, sources; advisories only when the advisory database is present, since these machines
-//! cannot fetch it), and every test (nextest when installed, else `cargo test`) plus doc tests.
+//! cannot fetch it), every test (nextest when installed, else `cargo test`) plus doc tests, and
+//! each fuzz target for a few seconds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +13,9 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::sys::{self, TEST_PACKAGES};
+
+/// How long CI runs each fuzz target; `cargo xtask fuzz --time S` runs longer by hand.
+const FUZZ_SECONDS: &str = "10";
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
@@ -74,6 +78,9 @@ pub fn run(args: &[String]) -> Result<()> {
             "--no-fail-fast",
         ]))?;
     }
+    step("fuzz (each target briefly)");
+    crate::fuzz::run(&["--time".to_owned(), FUZZ_SECONDS.to_owned()])?;
+
     eprintln!("\nci: all steps passed in {}s", started.elapsed().as_secs());
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! 1. Dependency direction: `hoist-oci` is the leaf; `hoist-docker`, `hoist-registry` and
 //!    `hoist-unpack` depend on `hoist-oci` and never on each other (not even as dev-dependencies;
 //!    they may use `hoist-testkit` for tests); only the CLI `hoist`, `xtask` and `tests` see all.
-//! 2. Every non-test `.rs` file (anything under a package's `src/`) opens with a `//!` doc.
+//! 2. Every non-test `.rs` file (anything under a package's `src/` except `#[cfg(test)]` modules in
+//!    `tests.rs` files or `tests/` directories) opens with a `//!` doc.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,9 +134,13 @@ fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
             let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+                // Test modules kept in their own files are test code, not library source.
+                if name != "tests" {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") && name != "tests.rs" {
                 out.push(path);
             }
         }

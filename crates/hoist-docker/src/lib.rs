@@ -1,3 +1,112 @@
-//! `hoist-docker`: see the crate README. (Skeleton: the implementation lands with its issue.)
+//! Stream container images out of, and into, a local Docker daemon with constant memory.
+//!
+//! `hoist-docker` is how hoist talks to `dockerd`. It sits beside `hoist-registry` and
+//! `hoist-unpack` on top of `hoist-oci`, and depends on neither sibling: the CLI crate wires
+//! them together (`hoist push docker-image registry/x` exports here and pushes there).
+//!
+//! The main types:
+//!
+//! - [`Daemon`] — a cheap-to-clone handle to a connected daemon, made by [`Daemon::connect`]
+//!   from [`ConnectOptions`]: an explicit socket path, a `DOCKER_HOST`-style address
+//!   (`unix://`, plain `tcp://`), `DOCKER_HOST` itself, or `/var/run/docker.sock`. Connecting
+//!   asks the daemon for its API version and speaks the older of its and ours, so Debian's
+//!   dockerd 20.10 is spoken to in API 1.41 even though bollard defaults to 1.53.
+//! - [`Daemon::inspect`] → [`ImageInfo`]: ID, tags, repo digests, size, layer diff_ids and
+//!   platform, to decide what to export and which layers a registry already has.
+//! - [`Daemon::export`] — stream `GET /images/get` for one or several images straight into
+//!   hoist-oci's one-pass docker-archive spooler, producing an OCI layout (layers stay
+//!   uncompressed, as the daemon sent them; every blob verified; tags set only at the end).
+//! - [`Daemon::load`] — stream a layout image into `POST /images/load` as a legacy
+//!   docker-archive written on the fly by hoist-oci (gzip/zstd layers are decompressed on the
+//!   way; for an index, the daemon's own platform is picked), tag it, and check the daemon's
+//!   layers.
+//! - [`Daemon::export_archive`] / [`Daemon::export_with`] — stream `GET /images/get` (one or
+//!   several images; the daemon writes shared layers once) into a file or any blocking
+//!   consumer such as hoist-oci's docker-archive spooler. [`ExportOptions::platform`] selects
+//!   one platform where the daemon's API allows it (>= 1.48); older daemons hold one platform
+//!   per image and the request fails with a clear [`ErrorKind::ApiTooOld`] error.
+//! - [`Daemon::load_archive`] / [`Daemon::load_with`] — stream a docker-archive, written on the
+//!   fly by a blocking producer, into `POST /images/load`. dockerd 20.10 cannot load OCI-layout
+//!   tars, so hoist always loads the legacy docker-archive format.
+//! - [`Progress`] — reported at least every quarter second during transfers: `Preparing`
+//!   while dockerd spools the image to its own disk before the first byte (7-10 s per GiB),
+//!   then `Receiving`/`Sending` byte counts, `Importing` while the daemon unpacks a load, and
+//!   `Done`.
+//! - [`Error`] — the one error type, with an [`ErrorKind`] saying who is at fault: the daemon
+//!   is not running, the socket is not ours to open, the image is missing, the API is too
+//!   old, the daemon refused or failed, or local input/I/O was bad. bollard and hyper types
+//!   never appear in this crate's API.
+//!
+//! Memory: nothing here holds an archive, a layer or a chunk list in memory. Bytes move through
+//! bounded pipes (16 chunks) between the daemon's HTTP stream and blocking readers/writers, so
+//! a 50 GB export uses the same few MiB as a 50 MB one. Bytes are verified by the consumer that
+//! spools them (hoist-oci hashes every blob while writing it).
+//!
+//! What this crate does NOT do: pull or push through the daemon, run containers, talk TLS or
+//! SSH to remote daemons, or compress layers (layers stay as the daemon sent them; compression
+//! happens at push time in `hoist-registry`).
+//!
+//! # Example
+//!
+//! ```
+//! use hoist_docker::{ApiVersion, ConnectOptions, Endpoint};
+//!
+//! // Address resolution: an explicit host wins over DOCKER_HOST; tcp gets the default port.
+//! let endpoint = ConnectOptions::new().use_env(false).host("tcp://127.0.0.1").endpoint()?;
+//! assert_eq!(endpoint, Endpoint::Tcp("127.0.0.1:2375".into()));
+//! let socket = ConnectOptions::new().socket("/run/user/1000/docker.sock").endpoint()?;
+//! assert_eq!(socket.to_string(), "unix:///run/user/1000/docker.sock");
+//!
+//! // Unsupported transports are refused up front, with credentials kept out of the message.
+//! let Err(err) = Endpoint::parse("ssh://admin:hunter2@box") else { panic!("ssh accepted") };
+//! assert!(err.is_invalid_input());
+//! assert!(!err.to_string().contains("hunter2"));
+//!
+//! // A dockerd 20.10 (API 1.41) cannot select a platform on export.
+//! assert!(ApiVersion::parse("1.41")? < ApiVersion::PLATFORM_SELECTION);
+//! # Ok::<(), hoist_docker::Error>(())
+//! ```
+//!
+//! Exporting an image to a file, reporting progress (needs a running daemon):
+//!
+//! ```no_run
+//! use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
+//! # async fn run() -> Result<(), hoist_docker::Error> {
+//! let daemon = Daemon::connect(ConnectOptions::new()).await?;
+//! let info = daemon.inspect("my-image:latest").await?;
+//! println!("{} has {} layers", info.id, info.diff_ids.len());
+//! let file = std::fs::File::create("/tmp/my-image.tar").expect("create");
+//! let names = vec!["my-image:latest".to_string()];
+//! let (_file, bytes) = daemon
+//!     .export_archive(&names, &ExportOptions::new(), file, |p| {
+//!         if let Progress::Preparing { elapsed } = p {
+//!             eprintln!("daemon preparing the export ({elapsed:?})");
+//!         }
+//!     })
+//!     .await?;
+//! println!("{bytes} bytes");
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
+
+mod classify;
+mod connect;
+mod error;
+mod export;
+mod inspect;
+mod load;
+mod oci_layout;
+mod pipe;
+mod progress;
+
+pub use connect::{ApiVersion, ConnectOptions, DEFAULT_SOCKET, Daemon, DaemonVersion, Endpoint};
+pub use error::{Error, ErrorKind, Result};
+pub use export::{ExportOptions, ExportReader};
+pub use inspect::ImageInfo;
+pub use load::{LoadWriter, Loaded};
+pub use progress::Progress;
+
+/// What an export into a layout produced per image (re-exported from `hoist_oci::archive`).
+pub use hoist_oci::archive::SpooledImage;

@@ -324,6 +324,17 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
+impl<R> fmt::Debug for VerifyingReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingReader")
+            .field("expected", &self.expected.to_string())
+            .field("expected_size", &self.expected_size)
+            .field("read", &self.read)
+            .field("verified", &self.digester.is_none())
+            .finish()
+    }
+}
+
 /// A writer adapter that hashes and counts everything written through it.
 pub struct HashingWriter<W> {
     inner: W,

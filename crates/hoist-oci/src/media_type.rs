@@ -10,9 +10,19 @@ use crate::codec::Compression;
 ///
 /// Unknown media types are kept as they are (registries carry artifacts of every kind); code that
 /// needs a layer or a manifest asks [`MediaType::is_layer`] or [`MediaType::is_manifest`].
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Deserializing checks the RFC 6838 shape (`type/subtype`, restricted-name characters, at
+/// most 127 each), so a document cannot smuggle arbitrary text in a media type field.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct MediaType(String);
+
+impl<'de> Deserialize<'de> for MediaType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MediaType::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
 
 macro_rules! media_types {
     ($($(#[$doc:meta])* $name:ident = $value:expr;)*) => {
@@ -63,6 +73,30 @@ impl MediaType {
     /// Wrap any media type string.
     pub fn new(s: impl Into<String>) -> Self {
         MediaType(s.into())
+    }
+
+    /// Parse and check the RFC 6838 shape: `type/subtype`, each 1 to 127 characters of
+    /// letters, digits and `!#$&-^_.+`, starting with a letter or digit. Parameters (`; x=y`)
+    /// are not accepted: strip them from a `Content-Type` first.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] naming the malformed media type.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        let name_ok = |part: &str| {
+            let b = part.as_bytes();
+            !b.is_empty()
+                && b.len() <= 127
+                && b[0].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+        };
+        match s.split_once('/') {
+            Some((t, sub)) if name_ok(t) && name_ok(sub) => Ok(MediaType(s.to_owned())),
+            _ => Err(crate::Error::invalid(format!(
+                "invalid media type {:?}: expected type/subtype",
+                s.chars().take(80).collect::<String>()
+            ))),
+        }
     }
 
     /// The string form.
@@ -143,6 +177,13 @@ impl fmt::Debug for MediaType {
     }
 }
 
+impl std::str::FromStr for MediaType {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        MediaType::parse(s)
+    }
+}
+
 impl From<&str> for MediaType {
     fn from(s: &str) -> Self {
         MediaType::new(s)
@@ -173,5 +214,26 @@ mod tests {
             MediaType::OCI_LAYER_ZSTD
         );
         assert!(!MediaType::new("application/json").is_layer());
+    }
+
+    #[test]
+    fn deserialize_checks_the_shape() {
+        let ok: MediaType =
+            serde_json::from_str(&format!("\"{}\"", MediaType::OCI_LAYER_GZIP)).expect("valid");
+        assert!(ok.is_layer());
+        for bad in [
+            "",
+            "application",
+            "/json",
+            "application/",
+            "a/b/c",
+            "text/html; x=1",
+            "a b/c",
+        ] {
+            let json = serde_json::to_string(bad).expect("string");
+            assert!(serde_json::from_str::<MediaType>(&json).is_err(), "{bad:?}");
+            assert!(MediaType::parse(bad).expect_err(bad).is_invalid_input());
+            assert!(bad.parse::<MediaType>().is_err());
+        }
     }
 }

@@ -1,3 +1,102 @@
-//! `hoist-registry`: see the crate README. (Skeleton: the implementation lands with its issue.)
+//! An HTTP/1.1 client for OCI distribution registries, built to push multi-GB layers through
+//! proxies with body limits, with a few MiB of memory, surviving dropped connections.
+//!
+//! `hoist-registry` speaks the registry side of hoist. It moves blobs and manifests between
+//! local files and a registry; it does not know where the files came from (`hoist-docker`
+//! spools `docker save` streams, the CLI compresses layers) nor what is inside them
+//! (`hoist-unpack` applies layers to a root filesystem). It depends only on `hoist-oci` for
+//! the image model: [`hoist_oci::Digest`], [`hoist_oci::Descriptor`], manifests and
+//! [`hoist_oci::Reference`].
+//!
+//! # Main types
+//!
+//! - [`Client`], built by [`ClientBuilder`]: a cheap-to-clone handle over one connection pool
+//!   (hyper 1, HTTP/1.1 only, rustls with the `ring` provider, system + bundled roots plus
+//!   any CA file the caller names). Plain HTTP is used only for loopback hosts (`127.0.0.0/8`,
+//!   `::1`, exactly `localhost`) and hosts the caller names insecure.
+//! - [`Client::push_blob`] takes a [`BlobSource`] (a spooled file, its digest and size): HEAD
+//!   skip, cross-repository mount, then a POST / PATCH… / `PUT ?digest=` session. Chunks are
+//!   the configured size raised to `OCI-Chunk-Min-Length` and capped at
+//!   `OCI-Chunk-Max-Length`; each PATCH streams its file region in 128 KiB reads with
+//!   `Content-Length` and an inclusive `Content-Range`. The newest `Location` is always
+//!   followed and the server's `Range` is the truth: after a cut connection, a 5xx or a 416
+//!   the session is asked where it stands and the upload continues there; a lost session is
+//!   restarted; an unexplained 413 halves the chunk size and continues. With
+//!   [`ClientBuilder::state_dir`], acknowledged progress is persisted so a later process
+//!   continues the same session.
+//! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
+//!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
+//!   verified against the requested digest or `Docker-Content-Digest`.
+//! - [`Client::pull_blob`] writes a blob to `sink.partial`, resumes short reads with
+//!   `Range`, and renames into place only after the digest matched;
+//!   [`Client::open_blob_stream`] is a verifying [`tokio::io::AsyncRead`] for the unpacker.
+//! - [`Progress`] delivers typed [`Event`]s without slowing the transfer: byte counts are
+//!   dropped when the receiver lags, final states never are.
+//! - [`Error`] says who is at fault ([`ErrorKind`]): the registry refused, the registry
+//!   misbehaved, the network, local I/O, or the caller's input; with the URL (credentials and
+//!   signatures stripped), the HTTP status and the OCI error code. HTML error pages are reduced
+//!   to their status line.
+//! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
+//!   chunk planning, response classification), usable and tested without sockets.
+//!
+//! Credentials come from the caller ([`Credentials`]) or a docker `config.json` (`auths`,
+//! `credsStore`, `credHelpers`, honouring `DOCKER_CONFIG`); Basic and Bearer token auth are
+//! supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs.
+//!
+//! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
+//! addresses, holding a blob or chunk in memory, compressing or decompressing layers, or any
+//! CLI concerns.
+//!
+//! # Example
+//!
+//! The protocol layer, on in-memory values (the network side needs a registry):
+//!
+//! ```
+//! use hoist_registry::protocol::challenge::{Challenge, parse_challenges};
+//! use hoist_registry::protocol::chunk::{ChunkLimits, next_chunk, parse_upload_range};
+//! use hoist_registry::protocol::response::{Phase, Step, classify};
+//!
+//! // A proxy advertising a 64 MiB body limit caps a 256 MiB preferred chunk...
+//! let limits = ChunkLimits::from_headers(None, Some("67108864"));
+//! let chunk = limits.effective(256 << 20);
+//! assert_eq!(chunk, 64 << 20);
+//! // ...and the next PATCH after the server acknowledged `0-67108863` starts at 64 MiB.
+//! let next = parse_upload_range("0-67108863").expect("valid Range").next_offset(true);
+//! assert_eq!(next_chunk(next, 100 << 20, chunk), Some((64 << 20, 100 << 20)));
+//!
+//! // A 416 on a PATCH means "ask the session where it is"; a 404 NAME_UNKNOWN is final.
+//! assert_eq!(classify(Phase::Patch, 416, None, None), Step::Resume);
+//! assert_eq!(classify(Phase::Open, 404, Some("NAME_UNKNOWN"), None), Step::Fail);
+//!
+//! // Bearer challenges keep commas inside quoted scopes.
+//! let c = parse_challenges(r#"Bearer realm="https://auth.example/token",scope="repository:a:pull,push""#);
+//! assert!(matches!(&c[0], Challenge::Bearer { scope: Some(s), .. } if s == "repository:a:pull,push"));
+//!
+//! // Building a client validates its settings.
+//! assert!(hoist_registry::Client::builder().chunk_size(0).build().is_err());
+//! ```
 
 #![deny(missing_docs)]
+
+mod body;
+mod client;
+mod credentials;
+mod error;
+mod manifest;
+mod progress;
+pub mod protocol;
+mod pull;
+mod retry;
+mod secret;
+mod state;
+mod upload;
+
+pub use client::{Client, ClientBuilder, Repo};
+pub use credentials::Credentials;
+pub use error::{Error, ErrorKind, Result};
+pub use manifest::MANIFEST_ACCEPT;
+pub use progress::{Event, Progress};
+pub use pull::BlobStream;
+pub use retry::RetryPolicy;
+pub use secret::Secret;
+pub use upload::{BlobSource, PushKind, PushOptions, PushOutcome};

@@ -1,3 +1,426 @@
-//! `hoist-unpack`: see the crate README. (Skeleton: the implementation lands with its issue.)
+//! Whiteout-correct, root-confined, streaming extraction of image layers into a root filesystem.
+//!
+//! `hoist-unpack` turns container image layers into a directory tree, the way a sandbox or VM
+//! builder needs it. It builds on `hoist-oci` (digests, configs, compression detection) and knows
+//! nothing about registries or the Docker daemon: the CLI feeds it a blob stream from
+//! `hoist-registry` or a layer file from an OCI layout, and this crate does the rest.
+//!
+//! The main types:
+//!
+//! - [`Unpacker`] — a cheap-to-clone handle made by [`Unpacker::builder`]. Its
+//!   [`apply_layer`](Unpacker::apply_layer) takes any [`std::io::Read`] of a layer (gzip, zstd or
+//!   plain tar, detected by magic bytes), verifies the compressed digest and the uncompressed
+//!   diff_id given in [`LayerInfo`], and applies the OCI layer rules;
+//!   [`unpack_layers`](Unpacker::unpack_layers) applies a whole image's layers in order against
+//!   its config, and [`unpack_image`](Unpacker::unpack_image) does so for an image read from an
+//!   OCI image layout (`hoist_oci::layout::Layout::image`).
+//! - [`LayerStats`] / [`Stats`] — what was done: entries by type, bytes, skipped devices and
+//!   xattrs, the digests that were computed.
+//! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
+//! - [`write_runtime_config`] / [`RuntimeMetadata`] — the image's Entrypoint, Cmd, Env,
+//!   WorkingDir, User and ExposedPorts as JSON next to the rootfs.
+//! - [`Error`] — one opaque error with an [`ErrorKind`]; hostile input names the entry.
+//!
+//! How it works. Decompression runs on its own thread and hands fixed-size chunks to the
+//! filesystem side through a bounded channel, so memory does not grow with the layer. Entries
+//! are parsed with the `tar` crate but never extracted by it: every path is resolved inside the
+//! root one component at a time with `O_NOFOLLOW`, a symlink in a parent position is resolved as
+//! if the root were `/`, and every change is an `*at` call on a directory fd with a final name
+//! that is never followed (no-follow chown and utimes; chmod only on fds we opened ourselves).
+//! Paths with `..` components and absolute paths are refused with an error naming the entry.
+//! A small guard under the tar parser follows the block structure and refuses GNU long
+//! names/links and PAX headers over 1 MiB before the parser would buffer them, so memory stays
+//! bounded even for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
+//! put there: the applier remembers which paths the current layer wrote, so the result does not
+//! depend on the order of entries in the tar.
+//!
+//! What it does not do: it does not fetch anything, it does not keep a cache of layers, and it
+//! does not make a half-applied root trustworthy. When a digest check fails (the compressed
+//! digest is checked when the blob has been read to its very end, after the tar's end-of-archive
+//! marker; the diff_id after the tar stream ends) the entries already applied stay on disk and
+//! the error says the rootfs is not trusted; the caller deletes the directory. A file being
+//! written when an error strikes is removed, never left looking complete.
+//!
+//! # Example
+//!
+//! ```
+//! use hoist_unpack::{LayerInfo, Unpacker};
+//! use hoist_oci::Digest;
+//!
+//! // A small layer, built in memory.
+//! let mut builder = tar::Builder::new(Vec::new());
+//! let mut header = tar::Header::new_gnu();
+//! header.set_size(5);
+//! header.set_mode(0o644);
+//! header.set_uid(0);
+//! header.set_gid(0);
+//! header.set_mtime(1_700_000_000);
+//! header.set_entry_type(tar::EntryType::Regular);
+//! builder.append_data(&mut header, "etc/motd", &b"hello"[..])?;
+//! let layer = builder.into_inner()?;
+//!
+//! let root = tempfile::tempdir()?;
+//! let unpacker = Unpacker::builder().rootless(true).build()?;
+//! let info = LayerInfo { digest: None, diff_id: Some(Digest::sha256_of(&layer)) };
+//! let stats = unpacker.apply_layer(root.path(), &layer[..], &info)?;
+//! assert_eq!(stats.files, 1);
+//! assert_eq!(std::fs::read(root.path().join("etc/motd"))?, b"hello");
+//!
+//! // A layer that tries to climb out of the root is refused, naming the entry.
+//! let mut evil = tar::Builder::new(Vec::new());
+//! let mut header = tar::Header::new_gnu();
+//! header.set_size(1);
+//! header.set_entry_type(tar::EntryType::Regular);
+//! header.set_mode(0o644);
+//! header.as_gnu_mut().expect("gnu").name[..9].copy_from_slice(b"../escape");
+//! header.set_cksum();
+//! evil.append(&header, &b"x"[..])?;
+//! let err = unpacker
+//!     .apply_layer(root.path(), &evil.into_inner()?[..], &LayerInfo::default())
+//!     .unwrap_err();
+//! assert!(err.is_invalid_layer());
+//! assert_eq!(err.entry(), Some(std::path::Path::new("../escape")));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
+
+mod apply;
+mod error;
+mod guard;
+mod image;
+mod path;
+mod root;
+mod runtime;
+mod stream;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
+
+pub use error::{Error, ErrorKind, Result};
+pub use runtime::{RuntimeMetadata, write_runtime_config};
+
+use apply::{Applier, Budget, Options};
+use root::Root;
+
+/// Optional caps against decompression bombs. `None` means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most file content bytes written (over one layer, or over all layers of an image).
+    pub max_bytes: Option<u64>,
+    /// Most tar entries processed (over one layer, or over all layers of an image).
+    pub max_entries: Option<u64>,
+}
+
+/// What is known in advance about a layer, to verify it against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The digest of the layer blob as stored (compressed), from the manifest.
+    pub digest: Option<Digest>,
+    /// The digest of the uncompressed tar, from the config's `rootfs.diff_ids`.
+    pub diff_id: Option<Digest>,
+}
+
+/// What applying one layer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerStats {
+    /// The compression detected.
+    pub compression: Option<Compression>,
+    /// The digest of the blob as read (compressed).
+    pub digest: Option<Digest>,
+    /// Bytes of the blob as read.
+    pub compressed_size: u64,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Option<Digest>,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    /// Tar entries processed (not counting PAX/GNU meta headers).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Directory entries applied.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hardlinks created.
+    pub hardlinks: u64,
+    /// Fifos created.
+    pub fifos: u64,
+    /// Char/block devices created.
+    pub devices: u64,
+    /// Char/block devices skipped (not privileged, or rootless).
+    pub devices_skipped: u64,
+    /// Whiteout entries met.
+    pub whiteouts: u64,
+    /// Opaque markers met.
+    pub opaques: u64,
+    /// Extended attributes set.
+    pub xattrs_set: u64,
+    /// Extended attributes not set (not permitted, unsupported, `trusted.overlay.*`).
+    pub xattrs_skipped: u64,
+    /// File content bytes written.
+    pub bytes_written: u64,
+}
+
+/// What unpacking a whole image did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Per layer, base first.
+    pub layers: Vec<LayerStats>,
+}
+
+impl Stats {
+    /// File content bytes written over all layers.
+    pub fn bytes_written(&self) -> u64 {
+        self.layers.iter().map(|l| l.bytes_written).sum()
+    }
+
+    /// Devices skipped over all layers.
+    pub fn devices_skipped(&self) -> u64 {
+        self.layers.iter().map(|l| l.devices_skipped).sum()
+    }
+}
+
+/// Builds an [`Unpacker`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct UnpackerBuilder {
+    rootless: Option<bool>,
+    limits: Limits,
+    xattrs: bool,
+}
+
+impl UnpackerBuilder {
+    /// Rootless mode: keep the caller's ids (no chown) and skip char/block devices. Defaults
+    /// to `true` unless running as root.
+    pub fn rootless(mut self, rootless: bool) -> Self {
+        self.rootless = Some(rootless);
+        self
+    }
+
+    /// Caps on bytes and entries.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Apply PAX `SCHILY.xattr.*` records (default on). `trusted.overlay.*` is never written.
+    pub fn xattrs(mut self, xattrs: bool) -> Self {
+        self.xattrs = xattrs;
+        self
+    }
+
+    /// Validate and build.
+    pub fn build(self) -> Result<Unpacker> {
+        let is_root = rustix::process::geteuid().is_root();
+        let rootless = self.rootless.unwrap_or(!is_root);
+        if !rootless && !is_root {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "non-rootless unpacking needs root (chown, devices); use rootless(true)",
+            ));
+        }
+        if self.limits.max_bytes == Some(0) || self.limits.max_entries == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "a limit of 0 would refuse every layer",
+            ));
+        }
+        Ok(Unpacker {
+            opts: Arc::new(Options {
+                chown: !rootless,
+                devices: !rootless,
+                xattrs: self.xattrs,
+                limits: self.limits,
+            }),
+        })
+    }
+}
+
+/// Applies layers to root directories. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Unpacker {
+    opts: Arc<Options>,
+}
+
+impl Unpacker {
+    /// Start building an unpacker.
+    pub fn builder() -> UnpackerBuilder {
+        UnpackerBuilder {
+            rootless: None,
+            limits: Limits::default(),
+            xattrs: true,
+        }
+    }
+
+    /// Apply one layer read from `reader` (gzip, zstd or plain tar) onto `root` (created if
+    /// missing), verifying what `info` promises. The reader is read to its very end.
+    pub fn apply_layer<R: Read + Send>(
+        &self,
+        root: &Path,
+        reader: R,
+        info: &LayerInfo,
+    ) -> Result<LayerStats> {
+        let root = Root::open(root)
+            .map_err(|e| Error::io(format!("opening the root {}", root.display()), e))?;
+        let mut budget = Budget::default();
+        let mut buf = Vec::new();
+        self.apply_one(&root, reader, info, &mut budget, &mut buf)
+    }
+
+    /// Apply the layer file at `layer` (see [`apply_layer`](Unpacker::apply_layer)).
+    pub fn apply_layer_file(
+        &self,
+        root: &Path,
+        layer: &Path,
+        info: &LayerInfo,
+    ) -> Result<LayerStats> {
+        let file = std::fs::File::open(layer)
+            .map_err(|e| Error::io(format!("opening the layer {}", layer.display()), e))?;
+        self.apply_layer(root, file, info)
+    }
+
+    /// Apply an image's layers in order onto `root`: `layers` yields each layer's reader and
+    /// (optionally) its blob digest from the manifest; the diff_ids come from `config`. Limits
+    /// count over the whole image.
+    pub fn unpack_layers<I, R>(&self, root: &Path, config: &ImageConfig, layers: I) -> Result<Stats>
+    where
+        I: IntoIterator<Item = (R, Option<Digest>)>,
+        R: Read + Send,
+    {
+        let root_dir = Root::open(root)
+            .map_err(|e| Error::io(format!("opening the root {}", root.display()), e))?;
+        let diff_ids = &config.rootfs.diff_ids;
+        let mut budget = Budget::default();
+        let mut buf = Vec::new();
+        let mut stats = Stats::default();
+        for (index, (reader, digest)) in layers.into_iter().enumerate() {
+            let Some(diff_id) = diff_ids.get(index) else {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "the image has more layers than its config's {} diff_ids",
+                        diff_ids.len()
+                    ),
+                ));
+            };
+            let info = LayerInfo {
+                digest,
+                diff_id: Some(diff_id.clone()),
+            };
+            let layer = self.apply_one(&root_dir, reader, &info, &mut budget, &mut buf)?;
+            stats.layers.push(layer);
+        }
+        if stats.layers.len() != diff_ids.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the image has {} layers but its config lists {} diff_ids",
+                    stats.layers.len(),
+                    diff_ids.len()
+                ),
+            ));
+        }
+        Ok(stats)
+    }
+
+    fn apply_one<R: Read + Send>(
+        &self,
+        root: &Root,
+        reader: R,
+        info: &LayerInfo,
+        budget: &mut Budget,
+        buf: &mut Vec<u8>,
+    ) -> Result<LayerStats> {
+        let algorithm = info
+            .diff_id
+            .as_ref()
+            .map_or(Algorithm::Sha256, Digest::algorithm);
+        let (mut chunks, tx, empties) = stream::pipeline(algorithm);
+        let expected = info.digest.as_ref();
+        let result = std::thread::scope(|scope| {
+            scope.spawn(move || stream::produce(reader, expected, tx, empties));
+            let result = self.apply_entries(root, &mut chunks, budget, buf);
+            // Dropping the reader hangs up on the producer if we stopped early.
+            result.and_then(|stats| finish_stream(chunks, info, stats))
+        });
+        let tag = |e: Error| match &info.digest {
+            Some(d) if e.digest().is_none() => e.with_digest(d),
+            _ => e,
+        };
+        result.map_err(tag).inspect_err(|e| {
+            tracing::debug!(root = %root.path().display(), error = %e, "layer failed");
+        })
+    }
+
+    fn apply_entries(
+        &self,
+        root: &Root,
+        chunks: &mut stream::ChunkReader,
+        budget: &mut Budget,
+        buf: &mut Vec<u8>,
+    ) -> Result<LayerStats> {
+        let mut applier = Applier::new(root, &self.opts, budget, buf);
+        let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::io("reading the layer tar", e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
+            applier.entry(&mut entry)?;
+        }
+        applier.finish()?;
+        let stats = applier.stats;
+        if stats.devices_skipped > 0 {
+            tracing::warn!(
+                skipped = stats.devices_skipped,
+                "skipped device nodes (rootless or unprivileged unpacking cannot create them)"
+            );
+        }
+        if stats.xattrs_skipped > 0 {
+            tracing::info!(
+                skipped = stats.xattrs_skipped,
+                "extended attributes not applied (not permitted, unsupported, or trusted.overlay.*)"
+            );
+        }
+        Ok(stats)
+    }
+}
+
+/// Read the stream to its end (past the tar end-of-archive) and check both digests.
+fn finish_stream(
+    mut chunks: stream::ChunkReader,
+    info: &LayerInfo,
+    mut stats: LayerStats,
+) -> Result<LayerStats> {
+    std::io::copy(&mut chunks, &mut std::io::sink())
+        .map_err(|e| Error::io("reading the end of the layer", e))?;
+    let produced = chunks
+        .produced()
+        .cloned()
+        .ok_or_else(|| Error::new(ErrorKind::Io, "layer stream ended without a verdict"))?;
+    let (diff_id, size) = chunks
+        .finish_uncompressed()
+        .ok_or_else(|| Error::new(ErrorKind::Io, "layer stream hashed twice"))?;
+    if let Some(expected) = &info.diff_id
+        && *expected != diff_id
+    {
+        return Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "diff_id mismatch: the uncompressed layer hashed to {diff_id}, the config says {expected}; the root filesystem is not trusted"
+            ),
+        ));
+    }
+    stats.compression = Some(produced.compression);
+    stats.digest = Some(produced.digest);
+    stats.compressed_size = produced.size;
+    stats.diff_id = Some(diff_id);
+    stats.uncompressed_size = size;
+    Ok(stats)
+}

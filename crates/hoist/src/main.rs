@@ -1,5 +1,89 @@
 //! The `hoist` command line: glue that parses, validates, builds library objects and reports.
+//!
+//! `main` parses with clap ([`cli`]), validates into a [`config::Config`] and [`config::Job`]
+//! ([`config`]), runs the job ([`commands`]) and turns its error into one clear message and an
+//! exit code ([`errors`]): 0 success, 1 failure, 2 usage error.
+
+mod cli;
+mod commands;
+mod config;
+mod errors;
+mod progress;
+mod size;
+mod transport;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use clap::Parser;
+
+use crate::config::Environment;
+use crate::errors::Outcome;
 
 fn main() {
-    println!("hoist {}", env!("CARGO_PKG_VERSION"));
+    let code = real_main();
+    std::process::exit(code);
+}
+
+fn real_main() -> i32 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let code = e.exit_code();
+            let _ = e.print();
+            return code;
+        }
+    };
+    let mut read_line = || {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line)
+    };
+    let env = Environment {
+        xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").map(Into::into),
+        home: std::env::var_os("HOME").map(Into::into),
+        stderr_is_tty: std::io::stderr().is_terminal()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+        read_stdin_line: &mut read_line,
+    };
+    let result = config::validate(cli, env)
+        .map_err(anyhow::Error::new)
+        .and_then(|(config, job)| {
+            init_logging(config.verbosity);
+            commands::run(&config, job)
+        });
+    match result {
+        Ok(()) => errors::EXIT_OK,
+        Err(err) => match errors::outcome(&err) {
+            Outcome::BrokenPipe => errors::EXIT_OK,
+            Outcome::Fail { code, lines } => {
+                let mut stderr = std::io::stderr().lock();
+                for line in lines {
+                    let _ = writeln!(stderr, "{line}");
+                }
+                code
+            }
+        },
+    }
+}
+
+/// Logs go to stderr: warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only;
+/// `RUST_LOG`, when set, decides instead.
+fn init_logging(verbosity: i8) {
+    use tracing_subscriber::EnvFilter;
+    // The registry's warnings (retries, 413 shrinks) reach the user as progress notes already.
+    let level = match verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "warn,hoist_registry=error",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbosity >= 2)
+        .try_init();
 }

@@ -1,0 +1,188 @@
+//! Turning bollard's errors into ours: who is at fault, in words a user can act on.
+
+use std::error::Error as _;
+
+use crate::error::{Error, ErrorKind};
+
+/// Map a bollard error met while talking to the daemon at `host`.
+pub(crate) fn classify(err: bollard::errors::Error, host: &str) -> Error {
+    use bollard::errors::Error as B;
+    let mapped = match &err {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => from_status(*status_code, message),
+        B::SocketNotFoundError(path) => Error::new(
+            ErrorKind::DaemonUnavailable,
+            format!("no daemon socket at {path}: is the daemon running?"),
+        ),
+        B::RequestTimeoutError => {
+            Error::new(ErrorKind::Timeout, "the daemon did not answer in time")
+        }
+        B::DockerStreamError { error } => Error::new(
+            ErrorKind::DaemonRefused,
+            format!("the daemon reported: {}", one_line(error)),
+        ),
+        B::JsonDataError { .. } | B::JsonSerdeError { .. } | B::APIVersionParseError {} => {
+            Error::new(
+                ErrorKind::DaemonFailed,
+                "the daemon sent an unreadable answer",
+            )
+        }
+        B::UnsupportedURISchemeError { .. }
+        | B::URLParseError { .. }
+        | B::InvalidURIError { .. }
+        | B::InvalidURIPartsError { .. }
+        | B::URLEncodedError { .. } => Error::new(ErrorKind::InvalidInput, "bad daemon address"),
+        _ => from_transport(&err),
+    };
+    mapped.with_host(host).with_source(err)
+}
+
+/// An HTTP error status from the daemon.
+pub(crate) fn from_status(status: u16, message: &str) -> Error {
+    let text = one_line(message);
+    match status {
+        404 => Error::new(
+            ErrorKind::NotFound,
+            format!("not found in the daemon: {text}"),
+        ),
+        400 if text.contains("too new") || text.contains("API version") => Error::new(
+            ErrorKind::ApiTooOld,
+            format!("the daemon's API is too old: {text}"),
+        ),
+        401 | 403 => Error::new(
+            ErrorKind::PermissionDenied,
+            format!("the daemon refused access ({status}): {text}"),
+        ),
+        400..=499 => Error::new(
+            ErrorKind::DaemonRefused,
+            format!("the daemon refused the request ({status}): {text}"),
+        ),
+        _ => Error::new(
+            ErrorKind::DaemonFailed,
+            format!("the daemon failed ({status}): {text}"),
+        ),
+    }
+}
+
+/// A connection-level failure: look for the `io::Error` underneath.
+fn from_transport(err: &bollard::errors::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
+    let mut io_kind = None;
+    let mut closed_early = false;
+    if let bollard::errors::Error::IOError { err } = err {
+        io_kind = Some(err.kind());
+    }
+    if let bollard::errors::Error::HyperResponseError { err } = err {
+        closed_early = err.is_incomplete_message();
+    }
+    while io_kind.is_none()
+        && let Some(current) = source
+    {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            closed_early |= hyper.is_incomplete_message();
+        }
+        source = current.source();
+    }
+    let connect =
+        matches!(err, bollard::errors::Error::HyperLegacyError { err } if err.is_connect());
+    use std::io::ErrorKind as Io;
+    match io_kind {
+        Some(Io::PermissionDenied) => Error::new(
+            ErrorKind::PermissionDenied,
+            "permission denied opening the daemon socket (are you in the docker group?)",
+        ),
+        Some(Io::ConnectionRefused | Io::NotFound | Io::AddrNotAvailable) => Error::new(
+            ErrorKind::DaemonUnavailable,
+            "cannot connect to the daemon: is it running?",
+        ),
+        _ if connect => Error::new(
+            ErrorKind::DaemonUnavailable,
+            "cannot connect to the daemon: is it running?",
+        ),
+        _ if closed_early => Error::new(
+            ErrorKind::DaemonUnavailable,
+            "the daemon closed the connection without answering: is it running?",
+        ),
+        _ => Error::new(
+            ErrorKind::DaemonFailed,
+            "the connection to the daemon broke off",
+        ),
+    }
+}
+
+/// The first line of a daemon message, trimmed and bounded, so no page of text reaches a log.
+pub(crate) fn one_line(message: &str) -> String {
+    let trimmed = message.trim();
+    let text = serde_json::from_str::<serde_json::Value>(trimmed)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| trimmed.to_string());
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.chars().count() > 300 {
+        let cut: String = first.chars().take(300).collect();
+        format!("{cut}...")
+    } else {
+        first.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        assert!(from_status(404, "No such image: x").is_not_found());
+        assert!(
+            from_status(
+                400,
+                "client version 1.53 is too new. Maximum supported API version is 1.41"
+            )
+            .is_api_too_old()
+        );
+        assert!(from_status(400, "invalid reference format").is_daemon_refused());
+        assert!(from_status(500, "boom").is_daemon_failed());
+        assert!(from_status(403, "authz plugin").is_permission_denied());
+    }
+
+    #[test]
+    fn messages_are_one_bounded_line() {
+        assert_eq!(
+            one_line("{\"message\":\"no such image\"}\n"),
+            "no such image"
+        );
+        let page = format!("<html>\n{}\n</html>", "x".repeat(1000));
+        assert_eq!(one_line(&page), "<html>");
+        assert!(one_line(&"y".repeat(1000)).len() < 310);
+    }
+
+    #[test]
+    fn socket_not_found_is_unavailable_with_host() {
+        let err = classify(
+            bollard::errors::Error::SocketNotFoundError("/x.sock".into()),
+            "unix:///x.sock",
+        );
+        assert!(err.is_daemon_unavailable());
+        assert_eq!(err.host(), Some("unix:///x.sock"));
+    }
+
+    #[test]
+    fn io_permission_denied_is_recognised() {
+        let err = classify(
+            bollard::errors::Error::IOError {
+                err: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            },
+            "unix:///x.sock",
+        );
+        assert!(err.is_permission_denied(), "{err:?}");
+    }
+}

@@ -1,0 +1,311 @@
+//! Export: stream `GET /images/get` out of the daemon into blocking consumers, memory bounded.
+//!
+//! The async side pulls the daemon's response body chunk by chunk and pushes it into a bounded
+//! pipe; a blocking task reads the pipe as a `std::io::Read` and hands it to the consumer (a
+//! file copy, or hoist-oci's one-pass docker-archive spooler). The async side also reports
+//! [`Progress`]: `Preparing` while the daemon spools the image to its own disk, `Receiving`
+//! once bytes flow, then `Done`.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use hoist_oci::Platform;
+use tokio::sync::mpsc;
+
+use crate::connect::{ApiVersion, Daemon};
+use crate::error::{Error, ErrorKind, Result};
+use crate::pipe::{CAPACITY, ChannelReader, END};
+use crate::progress::{Progress, TICK};
+
+/// Options for an export.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ExportOptions {
+    platform: Option<Platform>,
+}
+
+impl ExportOptions {
+    /// Export whatever the daemon holds under the names (its only platform on a classic store).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Export only this platform of a multi-platform image. Needs a daemon with API >= 1.48;
+    /// older daemons hold a single platform per image and the export fails with
+    /// [`ErrorKind::ApiTooOld`] rather than silently ignoring the request.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+}
+
+/// A bounded, blocking reader over the daemon's export stream, given to export consumers.
+pub struct ExportReader {
+    inner: ChannelReader,
+}
+
+impl io::Read for ExportReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Daemon {
+    /// Stream the docker-archive (`docker save` format) of `names` into `out`, returning `out`
+    /// and the number of bytes written. Several names share their layers once in the archive.
+    /// `out` is written from a blocking task; nothing is buffered beyond a few chunks.
+    pub async fn export_archive<W, P>(
+        &self,
+        names: &[String],
+        options: &ExportOptions,
+        out: W,
+        progress: P,
+    ) -> Result<(W, u64)>
+    where
+        W: Write + Send + 'static,
+        P: FnMut(Progress) + Send,
+    {
+        self.export_with(names, options, progress, move |mut reader| {
+            let mut out = out;
+            let n = io::copy(&mut reader, &mut out)
+                .map_err(|e| hoist_oci::Error::io("writing the exported archive", e))?;
+            out.flush()
+                .map_err(|e| hoist_oci::Error::io("flushing the exported archive", e))?;
+            Ok((out, n))
+        })
+        .await
+    }
+
+    /// The general export: run `consume` on a blocking task with a reader over the archive the
+    /// daemon sends for `names`. Content errors from `consume` (bad tar, digest mismatch) are
+    /// the daemon's fault; I/O errors stay local. If the daemon's stream fails, the reader fails too (never a
+    /// clean early EOF) and the daemon's error is returned; otherwise `consume`'s result is.
+    pub async fn export_with<T, F, P>(
+        &self,
+        names: &[String],
+        options: &ExportOptions,
+        mut progress: P,
+        consume: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(ExportReader) -> hoist_oci::Result<T> + Send + 'static,
+        P: FnMut(Progress) + Send,
+    {
+        validate_names(names)?;
+        let mut extra = None;
+        if let Some(platform) = &options.platform {
+            if !self.supports_platform_selection() {
+                return Err(platform_unsupported(self.api, platform).with_host(&self.host()));
+            }
+            extra = Some(query_pair("platform", &platform_json(platform)));
+        }
+        let docker = self.transfer_client(extra);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let label = names.join(", ");
+        let mut stream = docker.export_images(&refs);
+
+        let (tx, rx) = mpsc::channel::<io::Result<bytes::Bytes>>(CAPACITY);
+        let consumer = tokio::task::spawn_blocking(move || {
+            consume(ExportReader {
+                inner: ChannelReader::new(rx),
+            })
+        });
+
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut received = 0u64;
+        let mut last_chunk = Instant::now();
+        let mut daemon_error = None;
+        progress(Progress::Preparing {
+            elapsed: started.elapsed(),
+        });
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    None => {
+                        // A complete stream: say so, or the reader treats the close as a cut.
+                        let _ = tx.send(Ok(END)).await;
+                        break;
+                    }
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
+                    Some(Ok(chunk)) => {
+                        if received == 0 {
+                            tracing::debug!(after = ?started.elapsed(), "first byte of export");
+                        }
+                        received += chunk.len() as u64;
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            // The consumer stopped early; its result says why.
+                            break;
+                        }
+                        // After the send: time spent waiting on a slow consumer is not the
+                        // daemon's silence.
+                        last_chunk = Instant::now();
+                    }
+                    Some(Err(e)) => {
+                        let mut err = self.classify(e).with_image(label.clone());
+                        if received > 0 {
+                            // Past the headers a cut is a broken stream, whatever hyper says.
+                            err = Error::new(
+                                ErrorKind::DaemonFailed,
+                                format!("the export stream broke off after {received} bytes"),
+                            )
+                            .with_image(label.clone())
+                            .with_host(&self.host())
+                            .with_source(err);
+                        }
+                        let _ = tx
+                            .send(Err(io::Error::other(format!("export stream failed: {err}"))))
+                            .await;
+                        daemon_error = Some(err);
+                        break;
+                    }
+                },
+                _ = tick.tick() => {
+                    if received == 0 {
+                        progress(Progress::Preparing { elapsed: started.elapsed() });
+                    } else if last_chunk.elapsed() > self.stall_timeout {
+                        let err = Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the daemon stopped sending the export after {received} bytes \
+                                 ({}s without data)",
+                                self.stall_timeout.as_secs()
+                            ),
+                        )
+                        .with_image(label.clone())
+                        .with_host(&self.host());
+                        let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
+                        daemon_error = Some(err);
+                        break;
+                    } else {
+                        progress(Progress::Receiving { bytes: received });
+                    }
+                }
+            }
+        }
+        drop(tx);
+        drop(stream);
+        let consumed = consumer.await;
+        if let Some(err) = daemon_error {
+            return Err(err);
+        }
+        let value = consumed
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, "the export consumer task failed").with_source(e)
+            })?
+            .map_err(|e| {
+                Error::from_oci("reading the daemon's export", e, true).with_image(label)
+            })?;
+        progress(Progress::Receiving { bytes: received });
+        progress(Progress::Done { bytes: received });
+        Ok(value)
+    }
+}
+
+fn validate_names(names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "no image named for export",
+        ));
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|n| n.trim().is_empty() || n.chars().any(char::is_whitespace))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("bad image name {bad:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn platform_unsupported(api: ApiVersion, platform: &Platform) -> Error {
+    Error::new(
+        ErrorKind::ApiTooOld,
+        format!(
+            "cannot select platform {}/{} on export: the daemon speaks API {api} and holds a \
+             single platform per image (platform selection needs API {})",
+            platform.os,
+            platform.architecture,
+            ApiVersion::PLATFORM_SELECTION
+        ),
+    )
+}
+
+/// The daemon's platform query value: JSON of the OCI platform.
+fn platform_json(platform: &Platform) -> String {
+    serde_json::to_string(platform).unwrap_or_default()
+}
+
+/// `key=value` with the value percent-encoded for a query string.
+fn query_pair(key: &str, value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len() * 3);
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{key}={encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_query_is_encoded_json() {
+        let platform = Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: Some("v8".into()),
+            ..Platform::default()
+        };
+        let json = platform_json(&platform);
+        assert_eq!(
+            json,
+            r#"{"architecture":"arm64","os":"linux","variant":"v8"}"#
+        );
+        let pair = query_pair("platform", &json);
+        assert!(pair.starts_with("platform=%7B%22architecture%22%3A%22arm64%22"));
+        assert!(!pair.contains('"') && !pair.contains('{'));
+        let uri = format!("http://h/v1.48/images/get?names=a&{pair}");
+        assert!(uri.parse::<http::Uri>().is_ok());
+        assert_eq!(query_pair("k", "a b"), "k=a%20b");
+    }
+
+    #[test]
+    fn names_are_checked_before_any_request() {
+        assert!(validate_names(&[]).expect_err("empty").is_invalid_input());
+        assert!(
+            validate_names(&["a b".into()])
+                .expect_err("space")
+                .is_invalid_input()
+        );
+        assert!(validate_names(&["a:1".into(), "b".into()]).is_ok());
+    }
+
+    #[test]
+    fn old_daemon_says_single_platform() {
+        let err = platform_unsupported(
+            ApiVersion {
+                major: 1,
+                minor: 41,
+            },
+            &Platform {
+                architecture: "arm64".into(),
+                os: "linux".into(),
+                ..Platform::default()
+            },
+        );
+        assert!(err.is_api_too_old());
+        let text = err.to_string();
+        assert!(text.contains("single platform") && text.contains("1.41") && text.contains("1.48"));
+    }
+}

@@ -1,0 +1,40 @@
+//! Progress reports for transfers, so a long export or load never looks hung.
+
+use std::time::Duration;
+
+/// How often a transfer reports while nothing else happens.
+pub(crate) const TICK: Duration = Duration::from_millis(250);
+
+/// Where a transfer is. Reported through the callback given to
+/// [`Daemon::export_archive`](crate::Daemon::export_archive) and friends: at least every
+/// quarter second while the transfer runs, whatever the daemon does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress {
+    /// Export: the daemon is preparing the archive and has sent nothing yet. dockerd 20.10
+    /// writes the whole image to its own temporary directory first (7-10 s per GiB).
+    Preparing {
+        /// Time since the request was sent.
+        elapsed: Duration,
+    },
+    /// Export: bytes of the archive received so far.
+    Receiving {
+        /// Bytes received.
+        bytes: u64,
+    },
+    /// Load: bytes of the archive sent to the daemon so far.
+    Sending {
+        /// Bytes sent.
+        bytes: u64,
+    },
+    /// Load: everything is sent; the daemon is unpacking the layers.
+    Importing {
+        /// Time since the last byte was sent.
+        elapsed: Duration,
+    },
+    /// The transfer finished and was verified.
+    Done {
+        /// Bytes moved in total.
+        bytes: u64,
+    },
+}

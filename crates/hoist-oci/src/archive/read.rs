@@ -1,0 +1,383 @@
+//! One-pass spooling of a `docker save` stream into an OCI layout.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link};
+use crate::codec::{self, Compression};
+use crate::digest::Digester;
+use crate::layout::Layout;
+use crate::{
+    Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE,
+    MediaType, RawJson, Result,
+};
+
+/// An image spooled out of a docker archive into a layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledImage {
+    /// The `RepoTags` of the image as the archive named them (`alpine:3.19`); each is also a tag
+    /// (`org.opencontainers.image.ref.name`) in the layout.
+    pub tags: Vec<String>,
+    /// The OCI manifest written for the image.
+    pub manifest: Descriptor,
+    /// The config, with the archive's exact bytes.
+    pub config: Descriptor,
+}
+
+/// A file of the archive, stored as a blob.
+#[derive(Debug, Clone)]
+struct Stored {
+    digest: Digest,
+    size: u64,
+}
+
+/// What the pass over the tar collected.
+#[derive(Default)]
+struct Collected {
+    files: HashMap<String, Stored>,
+    links: HashMap<String, String>,
+    manifest_json: Option<Vec<u8>>,
+    index_json: Option<Vec<u8>>,
+}
+
+/// Metadata files read into memory (capped) rather than stored as blobs.
+const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oci-layout"];
+
+/// Read a `docker save` stream (optionally gzip- or zstd-compressed) in one pass, storing its layers and configs in `layout`, and
+/// create an OCI manifest plus a tag per `RepoTags` entry for each image.
+///
+/// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
+/// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
+/// [`MAX_JSON_SIZE`]. Tags are only set once every image was built and checked, so a bad archive
+/// changes no tag; the blobs spooled before the failure stay (complete and verified, but
+/// unreferenced).
+///
+/// # Errors
+/// [`ErrorKind::Corrupt`] for a truncated tar, [`ErrorKind::InvalidInput`] for entries escaping
+/// the archive, a missing or malformed `manifest.json`, files it names that are not there, or a
+/// config whose `rootfs.diff_ids` disagree with the layers; digest errors for OCI blobs whose
+/// content does not match their name.
+pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
+    // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
+    let collected = collect(codec::decoder(reader)?, layout)?;
+    let built = match &collected.manifest_json {
+        Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
+        None => match &collected.index_json {
+            Some(bytes) => build_from_index(bytes, layout)?,
+            None => {
+                return Err(Error::invalid(
+                    "not a docker archive: no manifest.json (or OCI index.json) in the tar",
+                ));
+            }
+        },
+    };
+    // Check every tag first so a bad one cannot leave the archive half tagged.
+    for tag in built.iter().flat_map(|i| &i.tags) {
+        crate::layout::check_ref_name(tag)?;
+    }
+    for image in &built {
+        let mut tags = image.tags.iter().peekable();
+        if tags.peek().is_none() {
+            layout.add_untagged(&image.manifest)?;
+        }
+        for tag in tags {
+            layout.set_tag(tag, &image.manifest)?;
+        }
+    }
+    Ok(built)
+}
+
+fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::io("reading the archive", e))?;
+    let mut out = Collected::default();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| tar_error("reading an archive entry header", e))?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() || kind.is_dir() {
+            continue;
+        }
+        let path = normalize(&raw)?;
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .ok_or_else(|| Error::invalid(format!("link {path:?} without a target")))?;
+            let target = if kind.is_symlink() {
+                resolve_link(&path, &target)?
+            } else {
+                // Hard link names are archive paths.
+                normalize(&target)?
+            };
+            out.links.insert(path, target);
+            continue;
+        }
+        if !kind.is_file() && kind != tar::EntryType::Continuous {
+            // Devices, fifos and the like have no place in a docker archive; skip them.
+            continue;
+        }
+        let size = entry.size();
+        if IN_MEMORY.contains(&path.as_str()) {
+            let bytes = read_small(&mut entry, &path, size)?;
+            match path.as_str() {
+                "manifest.json" => out.manifest_json = Some(bytes),
+                "index.json" => out.index_json = Some(bytes),
+                _ => {}
+            }
+            continue;
+        }
+        if is_legacy_v1_metadata(&path) {
+            drain(&mut entry, &path, size)?;
+            continue;
+        }
+        // An OCI blob's name is its digest: verify against it.
+        let named = oci_blob_digest(&path)?;
+        let stored = if let Some(digest) = named.as_ref().filter(|d| {
+            let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
+            layout.has_blob(&existing).unwrap_or(false)
+        }) {
+            // Already in the layout: read through, hashing, instead of rewriting.
+            let mut hasher = Digester::new(digest.algorithm());
+            copy_entry(&mut entry, &mut hasher, &path, size)?;
+            let actual = hasher.finish();
+            if &actual != digest {
+                return Err(crate::digest::mismatch(digest, &actual).with_path(&path));
+            }
+            Stored {
+                digest: actual,
+                size,
+            }
+        } else {
+            let algorithm = named
+                .as_ref()
+                .map_or(crate::Algorithm::Sha256, Digest::algorithm);
+            let mut w = layout.blob_writer_for(algorithm)?;
+            copy_entry(&mut entry, &mut w, &path, size)?;
+            let (digest, size) = w
+                .commit(named.as_ref(), Some(size))
+                .map_err(|e| e.with_path(&path))?;
+            Stored { digest, size }
+        };
+        out.files.insert(path, stored);
+    }
+    // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
+    // cleanly (bounded: a stream that never ends is not drained forever).
+    let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
+    let _ = io::copy(&mut rest, &mut io::sink());
+    Ok(out)
+}
+
+/// How much of what follows the tar's end marker is read and discarded.
+const TRAILER_DRAIN_LIMIT: u64 = 1 << 20;
+
+fn tar_error(what: &str, e: io::Error) -> Error {
+    let err = Error::io(what, e);
+    if err.is_io() {
+        // The tar crate reports malformed headers as generic errors.
+        Error::new(ErrorKind::Corrupt, format!("corrupt archive: {err}"))
+    } else {
+        err
+    }
+}
+
+/// `<id>/json` and `<id>/VERSION`: docker's v1 metadata, not needed for OCI.
+fn is_legacy_v1_metadata(path: &str) -> bool {
+    matches!(path.split_once('/'), Some((id, "json" | "VERSION")) if !id.contains('/'))
+}
+
+/// `blobs/<alg>/<hex>` names its digest (validated before anything else is done with it).
+fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
+    let mut parts = path.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("blobs"), Some(alg), Some(hex), None) => Digest::parse(&format!("{alg}:{hex}"))
+            .map(Some)
+            .map_err(|e| Error::invalid(format!("archive blob {path:?}: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+/// Copy exactly `size` bytes of an entry; fewer means the tar was cut short.
+fn copy_entry<R: Read, W: io::Write>(
+    entry: &mut R,
+    w: &mut W,
+    path: &str,
+    size: u64,
+) -> Result<()> {
+    let copied = codec::copy(entry, w).map_err(|e| truncated_or(e, path))?;
+    if copied != size {
+        return Err(truncated(path, copied, size));
+    }
+    Ok(())
+}
+
+fn drain<R: Read>(entry: &mut R, path: &str, size: u64) -> Result<()> {
+    copy_entry(entry, &mut io::sink(), path, size)
+}
+
+fn read_small<R: Read>(entry: &mut R, path: &str, size: u64) -> Result<Vec<u8>> {
+    if size > MAX_JSON_SIZE as u64 {
+        return Err(Error::invalid(format!(
+            "archive file {path:?} is {size} bytes, over the {MAX_JSON_SIZE}-byte limit"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| truncated_or(Error::io("reading archive entry", e), path))?;
+    if bytes.len() as u64 != size {
+        return Err(truncated(path, bytes.len() as u64, size));
+    }
+    Ok(bytes)
+}
+
+fn truncated(path: &str, got: u64, want: u64) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("truncated archive: entry {path:?} has {got} of {want} bytes"),
+    )
+}
+
+fn truncated_or(e: Error, path: &str) -> Error {
+    if e.is_corrupt() {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("truncated archive at entry {path:?}: {e}"),
+        )
+    } else {
+        e
+    }
+}
+
+/// Follow symlinks and hard links to the stored file.
+fn lookup<'a>(c: &'a Collected, path: &str) -> Result<&'a Stored> {
+    let mut p = normalize(path)?;
+    for _ in 0..MAX_LINK_HOPS {
+        if let Some(s) = c.files.get(&p) {
+            return Ok(s);
+        }
+        match c.links.get(&p) {
+            Some(next) => p = next.clone(),
+            None => {
+                return Err(Error::invalid(format!(
+                    "manifest.json names {path:?}, which is not in the archive"
+                )));
+            }
+        }
+    }
+    Err(Error::invalid(format!(
+        "too many symlinks resolving {path:?} in the archive"
+    )))
+}
+
+fn build_from_manifest_json(
+    bytes: &[u8],
+    c: &Collected,
+    layout: &Layout,
+) -> Result<Vec<SpooledImage>> {
+    let entries: Vec<ArchiveManifestEntry> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("malformed manifest.json in the archive: {e}")))?;
+    if entries.is_empty() {
+        return Err(Error::invalid(
+            "manifest.json in the archive lists no image",
+        ));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let cfg = lookup(c, &entry.config)?;
+        let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
+        let config: RawJson<ImageConfig> = layout
+            .read_json(&config_desc)
+            .map_err(|e| e.with_path(&entry.config))?;
+        let diff_ids = &config.value().rootfs.diff_ids;
+        if diff_ids.len() != entry.layers.len() {
+            return Err(Error::invalid(format!(
+                "config {} lists {} diff_ids but manifest.json lists {} layers",
+                entry.config,
+                diff_ids.len(),
+                entry.layers.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(entry.layers.len());
+        for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
+            let s = lookup(c, path)?;
+            let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
+            let compression = layout.sniff(&desc)?;
+            let actual_diff_id = if compression == Compression::None {
+                s.digest.clone()
+            } else {
+                uncompressed_digest(layout, &desc)?
+            };
+            if &actual_diff_id != diff_id {
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
+                    format!(
+                        "layer {path} has diff_id {actual_diff_id} but config {} says {diff_id}",
+                        entry.config
+                    ),
+                )
+                .with_digest(&s.digest));
+            }
+            layers.push(Descriptor::new(
+                MediaType::oci_layer(compression),
+                desc.digest,
+                desc.size,
+            ));
+        }
+        let manifest = RawJson::from_value(ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            artifact_type: None,
+            config: config_desc.clone(),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+        })?;
+        layout.write_json(&manifest)?;
+        out.push(SpooledImage {
+            tags: entry.repo_tags.unwrap_or_default(),
+            manifest: manifest.descriptor(MediaType::OCI_MANIFEST),
+            config: config_desc,
+        });
+    }
+    Ok(out)
+}
+
+/// An OCI archive without `manifest.json`: its `index.json` names the images.
+fn build_from_index(bytes: &[u8], layout: &Layout) -> Result<Vec<SpooledImage>> {
+    let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
+    let mut out = Vec::new();
+    for d in &index.value().manifests {
+        let image = layout.image_at(d, None)?;
+        for l in &image.manifest.value().layers {
+            if !layout.has_blob(l)? {
+                return Err(
+                    Error::new(ErrorKind::NotFound, "layer missing from the archive")
+                        .with_digest(&l.digest),
+                );
+            }
+        }
+        let tags = d
+            .annotations
+            .get(crate::layout::REF_NAME)
+            .cloned()
+            .into_iter()
+            .collect();
+        out.push(SpooledImage {
+            tags,
+            manifest: d.clone(),
+            config: image.manifest.value().config.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The digest of a compressed layer's uncompressed content, streamed.
+fn uncompressed_digest(layout: &Layout, desc: &Descriptor) -> Result<Digest> {
+    let mut hasher = Digester::new(crate::Algorithm::Sha256);
+    let reader = codec::decoder(layout.open_blob(desc)?)?;
+    codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
+    Ok(hasher.finish())
+}

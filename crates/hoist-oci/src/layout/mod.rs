@@ -1,0 +1,670 @@
+//! The OCI image layout on disk: `oci-layout`, `index.json` and `blobs/<alg>/<hex>`.
+//!
+//! [`Layout`] is the local content store of hoist: registries pull into it, docker archives are
+//! spooled into it, unpacking reads from it. Blobs are written through a [`BlobWriter`] (temp
+//! file, hashed while written, verified, fsynced, renamed), so `blobs/<alg>/` only ever holds
+//! complete, verified content. Tags live in `index.json` as the
+//! `org.opencontainers.image.ref.name` annotation and are replaced atomically.
+
+mod blob;
+mod compress;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use blob::BlobWriter;
+pub(crate) use blob::{TEMP_PREFIX, mark_in_use};
+use blob::{remove_stale_temps, sync_dir};
+pub use compress::CompressOptions;
+
+use crate::digest::Algorithm;
+use crate::{
+    Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE,
+    MediaType, Platform, RawJson, Result, VerifyingReader,
+};
+
+/// The annotation holding a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const LAYOUT_FILE: &str = "oci-layout";
+const INDEX_FILE: &str = "index.json";
+const INDEX_TEMP_PREFIX: &str = "index.json.tmp";
+const LAYOUT_VERSION: &str = "1.0.0";
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// An image read from a layout: its manifest descriptor, manifest and config.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The descriptor of the image manifest (not of an index that led to it).
+    pub descriptor: Descriptor,
+    /// The manifest, with its exact bytes.
+    pub manifest: RawJson<ImageManifest>,
+    /// The config, with its exact bytes.
+    pub config: RawJson<ImageConfig>,
+}
+
+/// One entry of `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutEntry {
+    /// The tag (`org.opencontainers.image.ref.name`), if any.
+    pub tag: Option<String>,
+    /// The manifest or index descriptor.
+    pub descriptor: Descriptor,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayoutMarker {
+    image_layout_version: String,
+}
+
+impl Layout {
+    /// Create a new layout in `dir` (created if missing).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when `dir` already holds a layout; I/O errors.
+    pub fn create(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        fs::create_dir_all(root.join("blobs").join(Algorithm::Sha256.as_str()))
+            .map_err(|e| Error::io("creating layout directories", e).with_path(&root))?;
+        let marker = root.join(LAYOUT_FILE);
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::invalid("an OCI layout already exists here").with_path(&root));
+            }
+            Err(e) => return Err(Error::io("creating oci-layout", e).with_path(&marker)),
+        };
+        let bytes = serde_json::to_vec(&LayoutMarker {
+            image_layout_version: LAYOUT_VERSION.into(),
+        })
+        .map_err(|e| Error::invalid(format!("serializing oci-layout: {e}")))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("writing oci-layout", e).with_path(&marker))?;
+        let layout = Layout { root };
+        if !layout.root.join(INDEX_FILE).exists() {
+            layout.write_index(&empty_index())?;
+        }
+        Ok(layout)
+    }
+
+    /// Open an existing layout, removing temp files left behind by writers that died.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when `dir` has no `oci-layout`; [`ErrorKind::InvalidInput`] when
+    /// it is malformed or of an unknown version.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let root = dir.as_ref().to_path_buf();
+        let marker = root.join(LAYOUT_FILE);
+        let bytes = fs::read(&marker).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "not an OCI layout (no oci-layout file)",
+                )
+                .with_path(&root)
+            } else {
+                Error::io("reading oci-layout", e).with_path(&marker)
+            }
+        })?;
+        let m: LayoutMarker = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid(format!("malformed oci-layout file: {e}")).with_path(&marker)
+        })?;
+        if !m.image_layout_version.starts_with("1.") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "unsupported OCI layout version {:?}",
+                    m.image_layout_version
+                ),
+            )
+            .with_path(&marker));
+        }
+        let layout = Layout { root };
+        remove_stale_temps(&layout.blobs_dir(), TEMP_PREFIX)?;
+        remove_stale_temps(&layout.root, INDEX_TEMP_PREFIX)?;
+        Ok(layout)
+    }
+
+    /// Open the layout in `dir`, creating it when there is none.
+    ///
+    /// # Errors
+    /// As [`Layout::open`] and [`Layout::create`].
+    pub fn open_or_create(dir: impl AsRef<Path>) -> Result<Self> {
+        match Layout::open(dir.as_ref()) {
+            Err(e) if e.is_not_found() => match Layout::create(dir.as_ref()) {
+                // Someone else created it in between.
+                Err(e) if e.is_invalid_input() => Layout::open(dir),
+                other => other,
+            },
+            other => other,
+        }
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// Where the blob with `digest` lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir()
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    /// Whether the blob exists with the descriptor's size. Content is not rehashed (blobs only
+    /// get there verified); use [`Layout::verify_blob`] to rehash.
+    ///
+    /// # Errors
+    /// I/O errors other than the blob being absent.
+    pub fn has_blob(&self, descriptor: &Descriptor) -> Result<bool> {
+        let path = self.blob_path(&descriptor.digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.is_file() && m.len() == descriptor.size),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("checking blob", e).with_path(&path)),
+        }
+    }
+
+    /// Rehash a stored blob and check digest and size.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`], [`ErrorKind::DigestMismatch`], [`ErrorKind::SizeMismatch`].
+    pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<()> {
+        let mut reader = self.open_blob(descriptor)?;
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| {
+            Error::io("verifying blob", e).with_path(self.blob_path(&descriptor.digest))
+        })?;
+        Ok(())
+    }
+
+    /// Open a stored blob for reading; the reader fails at end of stream unless the content
+    /// matches the descriptor's digest and size.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] naming the digest when the blob is absent.
+    pub fn open_blob(&self, descriptor: &Descriptor) -> Result<VerifyingReader<File>> {
+        let path = self.blob_path(&descriptor.digest);
+        let file = File::open(&path).map_err(|e| {
+            Error::io("opening blob", e)
+                .with_path(&path)
+                .with_digest(&descriptor.digest)
+        })?;
+        Ok(VerifyingReader::new(
+            file,
+            descriptor.digest.clone(),
+            Some(descriptor.size),
+        ))
+    }
+
+    /// Read and parse a small JSON blob (manifest, index, config), verified against the
+    /// descriptor.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the descriptor's size exceeds [`MAX_JSON_SIZE`] or the JSON
+    /// is malformed; verification errors.
+    pub fn read_json<T: DeserializeOwned>(&self, descriptor: &Descriptor) -> Result<RawJson<T>> {
+        if descriptor.size > MAX_JSON_SIZE as u64 {
+            return Err(Error::invalid(format!(
+                "{} of {} bytes exceeds the {MAX_JSON_SIZE}-byte limit",
+                descriptor.media_type, descriptor.size
+            ))
+            .with_digest(&descriptor.digest));
+        }
+        let mut bytes = Vec::with_capacity(descriptor.size as usize);
+        self.open_blob(descriptor)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                Error::io("reading JSON blob", e)
+                    .with_path(self.blob_path(&descriptor.digest))
+                    .with_digest(&descriptor.digest)
+            })?;
+        RawJson::parse(bytes).map_err(|e| e.with_digest(&descriptor.digest))
+    }
+
+    /// A writer for a new sha256 blob.
+    ///
+    /// # Errors
+    /// I/O errors creating the temp file.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        self.blob_writer_for(Algorithm::Sha256)
+    }
+
+    /// A writer for a new blob hashed with `algorithm`.
+    ///
+    /// # Errors
+    /// I/O errors creating the temp file.
+    pub fn blob_writer_for(&self, algorithm: Algorithm) -> Result<BlobWriter> {
+        let dir = self.blobs_dir();
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io("creating blobs directory", e).with_path(&dir))?;
+        BlobWriter::new(&dir, algorithm)
+    }
+
+    /// Stream `r` into a blob, verifying it against `expected` (digest and size) when given.
+    ///
+    /// # Errors
+    /// Read errors (with their kind), verification errors; nothing is left under `blobs/`.
+    pub fn write_blob<R: Read>(
+        &self,
+        r: R,
+        expected: Option<&Descriptor>,
+    ) -> Result<(Digest, u64)> {
+        let algorithm = expected.map_or(Algorithm::Sha256, |d| d.digest.algorithm());
+        let mut w = self.blob_writer_for(algorithm)?;
+        crate::codec::copy(r, &mut w)?;
+        w.commit(expected.map(|d| &d.digest), expected.map(|d| d.size))
+    }
+
+    /// Store another compression of a layer blob: `source` is read (verified, decompressed if
+    /// it is compressed) and compressed into a new blob in one pass. Returns the new blob's
+    /// descriptor (an OCI layer media type) and its digests; `info.diff_id` is the layer's
+    /// uncompressed digest whatever `source` was.
+    ///
+    /// # Errors
+    /// A missing or corrupt source (nothing is stored then), an invalid level, I/O errors.
+    pub fn compress_blob(
+        &self,
+        source: &Descriptor,
+        compression: crate::Compression,
+        level: Option<i32>,
+        threads: usize,
+    ) -> Result<(Descriptor, crate::codec::CompressedInfo)> {
+        let from = source
+            .media_type
+            .layer_compression()
+            .map_or_else(|| self.sniff(source), Ok)?;
+        let reader = crate::codec::decoder_for(from, self.open_blob(source)?)?;
+        let writer = self.blob_writer()?;
+        let mut c = crate::codec::Compressor::new(writer, compression, level, threads)?;
+        crate::codec::copy(reader, &mut c).map_err(|e| e.with_digest(&source.digest))?;
+        let (writer, info) = c.finish()?;
+        writer.commit(Some(&info.digest), Some(info.size))?;
+        let desc = Descriptor::new(
+            MediaType::oci_layer(compression),
+            info.digest.clone(),
+            info.size,
+        );
+        Ok((desc, info))
+    }
+
+    /// The compression of a stored blob, from its first bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when the blob is absent.
+    pub fn sniff(&self, descriptor: &Descriptor) -> Result<crate::Compression> {
+        let path = self.blob_path(&descriptor.digest);
+        let mut f = File::open(&path).map_err(|e| {
+            Error::io("opening blob", e)
+                .with_path(&path)
+                .with_digest(&descriptor.digest)
+        })?;
+        let mut magic = [0u8; 4];
+        let mut n = 0;
+        while n < magic.len() {
+            match f.read(&mut magic[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading blob", e).with_path(&path)),
+            }
+        }
+        Ok(crate::Compression::detect(&magic[..n]))
+    }
+
+    /// Store a JSON document's exact bytes as a blob (a no-op when it is already there).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_json<T>(&self, json: &RawJson<T>) -> Result<()> {
+        let size = json.bytes().len() as u64;
+        if self.has_blob(&Descriptor::new(
+            MediaType::OCI_EMPTY,
+            json.digest().clone(),
+            size,
+        ))? {
+            return Ok(());
+        }
+        let mut w = self.blob_writer_for(json.digest().algorithm())?;
+        w.write_all(json.bytes())
+            .map_err(|e| Error::io("writing JSON blob", e))?;
+        w.commit(Some(json.digest()), Some(size))?;
+        Ok(())
+    }
+
+    /// The parsed `index.json` (an empty index when the file is missing).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed index.
+    pub fn index(&self) -> Result<RawJson<ImageIndex>> {
+        let path = self.root.join(INDEX_FILE);
+        match File::open(&path) {
+            Ok(f) => {
+                let mut bytes = Vec::new();
+                f.take(MAX_JSON_SIZE as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io("reading index.json", e).with_path(&path))?;
+                RawJson::parse(bytes).map_err(|e| e.with_path(&path))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => RawJson::from_value(empty_index()),
+            Err(e) => Err(Error::io("reading index.json", e).with_path(&path)),
+        }
+    }
+
+    /// Every entry of `index.json`, in order.
+    ///
+    /// # Errors
+    /// As [`Layout::index`].
+    pub fn list(&self) -> Result<Vec<LayoutEntry>> {
+        Ok(self
+            .index()?
+            .value()
+            .manifests
+            .iter()
+            .map(|d| LayoutEntry {
+                tag: d.annotations.get(REF_NAME).cloned(),
+                descriptor: d.clone(),
+            })
+            .collect())
+    }
+
+    /// The tags in `index.json`, in order.
+    ///
+    /// # Errors
+    /// As [`Layout::index`].
+    pub fn tags(&self) -> Result<Vec<String>> {
+        Ok(self.list()?.into_iter().filter_map(|e| e.tag).collect())
+    }
+
+    /// The descriptor tagged `tag`, or with `None` the layout's only image (several entries
+    /// for the same digest count as one).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] listing the tags there are; [`ErrorKind::InvalidInput`] when no tag
+    /// is given and the layout holds several images (or none).
+    pub fn resolve(&self, tag: Option<&str>) -> Result<Descriptor> {
+        let entries = self.list()?;
+        match tag {
+            Some(tag) => entries
+                .iter()
+                .find(|e| e.tag.as_deref() == Some(tag))
+                .map(|e| e.descriptor.clone())
+                .ok_or_else(|| {
+                    let tags: Vec<&str> = entries.iter().filter_map(|e| e.tag.as_deref()).collect();
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no image tagged {tag:?} in the layout; tags: {}",
+                            if tags.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                tags.join(", ")
+                            }
+                        ),
+                    )
+                    .with_path(&self.root)
+                }),
+            None => match entries.as_slice() {
+                [only] => Ok(only.descriptor.clone()),
+                [first, rest @ ..]
+                    if rest
+                        .iter()
+                        .all(|e| e.descriptor.digest == first.descriptor.digest) =>
+                {
+                    Ok(first.descriptor.clone())
+                }
+                [] => Err(Error::new(ErrorKind::NotFound, "the layout holds no image")
+                    .with_path(&self.root)),
+                many => Err(Error::invalid(format!(
+                    "the layout holds {} images; name one by tag",
+                    many.len()
+                ))
+                .with_path(&self.root)),
+            },
+        }
+    }
+
+    /// The image tagged `tag` (see [`Layout::resolve`]), following an index to the manifest for
+    /// `platform` (the host's when `None` and the index has several).
+    ///
+    /// # Errors
+    /// Resolution errors, [`ErrorKind::NoMatchingPlatform`], missing or corrupt blobs, unknown
+    /// media types.
+    pub fn image(&self, tag: Option<&str>, platform: Option<&Platform>) -> Result<Image> {
+        let descriptor = self.resolve(tag)?;
+        self.image_at(&descriptor, platform)
+    }
+
+    /// The image that `descriptor` (a manifest or an index) points at; see [`Layout::image`].
+    ///
+    /// # Errors
+    /// As [`Layout::image`].
+    pub fn image_at(&self, descriptor: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
+        let mut descriptor = descriptor.clone();
+        // An index may nest; follow at most a few levels.
+        let mut via_index = false;
+        for _ in 0..4 {
+            if descriptor.media_type.is_index() {
+                via_index = true;
+                let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
+                let chosen = match (platform, index.value().manifests.as_slice()) {
+                    (None, [only]) => only,
+                    (Some(p), _) => index.value().select(p)?,
+                    (None, _) => index.value().select(&Platform::host())?,
+                };
+                descriptor = chosen.clone();
+                continue;
+            }
+            if !descriptor.media_type.is_manifest() {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown manifest media type {}", descriptor.media_type),
+                )
+                .with_digest(&descriptor.digest));
+            }
+            let manifest: RawJson<ImageManifest> = self.read_json(&descriptor)?;
+            let m = manifest.value();
+            if !m.config.media_type.is_config() {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown config media type {}", m.config.media_type),
+                )
+                .with_digest(&descriptor.digest));
+            }
+            if let Some(bad) = m.layers.iter().find(|l| !l.media_type.is_layer()) {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("unknown layer media type {}", bad.media_type),
+                )
+                .with_digest(&bad.digest));
+            }
+            let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
+            // An index entry was already matched by its platform; a bare manifest is checked
+            // against its config.
+            if let Some(wanted) = platform.filter(|_| !via_index) {
+                let c = config.value();
+                let mut have = Platform::new(&c.os, &c.architecture);
+                have.variant.clone_from(&c.variant);
+                if !have.matches(wanted) {
+                    return Err(Error::new(
+                        ErrorKind::NoMatchingPlatform,
+                        format!("the image is for {have}, not {wanted}"),
+                    )
+                    .with_digest(&descriptor.digest));
+                }
+            }
+            return Ok(Image {
+                descriptor,
+                manifest,
+                config,
+            });
+        }
+        Err(Error::invalid("indexes nested too deeply").with_digest(&descriptor.digest))
+    }
+
+    /// Add `descriptor` to `index.json` without a tag, unless an untagged entry with its digest
+    /// is already there.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn add_untagged(&self, descriptor: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?.value().clone();
+        if index
+            .manifests
+            .iter()
+            .any(|d| d.digest == descriptor.digest && !d.annotations.contains_key(REF_NAME))
+        {
+            return Ok(());
+        }
+        let mut entry = descriptor.clone();
+        entry.annotations.remove(REF_NAME);
+        index.manifests.push(entry);
+        self.write_index(&index)
+    }
+
+    /// Point `tag` at `descriptor`, replacing any entry with that tag. `index.json` is replaced
+    /// atomically (temp file, fsync, rename) under a lock, so concurrent taggers do not lose
+    /// each other's entries.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a tag outside the `ref.name` grammar (see
+    /// [`check_ref_name`]); I/O errors.
+    pub fn set_tag(&self, tag: &str, descriptor: &Descriptor) -> Result<()> {
+        check_ref_name(tag)?;
+        let _lock = self.lock()?;
+        let mut index = self.index()?.value().clone();
+        // Drop the old holder of the tag, and an untagged entry for the same manifest.
+        index
+            .manifests
+            .retain(|d| match d.annotations.get(REF_NAME) {
+                Some(t) => t != tag,
+                None => d.digest != descriptor.digest,
+            });
+        let mut entry = descriptor.clone();
+        entry.annotations.insert(REF_NAME.into(), tag.into());
+        index.manifests.push(entry);
+        self.write_index(&index)
+    }
+
+    /// Remove the entry tagged `tag` (its blobs stay). Returns whether there was one.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_tag(&self, tag: &str) -> Result<bool> {
+        let _lock = self.lock()?;
+        let mut index = self.index()?.value().clone();
+        let before = index.manifests.len();
+        index
+            .manifests
+            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+        if index.manifests.len() == before {
+            return Ok(false);
+        }
+        self.write_index(&index)?;
+        Ok(true)
+    }
+
+    /// An exclusive lock on the `oci-layout` file, held while `index.json` is rewritten.
+    fn lock(&self) -> Result<File> {
+        let marker = self.root.join(LAYOUT_FILE);
+        let f = File::open(&marker)
+            .map_err(|e| Error::io("opening oci-layout", e).with_path(&marker))?;
+        match f.lock() {
+            // Without lock support, concurrent taggers are not protected; everything else works.
+            Err(e) if e.kind() != io::ErrorKind::Unsupported => {
+                Err(Error::io("locking the layout", e).with_path(&marker))
+            }
+            _ => Ok(f),
+        }
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let bytes = serde_json::to_vec(index)
+            .map_err(|e| Error::invalid(format!("serializing index.json: {e}")))?;
+        let temp = tempfile::Builder::new()
+            .prefix(INDEX_TEMP_PREFIX)
+            .permissions(blob::blob_permissions())
+            .tempfile_in(&self.root)
+            .map_err(|e| Error::io("creating index.json temp file", e).with_path(&self.root))?;
+        let dest = self.root.join(INDEX_FILE);
+        blob::mark_in_use(temp.as_file(), temp.path())?;
+        (&mut temp.as_file())
+            .write_all(&bytes)
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|e| Error::io("writing index.json", e).with_path(temp.path()))?;
+        temp.persist(&dest)
+            .map_err(|e| Error::io("replacing index.json", e.error).with_path(&dest))?;
+        sync_dir(&self.root)
+    }
+}
+
+/// Check a tag against the OCI `org.opencontainers.image.ref.name` grammar: components of
+/// letters and digits joined by one of `-._:@+` or `--`, separated by `/`. This admits plain tags
+/// (`v1.0`) and docker names (`localhost:5000/app:v1`) but nothing path-like (`..`, `/x`).
+pub fn check_ref_name(tag: &str) -> Result<()> {
+    let bad = |why: &str| {
+        let shown: String = tag.chars().take(200).collect();
+        Err(Error::invalid(format!("invalid tag {shown:?}: {why}")))
+    };
+    if tag.is_empty() || tag.len() > 1024 {
+        return bad("must be 1 to 1024 characters");
+    }
+    for component in tag.split('/') {
+        let b = component.as_bytes();
+        let (Some(first), Some(last)) = (b.first(), b.last()) else {
+            return bad("empty component");
+        };
+        if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+            return bad("components must start and end with a letter or digit");
+        }
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let sep = &component[start..i];
+            if !(sep == "--" || (sep.len() == 1 && "-._:@+".contains(sep))) {
+                return bad(&format!("invalid separator {sep:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn empty_index() -> ImageIndex {
+    ImageIndex {
+        schema_version: 2,
+        media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+        artifact_type: None,
+        manifests: Vec::new(),
+        subject: None,
+        annotations: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

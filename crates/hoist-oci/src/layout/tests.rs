@@ -1,0 +1,303 @@
+use std::io::{self, Read, Write};
+
+use super::*;
+use crate::codec::Compression;
+use crate::testutil::{files_under, tar_of, write_image};
+
+fn layout() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("l")).expect("create");
+    (dir, layout)
+}
+
+fn blob_files(layout: &Layout) -> Vec<String> {
+    files_under(&layout.root().join("blobs"))
+}
+
+#[test]
+fn create_open_and_refuse_twice() {
+    let (dir, l) = layout();
+    assert!(l.root().join("oci-layout").is_file());
+    assert!(l.index().expect("index").value().manifests.is_empty());
+    let again = Layout::create(l.root()).expect_err("exists");
+    assert!(again.is_invalid_input());
+    Layout::open(l.root()).expect("open");
+    Layout::open_or_create(l.root()).expect("open existing");
+    Layout::open_or_create(dir.path().join("fresh")).expect("create fresh");
+    let err = Layout::open(dir.path().join("nothing")).expect_err("missing");
+    assert!(err.is_not_found(), "{err}");
+    std::fs::write(l.root().join("oci-layout"), b"{bad").expect("write");
+    assert!(Layout::open(l.root()).expect_err("bad").is_invalid_input());
+}
+
+#[test]
+fn blob_round_trip_and_verification() {
+    let (_d, l) = layout();
+    let data = b"some blob content".to_vec();
+    let desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(&data),
+        data.len() as u64,
+    );
+    assert!(!l.has_blob(&desc).expect("has"));
+    let (digest, size) = l.write_blob(&data[..], Some(&desc)).expect("write");
+    assert_eq!((digest, size), (desc.digest.clone(), desc.size));
+    assert!(l.has_blob(&desc).expect("has"));
+    l.verify_blob(&desc).expect("verifies");
+    let mut back = Vec::new();
+    l.open_blob(&desc)
+        .expect("open")
+        .read_to_end(&mut back)
+        .expect("read");
+    assert_eq!(back, data);
+    assert_eq!(
+        blob_files(&l),
+        vec![format!("sha256/{}", desc.digest.hex())]
+    );
+
+    // Same size, different content: has_blob trusts size, verify_blob does not.
+    std::fs::write(l.blob_path(&desc.digest), b"SOME BLOB CONTENT").expect("tamper");
+    assert!(l.has_blob(&desc).expect("has"));
+    assert!(
+        l.verify_blob(&desc)
+            .expect_err("tampered")
+            .is_digest_mismatch()
+    );
+    let mut wrong_size = desc.clone();
+    wrong_size.size += 1;
+    assert!(!l.has_blob(&wrong_size).expect("has"));
+
+    let missing = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"nope"), 4);
+    let err = l.open_blob(&missing).expect_err("missing");
+    assert!(err.is_not_found());
+    assert_eq!(err.digest(), Some(&missing.digest));
+}
+
+#[test]
+fn failed_writes_leave_nothing() {
+    let (_d, l) = layout();
+    let data = b"payload".to_vec();
+    let wrong = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"other"), 7);
+    let err = l.write_blob(&data[..], Some(&wrong)).expect_err("mismatch");
+    assert!(err.is_digest_mismatch(), "{err}");
+    let wrong_size = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(&data), 8);
+    let err = l
+        .write_blob(&data[..], Some(&wrong_size))
+        .expect_err("size");
+    assert!(err.is_size_mismatch(), "{err}");
+
+    // A reader that fails half way (like a dropped connection).
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let err = l.write_blob(Failing(100_000), None).expect_err("reset");
+    assert!(err.is_io(), "{err}");
+
+    // An uncommitted writer removes its temp file when dropped.
+    let mut w = l.blob_writer().expect("writer");
+    w.write_all(b"partial").expect("write");
+    let temp = w.temp_path().to_path_buf();
+    assert!(temp.exists());
+    drop(w);
+    assert!(!temp.exists());
+    assert!(blob_files(&l).is_empty(), "{:?}", blob_files(&l));
+}
+
+#[test]
+fn open_removes_stale_temps_but_not_live_ones() {
+    let (_d, l) = layout();
+    // What a writer that died leaves: an unlocked temp file in blobs/.
+    let stale = l.root().join("blobs").join(".tmp-crashed");
+    std::fs::write(&stale, b"half a layer").expect("stale");
+    let stale_index = l.root().join("index.json.tmpXYZ");
+    std::fs::write(&stale_index, b"{").expect("stale index");
+    let mut live = l.blob_writer().expect("writer");
+    live.write_all(b"in progress").expect("write");
+    live.flush().expect("flush");
+
+    Layout::open(l.root()).expect("open");
+    assert!(!stale.exists());
+    assert!(!stale_index.exists());
+    assert!(
+        live.temp_path().exists(),
+        "a live writer's file must survive"
+    );
+    let (digest, _) = live.commit(None, Some(11)).expect("commit");
+    assert_eq!(digest, Digest::sha256_of(b"in progress"));
+    assert_eq!(blob_files(&l), vec![format!("sha256/{}", digest.hex())]);
+}
+
+#[test]
+fn tags_resolve_and_replace() {
+    let (_d, l) = layout();
+    let (a, _) = write_image(&l, &[tar_of(&[("a", b"1")])], Compression::Gzip, "amd64");
+    let (b, _) = write_image(&l, &[tar_of(&[("b", b"2")])], Compression::Zstd, "amd64");
+    assert!(l.resolve(None).expect_err("empty").is_not_found());
+    l.add_untagged(&a).expect("untagged");
+    l.add_untagged(&a).expect("untagged twice is one entry");
+    assert_eq!(l.list().expect("list").len(), 1);
+    l.set_tag("v1", &a).expect("tag");
+    // Tagging replaced the untagged entry.
+    assert_eq!(l.list().expect("list").len(), 1);
+    l.set_tag("also-v1", &a).expect("second tag");
+    assert_eq!(
+        l.resolve(None).expect("one image, two tags").digest,
+        a.digest
+    );
+    assert!(l.remove_tag("also-v1").expect("rm"));
+    assert_eq!(l.resolve(None).expect("only").digest, a.digest);
+    l.set_tag("v2", &b).expect("tag");
+    assert!(l.resolve(None).expect_err("two").is_invalid_input());
+    assert_eq!(l.tags().expect("tags"), vec!["v1", "v2"]);
+    l.set_tag("v1", &b).expect("retag");
+    assert_eq!(l.tags().expect("tags"), vec!["v2", "v1"]);
+    assert_eq!(l.resolve(Some("v1")).expect("v1").digest, b.digest);
+    let err = l.resolve(Some("v3")).expect_err("v3");
+    assert!(err.is_not_found());
+    assert!(err.to_string().contains("v2, v1"), "{err}");
+    assert!(
+        l.set_tag("../x", &a)
+            .expect_err("bad tag")
+            .is_invalid_input()
+    );
+    assert!(l.remove_tag("v2").expect("rm"));
+    assert!(!l.remove_tag("v2").expect("rm again"));
+    assert_eq!(l.list().expect("list").len(), 1);
+    // Nothing but index.json and oci-layout at the root (the temp index is gone).
+    let root: Vec<String> = std::fs::read_dir(l.root())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "blobs")
+        .collect();
+    let mut root = root;
+    root.sort();
+    assert_eq!(root, vec!["index.json", "oci-layout"]);
+}
+
+#[test]
+fn image_follows_index_by_platform() {
+    let (_d, l) = layout();
+    let (amd, _) = write_image(&l, &[tar_of(&[("x", b"amd")])], Compression::Gzip, "amd64");
+    let (arm, _) = write_image(&l, &[tar_of(&[("x", b"arm")])], Compression::Gzip, "arm64");
+    let mut amd_entry = amd.clone();
+    amd_entry.platform = Some(Platform::parse("linux/amd64").expect("p"));
+    let mut arm_entry = arm.clone();
+    arm_entry.platform = Some(Platform::parse("linux/arm64/v8").expect("p"));
+    let index = RawJson::from_value(ImageIndex {
+        manifests: vec![amd_entry, arm_entry],
+        ..empty_index()
+    })
+    .expect("index");
+    l.write_json(&index).expect("write index");
+    l.set_tag("multi", &index.descriptor(MediaType::OCI_INDEX))
+        .expect("tag");
+
+    let arm64 = Platform::parse("linux/arm64").expect("p");
+    let img = l.image(Some("multi"), Some(&arm64)).expect("arm image");
+    assert_eq!(img.descriptor.digest, arm.digest);
+    assert_eq!(img.config.value().architecture, "arm64");
+    assert_eq!(img.manifest.value().layers.len(), 1);
+
+    let s390 = Platform::parse("linux/s390x").expect("p");
+    let err = l.image(Some("multi"), Some(&s390)).expect_err("none");
+    assert!(err.is_no_matching_platform(), "{err}");
+
+    // A plain manifest for another platform is refused when a platform is asked for.
+    l.set_tag("armonly", &arm).expect("tag");
+    let amd64 = Platform::parse("linux/amd64").expect("p");
+    assert!(
+        l.image(Some("armonly"), Some(&amd64))
+            .expect_err("wrong platform")
+            .is_no_matching_platform()
+    );
+    assert_eq!(
+        l.image(Some("armonly"), None)
+            .expect("any")
+            .descriptor
+            .digest,
+        arm.digest
+    );
+}
+
+#[test]
+fn bad_documents_are_clear_errors() {
+    let (_d, l) = layout();
+    // Malformed manifest JSON.
+    let junk = b"{not json".to_vec();
+    let (digest, size) = l.write_blob(&junk[..], None).expect("write");
+    l.set_tag(
+        "junk",
+        &Descriptor::new(MediaType::OCI_MANIFEST, digest.clone(), size),
+    )
+    .expect("tag");
+    let err = l.image(Some("junk"), None).expect_err("malformed");
+    assert!(err.is_invalid_input(), "{err}");
+    assert_eq!(err.digest(), Some(&digest));
+
+    // Unknown media type.
+    l.set_tag(
+        "odd",
+        &Descriptor::new("application/x-odd", digest.clone(), size),
+    )
+    .expect("tag");
+    let err = l.image(Some("odd"), None).expect_err("unknown");
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.to_string().contains("application/x-odd"));
+
+    // A descriptor whose size lies.
+    l.set_tag(
+        "liar",
+        &Descriptor::new(MediaType::OCI_MANIFEST, digest, size + 5),
+    )
+    .expect("tag");
+    let err = l.image(Some("liar"), None).expect_err("size");
+    assert!(err.is_size_mismatch(), "{err}");
+
+    // A corrupt index.json.
+    std::fs::write(l.root().join("index.json"), b"[1,2").expect("write");
+    assert!(l.tags().expect_err("corrupt index").is_invalid_input());
+}
+
+#[test]
+fn compress_blob_makes_verified_variants() {
+    let (_d, l) = layout();
+    let tar = tar_of(&[("big", &vec![3u8; 2_500_000][..]), ("small", b"x")]);
+    let (digest, size) = l.write_blob(&tar[..], None).expect("write");
+    let plain = Descriptor::new(MediaType::OCI_LAYER, digest.clone(), size);
+    let (gz, gz_info) = l
+        .compress_blob(&plain, Compression::Gzip, None, 2)
+        .expect("gzip");
+    assert_eq!(gz_info.diff_id, digest);
+    assert_eq!(gz.media_type, MediaType::OCI_LAYER_GZIP);
+    l.verify_blob(&gz).expect("gzip blob verifies");
+    // From gzip to zstd: decompressed on the way, same diff_id.
+    let (zst, zst_info) = l
+        .compress_blob(&gz, Compression::Zstd, Some(1), 1)
+        .expect("zstd");
+    assert_eq!(zst_info.diff_id, digest);
+    assert_eq!(l.sniff(&zst).expect("sniff"), Compression::Zstd);
+    let mut back = Vec::new();
+    crate::codec::decoder(l.open_blob(&zst).expect("open"))
+        .expect("decoder")
+        .read_to_end(&mut back)
+        .expect("decode");
+    assert!(back == tar);
+    // A corrupt source stores nothing.
+    std::fs::write(l.blob_path(&digest), vec![0u8; size as usize]).expect("corrupt");
+    let before = blob_files(&l);
+    let err = l
+        .compress_blob(&plain, Compression::Gzip, None, 1)
+        .expect_err("corrupt source");
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert_eq!(blob_files(&l), before);
+}

@@ -1,0 +1,154 @@
+//! Request bodies: empty, small in-memory (manifests), or streamed from a region of a file.
+
+use std::io::SeekFrom;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+
+/// Bytes read from the file per body frame: the only buffer a chunk upload holds.
+pub(crate) const READ_SIZE: usize = 128 * 1024;
+
+/// A request body. File regions are re-opened for every attempt, so a retry re-reads the file.
+pub(crate) enum ReqBody {
+    /// No body.
+    Empty,
+    /// A small body (manifest JSON, token form).
+    Full(Option<Bytes>),
+    /// `remaining` bytes of an open file, from its current position.
+    File(FileRegion),
+}
+
+/// A window `[start, end)` of a file, read `READ_SIZE` bytes at a time.
+pub(crate) struct FileRegion {
+    file: tokio::fs::File,
+    remaining: u64,
+    /// Bytes handed to hyper so far, watched to detect a stalled upload.
+    produced: Arc<AtomicU64>,
+}
+
+impl FileRegion {
+    /// Open `path` and position it at `start`, to yield `end - start` bytes.
+    #[cfg(test)]
+    pub(crate) async fn open(path: &Path, start: u64, end: u64) -> std::io::Result<Self> {
+        Self::open_counted(path, start, end, Arc::new(AtomicU64::new(0))).await
+    }
+
+    /// Like [`FileRegion::open`], counting produced bytes into `produced` (reset to 0).
+    pub(crate) async fn open_counted(
+        path: &Path,
+        start: u64,
+        end: u64,
+        produced: Arc<AtomicU64>,
+    ) -> std::io::Result<Self> {
+        let mut file = tokio::fs::File::open(path).await?;
+        file.seek(SeekFrom::Start(start)).await?;
+        produced.store(0, Ordering::Relaxed);
+        Ok(FileRegion {
+            file,
+            remaining: end.saturating_sub(start),
+            produced,
+        })
+    }
+
+    /// A counter of the bytes this body has produced so far.
+    pub(crate) fn progress(&self) -> Arc<AtomicU64> {
+        self.produced.clone()
+    }
+}
+
+impl ReqBody {
+    pub(crate) fn bytes(b: impl Into<Bytes>) -> Self {
+        ReqBody::Full(Some(b.into()))
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ReqBody::File(region) => {
+                if region.remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let want = region.remaining.min(READ_SIZE as u64) as usize;
+                let mut buf = vec![0u8; want];
+                let mut rb = ReadBuf::new(&mut buf);
+                ready!(Pin::new(&mut region.file).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob source file is shorter than its declared size",
+                    ))));
+                }
+                buf.truncate(n);
+                region.remaining -= n as u64;
+                region.produced.fetch_add(n as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_none(),
+            ReqBody::File(r) => r.remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ReqBody::File(r) => SizeHint::with_exact(r.remaining),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn file_region_streams_only_its_window_in_bounded_frames() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        let data: Vec<u8> = (0..(READ_SIZE * 3 + 10)).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).expect("write");
+        let (start, end) = (5u64, (READ_SIZE * 2 + 7) as u64);
+        let mut body = ReqBody::File(FileRegion::open(f.path(), start, end).await.expect("open"));
+        assert_eq!(body.size_hint().exact(), Some(end - start));
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("frame").into_data().expect("data");
+            assert!(frame.len() <= READ_SIZE);
+            got.extend_from_slice(&frame);
+        }
+        assert_eq!(got, &data[start as usize..end as usize]);
+    }
+
+    #[tokio::test]
+    async fn short_file_is_an_error_not_a_short_body() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(b"abc").expect("write");
+        let mut body = ReqBody::File(FileRegion::open(f.path(), 0, 10).await.expect("open"));
+        let first = body.frame().await.expect("frame").expect("ok");
+        assert_eq!(first.into_data().expect("data").len(), 3);
+        assert!(body.frame().await.expect("frame").is_err());
+    }
+}

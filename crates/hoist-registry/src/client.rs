@@ -1,0 +1,876 @@
+//! `Client` and `ClientBuilder`: configuration, TLS, and sending one request with auth.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{Mutex, Semaphore};
+use url::Url;
+
+use crate::body::{FileRegion, ReqBody};
+use crate::credentials::{self, Credentials};
+use crate::protocol::challenge::{Challenge, parse_challenges};
+use crate::protocol::location::{display_url, host_without_port, is_loopback_host};
+use crate::protocol::response::{Phase, Step, classify, parse_error_body, parse_retry_after};
+use crate::{Error, Result, RetryPolicy, Secret};
+
+/// A repository on a registry: `registry` is `host[:port]`, `name` the path (`library/alpine`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repo {
+    /// `host[:port]`.
+    pub registry: String,
+    /// Repository path, lowercase components separated by `/`.
+    pub name: String,
+}
+
+impl Repo {
+    /// Validate and build a repository handle.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for an empty registry or a name outside the
+    /// distribution grammar (lowercase alphanumerics with `.`, `_`, `-` separators).
+    pub fn new(registry: impl Into<String>, name: impl Into<String>) -> Result<Self> {
+        let registry = registry.into();
+        let name = name.into();
+        let reg_ok = !registry.is_empty()
+            && registry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+        if !reg_ok {
+            return Err(Error::invalid(format!(
+                "invalid registry host {registry:?}"
+            )));
+        }
+        let comp_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+        };
+        if name.len() > 255 || !name.split('/').all(comp_ok) {
+            return Err(Error::invalid(format!("invalid repository name {name:?}")));
+        }
+        Ok(Repo { registry, name })
+    }
+}
+
+impl Repo {
+    /// The repository a parsed reference names (Docker Hub references map to its API host).
+    ///
+    /// # Errors
+    /// As [`Repo::new`].
+    pub fn from_reference(reference: &hoist_oci::Reference) -> Result<Self> {
+        Repo::new(reference.registry_api_host(), reference.repository())
+    }
+}
+
+impl std::fmt::Display for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+/// Builds a [`Client`]. Every setting has a sensible default; `build()` validates them.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    insecure_hosts: Vec<String>,
+    ca_files: Vec<PathBuf>,
+    credentials: Option<Credentials>,
+    docker_config: Option<PathBuf>,
+    use_docker_config: bool,
+    pub(crate) chunk_size: u64,
+    concurrency: usize,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) state_dir: Option<PathBuf>,
+    user_agent: String,
+    pub(crate) timeout: Duration,
+    plain_http_loopback: bool,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            insecure_hosts: Vec::new(),
+            ca_files: Vec::new(),
+            credentials: None,
+            docker_config: None,
+            use_docker_config: true,
+            chunk_size: 16 * 1024 * 1024,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+            state_dir: None,
+            user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout: Duration::from_secs(120),
+            plain_http_loopback: true,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Speak plain HTTP to `host` (`host[:port]` or bare host). Never guessed; loopback needs no
+    /// entry.
+    pub fn insecure_host(mut self, host: impl Into<String>) -> Self {
+        self.insecure_hosts.push(host.into());
+        self
+    }
+    /// Trust the PEM certificates in this file, or in every `*.crt`/`*.pem` file of this
+    /// directory (a docker `certs.d/HOST` directory works), besides the system and bundled roots.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+    /// Use these credentials for every registry (instead of the docker config).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+    /// Read credentials from this docker `config.json` (default: `$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json`).
+    pub fn docker_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.docker_config = Some(path.into());
+        self.use_docker_config = true;
+        self
+    }
+    /// Do not read any docker config: anonymous unless [`ClientBuilder::credentials`] is set.
+    pub fn no_docker_config(mut self) -> Self {
+        self.use_docker_config = false;
+        self
+    }
+    /// Preferred upload chunk size (default 16 MiB), raised to the server's
+    /// `OCI-Chunk-Min-Length` and capped at its `OCI-Chunk-Max-Length`.
+    pub fn chunk_size(mut self, bytes: u64) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+    /// Blobs transferred at once (default 4).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Retry policy for transient failures.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Directory for upload state files, enabling resume across processes.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+    /// How long a request may make no progress (default 120 s): the wait for response headers
+    /// of a small request, the time an upload body may not advance, the gap between body
+    /// frames of a download.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Whether loopback registries are spoken to over plain HTTP (default true). Turn off to
+    /// test a TLS registry on 127.0.0.1.
+    pub fn plain_http_loopback(mut self, yes: bool) -> Self {
+        self.plain_http_loopback = yes;
+        self
+    }
+
+    /// Validate the settings and build the client.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for a zero chunk size, concurrency or attempt count,
+    /// or a CA file without certificates; [`crate::ErrorKind::LocalIo`] for an unreadable one.
+    pub fn build(self) -> Result<Client> {
+        if self.chunk_size == 0 {
+            return Err(Error::invalid("chunk size must be at least 1 byte"));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::invalid("concurrency must be at least 1"));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(Error::invalid("retry policy needs at least 1 attempt"));
+        }
+        if HeaderValue::from_str(&self.user_agent).is_err() {
+            return Err(Error::invalid("user agent is not a valid header value"));
+        }
+        let roots = root_store(&self.ca_files)?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::invalid(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        // No ALPN: HTTP/1.1 only.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(self.concurrency.max(4))
+            .build(https);
+        let blobs = Semaphore::new(self.concurrency);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                cfg: self,
+                auth: Mutex::new(AuthState::default()),
+                blobs,
+            }),
+        })
+    }
+}
+
+fn root_store(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A broken system certificate is skipped, as every TLS client does.
+        let _ = roots.add(cert);
+    }
+    for path in extra {
+        let files: Vec<PathBuf> = if path.is_dir() {
+            let rd = std::fs::read_dir(path)
+                .map_err(|e| Error::local(format!("reading CA directory {}", path.display()), e))?;
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "crt" || x == "pem")
+                        && !p.to_string_lossy().ends_with(".key")
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("client"))
+                })
+                .collect()
+        } else {
+            vec![path.clone()]
+        };
+        let mut added = 0;
+        for f in &files {
+            let text = std::fs::read(f)
+                .map_err(|e| Error::local(format!("reading CA file {}", f.display()), e))?;
+            for cert in CertificateDer::pem_slice_iter(&text) {
+                let cert = cert.map_err(|e| {
+                    Error::invalid(format!("CA file {} is not valid PEM: {e}", f.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    Error::invalid(format!(
+                        "CA file {} holds a bad certificate: {e}",
+                        f.display()
+                    ))
+                })?;
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return Err(Error::invalid(format!(
+                "no PEM certificates found in {}",
+                path.display()
+            )));
+        }
+    }
+    Ok(roots)
+}
+
+/// A registry client. Cheap to clone (one `Arc`); share it across tasks.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("chunk_size", &self.inner.cfg.chunk_size)
+            .field("concurrency", &self.inner.cfg.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
+    pub(crate) cfg: ClientBuilder,
+    auth: Mutex<AuthState>,
+    pub(crate) blobs: Semaphore,
+}
+
+#[derive(Default)]
+struct AuthState {
+    /// Credentials per registry, resolved once (None = anonymous).
+    creds: HashMap<String, Option<Credentials>>,
+    /// The scheme each registry asked for.
+    scheme: HashMap<String, Scheme>,
+    /// Bearer tokens by (registry, scopes).
+    tokens: HashMap<(String, String), (Secret, Instant)>,
+}
+
+#[derive(Clone)]
+enum Scheme {
+    Basic,
+    Bearer,
+}
+
+/// The body of a request, re-created for every attempt.
+#[derive(Debug, Clone)]
+pub(crate) enum BodySpec {
+    Empty,
+    Bytes(Bytes),
+    File {
+        path: PathBuf,
+        start: u64,
+        end: u64,
+        /// Bytes of this body handed to the connection so far (for progress).
+        tap: Arc<std::sync::atomic::AtomicU64>,
+    },
+}
+
+/// A request that can be sent (and re-sent) with auth.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: BodySpec,
+}
+
+impl Req {
+    pub(crate) fn new(method: Method, url: Url) -> Self {
+        Req {
+            method,
+            url,
+            headers: Vec::new(),
+            body: BodySpec::Empty,
+        }
+    }
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub(crate) fn body(mut self, body: BodySpec) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// The scopes a request needs, e.g. `repository:a/b:pull,push`.
+pub(crate) type Scopes = [String];
+
+/// Largest error body read (the rest is dropped).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+impl Client {
+    /// A builder with defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    pub(crate) fn cfg(&self) -> &ClientBuilder {
+        &self.inner.cfg
+    }
+
+    /// `http(s)://registry/v2/` plus `path`.
+    pub(crate) fn url(&self, registry: &str, path: &str) -> Result<Url> {
+        let plain = self.plain_http_allowed(registry);
+        let scheme = if plain { "http" } else { "https" };
+        Url::parse(&format!("{scheme}://{registry}/v2/{path}"))
+            .map_err(|e| Error::invalid(format!("cannot build a URL for {registry}: {e}")))
+    }
+
+    fn plain_http_allowed(&self, host_port: &str) -> bool {
+        let cfg = &self.inner.cfg;
+        let bare = host_without_port(host_port);
+        (cfg.plain_http_loopback && is_loopback_host(host_port))
+            || cfg
+                .insecure_hosts
+                .iter()
+                .any(|h| h == host_port || h == bare)
+    }
+
+    fn authority(url: &Url) -> String {
+        let host = url.host_str().unwrap_or_default();
+        match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        }
+    }
+
+    async fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
+        if let Some(c) = &self.inner.cfg.credentials {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
+            return Ok(c.clone());
+        }
+        let found = if self.inner.cfg.use_docker_config {
+            match self
+                .inner
+                .cfg
+                .docker_config
+                .clone()
+                .or_else(credentials::default_docker_config_path)
+            {
+                Some(path) => credentials::from_docker_config(&path, registry).await?,
+                None => None,
+            }
+        } else {
+            None
+        };
+        self.inner
+            .auth
+            .lock()
+            .await
+            .creds
+            .insert(registry.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    /// The Authorization header for a request to `registry` with `scopes`, from what is known.
+    async fn auth_header(&self, registry: &str, scopes: &Scopes) -> Result<Option<String>> {
+        let scheme = self.inner.auth.lock().await.scheme.get(registry).cloned();
+        match scheme {
+            None => Ok(None),
+            Some(Scheme::Basic) => Ok(self
+                .credentials_for(registry)
+                .await?
+                .map(|c| c.basic_header())),
+            Some(Scheme::Bearer) => {
+                let key = (registry.to_owned(), scopes.join(" "));
+                let auth = self.inner.auth.lock().await;
+                Ok(auth
+                    .tokens
+                    .get(&key)
+                    .filter(|(_, exp)| *exp > Instant::now())
+                    .map(|(t, _)| format!("Bearer {}", t.expose())))
+            }
+        }
+    }
+
+    /// React to a 401: learn the scheme, fetch a token if needed. Returns false when there is
+    /// nothing more to try (e.g. Basic without credentials).
+    async fn authenticate(
+        &self,
+        registry: &str,
+        headers: &HeaderMap,
+        scopes: &Scopes,
+    ) -> Result<bool> {
+        let challenges: Vec<Challenge> = headers
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let bearer = challenges.iter().find_map(|c| match c {
+            Challenge::Bearer { realm, service, .. } => Some((realm.clone(), service.clone())),
+            Challenge::Basic => None,
+        });
+        if let Some((realm, service)) = bearer {
+            self.inner
+                .auth
+                .lock()
+                .await
+                .scheme
+                .insert(registry.to_owned(), Scheme::Bearer);
+            let (token, ttl) = self
+                .fetch_token(registry, &realm, service.as_deref(), scopes)
+                .await?;
+            self.inner.auth.lock().await.tokens.insert(
+                (registry.to_owned(), scopes.join(" ")),
+                (token, Instant::now() + ttl),
+            );
+            return Ok(true);
+        }
+        if challenges.contains(&Challenge::Basic) {
+            let creds = self.credentials_for(registry).await?;
+            self.inner
+                .auth
+                .lock()
+                .await
+                .scheme
+                .insert(registry.to_owned(), Scheme::Basic);
+            return Ok(creds.is_some());
+        }
+        Ok(false)
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &Scopes,
+    ) -> Result<(Secret, Duration)> {
+        let mut url = Url::parse(realm)
+            .map_err(|_| Error::misbehaved("the auth challenge's realm is not a URL"))?;
+        let realm_host = Self::authority(&url);
+        if url.scheme() != "https" && !self.plain_http_allowed(&realm_host) {
+            return Err(Error::misbehaved(
+                "refusing to send credentials to a token realm over plain HTTP",
+            )
+            .with_url(display_url(&url)));
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
+        if let Some(c) = self.credentials_for(registry).await? {
+            req = req.header(header::AUTHORIZATION, c.basic_header());
+        }
+        let req = req
+            .body(ReqBody::Empty)
+            .map_err(|e| Error::invalid(format!("building token request: {e}")))?;
+        let shown = display_url(&url);
+        let resp = self.send_raw(req, &url, None).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(self.error_from(resp, &url, "token request failed").await);
+        }
+        let body = read_capped(resp, 1 << 20, &shown).await?;
+        #[derive(serde::Deserialize)]
+        struct Token {
+            #[serde(default)]
+            token: Option<String>,
+            #[serde(default)]
+            access_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
+        }
+        let t: Token = serde_json::from_slice(&body).map_err(|_| {
+            Error::misbehaved("token endpoint returned something other than token JSON")
+                .with_url(shown.clone())
+        })?;
+        let token = t
+            .token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::misbehaved("token endpoint returned no token").with_url(shown))?;
+        // Renew 10% early so a token does not expire mid-request.
+        let ttl = Duration::from_secs(t.expires_in.unwrap_or(60).max(10) * 9 / 10);
+        Ok((Secret::new(token), ttl))
+    }
+
+    /// Send once. Without `watch`, the response head must arrive within the timeout; with it
+    /// (a streamed body), the request fails only when the body makes no progress for a whole
+    /// timeout period, so a large chunk on a slow link is fine but a stall is not.
+    async fn send_raw(
+        &self,
+        req: Request<ReqBody>,
+        url: &Url,
+        watch: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Response<Incoming>> {
+        if url.scheme() == "http" && !self.plain_http_allowed(&Self::authority(url)) {
+            return Err(Error::misbehaved(
+                "refusing plain HTTP to a host that is neither loopback nor named insecure",
+            )
+            .with_url(display_url(url)));
+        }
+        let timeout = self.inner.cfg.timeout;
+        let stalled =
+            || Error::transport(format!("no progress for {timeout:?}")).with_url(display_url(url));
+        let fut = self.inner.http.request(req);
+        let res = match watch {
+            None => match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => return Err(stalled()),
+            },
+            Some(counter) => {
+                tokio::pin!(fut);
+                let mut last = u64::MAX;
+                loop {
+                    tokio::select! {
+                        r = &mut fut => break r,
+                        () = tokio::time::sleep(timeout) => {
+                            let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+                            if now == last {
+                                return Err(stalled());
+                            }
+                            last = now;
+                        }
+                    }
+                }
+            }
+        };
+        res.map_err(|e| {
+            Error::transport(describe_transport(&e))
+                .with_url(display_url(url))
+                .with_source(e)
+        })
+    }
+
+    /// Send `req`, authenticating once on a 401. Responses of any status are returned; transport
+    /// failures are errors.
+    pub(crate) async fn execute(
+        &self,
+        req: &Req,
+        registry: &str,
+        scopes: &Scopes,
+    ) -> Result<Response<Incoming>> {
+        let same_host = Self::authority(&req.url) == registry;
+        let mut authed = false;
+        loop {
+            let mut b = Request::builder()
+                .method(req.method.clone())
+                .uri(req.url.as_str())
+                .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
+            for (k, v) in &req.headers {
+                b = b.header(k, v.as_str());
+            }
+            if same_host && let Some(a) = self.auth_header(registry, scopes).await? {
+                b = b.header(header::AUTHORIZATION, a);
+            }
+            let mut watch = None;
+            let (body, len) = match &req.body {
+                BodySpec::Empty => (ReqBody::Empty, 0),
+                BodySpec::Bytes(bytes) => (ReqBody::bytes(bytes.clone()), bytes.len() as u64),
+                BodySpec::File {
+                    path,
+                    start,
+                    end,
+                    tap,
+                } => {
+                    let region = FileRegion::open_counted(path, *start, *end, tap.clone())
+                        .await
+                        .map_err(|e| {
+                            Error::local(format!("opening blob source {}", path.display()), e)
+                        })?;
+                    watch = Some(region.progress());
+                    (ReqBody::File(region), end - start)
+                }
+            };
+            if !matches!(req.method, Method::GET | Method::HEAD) {
+                b = b.header(header::CONTENT_LENGTH, len);
+            }
+            let request = b
+                .body(body)
+                .map_err(|e| Error::invalid(format!("building request: {e}")))?;
+            let resp = self.send_raw(request, &req.url, watch).await?;
+            tracing::debug!(
+                method = %req.method,
+                url = %display_url(&req.url),
+                status = resp.status().as_u16(),
+                "registry response"
+            );
+            if resp.status() == StatusCode::UNAUTHORIZED && same_host && !authed {
+                authed = true;
+                if self.authenticate(registry, resp.headers(), scopes).await? {
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Send a request that needs no session handling, retrying transient failures.
+    /// Returns the first response classified as done; other outcomes become errors, except the
+    /// statuses in `pass` which are returned for the caller to interpret (e.g. 404 on HEAD).
+    pub(crate) async fn execute_retrying(
+        &self,
+        req: &Req,
+        registry: &str,
+        scopes: &Scopes,
+        pass: &[u16],
+        what: &str,
+    ) -> Result<Response<Incoming>> {
+        let policy = &self.inner.cfg.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= policy.max_attempts;
+            let resp = match self.execute(req, registry, scopes).await {
+                Ok(r) => r,
+                Err(e) if e.is_transport() && !last => {
+                    tracing::info!(error = %e, "retrying after a transport error");
+                    tokio::time::sleep(policy.delay(attempt - 1, None)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let status = resp.status().as_u16();
+            if pass.contains(&status) {
+                return Ok(resp);
+            }
+            let ra = retry_after(resp.headers());
+            match classify(Phase::Plain, status, None, ra) {
+                Step::Done => return Ok(resp),
+                Step::Retry { after } if !last => {
+                    tracing::info!(status, url = %display_url(&req.url), "retrying after a transient status");
+                    drop(resp);
+                    tokio::time::sleep(policy.delay(attempt - 1, after)).await;
+                }
+                _ => return Err(self.error_from(resp, &req.url, what).await),
+            }
+        }
+    }
+
+    /// Turn an unsuccessful response into an error, reading (a capped amount of) its body.
+    pub(crate) async fn error_from(
+        &self,
+        resp: Response<Incoming>,
+        url: &Url,
+        what: &str,
+    ) -> Error {
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_capped(resp, MAX_ERROR_BODY, "")
+            .await
+            .unwrap_or_default();
+        let parsed = parse_error_body(status, ct.as_deref(), &body);
+        let mut message = format!("{what}: {}", parsed.message);
+        if status == 413 {
+            message.push_str(" (the registry or a proxy in front of it limits request bodies)");
+        }
+        let err = if (400..500).contains(&status) {
+            Error::refused(message)
+        } else {
+            Error::misbehaved(message)
+        };
+        err.with_status(status)
+            .with_code(parsed.code)
+            .with_url(display_url(url))
+    }
+}
+
+/// A transport error without hyper's internals: the innermost cause reads best.
+fn describe_transport(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    if e.is_connect() {
+        format!("cannot connect: {msg}")
+    } else {
+        format!("connection failed: {msg}")
+    }
+}
+
+/// `Retry-After` of a response, if present and parseable.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// A header as a string, if present and ASCII.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Read a whole (small) body, failing when it exceeds `cap`.
+pub(crate) async fn read_capped(
+    resp: Response<Incoming>,
+    cap: usize,
+    shown_url: &str,
+) -> Result<Bytes> {
+    let limited = http_body_util::Limited::new(resp.into_body(), cap);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            let err = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
+            } else {
+                Error::transport(format!("reading response body: {e}"))
+            };
+            Err(err.with_url(shown_url.to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names_are_validated() {
+        assert!(Repo::new("127.0.0.1:5000", "library/alpine").is_ok());
+        assert!(Repo::new("reg", "a.b_c-d/e2").is_ok());
+        for bad in ["", "A", "a//b", "-a", "a-", "../x", "a/../b", "a b"] {
+            assert!(Repo::new("reg", bad).is_err(), "{bad}");
+        }
+        assert!(Repo::new("", "a").is_err());
+        assert!(Repo::new("reg/x", "a").is_err());
+    }
+
+    #[test]
+    fn builder_validates() {
+        assert!(Client::builder().chunk_size(0).build().is_err());
+        assert!(Client::builder().concurrency(0).build().is_err());
+        assert!(
+            Client::builder()
+                .retry(RetryPolicy::immediate(0))
+                .build()
+                .is_err()
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "nothing here").expect("write");
+        let e = Client::builder()
+            .ca_file(&empty)
+            .build()
+            .expect_err("no certs");
+        assert!(e.is_invalid_input(), "{e}");
+        let e = Client::builder()
+            .ca_file(dir.path().join("missing.pem"))
+            .build()
+            .expect_err("missing");
+        assert!(e.is_local_io(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn scheme_choice_is_exact() {
+        let c = Client::builder()
+            .insecure_host("build-cache:5000")
+            .no_docker_config()
+            .build()
+            .expect("client");
+        assert_eq!(c.url("localhost:5000", "").expect("url").scheme(), "http");
+        assert_eq!(c.url("127.0.0.1:5000", "").expect("url").scheme(), "http");
+        assert_eq!(c.url("build-cache:5000", "").expect("url").scheme(), "http");
+        assert_eq!(
+            c.url("localhost.example.com", "").expect("url").scheme(),
+            "https"
+        );
+        assert_eq!(c.url("10.1.2.3:5000", "").expect("url").scheme(), "https");
+        // A Location that downgrades a remote host to plain HTTP is refused before sending.
+        let url = Url::parse("http://registry.example.com/v2/").expect("url");
+        let req = Req::new(Method::GET, url);
+        let err = c
+            .execute(&req, "registry.example.com", &[])
+            .await
+            .expect_err("refused");
+        assert!(err.is_misbehaved(), "{err}");
+    }
+}

@@ -1,0 +1,306 @@
+//! Registry credentials: given by the caller or read from a docker `config.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use crate::{Error, Result, Secret};
+
+/// A user name and password (or identity token) for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name (not secret, may appear in logs).
+    pub username: String,
+    /// The password or token.
+    pub password: Secret,
+}
+
+impl Credentials {
+    /// Credentials from a user name and password.
+    pub fn new(username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The `Authorization: Basic ...` header value.
+    pub(crate) fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password.expose());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// The parts of a docker `config.json` hoist reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default)]
+    creds_store: Option<String>,
+    #[serde(default)]
+    cred_helpers: BTreeMap<String, String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+impl std::fmt::Debug for AuthEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthEntry(***)")
+    }
+}
+
+/// The docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn default_docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// Keys under which `config.json` may store `registry` (`host[:port]`).
+fn candidate_keys(registry: &str) -> Vec<String> {
+    let mut keys = vec![
+        registry.to_owned(),
+        format!("https://{registry}"),
+        format!("http://{registry}"),
+        format!("https://{registry}/v1/"),
+        format!("https://{registry}/v2/"),
+    ];
+    if registry == "docker.io" || registry == "registry-1.docker.io" {
+        keys.push("https://index.docker.io/v1/".into());
+    }
+    keys
+}
+
+/// Look up credentials for `registry` in the docker config at `path`. A missing file means no
+/// credentials; a malformed one is an error (silently pushing anonymously would confuse).
+pub(crate) async fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>> {
+    lookup(path, registry, None).await
+}
+
+/// [`from_docker_config`] with an explicit `PATH` for finding credential helpers.
+async fn lookup(
+    path: &Path,
+    registry: &str,
+    helper_path: Option<&std::ffi::OsStr>,
+) -> Result<Option<Credentials>> {
+    let text = match tokio::fs::read(path).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::local(format!("reading {}", path.display()), e)),
+    };
+    let config: DockerConfig = serde_json::from_slice(&text).map_err(|e| {
+        Error::invalid(format!(
+            "{} is not a valid docker config (line {})",
+            path.display(),
+            e.line()
+        ))
+    })?;
+    let keys = candidate_keys(registry);
+    if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
+        return run_helper(helper, registry, helper_path).await;
+    }
+    for key in &keys {
+        if let Some(entry) = config.auths.get(key)
+            && let Some(c) = decode_entry(entry)?
+        {
+            return Ok(Some(c));
+        }
+    }
+    if let Some(store) = &config.creds_store {
+        return run_helper(store, registry, helper_path).await;
+    }
+    Ok(None)
+}
+
+fn decode_entry(entry: &AuthEntry) -> Result<Option<Credentials>> {
+    if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+        // Identity tokens are sent as the password of a fixed user (docker's convention).
+        return Ok(Some(Credentials::new("<token>", token)));
+    }
+    if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| Error::invalid("docker config: an `auth` entry is not valid base64"))?;
+        let raw = String::from_utf8(raw)
+            .map_err(|_| Error::invalid("docker config: an `auth` entry is not UTF-8"))?;
+        let (user, pass) = raw.split_once(':').ok_or_else(|| {
+            Error::invalid("docker config: an `auth` entry has no `user:password`")
+        })?;
+        return Ok(Some(Credentials::new(user, pass)));
+    }
+    match (&entry.username, &entry.password) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials::new(u.clone(), p.as_str()))),
+        _ => Ok(None),
+    }
+}
+
+/// Run `docker-credential-NAME get` with the registry on stdin.
+async fn run_helper(
+    name: &str,
+    registry: &str,
+    helper_path: Option<&std::ffi::OsStr>,
+) -> Result<Option<Credentials>> {
+    use tokio::io::AsyncWriteExt;
+    if name.is_empty() || name.contains('/') || name.contains("..") {
+        return Err(Error::invalid(format!(
+            "credential helper name {name:?} is not allowed"
+        )));
+    }
+    let program = format!("docker-credential-{name}");
+    let mut cmd = tokio::process::Command::new(&program);
+    if let Some(p) = helper_path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::local(format!("running {program}"), e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(registry.as_bytes())
+            .await
+            .map_err(|e| Error::local(format!("writing to {program}"), e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| Error::local(format!("running {program}"), e))?;
+    if !out.status.success() {
+        // Helpers exit non-zero with "credentials not found" for unknown registries.
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct HelperOut {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let parsed: HelperOut = serde_json::from_slice(&out.stdout).map_err(|_| {
+        Error::invalid(format!(
+            "{program} printed something other than credentials JSON"
+        ))
+    })?;
+    if parsed.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials::new(parsed.username, parsed.secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("config.json");
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    #[tokio::test]
+    async fn auths_base64_and_plain_fields() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cr:et");
+        let p = write(
+            dir.path(),
+            &format!(
+                r#"{{"auths":{{"https://reg.example:5000":{{"auth":"{auth}"}},"other":{{"username":"bob","password":"pw"}}}}}}"#
+            ),
+        );
+        let c = from_docker_config(&p, "reg.example:5000")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(c.username, "alice");
+        assert_eq!(c.password.expose(), "s3cr:et");
+        let c = from_docker_config(&p, "other")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(c.username, "bob");
+        assert!(
+            from_docker_config(&p, "nowhere")
+                .await
+                .expect("ok")
+                .is_none()
+        );
+        assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[tokio::test]
+    async fn helper_is_run_with_registry_on_stdin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let helper = dir.path().join("docker-credential-hoisttest");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread reg\n[ \"$1\" = get ] || exit 3\nprintf '{\"Username\":\"u-%s\",\"Secret\":\"tok\"}' \"$reg\"\n",
+        )
+        .expect("write helper");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let p = write(
+            dir.path(),
+            r#"{"credHelpers":{"reg.example":"hoisttest"},"auths":{}}"#,
+        );
+        let c = lookup(&p, "reg.example", Some(path.as_ref()))
+            .await
+            .expect("helper ran")
+            .expect("found");
+        assert_eq!(c.username, "u-reg.example");
+        assert_eq!(c.password.expose(), "tok");
+        // A helper that is not on PATH is a local error naming the program.
+        let p2 = write(dir.path(), r#"{"credsStore":"hoist-missing-helper"}"#);
+        let err = from_docker_config(&p2, "x")
+            .await
+            .expect_err("missing helper");
+        assert!(err.is_local_io());
+        assert!(
+            err.to_string()
+                .contains("docker-credential-hoist-missing-helper")
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_config_is_invalid_input_and_missing_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write(dir.path(), "{not json");
+        assert!(
+            from_docker_config(&p, "x")
+                .await
+                .expect_err("bad")
+                .is_invalid_input()
+        );
+        assert!(
+            from_docker_config(&dir.path().join("nope.json"), "x")
+                .await
+                .expect("ok")
+                .is_none()
+        );
+    }
+}

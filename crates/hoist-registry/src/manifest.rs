@@ -1,0 +1,250 @@
+//! Manifests and tags: PUT with the exact media type, GET/HEAD with verification, listing.
+
+use hoist_oci::{
+    AnyManifest, Descriptor, Digest, ImageManifest, MAX_JSON_SIZE, MediaType, Platform, RawJson,
+};
+use http::{Method, header};
+use url::Url;
+
+use crate::client::{BodySpec, Client, Req, header_str, read_capped};
+use crate::protocol::location::{display_url, resolve_location};
+use crate::upload::pull_scope;
+use crate::{Error, Repo, Result};
+
+/// The `Accept` header for manifest requests: OCI and Docker, images and indexes.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Pages of tags followed at most (a registry sending endless `Link` headers is cut off).
+const MAX_TAG_PAGES: usize = 1000;
+
+impl Client {
+    /// PUT a manifest or index under `reference` (a tag, or its digest) with its exact bytes and
+    /// media type. Returns the digest of the bytes, checked against the registry's
+    /// `Docker-Content-Digest`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] when `reference` is a digest the bytes do not hash to;
+    /// refusals (missing blobs: `MANIFEST_BLOB_UNKNOWN`), misbehaviour, transport.
+    pub async fn push_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        media_type: &MediaType,
+        bytes: &[u8],
+    ) -> Result<Digest> {
+        let digest = Digest::sha256_of(bytes);
+        if let Ok(wanted) = Digest::parse(reference)
+            && wanted.same_algorithm_of(bytes) != wanted
+        {
+            return Err(Error::invalid(format!(
+                "manifest bytes do not hash to {wanted}, the reference they are pushed as"
+            )));
+        }
+        let url = self.manifest_url(repo, reference)?;
+        let req = Req::new(Method::PUT, url.clone())
+            .header(header::CONTENT_TYPE, media_type.as_str())
+            .body(BodySpec::Bytes(bytes::Bytes::copy_from_slice(bytes)));
+        let scopes = [format!("repository:{}:pull,push", repo.name)];
+        let resp = self
+            .execute_retrying(&req, &repo.registry, &scopes, &[], "pushing a manifest")
+            .await?;
+        if let Some(got) = header_str(resp.headers(), "docker-content-digest")
+            && let Ok(got) = Digest::parse(got.trim())
+            && got.same_algorithm_of(bytes) != got
+        {
+            return Err(Error::digest_mismatch(format!(
+                "registry stored the manifest as {got}, but its bytes hash to {digest}"
+            ))
+            .with_url(display_url(&url)));
+        }
+        Ok(digest)
+    }
+
+    /// GET a manifest or index by tag or digest, verifying the received bytes: against the
+    /// digest for by-digest references, against `Docker-Content-Digest` for tags.
+    ///
+    /// # Errors
+    /// Refused when unknown (`is_not_found()`), misbehaved on a digest mismatch or oversized or
+    /// malformed body, transport.
+    pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<AnyManifest> {
+        let url = self.manifest_url(repo, reference)?;
+        let req = Req::new(Method::GET, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
+        let scopes = [pull_scope(&repo.name)];
+        let resp = self
+            .execute_retrying(&req, &repo.registry, &scopes, &[], "fetching a manifest")
+            .await?;
+        let shown = display_url(&url);
+        let content_type = header_str(resp.headers(), "content-type").map(str::to_owned);
+        let header_digest = header_str(resp.headers(), "docker-content-digest").map(str::to_owned);
+        let bytes = read_capped(resp, MAX_JSON_SIZE, &shown).await?.to_vec();
+        let expected = match Digest::parse(reference) {
+            Ok(d) => Some(d),
+            Err(_) => match header_digest {
+                Some(h) => Some(Digest::parse(h.trim()).map_err(|_| {
+                    Error::misbehaved("registry sent an invalid Docker-Content-Digest")
+                        .with_url(shown.clone())
+                })?),
+                None => None,
+            },
+        };
+        if let Some(expected) = &expected {
+            let actual = expected.same_algorithm_of(&bytes);
+            if &actual != expected {
+                return Err(Error::digest_mismatch(format!(
+                    "manifest digest mismatch: expected {expected}, received bytes hash to {actual}"
+                ))
+                .with_digest(expected)
+                .with_url(shown));
+            }
+        }
+        AnyManifest::parse(
+            bytes,
+            content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or(c).trim()),
+        )
+        .map_err(|e| {
+            Error::misbehaved(format!("registry sent an unusable manifest: {e}")).with_url(shown)
+        })
+    }
+
+    /// HEAD a manifest: its descriptor (media type, digest, size) or `None` when absent.
+    ///
+    /// # Errors
+    /// Refusals other than 404, misbehaviour (missing digest header), transport.
+    pub async fn head_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Descriptor>> {
+        let url = self.manifest_url(repo, reference)?;
+        let req = Req::new(Method::HEAD, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
+        let scopes = [pull_scope(&repo.name)];
+        let resp = self
+            .execute_retrying(&req, &repo.registry, &scopes, &[404], "checking a manifest")
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        let h = resp.headers();
+        let digest = match header_str(h, "docker-content-digest").map(|d| Digest::parse(d.trim())) {
+            Some(Ok(d)) => d,
+            _ => match Digest::parse(reference) {
+                Ok(d) => d,
+                Err(_) => {
+                    return Err(
+                        Error::misbehaved("manifest HEAD without a Docker-Content-Digest")
+                            .with_url(display_url(&url)),
+                    );
+                }
+            },
+        };
+        let size = header_str(h, "content-length")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let mt = header_str(h, "content-type").unwrap_or(MediaType::OCI_MANIFEST);
+        Ok(Some(Descriptor::new(MediaType::new(mt), digest, size)))
+    }
+
+    /// Resolve `reference` to an image manifest: an index or manifest list is resolved to the
+    /// entry for `platform` (fetched by digest, so verified).
+    ///
+    /// # Errors
+    /// As [`Client::get_manifest`]; invalid input when the index has no such platform.
+    pub async fn get_image_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<RawJson<ImageManifest>> {
+        match self.get_manifest(repo, reference).await? {
+            AnyManifest::Image(m) => Ok(*m),
+            AnyManifest::Index(index) => {
+                let chosen = index.value().select(platform)?;
+                match self.get_manifest(repo, &chosen.digest.to_string()).await? {
+                    AnyManifest::Image(m) => Ok(*m),
+                    AnyManifest::Index(_) => Err(Error::misbehaved(
+                        "an index entry for a platform points to another index",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// All tags of `repo`, following `Link` pagination.
+    ///
+    /// # Errors
+    /// Refused for unknown repositories, misbehaved for malformed pages, transport.
+    pub async fn list_tags(&self, repo: &Repo) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let scopes = [pull_scope(&repo.name)];
+        let mut url = self.url(&repo.registry, &format!("{}/tags/list", repo.name))?;
+        let mut tags = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let req = Req::new(Method::GET, url.clone());
+            let resp = self
+                .execute_retrying(&req, &repo.registry, &scopes, &[], "listing tags")
+                .await?;
+            let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
+            let shown = display_url(&url);
+            let body = read_capped(resp, MAX_JSON_SIZE, &shown).await?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|_| Error::misbehaved("tag list is not valid JSON").with_url(shown))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => return Ok(tags),
+            }
+        }
+        Err(Error::misbehaved("tag list pagination did not end"))
+    }
+
+    fn manifest_url(&self, repo: &Repo, reference: &str) -> Result<Url> {
+        let ok = Digest::parse(reference).is_ok()
+            || (!reference.is_empty()
+                && reference.len() <= 128
+                && reference
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && !reference.starts_with(['.', '-']));
+        if !ok {
+            return Err(Error::invalid(format!(
+                "invalid tag or digest {reference:?}"
+            )));
+        }
+        self.url(
+            &repo.registry,
+            &format!("{}/manifests/{reference}", repo.name),
+        )
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against the request URL.
+fn next_link(base: &Url, link: &str) -> Option<Url> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then_some(())?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        resolve_location(base, target)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next() {
+        let base = Url::parse("http://127.0.0.1:5000/v2/a/tags/list").expect("url");
+        let got = next_link(&base, r#"</v2/a/tags/list?last=t5&n=5>; rel="next""#).expect("next");
+        assert_eq!(
+            got.as_str(),
+            "http://127.0.0.1:5000/v2/a/tags/list?last=t5&n=5"
+        );
+        assert!(next_link(&base, r#"</x>; rel="prev""#).is_none());
+        assert!(next_link(&base, "garbage").is_none());
+    }
+}

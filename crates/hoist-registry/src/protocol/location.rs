@@ -1,0 +1,137 @@
+//! `Location` resolution, loopback detection and credential stripping for URLs.
+
+use std::net::IpAddr;
+
+use url::Url;
+
+/// Resolve a `Location` header against the URL of the request that returned it.
+///
+/// Absolute locations are taken as they are; relative ones (`/v2/...?_state=...`) are joined to
+/// the request URL, keeping their query. Returns `None` for a value that is not a URL, or one
+/// with a scheme other than http/https.
+pub fn resolve_location(request_url: &Url, location: &str) -> Option<Url> {
+    let location = location.trim();
+    if location.is_empty() {
+        return None;
+    }
+    let url = request_url.join(location).ok()?;
+    matches!(url.scheme(), "http" | "https").then_some(url)
+}
+
+/// Query keys whose values are redacted when a URL is shown (pre-signed storage redirects).
+const SECRET_QUERY_KEYS: &[&str] = &["token", "signature", "credential", "sig", "password"];
+
+/// The URL as it may be shown to a human: no user name, no password, and pre-signed query
+/// values (`X-Amz-Signature=...`, `token=...`) replaced by `***`.
+pub fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    // Both setters only fail for URLs that cannot have credentials at all.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = SECRET_QUERY_KEYS.iter().any(|s| lower.contains(s));
+                (
+                    k.into_owned(),
+                    if secret { "***".into() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// True for hosts that may be spoken to over plain HTTP without the caller saying so:
+/// `127.0.0.0/8`, `::1` and exactly `localhost` (not `localhost.example.com`).
+/// `host` is a host name or IP literal, optionally with a port and IPv6 brackets.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = host_without_port(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host[:port]` or `[v6]:port` to the bare host (brackets removed).
+pub fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        // A single colon is a port separator; more than one means a bare IPv6 literal.
+        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("test URL")
+    }
+
+    #[test]
+    fn relative_location_keeps_query() {
+        let req = url("http://127.0.0.1:5000/v2/a/b/blobs/uploads/");
+        let got = resolve_location(&req, "/v2/a/b/blobs/uploads/uuid?_state=abc%3D&x=1")
+            .expect("resolves");
+        assert_eq!(
+            got.as_str(),
+            "http://127.0.0.1:5000/v2/a/b/blobs/uploads/uuid?_state=abc%3D&x=1"
+        );
+    }
+
+    #[test]
+    fn absolute_location_wins_and_bad_schemes_rejected() {
+        let req = url("http://127.0.0.1:5000/v2/a/blobs/uploads/");
+        let got = resolve_location(&req, "https://other:443/up/1?_state=z").expect("absolute");
+        assert_eq!(got.host_str(), Some("other"));
+        assert_eq!(got.query(), Some("_state=z"));
+        assert!(resolve_location(&req, "").is_none());
+        assert!(resolve_location(&req, "file:///etc/passwd").is_none());
+        assert!(resolve_location(&req, "http://[::1").is_none());
+    }
+
+    #[test]
+    fn credentials_and_signatures_are_stripped() {
+        let u = url(
+            "https://user:hunter2@reg.example/v2/x?X-Amz-Signature=abc&_state=s&access_token=t",
+        );
+        let shown = display_url(&u);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("user@"), "{shown}");
+        assert!(!shown.contains("abc"), "{shown}");
+        assert!(!shown.contains("=t"), "{shown}");
+        assert!(shown.contains("_state=s"), "{shown}");
+    }
+
+    #[test]
+    fn loopback_is_exact() {
+        for h in [
+            "localhost",
+            "LOCALHOST:5000",
+            "127.0.0.1",
+            "127.8.9.10:80",
+            "::1",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "localhost.example.com",
+            "localhostx",
+            "10.0.0.1",
+            "192.168.1.1:5000",
+            "example.com",
+            "[::2]:1",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+}

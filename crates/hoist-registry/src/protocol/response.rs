@@ -1,0 +1,247 @@
+//! What a registry response means: OCI error bodies, and the next step for each status.
+
+use std::time::Duration;
+
+/// The useful part of an error response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The OCI error code (`BLOB_UPLOAD_UNKNOWN`, `DIGEST_INVALID`, ...), when the body had one.
+    pub code: Option<String>,
+    /// A short human message: the registry's own, or the status line for HTML and empty bodies.
+    pub message: String,
+}
+
+/// Longest message kept from a registry body.
+const MAX_MESSAGE: usize = 300;
+
+/// Reduce an error response to a code and a one-line message. OCI error JSON
+/// (`{"errors":[{"code":..,"message":..}]}`) gives both; an HTML page (an nginx 413, a CDN error)
+/// is reduced to the status line and never dumped; short plain text is kept as one line.
+pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) -> ErrorBody {
+    let status_line = status_line(status);
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<OneError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct OneError {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    if let Ok(parsed) = serde_json::from_slice::<Errors>(body)
+        && let Some(first) = parsed.errors.into_iter().next()
+    {
+        let message = first
+            .message
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| one_line(&m))
+            .unwrap_or_else(|| status_line.clone());
+        return ErrorBody {
+            code: first.code.filter(|c| !c.is_empty()).map(|c| one_line(&c)),
+            message,
+        };
+    }
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    let is_html = content_type.is_some_and(|ct| ct.to_ascii_lowercase().contains("html"))
+        || trimmed.starts_with('<');
+    let message = if trimmed.is_empty() || is_html || trimmed.starts_with('{') {
+        status_line
+    } else {
+        format!("{status_line}: {}", one_line(trimmed))
+    };
+    ErrorBody {
+        code: None,
+        message,
+    }
+}
+
+/// `"413 Payload Too Large"`-style status line.
+pub fn status_line(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("{status} {reason}").trim().to_owned()
+}
+
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE)
+        .collect();
+    if s.chars().count() > MAX_MESSAGE {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+/// The request being answered, as far as classification cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Anything without an upload session: HEAD, manifest GET/PUT, tag listing, token fetch.
+    Plain,
+    /// POST opening an upload session (or a mount).
+    Open,
+    /// A PATCH carrying a chunk.
+    Patch,
+    /// The closing `PUT ?digest=`.
+    Close,
+    /// `GET` of the upload URL to learn its `Range`.
+    Status,
+    /// A blob GET (possibly ranged).
+    Download,
+}
+
+/// What to do after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Success.
+    Done,
+    /// Transient: wait (the server's `Retry-After` when given) and try the same thing again.
+    Retry {
+        /// The server's `Retry-After`, when it sent one.
+        after: Option<Duration>,
+    },
+    /// The session is alive but out of step: ask it where it is (GET status) and continue there.
+    Resume,
+    /// The session is gone: open a new one for this blob.
+    Restart,
+    /// Credentials were refused or are missing: authenticate (once) and retry.
+    Reauth,
+    /// The body was too large: use smaller chunks and continue from the server's `Range`.
+    Shrink,
+    /// Give up with an error.
+    Fail,
+}
+
+/// Classify a response. `code` is the OCI error code from the body, if any.
+pub fn classify(
+    phase: Phase,
+    status: u16,
+    code: Option<&str>,
+    retry_after: Option<Duration>,
+) -> Step {
+    let session = matches!(phase, Phase::Patch | Phase::Close | Phase::Status);
+    match status {
+        200..=299 => Step::Done,
+        401 | 403 => Step::Reauth,
+        408 | 429 | 500 | 502 | 503 | 504 => Step::Retry { after: retry_after },
+        413 if phase == Phase::Patch => Step::Shrink,
+        416 if phase == Phase::Patch => Step::Resume,
+        404 if code == Some("NAME_UNKNOWN") => Step::Fail,
+        404 if session || code == Some("BLOB_UPLOAD_UNKNOWN") => Step::Restart,
+        400 if code == Some("BLOB_UPLOAD_INVALID") && session => Step::Restart,
+        _ => Step::Fail,
+    }
+}
+
+/// What to do after a transport error (connection reset, timeout, TLS failure mid-stream).
+/// A PATCH may have delivered part of its body, so the session must be asked where it is.
+pub fn classify_transport(phase: Phase) -> Step {
+    match phase {
+        Phase::Patch => Step::Resume,
+        _ => Step::Retry { after: None },
+    }
+}
+
+/// Parse `Retry-After`: delta-seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_error_json() {
+        let body = br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry","detail":{}}]}"#;
+        let e = parse_error_body(404, Some("application/json"), body);
+        assert_eq!(e.code.as_deref(), Some("BLOB_UPLOAD_UNKNOWN"));
+        assert_eq!(e.message, "blob upload unknown to registry");
+    }
+
+    #[test]
+    fn html_is_reduced_to_status_line() {
+        let body = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>nginx</body></html>";
+        let e = parse_error_body(413, Some("text/html"), body);
+        assert_eq!(e.code, None);
+        assert_eq!(e.message, "413 Payload Too Large");
+        let e = parse_error_body(502, None, b"  <!DOCTYPE html><p>bad</p>");
+        assert_eq!(e.message, "502 Bad Gateway");
+        let e = parse_error_body(500, Some("text/plain"), b"");
+        assert_eq!(e.message, "500 Internal Server Error");
+        let e = parse_error_body(400, Some("text/plain"), b"bad\nthing");
+        assert_eq!(e.message, "400 Bad Request: bad thing");
+        let long = vec![b'x'; 5000];
+        assert!(parse_error_body(400, None, &long).message.chars().count() < 400);
+    }
+
+    #[test]
+    fn classification_table() {
+        use Phase::*;
+        assert_eq!(classify(Patch, 202, None, None), Step::Done);
+        assert_eq!(
+            classify(Patch, 201, None, None),
+            Step::Done,
+            "ECR answers 201 on PATCH"
+        );
+        let ra = Some(Duration::from_secs(3));
+        assert_eq!(classify(Patch, 429, None, ra), Step::Retry { after: ra });
+        for s in [408, 500, 502, 503, 504] {
+            assert_eq!(
+                classify(Plain, s, None, None),
+                Step::Retry { after: None },
+                "{s}"
+            );
+        }
+        assert_eq!(classify(Patch, 413, None, None), Step::Shrink);
+        assert_eq!(classify(Plain, 413, None, None), Step::Fail);
+        assert_eq!(classify(Patch, 416, None, None), Step::Resume);
+        assert_eq!(
+            classify(Patch, 404, Some("BLOB_UPLOAD_UNKNOWN"), None),
+            Step::Restart
+        );
+        assert_eq!(classify(Status, 404, None, None), Step::Restart);
+        assert_eq!(
+            classify(Close, 400, Some("BLOB_UPLOAD_INVALID"), None),
+            Step::Restart
+        );
+        assert_eq!(classify(Open, 404, Some("NAME_UNKNOWN"), None), Step::Fail);
+        assert_eq!(
+            classify(Close, 400, Some("DIGEST_INVALID"), None),
+            Step::Fail
+        );
+        assert_eq!(classify(Plain, 401, None, None), Step::Reauth);
+        assert_eq!(classify(Plain, 403, None, None), Step::Reauth);
+        assert_eq!(
+            classify(Plain, 404, Some("MANIFEST_UNKNOWN"), None),
+            Step::Fail
+        );
+        assert_eq!(classify_transport(Patch), Step::Resume);
+        assert_eq!(classify_transport(Close), Step::Retry { after: None });
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,678 @@
+//! Applying one layer's tar entries to a root, with the OCI whiteout rules.
+//!
+//! The applier keeps, for the current layer only, the set of paths this layer wrote (with their
+//! ancestors). Whiteouts never remove those, and an opaque marker deletes everything under its
+//! directory that is *not* in the set, at the moment the marker is met: entries written before
+//! the marker are in the set and survive, entries after it are created into the cleared
+//! directory. Either order gives the same tree. Directory modes and mtimes are set when the
+//! layer ends, so creating children does not disturb them.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::path::{self, EntryName};
+use crate::root::{self, Root, dir_flags};
+use crate::{LayerStats, Limits};
+
+/// Options the applier needs (resolved from the builder).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Change ownership to the ids in the tar.
+    pub chown: bool,
+    /// Create char/block devices.
+    pub devices: bool,
+    /// Apply PAX xattrs.
+    pub xattrs: bool,
+    /// Optional limits.
+    pub limits: Limits,
+}
+
+/// Bytes and entries consumed so far, against the limits (shared across the layers of an image).
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+/// Metadata of one entry (header fields, overridden by PAX records).
+#[derive(Debug, Default)]
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    mtime_nsec: u32,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Applies the entries of one layer.
+pub(crate) struct Applier<'a> {
+    root: &'a Root,
+    opts: &'a Options,
+    budget: &'a mut Budget,
+    buf: &'a mut Vec<u8>,
+    written: HashSet<PathBuf>,
+    dirs: Vec<(PathBuf, u32, Timespec)>,
+    /// The last parent directory resolved (tar entries come grouped by directory). Dropped
+    /// whenever a directory or symlink is removed, since that may change what a path means.
+    cache: Option<(PathBuf, Rc<OwnedFd>)>,
+    pub(crate) stats: LayerStats,
+}
+
+fn timespec(sec: i64, nsec: u32) -> Timespec {
+    Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec.into(),
+    }
+}
+
+fn times(ts: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    }
+}
+
+/// Map an errno met while resolving a parent into an error naming the entry.
+fn resolve_error(entry: &Path, errno: Errno) -> Error {
+    match errno {
+        Errno::NOTDIR => Error::layer(entry, "a parent component is not a directory"),
+        Errno::LOOP => Error::layer(entry, "too many symlinks while resolving a parent"),
+        Errno::NAMETOOLONG => Error::layer(entry, "path too long after resolving symlinks"),
+        e => Error::sys("resolving the parent directory", e).with_entry(entry),
+    }
+}
+
+impl<'a> Applier<'a> {
+    pub(crate) fn new(
+        root: &'a Root,
+        opts: &'a Options,
+        budget: &'a mut Budget,
+        buf: &'a mut Vec<u8>,
+    ) -> Self {
+        Applier {
+            root,
+            opts,
+            budget,
+            buf,
+            written: HashSet::new(),
+            dirs: Vec::new(),
+            cache: None,
+            stats: LayerStats::default(),
+        }
+    }
+
+    /// Apply one tar entry.
+    pub(crate) fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = entry.path_bytes().into_owned();
+        let shown = path::display(&raw).to_path_buf();
+        let kind = entry.header().entry_type();
+        if kind == EntryType::XGlobalHeader {
+            return Ok(());
+        }
+        self.stats.entries += 1;
+        self.budget.entries += 1;
+        if let Some(max) = self.opts.limits.max_entries
+            && self.budget.entries > max
+        {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("more than {max} entries (limit)"),
+            )
+            .with_entry(&shown));
+        }
+        let name = path::classify(&raw).map_err(|why| Error::layer(&shown, why))?;
+        let meta = read_meta(entry).map_err(|e| e.or_entry(&shown))?;
+        match name {
+            EntryName::AufsMeta => Ok(()),
+            EntryName::Root => {
+                if kind.is_dir() {
+                    Ok(())
+                } else {
+                    Err(Error::layer(&shown, "a non-directory entry names the root"))
+                }
+            }
+            EntryName::Whiteout { dir, name } => self.whiteout(&dir, &name, &shown),
+            EntryName::Opaque(dir) => self.opaque(&dir, &shown),
+            EntryName::Normal(path) => self.create(entry, &path, kind, &meta, &shown),
+        }
+    }
+
+    fn mark_written(&mut self, path: &Path) {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() || !self.written.insert(p.to_path_buf()) {
+                break;
+            }
+            cur = p.parent();
+        }
+    }
+
+    fn whiteout(&mut self, dir: &Path, name: &OsStr, shown: &Path) -> Result<()> {
+        self.stats.whiteouts += 1;
+        if self.written.contains(&dir.join(name)) {
+            // Whiteouts only hide lower layers; this layer's own entry stays.
+            return Ok(());
+        }
+        let parent = match self.root.open_dir(dir, false, None) {
+            Ok(Some(fd)) => fd,
+            Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
+            Err(e) => return Err(resolve_error(shown, e)),
+        };
+        self.cache = None;
+        root::remove_all(parent.as_fd(), name)
+            .map(drop)
+            .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
+    }
+
+    fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
+        self.stats.opaques += 1;
+        self.cache = None;
+        let dfd = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+            let pfd = self.parent_fd(parent, shown)?;
+            self.ensure_dir(pfd.as_fd(), name, shown)?;
+            rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty())
+                .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?
+        } else {
+            rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
+                .map_err(|e| Error::sys("opening the root", e))?
+        };
+        self.mark_written(dir);
+        let cleared = self
+            .clear_lower(dfd.as_fd(), dir)
+            .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown));
+        self.cache = None;
+        cleared
+    }
+
+    /// Remove everything under `dir` (logical path `logical`) that this layer did not write.
+    fn clear_lower(&self, dir: BorrowedFd<'_>, logical: &Path) -> Result<(), Errno> {
+        for name in root::list_dir(dir)? {
+            let child = logical.join(&name);
+            if !self.written.contains(&child) {
+                root::remove_all(dir, &name)?;
+            } else if root::type_at(dir, &name)? == Some(FileType::Directory) {
+                let sub = rustix::fs::openat(dir, &name, dir_flags(), Mode::empty())?;
+                self.clear_lower(sub.as_fd(), &child)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<Rc<OwnedFd>> {
+        if let Some((path, fd)) = &self.cache
+            && path == parent
+        {
+            return Ok(Rc::clone(fd));
+        }
+        match self.root.open_dir(parent, true, None) {
+            Ok(Some(fd)) => {
+                let fd = Rc::new(fd);
+                self.cache = Some((parent.to_path_buf(), Rc::clone(&fd)));
+                Ok(fd)
+            }
+            Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
+            Err(e) => Err(resolve_error(shown, e)),
+        }
+    }
+
+    /// Remove whatever is at `name` in `parent`; forget the cached parent if that could have
+    /// changed what a path resolves to.
+    fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+        let removed = root::remove_all(parent, name)
+            .map_err(|e| Error::sys("replacing an existing entry", e).with_entry(shown))?;
+        if matches!(removed, Some(FileType::Directory | FileType::Symlink)) {
+            self.cache = None;
+        }
+        Ok(())
+    }
+
+    /// Make `name` in `parent` a directory, replacing any non-directory there.
+    fn ensure_dir(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+        let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
+        match root::type_at(parent, name).map_err(sys("inspecting an entry"))? {
+            Some(FileType::Directory) => Ok(()),
+            existing => {
+                if existing.is_some() {
+                    self.remove(parent, name, shown)?;
+                }
+                rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                    .map_err(sys("creating a directory"))
+            }
+        }
+    }
+
+    /// Remove whatever is at `name` in `parent` (a directory with its tree).
+    fn clear_slot(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+        self.remove(parent, name, shown)
+    }
+
+    fn create<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        path: &Path,
+        kind: EntryType,
+        meta: &Meta,
+        shown: &Path,
+    ) -> Result<()> {
+        let (Some(name), Some(parent_path)) = (path.file_name(), path.parent()) else {
+            return Err(Error::layer(shown, "entry has no name"));
+        };
+        // Validate everything that can be validated before the filesystem is touched.
+        let mut link_target: Option<(OwnedFd, OsString)> = None;
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let size = entry.size();
+                if let Some(max) = self.opts.limits.max_bytes
+                    && self.budget.bytes.saturating_add(size) > max
+                {
+                    return Err(Error::new(
+                        ErrorKind::LimitExceeded,
+                        format!("writing {size} more bytes would exceed the {max}-byte limit"),
+                    )
+                    .with_entry(shown));
+                }
+            }
+            EntryType::Symlink => {
+                if entry.link_name_bytes().is_none_or(|l| l.is_empty()) {
+                    return Err(Error::layer(shown, "symlink without a target"));
+                }
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::layer(shown, "hardlink without a target"))?
+                    .into_owned();
+                let target = match path::classify(&target) {
+                    Ok(EntryName::Normal(t)) => t,
+                    Ok(_) => {
+                        return Err(Error::layer(
+                            shown,
+                            "hardlink target is the root or a whiteout",
+                        ));
+                    }
+                    Err(why) => {
+                        return Err(Error::layer(
+                            shown,
+                            format!("hardlink target is invalid: {why}"),
+                        ));
+                    }
+                };
+                if target == path {
+                    return Ok(());
+                }
+                if target.starts_with(path) {
+                    // Replacing `path` would delete the target before it is linked.
+                    return Err(Error::layer(
+                        shown,
+                        "hardlink target lies inside the entry it replaces",
+                    ));
+                }
+                link_target = Some(self.hardlink_source(&target, shown)?);
+            }
+            EntryType::Char | EntryType::Block => {
+                if !self.opts.devices {
+                    self.stats.devices_skipped += 1;
+                    return Ok(());
+                }
+            }
+            EntryType::Directory | EntryType::Fifo => {}
+            other => {
+                return Err(Error::layer(
+                    shown,
+                    format!("unsupported tar entry type {:?}", other.as_byte() as char),
+                ));
+            }
+        }
+        self.mark_written(path);
+        let parent = self.parent_fd(parent_path, shown)?;
+        let pfd = parent.as_fd();
+        let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
+        match kind {
+            EntryType::Directory => {
+                self.ensure_dir(pfd, name, shown)?;
+                let dfd = rustix::fs::openat(pfd, name, dir_flags(), Mode::empty())
+                    .map_err(sys("opening a directory"))?;
+                self.chown_fd(dfd.as_fd(), meta, shown)?;
+                self.xattrs_fd(dfd.as_fd(), meta, shown)?;
+                self.dirs.push((
+                    path.to_path_buf(),
+                    meta.mode,
+                    timespec(meta.mtime, meta.mtime_nsec),
+                ));
+                self.stats.dirs += 1;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
+                self.clear_slot(pfd, name, shown)?;
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name)
+                    .map_err(sys("creating a symlink"))?;
+                self.chown_at(pfd, name, meta, shown)?;
+                self.stats.xattrs_skipped += meta.xattrs.len() as u64;
+                self.utimes_at(pfd, name, meta, shown)?;
+                self.stats.symlinks += 1;
+            }
+            EntryType::Link => {
+                if let Some((tparent, tname)) = link_target {
+                    self.clear_slot(pfd, name, shown)?;
+                    rustix::fs::linkat(tparent.as_fd(), &tname, pfd, name, AtFlags::empty())
+                        .map_err(|e| match e {
+                            Errno::NOENT => Error::layer(shown, "hardlink target does not exist"),
+                            Errno::PERM => Error::layer(shown, "hardlink target is not linkable"),
+                            e => Error::sys("creating a hardlink", e).with_entry(shown),
+                        })?;
+                    self.stats.hardlinks += 1;
+                }
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (ftype, dev) = match kind {
+                    EntryType::Char => (FileType::CharacterDevice, device(entry, shown)?),
+                    EntryType::Block => (FileType::BlockDevice, device(entry, shown)?),
+                    _ => (FileType::Fifo, 0),
+                };
+                self.clear_slot(pfd, name, shown)?;
+                match rustix::fs::mknodat(pfd, name, ftype, Mode::from_raw_mode(0o600), dev) {
+                    Ok(()) => {}
+                    // Root without CAP_MKNOD (a container, a user namespace): skip, as rootless.
+                    Err(Errno::PERM) if kind != EntryType::Fifo => {
+                        self.stats.devices_skipped += 1;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(sys("creating a device or fifo")(e)),
+                }
+                self.chown_at(pfd, name, meta, shown)?;
+                // Just created by us with mknodat, so `name` is not a symlink here.
+                rustix::fs::chmodat(
+                    pfd,
+                    name,
+                    Mode::from_raw_mode(meta.mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(sys("setting the mode"))?;
+                self.stats.xattrs_skipped += meta.xattrs.len() as u64;
+                self.utimes_at(pfd, name, meta, shown)?;
+                if kind == EntryType::Fifo {
+                    self.stats.fifos += 1;
+                } else {
+                    self.stats.devices += 1;
+                }
+            }
+            _ => {
+                self.clear_slot(pfd, name, shown)?;
+                let fd = rustix::fs::openat(
+                    pfd,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(sys("creating a file"))?;
+                let mut file = File::from(fd);
+                let result = self
+                    .copy_data(entry, &mut file, shown)
+                    .and_then(|()| self.file_meta(file.as_fd(), meta, shown));
+                if let Err(err) = result {
+                    // Never leave a partial file looking complete.
+                    drop(file);
+                    let _ = rustix::fs::unlinkat(pfd, name, AtFlags::empty());
+                    return Err(err);
+                }
+                self.stats.files += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve a hardlink target inside the root: its parent fd and name, checked to exist and
+    /// not to be a directory.
+    fn hardlink_source(&self, target: &Path, shown: &Path) -> Result<(OwnedFd, OsString)> {
+        let (Some(tname), Some(tparent)) = (target.file_name(), target.parent()) else {
+            return Err(Error::layer(shown, "hardlink target has no name"));
+        };
+        let fd = match self.root.open_dir(tparent, false, None) {
+            Ok(Some(fd)) => fd,
+            Ok(None) | Err(Errno::NOTDIR) => {
+                return Err(Error::layer(shown, "hardlink target does not exist"));
+            }
+            Err(e) => return Err(resolve_error(shown, e)),
+        };
+        match root::type_at(fd.as_fd(), tname) {
+            Ok(None) => Err(Error::layer(shown, "hardlink target does not exist")),
+            Ok(Some(FileType::Directory)) => {
+                Err(Error::layer(shown, "hardlink target is a directory"))
+            }
+            Ok(Some(_)) => Ok((fd, tname.to_os_string())),
+            Err(e) => Err(Error::sys("inspecting a hardlink target", e).with_entry(shown)),
+        }
+    }
+
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        file: &mut File,
+        shown: &Path,
+    ) -> Result<()> {
+        if self.buf.len() < crate::stream::CHUNK {
+            self.buf.resize(crate::stream::CHUNK, 0);
+        }
+        loop {
+            let n = match entry.read(self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("reading file data", e).or_entry(shown)),
+            };
+            self.budget.bytes += n as u64;
+            if let Some(max) = self.opts.limits.max_bytes
+                && self.budget.bytes > max
+            {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!("more than {max} bytes written (limit)"),
+                )
+                .with_entry(shown));
+            }
+            file.write_all(&self.buf[..n])
+                .map_err(|e| Error::io("writing a file", e).with_entry(shown))?;
+            self.stats.bytes_written += n as u64;
+        }
+    }
+
+    fn file_meta(&mut self, fd: BorrowedFd<'_>, meta: &Meta, shown: &Path) -> Result<()> {
+        // chown first: it clears setuid/setgid, which the chmod then sets.
+        self.chown_fd(fd, meta, shown)?;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| Error::sys("setting the mode", e).with_entry(shown))?;
+        self.xattrs_fd(fd, meta, shown)?;
+        rustix::fs::futimens(fd, &times(timespec(meta.mtime, meta.mtime_nsec)))
+            .map_err(|e| Error::sys("setting the mtime", e).with_entry(shown))
+    }
+
+    fn ids(&self, meta: &Meta) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
+        if !self.opts.chown {
+            return None;
+        }
+        // -1 means "do not change"; ids that do not fit are treated the same way.
+        let uid = u32::try_from(meta.uid).ok().filter(|u| *u != u32::MAX)?;
+        let gid = u32::try_from(meta.gid).ok().filter(|g| *g != u32::MAX)?;
+        Some((
+            rustix::fs::Uid::from_raw(uid),
+            rustix::fs::Gid::from_raw(gid),
+        ))
+    }
+
+    fn chown_fd(&self, fd: BorrowedFd<'_>, meta: &Meta, shown: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.ids(meta) {
+            rustix::fs::fchown(fd, Some(uid), Some(gid))
+                .map_err(|e| Error::sys("changing ownership", e).with_entry(shown))?;
+        }
+        Ok(())
+    }
+
+    fn chown_at(&self, dir: BorrowedFd<'_>, name: &OsStr, meta: &Meta, shown: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.ids(meta) {
+            rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::sys("changing ownership", e).with_entry(shown))?;
+        }
+        Ok(())
+    }
+
+    fn utimes_at(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        meta: &Meta,
+        shown: &Path,
+    ) -> Result<()> {
+        rustix::fs::utimensat(
+            dir,
+            name,
+            &times(timespec(meta.mtime, meta.mtime_nsec)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::sys("setting the mtime", e).with_entry(shown))
+    }
+
+    fn xattrs_fd(&mut self, fd: BorrowedFd<'_>, meta: &Meta, shown: &Path) -> Result<()> {
+        for (key, value) in &meta.xattrs {
+            if !self.opts.xattrs || key.starts_with(b"trusted.overlay.") {
+                self.stats.xattrs_skipped += 1;
+                continue;
+            }
+            match rustix::fs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty()) {
+                Ok(()) => self.stats.xattrs_set += 1,
+                Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS | Errno::INVAL) => {
+                    self.stats.xattrs_skipped += 1;
+                }
+                Err(e) => {
+                    return Err(Error::sys("setting an xattr", e).with_entry(shown));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Set directory modes and mtimes (after the layer's entries, so children do not bump them).
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        for (path, mode, mtime) in std::mem::take(&mut self.dirs) {
+            let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else {
+                continue;
+            };
+            let Ok(Some(pfd)) = self.root.open_dir(parent, false, None) else {
+                continue;
+            };
+            // Replaced by a later entry of this layer (not a directory any more): skip it.
+            let Ok(dfd) = rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty()) else {
+                continue;
+            };
+            rustix::fs::fchmod(dfd.as_fd(), Mode::from_raw_mode(mode & 0o7777))
+                .map_err(|e| Error::sys("setting a directory mode", e).with_entry(&path))?;
+            rustix::fs::futimens(dfd.as_fd(), &times(mtime))
+                .map_err(|e| Error::sys("setting a directory mtime", e).with_entry(&path))?;
+        }
+        Ok(())
+    }
+}
+
+fn device<R: Read>(entry: &tar::Entry<'_, R>, shown: &Path) -> Result<rustix::fs::Dev> {
+    let header = entry.header();
+    let major = header.device_major().ok().flatten();
+    let minor = header.device_minor().ok().flatten();
+    match (major, minor) {
+        (Some(major), Some(minor)) => Ok(rustix::fs::makedev(major, minor)),
+        _ => Err(Error::layer(
+            shown,
+            "device entry without valid major/minor numbers",
+        )),
+    }
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
+    let header = entry.header();
+    let corrupt =
+        |what: &str| Error::new(ErrorKind::Corrupt, format!("bad tar header field: {what}"));
+    let mut meta = Meta {
+        mode: header.mode().map_err(|_| corrupt("mode"))?,
+        uid: header.uid().map_err(|_| corrupt("uid"))?,
+        gid: header.gid().map_err(|_| corrupt("gid"))?,
+        mtime: i64::try_from(header.mtime().map_err(|_| corrupt("mtime"))?).unwrap_or(i64::MAX),
+        ..Meta::default()
+    };
+    let pax = entry
+        .pax_extensions()
+        .map_err(|e| Error::io("reading PAX records", e))?;
+    if let Some(pax) = pax {
+        for ext in pax {
+            let ext = ext.map_err(|e| Error::io("reading PAX records", e))?;
+            let key = ext.key_bytes();
+            let value = ext.value_bytes();
+            let text = || std::str::from_utf8(value).ok();
+            match key {
+                b"uid" => meta.uid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.uid),
+                b"gid" => meta.gid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.gid),
+                b"mtime" => {
+                    if let Some((sec, nsec)) = text().and_then(parse_pax_time) {
+                        meta.mtime = sec;
+                        meta.mtime_nsec = nsec;
+                    }
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                        meta.xattrs.push((name.to_vec(), value.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// Parse a PAX time (`123`, `123.5`, `-1.25`) into seconds and nanoseconds.
+fn parse_pax_time(text: &str) -> Option<(i64, u32)> {
+    let (sec, frac) = text.split_once('.').unwrap_or((text, ""));
+    let sec: i64 = sec.parse().ok()?;
+    let mut digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let nsec: u32 = digits.parse().ok()?;
+    if text.starts_with('-') && nsec > 0 {
+        Some((sec - 1, 1_000_000_000 - nsec))
+    } else {
+        Some((sec, nsec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pax_time;
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(parse_pax_time("123"), Some((123, 0)));
+        assert_eq!(parse_pax_time("123.5"), Some((123, 500_000_000)));
+        assert_eq!(parse_pax_time("1.000000001999"), Some((1, 1)));
+        assert_eq!(parse_pax_time("-1.25"), Some((-2, 750_000_000)));
+        assert_eq!(parse_pax_time("x"), None);
+    }
+}

@@ -1,0 +1,272 @@
+//! The crate's one public error type: opaque, with a kind that says who is at fault.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hoist_oci::Digest;
+
+/// Broadly, what went wrong and whose fault it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The layer holds an entry that is malformed or hostile (an escaping path, a bad whiteout,
+    /// a hardlink to nowhere). Bad input; the error names the entry.
+    InvalidLayer,
+    /// The layer bytes (compressed or uncompressed) did not hash to the digest they claimed.
+    /// The root filesystem must not be trusted.
+    DigestMismatch,
+    /// The stream was truncated or structurally broken (tar, gzip or zstd).
+    Corrupt,
+    /// A configured limit (total bytes, entry count) was exceeded: a possible decompression bomb.
+    LimitExceeded,
+    /// The caller asked for something invalid (bad options, a config/layer count mismatch).
+    InvalidInput,
+    /// A local filesystem operation failed.
+    Io,
+}
+
+/// The error type of `hoist-unpack`.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    entry: Option<PathBuf>,
+    digest: Option<Digest>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            entry: None,
+            digest: None,
+            source: None,
+        }
+    }
+
+    /// A hostile or malformed layer entry.
+    pub(crate) fn layer(entry: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidLayer, message).with_entry(entry)
+    }
+
+    /// A local I/O failure while doing `what`, keeping the kind of digest/corruption errors that
+    /// travelled through `io::Error`.
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        let what = what.into();
+        if source
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<Error>().is_some())
+        {
+            // Our own error smuggled through a Read impl: unwrap it.
+            if let Ok(inner) = source
+                .into_inner()
+                .expect("checked above")
+                .downcast::<Error>()
+            {
+                return *inner;
+            }
+            return Error::new(ErrorKind::Io, what);
+        }
+        if let Some(oci) = source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<hoist_oci::Error>())
+        {
+            let kind = if oci.is_digest_mismatch() || oci.is_size_mismatch() {
+                ErrorKind::DigestMismatch
+            } else if oci.is_corrupt() {
+                ErrorKind::Corrupt
+            } else {
+                ErrorKind::Io
+            };
+            let mut err = Error::new(kind, format!("{what}: {oci}"));
+            err.digest = oci.digest().cloned();
+            return err.with_source(source);
+        }
+        let kind = match source.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData => {
+                ErrorKind::Corrupt
+            }
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, what).with_source(source)
+    }
+
+    /// An error from `hoist-oci` while doing `what`, keeping its meaning.
+    pub(crate) fn oci(what: impl Into<String>, err: hoist_oci::Error) -> Self {
+        Error::io(what, err.into_io())
+    }
+
+    /// A local filesystem failure (from a raw syscall) while doing `what`.
+    pub(crate) fn sys(what: impl Into<String>, errno: rustix::io::Errno) -> Self {
+        // A name the filesystem cannot hold is the layer's fault, not the machine's.
+        let kind = if errno == rustix::io::Errno::NAMETOOLONG {
+            ErrorKind::InvalidLayer
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, what).with_source(std::io::Error::from(errno))
+    }
+
+    /// Attach the layer entry this error is about.
+    #[must_use]
+    pub(crate) fn with_entry(mut self, entry: impl AsRef<Path>) -> Self {
+        self.entry = Some(entry.as_ref().to_path_buf());
+        self
+    }
+
+    /// Attach the entry only if none is attached yet.
+    #[must_use]
+    pub(crate) fn or_entry(self, entry: impl AsRef<Path>) -> Self {
+        if self.entry.is_some() {
+            self
+        } else {
+            self.with_entry(entry)
+        }
+    }
+
+    /// Attach the digest this error is about.
+    #[must_use]
+    pub(crate) fn with_digest(mut self, digest: &Digest) -> Self {
+        self.digest = Some(digest.clone());
+        self
+    }
+
+    #[must_use]
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Wrap into an `io::Error` (to cross a `Read` impl); [`Error::io`] unwraps it again.
+    pub(crate) fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
+    /// What went wrong, broadly.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The layer entry (path as written in the tar) this error is about, if any.
+    pub fn entry(&self) -> Option<&Path> {
+        self.entry.as_deref()
+    }
+
+    /// The layer digest (or diff_id) this error is about, if any.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// Whether a layer entry was malformed or hostile.
+    pub fn is_invalid_layer(&self) -> bool {
+        self.kind == ErrorKind::InvalidLayer
+    }
+
+    /// Whether the layer failed digest (or diff_id) verification.
+    pub fn is_digest_mismatch(&self) -> bool {
+        self.kind == ErrorKind::DigestMismatch
+    }
+
+    /// Whether the stream was truncated or corrupt.
+    pub fn is_corrupt(&self) -> bool {
+        self.kind == ErrorKind::Corrupt
+    }
+
+    /// Whether a configured limit was exceeded.
+    pub fn is_limit_exceeded(&self) -> bool {
+        self.kind == ErrorKind::LimitExceeded
+    }
+
+    /// Whether the caller's request was invalid.
+    pub fn is_invalid_input(&self) -> bool {
+        self.kind == ErrorKind::InvalidInput
+    }
+
+    /// Whether a local filesystem operation failed.
+    pub fn is_io(&self) -> bool {
+        self.kind == ErrorKind::Io
+    }
+
+    /// Whether the input (the layer or the image) is at fault rather than the local machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::InvalidLayer
+                | ErrorKind::DigestMismatch
+                | ErrorKind::Corrupt
+                | ErrorKind::LimitExceeded
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(entry) = &self.entry {
+            write!(f, "layer entry {:?}: ", entry)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(digest) = &self.digest {
+            write!(f, " (layer {digest})")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(entry) = &self.entry {
+            d.field("entry", entry);
+        }
+        if let Some(digest) = &self.digest {
+            d.field("digest", &digest.to_string());
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_error_survives_io_roundtrip() {
+        let err = Error::layer("a/b", "escapes the root");
+        let back = Error::io("reading", err.into_io());
+        assert!(back.is_invalid_layer());
+        assert_eq!(back.entry(), Some(Path::new("a/b")));
+        assert!(back.to_string().contains("a/b"));
+    }
+
+    #[test]
+    fn oci_digest_mismatch_maps_to_digest_mismatch() {
+        let d = Digest::sha256_of(b"x");
+        let oci =
+            hoist_oci::Error::new(hoist_oci::ErrorKind::DigestMismatch, "bad").with_digest(&d);
+        let err = Error::io("layer", oci.into_io());
+        assert!(err.is_digest_mismatch());
+        assert_eq!(err.digest(), Some(&d));
+    }
+}

@@ -1,0 +1,564 @@
+//! Layer semantics: whiteouts and opaque dirs in both entry orders, replacement, hardlinks,
+//! long names, modes, ownership, mtimes, special files, xattrs, digests and limits.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use common::{Tar, shape};
+use hoist_oci::{Digest, ImageConfig, RootFs, RuntimeConfig};
+use hoist_unpack::{LayerInfo, LayerStats, Unpacker};
+
+fn unpacker(rootless: bool) -> Unpacker {
+    Unpacker::builder()
+        .rootless(rootless)
+        .build()
+        .expect("build")
+}
+
+fn apply(root: &Path, layers: &[Vec<u8>]) -> Vec<LayerStats> {
+    let u = unpacker(true);
+    layers
+        .iter()
+        .map(|l| {
+            u.apply_layer(root, &l[..], &LayerInfo::default())
+                .expect("apply")
+        })
+        .collect()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn read(p: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(p).expect("read")
+}
+
+fn exists(p: impl AsRef<Path>) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+#[test]
+fn whiteout_removes_lower_entries_only() {
+    let t = tmp();
+    let l1 = Tar::new()
+        .file("a/x", b"x")
+        .file("a/y", b"y")
+        .dir("d/")
+        .file("d/z", b"z")
+        .finish();
+    let l2 = Tar::new().whiteout("a/.wh.x").whiteout(".wh.d").finish();
+    let stats = apply(t.path(), &[l1, l2]);
+    assert_eq!(stats[1].whiteouts, 2);
+    assert!(!exists(t.path().join("a/x")));
+    assert_eq!(read(t.path().join("a/y")), b"y");
+    assert!(
+        !exists(t.path().join("d")),
+        "whiteout of a dir removes its tree"
+    );
+    assert!(
+        !exists(t.path().join("a/.wh.x")),
+        "whiteout files are never materialised"
+    );
+}
+
+#[test]
+fn whiteout_never_removes_own_layer_entry_in_either_order() {
+    for whiteout_first in [true, false] {
+        let t = tmp();
+        let l1 = Tar::new().file("a/x", b"old").file("a/gone", b"g").finish();
+        let mut l2 = Tar::new();
+        if whiteout_first {
+            l2.whiteout("a/.wh.x")
+                .file("a/x", b"new")
+                .hardlink("a/link", "a/x");
+        } else {
+            l2.file("a/x", b"new")
+                .hardlink("a/link", "a/x")
+                .whiteout("a/.wh.x");
+        }
+        l2.whiteout("a/.wh.gone");
+        apply(t.path(), &[l1, l2.finish()]);
+        assert_eq!(
+            read(t.path().join("a/x")),
+            b"new",
+            "whiteout_first={whiteout_first}"
+        );
+        assert_eq!(read(t.path().join("a/link")), b"new");
+        let md = std::fs::metadata(t.path().join("a/x")).expect("md");
+        assert_eq!(md.nlink(), 2, "hardlink shares the inode");
+        assert!(!exists(t.path().join("a/gone")));
+    }
+}
+
+#[test]
+fn opaque_dir_same_result_in_both_orders() {
+    let mut trees = Vec::new();
+    for opaque_first in [true, false] {
+        let t = tmp();
+        let l1 = Tar::new()
+            .dir("d/")
+            .file("d/old", b"o")
+            .file("d/sub/old2", b"o2")
+            .file("d/keep", b"lower")
+            .file("other", b"untouched")
+            .finish();
+        let mut l2 = Tar::new();
+        if opaque_first {
+            l2.whiteout("d/.wh..wh..opq")
+                .file("d/keep", b"upper")
+                .file("d/sub/new", b"n");
+        } else {
+            l2.file("d/keep", b"upper")
+                .file("d/sub/new", b"n")
+                .whiteout("d/.wh..wh..opq");
+        }
+        let stats = apply(t.path(), &[l1, l2.finish()]);
+        assert_eq!(stats[1].opaques, 1);
+        assert!(
+            !exists(t.path().join("d/old")),
+            "opaque_first={opaque_first}"
+        );
+        assert!(
+            !exists(t.path().join("d/sub/old2")),
+            "lower content of a rewritten subdir is hidden too"
+        );
+        assert_eq!(read(t.path().join("d/keep")), b"upper");
+        assert_eq!(read(t.path().join("d/sub/new")), b"n");
+        assert_eq!(read(t.path().join("other")), b"untouched");
+        trees.push(shape(t.path()));
+    }
+    assert_eq!(trees[0], trees[1]);
+}
+
+#[test]
+fn opaque_marker_creates_missing_dir_and_keeps_only_this_layer() {
+    let t = tmp();
+    let l1 = Tar::new().file("x/a", b"a").finish();
+    let l2 = Tar::new()
+        .whiteout("y/.wh..wh..opq")
+        .whiteout("x/.wh..wh..opq")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert!(t.path().join("y").is_dir());
+    assert!(t.path().join("x").is_dir());
+    assert_eq!(std::fs::read_dir(t.path().join("x")).expect("x").count(), 0);
+}
+
+#[test]
+fn entries_replace_entries_of_other_types() {
+    let t = tmp();
+    let l1 = Tar::new()
+        .file("dir_to_file/inner/deep", b"d")
+        .file("file_to_dir", b"f")
+        .dir("dir_to_link/")
+        .file("dir_to_link/x", b"x")
+        .symlink("link_to_file", "/etc/passwd")
+        .finish();
+    let l2 = Tar::new()
+        .file("dir_to_file", b"now a file")
+        .dir("file_to_dir/")
+        .file("file_to_dir/child", b"c")
+        .symlink("dir_to_link", "target")
+        .file("link_to_file", b"plain")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert_eq!(read(t.path().join("dir_to_file")), b"now a file");
+    assert_eq!(read(t.path().join("file_to_dir/child")), b"c");
+    let link = std::fs::read_link(t.path().join("dir_to_link")).expect("link");
+    assert_eq!(link, Path::new("target"));
+    let md = std::fs::symlink_metadata(t.path().join("link_to_file")).expect("md");
+    assert!(md.is_file());
+    assert_eq!(read(t.path().join("link_to_file")), b"plain");
+}
+
+#[test]
+fn hardlinks_to_lower_layers_and_long_names() {
+    let t = tmp();
+    let long_dir = format!("{}/{}", "d".repeat(90), "e".repeat(90));
+    let long_file = format!("{long_dir}/{}", "f".repeat(120));
+    let long_target = format!("/{}", "t".repeat(200));
+    let l1 = Tar::new()
+        .file("base", b"lower")
+        .file(&long_file, b"long")
+        .finish();
+    let l2 = Tar::new()
+        .hardlink("link_to_lower", "base")
+        .hardlink("link_to_long", &long_file)
+        .symlink("long_symlink", &long_target)
+        .pax(&[("path", format!("{long_dir}/pax-named").as_bytes())])
+        .file("ignored-short-name", b"pax")
+        .finish();
+    let stats = apply(t.path(), &[l1, l2]);
+    assert_eq!(stats[1].hardlinks, 2);
+    let base = std::fs::metadata(t.path().join("base")).expect("base");
+    let link = std::fs::metadata(t.path().join("link_to_lower")).expect("link");
+    assert_eq!(base.ino(), link.ino());
+    assert_eq!(read(t.path().join("link_to_long")), b"long");
+    assert_eq!(
+        std::fs::read_link(t.path().join("long_symlink")).expect("link"),
+        Path::new(&long_target)
+    );
+    assert_eq!(read(t.path().join(&long_dir).join("pax-named")), b"pax");
+    assert!(!exists(t.path().join("ignored-short-name")));
+}
+
+#[test]
+fn modes_including_setuid_setgid_sticky() {
+    let t = tmp();
+    let l = Tar::new()
+        .file_mode("bin/su", b"elf", 0o4755)
+        .file_mode("bin/wall", b"elf", 0o2755)
+        .file_mode("secret", b"k", 0o600)
+        .file_mode("ro", b"r", 0o444)
+        .dir_mode("tmp/", 0o1777)
+        .dir_mode("shared/", 0o2775)
+        .dir_mode("locked/", 0o500)
+        .file("locked/inside", b"written before the dir mode is applied")
+        .finish();
+    apply(t.path(), &[l]);
+    let mode = |p: &str| std::fs::symlink_metadata(t.path().join(p)).expect(p).mode() & 0o7777;
+    assert_eq!(mode("bin/su"), 0o4755);
+    assert_eq!(mode("bin/wall"), 0o2755);
+    assert_eq!(mode("secret"), 0o600);
+    assert_eq!(mode("ro"), 0o444);
+    assert_eq!(mode("tmp"), 0o1777);
+    assert_eq!(mode("shared"), 0o2775);
+    assert_eq!(mode("locked"), 0o500);
+    assert_eq!(
+        read(t.path().join("locked/inside")),
+        b"written before the dir mode is applied"
+    );
+}
+
+#[test]
+fn mtimes_including_directories_after_their_children() {
+    let t = tmp();
+    let mut tar = Tar::new();
+    tar.mtime = 1_000_000;
+    tar.dir("d/");
+    tar.mtime = 2_000_000;
+    tar.file("d/f", b"x").symlink("d/l", "f").dir("d/sub/");
+    tar.mtime = 3_000_000;
+    tar.file("d/sub/g", b"y");
+    tar.pax(&[("mtime", b"4000000.25")]).file("precise", b"p");
+    apply(t.path(), &[tar.finish()]);
+    let md = |p: &str| std::fs::symlink_metadata(t.path().join(p)).expect(p);
+    assert_eq!(
+        md("d").mtime(),
+        1_000_000,
+        "dir mtime survives its children"
+    );
+    assert_eq!(md("d/f").mtime(), 2_000_000);
+    assert_eq!(md("d/l").mtime(), 2_000_000, "symlink's own mtime");
+    assert_eq!(md("d/sub").mtime(), 2_000_000);
+    assert_eq!(md("precise").mtime(), 4_000_000);
+    assert_eq!(md("precise").mtime_nsec(), 250_000_000);
+}
+
+#[test]
+fn ownership_and_devices_as_root_or_rootless() {
+    if !rustix::process::geteuid().is_root() {
+        common::skip("ownership/device test needs root");
+        return;
+    }
+    let layer = || {
+        let mut t = Tar::new();
+        t.uid = 1234;
+        t.gid = 5678;
+        t.file_mode("owned", b"x", 0o4755)
+            .dir("owned-dir/")
+            .symlink("owned-link", "owned")
+            .char_dev("null", 1, 3)
+            .fifo("pipe");
+        t.finish()
+    };
+    let t = tmp();
+    let stats = unpacker(false)
+        .apply_layer(t.path(), &layer()[..], &LayerInfo::default())
+        .expect("apply");
+    for p in ["owned", "owned-dir", "owned-link", "null", "pipe"] {
+        let md = std::fs::symlink_metadata(t.path().join(p)).expect(p);
+        assert_eq!((md.uid(), md.gid()), (1234, 5678), "{p}");
+    }
+    assert_eq!(
+        std::fs::metadata(t.path().join("owned"))
+            .expect("md")
+            .mode()
+            & 0o7777,
+        0o4755,
+        "setuid kept after chown"
+    );
+    let null = std::fs::symlink_metadata(t.path().join("null")).expect("null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
+    assert!(
+        std::fs::symlink_metadata(t.path().join("pipe"))
+            .expect("pipe")
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        (stats.devices, stats.fifos, stats.devices_skipped),
+        (1, 1, 0)
+    );
+
+    let t = tmp();
+    let stats = unpacker(true)
+        .apply_layer(t.path(), &layer()[..], &LayerInfo::default())
+        .expect("apply");
+    let me = rustix::process::geteuid().as_raw();
+    assert_eq!(
+        std::fs::metadata(t.path().join("owned")).expect("md").uid(),
+        me
+    );
+    assert!(!exists(t.path().join("null")), "rootless skips devices");
+    assert_eq!(stats.devices_skipped, 1);
+    assert!(t.path().join("pipe").exists(), "fifos need no privilege");
+}
+
+#[test]
+fn xattrs_applied_or_counted() {
+    let t = tmp();
+    let l = Tar::new()
+        .pax(&[
+            ("SCHILY.xattr.user.hoist", b"v1"),
+            ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+        ])
+        .file("f", b"x")
+        .finish();
+    let stats = apply(t.path(), &[l]);
+    assert_eq!(stats[0].xattrs_set + stats[0].xattrs_skipped, 2);
+    assert!(
+        stats[0].xattrs_skipped >= 1,
+        "trusted.overlay.* is never written"
+    );
+    if stats[0].xattrs_set == 1 {
+        let mut buf = [0u8; 8];
+        let n =
+            rustix::fs::getxattr(t.path().join("f"), "user.hoist", &mut buf[..]).expect("xattr");
+        assert_eq!(&buf[..n], b"v1");
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+#[test]
+fn digests_are_verified_for_gzip_zstd_and_plain() {
+    let mut tar = Tar::new().file("a", &vec![7u8; 300_000]).finish();
+    // Padding after the end-of-archive marker is part of the diff_id.
+    tar.extend_from_slice(&[0u8; 4096]);
+    let diff_id = Digest::sha256_of(&tar);
+    let blobs = [
+        gzip(&tar),
+        zstd::encode_all(&tar[..], 3).expect("zstd"),
+        tar.clone(),
+    ];
+    for blob in &blobs {
+        let t = tmp();
+        let info = LayerInfo {
+            digest: Some(Digest::sha256_of(blob)),
+            diff_id: Some(diff_id.clone()),
+        };
+        let stats = unpacker(true)
+            .apply_layer(t.path(), &blob[..], &info)
+            .expect("verified");
+        assert_eq!(stats.diff_id.as_ref(), Some(&diff_id));
+        assert_eq!(stats.uncompressed_size, tar.len() as u64);
+        assert_eq!(stats.compressed_size, blob.len() as u64);
+        assert_eq!(stats.bytes_written, 300_000);
+
+        let wrong = LayerInfo {
+            digest: Some(Digest::sha256_of(b"other")),
+            diff_id: None,
+        };
+        let err = unpacker(true)
+            .apply_layer(t.path(), &blob[..], &wrong)
+            .expect_err("bad digest");
+        assert!(err.is_digest_mismatch(), "{err:?}");
+        assert!(err.to_string().contains("not trusted"));
+
+        let wrong = LayerInfo {
+            digest: None,
+            diff_id: Some(Digest::sha256_of(b"other")),
+        };
+        let err = unpacker(true)
+            .apply_layer(t.path(), &blob[..], &wrong)
+            .expect_err("bad diff_id");
+        assert!(err.is_digest_mismatch(), "{err:?}");
+    }
+}
+
+#[test]
+fn truncated_stream_is_corrupt_and_leaves_no_partial_file() {
+    let tar = Tar::new()
+        .file("small", b"ok")
+        .file("big", &vec![1u8; 200_000])
+        .finish();
+    let blob = gzip(&tar);
+    let t = tmp();
+    let err = unpacker(true)
+        .apply_layer(t.path(), &blob[..blob.len() / 2], &LayerInfo::default())
+        .expect_err("truncated");
+    assert!(err.is_corrupt(), "{err:?}");
+    assert!(!exists(t.path().join("big")), "partial file removed");
+}
+
+#[test]
+fn unpack_layers_checks_diff_ids_and_runtime_config_is_written() {
+    let l1 = Tar::new().file("a", b"1").finish();
+    let l2 = Tar::new().whiteout(".wh.a").file("b", b"2").finish();
+    let config = ImageConfig {
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![Digest::sha256_of(&l1), Digest::sha256_of(&l2)],
+        },
+        config: Some(RuntimeConfig {
+            entrypoint: Some(vec!["/bin/sh".into()]),
+            cmd: Some(vec!["-c".into(), "true".into()]),
+            env: Some(vec!["PATH=/bin".into()]),
+            working_dir: Some("/srv".into()),
+            user: Some("1000:1000".into()),
+            exposed_ports: Some([("80/tcp".to_string(), serde_json::json!({}))].into()),
+            ..RuntimeConfig::default()
+        }),
+        ..ImageConfig::default()
+    };
+    let t = tmp();
+    let root = t.path().join("rootfs");
+    let stats = unpacker(true)
+        .unpack_layers(
+            &root,
+            &config,
+            [(&l1[..], None), (&l2[..], Some(Digest::sha256_of(&l2)))],
+        )
+        .expect("unpack");
+    assert_eq!(stats.layers.len(), 2);
+    assert!(!exists(root.join("a")));
+    assert_eq!(read(root.join("b")), b"2");
+    let err = unpacker(true)
+        .unpack_layers(&root, &config, [(&l1[..], None)])
+        .expect_err("missing layer");
+    assert!(err.is_invalid_input());
+    let err = unpacker(true)
+        .unpack_layers(&root, &config, [(&l2[..], None), (&l1[..], None)])
+        .expect_err("layers out of order");
+    assert!(err.is_digest_mismatch());
+
+    let path = t.path().join("config.json");
+    hoist_unpack::write_runtime_config(&config, &path).expect("write");
+    let json: serde_json::Value = serde_json::from_slice(&read(&path)).expect("json");
+    assert_eq!(json["Entrypoint"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(json["Cmd"], serde_json::json!(["-c", "true"]));
+    assert_eq!(json["Env"], serde_json::json!(["PATH=/bin"]));
+    assert_eq!(json["WorkingDir"], "/srv");
+    assert_eq!(json["User"], "1000:1000");
+    assert_eq!(json["ExposedPorts"], serde_json::json!(["80/tcp"]));
+}
+
+#[test]
+fn replacing_a_parent_mid_layer_is_seen_by_later_entries() {
+    let t = tmp();
+    let l = Tar::new()
+        .file("d/x", b"x")
+        .dir("e/")
+        .symlink("d", "e")
+        .file("d/y", b"y")
+        .file("f/a", b"a")
+        .file("f", b"now a file")
+        .dir("g/")
+        .file("g/1", b"1")
+        .whiteout(".wh.g")
+        .file("g/2", b"2")
+        .finish();
+    apply(t.path(), &[l]);
+    assert_eq!(
+        read(t.path().join("e/y")),
+        b"y",
+        "written through the new symlink"
+    );
+    assert!(!exists(t.path().join("e/x")));
+    assert_eq!(read(t.path().join("f")), b"now a file");
+    assert_eq!(
+        read(t.path().join("g/1")),
+        b"1",
+        "own-layer entries survive whiteouts"
+    );
+    assert_eq!(read(t.path().join("g/2")), b"2");
+}
+
+#[test]
+fn gnu_sparse_files_from_gnu_tar() {
+    let Some(tar_bin) = hoist_testkit::find_tool("tar") else {
+        common::skip("GNU tar not installed");
+        return;
+    };
+    let t = tmp();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    // Many data islands: more sparse segments than fit in the main GNU header (4), so the
+    // archive carries sparse extension blocks.
+    let file = std::fs::File::create(src.join("sparse")).expect("create");
+    for i in 0..12u64 {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(format!("island {i}").as_bytes(), i * 1024 * 1024)
+            .expect("write");
+    }
+    file.set_len(13 * 1024 * 1024).expect("len");
+    drop(file);
+    std::fs::write(src.join("after"), b"after the sparse file").expect("write");
+    let archive = t.path().join("layer.tar");
+    let status = std::process::Command::new(tar_bin)
+        .args(["--format=gnu", "--sparse", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["sparse", "after"])
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+    let root = t.path().join("root");
+    unpacker(true)
+        .apply_layer_file(&root, &archive, &LayerInfo::default())
+        .expect("apply");
+    assert_eq!(read(root.join("sparse")), read(src.join("sparse")));
+    assert_eq!(read(root.join("after")), b"after the sparse file");
+}
+
+#[test]
+fn hardlink_to_a_file_whited_out_earlier_in_the_layer() {
+    // The whiteout removes the lower `a` before the link is met: the link has no target, which
+    // is reported naming the link, and nothing of the link is left behind.
+    let t = tmp();
+    let l1 = Tar::new().file("a", b"lower").file("b", b"old b").finish();
+    let l2 = Tar::new().whiteout(".wh.a").hardlink("b", "a").finish();
+    let u = unpacker(true);
+    u.apply_layer(t.path(), &l1[..], &LayerInfo::default())
+        .expect("l1");
+    let err = u
+        .apply_layer(t.path(), &l2[..], &LayerInfo::default())
+        .expect_err("dangling hardlink");
+    assert!(err.is_invalid_layer(), "{err:?}");
+    assert_eq!(err.entry(), Some(Path::new("b")));
+    assert_eq!(
+        read(t.path().join("b")),
+        b"old b",
+        "the old entry is not half-replaced"
+    );
+    // Re-adding the target in the same layer, before the link, makes it valid again.
+    let t = tmp();
+    let l2 = Tar::new()
+        .whiteout(".wh.a")
+        .file("a", b"upper")
+        .hardlink("b", "a")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert_eq!(read(t.path().join("b")), b"upper");
+}

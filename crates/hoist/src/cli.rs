@@ -1,0 +1,290 @@
+//! The raw command line as clap parses it: every command, every global option and its variable.
+//!
+//! Nothing here is trusted yet. [`crate::config`] validates these values into a
+//! [`crate::config::Config`] and a [`crate::config::Job`], which are what the rest of the binary
+//! works from.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+const TRANSPORTS_HELP: &str = "\
+Transports (skopeo style):
+  docker-daemon:NAME[:TAG]     an image in the local Docker daemon
+  docker-archive:PATH[:REF]    a `docker save` tarball; PATH `-` is stdin (source) or stdout (destination)
+  oci:DIR[:TAG]                an OCI image layout directory
+  docker://REF                 an image in a registry, e.g. docker://registry.example:5000/team/app:1.2
+  rootfs:DIR                   a root filesystem (destination only): the image is unpacked into DIR
+
+Exit codes: 0 success, 1 failure, 2 usage error.";
+
+/// Move multi-GB container images between Docker daemons, OCI layouts, registries and root
+/// filesystems, in chunks that pass through body-limited proxies, resuming where it stopped.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoist",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true,
+    after_help = TRANSPORTS_HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, each with an environment variable CI users can set once.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Platform to pick from a multi-platform image, as OS/ARCH[/VARIANT] (e.g. linux/arm64/v8).
+    /// Defaults to the platform hoist runs on.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_PLATFORM",
+        value_name = "OS/ARCH[/VARIANT]"
+    )]
+    pub platform: Option<String>,
+
+    /// Compression for layers hoist has to compress (layers exported from the daemon).
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_COMPRESSION",
+        value_enum,
+        default_value_t = CompressionArg::Gzip
+    )]
+    pub compression: CompressionArg,
+
+    /// Compression level: 0 to 9 for gzip, -7 to 22 for zstd (defaults: gzip 1, zstd 3: pushing
+    /// is bounded by compression speed on small machines).
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_COMPRESSION_LEVEL",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub compression_level: Option<i32>,
+
+    /// Size of one upload request: plain bytes or with a unit (64MiB, 8M, 512k, 100MB). Keep it
+    /// below the body limit of any proxy in front of the registry.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_CHUNK_SIZE",
+        value_name = "SIZE",
+        default_value = "32MiB"
+    )]
+    pub chunk_size: String,
+
+    /// How many blobs move at the same time.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_CONCURRENCY",
+        value_name = "N",
+        default_value_t = 3
+    )]
+    pub concurrency: usize,
+
+    /// How many times a failed request is retried (with backoff) before giving up.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_RETRIES",
+        value_name = "N",
+        default_value_t = 5
+    )]
+    pub retries: u32,
+
+    /// Talk plain HTTP (or HTTPS without verification) to this registry HOST[:PORT]; repeatable.
+    /// The variable takes a comma-separated list.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "HOIST_INSECURE_REGISTRY",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        action = ArgAction::Append
+    )]
+    pub insecure_registries: Vec<String>,
+
+    /// Directory with extra CA certificates (*.crt) and client certificates (*.cert, *.key), as
+    /// in docker's /etc/docker/certs.d/HOST.
+    #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// Registry credentials as USER[:PASS]. Without them, docker's config.json and credential
+    /// helpers are used, as docker does.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_CREDS",
+        value_name = "USER[:PASS]",
+        hide_env_values = true
+    )]
+    pub creds: Option<String>,
+
+    /// Read the password (with --creds USER) or USER:PASS (alone) from the first line of stdin.
+    #[arg(long, global = true, env = "HOIST_CREDS_STDIN")]
+    pub creds_stdin: bool,
+
+    /// How to show progress: `auto` is `tty` on a terminal and `plain` otherwise.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_PROGRESS",
+        value_enum,
+        default_value_t = ProgressArg::Auto
+    )]
+    pub progress: ProgressArg,
+
+    /// Print nothing but errors (and what a command is asked to print).
+    #[arg(short, long, global = true, env = "HOIST_QUIET")]
+    pub quiet: bool,
+
+    /// More log output: -v info, -vv debug, -vvv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Where spooled exports, compressed layers and upload state live.
+    /// [default: $XDG_CACHE_HOME/hoist or ~/.cache/hoist]
+    #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy an image from any store to any other (see the transports below).
+    #[command(after_help = TRANSPORTS_HELP)]
+    Copy {
+        /// Where the image comes from, e.g. docker-daemon:app:1.2 or docker://host/app:1.2.
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// Where the image goes, e.g. docker://host:5000/app:1.2, oci:./layout:1.2 or rootfs:./root.
+        #[arg(value_name = "DST")]
+        destination: String,
+    },
+
+    /// Push an image (from the Docker daemon unless IMAGE names a transport) to a registry.
+    #[command(after_help = TRANSPORTS_HELP)]
+    Push {
+        /// The image: NAME[:TAG] in the Docker daemon, or any transport (oci:DIR:TAG, ...).
+        image: String,
+        /// The registry reference to push to: HOST[:PORT]/REPO[:TAG] (docker:// is optional).
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+
+    /// Pull an image from a registry into an OCI image layout directory.
+    Pull {
+        /// The registry reference: HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// is optional).
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The OCI layout directory (created if missing); the image is tagged with REF's tag.
+        dir: PathBuf,
+    },
+
+    /// Unpack an image into a root filesystem directory.
+    #[command(after_help = TRANSPORTS_HELP)]
+    Unpack {
+        /// The image: any transport; without one, a registry reference.
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// The directory to unpack into (created if missing).
+        dir: PathBuf,
+    },
+
+    /// Export an image from the Docker daemon into an OCI image layout directory.
+    Export {
+        /// The image in the Docker daemon: NAME[:TAG] or an image ID.
+        image: String,
+        /// The OCI layout directory (created if missing).
+        dir: PathBuf,
+    },
+
+    /// Show an image's manifest, config and layers with sizes and media types.
+    #[command(after_help = TRANSPORTS_HELP)]
+    Inspect {
+        /// The image: any source transport; without one, a registry reference.
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// Print the manifest's exact bytes instead of a summary.
+        #[arg(long)]
+        raw: bool,
+    },
+
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Manage the cache directory.
+    Cache {
+        /// What to do with the cache.
+        #[command(subcommand)]
+        action: CacheCommand,
+    },
+
+    /// Simulate a push to exercise the progress display (for developers).
+    #[command(hide = true)]
+    DebugProgress {
+        /// Number of layers to simulate.
+        #[arg(long, default_value_t = 4)]
+        layers: usize,
+        /// Size of each simulated layer (same units as --chunk-size).
+        #[arg(long, default_value = "200MiB")]
+        size: String,
+        /// Simulated throughput per layer in bytes per second (same units).
+        #[arg(long, default_value = "40MiB")]
+        speed: String,
+        /// End with a simulated failure instead of success.
+        #[arg(long)]
+        fail: bool,
+    },
+}
+
+/// `hoist cache ...`
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Delete spooled exports, compressed layers and upload state.
+    Prune {
+        /// Also delete the layer-compression memory (the next push recompresses every layer).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `--compression`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// What every registry and runtime understands.
+    Gzip,
+    /// Smaller and faster; pulling needs containerd 1.5+ or docker 23+.
+    Zstd,
+    /// Uncompressed tar layers.
+    None,
+}
+
+/// `--progress`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// `tty` when stderr is a terminal, `plain` otherwise.
+    Auto,
+    /// Live per-layer lines redrawn in place.
+    Tty,
+    /// One line per state change, no control characters.
+    Plain,
+    /// One JSON object per event per line.
+    Json,
+}

@@ -1,0 +1,106 @@
+//! Running a validated [`Job`]: each command builds library objects from the [`Config`] and
+//! reports through a [`Reporter`]. Transfer logic lives in the libraries, not here.
+
+pub mod cache;
+pub mod copy;
+pub mod daemon;
+pub mod inspect;
+pub mod registry;
+pub mod simulate;
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::config::{Config, Job};
+use crate::progress::{Progress, Reporter};
+use crate::transport::Location;
+
+/// Run `job`.
+///
+/// # Errors
+/// Whatever failed, with context; [`crate::errors::outcome`] turns it into an exit code.
+pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
+    match job {
+        Job::Completions(shell) => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .context("writing completions to stdout")
+        }
+        Job::CachePrune { all } => {
+            let report = cache::prune(&config.cache_dir, all)?;
+            if config.verbosity >= 0 {
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{report}").context("writing to stdout")?;
+            }
+            Ok(())
+        }
+        Job::DebugProgress {
+            layers,
+            size,
+            speed,
+            fail,
+        } => {
+            let progress = Progress::start(config.progress);
+            let result = simulate::run(
+                simulate::Simulation {
+                    layers,
+                    size,
+                    speed,
+                    concurrency: config.concurrency,
+                    chunk: config.chunk_size,
+                    fail,
+                },
+                &progress.reporter(),
+            );
+            progress.finish();
+            result
+        }
+        Job::Inspect { source, raw } => {
+            let runtime = runtime()?;
+            let text = runtime.block_on(inspect::run(config, &source, raw))?;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&text)
+                .and_then(|()| stdout.flush())
+                .context("writing to stdout")
+        }
+        Job::Copy {
+            source,
+            destination,
+        } => {
+            let progress = Progress::start(config.progress);
+            let reporter: Reporter = progress.reporter();
+            let operation = match (&source, &destination) {
+                (_, Location::Registry { .. }) => "push",
+                (Location::Registry { .. }, Location::Rootfs { .. }) => "unpack",
+                (Location::Registry { .. }, _) => "pull",
+                (_, Location::Rootfs { .. }) => "unpack",
+                _ => "copy",
+            };
+            let result = copy::run(config, &source, &destination, operation, &reporter);
+            drop(reporter);
+            progress.finish();
+            result
+        }
+    }
+}
+
+/// The async runtime for commands that talk to registries or the daemon: two workers (the
+/// machines hoist targets are small; transfers are I/O bound).
+///
+/// # Errors
+/// When the OS refuses threads.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -1,0 +1,215 @@
+//! Turning an error into what the user sees and the exit code: one clear line, then its causes,
+//! each said once, never an HTML page, a control character or a credential.
+
+use std::io;
+
+use crate::config::UsageError;
+
+/// Exit code for success (and for a closed stdout pipe).
+pub const EXIT_OK: i32 = 0;
+/// Exit code for a failure.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code for a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+/// What the process should do with an error from `run()`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit with this code after printing these lines to stderr.
+    Fail {
+        /// The exit code.
+        code: i32,
+        /// Lines to print, already sanitized.
+        lines: Vec<String>,
+    },
+    /// A reader of our stdout went away (`hoist ... | head`): exit 0 quietly.
+    BrokenPipe,
+}
+
+/// Classify an error and render its chain.
+pub fn outcome(err: &anyhow::Error) -> Outcome {
+    if is_broken_pipe(err) {
+        return Outcome::BrokenPipe;
+    }
+    let code = if err.chain().any(|e| e.is::<UsageError>()) {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
+    };
+    let messages: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    Outcome::Fail {
+        code,
+        lines: render_chain(&messages),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Render an error chain: `error: first` then `  caused by: next` for each cause that adds
+/// something (a cause whose text the previous line already contains is dropped).
+pub fn render_chain(messages: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut previous = String::new();
+    for (i, message) in messages.iter().enumerate() {
+        let clean = sanitize(message);
+        if clean.is_empty() || (i > 0 && previous.contains(&clean)) {
+            continue;
+        }
+        if lines.is_empty() {
+            lines.push(format!("error: {clean}"));
+        } else {
+            lines.push(format!("  caused by: {clean}"));
+        }
+        previous = clean;
+    }
+    if lines.is_empty() {
+        lines.push("error: unknown failure".to_string());
+    }
+    lines
+}
+
+/// Longest message line shown; longer ones are cut (a server may send anything).
+const MAX_MESSAGE: usize = 600;
+
+/// Make one message safe to print: credentials in URLs redacted, HTML bodies replaced by a note,
+/// control characters (ANSI escapes included) removed, whitespace collapsed, length bounded.
+pub fn sanitize(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let mut text = if let Some(at) = ["<!doctype", "<html", "<head", "<body", "<center>"]
+        .iter()
+        .filter_map(|tag| lower.find(tag))
+        .min()
+    {
+        let before = message[..at].trim_end();
+        let note = "(an HTML error page from the server was omitted)";
+        if before.is_empty() {
+            note.to_string()
+        } else {
+            format!("{before} {note}")
+        }
+    } else {
+        message.to_string()
+    };
+    text = redact_url_credentials(&text);
+    let mut out = String::with_capacity(text.len());
+    let mut last_space = false;
+    for c in text.chars() {
+        let c = if c.is_whitespace() { ' ' } else { c };
+        if c.is_control() {
+            continue;
+        }
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        out.push(c);
+    }
+    let out = out.trim().to_string();
+    if out.chars().count() > MAX_MESSAGE {
+        let cut: String = out.chars().take(MAX_MESSAGE).collect();
+        format!("{cut}...")
+    } else {
+        out
+    }
+}
+
+/// Replace `user:pass@` in `scheme://user:pass@host` with `***@`.
+pub fn redact_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_exit_2_and_others_1() {
+        let err = anyhow::Error::new(UsageError("bad flag".into()));
+        assert_eq!(
+            outcome(&err),
+            Outcome::Fail {
+                code: EXIT_USAGE,
+                lines: vec!["error: bad flag".into()]
+            }
+        );
+        let err = anyhow::anyhow!("boom").context("pushing app");
+        let Outcome::Fail { code, lines } = outcome(&err) else {
+            panic!("not a broken pipe");
+        };
+        assert_eq!(code, EXIT_FAILURE);
+        assert_eq!(lines, vec!["error: pushing app", "  caused by: boom"]);
+    }
+
+    #[test]
+    fn broken_pipe_is_success() {
+        let err = anyhow::Error::new(io::Error::new(io::ErrorKind::BrokenPipe, "pipe"))
+            .context("writing archive to stdout");
+        assert_eq!(outcome(&err), Outcome::BrokenPipe);
+    }
+
+    #[test]
+    fn repeated_causes_are_said_once() {
+        let lines = render_chain(&[
+            "uploading layer: connection reset".into(),
+            "connection reset".into(),
+            "os error 104".into(),
+        ]);
+        assert_eq!(
+            lines,
+            vec![
+                "error: uploading layer: connection reset",
+                "  caused by: os error 104"
+            ]
+        );
+    }
+
+    #[test]
+    fn html_is_never_printed() {
+        let body = "registry said 413: <html>\r\n<head><title>413 Request Entity Too Large</title></head>\n<body><center><h1>413</h1></center><hr><center>nginx</center></body></html>";
+        let clean = sanitize(body);
+        assert!(!clean.contains('<'), "{clean}");
+        assert!(clean.starts_with("registry said 413:"), "{clean}");
+        assert!(clean.contains("HTML"), "{clean}");
+        assert!(sanitize("<!DOCTYPE html><p>x</p>").starts_with("(an HTML"));
+    }
+
+    #[test]
+    fn credentials_and_escapes_removed() {
+        let clean = sanitize("GET https://bob:hunter2@reg.example:5000/v2/ failed\x1b[2K\x07");
+        assert_eq!(clean, "GET https://***@reg.example:5000/v2/ failed[2K");
+        assert!(!clean.contains("hunter2"));
+        assert_eq!(
+            redact_url_credentials("a http://h/x and https://t@h2/y"),
+            "a http://h/x and https://***@h2/y"
+        );
+        assert_eq!(sanitize(&"x".repeat(1000)).len(), MAX_MESSAGE + 3);
+    }
+}

@@ -1,0 +1,209 @@
+//! Progress display: a CLI-side [`Event`] stream drawn live on a terminal ([`tty`]), as plain lines
+//! or as JSON lines ([`plain`]), always on stderr (stdout may be carrying an archive).
+//!
+//! Commands get a cheap-to-clone [`Reporter`] and send events; one renderer thread owns the
+//! [`board::Board`] and the terminal, so redraws are rate-limited (~10 Hz) no matter how often
+//! events arrive.
+
+pub mod board;
+pub mod event;
+pub mod plain;
+pub mod tty;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use event::{Event, LayerState};
+
+use crate::config::ProgressMode;
+use crate::errors::sanitize;
+use board::Board;
+
+/// How often the live display redraws at most.
+const FRAME: Duration = Duration::from_millis(100);
+
+/// Sends events to the renderer; does nothing when progress is off.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    tx: Option<mpsc::Sender<Event>>,
+}
+
+impl Reporter {
+    /// A reporter that drops everything.
+    pub fn silent() -> Self {
+        Reporter { tx: None }
+    }
+
+    /// Report an event.
+    pub fn send(&self, event: Event) {
+        if let Some(tx) = &self.tx {
+            // The renderer only stops after every sender is gone; a failed send means it died,
+            // and progress is not worth failing a transfer over.
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Shorthand for a state change.
+    pub fn state(&self, id: &str, state: LayerState) {
+        self.send(Event::State {
+            id: id.to_string(),
+            state,
+        });
+    }
+}
+
+/// The running renderer.
+pub struct Progress {
+    tx: Option<mpsc::Sender<Event>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Start rendering in `mode` to stderr.
+    pub fn start(mode: ProgressMode) -> Progress {
+        if mode == ProgressMode::Quiet {
+            return Progress {
+                tx: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("hoist-progress".into())
+            .spawn(move || render_loop(mode, &rx))
+            .ok();
+        Progress {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    /// A handle for sending events.
+    pub fn reporter(&self) -> Reporter {
+        Reporter {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Stop after drawing everything sent so far (the last frame stays on screen).
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The width of the terminal on stderr, read fresh each time.
+fn terminal_width() -> usize {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stderr())
+        && w > 0
+    {
+        return usize::from(w);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c: &usize| c > 0)
+        .unwrap_or(80)
+}
+
+fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
+    let mut err = std::io::stderr();
+    // A live display on something that is not a terminal would fill a log with escapes.
+    let mode = if mode == ProgressMode::Tty
+        && !err.is_terminal()
+        && std::env::var_os("HOIST_FORCE_TTY").is_none()
+    {
+        ProgressMode::Plain
+    } else {
+        mode
+    };
+    let mut board = Board::new(Instant::now());
+    let mut painter = tty::Painter::new();
+    let mut last_draw: Option<Instant> = None;
+    let mut dirty = false;
+    let mut last_json: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let received = rx.recv_timeout(FRAME);
+        let now = Instant::now();
+        match received {
+            Ok(event) => {
+                let changed = board.apply(&event, now);
+                match mode {
+                    ProgressMode::Plain => {
+                        // One line per change: a repeated state (a resume) is not news.
+                        let repeat = matches!(event, Event::State { .. }) && !changed;
+                        if repeat {
+                            continue;
+                        }
+                        if let Some(line) = plain::plain_line(&event, &board, now) {
+                            let _ = writeln!(err, "{line}");
+                        }
+                    }
+                    ProgressMode::Json => {
+                        if let Event::Progress { id, done, total } = &event {
+                            if !plain::progress_due(last_json.get(id).copied(), now, *done, *total)
+                            {
+                                continue;
+                            }
+                            last_json.insert(id.clone(), now);
+                        }
+                        let _ = writeln!(err, "{}", plain::json_line(&event, &board, now));
+                    }
+                    ProgressMode::Tty => {
+                        if let Event::Message { text } = &event {
+                            let width = terminal_width();
+                            let mut out = painter.erase(width);
+                            // Printed once above the block (and allowed to wrap): never redrawn.
+                            out.push_str(&sanitize(text));
+                            out.push('\n');
+                            let _ = err.write_all(out.as_bytes());
+                        }
+                        dirty = true;
+                    }
+                    ProgressMode::Quiet => {}
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if mode == ProgressMode::Tty {
+            let ticking = board.finished.is_none() && !board.layers.is_empty();
+            let drawable = !board.layers.is_empty() || board.finished.is_some();
+            if drawable
+                && (dirty || ticking)
+                && last_draw.is_none_or(|t| now.duration_since(t) >= FRAME)
+            {
+                draw(&mut err, &mut painter, &board, now);
+                last_draw = Some(now);
+                dirty = false;
+            }
+        }
+    }
+    if mode == ProgressMode::Tty && (dirty || last_draw.is_some()) {
+        draw(&mut err, &mut painter, &board, Instant::now());
+    }
+    let _ = err.flush();
+}
+
+fn draw(err: &mut std::io::Stderr, painter: &mut tty::Painter, board: &Board, now: Instant) {
+    let width = terminal_width();
+    let lines = tty::frame(board, width, now);
+    let out = painter.paint(&lines, width);
+    let _ = err.write_all(out.as_bytes());
+    let _ = err.flush();
+}

@@ -1,0 +1,528 @@
+//! Image locations as users type them (`docker-daemon:`, `docker-archive:`, `oci:`, `docker://`,
+//! `rootfs:`), parsed by pure functions into [`Location`]s.
+//!
+//! The split rules follow skopeo's, which users already know: for `docker-archive:` and `oci:`
+//! the path ends at the first `:`; a `docker-daemon:` name keeps its registry port
+//! (`docker-daemon:localhost:5000/app:1.2`). References are only checked for shape here; the
+//! libraries parse them fully when they are used.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hoist_oci::Reference;
+
+/// Where an image is read from or written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An image in the local Docker daemon: a name with an optional tag, or an image ID.
+    DockerDaemon {
+        /// `NAME[:TAG]`, `NAME@DIGEST` or an image ID, as given.
+        name: String,
+    },
+    /// A `docker save` tarball, or stdin/stdout.
+    DockerArchive {
+        /// The file, or stdin/stdout.
+        path: ArchivePath,
+        /// The image reference inside the archive (which of several images; the tag to write).
+        reference: Option<String>,
+    },
+    /// An OCI image layout directory.
+    Oci {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to read or write.
+        tag: Option<String>,
+    },
+    /// An image in a registry.
+    Registry {
+        /// The reference, normalized (`alpine` is `docker.io/library/alpine`).
+        reference: Reference,
+    },
+    /// A root filesystem directory (destination only).
+    Rootfs {
+        /// The directory to unpack into.
+        dir: PathBuf,
+    },
+}
+
+/// The file of a `docker-archive:` location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchivePath {
+    /// `-`: stdin as a source, stdout as a destination.
+    Stdio,
+    /// A file.
+    File(PathBuf),
+}
+
+/// Why a location could not be parsed. Always a usage error (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    input: String,
+    reason: String,
+}
+
+impl TransportError {
+    fn new(input: &str, reason: impl Into<String>) -> Self {
+        TransportError {
+            input: input.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid image location `{}`: {}",
+            self.input, self.reason
+        )
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// What the transport prefix of a location is; used to name them in messages.
+pub const TRANSPORT_NAMES: &str = "docker-daemon:, docker-archive:, oci:, docker://, rootfs:";
+
+impl Location {
+    /// Parse a location with an explicit transport prefix.
+    ///
+    /// # Errors
+    /// A [`TransportError`] for an unknown or missing transport or a malformed remainder.
+    pub fn parse(input: &str) -> Result<Location, TransportError> {
+        if let Some(rest) = input.strip_prefix("docker://") {
+            return parse_registry(input, rest);
+        }
+        let Some((transport, rest)) = input.split_once(':') else {
+            return Err(TransportError::new(
+                input,
+                format!(
+                    "no transport; prefix it with one of {TRANSPORT_NAMES} \
+                     (e.g. docker://{input} or docker-daemon:{input})"
+                ),
+            ));
+        };
+        match transport {
+            "docker-daemon" => parse_daemon(input, rest),
+            "docker-archive" => parse_archive(input, rest),
+            "oci" => parse_oci(input, rest),
+            "rootfs" => parse_rootfs(input, rest),
+            "docker" => Err(TransportError::new(
+                input,
+                format!("the registry transport is written docker://, e.g. docker://{rest}"),
+            )),
+            "containers-storage" | "dir" | "oci-archive" | "ostree" | "sif" | "tarball" => {
+                Err(TransportError::new(
+                    input,
+                    format!(
+                        "hoist does not support skopeo's `{transport}:` transport; use one of \
+                         {TRANSPORT_NAMES}"
+                    ),
+                ))
+            }
+            _ if looks_like_reference(input) => Err(TransportError::new(
+                input,
+                format!(
+                    "no transport (`{transport}:` is not one of {TRANSPORT_NAMES}); for an image \
+                     name write docker://{input} or docker-daemon:{input}"
+                ),
+            )),
+            other => Err(TransportError::new(
+                input,
+                format!("unknown transport `{other}:`; use one of {TRANSPORT_NAMES}"),
+            )),
+        }
+    }
+
+    /// Parse a location, taking one without a transport prefix as `default`'s transport.
+    ///
+    /// # Errors
+    /// As [`Location::parse`].
+    pub fn parse_or(input: &str, default: DefaultTransport) -> Result<Location, TransportError> {
+        if has_transport(input) {
+            return Location::parse(input);
+        }
+        match default {
+            DefaultTransport::Daemon => parse_daemon(input, input),
+            DefaultTransport::Registry => parse_registry(input, input),
+        }
+    }
+
+    /// Whether this location reads stdin or writes stdout.
+    pub fn is_stdio(&self) -> bool {
+        matches!(
+            self,
+            Location::DockerArchive {
+                path: ArchivePath::Stdio,
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::DockerDaemon { name } => write!(f, "docker-daemon:{name}"),
+            Location::DockerArchive { path, reference } => {
+                match path {
+                    ArchivePath::Stdio => f.write_str("docker-archive:-")?,
+                    ArchivePath::File(p) => write!(f, "docker-archive:{}", p.display())?,
+                }
+                if let Some(r) = reference {
+                    write!(f, ":{r}")?;
+                }
+                Ok(())
+            }
+            Location::Oci { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                if let Some(t) = tag {
+                    write!(f, ":{t}")?;
+                }
+                Ok(())
+            }
+            Location::Registry { reference } => write!(f, "docker://{reference}"),
+            Location::Rootfs { dir } => write!(f, "rootfs:{}", dir.display()),
+        }
+    }
+}
+
+/// Which transport a bare name (no prefix) means for a short-form command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultTransport {
+    /// `push IMAGE`, `export IMAGE`: the Docker daemon.
+    Daemon,
+    /// `push .. REF`, `pull REF`, `unpack SRC`, `inspect SRC`: a registry.
+    Registry,
+}
+
+/// Whether `input` starts with a transport prefix hoist knows.
+pub fn has_transport(input: &str) -> bool {
+    input.starts_with("docker://")
+        || ["docker-daemon:", "docker-archive:", "oci:", "rootfs:"]
+            .iter()
+            .any(|p| input.starts_with(p))
+}
+
+/// Check that a source/destination pair makes sense.
+///
+/// # Errors
+/// A human-readable reason when it does not (a usage error).
+pub fn check_pair(source: &Location, destination: &Location) -> Result<(), String> {
+    if let Location::Rootfs { .. } = source {
+        return Err(format!(
+            "`{source}` cannot be a source: rootfs: is a destination only (hoist does not build \
+             images from directories)"
+        ));
+    }
+    if source == destination {
+        return Err(format!("source and destination are the same: `{source}`"));
+    }
+    if let (Location::Oci { dir: a, tag: ta }, Location::Oci { dir: b, tag: tb }) =
+        (source, destination)
+        && same_path(a, b)
+        && ta == tb
+    {
+        return Err(format!("source and destination are the same: `{source}`"));
+    }
+    Ok(())
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn looks_like_reference(input: &str) -> bool {
+    // `nginx:1.25`, `localhost:5000/app` — a name with a tag or a port, not a transport.
+    let first = input.split(['/', ':']).next().unwrap_or_default();
+    !first.is_empty()
+        && first
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+fn parse_registry(input: &str, rest: &str) -> Result<Location, TransportError> {
+    check_reference(input, rest)?;
+    let reference =
+        Reference::parse(rest).map_err(|e| TransportError::new(input, e.to_string()))?;
+    Ok(Location::Registry { reference })
+}
+
+fn parse_daemon(input: &str, rest: &str) -> Result<Location, TransportError> {
+    check_reference(input, rest)?;
+    Ok(Location::DockerDaemon {
+        name: rest.to_string(),
+    })
+}
+
+fn parse_archive(input: &str, rest: &str) -> Result<Location, TransportError> {
+    let (path, reference) = match rest.split_once(':') {
+        Some((p, r)) => (p, Some(r)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err(TransportError::new(
+            input,
+            "missing archive path (use `-` for stdin/stdout)",
+        ));
+    }
+    if let Some(r) = reference {
+        check_reference(input, r)?;
+    }
+    let path = if path == "-" {
+        ArchivePath::Stdio
+    } else {
+        ArchivePath::File(PathBuf::from(path))
+    };
+    Ok(Location::DockerArchive {
+        path,
+        reference: reference.map(str::to_string),
+    })
+}
+
+fn parse_oci(input: &str, rest: &str) -> Result<Location, TransportError> {
+    let (dir, tag) = match rest.split_once(':') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    if dir.is_empty() {
+        return Err(TransportError::new(input, "missing layout directory"));
+    }
+    if let Some(t) = tag
+        && !valid_tag(t)
+    {
+        return Err(TransportError::new(
+            input,
+            format!(
+                "`{t}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128, not \
+                 starting with `.` or `-`)"
+            ),
+        ));
+    }
+    Ok(Location::Oci {
+        dir: PathBuf::from(dir),
+        tag: tag.map(str::to_string),
+    })
+}
+
+fn parse_rootfs(input: &str, rest: &str) -> Result<Location, TransportError> {
+    if rest.is_empty() {
+        return Err(TransportError::new(input, "missing directory"));
+    }
+    Ok(Location::Rootfs {
+        dir: PathBuf::from(rest),
+    })
+}
+
+/// A tag as the distribution spec allows: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
+        _ => return false,
+    }
+    tag.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// A shape check for references: not empty, no whitespace or control characters, no scheme.
+fn check_reference(input: &str, reference: &str) -> Result<(), TransportError> {
+    if reference.is_empty() {
+        return Err(TransportError::new(input, "missing image reference"));
+    }
+    if reference.contains("://") {
+        return Err(TransportError::new(
+            input,
+            "a reference has no scheme; write HOST[:PORT]/REPO[:TAG]",
+        ));
+    }
+    if reference
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(TransportError::new(
+            input,
+            "a reference cannot contain whitespace",
+        ));
+    }
+    if reference.starts_with(['/', ':', '@']) || reference.ends_with(['/', ':', '@']) {
+        return Err(TransportError::new(
+            input,
+            format!("`{reference}` is not an image reference"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Location {
+        Location::parse(s).expect("valid location")
+    }
+
+    fn registry(s: &str) -> Location {
+        Location::Registry {
+            reference: Reference::parse(s).expect("valid reference"),
+        }
+    }
+
+    #[test]
+    fn registry_refs() {
+        assert_eq!(
+            parse("docker://localhost:5000/team/app:1.2"),
+            registry("localhost:5000/team/app:1.2")
+        );
+        let err = Location::parse("docker://localhost:5000/Team/app").expect_err("uppercase");
+        assert!(err.to_string().contains("invalid image reference"), "{err}");
+        assert!(Location::parse("docker://").is_err());
+        assert!(Location::parse("docker://https://x/y").is_err());
+        let err = Location::parse("docker:host/app").expect_err("single colon");
+        assert!(err.to_string().contains("docker://host/app"), "{err}");
+    }
+
+    #[test]
+    fn daemon_keeps_port_and_tag() {
+        assert_eq!(
+            parse("docker-daemon:localhost:5000/app:1.2"),
+            Location::DockerDaemon {
+                name: "localhost:5000/app:1.2".into()
+            }
+        );
+        assert_eq!(
+            parse("docker-daemon:sha256:abcd"),
+            Location::DockerDaemon {
+                name: "sha256:abcd".into()
+            }
+        );
+        assert!(Location::parse("docker-daemon:").is_err());
+        assert!(Location::parse("docker-daemon:app name").is_err());
+    }
+
+    #[test]
+    fn archive_paths() {
+        assert_eq!(
+            parse("docker-archive:-"),
+            Location::DockerArchive {
+                path: ArchivePath::Stdio,
+                reference: None
+            }
+        );
+        assert_eq!(
+            parse("docker-archive:/tmp/x.tar:app:1.2"),
+            Location::DockerArchive {
+                path: ArchivePath::File("/tmp/x.tar".into()),
+                reference: Some("app:1.2".into())
+            }
+        );
+        assert!(parse("docker-archive:-:app").is_stdio());
+        assert!(Location::parse("docker-archive:").is_err());
+        assert!(Location::parse("docker-archive::app").is_err());
+    }
+
+    #[test]
+    fn oci_dir_and_tag() {
+        assert_eq!(
+            parse("oci:./layout:v1.0"),
+            Location::Oci {
+                dir: "./layout".into(),
+                tag: Some("v1.0".into())
+            }
+        );
+        assert_eq!(
+            parse("oci:/srv/l"),
+            Location::Oci {
+                dir: "/srv/l".into(),
+                tag: None
+            }
+        );
+        let err = Location::parse("oci:dir:bad/tag").expect_err("slash in tag");
+        assert!(err.to_string().contains("not a valid tag"), "{err}");
+        assert!(Location::parse("oci::tag").is_err());
+    }
+
+    #[test]
+    fn rootfs_and_unknown() {
+        assert_eq!(
+            parse("rootfs:/tmp/r"),
+            Location::Rootfs {
+                dir: "/tmp/r".into()
+            }
+        );
+        assert!(Location::parse("rootfs:").is_err());
+        let err = Location::parse("containers-storage:x").expect_err("unsupported");
+        assert!(err.to_string().contains("does not support"), "{err}");
+        let err = Location::parse("Weird:x").expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown transport `Weird:`"),
+            "{err}"
+        );
+        let err = Location::parse("nginx:1.25").expect_err("bare ref");
+        assert!(err.to_string().contains("no transport"), "{err}");
+        assert!(err.to_string().contains("docker://nginx:1.25"), "{err}");
+        assert!(Location::parse("nginx").is_err());
+    }
+
+    #[test]
+    fn defaults_for_short_forms() {
+        assert_eq!(
+            Location::parse_or("app:1", DefaultTransport::Daemon).expect("daemon"),
+            Location::DockerDaemon {
+                name: "app:1".into()
+            }
+        );
+        assert_eq!(
+            Location::parse_or("localhost:5000/app:1", DefaultTransport::Registry)
+                .expect("registry"),
+            registry("localhost:5000/app:1")
+        );
+        assert_eq!(
+            Location::parse_or("oci:l:t", DefaultTransport::Registry).expect("explicit"),
+            Location::Oci {
+                dir: "l".into(),
+                tag: Some("t".into())
+            }
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "docker-daemon:app:1",
+            "docker-archive:-",
+            "docker-archive:x.tar:app:1",
+            "oci:dir:tag",
+            "oci:dir",
+            "docker://h:5000/a:b",
+            "docker://docker.io/library/alpine:3",
+            "rootfs:/r",
+        ] {
+            assert_eq!(parse(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn pairs() {
+        let rootfs = parse("rootfs:/r");
+        let oci = parse("oci:/l:t");
+        assert!(check_pair(&rootfs, &oci).is_err());
+        assert!(check_pair(&oci, &rootfs).is_ok());
+        assert!(check_pair(&oci, &oci).is_err());
+        assert!(check_pair(&parse("oci:/l:a"), &parse("oci:/l:b")).is_ok());
+        // stdin to stdout re-tags an archive: allowed.
+        assert!(check_pair(&parse("docker-archive:-"), &parse("docker-archive:-:x:1")).is_ok());
+    }
+
+    #[test]
+    fn tags() {
+        assert!(valid_tag("latest"));
+        assert!(valid_tag("_x.1-2"));
+        assert!(!valid_tag(".x"));
+        assert!(!valid_tag(""));
+        assert!(!valid_tag(&"a".repeat(129)));
+    }
+}
