@@ -208,9 +208,17 @@ async fn deliver(
 ) -> anyhow::Result<()> {
     match destination {
         Location::Oci { dir, tag } => {
+            // The daemon exports uncompressed layers: a layout gets them compressed (once,
+            // remembered like for a push) unless --compression none.
+            let image = match source {
+                Location::DockerDaemon { .. } => {
+                    daemon::compressed(config, &staged.layout, &staged.image, reporter).await?
+                }
+                _ => staged.image.clone(),
+            };
             copy_between_layouts(
                 staged.layout.clone(),
-                staged.image.clone(),
+                image.clone(),
                 dir.clone(),
                 reporter.clone(),
             )
@@ -222,7 +230,7 @@ async fn deliver(
             tag_layout(
                 dir,
                 tag.as_deref().or(source_tag.as_deref()),
-                &staged.image.descriptor,
+                &image.descriptor,
             )
             .await
         }
