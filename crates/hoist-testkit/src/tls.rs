@@ -36,7 +36,10 @@ impl TlsFiles {
             .prefix("hoist-tls-")
             .tempdir()
             .context("creating TLS temp dir")?;
-        let (ca_params, ca_key) = ca_params("hoist testkit CA")?;
+        // A unique name, so a client holding another kit CA reports an unknown issuer rather
+        // than a bad signature from a same-named CA.
+        let (ca_params, ca_key) =
+            ca_params(&format!("hoist testkit CA {:08x}", fastrand::u32(..)))?;
         let ca_cert = ca_params
             .self_signed(&ca_key)
             .context("self-signing the CA")?;

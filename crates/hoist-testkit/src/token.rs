@@ -87,7 +87,8 @@ impl TokenServerBuilder {
             .prefix("hoist-token-")
             .tempdir()
             .context("creating token server temp dir")?;
-        let (ca_p, ca_key) = ca_params("hoist testkit token CA")?;
+        let (ca_p, ca_key) =
+            ca_params(&format!("hoist testkit token CA {:08x}", fastrand::u32(..)))?;
         let ca_cert = ca_p.self_signed(&ca_key).context("self-signing token CA")?;
         let issuer = Issuer::new(ca_p, ca_key);
         let mut params = CertificateParams::new(Vec::<String>::new()).context("signer params")?;
