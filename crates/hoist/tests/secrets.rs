@@ -170,7 +170,12 @@ fn token_auth_push_pull_and_failures_print_no_secret() {
         text.to_ascii_lowercase().contains("auth") || text.contains("401"),
         "the failure says it is about authentication: {text}"
     );
-    assert!(tokens.refused() >= 1);
+    // One refused token request per blob the push touched at most: no retry storm.
+    assert!(
+        (1..=3).contains(&tokens.refused()),
+        "refused token requests: {}",
+        tokens.refused()
+    );
     assert!(
         tokens.issued() >= 2,
         "tokens were issued: {:?}",
