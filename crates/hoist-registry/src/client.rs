@@ -583,7 +583,6 @@ impl Client {
     }
 }
 
-/// A transport error without hyper's internals: the innermost cause reads best.
 /// The rustls certificate error in `e`'s source chain, if the handshake failed on the server's
 /// certificate (it may be wrapped in an `io::Error`, whose `source` skips the wrapped error).
 fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
@@ -607,6 +606,7 @@ fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> 
     None
 }
 
+/// A transport error without hyper's internals: the innermost cause reads best.
 fn describe_transport(e: &hyper_util::client::legacy::Error) -> String {
     let mut msg = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
