@@ -228,3 +228,38 @@ async fn wrong_password_is_one_clear_auth_error_not_a_retry_storm() {
     let n = proxy.records().len();
     assert!(n <= 2, "registry requests: {:#?}", proxy.records());
 }
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_realm_of_a_tls_registry() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tokens = TokenServer::builder()
+        .user("alice", ALICE_PW)
+        .grant("alice", "team/*", &["pull", "push"])
+        .start()
+        .expect("token server");
+    let tls = hoist_testkit::TlsFiles::generate().expect("certificates");
+    let reg = Registry::builder()
+        .tls(&tls)
+        .token_auth(&tokens.auth())
+        .start()
+        .expect("TLS registry with token auth");
+    let repo = Repo::new(reg.host(), "team/app").expect("repo");
+    let c = Client::builder()
+        .no_docker_config()
+        .plain_http_loopback(false)
+        .ca_file(tls.ca_file())
+        .credentials(Credentials::new("alice", ALICE_PW))
+        .retry(RetryPolicy::immediate(3))
+        .build()
+        .expect("client");
+    let digest = hoist_oci::Digest::sha256_of(b"x");
+    let e = c
+        .blob_exists(&repo, &digest)
+        .await
+        .expect_err("plain-HTTP realm");
+    assert!(e.to_string().contains("plain HTTP"), "{e}");
+    assert!(e.url().is_some_and(|u| u.starts_with("http://")), "{e}");
+    assert_eq!(tokens.requests(), 0, "nothing was sent to the realm");
+}
