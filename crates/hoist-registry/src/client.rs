@@ -435,9 +435,14 @@ impl Client {
             }
         };
         res.map_err(|e| {
-            Error::transport(describe_transport(&e))
-                .with_url(display_url(url))
-                .with_source(e)
+            let err = match certificate_problem(&e) {
+                Some(problem) => Error::untrusted_certificate(format!(
+                    "the registry's TLS certificate is not trusted ({problem}); \
+                     trust its CA with a CA file or certificate directory"
+                )),
+                None => Error::transport(describe_transport(&e)),
+            };
+            err.with_url(display_url(url)).with_source(e)
         })
     }
 
@@ -522,7 +527,7 @@ impl Client {
             let last = attempt >= policy.max_attempts;
             let resp = match self.execute(req, registry, scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && !last => {
+                Err(e) if e.is_retryable_transport() && !last => {
                     tracing::info!(error = %e, "retrying after a transport error");
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
@@ -576,6 +581,29 @@ impl Client {
             .with_code(parsed.code)
             .with_url(display_url(url))
     }
+}
+
+/// The rustls certificate error in `e`'s source chain, if the handshake failed on the server's
+/// certificate (it may be wrapped in an `io::Error`, whose `source` skips the wrapped error).
+fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t @ rustls::Error::InvalidCertificate(_)) = tls {
+            return Some(t.to_string());
+        }
+        // Some layers re-wrap the rustls error as text; its message is stable.
+        let text = s.to_string();
+        if text.starts_with("invalid peer certificate") {
+            return Some(text);
+        }
+        src = s.source();
+    }
+    None
 }
 
 /// A transport error without hyper's internals: the innermost cause reads best.

@@ -47,7 +47,7 @@ impl Client {
             attempt += 1;
             let resp = match self.execute(&req, &repo.registry, &scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && attempt < policy.max_attempts => {
+                Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }

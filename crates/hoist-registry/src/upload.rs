@@ -532,7 +532,7 @@ impl Client {
         };
         let resp = match result {
             Ok(r) => r,
-            Err(e) if e.is_transport() => {
+            Err(e) if e.is_retryable_transport() => {
                 return PatchResult::Step(classify_transport(Phase::Patch), Some(e));
             }
             Err(e) => return PatchResult::Step(Step::Fail, Some(e)),
@@ -598,7 +598,7 @@ impl Client {
             attempt += 1;
             let resp = match self.execute(&req, &repo.registry, scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && attempt < policy.max_attempts => {
+                Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     // The PUT may have landed: if the blob exists, the push is done.
                     if self.blob_exists(repo, &src.digest).await.unwrap_or(false) {
                         return Ok(());
