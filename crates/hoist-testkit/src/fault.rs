@@ -274,7 +274,14 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = std::thread::Builder::new()
             .name("fault-proxy-conn".into())
             .spawn(move || {
+                // `clients` holds a clone of this socket, so dropping `client` alone would leave
+                // the connection open after an I/O error (e.g. a dead upstream after a registry
+                // restart) and the client would wait for a response that never comes.
+                let closer = client.try_clone();
                 let _ = serve_connection(client, &sh);
+                if let Ok(c) = closer {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
             });
     }
 }
