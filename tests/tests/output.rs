@@ -1,0 +1,106 @@
+//! What a real transfer prints: `--progress plain` without control characters, `--progress json`
+//! one valid object per line with the expected events, and the exit codes 0, 1 and 2.
+
+use hoist_oci::Compression;
+use hoist_testkit::synth::{ImageSpec, write_oci_layout};
+use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Registry, require_tool};
+use hoist_tests::{Hoist, events, has_control_chars};
+
+#[test]
+fn plain_and_json_progress_of_a_real_push_and_exit_codes() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let src = tmp.path().join("src");
+    let spec = ImageSpec::uniform(2, 600_000, Compression::Gzip, 31);
+    let image = write_oci_layout(&src, "v1", &spec).expect("synthetic layout");
+    let registry = Registry::start().expect("registry");
+    // One 503 on an upload so the output has a retry in it.
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            2,
+            FaultAction::status(503, "busy"),
+        )],
+    )
+    .expect("fault proxy");
+    let source = format!("oci:{}:v1", src.display());
+
+    // Plain: one line per state change, nothing but printable text, a retry explained.
+    let out = Hoist::new(&cache)
+        .args(["--progress", "plain", "--chunk-size", "256KiB", "copy"])
+        .arg(&source)
+        .arg(format!("docker://{}/out/plain:v1", proxy.host()))
+        .run()
+        .success();
+    assert!(out.stdout.is_empty(), "progress goes to stderr");
+    assert!(
+        !has_control_chars(&out.stderr),
+        "control characters in plain output: {:?}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("retrying in "), "{}", out.stderr);
+    for layer in &image.layers {
+        let hex = &layer.digest.hex()[..12];
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains(hex) && l.contains("done")),
+            "no done line for {hex}:\n{}",
+            out.stderr
+        );
+    }
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("finished in "), "{last}");
+
+    // JSON: every stderr line is one object; start first, finish (ok) last, both layers done.
+    let out = Hoist::new(&cache)
+        .args(["--progress", "json", "--chunk-size", "256KiB", "copy"])
+        .arg(&source)
+        .arg(format!("docker://{}/out/json:v1", registry.host()))
+        .run()
+        .success();
+    for line in out.stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{}", out.stderr));
+        assert!(v.is_object() && v["event"].is_string(), "{line}");
+    }
+    let evs = events(&out.stderr);
+    assert_eq!(evs.first().map(|e| &e["event"]), Some(&"start".into()));
+    let finish = evs.last().expect("events");
+    assert_eq!(
+        (&finish["event"], &finish["ok"]),
+        (&"finish".into(), &true.into())
+    );
+    for layer in &image.layers {
+        let id = layer.digest.to_string();
+        assert!(
+            evs.iter()
+                .any(|e| e["id"] == id.as_str() && e["state"] == "done"),
+            "{id} never done: {evs:?}"
+        );
+    }
+    assert!(evs.iter().any(|e| e["event"] == "progress"), "{evs:?}");
+
+    // Exit 1: a failure, one error line, no HTML. Exit 2: a usage error.
+    let out = Hoist::new(&cache)
+        .args(["--progress", "plain", "copy"])
+        .arg(format!("docker://{}/no/such:tag", registry.host()))
+        .arg(format!("oci:{}:x", tmp.path().join("none").display()))
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("error: "), "{}", out.stderr);
+    assert!(!has_control_chars(&out.stderr) && !out.stderr.contains('<'));
+    let out = Hoist::new(&cache)
+        .args(["copy", "nonsense:thing", &source])
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = Hoist::new(&cache)
+        .args(["--progress", "sideways", "copy", &source, "oci:/tmp/x"])
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
