@@ -2,10 +2,14 @@
 //!
 //! - `ci`: the one test command (installs system packages the tests need, then fmt, clippy, tidy,
 //!   cargo-deny and every test).
+//! - `demo`: the README's main job end to end (registry behind a 64 MiB proxy, skopeo vs hoist).
+//! - `bench`: hoist against skopeo, docker, umoci and the shell, as whole processes.
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` briefly (nightly toolchain).
 //! - `tidy`: structural checks (dependency direction, `//!` docs on every source file).
 
+mod bench;
 mod ci;
+mod demo;
 mod fuzz;
 mod sys;
 mod tidy;
@@ -22,6 +26,8 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "tidy" => tidy::run(rest),
         "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
+        "demo" => demo::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -45,4 +51,6 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   ci      install the system packages tests need, then fmt, clippy, tidy, deny and all tests
   tidy    check dependency direction and that every source file has a //! doc
+  demo    push/pull/unpack a ~1 GiB image through a 64 MiB-limit proxy, next to skopeo
+  bench   [--scenario NAME] [--runs N] [--size SIZE]: hoist against the peers, side by side
   fuzz    [TARGET] [--time S]: run the cargo-fuzz targets (nightly) for S seconds each";

@@ -1,9 +1,8 @@
 //! `Client` and `ClientBuilder`: configuration, TLS, and sending one request with auth.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -16,12 +15,12 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
+use crate::auth::AuthState;
 use crate::body::{FileRegion, ReqBody};
-use crate::credentials::{self, Credentials};
-use crate::protocol::challenge::{Challenge, parse_challenges};
+use crate::credentials::Credentials;
 use crate::protocol::location::{display_url, host_without_port, is_loopback_host};
 use crate::protocol::response::{Phase, Step, classify, parse_error_body, parse_retry_after};
-use crate::{Error, Result, RetryPolicy, Secret};
+use crate::{Error, Result, RetryPolicy};
 
 /// A repository on a registry: `registry` is `host[:port]`, `name` the path (`library/alpine`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,14 +85,14 @@ impl std::fmt::Display for Repo {
 pub struct ClientBuilder {
     insecure_hosts: Vec<String>,
     ca_files: Vec<PathBuf>,
-    credentials: Option<Credentials>,
-    docker_config: Option<PathBuf>,
-    use_docker_config: bool,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) docker_config: Option<PathBuf>,
+    pub(crate) use_docker_config: bool,
     pub(crate) chunk_size: u64,
     concurrency: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) state_dir: Option<PathBuf>,
-    user_agent: String,
+    pub(crate) user_agent: String,
     pub(crate) timeout: Duration,
     plain_http_loopback: bool,
 }
@@ -306,24 +305,8 @@ impl std::fmt::Debug for Client {
 pub(crate) struct Inner {
     http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
     pub(crate) cfg: ClientBuilder,
-    auth: Mutex<AuthState>,
+    pub(crate) auth: Mutex<AuthState>,
     pub(crate) blobs: Semaphore,
-}
-
-#[derive(Default)]
-struct AuthState {
-    /// Credentials per registry, resolved once (None = anonymous).
-    creds: HashMap<String, Option<Credentials>>,
-    /// The scheme each registry asked for.
-    scheme: HashMap<String, Scheme>,
-    /// Bearer tokens by (registry, scopes).
-    tokens: HashMap<(String, String), (Secret, Instant)>,
-}
-
-#[derive(Clone)]
-enum Scheme {
-    Basic,
-    Bearer,
 }
 
 /// The body of a request, re-created for every attempt.
@@ -392,7 +375,7 @@ impl Client {
             .map_err(|e| Error::invalid(format!("cannot build a URL for {registry}: {e}")))
     }
 
-    fn plain_http_allowed(&self, host_port: &str) -> bool {
+    pub(crate) fn plain_http_allowed(&self, host_port: &str) -> bool {
         let cfg = &self.inner.cfg;
         let bare = host_without_port(host_port);
         (cfg.plain_http_loopback && is_loopback_host(host_port))
@@ -402,7 +385,7 @@ impl Client {
                 .any(|h| h == host_port || h == bare)
     }
 
-    fn authority(url: &Url) -> String {
+    pub(crate) fn authority(url: &Url) -> String {
         let host = url.host_str().unwrap_or_default();
         match url.port() {
             Some(p) => format!("{host}:{p}"),
@@ -410,173 +393,10 @@ impl Client {
         }
     }
 
-    async fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
-        if let Some(c) = &self.inner.cfg.credentials {
-            return Ok(Some(c.clone()));
-        }
-        if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
-            return Ok(c.clone());
-        }
-        let found = if self.inner.cfg.use_docker_config {
-            match self
-                .inner
-                .cfg
-                .docker_config
-                .clone()
-                .or_else(credentials::default_docker_config_path)
-            {
-                Some(path) => credentials::from_docker_config(&path, registry).await?,
-                None => None,
-            }
-        } else {
-            None
-        };
-        self.inner
-            .auth
-            .lock()
-            .await
-            .creds
-            .insert(registry.to_owned(), found.clone());
-        Ok(found)
-    }
-
-    /// The Authorization header for a request to `registry` with `scopes`, from what is known.
-    async fn auth_header(&self, registry: &str, scopes: &Scopes) -> Result<Option<String>> {
-        let scheme = self.inner.auth.lock().await.scheme.get(registry).cloned();
-        match scheme {
-            None => Ok(None),
-            Some(Scheme::Basic) => Ok(self
-                .credentials_for(registry)
-                .await?
-                .map(|c| c.basic_header())),
-            Some(Scheme::Bearer) => {
-                let key = (registry.to_owned(), scopes.join(" "));
-                let auth = self.inner.auth.lock().await;
-                Ok(auth
-                    .tokens
-                    .get(&key)
-                    .filter(|(_, exp)| *exp > Instant::now())
-                    .map(|(t, _)| format!("Bearer {}", t.expose())))
-            }
-        }
-    }
-
-    /// React to a 401: learn the scheme, fetch a token if needed. Returns false when there is
-    /// nothing more to try (e.g. Basic without credentials).
-    async fn authenticate(
-        &self,
-        registry: &str,
-        headers: &HeaderMap,
-        scopes: &Scopes,
-    ) -> Result<bool> {
-        let challenges: Vec<Challenge> = headers
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(parse_challenges)
-            .collect();
-        let bearer = challenges.iter().find_map(|c| match c {
-            Challenge::Bearer { realm, service, .. } => Some((realm.clone(), service.clone())),
-            Challenge::Basic => None,
-        });
-        if let Some((realm, service)) = bearer {
-            self.inner
-                .auth
-                .lock()
-                .await
-                .scheme
-                .insert(registry.to_owned(), Scheme::Bearer);
-            let (token, ttl) = self
-                .fetch_token(registry, &realm, service.as_deref(), scopes)
-                .await?;
-            self.inner.auth.lock().await.tokens.insert(
-                (registry.to_owned(), scopes.join(" ")),
-                (token, Instant::now() + ttl),
-            );
-            return Ok(true);
-        }
-        if challenges.contains(&Challenge::Basic) {
-            let creds = self.credentials_for(registry).await?;
-            self.inner
-                .auth
-                .lock()
-                .await
-                .scheme
-                .insert(registry.to_owned(), Scheme::Basic);
-            return Ok(creds.is_some());
-        }
-        Ok(false)
-    }
-
-    async fn fetch_token(
-        &self,
-        registry: &str,
-        realm: &str,
-        service: Option<&str>,
-        scopes: &Scopes,
-    ) -> Result<(Secret, Duration)> {
-        let mut url = Url::parse(realm)
-            .map_err(|_| Error::misbehaved("the auth challenge's realm is not a URL"))?;
-        let realm_host = Self::authority(&url);
-        if url.scheme() != "https" && !self.plain_http_allowed(&realm_host) {
-            return Err(Error::misbehaved(
-                "refusing to send credentials to a token realm over plain HTTP",
-            )
-            .with_url(display_url(&url)));
-        }
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
-            }
-            for s in scopes {
-                q.append_pair("scope", s);
-            }
-        }
-        let mut req = Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
-        if let Some(c) = self.credentials_for(registry).await? {
-            req = req.header(header::AUTHORIZATION, c.basic_header());
-        }
-        let req = req
-            .body(ReqBody::Empty)
-            .map_err(|e| Error::invalid(format!("building token request: {e}")))?;
-        let shown = display_url(&url);
-        let resp = self.send_raw(req, &url, None).await?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(self.error_from(resp, &url, "token request failed").await);
-        }
-        let body = read_capped(resp, 1 << 20, &shown).await?;
-        #[derive(serde::Deserialize)]
-        struct Token {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let t: Token = serde_json::from_slice(&body).map_err(|_| {
-            Error::misbehaved("token endpoint returned something other than token JSON")
-                .with_url(shown.clone())
-        })?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::misbehaved("token endpoint returned no token").with_url(shown))?;
-        // Renew 10% early so a token does not expire mid-request.
-        let ttl = Duration::from_secs(t.expires_in.unwrap_or(60).max(10) * 9 / 10);
-        Ok((Secret::new(token), ttl))
-    }
-
     /// Send once. Without `watch`, the response head must arrive within the timeout; with it
     /// (a streamed body), the request fails only when the body makes no progress for a whole
     /// timeout period, so a large chunk on a slow link is fine but a stall is not.
-    async fn send_raw(
+    pub(crate) async fn send_raw(
         &self,
         req: Request<ReqBody>,
         url: &Url,

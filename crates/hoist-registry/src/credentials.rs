@@ -67,10 +67,18 @@ impl std::fmt::Debug for AuthEntry {
 
 /// The docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 pub fn default_docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+    config_path_from(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME"))
+}
+
+fn config_path_from(
+    docker_config: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if let Some(dir) = docker_config.filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("config.json"));
     }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+    home.filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
 }
 
 /// Keys under which `config.json` may store `registry` (`host[:port]`).
@@ -211,6 +219,19 @@ async fn run_helper(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_config_env_wins_over_home() {
+        assert_eq!(
+            config_path_from(Some("/etc/dc".into()), Some("/root".into())),
+            Some(PathBuf::from("/etc/dc/config.json"))
+        );
+        assert_eq!(
+            config_path_from(Some("".into()), Some("/root".into())),
+            Some(PathBuf::from("/root/.docker/config.json"))
+        );
+        assert_eq!(config_path_from(None, None), None);
+    }
 
     fn write(dir: &Path, text: &str) -> PathBuf {
         let p = dir.join("config.json");

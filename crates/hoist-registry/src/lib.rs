@@ -23,13 +23,16 @@
 //!   the session is asked where it stands and the upload continues there; a lost session is
 //!   restarted; an unexplained 413 halves the chunk size and continues. With
 //!   [`ClientBuilder::state_dir`], acknowledged progress is persisted so a later process
-//!   continues the same session.
+//!   continues the same session. [`Client::push_blobs`] runs several blobs at once, up to
+//!   the client's concurrency limit (default 4). A request whose body makes no progress for
+//!   the configured timeout is treated as a cut connection.
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
 //!   verified against the requested digest or `Docker-Content-Digest`.
 //! - [`Client::pull_blob`] writes a blob to `sink.partial`, resumes short reads with
 //!   `Range`, and renames into place only after the digest matched;
-//!   [`Client::open_blob_stream`] is a verifying [`tokio::io::AsyncRead`] for the unpacker.
+//!   [`Client::open_blob_stream`] is a verifying [`tokio::io::AsyncRead`] for the unpacker
+//!   that resumes a broken connection by itself.
 //! - [`Progress`] delivers typed [`Event`]s without slowing the transfer: byte counts are
 //!   dropped when the receiver lags, final states never are.
 //! - [`Error`] says who is at fault ([`ErrorKind`]): the registry refused, the registry
@@ -78,6 +81,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod body;
 mod client;
 mod credentials;
@@ -88,11 +92,12 @@ pub mod protocol;
 mod pull;
 mod retry;
 mod secret;
+mod session;
 mod state;
 mod upload;
 
 pub use client::{Client, ClientBuilder, Repo};
-pub use credentials::Credentials;
+pub use credentials::{Credentials, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::MANIFEST_ACCEPT;
 pub use progress::{Event, Progress};

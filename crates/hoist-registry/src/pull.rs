@@ -245,19 +245,25 @@ impl Client {
 
     /// Open a blob as a stream that verifies size and digest: reading past the end yields an
     /// `InvalidData` error instead of EOF when the bytes were wrong, so a consumer (the
-    /// unpacker) never mistakes bad content for a complete layer. The stream does not resume
-    /// by itself; use [`Client::pull_blob`] for a resumable download to a file.
+    /// unpacker) never mistakes bad content for a complete layer. A connection that breaks or
+    /// ends early is resumed transparently with `Range: bytes=N-` (up to the retry policy's
+    /// attempts); the consumer sees one continuous stream.
     ///
     /// # Errors
     /// As the GET: refused, misbehaved, transport.
     pub async fn open_blob_stream(&self, repo: &Repo, desc: &Descriptor) -> Result<BlobStream> {
         let resp = self.get_blob(repo, desc, 0).await?;
         Ok(BlobStream {
-            body: resp.into_body(),
+            body: Some(resp.into_body()),
+            reconnect: None,
+            skip: 0,
             pending: Bytes::new(),
             hasher: Some(Digester::new(desc.digest.algorithm())),
             received: 0,
+            breaks: 0,
             desc: desc.clone(),
+            client: self.clone(),
+            repo: repo.clone(),
         })
     }
 }
@@ -271,13 +277,22 @@ fn partial_path(sink: &Path) -> PathBuf {
     sink.with_file_name(name)
 }
 
-/// A blob body that checks its size and digest as it is read (see [`Client::open_blob_stream`]).
+type Reconnect = Pin<Box<dyn std::future::Future<Output = Result<Response<Incoming>>> + Send>>;
+
+/// A blob body that checks its size and digest as it is read and resumes a broken connection
+/// (see [`Client::open_blob_stream`]).
 pub struct BlobStream {
-    body: Incoming,
+    body: Option<Incoming>,
+    reconnect: Option<Reconnect>,
+    /// Bytes to drop from a resumed response that ignored `Range` and started over.
+    skip: u64,
     pending: Bytes,
     hasher: Option<Digester>,
     received: u64,
+    breaks: u32,
     desc: Descriptor,
+    client: Client,
+    repo: Repo,
 }
 
 impl std::fmt::Debug for BlobStream {
@@ -293,6 +308,35 @@ fn invalid_data(err: Error) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, err)
 }
 
+impl BlobStream {
+    /// The connection broke or ended early: schedule a ranged GET, or give up.
+    fn broken(&mut self, why: String) -> Option<std::io::Error> {
+        self.body = None;
+        self.breaks += 1;
+        if self.breaks >= self.client.cfg().retry.max_attempts {
+            self.hasher = None;
+            return Some(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                Error::transport(format!(
+                    "blob {} kept breaking at byte {} of {}: {why}",
+                    self.desc.digest, self.received, self.desc.size
+                )),
+            ));
+        }
+        tracing::info!(digest = %self.desc.digest, at = self.received, "blob stream broke; resuming");
+        let (client, repo, desc, from) = (
+            self.client.clone(),
+            self.repo.clone(),
+            self.desc.clone(),
+            self.received,
+        );
+        self.reconnect = Some(Box::pin(async move {
+            client.get_blob(&repo, &desc, from).await
+        }));
+        None
+    }
+}
+
 impl AsyncRead for BlobStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -306,42 +350,70 @@ impl AsyncRead for BlobStream {
                 buf.put_slice(&this.pending.split_to(n));
                 return Poll::Ready(Ok(()));
             }
-            let Some(hasher) = this.hasher.as_mut() else {
+            if this.hasher.is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(fut) = this.reconnect.as_mut() {
+                let resp = std::task::ready!(fut.as_mut().poll(cx));
+                this.reconnect = None;
+                let resp =
+                    resp.map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))?;
+                if resp.status().as_u16() == 200 {
+                    this.skip = this.received;
+                } else {
+                    let start = header_str(resp.headers(), "content-range")
+                        .and_then(|v| v.trim().strip_prefix("bytes "))
+                        .and_then(|v| v.split('-').next())
+                        .and_then(|s| s.trim().parse::<u64>().ok());
+                    if start != Some(this.received) {
+                        this.hasher = None;
+                        return Poll::Ready(Err(invalid_data(Error::misbehaved(format!(
+                            "asked for the blob from byte {}, got a range starting at {start:?}",
+                            this.received
+                        )))));
+                    }
+                }
+                this.body = Some(resp.into_body());
+            }
+            let Some(body) = this.body.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            match std::task::ready!(Pin::new(body).poll_frame(cx)) {
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.received += data.len() as u64;
-                        if this.received > this.desc.size {
-                            this.hasher = None;
-                            return Poll::Ready(Err(invalid_data(Error::misbehaved(format!(
-                                "blob {} is longer than its {} bytes",
-                                this.desc.digest, this.desc.size
-                            )))));
-                        }
-                        hasher.update(&data);
-                        this.pending = data;
+                    let Ok(mut data) = frame.into_data() else {
+                        continue;
+                    };
+                    if this.skip > 0 {
+                        let k = this.skip.min(data.len() as u64) as usize;
+                        this.skip -= k as u64;
+                        let _ = data.split_to(k);
                     }
+                    this.received += data.len() as u64;
+                    if this.received > this.desc.size {
+                        this.hasher = None;
+                        return Poll::Ready(Err(invalid_data(Error::misbehaved(format!(
+                            "blob {} is longer than its {} bytes",
+                            this.desc.digest, this.desc.size
+                        )))));
+                    }
+                    if let Some(h) = this.hasher.as_mut() {
+                        h.update(&data);
+                    }
+                    this.pending = data;
                 }
                 Some(Err(e)) => {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        Error::transport(format!("blob download interrupted: {e}")),
-                    )));
+                    if let Some(err) = this.broken(e.to_string()) {
+                        return Poll::Ready(Err(err));
+                    }
+                }
+                None if this.received < this.desc.size => {
+                    if let Some(err) = this.broken("connection closed early".into()) {
+                        return Poll::Ready(Err(err));
+                    }
                 }
                 None => {
-                    let hasher = this.hasher.take().map(Digester::finish);
-                    if this.received != this.desc.size {
-                        return Poll::Ready(Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            Error::transport(format!(
-                                "blob {} ended after {} of {} bytes",
-                                this.desc.digest, this.received, this.desc.size
-                            )),
-                        )));
-                    }
-                    if hasher.as_ref() != Some(&this.desc.digest) {
+                    let digest = this.hasher.take().map(Digester::finish);
+                    if digest.as_ref() != Some(&this.desc.digest) {
                         return Poll::Ready(Err(invalid_data(Error::digest_mismatch(format!(
                             "blob digest mismatch: expected {}",
                             this.desc.digest
@@ -353,7 +425,6 @@ impl AsyncRead for BlobStream {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,11 @@ use url::Url;
 use crate::client::{BodySpec, Client, Req, header_str, retry_after};
 use crate::progress::{BlobProgress, Event, Progress};
 use crate::protocol::chunk::{
-    ChunkLimits, ServerRange, content_range, next_chunk, parse_upload_range, shrink_after_413,
+    ChunkLimits, content_range, next_chunk, parse_upload_range, shrink_after_413,
 };
 use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
+use crate::session::{Session, Status, limits_of};
 use crate::state::{self, UploadState};
 use crate::{Error, Repo, Result};
 
@@ -65,20 +66,6 @@ pub struct PushOutcome {
     pub final_chunk_size: u64,
 }
 
-/// An open upload session.
-struct Session {
-    location: Url,
-    /// Bytes the server acknowledged.
-    offset: u64,
-    limits: ChunkLimits,
-}
-
-/// Where a session stands after asking it.
-enum Status {
-    Alive { location: Url, offset: u64 },
-    Gone,
-}
-
 /// The result of one PATCH.
 enum PatchResult {
     Acked,
@@ -98,11 +85,12 @@ impl Client {
                 &Req::new(Method::HEAD, url),
                 &repo.registry,
                 &scopes,
-                &[404],
+                &[404, 301, 302, 303, 307, 308],
                 "checking blob",
             )
             .await?;
-        Ok(resp.status().is_success())
+        // Some registries answer a HEAD for a stored blob with a redirect to their storage.
+        Ok(resp.status().is_success() || resp.status().is_redirection())
     }
 
     /// Mount `digest` from repository `from` into `repo` (same registry). `Ok(true)` when mounted;
@@ -309,110 +297,6 @@ impl Client {
         }
     }
 
-    /// POST a new session (optionally a mount). `Ok(None)` means the mount completed.
-    async fn open_session(
-        &self,
-        repo: &Repo,
-        scopes: &[String],
-        mount: Option<(&Digest, &str)>,
-    ) -> Result<Option<Session>> {
-        let mut url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
-        if let Some((digest, from)) = mount {
-            url.query_pairs_mut()
-                .append_pair("mount", &digest.to_string())
-                .append_pair("from", from);
-        }
-        let req = Req::new(Method::POST, url.clone());
-        let resp = self
-            .execute_retrying(
-                &req,
-                &repo.registry,
-                scopes,
-                &[],
-                "opening an upload session",
-            )
-            .await?;
-        let status = resp.status().as_u16();
-        if status == 201 && mount.is_some() {
-            return Ok(None);
-        }
-        if status != 202 {
-            return Err(Error::misbehaved(format!(
-                "unexpected status {status} opening an upload session"
-            ))
-            .with_status(status)
-            .with_url(display_url(&url)));
-        }
-        let location = header_str(resp.headers(), "location")
-            .and_then(|l| resolve_location(&url, l))
-            .ok_or_else(|| {
-                Error::misbehaved("upload session response has no usable Location")
-                    .with_url(display_url(&url))
-            })?;
-        let limits = limits_of(resp.headers());
-        Ok(Some(Session {
-            location,
-            offset: 0,
-            limits,
-        }))
-    }
-
-    /// GET the upload URL: the server's `Range` is the truth. `acked` is what the server
-    /// confirmed before and `after_cut` whether a PATCH body was cut mid-way; together they
-    /// resolve distribution's ambiguous `0-0` (empty, or one byte).
-    async fn session_status(
-        &self,
-        repo: &Repo,
-        scopes: &[String],
-        location: &Url,
-        acked: u64,
-        after_cut: bool,
-    ) -> Result<Status> {
-        let req = Req::new(Method::GET, location.clone());
-        let resp = self
-            .execute_retrying(
-                &req,
-                &repo.registry,
-                scopes,
-                &[404, 400],
-                "checking upload status",
-            )
-            .await?;
-        let status = resp.status().as_u16();
-        if status == 404 || status == 400 {
-            return Ok(Status::Gone);
-        }
-        let new_loc = header_str(resp.headers(), "location")
-            .and_then(|l| resolve_location(location, l))
-            .unwrap_or_else(|| location.clone());
-        let range = header_str(resp.headers(), "range").map(parse_upload_range);
-        let offset = match range {
-            None => 0,
-            Some(None) => {
-                return Err(Error::misbehaved("upload status has an unparseable Range")
-                    .with_url(display_url(location)));
-            }
-            // 0-0 after a cut PATCH while nothing was acknowledged: empty, or one byte of the
-            // cut body. Unknowable, so start over (it costs at most one byte). After a refused
-            // request (a status, not a cut) nothing was appended: it is empty.
-            Some(Some(ServerRange::ZeroOrOne)) if acked == 0 && after_cut => {
-                return Ok(Status::Gone);
-            }
-            Some(Some(r)) => r.next_offset(acked > 0),
-        };
-        Ok(Status::Alive {
-            location: new_loc,
-            offset,
-        })
-    }
-
-    async fn delete_session(&self, repo: &Repo, scopes: &[String], location: &Url) {
-        let req = Req::new(Method::DELETE, location.clone());
-        if let Err(e) = self.execute(&req, &repo.registry, scopes).await {
-            tracing::debug!(error = %e, "could not delete upload session");
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn upload(
         &self,
@@ -589,6 +473,14 @@ impl Client {
         out: &mut PushOutcome,
         bp: &BlobProgress<'_>,
     ) -> Result<()> {
+        // A registry that loses every session would otherwise be fed the blob forever.
+        if out.restarts + 1 >= self.cfg().retry.max_attempts {
+            return Err(Error::misbehaved(format!(
+                "the registry lost the upload session {} times; giving up",
+                out.restarts + 1
+            ))
+            .with_url(display_url(&session.location)));
+        }
         self.delete_session(repo, scopes, &session.location).await;
         let fresh = self
             .open_session(repo, scopes, None)
@@ -760,13 +652,6 @@ impl From<Error> for CloseError {
     fn from(e: Error) -> Self {
         CloseError::Fatal(e)
     }
-}
-
-fn limits_of(headers: &http::HeaderMap) -> ChunkLimits {
-    ChunkLimits::from_headers(
-        header_str(headers, "oci-chunk-min-length"),
-        header_str(headers, "oci-chunk-max-length"),
-    )
 }
 
 pub(crate) fn pull_scope(name: &str) -> String {

@@ -236,3 +236,64 @@ async fn bearer_challenge_fetches_scoped_tokens_once_per_scope() {
     assert!(!text.contains("tok-Secret-4711"), "token leaked into logs");
     assert!(!text.contains(PASSWORD), "password leaked into logs");
 }
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_realm_on_another_host() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let challenge = r#"Bearer realm="http://auth.example.com/token",service="svc""#;
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![common::FaultRule::new(
+            "HEAD",
+            "/blobs/",
+            1,
+            common::respond(401, &[("WWW-Authenticate", challenge)], ""),
+        )],
+    );
+    let repo = Repo::new(proxy.host(), "realm/app").expect("repo");
+    let c = builder()
+        .credentials(Credentials::new("carol", PASSWORD))
+        .build()
+        .expect("client");
+    let e = c
+        .blob_exists(&repo, &hoist_oci::Digest::sha256_of(b"x"))
+        .await
+        .expect_err("plain-HTTP realm refused");
+    assert!(e.is_misbehaved(), "{e}");
+    assert!(e.to_string().contains("plain HTTP"), "{e}");
+    assert!(!format!("{e:?}").contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn an_endless_401_ends_after_one_reauth() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let (token_addr, seen) = token_server().await;
+    let challenge = format!(r#"Bearer realm="http://{token_addr}/token",service="svc""#);
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![common::FaultRule::new(
+            "HEAD",
+            "/blobs/",
+            0,
+            common::respond(401, &[("WWW-Authenticate", challenge.as_str())], ""),
+        )],
+    );
+    let repo = Repo::new(proxy.host(), "loop/app").expect("repo");
+    let c = builder().no_docker_config().build().expect("client");
+    let e = c
+        .blob_exists(&repo, &hoist_oci::Digest::sha256_of(b"x"))
+        .await
+        .expect_err("always 401");
+    assert!(e.is_auth() && e.is_refused(), "{e}");
+    let heads = proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "HEAD")
+        .count();
+    assert_eq!(heads, 2, "one retry after re-auth, then stop");
+    assert_eq!(seen.lock().expect("seen").len(), 1);
+}

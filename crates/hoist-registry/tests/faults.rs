@@ -386,6 +386,44 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
     }
     assert_eq!(resumed_at, Some(100_000));
 
+    // The verifying stream resumes a truncated body by itself.
+    let proxy2 = common::proxy(
+        reg.addr(),
+        vec![rule(
+            "GET",
+            "/blobs/sha256",
+            1,
+            Action::TruncateResponseBody(70_000),
+        )],
+    );
+    let repo2 = Repo::new(proxy2.host(), "fault/pull").expect("repo");
+    let mut stream = client()
+        .open_blob_stream(&repo2, &desc)
+        .await
+        .expect("open stream");
+    let mut hasher = hoist_oci::Digester::new(hoist_oci::Algorithm::Sha256);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .expect("stream resumes and verifies");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    assert_eq!(
+        hasher.finish(),
+        src.digest,
+        "one continuous, correct stream"
+    );
+    let gets = proxy2
+        .records()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(gets, 2, "one ranged re-request");
+
     // Same size, wrong bytes: the digest check fails and nothing is kept.
     let garbage = "x".repeat(SIZE as usize);
     let proxy = common::proxy(
@@ -517,4 +555,101 @@ async fn a_413_on_every_chunk_fails_clearly_without_html() {
         .filter(|e| matches!(e, Event::ChunkShrunk { .. }))
         .count();
     assert_eq!(shrinks, 3, "64 KiB -> 32 -> 16 -> 8 KiB, then give up");
+}
+
+#[tokio::test]
+async fn a_registry_that_always_loses_the_session_is_given_up_on() {
+    let body = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#;
+    // Every second PATCH says the session is gone: progress is made, then lost, forever.
+    let Some((run, res)) = push_through(vec![
+        rule("PATCH", "/blobs/uploads/", 2, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 4, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 6, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 8, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 10, respond(404, &[], body)),
+        rule("PATCH", "/blobs/uploads/", 12, respond(404, &[], body)),
+    ])
+    .await
+    else {
+        return;
+    };
+    let e = res.expect_err("gives up");
+    assert!(e.is_misbehaved(), "{e}");
+    assert!(e.to_string().contains("lost the upload session"), "{e}");
+    let posts = run
+        .proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(posts <= 5, "bounded restarts: {posts}");
+}
+
+#[tokio::test]
+async fn blob_get_follows_a_redirect_to_storage_and_stops_an_endless_one() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "blob", 100_000, 77);
+    let direct = Repo::new(reg.host(), "fault/redir").expect("repo");
+    client()
+        .push_blob(&direct, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("seed");
+    let desc = Descriptor::new(
+        MediaType::new(MediaType::OCI_LAYER_GZIP),
+        src.digest.clone(),
+        src.size,
+    );
+    // "Storage" is the registry itself on another authority.
+    let storage = format!("http://{}/v2/fault/redir/blobs/{}", reg.host(), src.digest);
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![rule(
+            "GET",
+            "/blobs/sha256",
+            1,
+            respond(307, &[("Location", storage.as_str())], ""),
+        )],
+    );
+    let repo = Repo::new(proxy.host(), "fault/redir").expect("repo");
+    let sink = dir.path().join("out");
+    client()
+        .pull_blob(&repo, &desc, &sink, &Progress::none())
+        .await
+        .expect("redirect followed");
+    assert_eq!(
+        hoist_oci::Digest::sha256_of(&std::fs::read(&sink).expect("read")),
+        src.digest
+    );
+    assert!(
+        client()
+            .blob_exists(&repo, &src.digest)
+            .await
+            .expect("HEAD")
+    );
+
+    // A redirect to itself, forever: a clear error, not a hang.
+    let looping = common::proxy(reg.addr(), Vec::new());
+    let self_url = format!(
+        "http://{}/v2/fault/redir/blobs/{}",
+        looping.host(),
+        src.digest
+    );
+    looping.set_plan(vec![rule(
+        "GET",
+        "/blobs/sha256",
+        0,
+        respond(307, &[("Location", self_url.as_str())], ""),
+    )]);
+    let repo = Repo::new(looping.host(), "fault/redir").expect("repo");
+    let e = client()
+        .pull_blob(&repo, &desc, &dir.path().join("loop"), &Progress::none())
+        .await
+        .expect_err("endless redirect");
+    assert!(
+        e.is_misbehaved() && e.to_string().contains("redirect"),
+        "{e}"
+    );
 }

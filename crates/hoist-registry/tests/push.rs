@@ -110,6 +110,16 @@ async fn mount_from_another_repository() {
         registry_blob_digest(&reg, "team/b", &src.digest),
         Some(src.digest.clone())
     );
+    // The explicit mount call: true when mounted, false (session released) when declined.
+    let d = Repo::new(reg.host(), "team/d").expect("repo");
+    assert!(
+        c.mount_blob(&d, &src.digest, "team/a")
+            .await
+            .expect("mount")
+    );
+    assert!(c.blob_exists(&d, &src.digest).await.expect("HEAD"));
+    let absent = hoist_oci::Digest::sha256_of(b"never pushed");
+    assert!(!c.mount_blob(&d, &absent, "team/a").await.expect("declined"));
     // A mount source that lacks the blob: the registry opens a session instead (202) and the
     // push continues with it.
     let other = blob_file(dir.path(), "o", 1000, 8);

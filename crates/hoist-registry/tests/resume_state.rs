@@ -161,3 +161,55 @@ async fn a_dead_session_in_the_state_file_falls_back_to_a_new_one() {
         Some(src.digest.clone())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_restarted_mid_push_is_survived() {
+    let Some(mut reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "big", 256 * CHUNK + 11, 8);
+    let repo = Repo::new(reg.host(), "restart/app").expect("repo");
+    // Patient enough to wait out a registry restart.
+    let patient = RetryPolicy {
+        max_attempts: 12,
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(1),
+        max_retry_after: Duration::from_secs(5),
+    };
+    let c = Client::builder()
+        .no_docker_config()
+        .chunk_size(CHUNK)
+        .retry(patient)
+        .build()
+        .expect("client");
+    let (p, mut rx) = Progress::channel(1 << 14);
+    let task = tokio::spawn({
+        let (repo, src) = (repo.clone(), src.clone());
+        async move { c.push_blob(&repo, &src, &PushOptions::default(), &p).await }
+    });
+    // Restart once the push is well under way.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(Event::BytesSent { offset, .. })) if offset >= 16 * CHUNK => break,
+            Ok(Some(Event::Done { .. })) => panic!("push finished before the restart"),
+            Ok(Some(_)) => {}
+            other => panic!("push never got going: {other:?}"),
+        }
+    }
+    tokio::task::block_in_place(|| reg.restart().expect("restart registry"));
+    let out = task
+        .await
+        .expect("push task")
+        .expect("push survives the restart");
+    assert_eq!(out.kind, PushKind::Uploaded);
+    assert!(
+        out.resumes + out.restarts >= 1,
+        "the restart was felt: {out:?}"
+    );
+    eprintln!("restart survived: {out:?}");
+    assert_eq!(
+        registry_blob_digest(&reg, "restart/app", &src.digest),
+        Some(src.digest.clone())
+    );
+}

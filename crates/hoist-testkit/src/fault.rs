@@ -274,7 +274,13 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = std::thread::Builder::new()
             .name("fault-proxy-conn".into())
             .spawn(move || {
+                let keep = client.try_clone();
                 let _ = serve_connection(client, &sh);
+                // Whatever ended the exchange (an error included), the client must see the
+                // connection close rather than wait on a socket kept open by the clone above.
+                if let Ok(c) = keep {
+                    let _ = c.shutdown(Shutdown::Both);
+                }
             });
     }
 }
@@ -555,7 +561,15 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             std::thread::sleep(*d);
         }
 
-        // Forward the request.
+        // Forward the request, on a new upstream connection if the old one was closed while idle
+        // (a stale keep-alive connection would turn into a spurious error for the client).
+        if upstream
+            .as_ref()
+            .is_some_and(|(r, w)| !r.buffer().is_empty() || !upstream_idle_and_open(w))
+            && let Some((_, w)) = upstream.take()
+        {
+            let _ = w.shutdown(Shutdown::Both);
+        }
         if upstream.is_none() {
             let u = TcpStream::connect(shared.upstream)?;
             shared.lock().clients.push(u.try_clone()?);
@@ -634,6 +648,16 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// True when an idle upstream connection is still open and has sent nothing unexpected.
+fn upstream_idle_and_open(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    let open = matches!(s.peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).is_ok() && open
 }
 
 fn reason(status: u16) -> &'static str {

@@ -85,6 +85,36 @@
 //! assert_eq!(http_get(proxy.addr(), "/v2/")?.status, 200);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
+//!
+//! A fault plan: drop the second chunk upload after 1 MiB, then answer the next manifest PUT
+//! with a 503 carrying `Retry-After`, and check how much the client re-sent.
+//!
+//! ```no_run
+//! use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Registry};
+//!
+//! let registry = Registry::start()?;
+//! let proxy = FaultProxy::start(
+//!     registry.addr(),
+//!     vec![
+//!         FaultRule::new("PATCH", "/blobs/uploads/", 2, FaultAction::CutAfterBodyBytes(1 << 20)),
+//!         FaultRule::new(
+//!             "PUT",
+//!             "/manifests/",
+//!             1,
+//!             FaultAction::Respond {
+//!                 status: 503,
+//!                 headers: vec![("Retry-After".into(), "1".into())],
+//!                 body: String::new(),
+//!             },
+//!         ),
+//!     ],
+//! )?;
+//! // ... push through proxy.host() with the client under test ...
+//! let resent: u64 = proxy.total_body_bytes_forwarded();
+//! assert_eq!(proxy.faults_injected(), 2);
+//! # let _ = resent;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 #![deny(missing_docs)]
 

@@ -77,6 +77,8 @@ fn passes_through_with_host_unchanged_and_keep_alive() {
     // Two requests on one connection, the second with a chunked body.
     let upload = start_upload(paddr, "k");
     let mut s = TcpStream::connect(paddr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let mut rd = BufReader::new(s.try_clone().expect("clone"));
     write!(s, "GET /v2/ HTTP/1.1\r\nHost: {paddr}\r\n\r\n").expect("write");
     let first = read_one_response(&mut rd);
@@ -285,4 +287,46 @@ fn truncate_and_corrupt_response_bodies() {
 
     let r = http_get(proxy.addr(), &path).expect("GET clean");
     assert_eq!(Digest::sha256_of(&r.body), digest);
+}
+
+#[test]
+fn head_requests_and_reconnects_after_upstream_idle_close() {
+    let Some(reg) = setup() else { return };
+    let digest = push_blob(reg.addr(), "hd", b"twelve bytes");
+    let proxy = FaultProxy::start(reg.addr(), vec![]).expect("proxy");
+    let paddr = proxy.addr();
+    let mut s = TcpStream::connect(paddr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut rd = BufReader::new(s.try_clone().expect("clone"));
+    // HEAD carries a Content-Length but no body: the proxy must not wait for one.
+    write!(
+        s,
+        "HEAD /v2/hd/blobs/{digest} HTTP/1.1\r\nHost: {paddr}\r\n\r\n"
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        rd.read_until(b'\n', &mut line).expect("read");
+        assert!(!line.is_empty(), "closed");
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+    }
+    let r = parse_response(&head, true).expect("head");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("12"));
+    // Same client connection, after the upstream went away and came back.
+    let mut reg = reg;
+    reg.restart().expect("restart");
+    write!(
+        s,
+        "GET /v2/hd/blobs/{digest} HTTP/1.1\r\nHost: {paddr}\r\n\r\n"
+    )
+    .expect("write");
+    let r = read_one_response(&mut rd);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"twelve bytes");
 }

@@ -1,0 +1,137 @@
+//! Upload sessions: opening one (or a mount), asking where one stands, releasing one.
+
+use hoist_oci::Digest;
+use http::Method;
+use url::Url;
+
+use crate::client::{Client, Req, header_str};
+use crate::protocol::chunk::{ChunkLimits, ServerRange, parse_upload_range};
+use crate::protocol::location::{display_url, resolve_location};
+use crate::{Error, Repo, Result};
+
+/// An open upload session.
+pub(crate) struct Session {
+    pub(crate) location: Url,
+    /// Bytes the server acknowledged.
+    pub(crate) offset: u64,
+    pub(crate) limits: ChunkLimits,
+}
+
+/// Where a session stands after asking it.
+pub(crate) enum Status {
+    Alive { location: Url, offset: u64 },
+    Gone,
+}
+
+impl Client {
+    /// POST a new session (optionally a mount). `Ok(None)` means the mount completed.
+    pub(crate) async fn open_session(
+        &self,
+        repo: &Repo,
+        scopes: &[String],
+        mount: Option<(&Digest, &str)>,
+    ) -> Result<Option<Session>> {
+        let mut url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
+        if let Some((digest, from)) = mount {
+            url.query_pairs_mut()
+                .append_pair("mount", &digest.to_string())
+                .append_pair("from", from);
+        }
+        let req = Req::new(Method::POST, url.clone());
+        let resp = self
+            .execute_retrying(
+                &req,
+                &repo.registry,
+                scopes,
+                &[],
+                "opening an upload session",
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        if status == 201 && mount.is_some() {
+            return Ok(None);
+        }
+        if status != 202 {
+            return Err(Error::misbehaved(format!(
+                "unexpected status {status} opening an upload session"
+            ))
+            .with_status(status)
+            .with_url(display_url(&url)));
+        }
+        let location = header_str(resp.headers(), "location")
+            .and_then(|l| resolve_location(&url, l))
+            .ok_or_else(|| {
+                Error::misbehaved("upload session response has no usable Location")
+                    .with_url(display_url(&url))
+            })?;
+        let limits = limits_of(resp.headers());
+        Ok(Some(Session {
+            location,
+            offset: 0,
+            limits,
+        }))
+    }
+
+    /// GET the upload URL: the server's `Range` is the truth. `acked` is what the server
+    /// confirmed before and `after_cut` whether a PATCH body was cut mid-way; together they
+    /// resolve distribution's ambiguous `0-0` (empty, or one byte).
+    pub(crate) async fn session_status(
+        &self,
+        repo: &Repo,
+        scopes: &[String],
+        location: &Url,
+        acked: u64,
+        after_cut: bool,
+    ) -> Result<Status> {
+        let req = Req::new(Method::GET, location.clone());
+        let resp = self
+            .execute_retrying(
+                &req,
+                &repo.registry,
+                scopes,
+                &[404, 400],
+                "checking upload status",
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        if status == 404 || status == 400 {
+            return Ok(Status::Gone);
+        }
+        let new_loc = header_str(resp.headers(), "location")
+            .and_then(|l| resolve_location(location, l))
+            .unwrap_or_else(|| location.clone());
+        let range = header_str(resp.headers(), "range").map(parse_upload_range);
+        let offset = match range {
+            None => 0,
+            Some(None) => {
+                return Err(Error::misbehaved("upload status has an unparseable Range")
+                    .with_url(display_url(location)));
+            }
+            // 0-0 after a cut PATCH while nothing was acknowledged: empty, or one byte of the
+            // cut body. Unknowable, so start over (it costs at most one byte). After a refused
+            // request (a status, not a cut) nothing was appended: it is empty.
+            Some(Some(ServerRange::ZeroOrOne)) if acked == 0 && after_cut => {
+                return Ok(Status::Gone);
+            }
+            Some(Some(r)) => r.next_offset(acked > 0),
+        };
+        Ok(Status::Alive {
+            location: new_loc,
+            offset,
+        })
+    }
+
+    pub(crate) async fn delete_session(&self, repo: &Repo, scopes: &[String], location: &Url) {
+        let req = Req::new(Method::DELETE, location.clone());
+        if let Err(e) = self.execute(&req, &repo.registry, scopes).await {
+            tracing::debug!(error = %e, "could not delete upload session");
+        }
+    }
+}
+
+pub(crate) fn limits_of(headers: &http::HeaderMap) -> ChunkLimits {
+    ChunkLimits::from_headers(
+        header_str(headers, "oci-chunk-min-length"),
+        header_str(headers, "oci-chunk-max-length"),
+    )
+}
