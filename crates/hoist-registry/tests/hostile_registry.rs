@@ -752,3 +752,31 @@ async fn a_captive_portal_page_or_huge_header_is_an_error_not_a_manifest() {
         "retried without bound"
     );
 }
+
+#[tokio::test]
+async fn absurd_token_lifetimes_do_not_panic() {
+    for expires_in in ["18446744073709551615", "1000000000000000000", "0"] {
+        let body = manifest_json();
+        let digest = Digest::sha256_of(&body).to_string();
+        let reg = Lying::start(move |req, addr| {
+            if req.path.starts_with("/token") {
+                return Reply::new(200).body(format!(
+                    r#"{{"token":"{TOKEN}","expires_in":{expires_in}}}"#
+                ));
+            }
+            if req.header("authorization") == Some(&format!("Bearer {TOKEN}")) {
+                return Reply::new(200)
+                    .header("Content-Type", MediaType::OCI_MANIFEST)
+                    .header("Docker-Content-Digest", &digest)
+                    .body(body.clone());
+            }
+            let challenge = format!(r#"Bearer realm="http://{addr}/token",service="hostile""#);
+            Reply::new(401).header("WWW-Authenticate", &challenge)
+        });
+        let got = client()
+            .get_manifest(&reg.repo(), "latest")
+            .await
+            .unwrap_or_else(|e| panic!("expires_in {expires_in}: {e}"));
+        assert_eq!(got.bytes(), manifest_json().as_slice());
+    }
+}
