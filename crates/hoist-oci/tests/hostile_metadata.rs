@@ -535,3 +535,55 @@ fn archive_manifest_json_malformed_or_oversized_is_refused() {
     let (_fx, err) = spool_fails(vec![Entry::Lying("l/layer.tar", 1 << 20, vec![0u8; 4096])]);
     assert!(err.is_corrupt(), "{err}");
 }
+
+/// A tar stream of `count` symlinks, generated as it is read (never held whole).
+struct ManyLinks {
+    next: usize,
+    count: usize,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ManyLinks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.block.len() {
+            if self.next > self.count + 1 {
+                return Ok(0);
+            }
+            self.block = if self.next < self.count {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                h.set_mode(0o777);
+                h.set_path(format!("links/l{}", self.next)).expect("path");
+                h.set_link_name("target").expect("link");
+                h.set_cksum();
+                h.as_bytes().to_vec()
+            } else {
+                vec![0u8; 512]
+            };
+            self.next += 1;
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_archive_of_endless_tiny_entries_is_cut_off() {
+    let fx = Fixture::new();
+    let stream = ManyLinks {
+        next: 0,
+        count: 150_000,
+        block: Vec::new(),
+        pos: 0,
+    };
+    let err = spool(stream, &fx.layout).expect_err("150k entries");
+    assert!(err.is_invalid_input(), "{err}");
+    assert!(err.to_string().contains("entries"), "{err}");
+    fx.assert_clean();
+    fx.assert_untagged();
+}

@@ -93,7 +93,12 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
         .entries()
         .map_err(|e| Error::io("reading the archive", e))?;
     let mut out = Collected::default();
-    for entry in entries {
+    for (n, entry) in entries.enumerate() {
+        if n >= MAX_ARCHIVE_ENTRIES {
+            return Err(Error::invalid(format!(
+                "the archive has more than {MAX_ARCHIVE_ENTRIES} entries; not a docker archive"
+            )));
+        }
         let mut entry = entry.map_err(|e| tar_error("reading an archive entry header", e))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
@@ -169,6 +174,11 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
     let _ = io::copy(&mut rest, &mut io::sink());
     Ok(out)
 }
+
+/// Entries read from one archive. `docker save` writes a handful per layer; the paths of every
+/// entry are remembered until `manifest.json` arrives, so a stream of millions of tiny entries
+/// would otherwise grow memory without bound.
+const MAX_ARCHIVE_ENTRIES: usize = 100_000;
 
 /// How much of what follows the tar's end marker is read and discarded.
 const TRAILER_DRAIN_LIMIT: u64 = 1 << 20;
