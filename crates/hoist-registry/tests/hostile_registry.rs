@@ -780,3 +780,63 @@ async fn absurd_token_lifetimes_do_not_panic() {
         assert_eq!(got.bytes(), manifest_json().as_slice());
     }
 }
+
+#[tokio::test]
+async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
+    let real = b"twenty bytes of blob".to_vec();
+    let desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(&real),
+        real.len() as u64,
+    );
+    let reg = {
+        let real = real.clone();
+        Lying::start(move |req, _| {
+            let ranged = req.header("range").is_some();
+            if req.path.contains("/misrange/") && ranged {
+                // A 206 whose Content-Range does not start where it was asked to.
+                Reply::new(206)
+                    .header("Content-Range", "bytes 3-19/20")
+                    .body(&real[3..])
+            } else if req.path.contains("/garbage/") && ranged {
+                Reply::new(206)
+                    .header("Content-Range", "bytes ../../etc/passwd")
+                    .body(&real[10..])
+            } else if req.path.contains("/longer/") {
+                Reply::new(200).body([real.as_slice(), b"and then some"].concat())
+            } else {
+                // Always the first half, whatever was asked.
+                Reply::new(200).body(&real[..10])
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("layout")).expect("layout");
+    let sink = layout.blob_path(&desc.digest);
+    for (name, check) in [
+        ("short", "kept failing"),
+        ("misrange", "range starting at"),
+        ("garbage", "range starting at"),
+        ("longer", "more than"),
+    ] {
+        let repo = Repo::new(reg.host(), format!("hostile/{name}")).expect("repo");
+        let err = client()
+            .pull_blob(&repo, &desc, &sink, &Progress::none())
+            .await
+            .expect_err(name);
+        assert!(err.to_string().contains(check), "{name}: {err}");
+        assert!(
+            reg.count("GET", &format!("/{name}/")) <= 4,
+            "{name}: unbounded retries"
+        );
+        assert_layout_clean(&layout);
+        // The streaming reader reports an error, never a clean end with wrong content.
+        let mut stream = client()
+            .open_blob_stream(&repo, &desc)
+            .await
+            .expect("open stream");
+        let mut buf = Vec::new();
+        let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
+        assert!(r.is_err(), "{name}: the stream ended cleanly with {buf:?}");
+    }
+}
