@@ -587,3 +587,65 @@ fn an_archive_of_endless_tiny_entries_is_cut_off() {
     fx.assert_clean();
     fx.assert_untagged();
 }
+
+/// One tar extension header (GNU long name `L`, long link `K`, PAX `x`) claiming `size` bytes,
+/// followed by that many zeros, generated as read.
+struct HugeExtension {
+    header: Vec<u8>,
+    sent: u64,
+    total: u64,
+}
+
+impl HugeExtension {
+    fn new(kind: tar::EntryType, size: u64) -> HugeExtension {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_path("././@LongLink").expect("path");
+        h.set_cksum();
+        HugeExtension {
+            header: h.as_bytes().to_vec(),
+            sent: 0,
+            total: 512 + size,
+        }
+    }
+}
+
+impl std::io::Read for HugeExtension {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.total - self.sent;
+        let n = (buf.len() as u64).min(left) as usize;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.sent + i as u64;
+            *b = if at < 512 {
+                self.header[at as usize]
+            } else {
+                b'a'
+            };
+        }
+        self.sent += n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_huge_long_name_or_pax_header_is_not_buffered() {
+    for kind in [
+        tar::EntryType::GNULongName,
+        tar::EntryType::GNULongLink,
+        tar::EntryType::XHeader,
+    ] {
+        let fx = Fixture::new();
+        // 64 GiB: buffering it would exhaust memory long before the test ends.
+        let err =
+            spool(HugeExtension::new(kind, 64 << 30), &fx.layout).expect_err("a 64 GiB tar header");
+        assert!(
+            err.to_string().contains("exceeds"),
+            "{kind:?}: {err} ({:?})",
+            err.kind()
+        );
+        fx.assert_clean();
+        fx.assert_untagged();
+    }
+}
