@@ -51,13 +51,13 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Render an error chain: `error: first` then `  caused by: next` for each cause that adds
-/// something (a cause whose text the previous line already contains is dropped).
+/// something (a cause whose text an earlier line already contains is dropped).
 pub fn render_chain(messages: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut previous = String::new();
-    for (i, message) in messages.iter().enumerate() {
+    let mut shown: Vec<String> = Vec::new();
+    for message in messages {
         let clean = sanitize(message);
-        if clean.is_empty() || (i > 0 && previous.contains(&clean)) {
+        if clean.is_empty() || shown.iter().any(|s| s.contains(&clean)) {
             continue;
         }
         if lines.is_empty() {
@@ -65,7 +65,7 @@ pub fn render_chain(messages: &[String]) -> Vec<String> {
         } else {
             lines.push(format!("  caused by: {clean}"));
         }
-        previous = clean;
+        shown.push(clean);
     }
     if lines.is_empty() {
         lines.push("error: unknown failure".to_string());
@@ -189,6 +189,17 @@ mod tests {
                 "  caused by: os error 104"
             ]
         );
+    }
+
+    #[test]
+    fn a_cause_said_by_any_earlier_line_is_dropped() {
+        let lines = render_chain(&[
+            "network error: cannot connect: Connection refused (os error 111)".into(),
+            "tcp connect error".into(),
+            "Connection refused (os error 111)".into(),
+        ]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[1], "  caused by: tcp connect error");
     }
 
     #[test]

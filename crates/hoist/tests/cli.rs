@@ -206,12 +206,13 @@ fn secrets_never_printed() {
     assert!(!all.contains("hunter2"), "{all}");
 
     // --creds-stdin reads the password from stdin and never echoes it, even in an error.
+    // (-q -v is checked after stdin is read, so hoist reads the password before failing.)
     let mut child = hoist(&[
         "--creds",
         "bob",
         "--creds-stdin",
-        "--chunk-size",
-        "1",
+        "-q",
+        "-v",
         "inspect",
         "oci:x",
     ])

@@ -122,6 +122,23 @@ fn push_through_a_body_limited_proxy_then_pull_and_unpack() {
         text(&out.stderr)
     );
 
+    // Registry to another registry: through a transit layout in the cache, removed after.
+    let other = Registry::start().expect("second registry");
+    let out = run(hoist(&cache, &["-q", "copy"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("docker://{}/copied/app:v3", other.host())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(hoist(&cache, &["inspect", "--raw"])
+        .arg(format!("docker://{}/copied/app:v3", other.host())));
+    assert_eq!(
+        hoist_oci::Digest::sha256_of(&out.stdout),
+        image.manifest_digest
+    );
+    let transit = std::fs::read_dir(cache.join("transit"))
+        .expect("transit")
+        .count();
+    assert_eq!(transit, 0, "transit cleaned up");
+
     // A missing image: exit 1, one clear error, no HTML.
     let out = run(hoist(&cache, &["-q", "pull"])
         .arg(format!("{}/no/such:tag", proxy.host()))

@@ -237,7 +237,7 @@ async fn compress_one(
     let reporter = reporter.clone();
     let id = id.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut input = super::copy::Counting::new(
+        let mut input = super::local::Counting::new(
             hoist_oci::codec::decoder(layout.open_blob(&layer)?)?,
             &reporter,
             &id,
@@ -261,6 +261,34 @@ async fn compress_one(
         ))
     })
     .await?
+}
+
+/// The image with its layers compressed per the configuration, in the same layout (each layer
+/// compressed once; later calls reuse the remembered blobs).
+///
+/// # Errors
+/// Compression and I/O errors.
+pub async fn compressed(
+    config: &Config,
+    layout: &Layout,
+    image: &Image,
+    reporter: &Reporter,
+) -> anyhow::Result<Image> {
+    let never_present = |_: Descriptor| async { Ok(false) };
+    let plan = compress_layers(config, layout, image, never_present, reporter).await?;
+    let layers = plan
+        .into_iter()
+        .map(|step| match step {
+            LayerPlan::Present(d) | LayerPlan::Push(d) => d,
+        })
+        .collect();
+    let manifest = manifest_for(image, layers)?;
+    layout.write_json(&manifest)?;
+    Ok(Image {
+        descriptor: manifest.descriptor(MediaType::OCI_MANIFEST),
+        manifest,
+        config: image.config.clone(),
+    })
 }
 
 /// The manifest for the compressed layers (the config's bytes are unchanged: its diff_ids are

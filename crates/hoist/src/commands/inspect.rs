@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson};
 use hoist_registry::Repo;
 
@@ -22,9 +22,11 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
     let name = source.to_string();
     match source {
         Location::Oci { dir, tag } => {
-            let (_, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
+            let (layout, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
             if raw {
-                return Ok(image.manifest.bytes().to_vec());
+                // What the tag points at, as a registry would serve it: an index stays an index.
+                let top = layout.resolve(tag.as_deref())?;
+                return raw_blob(&layout, &top);
             }
             Ok(summary(&Inspected {
                 name: &name,
@@ -49,7 +51,8 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                 .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
                 .await
                 .with_context(|| format!("fetching the manifest of {reference}"))?;
-            let config_json = copy::fetch_config(&client, &repo, &manifest.value().config).await?;
+            let config_json =
+                super::remote::fetch_config(&client, &repo, &manifest.value().config).await?;
             let media_type = manifest
                 .value()
                 .media_type
@@ -94,6 +97,21 @@ pub struct Inspected<'a> {
     pub manifest: &'a RawJson<ImageManifest>,
     /// The config.
     pub config: &'a RawJson<ImageConfig>,
+}
+
+/// The exact bytes of a small JSON blob in a layout, verified against its descriptor.
+fn raw_blob(layout: &hoist_oci::Layout, desc: &Descriptor) -> anyhow::Result<Vec<u8>> {
+    if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
+        bail!(
+            "{} is {} bytes: too large for a manifest",
+            desc.digest,
+            desc.size
+        );
+    }
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    std::io::Read::read_to_end(&mut layout.open_blob(desc)?, &mut bytes)
+        .with_context(|| format!("reading {}", desc.digest))?;
+    Ok(bytes)
 }
 
 /// The summary text (ends with a newline). Values that came from the image are sanitized: an

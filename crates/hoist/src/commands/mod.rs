@@ -5,7 +5,9 @@ pub mod cache;
 pub mod copy;
 pub mod daemon;
 pub mod inspect;
+pub mod local;
 pub mod registry;
+pub mod remote;
 pub mod simulate;
 
 use std::io::Write;

@@ -48,7 +48,7 @@ pub fn forward(
     let (sink, mut rx) = hoist_registry::Progress::channel(256);
     let reporter = reporter.clone();
     let task = tokio::spawn(async move {
-        let mut sizes: HashMap<String, u64> = HashMap::new();
+        let mut sizes: HashMap<String, (u64, bool)> = HashMap::new();
         while let Some(event) = rx.recv().await {
             for e in map_event(&event, active, &mut sizes) {
                 reporter.send(e);
@@ -58,34 +58,43 @@ pub fn forward(
     (sink, task)
 }
 
-/// The CLI events for one library event (pure; `sizes` remembers blob sizes for totals).
+/// The CLI events for one library event (pure; `sizes` remembers each blob's size, and whether
+/// bytes moved yet: a blob is shown as moving only once they do, so one the registry turns out to
+/// have goes straight from waiting to skipped).
 pub fn map_event(
     event: &hoist_registry::Event,
     active: LayerState,
-    sizes: &mut HashMap<String, u64>,
+    sizes: &mut HashMap<String, (u64, bool)>,
 ) -> Vec<Event> {
     use hoist_registry::Event as R;
     let state = |id: String, state| vec![Event::State { id, state }];
     match event {
         R::BlobStarted { digest, size } => {
             let id = digest.to_string();
-            sizes.insert(id.clone(), *size);
-            vec![
-                Event::Layer {
-                    id: id.clone(),
-                    size: Some(*size),
-                },
-                Event::State { id, state: active },
-            ]
+            sizes.insert(id.clone(), (*size, false));
+            vec![Event::Layer {
+                id,
+                size: Some(*size),
+            }]
         }
         R::BytesSent { digest, offset } => {
             let id = digest.to_string();
-            let total = sizes.get(&id).copied();
-            vec![Event::Progress {
+            let entry = sizes.entry(id.clone()).or_insert((0, false));
+            let total = (entry.0 > 0).then_some(entry.0);
+            let mut out = Vec::new();
+            if !entry.1 {
+                entry.1 = true;
+                out.push(Event::State {
+                    id: id.clone(),
+                    state: active,
+                });
+            }
+            out.push(Event::Progress {
                 id,
                 done: *offset,
                 total,
-            }]
+            });
+            out
         }
         R::Skipped { digest } => state(digest.to_string(), LayerState::Skipped),
         R::Mounted { digest, .. } => state(digest.to_string(), LayerState::Mounted),
@@ -101,7 +110,7 @@ pub fn map_event(
         }],
         R::Resumed { digest, offset } => {
             let id = digest.to_string();
-            let total = sizes.get(&id).copied();
+            let total = sizes.get(&id).map(|(size, _)| *size);
             vec![
                 Event::State {
                     id: id.clone(),
@@ -168,13 +177,7 @@ mod tests {
             LayerState::Pushing,
             &mut sizes,
         );
-        assert_eq!(
-            started[1],
-            Event::State {
-                id: d.to_string(),
-                state: LayerState::Pushing
-            }
-        );
+        assert_eq!(started.len(), 1, "not shown as moving before bytes move");
         let sent = map_event(
             &R::BytesSent {
                 digest: d.clone(),
@@ -185,12 +188,27 @@ mod tests {
         );
         assert_eq!(
             sent,
-            vec![Event::Progress {
-                id: d.to_string(),
-                done: 40,
-                total: Some(100)
-            }]
+            vec![
+                Event::State {
+                    id: d.to_string(),
+                    state: LayerState::Pushing
+                },
+                Event::Progress {
+                    id: d.to_string(),
+                    done: 40,
+                    total: Some(100)
+                }
+            ]
         );
+        let more = map_event(
+            &R::BytesSent {
+                digest: d.clone(),
+                offset: 80,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        assert_eq!(more.len(), 1, "the state is announced once");
         let retry = map_event(
             &R::Retrying {
                 digest: d.clone(),

@@ -1,0 +1,356 @@
+//! The local side of copies: layouts, docker archives (files or stdio) and root filesystems.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hoist_oci::archive::{SpooledImage, write_docker_archive};
+use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
+use hoist_unpack::{LayerInfo, Unpacker};
+
+use super::copy::{Staged, announce};
+use crate::progress::{Event, LayerState, Reporter};
+use crate::transport::ArchivePath;
+
+/// Pick the image of a multi-image archive: the one `reference` names, or the only one.
+pub fn choose_archive_image<'a>(
+    spooled: &'a [SpooledImage],
+    reference: Option<&str>,
+) -> anyhow::Result<&'a SpooledImage> {
+    match reference {
+        Some(wanted) => {
+            let want = Reference::parse(wanted).map(|r| r.to_string()).ok();
+            spooled
+                .iter()
+                .find(|img| {
+                    img.tags.iter().any(|t| {
+                        t == wanted || Reference::parse(t).map(|r| r.to_string()).ok() == want
+                    })
+                })
+                .with_context(|| {
+                    let all: Vec<&str> = spooled
+                        .iter()
+                        .flat_map(|i| i.tags.iter().map(String::as_str))
+                        .collect();
+                    format!(
+                        "the archive has no image `{wanted}` (it has: {})",
+                        if all.is_empty() {
+                            "untagged images only".to_string()
+                        } else {
+                            all.join(", ")
+                        }
+                    )
+                })
+        }
+        None => match spooled {
+            [only] => Ok(only),
+            [] => bail!("the archive holds no image"),
+            many => bail!(
+                "the archive holds {} images; name one with docker-archive:PATH:NAME:TAG",
+                many.len()
+            ),
+        },
+    }
+}
+
+/// Write a docker archive (to a file via a temp file renamed at the end, or to stdout).
+pub async fn write_archive(
+    staged: &Staged,
+    path: ArchivePath,
+    names: Vec<String>,
+    reporter: Reporter,
+) -> anyhow::Result<()> {
+    let layout = staged.layout.clone();
+    let descriptor = staged.image.descriptor.clone();
+    tokio::task::spawn_blocking(move || {
+        // The archive is one stream: one progress line for it, counting bytes written.
+        reporter.send(Event::Layer {
+            id: ARCHIVE_LINE.into(),
+            size: None,
+        });
+        reporter.state(ARCHIVE_LINE, LayerState::Writing);
+        let images = [(descriptor, names)];
+        match &path {
+            ArchivePath::Stdio => {
+                let stdout = std::io::stdout().lock();
+                let mut out = CountingWriter::new(
+                    std::io::BufWriter::with_capacity(256 << 10, stdout),
+                    &reporter,
+                );
+                write_docker_archive(&layout, &images, &mut out)
+                    .context("writing the docker archive to stdout")?;
+                std::io::Write::flush(&mut out).context("writing the docker archive to stdout")?;
+            }
+            ArchivePath::File(file) => {
+                let parent = match file.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let mut temp = tempfile::Builder::new()
+                    .prefix(".hoist-archive-")
+                    .tempfile_in(&parent)
+                    .with_context(|| format!("creating a file in {}", parent.display()))?;
+                {
+                    let mut out = CountingWriter::new(
+                        std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut()),
+                        &reporter,
+                    );
+                    write_docker_archive(&layout, &images, &mut out)
+                        .with_context(|| format!("writing {}", file.display()))?;
+                    std::io::Write::flush(&mut out)
+                        .with_context(|| format!("writing {}", file.display()))?;
+                }
+                temp.as_file()
+                    .sync_all()
+                    .with_context(|| format!("writing {}", file.display()))?;
+                temp.persist(file).map_err(|e| e.error).with_context(|| {
+                    format!("renaming the archive into place at {}", file.display())
+                })?;
+            }
+        }
+        reporter.state(ARCHIVE_LINE, LayerState::Done);
+        anyhow::Ok(())
+    })
+    .await?
+}
+
+pub async fn tag_layout(
+    dir: &Path,
+    tag: Option<&str>,
+    descriptor: &Descriptor,
+) -> anyhow::Result<()> {
+    let layout = Layout::open(dir)?;
+    match tag {
+        Some(tag) => layout.set_tag(tag, descriptor)?,
+        None => layout.add_untagged(descriptor)?,
+    }
+    Ok(())
+}
+
+/// Copy an image's blobs into another layout, verifying each on the way.
+pub async fn copy_between_layouts(
+    from: Layout,
+    image: Image,
+    to: PathBuf,
+    reporter: Reporter,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let target = Layout::open_or_create(&to)
+            .with_context(|| format!("opening the OCI layout {}", to.display()))?;
+        let m = image.manifest.value();
+        announce(&reporter, &m.layers);
+        // The config is small and not a layer: copied without a progress line.
+        if !target.has_blob(&m.config)? {
+            target.write_blob(from.open_blob(&m.config)?, Some(&m.config))?;
+        }
+        for desc in &m.layers {
+            let id = desc.digest.to_string();
+            if target.has_blob(desc)? {
+                reporter.state(&id, LayerState::Skipped);
+                continue;
+            }
+            reporter.state(&id, LayerState::Writing);
+            let reader = Counting::new(from.open_blob(desc)?, &reporter, &id, desc.size);
+            target.write_blob(reader, Some(desc))?;
+            reporter.state(&id, LayerState::Done);
+        }
+        target.write_json(&image.manifest)?;
+        anyhow::Ok(())
+    })
+    .await?
+}
+
+/// Unpack an image from a layout into `root`.
+pub async fn unpack_from_layout(
+    layout: Layout,
+    image: Image,
+    root: PathBuf,
+    reporter: Reporter,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let unpacker = Unpacker::builder().build()?;
+        let m = image.manifest.value();
+        announce(&reporter, &m.layers);
+        let created = prepare_root(&root)?;
+        let result = (|| {
+            for (i, desc) in m.layers.iter().enumerate() {
+                let id = desc.digest.to_string();
+                reporter.state(&id, LayerState::Unpacking);
+                let file = std::fs::File::open(layout.blob_path(&desc.digest))
+                    .with_context(|| format!("opening layer {}", desc.digest))?;
+                let info = layer_info(&image.config, desc, i);
+                unpacker
+                    .apply_layer(&root, Counting::new(file, &reporter, &id, desc.size), &info)
+                    .with_context(|| format!("unpacking layer {}", desc.digest))?;
+                reporter.state(&id, LayerState::Done);
+            }
+            anyhow::Ok(())
+        })();
+        finish_root(&root, created, result)
+    })
+    .await?
+}
+
+pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize) -> LayerInfo {
+    LayerInfo {
+        digest: Some(desc.digest.clone()),
+        diff_id: config.value().rootfs.diff_ids.get(index).cloned(),
+    }
+}
+
+/// Create the root if missing; returns whether hoist created it.
+pub fn prepare_root(root: &Path) -> anyhow::Result<bool> {
+    if root.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    Ok(true)
+}
+
+/// On failure, remove a root hoist created (a half-applied root is not trustworthy); a root
+/// that was there before is left for the user, with a warning in the error.
+pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) if created => {
+            let _ = std::fs::remove_dir_all(root);
+            Err(err.context(format!(
+                "unpacking into {} failed; the partial root filesystem was removed",
+                root.display()
+            )))
+        }
+        Err(err) => Err(err.context(format!(
+            "unpacking into {} failed; it now holds a partial root filesystem: delete it before \
+             using it",
+            root.display()
+        ))),
+    }
+}
+
+/// The progress line of an archive being written.
+const ARCHIVE_LINE: &str = "archive";
+
+/// A writer that reports how many bytes went through it (about every MiB) on the archive line.
+struct CountingWriter<W> {
+    inner: W,
+    reporter: Reporter,
+    done: u64,
+    reported: u64,
+}
+
+impl<W> CountingWriter<W> {
+    fn new(inner: W, reporter: &Reporter) -> Self {
+        CountingWriter {
+            inner,
+            reporter: reporter.clone(),
+            done: 0,
+            reported: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= 1 << 20 {
+            self.reported = self.done;
+            self.reporter.send(Event::Progress {
+                id: ARCHIVE_LINE.into(),
+                done: self.done,
+                total: None,
+            });
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()?;
+        if self.done != self.reported {
+            self.reported = self.done;
+            self.reporter.send(Event::Progress {
+                id: ARCHIVE_LINE.into(),
+                done: self.done,
+                total: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A reader that reports how many bytes went through it (about every MiB).
+pub struct Counting<R> {
+    inner: R,
+    reporter: Reporter,
+    id: String,
+    total: u64,
+    done: u64,
+    reported: u64,
+}
+
+impl<R> Counting<R> {
+    /// Count `inner`'s bytes as progress of line `id` out of `total`.
+    pub fn new(inner: R, reporter: &Reporter, id: &str, total: u64) -> Self {
+        Counting {
+            inner,
+            reporter: reporter.clone(),
+            id: id.to_string(),
+            total,
+            done: 0,
+            reported: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= 1 << 20 || (n == 0 && self.done != self.reported) {
+            self.reported = self.done;
+            self.reporter.send(Event::Progress {
+                id: self.id.clone(),
+                done: self.done,
+                total: Some(self.total),
+            });
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_oci::{Digest, MediaType};
+
+    fn spooled(tags: &[&str], n: u8) -> SpooledImage {
+        let d = Descriptor::new(MediaType::OCI_MANIFEST, Digest::sha256_of(&[n]), 1);
+        SpooledImage {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            manifest: d.clone(),
+            config: d,
+        }
+    }
+
+    #[test]
+    fn picks_the_archive_image() {
+        let one = [spooled(&["app:1"], 1)];
+        assert_eq!(
+            choose_archive_image(&one, None).expect("only").tags,
+            ["app:1"]
+        );
+        let two = [
+            spooled(&["app:1"], 1),
+            spooled(&["docker.io/library/web:2"], 2),
+        ];
+        let err = choose_archive_image(&two, None).expect_err("ambiguous");
+        assert!(err.to_string().contains("holds 2 images"), "{err}");
+        // Names match after normalization (web:2 is docker.io/library/web:2).
+        let got = choose_archive_image(&two, Some("web:2")).expect("normalized match");
+        assert_eq!(got.manifest.digest, Digest::sha256_of(&[2]));
+        let err = choose_archive_image(&two, Some("nope:1")).expect_err("missing");
+        assert!(err.to_string().contains("app:1"), "{err}");
+        assert!(choose_archive_image(&[], None).is_err());
+    }
+}

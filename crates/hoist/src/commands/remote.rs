@@ -1,0 +1,336 @@
+//! The registry side of copies: pushing from a layout, pulling into one, mounting within a
+//! registry, and streaming layers from a registry into the unpacker.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use futures_util::future::try_join_all;
+use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
+use hoist_registry::{BlobSource, Client, PushOptions, Repo};
+use hoist_unpack::Unpacker;
+
+use super::copy::announce;
+use super::local::{Counting, finish_root, layer_info, prepare_root};
+use super::{daemon, registry};
+use crate::config::Config;
+use crate::progress::{LayerState, Reporter};
+
+/// Copy within one registry by mounting every blob into the target repository, then pushing
+/// the manifest's exact bytes. Returns false (having changed nothing but mounts) when some
+/// blob could not be mounted, so the caller transfers the image instead.
+pub async fn mount_all(
+    client: &Client,
+    config: &Config,
+    from: &Reference,
+    to: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<bool> {
+    let from_repo = Repo::from_reference(from)?;
+    let to_repo = Repo::from_reference(to)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&from_repo, &from.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {from}"))?;
+    let m = manifest.value();
+    announce(reporter, &m.layers);
+    for desc in std::iter::once(&m.config).chain(&m.layers) {
+        let id = desc.digest.to_string();
+        let is_layer = desc.digest != m.config.digest;
+        if client.blob_exists(&to_repo, &desc.digest).await? {
+            if is_layer {
+                reporter.state(&id, LayerState::Skipped);
+            }
+            continue;
+        }
+        if !client
+            .mount_blob(&to_repo, &desc.digest, &from_repo.name)
+            .await?
+        {
+            return Ok(false);
+        }
+        if is_layer {
+            reporter.state(&id, LayerState::Mounted);
+        }
+    }
+    let media_type = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+    client
+        .push_manifest(&to_repo, &to.tag_or_digest(), &media_type, manifest.bytes())
+        .await
+        .with_context(|| format!("pushing the manifest to {to}"))?;
+    Ok(true)
+}
+
+/// Push an image whose blobs are in `layout` to `reference`.
+pub async fn push_image(
+    client: &Client,
+    layout: &Layout,
+    image: &Image,
+    reference: &Reference,
+    mount_from: Option<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let repo = Repo::from_reference(reference)?;
+    let manifest = image.manifest.value();
+    announce(reporter, &manifest.layers);
+    push_blobs(
+        client,
+        &repo,
+        layout,
+        &manifest.config,
+        &manifest.layers,
+        mount_from,
+        reporter,
+    )
+    .await?;
+    push_manifest(
+        client,
+        &repo,
+        reference,
+        &image.descriptor.media_type,
+        image.manifest.bytes(),
+    )
+    .await
+}
+
+/// Push a config and layers from `layout` (the registry client skips those it has).
+pub async fn push_blobs(
+    client: &Client,
+    repo: &Repo,
+    layout: &Layout,
+    config: &Descriptor,
+    layers: &[Descriptor],
+    mount_from: Option<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
+    let options = PushOptions { mount_from };
+    let source = |d: &Descriptor| BlobSource {
+        path: layout.blob_path(&d.digest),
+        digest: d.digest.clone(),
+        size: d.size,
+    };
+    let config_source = source(config);
+    let layer_sources: Vec<BlobSource> = layers.iter().map(source).collect();
+    let quiet = hoist_registry::Progress::none();
+    let config_push = client.push_blob(repo, &config_source, &options, &quiet);
+    let layer_pushes = try_join_all(
+        layer_sources
+            .iter()
+            .map(|s| client.push_blob(repo, s, &options, &sink)),
+    );
+    let result = tokio::try_join!(config_push, layer_pushes);
+    drop(sink);
+    let _ = forwarder.await;
+    result.with_context(|| format!("pushing blobs to {repo}"))?;
+    Ok(())
+}
+
+/// Push a manifest's exact bytes under the reference's tag (or digest).
+pub async fn push_manifest(
+    client: &Client,
+    repo: &Repo,
+    reference: &Reference,
+    media_type: &MediaType,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    client
+        .push_manifest(repo, &reference.tag_or_digest(), media_type, bytes)
+        .await
+        .with_context(|| format!("pushing the manifest to {reference}"))?;
+    Ok(())
+}
+
+/// Push an image from the Docker daemon: export once into the cache, compress each layer once
+/// (skipping layers the registry has under their remembered compressed digest), push.
+pub async fn push_from_daemon(
+    config: &Config,
+    name: &str,
+    reference: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let docker = daemon::connect().await?;
+    let (layout, image, _) = daemon::export_cached(config, &docker, name, reporter).await?;
+    let client = registry::client(config)?;
+    let repo = Repo::from_reference(reference)?;
+    let exists = |d: Descriptor| {
+        let client = client.clone();
+        let repo = repo.clone();
+        async move { Ok(client.blob_exists(&repo, &d.digest).await?) }
+    };
+    let plan = daemon::compress_layers(config, &layout, &image, exists, reporter).await?;
+    let mut layers = Vec::with_capacity(plan.len());
+    let mut to_push = Vec::new();
+    for step in plan {
+        match step {
+            daemon::LayerPlan::Present(d) => layers.push(d),
+            daemon::LayerPlan::Push(d) => {
+                to_push.push(d.clone());
+                layers.push(d);
+            }
+        }
+    }
+    let manifest = daemon::manifest_for(&image, layers)?;
+    layout.write_json(&manifest)?;
+    // Progress lines were announced by diff_id; from here the registry reports blob digests.
+    let config_desc = &manifest.value().config;
+    push_blobs(
+        &client,
+        &repo,
+        &layout,
+        config_desc,
+        &to_push,
+        None,
+        reporter,
+    )
+    .await?;
+    push_manifest(
+        &client,
+        &repo,
+        reference,
+        &MediaType::new(MediaType::OCI_MANIFEST),
+        manifest.bytes(),
+    )
+    .await
+}
+
+/// Pull `reference` into the layout at `dir` (created if missing); returns the image.
+pub async fn pull_image(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+    dir: &Path,
+    reporter: &Reporter,
+) -> anyhow::Result<Image> {
+    let repo = Repo::from_reference(reference)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let layout = {
+        let owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Layout::open_or_create(&owned))
+            .await?
+            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
+    };
+    let layout = &layout;
+    let m = manifest.value();
+    announce(reporter, &m.layers);
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
+    let quiet = hoist_registry::Progress::none();
+    let mut wanted = vec![(&m.config, &quiet)];
+    wanted.extend(m.layers.iter().map(|l| (l, &sink)));
+    let pulls = wanted.into_iter().map(|(desc, progress)| {
+        let path = layout.blob_path(&desc.digest);
+        let repo = &repo;
+        let reporter = reporter.clone();
+        async move {
+            if layout.has_blob(desc)? {
+                reporter.state(&desc.digest.to_string(), LayerState::Skipped);
+                return Ok(());
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            client
+                .pull_blob(repo, desc, &path, progress)
+                .await
+                .with_context(|| format!("pulling blob {}", desc.digest))?;
+            anyhow::Ok(())
+        }
+    });
+    let result = try_join_all(pulls).await;
+    drop(sink);
+    let _ = forwarder.await;
+    result?;
+    layout.write_json(&manifest)?;
+    let media_type = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+    let descriptor = manifest.descriptor(media_type);
+    let config_json: RawJson<ImageConfig> = layout
+        .read_json(&m.config)
+        .with_context(|| format!("reading the config of {reference}"))?;
+    Ok(Image {
+        descriptor,
+        manifest,
+        config: config_json,
+    })
+}
+
+/// Unpack an image straight from a registry: each layer streams into the unpacker, no cache.
+pub async fn unpack_from_registry(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+    root: &Path,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let repo = Repo::from_reference(reference)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest: RawJson<ImageManifest> = client
+        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let m = manifest.value();
+    let config_json = fetch_config(client, &repo, &m.config).await?;
+    announce(reporter, &m.layers);
+    let unpacker = Unpacker::builder().build()?;
+    let created = prepare_root(root)?;
+    let result = async {
+        for (i, desc) in m.layers.iter().enumerate() {
+            let id = desc.digest.to_string();
+            reporter.state(&id, LayerState::Unpacking);
+            let stream = client
+                .open_blob_stream(&repo, desc)
+                .await
+                .with_context(|| format!("fetching layer {}", desc.digest))?;
+            let reader = tokio_util::io::SyncIoBridge::new(stream);
+            let info = layer_info(&config_json, desc, i);
+            let unpacker = unpacker.clone();
+            let root = root.to_path_buf();
+            let reporter2 = reporter.clone();
+            let size = desc.size;
+            let id2 = id.clone();
+            tokio::task::spawn_blocking(move || {
+                unpacker.apply_layer(&root, Counting::new(reader, &reporter2, &id2, size), &info)
+            })
+            .await?
+            .with_context(|| format!("unpacking layer {}", desc.digest))?;
+            reporter.state(&id, LayerState::Done);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    finish_root(root, created, result)
+}
+
+/// Fetch and verify a config blob (small; read through the verifying stream).
+pub async fn fetch_config(
+    client: &Client,
+    repo: &Repo,
+    desc: &Descriptor,
+) -> anyhow::Result<RawJson<ImageConfig>> {
+    if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
+        bail!(
+            "the image config is {} bytes, more than hoist accepts",
+            desc.size
+        );
+    }
+    let mut stream = client
+        .open_blob_stream(repo, desc)
+        .await
+        .with_context(|| format!("fetching the config {}", desc.digest))?;
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+        .await
+        .with_context(|| format!("reading the config {}", desc.digest))?;
+    Ok(RawJson::parse_verified(bytes, &desc.digest)?)
+}
