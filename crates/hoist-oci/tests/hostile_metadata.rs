@@ -649,3 +649,41 @@ fn a_huge_long_name_or_pax_header_is_not_buffered() {
         fx.assert_untagged();
     }
 }
+
+#[test]
+fn layout_config_whose_diff_ids_do_not_match_is_refused_when_recompressing() {
+    let opts = hoist_oci::CompressOptions {
+        compression: hoist_oci::Compression::Gzip,
+        level: None,
+        threads: 1,
+    };
+    let layer_bytes = b"an uncompressed layer".to_vec();
+    for (what, diff_ids) in [
+        ("wrong digest", vec![Digest::sha256_of(b"another layer")]),
+        ("wrong count", vec![Digest::sha256_of(&layer_bytes); 2]),
+    ] {
+        let fx = Fixture::new();
+        let layer = fx.store_desc(MediaType::OCI_LAYER, &layer_bytes);
+        let cfg = fx.store_desc(MediaType::OCI_CONFIG, &config_bytes(diff_ids));
+        let m = fx.store_desc(MediaType::OCI_MANIFEST, &manifest_bytes(cfg, vec![layer]));
+        fx.layout.set_tag("v1", &m).expect("tag");
+        let image = fx.layout.image(Some("v1"), None).expect("image");
+        let err = fx
+            .layout
+            .compress_image(&image, &opts, |_| None)
+            .expect_err(what);
+        assert!(
+            err.is_digest_mismatch() || err.to_string().contains("diff_ids"),
+            "{what}: {err}"
+        );
+        // The tag still points at the original; nothing partial is left.
+        assert_eq!(fx.layout.resolve(Some("v1")).expect("resolve"), {
+            let mut d = m.clone();
+            d.annotations
+                .insert(hoist_oci::layout::REF_NAME.into(), "v1".into());
+            d
+        });
+        assert_eq!(fx.layout.list().expect("list").len(), 1);
+        fx.assert_clean();
+    }
+}
