@@ -840,3 +840,50 @@ async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
         assert!(r.is_err(), "{name}: the stream ended cleanly with {buf:?}");
     }
 }
+
+#[tokio::test]
+async fn completion_and_manifest_push_with_lying_digests_fail_briefly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &[9u8; 1000]);
+    let other = Digest::sha256_of(b"something else").to_string();
+    let junk = format!("<html>{}</html>", "x".repeat(32 * 1024));
+    for (lie, check) in [
+        (other.clone(), "stored the blob as"),
+        (junk.clone(), "Docker-Content-Digest"),
+    ] {
+        let reg = Lying::start(move |req, _| match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202).header("Location", "/v2/hostile/app/blobs/uploads/s1"),
+            "PATCH" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-999"),
+            "PUT" => Reply::new(201).header("Docker-Content-Digest", &lie),
+            _ => Reply::new(404),
+        });
+        let err = client()
+            .push_blob(
+                &reg.repo(),
+                &src,
+                &PushOptions::default(),
+                &Progress::none(),
+            )
+            .await
+            .expect_err("lying completion");
+        let text = err.to_string();
+        assert!(text.contains(check), "{text}");
+        assert!(text.len() < 1_000, "a hostile header was echoed whole");
+        assert!(!text.contains('<'), "{text}");
+    }
+    // A manifest PUT acknowledged under another digest.
+    let reg = Lying::start(move |_, _| Reply::new(201).header("Docker-Content-Digest", &other));
+    let err = client()
+        .push_manifest(
+            &reg.repo(),
+            "v1",
+            &MediaType::new(MediaType::OCI_MANIFEST),
+            &manifest_json(),
+        )
+        .await
+        .expect_err("lying manifest PUT");
+    assert!(err.is_digest_mismatch(), "{err}");
+}
