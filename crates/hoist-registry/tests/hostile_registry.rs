@@ -887,3 +887,61 @@ async fn completion_and_manifest_push_with_lying_digests_fail_briefly() {
         .expect_err("lying manifest PUT");
     assert!(err.is_digest_mismatch(), "{err}");
 }
+
+#[tokio::test]
+async fn hostile_error_and_token_bodies_stay_short_and_inert() {
+    let reg = Lying::start(|req, addr| {
+        let p = req.path.as_str();
+        if p.starts_with("/token-html") {
+            return Reply::new(200)
+                .header("Content-Type", "text/html")
+                .body("<html>login</html>");
+        }
+        if p.starts_with("/token-huge") {
+            return Reply::new(200).zeros(100 << 20, true);
+        }
+        if p.contains("/manifests/ansi") {
+            // Terminal escapes and a 30 KiB message inside a well-formed OCI error.
+            let msg = format!("\u{1b}[2J\u{1b}]0;owned\u{7}{}", "y".repeat(30 * 1024));
+            let body = serde_json::json!({"errors":[{"code":"DENIED","message":msg}]});
+            return Reply::new(403)
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        let realm = if p.contains("/manifests/html") {
+            "token-html"
+        } else {
+            "token-huge"
+        };
+        Reply::new(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{addr}/{realm}",service="s""#),
+        )
+    });
+    let err = client()
+        .get_manifest(&reg.repo(), "ansi")
+        .await
+        .expect_err("ansi");
+    let text = err.to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.len() < 1_000, "{} bytes of error", text.len());
+    assert_eq!(err.code(), Some("DENIED"));
+    let err = client()
+        .get_manifest(&reg.repo(), "html")
+        .await
+        .expect_err("HTML token");
+    assert!(err.to_string().contains("token"), "{err}");
+    assert!(!err.to_string().contains('<'), "{err}");
+    let err = client()
+        .get_manifest(&reg.repo(), "huge")
+        .await
+        .expect_err("huge token body");
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert!(
+        reg.body_bytes_sent.load(Ordering::Relaxed) < 32 << 20,
+        "the 100 MiB token body was read far past its cap"
+    );
+}
