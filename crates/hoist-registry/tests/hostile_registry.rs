@@ -945,3 +945,23 @@ async fn hostile_error_and_token_bodies_stay_short_and_inert() {
         "the 100 MiB token body was read far past its cap"
     );
 }
+
+#[tokio::test]
+async fn a_huge_redirect_url_is_not_echoed_whole() {
+    let reg = Lying::start(|req, _| {
+        Reply::new(307).header(
+            "Location",
+            &format!("{}/{}", req.path, "z".repeat(8 * 1024)),
+        )
+    });
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"b"), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = client()
+        .pull_blob(&reg.repo(), &desc, &dir.path().join("b"), &Progress::none())
+        .await
+        .expect_err("redirect loop with huge URLs");
+    assert!(err.is_misbehaved(), "{}", err.to_string().len());
+    let text = err.to_string();
+    assert!(text.len() < 2_000, "{} bytes of error", text.len());
+    assert!(err.url().is_some_and(|u| u.len() < 2_000));
+}

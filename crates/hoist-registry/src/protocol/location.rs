@@ -22,7 +22,8 @@ pub fn resolve_location(request_url: &Url, location: &str) -> Option<Url> {
 const SECRET_QUERY_KEYS: &[&str] = &["token", "signature", "credential", "sig", "password"];
 
 /// The URL as it may be shown to a human: no user name, no password, and pre-signed query
-/// values (`X-Amz-Signature=...`, `token=...`) replaced by `***`.
+/// values (`X-Amz-Signature=...`, `token=...`) replaced by `***`; at most [`MAX_SHOWN_URL`]
+/// bytes (plus a `…`).
 pub fn display_url(url: &Url) -> String {
     let mut u = url.clone();
     // Both setters only fail for URLs that cannot have credentials at all.
@@ -42,8 +43,21 @@ pub fn display_url(url: &Url) -> String {
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    u.to_string()
+    let mut shown = u.to_string();
+    if shown.len() > MAX_SHOWN_URL {
+        // URLs come from the registry (`Location`, realms): a hostile one may be huge.
+        let mut cut = MAX_SHOWN_URL;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    shown
 }
+
+/// The longest URL [`display_url`] returns (longer ones are cut, marked with `…`).
+pub const MAX_SHOWN_URL: usize = 512;
 
 /// True for hosts that may be spoken to over plain HTTP without the caller saying so:
 /// `127.0.0.0/8`, `::1` and exactly `localhost` (not `localhost.example.com`).
