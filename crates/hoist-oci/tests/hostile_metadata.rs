@@ -687,3 +687,38 @@ fn layout_config_whose_diff_ids_do_not_match_is_refused_when_recompressing() {
         fx.assert_clean();
     }
 }
+
+#[test]
+fn huge_names_in_archive_metadata_are_not_echoed_whole() {
+    let huge = format!("dir/{}", "a".repeat(100_000));
+    let cfg = config_bytes(vec![Digest::sha256_of(b"layer")]);
+    let cases = vec![
+        // A config path that is not there.
+        vec![Entry::File("manifest.json", manifest_json(&huge, &[]))],
+        // A layer path that is not there.
+        vec![
+            Entry::File("c.json", cfg.clone()),
+            Entry::File("manifest.json", manifest_json("c.json", &[&huge])),
+        ],
+        // A config path that is there but whose diff_ids disagree with the layers.
+        vec![
+            Entry::File(&huge, cfg.clone()),
+            Entry::File("manifest.json", manifest_json(&huge, &[])),
+        ],
+    ];
+    for entries in cases {
+        let (_fx, err) = spool_fails(entries);
+        let text = err.to_string();
+        assert!(err.is_invalid_input(), "{}", &text[..200]);
+        assert!(text.len() < 2_000, "{} bytes of error", text.len());
+    }
+    // A Content-Type of kilobytes given for a document without its own media type.
+    let ct = format!("application/{}", "x".repeat(8 * 1024));
+    let err = AnyManifest::parse(br#"{"schemaVersion":2}"#.to_vec(), Some(&ct))
+        .expect_err("unknown content type");
+    assert!(
+        err.to_string().len() < 2_000,
+        "{} bytes",
+        err.to_string().len()
+    );
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::rc::Rc;
 
-use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link};
+use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link, shown};
 use crate::codec::{self, Compression};
 use crate::digest::Digester;
 use crate::layout::Layout;
@@ -315,13 +315,15 @@ fn lookup<'a>(c: &'a Collected, path: &str) -> Result<&'a Stored> {
             Some(next) => p = next.clone(),
             None => {
                 return Err(Error::invalid(format!(
-                    "manifest.json names {path:?}, which is not in the archive"
+                    "manifest.json names {:?}, which is not in the archive",
+                    shown(path)
                 )));
             }
         }
     }
     Err(Error::invalid(format!(
-        "too many symlinks resolving {path:?} in the archive"
+        "too many symlinks resolving {:?} in the archive",
+        shown(path)
     )))
 }
 
@@ -343,12 +345,12 @@ fn build_from_manifest_json(
         let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
         let config: RawJson<ImageConfig> = layout
             .read_json(&config_desc)
-            .map_err(|e| e.with_path(&entry.config))?;
+            .map_err(|e| e.with_path(shown(&entry.config)))?;
         let diff_ids = &config.value().rootfs.diff_ids;
         if diff_ids.len() != entry.layers.len() {
             return Err(Error::invalid(format!(
                 "config {} lists {} diff_ids but manifest.json lists {} layers",
-                entry.config,
+                shown(&entry.config),
                 diff_ids.len(),
                 entry.layers.len()
             )));
@@ -367,8 +369,9 @@ fn build_from_manifest_json(
                 return Err(Error::new(
                     ErrorKind::DigestMismatch,
                     format!(
-                        "layer {path} has diff_id {actual_diff_id} but config {} says {diff_id}",
-                        entry.config
+                        "layer {} has diff_id {actual_diff_id} but config {} says {diff_id}",
+                        shown(path),
+                        shown(&entry.config)
                     ),
                 )
                 .with_digest(&s.digest));
