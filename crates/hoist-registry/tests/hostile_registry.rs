@@ -965,3 +965,24 @@ async fn a_huge_redirect_url_is_not_echoed_whole() {
     assert!(text.len() < 2_000, "{} bytes of error", text.len());
     assert!(err.url().is_some_and(|u| u.len() < 2_000));
 }
+
+#[tokio::test]
+async fn an_oversized_location_is_the_registry_fault_not_the_user_input() {
+    let reg = Lying::start(|req, _| {
+        Reply::new(307).header(
+            "Location",
+            &format!("{}/{}", req.path, "q".repeat(40 * 1024)),
+        )
+    });
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"b"), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = client()
+        .pull_blob(&reg.repo(), &desc, &dir.path().join("b"), &Progress::none())
+        .await
+        .expect_err("40 KiB Location");
+    assert!(err.is_misbehaved(), "{:?}: {}", err.kind(), err.message());
+    assert!(
+        reg.count("GET", "/blobs/") <= 2,
+        "the huge Location was followed"
+    );
+}

@@ -7,16 +7,22 @@ use url::Url;
 /// Resolve a `Location` header against the URL of the request that returned it.
 ///
 /// Absolute locations are taken as they are; relative ones (`/v2/...?_state=...`) are joined to
-/// the request URL, keeping their query. Returns `None` for a value that is not a URL, or one
-/// with a scheme other than http/https.
+/// the request URL, keeping their query. Returns `None` for a value that is not a URL, one
+/// with a scheme other than http/https, or one longer than [`MAX_LOCATION_LEN`].
 pub fn resolve_location(request_url: &Url, location: &str) -> Option<Url> {
     let location = location.trim();
-    if location.is_empty() {
+    if location.is_empty() || location.len() > MAX_LOCATION_LEN {
         return None;
     }
     let url = request_url.join(location).ok()?;
-    matches!(url.scheme(), "http" | "https").then_some(url)
+    (matches!(url.scheme(), "http" | "https") && url.as_str().len() <= MAX_LOCATION_LEN)
+        .then_some(url)
 }
+
+/// The longest `Location` followed. Pre-signed storage URLs run to a few KiB; the HTTP stack
+/// cannot send a request line much over 64 KiB, and a longer one is the registry's fault, not
+/// something to report as bad input.
+pub const MAX_LOCATION_LEN: usize = 16 * 1024;
 
 /// Query keys whose values are redacted when a URL is shown (pre-signed storage redirects).
 const SECRET_QUERY_KEYS: &[&str] = &["token", "signature", "credential", "sig", "password"];
