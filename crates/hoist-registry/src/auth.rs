@@ -179,7 +179,7 @@ impl Client {
         if !status.is_success() {
             return Err(self.error_from(resp, &url, "token request failed").await);
         }
-        let body = read_capped(resp, 1 << 20, &shown).await?;
+        let body = read_capped(resp, 1 << 20, &shown, self.cfg().timeout).await?;
         #[derive(serde::Deserialize)]
         struct Token {
             #[serde(default)]

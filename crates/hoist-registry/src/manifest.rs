@@ -84,7 +84,9 @@ impl Client {
         let shown = display_url(&url);
         let content_type = header_str(resp.headers(), "content-type").map(str::to_owned);
         let header_digest = header_str(resp.headers(), "docker-content-digest").map(str::to_owned);
-        let bytes = read_capped(resp, MAX_JSON_SIZE, &shown).await?.to_vec();
+        let bytes = read_capped(resp, MAX_JSON_SIZE, &shown, self.cfg().timeout)
+            .await?
+            .to_vec();
         let expected = match Digest::parse(reference) {
             Ok(d) => Some(d),
             Err(_) => match header_digest {
@@ -196,7 +198,7 @@ impl Client {
                 .await?;
             let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
             let shown = display_url(&url);
-            let body = read_capped(resp, MAX_JSON_SIZE, &shown).await?;
+            let body = read_capped(resp, MAX_JSON_SIZE, &shown, self.cfg().timeout).await?;
             total += body.len();
             if total > MAX_TAG_LIST_BYTES {
                 return Err(Error::misbehaved(format!(

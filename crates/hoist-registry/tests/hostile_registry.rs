@@ -41,6 +41,12 @@ enum Payload {
         len: u64,
         declared: bool,
     },
+    /// A `Content-Length` of `declared`, then `prefix`, then silence for `silence`.
+    Stall {
+        prefix: Vec<u8>,
+        declared: u64,
+        silence: Duration,
+    },
 }
 
 struct Reply {
@@ -181,6 +187,9 @@ fn serve(
             head.push_str(&format!("Content-Length: {len}\r\n"));
         }
         Payload::Zeros { .. } => {}
+        Payload::Stall { declared, .. } => {
+            head.push_str(&format!("Content-Length: {declared}\r\n"));
+        }
     }
     head.push_str("\r\n");
     if out.write_all(head.as_bytes()).is_err() || req.method == "HEAD" {
@@ -189,6 +198,13 @@ fn serve(
     match reply.payload {
         Payload::Bytes(b) => {
             let _ = out.write_all(&b);
+        }
+        Payload::Stall {
+            prefix, silence, ..
+        } => {
+            let _ = out.write_all(&prefix);
+            let _ = out.flush();
+            std::thread::sleep(silence);
         }
         Payload::Zeros { len, .. } => {
             let buf = vec![0u8; 64 * 1024];
@@ -985,4 +1001,56 @@ async fn an_oversized_location_is_the_registry_fault_not_the_user_input() {
         reg.count("GET", "/blobs/") <= 2,
         "the huge Location was followed"
     );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_after_the_headers_times_out() {
+    let reg = Lying::start(|req, _| {
+        let stall = Payload::Stall {
+            prefix: b"{\"schemaVersion\":".to_vec(),
+            declared: 4096,
+            silence: Duration::from_secs(30),
+        };
+        let mut r = Reply::new(200).header("Content-Type", MediaType::OCI_MANIFEST);
+        if req.path.contains("/blobs/") {
+            r = Reply::new(404).header("Content-Type", "application/json");
+        } else if req.path.contains("/tags/") {
+            r = r.header("Content-Type", "application/json");
+        }
+        r.payload = stall;
+        r
+    });
+    let c = Client::builder()
+        .no_docker_config()
+        .retry(RetryPolicy::immediate(1))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let started = std::time::Instant::now();
+    let err = c
+        .get_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("stalled manifest body");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a stalled body hung for {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_transport(), "{err}");
+    let started = std::time::Instant::now();
+    let err = c
+        .list_tags(&reg.repo())
+        .await
+        .expect_err("stalled tag page");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    // An error response whose body stalls still reports its status, promptly.
+    let started = std::time::Instant::now();
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"b"), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = c
+        .pull_blob(&reg.repo(), &desc, &dir.path().join("b"), &Progress::none())
+        .await
+        .expect_err("stalled 404 body");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert!(err.is_not_found(), "{err}");
 }
