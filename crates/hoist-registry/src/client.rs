@@ -564,7 +564,7 @@ impl Client {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_capped(resp, MAX_ERROR_BODY, "")
+        let body = read_capped(resp, MAX_ERROR_BODY, "", self.inner.cfg.timeout)
             .await
             .unwrap_or_default();
         let parsed = parse_error_body(status, ct.as_deref(), &body);
@@ -634,25 +634,40 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Read a whole (small) body, failing when it exceeds `cap`.
+/// Read a whole (small) body, failing when it exceeds `cap` or when no data arrives for `idle`
+/// (the request timeout only covers the response head; a body can stall after it).
 pub(crate) async fn read_capped(
     resp: Response<Incoming>,
     cap: usize,
     shown_url: &str,
+    idle: Duration,
 ) -> Result<Bytes> {
-    let limited = http_body_util::Limited::new(resp.into_body(), cap);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            let err = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
-            } else {
-                Error::transport(format!("reading response body: {e}"))
-            };
-            Err(err.with_url(shown_url.to_owned()))
+    let mut body = http_body_util::Limited::new(resp.into_body(), cap);
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(Error::transport(format!(
+                    "response body stalled: no data for {idle:?}"
+                ))
+                .with_url(shown_url.to_owned()));
+            }
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                let err = if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
+                } else {
+                    Error::transport(format!("reading response body: {e}"))
+                };
+                return Err(err.with_url(shown_url.to_owned()));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
         }
     }
 }
