@@ -1054,3 +1054,33 @@ async fn a_body_that_stalls_after_the_headers_times_out() {
     assert!(started.elapsed() < Duration::from_secs(10), "{err}");
     assert!(err.is_not_found(), "{err}");
 }
+
+#[tokio::test]
+async fn a_blob_stream_that_stalls_fails_instead_of_hanging() {
+    let reg = Lying::start(|_, _| {
+        let mut r = Reply::new(200);
+        r.payload = Payload::Stall {
+            prefix: vec![1u8; 10],
+            declared: 4096,
+            silence: Duration::from_secs(30),
+        };
+        r
+    });
+    let c = Client::builder()
+        .no_docker_config()
+        .retry(RetryPolicy::immediate(2))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(&[1u8; 4096]), 4096);
+    let started = std::time::Instant::now();
+    let mut stream = c.open_blob_stream(&reg.repo(), &desc).await.expect("open");
+    let mut buf = Vec::new();
+    let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
+    assert!(r.is_err(), "a stalled stream ended cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a stalled stream hung for {:?}",
+        started.elapsed()
+    );
+}

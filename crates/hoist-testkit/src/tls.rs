@@ -61,10 +61,14 @@ impl TlsFiles {
             .signed_by(&key, &issuer)
             .context("signing the server certificate")?;
 
-        let ca_pem = ca_cert.pem();
+        let ca_pem = pem("CERTIFICATE", ca_cert.der());
         let ca = write(dir.path(), "ca.pem", &ca_pem)?;
-        let cert_path = write(dir.path(), "cert.pem", &cert.pem())?;
-        let key_path = write(dir.path(), "key.pem", &key.serialize_pem())?;
+        let cert_path = write(dir.path(), "cert.pem", &pem("CERTIFICATE", cert.der()))?;
+        let key_path = write(
+            dir.path(),
+            "key.pem",
+            &pem("PRIVATE KEY", key.serialized_der()),
+        )?;
         let cert_dir = dir.path().join("certs.d");
         std::fs::create_dir(&cert_dir).context("creating certs.d")?;
         write(&cert_dir, "ca.crt", &ca_pem)?;
@@ -127,6 +131,20 @@ pub(crate) fn set_validity(params: &mut CertificateParams) {
             .unwrap_or_default();
     params.not_before = now - std::time::Duration::from_secs(86_400);
     params.not_after = now + std::time::Duration::from_secs(2 * 86_400);
+}
+
+/// PEM text of one DER object (64-column base64 lines), written here rather than with rcgen's
+/// `pem` feature, which would pull a second major version of `base64` into the tree.
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {

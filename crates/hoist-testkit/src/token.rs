@@ -6,7 +6,7 @@
 //! is how distribution 2.8 finds and trusts the key. Every request is counted (by scope, and
 //! refused ones separately) so tests can assert token caching and the absence of retry storms.
 
-use crate::tls::{ca_params, set_validity};
+use crate::tls::{ca_params, pem, set_validity};
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -102,7 +102,7 @@ impl TokenServerBuilder {
             .signed_by(&key, &issuer)
             .context("signing the token signer certificate")?;
         let root_bundle = dir.path().join("token-root.pem");
-        std::fs::write(&root_bundle, ca_cert.pem())
+        std::fs::write(&root_bundle, pem("CERTIFICATE", ca_cert.der()))
             .with_context(|| format!("writing {}", root_bundle.display()))?;
         let signer = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
