@@ -3,7 +3,8 @@
 //! Every scenario prepares one input (a cached synthetic image from `hoist_testkit::synth`, and
 //! whatever local registry/proxy/daemon it needs from the testkit), then runs hoist and each
 //! peer alternately — A B A B — for `--runs` rounds after `--warmup` rounds, each run into a
-//! fresh empty output directory. Each run is measured from the outside with `wait4`: wall time,
+//! fresh empty output directory with a fresh empty hoist cache (`HOIST_CACHE_DIR`), so no run
+//! profits from an earlier one. Each run is measured from the outside with `wait4`: wall time,
 //! user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage; work done
 //! inside a daemon such as dockerd is not counted). The report (medians, min-max, hoist/peer
 //! ratios, PASS/MISS against targets) is printed and written to `target/bench/results.md` and
@@ -294,7 +295,7 @@ fn run_scenario(
     })
 }
 
-/// One measured run into a fresh empty output directory.
+/// One measured run into a fresh empty output directory, with a cold hoist cache.
 fn run_once(
     c: &scenarios::Contender,
     scratch: &Path,
@@ -306,10 +307,18 @@ fn run_once(
         std::fs::remove_dir_all(&out).with_context(|| format!("cleaning {}", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
+    // Every run starts cold: hoist keeps daemon exports and compressed layers in its cache, so a
+    // shared cache would let later runs skip the very work the peers have to do each time.
+    let cache = scratch.join("cache");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).with_context(|| format!("cleaning {}", cache.display()))?;
+    }
+    std::fs::create_dir_all(&cache)?;
     let argv = expand(&c.argv, &out);
     let (prog, rest) = argv.split_first().context("empty command line")?;
     let mut cmd = Command::new(prog);
     cmd.args(rest);
+    cmd.env("HOIST_CACHE_DIR", &cache);
     cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
     let mut f = std::fs::File::options()
         .create(true)
