@@ -112,6 +112,25 @@ pub struct Report {
 /// is missing or never succeeded).
 pub fn ratio_verdict(s: &ScenarioResult, t: &Target) -> Verdict {
     let find = |n: &str| s.contenders.iter().find(|c| c.name == n);
+    if t.metric == Metric::Succeeds {
+        let count = |c: Option<&ContenderResult>| {
+            c.map_or((0, 0), |c| {
+                (c.samples.len() - c.failures(), c.samples.len())
+            })
+        };
+        let (ok, runs) = count(find(&t.of));
+        let (peer_ok, peer_runs) = count(find(&t.over));
+        let failed = (runs - ok) as f64;
+        return Verdict {
+            what: format!(
+                "{}: {} succeeded in {ok}/{runs} runs ({} in {peer_ok}/{peer_runs}); failed runs of {}",
+                s.name, t.of, t.over, t.of
+            ),
+            value: if runs == 0 { f64::NAN } else { failed },
+            limit: 0.0,
+            pass: runs > 0 && ok == runs,
+        };
+    }
     let (value, what) = match t.metric {
         Metric::Wall => (
             match (find(&t.of), find(&t.over)) {
@@ -127,6 +146,7 @@ pub fn ratio_verdict(s: &ScenarioResult, t: &Target) -> Verdict {
             },
             "peak RSS",
         ),
+        Metric::Succeeds => (f64::NAN, "outcome"),
     };
     Verdict {
         what: format!("{}: {}/{} {what}", s.name, t.of, t.over),
@@ -311,6 +331,25 @@ mod tests {
         let r = rss_verdict(&s).expect("hoist present");
         assert_eq!(r.value, 8.0);
         assert!(r.pass);
+    }
+
+    #[test]
+    fn succeeds_verdict_counts_failed_runs() {
+        let s = scenario();
+        let succeeds = |of: &str, over: &str| Target {
+            of: of.into(),
+            over: over.into(),
+            metric: Metric::Succeeds,
+            max_ratio: 0.0,
+        };
+        let v = ratio_verdict(&s, &succeeds("hoist", "tar -x"));
+        assert!(v.pass, "{}", v.what);
+        assert_eq!(v.value, 0.0);
+        assert!(v.what.contains("tar -x in 2/3"), "{}", v.what);
+        // The contender with a failed run does not pass.
+        let v = ratio_verdict(&s, &succeeds("tar -x", "hoist"));
+        assert!(!v.pass);
+        assert_eq!(v.value, 1.0);
     }
 
     #[test]
