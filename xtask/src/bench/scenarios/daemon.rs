@@ -43,7 +43,11 @@ pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
         contenders: vec![
             Contender::hoist(
                 ctx,
+                // `docker save` writes the layers uncompressed, as the daemon holds them; so does
+                // hoist with `--compression none` (its default compresses for a later push).
                 &[
+                    "--compression",
+                    "none",
                     "copy",
                     &format!("docker-daemon:{REPO_TAG}"),
                     &format!("oci:{OUT}:{TAG}"),
