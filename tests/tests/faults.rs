@@ -360,9 +360,6 @@ fn run_table(cases: Vec<Case>) {
             }
         }
     }
-    println!(
-        "faults: {injected} injected, {survived} survived, bytes re-sent max {worst} per fault"
-    );
     eprintln!(
         "faults: {injected} injected, {survived} survived, bytes re-sent max {worst} per fault"
     );
