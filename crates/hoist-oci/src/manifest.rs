@@ -270,7 +270,10 @@ impl AnyManifest {
         {
             return Err(Error::new(
                 crate::ErrorKind::Unsupported,
-                format!("unsupported manifest media type {mt}"),
+                format!(
+                    "unsupported manifest media type {}",
+                    mt.as_str().chars().take(200).collect::<String>()
+                ),
             ));
         }
         if is_index {

@@ -14,6 +14,11 @@ use crate::protocol::challenge::{Challenge, parse_challenges};
 use crate::protocol::location::display_url;
 use crate::{Error, Result, Secret};
 
+/// The shortest token lifetime assumed, whatever `expires_in` says (seconds).
+const MIN_TOKEN_TTL_SECS: u64 = 10;
+/// The longest token lifetime trusted (one day); longer-lived tokens are simply fetched again.
+const MAX_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
+
 #[derive(Default)]
 pub(crate) struct AuthState {
     /// Credentials per registry, resolved once (None = anonymous).
@@ -174,7 +179,7 @@ impl Client {
         if !status.is_success() {
             return Err(self.error_from(resp, &url, "token request failed").await);
         }
-        let body = read_capped(resp, 1 << 20, &shown).await?;
+        let body = read_capped(resp, 1 << 20, &shown, self.cfg().timeout).await?;
         #[derive(serde::Deserialize)]
         struct Token {
             #[serde(default)]
@@ -193,8 +198,13 @@ impl Client {
             .or(t.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::misbehaved("token endpoint returned no token").with_url(shown))?;
-        // Renew 10% early so a token does not expire mid-request.
-        let ttl = Duration::from_secs(t.expires_in.unwrap_or(60).max(10) * 9 / 10);
+        // Renew 10% early so a token does not expire mid-request. The lifetime is the token
+        // server's word, so it is clamped: an absurd `expires_in` must not overflow.
+        let secs = t
+            .expires_in
+            .unwrap_or(60)
+            .clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
+        let ttl = Duration::from_secs(secs * 9 / 10);
         Ok((Secret::new(token), ttl))
     }
 }

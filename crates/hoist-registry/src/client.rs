@@ -435,9 +435,14 @@ impl Client {
             }
         };
         res.map_err(|e| {
-            Error::transport(describe_transport(&e))
-                .with_url(display_url(url))
-                .with_source(e)
+            let err = match certificate_problem(&e) {
+                Some(problem) => Error::untrusted_certificate(format!(
+                    "the registry's TLS certificate is not trusted ({problem}); \
+                     trust its CA with a CA file or certificate directory"
+                )),
+                None => Error::transport(describe_transport(&e)),
+            };
+            err.with_url(display_url(url)).with_source(e)
         })
     }
 
@@ -522,7 +527,7 @@ impl Client {
             let last = attempt >= policy.max_attempts;
             let resp = match self.execute(req, registry, scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && !last => {
+                Err(e) if e.is_retryable_transport() && !last => {
                     tracing::info!(error = %e, "retrying after a transport error");
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
@@ -559,7 +564,7 @@ impl Client {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_capped(resp, MAX_ERROR_BODY, "")
+        let body = read_capped(resp, MAX_ERROR_BODY, "", self.inner.cfg.timeout)
             .await
             .unwrap_or_default();
         let parsed = parse_error_body(status, ct.as_deref(), &body);
@@ -576,6 +581,29 @@ impl Client {
             .with_code(parsed.code)
             .with_url(display_url(url))
     }
+}
+
+/// The rustls certificate error in `e`'s source chain, if the handshake failed on the server's
+/// certificate (it may be wrapped in an `io::Error`, whose `source` skips the wrapped error).
+fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t @ rustls::Error::InvalidCertificate(_)) = tls {
+            return Some(t.to_string());
+        }
+        // Some layers re-wrap the rustls error as text; its message is stable.
+        let text = s.to_string();
+        if text.starts_with("invalid peer certificate") {
+            return Some(text);
+        }
+        src = s.source();
+    }
+    None
 }
 
 /// A transport error without hyper's internals: the innermost cause reads best.
@@ -606,25 +634,40 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Read a whole (small) body, failing when it exceeds `cap`.
+/// Read a whole (small) body, failing when it exceeds `cap` or when no data arrives for `idle`
+/// (the request timeout only covers the response head; a body can stall after it).
 pub(crate) async fn read_capped(
     resp: Response<Incoming>,
     cap: usize,
     shown_url: &str,
+    idle: Duration,
 ) -> Result<Bytes> {
-    let limited = http_body_util::Limited::new(resp.into_body(), cap);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            let err = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
-            } else {
-                Error::transport(format!("reading response body: {e}"))
-            };
-            Err(err.with_url(shown_url.to_owned()))
+    let mut body = http_body_util::Limited::new(resp.into_body(), cap);
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(Error::transport(format!(
+                    "response body stalled: no data for {idle:?}"
+                ))
+                .with_url(shown_url.to_owned()));
+            }
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                let err = if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
+                } else {
+                    Error::transport(format!("reading response body: {e}"))
+                };
+                return Err(err.with_url(shown_url.to_owned()));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
         }
     }
 }

@@ -35,6 +35,7 @@ struct Inner {
     code: Option<String>,
     digest: Option<Digest>,
     digest_mismatch: bool,
+    untrusted_certificate: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -53,6 +54,7 @@ impl Error {
                 code: None,
                 digest: None,
                 digest_mismatch: false,
+                untrusted_certificate: false,
                 source: None,
             }),
         }
@@ -72,6 +74,12 @@ impl Error {
     }
     pub(crate) fn transport(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transport, message)
+    }
+    /// The server's TLS certificate was not accepted: retrying cannot help.
+    pub(crate) fn untrusted_certificate(message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Transport, message);
+        e.inner.untrusted_certificate = true;
+        e
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, message)
@@ -147,6 +155,15 @@ impl Error {
     /// A network failure.
     pub fn is_transport(&self) -> bool {
         self.inner.kind == ErrorKind::Transport
+    }
+    /// A TLS failure because the registry's certificate was not trusted (unknown CA, wrong
+    /// name, expired): a [`ErrorKind::Transport`] error that is not retried.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        self.inner.untrusted_certificate
+    }
+    /// A network failure worth retrying (not a certificate that will stay untrusted).
+    pub(crate) fn is_retryable_transport(&self) -> bool {
+        self.is_transport() && !self.inner.untrusted_certificate
     }
     /// A local file problem.
     pub fn is_local_io(&self) -> bool {

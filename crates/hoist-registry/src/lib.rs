@@ -38,7 +38,8 @@
 //! - [`Error`] says who is at fault ([`ErrorKind`]): the registry refused, the registry
 //!   misbehaved, the network, local I/O, or the caller's input; with the URL (credentials and
 //!   signatures stripped), the HTTP status and the OCI error code. HTML error pages are reduced
-//!   to their status line.
+//!   to their status line. A TLS certificate that is not trusted is a transport error that is
+//!   never retried ([`Error::is_untrusted_certificate`]).
 //! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
 //!   chunk planning, response classification), usable and tested without sockets.
 //!

@@ -20,6 +20,11 @@ application/vnd.docker.distribution.manifest.list.v2+json";
 /// Pages of tags followed at most (a registry sending endless `Link` headers is cut off).
 const MAX_TAG_PAGES: usize = 1000;
 
+/// Total bytes of tag-list pages read for one listing. Each page is capped at
+/// [`MAX_JSON_SIZE`], but a registry sending endless full pages would otherwise make the list
+/// grow to gigabytes; real repositories with 100k tags need a few MiB.
+const MAX_TAG_LIST_BYTES: usize = 64 * 1024 * 1024;
+
 impl Client {
     /// PUT a manifest or index under `reference` (a tag, or its digest) with its exact bytes and
     /// media type. Returns the digest of the bytes, checked against the registry's
@@ -79,7 +84,9 @@ impl Client {
         let shown = display_url(&url);
         let content_type = header_str(resp.headers(), "content-type").map(str::to_owned);
         let header_digest = header_str(resp.headers(), "docker-content-digest").map(str::to_owned);
-        let bytes = read_capped(resp, MAX_JSON_SIZE, &shown).await?.to_vec();
+        let bytes = read_capped(resp, MAX_JSON_SIZE, &shown, self.cfg().timeout)
+            .await?
+            .to_vec();
         let expected = match Digest::parse(reference) {
             Ok(d) => Some(d),
             Err(_) => match header_digest {
@@ -183,6 +190,7 @@ impl Client {
         let scopes = [pull_scope(&repo.name)];
         let mut url = self.url(&repo.registry, &format!("{}/tags/list", repo.name))?;
         let mut tags = Vec::new();
+        let mut total = 0usize;
         for _ in 0..MAX_TAG_PAGES {
             let req = Req::new(Method::GET, url.clone());
             let resp = self
@@ -190,7 +198,14 @@ impl Client {
                 .await?;
             let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
             let shown = display_url(&url);
-            let body = read_capped(resp, MAX_JSON_SIZE, &shown).await?;
+            let body = read_capped(resp, MAX_JSON_SIZE, &shown, self.cfg().timeout).await?;
+            total += body.len();
+            if total > MAX_TAG_LIST_BYTES {
+                return Err(Error::misbehaved(format!(
+                    "tag list exceeds {MAX_TAG_LIST_BYTES} bytes over all its pages"
+                ))
+                .with_url(shown));
+            }
             let page: Page = serde_json::from_slice(&body)
                 .map_err(|_| Error::misbehaved("tag list is not valid JSON").with_url(shown))?;
             tags.extend(page.tags.unwrap_or_default());

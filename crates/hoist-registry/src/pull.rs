@@ -47,7 +47,7 @@ impl Client {
             attempt += 1;
             let resp = match self.execute(&req, &repo.registry, &scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && attempt < policy.max_attempts => {
+                Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }
@@ -261,6 +261,7 @@ impl Client {
             hasher: Some(Digester::new(desc.digest.algorithm())),
             received: 0,
             breaks: 0,
+            idle: None,
             desc: desc.clone(),
             client: self.clone(),
             repo: repo.clone(),
@@ -290,6 +291,8 @@ pub struct BlobStream {
     hasher: Option<Digester>,
     received: u64,
     breaks: u32,
+    /// Armed while the body has no data; firing counts as a broken connection.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
     desc: Descriptor,
     client: Client,
     repo: Repo,
@@ -378,7 +381,28 @@ impl AsyncRead for BlobStream {
             let Some(body) = this.body.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            match std::task::ready!(Pin::new(body).poll_frame(cx)) {
+            let polled = match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(frame) => {
+                    this.idle = None;
+                    frame
+                }
+                Poll::Pending => {
+                    // A body that stops sending would otherwise be waited on forever.
+                    let timeout = this.client.cfg().timeout;
+                    let idle = this
+                        .idle
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if idle.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.idle = None;
+                    if let Some(err) = this.broken(format!("no data for {timeout:?}")) {
+                        return Poll::Ready(Err(err));
+                    }
+                    continue;
+                }
+            };
+            match polled {
                 Some(Ok(frame)) => {
                     let Ok(mut data) = frame.into_data() else {
                         continue;

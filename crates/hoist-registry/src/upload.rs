@@ -532,7 +532,7 @@ impl Client {
         };
         let resp = match result {
             Ok(r) => r,
-            Err(e) if e.is_transport() => {
+            Err(e) if e.is_retryable_transport() => {
                 return PatchResult::Step(classify_transport(Phase::Patch), Some(e));
             }
             Err(e) => return PatchResult::Step(Step::Fail, Some(e)),
@@ -598,7 +598,7 @@ impl Client {
             attempt += 1;
             let resp = match self.execute(&req, &repo.registry, scopes).await {
                 Ok(r) => r,
-                Err(e) if e.is_transport() && attempt < policy.max_attempts => {
+                Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     // The PUT may have landed: if the blob exists, the push is done.
                     if self.blob_exists(repo, &src.digest).await.unwrap_or(false) {
                         return Ok(());
@@ -610,16 +610,29 @@ impl Client {
             };
             let status = resp.status().as_u16();
             if status == 201 || status == 204 || status == 200 {
-                if let Some(got) = header_str(resp.headers(), "docker-content-digest")
-                    && got.trim() != src.digest.to_string()
-                {
-                    return Err(CloseError::Fatal(
-                        Error::digest_mismatch(format!(
-                            "registry stored the blob as {got}, expected {}",
-                            src.digest
-                        ))
-                        .with_url(display_url(&url)),
-                    ));
+                if let Some(got) = header_str(resp.headers(), "docker-content-digest") {
+                    // Parsed, not echoed: a hostile header must not land in the message whole.
+                    match Digest::parse(got.trim()) {
+                        Ok(got) if got == src.digest => {}
+                        Ok(got) => {
+                            return Err(CloseError::Fatal(
+                                Error::digest_mismatch(format!(
+                                    "registry stored the blob as {got}, expected {}",
+                                    src.digest
+                                ))
+                                .with_url(display_url(&url)),
+                            ));
+                        }
+                        Err(_) => {
+                            return Err(CloseError::Fatal(
+                                Error::misbehaved(
+                                    "registry completed the upload with an invalid \
+                                     Docker-Content-Digest",
+                                )
+                                .with_url(display_url(&url)),
+                            ));
+                        }
+                    }
                 }
                 return Ok(());
             }

@@ -15,8 +15,11 @@
 //! - [`ChildGuard`] — the process guard under everything: own process group, stdout/stderr to a
 //!   log file whose tail is put in startup errors, SIGTERM then SIGKILL and reap on drop.
 //! - [`Registry`] — Debian's `docker-registry` (distribution 2.8) with a generated config:
-//!   filesystem storage, deletes enabled, optional htpasswd auth and relative URLs; restartable
-//!   on the same port and storage.
+//!   filesystem storage, deletes enabled, optional htpasswd auth, token auth, TLS and relative
+//!   URLs; restartable on the same port and storage.
+//! - [`TlsFiles`] — a CA and a server certificate for `127.0.0.1`/`localhost`/`::1`, generated
+//!   in-process (rcgen + ring); [`TokenServer`] — a token endpoint issuing ES256 JWTs the real
+//!   registry verifies, granting per-repository scopes and counting what it issued.
 //! - [`Nginx`] — a reverse proxy with a body limit (`client_max_body_size`), request buffering
 //!   on or off, and optional `OCI-Chunk-Max-Length` / `OCI-Chunk-Min-Length` headers, the shape
 //!   of a CDN-fronted registry.
@@ -126,6 +129,8 @@ mod process;
 mod registry;
 mod skip;
 pub mod synth;
+mod tls;
+mod token;
 
 pub use dockerd::Dockerd;
 pub use fault::{FaultAction, FaultProxy, FaultRule, RequestRecord};
@@ -138,3 +143,5 @@ pub use synth::{
     Extras, ImageSpec, LayerSpec, Payload, SynthImage, write_docker_archive, write_layer_tar,
     write_oci_layout,
 };
+pub use tls::{TLS_NAMES, TlsFiles};
+pub use token::{REGISTRY_LEEWAY_SECS, TokenAuth, TokenServer, TokenServerBuilder};

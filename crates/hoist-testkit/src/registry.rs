@@ -3,6 +3,8 @@
 use crate::http::http_get;
 use crate::process::{ChildGuard, port_open, with_free_port};
 use crate::skip::find_tool;
+use crate::tls::TlsFiles;
+use crate::token::TokenAuth;
 use anyhow::Context;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,9 +22,23 @@ pub struct RegistryBuilder {
     htpasswd: Option<(String, String)>,
     relative_urls: bool,
     storage_dir: Option<PathBuf>,
+    tls: Option<(PathBuf, PathBuf)>,
+    token: Option<TokenAuth>,
 }
 
 impl RegistryBuilder {
+    /// Serve HTTPS with this certificate and key (`http.tls`); see [`TlsFiles`].
+    pub fn tls(mut self, files: &TlsFiles) -> Self {
+        self.tls = Some((files.cert_file().into(), files.key_file().into()));
+        self
+    }
+
+    /// Require bearer tokens from a token server (`auth.token`); see [`crate::TokenServer`].
+    pub fn token_auth(mut self, auth: &TokenAuth) -> Self {
+        self.token = Some(auth.clone());
+        self
+    }
+
     /// Require HTTP basic auth with this one user (an htpasswd file with a bcrypt hash).
     pub fn htpasswd(mut self, user: &str, pass: &str) -> Self {
         self.htpasswd = Some((user.to_string(), pass.to_string()));
@@ -71,6 +87,10 @@ impl RegistryBuilder {
             None => None,
         };
         let secret = format!("hoist-testkit-{:016x}", fastrand::u64(..));
+        let ready = Ready {
+            auth: self.htpasswd.is_some() || self.token.is_some(),
+            tls: self.tls.is_some(),
+        };
         let mut reg = with_free_port(|port| {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let config = registry_config(&ConfigParams {
@@ -79,17 +99,13 @@ impl RegistryBuilder {
                 relative_urls: self.relative_urls,
                 htpasswd: htpasswd_path.as_deref(),
                 secret: &secret,
+                tls: self.tls.as_ref(),
+                token: self.token.as_ref(),
             });
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config)
                 .with_context(|| format!("writing {}", config_path.display()))?;
-            let guard = spawn(
-                &tool,
-                &config_path,
-                dir.path(),
-                addr,
-                self.htpasswd.is_some(),
-            )?;
+            let guard = spawn(&tool, &config_path, dir.path(), addr, ready)?;
             Ok(Registry {
                 guard: Some(guard),
                 addr,
@@ -97,6 +113,7 @@ impl RegistryBuilder {
                 config_path,
                 tool: tool.clone(),
                 credentials: self.htpasswd.clone(),
+                ready,
                 dir: None,
             })
         })?;
@@ -115,6 +132,7 @@ pub struct Registry {
     config_path: PathBuf,
     tool: PathBuf,
     credentials: Option<(String, String)>,
+    ready: Ready,
     // Declared last so it is removed after the process is gone.
     dir: Option<TempDir>,
 }
@@ -140,9 +158,10 @@ impl Registry {
         self.addr.to_string()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` when started with [`RegistryBuilder::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ready.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The registry process id (0 after [`Registry::stop`]).
@@ -187,7 +206,7 @@ impl Registry {
             &self.config_path,
             &dir,
             self.addr,
-            self.credentials.is_some(),
+            self.ready,
         )?);
         Ok(())
     }
@@ -231,16 +250,27 @@ fn spawn(
     config: &Path,
     dir: &Path,
     addr: SocketAddr,
-    auth: bool,
+    ready: Ready,
 ) -> anyhow::Result<ChildGuard> {
     let mut cmd = Command::new(tool);
     cmd.arg("serve").arg(config).current_dir(dir);
     let mut guard = ChildGuard::spawn("docker-registry", cmd, &dir.join("registry.log"))?;
+    // Over TLS the plain probe gets Go's "HTTP request to an HTTPS server" 400: listening is
+    // the readiness signal there.
     guard.wait_ready(STARTUP_TIMEOUT, || {
         port_open(addr)
-            && http_get(addr, "/v2/").is_ok_and(|r| r.status == 200 || (auth && r.status == 401))
+            && (ready.tls
+                || http_get(addr, "/v2/")
+                    .is_ok_and(|r| r.status == 200 || (ready.auth && r.status == 401)))
     })?;
     Ok(guard)
+}
+
+/// How to tell the registry is up.
+#[derive(Debug, Clone, Copy)]
+struct Ready {
+    auth: bool,
+    tls: bool,
 }
 
 struct ConfigParams<'a> {
@@ -249,6 +279,8 @@ struct ConfigParams<'a> {
     relative_urls: bool,
     htpasswd: Option<&'a Path>,
     secret: &'a str,
+    tls: Option<&'a (PathBuf, PathBuf)>,
+    token: Option<&'a TokenAuth>,
 }
 
 /// The distribution 2.x YAML config. Paths are quoted as YAML strings (JSON escaping is valid
@@ -266,6 +298,23 @@ fn registry_config(p: &ConfigParams<'_>) -> String {
         p.secret,
         p.relative_urls
     );
+    if let Some((cert, key)) = p.tls {
+        c.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            q(cert),
+            q(key)
+        ));
+    }
+    if let Some(t) = p.token {
+        let s = |v: &str| serde_json::Value::from(v).to_string();
+        c.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            s(&t.realm),
+            s(&t.service),
+            s(&t.issuer),
+            q(&t.root_cert_bundle)
+        ));
+    }
     if let Some(h) = p.htpasswd {
         c.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: hoist-testkit\n    path: {}\n",
@@ -287,6 +336,8 @@ mod tests {
             relative_urls: true,
             htpasswd: Some(Path::new("/tmp/h")),
             secret: "s",
+            tls: None,
+            token: None,
         });
         assert!(c.contains("addr: 127.0.0.1:5000\n"));
         assert!(c.contains("rootdirectory: \"/tmp/a b\"\n"));

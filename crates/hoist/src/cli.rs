@@ -129,7 +129,7 @@ pub struct GlobalArgs {
     pub insecure_registries: Vec<String>,
 
     /// Directory with extra CA certificates (*.crt) and client certificates (*.cert, *.key), as
-    /// in docker's /etc/docker/certs.d/HOST.
+    /// in docker's /etc/docker/certs.d/HOST. With it, loopback registries use TLS as well.
     #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 

@@ -78,8 +78,18 @@ fn resolve_link(link: &str, target: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// An archive path as shown in a message: names come from the archive, so a hostile one may be
+/// huge; at most 200 characters are shown.
+fn shown(path: &str) -> String {
+    let mut s: String = path.chars().take(200).collect();
+    if s.len() < path.len() {
+        s.push('…');
+    }
+    s
+}
+
 fn escape_error(path: &str) -> Error {
-    let shown: String = path.chars().take(200).collect();
+    let shown = shown(path);
     Error::invalid(format!(
         "archive entry {shown:?} escapes the archive (absolute path or '..')"
     ))

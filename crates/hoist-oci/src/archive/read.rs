@@ -1,9 +1,11 @@
 //! One-pass spooling of a `docker save` stream into an OCI layout.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::rc::Rc;
 
-use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link};
+use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link, shown};
 use crate::codec::{self, Compression};
 use crate::digest::Digester;
 use crate::layout::Layout;
@@ -88,12 +90,27 @@ pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
 }
 
 fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
+    let budget = Rc::new(Cell::new(None));
+    let mut archive = tar::Archive::new(HeaderBudget {
+        inner: reader,
+        budget: budget.clone(),
+    });
+    let mut entries = archive
         .entries()
         .map_err(|e| Error::io("reading the archive", e))?;
     let mut out = Collected::default();
-    for entry in entries {
+    for n in 0.. {
+        // While the tar crate looks for the next entry it reads headers, skips unread data and
+        // buffers long names and PAX records whole: bound what that may consume.
+        budget.set(Some(MAX_HEADER_BYTES));
+        let next = entries.next();
+        budget.set(None);
+        let Some(entry) = next else { break };
+        if n >= MAX_ARCHIVE_ENTRIES {
+            return Err(Error::invalid(format!(
+                "the archive has more than {MAX_ARCHIVE_ENTRIES} entries; not a docker archive"
+            )));
+        }
         let mut entry = entry.map_err(|e| tar_error("reading an archive entry header", e))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
@@ -168,6 +185,42 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
     let _ = io::copy(&mut rest, &mut io::sink());
     Ok(out)
+}
+
+/// Entries read from one archive. `docker save` writes a handful per layer; the paths of every
+/// entry are remembered until `manifest.json` arrives, so a stream of millions of tiny entries
+/// would otherwise grow memory without bound.
+const MAX_ARCHIVE_ENTRIES: usize = 100_000;
+
+/// What finding one entry may read: its headers, a GNU long name or PAX record set, and the
+/// skipped remainder of a directory or device entry. Real ones are a few KiB; the tar crate
+/// buffers long names and PAX records whole, so without this a header claiming gigabytes would
+/// be read into memory.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// A reader that fails once more than the current budget is read (no budget: unlimited).
+struct HeaderBudget<R> {
+    inner: R,
+    budget: Rc<Cell<Option<u64>>>,
+}
+
+impl<R: Read> Read for HeaderBudget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.budget.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            return Err(Error::invalid(format!(
+                "a tar header (long name, PAX record or skipped entry) exceeds \
+                 {MAX_HEADER_BYTES} bytes"
+            ))
+            .into_io());
+        }
+        let cap = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.budget.set(Some(left - n as u64));
+        Ok(n)
+    }
 }
 
 /// How much of what follows the tar's end marker is read and discarded.
@@ -262,13 +315,15 @@ fn lookup<'a>(c: &'a Collected, path: &str) -> Result<&'a Stored> {
             Some(next) => p = next.clone(),
             None => {
                 return Err(Error::invalid(format!(
-                    "manifest.json names {path:?}, which is not in the archive"
+                    "manifest.json names {:?}, which is not in the archive",
+                    shown(path)
                 )));
             }
         }
     }
     Err(Error::invalid(format!(
-        "too many symlinks resolving {path:?} in the archive"
+        "too many symlinks resolving {:?} in the archive",
+        shown(path)
     )))
 }
 
@@ -290,12 +345,12 @@ fn build_from_manifest_json(
         let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
         let config: RawJson<ImageConfig> = layout
             .read_json(&config_desc)
-            .map_err(|e| e.with_path(&entry.config))?;
+            .map_err(|e| e.with_path(shown(&entry.config)))?;
         let diff_ids = &config.value().rootfs.diff_ids;
         if diff_ids.len() != entry.layers.len() {
             return Err(Error::invalid(format!(
                 "config {} lists {} diff_ids but manifest.json lists {} layers",
-                entry.config,
+                shown(&entry.config),
                 diff_ids.len(),
                 entry.layers.len()
             )));
@@ -314,8 +369,9 @@ fn build_from_manifest_json(
                 return Err(Error::new(
                     ErrorKind::DigestMismatch,
                     format!(
-                        "layer {path} has diff_id {actual_diff_id} but config {} says {diff_id}",
-                        entry.config
+                        "layer {} has diff_id {actual_diff_id} but config {} says {diff_id}",
+                        shown(path),
+                        shown(&entry.config)
                     ),
                 )
                 .with_digest(&s.digest));

@@ -33,6 +33,8 @@ const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 const INDEX_TEMP_PREFIX: &str = "index.json.tmp";
 const LAYOUT_VERSION: &str = "1.0.0";
+/// The largest `oci-layout` file read (the real one is ~30 bytes; a huge one is hostile).
+const MAX_MARKER_SIZE: u64 = 64 * 1024;
 
 /// An OCI image layout directory.
 #[derive(Debug, Clone)]
@@ -109,17 +111,26 @@ impl Layout {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let root = dir.as_ref().to_path_buf();
         let marker = root.join(LAYOUT_FILE);
-        let bytes = fs::read(&marker).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::new(
-                    ErrorKind::NotFound,
-                    "not an OCI layout (no oci-layout file)",
-                )
-                .with_path(&root)
-            } else {
-                Error::io("reading oci-layout", e).with_path(&marker)
-            }
-        })?;
+        let mut bytes = Vec::new();
+        File::open(&marker)
+            .and_then(|f| f.take(MAX_MARKER_SIZE + 1).read_to_end(&mut bytes))
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        "not an OCI layout (no oci-layout file)",
+                    )
+                    .with_path(&root)
+                } else {
+                    Error::io("reading oci-layout", e).with_path(&marker)
+                }
+            })?;
+        if bytes.len() as u64 > MAX_MARKER_SIZE {
+            return Err(Error::invalid(format!(
+                "oci-layout file is over the {MAX_MARKER_SIZE}-byte limit; not an OCI layout"
+            ))
+            .with_path(&marker));
+        }
         let m: LayoutMarker = serde_json::from_slice(&bytes).map_err(|e| {
             Error::invalid(format!("malformed oci-layout file: {e}")).with_path(&marker)
         })?;

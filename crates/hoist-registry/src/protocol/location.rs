@@ -7,22 +7,29 @@ use url::Url;
 /// Resolve a `Location` header against the URL of the request that returned it.
 ///
 /// Absolute locations are taken as they are; relative ones (`/v2/...?_state=...`) are joined to
-/// the request URL, keeping their query. Returns `None` for a value that is not a URL, or one
-/// with a scheme other than http/https.
+/// the request URL, keeping their query. Returns `None` for a value that is not a URL, one
+/// with a scheme other than http/https, or one longer than [`MAX_LOCATION_LEN`].
 pub fn resolve_location(request_url: &Url, location: &str) -> Option<Url> {
     let location = location.trim();
-    if location.is_empty() {
+    if location.is_empty() || location.len() > MAX_LOCATION_LEN {
         return None;
     }
     let url = request_url.join(location).ok()?;
-    matches!(url.scheme(), "http" | "https").then_some(url)
+    (matches!(url.scheme(), "http" | "https") && url.as_str().len() <= MAX_LOCATION_LEN)
+        .then_some(url)
 }
+
+/// The longest `Location` followed. Pre-signed storage URLs run to a few KiB; the HTTP stack
+/// cannot send a request line much over 64 KiB, and a longer one is the registry's fault, not
+/// something to report as bad input.
+pub const MAX_LOCATION_LEN: usize = 16 * 1024;
 
 /// Query keys whose values are redacted when a URL is shown (pre-signed storage redirects).
 const SECRET_QUERY_KEYS: &[&str] = &["token", "signature", "credential", "sig", "password"];
 
 /// The URL as it may be shown to a human: no user name, no password, and pre-signed query
-/// values (`X-Amz-Signature=...`, `token=...`) replaced by `***`.
+/// values (`X-Amz-Signature=...`, `token=...`) replaced by `***`; at most [`MAX_SHOWN_URL`]
+/// bytes (plus a `…`).
 pub fn display_url(url: &Url) -> String {
     let mut u = url.clone();
     // Both setters only fail for URLs that cannot have credentials at all.
@@ -42,8 +49,21 @@ pub fn display_url(url: &Url) -> String {
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    u.to_string()
+    let mut shown = u.to_string();
+    if shown.len() > MAX_SHOWN_URL {
+        // URLs come from the registry (`Location`, realms): a hostile one may be huge.
+        let mut cut = MAX_SHOWN_URL;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    shown
 }
+
+/// The longest URL [`display_url`] returns (longer ones are cut, marked with `…`).
+pub const MAX_SHOWN_URL: usize = 512;
 
 /// True for hosts that may be spoken to over plain HTTP without the caller saying so:
 /// `127.0.0.0/8`, `::1` and exactly `localhost` (not `localhost.example.com`).

@@ -29,7 +29,9 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         builder = builder.insecure_host(host.clone());
     }
     if let Some(dir) = &config.cert_dir {
-        builder = builder.ca_file(dir.clone());
+        // Certificates were given: loopback registries are spoken to over TLS too (a registry
+        // on 127.0.0.1 with a test CA), never plain HTTP, which stays for hosts named insecure.
+        builder = builder.ca_file(dir.clone()).plain_http_loopback(false);
     }
     if let Some(creds) = &config.creds {
         builder = builder.credentials(Credentials::new(

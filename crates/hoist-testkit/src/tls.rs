@@ -1,0 +1,178 @@
+//! Throwaway certificates for TLS tests: a CA and a server certificate for the loopback names.
+//!
+//! Everything is generated in-process with `rcgen` (ECDSA P-256 through `ring`), so tests need
+//! no `openssl` binary and no fixed certificate that could expire in the repository.
+
+use anyhow::Context;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// The names the server certificate is valid for.
+pub const TLS_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
+
+/// PEM files of a freshly generated CA and a server certificate it signed for `127.0.0.1`,
+/// `localhost` and `::1`, written into a temp dir that is removed on drop.
+///
+/// Also written: `certs.d/ca.crt`, the same CA in the layout docker's `certs.d/HOST/`
+/// directories use, for clients that take a certificate directory.
+#[derive(Debug)]
+pub struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    cert_dir: PathBuf,
+    ca_pem: String,
+    _dir: TempDir,
+}
+
+impl TlsFiles {
+    /// Generate a new CA and server certificate (valid from yesterday for 2 days).
+    pub fn generate() -> anyhow::Result<TlsFiles> {
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-tls-")
+            .tempdir()
+            .context("creating TLS temp dir")?;
+        // A unique name, so a client holding another kit CA reports an unknown issuer rather
+        // than a bad signature from a same-named CA.
+        let (ca_params, ca_key) =
+            ca_params(&format!("hoist testkit CA {:08x}", fastrand::u32(..)))?;
+        let ca_cert = ca_params
+            .self_signed(&ca_key)
+            .context("self-signing the CA")?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut params = CertificateParams::new(TLS_NAMES.map(String::from).to_vec())
+            .context("server certificate names")?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "hoist testkit server");
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        set_validity(&mut params);
+        let key = KeyPair::generate().context("generating the server key")?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .context("signing the server certificate")?;
+
+        let ca_pem = pem("CERTIFICATE", ca_cert.der());
+        let ca = write(dir.path(), "ca.pem", &ca_pem)?;
+        let cert_path = write(dir.path(), "cert.pem", &pem("CERTIFICATE", cert.der()))?;
+        let key_path = write(
+            dir.path(),
+            "key.pem",
+            &pem("PRIVATE KEY", key.serialized_der()),
+        )?;
+        let cert_dir = dir.path().join("certs.d");
+        std::fs::create_dir(&cert_dir).context("creating certs.d")?;
+        write(&cert_dir, "ca.crt", &ca_pem)?;
+        Ok(TlsFiles {
+            ca,
+            cert: cert_path,
+            key: key_path,
+            cert_dir,
+            ca_pem,
+            _dir: dir,
+        })
+    }
+
+    /// The CA certificate (PEM) clients must trust.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca
+    }
+
+    /// The CA certificate's PEM text.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A directory holding only `ca.crt` (the CA), docker `certs.d` style.
+    pub fn cert_dir(&self) -> &Path {
+        &self.cert_dir
+    }
+
+    /// The server certificate (PEM), for distribution's `http.tls.certificate`.
+    pub fn cert_file(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The server's private key (PEM), for distribution's `http.tls.key`.
+    pub fn key_file(&self) -> &Path {
+        &self.key
+    }
+}
+
+/// Parameters and key of a self-signed CA named `cn`.
+pub(crate) fn ca_params(cn: &str) -> anyhow::Result<(CertificateParams, KeyPair)> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    set_validity(&mut params);
+    let key = KeyPair::generate().context("generating the CA key")?;
+    Ok((params, key))
+}
+
+/// Valid from a day ago (clock skew) for two days.
+pub(crate) fn set_validity(params: &mut CertificateParams) {
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+    params.not_before = now - std::time::Duration::from_secs(86_400);
+    params.not_after = now + std::time::Duration::from_secs(2 * 86_400);
+}
+
+/// PEM text of one DER object (64-column base64 lines), written here rather than with rcgen's
+/// `pem` feature, which would pull a second major version of `base64` into the tree.
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_pem_and_the_ca_is_not_the_server() {
+        let t = TlsFiles::generate().expect("generate");
+        let ca = std::fs::read_to_string(t.ca_file()).expect("ca");
+        let cert = std::fs::read_to_string(t.cert_file()).expect("cert");
+        let key = std::fs::read_to_string(t.key_file()).expect("key");
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_ne!(ca, cert);
+        assert_eq!(
+            std::fs::read_to_string(t.cert_dir().join("ca.crt")).expect("ca.crt"),
+            ca
+        );
+        // A second call makes a different CA.
+        let other = TlsFiles::generate().expect("generate");
+        assert_ne!(other.ca_pem(), t.ca_pem());
+    }
+}
