@@ -17,6 +17,8 @@ const CHUNK_ARG: &str = "256KiB";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Push,
+    /// Push with `--timeout 2`, so a stalled request is abandoned and retried.
+    PushTimeout,
     /// Push with the registry restarted while the given PATCH is held by the proxy.
     PushRestart,
     Pull,
@@ -111,6 +113,12 @@ fn cases() -> Vec<Case> {
             budget: 1,
         },
         Case {
+            name: "PATCH 3 stalled 10 s, longer than --timeout 2",
+            phase: Phase::PushTimeout,
+            rules: vec![patch(3, Stall(Duration::from_secs(10)))],
+            budget: 1,
+        },
+        Case {
             name: "truncated blob GET",
             phase: Phase::Pull,
             rules: vec![FaultRule::new(
@@ -145,8 +153,10 @@ struct Outcome {
     resent: u64,
 }
 
-fn push(cache: &Path, src: &Path, target: &str) -> Hoist {
+fn push(cache: &Path, src: &Path, target: &str, timeout: bool) -> Hoist {
+    let timeout: &[&str] = if timeout { &["--timeout", "2"] } else { &[] };
     Hoist::new(cache)
+        .args(timeout)
         .args([
             "-q",
             "--chunk-size",
@@ -183,13 +193,16 @@ fn run_case(
     let image = write_oci_layout(&src, "v1", &spec)?;
     let repo = format!("faults/case{index}");
     let target = format!("{}/{repo}:v1", proxy.host());
-    let pushing = matches!(case.phase, Phase::Push | Phase::PushRestart);
+    let pushing = matches!(
+        case.phase,
+        Phase::Push | Phase::PushRestart | Phase::PushTimeout
+    );
 
     proxy.clear_records();
     proxy.set_plan(if pushing { case.rules.clone() } else { vec![] });
     let before = proxy.faults_injected();
     let out = if case.phase == Phase::PushRestart {
-        let mut child = push(&cache, &src, &target).command().spawn()?;
+        let mut child = push(&cache, &src, &target, false).command().spawn()?;
         // Wait until the proxy holds the stalled PATCH, then restart the registry under it.
         let deadline = Instant::now() + Duration::from_secs(30);
         while proxy.faults_injected() == before {
@@ -204,7 +217,7 @@ fn run_case(
         ensure!(status.success(), "push failed: {status}");
         None
     } else {
-        Some(push(&cache, &src, &target).run())
+        Some(push(&cache, &src, &target, case.phase == Phase::PushTimeout).run())
     };
     if let Some(out) = &out {
         ensure!(out.code == Some(0), "push failed:\n{}", out.stderr);
@@ -347,9 +360,6 @@ fn run_table(cases: Vec<Case>) {
             }
         }
     }
-    println!(
-        "faults: {injected} injected, {survived} survived, bytes re-sent max {worst} per fault"
-    );
     eprintln!(
         "faults: {injected} injected, {survived} survived, bytes re-sent max {worst} per fault"
     );

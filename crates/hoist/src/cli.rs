@@ -104,6 +104,18 @@ pub struct GlobalArgs {
     )]
     pub retries: u32,
 
+    /// Seconds a registry request may go without progress (no response, no bytes moving)
+    /// before it is abandoned and retried.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub timeout: u64,
+
     /// Talk plain HTTP (or HTTPS without verification) to this registry HOST[:PORT]; repeatable.
     /// The variable takes a comma-separated list.
     #[arg(

@@ -79,6 +79,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Retries per request.
     pub retries: u32,
+    /// How long a registry request may make no progress.
+    pub timeout: std::time::Duration,
     /// Registries spoken to without TLS verification, as HOST[:PORT].
     pub insecure_registries: Vec<String>,
     /// Extra certificates.
@@ -238,6 +240,7 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
         chunk_size,
         concurrency: g.concurrency,
         retries: g.retries,
+        timeout: std::time::Duration::from_secs(g.timeout),
         insecure_registries: g.insecure_registries,
         cert_dir: g.cert_dir,
         creds,

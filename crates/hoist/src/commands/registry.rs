@@ -19,6 +19,7 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
     let mut builder = Client::builder()
         .chunk_size(config.chunk_size)
         .concurrency(config.concurrency)
+        .timeout(config.timeout)
         .retry(RetryPolicy {
             max_attempts: config.retries.saturating_add(1),
             ..RetryPolicy::default()
