@@ -100,6 +100,14 @@ fn from_transport(err: &bollard::errors::Error) -> Error {
             ErrorKind::DaemonUnavailable,
             "cannot connect to the daemon: is it running?",
         ),
+        // A reset before any answer is a stopped daemon too: a keep-alive connection it (or a
+        // relay in front of it) dropped while hoist was sending on it. Seen as EOF or as RST
+        // depending on timing; both must mean the same (tests/daemon.rs flaked 1 run in 5).
+        // A reset part-way through a streamed answer is reclassified by the stream's reader.
+        Some(Io::ConnectionReset | Io::BrokenPipe) => Error::new(
+            ErrorKind::DaemonUnavailable,
+            "the daemon closed the connection without answering: is it running?",
+        ),
         _ if connect => Error::new(
             ErrorKind::DaemonUnavailable,
             "cannot connect to the daemon: is it running?",
@@ -173,6 +181,29 @@ mod tests {
         );
         assert!(err.is_daemon_unavailable());
         assert_eq!(err.host(), Some("unix:///x.sock"));
+    }
+
+    #[test]
+    fn reset_before_an_answer_is_unavailable() {
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            let err = classify(
+                bollard::errors::Error::IOError {
+                    err: std::io::Error::from(kind),
+                },
+                "tcp://127.0.0.1:2375",
+            );
+            assert!(err.is_daemon_unavailable(), "{kind:?}: {err:?}");
+        }
+        let other = classify(
+            bollard::errors::Error::IOError {
+                err: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            },
+            "tcp://127.0.0.1:2375",
+        );
+        assert!(other.is_daemon_failed(), "{other:?}");
     }
 
     #[test]
