@@ -67,7 +67,26 @@ pub fn hoist_bin() -> &'static Path {
         }
         let root = workspace_root();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // The variables cargo sets for this test binary describe hoist-tests, not hoist; left
+        // in, they can make the nested build see a changed environment and rebuild hoist.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key == "CARGO_TARGET_TMPDIR"
+            {
+                build.env_remove(key);
+            }
+        }
+        let status = build
             .current_dir(&root)
             .args(["build", "--quiet", "-p", "hoist", "--bin", "hoist"])
             .status()
