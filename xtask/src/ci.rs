@@ -111,7 +111,16 @@ fn advisory_db_present() -> bool {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    home.map(|h| h.join("advisory-dbs"))
-        .and_then(|d| std::fs::read_dir(d).ok())
-        .is_some_and(|mut entries| entries.next().is_some())
+    let Some(dbs) = home.map(|h| h.join("advisory-dbs")) else {
+        return false;
+    };
+    // A failed fetch leaves a lock file or an empty directory behind; only a database clone
+    // (a directory with a `crates/` tree) counts.
+    std::fs::read_dir(dbs)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().join("crates").is_dir())
+        })
+        .unwrap_or(false)
 }
