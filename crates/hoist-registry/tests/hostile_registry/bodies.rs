@@ -1,0 +1,406 @@
+//! A lying registry's bodies: garbage Range/Location on uploads, wrong or oversized blobs and
+//! pages, lying completion digests, bodies that stall.
+
+use super::*;
+
+#[tokio::test]
+async fn garbage_location_and_range_headers_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &[7u8; 1000]);
+    for location in [
+        "javascript:alert(1)",
+        "ftp://127.0.0.1/upload",
+        "http://[::1",
+        "   ",
+    ] {
+        let reg = upload_registry(location, "0-0");
+        let err = client()
+            .push_blob(
+                &reg.repo(),
+                &src,
+                &PushOptions::default(),
+                &Progress::none(),
+            )
+            .await
+            .expect_err("garbage Location");
+        assert!(err.is_misbehaved(), "{location:?}: {err}");
+        assert!(err.to_string().contains("Location"), "{location:?}: {err}");
+        assert_eq!(reg.count("PATCH", ""), 0, "{location:?}: a PATCH was sent");
+    }
+    // A session on a plain-HTTP foreign host: refused before a byte or a credential goes there.
+    let reg = upload_registry("http://uploads.hostile.invalid/s1", "0-0");
+    let err = client()
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await
+        .expect_err("foreign Location");
+    assert!(err.to_string().contains("plain HTTP"), "{err}");
+    assert_no_secret(&err);
+    for range in [
+        "bytes=0-abc",
+        "5-10",
+        "0-99999999999999999999999",
+        "0-18446744073709551614",
+        "0--1",
+        "-",
+    ] {
+        let reg = upload_registry("/v2/hostile/app/blobs/uploads/s1", range);
+        let err = client()
+            .push_blob(
+                &reg.repo(),
+                &src,
+                &PushOptions::default(),
+                &Progress::none(),
+            )
+            .await
+            .expect_err("garbage Range");
+        assert!(err.is_misbehaved(), "{range:?}: {err}");
+        assert!(
+            err.to_string().contains("Range") || err.to_string().contains("claims"),
+            "{range:?}: {err}"
+        );
+        assert_eq!(
+            reg.count("PUT", ""),
+            0,
+            "{range:?}: the upload was closed anyway"
+        );
+    }
+}
+
+#[tokio::test]
+async fn blob_get_with_wrong_bytes_is_not_written_to_the_layout() {
+    let real = b"the real layer bytes".to_vec();
+    let desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(&real),
+        real.len() as u64,
+    );
+    let reg = Lying::start(move |req, _| {
+        if req.path.contains("longer") {
+            Reply::new(200).body(vec![b'x'; 4096])
+        } else {
+            // Same size, different content.
+            Reply::new(200).body(vec![b'x'; 20])
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("layout")).expect("layout");
+    let sink = layout.blob_path(&desc.digest);
+    let err = client()
+        .pull_blob(&reg.repo(), &desc, &sink, &Progress::none())
+        .await
+        .expect_err("wrong bytes");
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert_eq!(err.digest(), Some(&desc.digest));
+    assert!(!layout.has_blob(&desc).expect("has_blob"));
+    assert_layout_clean(&layout);
+    // More bytes than the descriptor says: cut off, nothing kept.
+    let longer = Repo::new(reg.host(), "hostile/longer").expect("repo");
+    let err = client()
+        .pull_blob(&longer, &desc, &sink, &Progress::none())
+        .await
+        .expect_err("too long");
+    assert!(err.is_misbehaved(), "{err}");
+    assert!(err.to_string().contains("more than"), "{err}");
+    assert_layout_clean(&layout);
+    // The streaming reader fails at its end instead of reporting a complete layer.
+    let mut stream = client()
+        .open_blob_stream(&reg.repo(), &desc)
+        .await
+        .expect("open stream");
+    let mut buf = Vec::new();
+    let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
+    assert!(r.is_err(), "a wrong blob read to a clean EOF");
+}
+
+#[tokio::test]
+async fn endless_tag_pages_are_bounded_in_bytes_and_pages() {
+    // Full pages (4 MiB of tags each), each linking to one more, forever.
+    let mut page = br#"{"name":"hostile/app","tags":["#.to_vec();
+    while page.len() < 4 << 20 {
+        page.extend_from_slice(br#""t-0123456789abcdef0123456789abcdef","#);
+    }
+    page.extend_from_slice(br#""last"]}"#);
+    let page = Arc::new(page);
+    let reg = Lying::start(move |req, _| {
+        let n = req.path.len();
+        Reply::new(200)
+            .header(
+                "Link",
+                &format!(r#"<{}&n={n}>; rel="next""#, req.path.replace("?", "?x=1&")),
+            )
+            .header("Content-Type", "application/json")
+            .body(page.as_slice())
+    });
+    let err = client()
+        .list_tags(&reg.repo())
+        .await
+        .expect_err("endless pages");
+    assert!(err.is_misbehaved(), "{err}");
+    assert!(err.to_string().contains("tag list exceeds"), "{err}");
+    let pages = reg.count("GET", "/tags/list");
+    assert!(pages <= 17, "{pages} pages of 4 MiB were read");
+
+    // Tiny pages linking to themselves: the page limit ends it.
+    let reg = Lying::start(|req, _| {
+        Reply::new(200)
+            .header("Link", &format!(r#"<{}>; rel="next""#, req.path))
+            .body(r#"{"name":"hostile/app","tags":["a"]}"#)
+    });
+    let err = client()
+        .list_tags(&reg.repo())
+        .await
+        .expect_err("self-linked page");
+    assert!(err.to_string().contains("pagination did not end"), "{err}");
+}
+
+#[tokio::test]
+async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
+    let real = b"twenty bytes of blob".to_vec();
+    let desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(&real),
+        real.len() as u64,
+    );
+    let reg = {
+        let real = real.clone();
+        Lying::start(move |req, _| {
+            let ranged = req.header("range").is_some();
+            if req.path.contains("/misrange/") && ranged {
+                // A 206 whose Content-Range does not start where it was asked to.
+                Reply::new(206)
+                    .header("Content-Range", "bytes 3-19/20")
+                    .body(&real[3..])
+            } else if req.path.contains("/garbage/") && ranged {
+                Reply::new(206)
+                    .header("Content-Range", "bytes ../../etc/passwd")
+                    .body(&real[10..])
+            } else if req.path.contains("/longer/") {
+                Reply::new(200).body([real.as_slice(), b"and then some"].concat())
+            } else {
+                // Always the first half, whatever was asked.
+                Reply::new(200).body(&real[..10])
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("layout")).expect("layout");
+    let sink = layout.blob_path(&desc.digest);
+    for (name, check) in [
+        ("short", "kept failing"),
+        ("misrange", "range starting at"),
+        ("garbage", "range starting at"),
+        ("longer", "more than"),
+    ] {
+        let repo = Repo::new(reg.host(), format!("hostile/{name}")).expect("repo");
+        let err = client()
+            .pull_blob(&repo, &desc, &sink, &Progress::none())
+            .await
+            .expect_err(name);
+        assert!(err.to_string().contains(check), "{name}: {err}");
+        assert!(
+            reg.count("GET", &format!("/{name}/")) <= 4,
+            "{name}: unbounded retries"
+        );
+        assert_layout_clean(&layout);
+        // The streaming reader reports an error, never a clean end with wrong content.
+        let mut stream = client()
+            .open_blob_stream(&repo, &desc)
+            .await
+            .expect("open stream");
+        let mut buf = Vec::new();
+        let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
+        assert!(r.is_err(), "{name}: the stream ended cleanly with {buf:?}");
+    }
+}
+
+#[tokio::test]
+async fn completion_and_manifest_push_with_lying_digests_fail_briefly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &[9u8; 1000]);
+    let other = Digest::sha256_of(b"something else").to_string();
+    let junk = format!("<html>{}</html>", "x".repeat(32 * 1024));
+    for (lie, check) in [
+        (other.clone(), "stored the blob as"),
+        (junk.clone(), "Docker-Content-Digest"),
+    ] {
+        let reg = Lying::start(move |req, _| match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202).header("Location", "/v2/hostile/app/blobs/uploads/s1"),
+            "PATCH" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-999"),
+            "PUT" => Reply::new(201).header("Docker-Content-Digest", &lie),
+            _ => Reply::new(404),
+        });
+        let err = client()
+            .push_blob(
+                &reg.repo(),
+                &src,
+                &PushOptions::default(),
+                &Progress::none(),
+            )
+            .await
+            .expect_err("lying completion");
+        let text = err.to_string();
+        assert!(text.contains(check), "{text}");
+        assert!(text.len() < 1_000, "a hostile header was echoed whole");
+        assert!(!text.contains('<'), "{text}");
+    }
+    // A manifest PUT acknowledged under another digest.
+    let reg = Lying::start(move |_, _| Reply::new(201).header("Docker-Content-Digest", &other));
+    let err = client()
+        .push_manifest(
+            &reg.repo(),
+            "v1",
+            &MediaType::new(MediaType::OCI_MANIFEST),
+            &manifest_json(),
+        )
+        .await
+        .expect_err("lying manifest PUT");
+    assert!(err.is_digest_mismatch(), "{err}");
+}
+
+#[tokio::test]
+async fn hostile_error_and_token_bodies_stay_short_and_inert() {
+    let reg = Lying::start(|req, addr| {
+        let p = req.path.as_str();
+        if p.starts_with("/token-html") {
+            return Reply::new(200)
+                .header("Content-Type", "text/html")
+                .body("<html>login</html>");
+        }
+        if p.starts_with("/token-huge") {
+            return Reply::new(200).zeros(100 << 20, true);
+        }
+        if p.contains("/manifests/ansi") {
+            // Terminal escapes and a 30 KiB message inside a well-formed OCI error.
+            let msg = format!("\u{1b}[2J\u{1b}]0;owned\u{7}{}", "y".repeat(30 * 1024));
+            let body = serde_json::json!({"errors":[{"code":"DENIED","message":msg}]});
+            return Reply::new(403)
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        let realm = if p.contains("/manifests/html") {
+            "token-html"
+        } else {
+            "token-huge"
+        };
+        Reply::new(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="http://{addr}/{realm}",service="s""#),
+        )
+    });
+    let err = client()
+        .get_manifest(&reg.repo(), "ansi")
+        .await
+        .expect_err("ansi");
+    let text = err.to_string();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.len() < 1_000, "{} bytes of error", text.len());
+    assert_eq!(err.code(), Some("DENIED"));
+    let err = client()
+        .get_manifest(&reg.repo(), "html")
+        .await
+        .expect_err("HTML token");
+    assert!(err.to_string().contains("token"), "{err}");
+    assert!(!err.to_string().contains('<'), "{err}");
+    let err = client()
+        .get_manifest(&reg.repo(), "huge")
+        .await
+        .expect_err("huge token body");
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert!(
+        reg.body_bytes_sent.load(Ordering::Relaxed) < 32 << 20,
+        "the 100 MiB token body was read far past its cap"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_after_the_headers_times_out() {
+    let reg = Lying::start(|req, _| {
+        let stall = Payload::Stall {
+            prefix: b"{\"schemaVersion\":".to_vec(),
+            declared: 4096,
+            silence: Duration::from_secs(30),
+        };
+        let mut r = Reply::new(200).header("Content-Type", MediaType::OCI_MANIFEST);
+        if req.path.contains("/blobs/") {
+            r = Reply::new(404).header("Content-Type", "application/json");
+        } else if req.path.contains("/tags/") {
+            r = r.header("Content-Type", "application/json");
+        }
+        r.payload = stall;
+        r
+    });
+    let c = Client::builder()
+        .no_docker_config()
+        .retry(RetryPolicy::immediate(1))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let started = std::time::Instant::now();
+    let err = c
+        .get_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("stalled manifest body");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a stalled body hung for {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_transport(), "{err}");
+    let started = std::time::Instant::now();
+    let err = c
+        .list_tags(&reg.repo())
+        .await
+        .expect_err("stalled tag page");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    // An error response whose body stalls still reports its status, promptly.
+    let started = std::time::Instant::now();
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"b"), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = c
+        .pull_blob(&reg.repo(), &desc, &dir.path().join("b"), &Progress::none())
+        .await
+        .expect_err("stalled 404 body");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn a_blob_stream_that_stalls_fails_instead_of_hanging() {
+    let reg = Lying::start(|_, _| {
+        let mut r = Reply::new(200);
+        r.payload = Payload::Stall {
+            prefix: vec![1u8; 10],
+            declared: 4096,
+            silence: Duration::from_secs(30),
+        };
+        r
+    });
+    let c = Client::builder()
+        .no_docker_config()
+        .retry(RetryPolicy::immediate(2))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let desc = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(&[1u8; 4096]), 4096);
+    let started = std::time::Instant::now();
+    let mut stream = c.open_blob_stream(&reg.repo(), &desc).await.expect("open");
+    let mut buf = Vec::new();
+    let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
+    assert!(r.is_err(), "a stalled stream ended cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a stalled stream hung for {:?}",
+        started.elapsed()
+    );
+}
