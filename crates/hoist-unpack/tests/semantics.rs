@@ -562,3 +562,58 @@ fn hardlink_to_a_file_whited_out_earlier_in_the_layer() {
     apply(t.path(), &[l1, l2]);
     assert_eq!(read(t.path().join("b")), b"upper");
 }
+
+#[test]
+fn limits_count_over_the_whole_image() {
+    let l1 = Tar::new().file("a", b"12345").file("b", b"12345").finish();
+    let l2 = Tar::new().file("c", b"12345").file("d", b"12345").finish();
+    let config = ImageConfig {
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![Digest::sha256_of(&l1), Digest::sha256_of(&l2)],
+        },
+        ..ImageConfig::default()
+    };
+    let limited = |limits| {
+        Unpacker::builder()
+            .rootless(true)
+            .limits(limits)
+            .build()
+            .expect("build")
+    };
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits {
+        max_bytes: None,
+        max_entries: Some(3),
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect_err("4 entries > 3");
+    assert!(err.is_limit_exceeded());
+    assert_eq!(err.entry(), Some(Path::new("d")));
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits {
+        max_bytes: Some(12),
+        max_entries: None,
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect_err("20 bytes > 12");
+    assert!(err.is_limit_exceeded());
+    assert_eq!(err.entry(), Some(Path::new("c")));
+    assert!(!exists(t.path().join("c")));
+    let t = tmp();
+    limited(hoist_unpack::Limits {
+        max_bytes: Some(20),
+        max_entries: Some(4),
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect("exactly at the limits");
+    assert!(
+        Unpacker::builder()
+            .limits(hoist_unpack::Limits {
+                max_bytes: Some(0),
+                max_entries: None
+            })
+            .build()
+            .is_err()
+    );
+}
