@@ -236,6 +236,7 @@ impl UnpackerBuilder {
                 chown: !rootless,
                 devices: !rootless,
                 xattrs: self.xattrs,
+                unprivileged: !is_root,
                 limits: self.limits,
             }),
         })

@@ -176,8 +176,22 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<Fil
     match kind {
         None => return Ok(None),
         Some(FileType::Directory) => {
-            let sub = rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?;
-            for child in list_dir(sub.as_fd())? {
+            let sub = match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
+                Err(Errno::ACCESS) => {
+                    // Unprivileged and the directory is not readable: it is going away, so
+                    // open it up. `name` was just seen to be a directory, not a symlink.
+                    rustix::fs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+                    rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?
+                }
+                other => other?,
+            };
+            let children = list_dir(sub.as_fd())?;
+            if !children.is_empty()
+                && rustix::fs::fstat(&sub).is_ok_and(|st| st.st_mode & 0o300 != 0o300)
+            {
+                rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700))?;
+            }
+            for child in children {
                 remove_all(sub.as_fd(), &child)?;
             }
             match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
