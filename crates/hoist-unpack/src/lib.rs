@@ -275,6 +275,7 @@ impl Unpacker {
     }
 
     /// Apply the layer file at `layer` (see [`apply_layer`](Unpacker::apply_layer)).
+    #[allow(clippy::disallowed_methods)] // the layer file is a host path, not inside the root
     pub fn apply_layer_file(
         &self,
         root: &Path,
