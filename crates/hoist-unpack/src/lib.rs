@@ -187,12 +187,18 @@ impl Stats {
 }
 
 /// Builds an [`Unpacker`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct UnpackerBuilder {
     rootless: Option<bool>,
     limits: Limits,
     xattrs: bool,
+}
+
+impl Default for UnpackerBuilder {
+    fn default() -> Self {
+        Unpacker::builder()
+    }
 }
 
 impl UnpackerBuilder {
