@@ -70,14 +70,21 @@ pub(crate) fn from_status(status: u16, message: &str) -> Error {
 fn from_transport(err: &bollard::errors::Error) -> Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
     let mut io_kind = None;
+    let mut closed_early = false;
     if let bollard::errors::Error::IOError { err } = err {
         io_kind = Some(err.kind());
+    }
+    if let bollard::errors::Error::HyperResponseError { err } = err {
+        closed_early = err.is_incomplete_message();
     }
     while io_kind.is_none()
         && let Some(current) = source
     {
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
             io_kind = Some(io.kind());
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            closed_early |= hyper.is_incomplete_message();
         }
         source = current.source();
     }
@@ -96,6 +103,10 @@ fn from_transport(err: &bollard::errors::Error) -> Error {
         _ if connect => Error::new(
             ErrorKind::DaemonUnavailable,
             "cannot connect to the daemon: is it running?",
+        ),
+        _ if closed_early => Error::new(
+            ErrorKind::DaemonUnavailable,
+            "the daemon closed the connection without answering: is it running?",
         ),
         _ => Error::new(
             ErrorKind::DaemonFailed,

@@ -210,3 +210,41 @@ impl std::error::Error for Error {
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_errors_blame_the_right_side() {
+        let corrupt = || hoist_oci::Error::new(hoist_oci::ErrorKind::Corrupt, "short tar");
+        assert!(Error::from_oci("spooling", corrupt(), true).is_daemon_failed());
+        assert!(Error::from_oci("writing", corrupt(), false).is_invalid_input());
+        let missing = hoist_oci::Error::new(hoist_oci::ErrorKind::NotFound, "no blob");
+        assert!(Error::from_oci("writing", missing, false).is_invalid_input());
+        let disk = hoist_oci::Error::io("writing blob", std::io::Error::other("disk full"));
+        assert!(Error::from_oci("spooling", disk, true).is_io());
+    }
+
+    #[test]
+    fn display_names_image_and_host_without_credentials() {
+        let err = Error::new(ErrorKind::NotFound, "not found in the daemon")
+            .with_image("app:1")
+            .with_host("tcp://user:pw@10.0.0.1:2375");
+        let text = err.to_string();
+        assert!(
+            text.contains("app:1") && text.contains("10.0.0.1:2375"),
+            "{text}"
+        );
+        assert!(!text.contains("pw"), "{text}");
+        assert_eq!(err.image(), Some("app:1"));
+    }
+
+    #[test]
+    fn io_keeps_wrapped_oci_meaning() {
+        let inner = hoist_oci::Error::new(hoist_oci::ErrorKind::DigestMismatch, "bad layer");
+        assert!(Error::io("reading", inner.into_io(), true).is_daemon_failed());
+        let plain = Error::io("reading", std::io::Error::other("eio"), true);
+        assert!(plain.is_io());
+    }
+}

@@ -145,7 +145,17 @@ impl Daemon {
                         last_chunk = Instant::now();
                     }
                     Some(Err(e)) => {
-                        let err = self.classify(e).with_image(label.clone());
+                        let mut err = self.classify(e).with_image(label.clone());
+                        if received > 0 {
+                            // Past the headers a cut is a broken stream, whatever hyper says.
+                            err = Error::new(
+                                ErrorKind::DaemonFailed,
+                                format!("the export stream broke off after {received} bytes"),
+                            )
+                            .with_image(label.clone())
+                            .with_host(&self.host())
+                            .with_source(err);
+                        }
                         let _ = tx
                             .send(Err(io::Error::other(format!("export stream failed: {err}"))))
                             .await;

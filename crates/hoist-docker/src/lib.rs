@@ -13,6 +13,13 @@
 //!   dockerd 20.10 is spoken to in API 1.41 even though bollard defaults to 1.53.
 //! - [`Daemon::inspect`] → [`ImageInfo`]: ID, tags, repo digests, size, layer diff_ids and
 //!   platform, to decide what to export and which layers a registry already has.
+//! - [`Daemon::export`] — stream `GET /images/get` for one or several images straight into
+//!   hoist-oci's one-pass docker-archive spooler, producing an OCI layout (layers stay
+//!   uncompressed, as the daemon sent them; every blob verified; tags set only at the end).
+//! - [`Daemon::load`] — stream a layout image into `POST /images/load` as a legacy
+//!   docker-archive written on the fly by hoist-oci (gzip/zstd layers are decompressed on the
+//!   way; for an index, the daemon's own platform is picked), tag it, and check the daemon's
+//!   layers.
 //! - [`Daemon::export_archive`] / [`Daemon::export_with`] — stream `GET /images/get` (one or
 //!   several images; the daemon writes shared layers once) into a file or any blocking
 //!   consumer such as hoist-oci's docker-archive spooler. [`ExportOptions::platform`] selects
@@ -90,6 +97,7 @@ mod error;
 mod export;
 mod inspect;
 mod load;
+mod oci_layout;
 mod pipe;
 mod progress;
 
@@ -99,3 +107,6 @@ pub use export::{ExportOptions, ExportReader};
 pub use inspect::ImageInfo;
 pub use load::{LoadWriter, Loaded};
 pub use progress::Progress;
+
+/// What an export into a layout produced per image (re-exported from `hoist_oci::archive`).
+pub use hoist_oci::archive::SpooledImage;

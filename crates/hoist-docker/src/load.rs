@@ -69,9 +69,8 @@ impl Daemon {
     }
 
     /// The general load: `produce` writes a docker-archive on a blocking task; the bytes go to
-    /// the daemon as they are written. Producer errors are bad local input, or local I/O.
-    /// A producer error wins over the daemon's complaint about
-    /// the cut-off upload it causes.
+    /// the daemon as they are written. Producer errors are bad local input, or local I/O, and
+    /// win over the daemon's complaint about the cut-off upload they cause.
     pub async fn load_with<F, P>(&self, mut progress: P, produce: F) -> Result<Loaded>
     where
         F: FnOnce(&mut LoadWriter) -> hoist_oci::Result<()> + Send + 'static,

@@ -109,7 +109,7 @@ pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
 pub use digest::{Algorithm, Digest, Digester, HashingWriter, VerifyingReader};
 pub use error::{Error, ErrorKind, Result};
-pub use layout::{BlobWriter, Image, Layout, LayoutEntry};
+pub use layout::{BlobWriter, CompressOptions, Image, Layout, LayoutEntry};
 pub use manifest::{
     AnyManifest, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE, RawJson, RootFs,
     RuntimeConfig,
@@ -117,3 +117,24 @@ pub use manifest::{
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use variants::{ImageVariants, LayerVariants};
+
+#[cfg(test)]
+mod thread_safety {
+    //! The handles other crates move into `spawn_blocking` must stay `Send` (and `Sync` where
+    //! shared).
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send::<crate::Layout>();
+        sync::<crate::Layout>();
+        send::<crate::BlobWriter>();
+        send::<crate::codec::Compressor<std::fs::File>>();
+        send::<crate::VerifyingReader<std::fs::File>>();
+        send::<crate::Error>();
+        sync::<crate::Error>();
+        send::<crate::Reference>();
+        sync::<crate::ImageVariants>();
+    }
+}

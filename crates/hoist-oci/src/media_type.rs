@@ -177,6 +177,13 @@ impl fmt::Debug for MediaType {
     }
 }
 
+impl std::str::FromStr for MediaType {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        MediaType::parse(s)
+    }
+}
+
 impl From<&str> for MediaType {
     fn from(s: &str) -> Self {
         MediaType::new(s)
@@ -226,6 +233,7 @@ mod tests {
             let json = serde_json::to_string(bad).expect("string");
             assert!(serde_json::from_str::<MediaType>(&json).is_err(), "{bad:?}");
             assert!(MediaType::parse(bad).expect_err(bad).is_invalid_input());
+            assert!(bad.parse::<MediaType>().is_err());
         }
     }
 }

@@ -42,6 +42,15 @@ impl Reference {
         if s.is_empty() {
             return Err(fail("empty"));
         }
+        // Docker refuses a bare 64-hex name: it would be ambiguous with an image ID.
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(fail(
+                "a 64-character hex string is an image ID, not a repository name",
+            ));
+        }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, d)) => (
                 rest,
@@ -451,13 +460,24 @@ mod tests {
             "h.example:port/x",
             "[::1/x",
             &format!("alpine:{long_tag}"),
+            &"ab".repeat(32),
             &long_name,
         ] {
             let err = Reference::parse(bad).expect_err(bad);
             assert!(err.is_invalid_input(), "{bad}: {err}");
         }
         // Separators that are allowed.
-        for good in ["a.b", "a_b", "a__b", "a---b", "a-b.c_d"] {
+        for good in [
+            "a.b",
+            "a_b",
+            "a__b",
+            "a---b",
+            "a-b.c_d",
+            "lowercase:Uppercase",
+            "sub-dom1.foo.com/bar/baz/quux",
+            "xn--n3h.com/myimage:xn--n3h.com",
+            &format!("{}/x", "ab".repeat(32)),
+        ] {
             r(good);
         }
         // The tag limit is inclusive.

@@ -267,3 +267,31 @@ fn skopeo_reads_docker_archives_we_write() {
     let read = copied.image(Some("x"), None).expect("image");
     assert_eq!(read.config.value().rootfs.diff_ids, img.diff_ids);
 }
+
+#[test]
+fn we_spool_oci_archives_skopeo_writes() {
+    let Some(skopeo) = skopeo() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = Layout::create(tmp.path().join("src")).expect("layout");
+    let img = write_image(&src, "v1", MIXED);
+    let archive = tmp.path().join("image.oci.tar");
+    run(
+        &skopeo,
+        &[
+            "copy",
+            &oci_ref(src.root(), "v1"),
+            &format!("oci-archive:{}:release", archive.display()),
+        ],
+    );
+    // An OCI layout in a tar, with no manifest.json: index.json names the image.
+    let dst = Layout::create(tmp.path().join("dst")).expect("dst");
+    let images = spool(File::open(&archive).expect("open archive"), &dst).expect("spool");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].tags, vec!["release"]);
+    // (skopeo re-serializes the manifest, so its digest is skopeo's, not ours.)
+    let read = dst.image(Some("release"), None).expect("image");
+    assert_eq!(read.config.value().rootfs.diff_ids, img.diff_ids);
+    for l in &read.manifest.value().layers {
+        dst.verify_blob(l).expect("blob verifies");
+    }
+}

@@ -34,13 +34,25 @@ pub(crate) struct FileRegion {
 
 impl FileRegion {
     /// Open `path` and position it at `start`, to yield `end - start` bytes.
+    #[cfg(test)]
     pub(crate) async fn open(path: &Path, start: u64, end: u64) -> std::io::Result<Self> {
+        Self::open_counted(path, start, end, Arc::new(AtomicU64::new(0))).await
+    }
+
+    /// Like [`FileRegion::open`], counting produced bytes into `produced` (reset to 0).
+    pub(crate) async fn open_counted(
+        path: &Path,
+        start: u64,
+        end: u64,
+        produced: Arc<AtomicU64>,
+    ) -> std::io::Result<Self> {
         let mut file = tokio::fs::File::open(path).await?;
         file.seek(SeekFrom::Start(start)).await?;
+        produced.store(0, Ordering::Relaxed);
         Ok(FileRegion {
             file,
             remaining: end.saturating_sub(start),
-            produced: Arc::new(AtomicU64::new(0)),
+            produced,
         })
     }
 

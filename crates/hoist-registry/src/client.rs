@@ -220,6 +220,7 @@ impl ClientBuilder {
             .enable_http1()
             .build();
         let http = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(self.concurrency.max(4))
             .build(https);
@@ -330,7 +331,13 @@ enum Scheme {
 pub(crate) enum BodySpec {
     Empty,
     Bytes(Bytes),
-    File { path: PathBuf, start: u64, end: u64 },
+    File {
+        path: PathBuf,
+        start: u64,
+        end: u64,
+        /// Bytes of this body handed to the connection so far (for progress).
+        tap: Arc<std::sync::atomic::AtomicU64>,
+    },
 }
 
 /// A request that can be sent (and re-sent) with auth.
@@ -639,10 +646,17 @@ impl Client {
             let (body, len) = match &req.body {
                 BodySpec::Empty => (ReqBody::Empty, 0),
                 BodySpec::Bytes(bytes) => (ReqBody::bytes(bytes.clone()), bytes.len() as u64),
-                BodySpec::File { path, start, end } => {
-                    let region = FileRegion::open(path, *start, *end).await.map_err(|e| {
-                        Error::local(format!("opening blob source {}", path.display()), e)
-                    })?;
+                BodySpec::File {
+                    path,
+                    start,
+                    end,
+                    tap,
+                } => {
+                    let region = FileRegion::open_counted(path, *start, *end, tap.clone())
+                        .await
+                        .map_err(|e| {
+                            Error::local(format!("opening blob source {}", path.display()), e)
+                        })?;
                     watch = Some(region.progress());
                     (ReqBody::File(region), end - start)
                 }
@@ -689,7 +703,7 @@ impl Client {
             let resp = match self.execute(req, registry, scopes).await {
                 Ok(r) => r,
                 Err(e) if e.is_transport() && !last => {
-                    tracing::debug!(error = %e, "retrying after transport error");
+                    tracing::info!(error = %e, "retrying after a transport error");
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }
@@ -703,7 +717,7 @@ impl Client {
             match classify(Phase::Plain, status, None, ra) {
                 Step::Done => return Ok(resp),
                 Step::Retry { after } if !last => {
-                    tracing::debug!(status, "retrying after transient status");
+                    tracing::info!(status, url = %display_url(&req.url), "retrying after a transient status");
                     drop(resp);
                     tokio::time::sleep(policy.delay(attempt - 1, after)).await;
                 }
@@ -731,10 +745,7 @@ impl Client {
         let parsed = parse_error_body(status, ct.as_deref(), &body);
         let mut message = format!("{what}: {}", parsed.message);
         if status == 413 {
-            message.push_str(
-                " (the registry or a proxy in front of it limits request bodies; \
-                 hoist sends smaller chunks when it can, see --chunk-size)",
-            );
+            message.push_str(" (the registry or a proxy in front of it limits request bodies)");
         }
         let err = if (400..500).contains(&status) {
             Error::refused(message)

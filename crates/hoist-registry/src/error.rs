@@ -34,6 +34,7 @@ struct Inner {
     status: Option<u16>,
     code: Option<String>,
     digest: Option<Digest>,
+    digest_mismatch: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -51,6 +52,7 @@ impl Error {
                 status: None,
                 code: None,
                 digest: None,
+                digest_mismatch: false,
                 source: None,
             }),
         }
@@ -62,6 +64,12 @@ impl Error {
     pub(crate) fn misbehaved(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::RegistryMisbehaved, message)
     }
+    /// Content (from the registry) did not hash to the digest it should have.
+    pub(crate) fn digest_mismatch(message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::RegistryMisbehaved, message);
+        e.inner.digest_mismatch = true;
+        e
+    }
     pub(crate) fn transport(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transport, message)
     }
@@ -70,6 +78,13 @@ impl Error {
     }
     pub(crate) fn local(what: impl Into<String>, err: std::io::Error) -> Self {
         Self::new(ErrorKind::LocalIo, format!("{}: {err}", what.into())).with_source(err)
+    }
+
+    /// Add what hoist did about it to the message.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.inner.message.push_str("; ");
+        self.inner.message.push_str(note);
+        self
     }
 
     /// Attach the URL; callers pass it already stripped of credentials.
@@ -159,9 +174,7 @@ impl Error {
     }
     /// Content did not hash to its digest (on either side).
     pub fn is_digest_mismatch(&self) -> bool {
-        self.inner.code.as_deref() == Some("DIGEST_INVALID")
-            || (self.inner.kind == ErrorKind::RegistryMisbehaved
-                && self.inner.message.contains("digest"))
+        self.inner.digest_mismatch || self.inner.code.as_deref() == Some("DIGEST_INVALID")
     }
 }
 

@@ -55,7 +55,7 @@ impl Client {
             && let Ok(got) = Digest::parse(got.trim())
             && got.same_algorithm_of(bytes) != got
         {
-            return Err(Error::misbehaved(format!(
+            return Err(Error::digest_mismatch(format!(
                 "registry stored the manifest as {got}, but its bytes hash to {digest}"
             ))
             .with_url(display_url(&url)));
@@ -93,7 +93,7 @@ impl Client {
         if let Some(expected) = &expected {
             let actual = expected.same_algorithm_of(&bytes);
             if &actual != expected {
-                return Err(Error::misbehaved(format!(
+                return Err(Error::digest_mismatch(format!(
                     "manifest digest mismatch: expected {expected}, received bytes hash to {actual}"
                 ))
                 .with_digest(expected)

@@ -16,8 +16,9 @@ pub enum Event {
         /// Its size.
         size: u64,
     },
-    /// The registry confirmed it holds `offset` bytes (pushes) or `offset` bytes were written
-    /// (pulls). Never goes backwards for one blob, even across resumes.
+    /// `offset` bytes of the blob are done: sent on the wire or confirmed by the registry
+    /// (pushes; a chunk in flight is reported as it goes out), or written (pulls). Never goes
+    /// backwards for one blob, even across resumes.
     BytesSent {
         /// The blob.
         digest: Digest,

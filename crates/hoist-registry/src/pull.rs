@@ -236,7 +236,7 @@ impl Client {
         out.into_inner().sync_all().await.map_err(local)?;
         let actual = hasher.finish();
         if actual != desc.digest {
-            return Err(Error::misbehaved(format!(
+            return Err(Error::digest_mismatch(format!(
                 "blob digest mismatch: received bytes hash to {actual}"
             )));
         }
@@ -289,8 +289,8 @@ impl std::fmt::Debug for BlobStream {
     }
 }
 
-fn invalid_data(msg: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, Error::misbehaved(msg))
+fn invalid_data(err: Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, err)
 }
 
 impl AsyncRead for BlobStream {
@@ -315,10 +315,10 @@ impl AsyncRead for BlobStream {
                         this.received += data.len() as u64;
                         if this.received > this.desc.size {
                             this.hasher = None;
-                            return Poll::Ready(Err(invalid_data(format!(
+                            return Poll::Ready(Err(invalid_data(Error::misbehaved(format!(
                                 "blob {} is longer than its {} bytes",
                                 this.desc.digest, this.desc.size
-                            ))));
+                            )))));
                         }
                         hasher.update(&data);
                         this.pending = data;
@@ -342,10 +342,10 @@ impl AsyncRead for BlobStream {
                         )));
                     }
                     if hasher.as_ref() != Some(&this.desc.digest) {
-                        return Poll::Ready(Err(invalid_data(format!(
+                        return Poll::Ready(Err(invalid_data(Error::digest_mismatch(format!(
                             "blob digest mismatch: expected {}",
                             this.desc.digest
-                        ))));
+                        )))));
                     }
                     return Poll::Ready(Ok(()));
                 }

@@ -1,6 +1,8 @@
 //! Blob push: HEAD skip, cross-repo mount, chunked PATCH uploads with resume and restart.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hoist_oci::Digest;
 use http::{Method, header};
@@ -15,6 +17,9 @@ use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
 use crate::state::{self, UploadState};
 use crate::{Error, Repo, Result};
+
+/// How often bytes in flight are reported during a PATCH.
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A blob to push: a local file (already spooled, compressed) and what it must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +174,28 @@ impl Client {
             }
         }
         result.map_err(|e| e.with_digest(&source.digest))
+    }
+
+    /// Push several blobs concurrently (up to the client's concurrency limit), returning the
+    /// outcomes in input order. Every blob is attempted even when one fails; the first error
+    /// (in input order) is returned.
+    ///
+    /// # Errors
+    /// As [`Client::push_blob`].
+    pub async fn push_blobs(
+        &self,
+        repo: &Repo,
+        sources: &[BlobSource],
+        opts: &PushOptions,
+        progress: &Progress,
+    ) -> Result<Vec<PushOutcome>> {
+        let all = futures_util::future::join_all(
+            sources
+                .iter()
+                .map(|s| self.push_blob(repo, s, opts, progress)),
+        )
+        .await;
+        all.into_iter().collect()
     }
 
     async fn push_inner(
@@ -406,7 +433,7 @@ impl Client {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
                 let result = self
-                    .patch(repo, src, scopes, session, start, end, out)
+                    .patch(repo, src, scopes, session, start, end, out, bp)
                     .await;
                 let (step, err) = match result {
                     PatchResult::Acked => {
@@ -434,12 +461,23 @@ impl Client {
                     e.unwrap_or_else(|| Error::misbehaved("upload failed without a response"))
                 };
                 if faults >= policy.max_attempts {
-                    return Err(fail(err));
+                    let e = fail(err);
+                    let note = format!("gave up after {faults} consecutive failures on this blob");
+                    return Err(if e.is_body_too_large() {
+                        e.with_note(&format!(
+                            "{note}; hoist shrank its chunks to {chunk} bytes (set a smaller chunk size to start lower)"
+                        ))
+                    } else {
+                        e.with_note(&note)
+                    });
                 }
                 match step {
                     Step::Shrink => {
                         let Some(smaller) = shrink_after_413(chunk) else {
-                            return Err(fail(err));
+                            return Err(fail(err).with_note(&format!(
+                                "hoist shrank its chunks to {chunk} bytes and was still refused; \
+                                 the limit is not about body size"
+                            )));
                         };
                         if !shrunk_once {
                             tracing::warn!(
@@ -577,7 +615,9 @@ impl Client {
         start: u64,
         end: u64,
         out: &mut PushOutcome,
+        bp: &mut BlobProgress<'_>,
     ) -> PatchResult {
+        let tap = Arc::new(AtomicU64::new(0));
         let req = Req::new(Method::PATCH, session.location.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_RANGE, content_range(start, end))
@@ -585,9 +625,20 @@ impl Client {
                 path: src.path.clone(),
                 start,
                 end,
+                tap: tap.clone(),
             });
         out.bytes_sent += end - start;
-        let resp = match self.execute(&req, &repo.registry, scopes).await {
+        // Report bytes as they go out, so a large chunk does not look stuck.
+        let send = self.execute(&req, &repo.registry, scopes);
+        tokio::pin!(send);
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        let result = loop {
+            tokio::select! {
+                r = &mut send => break r,
+                _ = tick.tick() => bp.at(start + tap.load(Ordering::Relaxed)),
+            }
+        };
+        let resp = match result {
             Ok(r) => r,
             Err(e) if e.is_transport() => {
                 return PatchResult::Step(classify_transport(Phase::Patch), Some(e));
@@ -671,7 +722,7 @@ impl Client {
                     && got.trim() != src.digest.to_string()
                 {
                     return Err(CloseError::Fatal(
-                        Error::misbehaved(format!(
+                        Error::digest_mismatch(format!(
                             "registry stored the blob as {got}, expected {}",
                             src.digest
                         ))

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use common::{Registry, blob_file};
+use common::blob_file;
 use hoist_oci::MediaType;
 use hoist_registry::{Client, Credentials, Progress, PushOptions, Repo, RetryPolicy};
 
@@ -34,7 +34,7 @@ fn builder() -> hoist_registry::ClientBuilder {
 
 #[tokio::test]
 async fn basic_auth_push_pull_and_no_secret_anywhere() {
-    let Some(reg) = Registry::start_with_htpasswd("alice", PASSWORD) else {
+    let Some(reg) = common::registry_htpasswd("alice", PASSWORD) else {
         return;
     };
     let logs = Captured::default();
@@ -133,4 +133,106 @@ async fn basic_auth_push_pull_and_no_secret_anywhere() {
     assert!(!text.contains(PASSWORD), "password leaked into logs");
     assert!(!text.contains(&auth), "Authorization leaked into logs");
     assert!(!text.contains("not-the-password-123"));
+}
+
+/// A tiny token endpoint: answers every GET with a fixed token and records the request line
+/// and whether Basic credentials came with it.
+async fn token_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, bool)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut tmp).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).into_owned();
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            let basic = head.to_ascii_lowercase().contains("authorization: basic ");
+            log.lock().expect("log").push((line, basic));
+            let body = r#"{"token":"tok-Secret-4711","expires_in":300}"#;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn bearer_challenge_fetches_scoped_tokens_once_per_scope() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let (token_addr, seen) = token_server().await;
+    let challenge = format!(
+        r#"Bearer realm="http://{token_addr}/token",service="hoist-svc",scope="repository:tok/app:pull""#
+    );
+    let unauthorized = common::respond(401, &[("WWW-Authenticate", challenge.as_str())], "");
+    // The registry itself is open; the proxy demands a token on the first HEAD and POST.
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![
+            common::FaultRule::new("HEAD", "/blobs/", 1, unauthorized.clone()),
+            common::FaultRule::new("POST", "/blobs/uploads/", 1, unauthorized),
+        ],
+    );
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 300_000, 9);
+    let repo = Repo::new(proxy.host(), "tok/app").expect("repo");
+    let c = builder()
+        .credentials(Credentials::new("bob", PASSWORD))
+        .build()
+        .expect("client");
+    c.push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push after token flow");
+    // A second blob reuses the cached tokens: no more token requests.
+    let src2 = blob_file(dir.path(), "b2", 1000, 10);
+    c.push_blob(&repo, &src2, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("second push");
+
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 2, "one token per scope: {seen:?}");
+    assert!(
+        seen.iter().all(|(_, basic)| *basic),
+        "credentials sent to the realm"
+    );
+    assert!(seen[0].0.contains("service=hoist-svc"), "{seen:?}");
+    assert!(
+        seen[0].0.contains("scope=repository%3Atok%2Fapp%3Apull "),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1]
+            .0
+            .contains("scope=repository%3Atok%2Fapp%3Apull%2Cpush "),
+        "{seen:?}"
+    );
+    drop(_guard);
+    let text = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    assert!(text.contains("registry response"));
+    assert!(!text.contains("tok-Secret-4711"), "token leaked into logs");
+    assert!(!text.contains(PASSWORD), "password leaked into logs");
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Registry, blob_file};
+use common::blob_file;
 use hoist_oci::{AnyManifest, Descriptor, Digest, MediaType, Platform};
 use hoist_registry::{Client, Event, Progress, PushOptions, Repo, RetryPolicy};
 use tokio::io::AsyncReadExt;
@@ -59,7 +59,9 @@ async fn push_image(
 
 #[tokio::test]
 async fn manifest_round_trip_tags_and_pull() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let c = client();
     let repo = Repo::new(reg.host(), "app/web").expect("repo");
@@ -164,7 +166,9 @@ async fn manifest_round_trip_tags_and_pull() {
 
 #[tokio::test]
 async fn index_resolves_to_the_platform_manifest() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let c = client();
     let repo = Repo::new(reg.host(), "multi/arch").expect("repo");

@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::fault::{Action, FaultProxy, Rule};
-use common::nginx::{Nginx, NginxOptions};
-use common::{Registry, blob_file, registry_blob_digest};
+use common::{FaultAction, FaultRule, blob_file, nginx, registry_blob_digest};
 use hoist_registry::{Client, Event, Progress, PushOptions, Repo, RetryPolicy};
 
 const MIB: u64 = 1 << 20;
@@ -19,15 +17,6 @@ fn client(chunk: u64) -> Client {
         .expect("client")
 }
 
-fn opts(buffering: bool, max: Option<u64>, min: Option<u64>) -> NginxOptions {
-    NginxOptions {
-        max_body_size: MIB,
-        request_buffering: buffering,
-        chunk_max_length: max,
-        chunk_min_length: min,
-    }
-}
-
 async fn events(mut rx: tokio::sync::mpsc::Receiver<Event>) -> Vec<Event> {
     let mut v = Vec::new();
     while let Some(e) = rx.recv().await {
@@ -39,8 +28,10 @@ async fn events(mut rx: tokio::sync::mpsc::Receiver<Event>) -> Vec<Event> {
 #[tokio::test]
 async fn unexplained_413_from_nginx_shrinks_and_succeeds() {
     for buffering in [true, false] {
-        let Some(reg) = Registry::start() else { return };
-        let Some(nginx) = Nginx::start(reg.addr, &opts(buffering, None, None)) else {
+        let Some(reg) = common::registry() else {
+            return;
+        };
+        let Some(nginx) = nginx(reg.addr(), MIB, buffering, None, None) else {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -69,14 +60,18 @@ async fn unexplained_413_from_nginx_shrinks_and_succeeds() {
 #[tokio::test]
 async fn advertised_max_caps_chunks_from_the_start() {
     for buffering in [true, false] {
-        let Some(reg) = Registry::start() else { return };
-        let Some(nginx) = Nginx::start(reg.addr, &opts(buffering, Some(MIB / 2), None)) else {
+        let Some(reg) = common::registry() else {
+            return;
+        };
+        let Some(nginx) = nginx(reg.addr(), MIB, buffering, Some(MIB / 2), None) else {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
         // A blob smaller than the configured chunk but larger than the cap: the cap holds.
         let src = blob_file(dir.path(), "b", 3 * MIB / 2 + 1, 2);
-        let repo = Repo::new(nginx.host(), "limit/cap").expect("repo");
+        // A rule-less fault proxy in front of nginx records each PATCH's body size.
+        let recorder = common::proxy(nginx.addr(), Vec::new());
+        let repo = Repo::new(recorder.host(), "limit/cap").expect("repo");
         let (p, rx) = Progress::channel(4096);
         let out = client(8 * MIB)
             .push_blob(&repo, &src, &PushOptions::default(), &p)
@@ -87,11 +82,17 @@ async fn advertised_max_caps_chunks_from_the_start() {
         assert_eq!(out.final_chunk_size, MIB / 2);
         assert_eq!(out.bytes_sent, src.size, "no 413, nothing re-sent");
         assert!(!ev.iter().any(|e| matches!(e, Event::ChunkShrunk { .. })));
-        let acks = ev
+        let patches: Vec<u64> = recorder
+            .records()
             .iter()
-            .filter(|e| matches!(e, Event::BytesSent { .. }))
-            .count();
-        assert_eq!(acks, 4, "3 equal chunks of 512 KiB and a 1-byte tail");
+            .filter(|r| r.method == "PATCH")
+            .map(|r| r.request_body_bytes)
+            .collect();
+        assert_eq!(
+            patches,
+            vec![MIB / 2, MIB / 2, MIB / 2, 1],
+            "equal chunks at the cap and a 1-byte tail"
+        );
         assert_eq!(
             registry_blob_digest(&reg, "limit/cap", &src.digest),
             Some(src.digest.clone())
@@ -101,8 +102,10 @@ async fn advertised_max_caps_chunks_from_the_start() {
 
 #[tokio::test]
 async fn advertised_min_raises_the_chunk_size() {
-    let Some(reg) = Registry::start() else { return };
-    let Some(nginx) = Nginx::start(reg.addr, &opts(true, None, Some(256 * 1024))) else {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let Some(nginx) = nginx(reg.addr(), MIB, true, None, Some(256 * 1024)) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -121,21 +124,22 @@ async fn advertised_min_raises_the_chunk_size() {
 
 #[tokio::test]
 async fn cut_patch_behind_buffering_nginx_resumes_with_at_most_one_chunk_resent() {
-    let Some(reg) = Registry::start() else { return };
-    let Some(nginx) = Nginx::start(reg.addr, &opts(true, None, None)) else {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let Some(nginx) = nginx(reg.addr(), MIB, true, None, None) else {
         return;
     };
     let chunk = 256 * 1024;
-    let proxy = FaultProxy::start(
-        nginx.addr,
-        vec![Rule {
-            method: "PATCH",
-            path_contains: "/blobs/uploads/",
-            nth: 3,
-            action: Action::CutAfterBodyBytes(100_000),
-        }],
-    )
-    .await;
+    let proxy = common::proxy(
+        nginx.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            3,
+            FaultAction::CutAfterBodyBytes(100_000),
+        )],
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_file(dir.path(), "b", 5 * chunk + 3, 4);
     let repo = Repo::new(proxy.host(), "limit/resume").expect("repo");
@@ -144,7 +148,7 @@ async fn cut_patch_behind_buffering_nginx_resumes_with_at_most_one_chunk_resent(
         .await
         .expect("push");
     assert_eq!((out.resumes, out.restarts), (1, 0), "{out:?}");
-    let forwarded = proxy.body_bytes("PATCH");
+    let forwarded = common::forwarded(&proxy, "PATCH");
     assert!(
         forwarded - src.size <= chunk,
         "re-sent {} bytes",

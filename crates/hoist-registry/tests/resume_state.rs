@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fault::{Action, FaultProxy, Rule};
-use common::{Registry, blob_file, registry_blob_digest};
+use common::{FaultAction, FaultRule, blob_file, proxy, registry_blob_digest};
 use hoist_registry::{Client, Event, Progress, PushKind, PushOptions, Repo, RetryPolicy};
 
 const CHUNK: u64 = 64 * 1024;
@@ -23,23 +22,20 @@ fn client(state: &std::path::Path, policy: RetryPolicy) -> Client {
 
 #[tokio::test]
 async fn a_later_run_continues_the_session_from_the_state_file() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     // The third PATCH is refused with a long Retry-After: the first run sits waiting, holding
     // a live session with two acknowledged chunks, and is killed there.
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "PATCH",
-            path_contains: "/blobs/uploads/",
-            nth: 3,
-            action: Action::Respond {
-                status: 503,
-                headers: vec![("Retry-After".into(), "30".into())],
-                body: String::new(),
-            },
-        }],
-    )
-    .await;
+    let proxy = proxy(
+        reg.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            3,
+            common::respond(503, &[("Retry-After", "30")], ""),
+        )],
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let src = blob_file(dir.path(), "b", 6 * CHUNK + 9, 3);
@@ -106,29 +102,53 @@ async fn a_later_run_continues_the_session_from_the_state_file() {
 
 #[tokio::test]
 async fn a_dead_session_in_the_state_file_falls_back_to_a_new_one() {
-    let Some(reg) = Registry::start() else { return };
+    let Some(reg) = common::registry() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let src = blob_file(dir.path(), "b", 3 * CHUNK, 4);
     // Interrupt a first run by cutting its second PATCH (which kills the session on
     // distribution) with no retries left, so the state file points at a dead session.
-    let proxy = FaultProxy::start(
-        reg.addr,
-        vec![Rule {
-            method: "PATCH",
-            path_contains: "/blobs/uploads/",
-            nth: 2,
-            action: Action::CutAfterBodyBytes(10),
-        }],
-    )
-    .await;
+    let proxy = proxy(
+        reg.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            2,
+            FaultAction::CutAfterBodyBytes(10),
+        )],
+    );
     let via_proxy = Repo::new(proxy.host(), "resume/dead").expect("repo");
     let e = client(&state, RetryPolicy::immediate(1))
         .push_blob(&via_proxy, &src, &PushOptions::default(), &Progress::none())
         .await
         .expect_err("no retries allowed");
     assert!(e.is_transport(), "{e}");
-    assert_eq!(std::fs::read_dir(&state).expect("state").count(), 1);
+    let files: Vec<_> = std::fs::read_dir(&state)
+        .expect("state")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    // distribution cancels the cut session asynchronously: wait until it is really gone, as
+    // it is by the time a later run starts.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[0]).expect("read state")).expect("json");
+    let location = url::Url::parse(st["location"].as_str().expect("location")).expect("url");
+    let path = format!(
+        "{}?{}",
+        location.path(),
+        location.query().unwrap_or_default()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hoist_testkit::http_get(reg.addr(), &path)
+        .expect("status")
+        .status
+        != 404
+    {
+        assert!(std::time::Instant::now() < deadline, "session never died");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The next run finds the state file, asks the session for its status (404: distribution
     // cancelled it when the body was cut), drops the state and uploads in a new session.
     let out = client(&state, RetryPolicy::immediate(3))

@@ -192,6 +192,26 @@ impl Registry {
         Ok(())
     }
 
+    /// Stop the registry, delete everything it stored, and start it again empty on the same
+    /// port (benchmarks use this so every run uploads everything).
+    pub fn reset(&mut self) -> anyhow::Result<()> {
+        if let Some(mut g) = self.guard.take() {
+            g.stop();
+        }
+        for e in std::fs::read_dir(&self.storage)
+            .with_context(|| format!("reading {}", self.storage.display()))?
+        {
+            let p = e?.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            }
+            .with_context(|| format!("removing {}", p.display()))?;
+        }
+        self.restart()
+    }
+
     /// Stop the registry and remove its temp dir (same as dropping it).
     pub fn stop(self) {
         drop(self);

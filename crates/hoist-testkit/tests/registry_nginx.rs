@@ -102,6 +102,13 @@ fn registry_auth_relative_urls_and_restart_keep_data() {
     let r = http_request(addr, "GET", &format!("/v2/t/blobs/{digest}"), &auth, b"").expect("GET");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body);
+    // reset empties the storage and keeps the port.
+    reg.reset().expect("reset");
+    assert_eq!(reg.addr(), addr);
+    let r = http_request(addr, "GET", &format!("/v2/t/blobs/{digest}"), &auth, b"").expect("GET");
+    assert_eq!(r.status, 404, "blob gone after reset");
+    let put_again = http_request(addr, "POST", "/v2/t/blobs/uploads/", &auth, b"").expect("POST");
+    assert_eq!(put_again.status, 202, "serves after reset");
     drop(reg);
     // A caller-given storage dir is never deleted by the kit.
     assert!(storage.path().join("docker").exists());
@@ -173,4 +180,27 @@ fn nginx_proxies_limits_and_adds_chunk_headers() {
     let reg_addr = reg.addr();
     reg.stop();
     eventually("registry port closed", || !port_open(reg_addr));
+}
+
+#[test]
+fn a_panicking_test_still_kills_its_components() {
+    if !require_tool("docker-registry") || !require_tool("nginx") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joined = std::thread::spawn(move || {
+        let reg = Registry::start().expect("registry starts");
+        let proxy = Nginx::builder(reg.addr()).start().expect("nginx starts");
+        tx.send((reg.pid(), reg.addr(), proxy.pid(), proxy.addr()))
+            .expect("send");
+        panic!("test body fails while the components run");
+    })
+    .join();
+    assert!(joined.is_err(), "the thread panicked");
+    let (rpid, raddr, npid, naddr) = rx.recv().expect("pids");
+    assert!(
+        !pid_alive(rpid) && !pid_alive(npid),
+        "processes survived the panic"
+    );
+    assert!(!port_open(raddr) && !port_open(naddr), "ports still open");
 }

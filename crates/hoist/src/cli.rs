@@ -62,7 +62,8 @@ pub struct GlobalArgs {
     )]
     pub compression: CompressionArg,
 
-    /// Compression level: 0-9 for gzip, 1-19 for zstd (defaults: gzip 6, zstd 3).
+    /// Compression level: 0 to 9 for gzip, -7 to 22 for zstd (defaults: gzip 1, zstd 3: pushing
+    /// is bounded by compression speed on small machines).
     #[arg(
         long,
         global = true,

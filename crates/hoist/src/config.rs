@@ -347,20 +347,17 @@ pub fn reference_tag(reference: &str) -> Option<String> {
 }
 
 fn check_level(compression: Compression, level: i32) -> Result<(), UsageError> {
-    let range = match compression {
-        Compression::Gzip => 0..=9,
-        Compression::Zstd => 1..=19,
-        Compression::None => {
-            return Err(usage(
-                "--compression-level makes no sense with --compression none",
-            ));
-        }
-    };
+    if compression == Compression::None {
+        return Err(usage(
+            "--compression-level makes no sense with --compression none",
+        ));
+    }
+    let range = compression.level_range();
     if range.contains(&level) {
         Ok(())
     } else {
         Err(usage(format!(
-            "--compression-level {level} is out of range for {compression}: use {}-{}",
+            "--compression-level {level} is out of range for {compression}: use {} to {}",
             range.start(),
             range.end()
         )))
@@ -542,7 +539,7 @@ mod tests {
 
         assert!(err(&["--chunk-size", "12 parsecs", "inspect", "oci:x"]).contains("not a size"));
         assert!(err(&["--chunk-size", "1k", "inspect", "oci:x"]).contains("out of range"));
-        assert!(err(&["--compression-level", "10", "inspect", "oci:x"]).contains("0-9"));
+        assert!(err(&["--compression-level", "10", "inspect", "oci:x"]).contains("use 0 to 9"));
         assert!(
             err(&[
                 "--compression",

@@ -71,9 +71,10 @@ fn real_main() -> i32 {
 /// `RUST_LOG`, when set, decides instead.
 fn init_logging(verbosity: i8) {
     use tracing_subscriber::EnvFilter;
+    // The registry's warnings (retries, 413 shrinks) reach the user as progress notes already.
     let level = match verbosity {
         i8::MIN..=-1 => "error",
-        0 => "warn",
+        0 => "warn,hoist_registry=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

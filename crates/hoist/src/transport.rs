@@ -149,17 +149,6 @@ impl Location {
         }
     }
 
-    /// The transport's name, for messages.
-    pub fn transport(&self) -> &'static str {
-        match self {
-            Location::DockerDaemon { .. } => "docker-daemon",
-            Location::DockerArchive { .. } => "docker-archive",
-            Location::Oci { .. } => "oci",
-            Location::Registry { .. } => "docker",
-            Location::Rootfs { .. } => "rootfs",
-        }
-    }
-
     /// Whether this location reads stdin or writes stdout.
     pub fn is_stdio(&self) -> bool {
         matches!(

@@ -1,248 +1,113 @@
-//! A private dockerd for this crate's tests (until the testkit's `Dockerd` lands on main).
+//! Test helpers over the testkit's private dockerd: images from generated files, a TCP relay.
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// The docker CLI matching the daemon's API (20.10).
-const DOCKER_CLI: &str = "/usr/bin/docker";
+pub use hoist_testkit::Dockerd;
 
-/// Skip loudly, or fail when `CI=true`.
-pub fn skip(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and a test needs: {what}");
+/// A private dockerd, or `None` after a loud SKIP (a panic under `CI=true`).
+pub fn start_dockerd() -> Option<Dockerd> {
+    if !hoist_testkit::require_root() || !hoist_testkit::require_tool("dockerd") {
+        return None;
     }
-    eprintln!("SKIP: {what}");
+    Some(Dockerd::start().expect("start a private dockerd"))
 }
 
-/// A dockerd of our own, on a socket in a temporary directory; killed and cleaned on drop.
-pub struct Dockerd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    tcp: Option<String>,
+/// Run the docker CLI against `dockerd`; panic with its stderr on failure; return stdout.
+pub fn run(dockerd: &Dockerd, args: &[&str]) -> String {
+    dockerd.run_docker(args).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Dockerd {
-    /// Start one, or return `None` after printing SKIP (panicking in CI) when we cannot.
-    pub fn start() -> Option<Dockerd> {
-        Self::start_with(false)
+/// `docker import` a root filesystem made of `files` (path, contents) as `tag`.
+pub fn import_files(dockerd: &Dockerd, scratch: &Path, tag: &str, files: &[(&str, &[u8])]) {
+    let tar_path = scratch.join(format!("rootfs-{}.tar", sanitize(tag)));
+    let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).expect("create tar"));
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_mtime(1_700_000_000);
+        builder
+            .append_data(&mut header, name, *data)
+            .expect("append file");
     }
-
-    /// Start one that also listens on plain TCP on a free 127.0.0.1 port.
-    pub fn start_with_tcp() -> Option<Dockerd> {
-        Self::start_with(true)
-    }
-
-    fn start_with(tcp: bool) -> Option<Dockerd> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            skip("root, to run a private dockerd");
-            return None;
-        }
-        if !Path::new("/usr/sbin/dockerd").exists() && which("dockerd").is_none() {
-            skip("dockerd on PATH");
-            return None;
-        }
-        if !Path::new(DOCKER_CLI).exists() {
-            skip("the 20.10 docker CLI at /usr/bin/docker");
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("hd-")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let socket = dir.path().join("d.sock");
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log file");
-        let tcp = tcp.then(|| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            format!("tcp://{}", listener.local_addr().expect("addr"))
-        });
-        let mut command = Command::new("dockerd");
-        if let Some(tcp) = &tcp {
-            command.arg("-H").arg(tcp);
-        }
-        let child = command
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-                "--storage-driver=overlay2",
-            ])
-            .arg("--data-root")
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn dockerd");
-        let daemon = Dockerd {
-            child: Some(child),
-            dir,
-            socket,
-            tcp,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if daemon.socket.exists() {
-                let ok = daemon
-                    .docker()
-                    .arg("version")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if ok {
-                    return Some(daemon);
-                }
-            }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(daemon.dir.path().join("dockerd.log"))
-                    .unwrap_or_default();
-                panic!("dockerd did not come up in 30 s; log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    pub fn socket_path(&self) -> &Path {
-        &self.socket
-    }
-
-    /// The `tcp://127.0.0.1:PORT` address, when started with TCP.
-    pub fn tcp_host(&self) -> Option<&str> {
-        self.tcp.as_deref()
-    }
-
-    pub fn docker_host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    /// A scratch directory that lives as long as the daemon.
-    pub fn scratch(&self) -> PathBuf {
-        let path = self.dir.path().join("scratch");
-        std::fs::create_dir_all(&path).expect("scratch dir");
-        path
-    }
-
-    /// The docker CLI pointed at this daemon.
-    pub fn docker(&self) -> Command {
-        let mut cmd = Command::new(DOCKER_CLI);
-        cmd.arg("-H").arg(self.docker_host());
-        cmd.env("DOCKER_BUILDKIT", "0");
-        cmd.env("DOCKER_CONFIG", self.dir.path().join("cli-config"));
-        cmd
-    }
-
-    /// Run the docker CLI; panic with its output on failure; return stdout.
-    pub fn run(&self, args: &[&str]) -> String {
-        let out = self.docker().args(args).output().expect("run docker");
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Import a generated root filesystem as `tag`: files name -> contents.
-    pub fn import_rootfs(&self, tag: &str, files: &[(&str, &[u8])]) {
-        let root = self
-            .scratch()
-            .join(format!("rootfs-{}", tag.replace([':', '/'], "_")));
-        for (name, data) in files {
-            let path = root.join(name);
-            std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
-            std::fs::write(&path, data).expect("write");
-        }
-        let tar = root.with_extension("tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(status.success(), "tar failed");
-        self.run(&["import", tar.to_str().expect("utf8 path"), tag]);
-    }
-
-    /// Build `tag` FROM `base` with one layer per file (legacy builder).
-    pub fn build_layers(&self, tag: &str, base: &str, files: &[(&str, &[u8])]) {
-        let ctx = self
-            .scratch()
-            .join(format!("ctx-{}", tag.replace([':', '/'], "_")));
-        std::fs::create_dir_all(&ctx).expect("ctx dir");
-        let mut dockerfile = format!("FROM {base}\n");
-        for (name, data) in files {
-            std::fs::write(ctx.join(name), data).expect("write ctx file");
-            dockerfile.push_str(&format!("COPY {name} /{name}\n"));
-        }
-        std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("write Dockerfile");
-        self.run(&["build", "-q", "-t", tag, ctx.to_str().expect("utf8 path")]);
-    }
-
-    /// Stop the daemon now (the socket goes away with it).
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: signalling a child we spawned and have not reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.unmount_leftovers();
-    }
-
-    fn unmount_leftovers(&self) {
-        let root = self.dir.path().to_string_lossy().into_owned();
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|p| p.starts_with(&root))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for point in points {
-            let _ = Command::new("umount").arg("-l").arg(point).status();
-        }
-    }
+    builder.into_inner().expect("finish tar");
+    dockerd
+        .import_rootfs(&tar_path, tag)
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        self.stop();
+/// Build `tag` FROM `base` with one `COPY` layer per file (legacy builder, no network).
+pub fn build_layers(
+    dockerd: &Dockerd,
+    scratch: &Path,
+    tag: &str,
+    base: &str,
+    files: &[(&str, &[u8])],
+) {
+    let ctx = scratch.join(format!("ctx-{}", sanitize(tag)));
+    std::fs::create_dir_all(&ctx).expect("ctx dir");
+    let mut dockerfile = format!("FROM {base}\n");
+    for (name, data) in files {
+        std::fs::write(ctx.join(name), data).expect("write ctx file");
+        dockerfile.push_str(&format!("COPY {name} /{name}\n"));
     }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    run(
+        dockerd,
+        &["build", "-q", "-t", tag, ctx.to_str().expect("utf8 path")],
+    );
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.exists())
-    })
+fn sanitize(tag: &str) -> String {
+    tag.replace([':', '/'], "_")
+}
+
+/// A plain TCP port relayed to a unix socket, so a test can reach the real daemon through
+/// `tcp://` (the testkit's daemon listens on a unix socket only). Threads end with the test
+/// process.
+pub fn tcp_relay(socket: &Path) -> SocketAddr {
+    tcp_relay_cut(socket, None)
+}
+
+/// Like [`tcp_relay`], but each connection's answer is cut (both directions shut) after
+/// `cut_after` bytes: a daemon that dies mid-stream, deterministically.
+pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    let socket: PathBuf = socket.to_path_buf();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(upstream) = UnixStream::connect(&socket) else {
+                // The daemon is gone: drop the client, as a dead daemon's port would.
+                continue;
+            };
+            let (mut c_read, mut c_write) = (client.try_clone().expect("clone tcp"), client);
+            let (mut u_read, mut u_write) = (upstream.try_clone().expect("clone unix"), upstream);
+            std::thread::spawn(move || {
+                let _ = pump(&mut c_read, &mut u_write);
+                let _ = u_write.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = match cut_after {
+                    Some(limit) => pump(&mut (&mut u_read).take(limit), &mut c_write),
+                    None => pump(&mut u_read, &mut c_write),
+                };
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+                let _ = u_read.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    addr
+}
+
+fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<u64> {
+    std::io::copy(from, to)
 }
 
 /// Deterministic pseudo-random bytes.

@@ -43,7 +43,7 @@ struct Collected {
 /// Metadata files read into memory (capped) rather than stored as blobs.
 const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oci-layout"];
 
-/// Read a `docker save` stream in one pass, storing its layers and configs in `layout`, and
+/// Read a `docker save` stream (optionally gzip- or zstd-compressed) in one pass, storing its layers and configs in `layout`, and
 /// create an OCI manifest plus a tag per `RepoTags` entry for each image.
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
@@ -58,7 +58,8 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 /// config whose `rootfs.diff_ids` disagree with the layers; digest errors for OCI blobs whose
 /// content does not match their name.
 pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
-    let collected = collect(reader, layout)?;
+    // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
+    let collected = collect(codec::decoder(reader)?, layout)?;
     let built = match &collected.manifest_json {
         Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {
@@ -70,6 +71,10 @@ pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
             }
         },
     };
+    // Check every tag first so a bad one cannot leave the archive half tagged.
+    for tag in built.iter().flat_map(|i| &i.tags) {
+        crate::layout::check_ref_name(tag)?;
+    }
     for image in &built {
         let mut tags = image.tags.iter().peekable();
         if tags.peek().is_none() {
@@ -158,8 +163,15 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
         };
         out.files.insert(path, stored);
     }
+    // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
+    // cleanly (bounded: a stream that never ends is not drained forever).
+    let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
+    let _ = io::copy(&mut rest, &mut io::sink());
     Ok(out)
 }
+
+/// How much of what follows the tar's end marker is read and discarded.
+const TRAILER_DRAIN_LIMIT: u64 = 1 << 20;
 
 fn tar_error(what: &str, e: io::Error) -> Error {
     let err = Error::io(what, e);
@@ -292,7 +304,7 @@ fn build_from_manifest_json(
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             let s = lookup(c, path)?;
             let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
-            let compression = sniff(layout, &desc)?;
+            let compression = layout.sniff(&desc)?;
             let actual_diff_id = if compression == Compression::None {
                 s.digest.clone()
             } else {
@@ -360,21 +372,6 @@ fn build_from_index(bytes: &[u8], layout: &Layout) -> Result<Vec<SpooledImage>> 
         });
     }
     Ok(out)
-}
-
-fn sniff(layout: &Layout, desc: &Descriptor) -> Result<Compression> {
-    let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(layout.blob_path(&desc.digest))
-        .map_err(|e| Error::io("opening spooled layer", e).with_digest(&desc.digest))?;
-    let mut n = 0;
-    while n < magic.len() {
-        match f.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(Error::io("reading spooled layer", e)),
-        }
-    }
-    Ok(Compression::detect(&magic[..n]))
 }
 
 /// The digest of a compressed layer's uncompressed content, streamed.

@@ -114,17 +114,15 @@ fn append_layer<W: Write>(
             return Err(mismatch(diff_id, &layer.digest).with_digest(&layer.digest));
         }
         // The verifying reader fails the write if the blob is not what the descriptor says.
-        return append(tar, path, layer.size, layout.open_blob(layer)?);
+        let blob = io::BufReader::with_capacity(codec::COPY_BUF, layout.open_blob(layer)?);
+        return append(tar, path, layer.size, blob);
     }
     // Decompress once into a temp file to learn the size, verifying the diff_id on the way.
     let spill = tempfile::Builder::new()
         .prefix(crate::layout::TEMP_PREFIX)
         .tempfile_in(layout.root().join("blobs"))
         .map_err(|e| Error::io("creating a temp file for a layer", e))?;
-    spill
-        .as_file()
-        .try_lock()
-        .map_err(|e| Error::io("locking a layer temp file", e.into()))?;
+    crate::layout::mark_in_use(spill.as_file(), spill.path())?;
     let mut w = HashingWriter::new(
         BufWriter::with_capacity(128 * 1024, spill.as_file()),
         Algorithm::Sha256,
@@ -144,6 +142,6 @@ fn append_layer<W: Write>(
         tar,
         path,
         size,
-        io::BufReader::with_capacity(128 * 1024, file),
+        io::BufReader::with_capacity(codec::COPY_BUF, file),
     )
 }

@@ -31,9 +31,7 @@ impl BlobWriter {
             .tempfile_in(blobs_dir)
             .map_err(|e| Error::io("creating a temp file for a blob", e).with_path(blobs_dir))?;
         // The lock marks the temp file as in use; a crashed writer's lock goes away with it.
-        temp.as_file()
-            .try_lock()
-            .map_err(|e| Error::io("locking a blob temp file", e.into()).with_path(temp.path()))?;
+        mark_in_use(temp.as_file(), temp.path())?;
         let temp_path = temp.path().to_path_buf();
         Ok(BlobWriter {
             blobs_dir: blobs_dir.to_path_buf(),
@@ -160,7 +158,8 @@ pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) -> Result<usize> {
         let Ok(file) = File::open(&path) else {
             continue;
         };
-        // A writer that is still alive holds the lock; leave its file alone.
+        // A writer that is still alive holds the lock; leave its file alone. Where locks are
+        // unsupported nothing is removed: a live writer cannot be told from a dead one.
         if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
             removed += 1;
         }
@@ -173,4 +172,14 @@ pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) -> Result<usize> {
 pub(crate) fn blob_permissions() -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
     fs::Permissions::from_mode(0o644)
+}
+
+/// Lock a freshly created temp file so [`remove_stale_temps`] knows its writer is alive. On a
+/// filesystem without `flock` support the file simply stays unlocked (and is never removed).
+pub(crate) fn mark_in_use(file: &File, path: &Path) -> Result<()> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        Err(e) => Err(Error::io("locking a temp file", e.into()).with_path(path)),
+    }
 }

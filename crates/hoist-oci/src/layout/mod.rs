@@ -7,6 +7,7 @@
 //! `org.opencontainers.image.ref.name` annotation and are replaced atomically.
 
 mod blob;
+mod compress;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -16,8 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use blob::BlobWriter;
-pub(crate) use blob::TEMP_PREFIX;
+pub(crate) use blob::{TEMP_PREFIX, mark_in_use};
 use blob::{remove_stale_temps, sync_dir};
+pub use compress::CompressOptions;
 
 use crate::digest::Algorithm;
 use crate::{
@@ -272,6 +274,62 @@ impl Layout {
         w.commit(expected.map(|d| &d.digest), expected.map(|d| d.size))
     }
 
+    /// Store another compression of a layer blob: `source` is read (verified, decompressed if
+    /// it is compressed) and compressed into a new blob in one pass. Returns the new blob's
+    /// descriptor (an OCI layer media type) and its digests; `info.diff_id` is the layer's
+    /// uncompressed digest whatever `source` was.
+    ///
+    /// # Errors
+    /// A missing or corrupt source (nothing is stored then), an invalid level, I/O errors.
+    pub fn compress_blob(
+        &self,
+        source: &Descriptor,
+        compression: crate::Compression,
+        level: Option<i32>,
+        threads: usize,
+    ) -> Result<(Descriptor, crate::codec::CompressedInfo)> {
+        let from = source
+            .media_type
+            .layer_compression()
+            .map_or_else(|| self.sniff(source), Ok)?;
+        let reader = crate::codec::decoder_for(from, self.open_blob(source)?)?;
+        let writer = self.blob_writer()?;
+        let mut c = crate::codec::Compressor::new(writer, compression, level, threads)?;
+        crate::codec::copy(reader, &mut c).map_err(|e| e.with_digest(&source.digest))?;
+        let (writer, info) = c.finish()?;
+        writer.commit(Some(&info.digest), Some(info.size))?;
+        let desc = Descriptor::new(
+            MediaType::oci_layer(compression),
+            info.digest.clone(),
+            info.size,
+        );
+        Ok((desc, info))
+    }
+
+    /// The compression of a stored blob, from its first bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when the blob is absent.
+    pub fn sniff(&self, descriptor: &Descriptor) -> Result<crate::Compression> {
+        let path = self.blob_path(&descriptor.digest);
+        let mut f = File::open(&path).map_err(|e| {
+            Error::io("opening blob", e)
+                .with_path(&path)
+                .with_digest(&descriptor.digest)
+        })?;
+        let mut magic = [0u8; 4];
+        let mut n = 0;
+        while n < magic.len() {
+            match f.read(&mut magic[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading blob", e).with_path(&path)),
+            }
+        }
+        Ok(crate::Compression::detect(&magic[..n]))
+    }
+
     /// Store a JSON document's exact bytes as a blob (a no-op when it is already there).
     ///
     /// # Errors
@@ -336,7 +394,8 @@ impl Layout {
         Ok(self.list()?.into_iter().filter_map(|e| e.tag).collect())
     }
 
-    /// The descriptor tagged `tag`, or with `None` the layout's only entry.
+    /// The descriptor tagged `tag`, or with `None` the layout's only image (several entries
+    /// for the same digest count as one).
     ///
     /// # Errors
     /// [`ErrorKind::NotFound`] listing the tags there are; [`ErrorKind::InvalidInput`] when no tag
@@ -365,6 +424,13 @@ impl Layout {
                 }),
             None => match entries.as_slice() {
                 [only] => Ok(only.descriptor.clone()),
+                [first, rest @ ..]
+                    if rest
+                        .iter()
+                        .all(|e| e.descriptor.digest == first.descriptor.digest) =>
+                {
+                    Ok(first.descriptor.clone())
+                }
                 [] => Err(Error::new(ErrorKind::NotFound, "the layout holds no image")
                     .with_path(&self.root)),
                 many => Err(Error::invalid(format!(
@@ -394,8 +460,10 @@ impl Layout {
     pub fn image_at(&self, descriptor: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
         let mut descriptor = descriptor.clone();
         // An index may nest; follow at most a few levels.
+        let mut via_index = false;
         for _ in 0..4 {
             if descriptor.media_type.is_index() {
+                via_index = true;
                 let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
                 let chosen = match (platform, index.value().manifests.as_slice()) {
                     (None, [only]) => only,
@@ -429,7 +497,9 @@ impl Layout {
                 .with_digest(&bad.digest));
             }
             let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
-            if let Some(wanted) = platform {
+            // An index entry was already matched by its platform; a bare manifest is checked
+            // against its config.
+            if let Some(wanted) = platform.filter(|_| !via_index) {
                 let c = config.value();
                 let mut have = Platform::new(&c.os, &c.architecture);
                 have.variant.clone_from(&c.variant);
@@ -482,9 +552,13 @@ impl Layout {
         check_ref_name(tag)?;
         let _lock = self.lock()?;
         let mut index = self.index()?.value().clone();
+        // Drop the old holder of the tag, and an untagged entry for the same manifest.
         index
             .manifests
-            .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+            .retain(|d| match d.annotations.get(REF_NAME) {
+                Some(t) => t != tag,
+                None => d.digest != descriptor.digest,
+            });
         let mut entry = descriptor.clone();
         entry.annotations.insert(REF_NAME.into(), tag.into());
         index.manifests.push(entry);
@@ -512,10 +586,15 @@ impl Layout {
     /// An exclusive lock on the `oci-layout` file, held while `index.json` is rewritten.
     fn lock(&self) -> Result<File> {
         let marker = self.root.join(LAYOUT_FILE);
-        let f = File::open(&marker).map_err(|e| Error::io("opening oci-layout", e))?;
-        f.lock()
-            .map_err(|e| Error::io("locking the layout", e).with_path(&marker))?;
-        Ok(f)
+        let f = File::open(&marker)
+            .map_err(|e| Error::io("opening oci-layout", e).with_path(&marker))?;
+        match f.lock() {
+            // Without lock support, concurrent taggers are not protected; everything else works.
+            Err(e) if e.kind() != io::ErrorKind::Unsupported => {
+                Err(Error::io("locking the layout", e).with_path(&marker))
+            }
+            _ => Ok(f),
+        }
     }
 
     fn write_index(&self, index: &ImageIndex) -> Result<()> {
@@ -527,9 +606,7 @@ impl Layout {
             .tempfile_in(&self.root)
             .map_err(|e| Error::io("creating index.json temp file", e).with_path(&self.root))?;
         let dest = self.root.join(INDEX_FILE);
-        temp.as_file()
-            .try_lock()
-            .map_err(|e| Error::io("locking index temp file", e.into()))?;
+        blob::mark_in_use(temp.as_file(), temp.path())?;
         (&mut temp.as_file())
             .write_all(&bytes)
             .and_then(|()| temp.as_file().sync_all())

@@ -142,7 +142,18 @@ fn tags_resolve_and_replace() {
     let (a, _) = write_image(&l, &[tar_of(&[("a", b"1")])], Compression::Gzip, "amd64");
     let (b, _) = write_image(&l, &[tar_of(&[("b", b"2")])], Compression::Zstd, "amd64");
     assert!(l.resolve(None).expect_err("empty").is_not_found());
+    l.add_untagged(&a).expect("untagged");
+    l.add_untagged(&a).expect("untagged twice is one entry");
+    assert_eq!(l.list().expect("list").len(), 1);
     l.set_tag("v1", &a).expect("tag");
+    // Tagging replaced the untagged entry.
+    assert_eq!(l.list().expect("list").len(), 1);
+    l.set_tag("also-v1", &a).expect("second tag");
+    assert_eq!(
+        l.resolve(None).expect("one image, two tags").digest,
+        a.digest
+    );
+    assert!(l.remove_tag("also-v1").expect("rm"));
     assert_eq!(l.resolve(None).expect("only").digest, a.digest);
     l.set_tag("v2", &b).expect("tag");
     assert!(l.resolve(None).expect_err("two").is_invalid_input());
@@ -255,4 +266,38 @@ fn bad_documents_are_clear_errors() {
     // A corrupt index.json.
     std::fs::write(l.root().join("index.json"), b"[1,2").expect("write");
     assert!(l.tags().expect_err("corrupt index").is_invalid_input());
+}
+
+#[test]
+fn compress_blob_makes_verified_variants() {
+    let (_d, l) = layout();
+    let tar = tar_of(&[("big", &vec![3u8; 2_500_000][..]), ("small", b"x")]);
+    let (digest, size) = l.write_blob(&tar[..], None).expect("write");
+    let plain = Descriptor::new(MediaType::OCI_LAYER, digest.clone(), size);
+    let (gz, gz_info) = l
+        .compress_blob(&plain, Compression::Gzip, None, 2)
+        .expect("gzip");
+    assert_eq!(gz_info.diff_id, digest);
+    assert_eq!(gz.media_type, MediaType::OCI_LAYER_GZIP);
+    l.verify_blob(&gz).expect("gzip blob verifies");
+    // From gzip to zstd: decompressed on the way, same diff_id.
+    let (zst, zst_info) = l
+        .compress_blob(&gz, Compression::Zstd, Some(1), 1)
+        .expect("zstd");
+    assert_eq!(zst_info.diff_id, digest);
+    assert_eq!(l.sniff(&zst).expect("sniff"), Compression::Zstd);
+    let mut back = Vec::new();
+    crate::codec::decoder(l.open_blob(&zst).expect("open"))
+        .expect("decoder")
+        .read_to_end(&mut back)
+        .expect("decode");
+    assert!(back == tar);
+    // A corrupt source stores nothing.
+    std::fs::write(l.blob_path(&digest), vec![0u8; size as usize]).expect("corrupt");
+    let before = blob_files(&l);
+    let err = l
+        .compress_blob(&plain, Compression::Gzip, None, 1)
+        .expect_err("corrupt source");
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert_eq!(blob_files(&l), before);
 }

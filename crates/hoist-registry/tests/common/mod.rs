@@ -1,125 +1,84 @@
-//! Test helpers: a real `docker-registry` process on a free loopback port, and blob files.
-//! (A stop-gap until `hoist-testkit` lands on main; same skip rules.)
+//! Test helpers over `hoist-testkit`: the real registry, nginx and fault proxy, plus blob files.
 
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use hoist_oci::Digest;
 use hoist_registry::BlobSource;
+pub use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Nginx, Registry};
 
-pub mod fault;
-pub mod nginx;
-
-/// True when `tool` is on PATH. Otherwise prints a loud SKIP line, or panics under `CI=true`.
-pub fn require(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI=true");
-        }
-        eprintln!("SKIP: {tool} not installed");
-    }
-    found
+/// A fresh registry, or `None` (after a loud SKIP; a panic under `CI=true`) when not installed.
+pub fn registry() -> Option<Registry> {
+    hoist_testkit::require_tool("docker-registry")
+        .then(|| Registry::start().expect("start docker-registry"))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// A registry whose `Location` headers are relative (`http.relativeurls`).
+pub fn registry_relative() -> Option<Registry> {
+    hoist_testkit::require_tool("docker-registry").then(|| {
+        Registry::builder()
+            .relative_urls(true)
+            .start()
+            .expect("start docker-registry")
+    })
 }
 
-/// A running distribution registry with its own storage, killed on drop.
-pub struct Registry {
-    child: Child,
-    pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+/// A registry requiring Basic auth for one user.
+pub fn registry_htpasswd(user: &str, pass: &str) -> Option<Registry> {
+    hoist_testkit::require_tool("docker-registry").then(|| {
+        Registry::builder()
+            .htpasswd(user, pass)
+            .start()
+            .expect("start docker-registry")
+    })
 }
 
-impl Registry {
-    pub fn start() -> Option<Registry> {
-        Self::start_with(None)
-    }
-
-    /// A registry requiring Basic auth for `user`/`password` (bcrypt via python3's `crypt`).
-    pub fn start_with_htpasswd(user: &str, password: &str) -> Option<Registry> {
-        Self::start_with(Some((user, password)))
-    }
-
-    fn start_with(auth: Option<(&str, &str)>) -> Option<Registry> {
-        if !require("docker-registry") {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let config = dir.path().join("config.yml");
-        let mut auth_conf = String::new();
-        if let Some((user, password)) = auth {
-            if !require("python3") {
-                return None;
-            }
-            let out = Command::new("python3")
-                .arg("-c")
-                .arg("import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))")
-                .arg(password)
-                .output()
-                .expect("python3");
-            let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if !out.status.success() || !hash.starts_with("$2") {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("python3 crypt cannot make bcrypt hashes");
-                }
-                eprintln!("SKIP: python3 crypt cannot make bcrypt hashes");
-                return None;
-            }
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("htpasswd");
-            auth_conf = format!(
-                "auth:\n  htpasswd:\n    realm: hoist-test\n    path: {}\n",
-                htpasswd.display()
-            );
-        }
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_conf}",
-                dir.path().join("data").display()
-            ),
-        )
-        .expect("config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn docker-registry");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Registry { child, addr, dir })
-    }
-
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
+/// nginx in front of `upstream` with a body limit, buffering on/off, and advertised limits.
+pub fn nginx(
+    upstream: SocketAddr,
+    max_body: u64,
+    buffering: bool,
+    max_len: Option<u64>,
+    min_len: Option<u64>,
+) -> Option<Nginx> {
+    hoist_testkit::require_tool("nginx").then(|| {
+        Nginx::builder(upstream)
+            .max_body_size(max_body)
+            .request_buffering(buffering)
+            .chunk_max_length(max_len)
+            .chunk_min_length(min_len)
+            .start()
+            .expect("start nginx")
+    })
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A fault proxy in front of `upstream`.
+pub fn proxy(upstream: SocketAddr, rules: Vec<FaultRule>) -> FaultProxy {
+    FaultProxy::start(upstream, rules).expect("start fault proxy")
+}
+
+/// Request-body bytes the proxy forwarded upstream for requests of `method`.
+pub fn forwarded(proxy: &FaultProxy, method: &str) -> u64 {
+    proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == method)
+        .map(|r| r.request_body_bytes)
+        .sum()
+}
+
+/// A canned response.
+pub fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> FaultAction {
+    FaultAction::Respond {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        body: body.into(),
     }
 }
 
@@ -146,22 +105,10 @@ pub fn blob_file(dir: &Path, name: &str, size: u64, seed: u64) -> BlobSource {
     }
 }
 
-/// Read a blob straight from the registry with a plain HTTP/1.0 GET, checking its digest.
+/// The digest of the blob as the registry serves it (read with the testkit's own HTTP client,
+/// an independent witness), or `None` when it does not have it.
 pub fn registry_blob_digest(reg: &Registry, repo: &str, digest: &Digest) -> Option<Digest> {
-    use std::io::Read;
-    let mut s = TcpStream::connect(reg.addr).expect("connect");
-    write!(
-        s,
-        "GET /v2/{repo}/blobs/{digest} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        reg.addr
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return None;
-    }
-    Some(Digest::sha256_of(&raw[split + 4..]))
+    let resp = hoist_testkit::http_get(reg.addr(), &format!("/v2/{repo}/blobs/{digest}"))
+        .expect("GET blob");
+    (resp.status == 200).then(|| Digest::sha256_of(&resp.body))
 }

@@ -3,8 +3,9 @@
 //! ```text
 //! CACHE/
 //!   exports/IMAGE_ID/      spooled `docker save` output, one directory per image
+//!                          (with the layers hoist compressed for pushing)
 //!   uploads/               in-flight upload state (for resuming after Ctrl-C or a crash)
-//!   layers/                layers hoist compressed, by digest
+//!   transit/               images passing through (archives, registry-to-registry copies)
 //!   layer-map/             which compressed digest belongs to which diff_id (kept unless --all)
 //! ```
 
@@ -17,7 +18,7 @@ use anyhow::Context;
 use crate::size::human;
 
 /// Subdirectories `prune` always empties.
-pub const PRUNED: [&str; 3] = ["exports", "uploads", "layers"];
+pub const PRUNED: [&str; 3] = ["exports", "uploads", "transit"];
 /// Subdirectories only `prune --all` empties.
 pub const KEPT: [&str; 1] = ["layer-map"];
 

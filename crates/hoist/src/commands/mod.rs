@@ -2,11 +2,15 @@
 //! reports through a [`Reporter`]. Transfer logic lives in the libraries, not here.
 
 pub mod cache;
+pub mod copy;
+pub mod daemon;
+pub mod inspect;
+pub mod registry;
 pub mod simulate;
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
@@ -58,41 +62,45 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             progress.finish();
             result
         }
-        Job::Inspect { source, raw: _ } => {
-            bail!(unavailable("inspect", &source, None))
+        Job::Inspect { source, raw } => {
+            let runtime = runtime()?;
+            let text = runtime.block_on(inspect::run(config, &source, raw))?;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&text)
+                .and_then(|()| stdout.flush())
+                .context("writing to stdout")
         }
         Job::Copy {
             source,
             destination,
         } => {
             let progress = Progress::start(config.progress);
-            let _reporter: Reporter = progress.reporter();
+            let reporter: Reporter = progress.reporter();
+            let operation = match (&source, &destination) {
+                (_, Location::Registry { .. }) => "push",
+                (Location::Registry { .. }, Location::Rootfs { .. }) => "unpack",
+                (Location::Registry { .. }, _) => "pull",
+                (_, Location::Rootfs { .. }) => "unpack",
+                _ => "copy",
+            };
+            let result = copy::run(config, &source, &destination, operation, &reporter);
+            drop(reporter);
             progress.finish();
-            bail!(unavailable("copy", &source, Some(&destination)))
+            result
         }
     }
 }
 
-/// The message for a transport this build cannot serve yet, naming the library it waits for.
-fn unavailable(command: &str, source: &Location, destination: Option<&Location>) -> String {
-    let needs = |l: &Location| match l {
-        Location::DockerDaemon { .. } | Location::DockerArchive { .. } => "hoist-docker",
-        Location::Oci { .. } => "hoist-oci's image layout",
-        Location::Registry { .. } => "hoist-registry",
-        Location::Rootfs { .. } => "hoist-unpack",
-    };
-    match destination {
-        Some(d) => format!(
-            "{command} from {}: to {}: is not wired up in this build yet (needs {} and {})",
-            source.transport(),
-            d.transport(),
-            needs(source),
-            needs(d)
-        ),
-        None => format!(
-            "{command} of {}: images is not wired up in this build yet (needs {})",
-            source.transport(),
-            needs(source)
-        ),
-    }
+/// The async runtime for commands that talk to registries or the daemon: two workers (the
+/// machines hoist targets are small; transfers are I/O bound).
+///
+/// # Errors
+/// When the OS refuses threads.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -128,6 +128,12 @@ impl Board {
                 line.retry = Some((now + Duration::from_secs(*in_secs), reason.clone()));
                 true
             }
+            Event::Rename { from, to } => {
+                if let Some(line) = self.find(from) {
+                    line.id.clone_from(to);
+                }
+                false
+            }
             Event::Message { .. } => true,
             Event::Finish { ok } => {
                 self.finished = Some(*ok);
@@ -274,6 +280,25 @@ mod tests {
         b.apply(&state("b", LayerState::Done), t1);
         assert_eq!(b.bytes(), (4000, 4000));
         assert_eq!(b.counts(), (2, 2));
+    }
+
+    #[test]
+    fn rename_keeps_the_line() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        b.apply(&layer("diff", 10), t0);
+        b.apply(&state("diff", LayerState::Compressing), t0);
+        b.apply(
+            &Event::Rename {
+                from: "diff".into(),
+                to: "blob".into(),
+            },
+            t0,
+        );
+        b.apply(&state("blob", LayerState::Pushing), t0);
+        assert_eq!(b.layers.len(), 1);
+        assert_eq!(b.layers[0].id, "blob");
+        assert_eq!(b.layers[0].state, LayerState::Pushing);
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub enum Event {
         /// Which attempt comes next (1-based).
         attempt: u32,
     },
+    /// A layer's line is known by a new name from now on (an exported layer's diff_id becomes
+    /// its compressed digest).
+    Rename {
+        /// The old name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
     /// A note worth telling the user (e.g. hoist lowered the chunk size after a 413).
     Message {
         /// The text.

@@ -32,6 +32,11 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// A reporter that drops everything.
+    pub fn silent() -> Self {
+        Reporter { tx: None }
+    }
+
     /// Report an event.
     pub fn send(&self, event: Event) {
         if let Some(tx) = &self.tx {
@@ -137,9 +142,14 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
         let now = Instant::now();
         match received {
             Ok(event) => {
-                board.apply(&event, now);
+                let changed = board.apply(&event, now);
                 match mode {
                     ProgressMode::Plain => {
+                        // One line per change: a repeated state (a resume) is not news.
+                        let repeat = matches!(event, Event::State { .. }) && !changed;
+                        if repeat {
+                            continue;
+                        }
                         if let Some(line) = plain::plain_line(&event, &board, now) {
                             let _ = writeln!(err, "{line}");
                         }

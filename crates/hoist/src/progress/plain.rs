@@ -19,6 +19,7 @@ pub fn plain_line(event: &Event, board: &Board, now: Instant) -> Option<String> 
             destination,
         } => format!("{operation} {source} -> {destination}"),
         Event::Layer { .. } | Event::Progress { .. } => return None,
+        Event::Rename { from, to } => format!("{from} compressed as {to}"),
         Event::State { id, state } => {
             let mut text = format!("{id} {}", state.label());
             let size = board

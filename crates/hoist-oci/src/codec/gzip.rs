@@ -1,0 +1,241 @@
+//! Block gzip: one standard gzip member whose deflate stream is cut into fixed blocks that are
+//! compressed independently, so several threads can work on one layer (as pigz does).
+//!
+//! Each block is primed with the last 32 KiB of the block before it (so the ratio barely
+//! changes) and ends with a sync flush (so blocks concatenate into one valid deflate stream);
+//! the CRC is computed in order on the writer's thread. The output depends only on the input,
+//! the level and [`BLOCK`], never on the thread count: the same layer always gets the same
+//! digest. Memory is bounded by the blocks in flight (two per thread, plus one being filled).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{Compress, FlushCompress, Status};
+
+/// Input bytes per block.
+pub(crate) const BLOCK: usize = 1 << 20;
+/// The deflate window: how much of the previous block primes the next.
+const DICT: usize = 32 * 1024;
+/// gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+struct Job {
+    index: u64,
+    data: Vec<u8>,
+    dict: Vec<u8>,
+    last: bool,
+}
+
+type Done = (u64, io::Result<Vec<u8>>);
+
+struct Pool {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+    max_in_flight: u64,
+}
+
+/// A gzip writer compressing [`BLOCK`]-sized blocks on `threads` worker threads (inline when
+/// `threads <= 1` or the input is smaller than one block).
+pub(crate) struct BlockGzip<W: Write> {
+    out: W,
+    level: u32,
+    pending: Vec<u8>,
+    dict: Vec<u8>,
+    crc: flate2::Crc,
+    submitted: u64,
+    written: u64,
+    ready: BTreeMap<u64, Vec<u8>>,
+    threads: usize,
+    pool: Option<Pool>,
+}
+
+impl<W: Write> BlockGzip<W> {
+    pub(crate) fn new(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
+        out.write_all(&HEADER)?;
+        Ok(BlockGzip {
+            out,
+            level,
+            pending: Vec::with_capacity(BLOCK),
+            dict: Vec::new(),
+            crc: flate2::Crc::new(),
+            submitted: 0,
+            written: 0,
+            ready: BTreeMap::new(),
+            threads,
+            // Started with the first full block: a layer under one block never spawns threads.
+            pool: None,
+        })
+    }
+
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        if self.pool.is_none() && self.threads > 1 && !last {
+            self.pool = Some(spawn_pool(self.threads, self.level)?);
+        }
+        let data = std::mem::replace(
+            &mut self.pending,
+            if last {
+                Vec::new()
+            } else {
+                Vec::with_capacity(BLOCK)
+            },
+        );
+        self.crc.update(&data);
+        let next_dict = data[data.len().saturating_sub(DICT)..].to_vec();
+        let dict = std::mem::replace(&mut self.dict, next_dict);
+        let index = self.submitted;
+        self.submitted += 1;
+        let job = Job {
+            index,
+            data,
+            dict,
+            last,
+        };
+        match &self.pool {
+            None => {
+                let block = compress_block(&job, self.level);
+                self.accept((index, block))?;
+            }
+            Some(pool) => {
+                let sent = pool.jobs.as_ref().map(|tx| tx.send(job));
+                if !matches!(sent, Some(Ok(()))) {
+                    return Err(io::Error::other("gzip worker threads stopped"));
+                }
+                let limit = pool.max_in_flight;
+                while self.submitted - self.written > limit {
+                    self.collect_one()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn collect_one(&mut self) -> io::Result<()> {
+        let done = match &self.pool {
+            Some(pool) => pool
+                .results
+                .recv()
+                .map_err(|_| io::Error::other("gzip worker threads stopped"))?,
+            None => return Ok(()),
+        };
+        self.accept(done)
+    }
+
+    /// Take a finished block and write every block that is now next in order.
+    fn accept(&mut self, (index, block): Done) -> io::Result<()> {
+        self.ready.insert(index, block?);
+        while let Some(block) = self.ready.remove(&self.written) {
+            self.out.write_all(&block)?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Compress what is left, write the trailer, stop the workers and return the writer.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        self.submit(true)?;
+        while self.written < self.submitted {
+            self.collect_one()?;
+        }
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
+        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+        self.out.write_all(&trailer)?;
+        drop(self.pool.take());
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for BlockGzip<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(BLOCK - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() == BLOCK {
+            self.submit(false)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for Pool {
+    /// Closing the job channel ends the workers; wait for them so no thread outlives the writer.
+    fn drop(&mut self) {
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn spawn_pool(threads: usize, level: u32) -> io::Result<Pool> {
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut workers = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let job_rx = Arc::clone(&job_rx);
+        let done_tx = done_tx.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("hoist-gzip-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(job) = job else { break };
+                    // A panicking worker must still answer, or the writer would wait forever.
+                    let block = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        compress_block(&job, level)
+                    }))
+                    .unwrap_or_else(|_| Err(io::Error::other("gzip worker thread panicked")));
+                    if done_tx.send((job.index, block)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        workers.push(worker);
+    }
+    Ok(Pool {
+        jobs: Some(job_tx),
+        results: done_rx,
+        workers,
+        max_in_flight: 2 * threads as u64,
+    })
+}
+
+/// Raw deflate of one block: primed with `dict`, ending in a sync flush (or the final block).
+fn compress_block(job: &Job, level: u32) -> io::Result<Vec<u8>> {
+    let mut c = Compress::new(flate2::Compression::new(level), false);
+    if !job.dict.is_empty() {
+        c.set_dictionary(&job.dict).map_err(io::Error::other)?;
+    }
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(job.data.len() / 2 + 1024);
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(64 * 1024));
+        }
+        let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
+        let input = job.data.get(consumed..).unwrap_or(&[]);
+        let status = c
+            .compress_vec(input, &mut out, flush)
+            .map_err(io::Error::other)?;
+        let all_in = usize::try_from(c.total_in()).unwrap_or(usize::MAX) == job.data.len();
+        // Finish is done at StreamEnd; a sync flush is done when output space was left over.
+        if status == Status::StreamEnd || (!job.last && all_in && out.len() < out.capacity()) {
+            return Ok(out);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `hoist inspect`: a readable summary of an image (manifest, config, layers with sizes and media
+//! types), rendered by a pure function from the documents the libraries fetched.
+
+use std::fmt::Write as _;
+
+use anyhow::Context;
+use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson};
+use hoist_registry::Repo;
+
+use super::{copy, registry};
+use crate::config::Config;
+use crate::errors::sanitize;
+use crate::size::human;
+use crate::transport::Location;
+
+/// Fetch what `inspect` shows and render it: the summary, or with `raw` the manifest's exact
+/// bytes.
+///
+/// # Errors
+/// When the image cannot be read.
+pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Result<Vec<u8>> {
+    let name = source.to_string();
+    match source {
+        Location::Oci { dir, tag } => {
+            let (_, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
+            if raw {
+                return Ok(image.manifest.bytes().to_vec());
+            }
+            Ok(summary(&Inspected {
+                name: &name,
+                descriptor: &image.descriptor,
+                manifest: &image.manifest,
+                config: &image.config,
+            })
+            .into_bytes())
+        }
+        Location::Registry { reference } => {
+            let client = registry::client(config)?;
+            let repo = Repo::from_reference(reference)?;
+            if raw {
+                let any = client
+                    .get_manifest(&repo, &reference.tag_or_digest())
+                    .await
+                    .with_context(|| format!("fetching the manifest of {reference}"))?;
+                return Ok(any.bytes().to_vec());
+            }
+            let platform = config.platform.clone().unwrap_or_else(Platform::host);
+            let manifest = client
+                .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+                .await
+                .with_context(|| format!("fetching the manifest of {reference}"))?;
+            let config_json = copy::fetch_config(&client, &repo, &manifest.value().config).await?;
+            let media_type = manifest
+                .value()
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+            let descriptor = manifest.descriptor(media_type);
+            Ok(summary(&Inspected {
+                name: &name,
+                descriptor: &descriptor,
+                manifest: &manifest,
+                config: &config_json,
+            })
+            .into_bytes())
+        }
+        other => {
+            // Archives and daemon images are inspected from their spooled layout.
+            let staged = copy::stage(config, other, &crate::progress::Reporter::silent()).await?;
+            let out = if raw {
+                staged.image.manifest.bytes().to_vec()
+            } else {
+                summary(&Inspected {
+                    name: &name,
+                    descriptor: &staged.image.descriptor,
+                    manifest: &staged.image.manifest,
+                    config: &staged.image.config,
+                })
+                .into_bytes()
+            };
+            staged.cleanup();
+            Ok(out)
+        }
+    }
+}
+
+/// What `inspect` shows: the manifest's descriptor, the manifest and the config.
+pub struct Inspected<'a> {
+    /// Where it came from, as the user wrote it.
+    pub name: &'a str,
+    /// The manifest's descriptor (digest and media type).
+    pub descriptor: &'a Descriptor,
+    /// The manifest.
+    pub manifest: &'a RawJson<ImageManifest>,
+    /// The config.
+    pub config: &'a RawJson<ImageConfig>,
+}
+
+/// The summary text (ends with a newline). Values that came from the image are sanitized: an
+/// image's labels or env cannot put escape sequences on the user's terminal.
+pub fn summary(image: &Inspected<'_>) -> String {
+    let m = image.manifest.value();
+    let c = image.config.value();
+    let mut out = String::new();
+    let _ = writeln!(out, "Image:        {}", sanitize(image.name));
+    let _ = writeln!(out, "Digest:       {}", image.descriptor.digest);
+    let _ = writeln!(
+        out,
+        "Media type:   {}",
+        sanitize(image.descriptor.media_type.as_str())
+    );
+    let mut platform = format!("{}/{}", sanitize(&c.os), sanitize(&c.architecture));
+    if let Some(v) = &c.variant {
+        platform.push('/');
+        platform.push_str(&sanitize(v));
+    }
+    let _ = writeln!(out, "Platform:     {platform}");
+    if let Some(created) = &c.created {
+        let _ = writeln!(out, "Created:      {}", sanitize(created));
+    }
+    let total: u64 = m.layers.iter().map(|l| l.size).sum();
+    let _ = writeln!(
+        out,
+        "Size:         {} in {} layer{} (compressed)",
+        human(total),
+        m.layers.len(),
+        if m.layers.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "Config:       {} ({})",
+        m.config.digest,
+        human(m.config.size)
+    );
+    if let Some(rc) = &c.config {
+        if let Some(ep) = &rc.entrypoint {
+            let _ = writeln!(out, "Entrypoint:   {}", sanitize(&join_args(ep)));
+        }
+        if let Some(cmd) = &rc.cmd {
+            let _ = writeln!(out, "Cmd:          {}", sanitize(&join_args(cmd)));
+        }
+        if let Some(dir) = rc.working_dir.as_deref().filter(|d| !d.is_empty()) {
+            let _ = writeln!(out, "Workdir:      {}", sanitize(dir));
+        }
+        if let Some(user) = rc.user.as_deref().filter(|u| !u.is_empty()) {
+            let _ = writeln!(out, "User:         {}", sanitize(user));
+        }
+        if let Some(env) = &rc.env {
+            let _ = writeln!(out, "Env:");
+            for e in env {
+                let _ = writeln!(out, "  {}", sanitize(e));
+            }
+        }
+        if let Some(labels) = rc.labels.as_ref().filter(|l| !l.is_empty()) {
+            let _ = writeln!(out, "Labels:");
+            for (k, v) in labels {
+                let _ = writeln!(out, "  {}={}", sanitize(k), sanitize(v));
+            }
+        }
+    }
+    let _ = writeln!(out, "Layers:");
+    let width = m.layers.len().to_string().len();
+    for (i, layer) in m.layers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {:>width$}  {}  {:>9}  {}",
+            i + 1,
+            layer.digest,
+            human(layer.size),
+            sanitize(layer.media_type.as_str())
+        );
+        if let Some(diff_id) = c.rootfs.diff_ids.get(i) {
+            let _ = writeln!(out, "  {:>width$}  diff_id {}", "", diff_id);
+        }
+    }
+    out
+}
+
+fn join_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '"', '\'']) {
+                format!("{a:?}")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_oci::{Digest, MediaType};
+
+    #[test]
+    fn summarizes_manifest_config_and_layers() {
+        let layer_a = Digest::sha256_of(b"a");
+        let layer_b = Digest::sha256_of(b"b");
+        let config_json = format!(
+            r#"{{"architecture":"arm64","os":"linux","variant":"v8","created":"2026-01-02T03:04:05Z",
+               "config":{{"Entrypoint":["/bin/app","--flag"],"Cmd":["serve","two words"],
+                          "Env":["PATH=/usr/bin","EVIL=\u001b[31mred"],"WorkingDir":"/srv",
+                          "Labels":{{"team":"platform"}}}},
+               "rootfs":{{"type":"layers","diff_ids":["{}","{}"]}}}}"#,
+            Digest::sha256_of(b"ua"),
+            Digest::sha256_of(b"ub")
+        );
+        let config: RawJson<ImageConfig> =
+            RawJson::parse(config_json.into_bytes()).expect("config");
+        let manifest_value = ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            artifact_type: None,
+            config: config.descriptor(MediaType::OCI_CONFIG),
+            layers: vec![
+                Descriptor::new(MediaType::OCI_LAYER_GZIP, layer_a.clone(), 12_345_678),
+                Descriptor::new(MediaType::OCI_LAYER_ZSTD, layer_b.clone(), 2_000),
+            ],
+            subject: None,
+            annotations: Default::default(),
+        };
+        let manifest = RawJson::from_value(manifest_value).expect("manifest");
+        let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
+        let text = summary(&Inspected {
+            name: "oci:layout:v1",
+            descriptor: &descriptor,
+            manifest: &manifest,
+            config: &config,
+        });
+        assert!(
+            text.contains(&format!("Digest:       {}\n", manifest.digest())),
+            "{text}"
+        );
+        assert!(text.contains("Platform:     linux/arm64/v8\n"), "{text}");
+        assert!(
+            text.contains("Size:         12.3 MB in 2 layers (compressed)\n"),
+            "{text}"
+        );
+        assert!(text.contains("Entrypoint:   /bin/app --flag\n"), "{text}");
+        assert!(
+            text.contains("Cmd:          serve \"two words\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("  team=platform\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "  1  {layer_a}    12.3 MB  {}\n",
+                MediaType::OCI_LAYER_GZIP
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  2  {layer_b}    2.00 KB  {}\n",
+                MediaType::OCI_LAYER_ZSTD
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("diff_id {}", Digest::sha256_of(b"ub"))),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\x1b'),
+            "escape sequences from the image are removed"
+        );
+    }
+}

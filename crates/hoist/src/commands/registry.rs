@@ -1,0 +1,225 @@
+//! Building a `hoist-registry` client from the [`Config`], and turning its progress events into
+//! the CLI's.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hoist_registry::{Client, Credentials, RetryPolicy};
+
+use crate::config::Config;
+use crate::errors::sanitize;
+use crate::progress::{Event, LayerState, Reporter};
+use crate::size::human;
+
+/// A registry client configured by the command line.
+///
+/// # Errors
+/// When the library rejects a setting (a bad certificate directory, ...).
+pub fn client(config: &Config) -> anyhow::Result<Client> {
+    let mut builder = Client::builder()
+        .chunk_size(config.chunk_size)
+        .concurrency(config.concurrency)
+        .retry(RetryPolicy {
+            max_attempts: config.retries.saturating_add(1),
+            ..RetryPolicy::default()
+        })
+        .state_dir(config.cache_dir.join("uploads"));
+    for host in &config.insecure_registries {
+        builder = builder.insecure_host(host.clone());
+    }
+    if let Some(dir) = &config.cert_dir {
+        builder = builder.ca_file(dir.clone());
+    }
+    if let Some(creds) = &config.creds {
+        builder = builder.credentials(Credentials::new(
+            creds.username.clone(),
+            creds.password.clone(),
+        ));
+    }
+    Ok(builder.build()?)
+}
+
+/// A library progress sink whose events reach `reporter`, with `active` as the state of a blob
+/// that is moving (pushing or pulling). The forwarding task ends when every sink clone is gone.
+pub fn forward(
+    reporter: &Reporter,
+    active: LayerState,
+) -> (hoist_registry::Progress, tokio::task::JoinHandle<()>) {
+    let (sink, mut rx) = hoist_registry::Progress::channel(256);
+    let reporter = reporter.clone();
+    let task = tokio::spawn(async move {
+        let mut sizes: HashMap<String, u64> = HashMap::new();
+        while let Some(event) = rx.recv().await {
+            for e in map_event(&event, active, &mut sizes) {
+                reporter.send(e);
+            }
+        }
+    });
+    (sink, task)
+}
+
+/// The CLI events for one library event (pure; `sizes` remembers blob sizes for totals).
+pub fn map_event(
+    event: &hoist_registry::Event,
+    active: LayerState,
+    sizes: &mut HashMap<String, u64>,
+) -> Vec<Event> {
+    use hoist_registry::Event as R;
+    let state = |id: String, state| vec![Event::State { id, state }];
+    match event {
+        R::BlobStarted { digest, size } => {
+            let id = digest.to_string();
+            sizes.insert(id.clone(), *size);
+            vec![
+                Event::Layer {
+                    id: id.clone(),
+                    size: Some(*size),
+                },
+                Event::State { id, state: active },
+            ]
+        }
+        R::BytesSent { digest, offset } => {
+            let id = digest.to_string();
+            let total = sizes.get(&id).copied();
+            vec![Event::Progress {
+                id,
+                done: *offset,
+                total,
+            }]
+        }
+        R::Skipped { digest } => state(digest.to_string(), LayerState::Skipped),
+        R::Mounted { digest, .. } => state(digest.to_string(), LayerState::Mounted),
+        R::Retrying {
+            digest,
+            reason,
+            delay,
+        } => vec![Event::Retry {
+            id: digest.to_string(),
+            in_secs: secs_up(*delay),
+            reason: sanitize(reason),
+            attempt: 0,
+        }],
+        R::Resumed { digest, offset } => {
+            let id = digest.to_string();
+            let total = sizes.get(&id).copied();
+            vec![
+                Event::State {
+                    id: id.clone(),
+                    state: active,
+                },
+                Event::Progress {
+                    id,
+                    done: *offset,
+                    total,
+                },
+            ]
+        }
+        R::ChunkShrunk { digest, from, to } => vec![Event::Message {
+            text: format!(
+                "{}: the registry or a proxy in front of it refused a {} request (413 Request \
+                 Entity Too Large) without saying its limit; hoist now sends {} chunks and \
+                 continues where the registry stopped (--chunk-size {} starts there)",
+                short(&digest.to_string()),
+                human(*from),
+                human(*to),
+                size_arg(*to)
+            ),
+        }],
+        R::Done { digest } => state(digest.to_string(), LayerState::Done),
+        R::Failed { digest, .. } => state(digest.to_string(), LayerState::Failed),
+        _ => Vec::new(),
+    }
+}
+
+/// A size as `--chunk-size` takes it, exactly.
+fn size_arg(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{}MiB", bytes >> 20)
+    } else if bytes.is_multiple_of(1 << 10) {
+        format!("{}KiB", bytes >> 10)
+    } else {
+        bytes.to_string()
+    }
+}
+
+fn secs_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn short(id: &str) -> &str {
+    crate::progress::tty::short_id(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_oci::Digest;
+    use hoist_registry::Event as R;
+
+    #[test]
+    fn maps_library_events() {
+        let d = Digest::sha256_of(b"layer");
+        let mut sizes = HashMap::new();
+        let started = map_event(
+            &R::BlobStarted {
+                digest: d.clone(),
+                size: 100,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        assert_eq!(
+            started[1],
+            Event::State {
+                id: d.to_string(),
+                state: LayerState::Pushing
+            }
+        );
+        let sent = map_event(
+            &R::BytesSent {
+                digest: d.clone(),
+                offset: 40,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        assert_eq!(
+            sent,
+            vec![Event::Progress {
+                id: d.to_string(),
+                done: 40,
+                total: Some(100)
+            }]
+        );
+        let retry = map_event(
+            &R::Retrying {
+                digest: d.clone(),
+                reason: "502 Bad Gateway".into(),
+                delay: Duration::from_millis(1500),
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        assert!(
+            matches!(&retry[0], Event::Retry { in_secs: 2, reason, .. } if reason == "502 Bad Gateway")
+        );
+        let shrunk = map_event(
+            &R::ChunkShrunk {
+                digest: d.clone(),
+                from: 64 << 20,
+                to: 32 << 20,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        let Event::Message { text } = &shrunk[0] else {
+            panic!("a message")
+        };
+        assert!(text.contains("413"), "{text}");
+        assert!(text.contains("67.1 MB"), "{text}");
+        assert!(text.contains("33.6 MB chunks"), "{text}");
+        assert!(text.contains("--chunk-size 32MiB"), "{text}");
+        assert_eq!(size_arg(1536), "1536");
+        assert_eq!(size_arg(3 << 10), "3KiB");
+    }
+}

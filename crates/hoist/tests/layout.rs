@@ -1,0 +1,214 @@
+//! `hoist inspect` and `hoist copy` between OCI layouts, on synthetic images from the testkit.
+
+use std::process::{Command, Output};
+
+use hoist_oci::{Compression, Digest, Layout};
+use hoist_testkit::synth::{ImageSpec, write_oci_layout};
+
+fn hoist(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    cmd.args(args);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOIST_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.output().expect("run hoist")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+fn arg(path: &std::path::Path, suffix: &str) -> String {
+    format!("oci:{}{suffix}", path.display())
+}
+
+#[test]
+fn inspect_summary_and_raw() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("layout");
+    let spec = ImageSpec::uniform(2, 300_000, Compression::Zstd, 7);
+    let image = write_oci_layout(&dir, "v1", &spec).expect("synthetic layout");
+
+    let out = hoist(&["inspect", &arg(&dir, ":v1")]);
+    let summary = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        summary.contains(&format!("Digest:       {}\n", image.manifest_digest)),
+        "{summary}"
+    );
+    for (layer, diff_id) in image.layers.iter().zip(&image.diff_ids) {
+        assert!(summary.contains(&layer.digest.to_string()), "{summary}");
+        assert!(summary.contains(&format!("diff_id {diff_id}")), "{summary}");
+    }
+    assert!(summary.contains("zstd"), "{summary}");
+    assert!(summary.contains("in 2 layers"), "{summary}");
+
+    let out = hoist(&["inspect", "--raw", &arg(&dir, ":v1")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(Digest::sha256_of(&out.stdout), image.manifest_digest);
+
+    // A missing tag is a failure (exit 1) with one clear line naming it.
+    let out = hoist(&["inspect", &arg(&dir, ":nope")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: reading image `nope`"),
+        "{stderr}"
+    );
+    // Not a layout at all.
+    let out = hoist(&["inspect", &arg(tmp.path(), "")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("opening the OCI layout"));
+}
+
+#[test]
+fn copy_between_layouts_verifies_and_tags() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = tmp.path().join("from");
+    let to = tmp.path().join("to");
+    let spec = ImageSpec::uniform(3, 200_000, Compression::Gzip, 11);
+    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+
+    let out = hoist(&[
+        "--progress",
+        "json",
+        "copy",
+        &arg(&from, ":v1"),
+        &arg(&to, ":copied"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let done = events
+        .iter()
+        .filter(|e| e["event"] == "state" && e["state"] == "done")
+        .count();
+    assert_eq!(done, 3, "3 layers written");
+    assert_eq!(events.last().expect("finish")["ok"], true);
+
+    let layout = Layout::open(&to).expect("destination layout");
+    let copied = layout.image(Some("copied"), None).expect("tagged image");
+    assert_eq!(copied.descriptor.digest, image.manifest_digest);
+    for layer in &image.layers {
+        layout.verify_blob(layer).expect("layer copied intact");
+    }
+
+    // Copying again skips every blob.
+    let out = hoist(&[
+        "--progress",
+        "plain",
+        "copy",
+        &arg(&from, ":v1"),
+        &arg(&to, ":again"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("skipped (exists)").count(), 3, "{stderr}");
+
+    // A corrupted source blob is caught while copying, and nothing is tagged.
+    let victim = Layout::open(&from)
+        .expect("source")
+        .blob_path(&image.layers[1].digest);
+    let mut bytes = std::fs::read(&victim).expect("read blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&victim, bytes).expect("corrupt blob");
+    let fresh = tmp.path().join("fresh");
+    let out = hoist(&["-q", "copy", &arg(&from, ":v1"), &arg(&fresh, ":x")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("digest"), "{stderr}");
+    let fresh_layout = Layout::open(&fresh).expect("created");
+    assert!(fresh_layout.tags().expect("tags").is_empty());
+    assert!(!fresh_layout.has_blob(&image.layers[1]).expect("has_blob"));
+}
+
+#[test]
+fn docker_archive_round_trip_through_files_and_pipes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(2, 150_000, Compression::Gzip, 3);
+    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let archive = tmp.path().join("app.tar");
+    let cache_arg = cache.to_str().expect("utf-8");
+    let archive_arg = format!(
+        "docker-archive:{}:registry.example/app:v1",
+        archive.display()
+    );
+
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &arg(&from, ":v1"),
+        &archive_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout.is_empty(),
+        "a file destination writes nothing to stdout"
+    );
+
+    // Back into a layout: the same config and diff_ids (docker archives hold uncompressed
+    // layers, so the manifest is a new one).
+    let back = tmp.path().join("back");
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &archive_arg,
+        &arg(&back, ":b"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let layout = Layout::open(&back).expect("layout");
+    let img = layout.image(Some("b"), None).expect("image");
+    assert_eq!(img.config.digest(), &image.config_digest);
+    assert_eq!(img.config.value().rootfs.diff_ids, image.diff_ids);
+    let transit = std::fs::read_dir(cache.join("transit")).expect("transit dir");
+    assert_eq!(transit.count(), 0, "the spooled archive was cleaned up");
+
+    // stdin -> stdout, re-tagged on the way: a valid archive comes out of the pipe.
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--cache-dir", cache_arg, "-q", "copy", "docker-archive:-"])
+        .arg("docker-archive:-:other/name:2")
+        .stdin(std::fs::File::open(&archive).expect("archive"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut entries = tar::Archive::new(&out.stdout[..]);
+    let mut manifest = None;
+    for entry in entries.entries().expect("tar") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut s).expect("read");
+            manifest = Some(s);
+        }
+    }
+    let manifest = manifest.expect("manifest.json in the archive");
+    assert!(manifest.contains("other/name:2"), "{manifest}");
+
+    // An archive that names no such image: exit 1 listing what it has.
+    let wrong = format!("docker-archive:{}:nope:1", archive.display());
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &wrong,
+        &arg(&back, ":c"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("registry.example/app:v1"),
+        "{}",
+        text(&out.stderr)
+    );
+}

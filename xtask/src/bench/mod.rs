@@ -1,0 +1,366 @@
+//! `cargo xtask bench`: hoist against the tools people use today, as whole processes.
+//!
+//! Every scenario prepares one input (a cached synthetic image from `hoist_testkit::synth`, and
+//! whatever local registry/proxy/daemon it needs from the testkit), then runs hoist and each
+//! peer alternately — A B A B — for `--runs` rounds after `--warmup` rounds, each run into a
+//! fresh empty output directory. Each run is measured from the outside with `wait4`: wall time,
+//! user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage; work done
+//! inside a daemon such as dockerd is not counted). The report (medians, min-max, hoist/peer
+//! ratios, PASS/MISS against targets) is printed and written to `target/bench/results.md` and
+//! `target/bench/results.json`.
+//!
+//! A missing peer fails the bench before anything runs, naming the package to install; a peer
+//! that runs but fails is reported as failed, never dropped.
+//!
+//! SVG charts (`time.svg`: median wall time per scenario and tool; `rss.svg`: peak RSS versus
+//! image size from the `scale` scenario) are drawn next to the report with plotters.
+//!
+//! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
+
+mod charts;
+pub(crate) mod measure;
+mod report;
+mod scenarios;
+
+use anyhow::{Context, bail};
+use measure::{Sample, measure, settle};
+use report::{ContenderResult, Report, ScenarioResult, markdown, ratio_verdict, rss_verdict};
+use scenarios::{Ctx, SCENARIOS, expand};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [--warmup N]
+                         [--size SIZE] [--timeout SECS] [--hoist PATH] [--out DIR] [--list]
+
+  --scenario NAME  run only this scenario (repeatable; default: all)
+  --runs N         measured runs per contender (default 3)
+  --warmup N       unmeasured runs per contender first (default 1)
+  --size SIZE      image size, e.g. 1GiB, 512MiB, 4G (default 1GiB)
+  --timeout SECS   kill a run after this long and count it failed (default 1800)
+  --hoist PATH     the hoist binary (default: cargo build --release -p hoist)
+  --out DIR        report directory (default target/bench)
+  --list           list scenarios and exit";
+
+#[derive(Debug)]
+struct Args {
+    scenarios: Vec<String>,
+    runs: usize,
+    warmup: usize,
+    size: u64,
+    timeout: Duration,
+    hoist: Option<PathBuf>,
+    out: Option<PathBuf>,
+    list: bool,
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<Args> {
+    let mut a = Args {
+        scenarios: Vec::new(),
+        runs: 3,
+        warmup: 1,
+        size: 1 << 30,
+        timeout: Duration::from_secs(1800),
+        hoist: None,
+        out: None,
+        list: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--scenario" => a.scenarios.push(value("--scenario")?),
+            "--runs" => a.runs = value("--runs")?.parse().context("--runs: not a number")?,
+            "--warmup" => {
+                a.warmup = value("--warmup")?
+                    .parse()
+                    .context("--warmup: not a number")?
+            }
+            "--size" => a.size = parse_size(&value("--size")?)?,
+            "--timeout" => {
+                a.timeout = Duration::from_secs(
+                    value("--timeout")?
+                        .parse()
+                        .context("--timeout: not a number of seconds")?,
+                );
+            }
+            "--hoist" => a.hoist = Some(value("--hoist")?.into()),
+            "--out" => a.out = Some(value("--out")?.into()),
+            "--list" => a.list = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    for s in &a.scenarios {
+        if !SCENARIOS.iter().any(|sc| sc.name == s) {
+            bail!("unknown scenario {s:?}; try --list");
+        }
+    }
+    Ok(a)
+}
+
+/// `1GiB`, `512MiB`, `4G`, `100M`, `65536` -> bytes (binary units).
+pub(crate) fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().with_context(|| format!("bad size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => bail!("bad size unit {other:?} in {s:?}"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} too large"))
+}
+
+/// Entry point for `cargo xtask bench ARGS`.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let args = parse_args(args)?;
+    if args.list {
+        for s in SCENARIOS {
+            println!("{:<12} {}", s.name, s.about);
+        }
+        return Ok(());
+    }
+    let root = crate::sys::workspace_root();
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/bench"));
+    std::fs::create_dir_all(&out_dir)?;
+    let hoist = match &args.hoist {
+        Some(p) => p.clone(),
+        None => {
+            crate::sys::run(
+                Command::new("cargo")
+                    .args(["build", "--release", "--quiet", "-p", "hoist"])
+                    .current_dir(&root),
+            )?;
+            root.join("target/release/hoist")
+        }
+    };
+    let ctx = Ctx {
+        hoist,
+        size: args.size,
+        cache: out_dir.join("cache"),
+    };
+    let selected: Vec<_> = SCENARIOS
+        .iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .collect();
+
+    let mut results = Vec::new();
+    for sc in selected {
+        eprintln!("bench: scenario {} — {}", sc.name, sc.about);
+        let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
+        check_tools(sc.name, &prepared.contenders)?;
+        let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
+        for t in &prepared.targets {
+            result.verdicts.push(ratio_verdict(&result, t));
+        }
+        if let Some(v) = rss_verdict(&result) {
+            result.verdicts.push(v);
+        }
+        results.push(result);
+        drop(prepared);
+    }
+
+    let report = Report {
+        date: shell_line("date -u +%Y-%m-%dT%H:%M:%SZ"),
+        machine: format!(
+            "{}, {} CPUs, {}",
+            shell_line("uname -srm"),
+            shell_line("nproc"),
+            shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
+        ),
+        scenarios: results,
+    };
+    let md = markdown(&report);
+    print!("{md}");
+    std::fs::write(out_dir.join("results.md"), &md)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    let charts = charts::draw(&report, &out_dir)?;
+    eprintln!(
+        "bench: wrote {}, results.json and {} chart(s)",
+        out_dir.join("results.md").display(),
+        charts.len()
+    );
+    let hoist_failed: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.hoist().is_some_and(|h| h.failures() > 0))
+        .map(|s| s.name.clone())
+        .collect();
+    if !hoist_failed.is_empty() {
+        bail!("hoist failed in: {}", hoist_failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Fail loudly, naming what to install, when any contender's program is missing.
+fn check_tools(scenario: &str, contenders: &[scenarios::Contender]) -> anyhow::Result<()> {
+    let missing: Vec<String> = contenders
+        .iter()
+        .filter(|c| hoist_testkit::find_tool(&c.exe).is_none())
+        .map(|c| format!("  {} ({}): {}", c.name, c.exe, c.install))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "scenario {scenario}: missing programs, install them and rerun:\n{}",
+            missing.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn run_scenario(
+    name: &str,
+    about: &str,
+    p: &mut scenarios::Prepared,
+    args: &Args,
+    out_dir: &Path,
+) -> anyhow::Result<ScenarioResult> {
+    let scratch = out_dir.join("scratch");
+    let logs = out_dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut results: Vec<ContenderResult> = p
+        .contenders
+        .iter()
+        .map(|c| ContenderResult {
+            name: c.name.clone(),
+            is_hoist: c.is_hoist,
+            command: c.argv.join(" "),
+            samples: Vec::new(),
+            bytes: c.bytes.unwrap_or(p.input_bytes),
+            log: logs
+                .join(format!("{name}-{}.log", c.name.replace([' ', '/'], "_")))
+                .to_string_lossy()
+                .into_owned(),
+        })
+        .collect();
+    for r in &results {
+        let _ = std::fs::remove_file(&r.log);
+    }
+    for round in 0..args.warmup + args.runs {
+        let warm = round < args.warmup;
+        for (c, r) in p.contenders.iter().zip(results.iter_mut()) {
+            if let Some(reset) = p.before_each.as_mut() {
+                reset()?;
+            }
+            let s = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
+            eprintln!(
+                "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{}",
+                if warm { "warm-up" } else { "run    " },
+                c.name,
+                s.wall_s,
+                s.cpu_s(),
+                s.max_rss_kib as f64 / 1024.0,
+                match (s.ok, s.timed_out) {
+                    (true, _) => "",
+                    (false, true) => "  TIMED OUT",
+                    (false, false) => "  FAILED",
+                }
+            );
+            if !warm {
+                r.samples.push(s);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(ScenarioResult {
+        name: name.to_string(),
+        about: about.to_string(),
+        input_bytes: p.input_bytes,
+        runs: args.runs,
+        contenders: results,
+        verdicts: Vec::new(),
+    })
+}
+
+/// One measured run into a fresh empty output directory.
+fn run_once(
+    c: &scenarios::Contender,
+    scratch: &Path,
+    log: &Path,
+    limit: Duration,
+) -> anyhow::Result<Sample> {
+    let out = scratch.join("out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("cleaning {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let argv = expand(&c.argv, &out);
+    let (prog, rest) = argv.split_first().context("empty command line")?;
+    let mut cmd = Command::new(prog);
+    cmd.args(rest);
+    cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
+    let mut f = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    writeln!(f, "$ {}", argv.join(" "))?;
+    settle();
+    let mut sample = measure(&mut cmd, Some(log), limit)?;
+    if sample.ok && !c.verify.check(&out) {
+        writeln!(
+            f,
+            "bench: exit 0 but {:?} does not hold: counted as failed",
+            c.verify
+        )?;
+        sample.ok = false;
+    }
+    Ok(sample)
+}
+
+fn shell_line(script: &str) -> String {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1GiB").expect("size"), 1 << 30);
+        assert_eq!(parse_size("512MiB").expect("size"), 512 << 20);
+        assert_eq!(parse_size("4G").expect("size"), 4 << 30);
+        assert_eq!(parse_size("1000").expect("size"), 1000);
+        assert!(parse_size("1TiB").is_err());
+        assert!(parse_size("GiB").is_err());
+    }
+
+    #[test]
+    fn args() {
+        let a: Vec<String> = ["--scenario", "spool", "--runs", "5", "--size", "64MiB"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let p = parse_args(&a).expect("args");
+        assert_eq!((p.runs, p.size, p.scenarios.len()), (5, 64 << 20, 1));
+        assert!(parse_args(&["--scenario".into(), "nope".into()]).is_err());
+        assert!(parse_args(&["--runs".into(), "0".into()]).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Scenarios with a private Docker daemon from the testkit (root only): export and push. The
+//! daemon does the work for `docker save`/`docker push`, and its memory is not counted.
+
+use super::inputs::{self, REPO_TAG, TAG};
+use super::{Contender, Ctx, OUT, Prepared, Target, Verify};
+use anyhow::Context;
+use hoist_testkit::{Dockerd, Registry};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A daemon with the cached docker-archive loaded.
+fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
+    let archive = inputs::archive(ctx)?;
+    let d = Dockerd::start()
+        .context("starting a private dockerd (needs root, apt-get install docker.io)")?;
+    d.run_docker(&["load", "-q", "-i", &archive.to_string_lossy()])?;
+    Ok((d, std::fs::metadata(&archive)?.len()))
+}
+
+/// The docker client command line for this daemon.
+fn docker_argv(d: &Dockerd, args: &[&str]) -> Vec<String> {
+    let cmd = d.docker();
+    let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
+    argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    argv.extend(args.iter().map(ToString::to_string));
+    argv
+}
+
+/// Docker daemon -> OCI layout.
+pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let (d, bytes) = daemon_with_image(ctx)?;
+    let host = d.docker_host();
+    let mut save = Contender::peer(
+        "docker save",
+        "docker.io",
+        &[],
+        Verify::Creates("image.tar".into()),
+    );
+    save.argv = docker_argv(&d, &["save", "-o", &format!("{OUT}/image.tar"), REPO_TAG]);
+    save.exe = save.argv[0].clone();
+    Ok(Prepared {
+        input_bytes: bytes,
+        contenders: vec![
+            Contender::hoist(
+                ctx,
+                &[
+                    "copy",
+                    &format!("docker-daemon:{REPO_TAG}"),
+                    &format!("oci:{OUT}:{TAG}"),
+                ],
+                Verify::Creates("index.json".into()),
+            )
+            .env("DOCKER_HOST", &host),
+            save,
+        ],
+        targets: vec![Target::new("docker save", 1.1)],
+        before_each: None,
+        keep: vec![Box::new(d)],
+    })
+}
+
+/// Docker daemon -> registry (docker treats 127.0.0.0/8 registries as insecure by default).
+pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let (d, bytes) = daemon_with_image(ctx)?;
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let remote_tag = format!("{host}/bench/image:{TAG}");
+    d.run_docker(&["tag", REPO_TAG, &remote_tag])?;
+    let verify = Verify::Manifest {
+        addr: registry.addr(),
+        repo: "bench/image".into(),
+        tag: TAG.into(),
+    };
+    let mut docker_push = Contender::peer("docker push", "docker.io", &[], verify.clone());
+    docker_push.argv = docker_argv(&d, &["push", "-q", &remote_tag]);
+    docker_push.exe = docker_push.argv[0].clone();
+    let registry = Rc::new(RefCell::new(registry));
+    let reg = Rc::clone(&registry);
+    let reset: super::BeforeEach =
+        Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
+    Ok(Prepared {
+        input_bytes: bytes,
+        contenders: vec![
+            Contender::hoist(
+                ctx,
+                &[
+                    "copy",
+                    "--insecure-registry",
+                    &host,
+                    &format!("docker-daemon:{REPO_TAG}"),
+                    &format!("docker://{remote_tag}"),
+                ],
+                verify,
+            )
+            .env("DOCKER_HOST", &d.docker_host()),
+            docker_push,
+        ],
+        targets: vec![Target::new("docker push", 0.6)],
+        before_each: Some(reset),
+        keep: vec![Box::new(registry), Box::new(d)],
+    })
+}

@@ -1,0 +1,189 @@
+//! Scenarios against a fresh local registry from the testkit: push, push through a body-limited
+//! proxy, pull.
+
+use super::inputs::{self, TAG};
+use super::{Contender, Ctx, OUT, Prepared, Target, Verify};
+use anyhow::Context;
+use hoist_oci::Compression;
+use hoist_testkit::{Nginx, Registry};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+const REPO: &str = "bench/image";
+
+fn manifest(addr: SocketAddr) -> Verify {
+    Verify::Manifest {
+        addr,
+        repo: REPO.into(),
+        tag: TAG.into(),
+    }
+}
+
+/// hoist's and skopeo's command lines pushing `layout` to `target`; names get `suffix`.
+fn push_pair(
+    ctx: &Ctx,
+    layout: &inputs::Layout,
+    target: SocketAddr,
+    suffix: &str,
+) -> Vec<Contender> {
+    let src = format!("oci:{}:{TAG}", layout.dir.display());
+    let host = target.to_string();
+    let dst = format!("docker://{host}/{REPO}:{TAG}");
+    let mut hoist = Contender::hoist(
+        ctx,
+        &["copy", "--insecure-registry", &host, &src, &dst],
+        manifest(target),
+    );
+    hoist.name.push_str(suffix);
+    hoist.is_hoist = suffix.is_empty();
+    let mut skopeo = Contender::peer(
+        "skopeo copy",
+        "skopeo",
+        &[
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &src,
+            &dst,
+        ],
+        manifest(target),
+    );
+    skopeo.name.push_str(suffix);
+    hoist.bytes = Some(layout.bytes);
+    skopeo.bytes = Some(layout.bytes);
+    vec![hoist, skopeo]
+}
+
+/// A registry wrapped so `before_each` can empty it, and the closure that does.
+fn resettable(registry: Registry) -> (Rc<RefCell<Registry>>, super::BeforeEach) {
+    let registry = Rc::new(RefCell::new(registry));
+    let reg = Rc::clone(&registry);
+    let reset: super::BeforeEach =
+        Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
+    (registry, reset)
+}
+
+/// hoist and skopeo pushing the cached gzip layout to `target` (the registry or a proxy in
+/// front of it), with the registry emptied before every run.
+fn push_to(
+    ctx: &Ctx,
+    registry: Registry,
+    target: SocketAddr,
+    proxy: Option<Nginx>,
+) -> anyhow::Result<Prepared> {
+    let layout = inputs::layout(ctx, Compression::Gzip)?;
+    let (registry, reset) = resettable(registry);
+    let mut keep: Vec<Box<dyn std::any::Any>> = vec![Box::new(registry)];
+    if let Some(p) = proxy {
+        keep.push(Box::new(p));
+    }
+    Ok(Prepared {
+        input_bytes: layout.bytes,
+        contenders: push_pair(ctx, &layout, target, ""),
+        targets: vec![Target::new("skopeo copy", 0.5)],
+        before_each: Some(reset),
+        keep,
+    })
+}
+
+/// Memory scaling: the push at `--size` and at 4x `--size` (hoist's peak RSS must not grow).
+pub fn scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let small = inputs::layout_sized(ctx, ctx.size)?;
+    let large = inputs::layout_sized(ctx, ctx.size * 4)?;
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    let (registry, reset) = resettable(registry);
+    let mut contenders = push_pair(ctx, &small, addr, "");
+    contenders.extend(push_pair(ctx, &large, addr, " 4x"));
+    Ok(Prepared {
+        input_bytes: small.bytes,
+        contenders,
+        targets: vec![Target::rss("hoist 4x", "hoist", 1.1)],
+        before_each: Some(reset),
+        keep: vec![Box::new(registry)],
+    })
+}
+
+/// Many small layers: 60 layers alternating gzip and zstd, pushed.
+pub fn layers60(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let layout = inputs::layout_many(ctx, 60)?;
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    let (registry, reset) = resettable(registry);
+    Ok(Prepared {
+        input_bytes: layout.bytes,
+        contenders: push_pair(ctx, &layout, addr, ""),
+        targets: vec![Target::new("skopeo copy", 0.5)],
+        before_each: Some(reset),
+        keep: vec![Box::new(registry)],
+    })
+}
+
+/// OCI layout -> registry.
+pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    push_to(ctx, registry, addr, None)
+}
+
+/// OCI layout -> nginx (64 MiB body limit, unbuffered) -> registry. Peers that send a layer in
+/// one request fail here, and are reported as failed.
+pub fn push_proxy(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let registry = Registry::start()?;
+    let proxy = Nginx::builder(registry.addr())
+        .max_body_size(64 << 20)
+        .request_buffering(false)
+        .start()?;
+    let addr = proxy.addr();
+    let mut p = push_to(ctx, registry, addr, Some(proxy))?;
+    // A chunk size safely below the limit.
+    p.contenders[0]
+        .argv
+        .splice(2..2, ["--chunk-size".to_string(), "32MiB".to_string()]);
+    Ok(p)
+}
+
+/// registry -> OCI layout (the registry is filled once, by skopeo, before the runs).
+pub fn pull(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let layout = inputs::layout(ctx, Compression::Gzip)?;
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let remote = format!("docker://{host}/{REPO}:{TAG}");
+    let status = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{TAG}", layout.dir.display()))
+        .arg(&remote)
+        .status()
+        .context("running skopeo to fill the registry (apt-get install skopeo)")?;
+    anyhow::ensure!(status.success(), "skopeo could not fill the registry");
+    let dst = format!("oci:{OUT}:{TAG}");
+    let index = || Verify::Creates("index.json".into());
+    Ok(Prepared {
+        input_bytes: layout.bytes,
+        contenders: vec![
+            Contender::hoist(
+                ctx,
+                &["copy", "--insecure-registry", &host, &remote, &dst],
+                index(),
+            ),
+            Contender::peer(
+                "skopeo copy",
+                "skopeo",
+                &[
+                    "skopeo",
+                    "copy",
+                    "--quiet",
+                    "--src-tls-verify=false",
+                    &remote,
+                    &dst,
+                ],
+                index(),
+            ),
+        ],
+        targets: vec![Target::new("skopeo copy", 0.6)],
+        before_each: None,
+        keep: vec![Box::new(registry)],
+    })
+}
