@@ -605,7 +605,9 @@ impl<'a> Applier<'a> {
                     .map_err(|e| Error::sys("restoring a directory mode", e).with_entry(&path))?;
             }
         }
-        for (path, mode, mtime) in std::mem::take(&mut self.dirs) {
+        // Deepest last-declared first: a parent losing its search permission must not stop its
+        // children from getting theirs (tar lists parents before children).
+        for (path, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else {
                 continue;
             };

@@ -630,6 +630,8 @@ fn unprivileged_body(dir: &Path) {
         .file("ro/sub/x", b"x")
         .dir_mode("locked/", 0o555)
         .dir_mode("locked/deeper/", 0o000)
+        .dir_mode("shut/", 0o000)
+        .dir_mode("shut/inner/", 0o750)
         .finish();
     let l2 = Tar::new()
         .file("ro/new", b"new")
@@ -648,8 +650,19 @@ fn unprivileged_body(dir: &Path) {
     assert_eq!(mode("ro/sub"), 0o500);
     assert!(!exists(root.join("ro/sub/x")));
     assert!(!exists(root.join("locked")));
+    assert_eq!(mode("shut"), 0o000);
+    std::fs::set_permissions(
+        root.join("shut"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    assert_eq!(
+        mode("shut/inner"),
+        0o750,
+        "a child under a parent without search permission"
+    );
     // Leave the tree removable by the parent test.
-    for p in ["ro", "ro/sub"] {
+    for p in ["ro", "ro/sub", "shut"] {
         std::fs::set_permissions(
             root.join(p),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
