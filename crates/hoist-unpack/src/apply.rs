@@ -34,6 +34,9 @@ pub(crate) struct Options {
     pub devices: bool,
     /// Apply PAX xattrs.
     pub xattrs: bool,
+    /// Running without root's permission override: directories lacking owner write/search
+    /// permission are opened up while entries go in and restored when the layer ends.
+    pub unprivileged: bool,
     /// Optional limits.
     pub limits: Limits,
 }
@@ -67,6 +70,8 @@ pub(crate) struct Applier<'a> {
     /// The last parent directory resolved (tar entries come grouped by directory). Dropped
     /// whenever a directory or symlink is removed, since that may change what a path means.
     cache: Option<(PathBuf, Rc<OwnedFd>)>,
+    /// Lower-layer directories opened up (unprivileged only): logical path and original mode.
+    restore: Vec<(PathBuf, u32)>,
     pub(crate) stats: LayerStats,
 }
 
@@ -109,6 +114,7 @@ impl<'a> Applier<'a> {
             written: HashSet::new(),
             dirs: Vec::new(),
             cache: None,
+            restore: Vec::new(),
             stats: LayerStats::default(),
         }
     }
@@ -171,6 +177,7 @@ impl<'a> Applier<'a> {
             Err(e) => return Err(resolve_error(shown, e)),
         };
         self.cache = None;
+        self.make_writable(parent.as_fd(), dir, shown)?;
         root::remove_all(parent.as_fd(), name)
             .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
@@ -189,6 +196,7 @@ impl<'a> Applier<'a> {
                 .map_err(|e| Error::sys("opening the root", e))?
         };
         self.mark_written(dir);
+        self.make_writable(dfd.as_fd(), dir, shown)?;
         let cleared = self
             .clear_lower(dfd.as_fd(), dir)
             .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown));
@@ -218,6 +226,7 @@ impl<'a> Applier<'a> {
         }
         match self.root.open_dir(parent, true, None) {
             Ok(Some(fd)) => {
+                self.make_writable(fd.as_fd(), parent, shown)?;
                 let fd = Rc::new(fd);
                 self.cache = Some((parent.to_path_buf(), Rc::clone(&fd)));
                 Ok(fd)
@@ -225,6 +234,23 @@ impl<'a> Applier<'a> {
             Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
             Err(e) => Err(resolve_error(shown, e)),
         }
+    }
+
+    /// Unprivileged only: give the owner write and search permission on a directory we are
+    /// about to change, remembering its mode to restore when the layer ends.
+    fn make_writable(&mut self, dir: BorrowedFd<'_>, logical: &Path, shown: &Path) -> Result<()> {
+        if !self.opts.unprivileged {
+            return Ok(());
+        }
+        let st = rustix::fs::fstat(dir)
+            .map_err(|e| Error::sys("inspecting a directory", e).with_entry(shown))?;
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o300 != 0o300 {
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(mode | 0o700))
+                .map_err(|e| Error::sys("opening up a read-only directory", e).with_entry(shown))?;
+            self.restore.push((logical.to_path_buf(), mode));
+        }
+        Ok(())
     }
 
     /// Remove whatever is at `name` in `parent`; forget the cached parent if that could have
@@ -571,7 +597,17 @@ impl<'a> Applier<'a> {
 
     /// Set directory modes and mtimes (after the layer's entries, so children do not bump them).
     pub(crate) fn finish(&mut self) -> Result<()> {
-        for (path, mode, mtime) in std::mem::take(&mut self.dirs) {
+        // Directories opened up for unprivileged writes get their modes back (the layer's own
+        // directory entries, applied next, override them where they name the same directory).
+        for (path, mode) in std::mem::take(&mut self.restore).into_iter().rev() {
+            if let Ok(Some(fd)) = self.root.open_dir(&path, false, None) {
+                rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(mode))
+                    .map_err(|e| Error::sys("restoring a directory mode", e).with_entry(&path))?;
+            }
+        }
+        // Deepest last-declared first: a parent losing its search permission must not stop its
+        // children from getting theirs (tar lists parents before children).
+        for (path, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
             let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else {
                 continue;
             };

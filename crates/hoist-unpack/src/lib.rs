@@ -187,12 +187,18 @@ impl Stats {
 }
 
 /// Builds an [`Unpacker`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct UnpackerBuilder {
     rootless: Option<bool>,
     limits: Limits,
     xattrs: bool,
+}
+
+impl Default for UnpackerBuilder {
+    fn default() -> Self {
+        Unpacker::builder()
+    }
 }
 
 impl UnpackerBuilder {
@@ -236,6 +242,7 @@ impl UnpackerBuilder {
                 chown: !rootless,
                 devices: !rootless,
                 xattrs: self.xattrs,
+                unprivileged: !is_root,
                 limits: self.limits,
             }),
         })
@@ -274,6 +281,7 @@ impl Unpacker {
     }
 
     /// Apply the layer file at `layer` (see [`apply_layer`](Unpacker::apply_layer)).
+    #[allow(clippy::disallowed_methods)] // the layer file is a host path, not inside the root
     pub fn apply_layer_file(
         &self,
         root: &Path,

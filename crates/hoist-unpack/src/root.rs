@@ -35,6 +35,7 @@ pub(crate) fn dir_flags() -> OFlags {
 
 impl Root {
     /// Open (creating it if needed) the root directory at `path`.
+    #[allow(clippy::disallowed_methods)] // the caller's root path itself, not a path inside it
     pub(crate) fn open(path: &Path) -> std::io::Result<Root> {
         // The root itself is the caller's path: creating it is not a write inside the root.
         std::fs::create_dir_all(path)?;
@@ -176,8 +177,22 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<Fil
     match kind {
         None => return Ok(None),
         Some(FileType::Directory) => {
-            let sub = rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?;
-            for child in list_dir(sub.as_fd())? {
+            let sub = match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
+                Err(Errno::ACCESS) => {
+                    // Unprivileged and the directory is not readable: it is going away, so
+                    // open it up. `name` was just seen to be a directory, not a symlink.
+                    rustix::fs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+                    rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?
+                }
+                other => other?,
+            };
+            let children = list_dir(sub.as_fd())?;
+            if !children.is_empty()
+                && rustix::fs::fstat(&sub).is_ok_and(|st| st.st_mode & 0o300 != 0o300)
+            {
+                rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700))?;
+            }
+            for child in children {
                 remove_all(sub.as_fd(), &child)?;
             }
             match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
@@ -208,6 +223,7 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> Result<Vec<OsString>, Errno> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests set up and inspect trees from outside
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! The hostile-layer corpus: every item of the security list, each checked to change
 //! nothing outside the root, and either to fail naming the hostile entry or to stay confined.
+#![allow(clippy::disallowed_methods)] // tests build and inspect trees from outside the root
 
 mod common;
 
@@ -667,9 +668,27 @@ fn run_case(case: &Case, rootless: bool) -> Result<(), String> {
 
 #[test]
 fn hostile_corpus() {
+    const CHILD: &str = "HOIST_UNPACK_HOSTILE_AS_NOBODY";
     let cases = cases();
     assert!(cases.len() >= 30, "corpus has {} cases", cases.len());
     let privileged = rustix::process::geteuid().is_root();
+    if privileged && std::env::var_os(CHILD).is_none() {
+        // The same corpus as an unprivileged user (rootless unpacking without root's override).
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "hostile_corpus", "--nocapture"])
+            .env(CHILD, "1")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("re-run as nobody");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "as nobody: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let mut failures = Vec::new();
     for case in &cases {
         for rootless in [true, false] {

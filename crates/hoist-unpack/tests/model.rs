@@ -1,5 +1,6 @@
 //! Property test: random stacks of small layers applied by hoist equal a simple in-memory model
 //! of the OCI layer rules (whiteouts, opaque dirs, replacement, implicit parents, hardlinks).
+#![allow(clippy::disallowed_methods)] // tests build and inspect trees from outside the root
 
 mod common;
 

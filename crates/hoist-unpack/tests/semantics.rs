@@ -1,10 +1,12 @@
 //! Layer semantics: whiteouts and opaque dirs in both entry orders, replacement, hardlinks,
 //! long names, modes, ownership, mtimes, special files, xattrs, digests and limits.
+#![allow(clippy::disallowed_methods)] // tests build and inspect trees from outside the root
 
 mod common;
 
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use common::{Tar, shape};
@@ -561,4 +563,142 @@ fn hardlink_to_a_file_whited_out_earlier_in_the_layer() {
         .finish();
     apply(t.path(), &[l1, l2]);
     assert_eq!(read(t.path().join("b")), b"upper");
+}
+
+#[test]
+fn limits_count_over_the_whole_image() {
+    let l1 = Tar::new().file("a", b"12345").file("b", b"12345").finish();
+    let l2 = Tar::new().file("c", b"12345").file("d", b"12345").finish();
+    let config = ImageConfig {
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![Digest::sha256_of(&l1), Digest::sha256_of(&l2)],
+        },
+        ..ImageConfig::default()
+    };
+    let limited = |limits| {
+        Unpacker::builder()
+            .rootless(true)
+            .limits(limits)
+            .build()
+            .expect("build")
+    };
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits {
+        max_bytes: None,
+        max_entries: Some(3),
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect_err("4 entries > 3");
+    assert!(err.is_limit_exceeded());
+    assert_eq!(err.entry(), Some(Path::new("d")));
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits {
+        max_bytes: Some(12),
+        max_entries: None,
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect_err("20 bytes > 12");
+    assert!(err.is_limit_exceeded());
+    assert_eq!(err.entry(), Some(Path::new("c")));
+    assert!(!exists(t.path().join("c")));
+    let t = tmp();
+    limited(hoist_unpack::Limits {
+        max_bytes: Some(20),
+        max_entries: Some(4),
+    })
+    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+    .expect("exactly at the limits");
+    assert!(
+        Unpacker::builder()
+            .limits(hoist_unpack::Limits {
+                max_bytes: Some(0),
+                max_entries: None
+            })
+            .build()
+            .is_err()
+    );
+}
+
+/// The body of [`rootless_as_an_unprivileged_user`], run as a user without root's override.
+fn unprivileged_body(dir: &Path) {
+    let root = dir.join("root");
+    let l1 = Tar::new()
+        .dir_mode("ro/", 0o555)
+        .file("ro/old", b"old")
+        .dir_mode("ro/sub/", 0o500)
+        .file("ro/sub/x", b"x")
+        .dir_mode("locked/", 0o555)
+        .dir_mode("locked/deeper/", 0o000)
+        .dir_mode("shut/", 0o000)
+        .dir_mode("shut/inner/", 0o750)
+        .finish();
+    let l2 = Tar::new()
+        .file("ro/new", b"new")
+        .whiteout("ro/sub/.wh.x")
+        .whiteout(".wh.locked")
+        .finish();
+    let u = unpacker(true);
+    for l in [l1, l2] {
+        u.apply_layer(&root, &l[..], &LayerInfo::default())
+            .expect("rootless unpack as an unprivileged user");
+    }
+    let mode = |p: &str| std::fs::symlink_metadata(root.join(p)).expect(p).mode() & 0o7777;
+    assert_eq!(read(root.join("ro/new")), b"new");
+    assert_eq!(read(root.join("ro/old")), b"old");
+    assert_eq!(mode("ro"), 0o555, "mode restored after the layer");
+    assert_eq!(mode("ro/sub"), 0o500);
+    assert!(!exists(root.join("ro/sub/x")));
+    assert!(!exists(root.join("locked")));
+    assert_eq!(mode("shut"), 0o000);
+    std::fs::set_permissions(
+        root.join("shut"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    assert_eq!(
+        mode("shut/inner"),
+        0o750,
+        "a child under a parent without search permission"
+    );
+    // Leave the tree removable by the parent test.
+    for p in ["ro", "ro/sub", "shut"] {
+        std::fs::set_permissions(
+            root.join(p),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
+}
+
+#[test]
+fn rootless_as_an_unprivileged_user() {
+    const CHILD: &str = "HOIST_UNPACK_UNPRIVILEGED_DIR";
+    if let Some(dir) = std::env::var_os(CHILD) {
+        unprivileged_body(Path::new(&dir));
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        let t = tmp();
+        unprivileged_body(t.path());
+        return;
+    }
+    // As root, run this same test again as `nobody` in a directory nobody owns.
+    let t = tmp();
+    std::os::unix::fs::chown(t.path(), Some(65534), Some(65534)).expect("chown");
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "rootless_as_an_unprivileged_user", "--nocapture"])
+        .env(CHILD, t.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("re-run as nobody");
+    assert!(
+        out.status.success(),
+        "as nobody: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
