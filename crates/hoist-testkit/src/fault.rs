@@ -50,13 +50,18 @@ impl FaultAction {
     }
 }
 
-/// One scripted fault: fires on the `nth` request that matches `method` and `path_contains`.
+/// One scripted fault: fires on the `nth` request that matches `method`, `path_contains` and
+/// `min_body`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {
     /// Match only this method (e.g. `PATCH`); `None` matches any.
     pub method: Option<String>,
     /// Match only request targets containing this text; `None` matches any.
     pub path_contains: Option<String>,
+    /// Match only requests declaring a `Content-Length` of at least this many bytes (chunked
+    /// bodies never match); `None` matches any. Tells a layer's chunk from a small config
+    /// upload when both go to `/blobs/uploads/` concurrently and their order is not fixed.
+    pub min_body: Option<u64>,
     /// 1-based index among the requests this rule matches; 0 means every matching request.
     pub nth: usize,
     /// What to do.
@@ -69,15 +74,26 @@ impl FaultRule {
         FaultRule {
             method: Some(method.to_string()),
             path_contains: Some(path_contains.to_string()),
+            min_body: None,
             nth,
             action,
         }
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    /// The same rule, matching only requests whose declared body is at least `bytes` long.
+    #[must_use]
+    pub fn min_body(mut self, bytes: u64) -> FaultRule {
+        self.min_body = Some(bytes);
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str, body: Option<u64>) -> bool {
+        self.min_body
+            .is_none_or(|min| body.is_some_and(|len| len >= min))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self
                 .path_contains
                 .as_deref()
@@ -125,11 +141,12 @@ impl Shared {
     }
 
     /// Count this request against every matching rule; return the first rule that fires.
-    fn begin(&self, method: &str, path: &str) -> (usize, Option<FaultAction>) {
+    /// `body` is the declared `Content-Length` (`None` for a chunked body).
+    fn begin(&self, method: &str, path: &str, body: Option<u64>) -> (usize, Option<FaultAction>) {
         let mut st = self.lock();
         let mut fired = None;
         for (rule, seen) in st.rules.iter_mut() {
-            if rule.matches(method, path) {
+            if rule.matches(method, path, body) {
                 *seen += 1;
                 if fired.is_none() && (rule.nth == 0 || rule.nth == *seen) {
                     fired = Some(rule.action.clone());
@@ -517,7 +534,11 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         let path = parts.next().unwrap_or_default().to_string();
         let req_kind = req.body_kind()?;
         let client_close = req.has_token("connection", "close");
-        let (idx, fault) = shared.begin(&method, &path);
+        let declared = match req_kind {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked | BodyKind::UntilClose => None,
+        };
+        let (idx, fault) = shared.begin(&method, &path, declared);
 
         // We answer `Expect: 100-continue` ourselves and strip it, so the upstream never sends
         // an interim response while we are still copying the body.
@@ -688,9 +709,13 @@ mod tests {
     #[test]
     fn rule_matching_counts_per_rule() {
         let rule = FaultRule::new("patch", "/blobs/uploads/", 2, FaultAction::status(500, ""));
-        assert!(rule.matches("PATCH", "/v2/a/blobs/uploads/x"));
-        assert!(!rule.matches("PUT", "/v2/a/blobs/uploads/x"));
-        assert!(!rule.matches("PATCH", "/v2/a/manifests/x"));
+        assert!(rule.matches("PATCH", "/v2/a/blobs/uploads/x", Some(0)));
+        assert!(!rule.matches("PUT", "/v2/a/blobs/uploads/x", Some(0)));
+        assert!(!rule.matches("PATCH", "/v2/a/manifests/x", Some(0)));
+        let big = rule.clone().min_body(1000);
+        assert!(big.matches("PATCH", "/v2/a/blobs/uploads/x", Some(1000)));
+        assert!(!big.matches("PATCH", "/v2/a/blobs/uploads/x", Some(999)));
+        assert!(!big.matches("PATCH", "/v2/a/blobs/uploads/x", None));
         let shared = Shared {
             upstream: "127.0.0.1:1".parse().expect("addr"),
             state: Mutex::new(State {
@@ -699,10 +724,11 @@ mod tests {
             }),
             stop: AtomicBool::new(false),
         };
-        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_none());
-        assert!(shared.begin("GET", "/v2/").1.is_none());
-        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_some());
-        assert!(shared.begin("PATCH", "/v2/a/blobs/uploads/1").1.is_none());
+        let p = "/v2/a/blobs/uploads/1";
+        assert!(shared.begin("PATCH", p, Some(5)).1.is_none());
+        assert!(shared.begin("GET", "/v2/", Some(0)).1.is_none());
+        assert!(shared.begin("PATCH", p, Some(5)).1.is_some());
+        assert!(shared.begin("PATCH", p, Some(5)).1.is_none());
         assert_eq!(shared.lock().faults, 1);
         assert_eq!(shared.lock().records.len(), 4);
     }

@@ -175,6 +175,7 @@ fn respond_answers_without_forwarding_then_nth_rule() {
         vec![FaultRule {
             method: Some("GET".into()),
             path_contains: Some("/v2/".into()),
+            min_body: None,
             nth: 2,
             action: FaultAction::Respond {
                 status: 503,
