@@ -123,9 +123,11 @@
 
 mod dockerd;
 mod fault;
+pub mod hostile;
 mod http;
 mod nginx;
 mod process;
+pub mod rawtar;
 mod registry;
 mod skip;
 pub mod synth;

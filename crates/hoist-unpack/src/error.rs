@@ -82,7 +82,8 @@ impl Error {
             } else {
                 ErrorKind::Io
             };
-            let mut err = Error::new(kind, format!("{what}: {oci}"));
+            // The source's text follows in `Display` (and in the chain): not in the message too.
+            let mut err = Error::new(kind, what);
             err.digest = oci.digest().cloned();
             return err.with_source(source);
         }
@@ -209,7 +210,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(entry) = &self.entry {
-            write!(f, "layer entry {:?}: ", entry)?;
+            write!(f, "layer entry {}: ", shown_entry(entry))?;
         }
         f.write_str(&self.message)?;
         if let Some(digest) = &self.digest {
@@ -220,6 +221,28 @@ impl fmt::Display for Error {
         }
         Ok(())
     }
+}
+
+/// Longest entry name shown whole; a layer may carry names of hundreds of KiB, and the reason
+/// after the name must still fit on a line a terminal or a log keeps.
+const MAX_SHOWN_ENTRY: usize = 160;
+
+/// The entry name quoted, its middle elided (with the full length said) when it is long.
+fn shown_entry(entry: &Path) -> String {
+    let quoted = format!("{:?}", entry);
+    if quoted.len() <= MAX_SHOWN_ENTRY {
+        return quoted;
+    }
+    let cut = |at: usize| {
+        let mut at = at;
+        while !quoted.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let head = &quoted[..cut(MAX_SHOWN_ENTRY * 2 / 3)];
+    let tail = &quoted[cut(quoted.len() - MAX_SHOWN_ENTRY / 3)..];
+    format!("{head}…{tail} ({} bytes)", entry.as_os_str().len())
 }
 
 impl fmt::Debug for Error {
@@ -261,6 +284,23 @@ mod tests {
     }
 
     #[test]
+    fn long_entry_names_are_elided_so_the_reason_shows() {
+        let name = "d/".repeat(50_000) + "é";
+        let mut err = Error::new(ErrorKind::InvalidLayer, "name exceeds the limit");
+        err.entry = Some(PathBuf::from(&name));
+        let text = err.to_string();
+        assert!(text.len() < 300, "{} bytes", text.len());
+        assert!(text.ends_with("name exceeds the limit"), "{text}");
+        assert!(
+            text.contains("(100002 bytes)") && text.contains("é"),
+            "{text}"
+        );
+        let mut short = Error::new(ErrorKind::InvalidLayer, "bad");
+        short.entry = Some(PathBuf::from("a/../b"));
+        assert_eq!(short.to_string(), "layer entry \"a/../b\": bad");
+    }
+
+    #[test]
     fn oci_digest_mismatch_maps_to_digest_mismatch() {
         let d = Digest::sha256_of(b"x");
         let oci =
@@ -268,5 +308,9 @@ mod tests {
         let err = Error::io("layer", oci.into_io());
         assert!(err.is_digest_mismatch());
         assert_eq!(err.digest(), Some(&d));
+        // The cause is said once, not once in the message and again from the source.
+        let text = err.to_string();
+        assert_eq!(text.matches("bad").count(), 1, "{text}");
+        assert!(text.starts_with("layer"), "{text}");
     }
 }

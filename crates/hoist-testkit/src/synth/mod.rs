@@ -17,7 +17,7 @@ mod archive;
 mod oci;
 
 pub use archive::write_docker_archive;
-pub use oci::write_oci_layout;
+pub use oci::{RawLayer, write_oci_layout, write_raw_oci_layout};
 
 use hoist_oci::{Compression, Descriptor, Digest};
 use sha2::{Digest as _, Sha256};

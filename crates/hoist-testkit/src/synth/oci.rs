@@ -30,6 +30,82 @@ pub fn write_oci_layout(dir: &Path, tag: &str, spec: &ImageSpec) -> anyhow::Resu
         diff_ids.push(diff_id);
     }
 
+    finish_layout(dir, tag, layers, diff_ids)
+}
+
+/// One layer given as bytes: the blob as stored (possibly damaged on purpose), the compression
+/// its media type names, and the diff_id the config records for it.
+#[derive(Debug, Clone)]
+pub struct RawLayer {
+    /// The blob bytes.
+    pub blob: Vec<u8>,
+    /// The compression named by the layer's media type.
+    pub compression: Compression,
+    /// The diff_id recorded in the config.
+    pub diff_id: Digest,
+}
+
+impl RawLayer {
+    /// `tar` compressed with `compression`; the diff_id is the digest of `tar`.
+    ///
+    /// # Errors
+    /// When the encoder fails.
+    pub fn compress(tar: &[u8], compression: Compression) -> anyhow::Result<RawLayer> {
+        let blob = match compression {
+            Compression::None => tar.to_vec(),
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+                enc.write_all(tar)?;
+                enc.finish()?
+            }
+            Compression::Zstd => zstd::stream::encode_all(tar, 3)?,
+        };
+        Ok(RawLayer {
+            blob,
+            compression,
+            diff_id: sha256_digest(tar),
+        })
+    }
+}
+
+/// Write an image made of these layers, byte for byte, as an OCI layout in `dir` under `tag`
+/// (for hostile and damaged layers the generator would never make). Each blob is stored under
+/// the digest of its bytes as given, so a damaged stream passes the digest check and reaches
+/// the decoder.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write_raw_oci_layout(
+    dir: &Path,
+    tag: &str,
+    layers: &[RawLayer],
+) -> anyhow::Result<SynthImage> {
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    std::fs::write(dir.join("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}")
+        .context("writing oci-layout")?;
+    let mut descs = Vec::new();
+    for layer in layers {
+        let digest = write_json_blob(&blobs, &layer.blob)?;
+        descs.push(Descriptor::new(
+            MediaType::oci_layer(layer.compression),
+            digest,
+            layer.blob.len() as u64,
+        ));
+    }
+    let diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+    finish_layout(dir, tag, descs, diff_ids)
+}
+
+/// Write the config, manifest and index entry for layers already in `dir/blobs/sha256`.
+fn finish_layout(
+    dir: &Path,
+    tag: &str,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<Digest>,
+) -> anyhow::Result<SynthImage> {
+    let blobs = dir.join("blobs").join("sha256");
     let config = config_json(&diff_ids);
     let config_digest = write_json_blob(&blobs, &config)?;
     let manifest = json!({
