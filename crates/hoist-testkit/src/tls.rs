@@ -26,6 +26,8 @@ pub struct TlsFiles {
     key: PathBuf,
     cert_dir: PathBuf,
     ca_pem: String,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
     _dir: TempDir,
 }
 
@@ -78,6 +80,8 @@ impl TlsFiles {
             key: key_path,
             cert_dir,
             ca_pem,
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialized_der().to_vec(),
             _dir: dir,
         })
     }
@@ -105,6 +109,23 @@ impl TlsFiles {
     /// The server's private key (PEM), for distribution's `http.tls.key`.
     pub fn key_file(&self) -> &Path {
         &self.key
+    }
+
+    /// A rustls (ring) server configuration presenting the server certificate, for the kit's
+    /// own servers.
+    pub(crate) fn server_config(&self) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(self.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
+            )
+            .context("TLS server certificate")?;
+        Ok(std::sync::Arc::new(config))
     }
 }
 

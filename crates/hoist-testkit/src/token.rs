@@ -6,14 +6,14 @@
 //! is how distribution 2.8 finds and trusts the key. Every request is counted (by scope, and
 //! refused ones separately) so tests can assert token caching and the absence of retry storms.
 
-use crate::tls::{ca_params, pem, set_validity};
+use crate::tls::{TlsFiles, ca_params, pem, set_validity};
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rcgen::{CertificateParams, DnType, Issuer, KeyPair, KeyUsagePurpose};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +35,7 @@ pub struct TokenServerBuilder {
     expires_in: u64,
     service: String,
     issuer: String,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,7 @@ impl Default for TokenServerBuilder {
             expires_in: 300,
             service: "hoist-testkit-registry".into(),
             issuer: "hoist-testkit-token-issuer".into(),
+            tls: None,
         }
     }
 }
@@ -79,6 +81,16 @@ impl TokenServerBuilder {
     pub fn expires_in(mut self, secs: u64) -> Self {
         self.expires_in = secs.max(1);
         self
+    }
+
+    /// Serve HTTPS with the server certificate of `files` (valid for 127.0.0.1, so clients
+    /// trusting that CA reach an `https://` realm).
+    ///
+    /// # Errors
+    /// When rustls refuses the certificate.
+    pub fn tls(mut self, files: &TlsFiles) -> anyhow::Result<Self> {
+        self.tls = Some(files.server_config()?);
+        Ok(self)
     }
 
     /// Generate the keys, write the root bundle, and start serving on `127.0.0.1:0`.
@@ -204,9 +216,15 @@ impl TokenServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT/token`.
+    /// `http://127.0.0.1:PORT/token` (`https://` when started with
+    /// [`TokenServerBuilder::tls`]).
     pub fn realm(&self) -> String {
-        format!("http://{}/token", self.addr)
+        let scheme = if self.shared.cfg.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/token", self.addr)
     }
 
     /// The `auth.token` settings for [`crate::RegistryBuilder::token_auth`].
@@ -284,13 +302,32 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// One request per connection (`Connection: close`).
+/// One request per connection (`Connection: close`), over TLS when configured.
 fn serve(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    match &shared.cfg.tls {
+        Some(cfg) => {
+            let Ok(conn) = rustls::ServerConnection::new(Arc::clone(cfg)) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            exchange(&mut tls, shared);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(Shutdown::Both);
+        }
+        None => {
+            let mut plain = stream;
+            exchange(&mut plain, shared);
+            let _ = plain.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Read one request head from `stream` and write the response.
+fn exchange<S: Read + Write>(stream: &mut S, shared: &Shared) {
+    let mut reader = BufReader::new(&mut *stream);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
         return;
@@ -311,6 +348,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
             }
         }
     }
+    drop(reader);
     let (status, body) = respond(shared, &target, authorization.as_deref());
     let reason = match status {
         200 => "OK",
@@ -318,14 +356,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
         404 => "Not Found",
         _ => "Bad Request",
     };
-    let mut out = &stream;
     let _ = write!(
-        out,
+        stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = out.flush();
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = stream.flush();
 }
 
 fn error_body(code: &str, message: &str) -> String {
