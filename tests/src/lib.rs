@@ -165,14 +165,34 @@ impl Hoist {
     pub fn run(mut self) -> Out {
         let started = std::time::Instant::now();
         let out = self.cmd.output().expect("run hoist");
-        let args: Vec<_> = self.cmd.get_args().map(|a| a.to_string_lossy()).collect();
-        eprintln!("hoist {} took {:.1?}", args.join(" "), started.elapsed());
+        let shown = shown_args(&self.cmd);
+        eprintln!("hoist {shown} took {:.1?}", started.elapsed());
+        // Kept for `cargo xtask ci`'s scan of the whole suite's output for secrets.
+        hoist_testkit::secrets::capture_output(&format!("hoist {shown}"), &out.stdout, &out.stderr);
         Out {
             code: out.status.code(),
             stdout: out.stdout,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// The command's arguments for a log line, with the value of `--creds` hidden.
+fn shown_args(cmd: &Command) -> String {
+    let mut shown = Vec::new();
+    let mut hide_next = false;
+    for arg in cmd.get_args().map(|a| a.to_string_lossy()) {
+        if hide_next {
+            shown.push("***".into());
+            hide_next = false;
+        } else if arg.starts_with("--creds=") {
+            shown.push("--creds=***".into());
+        } else {
+            hide_next = arg == "--creds";
+            shown.push(arg.into_owned());
+        }
+    }
+    shown.join(" ")
 }
 
 /// What a finished `hoist` run left behind.
@@ -344,6 +364,22 @@ pub fn upload_bytes(proxy: &hoist_testkit::FaultProxy) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_arguments_hide_credentials() {
+        let mut cmd = Command::new("hoist");
+        cmd.args([
+            "-q",
+            "--creds",
+            "u:pw-123",
+            "copy",
+            "--creds=u:pw-456",
+            "a",
+            "b",
+        ]);
+        let shown = shown_args(&cmd);
+        assert_eq!(shown, "-q --creds *** copy --creds=*** a b");
+    }
 
     #[test]
     fn control_chars() {

@@ -129,6 +129,7 @@ mod nginx;
 mod process;
 pub mod rawtar;
 mod registry;
+pub mod secrets;
 mod skip;
 pub mod synth;
 mod tls;

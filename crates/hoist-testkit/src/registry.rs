@@ -41,6 +41,7 @@ impl RegistryBuilder {
 
     /// Require HTTP basic auth with this one user (an htpasswd file with a bcrypt hash).
     pub fn htpasswd(mut self, user: &str, pass: &str) -> Self {
+        crate::secrets::record_login(user, pass);
         self.htpasswd = Some((user.to_string(), pass.to_string()));
         self
     }

@@ -61,6 +61,7 @@ impl Default for TokenServerBuilder {
 impl TokenServerBuilder {
     /// A user who may log in with this password (Basic auth on the token request).
     pub fn user(mut self, name: &str, password: &str) -> Self {
+        crate::secrets::record_login(name, password);
         self.users.insert(name.into(), password.into());
         self
     }
@@ -434,6 +435,10 @@ fn respond(shared: &Shared, target: &str, authorization: Option<&str>) -> (u16, 
         st.issued += 1;
         for s in &scopes {
             *st.by_scope.entry((*s).clone()).or_default() += 1;
+        }
+        crate::secrets::record(&token);
+        if let Some((_, sig)) = token.rsplit_once('.') {
+            crate::secrets::record(sig);
         }
         st.tokens.push(token.clone());
     }
