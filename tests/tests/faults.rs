@@ -75,7 +75,12 @@ fn cases() -> Vec<Case> {
             name: "cut after exactly a chunk of PATCH 2",
             phase: Phase::Push,
             rules: vec![patch(2, CutAfterBodyBytes(CHUNK))],
-            budget: 1,
+            // The whole chunk reaches the registry, the response never reaches hoist. The
+            // registry's new `_state` was in that response, so the session hoist can name is at
+            // the old offset and 2.8 refuses it ("upload resumed at wrong offest"): the blob
+            // starts over, re-sending the chunk before and this one. (Until the proxy cut at the
+            // body's end, this case forwarded the response and injected nothing.)
+            budget: 2,
         },
         Case {
             name: "500/502/503 burst on PATCH 2-4",

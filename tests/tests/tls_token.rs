@@ -10,7 +10,11 @@ use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Registry, TlsFiles, Toke
 use hoist_tests::Hoist;
 
 const USER: &str = "ci-bot";
-const PASSWORD: &str = "tls-token-pw-9d41c7";
+
+/// The password, carrying the run's sentinel (so ci's secret scan looks for it everywhere).
+fn password() -> String {
+    hoist_testkit::secrets::secret("tls-token-pw")
+}
 
 #[test]
 fn push_and_pull_with_an_https_realm_and_a_tls_registry() {
@@ -20,7 +24,7 @@ fn push_and_pull_with_an_https_realm_and_a_tls_registry() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let files = TlsFiles::generate().expect("TLS files");
     let tokens = TokenServer::builder()
-        .user(USER, PASSWORD)
+        .user(USER, &password())
         .grant(USER, "secure/*", &["pull", "push"])
         .tls(&files)
         .expect("token TLS")
@@ -40,7 +44,7 @@ fn push_and_pull_with_an_https_realm_and_a_tls_registry() {
     )
     .expect("layout");
     let cache = tmp.path().join("cache");
-    let creds = format!("{USER}:{PASSWORD}");
+    let creds = format!("{USER}:{}", password());
     let target = format!("docker://{}/secure/app:v1", registry.host());
 
     // Trusting another CA only: refused, naming the certificate problem, nothing sent to the
@@ -118,7 +122,7 @@ fn push_and_pull_with_an_https_realm_and_a_tls_registry() {
 fn pull_with_realm(realm_of: impl Fn(&TokenServer) -> String) -> (usize, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tokens = TokenServer::builder()
-        .user(USER, PASSWORD)
+        .user(USER, &password())
         .grant(USER, "*", &["pull", "push"])
         .start()
         .expect("token server");
@@ -146,7 +150,7 @@ fn pull_with_realm(realm_of: impl Fn(&TokenServer) -> String) -> (usize, String)
     )
     .expect("proxy");
     let out = Hoist::new(&tmp.path().join("cache"))
-        .args(["-q", "--creds", &format!("{USER}:{PASSWORD}"), "copy"])
+        .args(["-q", "--creds", &format!("{USER}:{}", password()), "copy"])
         .arg(format!("docker://{}/any/app:v1", proxy.host()))
         .arg(format!("oci:{}:v1", tmp.path().join("out").display()))
         .run();
@@ -175,7 +179,7 @@ fn a_plain_http_realm_gets_credentials_only_on_loopback() {
         out.contains("refusing to send credentials to a token realm over plain HTTP"),
         "{out}"
     );
-    assert!(!out.contains(PASSWORD), "{out}");
+    assert!(!out.contains(&password()), "{out}");
 
     // The loopback token server over plain HTTP: followed (the local test setup case); the pull
     // then fails only because the repository is empty, after a token was asked for.
@@ -194,7 +198,7 @@ fn a_tls_registry_with_a_plain_http_realm_gets_no_credentials() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let files = TlsFiles::generate().expect("TLS files");
     let tokens = TokenServer::builder()
-        .user(USER, PASSWORD)
+        .user(USER, &password())
         .grant(USER, "*", &["pull", "push"])
         .start()
         .expect("plain token server");
@@ -204,7 +208,12 @@ fn a_tls_registry_with_a_plain_http_realm_gets_no_credentials() {
         .start()
         .expect("TLS registry");
     let out = Hoist::new(&tmp.path().join("cache"))
-        .args(["-q", "--creds", &format!("{USER}:{PASSWORD}"), "--cert-dir"])
+        .args([
+            "-q",
+            "--creds",
+            &format!("{USER}:{}", password()),
+            "--cert-dir",
+        ])
         .arg(files.cert_dir())
         .arg("copy")
         .arg(format!("docker://{}/any/app:v1", registry.host()))

@@ -157,7 +157,7 @@ fn secret_scan(ledger: &Path, junit: Option<&Path>, sentinel: &str) -> Result<()
         ));
     }
     eprintln!(
-        "secret scan: {} recorded secrets and the sentinel, {captured} captured hoist runs{},          {bytes} bytes: {} leaks",
+        "secret scan: {} recorded secrets and the sentinel, {captured} captured hoist runs{}, {bytes} bytes: {} leaks",
         recorded.len(),
         if junit.is_some() {
             " and the JUnit report"

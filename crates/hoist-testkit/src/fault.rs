@@ -18,6 +18,8 @@ const MAX_HEAD: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultAction {
     /// Forward this many request-body bytes, then close both connections (a dropped upload).
+    /// When the body is exactly this long, all of it is forwarded and the connections close
+    /// before the response is relayed (the bytes arrived; the client never learns it).
     CutAfterBodyBytes(u64),
     /// Answer with this response and forward nothing (the request body is read and dropped).
     /// `Content-Length` is added unless given.
@@ -607,11 +609,16 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             },
             corrupt: false,
         };
-        let (_, cut) = copy_body(&mut client_r, up_w, req_kind, req_plan, &mut |n| {
+        let (copied, cut) = copy_body(&mut client_r, up_w, req_kind, req_plan, &mut |n| {
             shared.update(idx, |r| r.request_body_bytes += n);
         })?;
         up_w.flush()?;
-        if cut {
+        let cut_at_end = req_plan.limit.is_some_and(|lim| copied >= lim);
+        if cut || cut_at_end {
+            if cut_at_end {
+                // Let the upstream take the whole body before the connection goes.
+                std::thread::sleep(Duration::from_millis(200));
+            }
             close_all(&client_w, &upstream);
             return Ok(());
         }

@@ -168,6 +168,31 @@ fn cut_after_body_bytes_closes_and_counts() {
 }
 
 #[test]
+fn cut_after_exactly_the_body_forwards_it_all_and_drops_the_response() {
+    let Some(reg) = setup() else { return };
+    let proxy = FaultProxy::start(
+        reg.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            1,
+            FaultAction::CutAfterBodyBytes(10_000),
+        )],
+    )
+    .expect("proxy");
+    let upload = start_upload(proxy.addr(), "exact");
+    let r = http_request(proxy.addr(), "PATCH", &upload, &[], &vec![3u8; 10_000]);
+    assert!(r.is_err(), "client must see the connection drop, got {r:?}");
+    let rec = proxy
+        .records()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("PATCH recorded");
+    assert_eq!((rec.request_body_bytes, rec.status), (10_000, None));
+    assert_eq!(proxy.faults_injected(), 1);
+}
+
+#[test]
 fn respond_answers_without_forwarding_then_nth_rule() {
     let Some(reg) = setup() else { return };
     let proxy = FaultProxy::start(
