@@ -34,6 +34,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [--warmup N]
                          [--size SIZE] [--timeout SECS] [--hoist PATH] [--out DIR] [--list]
+                         [--replot]
 
   --scenario NAME  run only this scenario (repeatable; default: all)
   --runs N         measured runs per contender (default 3)
@@ -42,7 +43,8 @@ const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [-
   --timeout SECS   kill a run after this long and count it failed (default 1800)
   --hoist PATH     the hoist binary (default: cargo build --release -p hoist)
   --out DIR        report directory (default target/bench)
-  --list           list scenarios and exit";
+  --list           list scenarios and exit
+  --replot         redraw the charts from DIR/results.json (--out) without running anything";
 
 #[derive(Debug)]
 struct Args {
@@ -54,6 +56,7 @@ struct Args {
     hoist: Option<PathBuf>,
     out: Option<PathBuf>,
     list: bool,
+    replot: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
@@ -66,6 +69,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         hoist: None,
         out: None,
         list: false,
+        replot: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -93,6 +97,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--hoist" => a.hoist = Some(value("--hoist")?.into()),
             "--out" => a.out = Some(value("--out")?.into()),
             "--list" => a.list = true,
+            "--replot" => a.replot = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -143,6 +148,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| root.join("target/bench"));
     std::fs::create_dir_all(&out_dir)?;
+    if args.replot {
+        let json = out_dir.join("results.json");
+        let report: Report = serde_json::from_slice(
+            &std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?,
+        )
+        .with_context(|| format!("parsing {}", json.display()))?;
+        let charts = charts::draw(&report, &out_dir)?;
+        eprintln!(
+            "bench: redrew {} chart(s) in {}",
+            charts.len(),
+            out_dir.display()
+        );
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
     let hoist = match &args.hoist {
         Some(p) => p.clone(),
         None => {
@@ -167,6 +187,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for sc in selected {
         eprintln!("bench: scenario {} — {}", sc.name, sc.about);
+        let scenario_start = std::time::Instant::now();
         let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
         check_tools(sc.name, &prepared.contenders)?;
         let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
@@ -176,8 +197,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if let Some(v) = rss_verdict(&result) {
             result.verdicts.push(v);
         }
-        results.push(result);
         drop(prepared);
+        result.elapsed_s = scenario_start.elapsed().as_secs_f64();
+        eprintln!(
+            "bench: scenario {} took {:.0} s ({:.0} s so far)",
+            sc.name,
+            result.elapsed_s,
+            started.elapsed().as_secs_f64()
+        );
+        results.push(result);
     }
 
     let report = Report {
@@ -189,6 +217,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
         scenarios: results,
+        elapsed_s: started.elapsed().as_secs_f64(),
     };
     let md = markdown(&report);
     print!("{md}");
@@ -199,9 +228,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     )?;
     let charts = charts::draw(&report, &out_dir)?;
     eprintln!(
-        "bench: wrote {}, results.json and {} chart(s)",
+        "bench: wrote {}, results.json and {} chart(s); total elapsed {:.0} s ({:.1} min)",
         out_dir.join("results.md").display(),
-        charts.len()
+        charts.len(),
+        report.elapsed_s,
+        report.elapsed_s / 60.0
     );
     let hoist_failed: Vec<_> = report
         .scenarios
@@ -249,6 +280,7 @@ fn run_scenario(
             is_hoist: c.is_hoist,
             command: c.argv.join(" "),
             samples: Vec::new(),
+            failure_reasons: Vec::new(),
             bytes: c.bytes.unwrap_or(p.input_bytes),
             log: logs
                 .join(format!("{name}-{}.log", c.name.replace([' ', '/'], "_")))
@@ -265,7 +297,7 @@ fn run_scenario(
             if let Some(reset) = p.before_each.as_mut() {
                 reset()?;
             }
-            let s = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
+            let (s, reason) = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
             eprintln!(
                 "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{}",
                 if warm { "warm-up" } else { "run    " },
@@ -279,8 +311,12 @@ fn run_scenario(
                     (false, false) => "  FAILED",
                 }
             );
+            if let Some(reason) = &reason {
+                eprintln!("bench: {name} {}: {reason}", c.name);
+            }
             if !warm {
                 r.samples.push(s);
+                r.failure_reasons.extend(reason);
             }
         }
     }
@@ -292,16 +328,18 @@ fn run_scenario(
         runs: args.runs,
         contenders: results,
         verdicts: Vec::new(),
+        elapsed_s: 0.0,
     })
 }
 
-/// One measured run into a fresh empty output directory, with a cold hoist cache.
+/// One measured run into a fresh empty output directory, with a cold hoist cache; for a failed
+/// run, also why (from what it wrote to its log).
 fn run_once(
     c: &scenarios::Contender,
     scratch: &Path,
     log: &Path,
     limit: Duration,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<String>)> {
     let out = scratch.join("out");
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("cleaning {}", out.display()))?;
@@ -325,6 +363,7 @@ fn run_once(
         .append(true)
         .open(log)?;
     writeln!(f, "$ {}", argv.join(" "))?;
+    let log_start = f.metadata()?.len();
     settle();
     let mut sample = measure(&mut cmd, Some(log), limit)?;
     if sample.ok && !c.verify.check(&out) {
@@ -335,7 +374,26 @@ fn run_once(
         )?;
         sample.ok = false;
     }
-    Ok(sample)
+    if sample.ok {
+        return Ok((sample, None));
+    }
+    let reason = if sample.timed_out {
+        format!("timed out after {} s", limit.as_secs())
+    } else {
+        report::failure_reason(&log_tail(log, log_start)?)
+    };
+    Ok((sample, Some(reason)))
+}
+
+/// What was appended to `log` after byte `start` (its last 64 KiB at most).
+fn log_tail(log: &Path, start: u64) -> anyhow::Result<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(start.max(len.saturating_sub(64 << 10))))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn shell_line(script: &str) -> String {
