@@ -82,11 +82,32 @@ pub(crate) fn bar(c: &ContenderResult, label: String, value: f64) -> Bar {
     }
 }
 
-/// The time chart's bars of one scenario, contenders in report order.
+/// The time chart's bars of one scenario, contenders in report order; a peer's bar also says
+/// how hoist compares (`hoist 0.46x`): the hoist run that moved as many bytes (`hoist 4x` for
+/// `skopeo copy 4x`), else the scenario's hoist.
 pub(crate) fn time_bars(s: &ScenarioResult) -> Vec<Bar> {
+    let hoist_for = |c: &ContenderResult| {
+        s.contenders
+            .iter()
+            .find(|h| is_hoist(h) && h.bytes == c.bytes)
+            .or_else(|| s.hoist())
+            .map_or(f64::NAN, ContenderResult::wall)
+    };
     s.contenders
         .iter()
-        .map(|c| bar(c, c.name.clone(), c.wall()))
+        .map(|c| {
+            let mut b = bar(c, c.name.clone(), c.wall());
+            let ratio = hoist_for(c) / b.value;
+            if !b.hoist && ratio.is_finite() {
+                let r = format!("hoist {ratio:.2}x");
+                b.note = if b.note.is_empty() {
+                    r
+                } else {
+                    format!("{r}, {}", b.note)
+                };
+            }
+            b
+        })
         .collect()
 }
 
@@ -159,12 +180,14 @@ fn bar_panel<DB: DrawingBackend>(
         .margin_right(16)
         .x_label_area_size(34)
         .y_label_area_size(label_width)
-        .build_cartesian_2d(0.0..x_max, (0..n).into_segmented())
+        // An integer range is inclusive as segments: 0..n-1 gives exactly n rows.
+        .build_cartesian_2d(0.0..x_max, (0..n.saturating_sub(1)).into_segmented())
         .map_err(err)?;
     let row = |i: usize| n - 1 - i;
     chart
         .configure_mesh()
         .disable_y_mesh()
+        .light_line_style(WHITE)
         .x_labels(6)
         .x_desc(unit)
         .y_labels(n)
@@ -175,6 +198,24 @@ fn bar_panel<DB: DrawingBackend>(
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;
+    // The limit first, so bars and labels are drawn over it.
+    if let Some((x, what)) = limit {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, SegmentValue::Exact(0)), (x, SegmentValue::Exact(n))],
+                6,
+                4,
+                BLACK.mix(0.6).stroke_width(1),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                what.to_string(),
+                (x + x_max * 0.01, SegmentValue::Exact(n)),
+                ("sans-serif", 11).into_font().color(&BLACK.mix(0.7)),
+            )))
+            .map_err(err)?;
+    }
     chart
         .draw_series(
             bars.iter()
@@ -215,23 +256,6 @@ fn bar_panel<DB: DrawingBackend>(
             )
         }))
         .map_err(err)?;
-    if let Some((x, what)) = limit {
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(x, SegmentValue::Exact(0)), (x, SegmentValue::Exact(n))],
-                6,
-                4,
-                BLACK.mix(0.6).stroke_width(1),
-            ))
-            .map_err(err)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                what.to_string(),
-                (x + x_max * 0.01, SegmentValue::Exact(n)),
-                ("sans-serif", 11).into_font().color(&BLACK.mix(0.7)),
-            )))
-            .map_err(err)?;
-    }
     Ok(())
 }
 
@@ -257,9 +281,12 @@ fn time_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     head(
         &top,
         &format!(
-            "median wall time per scenario, seconds ({}; {} runs each)",
+            "median wall time per scenario, seconds ({}; {} each)",
             report.date,
-            report.scenarios.first().map_or(0, |s| s.runs)
+            match report.scenarios.first().map_or(0, |s| s.runs) {
+                1 => "1 run".to_string(),
+                n => format!("{n} runs"),
+            }
         ),
     )?;
     let panels = body.split_evenly((rows, cols));
@@ -368,10 +395,10 @@ fn size_plot<DB: DrawingBackend>(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
     for (i, (name, pts)) in series.into_iter().enumerate() {
         let hoist = name == "hoist";
-        let color = if hoist {
-            HOIST.to_rgba()
-        } else {
-            Palette99::pick(i + 1).to_rgba()
+        let color = match i {
+            _ if hoist => HOIST.to_rgba(),
+            1 => PEER.to_rgba(),
+            _ => Palette99::pick(i + 2).to_rgba(),
         };
         let label = if pts.is_empty() {
             format!("{name}: FAILED, no point")
@@ -392,7 +419,7 @@ fn size_plot<DB: DrawingBackend>(
             .draw_series(pts.iter().map(|&(x, y)| {
                 Text::new(
                     format!("{y:.1}"),
-                    (x, y),
+                    (x, y + max_y * 0.02),
                     ("sans-serif", 12)
                         .into_font()
                         .color(&BLACK)
@@ -486,6 +513,14 @@ mod tests {
         // hoist's scaled run is coloured as hoist.
         let scale = time_bars(&r.scenarios[0]);
         assert!(scale[2].hoist && !scale[3].hoist);
+        // A peer's bar says how hoist compares (both 2.0 s here).
+        assert_eq!(scale[1].note, "hoist 1.00x");
+        assert_eq!(scale[0].note, "");
+        let mut r = report();
+        r.scenarios[0].contenders[2].samples[0].wall_s = 1.0;
+        let scale = time_bars(&r.scenarios[0]);
+        assert_eq!(scale[1].note, "hoist 1.00x", "1x compared with hoist at 1x");
+        assert_eq!(scale[3].note, "hoist 0.50x", "4x compared with hoist 4x");
     }
 
     #[test]
