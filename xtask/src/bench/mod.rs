@@ -32,11 +32,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [--warmup N]
+const USAGE: &str =
+    "usage: cargo xtask bench [--scenario NAME]... [--skip NAME]... [--runs N] [--warmup N]
                          [--size SIZE] [--timeout SECS] [--hoist PATH] [--out DIR] [--list]
                          [--replot]
 
   --scenario NAME  run only this scenario (repeatable; default: all)
+  --skip NAME      run every selected scenario but this one (repeatable); `--skip scale` drops
+                   the 4x-size point, the longest scenario (~10 of ~33 min at the default size)
   --runs N         measured runs per contender (default 3)
   --warmup N       unmeasured runs per contender first (default 1)
   --size SIZE      image size, e.g. 1GiB, 512MiB, 4G (default 1GiB)
@@ -49,6 +52,7 @@ const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [-
 #[derive(Debug)]
 struct Args {
     scenarios: Vec<String>,
+    skip: Vec<String>,
     runs: usize,
     warmup: usize,
     size: u64,
@@ -62,6 +66,7 @@ struct Args {
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut a = Args {
         scenarios: Vec::new(),
+        skip: Vec::new(),
         runs: 3,
         warmup: 1,
         size: 1 << 30,
@@ -80,6 +85,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         };
         match arg.as_str() {
             "--scenario" => a.scenarios.push(value("--scenario")?),
+            "--skip" => a.skip.push(value("--skip")?),
             "--runs" => a.runs = value("--runs")?.parse().context("--runs: not a number")?,
             "--warmup" => {
                 a.warmup = value("--warmup")?
@@ -108,7 +114,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    for s in &a.scenarios {
+    for s in a.scenarios.iter().chain(&a.skip) {
         if !SCENARIOS.iter().any(|sc| sc.name == s) {
             bail!("unknown scenario {s:?}; try --list");
         }
@@ -182,7 +188,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let selected: Vec<_> = SCENARIOS
         .iter()
         .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| !args.skip.iter().any(|n| n == s.name))
         .collect();
+    eprintln!(
+        "bench: {} scenario(s) at {} MiB, {} warm-up + {} measured run(s) per contender",
+        selected.len(),
+        args.size >> 20,
+        args.warmup,
+        args.runs
+    );
 
     let mut results = Vec::new();
     for sc in selected {
@@ -428,6 +442,9 @@ mod tests {
         let p = parse_args(&a).expect("args");
         assert_eq!((p.runs, p.size, p.scenarios.len()), (5, 64 << 20, 1));
         assert!(parse_args(&["--scenario".into(), "nope".into()]).is_err());
+        assert!(parse_args(&["--skip".into(), "nope".into()]).is_err());
+        let p = parse_args(&["--skip".into(), "scale".into()]).expect("args");
+        assert_eq!(p.skip, ["scale"]);
         assert!(parse_args(&["--runs".into(), "0".into()]).is_err());
     }
 }
