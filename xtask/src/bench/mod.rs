@@ -39,7 +39,8 @@ const USAGE: &str =
 
   --scenario NAME  run only this scenario (repeatable; default: all)
   --skip NAME      run every selected scenario but this one (repeatable); `--skip scale` drops
-                   the 4x-size point, the longest scenario (~10 of ~33 min at the default size)
+                   the 4x-size point: ~6 min of runs, and ~4 min generating its 4 GiB input
+                   the first time (docs/benchmarks.md has the time per scenario)
   --runs N         measured runs per contender (default 3)
   --warmup N       unmeasured runs per contender first (default 1)
   --size SIZE      image size, e.g. 1GiB, 512MiB, 4G (default 1GiB)
