@@ -48,7 +48,8 @@ const USAGE: &str =
   --hoist PATH     the hoist binary (default: cargo build --release -p hoist)
   --out DIR        report directory (default target/bench)
   --list           list scenarios and exit
-  --replot         redraw the charts from DIR/results.json (--out) without running anything";
+  --replot         rewrite results.md and the charts from DIR/results.json (--out) without
+                   running anything";
 
 #[derive(Debug)]
 struct Args {
@@ -161,9 +162,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             &std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?,
         )
         .with_context(|| format!("parsing {}", json.display()))?;
+        std::fs::write(out_dir.join("results.md"), markdown(&report))?;
         let charts = charts::draw(&report, &out_dir)?;
         eprintln!(
-            "bench: redrew {} chart(s) in {}",
+            "bench: rewrote results.md and {} chart(s) in {}",
             charts.len(),
             out_dir.display()
         );

@@ -307,7 +307,7 @@ pub fn markdown(r: &Report) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{} |",
+                "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{}{} |",
                 c.name.replace('|', "\\|"),
                 num(c.wall(), 2),
                 num(c.cpu(), 2),
@@ -315,6 +315,8 @@ pub fn markdown(r: &Report) -> String {
                 num(mbps, 0),
                 c.failures(),
                 c.samples.len(),
+                c.short_reason()
+                    .map_or(String::new(), |r| format!(" ({r})")),
             );
         }
         if !s.verdicts.is_empty() {
@@ -459,6 +461,30 @@ mod tests {
     }
 
     #[test]
+    fn json_round_trips_for_replot() {
+        let r = Report {
+            date: "now".into(),
+            machine: "here".into(),
+            scenarios: vec![scenario()],
+            elapsed_s: 7.0,
+        };
+        let json = serde_json::to_vec(&r).expect("serialize");
+        let back: Report = serde_json::from_slice(&json).expect("deserialize");
+        assert_eq!(markdown(&back), markdown(&r));
+        assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
+        // Reports written before failure reasons and timings existed still load.
+        let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
+        old["scenarios"][0]["contenders"][1]
+            .as_object_mut()
+            .expect("object")
+            .remove("failure_reasons");
+        old.as_object_mut().expect("object").remove("elapsed_s");
+        let old: Report = serde_json::from_value(old).expect("old report");
+        assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
+        assert_eq!(old.elapsed_s, 0.0);
+    }
+
+    #[test]
     fn failure_reasons_name_the_status_without_html() {
         // Verbatim from skopeo 1.9 and docker 20.10 pushing through nginx's 64 MiB limit.
         let skopeo = "$ skopeo copy --quiet a b\ntime=\"2026-11-23T08:44:55Z\" level=fatal \
@@ -515,7 +541,8 @@ mod tests {
         assert!(md.contains("the scenario took 12 s in all"), "{md}");
         assert!(md.contains("The whole bench took 100 s (1.7 min)."), "{md}");
         assert!(md.contains("| tar -x | 4.00 | 4.00-4.00 |"), "{md}");
-        assert!(md.contains("| 0.50 | 4.00 | 1/3 |"), "{md}");
+        assert!(md.contains("| 0.50 | 4.00 | 1/3 (HTTP 413) |"), "{md}");
+        assert!(md.contains("| 0/3 |"), "{md}");
         assert!(
             md.contains("**MISS** spool: hoist/tar -x wall time: 0.50 (limit 0.40)"),
             "{md}"
