@@ -11,7 +11,7 @@ use hoist_registry::{BlobSource, Client, PushOptions, Repo};
 use hoist_unpack::Unpacker;
 
 use super::copy::announce;
-use super::local::{Counting, finish_root, layer_info, prepare_root};
+use super::local::{Counting, finish_root, layer_info, prepare_root, write_runtime_config};
 use super::{daemon, registry};
 use crate::config::Config;
 use crate::progress::{LayerState, Reporter};
@@ -309,7 +309,8 @@ pub async fn unpack_from_registry(
         anyhow::Ok(())
     }
     .await;
-    finish_root(root, created, result)
+    finish_root(root, created, result)?;
+    write_runtime_config(config, &config_json)
 }
 
 /// Fetch and verify a config blob (small; read through the verifying stream).
