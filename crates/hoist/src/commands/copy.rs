@@ -13,6 +13,7 @@ use hoist_oci::layout::{Image, Layout};
 
 use super::local::{
     choose_archive_image, copy_between_layouts, tag_layout, unpack_from_layout, write_archive,
+    write_runtime_config,
 };
 use super::remote::{
     RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image,
@@ -286,7 +287,8 @@ async fn deliver(
                 dir.clone(),
                 reporter.clone(),
             )
-            .await
+            .await?;
+            write_runtime_config(config, &staged.image.config)
         }
         Location::DockerDaemon { name } => {
             daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await

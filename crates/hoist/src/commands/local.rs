@@ -10,6 +10,7 @@ use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
 
 use super::copy::{Staged, announce};
+use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::ArchivePath;
 
@@ -205,6 +206,18 @@ pub async fn unpack_from_layout(
         finish_root(&root, created, result)
     })
     .await?
+}
+
+/// After a successful unpack, write the image's runtime settings where `--runtime-config` asked.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_runtime_config(config: &Config, image: &RawJson<ImageConfig>) -> anyhow::Result<()> {
+    let Some(path) = &config.runtime_config else {
+        return Ok(());
+    };
+    hoist_unpack::write_runtime_config(image.value(), path)
+        .with_context(|| format!("writing the runtime config to {}", path.display()))
 }
 
 pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize) -> LayerInfo {

@@ -12,7 +12,9 @@ use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
 use hoist_unpack::Unpacker;
 
 use super::copy::announce;
-use super::local::{Counting, finish_root, layer_info, prepare_root, write_archive_with};
+use super::local::{
+    Counting, finish_root, layer_info, prepare_root, write_archive_with, write_runtime_config,
+};
 use super::{daemon, registry};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
@@ -311,7 +313,8 @@ pub async fn unpack_from_registry(
         anyhow::Ok(())
     }
     .await;
-    finish_root(root, created, result)
+    finish_root(root, created, result)?;
+    write_runtime_config(config, &config_json)
 }
 
 /// Fetch and verify a config blob (small; read through the verifying stream).
