@@ -7,9 +7,10 @@
 //! the frame in flight.
 //!
 //! Every byte is hashed the first time it passes through a body ([`Feed`]); bytes re-sent
-//! after a resume or restart were hashed already. Before the final `PUT ?digest=` the digest
-//! of what went out must equal the descriptor's, so a source that lies fails the push before
-//! the destination completes anything.
+//! after a resume or restart were hashed already (should the source send different bytes the
+//! second time, the destination's own digest check on the `PUT` refuses them). Before the
+//! final `PUT ?digest=` the digest of what went out must equal the descriptor's, so a source
+//! that lies fails the push before the destination completes anything.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
