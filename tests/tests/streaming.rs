@@ -141,7 +141,7 @@ fn registry_to_registry_streams_with_no_transit_copy_even_while_stalled() {
 }
 
 #[test]
-fn a_cut_upload_resumes_and_a_lying_source_fails_with_nothing_at_the_destination() {
+fn cuts_on_either_side_resume_and_a_lying_source_fails_with_nothing_at_the_destination() {
     let Some(s) = source(82) else { return };
     let b = Registry::start().expect("registry B");
 
@@ -164,6 +164,28 @@ fn a_cut_upload_resumes_and_a_lying_source_fails_with_nothing_at_the_destination
         .success();
     assert_eq!(front_b.faults_injected(), 1);
     let copied = registry_image(b.addr(), "cut/app", "v1").expect("image at B");
+    assert_eq!(copied.manifest_digest, s.image.manifest_digest);
+
+    // The source's connection breaks mid-blob: the chunk is fetched again from where the
+    // destination stands, and the copy completes.
+    let flaky = FaultProxy::start(
+        s.registry.addr(),
+        vec![FaultRule::new(
+            "GET",
+            &s.layer_path(0),
+            1,
+            FaultAction::TruncateResponseBody(50_000),
+        )],
+    )
+    .expect("proxy");
+    s.hoist()
+        .args(["-q", "copy"])
+        .arg(format!("docker://{}/a/app:v1", flaky.host()))
+        .arg(format!("docker://{}/flaky/app:v1", b.host()))
+        .run()
+        .success();
+    assert_eq!(flaky.faults_injected(), 1);
+    let copied = registry_image(b.addr(), "flaky/app", "v1").expect("image at B");
     assert_eq!(copied.manifest_digest, s.image.manifest_digest);
 
     // The source flips a byte of one layer (every time it is asked): the copy fails with a
