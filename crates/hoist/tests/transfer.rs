@@ -134,7 +134,7 @@ fn push_through_a_body_limited_proxy_then_pull_and_unpack() {
         text(&out.stderr)
     );
 
-    // Registry to another registry: through a transit layout in the cache, removed after.
+    // Registry to another registry: blobs stream through, no transit layout in the cache.
     let other = Registry::start().expect("second registry");
     let out = run(hoist(&cache, &["-q", "copy"])
         .arg(format!("docker://{target}"))
@@ -146,10 +146,8 @@ fn push_through_a_body_limited_proxy_then_pull_and_unpack() {
         hoist_oci::Digest::sha256_of(&out.stdout),
         image.manifest_digest
     );
-    let transit = std::fs::read_dir(cache.join("transit"))
-        .expect("transit")
-        .count();
-    assert_eq!(transit, 0, "transit cleaned up");
+    let transit = std::fs::read_dir(cache.join("transit")).map_or(0, Iterator::count);
+    assert_eq!(transit, 0, "nothing in transit");
 
     // A missing image: exit 1, one clear error, no HTML.
     let out = run(hoist(&cache, &["-q", "pull"])
