@@ -1,4 +1,5 @@
-//! Request bodies: empty, small in-memory (manifests), or streamed from a region of a file.
+//! Request bodies: empty, small in-memory (manifests), streamed from a region of a file, or
+//! streamed from another registry's ranged GET.
 
 use std::io::SeekFrom;
 use std::path::Path;
@@ -22,6 +23,8 @@ pub(crate) enum ReqBody {
     Full(Option<Bytes>),
     /// `remaining` bytes of an open file, from its current position.
     File(FileRegion),
+    /// A window of a blob streamed from another registry's GET.
+    Remote(crate::source::RemoteRegion),
 }
 
 /// A window `[start, end)` of a file, read `READ_SIZE` bytes at a time.
@@ -99,6 +102,7 @@ impl Body for ReqBody {
                 region.produced.fetch_add(n as u64, Ordering::Relaxed);
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
             }
+            ReqBody::Remote(region) => region.poll_data(cx),
         }
     }
 
@@ -107,6 +111,7 @@ impl Body for ReqBody {
             ReqBody::Empty => true,
             ReqBody::Full(b) => b.is_none(),
             ReqBody::File(r) => r.remaining == 0,
+            ReqBody::Remote(r) => r.remaining() == 0,
         }
     }
 
@@ -115,6 +120,7 @@ impl Body for ReqBody {
             ReqBody::Empty => SizeHint::with_exact(0),
             ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ReqBody::File(r) => SizeHint::with_exact(r.remaining),
+            ReqBody::Remote(r) => r.size_hint(),
         }
     }
 }

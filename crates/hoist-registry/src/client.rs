@@ -321,6 +321,14 @@ pub(crate) enum BodySpec {
         /// Bytes of this body handed to the connection so far (for progress).
         tap: Arc<std::sync::atomic::AtomicU64>,
     },
+    /// Bytes `[start, end)` of a blob in another registry, fetched per attempt.
+    Remote {
+        feed: Arc<crate::source::Feed>,
+        start: u64,
+        end: u64,
+        /// Bytes of this body handed to the connection so far (for progress).
+        tap: Arc<std::sync::atomic::AtomicU64>,
+    },
 }
 
 /// A request that can be sent (and re-sent) with auth.
@@ -484,6 +492,16 @@ impl Client {
                         })?;
                     watch = Some(region.progress());
                     (ReqBody::File(region), end - start)
+                }
+                BodySpec::Remote {
+                    feed,
+                    start,
+                    end,
+                    tap,
+                } => {
+                    let region = feed.open(*start, *end, tap.clone()).await?;
+                    watch = Some(region.progress());
+                    (ReqBody::Remote(region), end - start)
                 }
             };
             if !matches!(req.method, Method::GET | Method::HEAD) {

@@ -26,6 +26,10 @@
 //!   continues the same session. [`Client::push_blobs`] runs several blobs at once, up to
 //!   the client's concurrency limit (default 4). A request whose body makes no progress for
 //!   the configured timeout is treated as a cut connection.
+//! - [`Client::push_remote_blob`] pushes a [`RemoteBlob`] (a blob in another registry)
+//!   without a local copy: each PATCH body is a ranged GET of the same window at the source,
+//!   a resume re-opens the source at the destination's `Range`, and every byte is hashed the
+//!   first time it passes, so the final `PUT` happens only when the digest matched.
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
 //!   verified against the requested digest or `Docker-Content-Digest`.
@@ -48,7 +52,7 @@
 //! supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs.
 //!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
-//! addresses, holding a blob or chunk in memory, compressing or decompressing layers, or any
+//! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or decompressing layers, or any
 //! CLI concerns.
 //!
 //! # Example
@@ -94,6 +98,7 @@ mod pull;
 mod retry;
 mod secret;
 mod session;
+mod source;
 mod state;
 mod upload;
 
@@ -105,4 +110,5 @@ pub use progress::{Event, Progress};
 pub use pull::BlobStream;
 pub use retry::RetryPolicy;
 pub use secret::Secret;
+pub use source::RemoteBlob;
 pub use upload::{BlobSource, PushKind, PushOptions, PushOutcome};

@@ -31,6 +31,19 @@ impl Client {
         desc: &Descriptor,
         from: u64,
     ) -> Result<Response<Incoming>> {
+        self.get_blob_range(repo, desc, from, None).await
+    }
+
+    /// GET bytes `[from, to)` of the blob (`to` `None`: to its end), following redirects to
+    /// storage; retries transient statuses. Returns a 200 (the server ignored `Range`: the
+    /// whole blob) or a 206 response.
+    pub(crate) async fn get_blob_range(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Response<Incoming>> {
         let scopes = [pull_scope(&repo.name)];
         let mut url = self.url(
             &repo.registry,
@@ -41,8 +54,14 @@ impl Client {
         let mut attempt = 0;
         loop {
             let mut req = Req::new(Method::GET, url.clone());
-            if from > 0 {
-                req = req.header(header::RANGE, format!("bytes={from}-"));
+            match to {
+                Some(to) if to > from => {
+                    req = req.header(header::RANGE, format!("bytes={from}-{}", to - 1));
+                }
+                _ if from > 0 => {
+                    req = req.header(header::RANGE, format!("bytes={from}-"));
+                }
+                _ => {}
             }
             attempt += 1;
             let resp = match self.execute(&req, &repo.registry, &scopes).await {

@@ -16,6 +16,7 @@ use crate::protocol::chunk::{
 use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
 use crate::session::{Session, Status, limits_of};
+use crate::source::{Feed, RemoteBlob};
 use crate::state::{self, UploadState};
 use crate::{Error, Repo, Result};
 
@@ -64,6 +65,40 @@ pub struct PushOutcome {
     pub restarts: u32,
     /// The chunk size in use at the end (smaller than configured after a 413 or a cap).
     pub final_chunk_size: u64,
+}
+
+/// Where the bytes of a blob being pushed come from.
+enum Bytes {
+    /// A local file holding exactly the blob.
+    File(PathBuf),
+    /// Another registry, read per chunk and hashed on the way.
+    Remote(Arc<Feed>),
+}
+
+/// A blob being pushed: what it must be, and where its bytes are.
+struct Src {
+    digest: Digest,
+    size: u64,
+    bytes: Bytes,
+}
+
+impl Src {
+    fn body(&self, start: u64, end: u64, tap: Arc<AtomicU64>) -> BodySpec {
+        match &self.bytes {
+            Bytes::File(path) => BodySpec::File {
+                path: path.clone(),
+                start,
+                end,
+                tap,
+            },
+            Bytes::Remote(feed) => BodySpec::Remote {
+                feed: feed.clone(),
+                start,
+                end,
+                tap,
+            },
+        }
+    }
 }
 
 /// The result of one PATCH.
@@ -127,6 +162,21 @@ impl Client {
         opts: &PushOptions,
         progress: &Progress,
     ) -> Result<PushOutcome> {
+        let src = Src {
+            digest: source.digest.clone(),
+            size: source.size,
+            bytes: Bytes::File(source.path.clone()),
+        };
+        self.push_src(repo, &src, opts, progress).await
+    }
+
+    async fn push_src(
+        &self,
+        repo: &Repo,
+        source: &Src,
+        opts: &PushOptions,
+        progress: &Progress,
+    ) -> Result<PushOutcome> {
         let _permit = self
             .inner
             .blobs
@@ -164,6 +214,33 @@ impl Client {
         result.map_err(|e| e.with_digest(&source.digest))
     }
 
+    /// Push one blob streamed from another registry: no local copy. Skips it when present and
+    /// mounts it when `opts.mount_from` has it (same registry), otherwise uploads it in
+    /// chunks, each PATCH body a ranged GET of the same window at the source. After a fault
+    /// the source is re-opened at the destination's `Range`. Every byte is hashed the first
+    /// time it passes; the upload is completed (`PUT ?digest=`) only when all of them hash to
+    /// the blob's digest. Streamed pushes keep no state file (a later process cannot vouch
+    /// for bytes it never saw), so they resume within a process only.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::DigestMismatch`] when the source's bytes do not hash to the digest;
+    /// refusals and misbehaviour of either registry; transport failures once retries are
+    /// exhausted.
+    pub async fn push_remote_blob(
+        &self,
+        repo: &Repo,
+        source: &RemoteBlob,
+        opts: &PushOptions,
+        progress: &Progress,
+    ) -> Result<PushOutcome> {
+        let src = Src {
+            digest: source.digest().clone(),
+            size: source.size(),
+            bytes: Bytes::Remote(Arc::new(Feed::new(source.clone()))),
+        };
+        self.push_src(repo, &src, opts, progress).await
+    }
+
     /// Push several blobs concurrently (up to the client's concurrency limit), returning the
     /// outcomes in input order. Every blob is attempted even when one fails; the first error
     /// (in input order) is returned.
@@ -189,20 +266,22 @@ impl Client {
     async fn push_inner(
         &self,
         repo: &Repo,
-        src: &BlobSource,
+        src: &Src,
         opts: &PushOptions,
         bp: &mut BlobProgress<'_>,
     ) -> Result<PushOutcome> {
-        let meta = tokio::fs::metadata(&src.path)
-            .await
-            .map_err(|e| Error::local(format!("blob source {}", src.path.display()), e))?;
-        if meta.len() != src.size {
-            return Err(Error::invalid(format!(
-                "blob source {} has {} bytes, expected {}",
-                src.path.display(),
-                meta.len(),
-                src.size
-            )));
+        if let Bytes::File(path) = &src.bytes {
+            let meta = tokio::fs::metadata(path)
+                .await
+                .map_err(|e| Error::local(format!("blob source {}", path.display()), e))?;
+            if meta.len() != src.size {
+                return Err(Error::invalid(format!(
+                    "blob source {} has {} bytes, expected {}",
+                    path.display(),
+                    meta.len(),
+                    src.size
+                )));
+            }
         }
         let mut out = PushOutcome {
             kind: PushKind::Uploaded,
@@ -216,10 +295,12 @@ impl Client {
             return Ok(out);
         }
         let scopes = push_scopes(repo, opts.mount_from.as_deref());
+        // Only a file can vouch for bytes sent by an earlier process.
         let state_file = self
             .cfg()
             .state_dir
             .as_ref()
+            .filter(|_| matches!(src.bytes, Bytes::File(_)))
             .map(|d| state::state_path(d, &repo.registry, &repo.name, &src.digest));
 
         // A session left by an earlier process, if it is still alive.
@@ -301,7 +382,7 @@ impl Client {
     async fn upload(
         &self,
         repo: &Repo,
-        src: &BlobSource,
+        src: &Src,
         scopes: &[String],
         session: &mut Session,
         state_file: Option<&std::path::Path>,
@@ -433,6 +514,10 @@ impl Client {
                 }
             }
             out.final_chunk_size = chunk;
+            // Streamed bytes must hash right before the destination is asked to complete them.
+            if let Bytes::Remote(feed) = &src.bytes {
+                feed.verdict()?;
+            }
             // Close the session.
             match self.close(repo, src, scopes, session).await {
                 Ok(()) => return Ok(()),
@@ -446,12 +531,15 @@ impl Client {
                 Err(CloseError::DigestInvalid(e)) => {
                     // Either the file is not what the caller said, or the registry stored
                     // something else than was sent. Hash the file to know which.
-                    let actual = hash_file(&src.path, &src.digest).await?;
-                    if actual != src.digest {
-                        return Err(Error::invalid(format!(
-                            "blob source {} hashes to {actual}, not the digest it was pushed as",
-                            src.path.display()
-                        )));
+                    // (A streamed source was verified before the PUT.)
+                    if let Bytes::File(path) = &src.bytes {
+                        let actual = hash_file(path, &src.digest).await?;
+                        if actual != src.digest {
+                            return Err(Error::invalid(format!(
+                                "blob source {} hashes to {actual}, not the digest it was pushed as",
+                                path.display()
+                            )));
+                        }
                     }
                     digest_restarts += 1;
                     if digest_restarts > 1 {
@@ -501,7 +589,7 @@ impl Client {
     async fn patch(
         &self,
         repo: &Repo,
-        src: &BlobSource,
+        src: &Src,
         scopes: &[String],
         session: &mut Session,
         start: u64,
@@ -513,12 +601,7 @@ impl Client {
         let req = Req::new(Method::PATCH, session.location.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_RANGE, content_range(start, end))
-            .body(BodySpec::File {
-                path: src.path.clone(),
-                start,
-                end,
-                tap: tap.clone(),
-            });
+            .body(src.body(start, end, tap.clone()));
         out.bytes_sent += end - start;
         // Report bytes as they go out, so a large chunk does not look stuck.
         let send = self.execute(&req, &repo.registry, scopes);
@@ -584,7 +667,7 @@ impl Client {
     async fn close(
         &self,
         repo: &Repo,
-        src: &BlobSource,
+        src: &Src,
         scopes: &[String],
         session: &Session,
     ) -> Result<(), CloseError> {

@@ -184,6 +184,11 @@ pub enum Command {
         /// Where the image goes, e.g. docker://host:5000/app:1.2, oci:./layout:1.2 or rootfs:./root.
         #[arg(value_name = "DST")]
         destination: String,
+        /// Also write the image's runtime settings (entrypoint, cmd, env, working directory,
+        /// user, exposed ports) as JSON to FILE, for a VM or sandbox builder to start the rootfs
+        /// with. Only with a rootfs: destination.
+        #[arg(long, value_name = "FILE")]
+        runtime_config: Option<PathBuf>,
     },
 
     /// Push an image (from the Docker daemon unless IMAGE names a transport) to a registry.
@@ -213,6 +218,11 @@ pub enum Command {
         source: String,
         /// The directory to unpack into (created if missing).
         dir: PathBuf,
+        /// Also write the image's runtime settings (entrypoint, cmd, env, working directory,
+        /// user, exposed ports) as JSON to FILE, for a VM or sandbox builder to start the rootfs
+        /// with. Only with a rootfs: destination.
+        #[arg(long, value_name = "FILE")]
+        runtime_config: Option<PathBuf>,
     },
 
     /// Export an image from the Docker daemon into an OCI image layout directory.

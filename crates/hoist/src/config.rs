@@ -93,6 +93,8 @@ pub struct Config {
     pub verbosity: i8,
     /// The cache directory.
     pub cache_dir: PathBuf,
+    /// Where to write the image's runtime settings after unpacking into a rootfs.
+    pub runtime_config: Option<PathBuf>,
 }
 
 /// What to do.
@@ -154,7 +156,26 @@ pub const MAX_CHUNK: u64 = 4 << 30;
 /// # Errors
 /// A [`UsageError`] describing the first problem found.
 pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageError> {
+    let runtime_config = match &cli.command {
+        Command::Copy { runtime_config, .. } | Command::Unpack { runtime_config, .. } => {
+            runtime_config.clone()
+        }
+        _ => None,
+    };
     let job = validate_job(cli.command)?;
+    if runtime_config.is_some()
+        && !matches!(
+            &job,
+            Job::Copy {
+                destination: Location::Rootfs { .. },
+                ..
+            }
+        )
+    {
+        return Err(usage(
+            "--runtime-config is written next to an unpacked image: use it with a rootfs: destination",
+        ));
+    }
     let reads_stdin =
         matches!(&job, Job::Copy { source, .. } | Job::Inspect { source, .. } if source.is_stdio());
     if cli.global.creds_stdin && reads_stdin {
@@ -162,7 +183,8 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
             "--creds-stdin cannot be used when the image is read from stdin (docker-archive:-)",
         ));
     }
-    let config = validate_global(cli.global, env)?;
+    let mut config = validate_global(cli.global, env)?;
+    config.runtime_config = runtime_config;
     Ok((config, job))
 }
 
@@ -247,6 +269,7 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
         progress,
         verbosity,
         cache_dir,
+        runtime_config: None,
     })
 }
 
@@ -257,6 +280,7 @@ fn validate_job(command: Command) -> Result<Job, UsageError> {
         Command::Copy {
             source,
             destination,
+            ..
         } => Job::Copy {
             source: parse(&source)?,
             destination: parse(&destination)?,
@@ -286,7 +310,7 @@ fn validate_job(command: Command) -> Result<Job, UsageError> {
                 source,
             }
         }
-        Command::Unpack { source, dir } => Job::Copy {
+        Command::Unpack { source, dir, .. } => Job::Copy {
             source: parse_or(&source, DefaultTransport::Registry)?,
             destination: Location::Rootfs { dir },
         },

@@ -20,8 +20,26 @@ use crate::config::Environment;
 use crate::errors::Outcome;
 
 fn main() {
+    bound_malloc_arenas();
     let code = real_main();
     std::process::exit(code);
+}
+
+/// glibc gives each new thread its own malloc arena (up to 8 per core), and tokio's blocking
+/// pool starts threads as file reads, spools and compressions come and go: the longer a transfer
+/// runs, the more arenas hold freed buffers, and peak RSS creeps up with the image size. Two
+/// arenas keep it flat (measured with `cargo xtask bench --scenario scale`: RSS(4x)/RSS(1x) 1.10
+/// before, 1.03 with two arenas). `MALLOC_ARENA_MAX`, when set, still wins.
+fn bound_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists; mallopt only
+        // changes an allocator tunable and reports failure by its return value (ignored: the
+        // default is merely less frugal).
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }
 
 fn real_main() -> i32 {

@@ -212,3 +212,63 @@ fn docker_archive_round_trip_through_files_and_pipes() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn unpack_writes_the_runtime_config_only_when_it_succeeds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(2, 100_000, Compression::Gzip, 5);
+    write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let root = tmp.path().join("root");
+    let runtime = tmp.path().join("runtime.json");
+
+    let out = hoist(&[
+        "-q",
+        "unpack",
+        &arg(&from, ":v1"),
+        root.to_str().expect("utf-8 path"),
+        "--runtime-config",
+        runtime.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&runtime).expect("runtime config written"))
+            .expect("runtime config is JSON");
+    // The synthetic image's config says Cmd ["/bin/sh"] and a PATH.
+    assert_eq!(json["Cmd"], serde_json::json!(["/bin/sh"]), "{json}");
+    let env = json["Env"].as_array().expect("Env array");
+    assert!(
+        env.iter()
+            .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH="))),
+        "{json}"
+    );
+    assert!(root.read_dir().expect("rootfs").next().is_some());
+
+    // A failed unpack (no such tag) leaves no runtime config behind.
+    let other = tmp.path().join("other.json");
+    let out = hoist(&[
+        "-q",
+        "copy",
+        "--runtime-config",
+        other.to_str().expect("utf-8 path"),
+        &arg(&from, ":missing"),
+        &format!("rootfs:{}", tmp.path().join("root2").display()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!other.exists());
+
+    // Anywhere but a rootfs it is a usage error.
+    let out = hoist(&[
+        "copy",
+        "--runtime-config",
+        other.to_str().expect("utf-8 path"),
+        &arg(&from, ":v1"),
+        &arg(&tmp.path().join("to"), ":v1"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--runtime-config"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,7 +1,7 @@
 //! Measuring one child process from the outside: wall time, user+sys CPU and peak RSS via `wait4`.
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What the OS says one run cost.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Sample {
     /// Wall-clock time from spawn to reap, in seconds.
     pub wall_s: f64,

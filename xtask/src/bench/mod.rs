@@ -32,21 +32,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cargo xtask bench [--scenario NAME]... [--runs N] [--warmup N]
+const USAGE: &str =
+    "usage: cargo xtask bench [--scenario NAME]... [--skip NAME]... [--runs N] [--warmup N]
                          [--size SIZE] [--timeout SECS] [--hoist PATH] [--out DIR] [--list]
+                         [--replot]
 
   --scenario NAME  run only this scenario (repeatable; default: all)
+  --skip NAME      run every selected scenario but this one (repeatable); `--skip scale` drops
+                   the 4x-size point: ~6 min of runs, and ~4 min generating its 4 GiB input
+                   the first time (docs/benchmarks.md has the time per scenario)
   --runs N         measured runs per contender (default 3)
   --warmup N       unmeasured runs per contender first (default 1)
   --size SIZE      image size, e.g. 1GiB, 512MiB, 4G (default 1GiB)
   --timeout SECS   kill a run after this long and count it failed (default 1800)
   --hoist PATH     the hoist binary (default: cargo build --release -p hoist)
   --out DIR        report directory (default target/bench)
-  --list           list scenarios and exit";
+  --list           list scenarios and exit
+  --replot         rewrite results.md and the charts from DIR/results.json (--out) without
+                   running anything";
 
 #[derive(Debug)]
 struct Args {
     scenarios: Vec<String>,
+    skip: Vec<String>,
     runs: usize,
     warmup: usize,
     size: u64,
@@ -54,11 +62,13 @@ struct Args {
     hoist: Option<PathBuf>,
     out: Option<PathBuf>,
     list: bool,
+    replot: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     let mut a = Args {
         scenarios: Vec::new(),
+        skip: Vec::new(),
         runs: 3,
         warmup: 1,
         size: 1 << 30,
@@ -66,6 +76,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         hoist: None,
         out: None,
         list: false,
+        replot: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -76,6 +87,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
         };
         match arg.as_str() {
             "--scenario" => a.scenarios.push(value("--scenario")?),
+            "--skip" => a.skip.push(value("--skip")?),
             "--runs" => a.runs = value("--runs")?.parse().context("--runs: not a number")?,
             "--warmup" => {
                 a.warmup = value("--warmup")?
@@ -93,6 +105,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
             "--hoist" => a.hoist = Some(value("--hoist")?.into()),
             "--out" => a.out = Some(value("--out")?.into()),
             "--list" => a.list = true,
+            "--replot" => a.replot = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -103,7 +116,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Args> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    for s in &a.scenarios {
+    for s in a.scenarios.iter().chain(&a.skip) {
         if !SCENARIOS.iter().any(|sc| sc.name == s) {
             bail!("unknown scenario {s:?}; try --list");
         }
@@ -143,6 +156,22 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| root.join("target/bench"));
     std::fs::create_dir_all(&out_dir)?;
+    if args.replot {
+        let json = out_dir.join("results.json");
+        let report: Report = serde_json::from_slice(
+            &std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?,
+        )
+        .with_context(|| format!("parsing {}", json.display()))?;
+        std::fs::write(out_dir.join("results.md"), markdown(&report))?;
+        let charts = charts::draw(&report, &out_dir)?;
+        eprintln!(
+            "bench: rewrote results.md and {} chart(s) in {}",
+            charts.len(),
+            out_dir.display()
+        );
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
     let hoist = match &args.hoist {
         Some(p) => p.clone(),
         None => {
@@ -162,11 +191,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let selected: Vec<_> = SCENARIOS
         .iter()
         .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| !args.skip.iter().any(|n| n == s.name))
         .collect();
+    eprintln!(
+        "bench: {} scenario(s) at {} MiB, {} warm-up + {} measured run(s) per contender",
+        selected.len(),
+        args.size >> 20,
+        args.warmup,
+        args.runs
+    );
 
     let mut results = Vec::new();
     for sc in selected {
         eprintln!("bench: scenario {} — {}", sc.name, sc.about);
+        let scenario_start = std::time::Instant::now();
         let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
         check_tools(sc.name, &prepared.contenders)?;
         let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
@@ -176,8 +214,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if let Some(v) = rss_verdict(&result) {
             result.verdicts.push(v);
         }
-        results.push(result);
         drop(prepared);
+        result.elapsed_s = scenario_start.elapsed().as_secs_f64();
+        eprintln!(
+            "bench: scenario {} took {:.0} s ({:.0} s so far)",
+            sc.name,
+            result.elapsed_s,
+            started.elapsed().as_secs_f64()
+        );
+        results.push(result);
     }
 
     let report = Report {
@@ -189,6 +234,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
         scenarios: results,
+        elapsed_s: started.elapsed().as_secs_f64(),
     };
     let md = markdown(&report);
     print!("{md}");
@@ -199,9 +245,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     )?;
     let charts = charts::draw(&report, &out_dir)?;
     eprintln!(
-        "bench: wrote {}, results.json and {} chart(s)",
+        "bench: wrote {}, results.json and {} chart(s); total elapsed {:.0} s ({:.1} min)",
         out_dir.join("results.md").display(),
-        charts.len()
+        charts.len(),
+        report.elapsed_s,
+        report.elapsed_s / 60.0
     );
     let hoist_failed: Vec<_> = report
         .scenarios
@@ -249,6 +297,7 @@ fn run_scenario(
             is_hoist: c.is_hoist,
             command: c.argv.join(" "),
             samples: Vec::new(),
+            failure_reasons: Vec::new(),
             bytes: c.bytes.unwrap_or(p.input_bytes),
             log: logs
                 .join(format!("{name}-{}.log", c.name.replace([' ', '/'], "_")))
@@ -265,7 +314,7 @@ fn run_scenario(
             if let Some(reset) = p.before_each.as_mut() {
                 reset()?;
             }
-            let s = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
+            let (s, reason) = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
             eprintln!(
                 "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{}",
                 if warm { "warm-up" } else { "run    " },
@@ -279,8 +328,12 @@ fn run_scenario(
                     (false, false) => "  FAILED",
                 }
             );
+            if let Some(reason) = &reason {
+                eprintln!("bench: {name} {}: {reason}", c.name);
+            }
             if !warm {
                 r.samples.push(s);
+                r.failure_reasons.extend(reason);
             }
         }
     }
@@ -292,16 +345,18 @@ fn run_scenario(
         runs: args.runs,
         contenders: results,
         verdicts: Vec::new(),
+        elapsed_s: 0.0,
     })
 }
 
-/// One measured run into a fresh empty output directory, with a cold hoist cache.
+/// One measured run into a fresh empty output directory, with a cold hoist cache; for a failed
+/// run, also why (from what it wrote to its log).
 fn run_once(
     c: &scenarios::Contender,
     scratch: &Path,
     log: &Path,
     limit: Duration,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, Option<String>)> {
     let out = scratch.join("out");
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("cleaning {}", out.display()))?;
@@ -325,6 +380,7 @@ fn run_once(
         .append(true)
         .open(log)?;
     writeln!(f, "$ {}", argv.join(" "))?;
+    let log_start = f.metadata()?.len();
     settle();
     let mut sample = measure(&mut cmd, Some(log), limit)?;
     if sample.ok && !c.verify.check(&out) {
@@ -335,7 +391,26 @@ fn run_once(
         )?;
         sample.ok = false;
     }
-    Ok(sample)
+    if sample.ok {
+        return Ok((sample, None));
+    }
+    let reason = if sample.timed_out {
+        format!("timed out after {} s", limit.as_secs())
+    } else {
+        report::failure_reason(&log_tail(log, log_start)?)
+    };
+    Ok((sample, Some(reason)))
+}
+
+/// What was appended to `log` after byte `start` (its last 64 KiB at most).
+fn log_tail(log: &Path, start: u64) -> anyhow::Result<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(start.max(len.saturating_sub(64 << 10))))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn shell_line(script: &str) -> String {
@@ -370,6 +445,9 @@ mod tests {
         let p = parse_args(&a).expect("args");
         assert_eq!((p.runs, p.size, p.scenarios.len()), (5, 64 << 20, 1));
         assert!(parse_args(&["--scenario".into(), "nope".into()]).is_err());
+        assert!(parse_args(&["--skip".into(), "nope".into()]).is_err());
+        let p = parse_args(&["--skip".into(), "scale".into()]).expect("args");
+        assert_eq!(p.skip, ["scale"]);
         assert!(parse_args(&["--runs".into(), "0".into()]).is_err());
     }
 }

@@ -2,14 +2,14 @@
 
 use super::measure::{Sample, median, min_max};
 use super::scenarios::{Metric, Target};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Largest acceptable hoist peak RSS (from the issues), in KiB.
 pub const HOIST_RSS_LIMIT_KIB: u64 = 16 * 1024;
 
 /// All runs of one contender in one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContenderResult {
     /// Contender name.
     pub name: String,
@@ -19,6 +19,9 @@ pub struct ContenderResult {
     pub command: String,
     /// Measured runs (warm-up excluded), failed ones included with `ok: false`.
     pub samples: Vec<Sample>,
+    /// Why each failed measured run failed, in order (see [`failure_reason`]).
+    #[serde(default)]
+    pub failure_reasons: Vec<String>,
     /// Where the contender's stdout/stderr went.
     pub log: String,
     /// Bytes of image this contender moved per run.
@@ -33,6 +36,29 @@ impl ContenderResult {
     /// Number of failed runs.
     pub fn failures(&self) -> usize {
         self.samples.iter().filter(|s| !s.ok).count()
+    }
+
+    /// The distinct failure reasons, joined for one table cell or label.
+    pub fn reasons(&self) -> String {
+        let mut seen: Vec<&str> = Vec::new();
+        for r in &self.failure_reasons {
+            if !seen.contains(&r.as_str()) {
+                seen.push(r);
+            }
+        }
+        seen.join("; ")
+    }
+
+    /// A few words saying why the runs failed, for a chart label: the HTTP status when the
+    /// reasons name one (`HTTP 413`), `timed out`, or nothing.
+    pub fn short_reason(&self) -> Option<String> {
+        if let Some(code) = http_status(&self.reasons()) {
+            return Some(format!("HTTP {code}"));
+        }
+        self.samples
+            .iter()
+            .any(|s| s.timed_out)
+            .then(|| "timed out".to_string())
     }
 
     /// Median wall seconds over successful runs (NaN when none succeeded).
@@ -61,7 +87,7 @@ impl ContenderResult {
 }
 
 /// One PASS/MISS line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     /// What was checked.
     pub what: String,
@@ -74,7 +100,7 @@ pub struct Verdict {
 }
 
 /// One scenario's results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioResult {
     /// Scenario name.
     pub name: String,
@@ -88,6 +114,10 @@ pub struct ScenarioResult {
     pub contenders: Vec<ContenderResult>,
     /// Targets checked.
     pub verdicts: Vec<Verdict>,
+    /// Seconds the whole scenario took: preparing its input, daemons and registries, warm-up
+    /// and measured runs.
+    #[serde(default)]
+    pub elapsed_s: f64,
 }
 
 impl ScenarioResult {
@@ -98,7 +128,7 @@ impl ScenarioResult {
 }
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// When (UTC) and where it ran.
     pub date: String,
@@ -106,6 +136,9 @@ pub struct Report {
     pub machine: String,
     /// Every scenario run.
     pub scenarios: Vec<ScenarioResult>,
+    /// Seconds the whole bench took, from start to the report (0 when unknown).
+    #[serde(default)]
+    pub elapsed_s: f64,
 }
 
 /// Check a ratio target between two contenders of a scenario (NaN, and so MISS, when either
@@ -169,6 +202,65 @@ pub fn rss_verdict(s: &ScenarioResult) -> Option<Verdict> {
     })
 }
 
+/// The longest reason kept, in characters.
+const REASON_MAX: usize = 200;
+
+/// Why a run failed, from what it wrote to its log during that run: the last line that reads
+/// like an error (mentions `error`, `fail`, `denied`, or an HTTP 4xx/5xx status), else the last
+/// non-empty line, without the bench's own `$ command` and `bench:` lines, cut to 200
+/// characters; of a logrus line only its `msg`, and nothing from an HTML error page on. A
+/// recognised HTTP status is put first: `HTTP 413: ...`.
+pub fn failure_reason(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("$ ") && !l.starts_with("bench: "))
+        .collect();
+    let errorish = |l: &&&str| {
+        let low = l.to_ascii_lowercase();
+        ["error", "fail", "denied", "too large", "refused"]
+            .iter()
+            .any(|w| low.contains(w))
+            || http_status(l).is_some()
+    };
+    let Some(line) = lines.iter().rev().find(errorish).or(lines.last()) else {
+        return "exited non-zero without output".into();
+    };
+    // logrus lines (skopeo): keep the message; never keep an HTML error page.
+    let mut msg = line.split_once("msg=\"").map_or(*line, |(_, m)| m);
+    if let Some(i) = msg.to_ascii_lowercase().find("<html") {
+        msg = &msg[..i];
+    }
+    let msg = msg.trim_end_matches([' ', ',', ':', '"', '\\']);
+    let mut reason = match http_status(line) {
+        Some(code) if !msg.starts_with(&format!("HTTP {code}")) => format!("HTTP {code}: {msg}"),
+        _ => msg.to_string(),
+    };
+    if reason.chars().count() > REASON_MAX {
+        reason = reason.chars().take(REASON_MAX - 3).collect::<String>() + "...";
+    }
+    reason
+}
+
+/// An HTTP error status (4xx/5xx) named in `text`: after `status`, `status code`,
+/// `statuscode:` or `http`, or nginx's `Request Entity Too Large` page title alone.
+fn http_status(text: &str) -> Option<u16> {
+    let low = text.to_ascii_lowercase();
+    if low.contains("request entity too large") || low.contains("content too large") {
+        return Some(413);
+    }
+    let low = low.as_str();
+    ["status code", "statuscode", "status", "http"]
+        .iter()
+        .flat_map(|key| low.match_indices(key).map(|(i, _)| &low[i + key.len()..]))
+        .find_map(|rest| {
+            let rest = rest.trim_start_matches([':', ' ', '=']);
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let code: u16 = digits.parse().ok().filter(|_| digits.len() == 3)?;
+            (400..600).contains(&code).then_some(code)
+        })
+}
+
 fn num(x: f64, digits: usize) -> String {
     if x.is_finite() {
         format!("{x:.digits$}")
@@ -184,11 +276,13 @@ pub fn markdown(r: &Report) -> String {
     for s in &r.scenarios {
         let _ = writeln!(
             md,
-            "## {}\n\n{} — input {} MiB, {} runs each, alternated after a warm-up.\n",
+            "## {}\n\n{} — input {} MiB, {} runs each, alternated after a warm-up; the \
+             scenario took {:.0} s in all.\n",
             s.name,
             s.about,
             s.input_bytes >> 20,
-            s.runs
+            s.runs,
+            s.elapsed_s
         );
         md.push_str(
             "| tool | wall s (median) | wall min-max | CPU s | peak RSS MiB | MB/s | \
@@ -213,7 +307,7 @@ pub fn markdown(r: &Report) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{} |",
+                "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{}{} |",
                 c.name.replace('|', "\\|"),
                 num(c.wall(), 2),
                 num(c.cpu(), 2),
@@ -221,6 +315,8 @@ pub fn markdown(r: &Report) -> String {
                 num(mbps, 0),
                 c.failures(),
                 c.samples.len(),
+                c.short_reason()
+                    .map_or(String::new(), |r| format!(" ({r})")),
             );
         }
         if !s.verdicts.is_empty() {
@@ -240,14 +336,23 @@ pub fn markdown(r: &Report) -> String {
         for c in failed {
             let _ = writeln!(
                 md,
-                "\n{} FAILED {} of {} runs; log: `{}`",
+                "\n{} FAILED {} of {} runs: {}; log: `{}`",
                 c.name,
                 c.failures(),
                 c.samples.len(),
+                c.reasons(),
                 c.log
             );
         }
         md.push('\n');
+    }
+    if r.elapsed_s > 0.0 {
+        let _ = writeln!(
+            md,
+            "The whole bench took {:.0} s ({:.1} min).",
+            r.elapsed_s,
+            r.elapsed_s / 60.0
+        );
     }
     md
 }
@@ -283,6 +388,7 @@ mod tests {
                         sample(3.0, 8192, true),
                         sample(2.0, 10240, true),
                     ],
+                    failure_reasons: Vec::new(),
                     log: "h.log".into(),
                     bytes: 100 << 20,
                 },
@@ -295,11 +401,13 @@ mod tests {
                         sample(9.0, 2048, false),
                         sample(4.0, 2048, true),
                     ],
+                    failure_reasons: vec!["HTTP 413: too big".into()],
                     log: "t.log".into(),
                     bytes: 100 << 20,
                 },
             ],
             verdicts: Vec::new(),
+            elapsed_s: 12.0,
         }
     }
 
@@ -353,6 +461,65 @@ mod tests {
     }
 
     #[test]
+    fn json_round_trips_for_replot() {
+        let r = Report {
+            date: "now".into(),
+            machine: "here".into(),
+            scenarios: vec![scenario()],
+            elapsed_s: 7.0,
+        };
+        let json = serde_json::to_vec(&r).expect("serialize");
+        let back: Report = serde_json::from_slice(&json).expect("deserialize");
+        assert_eq!(markdown(&back), markdown(&r));
+        assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
+        // Reports written before failure reasons and timings existed still load.
+        let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
+        old["scenarios"][0]["contenders"][1]
+            .as_object_mut()
+            .expect("object")
+            .remove("failure_reasons");
+        old.as_object_mut().expect("object").remove("elapsed_s");
+        let old: Report = serde_json::from_value(old).expect("old report");
+        assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
+        assert_eq!(old.elapsed_s, 0.0);
+    }
+
+    #[test]
+    fn failure_reasons_name_the_status_without_html() {
+        // Verbatim from skopeo 1.9 and docker 20.10 pushing through nginx's 64 MiB limit.
+        let skopeo = "$ skopeo copy --quiet a b\ntime=\"2026-11-23T08:44:55Z\" level=fatal \
+            msg=\"writing blob: uploading layer chunked: StatusCode: 413, <html>\\r\\n<head>\
+            <title>413 Request Entity Too Large<...\"\n";
+        assert_eq!(
+            failure_reason(skopeo),
+            "HTTP 413: writing blob: uploading layer chunked: StatusCode: 413"
+        );
+        let docker = "$ docker push -q x\nerror parsing HTTP 413 response body: invalid \
+            character '<' looking for beginning of value: \"<html>\\r\\n<head><title>413 \
+            Request Entity Too Large</title></head></html>\\r\\n\"\n";
+        let r = failure_reason(docker);
+        assert!(
+            r.starts_with("HTTP 413: error parsing HTTP 413 response body"),
+            "{r}"
+        );
+        assert!(!r.contains("<html"), "{r}");
+        // Without an error-looking line, the last line; a status elsewhere is found too.
+        assert_eq!(
+            failure_reason("$ x\nstarting\nstopped early\n"),
+            "stopped early"
+        );
+        assert_eq!(
+            failure_reason("pushing\nunexpected status code 502 from server\n"),
+            "HTTP 502: unexpected status code 502 from server"
+        );
+        assert_eq!(failure_reason("$ x\n"), "exited non-zero without output");
+        // Port numbers and digests are not statuses.
+        assert_eq!(http_status("dial 127.0.0.1:404 sha256:413abc"), None);
+        let long = "error: ".to_string() + &"x".repeat(400);
+        assert_eq!(failure_reason(&long).chars().count(), REASON_MAX);
+    }
+
+    #[test]
     fn markdown_has_rows_ratios_and_failures() {
         let mut s = scenario();
         s.verdicts.push(ratio_verdict(
@@ -368,16 +535,20 @@ mod tests {
             date: "now".into(),
             machine: "here".into(),
             scenarios: vec![s],
+            elapsed_s: 100.0,
         });
         assert!(md.contains("| hoist | 2.00 | 1.00-3.00 |"), "{md}");
+        assert!(md.contains("the scenario took 12 s in all"), "{md}");
+        assert!(md.contains("The whole bench took 100 s (1.7 min)."), "{md}");
         assert!(md.contains("| tar -x | 4.00 | 4.00-4.00 |"), "{md}");
-        assert!(md.contains("| 0.50 | 4.00 | 1/3 |"), "{md}");
+        assert!(md.contains("| 0.50 | 4.00 | 1/3 (HTTP 413) |"), "{md}");
+        assert!(md.contains("| 0/3 |"), "{md}");
         assert!(
             md.contains("**MISS** spool: hoist/tar -x wall time: 0.50 (limit 0.40)"),
             "{md}"
         );
         assert!(
-            md.contains("tar -x FAILED 1 of 3 runs; log: `t.log`"),
+            md.contains("tar -x FAILED 1 of 3 runs: HTTP 413: too big; log: `t.log`"),
             "{md}"
         );
     }

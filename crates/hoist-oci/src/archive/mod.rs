@@ -4,7 +4,8 @@
 //! `manifest.json`, `repositories`) or Docker >= 25's OCI layout inside the tar — from a
 //! non-seekable reader, streaming every file straight into a [`crate::Layout`]'s blob store and
 //! building OCI manifests at the end, when `manifest.json` (which `docker save` writes last)
-//! says how the pieces fit. [`write_docker_archive`] does the opposite for `docker load`.
+//! says how the pieces fit. [`write_docker_archive`] does the opposite for `docker load`, and
+//! [`write_docker_archive_streamed`] does it from blob readers (a registry) without a layout.
 
 mod read;
 mod write;
@@ -12,7 +13,7 @@ mod write;
 use serde::{Deserialize, Serialize};
 
 pub use read::{SpooledImage, spool};
-pub use write::write_docker_archive;
+pub use write::{BlobOpener, write_docker_archive, write_docker_archive_streamed};
 
 use crate::{Error, Result};
 

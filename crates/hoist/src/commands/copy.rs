@@ -13,8 +13,12 @@ use hoist_oci::layout::{Image, Layout};
 
 use super::local::{
     choose_archive_image, copy_between_layouts, tag_layout, unpack_from_layout, write_archive,
+    write_runtime_config,
 };
-use super::remote::{mount_all, pull_image, push_from_daemon, push_image, unpack_from_registry};
+use super::remote::{
+    RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image,
+    push_from_daemon, push_image, stream_between_registries, unpack_from_registry,
+};
 use super::{daemon, registry};
 use crate::config::Config;
 use crate::progress::{Event, Reporter};
@@ -73,13 +77,36 @@ async fn copy(
             let client = registry::client(config)?;
             return unpack_from_registry(&client, config, reference, dir, reporter).await;
         }
-        // Same registry: mount every blob, no bytes move (falls back to a transfer).
-        (Location::Registry { reference: from }, Location::Registry { reference: to })
-            if from.registry() == to.registry() =>
-        {
+        // Same registry: mount every blob, no bytes move. Otherwise (or when a mount is
+        // declined) every blob streams through, with no local copy.
+        (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = registry::client(config)?;
-            if mount_all(&client, config, from, to, reporter).await? {
+            if from.registry() == to.registry()
+                && mount_all(&client, config, from, to, reporter).await?
+            {
                 return Ok(());
+            }
+            return stream_between_registries(&client, config, from, to, reporter).await;
+        }
+        // Layers stream from the registry into the archive (a file, stdout, or the daemon's
+        // load); zstd images go through a layout, which decompresses them.
+        (
+            Location::Registry { reference },
+            Location::DockerArchive {
+                path,
+                reference: name,
+            },
+        ) => {
+            let client = registry::client(config)?;
+            if let Some(image) = RemoteImage::fetch(&client, config, reference).await? {
+                let names = vec![name.clone().unwrap_or_else(|| reference.familiar_tagged())];
+                return archive_from_registry(&client, image, path.clone(), names, reporter).await;
+            }
+        }
+        (Location::Registry { reference }, Location::DockerDaemon { name }) => {
+            let client = registry::client(config)?;
+            if let Some(image) = RemoteImage::fetch(&client, config, reference).await? {
+                return load_from_registry(&client, image, vec![name.clone()], reporter).await;
             }
         }
         _ => {}
@@ -260,7 +287,8 @@ async fn deliver(
                 dir.clone(),
                 reporter.clone(),
             )
-            .await
+            .await?;
+            write_runtime_config(config, &staged.image.config)
         }
         Location::DockerDaemon { name } => {
             daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await

@@ -10,6 +10,7 @@ use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
 
 use super::copy::{Staged, announce};
+use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::ArchivePath;
 
@@ -63,6 +64,24 @@ pub async fn write_archive(
 ) -> anyhow::Result<()> {
     let layout = staged.layout.clone();
     let descriptor = staged.image.descriptor.clone();
+    let images = [(descriptor, names)];
+    write_archive_with(path, reporter, move |out| {
+        write_docker_archive(&layout, &images, out)
+    })
+    .await
+}
+
+/// Write the archive `produce` generates (on a blocking task) to a file, via a temp file
+/// renamed into place only when complete, or to stdout. On failure a file destination is left
+/// untouched; stdout holds a truncated archive (no `manifest.json`) and the error is returned.
+pub async fn write_archive_with<F>(
+    path: ArchivePath,
+    reporter: Reporter,
+    produce: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(&mut dyn std::io::Write) -> hoist_oci::Result<()> + Send + 'static,
+{
     tokio::task::spawn_blocking(move || {
         // The archive is one stream: one progress line for it, counting bytes written.
         reporter.send(Event::Layer {
@@ -70,7 +89,6 @@ pub async fn write_archive(
             size: None,
         });
         reporter.state(ARCHIVE_LINE, LayerState::Writing);
-        let images = [(descriptor, names)];
         match &path {
             ArchivePath::Stdio => {
                 let stdout = std::io::stdout().lock();
@@ -78,8 +96,7 @@ pub async fn write_archive(
                     std::io::BufWriter::with_capacity(256 << 10, stdout),
                     &reporter,
                 );
-                write_docker_archive(&layout, &images, &mut out)
-                    .context("writing the docker archive to stdout")?;
+                produce(&mut out).context("writing the docker archive to stdout")?;
                 std::io::Write::flush(&mut out).context("writing the docker archive to stdout")?;
             }
             ArchivePath::File(file) => {
@@ -96,8 +113,7 @@ pub async fn write_archive(
                         std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut()),
                         &reporter,
                     );
-                    write_docker_archive(&layout, &images, &mut out)
-                        .with_context(|| format!("writing {}", file.display()))?;
+                    produce(&mut out).with_context(|| format!("writing {}", file.display()))?;
                     std::io::Write::flush(&mut out)
                         .with_context(|| format!("writing {}", file.display()))?;
                 }
@@ -190,6 +206,18 @@ pub async fn unpack_from_layout(
         finish_root(&root, created, result)
     })
     .await?
+}
+
+/// After a successful unpack, write the image's runtime settings where `--runtime-config` asked.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_runtime_config(config: &Config, image: &RawJson<ImageConfig>) -> anyhow::Result<()> {
+    let Some(path) = &config.runtime_config else {
+        return Ok(());
+    };
+    hoist_unpack::write_runtime_config(image.value(), path)
+        .with_context(|| format!("writing the runtime config to {}", path.display()))
 }
 
 pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize) -> LayerInfo {

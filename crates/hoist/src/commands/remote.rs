@@ -1,5 +1,6 @@
 //! The registry side of copies: pushing from a layout, pulling into one, mounting within a
-//! registry, and streaming layers from a registry into the unpacker.
+//! registry, and streaming from a registry with no local copy: blobs into another registry,
+//! a docker archive (file, stdout or the daemon's load), or layers into the unpacker.
 
 use std::path::Path;
 
@@ -7,14 +8,17 @@ use anyhow::{Context, bail};
 use futures_util::future::try_join_all;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
-use hoist_registry::{BlobSource, Client, PushOptions, Repo};
+use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
 use hoist_unpack::Unpacker;
 
 use super::copy::announce;
-use super::local::{Counting, finish_root, layer_info, prepare_root};
+use super::local::{
+    Counting, finish_root, layer_info, prepare_root, write_archive_with, write_runtime_config,
+};
 use super::{daemon, registry};
 use crate::config::Config;
-use crate::progress::{LayerState, Reporter};
+use crate::progress::{Event, LayerState, Reporter};
+use crate::transport::ArchivePath;
 
 /// Copy within one registry by mounting every blob into the target repository, then pushing
 /// the manifest's exact bytes. Returns false (having changed nothing but mounts) when some
@@ -309,7 +313,8 @@ pub async fn unpack_from_registry(
         anyhow::Ok(())
     }
     .await;
-    finish_root(root, created, result)
+    finish_root(root, created, result)?;
+    write_runtime_config(config, &config_json)
 }
 
 /// Fetch and verify a config blob (small; read through the verifying stream).
@@ -333,4 +338,185 @@ pub async fn fetch_config(
         .await
         .with_context(|| format!("reading the config {}", desc.digest))?;
     Ok(RawJson::parse_verified(bytes, &desc.digest)?)
+}
+
+/// Copy an image between registries with no local copy: every blob streams from the source
+/// through hoist into the destination (a ranged GET per chunk, hashed on the way and verified
+/// before the destination completes it), then the manifest's exact bytes are pushed.
+pub async fn stream_between_registries(
+    client: &Client,
+    config: &Config,
+    from: &Reference,
+    to: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let from_repo = Repo::from_reference(from)?;
+    let to_repo = Repo::from_reference(to)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&from_repo, &from.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {from}"))?;
+    let m = manifest.value();
+    announce(reporter, &m.layers);
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
+    let options = PushOptions::default();
+    let remote = |d: &Descriptor| RemoteBlob::new(client.clone(), from_repo.clone(), d.clone());
+    let config_source = remote(&m.config);
+    let layer_sources: Vec<RemoteBlob> = m.layers.iter().map(remote).collect();
+    let quiet = hoist_registry::Progress::none();
+    let config_push = client.push_remote_blob(&to_repo, &config_source, &options, &quiet);
+    let layer_pushes = try_join_all(
+        layer_sources
+            .iter()
+            .map(|s| client.push_remote_blob(&to_repo, s, &options, &sink)),
+    );
+    let result = tokio::try_join!(config_push, layer_pushes);
+    drop(sink);
+    let _ = forwarder.await;
+    result.with_context(|| format!("copying blobs from {from} to {to}"))?;
+    let media_type = m
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
+    push_manifest(client, &to_repo, to, &media_type, manifest.bytes()).await
+}
+
+/// A registry image ready to be streamed into a docker archive.
+pub struct RemoteImage {
+    repo: Repo,
+    manifest: RawJson<ImageManifest>,
+    config: RawJson<ImageConfig>,
+}
+
+impl RemoteImage {
+    /// Fetch the manifest (for the configured platform) and config of `reference`. `None` when
+    /// a layer is zstd-compressed: a streamed legacy archive cannot carry it (the caller goes
+    /// through a layout, which decompresses it).
+    pub async fn fetch(
+        client: &Client,
+        config: &Config,
+        reference: &Reference,
+    ) -> anyhow::Result<Option<RemoteImage>> {
+        let repo = Repo::from_reference(reference)?;
+        let platform = config.platform.clone().unwrap_or_else(Platform::host);
+        let manifest: RawJson<ImageManifest> = client
+            .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+            .await
+            .with_context(|| format!("fetching the manifest of {reference}"))?;
+        let zstd = manifest
+            .value()
+            .layers
+            .iter()
+            .any(|l| l.media_type.layer_compression() == Some(hoist_oci::Compression::Zstd));
+        if zstd {
+            return Ok(None);
+        }
+        let config_json = fetch_config(client, &repo, &manifest.value().config).await?;
+        Ok(Some(RemoteImage {
+            repo,
+            manifest,
+            config: config_json,
+        }))
+    }
+
+    /// A producer writing this image as a legacy docker archive, each layer streamed from the
+    /// registry (verified by the blob stream; a mismatch fails the archive before its
+    /// `manifest.json`). Runs on a blocking task.
+    fn producer(
+        self,
+        client: Client,
+        names: Vec<String>,
+        reporter: Reporter,
+    ) -> impl FnOnce(&mut dyn std::io::Write) -> hoist_oci::Result<()> + Send + 'static {
+        move |out| {
+            let RemoteImage {
+                repo,
+                manifest,
+                config,
+            } = self;
+            let mut previous: Option<String> = None;
+            let mut open = |d: &Descriptor| -> hoist_oci::Result<Box<dyn std::io::Read>> {
+                if let Some(done) = previous.take() {
+                    reporter.state(&done, LayerState::Done);
+                }
+                let handle = tokio::runtime::Handle::current();
+                let stream = handle
+                    .block_on(client.open_blob_stream(&repo, d))
+                    .map_err(|e| {
+                        hoist_oci::Error::io(
+                            format!("fetching layer {} from {repo}", d.digest),
+                            std::io::Error::other(e),
+                        )
+                    })?;
+                let id = d.digest.to_string();
+                reporter.state(&id, LayerState::Pulling);
+                previous = Some(id.clone());
+                let reader = tokio_util::io::SyncIoBridge::new_with_handle(stream, handle);
+                Ok(Box::new(Counting::new(reader, &reporter, &id, d.size)))
+            };
+            hoist_oci::archive::write_docker_archive_streamed(
+                &manifest, &config, &names, &mut open, out,
+            )?;
+            if let Some(done) = previous.take() {
+                reporter.state(&done, LayerState::Done);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write a registry image to a docker archive (a file, or stdout), streaming each layer from
+/// the registry into the archive: nothing is cached.
+pub async fn archive_from_registry(
+    client: &Client,
+    image: RemoteImage,
+    path: ArchivePath,
+    names: Vec<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    announce(reporter, &image.manifest.value().layers);
+    let produce = image.producer(client.clone(), names, reporter.clone());
+    write_archive_with(path, reporter.clone(), produce).await
+}
+
+/// Load a registry image into the Docker daemon, the archive streamed from the registry into
+/// the daemon's load request: nothing is cached.
+pub async fn load_from_registry(
+    client: &Client,
+    image: RemoteImage,
+    names: Vec<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let docker = daemon::connect().await?;
+    announce(reporter, &image.manifest.value().layers);
+    reporter.send(Event::Layer {
+        id: "load".into(),
+        size: None,
+    });
+    reporter.state("load", LayerState::Writing);
+    let progress_reporter = reporter.clone();
+    let produce = image.producer(client.clone(), names, reporter.clone());
+    let loaded = docker
+        .load_with(
+            move |p| {
+                if let hoist_docker::Progress::Sending { bytes } = p {
+                    progress_reporter.send(Event::Progress {
+                        id: "load".into(),
+                        done: bytes,
+                        total: None,
+                    });
+                }
+            },
+            move |out| produce(out),
+        )
+        .await
+        .context("loading the image into the Docker daemon")?;
+    reporter.state("load", LayerState::Done);
+    for tag in loaded.tags.iter().chain(&loaded.ids) {
+        reporter.send(Event::Message {
+            text: format!("loaded {tag}"),
+        });
+    }
+    Ok(())
 }

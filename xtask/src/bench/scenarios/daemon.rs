@@ -8,8 +8,8 @@ use hoist_testkit::{Dockerd, Registry};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A daemon with the cached docker-archive loaded.
-fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
+/// A daemon with the cached docker-archive loaded, and the archive's size.
+pub(super) fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
     let archive = inputs::archive(ctx)?;
     let d = Dockerd::start()
         .context("starting a private dockerd (needs root, apt-get install docker.io)")?;
@@ -18,7 +18,7 @@ fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
 }
 
 /// The docker client command line for this daemon.
-fn docker_argv(d: &Dockerd, args: &[&str]) -> Vec<String> {
+pub(super) fn docker_argv(d: &Dockerd, args: &[&str]) -> Vec<String> {
     let cmd = d.docker();
     let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
     argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));

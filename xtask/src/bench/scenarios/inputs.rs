@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers per synthetic image: big enough that every layer exceeds a 64 MiB proxy limit at the
 /// default 1 GiB size.
-const LAYERS: u64 = 4;
+pub const LAYERS: u64 = 4;
 /// The tag every cached image carries.
 pub const TAG: &str = "bench";
 /// The repo:tag of cached docker-archives.

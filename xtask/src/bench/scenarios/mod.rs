@@ -224,7 +224,8 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "push-proxy",
-        about: "OCI layout (gzip) -> registry behind nginx with a 64 MiB body limit",
+        about: "image -> registry behind nginx with a 64 MiB body limit (hoist vs skopeo copy vs \
+                docker push; daemon memory not counted)",
         prepare: registry::push_proxy,
     },
     Scenario {

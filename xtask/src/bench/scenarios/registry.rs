@@ -128,22 +128,63 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     push_to(ctx, registry, addr, None)
 }
 
-/// OCI layout -> nginx (64 MiB body limit, unbuffered) -> registry. Peers that send a layer in
-/// one request fail here, and are reported as failed.
+/// The proxy's body limit in the push-proxy scenario.
+const PROXY_LIMIT: u64 = 64 << 20;
+
+/// OCI layout -> nginx (64 MiB body limit, unbuffered) -> registry, for hoist and skopeo; and
+/// the same image from a private dockerd (loaded once from the cached docker-archive) for
+/// `docker push`. Peers that send a layer in one request get 413 from the proxy, and are
+/// reported as failed.
 pub fn push_proxy(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let layer = ctx.size / inputs::LAYERS;
+    if layer < PROXY_LIMIT {
+        eprintln!(
+            "bench: WARNING push-proxy: layers of {} MiB fit under the proxy's {} MiB limit, so \
+             no contender is expected to fail; use --size above {} MiB to exercise the limit",
+            layer >> 20,
+            PROXY_LIMIT >> 20,
+            (PROXY_LIMIT * inputs::LAYERS) >> 20
+        );
+    }
+    let (dockerd, archive_bytes) = super::daemon::daemon_with_image(ctx)?;
     let registry = Registry::start()?;
     let proxy = Nginx::builder(registry.addr())
-        .max_body_size(64 << 20)
+        .max_body_size(PROXY_LIMIT)
         .request_buffering(false)
         .start()?;
     let addr = proxy.addr();
+    // docker 20.10 treats 127.0.0.0/8 registries as insecure (plain HTTP) by default, and the
+    // testkit dockerd shares the host's network namespace, so it reaches the proxy's port.
+    let remote_tag = format!("{addr}/{REPO}:{TAG}");
+    dockerd.run_docker(&["tag", inputs::REPO_TAG, &remote_tag])?;
     let mut p = push_to(ctx, registry, addr, Some(proxy))?;
     // A chunk size safely below the limit.
     p.contenders[0]
         .argv
         .splice(2..2, ["--chunk-size".to_string(), "32MiB".to_string()]);
-    // skopeo sends each layer in one request and gets 413: the target is to succeed at all.
-    p.targets = vec![Target::succeeds("skopeo copy")];
+    let mut docker_push = Contender::peer("docker push", "docker.io", &[], manifest(addr));
+    docker_push.argv = super::daemon::docker_argv(&dockerd, &["push", "-q", &remote_tag]);
+    docker_push.exe = docker_push.argv[0].clone();
+    docker_push.env = dockerd
+        .docker()
+        .get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect();
+    // The daemon compresses the uncompressed layers it holds and sends them; its memory is not
+    // counted.
+    docker_push.bytes = Some(archive_bytes);
+    p.contenders.push(docker_push);
+    // skopeo and docker send each layer in one request and get 413: the target is to succeed.
+    p.targets = vec![
+        Target::succeeds("skopeo copy"),
+        Target::succeeds("docker push"),
+    ];
+    p.keep.push(Box::new(dockerd));
     Ok(p)
 }
 
