@@ -45,6 +45,21 @@ fn states(out: &Output) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `(from, to)` pairs of the JSON rename events, in order.
+fn renames(out: &Output) -> Vec<(String, String)> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "rename")
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap_or_default().to_string(),
+                e["to"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn states_of(all: &[(String, String)], id: &str) -> Vec<String> {
     all.iter()
         .filter(|(i, _)| i == id)
@@ -103,11 +118,21 @@ fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
     .arg(&gz_dir));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let all = states(&out);
+    let renames = renames(&out);
+    assert_eq!(renames.len(), layers.len(), "{renames:?}");
     for diff_id in &layers {
+        // Each layer's line compresses under a placeholder, then is renamed to its diff_id
+        // once stored and verified.
+        let (from, _) = renames
+            .iter()
+            .find(|(_, to)| *to == diff_id.to_string())
+            .unwrap_or_else(|| panic!("no line renamed to {diff_id}: {renames:?}"));
+        assert!(from.starts_with("layer "), "{from}");
+        assert_eq!(states_of(&all, from), vec!["compressing"], "{all:?}");
         assert_eq!(
             states_of(&all, &diff_id.to_string()),
-            vec!["compressing", "done"],
-            "layer {diff_id}: {all:?}"
+            vec!["done"],
+            "{all:?}"
         );
     }
     let export_line = states_of(&all, "export");

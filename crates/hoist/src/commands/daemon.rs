@@ -185,12 +185,16 @@ pub async fn export_to_layout(
     Ok(true)
 }
 
-/// The export's progress as lines: one for the stream (preparing, then bytes received) and
-/// one per layer, named by diff_id, from the spooler's per-layer events.
+/// The export's progress as lines: one for the stream ("preparing" while dockerd writes the
+/// image to its own disk, then bytes received) and one per layer from the spooler's events.
+///
+/// dockerd does not send layers in image order, and a legacy archive names a layer entry by
+/// an ID that is not its diff_id: each layer's line is a placeholder (`layer N`) taken in
+/// stream order, renamed to the layer's diff_id once it is stored and verified.
 struct LayerLines {
     reporter: Reporter,
-    /// Layers not yet seen in the stream, in image order.
-    waiting: Vec<String>,
+    /// Placeholder lines not yet taken by a layer entry, in order.
+    free: std::collections::VecDeque<String>,
     /// Layer entries of the stream: their line and size.
     entries: HashMap<usize, (String, u64)>,
     /// The state of a layer once stored.
@@ -207,20 +211,22 @@ impl LayerLines {
             size: total,
         });
         reporter.state(EXPORT_LINE, LayerState::Preparing);
-        let mut waiting: Vec<String> = Vec::with_capacity(info.diff_ids.len());
+        let mut unique: Vec<&hoist_oci::Digest> = Vec::with_capacity(info.diff_ids.len());
         for diff_id in &info.diff_ids {
-            let id = diff_id.to_string();
-            if !waiting.contains(&id) {
-                reporter.send(Event::Layer {
-                    id: id.clone(),
-                    size: None,
-                });
-                waiting.push(id);
+            if !unique.contains(&diff_id) {
+                unique.push(diff_id);
             }
+        }
+        let free = (1..=unique.len()).map(placeholder).collect();
+        for id in &free {
+            reporter.send(Event::Layer {
+                id: String::clone(id),
+                size: None,
+            });
         }
         LayerLines {
             reporter: reporter.clone(),
-            waiting,
+            free,
             entries: HashMap::new(),
             stored,
             total,
@@ -256,13 +262,10 @@ impl LayerLines {
                 compressing,
                 ..
             } => {
-                // The daemon sends layers base first: this is the next one in image order
-                // (corrected when it is stored, should the daemon have sent another).
-                let id = if self.waiting.is_empty() {
-                    format!("layer {}", index + 1)
-                } else {
-                    self.waiting.remove(0)
-                };
+                let id = self
+                    .free
+                    .pop_front()
+                    .unwrap_or_else(|| placeholder(index + 1));
                 self.reporter.send(Event::Layer {
                     id: id.clone(),
                     size: Some(size),
@@ -285,26 +288,23 @@ impl LayerLines {
                 }
             }
             SpoolEvent::LayerStored { index, diff_id, .. } => {
-                let actual = diff_id.to_string();
-                if let Some((guessed, size)) = self.entries.get(&index)
-                    && *guessed != actual
-                {
-                    // Another layer than expected: the guessed line waits again.
-                    if let Some(at) = self.waiting.iter().position(|w| *w == actual) {
-                        self.waiting.remove(at);
-                    }
-                    self.waiting.insert(0, guessed.clone());
-                    self.reporter.state(guessed, LayerState::Waiting);
-                    self.reporter.send(Event::Layer {
-                        id: actual.clone(),
-                        size: Some(*size),
-                    });
-                }
-                self.reporter.state(&actual, self.stored);
+                let Some((line, _)) = self.entries.get(&index) else {
+                    return;
+                };
+                let id = diff_id.to_string();
+                self.reporter.send(Event::Rename {
+                    from: line.clone(),
+                    to: id.clone(),
+                });
+                self.reporter.state(&id, self.stored);
             }
             _ => {}
         }
     }
+}
+
+fn placeholder(n: usize) -> String {
+    format!("layer {n}")
 }
 
 /// Where the compressed digest of a diff_id is remembered, per compression setting.
