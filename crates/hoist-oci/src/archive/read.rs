@@ -128,6 +128,7 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
         .map_err(|e| Error::io("reading the archive", e))?;
     let mut out = Collected::default();
     let mut layers = 0usize;
+    let mut inflight = InFlight::default();
     for n in 0.. {
         // While the tar crate looks for the next entry it reads headers, skips unread data and
         // buffers long names and PAX records whole: bound what that may consume.
@@ -181,9 +182,20 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
         }
         // An OCI blob's name is its digest: verify against it.
         let named = oci_blob_digest(&path)?;
-        let stored = store_entry(&mut entry, &path, size, named, layout, options, &mut layers)?;
-        out.files.insert(path, stored);
+        if inflight.is_done() {
+            // Report a layer stored as soon as its commit is known to be done.
+            inflight.finish(&mut out, options)?;
+        }
+        let (index, storing) =
+            store_entry(&mut entry, &path, size, named, layout, options, &mut layers)?;
+        // At most one commit runs beside the stream.
+        inflight.finish(&mut out, options)?;
+        match storing {
+            Storing::Done(stored) => record(&mut out, options, path, index, stored),
+            Storing::Committing(handle) => inflight.pending = Some((path, index, handle)),
+        }
     }
+    inflight.finish(&mut out, options)?;
     // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
     // cleanly (bounded: a stream that never ends is not drained forever).
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
@@ -267,7 +279,7 @@ fn store_entry<R: Read>(
     layout: &Layout,
     options: &mut SpoolOptions,
     layers: &mut usize,
-) -> Result<Stored> {
+) -> Result<(Option<usize>, Storing)> {
     let mut head_buf = [0u8; 512];
     let want = usize::try_from(size.min(512)).unwrap_or(512);
     let got = read_full(entry, &mut head_buf[..want]).map_err(|e| truncated_or(e, path))?;
@@ -313,15 +325,19 @@ fn store_entry<R: Read>(
         {
             return Err(crate::digest::mismatch(named, &info.diff_id).with_path(path));
         }
-        let (digest, blob_size) = writer
-            .commit(Some(&info.digest), Some(info.size))
-            .map_err(|e| e.with_path(path))?;
-        Stored {
-            digest,
-            size: blob_size,
-            compression: c.compression,
-            diff_id: Some(info.diff_id),
-        }
+        let owned = path.to_string();
+        let commit = move || {
+            let (digest, blob_size) = writer
+                .commit(Some(&info.digest), Some(info.size))
+                .map_err(|e| e.with_path(&owned))?;
+            Ok(Stored {
+                digest,
+                size: blob_size,
+                compression: c.compression,
+                diff_id: Some(info.diff_id),
+            })
+        };
+        Storing::commit(size, commit)?
     } else if let Some(digest) = named.as_ref().filter(|d| {
         let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
         layout.has_blob(&existing).unwrap_or(false)
@@ -333,28 +349,106 @@ fn store_entry<R: Read>(
         if &actual != digest {
             return Err(crate::digest::mismatch(digest, &actual).with_path(path));
         }
-        Stored {
+        Storing::Done(Stored {
             diff_id: is_tar.then(|| actual.clone()),
             digest: actual,
             size,
             compression: detected,
-        }
+        })
     } else {
         let algorithm = named
             .as_ref()
             .map_or(crate::Algorithm::Sha256, Digest::algorithm);
         let mut w = layout.blob_writer_for(algorithm)?;
         pump(&mut body, &mut w, path, size, &mut tick)?;
-        let (digest, size) = w
-            .commit(named.as_ref(), Some(size))
-            .map_err(|e| e.with_path(path))?;
-        Stored {
-            diff_id: is_tar.then(|| digest.clone()),
-            digest,
-            size,
-            compression: detected,
-        }
+        let owned = path.to_string();
+        let commit = move || {
+            let (digest, size) = w
+                .commit(named.as_ref(), Some(size))
+                .map_err(|e| e.with_path(&owned))?;
+            Ok(Stored {
+                diff_id: is_tar.then(|| digest.clone()),
+                digest,
+                size,
+                compression: detected,
+            })
+        };
+        Storing::commit(size, commit)?
     };
+    Ok((index, stored))
+}
+
+/// A stored entry, or one whose verified blob is being committed (fsynced and renamed into
+/// place) on another thread while the next entry streams in.
+enum Storing {
+    Done(Stored),
+    Committing(std::thread::JoinHandle<Result<Stored>>),
+}
+
+/// Entries at least this big are committed in the background: their fsync overlaps the next
+/// entry instead of stalling the stream (the daemon cannot send while nobody reads).
+const BACKGROUND_COMMIT: u64 = 1 << 20;
+
+impl Storing {
+    fn commit(size: u64, commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
+        if size < BACKGROUND_COMMIT {
+            return commit().map(Storing::Done);
+        }
+        std::thread::Builder::new()
+            .name("hoist-commit".into())
+            .spawn(commit)
+            .map(Storing::Committing)
+            .map_err(|e| Error::io("starting a blob commit thread", e))
+    }
+}
+
+/// The one entry whose commit may still be running. Finishing it records it (and reports a
+/// layer as stored); dropping it waits for the commit, so a failed spool returns only after
+/// every temp file is gone or renamed.
+#[derive(Default)]
+struct InFlight {
+    pending: Option<(
+        String,
+        Option<usize>,
+        std::thread::JoinHandle<Result<Stored>>,
+    )>,
+}
+
+impl InFlight {
+    fn is_done(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|(_, _, handle)| handle.is_finished())
+    }
+
+    fn finish(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
+        let Some((path, index, handle)) = self.pending.take() else {
+            return Ok(());
+        };
+        let stored = handle
+            .join()
+            .map_err(|_| Error::new(ErrorKind::Io, "a blob commit thread panicked"))??;
+        record(out, options, path, index, stored);
+        Ok(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((_, _, handle)) = self.pending.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Remember a stored file, reporting it when it is a layer.
+fn record(
+    out: &mut Collected,
+    options: &mut SpoolOptions,
+    path: String,
+    index: Option<usize>,
+    stored: Stored,
+) {
     if let Some(index) = index {
         options.emit(SpoolEvent::LayerStored {
             index,
@@ -369,7 +463,7 @@ fn store_entry<R: Read>(
             ),
         });
     }
-    Ok(stored)
+    out.files.insert(path, stored);
 }
 
 /// Whether an entry's first block is a tar header (a `ustar` magic) or the zero block of an

@@ -662,3 +662,77 @@ fn spool_with_checks_options_and_cleans_up_a_cut_stream() {
         blobs(&l)
     );
 }
+
+/// Two layers over the background-commit size, as `docker save` lays them out.
+fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let noise = |seed: u8| -> Vec<u8> {
+        (0..1_500_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+            .collect()
+    };
+    let layers = vec![
+        tar_of(&[("big/a", &noise(1)[..])]),
+        tar_of(&[("big/b", &noise(2)[..])]),
+    ];
+    let cfg = config_for(
+        layers.iter().map(|t| Digest::sha256_of(t)).collect(),
+        "amd64",
+    );
+    let manifest = format!(
+        r#"[{{"Config":"{c}.json","RepoTags":["big:1"],"Layers":["aa/layer.tar","bb/layer.tar"]}}]"#,
+        c = cfg.digest().hex()
+    );
+    let bytes = archive(vec![
+        Item::File("aa/layer.tar", layers[0].clone()),
+        Item::File("bb/layer.tar", layers[1].clone()),
+        Item::File(
+            &format!("{}.json", cfg.digest().hex()),
+            cfg.bytes().to_vec(),
+        ),
+        Item::File("manifest.json", manifest.into_bytes()),
+    ]);
+    (bytes, layers)
+}
+
+#[test]
+fn big_layers_commit_beside_the_stream_and_a_cut_leaves_no_temp_file() {
+    let (bytes, layers) = big_layer_archive();
+    for compression in [Compression::None, Compression::Gzip] {
+        let (_d, l) = new_layout();
+        let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&stored);
+        let options = SpoolOptions::new()
+            .compress_layers(compression, None, 2)
+            .on_event(move |e| {
+                if let SpoolEvent::LayerStored { index, diff_id, .. } = e {
+                    sink.lock().expect("lock").push((index, diff_id));
+                }
+            });
+        let images = spool_with(pipe(bytes.clone()), &l, options).expect("spool");
+        let image = l.image(Some("big:1"), None).expect("tagged");
+        assert_eq!(image.descriptor.digest, images[0].manifest.digest);
+        for layer in &image.manifest.value().layers {
+            l.verify_blob(layer).expect("committed and verified");
+        }
+        let want: Vec<(usize, Digest)> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, Digest::sha256_of(t)))
+            .collect();
+        assert_eq!(*stored.lock().expect("lock"), want, "{compression}");
+    }
+
+    // Cut inside the second layer while the first may still be committing.
+    let cut = bytes[..512 + layers[0].len() + 512 + 700_000].to_vec();
+    let (_d, l) = new_layout();
+    let err = spool(pipe(cut), &l).expect_err("cut");
+    assert!(err.is_corrupt(), "{err}");
+    assert!(
+        blobs(&l).iter().all(|p| p.starts_with("sha256/")),
+        "temp files left: {:?}",
+        blobs(&l)
+    );
+    // The first layer was whole: it stays, complete and verified (but untagged).
+    assert!(blobs(&l).contains(&format!("sha256/{}", Digest::sha256_of(&layers[0]).hex())));
+    assert!(l.list().expect("list").is_empty());
+}
