@@ -166,16 +166,24 @@ impl Daemon {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut received = 0u64;
+        let mut batches = 0u64;
         let mut last_chunk = Instant::now();
         let mut daemon_error = None;
         progress(Progress::Preparing {
             elapsed: started.elapsed(),
         });
+        // dockerd writes 32 KiB at a time: the spooler gets batches of about BATCH bytes, so
+        // it is woken once per batch rather than once per write (a copy is cheaper than the
+        // context switches).
+        let mut batch = bytes::BytesMut::new();
         loop {
             tokio::select! {
                 item = stream.next() => match item {
                     None => {
                         // A complete stream: say so, or the reader treats the close as a cut.
+                        if !batch.is_empty() && tx.send(Ok(batch.split().freeze())).await.is_err() {
+                            break;
+                        }
                         let _ = tx.send(Ok(END)).await;
                         break;
                     }
@@ -185,13 +193,26 @@ impl Daemon {
                             tracing::debug!(after = ?started.elapsed(), "first byte of export");
                         }
                         received += chunk.len() as u64;
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            // The consumer stopped early; its result says why.
-                            break;
-                        }
-                        // After the send: time spent waiting on a slow consumer is not the
-                        // daemon's silence.
                         last_chunk = Instant::now();
+                        let ready = if batch.is_empty() && chunk.len() >= BATCH {
+                            Some(chunk)
+                        } else {
+                            if batch.is_empty() {
+                                batch.reserve(BATCH + chunk.len());
+                            }
+                            batch.extend_from_slice(&chunk);
+                            (batch.len() >= BATCH).then(|| batch.split().freeze())
+                        };
+                        if let Some(ready) = ready {
+                            batches += 1;
+                            if tx.send(Ok(ready)).await.is_err() {
+                                // The consumer stopped early; its result says why.
+                                break;
+                            }
+                            // After the send: time spent waiting on a slow consumer is not
+                            // the daemon's silence.
+                            last_chunk = Instant::now();
+                        }
                     }
                     Some(Err(e)) => {
                         let mut err = self.classify(e).with_image(label.clone());
@@ -214,6 +235,13 @@ impl Daemon {
                 },
                 Some(event) = next_event(&mut events) => progress(Progress::Layer(event)),
                 _ = tick.tick() => {
+                    // A slow stream still flows: what is batched goes out every tick.
+                    if !batch.is_empty() {
+                        batches += 1;
+                        if tx.send(Ok(batch.split().freeze())).await.is_err() {
+                            break;
+                        }
+                    }
                     if received == 0 {
                         progress(Progress::Preparing { elapsed: started.elapsed() });
                     } else if last_chunk.elapsed() > self.stall_timeout {
@@ -238,6 +266,7 @@ impl Daemon {
         }
         drop(tx);
         drop(stream);
+        tracing::debug!(received, batches, after = ?started.elapsed(), "export stream ended");
         // The consumer lags the stream by the pipe's few chunks: keep passing its events on
         // until it is done, then whatever it sent last.
         let mut consumer = consumer;
@@ -267,6 +296,10 @@ impl Daemon {
         Ok(value)
     }
 }
+
+/// How many bytes of the daemon's stream the spooler is handed at a time (the pipe holds
+/// [`CAPACITY`] batches).
+const BATCH: usize = 128 * 1024;
 
 /// The next consumer event, or never when there is no event channel (a closed channel yields
 /// `None`, which disables the branch in a `select!`).
