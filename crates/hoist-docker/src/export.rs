@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use hoist_oci::Platform;
+use hoist_oci::archive::SpoolEvent;
+use hoist_oci::codec::Compression;
 use tokio::sync::mpsc;
 
 use crate::connect::{ApiVersion, Daemon};
@@ -23,6 +25,10 @@ use crate::progress::{Progress, TICK};
 #[must_use]
 pub struct ExportOptions {
     platform: Option<Platform>,
+    /// Layer compression while spooling into a layout: codec, level, threads.
+    pub(crate) compression: Option<(Compression, Option<i32>, usize)>,
+    /// Leave the layout's `index.json` alone (the caller tags).
+    pub(crate) untagged: bool,
 }
 
 impl ExportOptions {
@@ -36,6 +42,30 @@ impl ExportOptions {
     /// [`ErrorKind::ApiTooOld`] rather than silently ignoring the request.
     pub fn platform(mut self, platform: Platform) -> Self {
         self.platform = Some(platform);
+        self
+    }
+
+    /// For [`Daemon::export`] into a layout: compress each uncompressed layer with
+    /// `compression` at `level` (the codec's default when `None`) on `threads` threads while
+    /// it streams in, so every byte is written once, already in the form a push needs. The
+    /// `diff_id` is computed in the same pass and checked against the config as usual.
+    /// [`Compression::None`] (the default) stores layers as the daemon sends them.
+    pub fn compress_layers(
+        mut self,
+        compression: Compression,
+        level: Option<i32>,
+        threads: usize,
+    ) -> Self {
+        self.compression =
+            (compression != Compression::None).then_some((compression, level, threads.max(1)));
+        self
+    }
+
+    /// For [`Daemon::export`] into a layout: whether to tag each image with its `RepoTags`
+    /// (the default) or leave the layout's `index.json` untouched so the caller tags the
+    /// returned manifest itself, last.
+    pub fn tag_images(mut self, tag: bool) -> Self {
+        self.untagged = !tag;
         self
     }
 }
@@ -85,7 +115,26 @@ impl Daemon {
         &self,
         names: &[String],
         options: &ExportOptions,
+        progress: P,
+        consume: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(ExportReader) -> hoist_oci::Result<T> + Send + 'static,
+        P: FnMut(Progress) + Send,
+    {
+        self.export_driven(names, options, progress, None, consume)
+            .await
+    }
+
+    /// [`Daemon::export_with`], also passing the consumer's per-layer `events` on to
+    /// `progress` as [`Progress::Layer`], on the async side, in order, until the consumer ends.
+    pub(crate) async fn export_driven<T, F, P>(
+        &self,
+        names: &[String],
+        options: &ExportOptions,
         mut progress: P,
+        mut events: Option<mpsc::UnboundedReceiver<SpoolEvent>>,
         consume: F,
     ) -> Result<T>
     where
@@ -117,16 +166,24 @@ impl Daemon {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut received = 0u64;
+        let mut batches = 0u64;
         let mut last_chunk = Instant::now();
         let mut daemon_error = None;
         progress(Progress::Preparing {
             elapsed: started.elapsed(),
         });
+        // dockerd writes 32 KiB at a time: the spooler gets batches of about BATCH bytes, so
+        // it is woken once per batch rather than once per write (a copy is cheaper than the
+        // context switches).
+        let mut batch = bytes::BytesMut::new();
         loop {
             tokio::select! {
                 item = stream.next() => match item {
                     None => {
                         // A complete stream: say so, or the reader treats the close as a cut.
+                        if !batch.is_empty() && tx.send(Ok(batch.split().freeze())).await.is_err() {
+                            break;
+                        }
                         let _ = tx.send(Ok(END)).await;
                         break;
                     }
@@ -136,13 +193,26 @@ impl Daemon {
                             tracing::debug!(after = ?started.elapsed(), "first byte of export");
                         }
                         received += chunk.len() as u64;
-                        if tx.send(Ok(chunk)).await.is_err() {
-                            // The consumer stopped early; its result says why.
-                            break;
-                        }
-                        // After the send: time spent waiting on a slow consumer is not the
-                        // daemon's silence.
                         last_chunk = Instant::now();
+                        let ready = if batch.is_empty() && chunk.len() >= BATCH {
+                            Some(chunk)
+                        } else {
+                            if batch.is_empty() {
+                                batch.reserve(BATCH + chunk.len());
+                            }
+                            batch.extend_from_slice(&chunk);
+                            (batch.len() >= BATCH).then(|| batch.split().freeze())
+                        };
+                        if let Some(ready) = ready {
+                            batches += 1;
+                            if tx.send(Ok(ready)).await.is_err() {
+                                // The consumer stopped early; its result says why.
+                                break;
+                            }
+                            // After the send: time spent waiting on a slow consumer is not
+                            // the daemon's silence.
+                            last_chunk = Instant::now();
+                        }
                     }
                     Some(Err(e)) => {
                         let mut err = self.classify(e).with_image(label.clone());
@@ -163,7 +233,15 @@ impl Daemon {
                         break;
                     }
                 },
+                Some(event) = next_event(&mut events) => progress(Progress::Layer(event)),
                 _ = tick.tick() => {
+                    // A slow stream still flows: what is batched goes out every tick.
+                    if !batch.is_empty() {
+                        batches += 1;
+                        if tx.send(Ok(batch.split().freeze())).await.is_err() {
+                            break;
+                        }
+                    }
                     if received == 0 {
                         progress(Progress::Preparing { elapsed: started.elapsed() });
                     } else if last_chunk.elapsed() > self.stall_timeout {
@@ -188,7 +266,21 @@ impl Daemon {
         }
         drop(tx);
         drop(stream);
-        let consumed = consumer.await;
+        tracing::debug!(received, batches, after = ?started.elapsed(), "export stream ended");
+        // The consumer lags the stream by the pipe's few chunks: keep passing its events on
+        // until it is done, then whatever it sent last.
+        let mut consumer = consumer;
+        let consumed = loop {
+            tokio::select! {
+                result = &mut consumer => break result,
+                Some(event) = next_event(&mut events) => progress(Progress::Layer(event)),
+            }
+        };
+        if let Some(rx) = events.as_mut() {
+            while let Ok(event) = rx.try_recv() {
+                progress(Progress::Layer(event));
+            }
+        }
         if let Some(err) = daemon_error {
             return Err(err);
         }
@@ -202,6 +294,21 @@ impl Daemon {
         progress(Progress::Receiving { bytes: received });
         progress(Progress::Done { bytes: received });
         Ok(value)
+    }
+}
+
+/// How many bytes of the daemon's stream the spooler is handed at a time (the pipe holds
+/// [`CAPACITY`] batches).
+const BATCH: usize = 128 * 1024;
+
+/// The next consumer event, or never when there is no event channel (a closed channel yields
+/// `None`, which disables the branch in a `select!`).
+async fn next_event(
+    events: &mut Option<mpsc::UnboundedReceiver<SpoolEvent>>,
+) -> Option<SpoolEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,8 +14,11 @@
 //! - [`Daemon::inspect`] → [`ImageInfo`]: ID, tags, repo digests, size, layer diff_ids and
 //!   platform, to decide what to export and which layers a registry already has.
 //! - [`Daemon::export`] — stream `GET /images/get` for one or several images straight into
-//!   hoist-oci's one-pass docker-archive spooler, producing an OCI layout (layers stay
-//!   uncompressed, as the daemon sent them; every blob verified; tags set only at the end).
+//!   hoist-oci's one-pass docker-archive spooler, producing an OCI layout (layers uncompressed
+//!   as the daemon sent them, or compressed on the way in with
+//!   [`ExportOptions::compress_layers`] so each byte is written once; every blob verified;
+//!   tags set only at the end, or left to the caller). Each layer is reported as it streams
+//!   ([`Progress::Layer`]).
 //! - [`Daemon::load`] — stream a layout image into `POST /images/load` as a legacy
 //!   docker-archive written on the fly by hoist-oci (gzip/zstd layers are decompressed on the
 //!   way; for an index, the daemon's own platform is picked), tag it, and check the daemon's
@@ -42,9 +45,9 @@
 //! a 50 GB export uses the same few MiB as a 50 MB one. Bytes are verified by the consumer that
 //! spools them (hoist-oci hashes every blob while writing it).
 //!
-//! What this crate does NOT do: pull or push through the daemon, run containers, talk TLS or
-//! SSH to remote daemons, or compress layers (layers stay as the daemon sent them; compression
-//! happens at push time in `hoist-registry`).
+//! What this crate does NOT do: pull or push through the daemon, run containers, or talk TLS
+//! or SSH to remote daemons. It compresses nothing itself: compression while exporting is
+//! hoist-oci's codec, run by the spooler.
 //!
 //! # Example
 //!

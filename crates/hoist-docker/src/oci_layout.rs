@@ -5,7 +5,7 @@
 //! arrives; [`hoist_oci::archive::write_docker_archive`] writes the legacy archive dockerd 20.10
 //! can load, straight into the request body.
 
-use hoist_oci::archive::{self, SpooledImage};
+use hoist_oci::archive::{self, SpoolOptions, SpooledImage};
 use hoist_oci::layout::Layout;
 use hoist_oci::{Descriptor, Platform};
 
@@ -29,6 +29,10 @@ impl Daemon {
     /// layer and config stored as a verified blob (layers uncompressed, as the daemon sent
     /// them), an OCI manifest per image, and a layout tag per `RepoTags` entry. Shared layers
     /// are sent and stored once. Tags are only set once the whole stream verified.
+    ///
+    /// [`ExportOptions::compress_layers`] compresses layers on the way in (one write per
+    /// byte); [`ExportOptions::tag_images`] leaves tagging to the caller. Each layer entry is
+    /// reported as [`Progress::Layer`] events (started, bytes, stored with its `diff_id`).
     pub async fn export<P>(
         &self,
         names: &[String],
@@ -40,8 +44,19 @@ impl Daemon {
         P: FnMut(Progress) + Send,
     {
         let layout = layout.clone();
-        self.export_with(names, options, progress, move |reader| {
-            archive::spool(reader, &layout)
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut spool_options =
+            SpoolOptions::new()
+                .tag_images(!options.untagged)
+                .on_event(move |event| {
+                    // The export may have given up on the events; the spool goes on regardless.
+                    let _ = tx.send(event);
+                });
+        if let Some((compression, level, threads)) = options.compression {
+            spool_options = spool_options.compress_layers(compression, level, threads);
+        }
+        self.export_driven(names, options, progress, Some(rx), move |reader| {
+            archive::spool_with(reader, &layout, spool_options)
         })
         .await
     }

@@ -2,14 +2,20 @@
 
 use std::time::Duration;
 
+use hoist_oci::archive::SpoolEvent;
+
 /// How often a transfer reports while nothing else happens.
 pub(crate) const TICK: Duration = Duration::from_millis(250);
 
 /// Where a transfer is. Reported through the callback given to
 /// [`Daemon::export_archive`](crate::Daemon::export_archive) and friends: at least every
 /// quarter second while the transfer runs, whatever the daemon does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few events per layer and a tick every quarter second"
+)]
 pub enum Progress {
     /// Export: the daemon is preparing the archive and has sent nothing yet. dockerd 20.10
     /// writes the whole image to its own temporary directory first (7-10 s per GiB).
@@ -32,6 +38,9 @@ pub enum Progress {
         /// Time since the last byte was sent.
         elapsed: Duration,
     },
+    /// Export into a layout ([`Daemon::export`](crate::Daemon::export)): a layer of the
+    /// stream started, progressed, or was stored and verified (with its `diff_id` and blob).
+    Layer(SpoolEvent),
     /// The transfer finished and was verified.
     Done {
         /// Bytes moved in total.

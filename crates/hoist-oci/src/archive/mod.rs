@@ -4,15 +4,20 @@
 //! `manifest.json`, `repositories`) or Docker >= 25's OCI layout inside the tar — from a
 //! non-seekable reader, streaming every file straight into a [`crate::Layout`]'s blob store and
 //! building OCI manifests at the end, when `manifest.json` (which `docker save` writes last)
-//! says how the pieces fit. [`write_docker_archive`] does the opposite for `docker load`, and
-//! [`write_docker_archive_streamed`] does it from blob readers (a registry) without a layout.
+//! says how the pieces fit. [`spool_with`] can also compress layers on the way in (one write
+//! per byte, blob digest and `diff_id` from the same pass), leave tagging to the caller, and
+//! report per-layer [`SpoolEvent`]s. [`write_docker_archive`] does the opposite for
+//! `docker load`, and [`write_docker_archive_streamed`] does it from blob readers (a registry)
+//! without a layout.
 
+mod options;
 mod read;
 mod write;
 
 use serde::{Deserialize, Serialize};
 
-pub use read::{SpooledImage, spool};
+pub use options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
+pub use read::{SpooledImage, spool, spool_with};
 pub use write::{BlobOpener, write_docker_archive, write_docker_archive_streamed};
 
 use crate::{Error, Result};

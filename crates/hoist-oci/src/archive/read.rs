@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::rc::Rc;
 
+use super::options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
 use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link, shown};
-use crate::codec::{self, Compression};
+use crate::codec::{self, Compression, Compressor};
 use crate::digest::Digester;
 use crate::layout::Layout;
 use crate::{
@@ -31,6 +32,11 @@ pub struct SpooledImage {
 struct Stored {
     digest: Digest,
     size: u64,
+    /// The compression of the stored blob.
+    compression: Compression,
+    /// The digest of the uncompressed content, when the spooler computed it (an uncompressed
+    /// tar's own digest, or the input side of a compression done while spooling).
+    diff_id: Option<Digest>,
 }
 
 /// What the pass over the tar collected.
@@ -60,8 +66,27 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 /// config whose `rootfs.diff_ids` disagree with the layers; digest errors for OCI blobs whose
 /// content does not match their name.
 pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
+    spool_with(reader, layout, SpoolOptions::new())
+}
+
+/// [`spool`] with options: compress layers while they stream in (so each byte is written
+/// once, already in the form a push needs), leave tagging to the caller, and report
+/// per-layer [`SpoolEvent`]s.
+///
+/// With [`SpoolOptions::tag_images`] off, `index.json` is not touched: the manifests are
+/// stored as blobs and returned, and the caller tags the one it wants last.
+///
+/// # Errors
+/// As [`spool`]; [`ErrorKind::InvalidInput`] for a compression level out of range, before
+/// anything is read.
+pub fn spool_with<R: Read>(
+    reader: R,
+    layout: &Layout,
+    mut options: SpoolOptions,
+) -> Result<Vec<SpooledImage>> {
+    options.validate()?;
     // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
-    let collected = collect(codec::decoder(reader)?, layout)?;
+    let collected = collect(codec::decoder(reader)?, layout, &mut options)?;
     let built = match &collected.manifest_json {
         Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {
@@ -77,6 +102,9 @@ pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
     for tag in built.iter().flat_map(|i| &i.tags) {
         crate::layout::check_ref_name(tag)?;
     }
+    if !options.tag_images {
+        return Ok(built);
+    }
     for image in &built {
         let mut tags = image.tags.iter().peekable();
         if tags.peek().is_none() {
@@ -89,7 +117,7 @@ pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
     Ok(built)
 }
 
-fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
+fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> Result<Collected> {
     let budget = Rc::new(Cell::new(None));
     let mut archive = tar::Archive::new(HeaderBudget {
         inner: reader,
@@ -99,6 +127,8 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
         .entries()
         .map_err(|e| Error::io("reading the archive", e))?;
     let mut out = Collected::default();
+    let mut layers = 0usize;
+    let mut inflight = InFlight::default();
     for n in 0.. {
         // While the tar crate looks for the next entry it reads headers, skips unread data and
         // buffers long names and PAX records whole: bound what that may consume.
@@ -152,34 +182,20 @@ fn collect<R: Read>(reader: R, layout: &Layout) -> Result<Collected> {
         }
         // An OCI blob's name is its digest: verify against it.
         let named = oci_blob_digest(&path)?;
-        let stored = if let Some(digest) = named.as_ref().filter(|d| {
-            let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
-            layout.has_blob(&existing).unwrap_or(false)
-        }) {
-            // Already in the layout: read through, hashing, instead of rewriting.
-            let mut hasher = Digester::new(digest.algorithm());
-            copy_entry(&mut entry, &mut hasher, &path, size)?;
-            let actual = hasher.finish();
-            if &actual != digest {
-                return Err(crate::digest::mismatch(digest, &actual).with_path(&path));
-            }
-            Stored {
-                digest: actual,
-                size,
-            }
-        } else {
-            let algorithm = named
-                .as_ref()
-                .map_or(crate::Algorithm::Sha256, Digest::algorithm);
-            let mut w = layout.blob_writer_for(algorithm)?;
-            copy_entry(&mut entry, &mut w, &path, size)?;
-            let (digest, size) = w
-                .commit(named.as_ref(), Some(size))
-                .map_err(|e| e.with_path(&path))?;
-            Stored { digest, size }
-        };
-        out.files.insert(path, stored);
+        if inflight.is_done() {
+            // Report a layer stored as soon as its commit is known to be done.
+            inflight.finish(&mut out, options)?;
+        }
+        let (index, storing) =
+            store_entry(&mut entry, &path, size, named, layout, options, &mut layers)?;
+        // At most one commit runs beside the stream.
+        inflight.finish(&mut out, options)?;
+        match storing {
+            Storing::Done(stored) => record(&mut out, options, path, index, stored),
+            Storing::Committing(handle) => inflight.pending = Some((path, index, handle)),
+        }
     }
+    inflight.finish(&mut out, options)?;
     // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
     // cleanly (bounded: a stream that never ends is not drained forever).
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
@@ -250,6 +266,263 @@ fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
             .map_err(|e| Error::invalid(format!("archive blob {path:?}: {e}"))),
         _ => Ok(None),
     }
+}
+
+/// Store one file of the archive as a blob: verified against its name when it has one,
+/// compressed on the way when it is an uncompressed layer and the options ask for it, and
+/// reported as a layer when its content is a tar (or a compressed blob).
+fn store_entry<R: Read>(
+    entry: &mut R,
+    path: &str,
+    size: u64,
+    named: Option<Digest>,
+    layout: &Layout,
+    options: &mut SpoolOptions,
+    layers: &mut usize,
+) -> Result<(Option<usize>, Storing)> {
+    let mut head_buf = [0u8; 512];
+    let want = usize::try_from(size.min(512)).unwrap_or(512);
+    let got = read_full(entry, &mut head_buf[..want]).map_err(|e| truncated_or(e, path))?;
+    if got < want {
+        return Err(truncated(path, got as u64, size));
+    }
+    let head = &head_buf[..want];
+    let detected = Compression::detect(head);
+    let is_tar = detected == Compression::None && looks_like_tar(head, size);
+    let is_layer = is_tar || (detected != Compression::None && size >= 512);
+    // The compressor hashes the input with sha256: a blob named with another algorithm is
+    // stored as it is.
+    let compress = options.compression.filter(|_| {
+        is_tar
+            && named
+                .as_ref()
+                .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256)
+    });
+    let index = is_layer.then(|| {
+        let i = *layers;
+        *layers += 1;
+        options.emit(SpoolEvent::LayerStarted {
+            index: i,
+            path: path.to_string(),
+            size,
+            compressing: compress.is_some(),
+        });
+        i
+    });
+    let mut body = io::Cursor::new(head).chain(entry);
+    let mut tick = |bytes: u64| {
+        if let Some(index) = index {
+            options.emit(SpoolEvent::LayerProgress { index, bytes });
+        }
+    };
+    let stored = if let Some(c) = compress {
+        let mut compressor =
+            Compressor::new(layout.blob_writer()?, c.compression, c.level, c.threads)?;
+        pump(&mut body, &mut compressor, path, size, &mut tick)?;
+        let (writer, info) = compressor.finish()?;
+        if let Some(named) = &named
+            && &info.diff_id != named
+        {
+            return Err(crate::digest::mismatch(named, &info.diff_id).with_path(path));
+        }
+        let owned = path.to_string();
+        let commit = move || {
+            let (digest, blob_size) = writer
+                .commit(Some(&info.digest), Some(info.size))
+                .map_err(|e| e.with_path(&owned))?;
+            Ok(Stored {
+                digest,
+                size: blob_size,
+                compression: c.compression,
+                diff_id: Some(info.diff_id),
+            })
+        };
+        Storing::commit(size, commit)?
+    } else if let Some(digest) = named.as_ref().filter(|d| {
+        let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
+        layout.has_blob(&existing).unwrap_or(false)
+    }) {
+        // Already in the layout: read through, hashing, instead of rewriting.
+        let mut hasher = Digester::new(digest.algorithm());
+        pump(&mut body, &mut hasher, path, size, &mut tick)?;
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(crate::digest::mismatch(digest, &actual).with_path(path));
+        }
+        Storing::Done(Stored {
+            diff_id: is_tar.then(|| actual.clone()),
+            digest: actual,
+            size,
+            compression: detected,
+        })
+    } else {
+        let algorithm = named
+            .as_ref()
+            .map_or(crate::Algorithm::Sha256, Digest::algorithm);
+        let mut w = layout.blob_writer_for(algorithm)?;
+        pump(&mut body, &mut w, path, size, &mut tick)?;
+        let owned = path.to_string();
+        let commit = move || {
+            let (digest, size) = w
+                .commit(named.as_ref(), Some(size))
+                .map_err(|e| e.with_path(&owned))?;
+            Ok(Stored {
+                diff_id: is_tar.then(|| digest.clone()),
+                digest,
+                size,
+                compression: detected,
+            })
+        };
+        Storing::commit(size, commit)?
+    };
+    Ok((index, stored))
+}
+
+/// A stored entry, or one whose verified blob is being committed (fsynced and renamed into
+/// place) on another thread while the next entry streams in.
+enum Storing {
+    Done(Stored),
+    Committing(std::thread::JoinHandle<Result<Stored>>),
+}
+
+/// Entries at least this big are committed in the background: their fsync overlaps the next
+/// entry instead of stalling the stream (the daemon cannot send while nobody reads).
+const BACKGROUND_COMMIT: u64 = 1 << 20;
+
+impl Storing {
+    fn commit(size: u64, commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
+        if size < BACKGROUND_COMMIT {
+            return commit().map(Storing::Done);
+        }
+        std::thread::Builder::new()
+            .name("hoist-commit".into())
+            .spawn(commit)
+            .map(Storing::Committing)
+            .map_err(|e| Error::io("starting a blob commit thread", e))
+    }
+}
+
+/// The one entry whose commit may still be running. Finishing it records it (and reports a
+/// layer as stored); dropping it waits for the commit, so a failed spool returns only after
+/// every temp file is gone or renamed.
+#[derive(Default)]
+struct InFlight {
+    pending: Option<(
+        String,
+        Option<usize>,
+        std::thread::JoinHandle<Result<Stored>>,
+    )>,
+}
+
+impl InFlight {
+    fn is_done(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|(_, _, handle)| handle.is_finished())
+    }
+
+    fn finish(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
+        let Some((path, index, handle)) = self.pending.take() else {
+            return Ok(());
+        };
+        let stored = handle
+            .join()
+            .map_err(|_| Error::new(ErrorKind::Io, "a blob commit thread panicked"))??;
+        record(out, options, path, index, stored);
+        Ok(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((_, _, handle)) = self.pending.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Remember a stored file, reporting it when it is a layer.
+fn record(
+    out: &mut Collected,
+    options: &mut SpoolOptions,
+    path: String,
+    index: Option<usize>,
+    stored: Stored,
+) {
+    if let Some(index) = index {
+        options.emit(SpoolEvent::LayerStored {
+            index,
+            diff_id: stored
+                .diff_id
+                .clone()
+                .unwrap_or_else(|| stored.digest.clone()),
+            blob: Descriptor::new(
+                MediaType::oci_layer(stored.compression),
+                stored.digest.clone(),
+                stored.size,
+            ),
+        });
+    }
+    out.files.insert(path, stored);
+}
+
+/// Whether an entry's first block is a tar header (a `ustar` magic) or the zero block of an
+/// empty tar, in an entry sized like a tar (whole 512-byte blocks, at least the end marker).
+fn looks_like_tar(head: &[u8], size: u64) -> bool {
+    if size < 1024 || !size.is_multiple_of(512) || head.len() < 512 {
+        return false;
+    }
+    head.get(257..262) == Some(b"ustar".as_slice()) || head.iter().all(|&b| b == 0)
+}
+
+/// Read until `buf` is full or the stream ends; returns the bytes read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading input", e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Copy exactly `size` bytes of an entry through one bounded buffer, calling `tick` with the
+/// bytes copied about every [`PROGRESS_STEP`]; fewer bytes means the tar was cut short.
+fn pump<R: Read, W: io::Write>(
+    r: &mut R,
+    w: &mut W,
+    path: &str,
+    size: u64,
+    tick: &mut impl FnMut(u64),
+) -> Result<()> {
+    let mut buf = vec![0u8; codec::COPY_BUF];
+    let mut total = 0u64;
+    let mut reported = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(truncated_or(Error::io("reading input", e), path)),
+        };
+        w.write_all(&buf[..n])
+            .map_err(|e| Error::io("writing output", e).with_path(path))?;
+        total += n as u64;
+        if total - reported >= PROGRESS_STEP {
+            reported = total;
+            tick(total);
+        }
+    }
+    if total != size {
+        return Err(truncated(path, total, size));
+    }
+    if total != reported {
+        tick(total);
+    }
+    Ok(())
 }
 
 /// Copy exactly `size` bytes of an entry; fewer means the tar was cut short.
@@ -359,11 +632,11 @@ fn build_from_manifest_json(
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             let s = lookup(c, path)?;
             let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
-            let compression = layout.sniff(&desc)?;
-            let actual_diff_id = if compression == Compression::None {
-                s.digest.clone()
-            } else {
-                uncompressed_digest(layout, &desc)?
+            let compression = s.compression;
+            let actual_diff_id = match &s.diff_id {
+                Some(known) => known.clone(),
+                None if compression == Compression::None => s.digest.clone(),
+                None => uncompressed_digest(layout, &desc)?,
             };
             if &actual_diff_id != diff_id {
                 return Err(Error::new(

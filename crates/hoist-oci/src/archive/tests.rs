@@ -542,3 +542,197 @@ mod props {
         }
     }
 }
+
+#[test]
+fn spool_with_compresses_each_layer_once_and_reports_it() {
+    use std::sync::{Arc, Mutex};
+    let fx = legacy_archive();
+    let (_d, l) = new_layout();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let options = SpoolOptions::new()
+        .compress_layers(Compression::Gzip, Some(1), 2)
+        .tag_images(false)
+        .on_event(move |e| sink.lock().expect("lock").push(e));
+    let images = spool_with(pipe(fx.bytes), &l, options).expect("spool");
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0].tags, vec!["app:a", "localhost:5000/team/app:a"]);
+    assert!(
+        l.list().expect("list").is_empty(),
+        "tagging left to the caller"
+    );
+
+    let a = l.image_at(&images[0].manifest, None).expect("image a");
+    let b = l.image_at(&images[1].manifest, None).expect("image b");
+    let diff_ids: Vec<Digest> = fx.layers.iter().map(|t| Digest::sha256_of(t)).collect();
+    for (layer, want) in a.manifest.value().layers.iter().zip(&diff_ids) {
+        assert_eq!(layer.media_type, MediaType::OCI_LAYER_GZIP);
+        assert_ne!(&layer.digest, want, "stored compressed");
+        let mut hasher = crate::digest::Digester::new(crate::Algorithm::Sha256);
+        crate::codec::copy(
+            crate::codec::decoder(l.open_blob(layer).expect("open")).expect("gzip"),
+            &mut hasher,
+        )
+        .expect("decompress");
+        assert_eq!(&hasher.finish(), want);
+    }
+    assert_eq!(
+        b.manifest.value().layers[0],
+        a.manifest.value().layers[0],
+        "shared base stored once"
+    );
+    // 3 compressed layers + 2 configs + 2 manifests: no uncompressed copy, no temp file.
+    assert_eq!(blobs(&l).len(), 7, "{:?}", blobs(&l));
+
+    let events = events.lock().expect("lock");
+    let started: Vec<(usize, u64, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            SpoolEvent::LayerStarted {
+                index,
+                size,
+                compressing,
+                ..
+            } => Some((*index, *size, *compressing)),
+            _ => None,
+        })
+        .collect();
+    let sizes: Vec<u64> = fx.layers.iter().map(|t| t.len() as u64).collect();
+    assert_eq!(
+        started,
+        vec![
+            (0, sizes[0], true),
+            (1, sizes[1], true),
+            (2, sizes[2], true)
+        ]
+    );
+    let stored: Vec<(usize, Digest, Descriptor)> = events
+        .iter()
+        .filter_map(|e| match e {
+            SpoolEvent::LayerStored {
+                index,
+                diff_id,
+                blob,
+            } => Some((*index, diff_id.clone(), blob.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 3);
+    for (i, diff_id, blob) in &stored {
+        assert_eq!(diff_id, &diff_ids[*i]);
+        l.verify_blob(blob).expect("reported blob is stored");
+    }
+    // Every layer's last progress report is its whole size, after its start and before its end.
+    for (i, size) in sizes.iter().enumerate() {
+        let pos = |f: &dyn Fn(&SpoolEvent) -> bool| events.iter().position(f).expect("event");
+        let start = pos(&|e| matches!(e, SpoolEvent::LayerStarted { index, .. } if *index == i));
+        let end = pos(&|e| matches!(e, SpoolEvent::LayerStored { index, .. } if *index == i));
+        let last = events[start..end]
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                SpoolEvent::LayerProgress { index, bytes } if *index == i => Some(*bytes),
+                _ => None,
+            })
+            .expect("progress");
+        assert_eq!(last, *size);
+    }
+}
+
+#[test]
+fn spool_with_checks_options_and_cleans_up_a_cut_stream() {
+    let (_d, l) = new_layout();
+    let bad = SpoolOptions::new().compress_layers(Compression::Gzip, Some(42), 1);
+    let err = spool_with(io::empty(), &l, bad).expect_err("level 42");
+    assert!(
+        err.is_invalid_input() && err.to_string().contains("42"),
+        "{err}"
+    );
+
+    // A stream cut in the middle of a layer being compressed leaves no temp file and no tag.
+    let fx = legacy_archive();
+    let cut = fx.bytes[..1024 + 2048 + 700].to_vec();
+    let options = SpoolOptions::new().compress_layers(Compression::Zstd, None, 1);
+    let err = spool_with(pipe(cut), &l, options).expect_err("cut");
+    assert!(err.is_corrupt(), "{err}");
+    assert!(l.list().expect("list").is_empty());
+    assert!(
+        blobs(&l).iter().all(|p| p.starts_with("sha256/")),
+        "temp files left: {:?}",
+        blobs(&l)
+    );
+}
+
+/// Two layers over the background-commit size, as `docker save` lays them out.
+fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let noise = |seed: u8| -> Vec<u8> {
+        (0..1_500_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
+            .collect()
+    };
+    let layers = vec![
+        tar_of(&[("big/a", &noise(1)[..])]),
+        tar_of(&[("big/b", &noise(2)[..])]),
+    ];
+    let cfg = config_for(
+        layers.iter().map(|t| Digest::sha256_of(t)).collect(),
+        "amd64",
+    );
+    let manifest = format!(
+        r#"[{{"Config":"{c}.json","RepoTags":["big:1"],"Layers":["aa/layer.tar","bb/layer.tar"]}}]"#,
+        c = cfg.digest().hex()
+    );
+    let bytes = archive(vec![
+        Item::File("aa/layer.tar", layers[0].clone()),
+        Item::File("bb/layer.tar", layers[1].clone()),
+        Item::File(
+            &format!("{}.json", cfg.digest().hex()),
+            cfg.bytes().to_vec(),
+        ),
+        Item::File("manifest.json", manifest.into_bytes()),
+    ]);
+    (bytes, layers)
+}
+
+#[test]
+fn big_layers_commit_beside_the_stream_and_a_cut_leaves_no_temp_file() {
+    let (bytes, layers) = big_layer_archive();
+    for compression in [Compression::None, Compression::Gzip] {
+        let (_d, l) = new_layout();
+        let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&stored);
+        let options = SpoolOptions::new()
+            .compress_layers(compression, None, 2)
+            .on_event(move |e| {
+                if let SpoolEvent::LayerStored { index, diff_id, .. } = e {
+                    sink.lock().expect("lock").push((index, diff_id));
+                }
+            });
+        let images = spool_with(pipe(bytes.clone()), &l, options).expect("spool");
+        let image = l.image(Some("big:1"), None).expect("tagged");
+        assert_eq!(image.descriptor.digest, images[0].manifest.digest);
+        for layer in &image.manifest.value().layers {
+            l.verify_blob(layer).expect("committed and verified");
+        }
+        let want: Vec<(usize, Digest)> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, Digest::sha256_of(t)))
+            .collect();
+        assert_eq!(*stored.lock().expect("lock"), want, "{compression}");
+    }
+
+    // Cut inside the second layer while the first may still be committing.
+    let cut = bytes[..512 + layers[0].len() + 512 + 700_000].to_vec();
+    let (_d, l) = new_layout();
+    let err = spool(pipe(cut), &l).expect_err("cut");
+    assert!(err.is_corrupt(), "{err}");
+    assert!(
+        blobs(&l).iter().all(|p| p.starts_with("sha256/")),
+        "temp files left: {:?}",
+        blobs(&l)
+    );
+    // The first layer was whole: it stays, complete and verified (but untagged).
+    assert!(blobs(&l).contains(&format!("sha256/{}", Digest::sha256_of(&layers[0]).hex())));
+    assert!(l.list().expect("list").is_empty());
+}

@@ -5,7 +5,8 @@
 //! changes) and ends with a sync flush (so blocks concatenate into one valid deflate stream);
 //! the CRC is computed in order on the writer's thread. The output depends only on the input,
 //! the level and [`BLOCK`], never on the thread count: the same layer always gets the same
-//! digest. Memory is bounded by the blocks in flight (two per thread, plus one being filled).
+//! digest. Memory is bounded by the blocks in flight (one per thread plus one queued, plus one
+//! being filled), each holding its input and its compressed output; buffers are reused.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -27,9 +28,17 @@ struct Job {
     data: Vec<u8>,
     dict: Vec<u8>,
     last: bool,
+    /// An empty buffer to compress into (recycled from an earlier block).
+    out: Vec<u8>,
 }
 
-type Done = (u64, io::Result<Vec<u8>>);
+/// A compressed block, with the input buffer handed back for reuse.
+struct Block {
+    compressed: Vec<u8>,
+    data: Vec<u8>,
+}
+
+type Done = (u64, io::Result<Block>);
 
 struct Pool {
     jobs: Option<SyncSender<Job>>,
@@ -40,6 +49,11 @@ struct Pool {
 
 /// A gzip writer compressing [`BLOCK`]-sized blocks on `threads` worker threads (inline when
 /// `threads <= 1` or the input is smaller than one block).
+///
+/// Buffers are recycled: input blocks come back from the workers with their result and
+/// compressed blocks are reused once written, and each worker keeps one deflate state, so a
+/// long layer allocates nothing after its first few blocks (allocating and freeing megabyte
+/// buffers across threads made the allocator's arenas grow to ~30 MiB of RSS).
 pub(crate) struct BlockGzip<W: Write> {
     out: W,
     level: u32,
@@ -51,6 +65,10 @@ pub(crate) struct BlockGzip<W: Write> {
     ready: BTreeMap<u64, Vec<u8>>,
     threads: usize,
     pool: Option<Pool>,
+    /// The deflate state for blocks compressed on this thread.
+    inline: Option<Compress>,
+    spare_in: Vec<Vec<u8>>,
+    spare_out: Vec<Vec<u8>>,
 }
 
 impl<W: Write> BlockGzip<W> {
@@ -60,7 +78,7 @@ impl<W: Write> BlockGzip<W> {
             out,
             level,
             pending: Vec::with_capacity(BLOCK),
-            dict: Vec::new(),
+            dict: Vec::with_capacity(DICT),
             crc: flate2::Crc::new(),
             submitted: 0,
             written: 0,
@@ -68,6 +86,9 @@ impl<W: Write> BlockGzip<W> {
             threads,
             // Started with the first full block: a layer under one block never spawns threads.
             pool: None,
+            inline: None,
+            spare_in: Vec::new(),
+            spare_out: Vec::new(),
         })
     }
 
@@ -75,16 +96,19 @@ impl<W: Write> BlockGzip<W> {
         if self.pool.is_none() && self.threads > 1 && !last {
             self.pool = Some(spawn_pool(self.threads, self.level)?);
         }
-        let data = std::mem::replace(
-            &mut self.pending,
-            if last {
-                Vec::new()
-            } else {
-                Vec::with_capacity(BLOCK)
-            },
-        );
+        let next = if last {
+            Vec::new()
+        } else {
+            self.spare_in
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(BLOCK))
+        };
+        let data = std::mem::replace(&mut self.pending, next);
         self.crc.update(&data);
-        let next_dict = data[data.len().saturating_sub(DICT)..].to_vec();
+        // The next block is primed with this one's tail; the buffer of the old dictionary is
+        // reused for it once the job that needs the old one has its own copy.
+        let mut next_dict = Vec::with_capacity(DICT);
+        next_dict.extend_from_slice(&data[data.len().saturating_sub(DICT)..]);
         let dict = std::mem::replace(&mut self.dict, next_dict);
         let index = self.submitted;
         self.submitted += 1;
@@ -93,10 +117,15 @@ impl<W: Write> BlockGzip<W> {
             data,
             dict,
             last,
+            out: self.spare_out.pop().unwrap_or_default(),
         };
         match &self.pool {
             None => {
-                let block = compress_block(&job, self.level);
+                let level = self.level;
+                let c = self
+                    .inline
+                    .get_or_insert_with(|| Compress::new(flate2::Compression::new(level), false));
+                let block = compress_block(c, job);
                 self.accept((index, block))?;
             }
             Some(pool) => {
@@ -126,10 +155,20 @@ impl<W: Write> BlockGzip<W> {
 
     /// Take a finished block and write every block that is now next in order.
     fn accept(&mut self, (index, block): Done) -> io::Result<()> {
-        self.ready.insert(index, block?);
-        while let Some(block) = self.ready.remove(&self.written) {
+        let Block {
+            compressed,
+            mut data,
+        } = block?;
+        if data.capacity() >= BLOCK {
+            data.clear();
+            self.spare_in.push(data);
+        }
+        self.ready.insert(index, compressed);
+        while let Some(mut block) = self.ready.remove(&self.written) {
             self.out.write_all(&block)?;
             self.written += 1;
+            block.clear();
+            self.spare_out.push(block);
         }
         Ok(())
     }
@@ -185,18 +224,25 @@ fn spawn_pool(threads: usize, level: u32) -> io::Result<Pool> {
         let worker = std::thread::Builder::new()
             .name(format!("hoist-gzip-{i}"))
             .spawn(move || {
+                // One deflate state per worker, reset for every block.
+                let mut c = Compress::new(flate2::Compression::new(level), false);
                 loop {
                     let job = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
                         Err(_) => break,
                     };
                     let Ok(job) = job else { break };
+                    let index = job.index;
                     // A panicking worker must still answer, or the writer would wait forever.
                     let block = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        compress_block(&job, level)
+                        compress_block(&mut c, job)
                     }))
                     .unwrap_or_else(|_| Err(io::Error::other("gzip worker thread panicked")));
-                    if done_tx.send((job.index, block)).is_err() {
+                    if block.is_err() {
+                        // The state may be mid-stream after a failure: start afresh.
+                        c = Compress::new(flate2::Compression::new(level), false);
+                    }
+                    if done_tx.send((index, block)).is_err() {
                         break;
                     }
                 }
@@ -207,13 +253,16 @@ fn spawn_pool(threads: usize, level: u32) -> io::Result<Pool> {
         jobs: Some(job_tx),
         results: done_rx,
         workers,
-        max_in_flight: 2 * threads as u64,
+        // One block queued beyond those being compressed keeps every worker busy; more only
+        // costs memory (each block in flight holds its input and its output).
+        max_in_flight: threads as u64 + 1,
     })
 }
 
-/// Raw deflate of one block: primed with `dict`, ending in a sync flush (or the final block).
-fn compress_block(job: &Job, level: u32) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(flate2::Compression::new(level), false);
+/// Raw deflate of one block with a reset state `c`: primed with the job's dictionary, ending
+/// in a sync flush (or the final block).
+fn compress_block(c: &mut Compress, job: Job) -> io::Result<Block> {
+    c.reset();
     if !job.dict.is_empty() {
         c.set_dictionary(&job.dict).map_err(io::Error::other)?;
     }
@@ -222,20 +271,27 @@ fn compress_block(job: &Job, level: u32) -> io::Result<Vec<u8>> {
     } else {
         FlushCompress::Sync
     };
-    let mut out = Vec::with_capacity(job.data.len() / 2 + 1024);
+    let mut out = job.out;
+    out.clear();
+    out.reserve(job.data.len() / 2 + 1024);
+    let start_in = c.total_in();
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity().max(64 * 1024));
         }
-        let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
+        let consumed = usize::try_from(c.total_in() - start_in).unwrap_or(usize::MAX);
         let input = job.data.get(consumed..).unwrap_or(&[]);
         let status = c
             .compress_vec(input, &mut out, flush)
             .map_err(io::Error::other)?;
-        let all_in = usize::try_from(c.total_in()).unwrap_or(usize::MAX) == job.data.len();
+        let all_in =
+            usize::try_from(c.total_in() - start_in).unwrap_or(usize::MAX) == job.data.len();
         // Finish is done at StreamEnd; a sync flush is done when output space was left over.
         if status == Status::StreamEnd || (!job.last && all_in && out.len() < out.capacity()) {
-            return Ok(out);
+            return Ok(Block {
+                compressed: out,
+                data: job.data,
+            });
         }
     }
 }

@@ -215,7 +215,7 @@ pub struct CompressedInfo {
 
 enum Encoder<W: Write> {
     None(HashingWriter<W>),
-    Gzip(gzip::BlockGzip<HashingWriter<W>>),
+    Gzip(Box<gzip::BlockGzip<HashingWriter<W>>>),
     Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
 }
 
@@ -250,10 +250,10 @@ impl<W: Write> Compressor<W> {
         let out = HashingWriter::new(output, Algorithm::Sha256);
         let encoder = match compression {
             Compression::None => Encoder::None(out),
-            Compression::Gzip => Encoder::Gzip(
+            Compression::Gzip => Encoder::Gzip(Box::new(
                 gzip::BlockGzip::new(out, level.unsigned_abs(), threads)
                     .map_err(|e| Error::io("starting the gzip encoder", e))?,
-            ),
+            )),
             Compression::Zstd => {
                 let setup = |e: io::Error| Error::io("setting up the zstd encoder", e);
                 let mut z = zstd::stream::write::Encoder::new(out, level).map_err(setup)?;
@@ -463,8 +463,9 @@ mod tests {
 
     #[test]
     fn block_gzip_is_one_member_and_independent_of_threads() {
-        // Several blocks plus a partial one; a tar-like mix of runs and noise.
-        let data: Vec<u8> = (0..(3 * gzip::BLOCK + 12_345))
+        // Enough blocks that buffers and deflate states are reused, plus a partial one; a
+        // tar-like mix of runs and noise.
+        let data: Vec<u8> = (0..(7 * gzip::BLOCK + 12_345))
             .map(|i| {
                 if (i / 50_000) % 2 == 0 {
                     (i % 7) as u8

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_oci::Descriptor;
 use hoist_oci::archive::spool;
 use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Compression, Descriptor};
 
 use super::local::{
     choose_archive_image, copy_between_layouts, tag_layout, unpack_from_layout, write_archive,
@@ -64,6 +64,14 @@ async fn copy(
     match (source, destination) {
         (Location::DockerDaemon { name }, Location::Registry { reference }) => {
             return push_from_daemon(config, name, reference, reporter).await;
+        }
+        // Straight into the destination layout, unless the cache already has the export.
+        (Location::DockerDaemon { name }, Location::Oci { dir, tag }) => {
+            let exported =
+                daemon::export_to_layout(config, name, dir, tag.as_deref(), reporter).await?;
+            if exported {
+                return Ok(());
+            }
         }
         // Straight into the destination layout.
         (Location::Registry { reference }, Location::Oci { dir, tag }) => {
@@ -213,7 +221,9 @@ pub async fn stage(
         }
         Location::DockerDaemon { name } => {
             let docker = daemon::connect().await?;
-            let (layout, image, _) = daemon::export_cached(config, &docker, name, reporter).await?;
+            // Archives, root filesystems and loads want the layers as the daemon sends them.
+            let (layout, image, _) =
+                daemon::export_cached(config, &docker, name, Compression::None, reporter).await?;
             Ok(Staged {
                 layout,
                 image,

@@ -1,17 +1,23 @@
 //! The Docker daemon as a source and a destination, and the push-from-daemon cache.
 //!
-//! An export is spooled once into `CACHE/exports/IMAGE_ID` (a layout, renamed into place only
-//! when complete, so a crash never leaves a half export that looks whole). Pushing compresses
-//! each layer once into that layout and remembers, in `CACHE/layer-map`, which compressed
-//! digest belongs to which diff_id at which compression setting: a re-push of unchanged layers
-//! asks the registry for the remembered digest and skips compressing and uploading them.
+//! An export for a push is spooled once into `CACHE/exports/IMAGE_ID` (a layout, renamed into
+//! place only when complete, so a crash never leaves a half export that looks whole), each
+//! layer compressed while it streams in, so every byte is written once. Which compressed
+//! digest belongs to which diff_id at which compression setting is remembered in
+//! `CACHE/layer-map`: a re-push of unchanged layers asks the registry for the remembered
+//! digest and skips compressing and uploading them. An export into a user's layout goes
+//! straight there (no cache copy) unless the cache already holds the image.
+//!
+//! Progress: one line for the export stream ("preparing" while dockerd writes the image to its
+//! own disk, then bytes received) and one per layer from the spooler's events.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ImageInfo};
-use hoist_oci::archive::{spool, write_docker_archive};
-use hoist_oci::codec::Compressor;
+use hoist_oci::archive::{SpoolEvent, write_docker_archive};
+use hoist_oci::codec::{Compression, Compressor};
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
 use crate::config::Config;
@@ -32,8 +38,37 @@ pub async fn connect() -> anyhow::Result<Daemon> {
         .context("connecting to the Docker daemon")
 }
 
+/// The cached export of the image `info` describes, if a complete one is there.
+fn cached_export(config: &Config, info: &ImageInfo) -> Option<(Layout, Image)> {
+    let dir = config.cache_dir.join("exports").join(info.id.hex());
+    let layout = Layout::open(&dir).ok()?;
+    let image = layout.image(Some(EXPORT_TAG), None).ok()?;
+    Some((layout, image))
+}
+
+/// Threads compressing one layer: the machine's cores, at most 4.
+fn compression_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// Export options: the configured platform; layers compressed while spooling with
+/// `compression` (the configured level when it is the configured codec); no tags.
+fn export_options(config: &Config, compression: Compression) -> ExportOptions {
+    let mut options = ExportOptions::new().tag_images(false);
+    if let Some(p) = &config.platform {
+        options = options.platform(p.clone());
+    }
+    let level = if compression == config.compression {
+        config.compression_level
+    } else {
+        None
+    };
+    options.compress_layers(compression, level, compression_threads())
+}
+
 /// Export `name` from the daemon into the cache (or reuse the cached export of the same image
-/// ID). Returns the layout, the image and the daemon's facts about it.
+/// ID), its layers compressed with `compression` on the way in. Returns the layout, the image
+/// and the daemon's facts about it.
 ///
 /// # Errors
 /// Daemon, spooling and cache I/O errors.
@@ -41,20 +76,16 @@ pub async fn export_cached(
     config: &Config,
     daemon: &Daemon,
     name: &str,
+    compression: Compression,
     reporter: &Reporter,
 ) -> anyhow::Result<(Layout, Image, ImageInfo)> {
-    let info = daemon
-        .inspect(name)
-        .await
-        .with_context(|| format!("looking up `{name}` in the Docker daemon"))?;
-    let exports = config.cache_dir.join("exports");
-    let dir = exports.join(info.id.hex());
-    if let Ok(layout) = Layout::open(&dir)
-        && let Ok(image) = layout.image(Some(EXPORT_TAG), None)
-    {
+    let info = inspect(daemon, name).await?;
+    if let Some((layout, image)) = cached_export(config, &info) {
         tracing::info!(id = %info.id, "reusing the cached export");
         return Ok((layout, image, info));
     }
+    let exports = config.cache_dir.join("exports");
+    let dir = exports.join(info.id.hex());
     std::fs::create_dir_all(&exports).with_context(|| format!("creating {}", exports.display()))?;
     let partial = tempfile::Builder::new()
         .prefix(&format!("{}.partial-", info.id.hex()))
@@ -62,32 +93,14 @@ pub async fn export_cached(
         .with_context(|| format!("creating a directory in {}", exports.display()))?;
     let layout_dir = partial.path().join("layout");
     let layout = Layout::create(&layout_dir)?;
-    reporter.send(Event::Layer {
-        id: EXPORT_LINE.into(),
-        size: (info.size > 0).then_some(info.size),
-    });
-    reporter.state(EXPORT_LINE, LayerState::Exporting);
-    let mut options = ExportOptions::new();
-    if let Some(p) = &config.platform {
-        options = options.platform(p.clone());
-    }
-    let progress_reporter = reporter.clone();
-    let total = (info.size > 0).then_some(info.size);
-    let spool_layout = layout.clone();
+    // After the export each layer waits for its push.
+    let mut lines = LayerLines::announce(reporter, &info, LayerState::Waiting);
     let spooled = daemon
-        .export_with(
+        .export(
             &[name.to_string()],
-            &options,
-            move |p| {
-                if let hoist_docker::Progress::Receiving { bytes } = p {
-                    progress_reporter.send(Event::Progress {
-                        id: EXPORT_LINE.into(),
-                        done: bytes,
-                        total: total.map(|t| t.max(bytes)),
-                    });
-                }
-            },
-            move |reader| spool(reader, &spool_layout),
+            &layout,
+            &export_options(config, compression),
+            |p| lines.handle(p),
         )
         .await
         .with_context(|| format!("exporting `{name}` from the Docker daemon"))?;
@@ -95,7 +108,6 @@ pub async fn export_cached(
         bail!("the daemon's export of `{name}` held no image");
     };
     layout.set_tag(EXPORT_TAG, &first.manifest)?;
-    reporter.state(EXPORT_LINE, LayerState::Done);
     // Complete: move it into place under the image ID (another hoist may have won the race).
     match std::fs::rename(&layout_dir, &dir) {
         Ok(()) => {}
@@ -108,6 +120,191 @@ pub async fn export_cached(
     let layout = Layout::open(&dir)?;
     let image = layout.image(Some(EXPORT_TAG), None)?;
     Ok((layout, image, info))
+}
+
+async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
+    daemon
+        .inspect(name)
+        .await
+        .with_context(|| format!("looking up `{name}` in the Docker daemon"))
+}
+
+/// Export `name` from the daemon straight into the layout at `dir` (created if missing): one
+/// pass, each byte written once, layers compressed on the way in per the configuration (kept
+/// as the daemon sends them with `--compression none`), every blob verified before it is
+/// renamed into place, and the tag (or an untagged index entry) written last. Returns false,
+/// having done nothing, when the image's export is already in the cache: copying that is
+/// cheaper than a new export, and the caller does it.
+///
+/// A failed export leaves no temp file, no tag, and no directory it created.
+///
+/// # Errors
+/// Daemon, spooling and I/O errors.
+pub async fn export_to_layout(
+    config: &Config,
+    name: &str,
+    dir: &Path,
+    tag: Option<&str>,
+    reporter: &Reporter,
+) -> anyhow::Result<bool> {
+    let daemon = connect().await?;
+    let info = inspect(&daemon, name).await?;
+    if cached_export(config, &info).is_some() {
+        return Ok(false);
+    }
+    let existed = dir.exists();
+    let layout = {
+        let owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Layout::open_or_create(&owned))
+            .await?
+            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
+    };
+    let mut lines = LayerLines::announce(reporter, &info, LayerState::Done);
+    let exported = daemon
+        .export(
+            &[name.to_string()],
+            &layout,
+            &export_options(config, config.compression),
+            |p| lines.handle(p),
+        )
+        .await
+        .with_context(|| format!("exporting `{name}` from the Docker daemon"));
+    let spooled = match exported {
+        Ok(spooled) => spooled,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+    };
+    let Some(first) = spooled.first() else {
+        bail!("the daemon's export of `{name}` held no image");
+    };
+    super::local::tag_layout(dir, tag, &first.manifest).await?;
+    Ok(true)
+}
+
+/// The export's progress as lines: one for the stream ("preparing" while dockerd writes the
+/// image to its own disk, then bytes received) and one per layer from the spooler's events.
+///
+/// dockerd does not send layers in image order, and a legacy archive names a layer entry by
+/// an ID that is not its diff_id: each layer's line is a placeholder (`layer N`) taken in
+/// stream order, renamed to the layer's diff_id once it is stored and verified.
+struct LayerLines {
+    reporter: Reporter,
+    /// Placeholder lines not yet taken by a layer entry, in order.
+    free: std::collections::VecDeque<String>,
+    /// Layer entries of the stream: their line and size.
+    entries: HashMap<usize, (String, u64)>,
+    /// The state of a layer once stored.
+    stored: LayerState,
+    total: Option<u64>,
+    receiving: bool,
+}
+
+impl LayerLines {
+    fn announce(reporter: &Reporter, info: &ImageInfo, stored: LayerState) -> Self {
+        let total = (info.size > 0).then_some(info.size);
+        reporter.send(Event::Layer {
+            id: EXPORT_LINE.into(),
+            size: total,
+        });
+        reporter.state(EXPORT_LINE, LayerState::Preparing);
+        let mut unique: Vec<&hoist_oci::Digest> = Vec::with_capacity(info.diff_ids.len());
+        for diff_id in &info.diff_ids {
+            if !unique.contains(&diff_id) {
+                unique.push(diff_id);
+            }
+        }
+        let free = (1..=unique.len()).map(placeholder).collect();
+        for id in &free {
+            reporter.send(Event::Layer {
+                id: String::clone(id),
+                size: None,
+            });
+        }
+        LayerLines {
+            reporter: reporter.clone(),
+            free,
+            entries: HashMap::new(),
+            stored,
+            total,
+            receiving: false,
+        }
+    }
+
+    fn handle(&mut self, progress: hoist_docker::Progress) {
+        use hoist_docker::Progress;
+        match progress {
+            Progress::Receiving { bytes } => {
+                if !self.receiving {
+                    self.receiving = true;
+                    self.reporter.state(EXPORT_LINE, LayerState::Exporting);
+                }
+                self.reporter.send(Event::Progress {
+                    id: EXPORT_LINE.into(),
+                    done: bytes,
+                    total: self.total.map(|t| t.max(bytes)),
+                });
+            }
+            Progress::Layer(event) => self.layer(event),
+            Progress::Done { .. } => self.reporter.state(EXPORT_LINE, LayerState::Done),
+            _ => {}
+        }
+    }
+
+    fn layer(&mut self, event: SpoolEvent) {
+        match event {
+            SpoolEvent::LayerStarted {
+                index,
+                size,
+                compressing,
+                ..
+            } => {
+                let id = self
+                    .free
+                    .pop_front()
+                    .unwrap_or_else(|| placeholder(index + 1));
+                self.reporter.send(Event::Layer {
+                    id: id.clone(),
+                    size: Some(size),
+                });
+                let state = if compressing {
+                    LayerState::Compressing
+                } else {
+                    LayerState::Exporting
+                };
+                self.reporter.state(&id, state);
+                self.entries.insert(index, (id, size));
+            }
+            SpoolEvent::LayerProgress { index, bytes } => {
+                if let Some((id, size)) = self.entries.get(&index) {
+                    self.reporter.send(Event::Progress {
+                        id: id.clone(),
+                        done: bytes,
+                        total: Some(*size),
+                    });
+                }
+            }
+            SpoolEvent::LayerStored { index, diff_id, .. } => {
+                let Some((line, _)) = self.entries.get(&index) else {
+                    return;
+                };
+                let id = diff_id.to_string();
+                self.reporter.send(Event::Rename {
+                    from: line.clone(),
+                    to: id.clone(),
+                });
+                self.reporter.state(&id, self.stored);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn placeholder(n: usize) -> String {
+    format!("layer {n}")
 }
 
 /// Where the compressed digest of a diff_id is remembered, per compression setting.

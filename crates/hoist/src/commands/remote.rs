@@ -158,7 +158,9 @@ pub async fn push_from_daemon(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let docker = daemon::connect().await?;
-    let (layout, image, _) = daemon::export_cached(config, &docker, name, reporter).await?;
+    // Layers are compressed while they stream out of the daemon: written once, pushable.
+    let (layout, image, _) =
+        daemon::export_cached(config, &docker, name, config.compression, reporter).await?;
     let client = registry::client(config)?;
     let repo = Repo::from_reference(reference)?;
     let exists = |d: Descriptor| {

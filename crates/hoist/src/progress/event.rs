@@ -82,6 +82,8 @@ pub enum Event {
 pub enum LayerState {
     /// Queued.
     Waiting,
+    /// The Docker daemon is preparing the export (it sends nothing for seconds meanwhile).
+    Preparing,
     /// Being exported from the Docker daemon.
     Exporting,
     /// Being compressed.
@@ -111,6 +113,7 @@ impl LayerState {
     pub fn label(self) -> &'static str {
         match self {
             LayerState::Waiting => "waiting",
+            LayerState::Preparing => "preparing",
             LayerState::Exporting => "exporting",
             LayerState::Compressing => "compressing",
             LayerState::Pushing => "pushing",

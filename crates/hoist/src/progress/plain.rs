@@ -19,6 +19,8 @@ pub fn plain_line(event: &Event, board: &Board, now: Instant) -> Option<String> 
             destination,
         } => format!("{operation} {source} -> {destination}"),
         Event::Layer { .. } | Event::Progress { .. } => return None,
+        // An export's placeholder line learns its layer's diff_id; a diff_id its compressed blob.
+        Event::Rename { from, to } if from.starts_with("layer ") => format!("{from} is {to}"),
         Event::Rename { from, to } => format!("{from} compressed as {to}"),
         Event::State { id, state } => {
             let mut text = format!("{id} {}", state.label());
