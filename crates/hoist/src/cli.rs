@@ -170,6 +170,20 @@ pub struct GlobalArgs {
     /// [default: $XDG_CACHE_HOME/hoist or ~/.cache/hoist]
     #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// When unpacking, refuse a layer that writes more file content than this (same units as
+    /// --chunk-size): a bound against decompression bombs. Unlimited by default.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_MAX_LAYER_BYTES",
+        value_name = "SIZE"
+    )]
+    pub max_layer_bytes: Option<String>,
+
+    /// When unpacking, refuse a layer with more tar entries than this. Unlimited by default.
+    #[arg(long, global = true, env = "HOIST_MAX_LAYER_ENTRIES", value_name = "N")]
+    pub max_layer_entries: Option<u64>,
 }
 
 /// The commands.

@@ -95,6 +95,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Where to write the image's runtime settings after unpacking into a rootfs.
     pub runtime_config: Option<PathBuf>,
+    /// Per-layer caps when unpacking.
+    pub unpack_limits: hoist_unpack::Limits,
 }
 
 /// What to do.
@@ -249,6 +251,15 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
     } else {
         i8::try_from(g.verbose).unwrap_or(i8::MAX)
     };
+    let max_bytes = g
+        .max_layer_bytes
+        .as_deref()
+        .map(|s| parse_size(s).map_err(|e| usage(format!("--max-layer-bytes: {e}"))))
+        .transpose()?;
+    let unpack_limits = hoist_unpack::Limits {
+        max_bytes,
+        max_entries: g.max_layer_entries,
+    };
     let cache_dir = match g.cache_dir {
         Some(dir) => dir,
         None => default_cache_dir(env.xdg_cache_home, env.home).ok_or_else(|| {
@@ -270,6 +281,7 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
         verbosity,
         cache_dir,
         runtime_config: None,
+        unpack_limits,
     })
 }
 

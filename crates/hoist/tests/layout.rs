@@ -272,3 +272,47 @@ fn unpack_writes_the_runtime_config_only_when_it_succeeds() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn unpack_limits_refuse_a_layer_over_them_and_remove_the_root() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(1, 200_000, Compression::Gzip, 9);
+    write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let source = arg(&from, ":v1");
+
+    for (flag, value, says) in [
+        ("--max-layer-entries", "1", "entries (limit)"),
+        ("--max-layer-bytes", "64KiB", "-byte limit"),
+    ] {
+        let root = tmp.path().join(format!("root{flag}"));
+        let out = hoist(&[
+            "-q",
+            flag,
+            value,
+            "unpack",
+            &source,
+            root.to_str().expect("utf-8 path"),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+        assert!(!root.exists(), "{flag}: the partial root was removed");
+    }
+    // Limits the layer fits in change nothing.
+    let root = tmp.path().join("root-ok");
+    let out = hoist(&[
+        "-q",
+        "--max-layer-entries",
+        "100000",
+        "--max-layer-bytes",
+        "1GiB",
+        "unpack",
+        &source,
+        root.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A malformed size is a usage error.
+    let out = hoist(&["--max-layer-bytes", "lots", "unpack", &source, "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}

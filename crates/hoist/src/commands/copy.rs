@@ -295,6 +295,7 @@ async fn deliver(
                 staged.layout.clone(),
                 staged.image.clone(),
                 dir.clone(),
+                config.unpack_limits,
                 reporter.clone(),
             )
             .await?;

@@ -182,10 +182,11 @@ pub async fn unpack_from_layout(
     layout: Layout,
     image: Image,
     root: PathBuf,
+    limits: hoist_unpack::Limits,
     reporter: Reporter,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
-        let unpacker = Unpacker::builder().build()?;
+        let unpacker = Unpacker::builder().limits(limits).build()?;
         let m = image.manifest.value();
         announce(&reporter, &m.layers);
         let created = prepare_root(&root)?;

@@ -288,7 +288,7 @@ pub async fn unpack_from_registry(
     let m = manifest.value();
     let config_json = fetch_config(client, &repo, &m.config).await?;
     announce(reporter, &m.layers);
-    let unpacker = Unpacker::builder().build()?;
+    let unpacker = Unpacker::builder().limits(config.unpack_limits).build()?;
     let created = prepare_root(root)?;
     let result = async {
         for (i, desc) in m.layers.iter().enumerate() {
