@@ -30,13 +30,8 @@ pub async fn mount_all(
     to: &Reference,
     reporter: &Reporter,
 ) -> anyhow::Result<bool> {
-    let from_repo = Repo::from_reference(from)?;
+    let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
     let to_repo = Repo::from_reference(to)?;
-    let platform = config.platform.clone().unwrap_or_else(Platform::host);
-    let manifest = client
-        .get_image_manifest(&from_repo, &from.tag_or_digest(), &platform)
-        .await
-        .with_context(|| format!("fetching the manifest of {from}"))?;
     let m = manifest.value();
     announce(reporter, &m.layers);
     for desc in std::iter::once(&m.config).chain(&m.layers) {
@@ -212,12 +207,7 @@ pub async fn pull_image(
     dir: &Path,
     reporter: &Reporter,
 ) -> anyhow::Result<Image> {
-    let repo = Repo::from_reference(reference)?;
-    let platform = config.platform.clone().unwrap_or_else(Platform::host);
-    let manifest = client
-        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
-        .await
-        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     let layout = {
         let owned = dir.to_path_buf();
         tokio::task::spawn_blocking(move || Layout::open_or_create(&owned))
@@ -279,12 +269,7 @@ pub async fn unpack_from_registry(
     root: &Path,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let repo = Repo::from_reference(reference)?;
-    let platform = config.platform.clone().unwrap_or_else(Platform::host);
-    let manifest: RawJson<ImageManifest> = client
-        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
-        .await
-        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     let m = manifest.value();
     let config_json = fetch_config(client, &repo, &m.config).await?;
     announce(reporter, &m.layers);
@@ -317,6 +302,25 @@ pub async fn unpack_from_registry(
     .await;
     finish_root(root, created, result)?;
     write_runtime_config(config, &config_json)
+}
+
+/// The repository of `reference` and its image manifest for the configured platform (an index
+/// is resolved to the matching manifest), verified against its digest.
+///
+/// # Errors
+/// Registry failures, with the reference named.
+pub async fn fetch_manifest(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+) -> anyhow::Result<(Repo, RawJson<ImageManifest>)> {
+    let repo = Repo::from_reference(reference)?;
+    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = client
+        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+        .await
+        .with_context(|| format!("fetching the manifest of {reference}"))?;
+    Ok((repo, manifest))
 }
 
 /// Fetch and verify a config blob (small; read through the verifying stream).
@@ -352,13 +356,8 @@ pub async fn stream_between_registries(
     to: &Reference,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let from_repo = Repo::from_reference(from)?;
+    let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
     let to_repo = Repo::from_reference(to)?;
-    let platform = config.platform.clone().unwrap_or_else(Platform::host);
-    let manifest = client
-        .get_image_manifest(&from_repo, &from.tag_or_digest(), &platform)
-        .await
-        .with_context(|| format!("fetching the manifest of {from}"))?;
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
@@ -400,12 +399,7 @@ impl RemoteImage {
         config: &Config,
         reference: &Reference,
     ) -> anyhow::Result<Option<RemoteImage>> {
-        let repo = Repo::from_reference(reference)?;
-        let platform = config.platform.clone().unwrap_or_else(Platform::host);
-        let manifest: RawJson<ImageManifest> = client
-            .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
-            .await
-            .with_context(|| format!("fetching the manifest of {reference}"))?;
+        let (repo, manifest) = fetch_manifest(client, config, reference).await?;
         let zstd = manifest
             .value()
             .layers
