@@ -520,6 +520,21 @@ pub async fn load(
     let daemon = connect().await?;
     let layout = layout.clone();
     let descriptor = image.descriptor.clone();
+    load_archive(&daemon, reporter, move |out| {
+        write_docker_archive(&layout, &[(descriptor, names)], out)
+    })
+    .await
+}
+
+/// Stream the docker-archive `produce` writes into the daemon's load request, with a "load"
+/// progress line, and report the names the daemon gave it.
+///
+/// # Errors
+/// Daemon and archive errors.
+pub async fn load_archive<F>(daemon: &Daemon, reporter: &Reporter, produce: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&mut hoist_docker::LoadWriter) -> hoist_oci::Result<()> + Send + 'static,
+{
     reporter.send(Event::Layer {
         id: "load".into(),
         size: None,
@@ -537,7 +552,7 @@ pub async fn load(
                     });
                 }
             },
-            move |out| write_docker_archive(&layout, &[(descriptor, names)], out),
+            produce,
         )
         .await
         .context("loading the image into the Docker daemon")?;

@@ -17,7 +17,7 @@ use super::local::{
 };
 use super::{daemon, registry};
 use crate::config::Config;
-use crate::progress::{Event, LayerState, Reporter};
+use crate::progress::{LayerState, Reporter};
 use crate::transport::ArchivePath;
 
 /// Copy within one registry by mounting every blob into the target repository, then pushing
@@ -486,33 +486,6 @@ pub async fn load_from_registry(
 ) -> anyhow::Result<()> {
     let docker = daemon::connect().await?;
     announce(reporter, &image.manifest.value().layers);
-    reporter.send(Event::Layer {
-        id: "load".into(),
-        size: None,
-    });
-    reporter.state("load", LayerState::Writing);
-    let progress_reporter = reporter.clone();
     let produce = image.producer(client.clone(), names, reporter.clone());
-    let loaded = docker
-        .load_with(
-            move |p| {
-                if let hoist_docker::Progress::Sending { bytes } = p {
-                    progress_reporter.send(Event::Progress {
-                        id: "load".into(),
-                        done: bytes,
-                        total: None,
-                    });
-                }
-            },
-            move |out| produce(out),
-        )
-        .await
-        .context("loading the image into the Docker daemon")?;
-    reporter.state("load", LayerState::Done);
-    for tag in loaded.tags.iter().chain(&loaded.ids) {
-        reporter.send(Event::Message {
-            text: format!("loaded {tag}"),
-        });
-    }
-    Ok(())
+    daemon::load_archive(&docker, reporter, move |out| produce(out)).await
 }
