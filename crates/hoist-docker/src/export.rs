@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::connect::{ApiVersion, Daemon};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pipe::{CAPACITY, ChannelReader, END};
+use crate::pipe::{ChannelReader, END};
 use crate::progress::{Progress, TICK};
 
 /// Options for an export.
@@ -155,7 +155,7 @@ impl Daemon {
         let label = names.join(", ");
         let mut stream = docker.export_images(&refs);
 
-        let (tx, rx) = mpsc::channel::<io::Result<bytes::Bytes>>(CAPACITY);
+        let (tx, rx) = mpsc::channel::<io::Result<bytes::Bytes>>(PIPE_BATCHES);
         let consumer = tokio::task::spawn_blocking(move || {
             consume(ExportReader {
                 inner: ChannelReader::new(rx),
@@ -297,9 +297,12 @@ impl Daemon {
     }
 }
 
-/// How many bytes of the daemon's stream the spooler is handed at a time (the pipe holds
-/// [`CAPACITY`] batches).
+/// How many bytes of the daemon's stream the spooler is handed at a time.
 const BATCH: usize = 128 * 1024;
+
+/// How many batches may wait for the spooler: 512 KiB in flight, enough to ride out a slow
+/// write while the daemon keeps sending (more only raised peak RSS, measured).
+const PIPE_BATCHES: usize = 4;
 
 /// The next consumer event, or never when there is no event channel (a closed channel yields
 /// `None`, which disables the branch in a `select!`).

@@ -301,9 +301,9 @@ fn time_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
 /// Peak RSS versus image size (scale scenario) above peak RSS per tool and scenario.
 fn rss_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     let bars = rss_bars(report);
-    let scale = report.scenarios.iter().find(|s| s.name == "scale");
+    let series = scaling_series(report);
     let bars_h = 70 + 22 * bars.len() as u32;
-    let line_h = if scale.is_some() { 420 } else { 0 };
+    let line_h = if series.is_empty() { 0 } else { 420 };
     let root = SVGBackend::new(path, (WIDTH, HEAD_H + line_h + bars_h)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, body) = root.split_vertically(HEAD_H);
@@ -316,8 +316,8 @@ fn rss_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     )?;
     let limit = HOIST_RSS_LIMIT_KIB as f64 / 1024.0;
     let (upper, lower) = body.split_vertically(line_h);
-    if let Some(s) = scale {
-        size_plot(&upper, s, limit)?;
+    if !series.is_empty() {
+        size_plot(&upper, series, limit)?;
     }
     bar_panel(
         &lower,
@@ -331,7 +331,26 @@ fn rss_chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One line per tool: the scale scenario's contenders `NAME` (at `--size`) and `NAME 4x`.
+/// The lines of the RSS-versus-size plot: the push of the `scale` scenario under each tool's
+/// name, the export of `export-scale` as `NAME (export)`.
+pub(crate) fn scaling_series(report: &Report) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut all = Vec::new();
+    for s in &report.scenarios {
+        let suffix = match s.name.as_str() {
+            "scale" => "",
+            "export-scale" => " (export)",
+            _ => continue,
+        };
+        all.extend(
+            size_series(s)
+                .into_iter()
+                .map(|(name, pts)| (format!("{name}{suffix}"), pts)),
+        );
+    }
+    all
+}
+
+/// One line per tool: a scaling scenario's contenders `NAME` (at `--size`) and `NAME 4x`.
 pub(crate) fn size_series(s: &ScenarioResult) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for c in &s.contenders {
@@ -357,16 +376,15 @@ pub(crate) fn size_series(s: &ScenarioResult) -> Vec<(String, Vec<(f64, f64)>)> 
 /// Peak RSS (y, MiB) over image size (x, MiB), one line per tool, with hoist's target.
 fn size_plot<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    s: &ScenarioResult,
+    series: Vec<(String, Vec<(f64, f64)>)>,
     limit: f64,
 ) -> anyhow::Result<()> {
-    let series = size_series(s);
     let points = || series.iter().flat_map(|(_, p)| p.iter());
     let max_x = points().map(|q| q.0).fold(1.0, f64::max) * 1.15;
     let max_y = points().map(|q| q.1).fold(limit, f64::max) * 1.3;
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "peak RSS versus image size: the same push at --size and 4x --size",
+            "peak RSS versus image size: the same push (and export) at --size and 4x --size",
             ("sans-serif", 15),
         )
         .margin(8)
@@ -394,7 +412,7 @@ fn size_plot<DB: DrawingBackend>(
         .label(format!("hoist target {limit:.0} MiB"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.6)));
     for (i, (name, pts)) in series.into_iter().enumerate() {
-        let hoist = name == "hoist";
+        let hoist = name.starts_with("hoist");
         let color = match i {
             _ if hoist => HOIST.to_rgba(),
             1 => PEER.to_rgba(),
@@ -534,6 +552,15 @@ mod tests {
         assert_eq!(hoist[0].0, 1024.0);
         assert_eq!(hoist[1].0, 4096.0);
         assert!((hoist[1].1 - 9500.0 / 1024.0).abs() < 1e-9);
+        // The export's scaling runs join the plot as their own lines; other scenarios do not.
+        let mut r2 = report();
+        let mut export = r2.scenarios[0].clone();
+        export.name = "export-scale".into();
+        r2.scenarios.push(export);
+        let names: Vec<String> = scaling_series(&r2).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.contains(&"hoist (export)".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("push-proxy")), "{names:?}");
         let bars = rss_bars(&r);
         assert_eq!(bars.len(), 6);
         assert_eq!(bars[5].label, "push-proxy: docker push");

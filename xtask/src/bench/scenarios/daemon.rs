@@ -63,6 +63,57 @@ pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
     })
 }
 
+/// The repo:tag of the 4x image in the export-scale scenario.
+const REPO_TAG_4X: &str = "bench/image4x:latest";
+
+/// Export memory scaling: hoist exports the image at `--size` and at 4x `--size` from one daemon
+/// (its peak RSS must not grow with the image). `docker save` is timed at both sizes too, for
+/// the wall-time ratio; its client holds no image data, the daemon does the work.
+pub fn export_scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let (d, bytes) = daemon_with_image(ctx)?;
+    let large = inputs::archive_sized(ctx, ctx.size * 4, REPO_TAG_4X)?;
+    d.run_docker(&["load", "-q", "-i", &large.to_string_lossy()])?;
+    let large_bytes = std::fs::metadata(&large)?.len();
+    let host = d.docker_host();
+    let pair = |repo_tag: &str, suffix: &str, bytes: u64| {
+        let mut hoist = Contender::hoist(
+            ctx,
+            &[
+                "--compression",
+                "none",
+                "copy",
+                &format!("docker-daemon:{repo_tag}"),
+                &format!("oci:{OUT}:{TAG}"),
+            ],
+            Verify::Creates("index.json".into()),
+        )
+        .env("DOCKER_HOST", &host);
+        hoist.name.push_str(suffix);
+        hoist.is_hoist = suffix.is_empty();
+        hoist.bytes = Some(bytes);
+        let mut save = Contender::peer(
+            "docker save",
+            "docker.io",
+            &[],
+            Verify::Creates("image.tar".into()),
+        );
+        save.argv = docker_argv(&d, &["save", "-o", &format!("{OUT}/image.tar"), repo_tag]);
+        save.exe = save.argv[0].clone();
+        save.name.push_str(suffix);
+        save.bytes = Some(bytes);
+        [hoist, save]
+    };
+    let mut contenders = Vec::from(pair(REPO_TAG, "", bytes));
+    contenders.extend(pair(REPO_TAG_4X, " 4x", large_bytes));
+    Ok(Prepared {
+        input_bytes: bytes,
+        contenders,
+        targets: vec![Target::rss("hoist 4x", "hoist", 1.1)],
+        before_each: None,
+        keep: vec![Box::new(d)],
+    })
+}
+
 /// Docker daemon -> registry (docker treats 127.0.0.0/8 registries as insecure by default).
 pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let (d, bytes) = daemon_with_image(ctx)?;

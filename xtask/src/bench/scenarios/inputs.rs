@@ -38,12 +38,23 @@ fn cached(path: &Path, make: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Res
     Ok(())
 }
 
-/// A docker-archive of `--size` bytes (4 uncompressed layers of random data).
+/// A docker-archive of `--size` bytes (4 uncompressed layers of random data) tagged
+/// [`REPO_TAG`].
 pub fn archive(ctx: &Ctx) -> anyhow::Result<PathBuf> {
+    archive_sized(ctx, ctx.size, REPO_TAG)
+}
+
+/// A docker-archive of `size` bytes in 4 uncompressed layers, tagged `repo_tag`.
+pub fn archive_sized(ctx: &Ctx, size: u64, repo_tag: &str) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&ctx.cache)?;
-    let path = ctx.cache.join(format!("archive-{}.tar", ctx.size));
+    let name = if repo_tag == REPO_TAG {
+        format!("archive-{size}.tar")
+    } else {
+        format!("archive-{}-{size}.tar", repo_tag.replace(['/', ':'], "_"))
+    };
+    let path = ctx.cache.join(name);
     cached(&path, || {
-        write_docker_archive(&path, REPO_TAG, &spec(ctx.size, Compression::None)).map(|_| ())
+        write_docker_archive(&path, repo_tag, &spec(size, Compression::None)).map(|_| ())
     })?;
     Ok(path)
 }

@@ -259,6 +259,12 @@ pub const SCENARIOS: &[Scenario] = &[
         prepare: daemon::export,
     },
     Scenario {
+        name: "export-scale",
+        about: "memory scaling of the export: daemon -> OCI layout at --size and at 4x --size \
+                (hoist vs docker save; daemon memory not counted)",
+        prepare: daemon::export_scale,
+    },
+    Scenario {
         name: "daemon-push",
         about: "Docker daemon -> local registry (hoist vs docker push; daemon memory not counted)",
         prepare: daemon::push,
