@@ -56,11 +56,6 @@ pub(crate) struct Bar {
     pub note: String,
 }
 
-/// Whether a contender is hoist, including its scaled variants (`hoist 4x`).
-fn is_hoist(c: &ContenderResult) -> bool {
-    c.is_hoist || c.name == "hoist" || c.name.starts_with("hoist ")
-}
-
 /// The bar of one contender for `value` (its median wall time or peak RSS).
 pub(crate) fn bar(c: &ContenderResult, label: String, value: f64) -> Bar {
     let (failed, runs) = (c.failures(), c.samples.len());
@@ -77,7 +72,7 @@ pub(crate) fn bar(c: &ContenderResult, label: String, value: f64) -> Bar {
     Bar {
         label,
         value,
-        hoist: is_hoist(c),
+        hoist: c.is_any_hoist(),
         note,
     }
 }
@@ -86,13 +81,7 @@ pub(crate) fn bar(c: &ContenderResult, label: String, value: f64) -> Bar {
 /// how hoist compares (`hoist 0.46x`): the hoist run that moved as many bytes (`hoist 4x` for
 /// `skopeo copy 4x`), else the scenario's hoist.
 pub(crate) fn time_bars(s: &ScenarioResult) -> Vec<Bar> {
-    let hoist_for = |c: &ContenderResult| {
-        s.contenders
-            .iter()
-            .find(|h| is_hoist(h) && h.bytes == c.bytes)
-            .or_else(|| s.hoist())
-            .map_or(f64::NAN, ContenderResult::wall)
-    };
+    let hoist_for = |c: &ContenderResult| s.hoist_for(c).map_or(f64::NAN, ContenderResult::wall);
     s.contenders
         .iter()
         .map(|c| {

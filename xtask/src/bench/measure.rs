@@ -119,8 +119,14 @@ pub fn min_max(values: &[f64]) -> (f64, f64) {
         })
 }
 
-/// A short sleep so the page cache and the scheduler settle between runs.
+/// Between runs: write every dirty page back (`sync`), so no run pays for the writeback of the
+/// one before it (in the export-scale scenario a 1 GiB export right after a 4 GiB one took 14 s, 10-11 s on its
+/// own),
+/// then a short sleep so the scheduler settles.
 pub fn settle() {
+    if let Err(e) = std::process::Command::new("sync").status() {
+        eprintln!("bench: WARNING sync failed ({e}): runs may pay for each other's writeback");
+    }
     std::thread::sleep(Duration::from_millis(200));
 }
 

@@ -120,10 +120,26 @@ pub struct ScenarioResult {
     pub elapsed_s: f64,
 }
 
+impl ContenderResult {
+    /// Whether this is hoist, including its scaled variants (`hoist 4x`).
+    pub fn is_any_hoist(&self) -> bool {
+        self.is_hoist || self.name == "hoist" || self.name.starts_with("hoist ")
+    }
+}
+
 impl ScenarioResult {
     /// hoist's result, when the scenario has one.
     pub fn hoist(&self) -> Option<&ContenderResult> {
         self.contenders.iter().find(|c| c.is_hoist)
+    }
+
+    /// The hoist run to compare a peer with: the one on the same input size (`hoist 4x` for
+    /// `skopeo copy 4x`), else hoist's main run.
+    pub fn hoist_for(&self, peer: &ContenderResult) -> Option<&ContenderResult> {
+        self.contenders
+            .iter()
+            .find(|h| h.is_any_hoist() && h.bytes == peer.bytes)
+            .or_else(|| self.hoist())
     }
 }
 
@@ -289,7 +305,6 @@ pub fn markdown(r: &Report) -> String {
              hoist/tool wall | hoist/tool RSS | failed |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
-        let hoist = s.hoist();
         for c in &s.contenders {
             let (lo, hi) = c.wall_range();
             let range = if lo.is_finite() {
@@ -298,8 +313,8 @@ pub fn markdown(r: &Report) -> String {
                 "-".into()
             };
             let mbps = c.bytes as f64 / 1e6 / c.wall();
-            let (rw, rr) = match hoist {
-                Some(h) if !c.is_hoist => (
+            let (rw, rr) = match s.hoist_for(c) {
+                Some(h) if !c.is_any_hoist() => (
                     num(h.wall() / c.wall(), 2),
                     num(h.rss_kib() / c.rss_kib(), 2),
                 ),
@@ -517,6 +532,40 @@ mod tests {
         assert_eq!(http_status("dial 127.0.0.1:404 sha256:413abc"), None);
         let long = "error: ".to_string() + &"x".repeat(400);
         assert_eq!(failure_reason(&long).chars().count(), REASON_MAX);
+    }
+
+    #[test]
+    fn a_scaled_peer_is_compared_with_hoist_at_its_size() {
+        let mut s = scenario();
+        let mut big = s.contenders.clone();
+        for c in &mut big {
+            c.name.push_str(" 4x");
+            c.is_hoist = false;
+            c.bytes *= 4;
+            for x in &mut c.samples {
+                x.wall_s *= 2.0;
+            }
+        }
+        big[0].samples[2].wall_s = 16.0; // hoist 4x: median 6, against tar -x 4x's 8
+        s.contenders.extend(big);
+        let md = markdown(&Report {
+            date: "now".into(),
+            machine: "here".into(),
+            scenarios: vec![s.clone()],
+            elapsed_s: 1.0,
+        });
+        // tar -x at 1x against hoist at 1x (2/4), tar -x 4x against hoist 4x (6/8); hoist 4x
+        // is not a peer and gets no ratio.
+        assert!(md.contains("| 26 | 0.50 | 4.00 | 1/3"), "{md}");
+        assert!(md.contains("| 52 | 0.75 | 4.00 | 1/3"), "{md}");
+        assert!(
+            md.contains("| hoist 4x | 6.00 | 2.00-16.00 | 1.10 | 8.0 | 70 |  |  | 0/3 |"),
+            "{md}"
+        );
+        assert_eq!(
+            s.hoist_for(&s.contenders[3]).map(|h| h.name.as_str()),
+            Some("hoist 4x")
+        );
     }
 
     #[test]
