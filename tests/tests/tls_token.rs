@@ -47,9 +47,20 @@ fn push_and_pull_with_an_https_realm_and_a_tls_registry() {
     let creds = format!("{USER}:{}", password());
     let target = format!("docker://{}/secure/app:v1", registry.host());
 
+    // Without any --cert-dir hoist speaks plain HTTP to a loopback registry, which this TLS
+    // registry answers with a bare 400: the error says the request was plain HTTP.
+    let out = Hoist::new(&cache)
+        .args(["-q", "--creds", &creds, "copy"])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(&target)
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("400"), "{}", out.stderr);
+    assert!(out.stderr.contains("plain HTTP"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&password()), "{}", out.stderr);
+
     // Trusting another CA only: refused, naming the certificate problem, nothing sent to the
-    // realm. (Without any --cert-dir hoist speaks plain HTTP to a loopback registry, which this
-    // TLS registry answers with a bare 400.)
+    // realm.
     let other = TlsFiles::generate().expect("other CA");
     let out = Hoist::new(&cache)
         .args(["-q", "--creds", &creds, "--cert-dir"])

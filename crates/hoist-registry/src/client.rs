@@ -19,7 +19,9 @@ use crate::auth::AuthState;
 use crate::body::{FileRegion, ReqBody};
 use crate::credentials::Credentials;
 use crate::protocol::location::{display_url, host_without_port, is_loopback_host};
-use crate::protocol::response::{Phase, Step, classify, parse_error_body, parse_retry_after};
+use crate::protocol::response::{
+    Phase, Step, classify, parse_error_body, parse_retry_after, status_hint,
+};
 use crate::{Error, Result, RetryPolicy};
 
 /// A repository on a registry: `registry` is `host[:port]`, `name` the path (`library/alpine`).
@@ -587,8 +589,8 @@ impl Client {
             .unwrap_or_default();
         let parsed = parse_error_body(status, ct.as_deref(), &body);
         let mut message = format!("{what}: {}", parsed.message);
-        if status == 413 {
-            message.push_str(" (the registry or a proxy in front of it limits request bodies)");
+        if let Some(hint) = status_hint(status, url.scheme() == "http") {
+            message.push_str(&format!(" ({hint})"));
         }
         let err = if (400..500).contains(&status) {
             Error::refused(message)

@@ -58,6 +58,20 @@ pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) ->
     }
 }
 
+/// Why a status usually happens, when the status line alone does not say: a 413 comes from a
+/// body limit, and a 400 to a plain-HTTP request most often from a registry that serves HTTPS
+/// (Go's server and nginx both answer plain HTTP on a TLS port that way).
+pub fn status_hint(status: u16, plain_http: bool) -> Option<&'static str> {
+    match status {
+        413 => Some("the registry or a proxy in front of it limits request bodies"),
+        400 if plain_http => Some(
+            "this request was plain HTTP; a registry that serves HTTPS answers plain HTTP with \
+             400, so it may need HTTPS with a trusted certificate",
+        ),
+        _ => None,
+    }
+}
+
 /// `"413 Payload Too Large"`-style status line.
 pub fn status_line(status: u16) -> String {
     let reason = http::StatusCode::from_u16(status)
@@ -184,6 +198,15 @@ mod tests {
         assert_eq!(e.message, "400 Bad Request: bad thing");
         let long = vec![b'x'; 5000];
         assert!(parse_error_body(400, None, &long).message.chars().count() < 400);
+    }
+
+    #[test]
+    fn hints_name_the_usual_cause() {
+        assert!(status_hint(413, false).is_some_and(|h| h.contains("limits request bodies")));
+        assert!(status_hint(400, true).is_some_and(|h| h.contains("plain HTTP")));
+        // Over HTTPS a 400 is the registry's own complaint: no guess.
+        assert_eq!(status_hint(400, false), None);
+        assert_eq!(status_hint(404, true), None);
     }
 
     #[test]
