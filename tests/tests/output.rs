@@ -111,3 +111,45 @@ fn plain_and_json_progress_of_a_real_push_and_exit_codes() {
         .run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
 }
+
+#[test]
+fn a_retried_config_upload_is_reported() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let image = write_oci_layout(
+        &src,
+        "v1",
+        &ImageSpec::uniform(1, 100_000, Compression::Gzip, 32),
+    )
+    .expect("synthetic layout");
+    let registry = Registry::start().expect("registry");
+    // The closing PUT names the blob's digest: fail the config's once.
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PUT",
+            image.config_digest.hex(),
+            1,
+            FaultAction::status(503, "busy"),
+        )],
+    )
+    .expect("fault proxy");
+    let out = Hoist::new(&tmp.path().join("cache"))
+        .args(["--progress", "plain", "copy"])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(format!("docker://{}/out/config:v1", proxy.host()))
+        .run()
+        .success();
+    assert_eq!(proxy.faults_injected(), 1, "{:?}", proxy.records());
+    let short = &image.config_digest.hex()[..12];
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains("image config") && l.contains(short) && l.contains("retrying in")),
+        "the config's retry is not shown:\n{}",
+        out.stderr
+    );
+}

@@ -519,7 +519,7 @@ impl Client {
                 feed.verdict()?;
             }
             // Close the session.
-            match self.close(repo, src, scopes, session).await {
+            match self.close(repo, src, scopes, session, bp).await {
                 Ok(()) => return Ok(()),
                 Err(CloseError::Restart) => {
                     faults += 1;
@@ -670,6 +670,7 @@ impl Client {
         src: &Src,
         scopes: &[String],
         session: &Session,
+        bp: &BlobProgress<'_>,
     ) -> Result<(), CloseError> {
         let mut url = session.location.clone();
         url.query_pairs_mut()
@@ -686,7 +687,9 @@ impl Client {
                     if self.blob_exists(repo, &src.digest).await.unwrap_or(false) {
                         return Ok(());
                     }
-                    tokio::time::sleep(policy.delay(attempt - 1, None)).await;
+                    let delay = policy.delay(attempt - 1, None);
+                    bp.emit(retrying(src, &e, delay)).await;
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 Err(e) => return Err(CloseError::Fatal(e)),
@@ -726,7 +729,9 @@ impl Client {
                     if self.blob_exists(repo, &src.digest).await.unwrap_or(false) {
                         return Ok(());
                     }
-                    tokio::time::sleep(policy.delay(attempt - 1, after)).await;
+                    let delay = policy.delay(attempt - 1, after);
+                    bp.emit(retrying(src, &err, delay)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Step::Restart => return Err(CloseError::Restart),
                 _ if err.code() == Some("DIGEST_INVALID") => {
@@ -735,6 +740,15 @@ impl Client {
                 _ => return Err(CloseError::Fatal(err)),
             }
         }
+    }
+}
+
+/// The event announcing that completing `src`'s upload is retried after `delay`.
+fn retrying(src: &Src, err: &Error, delay: std::time::Duration) -> Event {
+    Event::Retrying {
+        digest: src.digest.clone(),
+        reason: err.to_string(),
+        delay,
     }
 }
 

@@ -143,6 +143,45 @@ pub fn map_event(
     }
 }
 
+/// A library progress sink for the image config, a blob with no line of its own: its retries and
+/// shrunk chunks reach `reporter` as messages (a slow or failing config upload never looks
+/// hung), its byte counts and states do not.
+pub fn forward_config(
+    reporter: &Reporter,
+) -> (hoist_registry::Progress, tokio::task::JoinHandle<()>) {
+    let (sink, mut rx) = hoist_registry::Progress::channel(64);
+    let reporter = reporter.clone();
+    let task = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            for e in config_event(&event) {
+                reporter.send(e);
+            }
+        }
+    });
+    (sink, task)
+}
+
+/// What of a config blob's progress is shown: see [`forward_config`].
+fn config_event(event: &hoist_registry::Event) -> Vec<Event> {
+    use hoist_registry::Event as R;
+    match event {
+        R::Retrying {
+            digest,
+            reason,
+            delay,
+        } => vec![Event::Message {
+            text: format!(
+                "image config {}: retrying in {}s because {}",
+                short(&digest.to_string()),
+                secs_up(*delay),
+                sanitize(reason)
+            ),
+        }],
+        R::ChunkShrunk { .. } => map_event(event, LayerState::Pushing, &mut HashMap::new()),
+        _ => Vec::new(),
+    }
+}
+
 /// A size as `--chunk-size` takes it, exactly.
 fn size_arg(bytes: u64) -> String {
     if bytes.is_multiple_of(1 << 20) {
@@ -167,6 +206,30 @@ mod tests {
     use super::*;
     use hoist_oci::Digest;
     use hoist_registry::Event as R;
+
+    #[test]
+    fn a_config_blob_shows_retries_as_messages_and_nothing_else() {
+        let d = Digest::sha256_of(b"config");
+        let retry = config_event(&R::Retrying {
+            digest: d.clone(),
+            reason: "503 Service Unavailable\u{1b}[2J".into(),
+            delay: Duration::from_millis(200),
+        });
+        match retry.as_slice() {
+            [Event::Message { text }] => {
+                assert!(text.starts_with("image config "), "{text}");
+                assert!(text.contains("retrying in 1s because 503"), "{text}");
+                assert!(!text.contains('\u{1b}'), "{text:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let sent = config_event(&R::BytesSent {
+            digest: d.clone(),
+            offset: 10,
+        });
+        assert!(sent.is_empty(), "no progress line for the config: {sent:?}");
+        assert!(config_event(&R::Done { digest: d }).is_empty());
+    }
 
     #[test]
     fn maps_library_events() {

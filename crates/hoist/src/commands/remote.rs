@@ -115,8 +115,8 @@ pub async fn push_blobs(
     };
     let config_source = source(config);
     let layer_sources: Vec<BlobSource> = layers.iter().map(source).collect();
-    let quiet = hoist_registry::Progress::none();
-    let config_push = client.push_blob(repo, &config_source, &options, &quiet);
+    let (config_sink, config_forwarder) = registry::forward_config(reporter);
+    let config_push = client.push_blob(repo, &config_source, &options, &config_sink);
     let layer_pushes = try_join_all(
         layer_sources
             .iter()
@@ -124,7 +124,9 @@ pub async fn push_blobs(
     );
     let result = tokio::try_join!(config_push, layer_pushes);
     drop(sink);
+    drop(config_sink);
     let _ = forwarder.await;
+    let _ = config_forwarder.await;
     result.with_context(|| format!("pushing blobs to {repo}"))?;
     Ok(())
 }
@@ -218,8 +220,8 @@ pub async fn pull_image(
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
-    let quiet = hoist_registry::Progress::none();
-    let mut wanted = vec![(&m.config, &quiet)];
+    let (config_sink, config_forwarder) = registry::forward_config(reporter);
+    let mut wanted = vec![(&m.config, &config_sink)];
     wanted.extend(m.layers.iter().map(|l| (l, &sink)));
     let pulls = wanted.into_iter().map(|(desc, progress)| {
         let path = layout.blob_path(&desc.digest);
@@ -243,7 +245,9 @@ pub async fn pull_image(
     });
     let result = try_join_all(pulls).await;
     drop(sink);
+    drop(config_sink);
     let _ = forwarder.await;
+    let _ = config_forwarder.await;
     result?;
     layout.write_json(&manifest)?;
     let media_type = m
@@ -365,8 +369,8 @@ pub async fn stream_between_registries(
     let remote = |d: &Descriptor| RemoteBlob::new(client.clone(), from_repo.clone(), d.clone());
     let config_source = remote(&m.config);
     let layer_sources: Vec<RemoteBlob> = m.layers.iter().map(remote).collect();
-    let quiet = hoist_registry::Progress::none();
-    let config_push = client.push_remote_blob(&to_repo, &config_source, &options, &quiet);
+    let (config_sink, config_forwarder) = registry::forward_config(reporter);
+    let config_push = client.push_remote_blob(&to_repo, &config_source, &options, &config_sink);
     let layer_pushes = try_join_all(
         layer_sources
             .iter()
@@ -374,7 +378,9 @@ pub async fn stream_between_registries(
     );
     let result = tokio::try_join!(config_push, layer_pushes);
     drop(sink);
+    drop(config_sink);
     let _ = forwarder.await;
+    let _ = config_forwarder.await;
     result.with_context(|| format!("copying blobs from {from} to {to}"))?;
     let media_type = m
         .media_type
