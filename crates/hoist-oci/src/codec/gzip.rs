@@ -5,8 +5,9 @@
 //! changes) and ends with a sync flush (so blocks concatenate into one valid deflate stream);
 //! the CRC is computed in order on the writer's thread. The output depends only on the input,
 //! the level and [`BLOCK`], never on the thread count: the same layer always gets the same
-//! digest. Memory is bounded by the blocks in flight (one per thread plus one queued, plus one
-//! being filled), each holding its input and its compressed output; buffers are reused.
+//! digest. A block that does not compress (probed at a few spots) is stored, not deflated.
+//! Memory is bounded by the blocks in flight (one per thread plus one queued, plus one being
+//! filled), each holding its input and its compressed output; buffers are reused.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -16,8 +17,10 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, FlushCompress, Status};
 
-/// Input bytes per block.
-pub(crate) const BLOCK: usize = 1 << 20;
+/// Input bytes per block: small enough that the blocks in flight stay a few MiB (1 MiB blocks
+/// put a compressing daemon push at 23 MiB of peak RSS, 256 KiB at 16), large enough that the
+/// 32 KiB dictionary each block is primed with keeps the ratio close to one-thread gzip.
+pub(crate) const BLOCK: usize = 256 << 10;
 /// The deflate window: how much of the previous block primes the next.
 const DICT: usize = 32 * 1024;
 /// gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
@@ -259,39 +262,203 @@ fn spawn_pool(threads: usize, level: u32) -> io::Result<Pool> {
     })
 }
 
+/// Bytes of each probe [`looks_incompressible`] compresses.
+const PROBE: usize = 4 * 1024;
+/// Probes per block, spread evenly over it.
+const PROBES: usize = 3;
+
 /// Raw deflate of one block with a reset state `c`: primed with the job's dictionary, ending
-/// in a sync flush (or the final block).
+/// in a sync flush (or the final block). A block that does not compress (already-compressed
+/// files, model weights, random data) is stored instead: deflating it would cost most of the
+/// CPU of a push for output slightly larger than its input. Both choices depend only on the
+/// block's bytes, so the output stays a function of the input.
 fn compress_block(c: &mut Compress, job: Job) -> io::Result<Block> {
-    c.reset();
-    if !job.dict.is_empty() {
-        c.set_dictionary(&job.dict).map_err(io::Error::other)?;
+    let mut out = job.out;
+    out.clear();
+    if !looks_incompressible(c, &job.data, &mut out)? {
+        out.clear();
+        deflate(c, &job.dict, &job.data, job.last, &mut out)?;
+        if out.len() <= stored_len(job.data.len()) {
+            return Ok(Block {
+                compressed: out,
+                data: job.data,
+            });
+        }
     }
-    let flush = if job.last {
+    out.clear();
+    store(&job.data, job.last, &mut out);
+    Ok(Block {
+        compressed: out,
+        data: job.data,
+    })
+}
+
+/// Whether a few probes spread over `data` all fail to shrink by 2% when deflated on their own
+/// (`scratch` is clobbered). Blocks too small to probe are never called incompressible: they
+/// are deflated and stored only if that did not help.
+fn looks_incompressible(c: &mut Compress, data: &[u8], scratch: &mut Vec<u8>) -> io::Result<bool> {
+    if data.len() < PROBE * PROBES * 2 {
+        return Ok(false);
+    }
+    let stride = data.len() / PROBES;
+    let mut probed = 0;
+    for i in 0..PROBES {
+        let probe = &data[i * stride..i * stride + PROBE];
+        scratch.clear();
+        deflate(c, &[], probe, true, scratch)?;
+        probed += scratch.len();
+    }
+    let sampled = PROBE * PROBES;
+    Ok(probed >= sampled - sampled / 50)
+}
+
+/// Raw deflate of `data` with a reset state `c` primed with `dict` into `out`, ending in a
+/// sync flush, or in the final block when `last`.
+fn deflate(
+    c: &mut Compress,
+    dict: &[u8],
+    data: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    c.reset();
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let flush = if last {
         FlushCompress::Finish
     } else {
         FlushCompress::Sync
     };
-    let mut out = job.out;
-    out.clear();
-    out.reserve(job.data.len() / 2 + 1024);
+    out.reserve(data.len() / 2 + 1024);
     let start_in = c.total_in();
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity().max(64 * 1024));
         }
         let consumed = usize::try_from(c.total_in() - start_in).unwrap_or(usize::MAX);
-        let input = job.data.get(consumed..).unwrap_or(&[]);
+        let input = data.get(consumed..).unwrap_or(&[]);
         let status = c
-            .compress_vec(input, &mut out, flush)
+            .compress_vec(input, out, flush)
             .map_err(io::Error::other)?;
-        let all_in =
-            usize::try_from(c.total_in() - start_in).unwrap_or(usize::MAX) == job.data.len();
+        let all_in = usize::try_from(c.total_in() - start_in).unwrap_or(usize::MAX) == data.len();
         // Finish is done at StreamEnd; a sync flush is done when output space was left over.
-        if status == Status::StreamEnd || (!job.last && all_in && out.len() < out.capacity()) {
-            return Ok(Block {
-                compressed: out,
-                data: job.data,
-            });
+        if status == Status::StreamEnd || (!last && all_in && out.len() < out.capacity()) {
+            return Ok(());
         }
+    }
+}
+
+/// Most bytes one stored deflate block holds.
+const STORED_MAX: usize = u16::MAX as usize;
+
+/// Bytes [`store`] writes for `n` bytes of input.
+fn stored_len(n: usize) -> usize {
+    n + 5 * n.div_ceil(STORED_MAX).max(1)
+}
+
+/// `data` as stored (uncompressed) deflate blocks, the last one final when `last`. Each block
+/// is a header byte (BFINAL, BTYPE 00, padding: blocks start byte-aligned here, as every
+/// block before ended on a sync flush or another stored block), LEN and its complement NLEN
+/// little-endian, then the bytes (RFC 1951, 3.2.4).
+fn store(data: &[u8], last: bool, out: &mut Vec<u8>) {
+    out.reserve(stored_len(data.len()));
+    let mut chunks = data.chunks(STORED_MAX).peekable();
+    if chunks.peek().is_none() {
+        // Nothing to store: an empty block still marks the end when it is the last.
+        out.push(u8::from(last));
+        out.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        return;
+    }
+    while let Some(chunk) = chunks.next() {
+        let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
+        out.push(u8::from(last && chunks.peek().is_none()));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// xorshift noise: incompressible, reproducible.
+    fn noise(n: usize, mut x: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn gzip(data: &[u8], threads: usize) -> Vec<u8> {
+        let mut g = BlockGzip::new(Vec::new(), 1, threads).expect("gzip");
+        g.write_all(data).expect("write");
+        g.finish().expect("finish")
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut back)
+            .expect("decodes as one gzip member");
+        back
+    }
+
+    #[test]
+    fn stored_blocks_decode_and_end_the_stream() {
+        for (data, last) in [
+            (Vec::new(), true),
+            (b"abc".to_vec(), true),
+            (noise(STORED_MAX * 2 + 7, 1), true),
+            (noise(STORED_MAX, 2), false),
+        ] {
+            let mut raw = Vec::new();
+            store(&data, last, &mut raw);
+            assert_eq!(raw.len(), stored_len(data.len()));
+            if !last {
+                // A non-final run needs a final block after it to be a whole stream.
+                store(&[], true, &mut raw);
+            }
+            let mut back = Vec::new();
+            flate2::read::DeflateDecoder::new(&raw[..])
+                .read_to_end(&mut back)
+                .expect("raw deflate");
+            assert_eq!(back, data);
+        }
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_compressible_ones_deflated() {
+        // Noise, then text-like runs, then noise again, over several blocks and a partial one.
+        let text: Vec<u8> = b"hoist moves container images; "
+            .iter()
+            .copied()
+            .cycle()
+            .take(2 * BLOCK)
+            .collect();
+        let mut data = noise(2 * BLOCK, 7);
+        data.extend_from_slice(&text);
+        data.extend(noise(BLOCK + 4321, 9));
+        let one = gzip(&data, 1);
+        assert_eq!(gunzip(&one), data);
+        assert_eq!(one, gzip(&data, 3), "output depends on threads");
+        // The noise costs only stored-block headers (deflating it would add ~6%), the text
+        // next to nothing.
+        let noise_bytes = 3 * BLOCK + 4321;
+        assert!(one.len() < noise_bytes + noise_bytes / 100, "{}", one.len());
+        let mut c = Compress::new(flate2::Compression::new(1), false);
+        let mut scratch = Vec::new();
+        assert!(looks_incompressible(&mut c, &data[..BLOCK], &mut scratch).expect("probe"));
+        assert!(!looks_incompressible(&mut c, &text[..BLOCK], &mut scratch).expect("probe"));
+        // A block with noise at its start but text elsewhere is still deflated.
+        let mut mixed = noise(BLOCK / 2, 3);
+        mixed.extend_from_slice(&text[..BLOCK / 2]);
+        assert!(!looks_incompressible(&mut c, &mixed, &mut scratch).expect("probe"));
     }
 }

@@ -7,7 +7,7 @@
 //! blob. Everything streams through bounded buffers.
 //!
 //! Compression can use several threads per layer: zstd through its own multithreaded mode, gzip
-//! through block gzip (1 MiB blocks compressed in parallel and stitched into one standard gzip
+//! through block gzip (256 KiB blocks compressed in parallel and stitched into one standard gzip
 //! member, like pigz), whose output is the same whatever the thread count, so a layer's digest
 //! does not depend on the machine that compressed it.
 
@@ -229,7 +229,7 @@ pub struct Compressor<W: Write> {
 impl<W: Write> Compressor<W> {
     /// A compressor writing `compression` at `level` (the codec's default when `None`) into
     /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
-    /// block gzip (1 MiB blocks, pigz-style, one standard gzip member). gzip output does not
+    /// block gzip (256 KiB blocks, pigz-style, one standard gzip member). gzip output does not
     /// depend on `threads`; zstd output does.
     ///
     /// # Errors
