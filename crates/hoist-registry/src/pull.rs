@@ -22,6 +22,10 @@ use crate::{Error, Repo, Result};
 /// Redirects followed for one blob GET (registries redirect to storage, once).
 const MAX_REDIRECTS: usize = 5;
 
+/// Bytes of a download gathered before each file write. tokio's `File` copies every write into
+/// a buffer of its own for the blocking pool, so each blob in flight holds about twice this.
+const WRITE_BUF: usize = 128 * 1024;
+
 impl Client {
     /// GET the blob (from byte `from`), following redirects to storage; retries transient
     /// statuses. Returns a 200 or 206 response.
@@ -166,7 +170,7 @@ impl Client {
     ) -> Result<()> {
         let local = |e| Error::local(format!("writing {}", partial.display()), e);
         let file = tokio::fs::File::create(partial).await.map_err(local)?;
-        let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
         let mut hasher = Digester::new(desc.digest.algorithm());
         let mut written: u64 = 0;
         let policy = self.cfg().retry.clone();
@@ -186,7 +190,7 @@ impl Client {
                 file.seek(std::io::SeekFrom::Start(0))
                     .await
                     .map_err(local)?;
-                out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+                out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
                 hasher = Digester::new(desc.digest.algorithm());
                 written = 0;
             } else if status == 206 {
