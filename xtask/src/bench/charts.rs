@@ -369,7 +369,8 @@ fn size_plot<DB: DrawingBackend>(
     limit: f64,
 ) -> anyhow::Result<()> {
     let points = || series.iter().flat_map(|(_, p)| p.iter());
-    let max_x = points().map(|q| q.0).fold(1.0, f64::max) * 1.15;
+    // Room on the right for the legend, clear of the 4x points and their labels.
+    let max_x = points().map(|q| q.0).fold(1.0, f64::max) * 1.5;
     let max_y = points().map(|q| q.1).fold(limit, f64::max) * 1.3;
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -403,7 +404,9 @@ fn size_plot<DB: DrawingBackend>(
     for (i, (name, pts)) in series.into_iter().enumerate() {
         let hoist = name.starts_with("hoist");
         let color = match i {
-            _ if hoist => HOIST.to_rgba(),
+            _ if name == "hoist" => HOIST.to_rgba(),
+            // hoist's other lines (the export's) in a lighter blue.
+            _ if hoist => HOIST.mix(0.5),
             1 => PEER.to_rgba(),
             _ => Palette99::pick(i + 2).to_rgba(),
         };

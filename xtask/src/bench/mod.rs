@@ -38,9 +38,10 @@ const USAGE: &str =
                          [--replot]
 
   --scenario NAME  run only this scenario (repeatable; default: all)
-  --skip NAME      run every selected scenario but this one (repeatable); `--skip scale` drops
-                   the 4x-size point: ~6 min of runs, and ~4 min generating its 4 GiB input
-                   the first time (docs/benchmarks.md has the time per scenario)
+  --skip NAME      run every selected scenario but this one (repeatable); `--skip scale
+                   --skip export-scale` drops the 4x-size points: ~11 min of runs, and ~8 min
+                   generating 4 GiB inputs the first time (docs/benchmarks.md has the time per
+                   scenario)
   --runs N         measured runs per contender (default 3)
   --warmup N       unmeasured runs per contender first (default 1)
   --size SIZE      image size, e.g. 1GiB, 512MiB, 4G (default 1GiB)
