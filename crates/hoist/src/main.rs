@@ -30,6 +30,12 @@ fn main() {
 /// runs, the more arenas hold freed buffers, and peak RSS creeps up with the image size. Two
 /// arenas keep it flat (measured with `cargo xtask bench --scenario scale`: RSS(4x)/RSS(1x) 1.10
 /// before, 1.03 with two arenas). `MALLOC_ARENA_MAX`, when set, still wins.
+///
+/// A fixed 128 KiB mmap threshold (`M_MMAP_THRESHOLD`) was tried and left out: it returns freed
+/// transfer buffers to the OS, so peak RSS fell by 1.5-2.5 MiB (1 GiB pull 16.4 -> 14.1 MiB,
+/// daemon push 15.5 -> 13.4), but every buffer then became a fresh mapping to fault in and
+/// zero, and CPU per GiB rose with it (push 1.2 -> 2.7 s, daemon push 7.5 -> 11.5 s; `cargo
+/// xtask bench`, quiet machine, 2026-11-23).
 fn bound_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
