@@ -26,18 +26,24 @@ pub(super) fn docker_argv(d: &Dockerd, args: &[&str]) -> Vec<String> {
     argv
 }
 
-/// Docker daemon -> OCI layout.
-pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
-    let (d, bytes) = daemon_with_image(ctx)?;
-    let host = d.docker_host();
+/// `docker save -o OUT/image.tar REPO_TAG` against the daemon `d`.
+fn docker_save(d: &Dockerd, repo_tag: &str) -> Contender {
     let mut save = Contender::peer(
         "docker save",
         "docker.io",
         &[],
         Verify::Creates("image.tar".into()),
     );
-    save.argv = docker_argv(&d, &["save", "-o", &format!("{OUT}/image.tar"), REPO_TAG]);
+    save.argv = docker_argv(d, &["save", "-o", &format!("{OUT}/image.tar"), repo_tag]);
     save.exe = save.argv[0].clone();
+    save
+}
+
+/// Docker daemon -> OCI layout.
+pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let (d, bytes) = daemon_with_image(ctx)?;
+    let host = d.docker_host();
+    let save = docker_save(&d, REPO_TAG);
     Ok(Prepared {
         input_bytes: bytes,
         contenders: vec![
@@ -91,14 +97,7 @@ pub fn export_scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
         hoist.name.push_str(suffix);
         hoist.is_hoist = suffix.is_empty();
         hoist.bytes = Some(bytes);
-        let mut save = Contender::peer(
-            "docker save",
-            "docker.io",
-            &[],
-            Verify::Creates("image.tar".into()),
-        );
-        save.argv = docker_argv(&d, &["save", "-o", &format!("{OUT}/image.tar"), repo_tag]);
-        save.exe = save.argv[0].clone();
+        let mut save = docker_save(&d, repo_tag);
         save.name.push_str(suffix);
         save.bytes = Some(bytes);
         [hoist, save]
