@@ -186,8 +186,16 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
             // Report a layer stored as soon as its commit is known to be done.
             inflight.finish(&mut out, options)?;
         }
-        let (index, storing) =
-            store_entry(&mut entry, &path, size, named, layout, options, &mut layers)?;
+        let (index, storing) = store_entry(
+            &mut entry,
+            &path,
+            size,
+            named,
+            layout,
+            options,
+            &mut layers,
+            (&mut inflight, &mut out),
+        )?;
         // At most one commit runs beside the stream.
         inflight.finish(&mut out, options)?;
         match storing {
@@ -270,7 +278,10 @@ fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
 
 /// Store one file of the archive as a blob: verified against its name when it has one,
 /// compressed on the way when it is an uncompressed layer and the options ask for it, and
-/// reported as a layer when its content is a tar (or a compressed blob).
+/// reported as a layer when its content is a tar (or a compressed blob). The previous entry's
+/// commit (`earlier`) is finished as soon as it is seen done while this one streams, so its
+/// [`SpoolEvent::LayerStored`] comes when the blob is in place, not an entry later.
+#[allow(clippy::too_many_arguments)]
 fn store_entry<R: Read>(
     entry: &mut R,
     path: &str,
@@ -279,6 +290,7 @@ fn store_entry<R: Read>(
     layout: &Layout,
     options: &mut SpoolOptions,
     layers: &mut usize,
+    earlier: (&mut InFlight, &mut Collected),
 ) -> Result<(Option<usize>, Storing)> {
     let mut head_buf = [0u8; 512];
     let want = usize::try_from(size.min(512)).unwrap_or(512);
@@ -310,10 +322,15 @@ fn store_entry<R: Read>(
         i
     });
     let mut body = io::Cursor::new(head).chain(entry);
-    let mut tick = |bytes: u64| {
+    let (inflight, out) = earlier;
+    let mut tick = |bytes: u64| -> Result<()> {
+        if inflight.is_done() {
+            inflight.finish(out, options)?;
+        }
         if let Some(index) = index {
             options.emit(SpoolEvent::LayerProgress { index, bytes });
         }
+        Ok(())
     };
     let stored = if let Some(c) = compress {
         let mut compressor =
@@ -496,7 +513,7 @@ fn pump<R: Read, W: io::Write>(
     w: &mut W,
     path: &str,
     size: u64,
-    tick: &mut impl FnMut(u64),
+    tick: &mut impl FnMut(u64) -> Result<()>,
 ) -> Result<()> {
     let mut buf = vec![0u8; codec::COPY_BUF];
     let mut total = 0u64;
@@ -513,14 +530,14 @@ fn pump<R: Read, W: io::Write>(
         total += n as u64;
         if total - reported >= PROGRESS_STEP {
             reported = total;
-            tick(total);
+            tick(total)?;
         }
     }
     if total != size {
         return Err(truncated(path, total, size));
     }
     if total != reported {
-        tick(total);
+        tick(total)?;
     }
     Ok(())
 }
