@@ -298,12 +298,14 @@ impl Daemon {
 }
 
 /// How many bytes of the daemon's stream the spooler is handed at a time.
-const BATCH: usize = 512 * 1024;
+const BATCH: usize = 256 * 1024;
 
-/// How many batches may wait for the spooler: 1 MiB in flight, enough to ride out a slow
-/// write while the daemon keeps sending. (16 batches of 128 KiB put the export at 15.4 MiB of
-/// peak RSS; 4 of 128 KiB at 11.3; 2 of 512 KiB cost ~0.9 MiB more than that and ~10% less
-/// system CPU, measured over three alternated 1 GiB exports.)
+/// How many batches may wait for the spooler: enough to ride out a slow write while the
+/// daemon keeps sending. (16 batches of 128 KiB put the export at 15.4 MiB of peak RSS; 4 of
+/// 128 KiB at 11.3; 2 of 512 KiB cost ~0.9 MiB more than that and ~10% less system CPU. With a
+/// push overlapping the export, 2 of 512 KiB were 2.2 MiB of the heap at its peak; 2 of 256
+/// KiB took a 1 GiB export from 11.9-12.4 to 10.8-11.6 MiB at the same wall time, over three
+/// alternated runs.)
 const PIPE_BATCHES: usize = 2;
 
 /// The next consumer event, or never when there is no event channel (a closed channel yields
