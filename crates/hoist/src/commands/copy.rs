@@ -16,8 +16,8 @@ use super::local::{
     write_runtime_config,
 };
 use super::remote::{
-    RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image,
-    push_from_daemon, push_image, stream_between_registries, unpack_from_registry,
+    RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image, push_image,
+    stream_between_registries, unpack_from_registry,
 };
 use super::{daemon, registry};
 use crate::config::Config;
@@ -63,7 +63,7 @@ async fn copy(
 ) -> anyhow::Result<()> {
     match (source, destination) {
         (Location::DockerDaemon { name }, Location::Registry { reference }) => {
-            return push_from_daemon(config, name, reference, reporter).await;
+            return super::daemon_push::push_from_daemon(config, name, reference, reporter).await;
         }
         // Straight into the destination layout, unless the cache already has the export.
         (Location::DockerDaemon { name }, Location::Oci { dir, tag }) => {

@@ -146,61 +146,6 @@ pub async fn push_manifest(
     Ok(())
 }
 
-/// Push an image from the Docker daemon: export once into the cache, compress each layer once
-/// (skipping layers the registry has under their remembered compressed digest), push.
-pub async fn push_from_daemon(
-    config: &Config,
-    name: &str,
-    reference: &Reference,
-    reporter: &Reporter,
-) -> anyhow::Result<()> {
-    let docker = daemon::connect().await?;
-    // Layers are compressed while they stream out of the daemon: written once, pushable.
-    let (layout, image, _) =
-        daemon::export_cached(config, &docker, name, config.compression, reporter).await?;
-    let client = registry::client(config)?;
-    let repo = Repo::from_reference(reference)?;
-    let exists = |d: Descriptor| {
-        let client = client.clone();
-        let repo = repo.clone();
-        async move { Ok(client.blob_exists(&repo, &d.digest).await?) }
-    };
-    let plan = daemon::compress_layers(config, &layout, &image, exists, reporter).await?;
-    let mut layers = Vec::with_capacity(plan.len());
-    let mut to_push = Vec::new();
-    for step in plan {
-        match step {
-            daemon::LayerPlan::Present(d) => layers.push(d),
-            daemon::LayerPlan::Push(d) => {
-                to_push.push(d.clone());
-                layers.push(d);
-            }
-        }
-    }
-    let manifest = daemon::manifest_for(&image, layers)?;
-    layout.write_json(&manifest)?;
-    // Progress lines were announced by diff_id; from here the registry reports blob digests.
-    let config_desc = &manifest.value().config;
-    push_blobs(
-        &client,
-        &repo,
-        &layout,
-        config_desc,
-        &to_push,
-        None,
-        reporter,
-    )
-    .await?;
-    push_manifest(
-        &client,
-        &repo,
-        reference,
-        &MediaType::new(MediaType::OCI_MANIFEST),
-        manifest.bytes(),
-    )
-    .await
-}
-
 /// Pull `reference` into the layout at `dir` (created if missing); returns the image.
 pub async fn pull_image(
     client: &Client,

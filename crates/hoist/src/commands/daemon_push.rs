@@ -1,0 +1,317 @@
+//! `hoist push IMAGE REF` from the Docker daemon: the export and the push overlap.
+//!
+//! dockerd spends most of an export preparing it (it writes the whole image to its own disk
+//! before the first byte), then sends the layers one after another. Each layer is compressed
+//! on its way into the cache's staged export and, as soon as its blob is verified and in place,
+//! its upload starts while the next layer streams in. The config and the manifest follow once
+//! the export is complete. A cached export (same image ID) is pushed as before: each layer
+//! whose remembered compressed digest the registry has is skipped.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Descriptor, Digest, MediaType, Reference};
+use hoist_registry::{BlobSource, Client, PushOptions, Repo};
+use tokio::sync::mpsc;
+
+use super::daemon::{self, LayerPlan, StagedExport};
+use super::registry;
+use super::remote::{push_blobs, push_manifest};
+use crate::config::Config;
+use crate::progress::{Event, LayerState, Reporter};
+
+/// Push an image from the Docker daemon: export once into the cache (each layer pushed as
+/// soon as it is stored), or reuse the cached export, then push what is left, the config and
+/// the manifest.
+///
+/// # Errors
+/// Daemon, cache, compression and registry errors, with context.
+pub async fn push_from_daemon(
+    config: &Config,
+    name: &str,
+    reference: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let docker = daemon::connect().await?;
+    let client = registry::client(config)?;
+    let repo = Repo::from_reference(reference)?;
+    let info = daemon::inspect(&docker, name).await?;
+    let (layout, image, early) = match daemon::cached_export(config, &info) {
+        Some((layout, image)) => {
+            tracing::info!(id = %info.id, "reusing the cached export");
+            (layout, image, HashMap::new())
+        }
+        None => {
+            let staged = StagedExport::create(config, &info)?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let options = daemon::export_options(config, config.compression);
+            // The sender moves into the export: its end closes the channel, ending the pushes.
+            let export = staged.fill(
+                &docker,
+                name,
+                &info,
+                &options,
+                reporter,
+                move |diff_id, blob| {
+                    // The pushes may have failed and gone; the export's error says the rest.
+                    let _ = tx.send((diff_id.clone(), blob.clone()));
+                },
+            );
+            let pushes = push_as_stored(config, &client, &repo, staged.layout(), rx, reporter);
+            let (manifest, early) = tokio::try_join!(export, pushes)?;
+            let (layout, image) = staged.commit(&manifest)?;
+            (layout, image, early)
+        }
+    };
+    let exists = |d: Descriptor| {
+        let client = client.clone();
+        let repo = repo.clone();
+        async move { Ok(client.blob_exists(&repo, &d.digest).await?) }
+    };
+    let plan = daemon::compress_layers(config, &layout, &image, &early, exists, reporter).await?;
+    let mut layers = Vec::with_capacity(plan.len());
+    let mut to_push = Vec::new();
+    for step in plan {
+        match step {
+            LayerPlan::Present(d) => layers.push(d),
+            LayerPlan::Push(d) => {
+                to_push.push(d.clone());
+                layers.push(d);
+            }
+        }
+    }
+    finish(
+        &client, &repo, reference, &layout, &image, layers, &to_push, reporter,
+    )
+    .await
+}
+
+/// Push the layers left, the config and the manifest of `image` with `layers`.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: &Client,
+    repo: &Repo,
+    reference: &Reference,
+    layout: &Layout,
+    image: &Image,
+    layers: Vec<Descriptor>,
+    to_push: &[Descriptor],
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let manifest = daemon::manifest_for(image, layers)?;
+    layout.write_json(&manifest)?;
+    // Progress lines were announced by diff_id; from here the registry reports blob digests.
+    let config_desc = &manifest.value().config;
+    push_blobs(client, repo, layout, config_desc, to_push, None, reporter).await?;
+    push_manifest(
+        client,
+        repo,
+        reference,
+        &MediaType::new(MediaType::OCI_MANIFEST),
+        manifest.bytes(),
+    )
+    .await
+}
+
+/// Push each layer `stored` reports (diff_id, blob in `layout`) while the export goes on, at
+/// most the client's concurrency at once, until the export ends. A layer not in the configured
+/// compression (the daemon sent it compressed otherwise) is left for the compression pass.
+/// Returns the pushed layers by diff_id.
+async fn push_as_stored(
+    config: &Config,
+    client: &Client,
+    repo: &Repo,
+    layout: &Layout,
+    mut stored: mpsc::UnboundedReceiver<(Digest, Descriptor)>,
+    reporter: &Reporter,
+) -> anyhow::Result<HashMap<Digest, Descriptor>> {
+    let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
+    let result = drive(config, client, repo, layout, &mut stored, reporter, &sink).await;
+    drop(sink);
+    let _ = forwarder.await;
+    result
+}
+
+/// The loop of [`push_as_stored`], reporting uploads to `sink`.
+async fn drive(
+    config: &Config,
+    client: &Client,
+    repo: &Repo,
+    layout: &Layout,
+    stored: &mut mpsc::UnboundedReceiver<(Digest, Descriptor)>,
+    reporter: &Reporter,
+    sink: &hoist_registry::Progress,
+) -> anyhow::Result<HashMap<Digest, Descriptor>> {
+    let options = &PushOptions::default();
+    let mut pushed = HashMap::new();
+    let mut running = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = stored.recv(), if open => {
+                let Some((diff_id, blob)) = next else {
+                    open = false;
+                    continue;
+                };
+                let wanted = blob.media_type.layer_compression() == Some(config.compression);
+                if !wanted || pushed.contains_key(&diff_id) {
+                    continue;
+                }
+                daemon::remember(config, &diff_id, &blob)?;
+                if blob.digest != diff_id {
+                    reporter.send(Event::Rename {
+                        from: diff_id.to_string(),
+                        to: blob.digest.to_string(),
+                    });
+                }
+                pushed.insert(diff_id, blob.clone());
+                let source = BlobSource {
+                    path: layout.blob_path(&blob.digest),
+                    digest: blob.digest.clone(),
+                    size: blob.size,
+                };
+                running.push(async move {
+                    client
+                        .push_blob(repo, &source, options, sink)
+                        .await
+                        .with_context(|| format!("pushing layer {} to {repo}", source.digest))
+                });
+            }
+            Some(done) = running.next(), if !running.is_empty() => {
+                done?;
+            }
+            else => return Ok(pushed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use hoist_oci::Compression;
+    use hoist_oci::codec::Compressor;
+    use hoist_testkit::{Registry, require_tool};
+
+    use super::*;
+    use crate::cli::Cli;
+    use crate::config::{Environment, validate};
+
+    fn config(cache: &std::path::Path) -> Config {
+        let cache = cache.to_string_lossy().into_owned();
+        let cli = Cli::try_parse_from(["hoist", "--cache-dir", &cache, "push", "a", "b/c"])
+            .expect("command line");
+        let mut stdin = || Ok(String::new());
+        let env = Environment {
+            xdg_cache_home: None,
+            home: None,
+            stderr_is_tty: false,
+            read_stdin_line: &mut stdin,
+        };
+        validate(cli, env).expect("valid").0
+    }
+
+    /// A gzip layer in `layout`: (diff_id, blob).
+    fn gzip_layer(layout: &Layout, seed: u8) -> (Digest, Descriptor) {
+        let tar: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 ^ seed).collect();
+        let mut c = Compressor::new(
+            layout.blob_writer().expect("writer"),
+            Compression::Gzip,
+            None,
+            1,
+        )
+        .expect("compressor");
+        c.write_all(&tar).expect("compress");
+        let (writer, info) = c.finish().expect("finish");
+        let (digest, size) = writer
+            .commit(Some(&info.digest), Some(info.size))
+            .expect("commit");
+        let blob = Descriptor::new(MediaType::oci_layer(Compression::Gzip), digest, size);
+        (info.diff_id, blob)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stored_layer_is_pushed_before_the_export_ends() {
+        if !require_tool("docker-registry") {
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = config(&tmp.path().join("cache"));
+        let layout = Layout::create(tmp.path().join("layout")).expect("layout");
+        let registry = Registry::start().expect("registry");
+        let reference =
+            Reference::parse(&format!("{}/early/app:1", registry.host())).expect("reference");
+        let repo = Repo::from_reference(&reference).expect("repo");
+        let client = registry::client(&config).expect("client");
+        let (first_id, first) = gzip_layer(&layout, 1);
+        let (second_id, second) = gzip_layer(&layout, 2);
+        // An uncompressed layer while gzip is configured: left for the compression pass.
+        let (plain_id, plain) = {
+            let mut w = layout.blob_writer().expect("writer");
+            w.write_all(b"not gzip, as a daemon might send")
+                .expect("write");
+            let (digest, size) = w.commit(None, None).expect("commit");
+            (
+                digest.clone(),
+                Descriptor::new(MediaType::OCI_LAYER, digest, size),
+            )
+        };
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pushes = tokio::spawn({
+            let (config, client, repo, layout) =
+                (config.clone(), client.clone(), repo.clone(), layout.clone());
+            async move {
+                push_as_stored(&config, &client, &repo, &layout, rx, &Reporter::silent()).await
+            }
+        });
+        tx.send((first_id.clone(), first.clone())).expect("send");
+        // The export is still running (the channel is open), yet the first layer arrives.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client
+            .blob_exists(&repo, &first.digest)
+            .await
+            .expect("HEAD")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the layer was not pushed while the export ran"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !pushes.is_finished(),
+            "the pushes wait for the export to end"
+        );
+        tx.send((plain_id.clone(), plain.clone())).expect("send");
+        tx.send((second_id.clone(), second.clone())).expect("send");
+        tx.send((first_id.clone(), first.clone()))
+            .expect("a repeat is ignored");
+        drop(tx);
+        let pushed = pushes.await.expect("task").expect("pushes");
+
+        assert_eq!(pushed.len(), 2, "{pushed:?}");
+        assert_eq!(pushed.get(&first_id), Some(&first));
+        assert_eq!(pushed.get(&second_id), Some(&second));
+        assert!(
+            client
+                .blob_exists(&repo, &second.digest)
+                .await
+                .expect("HEAD")
+        );
+        assert!(
+            !client
+                .blob_exists(&repo, &plain.digest)
+                .await
+                .expect("HEAD")
+        );
+        // Each pushed layer is remembered for the next push of the same image.
+        assert_eq!(daemon::remembered(&config, &second_id), Some(second));
+        assert_eq!(daemon::remembered(&config, &plain_id), None);
+    }
+}
