@@ -674,15 +674,20 @@ fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
         tar_of(&[("big/a", &noise(1)[..])]),
         tar_of(&[("big/b", &noise(2)[..])]),
     ];
+    (two_layer_archive(&layers, "big:1"), layers)
+}
+
+/// A legacy archive of one image tagged `tag` with two layers, in `docker save`'s order.
+fn two_layer_archive(layers: &[Vec<u8>], tag: &str) -> Vec<u8> {
     let cfg = config_for(
         layers.iter().map(|t| Digest::sha256_of(t)).collect(),
         "amd64",
     );
     let manifest = format!(
-        r#"[{{"Config":"{c}.json","RepoTags":["big:1"],"Layers":["aa/layer.tar","bb/layer.tar"]}}]"#,
+        r#"[{{"Config":"{c}.json","RepoTags":["{tag}"],"Layers":["aa/layer.tar","bb/layer.tar"]}}]"#,
         c = cfg.digest().hex()
     );
-    let bytes = archive(vec![
+    archive(vec![
         Item::File("aa/layer.tar", layers[0].clone()),
         Item::File("bb/layer.tar", layers[1].clone()),
         Item::File(
@@ -690,8 +695,7 @@ fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
             cfg.bytes().to_vec(),
         ),
         Item::File("manifest.json", manifest.into_bytes()),
-    ]);
-    (bytes, layers)
+    ])
 }
 
 #[test]
@@ -768,23 +772,7 @@ fn a_layer_is_reported_stored_while_the_next_one_streams() {
         tar_of(&[("a", &noise(1_500_000, 1)[..])]),
         tar_of(&[("b", &noise(9_000_000, 2)[..])]),
     ];
-    let cfg = config_for(
-        layers.iter().map(|t| Digest::sha256_of(t)).collect(),
-        "amd64",
-    );
-    let manifest = format!(
-        r#"[{{"Config":"{c}.json","RepoTags":["s:1"],"Layers":["aa/layer.tar","bb/layer.tar"]}}]"#,
-        c = cfg.digest().hex()
-    );
-    let bytes = archive(vec![
-        Item::File("aa/layer.tar", layers[0].clone()),
-        Item::File("bb/layer.tar", layers[1].clone()),
-        Item::File(
-            &format!("{}.json", cfg.digest().hex()),
-            cfg.bytes().to_vec(),
-        ),
-        Item::File("manifest.json", manifest.into_bytes()),
-    ]);
+    let bytes = two_layer_archive(&layers, "s:1");
     // Stall 1 MB into the second layer, long enough for the first layer's commit to end.
     let reader = Stalling {
         inner: pipe(bytes),
