@@ -114,7 +114,7 @@ pub async fn push_blobs(
         size: d.size,
     };
     let config_source = source(config);
-    let layer_sources: Vec<BlobSource> = layers.iter().map(source).collect();
+    let layer_sources: Vec<BlobSource> = largest_first(layers).map(source).collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let config_push = client.push_blob(repo, &config_source, &options, &config_sink);
     let layer_pushes = try_join_all(
@@ -129,6 +129,14 @@ pub async fn push_blobs(
     let _ = config_forwarder.await;
     result.with_context(|| format!("pushing blobs to {repo}"))?;
     Ok(())
+}
+
+/// `layers` in the order to push them: largest first. The client gives blobs their slots in
+/// the order they ask, and a big layer started last uploads alone while the other slots idle.
+fn largest_first(layers: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
+    let mut sorted: Vec<&Descriptor> = layers.iter().collect();
+    sorted.sort_by_key(|d| std::cmp::Reverse(d.size));
+    sorted.into_iter()
 }
 
 /// Push a manifest's exact bytes under the reference's tag (or digest).
@@ -439,4 +447,36 @@ pub async fn load_from_registry(
     announce(reporter, &image.manifest.value().layers);
     let produce = image.producer(client.clone(), names, reporter.clone());
     daemon::load_archive(&docker, reporter, move |out| produce(out)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_oci::{Digest, MediaType};
+
+    #[test]
+    fn layers_are_pushed_largest_first_and_none_is_lost() {
+        let sizes = [10u64, 500, 3, 500, 70];
+        let layers: Vec<Descriptor> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                Descriptor::new(
+                    MediaType::OCI_LAYER_GZIP,
+                    Digest::sha256_of(&[i as u8]),
+                    size,
+                )
+            })
+            .collect();
+        let order: Vec<&Descriptor> = largest_first(&layers).collect();
+        let got: Vec<u64> = order.iter().map(|d| d.size).collect();
+        assert_eq!(got, [500, 500, 70, 10, 3]);
+        // Equal sizes keep the manifest's order (a stable sort), and every layer is there once.
+        assert_eq!(order[0].digest, layers[1].digest);
+        assert_eq!(order[1].digest, layers[3].digest);
+        let mut digests: Vec<_> = order.iter().map(|d| d.digest.to_string()).collect();
+        digests.sort();
+        digests.dedup();
+        assert_eq!(digests.len(), layers.len());
+    }
 }
