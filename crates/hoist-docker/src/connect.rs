@@ -442,24 +442,24 @@ impl Daemon {
         crate::classify::classify(err, &self.host())
     }
 
-    /// A client for long transfers: same connection, long timeout, version pinned, and
-    /// `extra` query parameters (already encoded) added to every request.
-    pub(crate) fn transfer_client(&self, extra: Option<String>) -> Docker {
+    /// A client for long transfers: long timeout, version pinned, and `extra` query
+    /// parameters (already encoded) added to every request. It has its own connection pool, so
+    /// the connection it opens is driven by the runtime that polls it (an export reads its
+    /// stream on its own thread).
+    pub(crate) fn transfer_client(&self, extra: Option<String>) -> Result<Docker> {
         let api = self.api;
-        self.docker
-            .clone()
-            .with_timeout(self.transfer_timeout)
-            .with_request_modifier(move |req| {
-                let mut req = pin_version(req, api);
-                if let Some(extra) = &extra {
-                    let uri = req.uri().to_string();
-                    let sep = if uri.contains('?') { '&' } else { '?' };
-                    if let Ok(with_extra) = format!("{uri}{sep}{extra}").parse() {
-                        *req.uri_mut() = with_extra;
-                    }
+        let docker = build_client(&self.endpoint, self.transfer_timeout, api)?;
+        Ok(docker.with_request_modifier(move |req| {
+            let mut req = pin_version(req, api);
+            if let Some(extra) = &extra {
+                let uri = req.uri().to_string();
+                let sep = if uri.contains('?') { '&' } else { '?' };
+                if let Ok(with_extra) = format!("{uri}{sep}{extra}").parse() {
+                    *req.uri_mut() = with_extra;
                 }
-                req
-            })
+            }
+            req
+        }))
     }
 }
 

@@ -1,24 +1,24 @@
 //! Export: stream `GET /images/get` out of the daemon into blocking consumers, memory bounded.
 //!
-//! The async side pulls the daemon's response body chunk by chunk and pushes it into a bounded
-//! pipe; a blocking task reads the pipe as a `std::io::Read` and hands it to the consumer (a
-//! file copy, or hoist-oci's one-pass docker-archive spooler). The async side also reports
-//! [`Progress`]: `Preparing` while the daemon spools the image to its own disk, `Receiving`
-//! once bytes flow, then `Done`.
+//! The consumer (a file copy, or hoist-oci's one-pass docker-archive spooler) runs on a
+//! blocking thread with a reader that polls the daemon's response itself (see `direct`), so
+//! the bytes are read, hashed and written by one thread. The async side passes on what that
+//! thread reports as [`Progress`]: `Preparing` while the daemon spools the image to its own
+//! disk, `Receiving` once bytes flow, the consumer's per-layer events, then `Done`.
 
 use std::io::{self, Write};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
 use hoist_oci::Platform;
 use hoist_oci::archive::SpoolEvent;
 use hoist_oci::codec::Compression;
 use tokio::sync::mpsc;
 
 use crate::connect::{ApiVersion, Daemon};
+use crate::direct::{Body, Context, StreamReader, Watch};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pipe::{ChannelReader, END};
-use crate::progress::{Progress, TICK};
+use crate::progress::Progress;
 
 /// Options for an export.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +72,7 @@ impl ExportOptions {
 
 /// A bounded, blocking reader over the daemon's export stream, given to export consumers.
 pub struct ExportReader {
-    inner: ChannelReader,
+    inner: StreamReader,
 }
 
 impl io::Read for ExportReader {
@@ -150,138 +150,51 @@ impl Daemon {
             }
             extra = Some(query_pair("platform", &platform_json(platform)));
         }
-        let docker = self.transfer_client(extra);
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let docker = self.transfer_client(extra)?;
+        let names = names.to_vec();
         let label = names.join(", ");
-        let mut stream = docker.export_images(&refs);
-
-        let (tx, rx) = mpsc::channel::<io::Result<bytes::Bytes>>(PIPE_BATCHES);
+        let watch = Arc::new(Watch::default());
+        let (report, mut reports) = mpsc::unbounded_channel();
+        let cx = Context {
+            label: label.clone(),
+            host: self.host(),
+            stall_timeout: self.stall_timeout,
+            progress: report,
+            watch: watch.clone(),
+        };
         let consumer = tokio::task::spawn_blocking(move || {
-            consume(ExportReader {
-                inner: ChannelReader::new(rx),
-            })
+            let open = move || -> Body {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                Box::pin(docker.export_images(&refs))
+            };
+            let reader = StreamReader::new(open, cx)
+                .map_err(|e| hoist_oci::Error::io("starting the export reader", e))?;
+            consume(ExportReader { inner: reader })
         });
+        // Dropping this future (the caller gave up) stops the reading thread at its next read.
+        let _abandon = Abandon(watch.clone());
 
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut received = 0u64;
-        let mut batches = 0u64;
-        let mut last_chunk = Instant::now();
-        let mut daemon_error = None;
-        progress(Progress::Preparing {
-            elapsed: started.elapsed(),
-        });
-        // dockerd writes 32 KiB at a time: the spooler gets batches of about BATCH bytes, so
-        // it is woken once per batch rather than once per write (a copy is cheaper than the
-        // context switches).
-        let mut batch = bytes::BytesMut::new();
-        loop {
-            tokio::select! {
-                item = stream.next() => match item {
-                    None => {
-                        // A complete stream: say so, or the reader treats the close as a cut.
-                        if !batch.is_empty() && tx.send(Ok(batch.split().freeze())).await.is_err() {
-                            break;
-                        }
-                        let _ = tx.send(Ok(END)).await;
-                        break;
-                    }
-                    Some(Ok(chunk)) if chunk.is_empty() => {}
-                    Some(Ok(chunk)) => {
-                        if received == 0 {
-                            tracing::debug!(after = ?started.elapsed(), "first byte of export");
-                        }
-                        received += chunk.len() as u64;
-                        last_chunk = Instant::now();
-                        let ready = if batch.is_empty() && chunk.len() >= BATCH {
-                            Some(chunk)
-                        } else {
-                            if batch.is_empty() {
-                                batch.reserve(BATCH + chunk.len());
-                            }
-                            batch.extend_from_slice(&chunk);
-                            (batch.len() >= BATCH).then(|| batch.split().freeze())
-                        };
-                        if let Some(ready) = ready {
-                            batches += 1;
-                            if tx.send(Ok(ready)).await.is_err() {
-                                // The consumer stopped early; its result says why.
-                                break;
-                            }
-                            // After the send: time spent waiting on a slow consumer is not
-                            // the daemon's silence.
-                            last_chunk = Instant::now();
-                        }
-                    }
-                    Some(Err(e)) => {
-                        let mut err = self.classify(e).with_image(label.clone());
-                        if received > 0 {
-                            // Past the headers a cut is a broken stream, whatever hyper says.
-                            err = Error::new(
-                                ErrorKind::DaemonFailed,
-                                format!("the export stream broke off after {received} bytes"),
-                            )
-                            .with_image(label.clone())
-                            .with_host(&self.host())
-                            .with_source(err);
-                        }
-                        let _ = tx
-                            .send(Err(io::Error::other(format!("export stream failed: {err}"))))
-                            .await;
-                        daemon_error = Some(err);
-                        break;
-                    }
-                },
-                Some(event) = next_event(&mut events) => progress(Progress::Layer(event)),
-                _ = tick.tick() => {
-                    // A slow stream still flows: what is batched goes out every tick.
-                    if !batch.is_empty() {
-                        batches += 1;
-                        if tx.send(Ok(batch.split().freeze())).await.is_err() {
-                            break;
-                        }
-                    }
-                    if received == 0 {
-                        progress(Progress::Preparing { elapsed: started.elapsed() });
-                    } else if last_chunk.elapsed() > self.stall_timeout {
-                        let err = Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the daemon stopped sending the export after {received} bytes \
-                                 ({}s without data)",
-                                self.stall_timeout.as_secs()
-                            ),
-                        )
-                        .with_image(label.clone())
-                        .with_host(&self.host());
-                        let _ = tx.send(Err(io::Error::other(err.to_string()))).await;
-                        daemon_error = Some(err);
-                        break;
-                    } else {
-                        progress(Progress::Receiving { bytes: received });
-                    }
-                }
-            }
-        }
-        drop(tx);
-        drop(stream);
-        tracing::debug!(received, batches, after = ?started.elapsed(), "export stream ended");
-        // The consumer lags the stream by the pipe's few chunks: keep passing its events on
-        // until it is done, then whatever it sent last.
+        // Pass the reader's and the consumer's reports on, in order per source, until the
+        // consumer is done; then whatever they sent last.
         let mut consumer = consumer;
         let consumed = loop {
             tokio::select! {
                 result = &mut consumer => break result,
+                Some(report) = reports.recv() => progress(report),
                 Some(event) = next_event(&mut events) => progress(Progress::Layer(event)),
             }
         };
+        while let Ok(report) = reports.try_recv() {
+            progress(report);
+        }
         if let Some(rx) = events.as_mut() {
             while let Ok(event) = rx.try_recv() {
                 progress(Progress::Layer(event));
             }
         }
-        if let Some(err) = daemon_error {
+        let received = watch.received.load(Ordering::Relaxed);
+        tracing::debug!(received, "export stream ended");
+        if let Some(err) = watch.take_failure() {
             return Err(err);
         }
         let value = consumed
@@ -297,16 +210,14 @@ impl Daemon {
     }
 }
 
-/// How many bytes of the daemon's stream the spooler is handed at a time.
-const BATCH: usize = 256 * 1024;
+/// Marks an export abandoned when the future waiting on it is dropped.
+struct Abandon(Arc<Watch>);
 
-/// How many batches may wait for the spooler: enough to ride out a slow write while the
-/// daemon keeps sending. (16 batches of 128 KiB put the export at 15.4 MiB of peak RSS; 4 of
-/// 128 KiB at 11.3; 2 of 512 KiB cost ~0.9 MiB more than that and ~10% less system CPU. With a
-/// push overlapping the export, 2 of 512 KiB were 2.2 MiB of the heap at its peak; 2 of 256
-/// KiB took a 1 GiB export from 11.9-12.4 to 10.8-11.6 MiB at the same wall time, over three
-/// alternated runs.)
-const PIPE_BATCHES: usize = 2;
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+}
 
 /// The next consumer event, or never when there is no event channel (a closed channel yields
 /// `None`, which disables the branch in a `select!`).

@@ -40,9 +40,9 @@
 //!   old, the daemon refused or failed, or local input/I/O was bad. bollard and hyper types
 //!   never appear in this crate's API.
 //!
-//! Memory: nothing here holds an archive, a layer or a chunk list in memory. Bytes move through
-//! bounded pipes (16 chunks) between the daemon's HTTP stream and blocking readers/writers, so
-//! a 50 GB export uses the same few MiB as a 50 MB one. Bytes are verified by the consumer that
+//! Memory: nothing here holds an archive, a layer or a chunk list in memory. An export is read
+//! by the thread that spools it, one hyper chunk at a time; a load goes through a bounded pipe
+//! (16 chunks) into the request body. A 50 GB export uses the same few MiB as a 50 MB one. Bytes are verified by the consumer that
 //! spools them (hoist-oci hashes every blob while writing it).
 //!
 //! What this crate does NOT do: pull or push through the daemon, run containers, or talk TLS
@@ -96,6 +96,7 @@
 
 mod classify;
 mod connect;
+mod direct;
 mod error;
 mod export;
 mod inspect;

@@ -76,6 +76,7 @@ impl Daemon {
         F: FnOnce(&mut LoadWriter) -> hoist_oci::Result<()> + Send + 'static,
         P: FnMut(Progress) + Send,
     {
+        let client = self.transfer_client(None)?;
         let (tx, rx) = mpsc::channel::<io::Result<bytes::Bytes>>(CAPACITY);
         let sent = Arc::new(AtomicU64::new(0));
         let counter = sent.clone();
@@ -102,9 +103,7 @@ impl Daemon {
         let options = bollard::query_parameters::ImportImageOptionsBuilder::new()
             .quiet(true)
             .build();
-        let mut responses = self
-            .transfer_client(None)
-            .import_image_stream(options, body, None);
+        let mut responses = client.import_image_stream(options, body, None);
 
         let mut loaded = Loaded::default();
         let mut daemon_error = None;

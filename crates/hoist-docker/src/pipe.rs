@@ -1,19 +1,19 @@
-//! Bounded pipes between async byte streams and blocking `Read`/`Write` code.
+//! A bounded pipe from blocking `Write` code into an async request body.
 //!
-//! The daemon speaks through async streams (bollard/hyper); the docker-archive spooler and
-//! writer in hoist-oci are synchronous. A [`ChannelReader`] lets blocking code read what an
-//! async task feeds into a bounded channel; a [`ChannelWriter`] lets blocking code write into
-//! a bounded channel an async request body drains. Either way at most `capacity` chunks of at
-//! most [`CHUNK`] bytes (or one hyper frame) are in flight: memory does not grow with the image.
+//! The daemon speaks through async streams (bollard/hyper); the docker-archive writer in
+//! hoist-oci is synchronous. A [`ChannelWriter`] lets blocking code write into a bounded
+//! channel that a load's request body drains: at most [`CAPACITY`] chunks of at most
+//! [`CHUNK`] bytes are in flight, so memory does not grow with the image. (Exports go the
+//! other way without a pipe: see `direct`.)
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-/// The marker that ends a complete stream in a [`ChannelReader`]'s pipe.
+/// The marker that ends a complete stream in a pipe.
 pub(crate) const END: Bytes = Bytes::new();
 
 /// The size of chunks a [`ChannelWriter`] sends.
@@ -21,58 +21,6 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// How many chunks may wait in a pipe.
 pub(crate) const CAPACITY: usize = 16;
-
-/// The blocking, reading end of a bounded pipe fed by an async task.
-///
-/// The feeder must end a complete stream with [`END`] (an empty chunk; it never sends empty
-/// data chunks). A pipe that closes without it was cut off (the feeder was cancelled) and the
-/// reader fails with `UnexpectedEof` rather than reporting a clean end of a partial stream.
-pub(crate) struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-    done: bool,
-}
-
-impl ChannelReader {
-    pub(crate) fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-            done: false,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            if self.done || buf.is_empty() {
-                return Ok(0);
-            }
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) if chunk.is_empty() => {
-                    self.done = true;
-                    return Ok(0);
-                }
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                None => {
-                    self.done = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the stream from the daemon was cut off",
-                    ));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
 
 /// The blocking, writing end of a bounded pipe drained by an async task. Counts the bytes it
 /// hands over so the async side can report progress. Ends a complete stream with [`END`];
@@ -174,56 +122,6 @@ pub(crate) fn body_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reader_sees_chunks_then_eof() {
-        let (tx, rx) = mpsc::channel(2);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            ChannelReader::new(rx).read_to_end(&mut out).map(|_| out)
-        });
-        for part in [&b"abc"[..], b"defgh"] {
-            tx.send(Ok(Bytes::copy_from_slice(part)))
-                .await
-                .expect("reader alive");
-        }
-        tx.send(Ok(END)).await.expect("reader alive");
-        drop(tx);
-        let out = reader.await.expect("joins").expect("reads");
-        assert_eq!(out, b"abcdefgh");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reader_fails_when_feeder_vanishes_without_end() {
-        let (tx, rx) = mpsc::channel(2);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            ChannelReader::new(rx).read_to_end(&mut out)
-        });
-        tx.send(Ok(Bytes::from_static(b"half a tar")))
-            .await
-            .expect("alive");
-        drop(tx);
-        let err = reader.await.expect("joins").expect_err("cut off");
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reader_surfaces_stream_error() {
-        let (tx, rx) = mpsc::channel(2);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            ChannelReader::new(rx).read_to_end(&mut out)
-        });
-        tx.send(Ok(Bytes::from_static(b"partial")))
-            .await
-            .expect("alive");
-        tx.send(Err(io::Error::other("daemon hung up")))
-            .await
-            .expect("alive");
-        let err = reader.await.expect("joins").expect_err("error surfaces");
-        assert!(err.to_string().contains("hung up"));
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writer_chunks_bounded_and_counts() {

@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use hoist_testkit::Dockerd;
 
@@ -104,6 +106,39 @@ pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A relay whose answers stop after `stall_after` bytes while the connection stays open (a
+/// daemon that hangs mid-stream), and a flag set once the client closes its side.
+pub fn tcp_relay_stall(socket: &Path, stall_after: u64) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    let socket: PathBuf = socket.to_path_buf();
+    let client_closed = Arc::new(AtomicBool::new(false));
+    let closed = client_closed.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(upstream) = UnixStream::connect(&socket) else {
+                continue;
+            };
+            let (mut c_read, mut c_write) = (client.try_clone().expect("clone tcp"), client);
+            let (mut u_read, mut u_write) = (upstream.try_clone().expect("clone unix"), upstream);
+            let closed = closed.clone();
+            std::thread::spawn(move || {
+                // Requests go through; the client's end of the stream means it hung up.
+                let _ = pump(&mut c_read, &mut u_write);
+                closed.store(true, Ordering::SeqCst);
+            });
+            std::thread::spawn(move || {
+                let _ = pump(&mut (&mut u_read).take(stall_after), &mut c_write);
+                // Hold both ends open, sending nothing, until the test process ends.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                drop((u_read, c_write));
+            });
+        }
+    });
+    (addr, client_closed)
 }
 
 fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<u64> {

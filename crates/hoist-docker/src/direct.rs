@@ -1,0 +1,338 @@
+//! The export stream, read on the thread that consumes it.
+//!
+//! dockerd writes an export 32 KiB at a time. Handing those writes (or batches of them) from
+//! an async task to the blocking consumer cost a copy and two thread wakeups per handoff, and
+//! on a two-core machine that work competed with dockerd's own sending. So the consuming
+//! thread polls the response body itself: it runs a current-thread runtime holding its own
+//! connection to the daemon, and each `read` drives that runtime until the next chunk
+//! arrives. One thread reads the socket, hashes and writes, as `docker save` does; the
+//! kernel's socket buffer lets dockerd keep sending while that thread writes to disk.
+//!
+//! The reader also keeps the export's watch: it reports `Preparing` until the first byte and
+//! `Receiving` after, every [`TICK`], and fails the stream when the daemon stops sending for
+//! the stall timeout or the async side gives up.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, ErrorKind};
+use crate::progress::{Progress, TICK};
+
+/// The daemon's response body as bollard yields it.
+pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, bollard::errors::Error>> + Send>>;
+
+/// What the reading thread and the async side of an export share.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// Set by the async side when it stops waiting (its future was dropped): the next read
+    /// fails instead of leaving a thread streaming for nobody.
+    pub(crate) cancelled: AtomicBool,
+    /// Bytes of the archive received so far.
+    pub(crate) received: AtomicU64,
+    /// The daemon's failure, when the stream broke or stalled; it outranks the consumer's
+    /// error (which only says its input ended).
+    pub(crate) failure: Mutex<Option<Error>>,
+}
+
+impl Watch {
+    fn fail(&self, err: Error) -> io::Error {
+        let message = format!("export stream failed: {err}");
+        if let Ok(mut slot) = self.failure.lock() {
+            slot.get_or_insert(err);
+        }
+        io::Error::other(message)
+    }
+
+    /// Take the daemon's failure, if any.
+    pub(crate) fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Everything the reader needs besides the body: how to word and classify failures.
+pub(crate) struct Context {
+    /// The images being exported, for messages.
+    pub(crate) label: String,
+    /// The daemon's address, for messages.
+    pub(crate) host: String,
+    /// How long the daemon may go without sending, once it has started.
+    pub(crate) stall_timeout: Duration,
+    /// Where `Preparing` and `Receiving` reports go.
+    pub(crate) progress: mpsc::UnboundedSender<Progress>,
+    /// Shared with the async side.
+    pub(crate) watch: Arc<Watch>,
+}
+
+/// A blocking reader over the export body, driving its own runtime. Holds at most the one
+/// chunk hyper last handed over.
+pub(crate) struct StreamReader {
+    rt: tokio::runtime::Runtime,
+    body: Body,
+    cx: Context,
+    current: Bytes,
+    started: Instant,
+    last_chunk: Instant,
+    last_report: Instant,
+    done: bool,
+}
+
+/// What one wait on the body produced.
+enum Next {
+    Chunk(Bytes),
+    End,
+    Failed(bollard::errors::Error),
+    Quiet,
+}
+
+impl StreamReader {
+    /// A reader over the body that `open` returns when called inside the reader's runtime
+    /// (so the connection it makes is driven by this thread).
+    pub(crate) fn new(open: impl FnOnce() -> Body, cx: Context) -> io::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let body = {
+            let _inside = rt.enter();
+            open()
+        };
+        let now = Instant::now();
+        let _ = cx.progress.send(Progress::Preparing {
+            elapsed: Duration::ZERO,
+        });
+        Ok(StreamReader {
+            rt,
+            body,
+            cx,
+            current: Bytes::new(),
+            started: now,
+            last_chunk: now,
+            last_report: now,
+            done: false,
+        })
+    }
+
+    /// Wait for the next chunk, at most until the next report is due.
+    fn next(&mut self) -> Next {
+        let wait = TICK.saturating_sub(self.last_report.elapsed());
+        let body = &mut self.body;
+        self.rt.block_on(async {
+            match tokio::time::timeout(wait, body.next()).await {
+                Ok(Some(Ok(chunk))) => Next::Chunk(chunk),
+                Ok(Some(Err(e))) => Next::Failed(e),
+                Ok(None) => Next::End,
+                Err(_) => Next::Quiet,
+            }
+        })
+    }
+
+    fn received(&self) -> u64 {
+        self.cx.watch.received.load(Ordering::Relaxed)
+    }
+
+    /// Report where the stream is, if a tick has passed; fail it when it has stalled.
+    fn report(&mut self) -> io::Result<()> {
+        if self.last_report.elapsed() < TICK {
+            return Ok(());
+        }
+        self.last_report = Instant::now();
+        let received = self.received();
+        if received == 0 {
+            let _ = self.cx.progress.send(Progress::Preparing {
+                elapsed: self.started.elapsed(),
+            });
+        } else if self.last_chunk.elapsed() > self.cx.stall_timeout {
+            let err = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the daemon stopped sending the export after {received} bytes \
+                     ({}s without data)",
+                    self.cx.stall_timeout.as_secs()
+                ),
+            )
+            .with_image(self.cx.label.clone())
+            .with_host(&self.cx.host);
+            self.done = true;
+            return Err(self.cx.watch.fail(err));
+        } else {
+            let _ = self
+                .cx
+                .progress
+                .send(Progress::Receiving { bytes: received });
+        }
+        Ok(())
+    }
+
+    fn fill(&mut self) -> io::Result<bool> {
+        while self.current.is_empty() {
+            if self.done {
+                return Ok(false);
+            }
+            if self.cx.watch.cancelled.load(Ordering::Relaxed) {
+                self.done = true;
+                // Not `Interrupted`: readers retry that.
+                return Err(io::Error::other("the export was abandoned"));
+            }
+            match self.next() {
+                Next::Chunk(chunk) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if self.received() == 0 {
+                        tracing::debug!(after = ?self.started.elapsed(), "first byte of export");
+                    }
+                    self.cx
+                        .watch
+                        .received
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    self.last_chunk = Instant::now();
+                    self.current = chunk;
+                }
+                Next::End => {
+                    self.done = true;
+                    return Ok(false);
+                }
+                Next::Failed(e) => {
+                    self.done = true;
+                    let received = self.received();
+                    let mut err = crate::classify::classify(e, &self.cx.host)
+                        .with_image(self.cx.label.clone());
+                    if received > 0 {
+                        // Past the headers a cut is a broken stream, whatever hyper says.
+                        err = Error::new(
+                            ErrorKind::DaemonFailed,
+                            format!("the export stream broke off after {received} bytes"),
+                        )
+                        .with_image(self.cx.label.clone())
+                        .with_host(&self.cx.host)
+                        .with_source(err);
+                    }
+                    return Err(self.cx.watch.fail(err));
+                }
+                Next::Quiet => {}
+            }
+            self.report()?;
+        }
+        self.report()?;
+        Ok(true)
+    }
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || !self.fill()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader over `chunks`, then (when `hang`) a body that never ends.
+    fn reader(
+        chunks: Vec<&'static [u8]>,
+        hang: bool,
+        stall_timeout: Duration,
+    ) -> (StreamReader, mpsc::UnboundedReceiver<Progress>, Arc<Watch>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let watch = Arc::new(Watch::default());
+        let cx = Context {
+            label: "test:1".into(),
+            host: "unix:///nowhere".into(),
+            stall_timeout,
+            progress: tx,
+            watch: watch.clone(),
+        };
+        let open = move || -> Body {
+            let items = futures_util::stream::iter(
+                chunks
+                    .into_iter()
+                    .map(|c| Ok::<_, bollard::errors::Error>(Bytes::from_static(c))),
+            );
+            if hang {
+                Box::pin(items.chain(futures_util::stream::pending()))
+            } else {
+                Box::pin(items)
+            }
+        };
+        let r = StreamReader::new(open, cx).expect("reader");
+        (r, rx, watch)
+    }
+
+    #[test]
+    fn chunks_read_back_in_order_across_small_reads() {
+        let (mut r, _rx, watch) = reader(vec![b"hello ", b"", b"daemon", b"!"], false, TICK);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        loop {
+            let n = r.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"hello daemon!");
+        assert_eq!(watch.received.load(Ordering::Relaxed), 13);
+        assert!(watch.take_failure().is_none());
+        // The end stays the end.
+        assert_eq!(r.read(&mut buf).expect("read after end"), 0);
+    }
+
+    #[test]
+    fn a_daemon_that_stops_sending_fails_the_read_as_a_timeout() {
+        let (mut r, mut rx, watch) = reader(vec![b"first bytes"], true, Duration::from_millis(600));
+        let mut buf = [0u8; 64];
+        assert_eq!(r.read(&mut buf).expect("first chunk"), 11);
+        let started = Instant::now();
+        let err = r.read(&mut buf).expect_err("stalled");
+        assert!(started.elapsed() >= Duration::from_millis(600));
+        assert!(err.to_string().contains("stopped sending"), "{err}");
+        let failure = watch.take_failure().expect("the daemon's failure is kept");
+        assert!(failure.is_timeout(), "{failure:?}");
+        // While it waited it said how far it got.
+        let mut reports = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            reports.push(p);
+        }
+        assert!(
+            reports.contains(&Progress::Receiving { bytes: 11 }),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn a_quiet_daemon_is_reported_preparing_and_an_abandoned_export_stops() {
+        let (mut r, mut rx, watch) = reader(vec![], true, Duration::from_secs(600));
+        let flag = watch.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            flag.cancelled.store(true, Ordering::Relaxed);
+        });
+        let mut buf = [0u8; 8];
+        let err = r.read(&mut buf).expect_err("abandoned");
+        assert!(err.to_string().contains("abandoned"), "{err}");
+        stopper.join().expect("stopper");
+        let mut preparing = 0;
+        while let Ok(p) = rx.try_recv() {
+            assert!(matches!(p, Progress::Preparing { .. }), "{p:?}");
+            preparing += 1;
+        }
+        // One at the start and one per quarter second of the wait.
+        assert!(preparing >= 3, "{preparing}");
+        assert!(
+            watch.take_failure().is_none(),
+            "abandoning is not the daemon's fault"
+        );
+    }
+}
