@@ -2,7 +2,9 @@
 //!
 //! Every scenario prepares one input (a cached synthetic image from `hoist_testkit::synth`, and
 //! whatever local registry/proxy/daemon it needs from the testkit), then runs hoist and each
-//! peer alternately — A B A B — for `--runs` rounds after `--warmup` rounds, each run into a
+//! peer in turn for `--runs` rounds after `--warmup` rounds, odd rounds in reverse (A B, B A,
+//! A B ...; A B C D, D C B A ...), so no tool always runs right after the same other one (a
+//! 4 GiB `docker save` slowed whatever came next), each run into a
 //! fresh empty output directory with a fresh empty hoist cache (`HOIST_CACHE_DIR`), so no run
 //! profits from an earlier one. Each run is measured from the outside with `wait4`: wall time,
 //! user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage; work done
@@ -311,7 +313,8 @@ fn run_scenario(
     }
     for round in 0..args.warmup + args.runs {
         let warm = round < args.warmup;
-        for (c, r) in p.contenders.iter().zip(results.iter_mut()) {
+        for i in round_order(p.contenders.len(), round) {
+            let (c, r) = (&p.contenders[i], &mut results[i]);
             if let Some(reset) = p.before_each.as_mut() {
                 reset()?;
             }
@@ -348,6 +351,17 @@ fn run_scenario(
         verdicts: Vec::new(),
         elapsed_s: 0.0,
     })
+}
+
+/// The order of `n` contenders in round `round`: as listed in even rounds, reversed in odd
+/// ones (A B, B A, A B: the classic ABBA counterbalancing), so no tool always runs right after
+/// the same other one.
+fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 /// One measured run into a fresh empty output directory, with a cold hoist cache; for a failed
@@ -426,6 +440,25 @@ fn shell_line(script: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_rounds_run_in_reverse_so_predecessors_change() {
+        assert_eq!(round_order(2, 0), [0, 1]);
+        assert_eq!(round_order(2, 1), [1, 0]);
+        assert_eq!(round_order(1, 7), [0]);
+        // export-scale: hoist, docker save, hoist 4x, docker save 4x, over three rounds.
+        let runs: Vec<usize> = (0..3).flat_map(|r| round_order(4, r)).collect();
+        assert_eq!(runs, [0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2, 3]);
+        // hoist 1x no longer always follows docker save 4x.
+        let after = |who: usize| -> Vec<usize> {
+            runs.windows(2)
+                .filter(|w| w[1] == who)
+                .map(|w| w[0])
+                .collect()
+        };
+        assert_eq!(after(0), [1, 0]);
+        assert!(!after(0).contains(&3));
+    }
 
     #[test]
     fn sizes() {
