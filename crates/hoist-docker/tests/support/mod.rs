@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,9 +76,18 @@ pub fn tcp_relay(socket: &Path) -> SocketAddr {
     tcp_relay_cut(socket, None)
 }
 
-/// Like [`tcp_relay`], but each connection's answer is cut (both directions shut) after
-/// `cut_after` bytes: a daemon that dies mid-stream, deterministically.
-pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
+/// The two halves of a relayed connection: the client's TCP stream and the daemon's socket,
+/// each as a reading and a writing handle.
+pub struct Relayed {
+    pub client_read: TcpStream,
+    pub client_write: TcpStream,
+    pub daemon_read: UnixStream,
+    pub daemon_write: UnixStream,
+}
+
+/// A TCP port whose every connection is joined to a fresh connection to `socket` and handed to
+/// `serve` (on the accepting thread: `serve` spawns what it needs).
+fn relay(socket: &Path, serve: impl Fn(Relayed) + Send + 'static) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
     let addr = listener.local_addr().expect("relay addr");
     let socket: PathBuf = socket.to_path_buf();
@@ -89,54 +98,66 @@ pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
                 // The daemon is gone: drop the client, as a dead daemon's port would.
                 continue;
             };
-            let (mut c_read, mut c_write) = (client.try_clone().expect("clone tcp"), client);
-            let (mut u_read, mut u_write) = (upstream.try_clone().expect("clone unix"), upstream);
-            std::thread::spawn(move || {
-                let _ = pump(&mut c_read, &mut u_write);
-                let _ = u_write.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = match cut_after {
-                    Some(limit) => pump(&mut (&mut u_read).take(limit), &mut c_write),
-                    None => pump(&mut u_read, &mut c_write),
-                };
-                let _ = c_write.shutdown(std::net::Shutdown::Both);
-                let _ = u_read.shutdown(std::net::Shutdown::Both);
+            serve(Relayed {
+                client_read: client.try_clone().expect("clone tcp"),
+                client_write: client,
+                daemon_read: upstream.try_clone().expect("clone unix"),
+                daemon_write: upstream,
             });
         }
     });
     addr
 }
 
+/// Like [`tcp_relay`], but each connection's answer is cut (both directions shut) after
+/// `cut_after` bytes: a daemon that dies mid-stream, deterministically.
+pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
+    relay(socket, move |c| {
+        let Relayed {
+            mut client_read,
+            mut client_write,
+            mut daemon_read,
+            mut daemon_write,
+        } = c;
+        std::thread::spawn(move || {
+            let _ = pump(&mut client_read, &mut daemon_write);
+            let _ = daemon_write.shutdown(std::net::Shutdown::Write);
+        });
+        std::thread::spawn(move || {
+            let _ = match cut_after {
+                Some(limit) => pump(&mut (&mut daemon_read).take(limit), &mut client_write),
+                None => pump(&mut daemon_read, &mut client_write),
+            };
+            let _ = client_write.shutdown(std::net::Shutdown::Both);
+            let _ = daemon_read.shutdown(std::net::Shutdown::Both);
+        });
+    })
+}
+
 /// A relay whose answers stop after `stall_after` bytes while the connection stays open (a
 /// daemon that hangs mid-stream), and a flag set once the client closes its side.
 pub fn tcp_relay_stall(socket: &Path, stall_after: u64) -> (SocketAddr, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
-    let addr = listener.local_addr().expect("relay addr");
-    let socket: PathBuf = socket.to_path_buf();
     let client_closed = Arc::new(AtomicBool::new(false));
     let closed = client_closed.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { break };
-            let Ok(upstream) = UnixStream::connect(&socket) else {
-                continue;
-            };
-            let (mut c_read, mut c_write) = (client.try_clone().expect("clone tcp"), client);
-            let (mut u_read, mut u_write) = (upstream.try_clone().expect("clone unix"), upstream);
-            let closed = closed.clone();
-            std::thread::spawn(move || {
-                // Requests go through; the client's end of the stream means it hung up.
-                let _ = pump(&mut c_read, &mut u_write);
-                closed.store(true, Ordering::SeqCst);
-            });
-            std::thread::spawn(move || {
-                let _ = pump(&mut (&mut u_read).take(stall_after), &mut c_write);
-                // Hold both ends open, sending nothing, until the test process ends.
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-                drop((u_read, c_write));
-            });
-        }
+    let addr = relay(socket, move |c| {
+        let Relayed {
+            mut client_read,
+            mut client_write,
+            mut daemon_read,
+            mut daemon_write,
+        } = c;
+        let closed = closed.clone();
+        std::thread::spawn(move || {
+            // Requests go through; the client's end of the stream means it hung up.
+            let _ = pump(&mut client_read, &mut daemon_write);
+            closed.store(true, Ordering::SeqCst);
+        });
+        std::thread::spawn(move || {
+            let _ = pump(&mut (&mut daemon_read).take(stall_after), &mut client_write);
+            // Hold both ends open, sending nothing, until the test process ends.
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            drop((daemon_read, client_write));
+        });
     });
     (addr, client_closed)
 }
