@@ -3,12 +3,24 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions};
 use hoist_oci::layout::Layout;
 use support::{import_files, noise, start_dockerd, tcp_relay_stall};
+
+/// The daemon reached through `relay`, with `stall` as its stall timeout.
+async fn through(relay: SocketAddr, stall: Duration) -> Daemon {
+    Daemon::connect(
+        ConnectOptions::new()
+            .host(format!("tcp://{relay}"))
+            .stall_timeout(stall),
+    )
+    .await
+    .expect("connect through relay")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_export_times_out_and_an_abandoned_one_hangs_up() {
@@ -27,13 +39,7 @@ async fn a_stalled_export_times_out_and_an_abandoned_one_hangs_up() {
     // The daemon goes quiet after 1 MB: with a 2 s stall timeout the export fails as a
     // timeout, saying how far it got, and the layout holds no image.
     let (relay, _) = tcp_relay_stall(dockerd.socket_path(), 1_000_000);
-    let daemon = Daemon::connect(
-        ConnectOptions::new()
-            .host(format!("tcp://{relay}"))
-            .stall_timeout(Duration::from_secs(2)),
-    )
-    .await
-    .expect("connect through relay");
+    let daemon = through(relay, Duration::from_secs(2)).await;
     let layout = Layout::create(scratch.path().join("oci")).expect("layout");
     let started = Instant::now();
     let err = daemon
@@ -52,13 +58,7 @@ async fn a_stalled_export_times_out_and_an_abandoned_one_hangs_up() {
     // With a long stall timeout, a caller that gives up (drops the export) must not leave the
     // reading thread holding the daemon's connection until that timeout.
     let (relay, client_closed) = tcp_relay_stall(dockerd.socket_path(), 1_000_000);
-    let patient = Daemon::connect(
-        ConnectOptions::new()
-            .host(format!("tcp://{relay}"))
-            .stall_timeout(Duration::from_secs(600)),
-    )
-    .await
-    .expect("connect through relay");
+    let patient = through(relay, Duration::from_secs(600)).await;
     let abandoned = tokio::time::timeout(
         Duration::from_secs(3),
         patient.export(&names, &layout, &ExportOptions::new(), |_| {}),

@@ -76,21 +76,18 @@ pub fn tcp_relay(socket: &Path) -> SocketAddr {
     tcp_relay_cut(socket, None)
 }
 
-/// The two halves of a relayed connection: the client's TCP stream and the daemon's socket,
-/// each as a reading and a writing handle.
-pub struct Relayed {
-    pub client_read: TcpStream,
-    pub client_write: TcpStream,
-    pub daemon_read: UnixStream,
-    pub daemon_write: UnixStream,
-}
-
-/// A TCP port whose every connection is joined to a fresh connection to `socket` and handed to
-/// `serve` (on the accepting thread: `serve` spawns what it needs).
-fn relay(socket: &Path, serve: impl Fn(Relayed) + Send + 'static) -> SocketAddr {
+/// A TCP port whose every connection is joined to a fresh connection to `socket`: on one
+/// thread `up` moves the client's bytes to the daemon, on another `down` moves the daemon's
+/// answer back (each gets the stream to read and the stream to write).
+fn relay<U, D>(socket: &Path, up: U, down: D) -> SocketAddr
+where
+    U: Fn(TcpStream, UnixStream) + Send + Sync + 'static,
+    D: Fn(UnixStream, TcpStream) + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
     let addr = listener.local_addr().expect("relay addr");
     let socket: PathBuf = socket.to_path_buf();
+    let (up, down) = (Arc::new(up), Arc::new(down));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { break };
@@ -98,12 +95,13 @@ fn relay(socket: &Path, serve: impl Fn(Relayed) + Send + 'static) -> SocketAddr 
                 // The daemon is gone: drop the client, as a dead daemon's port would.
                 continue;
             };
-            serve(Relayed {
-                client_read: client.try_clone().expect("clone tcp"),
-                client_write: client,
-                daemon_read: upstream.try_clone().expect("clone unix"),
-                daemon_write: upstream,
-            });
+            let (client_read, daemon_read) = (
+                client.try_clone().expect("clone tcp"),
+                upstream.try_clone().expect("clone unix"),
+            );
+            let (up, down) = (up.clone(), down.clone());
+            std::thread::spawn(move || up(client_read, upstream));
+            std::thread::spawn(move || down(daemon_read, client));
         }
     });
     addr
@@ -112,26 +110,21 @@ fn relay(socket: &Path, serve: impl Fn(Relayed) + Send + 'static) -> SocketAddr 
 /// Like [`tcp_relay`], but each connection's answer is cut (both directions shut) after
 /// `cut_after` bytes: a daemon that dies mid-stream, deterministically.
 pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
-    relay(socket, move |c| {
-        let Relayed {
-            mut client_read,
-            mut client_write,
-            mut daemon_read,
-            mut daemon_write,
-        } = c;
-        std::thread::spawn(move || {
-            let _ = pump(&mut client_read, &mut daemon_write);
-            let _ = daemon_write.shutdown(std::net::Shutdown::Write);
-        });
-        std::thread::spawn(move || {
+    relay(
+        socket,
+        |mut from, mut to| {
+            let _ = pump(&mut from, &mut to);
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        },
+        move |mut from, mut to| {
             let _ = match cut_after {
-                Some(limit) => pump(&mut (&mut daemon_read).take(limit), &mut client_write),
-                None => pump(&mut daemon_read, &mut client_write),
+                Some(limit) => pump(&mut (&mut from).take(limit), &mut to),
+                None => pump(&mut from, &mut to),
             };
-            let _ = client_write.shutdown(std::net::Shutdown::Both);
-            let _ = daemon_read.shutdown(std::net::Shutdown::Both);
-        });
-    })
+            let _ = to.shutdown(std::net::Shutdown::Both);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+        },
+    )
 }
 
 /// A relay whose answers stop after `stall_after` bytes while the connection stays open (a
@@ -139,26 +132,20 @@ pub fn tcp_relay_cut(socket: &Path, cut_after: Option<u64>) -> SocketAddr {
 pub fn tcp_relay_stall(socket: &Path, stall_after: u64) -> (SocketAddr, Arc<AtomicBool>) {
     let client_closed = Arc::new(AtomicBool::new(false));
     let closed = client_closed.clone();
-    let addr = relay(socket, move |c| {
-        let Relayed {
-            mut client_read,
-            mut client_write,
-            mut daemon_read,
-            mut daemon_write,
-        } = c;
-        let closed = closed.clone();
-        std::thread::spawn(move || {
+    let addr = relay(
+        socket,
+        move |mut from, mut to| {
             // Requests go through; the client's end of the stream means it hung up.
-            let _ = pump(&mut client_read, &mut daemon_write);
+            let _ = pump(&mut from, &mut to);
             closed.store(true, Ordering::SeqCst);
-        });
-        std::thread::spawn(move || {
-            let _ = pump(&mut (&mut daemon_read).take(stall_after), &mut client_write);
+        },
+        move |mut from, mut to| {
+            let _ = pump(&mut (&mut from).take(stall_after), &mut to);
             // Hold both ends open, sending nothing, until the test process ends.
             std::thread::sleep(std::time::Duration::from_secs(3600));
-            drop((daemon_read, client_write));
-        });
-    });
+            drop((from, to));
+        },
+    );
     (addr, client_closed)
 }
 
