@@ -2,10 +2,11 @@
 //! only after verification.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Algorithm, HashingWriter, mismatch};
+use super::frames::FrameWriter;
+use crate::digest::{Algorithm, mismatch};
 use crate::{Digest, Error, ErrorKind, Result};
 
 /// The prefix of temp files inside `blobs/`; [`super::Layout::open`] removes stale ones.
@@ -14,13 +15,13 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 /// A blob being written into a [`super::Layout`].
 ///
 /// Bytes go to a temp file in the layout's `blobs/` directory (never under `blobs/<alg>/`), hashed
-/// on the way. [`BlobWriter::commit`] checks the digest and size, fsyncs, and renames the file to
+/// on the way (by a helper thread once the blob outgrows one 128 KiB frame). [`BlobWriter::commit`] checks the digest and size, fsyncs, and renames the file to
 /// `blobs/<alg>/<hex>`. Dropping a writer that was not committed deletes the temp file; if the
 /// process dies instead, the temp file is unlocked and the next [`super::Layout::open`] removes it.
 pub struct BlobWriter {
     blobs_dir: PathBuf,
     temp_path: PathBuf,
-    out: Option<HashingWriter<BufWriter<tempfile::NamedTempFile>>>,
+    out: Option<FrameWriter<tempfile::NamedTempFile>>,
 }
 
 impl BlobWriter {
@@ -36,16 +37,13 @@ impl BlobWriter {
         Ok(BlobWriter {
             blobs_dir: blobs_dir.to_path_buf(),
             temp_path,
-            out: Some(HashingWriter::new(
-                BufWriter::with_capacity(128 * 1024, temp),
-                algorithm,
-            )),
+            out: Some(FrameWriter::new(temp, algorithm)),
         })
     }
 
     /// Bytes written so far.
     pub fn bytes_written(&self) -> u64 {
-        self.out.as_ref().map_or(0, HashingWriter::bytes_written)
+        self.out.as_ref().map_or(0, FrameWriter::bytes_written)
     }
 
     /// The temp file's path (for messages and tests).
@@ -70,10 +68,9 @@ impl BlobWriter {
             .out
             .take()
             .ok_or_else(|| Error::new(ErrorKind::Io, "blob writer already finished"))?;
-        let (buffered, digest, size) = out.finish();
-        let temp = buffered.into_inner().map_err(|e| {
-            Error::io("flushing blob temp file", e.into_error()).with_path(&self.temp_path)
-        })?;
+        let (temp, digest, size) = out
+            .finish()
+            .map_err(|e| Error::io("flushing blob temp file", e).with_path(&self.temp_path))?;
         if let Some(expected) = expected {
             if expected.algorithm() != digest.algorithm() {
                 return Err(Error::invalid(format!(

@@ -8,6 +8,7 @@
 
 mod blob;
 mod compress;
+mod frames;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
