@@ -182,10 +182,8 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
         }
         // An OCI blob's name is its digest: verify against it.
         let named = oci_blob_digest(&path)?;
-        if inflight.is_done() {
-            // Report a layer stored as soon as its commit is known to be done.
-            inflight.finish(&mut out, options)?;
-        }
+        // Report layers stored as soon as their commits are known to be done.
+        inflight.reap(&mut out, options)?;
         let (index, storing) = store_entry(
             &mut entry,
             &path,
@@ -196,14 +194,12 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
             &mut layers,
             (&mut inflight, &mut out),
         )?;
-        // At most one commit runs beside the stream.
-        inflight.finish(&mut out, options)?;
         match storing {
             Storing::Done(stored) => record(&mut out, options, path, index, stored),
-            Storing::Committing(handle) => inflight.pending = Some((path, index, handle)),
+            Storing::Committing(handle) => inflight.push(path, index, handle, &mut out, options)?,
         }
     }
-    inflight.finish(&mut out, options)?;
+    inflight.finish_all(&mut out, options)?;
     // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
     // cleanly (bounded: a stream that never ends is not drained forever).
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
@@ -324,9 +320,7 @@ fn store_entry<R: Read>(
     let mut body = io::Cursor::new(head).chain(entry);
     let (inflight, out) = earlier;
     let mut tick = |bytes: u64| -> Result<()> {
-        if inflight.is_done() {
-            inflight.finish(out, options)?;
-        }
+        inflight.reap(out, options)?;
         if let Some(index) = index {
             options.emit(SpoolEvent::LayerProgress { index, bytes });
         }
@@ -354,7 +348,7 @@ fn store_entry<R: Read>(
                 diff_id: Some(info.diff_id),
             })
         };
-        Storing::commit(size, commit)?
+        Storing::commit(commit)?
     } else if let Some(digest) = named.as_ref().filter(|d| {
         let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
         layout.has_blob(&existing).unwrap_or(false)
@@ -390,27 +384,23 @@ fn store_entry<R: Read>(
                 compression: detected,
             })
         };
-        Storing::commit(size, commit)?
+        Storing::commit(commit)?
     };
     Ok((index, stored))
 }
 
 /// A stored entry, or one whose verified blob is being committed (fsynced and renamed into
-/// place) on another thread while the next entry streams in.
+/// place) on another thread while the next entries stream in.
 enum Storing {
     Done(Stored),
     Committing(std::thread::JoinHandle<Result<Stored>>),
 }
 
-/// Entries at least this big are committed in the background: their fsync overlaps the next
-/// entry instead of stalling the stream (the daemon cannot send while nobody reads).
-const BACKGROUND_COMMIT: u64 = 1 << 20;
-
 impl Storing {
-    fn commit(size: u64, commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
-        if size < BACKGROUND_COMMIT {
-            return commit().map(Storing::Done);
-        }
+    /// Commit on a thread of its own: an fsync, even of a small file, can wait for the
+    /// writeback of a big one (ext4 commits its journal in order), and the daemon cannot send
+    /// while nobody reads.
+    fn commit(commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
         std::thread::Builder::new()
             .name("hoist-commit".into())
             .spawn(commit)
@@ -419,12 +409,16 @@ impl Storing {
     }
 }
 
-/// The one entry whose commit may still be running. Finishing it records it (and reports a
-/// layer as stored); dropping it waits for the commit, so a failed spool returns only after
-/// every temp file is gone or renamed.
+/// Commits that may run beside the stream before it waits for the oldest. Each holds an open
+/// temp file and a parked thread, nothing more.
+const MAX_COMMITS: usize = 4;
+
+/// The entries whose commits may still be running, oldest first. Finishing one records it (and
+/// reports a layer as stored), in the order they were read; dropping the queue waits for every
+/// commit, so a failed spool returns only after every temp file is gone or renamed.
 #[derive(Default)]
 struct InFlight {
-    pending: Option<(
+    pending: std::collections::VecDeque<(
         String,
         Option<usize>,
         std::thread::JoinHandle<Result<Stored>>,
@@ -432,14 +426,43 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn is_done(&self) -> bool {
-        self.pending
-            .as_ref()
-            .is_some_and(|(_, _, handle)| handle.is_finished())
+    /// Queue a commit; wait for the oldest while more than [`MAX_COMMITS`] run.
+    fn push(
+        &mut self,
+        path: String,
+        index: Option<usize>,
+        handle: std::thread::JoinHandle<Result<Stored>>,
+        out: &mut Collected,
+        options: &mut SpoolOptions,
+    ) -> Result<()> {
+        self.pending.push_back((path, index, handle));
+        while self.pending.len() > MAX_COMMITS {
+            self.finish_oldest(out, options)?;
+        }
+        Ok(())
     }
 
-    fn finish(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
-        let Some((path, index, handle)) = self.pending.take() else {
+    /// Record the commits that are done, oldest first, stopping at the first still running.
+    fn reap(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(_, _, handle)| handle.is_finished())
+        {
+            self.finish_oldest(out, options)?;
+        }
+        Ok(())
+    }
+
+    fn finish_all(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
+        while !self.pending.is_empty() {
+            self.finish_oldest(out, options)?;
+        }
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self, out: &mut Collected, options: &mut SpoolOptions) -> Result<()> {
+        let Some((path, index, handle)) = self.pending.pop_front() else {
             return Ok(());
         };
         let stored = handle
@@ -452,7 +475,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some((_, _, handle)) = self.pending.take() {
+        for (_, _, handle) in self.pending.drain(..) {
             let _ = handle.join();
         }
     }

@@ -142,3 +142,61 @@ fn a_layer_is_reported_stored_while_the_next_one_streams() {
     };
     l.verify_blob(&blob).expect("in place when reported");
 }
+
+#[test]
+fn more_layers_than_commit_slots_are_stored_and_reported_in_order() {
+    // Nine layers, each committed on its own thread, more than MAX_COMMITS at a time.
+    let layers: Vec<Vec<u8>> = (0..9u8)
+        .map(|n| {
+            let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8 ^ n).collect();
+            tar_of(&[(&format!("l{n}"), &body[..])])
+        })
+        .collect();
+    let cfg = config_for(
+        layers.iter().map(|t| Digest::sha256_of(t)).collect(),
+        "amd64",
+    );
+    let dirs: Vec<String> = (0..layers.len()).map(|n| format!("d{n}/layer.tar")).collect();
+    let manifest = format!(
+        r#"[{{"Config":"{c}.json","RepoTags":["many:1"],"Layers":[{l}]}}]"#,
+        c = cfg.digest().hex(),
+        l = dirs
+            .iter()
+            .map(|d| format!("{d:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let config_name = format!("{}.json", cfg.digest().hex());
+    let mut items: Vec<Item<'_>> = dirs
+        .iter()
+        .zip(&layers)
+        .map(|(d, t)| Item::File(d, t.clone()))
+        .collect();
+    // The config arrives between layers, as `docker save` may put it.
+    items.insert(3, Item::File(&config_name, cfg.bytes().to_vec()));
+    items.push(Item::File("manifest.json", manifest.into_bytes()));
+
+    let (_d, l) = new_layout();
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&stored);
+    let options = SpoolOptions::new().on_event(move |e| {
+        if let SpoolEvent::LayerStored { index, .. } = e {
+            sink.lock().expect("lock").push(index);
+        }
+    });
+    spool_with(pipe(archive(items)), &l, options).expect("spool");
+    assert_eq!(
+        *stored.lock().expect("lock"),
+        (0..layers.len()).collect::<Vec<_>>()
+    );
+    let image = l.image(Some("many:1"), None).expect("tagged");
+    assert_eq!(image.manifest.value().layers.len(), layers.len());
+    for layer in &image.manifest.value().layers {
+        l.verify_blob(layer).expect("committed and verified");
+    }
+    assert!(
+        blobs(&l).iter().all(|p| p.starts_with("sha256/")),
+        "temp files left: {:?}",
+        blobs(&l)
+    );
+}
