@@ -96,6 +96,7 @@ pub mod codec;
 mod descriptor;
 pub mod digest;
 mod error;
+mod frames;
 pub mod layout;
 mod manifest;
 mod media_type;

@@ -17,7 +17,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-use crate::digest::{Algorithm, Digester, HashingWriter};
+use crate::digest::Algorithm;
+use crate::frames::FrameWriter;
 use crate::{Digest, Error, ErrorKind, Result};
 
 /// The largest zstd window (as a power of two) a layer may ask the decoder for: 128 MiB, what
@@ -214,16 +215,16 @@ pub struct CompressedInfo {
 }
 
 enum Encoder<W: Write> {
-    None(HashingWriter<W>),
-    Gzip(Box<gzip::BlockGzip<HashingWriter<W>>>),
-    Zstd(zstd::stream::write::Encoder<'static, HashingWriter<W>>),
+    None(FrameWriter<W>),
+    Gzip(Box<gzip::BlockGzip<FrameWriter<W>>>),
+    Zstd(zstd::stream::write::Encoder<'static, FrameWriter<W>>),
 }
 
 /// A writer that compresses into `W`, hashing the input (diff_id) and the output (blob digest)
-/// in the same pass.
+/// in the same pass, each on a helper thread beside the codec.
 pub struct Compressor<W: Write> {
     encoder: Encoder<W>,
-    diff: Digester,
+    diff: FrameWriter<io::Sink>,
 }
 
 impl<W: Write> Compressor<W> {
@@ -247,7 +248,7 @@ impl<W: Write> Compressor<W> {
                 compression.level_range()
             )));
         }
-        let out = HashingWriter::new(output, Algorithm::Sha256);
+        let out = FrameWriter::new(output, Algorithm::Sha256);
         let encoder = match compression {
             Compression::None => Encoder::None(out),
             Compression::Gzip => Encoder::Gzip(Box::new(
@@ -269,7 +270,7 @@ impl<W: Write> Compressor<W> {
         };
         Ok(Compressor {
             encoder,
-            diff: Digester::new(Algorithm::Sha256),
+            diff: FrameWriter::new(io::sink(), Algorithm::Sha256),
         })
     }
 
@@ -291,7 +292,7 @@ impl<W: Write> Compressor<W> {
 
     /// Uncompressed bytes written so far.
     pub fn uncompressed_size(&self) -> u64 {
-        self.diff.len()
+        self.diff.bytes_written()
     }
 
     /// Flush the codec and return the output writer and what was produced.
@@ -305,15 +306,15 @@ impl<W: Write> Compressor<W> {
             Encoder::Gzip(g) => g.finish().map_err(fail)?,
             Encoder::Zstd(z) => z.finish().map_err(fail)?,
         };
-        let (mut inner, digest, size) = out.finish();
+        let (mut inner, digest, size) = out.finish().map_err(fail)?;
         inner.flush().map_err(fail)?;
-        let uncompressed_size = self.diff.len();
+        let (_, diff_id, uncompressed_size) = self.diff.finish().map_err(fail)?;
         Ok((
             inner,
             CompressedInfo {
                 digest,
                 size,
-                diff_id: self.diff.finish(),
+                diff_id,
                 uncompressed_size,
             },
         ))
@@ -327,7 +328,7 @@ impl<W: Write> Write for Compressor<W> {
             Encoder::Gzip(g) => g.write(buf)?,
             Encoder::Zstd(z) => z.write(buf)?,
         };
-        self.diff.update(&buf[..n]);
+        self.diff.write_all(&buf[..n])?;
         Ok(n)
     }
 

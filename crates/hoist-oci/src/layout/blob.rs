@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::frames::FrameWriter;
 use crate::digest::{Algorithm, mismatch};
+use crate::frames::FrameWriter;
 use crate::{Digest, Error, ErrorKind, Result};
 
 /// The prefix of temp files inside `blobs/`; [`super::Layout::open`] removes stale ones.

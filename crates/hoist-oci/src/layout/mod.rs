@@ -8,7 +8,6 @@
 
 mod blob;
 mod compress;
-mod frames;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

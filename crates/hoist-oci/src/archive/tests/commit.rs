@@ -156,7 +156,9 @@ fn more_layers_than_commit_slots_are_stored_and_reported_in_order() {
         layers.iter().map(|t| Digest::sha256_of(t)).collect(),
         "amd64",
     );
-    let dirs: Vec<String> = (0..layers.len()).map(|n| format!("d{n}/layer.tar")).collect();
+    let dirs: Vec<String> = (0..layers.len())
+        .map(|n| format!("d{n}/layer.tar"))
+        .collect();
     let manifest = format!(
         r#"[{{"Config":"{c}.json","RepoTags":["many:1"],"Layers":[{l}]}}]"#,
         c = cfg.digest().hex(),

@@ -1,7 +1,9 @@
-//! The write path under a [`super::BlobWriter`]: bytes gather into fixed-size frames; the
-//! caller writes each full frame to the file and a helper thread hashes it, so hashing (about
-//! 0.7 s per GiB even with SHA instructions) overlaps the next read and write instead of
-//! adding to them.
+//! Hashing beside the writer: bytes gather into fixed-size frames; the caller writes each full
+//! frame to the inner writer and a helper thread hashes it, so hashing (about 0.7 s per GiB
+//! even with SHA instructions) overlaps the next read and write instead of adding to them.
+//! Under every [`crate::layout::BlobWriter`] (the inner writer is the temp file) and inside a
+//! [`crate::codec::Compressor`] (its input, for the `diff_id`, with [`io::Sink`] inside; and
+//! its output).
 //!
 //! Memory is bounded: at most [`MAX_FRAMES`] frames of [`FRAME`] bytes exist per writer, and a
 //! writer that gets ahead of its hasher waits for a frame to come back. A blob that fits in one
@@ -18,7 +20,7 @@ use crate::{Digest, Error, ErrorKind};
 pub(crate) const FRAME: usize = 128 * 1024;
 
 /// Frames per writer: the one being filled, the ones queued for the hasher, the one it hashes.
-pub(crate) const MAX_FRAMES: usize = 4;
+pub(crate) const MAX_FRAMES: usize = 3;
 
 /// Writes everything to `out` and hashes it, in order, on a helper thread once the data
 /// outgrows one frame.
@@ -88,7 +90,7 @@ impl<W: Write> FrameWriter<W> {
         Ok((self.out, digester.finish(), written))
     }
 
-    /// Hand the full frame over: write it, then pass it to the hasher and take an empty one.
+    /// Hand the frame over: write it, then pass it to the hasher and take an empty one.
     fn flush_frame(&mut self) -> io::Result<()> {
         self.out.write_all(&self.frame)?;
         if let Hasher::Unstarted = self.hasher
@@ -132,7 +134,10 @@ impl<W: Write> Write for FrameWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // Frames are hashed whole; a flush only reaches the inner writer.
+        // A partial frame goes out too (the hasher takes frames of any length).
+        if !self.frame.is_empty() {
+            self.flush_frame()?;
+        }
         self.out.flush()
     }
 }
@@ -248,6 +253,20 @@ mod tests {
         ] {
             roundtrip(&pattern(len), step);
         }
+    }
+
+    #[test]
+    fn flush_writes_a_partial_frame_through_and_the_digest_still_covers_everything() {
+        let data = pattern(3 * FRAME);
+        let mut w = FrameWriter::new(Vec::new(), Algorithm::Sha256);
+        w.write_all(&data[..1000]).expect("write");
+        w.flush().expect("flush");
+        w.write_all(&data[1000..]).expect("write");
+        w.flush().expect("flush");
+        let (out, digest, len) = w.finish().expect("finish");
+        assert_eq!(out, data);
+        assert_eq!(len, data.len() as u64);
+        assert_eq!(digest, Digest::sha256_of(&data));
     }
 
     #[test]
