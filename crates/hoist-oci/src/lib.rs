@@ -105,6 +105,7 @@ pub mod reference;
 #[cfg(test)]
 mod testutil;
 pub mod variants;
+mod writeback;
 
 pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
@@ -118,6 +119,7 @@ pub use manifest::{
 pub use media_type::MediaType;
 pub use reference::Reference;
 pub use variants::{ImageVariants, LayerVariants};
+pub use writeback::WriteBehind;
 
 #[cfg(test)]
 mod thread_safety {

@@ -172,6 +172,7 @@ impl Client {
         let file = tokio::fs::File::create(partial).await.map_err(local)?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
         let mut hasher = Digester::new(desc.digest.algorithm());
+        let mut behind = hoist_oci::WriteBehind::new();
         let mut written: u64 = 0;
         let policy = self.cfg().retry.clone();
         let mut short_reads = 0;
@@ -236,6 +237,8 @@ impl Client {
                 hasher.update(&data);
                 out.write_all(&data).await.map_err(local)?;
                 written += data.len() as u64;
+                // The fsync below then finds most of the blob on disk already.
+                behind.wrote(out.get_ref(), data.len() as u64);
                 bp.at(written);
             }
             if written < desc.size {

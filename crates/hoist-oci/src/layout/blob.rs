@@ -21,7 +21,25 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 pub struct BlobWriter {
     blobs_dir: PathBuf,
     temp_path: PathBuf,
-    out: Option<FrameWriter<tempfile::NamedTempFile>>,
+    out: Option<FrameWriter<Behind>>,
+}
+
+/// The temp file, with its writeback started as it fills (see [`crate::WriteBehind`]).
+struct Behind {
+    file: tempfile::NamedTempFile,
+    behind: crate::WriteBehind,
+}
+
+impl Write for Behind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.behind.wrote(self.file.as_file(), n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl BlobWriter {
@@ -37,7 +55,13 @@ impl BlobWriter {
         Ok(BlobWriter {
             blobs_dir: blobs_dir.to_path_buf(),
             temp_path,
-            out: Some(FrameWriter::new(temp, algorithm)),
+            out: Some(FrameWriter::new(
+                Behind {
+                    file: temp,
+                    behind: crate::WriteBehind::new(),
+                },
+                algorithm,
+            )),
         })
     }
 
@@ -68,7 +92,7 @@ impl BlobWriter {
             .out
             .take()
             .ok_or_else(|| Error::new(ErrorKind::Io, "blob writer already finished"))?;
-        let (temp, digest, size) = out
+        let (Behind { file: temp, .. }, digest, size) = out
             .finish()
             .map_err(|e| Error::io("flushing blob temp file", e).with_path(&self.temp_path))?;
         if let Some(expected) = expected {
