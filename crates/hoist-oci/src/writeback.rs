@@ -55,7 +55,7 @@ impl WriteBehind {
         self.written += n;
         if self.written - self.kicked >= Self::STEP {
             self.kicked = self.written;
-            start_writeback(file);
+            let _ = start_writeback(file);
         }
     }
 
@@ -67,14 +67,19 @@ impl WriteBehind {
 }
 
 /// `sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)`: queue the writeback of the whole file's
-/// dirty pages and return without waiting for it. The result is ignored: a failure here means
-/// only that the final fsync has more to do, and it reports any real I/O error itself.
+/// dirty pages and return without waiting for it. [`WriteBehind::wrote`] ignores the result: a
+/// failure means only that the final fsync has more to do, and it reports real I/O errors.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &impl AsFd) {
+fn start_writeback(file: &impl AsFd) -> std::io::Result<()> {
     let fd = file.as_fd().as_raw_fd();
     // SAFETY: `fd` is borrowed from a live `AsFd` for the duration of the call; the syscall
     // reads no memory of ours and only schedules I/O on that descriptor.
-    let _ = unsafe { libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    let rc = unsafe { libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -97,11 +102,8 @@ mod tests {
         assert_eq!(behind.written(), 40 << 20);
         // Two full steps were requested; the rest waits for the next one (or the fsync).
         assert_eq!(behind.kicked, 2 * WriteBehind::STEP);
-        let fd = file.as_raw_fd();
-        // The call the counter makes works on this file (0 is success).
-        // SAFETY: as in `start_writeback`.
-        let rc = unsafe { libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        // The request the counter makes succeeds on this file.
+        start_writeback(&file).expect("sync_file_range");
         file.sync_all().expect("fsync");
     }
 }

@@ -1,10 +1,10 @@
-//! Big entries committed beside the stream: where their blobs are, and when they are reported.
+//! Entries committed beside the stream: where their blobs are, and when they are reported.
 
 use std::io::{self, Read};
 
 use super::*;
 
-/// Two layers over the background-commit size, as `docker save` lays them out.
+/// Two layers of several frames each, as `docker save` lays them out.
 fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
     let noise = |seed: u8| -> Vec<u8> {
         (0..1_500_000u32)
