@@ -1,12 +1,11 @@
 //! Request bodies: empty, small in-memory (manifests), streamed from a region of a file, or
 //! streamed from another registry's ranged GET.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -31,24 +30,42 @@ pub(crate) enum ReqBody {
 /// A finished read: the file handed back, and what was read.
 type ReadDone = (std::fs::File, std::io::Result<Vec<u8>>);
 
-/// A window `[start, end)` of a file, read `READ_SIZE` bytes at a time on tokio's blocking
-/// pool, one read ahead of hyper: while hyper sends a frame, the next one is being read.
-/// Each read lands straight in the frame's buffer (no zeroing, no intermediate copy).
+/// The next frame, being read.
+enum Pending {
+    /// Found whole in the page cache, read on the spot.
+    Ready(ReadDone),
+    /// Waiting for the disk on tokio's blocking pool.
+    Blocking(JoinHandle<ReadDone>),
+}
+
+/// A window `[start, end)` of a file, read `READ_SIZE` bytes at a time, one read ahead of
+/// hyper: while hyper sends a frame, the next one is being read.
+///
+/// A frame whose pages are all in the page cache (the usual case for a blob that was just
+/// written or read) is read at once on the calling task, by a read that never waits for the
+/// disk. Only the rest goes to tokio's blocking pool. A hop to that pool for every frame cost
+/// more CPU in context switches than the copy itself.
 pub(crate) struct FileRegion {
-    /// The file, when no read is in flight (a read owns it while it runs).
+    /// The file, when no read is in flight (a blocking read owns it while it runs).
     file: Option<std::fs::File>,
     /// The read in flight, if any.
-    reading: Option<JoinHandle<ReadDone>>,
+    reading: Option<Pending>,
+    /// The window's end offset in the file.
+    end: u64,
     /// Bytes not yet handed to hyper.
     remaining: u64,
-    /// Bytes not yet asked of the file (`remaining` minus the read in flight).
+    /// Bytes not yet asked of the file (`remaining` minus the read in flight). The next read
+    /// starts at `end - unread`.
     unread: u64,
+    /// Whether reads from the page cache alone are worth trying (false once the kernel or the
+    /// filesystem said it cannot do them).
+    try_cached: bool,
     /// Bytes handed to hyper so far, watched to detect a stalled upload.
     produced: Arc<AtomicU64>,
 }
 
 impl FileRegion {
-    /// Open `path` and position it at `start`, to yield `end - start` bytes.
+    /// Open `path` to yield its bytes `[start, end)`.
     #[cfg(test)]
     pub(crate) async fn open(path: &Path, start: u64, end: u64) -> std::io::Result<Self> {
         Self::open_counted(path, start, end, Arc::new(AtomicU64::new(0))).await
@@ -62,20 +79,18 @@ impl FileRegion {
         produced: Arc<AtomicU64>,
     ) -> std::io::Result<Self> {
         let path = path.to_path_buf();
-        let file = tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::File::open(path)?;
-            f.seek(SeekFrom::Start(start))?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(std::io::Error::other)??;
         produced.store(0, Ordering::Relaxed);
         let len = end.saturating_sub(start);
         Ok(FileRegion {
             file: Some(file),
             reading: None,
+            end: start.saturating_add(len),
             remaining: len,
             unread: len,
+            try_cached: true,
             produced,
         })
     }
@@ -93,14 +108,26 @@ impl FileRegion {
         let Some(file) = self.file.take() else {
             return;
         };
+        let pos = self.end - self.unread;
         let want = self.unread.min(READ_SIZE as u64);
         self.unread -= want;
-        self.reading = Some(tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(want as usize);
-            // `read_to_end` fills the spare capacity without initialising it first.
-            let got = (&file).take(want).read_to_end(&mut buf).map(|_| buf);
+        // At most READ_SIZE, so it fits in usize.
+        let mut buf = vec![0u8; want as usize];
+        let mut have = 0;
+        if self.try_cached {
+            match read_cached(&file, pos, &mut buf) {
+                Some(n) => have = n,
+                None => self.try_cached = false,
+            }
+        }
+        if have == buf.len() {
+            self.reading = Some(Pending::Ready((file, Ok(buf))));
+            return;
+        }
+        self.reading = Some(Pending::Blocking(tokio::task::spawn_blocking(move || {
+            let got = read_rest(&file, pos, buf, have);
             (file, got)
-        }));
+        })));
     }
 
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
@@ -108,14 +135,21 @@ impl FileRegion {
             return Poll::Ready(None);
         }
         self.read_ahead();
-        let Some(reading) = self.reading.as_mut() else {
-            return Poll::Ready(Some(Err(std::io::Error::other(
-                "blob source file is gone after a failed read",
-            ))));
+        let (file, got) = match self.reading.take() {
+            Some(Pending::Ready(done)) => done,
+            Some(Pending::Blocking(mut handle)) => match Pin::new(&mut handle).poll(cx) {
+                Poll::Ready(done) => done.map_err(std::io::Error::other)?,
+                Poll::Pending => {
+                    self.reading = Some(Pending::Blocking(handle));
+                    return Poll::Pending;
+                }
+            },
+            None => {
+                return Poll::Ready(Some(Err(std::io::Error::other(
+                    "blob source file is gone after a failed read",
+                ))));
+            }
         };
-        let done = ready!(Pin::new(reading).poll(cx));
-        self.reading = None;
-        let (file, got) = done.map_err(std::io::Error::other)?;
         self.file = Some(file);
         let buf = got?;
         if buf.is_empty() {
@@ -125,13 +159,59 @@ impl FileRegion {
             ))));
         }
         let n = buf.len() as u64;
-        // A short read means the file ended; the next read reports it.
+        // A short read means the file ended; the next read (from where this one stopped)
+        // reports it.
         self.unread = self.remaining - n;
         self.remaining -= n;
         self.produced.fetch_add(n, Ordering::Relaxed);
         self.read_ahead();
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
     }
+}
+
+/// Reads into `buf` from offset `pos` only what is already in the page cache, never waiting
+/// for the disk (`preadv2` with `RWF_NOWAIT`). `Some(n)`: the first `n` bytes are read, 0 when
+/// the first page is not cached or the read failed (the blocking read that follows will
+/// report a real error). `None`: this kernel or filesystem cannot do such reads.
+#[cfg(target_os = "linux")]
+fn read_cached(file: &std::fs::File, pos: u64, buf: &mut [u8]) -> Option<usize> {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    loop {
+        let mut bufs = [std::io::IoSliceMut::new(buf)];
+        return match preadv2(file, &mut bufs, pos, ReadWriteFlags::NOWAIT) {
+            Ok(n) => Some(n),
+            Err(Errno::INTR) => continue,
+            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => None,
+            Err(_) => Some(0),
+        };
+    }
+}
+
+/// Elsewhere every read goes to the blocking pool.
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_: &std::fs::File, _: u64, _: &mut [u8]) -> Option<usize> {
+    None
+}
+
+/// Fills `buf[have..]` from the file at `pos + have`, waiting for the disk as needed; the
+/// buffer is cut short where the file ends.
+fn read_rest(
+    file: &std::fs::File,
+    pos: u64,
+    mut buf: Vec<u8>,
+    mut have: usize,
+) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    while have < buf.len() {
+        match file.read_at(&mut buf[have..], pos + have as u64) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(have);
+    Ok(buf)
 }
 
 impl ReqBody {
@@ -181,30 +261,88 @@ mod tests {
     use http_body_util::BodyExt;
     use std::io::Write;
 
+    /// Every frame of `body`, concatenated; each frame is checked to be at most READ_SIZE.
+    async fn collect(body: &mut ReqBody) -> std::io::Result<Vec<u8>> {
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame?.into_data().expect("data");
+            assert!(frame.len() <= READ_SIZE);
+            got.extend_from_slice(&frame);
+        }
+        Ok(got)
+    }
+
+    /// A region of `path`, reading from the page cache inline or only on the blocking pool.
+    async fn region(path: &Path, start: u64, end: u64, cached: bool) -> ReqBody {
+        let mut region = FileRegion::open(path, start, end).await.expect("open");
+        region.try_cached = cached;
+        ReqBody::File(region)
+    }
+
     #[tokio::test]
     async fn file_region_streams_only_its_window_in_bounded_frames() {
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         let data: Vec<u8> = (0..(READ_SIZE * 3 + 10)).map(|i| (i % 251) as u8).collect();
         f.write_all(&data).expect("write");
         let (start, end) = (5u64, (READ_SIZE * 2 + 7) as u64);
-        let mut body = ReqBody::File(FileRegion::open(f.path(), start, end).await.expect("open"));
-        assert_eq!(body.size_hint().exact(), Some(end - start));
-        let mut got = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.expect("frame").into_data().expect("data");
-            assert!(frame.len() <= READ_SIZE);
-            got.extend_from_slice(&frame);
+        for cached in [true, false] {
+            let mut body = region(f.path(), start, end, cached).await;
+            assert_eq!(body.size_hint().exact(), Some(end - start));
+            let got = collect(&mut body).await.expect("body");
+            assert_eq!(
+                got,
+                &data[start as usize..end as usize],
+                "cached reads: {cached}"
+            );
+            assert!(body.is_end_stream());
         }
-        assert_eq!(got, &data[start as usize..end as usize]);
     }
 
     #[tokio::test]
     async fn short_file_is_an_error_not_a_short_body() {
         let mut f = tempfile::NamedTempFile::new().expect("temp file");
         f.write_all(b"abc").expect("write");
-        let mut body = ReqBody::File(FileRegion::open(f.path(), 0, 10).await.expect("open"));
-        let first = body.frame().await.expect("frame").expect("ok");
-        assert_eq!(first.into_data().expect("data").len(), 3);
-        assert!(body.frame().await.expect("frame").is_err());
+        for cached in [true, false] {
+            let mut body = region(f.path(), 0, 10, cached).await;
+            let first = body.frame().await.expect("frame").expect("ok");
+            assert_eq!(first.into_data().expect("data").len(), 3);
+            let err = body.frame().await.expect("frame").expect_err("short file");
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::UnexpectedEof,
+                "cached reads: {cached}"
+            );
+        }
+    }
+
+    #[test]
+    fn cached_read_of_a_just_written_file_gets_the_whole_window() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        f.write_all(&data).expect("write");
+        let mut buf = vec![0u8; 100_000];
+        match read_cached(f.as_file(), 12_345, &mut buf) {
+            // Its pages are dirty in the page cache, so all of them are there.
+            Some(n) => {
+                assert_eq!(n, buf.len());
+                assert_eq!(buf, &data[12_345..112_345]);
+            }
+            None => eprintln!("NOTE: this filesystem cannot read from the page cache alone"),
+        }
+    }
+
+    #[test]
+    fn the_blocking_read_finishes_a_partial_frame_and_stops_at_the_end_of_the_file() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 241) as u8).collect();
+        f.write_all(&data).expect("write");
+        // 100 bytes already there (as if from the page cache), the rest from the file.
+        let mut buf = vec![0u8; 4_000];
+        buf[..100].copy_from_slice(&data[1_000..1_100]);
+        let got = read_rest(f.as_file(), 1_000, buf, 100).expect("read");
+        assert_eq!(got, &data[1_000..5_000]);
+        // Asking past the end gives what there is.
+        let got = read_rest(f.as_file(), 9_000, vec![0u8; 4_000], 0).expect("read");
+        assert_eq!(got, &data[9_000..]);
     }
 }
