@@ -108,7 +108,7 @@ impl Default for ClientBuilder {
             docker_config: None,
             use_docker_config: true,
             chunk_size: 16 * 1024 * 1024,
-            concurrency: 4,
+            concurrency: 6,
             retry: RetryPolicy::default(),
             state_dir: None,
             user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -154,7 +154,7 @@ impl ClientBuilder {
         self.chunk_size = bytes;
         self
     }
-    /// Blobs transferred at once (default 4).
+    /// Blobs transferred at once (default 6, as in skopeo).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self

@@ -24,7 +24,7 @@
 //!   restarted; an unexplained 413 halves the chunk size and continues. With
 //!   [`ClientBuilder::state_dir`], acknowledged progress is persisted so a later process
 //!   continues the same session. [`Client::push_blobs`] runs several blobs at once, up to
-//!   the client's concurrency limit (default 4). A request whose body makes no progress for
+//!   the client's concurrency limit (default 6). A request whose body makes no progress for
 //!   the configured timeout is treated as a cut connection.
 //! - [`Client::push_remote_blob`] pushes a [`RemoteBlob`] (a blob in another registry)
 //!   without a local copy: each PATCH body is a ranged GET of the same window at the source,

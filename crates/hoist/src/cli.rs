@@ -90,7 +90,7 @@ pub struct GlobalArgs {
         global = true,
         env = "HOIST_CONCURRENCY",
         value_name = "N",
-        default_value_t = 4
+        default_value_t = 6
     )]
     pub concurrency: usize,
 
