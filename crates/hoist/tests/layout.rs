@@ -171,8 +171,9 @@ fn docker_archive_round_trip_through_files_and_pipes() {
     let img = layout.image(Some("b"), None).expect("image");
     assert_eq!(img.config.digest(), &image.config_digest);
     assert_eq!(img.config.value().rootfs.diff_ids, image.diff_ids);
-    let transit = std::fs::read_dir(cache.join("transit")).expect("transit dir");
-    assert_eq!(transit.count(), 0, "the spooled archive was cleaned up");
+    // Spooled straight into the layout: nothing went through the cache.
+    let transit = std::fs::read_dir(cache.join("transit")).map_or(0, |d| d.count());
+    assert_eq!(transit, 0, "no transit copy of the archive");
 
     // stdin -> stdout, re-tagged on the way: a valid archive comes out of the pipe.
     let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
@@ -211,6 +212,110 @@ fn docker_archive_round_trip_through_files_and_pipes() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Every blob file in `dir`'s layout, by name.
+fn blob_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("blobs/sha256"))
+        .expect("blobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn docker_archive_spools_straight_into_the_layout_and_cleans_up_after_a_failure() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.to_str().expect("utf-8");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(3, 200_000, Compression::Zstd, 11);
+    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let archive = tmp.path().join("app.tar");
+    let out = hoist(&[
+        "-q",
+        "copy",
+        &arg(&from, ":v1"),
+        &format!("docker-archive:{}:app:v1", archive.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // From stdin into a new layout: exactly the image's blobs, each named by its digest.
+    let to = tmp.path().join("to");
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--cache-dir", cache_arg, "-q", "copy", "docker-archive:-"])
+        .arg(arg(&to, ":t"))
+        .stdin(std::fs::File::open(&archive).expect("archive"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let layout = Layout::open(&to).expect("layout");
+    assert_eq!(layout.tags().expect("tags"), ["t"]);
+    let img = layout.image(Some("t"), None).expect("image");
+    assert_eq!(img.config.value().rootfs.diff_ids, image.diff_ids);
+    let m = img.manifest.value();
+    let mut want: Vec<String> = m
+        .layers
+        .iter()
+        .map(|l| l.digest.hex().to_string())
+        .collect();
+    want.push(m.config.digest.hex().to_string());
+    want.push(img.descriptor.digest.hex().to_string());
+    want.sort();
+    let blobs = blob_names(&to);
+    assert_eq!(blobs, want, "only the image's blobs");
+    for name in &blobs {
+        let bytes = std::fs::read(to.join("blobs/sha256").join(name)).expect("blob");
+        assert_eq!(
+            Digest::sha256_of(&bytes).hex(),
+            name,
+            "blob {name} verifies"
+        );
+    }
+    assert!(!cache.join("transit").exists(), "no transit copy");
+
+    // A truncated archive into a new layout: an error, and the layout is gone.
+    let bytes = std::fs::read(&archive).expect("archive");
+    let cut = tmp.path().join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let fresh = tmp.path().join("fresh");
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &format!("docker-archive:{}", cut.display()),
+        &arg(&fresh, ":x"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("docker archive"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!fresh.exists(), "the layout this copy created is removed");
+
+    // The same into the existing layout: it keeps its tag and image, and gains no partial file.
+    let out = hoist(&[
+        "--cache-dir",
+        cache_arg,
+        "-q",
+        "copy",
+        &format!("docker-archive:{}", cut.display()),
+        &arg(&to, ":x"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let layout = Layout::open(&to).expect("layout");
+    assert_eq!(layout.tags().expect("tags"), ["t"]);
+    for name in blob_names(&to) {
+        let bytes = std::fs::read(to.join("blobs/sha256").join(&name)).expect("blob");
+        assert_eq!(
+            Digest::sha256_of(&bytes).hex(),
+            name,
+            "blob {name} verifies"
+        );
+    }
 }
 
 #[test]

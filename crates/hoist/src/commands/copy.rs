@@ -12,8 +12,8 @@ use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor};
 
 use super::local::{
-    choose_archive_image, copy_between_layouts, tag_layout, unpack_from_layout, write_archive,
-    write_runtime_config,
+    choose_archive_image, copy_between_layouts, spool_archive_to_layout, tag_layout,
+    unpack_from_layout, write_archive, write_runtime_config,
 };
 use super::remote::{
     RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image, push_image,
@@ -79,6 +79,18 @@ async fn copy(
             let pulled = pull_image(&client, config, reference, dir, reporter).await?;
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
             return tag_layout(dir, tag.as_deref(), &pulled.descriptor).await;
+        }
+        // Straight into the destination layout.
+        (Location::DockerArchive { path, reference }, Location::Oci { dir, tag }) => {
+            return spool_archive_to_layout(
+                config,
+                path,
+                reference.as_deref(),
+                dir,
+                tag.as_deref(),
+                reporter,
+            )
+            .await;
         }
         // Layers stream from the registry into the unpacker; nothing is cached.
         (Location::Registry { reference }, Location::Rootfs { dir }) => {

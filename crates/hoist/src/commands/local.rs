@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_oci::archive::{SpooledImage, write_docker_archive};
+use hoist_oci::archive::{SpoolOptions, SpooledImage, spool_with, write_docker_archive};
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
@@ -142,6 +142,73 @@ pub async fn tag_layout(
         None => layout.add_untagged(descriptor)?,
     }
     Ok(())
+}
+
+/// docker-archive -> OCI layout in one pass: the archive is spooled straight into the
+/// destination (layers as the archive holds them, each verified before it is renamed into
+/// place), and only the chosen image is tagged there, with `tag` or untagged. No transit copy:
+/// going through one wrote and hashed every byte twice.
+///
+/// On failure a layout this call created is removed. An existing layout keeps the blobs that
+/// were complete (verified, referenced by nothing), never a partial one; so does a
+/// multi-image archive's layout for the images not chosen.
+pub async fn spool_archive_to_layout(
+    config: &Config,
+    path: &ArchivePath,
+    reference: Option<&str>,
+    dir: &Path,
+    tag: Option<&str>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let existed = dir.exists();
+    let (path, reference, platform) = (
+        path.clone(),
+        reference.map(str::to_string),
+        config.platform.clone(),
+    );
+    let (owned, reporter) = (dir.to_path_buf(), reporter.clone());
+    let spooled = tokio::task::spawn_blocking(move || {
+        let layout = Layout::open_or_create(&owned)
+            .with_context(|| format!("opening the OCI layout {}", owned.display()))?;
+        let options = SpoolOptions::new().tag_images(false);
+        let size = match &path {
+            ArchivePath::File(file) => std::fs::metadata(file).ok().map(|m| m.len()),
+            ArchivePath::Stdio => None,
+        };
+        reporter.send(Event::Layer {
+            id: ARCHIVE_LINE.into(),
+            size,
+        });
+        reporter.state(ARCHIVE_LINE, LayerState::Writing);
+        let spooled = match &path {
+            ArchivePath::Stdio => {
+                let stdin = Counting::of(std::io::stdin().lock(), &reporter, ARCHIVE_LINE, size);
+                spool_with(stdin, &layout, options)
+            }
+            ArchivePath::File(file) => {
+                let f = std::fs::File::open(file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                let reader =
+                    Counting::of(std::io::BufReader::new(f), &reporter, ARCHIVE_LINE, size);
+                spool_with(reader, &layout, options)
+            }
+        }
+        .context("reading the docker archive")?;
+        let chosen = choose_archive_image(&spooled, reference.as_deref())?;
+        let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
+        reporter.state(ARCHIVE_LINE, LayerState::Done);
+        anyhow::Ok(image.descriptor)
+    })
+    .await?;
+    match spooled {
+        Ok(descriptor) => tag_layout(dir, tag, &descriptor).await,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Copy an image's blobs into another layout, verifying each on the way.
@@ -313,7 +380,7 @@ pub struct Counting<R> {
     inner: R,
     reporter: Reporter,
     id: String,
-    total: u64,
+    total: Option<u64>,
     done: u64,
     reported: u64,
 }
@@ -321,6 +388,11 @@ pub struct Counting<R> {
 impl<R> Counting<R> {
     /// Count `inner`'s bytes as progress of line `id` out of `total`.
     pub fn new(inner: R, reporter: &Reporter, id: &str, total: u64) -> Self {
+        Self::of(inner, reporter, id, Some(total))
+    }
+
+    /// Count `inner`'s bytes as progress of line `id`, out of `total` when it is known.
+    pub fn of(inner: R, reporter: &Reporter, id: &str, total: Option<u64>) -> Self {
         Counting {
             inner,
             reporter: reporter.clone(),
@@ -341,7 +413,7 @@ impl<R: Read> Read for Counting<R> {
             self.reporter.send(Event::Progress {
                 id: self.id.clone(),
                 done: self.done,
-                total: Some(self.total),
+                total: self.total,
             });
         }
         Ok(n)
