@@ -115,6 +115,13 @@ fn registry_layout_archive_and_rootfs_pairs() {
         .expect("image");
     assert_eq!(back_image.config.digest(), &image.config_digest);
     assert_eq!(back_image.config.value().rootfs.diff_ids, image.diff_ids);
+    // Into a layout the layers stay as the archive holds them, as skopeo keeps them.
+    for layer in &back_image.manifest.value().layers {
+        assert_eq!(
+            layer.media_type.layer_compression(),
+            Some(Compression::None)
+        );
+    }
     hoist()
         .args(["copy", &archive_src])
         .arg(format!("docker://{}/d/app:v1", r1.host()))
@@ -123,10 +130,18 @@ fn registry_layout_archive_and_rootfs_pairs() {
     let from_archive = registry_image(r1.addr(), "d/app", "v1").expect("archive pushed");
     assert_eq!(from_archive.config.digest, image.config_digest);
     assert_eq!(from_archive.layers.len(), image.layers.len());
+    // To a registry they are compressed on the way in (--compression, gzip by default), as
+    // docker push and skopeo send them; the config (and so the diff_ids) is unchanged.
+    for layer in &from_archive.layers {
+        assert_eq!(
+            layer.media_type.layer_compression(),
+            Some(Compression::Gzip)
+        );
+    }
 
     // stdin as the source: the archive piped in, pushed to the registry.
     let mut child = Hoist::new(&cache)
-        .args(["-q", "copy", "docker-archive:-"])
+        .args(["-q", "--compression", "zstd", "copy", "docker-archive:-"])
         .arg(format!("docker://{}/e/app:v1", r1.host()))
         .command()
         .stdin(Stdio::piped())
@@ -147,6 +162,12 @@ fn registry_layout_archive_and_rootfs_pairs() {
     );
     let from_stdin = registry_image(r1.addr(), "e/app", "v1").expect("stdin pushed");
     assert_eq!(from_stdin.config.digest, image.config_digest);
+    for layer in &from_stdin.layers {
+        assert_eq!(
+            layer.media_type.layer_compression(),
+            Some(Compression::Zstd)
+        );
+    }
     // The unpacked archive pushed from stdin is the same tree again.
     let from_stdin_root = tmp.path().join("root-stdin");
     hoist()

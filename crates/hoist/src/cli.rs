@@ -52,7 +52,8 @@ pub struct GlobalArgs {
     )]
     pub platform: Option<String>,
 
-    /// Compression for layers hoist has to compress (layers exported from the daemon).
+    /// Compression for layers hoist has to compress: layers exported from the daemon, and a
+    /// docker archive's layers on their way to a registry.
     #[arg(
         long,
         global = true,

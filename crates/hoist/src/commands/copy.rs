@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_oci::archive::spool;
+use hoist_oci::archive::SpoolOptions;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor};
 
 use super::local::{
-    choose_archive_image, copy_between_layouts, spool_archive_to_layout, tag_layout,
+    choose_archive_image, copy_between_layouts, spool_archive, spool_archive_to_layout, tag_layout,
     unpack_from_layout, write_archive, write_runtime_config,
 };
 use super::remote::{
@@ -22,7 +22,7 @@ use super::remote::{
 use super::{daemon, registry};
 use crate::config::Config;
 use crate::progress::{Event, Reporter};
-use crate::transport::{ArchivePath, Location};
+use crate::transport::Location;
 
 /// Run a copy on a fresh runtime.
 ///
@@ -133,7 +133,11 @@ async fn copy(
     }
     // Every other pair goes through an image in a layout: the source's own, or one spooled into
     // the cache; the destination is written from there.
-    let staged = stage(config, source, reporter).await?;
+    let compression = match destination {
+        Location::Registry { .. } => config.compression,
+        _ => Compression::None,
+    };
+    let staged = stage(config, source, compression, reporter).await?;
     let result = deliver(config, &staged, source, destination, reporter).await;
     staged.cleanup();
     result
@@ -160,10 +164,13 @@ impl Staged {
     }
 }
 
-/// Bring the source image into a layout.
+/// Bring the source image into a layout. Uncompressed layers of a docker archive are
+/// compressed with `compression` on the way in (a registry wants them compressed, as docker
+/// push and skopeo send them; a root filesystem, an archive or the daemon do not).
 pub async fn stage(
     config: &Config,
     source: &Location,
+    compression: Compression,
     reporter: &Reporter,
 ) -> anyhow::Result<Staged> {
     match source {
@@ -182,17 +189,18 @@ pub async fn stage(
             let reference = reference.clone();
             let platform = config.platform.clone();
             let dir = transit.clone();
+            let level = (compression == config.compression)
+                .then_some(config.compression_level)
+                .flatten();
+            let options = SpoolOptions::new().compress_layers(
+                compression,
+                level,
+                daemon::compression_threads(),
+            );
+            let reporter = reporter.clone();
             let staged = tokio::task::spawn_blocking(move || {
                 let layout = Layout::create(&dir)?;
-                let spooled = match &path {
-                    ArchivePath::Stdio => spool(std::io::stdin().lock(), &layout),
-                    ArchivePath::File(file) => {
-                        let f = std::fs::File::open(file)
-                            .with_context(|| format!("opening {}", file.display()))?;
-                        spool(std::io::BufReader::new(f), &layout)
-                    }
-                }
-                .context("reading the docker archive")?;
+                let spooled = spool_archive(&path, &layout, options, &reporter)?;
                 let chosen = choose_archive_image(&spooled, reference.as_deref())?;
                 let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
                 let names = match &reference {

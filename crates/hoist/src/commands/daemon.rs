@@ -52,7 +52,7 @@ pub fn cached_export(config: &Config, info: &ImageInfo) -> Option<(Layout, Image
 /// blocks in flight) cost no wall time against two and 2 MiB less peak RSS: a 1 GiB daemon
 /// push 15.7-16.5 s at 14.0-14.3 MiB against 15.7-16.9 s at 16.1-16.3 MiB, a compressible
 /// 553 MB one (/usr/share and friends) 13.6-13.8 s against 12.6-14.0 s.
-fn compression_threads() -> usize {
+pub(super) fn compression_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
 }
 

@@ -69,7 +69,13 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
         }
         other => {
             // Archives and daemon images are inspected from their spooled layout.
-            let staged = copy::stage(config, other, &crate::progress::Reporter::silent()).await?;
+            let staged = copy::stage(
+                config,
+                other,
+                hoist_oci::Compression::None,
+                &crate::progress::Reporter::silent(),
+            )
+            .await?;
             let out = if raw {
                 staged.image.manifest.bytes().to_vec()
             } else {

@@ -170,33 +170,14 @@ pub async fn spool_archive_to_layout(
     let spooled = tokio::task::spawn_blocking(move || {
         let layout = Layout::open_or_create(&owned)
             .with_context(|| format!("opening the OCI layout {}", owned.display()))?;
-        let options = SpoolOptions::new().tag_images(false);
-        let size = match &path {
-            ArchivePath::File(file) => std::fs::metadata(file).ok().map(|m| m.len()),
-            ArchivePath::Stdio => None,
-        };
-        reporter.send(Event::Layer {
-            id: ARCHIVE_LINE.into(),
-            size,
-        });
-        reporter.state(ARCHIVE_LINE, LayerState::Writing);
-        let spooled = match &path {
-            ArchivePath::Stdio => {
-                let stdin = Counting::of(std::io::stdin().lock(), &reporter, ARCHIVE_LINE, size);
-                spool_with(stdin, &layout, options)
-            }
-            ArchivePath::File(file) => {
-                let f = std::fs::File::open(file)
-                    .with_context(|| format!("opening {}", file.display()))?;
-                let reader =
-                    Counting::of(std::io::BufReader::new(f), &reporter, ARCHIVE_LINE, size);
-                spool_with(reader, &layout, options)
-            }
-        }
-        .context("reading the docker archive")?;
+        let spooled = spool_archive(
+            &path,
+            &layout,
+            SpoolOptions::new().tag_images(false),
+            &reporter,
+        )?;
         let chosen = choose_archive_image(&spooled, reference.as_deref())?;
         let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
-        reporter.state(ARCHIVE_LINE, LayerState::Done);
         anyhow::Ok(image.descriptor)
     })
     .await?;
@@ -209,6 +190,40 @@ pub async fn spool_archive_to_layout(
             Err(e)
         }
     }
+}
+
+/// Spool the docker archive at `path` (a file or stdin) into `layout` with `options`, its
+/// bytes read shown as progress on one line. Blocking.
+pub fn spool_archive(
+    path: &ArchivePath,
+    layout: &Layout,
+    options: SpoolOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<Vec<SpooledImage>> {
+    let size = match path {
+        ArchivePath::File(file) => std::fs::metadata(file).ok().map(|m| m.len()),
+        ArchivePath::Stdio => None,
+    };
+    reporter.send(Event::Layer {
+        id: ARCHIVE_LINE.into(),
+        size,
+    });
+    reporter.state(ARCHIVE_LINE, LayerState::Writing);
+    let spooled = match path {
+        ArchivePath::Stdio => {
+            let stdin = Counting::of(std::io::stdin().lock(), reporter, ARCHIVE_LINE, size);
+            spool_with(stdin, layout, options)
+        }
+        ArchivePath::File(file) => {
+            let f =
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let reader = Counting::of(std::io::BufReader::new(f), reporter, ARCHIVE_LINE, size);
+            spool_with(reader, layout, options)
+        }
+    }
+    .context("reading the docker archive")?;
+    reporter.state(ARCHIVE_LINE, LayerState::Done);
+    Ok(spooled)
 }
 
 /// Copy an image's blobs into another layout, verifying each on the way.
