@@ -261,6 +261,14 @@ mod tests {
     use http_body_util::BodyExt;
     use std::io::Write;
 
+    /// A temp file holding `len` bytes of a pattern repeating every `period` bytes, and them.
+    fn patterned_file(len: usize, period: usize) -> (tempfile::NamedTempFile, Vec<u8>) {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        let data: Vec<u8> = (0..len).map(|i| (i % period) as u8).collect();
+        f.write_all(&data).expect("write");
+        (f, data)
+    }
+
     /// Every frame of `body`, concatenated; each frame is checked to be at most READ_SIZE.
     async fn collect(body: &mut ReqBody) -> std::io::Result<Vec<u8>> {
         let mut got = Vec::new();
@@ -281,9 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn file_region_streams_only_its_window_in_bounded_frames() {
-        let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        let data: Vec<u8> = (0..(READ_SIZE * 3 + 10)).map(|i| (i % 251) as u8).collect();
-        f.write_all(&data).expect("write");
+        let (f, data) = patterned_file(READ_SIZE * 3 + 10, 251);
         let (start, end) = (5u64, (READ_SIZE * 2 + 7) as u64);
         for cached in [true, false] {
             let mut body = region(f.path(), start, end, cached).await;
@@ -317,9 +323,7 @@ mod tests {
 
     #[test]
     fn cached_read_of_a_just_written_file_gets_the_whole_window() {
-        let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        f.write_all(&data).expect("write");
+        let (f, data) = patterned_file(300_000, 253);
         let mut buf = vec![0u8; 100_000];
         match read_cached(f.as_file(), 12_345, &mut buf) {
             // Its pages are dirty in the page cache, so all of them are there.
@@ -333,9 +337,7 @@ mod tests {
 
     #[test]
     fn the_blocking_read_finishes_a_partial_frame_and_stops_at_the_end_of_the_file() {
-        let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 241) as u8).collect();
-        f.write_all(&data).expect("write");
+        let (f, data) = patterned_file(10_000, 241);
         // 100 bytes already there (as if from the page cache), the rest from the file.
         let mut buf = vec![0u8; 4_000];
         buf[..100].copy_from_slice(&data[1_000..1_100]);

@@ -214,13 +214,22 @@ fn docker_archive_round_trip_through_files_and_pipes() {
     );
 }
 
-/// Every blob file in `dir`'s layout, by name.
-fn blob_names(dir: &std::path::Path) -> Vec<String> {
+/// Every blob file in `dir`'s layout, by name, after checking that each one's bytes hash to
+/// its name (so no partial or temp file is there).
+fn verified_blobs(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("blobs/sha256"))
         .expect("blobs")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    for name in &names {
+        let bytes = std::fs::read(dir.join("blobs/sha256").join(name)).expect("blob");
+        assert_eq!(
+            Digest::sha256_of(&bytes).hex(),
+            name,
+            "blob {name} verifies"
+        );
+    }
     names
 }
 
@@ -263,31 +272,25 @@ fn docker_archive_spools_straight_into_the_layout_and_cleans_up_after_a_failure(
     want.push(m.config.digest.hex().to_string());
     want.push(img.descriptor.digest.hex().to_string());
     want.sort();
-    let blobs = blob_names(&to);
-    assert_eq!(blobs, want, "only the image's blobs");
-    for name in &blobs {
-        let bytes = std::fs::read(to.join("blobs/sha256").join(name)).expect("blob");
-        assert_eq!(
-            Digest::sha256_of(&bytes).hex(),
-            name,
-            "blob {name} verifies"
-        );
-    }
+    assert_eq!(verified_blobs(&to), want, "only the image's blobs");
     assert!(!cache.join("transit").exists(), "no transit copy");
 
     // A truncated archive into a new layout: an error, and the layout is gone.
     let bytes = std::fs::read(&archive).expect("archive");
     let cut = tmp.path().join("cut.tar");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let copy_cut = |to: &std::path::Path| {
+        hoist(&[
+            "--cache-dir",
+            cache_arg,
+            "-q",
+            "copy",
+            &format!("docker-archive:{}", cut.display()),
+            &arg(to, ":x"),
+        ])
+    };
     let fresh = tmp.path().join("fresh");
-    let out = hoist(&[
-        "--cache-dir",
-        cache_arg,
-        "-q",
-        "copy",
-        &format!("docker-archive:{}", cut.display()),
-        &arg(&fresh, ":x"),
-    ]);
+    let out = copy_cut(&fresh);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("docker archive"),
@@ -297,25 +300,14 @@ fn docker_archive_spools_straight_into_the_layout_and_cleans_up_after_a_failure(
     assert!(!fresh.exists(), "the layout this copy created is removed");
 
     // The same into the existing layout: it keeps its tag and image, and gains no partial file.
-    let out = hoist(&[
-        "--cache-dir",
-        cache_arg,
-        "-q",
-        "copy",
-        &format!("docker-archive:{}", cut.display()),
-        &arg(&to, ":x"),
-    ]);
+    let out = copy_cut(&to);
     assert_eq!(out.status.code(), Some(1));
     let layout = Layout::open(&to).expect("layout");
     assert_eq!(layout.tags().expect("tags"), ["t"]);
-    for name in blob_names(&to) {
-        let bytes = std::fs::read(to.join("blobs/sha256").join(&name)).expect("blob");
-        assert_eq!(
-            Digest::sha256_of(&bytes).hex(),
-            name,
-            "blob {name} verifies"
-        );
-    }
+    layout
+        .image(Some("t"), None)
+        .expect("the image is still whole");
+    verified_blobs(&to);
 }
 
 #[test]
