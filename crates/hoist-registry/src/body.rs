@@ -178,12 +178,12 @@ fn read_cached(file: &std::fs::File, pos: u64, buf: &mut [u8]) -> Option<usize> 
     use rustix::io::{Errno, ReadWriteFlags, preadv2};
     loop {
         let mut bufs = [std::io::IoSliceMut::new(buf)];
-        return match preadv2(file, &mut bufs, pos, ReadWriteFlags::NOWAIT) {
-            Ok(n) => Some(n),
-            Err(Errno::INTR) => continue,
-            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => None,
-            Err(_) => Some(0),
-        };
+        match preadv2(file, &mut bufs, pos, ReadWriteFlags::NOWAIT) {
+            Ok(n) => return Some(n),
+            Err(Errno::INTR) => {}
+            Err(Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return None,
+            Err(_) => return Some(0),
+        }
     }
 }
 

@@ -99,6 +99,18 @@ pub struct Config {
     pub unpack_limits: hoist_unpack::Limits,
 }
 
+impl Config {
+    /// The level to compress with `compression`: the configured one when it is the configured
+    /// codec, otherwise the codec's default (`None`).
+    pub fn level_for(&self, compression: Compression) -> Option<i32> {
+        if compression == self.compression {
+            self.compression_level
+        } else {
+            None
+        }
+    }
+}
+
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
@@ -489,6 +501,22 @@ mod tests {
 
     fn err(args: &[&str]) -> String {
         run(args, "", false).expect_err("usage error").0
+    }
+
+    #[test]
+    fn the_configured_level_belongs_to_the_configured_codec_only() {
+        let (config, _) = ok(&[
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "9",
+            "inspect",
+            "oci:x",
+        ]);
+        assert_eq!(config.level_for(Compression::Zstd), Some(9));
+        assert_eq!(config.level_for(Compression::Gzip), None);
+        let (config, _) = ok(&["inspect", "oci:x"]);
+        assert_eq!(config.level_for(Compression::Gzip), None);
     }
 
     #[test]

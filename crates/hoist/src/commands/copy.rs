@@ -189,12 +189,9 @@ pub async fn stage(
             let reference = reference.clone();
             let platform = config.platform.clone();
             let dir = transit.clone();
-            let level = (compression == config.compression)
-                .then_some(config.compression_level)
-                .flatten();
             let options = SpoolOptions::new().compress_layers(
                 compression,
-                level,
+                config.level_for(compression),
                 daemon::compression_threads(),
             );
             let reporter = reporter.clone();

@@ -63,11 +63,7 @@ pub fn export_options(config: &Config, compression: Compression) -> ExportOption
     if let Some(p) = &config.platform {
         options = options.platform(p.clone());
     }
-    let level = if compression == config.compression {
-        config.compression_level
-    } else {
-        None
-    };
+    let level = config.level_for(compression);
     options.compress_layers(compression, level, compression_threads())
 }
 
