@@ -61,7 +61,10 @@ pub fn write_runtime_config(config: &ImageConfig, path: &Path) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    // Readable as the umask allows, like the root filesystem next to it (not 0600).
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
         .map_err(|e| Error::io(format!("creating a file in {}", dir.display()), e))?;
     tmp.write_all(&json)
         .map_err(|e| Error::io("writing runtime metadata", e))?;

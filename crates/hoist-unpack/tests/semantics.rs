@@ -456,6 +456,8 @@ fn unpack_layers_checks_diff_ids_and_runtime_config_is_written() {
 
     let path = t.path().join("config.json");
     hoist_unpack::write_runtime_config(&config, &path).expect("write");
+    let mode = std::fs::metadata(&path).expect("stat").mode() & 0o777;
+    assert_eq!(mode, hoist_testkit::mode_under_umask(0o666), "{mode:o}");
     let json: serde_json::Value = serde_json::from_slice(&read(&path)).expect("json");
     assert_eq!(json["Entrypoint"], serde_json::json!(["/bin/sh"]));
     assert_eq!(json["Cmd"], serde_json::json!(["-c", "true"]));

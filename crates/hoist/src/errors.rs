@@ -26,6 +26,32 @@ pub enum Outcome {
     BrokenPipe,
 }
 
+/// The reader of our standard output went away (`hoist inspect ... | head`). Only a write to
+/// stdout produces this: a broken pipe anywhere else (a registry hanging up mid-upload) is a
+/// failure like any other.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reader of standard output went away")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// The result of writing `what` to stdout: a closed pipe becomes [`StdoutClosed`].
+///
+/// # Errors
+/// [`StdoutClosed`] for a closed pipe, the write error with `what` as context otherwise.
+pub fn stdout_result(result: io::Result<()>, what: &str) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("writing {what} to stdout"))),
+    }
+}
+
 /// Classify an error and render its chain.
 pub fn outcome(err: &anyhow::Error) -> Outcome {
     if is_broken_pipe(err) {
@@ -44,10 +70,7 @@ pub fn outcome(err: &anyhow::Error) -> Outcome {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    err.chain().any(|e| e.is::<StdoutClosed>())
 }
 
 /// Render an error chain: `error: first` then `  caused by: next` for each cause that adds
@@ -169,10 +192,29 @@ mod tests {
     }
 
     #[test]
-    fn broken_pipe_is_success() {
-        let err = anyhow::Error::new(io::Error::new(io::ErrorKind::BrokenPipe, "pipe"))
-            .context("writing archive to stdout");
+    fn only_a_closed_stdout_is_success() {
+        let pipe = || io::Error::new(io::ErrorKind::BrokenPipe, "pipe");
+        let err = stdout_result(Err(pipe()), "the archive")
+            .expect_err("a closed pipe is an error value")
+            .context("copying app");
         assert_eq!(outcome(&err), Outcome::BrokenPipe);
+
+        // A registry that hangs up mid-upload also gives EPIPE: that push failed.
+        let err = anyhow::Error::new(pipe()).context("uploading layer 3");
+        let Outcome::Fail { code, lines } = outcome(&err) else {
+            panic!("a broken connection to a registry was taken for a closed stdout");
+        };
+        assert_eq!(code, EXIT_FAILURE);
+        assert_eq!(lines[0], "error: uploading layer 3");
+
+        // Any other stdout failure is reported, with what was being written.
+        let full = io::Error::new(io::ErrorKind::StorageFull, "no space");
+        let err = stdout_result(Err(full), "the archive").expect_err("fails");
+        let Outcome::Fail { lines, .. } = outcome(&err) else {
+            panic!("a full disk is not a closed pipe");
+        };
+        assert_eq!(lines[0], "error: writing the archive to stdout");
+        assert!(stdout_result(Ok(()), "x").is_ok());
     }
 
     #[test]

@@ -154,6 +154,13 @@ fn docker_archive_round_trip_through_files_and_pipes() {
         out.stdout.is_empty(),
         "a file destination writes nothing to stdout"
     );
+    // Readable as the umask allows, like `docker save -o` leaves it.
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&archive).expect("stat"));
+    assert_eq!(
+        mode & 0o777,
+        hoist_testkit::mode_under_umask(0o666),
+        "{mode:o}"
+    );
 
     // Back into a layout: the same config and diff_ids (docker archives hold uncompressed
     // layers, so the manifest is a new one).
@@ -195,6 +202,23 @@ fn docker_archive_round_trip_through_files_and_pipes() {
     }
     let manifest = manifest.expect("manifest.json in the archive");
     assert!(manifest.contains("other/name:2"), "{manifest}");
+
+    // A reader that stops early (`| head -c 512`) is not a failure: exit 0, nothing said. The
+    // archive (~300 kB) is bigger than a pipe's buffer, so hoist is still writing when it goes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--cache-dir", cache_arg, "-q", "copy"])
+        .args([&arg(&from, ":v1"), "docker-archive:-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut head = [0u8; 512];
+    let mut stdout = child.stdout.take().expect("stdout");
+    std::io::Read::read_exact(&mut stdout, &mut head).expect("the archive starts");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
 
     // An archive that names no such image: exit 1 listing what it has.
     let wrong = format!("docker-archive:{}:nope:1", archive.display());
@@ -412,4 +436,76 @@ fn unpack_limits_refuse_a_layer_over_them_and_remove_the_root() {
     // A malformed size is a usage error.
     let out = hoist(&["--max-layer-bytes", "lots", "unpack", &source, "x"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_archive_from_a_layout_hoist_may_not_write_spills_in_the_cache() {
+    // Root, to run hoist as user nobody against a layout only root may write.
+    if !hoist_testkit::require_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::Builder::new()
+        .prefix("hoist-ro-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let open = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    open(tmp.path(), 0o755);
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(2, 150_000, Compression::Gzip, 9);
+    write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    for dir in [from.clone(), from.join("blobs"), from.join("blobs/sha256")] {
+        open(&dir, 0o755);
+        for entry in std::fs::read_dir(&dir).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                open(&path, 0o644);
+            }
+        }
+    }
+    let before = verified_blobs(&from);
+    // The cache and the archive's directory belong to nobody.
+    let cache = tmp.path().join("cache");
+    let out_dir = tmp.path().join("out");
+    for dir in [&cache, &out_dir] {
+        std::fs::create_dir(dir).expect("mkdir");
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).expect("chown");
+    }
+    let archive = out_dir.join("app.tar");
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--cache-dir", cache.to_str().expect("utf-8"), "-q", "copy"])
+        .arg(arg(&from, ":v1"))
+        .arg(format!("docker-archive:{}:app:v1", archive.display()))
+        .uid(65534)
+        .gid(65534)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            // The binary must be executable by nobody (a target dir under a private home is
+            // not): that is the environment, not the code under test.
+            hoist_testkit::skip(&format!("running hoist as user nobody: {e}"));
+            return;
+        }
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A whole archive; the source layout untouched; no spill file left in the cache.
+    let back = tmp.path().join("back");
+    let out = hoist(&[
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        "-q",
+        "copy",
+        &format!("docker-archive:{}", archive.display()),
+        &arg(&back, ":b"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(verified_blobs(&from), before);
+    let leftovers: Vec<_> = std::fs::read_dir(cache.join("transit"))
+        .expect("the spill went to the cache")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

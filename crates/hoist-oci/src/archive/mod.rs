@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 pub use options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
 pub use read::{SpooledImage, spool, spool_with};
-pub use write::{BlobOpener, write_docker_archive, write_docker_archive_streamed};
+pub use write::{
+    BlobOpener, write_docker_archive, write_docker_archive_spilling, write_docker_archive_streamed,
+};
 
 use crate::{Error, Result};
 

@@ -426,6 +426,37 @@ fn written_archive_spools_back_identically() {
 }
 
 #[test]
+fn a_read_only_layout_spills_elsewhere() {
+    let (_s, src) = new_layout();
+    let (one, _) = write_image(&src, &[tar_of(&[("a", b"1")])], Compression::Gzip, "amd64");
+    let images = [(one, vec!["a:1".into()])];
+    let blobs = src.root().join("blobs");
+    let before = std::fs::metadata(&blobs)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let spill = tempfile::tempdir().expect("tempdir");
+    let mut out = Vec::new();
+    write_docker_archive_spilling(&src, &images, spill.path(), &mut out).expect("write");
+    // Nothing was created (and removed) in the layout: its blobs directory never changed.
+    let after = std::fs::metadata(&blobs)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    assert_eq!(before, after, "the source layout was written to");
+    assert!(
+        files_under(spill.path()).is_empty(),
+        "the spill file was left"
+    );
+    let (_d, dst) = new_layout();
+    assert_eq!(spool(pipe(out), &dst).expect("spool back").len(), 1);
+    // The spill really goes there: a spill directory that is missing fails, naming it.
+    let gone = spill.path().join("missing");
+    let err = write_docker_archive_spilling(&src, &images, &gone, io::sink()).expect_err("no dir");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
 fn writing_refuses_bad_tags_and_corrupt_blobs() {
     let (_s, src) = new_layout();
     let (one, m) = write_image(&src, &[tar_of(&[("a", b"1")])], Compression::Gzip, "amd64");

@@ -15,7 +15,8 @@ use crate::{Descriptor, Digest, Error, ImageConfig, ImageManifest, RawJson, Refe
 /// `docker load` (dockerd 20.10 cannot load an OCI-layout tar).
 ///
 /// A tar header needs the entry size before the data, so a compressed layer is decompressed once
-/// into a temp file inside the layout (checking its diff_id), then streamed from there; an
+/// into a temp file inside the layout's `blobs/` (checking its diff_id; see
+/// [`write_docker_archive_spilling`] to put it elsewhere), then streamed from there; an
 /// uncompressed layer streams straight from its blob. Memory stays constant. Layers and configs
 /// shared between images are written once.
 ///
@@ -27,6 +28,23 @@ use crate::{Descriptor, Digest, Error, ImageConfig, ImageManifest, RawJson, Refe
 pub fn write_docker_archive<W: Write>(
     layout: &Layout,
     images: &[(Descriptor, Vec<String>)],
+    out: W,
+) -> Result<()> {
+    let blobs = layout.root().join("blobs");
+    write_docker_archive_spilling(layout, images, &blobs, out)
+}
+
+/// [`write_docker_archive`], decompressing layers into temp files in `spill_dir` instead of the
+/// layout: for a layout the caller may not write to (read-only, or someone else's). The temp
+/// files are removed as soon as their layer is in the archive; `spill_dir` needs room for the
+/// largest uncompressed layer.
+///
+/// # Errors
+/// As [`write_docker_archive`], and I/O errors creating files in `spill_dir`.
+pub fn write_docker_archive_spilling<W: Write>(
+    layout: &Layout,
+    images: &[(Descriptor, Vec<String>)],
+    spill_dir: &std::path::Path,
     out: W,
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
@@ -65,7 +83,7 @@ pub fn write_docker_archive<W: Write>(
             if !seen_layers.insert(diff_id.clone()) {
                 continue;
             }
-            append_layer(&mut tar, layout, layer, diff_id, &path)?;
+            append_layer(&mut tar, layout, spill_dir, layer, diff_id, &path)?;
         }
         manifest.push(ArchiveManifestEntry {
             config: config_path,
@@ -101,6 +119,7 @@ fn append<W: Write, R: Read>(
 fn append_layer<W: Write>(
     tar: &mut tar::Builder<W>,
     layout: &Layout,
+    spill_dir: &std::path::Path,
     layer: &Descriptor,
     diff_id: &Digest,
     path: &str,
@@ -120,8 +139,8 @@ fn append_layer<W: Write>(
     // Decompress once into a temp file to learn the size, verifying the diff_id on the way.
     let spill = tempfile::Builder::new()
         .prefix(crate::layout::TEMP_PREFIX)
-        .tempfile_in(layout.root().join("blobs"))
-        .map_err(|e| Error::io("creating a temp file for a layer", e))?;
+        .tempfile_in(spill_dir)
+        .map_err(|e| Error::io("creating a temp file for a layer", e).with_path(spill_dir))?;
     crate::layout::mark_in_use(spill.as_file(), spill.path())?;
     let mut w = HashingWriter::new(
         BufWriter::with_capacity(128 * 1024, spill.as_file()),

@@ -293,7 +293,7 @@ async fn deliver(
                 Some(r) => vec![r.clone()],
                 None => staged.names.clone(),
             };
-            write_archive(staged, path.clone(), names, reporter.clone()).await
+            write_archive(config, staged, path.clone(), names, reporter.clone()).await
         }
         Location::Registry { reference } => {
             let client = registry::client(config)?;

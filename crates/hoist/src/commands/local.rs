@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_oci::archive::{SpoolOptions, SpooledImage, spool_with, write_docker_archive};
+use hoist_oci::archive::{SpoolOptions, SpooledImage, spool_with, write_docker_archive_spilling};
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
@@ -57,6 +57,7 @@ pub fn choose_archive_image<'a>(
 
 /// Write a docker archive (to a file via a temp file renamed at the end, or to stdout).
 pub async fn write_archive(
+    config: &Config,
     staged: &Staged,
     path: ArchivePath,
     names: Vec<String>,
@@ -65,10 +66,27 @@ pub async fn write_archive(
     let layout = staged.layout.clone();
     let descriptor = staged.image.descriptor.clone();
     let images = [(descriptor, names)];
+    let cache_dir = config.cache_dir.clone();
     write_archive_with(path, reporter, move |out| {
-        write_docker_archive(&layout, &images, out)
+        let spill = spill_dir(&layout, &cache_dir)?;
+        write_docker_archive_spilling(&layout, &images, &spill, out)
     })
     .await
+}
+
+/// Where compressed layers are decompressed on their way into an archive: the source layout's
+/// `blobs/` (the same filesystem, so no room is needed elsewhere) unless hoist may not write
+/// there (a read-only or someone else's layout); then the cache's `transit/`.
+fn spill_dir(layout: &Layout, cache_dir: &Path) -> hoist_oci::Result<PathBuf> {
+    let blobs = layout.root().join("blobs");
+    if tempfile::tempfile_in(&blobs).is_ok() {
+        return Ok(blobs);
+    }
+    let transit = cache_dir.join("transit");
+    std::fs::create_dir_all(&transit).map_err(|e| {
+        hoist_oci::Error::io("creating a directory for decompressed layers", e).with_path(&transit)
+    })?;
+    Ok(transit)
 }
 
 /// Write the archive `produce` generates (on a blocking task) to a file, via a temp file
@@ -91,21 +109,33 @@ where
         reporter.state(ARCHIVE_LINE, LayerState::Writing);
         match &path {
             ArchivePath::Stdio => {
-                let stdout = std::io::stdout().lock();
-                let mut out = CountingWriter::new(
-                    std::io::BufWriter::with_capacity(256 << 10, stdout),
-                    &reporter,
-                );
-                produce(&mut out).context("writing the docker archive to stdout")?;
-                std::io::Write::flush(&mut out).context("writing the docker archive to stdout")?;
+                let mut stdout = PipeWatch {
+                    inner: std::io::stdout().lock(),
+                    closed: false,
+                };
+                let result = {
+                    let mut out = CountingWriter::new(
+                        std::io::BufWriter::with_capacity(256 << 10, &mut stdout),
+                        &reporter,
+                    );
+                    produce(&mut out)
+                        .map_err(anyhow::Error::new)
+                        .and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into))
+                };
+                if stdout.closed {
+                    return Err(crate::errors::StdoutClosed.into());
+                }
+                result.context("writing the docker archive to stdout")?;
             }
             ArchivePath::File(file) => {
                 let parent = match file.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                     _ => PathBuf::from("."),
                 };
+                // Readable as the umask allows, as `docker save -o` leaves it (not 0600).
                 let mut temp = tempfile::Builder::new()
                     .prefix(".hoist-archive-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                     .tempfile_in(&parent)
                     .with_context(|| format!("creating a file in {}", parent.display()))?;
                 {
@@ -343,6 +373,31 @@ pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> an
 const ARCHIVE_LINE: &str = "archive";
 
 /// A writer that reports how many bytes went through it (about every MiB) on the archive line.
+/// A writer that remembers whether its reader went away, so a broken pipe on stdout can be
+/// told from one on a registry connection the archive was being read from.
+struct PipeWatch<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for PipeWatch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.note(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.note(e))
+    }
+}
+
+impl<W> PipeWatch<W> {
+    fn note(&mut self, e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            self.closed = true;
+        }
+    }
+}
+
 struct CountingWriter<W> {
     inner: W,
     reporter: Reporter,

@@ -18,6 +18,7 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 use crate::config::{Config, Job};
+use crate::errors;
 use crate::progress::{Progress, Reporter};
 use crate::transport::Location;
 
@@ -31,16 +32,14 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);
             let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&out)
-                .and_then(|()| stdout.flush())
-                .context("writing completions to stdout")
+            let written = stdout.write_all(&out).and_then(|()| stdout.flush());
+            errors::stdout_result(written, "completions")
         }
         Job::CachePrune { all } => {
             let report = cache::prune(&config.cache_dir, all)?;
             if config.verbosity >= 0 {
                 let mut stdout = std::io::stdout().lock();
-                writeln!(stdout, "{report}").context("writing to stdout")?;
+                errors::stdout_result(writeln!(stdout, "{report}"), "the report")?;
             }
             Ok(())
         }
@@ -69,10 +68,8 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             let runtime = runtime()?;
             let text = runtime.block_on(inspect::run(config, &source, raw))?;
             let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&text)
-                .and_then(|()| stdout.flush())
-                .context("writing to stdout")
+            let written = stdout.write_all(&text).and_then(|()| stdout.flush());
+            errors::stdout_result(written, "the inspection")
         }
         Job::Copy {
             source,
