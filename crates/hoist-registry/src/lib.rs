@@ -33,8 +33,8 @@
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
 //!   verified against the requested digest or `Docker-Content-Digest`.
-//! - [`Client::pull_blob`] writes a blob to `sink.partial`, resumes short reads with
-//!   `Range`, and renames into place only after the digest matched;
+//! - [`Client::pull_blob`] writes a blob to a temp file of its own beside the sink, resumes
+//!   short reads with `Range`, and renames into place only after the digest matched;
 //!   [`Client::open_blob_stream`] is a verifying [`tokio::io::AsyncRead`] for the unpacker
 //!   that resumes a broken connection by itself.
 //! - [`Progress`] delivers typed [`Event`]s without slowing the transfer: byte counts are

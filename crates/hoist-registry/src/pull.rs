@@ -1,7 +1,7 @@
 //! Blob pull: streamed to a file with digest verification and `Range` resume, or as a
 //! verifying `AsyncRead`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -106,10 +106,12 @@ impl Client {
         }
     }
 
-    /// Download a blob to `sink`, verifying its digest and size. Bytes go to `sink.partial`
-    /// first and are renamed into place only when verified; a blob whose digest fails is
-    /// deleted. A connection that ends early is resumed with `Range: bytes=N-` from the bytes
-    /// already written (a server ignoring `Range` restarts the file).
+    /// Download a blob to `sink`, verifying its digest and size. Bytes go to a temp file of this
+    /// call's own beside `sink` (`.NAME.partial-XXXXXX`) and are renamed into place only when
+    /// verified; on any failure, or when the future is dropped, the temp file is deleted. Two
+    /// calls for the same sink never share a file. A connection that ends early is resumed with
+    /// `Range: bytes=N-` from the bytes already written (a server ignoring `Range` restarts the
+    /// file).
     ///
     /// # Errors
     /// Misbehaved on a digest or size mismatch; transport after retries; local I/O.
@@ -132,16 +134,15 @@ impl Client {
             size: desc.size,
         })
         .await;
-        let partial = partial_path(sink);
-        let result = self.pull_into(repo, desc, &partial, &mut bp).await;
-        let result = match result {
-            Ok(()) => tokio::fs::rename(&partial, sink)
-                .await
-                .map_err(|e| Error::local(format!("renaming into {}", sink.display()), e)),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&partial).await;
-                Err(e)
-            }
+        let result = match partial_file(sink) {
+            Ok(partial) => match self.pull_into(repo, desc, &partial, &mut bp).await {
+                Ok(()) => partial.persist(sink).map(drop).map_err(|e| {
+                    Error::local(format!("renaming into {}", sink.display()), e.error)
+                }),
+                // Dropping `partial` deletes it.
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
         };
         match &result {
             Ok(()) => {
@@ -165,11 +166,11 @@ impl Client {
         &self,
         repo: &Repo,
         desc: &Descriptor,
-        partial: &Path,
+        partial: &tempfile::NamedTempFile,
         bp: &mut BlobProgress<'_>,
     ) -> Result<()> {
-        let local = |e| Error::local(format!("writing {}", partial.display()), e);
-        let file = tokio::fs::File::create(partial).await.map_err(local)?;
+        let local = |e| Error::local(format!("writing {}", partial.path().display()), e);
+        let file = tokio::fs::File::from_std(partial.as_file().try_clone().map_err(local)?);
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
         let mut hasher = Digester::new(desc.digest.algorithm());
         let mut behind = hoist_oci::WriteBehind::new();
@@ -295,13 +296,21 @@ impl Client {
     }
 }
 
-fn partial_path(sink: &Path) -> PathBuf {
-    let mut name = sink
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    sink.with_file_name(name)
+/// A temp file for one download into `sink`, beside it (so the rename stays on one filesystem),
+/// named after it so a leftover says what it was, and deleted when dropped.
+fn partial_file(sink: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match sink.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(sink.file_name().unwrap_or_default());
+    prefix.push(".partial-");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(|e| Error::local(format!("creating a file in {}", dir.display()), e))
 }
 
 type Reconnect = Pin<Box<dyn std::future::Future<Output = Result<Response<Incoming>>> + Send>>;
@@ -480,10 +489,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partial_is_beside_the_sink() {
-        assert_eq!(
-            partial_path(Path::new("/a/b/sha256-x")),
-            PathBuf::from("/a/b/sha256-x.partial")
+    fn partials_are_beside_the_sink_and_never_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = dir.path().join("sha256-x");
+        let a = partial_file(&sink).expect("first");
+        let b = partial_file(&sink).expect("second");
+        assert_ne!(a.path(), b.path());
+        for p in [a.path(), b.path()] {
+            assert_eq!(p.parent(), Some(dir.path()));
+            let name = p.file_name().and_then(|n| n.to_str()).expect("utf-8");
+            assert!(name.starts_with(".sha256-x.partial-"), "{name}");
+        }
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        drop((a, b));
+        assert!(
+            !pa.exists() && !pb.exists(),
+            "dropped temp files are deleted"
         );
     }
 }

@@ -123,12 +123,36 @@ async fn manifest_round_trip_tags_and_pull() {
         Digest::sha256_of(&std::fs::read(&sink).expect("read")),
         layer.digest
     );
-    assert!(!dir.path().join("pulled.partial").exists());
+    assert!(
+        partials(dir.path()).is_empty(),
+        "{:?}",
+        partials(dir.path())
+    );
     let mut last = None;
     while let Some(e) = rx.recv().await {
         last = Some(e);
     }
     assert!(matches!(last, Some(Event::Done { .. })));
+
+    // The same blob twice at once into one sink (a manifest may list a layer twice): each
+    // download has its own temp file, so both verify and neither breaks the other.
+    let twice = dir.path().join("twice");
+    let quiet = Progress::none();
+    let (a, b) = tokio::join!(
+        c.pull_blob(&repo, &layer, &twice, &quiet),
+        c.pull_blob(&repo, &layer, &twice, &quiet)
+    );
+    a.expect("first of two");
+    b.expect("second of two");
+    assert_eq!(
+        Digest::sha256_of(&std::fs::read(&twice).expect("read")),
+        layer.digest
+    );
+    assert!(
+        partials(dir.path()).is_empty(),
+        "{:?}",
+        partials(dir.path())
+    );
 
     // Stream it.
     let mut s = c.open_blob_stream(&repo, &layer).await.expect("stream");
@@ -154,7 +178,7 @@ async fn manifest_round_trip_tags_and_pull() {
         .await
         .expect_err("too long");
     assert!(e.is_misbehaved(), "{e}");
-    assert!(!bad_sink.exists() && !dir.path().join("bad.partial").exists());
+    assert!(!bad_sink.exists() && partials(dir.path()).is_empty());
     let mut s = c.open_blob_stream(&repo, &lying).await.expect("stream");
     let mut sink = Vec::new();
     let err = s
@@ -211,4 +235,13 @@ async fn index_resolves_to_the_platform_manifest() {
         .await
         .expect_err("no such platform");
     assert!(e.to_string().contains("arm64"), "{e}");
+}
+
+/// Temp files of downloads left in `dir`.
+fn partials(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect()
 }

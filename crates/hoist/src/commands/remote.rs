@@ -176,6 +176,9 @@ pub async fn pull_image(
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let mut wanted = vec![(&m.config, &config_sink)];
     wanted.extend(m.layers.iter().map(|l| (l, &sink)));
+    // A layer listed twice (an empty layer often is) is downloaded once.
+    let mut seen = std::collections::HashSet::new();
+    wanted.retain(|(d, _)| seen.insert(&d.digest));
     let pulls = wanted.into_iter().map(|(desc, progress)| {
         let path = layout.blob_path(&desc.digest);
         let repo = &repo;
