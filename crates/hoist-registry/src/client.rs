@@ -18,7 +18,7 @@ use url::Url;
 use crate::auth::AuthState;
 use crate::body::{FileRegion, ReqBody};
 use crate::credentials::Credentials;
-use crate::protocol::location::{display_url, host_without_port, is_loopback_host};
+use crate::protocol::location::{display_url, host_without_port, is_loopback_host, is_on};
 use crate::protocol::response::{
     Phase, Step, classify, parse_error_body, parse_retry_after, status_hint,
 };
@@ -395,9 +395,11 @@ impl Client {
                 .any(|h| h == host_port || h == bare)
     }
 
+    /// `host:port` of `url`, the port always written (the scheme's default when the URL parser
+    /// dropped it), so `--insecure-registry reg:80` matches `http://reg/`.
     pub(crate) fn authority(url: &Url) -> String {
         let host = url.host_str().unwrap_or_default();
-        match url.port() {
+        match url.port_or_known_default() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         }
@@ -464,7 +466,7 @@ impl Client {
         registry: &str,
         scopes: &Scopes,
     ) -> Result<Response<Incoming>> {
-        let same_host = Self::authority(&req.url) == registry;
+        let same_host = is_on(&req.url, registry);
         let mut authed = false;
         loop {
             let mut b = Request::builder()

@@ -180,6 +180,7 @@ impl Client {
         let timeout = self.cfg().timeout;
         // An empty blob needs no request: its digest is checked below like any other.
         while written < desc.size {
+            let attempt_from = written;
             let resp = self.get_blob(repo, desc, written).await?;
             let status = resp.status().as_u16();
             if status == 200 && written > 0 {
@@ -243,6 +244,11 @@ impl Client {
                 bp.at(written);
             }
             if written < desc.size {
+                // Cuts in a row without progress end the download; one that moved on does not
+                // count against a long download over a link that drops now and then.
+                if written > attempt_from {
+                    short_reads = 0;
+                }
                 short_reads += 1;
                 let reason = cut.unwrap_or_else(|| "connection closed early".into());
                 if short_reads >= policy.max_attempts {
@@ -288,6 +294,8 @@ impl Client {
             hasher: Some(Digester::new(desc.digest.algorithm())),
             received: 0,
             breaks: 0,
+            broke_at: 0,
+            failed: false,
             idle: None,
             desc: desc.clone(),
             client: self.clone(),
@@ -325,7 +333,12 @@ pub struct BlobStream {
     pending: Bytes,
     hasher: Option<Digester>,
     received: u64,
+    /// Breaks in a row without progress; reset when a connection delivered something.
     breaks: u32,
+    /// `received` at the last break.
+    broke_at: u64,
+    /// An error was returned: every later read returns one too, never a clean EOF.
+    failed: bool,
     /// Armed while the body has no data; firing counts as a broken connection.
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
     desc: Descriptor,
@@ -350,6 +363,10 @@ impl BlobStream {
     /// The connection broke or ended early: schedule a ranged GET, or give up.
     fn broken(&mut self, why: String) -> Option<std::io::Error> {
         self.body = None;
+        if self.received > self.broke_at {
+            self.breaks = 0;
+        }
+        self.broke_at = self.received;
         self.breaks += 1;
         if self.breaks >= self.client.cfg().retry.max_attempts {
             self.hasher = None;
@@ -382,6 +399,27 @@ impl AsyncRead for BlobStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(Err(invalid_data(Error::misbehaved(format!(
+                "blob {} failed earlier; its stream has no more bytes to give",
+                this.desc.digest
+            )))));
+        }
+        let polled = this.poll_stream(cx, buf);
+        if matches!(polled, Poll::Ready(Err(_))) {
+            this.failed = true;
+        }
+        polled
+    }
+}
+
+impl BlobStream {
+    fn poll_stream(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self;
         loop {
             if !this.pending.is_empty() {
                 let n = this.pending.len().min(buf.remaining());

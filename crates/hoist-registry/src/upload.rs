@@ -394,9 +394,23 @@ impl Client {
         let mut shrunk_once = false;
         let mut faults: u32 = 0;
         let mut digest_restarts = 0;
+        // Faults end after `max_attempts` in a row, but a registry that acknowledges chunks and
+        // then loses them would reset that count forever: bound the bytes a blob may cost.
+        let budget = src
+            .size
+            .max(chunk)
+            .saturating_mul(u64::from(policy.max_attempts) + 1);
         loop {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
+                if out.bytes_sent > budget {
+                    return Err(Error::misbehaved(format!(
+                        "sent {} bytes for a {}-byte blob: the registry keeps losing what it \
+                         acknowledged",
+                        out.bytes_sent, src.size
+                    ))
+                    .with_url(display_url(&session.location)));
+                }
                 let result = self
                     .patch(repo, src, scopes, session, start, end, out, bp)
                     .await;
@@ -421,7 +435,10 @@ impl Client {
                     }
                     PatchResult::Step(step, err) => (step, err),
                 };
-                faults += 1;
+                // A 413 is not a failure in a row: the chunk shrinks, down to a floor.
+                if step != Step::Shrink {
+                    faults += 1;
+                }
                 let fail = |e: Option<Error>| {
                     e.unwrap_or_else(|| Error::misbehaved("upload failed without a response"))
                 };
@@ -640,6 +657,19 @@ impl Client {
                     );
                 }
             };
+            if offset <= start && end > start {
+                // An acknowledgement that keeps nothing: a fault, so it cannot loop forever.
+                return PatchResult::Step(
+                    Step::Resume,
+                    Some(
+                        Error::misbehaved(format!(
+                            "registry acknowledged bytes {start}-{} but holds only {offset}",
+                            end - 1
+                        ))
+                        .with_url(display_url(&session.location)),
+                    ),
+                );
+            }
             if offset > end || offset > src.size {
                 return PatchResult::Step(
                     Step::Fail,

@@ -441,6 +441,76 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
 }
 
 #[tokio::test]
+async fn downloads_that_keep_moving_survive_more_cuts_than_attempts() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "blob", SIZE, 6);
+    let direct = Repo::new(reg.host(), "fault/cuts").expect("repo");
+    client()
+        .push_blob(&direct, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("seed");
+    let desc = Descriptor::new(
+        MediaType::new(MediaType::OCI_LAYER_GZIP),
+        src.digest.clone(),
+        SIZE,
+    );
+    // Seven cuts, each after 30 kB: more than the client's five attempts, but never twice at
+    // the same byte, so the download is moving and must finish.
+    let cuts = || {
+        (1..=7)
+            .map(|n| {
+                rule(
+                    "GET",
+                    "/blobs/sha256",
+                    n,
+                    Action::TruncateResponseBody(30_000),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let proxy = common::proxy(reg.addr(), cuts());
+    let repo = Repo::new(proxy.host(), "fault/cuts").expect("repo");
+    let sink = dir.path().join("out");
+    client()
+        .pull_blob(&repo, &desc, &sink, &Progress::none())
+        .await
+        .expect("a moving download finishes");
+    assert_eq!(
+        hoist_oci::Digest::sha256_of(&std::fs::read(&sink).expect("read")),
+        src.digest
+    );
+
+    let proxy = common::proxy(reg.addr(), cuts());
+    let repo = Repo::new(proxy.host(), "fault/cuts").expect("repo");
+    let mut stream = client().open_blob_stream(&repo, &desc).await.expect("open");
+    let mut got = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut got)
+        .await
+        .expect("a moving stream finishes");
+    assert_eq!(hoist_oci::Digest::sha256_of(&got), src.digest);
+
+    // Wrong bytes fail the stream, and it stays failed: no clean EOF after the error.
+    let garbage = "x".repeat(SIZE as usize);
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![rule("GET", "/blobs/sha256", 1, respond(200, &[], &garbage))],
+    );
+    let repo = Repo::new(proxy.host(), "fault/cuts").expect("repo");
+    let mut stream = client().open_blob_stream(&repo, &desc).await.expect("open");
+    let mut sink = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut sink)
+        .await
+        .expect_err("digest mismatch");
+    let mut buf = [0u8; 16];
+    tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+        .await
+        .expect_err("still failed after the error");
+}
+
+#[tokio::test]
 async fn a_stalled_patch_times_out_and_the_push_continues() {
     let Some(reg) = common::registry() else {
         return;
@@ -555,6 +625,37 @@ async fn a_413_on_every_chunk_fails_clearly_without_html() {
         .filter(|e| matches!(e, Event::ChunkShrunk { .. }))
         .count();
     assert_eq!(shrinks, 3, "64 KiB -> 32 -> 16 -> 8 KiB, then give up");
+}
+
+#[tokio::test]
+async fn acknowledgements_that_keep_nothing_end_the_push() {
+    // Every PATCH is "accepted" with the first chunk's Range, but none reaches the registry:
+    // the first looks like progress, the rest like none, and a status check always says 0.
+    let Some((run, res)) = push_through(vec![rule(
+        "PATCH",
+        "/blobs/uploads/",
+        0,
+        respond(202, &[("Range", "0-65535")], ""),
+    )])
+    .await
+    else {
+        return;
+    };
+    let e = res.expect_err("a registry that keeps nothing");
+    assert!(e.is_misbehaved(), "{e}");
+    assert!(e.to_string().contains("keeps losing"), "{e}");
+    let patches = run
+        .proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    // Bounded by the byte budget (blob size x (attempts + 1)), not endless.
+    let budget_chunks = (SIZE * 6).div_ceil(CHUNK) as usize;
+    assert!(
+        patches <= budget_chunks + 1,
+        "{patches} PATCHes for a {SIZE}-byte blob"
+    );
 }
 
 #[tokio::test]

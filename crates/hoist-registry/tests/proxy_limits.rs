@@ -58,6 +58,44 @@ async fn unexplained_413_from_nginx_shrinks_and_succeeds() {
 }
 
 #[tokio::test]
+async fn many_shrinks_are_not_failures_in_a_row() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    // 4 MiB chunks behind a 128 KiB limit: five halvings, each after a 413.
+    let Some(nginx) = nginx(reg.addr(), MIB / 8, true, None, None) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "big", MIB + 7, 3);
+    let repo = Repo::new(nginx.host(), "limit/halvings").expect("repo");
+    // Two failures in a row end a push; the 413s must not count as such.
+    let client = Client::builder()
+        .no_docker_config()
+        .chunk_size(4 * MIB)
+        .retry(RetryPolicy::immediate(2))
+        .build()
+        .expect("client");
+    let (p, rx) = Progress::channel(4096);
+    let out = client
+        .push_blob(&repo, &src, &PushOptions::default(), &p)
+        .await
+        .expect("push through five shrinks");
+    drop(p);
+    let shrinks = events(rx)
+        .await
+        .iter()
+        .filter(|e| matches!(e, Event::ChunkShrunk { .. }))
+        .count();
+    assert_eq!(shrinks, 5, "4 MiB -> 2 -> 1 -> 512 -> 256 -> 128 KiB");
+    assert_eq!(out.final_chunk_size, MIB / 8);
+    assert_eq!(
+        registry_blob_digest(&reg, "limit/halvings", &src.digest),
+        Some(src.digest.clone())
+    );
+}
+
+#[tokio::test]
 async fn advertised_max_caps_chunks_from_the_start() {
     for buffering in [true, false] {
         let Some(reg) = common::registry() else {

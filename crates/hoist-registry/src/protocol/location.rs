@@ -88,9 +88,58 @@ pub fn host_without_port(host: &str) -> &str {
     }
 }
 
+/// Whether `url` is on `registry`, a `host[:port]` as the user named it. Hosts compare without
+/// regard to case, and a missing port is the URL scheme's default on both sides: the URL parser
+/// turns `https://reg:443/` into `https://reg/`, which is still the same server.
+pub fn is_on(url: &Url, registry: &str) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = host_without_port(registry);
+    let default = match url.scheme() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let port = port_of(registry).or(default);
+    host.eq_ignore_ascii_case(name) && port == url.port_or_known_default()
+}
+
+/// The port of a `host[:port]` (`[v6]:port` included), if it names one.
+fn port_of(host_port: &str) -> Option<u16> {
+    let rest = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.1.strip_prefix(':')?,
+        None => match host_port.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => p,
+            _ => return None,
+        },
+    };
+    rest.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_on_its_registry_whatever_the_default_port_and_case() {
+        let on = |u: &str, r: &str| is_on(&url(u), r);
+        assert!(on("https://reg.example.com/v2/", "reg.example.com:443"));
+        assert!(on("https://reg.example.com:443/v2/", "reg.example.com"));
+        assert!(on("http://localhost/v2/", "localhost:80"));
+        assert!(on("https://reg.example.com/v2/", "REG.Example.com"));
+        assert!(on("http://127.0.0.1:5000/v2/", "127.0.0.1:5000"));
+        assert!(on("http://[::1]:5000/v2/", "[::1]:5000"));
+        assert!(on("https://[::1]/v2/", "[::1]"));
+        // Another port or another host is another server.
+        assert!(!on("https://reg.example.com:5000/v2/", "reg.example.com"));
+        assert!(!on("https://reg.example.com/v2/", "reg.example.com:5000"));
+        assert!(!on("http://reg.example.com/v2/", "reg.example.com:443"));
+        assert!(!on("https://cdn.example.com/blob", "reg.example.com"));
+        assert!(!on("https://reg.example.com.evil/v2/", "reg.example.com"));
+        assert!(!on("http://[::1]:5001/v2/", "[::1]:5000"));
+    }
 
     fn url(s: &str) -> Url {
         Url::parse(s).expect("test URL")
