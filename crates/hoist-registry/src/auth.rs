@@ -40,6 +40,10 @@ impl Client {
         if let Some(c) = &self.inner.cfg.credentials {
             return Ok(Some(c.clone()));
         }
+        let named = self.inner.cfg.registry_credentials.iter();
+        if let Some((_, c)) = named.rev().find(|(r, _)| r.eq_ignore_ascii_case(registry)) {
+            return Ok(Some(c.clone()));
+        }
         if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
             return Ok(c.clone());
         }

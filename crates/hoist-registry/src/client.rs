@@ -88,6 +88,8 @@ pub struct ClientBuilder {
     insecure_hosts: Vec<String>,
     ca_files: Vec<PathBuf>,
     pub(crate) credentials: Option<Credentials>,
+    /// Credentials for one registry each, by its `host[:port]` as in [`Repo::registry`].
+    pub(crate) registry_credentials: Vec<(String, Credentials)>,
     pub(crate) docker_config: Option<PathBuf>,
     pub(crate) use_docker_config: bool,
     pub(crate) chunk_size: u64,
@@ -105,6 +107,7 @@ impl Default for ClientBuilder {
             insecure_hosts: Vec::new(),
             ca_files: Vec::new(),
             credentials: None,
+            registry_credentials: Vec::new(),
             docker_config: None,
             use_docker_config: true,
             chunk_size: 16 * 1024 * 1024,
@@ -131,9 +134,22 @@ impl ClientBuilder {
         self.ca_files.push(path.into());
         self
     }
-    /// Use these credentials for every registry (instead of the docker config).
+    /// Use these credentials for every registry (instead of the docker config). A client that
+    /// talks to more than one registry (a copy between two) should use
+    /// [`ClientBuilder::registry_credentials`] instead, so neither sees the other's password.
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
+        self
+    }
+    /// Use these credentials for `registry` only (`host[:port]` as in [`Repo::registry`]);
+    /// other registries fall back to the docker config.
+    pub fn registry_credentials(
+        mut self,
+        registry: impl Into<String>,
+        credentials: Credentials,
+    ) -> Self {
+        self.registry_credentials
+            .push((registry.into(), credentials));
         self
     }
     /// Read credentials from this docker `config.json` (default: `$DOCKER_CONFIG/config.json`

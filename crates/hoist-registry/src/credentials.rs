@@ -90,10 +90,28 @@ fn candidate_keys(registry: &str) -> Vec<String> {
         format!("https://{registry}/v1/"),
         format!("https://{registry}/v2/"),
     ];
-    if registry == "docker.io" || registry == "registry-1.docker.io" {
+    if is_docker_hub(registry) {
         keys.push("https://index.docker.io/v1/".into());
     }
     keys
+}
+
+/// Whether `registry` is Docker Hub, which docker files under its old index URL.
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "registry-1.docker.io" | "index.docker.io"
+    )
+}
+
+/// The server name a credential helper is asked for: what `docker login` stored the entry
+/// under, which for Docker Hub is its old index URL, not the API host.
+fn helper_server(registry: &str) -> &str {
+    if is_docker_hub(registry) {
+        "https://index.docker.io/v1/"
+    } else {
+        registry
+    }
 }
 
 /// Look up credentials for `registry` in the docker config at `path`. A missing file means no
@@ -122,7 +140,7 @@ async fn lookup(
     })?;
     let keys = candidate_keys(registry);
     if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
-        return run_helper(helper, registry, helper_path).await;
+        return run_helper(helper, helper_server(registry), helper_path).await;
     }
     for key in &keys {
         if let Some(entry) = config.auths.get(key)
@@ -132,7 +150,7 @@ async fn lookup(
         }
     }
     if let Some(store) = &config.creds_store {
-        return run_helper(store, registry, helper_path).await;
+        return run_helper(store, helper_server(registry), helper_path).await;
     }
     Ok(None)
 }
@@ -295,6 +313,15 @@ mod tests {
             .expect("found");
         assert_eq!(c.username, "u-reg.example");
         assert_eq!(c.password.expose(), "tok");
+        // Docker Hub is asked for under the name `docker login` stored it with.
+        let hub = write(dir.path(), r#"{"credsStore":"hoisttest"}"#);
+        for api_host in ["registry-1.docker.io", "docker.io"] {
+            let c = lookup(&hub, api_host, Some(path.as_ref()))
+                .await
+                .expect("helper ran")
+                .expect("found");
+            assert_eq!(c.username, "u-https://index.docker.io/v1/", "{api_host}");
+        }
         // A helper that is not on PATH is a local error naming the program.
         let p2 = write(dir.path(), r#"{"credsStore":"hoist-missing-helper"}"#);
         let err = from_docker_config(&p2, "x")

@@ -135,6 +135,45 @@ async fn basic_auth_push_pull_and_no_secret_anywhere() {
     assert!(!text.contains("not-the-password-123"));
 }
 
+#[tokio::test]
+async fn credentials_named_for_a_registry_go_to_that_registry_only() {
+    let Some(a) = common::registry_htpasswd("alice", PASSWORD) else {
+        return;
+    };
+    let Some(b) = common::registry_htpasswd("bob", "bobs-own-password-456") else {
+        return;
+    };
+    let (repo_a, repo_b) = (
+        Repo::new(a.host(), "team/app").expect("repo"),
+        Repo::new(b.host(), "team/app").expect("repo"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 100_000, 2);
+    let both = builder()
+        .no_docker_config()
+        .registry_credentials(a.host(), Credentials::new("alice", PASSWORD))
+        .registry_credentials(b.host(), Credentials::new("bob", "bobs-own-password-456"))
+        .build()
+        .expect("client");
+    for repo in [&repo_a, &repo_b] {
+        both.push_blob(repo, &src, &PushOptions::default(), &Progress::none())
+            .await
+            .unwrap_or_else(|e| panic!("push to {repo}: {e}"));
+    }
+    // Only A's: B is asked anonymously (and refuses), not with alice's password.
+    let only_a = builder()
+        .no_docker_config()
+        .registry_credentials(a.host(), Credentials::new("alice", PASSWORD))
+        .build()
+        .expect("client");
+    assert!(only_a.blob_exists(&repo_a, &src.digest).await.expect("A"));
+    let e = only_a
+        .blob_exists(&repo_b, &src.digest)
+        .await
+        .expect_err("B without credentials");
+    assert!(e.is_auth(), "{e}");
+}
+
 /// A tiny token endpoint: answers every GET with a fixed token and records the request line
 /// and whether Basic credentials came with it.
 async fn token_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, bool)>>>) {

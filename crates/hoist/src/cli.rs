@@ -134,8 +134,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 
-    /// Registry credentials as USER[:PASS]. Without them, docker's config.json and credential
-    /// helpers are used, as docker does.
+    /// Credentials as USER[:PASS] for the registry the command talks to. Without them, docker's
+    /// config.json and credential helpers are used, as docker does. A copy between two
+    /// registries needs --src-creds / --dest-creds instead.
     #[arg(
         long,
         global = true,
@@ -144,6 +145,27 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub creds: Option<String>,
+
+    /// Credentials for the source registry only, as USER:PASS (for a copy between two
+    /// registries, so neither sees the other's password).
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_SRC_CREDS",
+        value_name = "USER:PASS",
+        hide_env_values = true
+    )]
+    pub src_creds: Option<String>,
+
+    /// Credentials for the destination registry only, as USER:PASS.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_DEST_CREDS",
+        value_name = "USER:PASS",
+        hide_env_values = true
+    )]
+    pub dest_creds: Option<String>,
 
     /// Read the password (with --creds USER) or USER:PASS (alone) from the first line of stdin.
     #[arg(long, global = true, env = "HOIST_CREDS_STDIN")]

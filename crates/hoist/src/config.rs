@@ -85,8 +85,9 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Extra certificates.
     pub cert_dir: Option<PathBuf>,
-    /// Explicit credentials; `None` means docker's config.json and helpers.
-    pub creds: Option<Credentials>,
+    /// Explicit credentials, each for one registry (`host[:port]` as the registry client names
+    /// it); a registry not listed gets docker's config.json and helpers.
+    pub registry_creds: Vec<(String, Credentials)>,
     /// How progress is shown.
     pub progress: ProgressMode,
     /// -1 quiet, 0 default, 1.. more verbose.
@@ -197,12 +198,77 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
             "--creds-stdin cannot be used when the image is read from stdin (docker-archive:-)",
         ));
     }
-    let mut config = validate_global(cli.global, env)?;
+    let src_creds = cli.global.src_creds.clone();
+    let dest_creds = cli.global.dest_creds.clone();
+    let (mut config, creds) = validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
+    config.registry_creds = assign_creds(&job, creds, src_creds, dest_creds)?;
     Ok((config, job))
 }
 
-fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageError> {
+/// Which registry gets which credentials: `--src-creds` the source's, `--dest-creds` the
+/// destination's, `--creds` the one registry left, and never one registry's password to
+/// another (a copy between two registries must say whose `--creds` are).
+fn assign_creds(
+    job: &Job,
+    creds: Option<Credentials>,
+    src: Option<String>,
+    dest: Option<String>,
+) -> Result<Vec<(String, Credentials)>, UsageError> {
+    let registry_of = |l: &Location| match l {
+        Location::Registry { reference } => Some(reference.registry_api_host().to_string()),
+        _ => None,
+    };
+    let (from, to) = match job {
+        Job::Copy {
+            source,
+            destination,
+        } => (registry_of(source), registry_of(destination)),
+        Job::Inspect { source, .. } => (registry_of(source), None),
+        _ => (None, None),
+    };
+    let mut out: Vec<(String, Credentials)> = Vec::new();
+    for (given, host, flag, side) in [
+        (src, &from, "--src-creds", "source"),
+        (dest, &to, "--dest-creds", "destination"),
+    ] {
+        if let Some(text) = given {
+            let Some(host) = host else {
+                return Err(usage(format!("{flag}: the {side} is not a registry")));
+            };
+            if text.split_once(':').is_none() {
+                return Err(usage(format!("{flag} takes USER:PASS")));
+            }
+            out.push((host.clone(), parse_creds(&text, None)?));
+        }
+    }
+    if let Some(creds) = creds {
+        let mut left: Vec<&String> = [&from, &to]
+            .into_iter()
+            .flatten()
+            .filter(|h| !out.iter().any(|(o, _)| o == *h))
+            .collect();
+        left.dedup();
+        match left.as_slice() {
+            [] => {}
+            [host] => out.push(((*host).clone(), creds)),
+            [a, b, ..] => {
+                return Err(usage(format!(
+                    "--creds would go to both {a} and {b}: say whose they are with --src-creds \
+                     or --dest-creds"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The settings every command shares, and the `--creds` given (placed by [`assign_creds`]
+/// once the job says which registries there are).
+fn validate_global(
+    g: GlobalArgs,
+    env: Environment<'_>,
+) -> Result<(Config, Option<Credentials>), UsageError> {
     let platform = g
         .platform
         .as_deref()
@@ -278,7 +344,7 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
             usage("cannot find a cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")
         })?,
     };
-    Ok(Config {
+    let config = Config {
         platform,
         compression,
         compression_level: g.compression_level,
@@ -288,13 +354,14 @@ fn validate_global(g: GlobalArgs, env: Environment<'_>) -> Result<Config, UsageE
         timeout: std::time::Duration::from_secs(g.timeout),
         insecure_registries: g.insecure_registries,
         cert_dir: g.cert_dir,
-        creds,
+        registry_creds: Vec::new(),
         progress,
         verbosity,
         cache_dir,
         runtime_config: None,
         unpack_limits,
-    })
+    };
+    Ok((config, creds))
 }
 
 fn validate_job(command: Command) -> Result<Job, UsageError> {
@@ -642,24 +709,37 @@ mod tests {
         assert_eq!(c.verbosity, 2);
     }
 
+    /// The one registry's credentials of a config.
+    fn only_creds(c: &Config) -> (&str, &Credentials) {
+        match c.registry_creds.as_slice() {
+            [(host, creds)] => (host, creds),
+            other => panic!("expected one registry's credentials, got {other:?}"),
+        }
+    }
+
     #[test]
     fn credentials() {
-        let (c, _) = ok(&["--creds", "bob:s3cr:et", "inspect", "oci:x"]);
-        let creds = c.creds.expect("creds");
+        let reg = "docker://reg.example:5000/app:1";
+        let (c, _) = ok(&["--creds", "bob:s3cr:et", "inspect", reg]);
+        let (host, creds) = only_creds(&c);
+        assert_eq!(host, "reg.example:5000");
         assert_eq!(creds.username, "bob");
         assert_eq!(creds.password, "s3cr:et");
-        assert!(!format!("{creds:?}").contains("s3cr"));
+        assert!(!format!("{:?}", c.registry_creds).contains("s3cr"));
 
         let (c, _) = run(
-            &["--creds", "bob", "--creds-stdin", "inspect", "oci:x"],
+            &["--creds", "bob", "--creds-stdin", "inspect", reg],
             "hunter2\n",
             false,
         )
         .expect("stdin password");
-        assert_eq!(c.creds.expect("creds").password, "hunter2");
+        assert_eq!(only_creds(&c).1.password, "hunter2");
         let (c, _) =
-            run(&["--creds-stdin", "inspect", "oci:x"], "al:pw\r\n", false).expect("stdin pair");
-        assert_eq!(c.creds.expect("creds").username, "al");
+            run(&["--creds-stdin", "inspect", reg], "al:pw\r\n", false).expect("stdin pair");
+        assert_eq!(only_creds(&c).1.username, "al");
+        // No registry, nobody to give them to.
+        let (c, _) = ok(&["--creds", "bob:pw", "inspect", "oci:x"]);
+        assert!(c.registry_creds.is_empty());
 
         assert!(err(&["--creds", "bob", "inspect", "oci:x"]).contains("--creds-stdin"));
         assert!(err(&["--creds", ":pw", "inspect", "oci:x"]).contains("user name"));
@@ -669,6 +749,58 @@ mod tests {
         assert!(
             err(&["--creds", "a:b", "--creds-stdin", "inspect", "oci:x"]).contains("without :PASS")
         );
+    }
+
+    #[test]
+    fn a_copy_between_registries_keeps_each_password_with_its_registry() {
+        let (from, to) = ("docker://src.example/app:1", "docker://dst.example/app:1");
+        // --creds for a copy with one registry end goes to that end.
+        let (c, _) = ok(&["--creds", "u:p", "copy", "oci:x", to]);
+        assert_eq!(only_creds(&c).0, "dst.example");
+        let (c, _) = ok(&["--creds", "u:p", "copy", from, "oci:x"]);
+        assert_eq!(only_creds(&c).0, "src.example");
+        // Docker Hub is named as the registry client names it.
+        let (c, _) = ok(&["--creds", "u:p", "copy", "oci:x", "docker://alpine:3"]);
+        assert_eq!(only_creds(&c).0, "registry-1.docker.io");
+        // Two registries: --creds alone is ambiguous; --src-creds / --dest-creds say whose.
+        let e = err(&["--creds", "u:p", "copy", from, to]);
+        assert!(
+            e.contains("--src-creds") && e.contains("src.example"),
+            "{e}"
+        );
+        let (c, _) = ok(&[
+            "--src-creds",
+            "a:1",
+            "--dest-creds",
+            "b:2",
+            "copy",
+            from,
+            to,
+        ]);
+        let mut got: Vec<(&str, &str)> = c
+            .registry_creds
+            .iter()
+            .map(|(h, c)| (h.as_str(), c.username.as_str()))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![("dst.example", "b"), ("src.example", "a")]);
+        // --creds fills the end that has none.
+        let (c, _) = ok(&["--creds", "b:2", "--src-creds", "a:1", "copy", from, to]);
+        assert_eq!(c.registry_creds.len(), 2);
+        assert!(c.registry_creds.contains(&(
+            "dst.example".into(),
+            Credentials {
+                username: "b".into(),
+                password: "2".into()
+            }
+        )));
+        // Same registry at both ends: one set of credentials is fine.
+        let (c, _) = ok(&["--creds", "u:p", "copy", from, "docker://src.example/b:2"]);
+        assert_eq!(only_creds(&c).0, "src.example");
+        // A side that is not a registry, or no password, is a usage error.
+        assert!(err(&["--src-creds", "a:1", "copy", "oci:x", to]).contains("not a registry"));
+        assert!(err(&["--dest-creds", "a:1", "copy", from, "oci:x"]).contains("not a registry"));
+        assert!(err(&["--dest-creds", "a", "copy", from, to]).contains("USER:PASS"));
     }
 
     #[test]

@@ -33,11 +33,11 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         // on 127.0.0.1 with a test CA), never plain HTTP, which stays for hosts named insecure.
         builder = builder.ca_file(dir.clone()).plain_http_loopback(false);
     }
-    if let Some(creds) = &config.creds {
-        builder = builder.credentials(Credentials::new(
-            creds.username.clone(),
-            creds.password.clone(),
-        ));
+    for (registry, creds) in &config.registry_creds {
+        builder = builder.registry_credentials(
+            registry.clone(),
+            Credentials::new(creds.username.clone(), creds.password.clone()),
+        );
     }
     Ok(builder.build()?)
 }
