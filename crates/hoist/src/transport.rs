@@ -255,8 +255,27 @@ fn parse_registry(input: &str, rest: &str) -> Result<Location, TransportError> {
 fn parse_daemon(input: &str, rest: &str) -> Result<Location, TransportError> {
     check_reference(input, rest)?;
     Ok(Location::DockerDaemon {
-        name: rest.to_string(),
+        name: daemon_name(rest),
     })
+}
+
+/// A daemon image name as docker resolves it: a repository without tag or digest means its
+/// `:latest` (asked for a bare name, the daemon exports every tag of it, in no fixed order).
+/// An image ID (`sha256:...`, or 12 or more hex digits) stays as given.
+fn daemon_name(name: &str) -> String {
+    let is_hex = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let is_id =
+        name.strip_prefix("sha256:").is_some_and(is_hex) || (name.len() >= 12 && is_hex(name));
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if is_id || name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 fn parse_archive(input: &str, rest: &str) -> Result<Location, TransportError> {
@@ -401,6 +420,28 @@ mod tests {
         );
         assert!(Location::parse("docker-daemon:").is_err());
         assert!(Location::parse("docker-daemon:app name").is_err());
+    }
+
+    #[test]
+    fn a_bare_daemon_name_means_latest_and_ids_stay() {
+        let name = |s: &str| match parse(&format!("docker-daemon:{s}")) {
+            Location::DockerDaemon { name } => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(name("app"), "app:latest");
+        assert_eq!(
+            name("localhost:5000/team/app"),
+            "localhost:5000/team/app:latest"
+        );
+        assert_eq!(
+            name("localhost:5000/team/app:2"),
+            "localhost:5000/team/app:2"
+        );
+        let digest = format!("app@sha256:{}", "a".repeat(64));
+        assert_eq!(name(&digest), digest);
+        assert_eq!(name("0123456789ab"), "0123456789ab", "a short image ID");
+        assert_eq!(name("sha256:abcd"), "sha256:abcd");
+        assert_eq!(name("cafe"), "cafe:latest", "too short for an ID: a name");
     }
 
     #[test]

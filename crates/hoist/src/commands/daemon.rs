@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ImageInfo};
-use hoist_oci::archive::{SpoolEvent, write_docker_archive};
+use hoist_oci::archive::{SpoolEvent, SpooledImage, write_docker_archive};
 use hoist_oci::codec::{Compression, Compressor};
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
@@ -174,10 +174,7 @@ impl StagedExport {
             })
             .await
             .with_context(|| format!("exporting `{name}` from the Docker daemon"))?;
-        let Some(first) = spooled.into_iter().next() else {
-            bail!("the daemon's export of `{name}` held no image");
-        };
-        Ok(first.manifest)
+        Ok(the_inspected(&spooled, info, name)?.manifest.clone())
     }
 
     /// Tag the image `manifest` and move the layout into place under the image ID (another
@@ -258,11 +255,39 @@ pub async fn export_to_layout(
             return Err(e);
         }
     };
-    let Some(first) = spooled.first() else {
-        bail!("the daemon's export of `{name}` held no image");
+    let image = match the_inspected(&spooled, &info, name) {
+        Ok(image) => image,
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
     };
-    super::local::tag_layout(dir, tag, &first.manifest).await?;
+    super::local::tag_layout(dir, tag, &image.manifest).await?;
     Ok(true)
+}
+
+/// The image of an export that `name` was inspected as: the only one, or the one whose config
+/// is the inspected ID (an export of a bare name holds every tag of it, in no fixed order).
+fn the_inspected<'a>(
+    spooled: &'a [SpooledImage],
+    info: &ImageInfo,
+    name: &str,
+) -> anyhow::Result<&'a SpooledImage> {
+    match spooled {
+        [] => bail!("the daemon's export of `{name}` held no image"),
+        [one] => Ok(one),
+        many => many
+            .iter()
+            .find(|s| s.config.digest == info.id || s.manifest.digest == info.id)
+            .with_context(|| {
+                format!(
+                    "the daemon exported {} images for `{name}`; name one by tag or ID",
+                    many.len()
+                )
+            }),
+    }
 }
 
 /// The export's progress as lines: one for the stream ("preparing" while dockerd writes the
@@ -664,4 +689,58 @@ where
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use hoist_oci::Digest;
+
+    use super::*;
+
+    fn spooled(config: &[u8]) -> SpooledImage {
+        let desc = |bytes: &[u8]| {
+            Descriptor::new(
+                MediaType::new(MediaType::OCI_CONFIG),
+                Digest::sha256_of(bytes),
+                bytes.len() as u64,
+            )
+        };
+        SpooledImage {
+            tags: Vec::new(),
+            manifest: desc(&[config, b"-manifest"].concat()),
+            config: desc(config),
+        }
+    }
+
+    fn info(id: Digest) -> ImageInfo {
+        ImageInfo {
+            id,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            size: 0,
+            diff_ids: Vec::new(),
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+        }
+    }
+
+    #[test]
+    fn the_inspected_image_is_picked_out_of_many() {
+        let (a, b) = (spooled(b"a"), spooled(b"b"));
+        let unrelated = info(Digest::sha256_of(b"zzz"));
+        // One image: that is it, whatever the ID scheme of the store.
+        let one = std::slice::from_ref(&a);
+        assert_eq!(the_inspected(one, &unrelated, "app").expect("one"), &a);
+        // Many: the one with the inspected ID, as config (classic store) or manifest digest.
+        let both = [a.clone(), b.clone()];
+        let by_config = info(b.config.digest.clone());
+        assert_eq!(the_inspected(&both, &by_config, "app").expect("b"), &b);
+        let by_manifest = info(a.manifest.digest.clone());
+        assert_eq!(the_inspected(&both, &by_manifest, "app").expect("a"), &a);
+        // Many and none of them: a clear error, never a guess.
+        let e = the_inspected(&both, &unrelated, "app").expect_err("ambiguous");
+        assert!(e.to_string().contains("2 images"), "{e}");
+        assert!(the_inspected(&[], &unrelated, "app").is_err());
+    }
 }
