@@ -291,6 +291,12 @@ fn parse_archive(input: &str, rest: &str) -> Result<Location, TransportError> {
     }
     if let Some(r) = reference {
         check_reference(input, r)?;
+        if r.contains('@') {
+            return Err(TransportError::new(
+                input,
+                "a docker archive names its images by tag (NAME:TAG), not by digest",
+            ));
+        }
     }
     let path = if path == "-" {
         ArchivePath::Stdio
@@ -463,6 +469,9 @@ mod tests {
         assert!(parse("docker-archive:-:app").is_stdio());
         assert!(Location::parse("docker-archive:").is_err());
         assert!(Location::parse("docker-archive::app").is_err());
+        let digest = format!("docker-archive:/tmp/x.tar:app@sha256:{}", "a".repeat(64));
+        let err = Location::parse(&digest).expect_err("archives name images by tag");
+        assert!(err.to_string().contains("by tag"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hoist_oci::archive::SpoolOptions;
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Compression, Descriptor};
+use hoist_oci::{Compression, Descriptor, Reference};
 
 use super::local::{
     choose_archive_image, copy_between_layouts, spool_archive, spool_archive_to_layout, tag_layout,
@@ -119,7 +119,9 @@ async fn copy(
         ) => {
             let client = registry::client(config)?;
             if let Some(image) = RemoteImage::fetch(&client, config, reference).await? {
-                let names = vec![name.clone().unwrap_or_else(|| reference.familiar_tagged())];
+                let names = name
+                    .clone()
+                    .map_or_else(|| archive_names(reference), |n| vec![n]);
                 return archive_from_registry(&client, image, path.clone(), names, reporter).await;
             }
         }
@@ -227,7 +229,7 @@ pub async fn stage(
                 Ok(image) => Ok(Staged {
                     layout: Layout::open(&transit)?,
                     image,
-                    names: vec![reference.familiar_tagged()],
+                    names: archive_names(reference),
                     transit: Some(transit),
                 }),
                 Err(e) => {
@@ -338,6 +340,17 @@ fn transit_dir(config: &Config, kind: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The names an image pulled as `reference` gets in an archive: its tag, or none for one
+/// pulled by digest alone (as `docker save` leaves an untagged image; `:latest` would move the
+/// user's latest on `docker load`).
+fn archive_names(reference: &Reference) -> Vec<String> {
+    if reference.tag().is_none() && reference.digest().is_some() {
+        Vec::new()
+    } else {
+        vec![reference.familiar_tagged()]
+    }
+}
+
 /// Open a layout and resolve the image (blocking work off the runtime).
 pub async fn open_layout_image(
     config: &Config,
@@ -367,5 +380,21 @@ pub fn announce(reporter: &Reporter, layers: &[Descriptor]) {
             id: layer.digest.to_string(),
             size: Some(layer.size),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_pulled_by_digest_alone_is_untagged_in_an_archive() {
+        let hex = "b".repeat(64);
+        let parse = |s: &str| Reference::parse(s).expect("reference");
+        let by_digest = parse(&format!("reg.example/team/app@sha256:{hex}"));
+        assert!(archive_names(&by_digest).is_empty());
+        let both = parse(&format!("reg.example/team/app:2@sha256:{hex}"));
+        assert_eq!(archive_names(&both), vec!["reg.example/team/app:2"]);
+        assert_eq!(archive_names(&parse("alpine")), vec!["alpine:latest"]);
     }
 }
