@@ -342,7 +342,10 @@ pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize
 
 /// Create the root if missing; returns whether hoist created it.
 pub fn prepare_root(root: &Path) -> anyhow::Result<bool> {
-    if root.exists() {
+    if let Ok(meta) = std::fs::metadata(root) {
+        if !meta.is_dir() {
+            bail!("{} is not a directory", root.display());
+        }
         return Ok(false);
     }
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
@@ -354,18 +357,47 @@ pub fn prepare_root(root: &Path) -> anyhow::Result<bool> {
 pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow::Result<()> {
     match result {
         Ok(()) => Ok(()),
-        Err(err) if created => {
-            let _ = std::fs::remove_dir_all(root);
-            Err(err.context(format!(
+        Err(err) if created => match remove_root(root) {
+            Ok(()) => Err(err.context(format!(
                 "unpacking into {} failed; the partial root filesystem was removed",
                 root.display()
-            )))
-        }
+            ))),
+            Err(e) => Err(err.context(format!(
+                "unpacking into {} failed, and removing the partial root filesystem failed too \
+                 ({e}): delete it before using it",
+                root.display()
+            ))),
+        },
         Err(err) => Err(err.context(format!(
             "unpacking into {} failed; it now holds a partial root filesystem: delete it before \
              using it",
             root.display()
         ))),
+    }
+}
+
+/// Remove a root hoist created. A layer may have left directories without write permission
+/// (mode 0555), which stop `remove_dir_all` for a user who is not root: those are made writable
+/// (never following a symlink) and the removal is tried again.
+fn remove_root(root: &Path) -> std::io::Result<()> {
+    if std::fs::remove_dir_all(root).is_ok() {
+        return Ok(());
+    }
+    open_up(root);
+    std::fs::remove_dir_all(root)
+}
+
+/// Give the owner full access to `dir` and every directory under it (best effort).
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
     }
 }
 
@@ -523,5 +555,43 @@ mod tests {
         let err = choose_archive_image(&two, Some("nope:1")).expect_err("missing");
         assert!(err.to_string().contains("app:1"), "{err}");
         assert!(choose_archive_image(&[], None).is_err());
+    }
+
+    #[test]
+    fn a_failed_root_is_removed_even_with_read_only_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        let locked = root.join("usr/share");
+        std::fs::create_dir_all(&locked).expect("mkdir");
+        std::fs::write(locked.join("f"), b"x").expect("write");
+        // A symlink to a directory outside: made writable through it would be a bug.
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        std::os::unix::fs::symlink(&outside, root.join("link")).expect("symlink");
+        for dir in [&locked, &root.join("usr")] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        }
+        // What a non-root user needs (root passes either way): every directory writable.
+        open_up(&root);
+        for dir in [&root, &root.join("usr"), &locked] {
+            let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+        let mode = std::fs::metadata(&outside).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o555, "the symlink was not followed");
+        for dir in [&root.join("usr"), &locked] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        }
+        remove_root(&root).expect("removed");
+        assert!(!root.exists() && outside.exists());
+
+        // A destination that is a file is refused before anything is written.
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"mine").expect("write");
+        let e = prepare_root(&file).expect_err("a file");
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert_eq!(std::fs::read(&file).expect("read"), b"mine");
     }
 }
