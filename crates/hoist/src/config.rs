@@ -157,6 +157,8 @@ pub struct Environment<'a> {
     pub home: Option<PathBuf>,
     /// Whether stderr is a terminal (and `TERM` is not `dumb`).
     pub stderr_is_tty: bool,
+    /// Whether stdout is a terminal (an archive is not written to one).
+    pub stdout_is_tty: bool,
     /// Reads one line of stdin (for `--creds-stdin`).
     pub read_stdin_line: &'a mut dyn FnMut() -> std::io::Result<String>,
 }
@@ -189,6 +191,13 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
     {
         return Err(usage(
             "--runtime-config is written next to an unpacked image: use it with a rootfs: destination",
+        ));
+    }
+    if env.stdout_is_tty && matches!(&job, Job::Copy { destination, .. } if destination.is_stdio())
+    {
+        return Err(usage(
+            "refusing to write a docker archive to a terminal: redirect stdout (> image.tar) or \
+             name a file (docker-archive:image.tar)",
         ));
     }
     let reads_stdin =
@@ -557,6 +566,7 @@ mod tests {
                 xdg_cache_home: None,
                 home: Some("/home/u".into()),
                 stderr_is_tty: tty,
+                stdout_is_tty: tty,
                 read_stdin_line: &mut read,
             },
         )
@@ -707,6 +717,15 @@ mod tests {
         assert_eq!(c.verbosity, -1);
         let (c, _) = ok(&["-vv", "inspect", "oci:x"]);
         assert_eq!(c.verbosity, 2);
+    }
+
+    #[test]
+    fn an_archive_is_not_written_to_a_terminal() {
+        let args = ["copy", "oci:x", "docker-archive:-"];
+        let e = run(&args, "", true).expect_err("stdout is a terminal");
+        assert!(e.0.contains("redirect stdout"), "{e:?}");
+        run(&args, "", false).expect("stdout is a pipe or a file");
+        run(&["copy", "oci:x", "docker-archive:x.tar"], "", true).expect("a file");
     }
 
     /// The one registry's credentials of a config.

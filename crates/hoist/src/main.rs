@@ -73,6 +73,7 @@ fn real_main() -> i32 {
         home: std::env::var_os("HOME").map(Into::into),
         stderr_is_tty: std::io::stderr().is_terminal()
             && std::env::var("TERM").map_or(true, |t| t != "dumb"),
+        stdout_is_tty: std::io::stdout().is_terminal(),
         read_stdin_line: &mut read_line,
     };
     let result = config::validate(cli, env)

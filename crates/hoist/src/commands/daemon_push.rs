@@ -211,6 +211,7 @@ mod tests {
             xdg_cache_home: None,
             home: None,
             stderr_is_tty: false,
+            stdout_is_tty: false,
             read_stdin_line: &mut stdin,
         };
         validate(cli, env).expect("valid").0

@@ -579,7 +579,11 @@ mod tests {
             let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", dir.display());
         }
-        let mode = std::fs::metadata(&outside).expect("stat").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&outside)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o555, "the symlink was not followed");
         for dir in [&root.join("usr"), &locked] {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
