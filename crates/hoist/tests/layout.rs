@@ -509,3 +509,66 @@ fn an_archive_from_a_layout_hoist_may_not_write_spills_in_the_cache() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn an_interrupted_unpack_removes_the_root_it_created() {
+    use std::io::{BufRead, Write};
+    for signal in ["TERM", "INT"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let from = tmp.path().join("from");
+        let spec = ImageSpec::uniform(1, 2_000_000, Compression::None, 4);
+        let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+        // The layer becomes a pipe the test feeds, so the unpack is mid-layer for as long as
+        // the test wants, whatever the machine's speed.
+        let blob = from.join("blobs/sha256").join(image.layers[0].digest.hex());
+        let bytes = std::fs::read(&blob).expect("layer");
+        std::fs::remove_file(&blob).expect("rm");
+        let made = Command::new("mkfifo").arg(&blob).status().expect("mkfifo");
+        assert!(made.success());
+        let root = tmp.path().join("root");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(["--progress", "plain", "unpack", &arg(&from, ":v1")])
+            .arg(&root)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&blob)
+            .expect("open the pipe");
+        pipe.write_all(&bytes[..bytes.len() / 2])
+            .expect("half the layer");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut said = String::new();
+        while !said.contains("unpacking") {
+            let n = stderr.read_line(&mut said).expect("progress");
+            assert_ne!(n, 0, "hoist ended early: {said}");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_dir(&root).map_or(0, Iterator::count) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing unpacked: {said}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        // More bytes wake the read the unpack is blocked in; it notices the signal next.
+        let _ = pipe.write_all(&bytes[bytes.len() / 2..bytes.len() / 2 + 65536]);
+        drop(pipe);
+        std::io::Read::read_to_string(&mut stderr, &mut said).expect("stderr");
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(1), "SIG{signal}: {said}");
+        assert!(said.contains("interrupted"), "SIG{signal}: {said}");
+        assert!(said.contains("was removed"), "SIG{signal}: {said}");
+        assert!(
+            !root.exists(),
+            "SIG{signal}: the half-unpacked root is gone"
+        );
+    }
+}

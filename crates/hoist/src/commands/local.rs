@@ -450,6 +450,7 @@ impl<W> CountingWriter<W> {
 
 impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::interrupt::check()?;
         let n = self.inner.write(buf)?;
         self.done += n as u64;
         if self.done - self.reported >= 1 << 20 {
@@ -508,6 +509,7 @@ impl<R> Counting<R> {
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        crate::interrupt::check()?;
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if self.done - self.reported >= 1 << 20 || (n == 0 && self.done != self.reported) {

@@ -192,8 +192,13 @@ pub async fn pull_image(
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            client
-                .pull_blob(repo, desc, &path, progress)
+            let pull = async {
+                client
+                    .pull_blob(repo, desc, &path, progress)
+                    .await
+                    .map_err(anyhow::Error::new)
+            };
+            crate::interrupt::unless_raised(pull)
                 .await
                 .with_context(|| format!("pulling blob {}", desc.digest))?;
             anyhow::Ok(())

@@ -177,6 +177,11 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
                     }
                     ProgressMode::Quiet => {}
                 }
+                // The last word: a task still holding a reporter (one an interruption left
+                // running) must not keep the process waiting.
+                if matches!(event, Event::Finish { .. }) {
+                    break;
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -206,4 +211,27 @@ fn draw(err: &mut std::io::Stderr, painter: &mut tty::Painter, board: &Board, no
     let out = painter.paint(&lines, width);
     let _ = err.write_all(out.as_bytes());
     let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finishing_does_not_wait_for_a_reporter_left_behind() {
+        let progress = Progress::start(ProgressMode::Plain);
+        // A blocking task an interruption left running still holds this.
+        let stuck = progress.reporter();
+        stuck.send(Event::Finish { ok: false });
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            progress.finish();
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("finish() returned while a reporter is still alive");
+        // Sending after the end is harmless.
+        stuck.state("layer", LayerState::Done);
+    }
 }

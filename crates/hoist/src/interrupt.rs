@@ -1,0 +1,72 @@
+//! Ctrl-C and SIGTERM: the signal sets a flag, and the blocking work (unpacking, spooling,
+//! compressing, writing an archive) sees it at its next read or write through the CLI's
+//! counting readers and writers and fails there. The failure then takes the ordinary error
+//! path, so what that path cleans up (a root hoist created, a temp layout, a half-written
+//! archive) is cleaned up on an interruption too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// What an interrupted command says.
+pub const MESSAGE: &str = "interrupted: run the same command again to continue where it stopped";
+
+/// Ask every piece of work in progress to stop.
+pub fn raise() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// An I/O error once [`raise`] was called. Not `ErrorKind::Interrupted`, which std's read and
+/// write loops retry.
+///
+/// # Errors
+/// After a signal.
+pub fn check() -> std::io::Result<()> {
+    if raised() {
+        Err(std::io::Error::other("interrupted by a signal"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether [`raise`] was called.
+pub fn raised() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Run `work` until it ends or [`raise`] is called; then it is dropped (a download's temp
+/// file goes with it) and the error says so, for the caller's error path to clean up.
+///
+/// # Errors
+/// `work`'s, or an interruption.
+pub async fn unless_raised<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                if raised() {
+                    anyhow::bail!("interrupted by a signal");
+                }
+            }
+        }
+    }
+}
+
+/// Wait for Ctrl-C (SIGINT) or SIGTERM.
+pub async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
