@@ -121,7 +121,8 @@ impl Client {
     /// HEAD a manifest: its descriptor (media type, digest, size) or `None` when absent.
     ///
     /// # Errors
-    /// Refusals other than 404, misbehaviour (missing digest header), transport.
+    /// Refusals other than 404, misbehaviour (no digest header for a tag, a digest other than
+    /// the one asked for, no `Content-Length`), transport.
     pub async fn head_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Descriptor>> {
         let url = self.manifest_url(repo, reference)?;
         let req = Req::new(Method::HEAD, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
@@ -133,21 +134,30 @@ impl Client {
             return Ok(None);
         }
         let h = resp.headers();
-        let digest = match header_str(h, "docker-content-digest").map(|d| Digest::parse(d.trim())) {
-            Some(Ok(d)) => d,
-            _ => match Digest::parse(reference) {
-                Ok(d) => d,
-                Err(_) => {
-                    return Err(
-                        Error::misbehaved("manifest HEAD without a Docker-Content-Digest")
-                            .with_url(display_url(&url)),
-                    );
-                }
-            },
+        let said = header_str(h, "docker-content-digest").map(|d| Digest::parse(d.trim()));
+        let digest = match (Digest::parse(reference), said) {
+            // Asked by digest: that is the answer; a header naming another is a lie.
+            (Ok(asked), Some(Ok(said))) if said != asked => {
+                return Err(Error::misbehaved(format!(
+                    "asked for manifest {asked}, the registry answered for {said}"
+                ))
+                .with_url(display_url(&url)));
+            }
+            (Ok(asked), _) => asked,
+            (Err(_), Some(Ok(said))) => said,
+            (Err(_), _) => {
+                return Err(
+                    Error::misbehaved("manifest HEAD without a Docker-Content-Digest")
+                        .with_url(display_url(&url)),
+                );
+            }
         };
         let size = header_str(h, "content-length")
             .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+            .ok_or_else(|| {
+                Error::misbehaved("manifest HEAD without a Content-Length")
+                    .with_url(display_url(&url))
+            })?;
         let mt = header_str(h, "content-type").unwrap_or(MediaType::OCI_MANIFEST);
         Ok(Some(Descriptor::new(MediaType::new(mt), digest, size)))
     }

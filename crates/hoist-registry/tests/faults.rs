@@ -597,6 +597,31 @@ async fn a_corrupted_manifest_is_rejected_by_digest() {
             "{reference}: {e}"
         );
     }
+    // A HEAD by digest answered for another digest, or with no usable size: misbehaviour,
+    // not a descriptor to trust.
+    let other = hoist_oci::Digest::sha256_of(b"another manifest").to_string();
+    let ours = digest.to_string();
+    for (said, length, complaint) in [
+        (other.as_str(), "10", "answered for"),
+        (ours.as_str(), "x", "Content-Length"),
+    ] {
+        let canned = Action::Respond {
+            status: 200,
+            headers: vec![
+                ("Docker-Content-Digest".into(), said.into()),
+                ("Content-Length".into(), length.into()),
+            ],
+            body: String::new(),
+        };
+        let proxy = common::proxy(reg.addr(), vec![rule("HEAD", "/manifests/", 1, canned)]);
+        let repo = Repo::new(proxy.host(), "fault/manifest").expect("repo");
+        let e = c
+            .head_manifest(&repo, &ours)
+            .await
+            .expect_err("not to be trusted");
+        assert!(e.is_misbehaved(), "{e}");
+        assert!(e.to_string().contains(complaint), "{e}");
+    }
 }
 
 #[tokio::test]
