@@ -447,7 +447,8 @@ impl Client {
             },
             Some(counter) => {
                 tokio::pin!(fut);
-                let mut last = u64::MAX;
+                // A body that sends nothing in the first period is as stalled as a later one.
+                let mut last = counter.load(std::sync::atomic::Ordering::Relaxed);
                 loop {
                     tokio::select! {
                         r = &mut fut => break r,
