@@ -2,7 +2,8 @@
 //!
 //! Address resolution is a pure function ([`Endpoint::resolve`]) so the precedence rules are
 //! tested without sockets: an explicit socket path wins, then an explicit host, then
-//! `DOCKER_HOST`, then the default socket `/var/run/docker.sock`.
+//! `DOCKER_HOST`, then the docker CLI's current context, then the default socket
+//! `/var/run/docker.sock`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -172,8 +173,9 @@ pub(crate) fn strip_credentials(host: &str) -> String {
     }
 }
 
-/// How to reach the daemon. Defaults: `DOCKER_HOST`, else `/var/run/docker.sock`; 120 s for
-/// short requests; 24 h for the daemon to answer a transfer; 5 min of silence mid-export.
+/// How to reach the daemon. Defaults: `DOCKER_HOST`, else the docker CLI's current context, else
+/// `/var/run/docker.sock`; 120 s for short requests; 24 h for the daemon to answer a transfer;
+/// 5 min of silence mid-export.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ConnectOptions {
@@ -199,7 +201,7 @@ impl Default for ConnectOptions {
 }
 
 impl ConnectOptions {
-    /// Defaults: `DOCKER_HOST`, else the default socket.
+    /// Defaults: `DOCKER_HOST`, else the current docker context, else the default socket.
     pub fn new() -> Self {
         Self::default()
     }
@@ -245,11 +247,23 @@ impl ConnectOptions {
     /// The endpoint these options resolve to. A TCP endpoint while `DOCKER_TLS_VERIFY` is set
     /// is refused rather than silently spoken to without TLS.
     pub fn endpoint(&self) -> Result<Endpoint> {
-        let env = if self.use_env {
+        let mut env = if self.use_env {
             std::env::var("DOCKER_HOST").ok()
         } else {
             None
         };
+        // With nothing else named, the docker CLI's current context picks the daemon, as it
+        // does for `docker` itself (rootless Docker, Docker Desktop).
+        let named = self.socket.is_some()
+            || self.host.is_some()
+            || env.as_deref().is_some_and(|e| !e.trim().is_empty());
+        if self.use_env
+            && !named
+            && let Some(dir) = crate::context::config_dir()
+        {
+            let chosen = std::env::var("DOCKER_CONTEXT").ok();
+            env = crate::context::current_host(&dir, chosen.as_deref())?;
+        }
         let endpoint =
             Endpoint::resolve(self.socket.as_deref(), self.host.as_deref(), env.as_deref())?;
         let tls_wanted = self.use_env

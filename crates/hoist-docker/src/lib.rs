@@ -8,7 +8,8 @@
 //!
 //! - [`Daemon`] — a cheap-to-clone handle to a connected daemon, made by [`Daemon::connect`]
 //!   from [`ConnectOptions`]: an explicit socket path, a `DOCKER_HOST`-style address
-//!   (`unix://`, plain `tcp://`), `DOCKER_HOST` itself, or `/var/run/docker.sock`. Connecting
+//!   (`unix://`, plain `tcp://`), `DOCKER_HOST` itself, the docker CLI's current context
+//!   (`docker context use rootless`), or `/var/run/docker.sock`. Connecting
 //!   asks the daemon for its API version and speaks the older of its and ours, so Debian's
 //!   dockerd 20.10 is spoken to in API 1.41 even though bollard defaults to 1.53.
 //! - [`Daemon::inspect`] → [`ImageInfo`]: ID, tags, repo digests, size, layer diff_ids and
@@ -96,6 +97,7 @@
 
 mod classify;
 mod connect;
+mod context;
 mod direct;
 mod error;
 mod export;

@@ -192,4 +192,47 @@ fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
     let out = run(hoist(&cache, &dockerd, &["-q", "export", "hoist-nope:1"]).arg(&missing_dir));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(!missing_dir.exists());
+
+    // Without DOCKER_HOST, the docker CLI's current context names the daemon (rootless
+    // Docker and Docker Desktop set one up), as it does for `docker`.
+    let docker_config = tmp.path().join("docker-config");
+    let context_id = Digest::sha256_of(b"private");
+    let meta = docker_config.join("contexts/meta").join(context_id.hex());
+    std::fs::create_dir_all(&meta).expect("mkdir");
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"private","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{}"}}}}}}"#,
+            dockerd.docker_host()
+        ),
+    )
+    .expect("meta.json");
+    std::fs::write(
+        docker_config.join("config.json"),
+        r#"{"currentContext":"private"}"#,
+    )
+    .expect("config.json");
+    let via_context = tmp.path().join("via-context");
+    let mut cmd = hoist(&cache, &dockerd, &["-q", "export", "hoist-exp:1"]);
+    cmd.env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", &docker_config)
+        .arg(&via_context);
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let exported = Layout::open(&via_context).expect("layout");
+    let image = exported.image(None, None).expect("the exported image");
+    assert_eq!(image.config.value().rootfs.diff_ids, layers);
+    // A context that does not exist is an error naming it, not the default socket.
+    let mut cmd = hoist(&cache, &dockerd, &["-q", "export", "hoist-exp:1"]);
+    cmd.env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("DOCKER_CONTEXT", "nowhere")
+        .arg(tmp.path().join("nowhere"));
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`nowhere`"),
+        "{}",
+        text(&out.stderr)
+    );
 }
