@@ -212,6 +212,21 @@ pub(crate) fn with_free_port<T>(
     }
 }
 
+/// The mode a file created with `requested` permissions gets in this process: `requested`
+/// without the bits of the umask (read from `/proc/self/status`, so nothing changes it).
+///
+/// # Panics
+/// When `/proc/self/status` has no readable `Umask:` line (a test helper; Linux only).
+pub fn mode_under_umask(requested: u32) -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let umask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .expect("a Umask: line in /proc/self/status");
+    requested & !umask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,19 +277,4 @@ mod tests {
         assert!(text.contains("fatal: something specific"), "{text}");
         assert!(text.contains("exited"), "{text}");
     }
-}
-
-/// The mode a file created with `requested` permissions gets in this process: `requested`
-/// without the bits of the umask (read from `/proc/self/status`, so nothing changes it).
-///
-/// # Panics
-/// When `/proc/self/status` has no readable `Umask:` line (a test helper; Linux only).
-pub fn mode_under_umask(requested: u32) -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let umask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Umask:"))
-        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        .expect("a Umask: line in /proc/self/status");
-    requested & !umask
 }

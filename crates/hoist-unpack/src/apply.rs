@@ -6,8 +6,13 @@
 //! the marker are in the set and survive, entries after it are created into the cleared
 //! directory. Either order gives the same tree. Directory modes and mtimes are set when the
 //! layer ends, so creating children does not disturb them.
+//!
+//! The set holds *physical* paths (every symlink resolved, see [`Written`]), one trie node per
+//! distinct directory entry: however many symlink aliases a layer writes one deep path
+//! through, the path is kept once, so the set grows with what the layer really creates, not
+//! with the length of the names in the tar.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -65,11 +70,12 @@ pub(crate) struct Applier<'a> {
     opts: &'a Options,
     budget: &'a mut Budget,
     buf: &'a mut Vec<u8>,
-    written: HashSet<PathBuf>,
+    written: Written,
     dirs: Vec<(PathBuf, u32, Timespec)>,
-    /// The last parent directory resolved (tar entries come grouped by directory). Dropped
-    /// whenever a directory or symlink is removed, since that may change what a path means.
-    cache: Option<(PathBuf, Rc<OwnedFd>)>,
+    /// The last parent directory resolved (tar entries come grouped by directory): its logical
+    /// path, an fd and its node in `written`. Dropped whenever a directory or symlink is
+    /// removed, since that may change what a path means.
+    cache: Option<(PathBuf, Rc<OwnedFd>, Node)>,
     /// Lower-layer directories opened up (unprivileged only): logical path and original mode.
     restore: Vec<(PathBuf, u32)>,
     pub(crate) stats: LayerStats,
@@ -89,11 +95,65 @@ fn times(ts: Timespec) -> Timestamps {
     }
 }
 
+/// A node of [`Written`]: a directory entry at a physical path.
+type Node = usize;
+
+/// The physical paths the current layer wrote, with their ancestors, as a trie: a node per
+/// distinct directory entry (parent node, name). Paths are physical (a symlink in a parent
+/// position resolved, as [`Root::resolve`] walks it), so a path written through any number of
+/// aliases is one chain of nodes, and memory is bounded by the directory entries the layer
+/// really touched, each at most a name (`NAME_MAX`) long.
+#[derive(Debug, Default)]
+struct Written {
+    /// (parent node, name) -> node; node [`Written::ROOT`] is the root directory.
+    children: HashMap<(Node, OsString), Node>,
+}
+
+impl Written {
+    /// The root directory (always in the set, never removed by a whiteout).
+    const ROOT: Node = 0;
+
+    /// Add `name` under `parent`; its node.
+    fn insert(&mut self, parent: Node, name: &OsStr) -> Node {
+        let next = self.children.len() + 1;
+        *self
+            .children
+            .entry((parent, name.to_os_string()))
+            .or_insert(next)
+    }
+
+    /// Add a physical path below the root (and so all its ancestors); its node.
+    fn insert_path(&mut self, physical: &[OsString]) -> Node {
+        physical
+            .iter()
+            .fold(Written::ROOT, |node, comp| self.insert(node, comp))
+    }
+
+    /// The node of `name` under `parent`, if written.
+    fn child(&self, parent: Node, name: &OsStr) -> Option<Node> {
+        self.children.get(&(parent, name.to_os_string())).copied()
+    }
+
+    /// The node of a physical path below the root, if written.
+    fn find(&self, physical: &[OsString]) -> Option<Node> {
+        physical
+            .iter()
+            .try_fold(Written::ROOT, |node, comp| self.child(node, comp))
+    }
+}
+
 /// Map an errno met while resolving a parent into an error naming the entry.
 fn resolve_error(entry: &Path, errno: Errno) -> Error {
     match errno {
         Errno::NOTDIR => Error::layer(entry, "a parent component is not a directory"),
-        Errno::LOOP => Error::layer(entry, "too many symlinks while resolving a parent"),
+        Errno::LOOP => Error::layer(
+            entry,
+            format!(
+                "too many symlinks while resolving a parent (at most {} symlinks and {} path components per path)",
+                root::MAX_SYMLINK_HOPS,
+                root::MAX_STEPS
+            ),
+        ),
         Errno::NAMETOOLONG => Error::layer(entry, "path too long after resolving symlinks"),
         e => Error::sys("resolving the parent directory", e).with_entry(entry),
     }
@@ -111,7 +171,7 @@ impl<'a> Applier<'a> {
             opts,
             budget,
             buf,
-            written: HashSet::new(),
+            written: Written::default(),
             dirs: Vec::new(),
             cache: None,
             restore: Vec::new(),
@@ -155,27 +215,23 @@ impl<'a> Applier<'a> {
         }
     }
 
-    fn mark_written(&mut self, path: &Path) {
-        let mut cur = Some(path);
-        while let Some(p) = cur {
-            if p.as_os_str().is_empty() || !self.written.insert(p.to_path_buf()) {
-                break;
-            }
-            cur = p.parent();
-        }
-    }
-
     fn whiteout(&mut self, dir: &Path, name: &OsStr, shown: &Path) -> Result<()> {
         self.stats.whiteouts += 1;
-        if self.written.contains(&dir.join(name)) {
-            // Whiteouts only hide lower layers; this layer's own entry stays.
-            return Ok(());
-        }
-        let parent = match self.root.open_dir(dir, false, None) {
-            Ok(Some(fd)) => fd,
+        let parent = match self.root.resolve(dir, false, None) {
+            Ok(Some(resolved)) => resolved,
             Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
             Err(e) => return Err(resolve_error(shown, e)),
         };
+        if self
+            .written
+            .find(&parent.physical)
+            .and_then(|node| self.written.child(node, name))
+            .is_some()
+        {
+            // Whiteouts only hide lower layers; this layer's own entry stays.
+            return Ok(());
+        }
+        let parent = parent.fd;
         self.cache = None;
         self.make_writable(parent.as_fd(), dir, shown)?;
         root::remove_all(parent.as_fd(), name)
@@ -186,50 +242,60 @@ impl<'a> Applier<'a> {
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
         self.cache = None;
-        let dfd = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
-            let pfd = self.parent_fd(parent, shown)?;
+        let (dfd, node) = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+            let (pfd, pnode) = self.parent_fd(parent, shown)?;
             self.ensure_dir(pfd.as_fd(), name, shown)?;
-            rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty())
-                .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?
+            let dfd = rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty())
+                .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
+            (dfd, self.written.insert(pnode, name))
         } else {
-            rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
-                .map_err(|e| Error::sys("opening the root", e))?
+            let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
+                .map_err(|e| Error::sys("opening the root", e))?;
+            (dfd, Written::ROOT)
         };
-        self.mark_written(dir);
         self.make_writable(dfd.as_fd(), dir, shown)?;
         let cleared = self
-            .clear_lower(dfd.as_fd(), dir)
+            .clear_lower(dfd.as_fd(), node)
             .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown));
         self.cache = None;
         cleared
     }
 
-    /// Remove everything under `dir` (logical path `logical`) that this layer did not write.
-    fn clear_lower(&self, dir: BorrowedFd<'_>, logical: &Path) -> Result<(), Errno> {
+    /// Remove everything under `dir` (node `node` of the written set) that this layer did not
+    /// write.
+    fn clear_lower(&self, dir: BorrowedFd<'_>, node: Node) -> Result<(), Errno> {
         for name in root::list_dir(dir)? {
-            let child = logical.join(&name);
-            if !self.written.contains(&child) {
-                root::remove_all(dir, &name)?;
-            } else if root::type_at(dir, &name)? == Some(FileType::Directory) {
-                let sub = rustix::fs::openat(dir, &name, dir_flags(), Mode::empty())?;
-                self.clear_lower(sub.as_fd(), &child)?;
+            match self.written.child(node, &name) {
+                None => {
+                    root::remove_all(dir, &name)?;
+                }
+                Some(child) => {
+                    if root::type_at(dir, &name)? == Some(FileType::Directory) {
+                        let sub = rustix::fs::openat(dir, &name, dir_flags(), Mode::empty())?;
+                        self.clear_lower(sub.as_fd(), child)?;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<Rc<OwnedFd>> {
-        if let Some((path, fd)) = &self.cache
+    /// Resolve (creating it as needed) the parent directory of an entry this layer writes: an
+    /// fd and its node in the written set, where the directory and its ancestors are added.
+    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<(Rc<OwnedFd>, Node)> {
+        if let Some((path, fd, node)) = &self.cache
             && path == parent
         {
-            return Ok(Rc::clone(fd));
+            return Ok((Rc::clone(fd), *node));
         }
-        match self.root.open_dir(parent, true, None) {
-            Ok(Some(fd)) => {
+        match self.root.resolve(parent, true, None) {
+            Ok(Some(resolved)) => {
+                let node = self.written.insert_path(&resolved.physical);
+                let fd = resolved.fd;
                 self.make_writable(fd.as_fd(), parent, shown)?;
                 let fd = Rc::new(fd);
-                self.cache = Some((parent.to_path_buf(), Rc::clone(&fd)));
-                Ok(fd)
+                self.cache = Some((parent.to_path_buf(), Rc::clone(&fd), node));
+                Ok((fd, node))
             }
             Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
             Err(e) => Err(resolve_error(shown, e)),
@@ -361,8 +427,8 @@ impl<'a> Applier<'a> {
                 ));
             }
         }
-        self.mark_written(path);
-        let parent = self.parent_fd(parent_path, shown)?;
+        let (parent, pnode) = self.parent_fd(parent_path, shown)?;
+        self.written.insert(pnode, name);
         let pfd = parent.as_fd();
         let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
         match kind {

@@ -6,14 +6,28 @@
 //! watches headers go by (tracking the same offsets the parser does: header sizes, PAX `size`
 //! overrides, GNU sparse extension blocks) and fails the stream, naming the problem, when such
 //! a metadata entry is larger than [`MAX_META`]. It never copies data entries.
+//!
+//! **Invariant:** the guard's idea of where the next header starts is the parser's. It reads
+//! every size with the `tar` crate's own functions ([`tar::Header::entry_size`],
+//! [`tar::PaxExtensions`]) and mirrors `tar::Archive`'s entry loop (`archive.rs`,
+//! `next_entry`): a PAX `size` record (the *first* one) applies to the next entry the parser
+//! hands out, never to an extension header; only GNU/ustar headers of type `L`, `K` and `x` are
+//! buffered by the parser; any other header (a PAX global header `g` included) ends the group of
+//! headers a PAX record applies to; a GNU sparse header is followed by extension blocks while
+//! its "is extended" byte is exactly 1. A size the guard cannot read is an error, never a reason
+//! to stop following the structure: once out of step, a later long name would go unchecked.
 
 use std::io::{self, Read};
+
+use tar::EntryType;
 
 use crate::error::{Error, ErrorKind};
 
 /// The largest GNU long name/link or PAX header accepted.
 pub(crate) const MAX_META: u64 = 1024 * 1024;
 const BLOCK: u64 = 512;
+/// Offset of the "is extended" byte in a GNU sparse extension block.
+const EXT_IS_EXTENDED: usize = 504;
 
 /// See the module docs.
 pub(crate) struct TarGuard<R> {
@@ -24,7 +38,7 @@ pub(crate) struct TarGuard<R> {
     header_len: usize,
     /// Data of the current PAX header being collected: (end offset, bytes).
     pax: Option<(u64, Vec<u8>)>,
-    /// `size` from the last PAX header, for the next non-extension entry.
+    /// `size` from the PAX header the parser holds, for the next entry it hands out.
     pending_size: Option<u64>,
     /// Data size of a sparse entry whose extension blocks are still coming.
     sparse: Option<u64>,
@@ -32,6 +46,7 @@ pub(crate) struct TarGuard<R> {
 }
 
 impl<R: Read> TarGuard<R> {
+    /// Watch the tar stream `inner`.
     pub(crate) fn new(inner: R) -> Self {
         TarGuard {
             inner,
@@ -60,7 +75,7 @@ impl<R: Read> TarGuard<R> {
                     if self.pos + n as u64 >= *end {
                         let records = std::mem::take(buf);
                         self.pax = None;
-                        self.pending_size = pax_size(&records);
+                        self.pending_size = pax_size(&records)?;
                     }
                 }
                 self.pos += n as u64;
@@ -83,12 +98,12 @@ impl<R: Read> TarGuard<R> {
     fn on_header(&mut self) -> Result<(), Error> {
         let h = self.header;
         if let Some(size) = self.sparse {
-            // A GNU sparse extension block; byte 504 says whether another one follows.
-            if h[504] == 0 {
+            // A GNU sparse extension block; another follows only when its byte 504 is 1.
+            if h[EXT_IS_EXTENDED] == 1 {
+                self.next_header = self.pos;
+            } else {
                 self.sparse = None;
                 self.next_header = self.pos + round_up(size)?;
-            } else {
-                self.next_header = self.pos;
             }
             return Ok(());
         }
@@ -97,36 +112,67 @@ impl<R: Read> TarGuard<R> {
             self.ended = true;
             return Ok(());
         }
-        let kind = h[156];
-        let is_meta = matches!(kind, b'L' | b'K' | b'x' | b'g');
-        let Some(mut size) = parse_size(&h[124..136]) else {
-            // The parser will reject this header itself; stop following the structure.
-            self.ended = true;
-            return Ok(());
+        let header = tar::Header::from_byte_slice(&h);
+        let kind = header.entry_type();
+        let header_size = header.entry_size().map_err(|e| {
+            Error::layer(
+                crate::path::display(&header.path_bytes()),
+                format!(
+                    "tar header size field {:?} cannot be read: {e}",
+                    String::from_utf8_lossy(&h[124..136])
+                ),
+            )
+        })?;
+        let is_extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        let size = if is_extension {
+            header_size
+        } else {
+            self.pending_size.unwrap_or(header_size)
         };
-        if !is_meta && let Some(pax) = self.pending_size.take() {
-            size = pax;
+        let recognized = header.as_gnu().is_some() || header.as_ustar().is_some();
+        let buffered = recognized
+            && (kind.is_gnu_longname() || kind.is_gnu_longlink() || kind.is_pax_local_extensions());
+        if !buffered {
+            // The parser hands this entry out: the PAX records it held are used up.
+            self.pending_size = None;
         }
-        if matches!(kind, b'L' | b'K' | b'x') && size > MAX_META {
+        if matches!(
+            kind,
+            EntryType::GNULongName | EntryType::GNULongLink | EntryType::XHeader
+        ) && size > MAX_META
+        {
             return Err(Error::new(
                 ErrorKind::InvalidLayer,
                 format!(
                     "tar metadata entry (type {:?}) of {size} bytes exceeds the {MAX_META}-byte limit",
-                    kind as char
+                    kind.as_byte() as char
                 ),
             ));
         }
-        if kind == b'x' {
-            self.pax = Some((self.pos + size, Vec::new()));
+        if buffered && kind.is_pax_local_extensions() {
             if size == 0 {
                 self.pax = None;
                 self.pending_size = None;
+            } else {
+                self.pax = Some((self.pos + size, Vec::new()));
             }
         }
-        if kind == b'S' && h[482] != 0 {
-            self.sparse = Some(size);
-            self.next_header = self.pos;
-            return Ok(());
+        if kind.is_gnu_sparse() {
+            let Some(gnu) = header.as_gnu() else {
+                // The parser refuses this too ("sparse entry type listed but not GNU header").
+                return Err(Error::layer(
+                    crate::path::display(&header.path_bytes()),
+                    "GNU sparse entry without a GNU header",
+                ));
+            };
+            if gnu.is_extended() {
+                self.sparse = Some(size);
+                self.next_header = self.pos;
+                return Ok(());
+            }
         }
         self.next_header = self.pos + round_up(size)?;
         Ok(())
@@ -139,52 +185,30 @@ fn round_up(size: u64) -> Result<u64, Error> {
         .ok_or_else(|| Error::new(ErrorKind::Corrupt, "tar entry size overflows"))
 }
 
-/// A tar numeric field: octal text, or GNU base-256 when the high bit of the first byte is set.
-fn parse_size(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|b| b & 0x80 != 0) {
-        let mut value: u64 = u64::from(field[0] & 0x7f);
-        for b in &field[1..] {
-            value = value.checked_mul(256)?.checked_add(u64::from(*b))?;
+/// The `size` the tar parser takes from PAX extended header data: the first `size` record, as
+/// `tar`'s `pax_extensions_value` finds it. Where that function gives up silently (a malformed
+/// record before the first `size`, or a value that is not a number) and the parser falls back
+/// to the header's size field, this refuses the layer instead.
+fn pax_size(records: &[u8]) -> Result<Option<u64>, Error> {
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::InvalidLayer,
+            format!("PAX extended header {why}; its size record cannot be read"),
+        )
+    };
+    for record in tar::PaxExtensions::new(records) {
+        let record = record.map_err(|_| bad("holds a malformed record"))?;
+        if record.key() != Ok("size") {
+            continue;
         }
-        return Some(value);
-    }
-    let text: Vec<u8> = field
-        .iter()
-        .copied()
-        .skip_while(|b| *b == b' ')
-        .take_while(|b| *b != 0 && *b != b' ')
-        .collect();
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(std::str::from_utf8(&text).ok()?, 8).ok()
-}
-
-/// The `size` record of PAX extended header data, if any.
-fn pax_size(records: &[u8]) -> Option<u64> {
-    let mut rest = records;
-    let mut found = None;
-    while !rest.is_empty() {
-        let Some(space) = rest.iter().position(|b| *b == b' ') else {
-            return found;
-        };
-        let Some(len) = std::str::from_utf8(&rest[..space])
+        let value = record
+            .value()
             .ok()
-            .and_then(|t| t.parse::<usize>().ok())
-        else {
-            return found;
-        };
-        if len <= space || len > rest.len() {
-            return found;
-        }
-        let record = &rest[space + 1..len];
-        let record = record.strip_suffix(b"\n").unwrap_or(record);
-        if let Some(value) = record.strip_prefix(b"size=") {
-            found = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-        }
-        rest = &rest[len..];
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| bad("has a `size` that is not a number"))?;
+        return Ok(Some(value));
     }
-    found
+    Ok(None)
 }
 
 impl<R: Read> Read for TarGuard<R> {
@@ -199,22 +223,73 @@ impl<R: Read> Read for TarGuard<R> {
 mod tests {
     use super::*;
 
+    /// A ustar header block (valid checksum) with the size field given verbatim.
+    fn header(kind: u8, size: &[u8; 12]) -> Vec<u8> {
+        let mut h = [0u8; 512];
+        h[..4].copy_from_slice(b"name");
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(size);
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h.to_vec()
+    }
+
+    fn guard(stream: &[u8]) -> Result<(), Error> {
+        let mut g = TarGuard::new(stream);
+        // Odd read sizes: the guard must not depend on how the parser slices its reads.
+        let mut buf = [0u8; 333];
+        loop {
+            match g.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(Error::io("guard", e)),
+            }
+        }
+    }
+
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size(b"00000001000\0"), Some(512));
-        assert_eq!(parse_size(b"        \0\0\0\0"), Some(0));
-        assert_eq!(
-            parse_size(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
-            Some(256)
-        );
-        assert_eq!(parse_size(b"9\0"), None);
+    fn sizes_are_read_as_the_parser_reads_them() {
+        // Tab padding and base-256 with bytes before the last 8 set: `tar` reads 512 for both.
+        for field in [
+            b"\t0000001000\t",
+            &[0x80, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 2, 0],
+        ] {
+            let mut s = header(b'0', field);
+            s.extend_from_slice(&[7u8; 512]);
+            s.extend_from_slice(&header(b'L', b"77777777777\0"));
+            let err = guard(&s).expect_err("the long name after the file is seen");
+            assert!(err.to_string().contains("exceeds"), "{field:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_size_fails_closed() {
+        let err = guard(&header(b'0', b"12x4\0\0\0\0\0\0\0\0")).expect_err("unreadable");
+        assert!(err.is_invalid_layer(), "{err:?}");
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+        assert_eq!(err.entry(), Some(std::path::Path::new("name")));
     }
 
     #[test]
     fn pax_size_record() {
-        assert_eq!(pax_size(b"12 size=100\n21 path=aaaaaaaaaaaa\n"), Some(100));
-        assert_eq!(pax_size(b"21 path=aaaaaaaaaaaa\n12 size=200\n"), Some(200));
-        assert_eq!(pax_size(b"21 path=aaaaaaaaaaaa\n"), None);
-        assert_eq!(pax_size(b"12 size=100\ngarbage"), Some(100));
+        let size = |r: &[u8]| pax_size(r).map_err(|e| e.to_string());
+        assert_eq!(size(b"12 size=100\n21 path=aaaaaaaaaaaa\n"), Ok(Some(100)));
+        assert_eq!(size(b"21 path=aaaaaaaaaaaa\n12 size=200\n"), Ok(Some(200)));
+        assert_eq!(size(b"21 path=aaaaaaaaaaaa\n"), Ok(None));
+        // The parser takes the first `size`; so must the guard.
+        assert_eq!(size(b"12 size=100\n10 size=0\n"), Ok(Some(100)));
+        // Malformed after the first `size` does not matter to the parser.
+        assert_eq!(size(b"12 size=100\ngarbage"), Ok(Some(100)));
+        // Where the parser would silently fall back to the header's size, refuse.
+        assert!(size(b"garbage\n12 size=100\n").is_err());
+        assert!(size(b"12 size=1x0\n").is_err());
+        assert!(size(b"13 size=-100\n").is_err());
     }
 }

@@ -28,10 +28,14 @@
 //! if the root were `/`, and every change is an `*at` call on a directory fd with a final name
 //! that is never followed (no-follow chown and utimes; chmod only on fds we opened ourselves).
 //! Paths with `..` components and absolute paths are refused with an error naming the entry.
-//! A small guard under the tar parser follows the block structure and refuses GNU long
-//! names/links and PAX headers over 1 MiB before the parser would buffer them, so memory stays
-//! bounded even for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
-//! put there: the applier remembers which paths the current layer wrote, so the result does not
+//! One resolution follows at most 40 symlinks and steps through at most 4096 components, so
+//! hostile symlink chains cost bounded work per entry.
+//! A small guard under the tar parser follows the block structure (reading sizes exactly as
+//! the parser does, and refusing a size it cannot read) and refuses GNU long names/links and
+//! PAX headers over 1 MiB before the parser would buffer them, so memory stays bounded even
+//! for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
+//! put there: the applier remembers which paths the current layer wrote (where they physically
+//! landed, once each, however many symlinks they were written through), so the result does not
 //! depend on the order of entries in the tar.
 //!
 //! What it does not do: it does not fetch anything, it does not keep a cache of layers, and it

@@ -19,7 +19,14 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 /// How many symlinks one resolution may traverse (as Linux's `MAXSYMLINKS`).
-const MAX_SYMLINK_HOPS: usize = 40;
+pub(crate) const MAX_SYMLINK_HOPS: usize = 40;
+/// How many path components one resolution may step through, counting every component of the
+/// path and of each symlink target met (`.`, `..` and empty ones included). An entry path has
+/// at most [`crate::path::MAX_DEPTH`] components and a symlink target at most about 2048, so a
+/// real layer stays far below this; a hostile chain of long targets full of `..` (forty hops of
+/// a thousand components each) is refused instead of costing tens of thousands of syscalls for
+/// every entry that names it.
+pub(crate) const MAX_STEPS: usize = 4096;
 
 /// An open root directory.
 #[derive(Debug)]
@@ -60,39 +67,54 @@ impl Root {
     ///
     /// With `create`, missing directories are made (mode 0755) and their logical paths pushed to
     /// `created`; without it, `Ok(None)` means some component does not exist. A non-directory
-    /// in a parent position is `ENOTDIR`; a symlink loop is `ELOOP`.
+    /// in a parent position is `ENOTDIR`; a symlink loop, more than [`MAX_SYMLINK_HOPS`]
+    /// symlinks or more than [`MAX_STEPS`] components walked is `ELOOP`.
     pub(crate) fn open_dir(
         &self,
         dir: &Path,
         create: bool,
-        mut created: Option<&mut Vec<PathBuf>>,
+        created: Option<&mut Vec<PathBuf>>,
     ) -> Result<Option<OwnedFd>, Errno> {
+        Ok(self.resolve(dir, create, created)?.map(|r| r.fd))
+    }
+
+    /// [`open_dir`](Root::open_dir), also saying where the directory physically is.
+    pub(crate) fn resolve(
+        &self,
+        dir: &Path,
+        create: bool,
+        mut created: Option<&mut Vec<PathBuf>>,
+    ) -> Result<Option<Resolved>, Errno> {
         let mut queue: VecDeque<OsString> = dir
             .components()
             .map(|c| c.as_os_str().to_os_string())
             .collect();
-        // The physical path (all real directories) below the root, and an fd for its end.
-        let mut physical: Vec<OsString> = Vec::new();
-        let mut current: Option<OwnedFd> = None;
+        let mut walk = Walk {
+            root: self,
+            physical: Vec::new(),
+            ids: Vec::new(),
+            current: None,
+            steps: 0,
+        };
         let mut hops = 0usize;
         while let Some(comp) = queue.pop_front() {
+            walk.step(1)?;
             let bytes = comp.as_bytes();
             if bytes.is_empty() || bytes == b"." || bytes == b"/" {
                 continue;
             }
             if bytes == b".." {
-                // Clamp at the root; re-walk the (symlink-free) physical path from the root.
-                physical.pop();
-                current = self.rewalk(&physical)?;
+                // Clamp at the root.
+                walk.up()?;
                 continue;
             }
-            let base = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            let base = walk.base();
             let stat = match rustix::fs::statat(base, comp.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(stat) => Some(stat),
                 Err(Errno::NOENT) => None,
                 Err(e) => return Err(e),
             };
-            match stat.map(|s| FileType::from_raw_mode(s.st_mode)) {
+            match stat.as_ref().map(|s| FileType::from_raw_mode(s.st_mode)) {
                 None => {
                     if !create {
                         return Ok(None);
@@ -102,20 +124,20 @@ impl Root {
                         Err(e) => return Err(e),
                     }
                     if let Some(list) = created.as_deref_mut() {
-                        let mut logical: PathBuf = physical.iter().collect();
+                        let mut logical: PathBuf = walk.physical.iter().collect();
                         logical.push(&comp);
                         list.push(logical);
                     }
                     let fd =
                         rustix::fs::openat(base, comp.as_os_str(), dir_flags(), Mode::empty())?;
-                    physical.push(comp);
-                    current = Some(fd);
+                    let st = rustix::fs::fstat(&fd)?;
+                    walk.down(comp, fd, (st.st_dev, st.st_ino));
                 }
                 Some(FileType::Directory) => {
                     let fd =
                         rustix::fs::openat(base, comp.as_os_str(), dir_flags(), Mode::empty())?;
-                    physical.push(comp);
-                    current = Some(fd);
+                    let id = stat.map(|st| (st.st_dev, st.st_ino)).unwrap_or_default();
+                    walk.down(comp, fd, id);
                 }
                 Some(FileType::Symlink) => {
                     hops += 1;
@@ -125,30 +147,108 @@ impl Root {
                     let target = rustix::fs::readlinkat(base, comp.as_os_str(), Vec::new())?;
                     let target = target.as_bytes();
                     if target.first() == Some(&b'/') {
-                        physical.clear();
-                        current = None;
+                        walk.restart_at_root();
                     }
                     for part in target.split(|b| *b == b'/').rev() {
                         queue.push_front(OsStr::from_bytes(part).to_os_string());
                     }
-                    if physical.len() + queue.len() > 4 * crate::path::MAX_DEPTH {
+                    if walk.physical.len() + queue.len() > 4 * crate::path::MAX_DEPTH {
                         return Err(Errno::NAMETOOLONG);
                     }
                 }
                 Some(_) => return Err(Errno::NOTDIR),
             }
         }
-        match current {
-            Some(fd) => Ok(Some(fd)),
-            None => Ok(Some(rustix::io::fcntl_dupfd_cloexec(&self.fd, 3)?)),
+        let fd = match walk.current {
+            Some(fd) => fd,
+            None => rustix::io::fcntl_dupfd_cloexec(&self.fd, 3)?,
+        };
+        Ok(Some(Resolved {
+            fd,
+            physical: walk.physical,
+        }))
+    }
+}
+
+/// A directory resolved inside the root.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The open directory.
+    pub fd: OwnedFd,
+    /// Its path below the root with every symlink resolved: each component is a real
+    /// directory (empty for the root itself).
+    pub physical: Vec<OsString>,
+}
+
+/// The state of one resolution: where it is, how it got there, and how much it has done.
+struct Walk<'r> {
+    root: &'r Root,
+    /// The physical path (all real directories) below the root.
+    physical: Vec<OsString>,
+    /// (device, inode) of each directory in `physical`, to check a step up lands where the
+    /// walk came from.
+    ids: Vec<(u64, u64)>,
+    /// An fd for the end of `physical`; `None` is the root.
+    current: Option<OwnedFd>,
+    /// Components stepped through so far (bounded by [`MAX_STEPS`]).
+    steps: usize,
+}
+
+impl Walk<'_> {
+    /// Count `n` more steps of work, failing with `ELOOP` past [`MAX_STEPS`].
+    fn step(&mut self, n: usize) -> Result<(), Errno> {
+        self.steps = self.steps.saturating_add(n);
+        if self.steps > MAX_STEPS {
+            return Err(Errno::LOOP);
         }
+        Ok(())
     }
 
-    /// Open a physical (symlink-free) path from the root again, after a `..`.
-    fn rewalk(&self, physical: &[OsString]) -> Result<Option<OwnedFd>, Errno> {
+    /// The directory the walk is in.
+    fn base(&self) -> BorrowedFd<'_> {
+        self.current
+            .as_ref()
+            .map_or(self.root.fd.as_fd(), |fd| fd.as_fd())
+    }
+
+    /// Enter `comp`, a real directory just opened as `fd`.
+    fn down(&mut self, comp: OsString, fd: OwnedFd, id: (u64, u64)) {
+        self.physical.push(comp);
+        self.ids.push(id);
+        self.current = Some(fd);
+    }
+
+    /// Back to the root (an absolute symlink target).
+    fn restart_at_root(&mut self) {
+        self.physical.clear();
+        self.ids.clear();
+        self.current = None;
+    }
+
+    /// `..`: one directory up, staying at the root when already there. One `openat(..)`,
+    /// checked to land on the directory the walk came through; when it does not (something
+    /// moved the tree meanwhile), the physical path is opened again from the root.
+    fn up(&mut self) -> Result<(), Errno> {
+        if self.physical.pop().is_none() {
+            return Ok(());
+        }
+        self.ids.pop();
+        let Some(expected) = self.ids.last().copied() else {
+            self.current = None;
+            return Ok(());
+        };
+        let parent = rustix::fs::openat(self.base(), "..", dir_flags(), Mode::empty())?;
+        let st = rustix::fs::fstat(&parent)?;
+        if (st.st_dev, st.st_ino) == expected {
+            self.current = Some(parent);
+            return Ok(());
+        }
+        self.step(self.physical.len())?;
         let mut current: Option<OwnedFd> = None;
-        for comp in physical {
-            let base = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+        for comp in &self.physical {
+            let base = current
+                .as_ref()
+                .map_or(self.root.fd.as_fd(), |fd| fd.as_fd());
             current = Some(rustix::fs::openat(
                 base,
                 comp.as_os_str(),
@@ -156,7 +256,8 @@ impl Root {
                 Mode::empty(),
             )?);
         }
-        Ok(current)
+        self.current = current;
+        Ok(())
     }
 }
 
@@ -278,6 +379,71 @@ mod tests {
             root.open_dir(Path::new("missing/a"), false, None),
             Ok(None)
         ));
+    }
+
+    #[test]
+    fn work_per_resolution_is_capped() {
+        let outer = tmp();
+        let root_path = outer.path().join("root");
+        let root = Root::open(&root_path).expect("open root");
+        std::fs::create_dir(root_path.join("e")).expect("mkdir");
+        // Each link is 1501 steps (1500 of them `.`): two resolve, three are over the cap.
+        let dots = "./".repeat(1500);
+        for (link, next) in [("a", "b"), ("b", "c"), ("c", "e"), ("one", "e")] {
+            std::os::unix::fs::symlink(format!("{dots}{next}"), root_path.join(link))
+                .expect("symlink");
+        }
+        assert_eq!(
+            root.open_dir(Path::new("a"), false, None).err(),
+            Some(Errno::LOOP)
+        );
+        let resolved = root
+            .resolve(Path::new("one"), false, None)
+            .expect("resolve")
+            .expect("exists");
+        assert_eq!(resolved.physical, vec![OsString::from("e")]);
+    }
+
+    #[test]
+    fn dotdot_steps_up_to_where_the_walk_came_from() {
+        let outer = tmp();
+        let root_path = outer.path().join("root");
+        let root = Root::open(&root_path).expect("open root");
+        std::fs::create_dir_all(root_path.join("a/b/c")).expect("mkdir");
+        std::fs::create_dir_all(root_path.join("y")).expect("mkdir");
+        std::fs::create_dir_all(root_path.join("z")).expect("mkdir");
+        std::os::unix::fs::symlink("a/b/c/../../../y", root_path.join("up")).expect("symlink");
+        let resolved = root
+            .resolve(Path::new("up/../a/b/.."), false, None)
+            .expect("resolve")
+            .expect("exists");
+        assert_eq!(resolved.physical, vec![OsString::from("a")]);
+
+        // The tree moves under a walk: `..` from `b` no longer lands in `a`, so the walk opens
+        // its physical path from the root again instead of following the move.
+        let mut walk = Walk {
+            root: &root,
+            physical: Vec::new(),
+            ids: Vec::new(),
+            current: None,
+            steps: 0,
+        };
+        for comp in ["a", "b"] {
+            let fd =
+                rustix::fs::openat(walk.base(), comp, dir_flags(), Mode::empty()).expect("open");
+            let st = rustix::fs::fstat(&fd).expect("fstat");
+            walk.down(OsString::from(comp), fd, (st.st_dev, st.st_ino));
+        }
+        std::fs::rename(root_path.join("a/b"), root_path.join("z/b")).expect("rename");
+        walk.up().expect("up");
+        let landed = rustix::fs::fstat(walk.base()).expect("fstat");
+        let a = rustix::fs::stat(root_path.join("a")).expect("stat");
+        assert_eq!((landed.st_dev, landed.st_ino), (a.st_dev, a.st_ino));
+        assert_eq!(walk.physical, vec![OsString::from("a")]);
+        assert_eq!(walk.steps, 1, "the re-walk is counted");
+        walk.up().expect("up");
+        walk.up().expect("up at the root stays there");
+        assert!(walk.current.is_none() && walk.physical.is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! whole blob (a tar end-of-archive marker does not stop verification). The consumer side is a
 //! plain [`Read`] ([`ChunkReader`]) that also hashes what it yields, for the diff_id.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use hoist_oci::{Algorithm, Compression, Digest, Digester};
@@ -79,11 +79,11 @@ fn produce_inner<R: Read>(
             digester: Digester::new(algorithm),
         },
     );
-    let prefix = raw
-        .fill_buf()
-        .map_err(|e| Error::io("reading the layer", e))?;
-    let compression = Compression::detect(prefix);
-    let decoded = decode(compression, &mut raw, tx, empties);
+    // The magic bytes are read until there are enough of them (or the input ends): a reader may
+    // hand them out one at a time, and a compressed layer must not pass for a plain tar.
+    let (compression, prefixed) = hoist_oci::codec::detect_reader(&mut raw)
+        .map_err(|e| Error::oci("reading the layer", e))?;
+    let decoded = decode(compression, prefixed, tx, empties);
     if matches!(decoded, Ok(false)) {
         // The consumer hung up (it hit an error of its own); nobody reads the verdict.
         return Err(consumer_stopped());

@@ -180,3 +180,408 @@ fn oversized_tar_metadata_is_refused() {
         b"after"
     );
 }
+
+/// The largest GNU long name/link or PAX header the unpacker accepts (`guard::MAX_META`).
+const META_LIMIT: u64 = 1024 * 1024;
+
+/// Which magic a hand-built header carries; the tar parser only buffers `L`/`K`/`x` entries
+/// of GNU or ustar headers.
+#[derive(Debug, Clone, Copy)]
+enum Magic {
+    Ustar,
+    Gnu,
+    V7,
+}
+
+/// A tar size field in plain octal.
+fn octal12(value: u64) -> [u8; 12] {
+    let mut field = [0u8; 12];
+    field[..11].copy_from_slice(format!("{value:011o}").as_bytes());
+    field
+}
+
+/// One header block built by hand, `size` written verbatim into the size field, `tweak`
+/// applied before the checksum (which the parser verifies) is computed.
+fn raw_header(
+    name: &str,
+    kind: u8,
+    size: &[u8; 12],
+    magic: Magic,
+    tweak: impl FnOnce(&mut [u8; 512]),
+) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[108..116].copy_from_slice(b"0000000\0");
+    h[116..124].copy_from_slice(b"0000000\0");
+    h[124..136].copy_from_slice(size);
+    h[136..148].copy_from_slice(b"13200000000\0");
+    h[156] = kind;
+    match magic {
+        Magic::Ustar => {
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+        }
+        Magic::Gnu => {
+            h[257..263].copy_from_slice(b"ustar ");
+            h[263..265].copy_from_slice(b" \0");
+        }
+        Magic::V7 => {}
+    }
+    tweak(&mut h);
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h.to_vec()
+}
+
+/// `data` padded to whole blocks.
+fn blocks(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    out.resize(data.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// A PAX header (ustar) carrying these complete records.
+fn raw_pax(records: &[u8]) -> Vec<u8> {
+    let mut out = raw_header(
+        "PaxHeaders/x",
+        b'x',
+        &octal12(records.len() as u64),
+        Magic::Ustar,
+        |_| {},
+    );
+    out.extend(blocks(records));
+    out
+}
+
+/// A GNU long name one byte over the limit whose header says so with `size`, the entry it
+/// names, and the end of the archive.
+fn oversized_long_name(size: &[u8; 12]) -> Vec<u8> {
+    let mut out = raw_header("././@LongLink", b'L', size, Magic::Gnu, |_| {});
+    out.extend(blocks(&vec![b'a'; META_LIMIT as usize + 1]));
+    out.extend(raw_header("after", b'0', &octal12(0), Magic::Ustar, |_| {}));
+    out.extend([0u8; 1024]);
+    out
+}
+
+/// A GNU sparse header with no data and no blocks; `is_extended` goes in byte 482.
+fn empty_sparse(is_extended: u8) -> Vec<u8> {
+    raw_header("sparse", b'S', &octal12(0), Magic::Gnu, |h| {
+        h[482] = is_extended;
+        h[483..495].copy_from_slice(&octal12(0));
+    })
+}
+
+/// Headers the tar parser reads one way and a guard with its own size rules another: each is
+/// followed by a GNU long name over the limit, which must be refused as such (before the parser
+/// buffers it) rather than read whole into memory and fail later as an over-long file name.
+#[test]
+fn long_names_behind_sizes_read_differently_by_the_guard_are_refused() {
+    let tab_size = *b"\t0000002000\t"; // 1024, whitespace-padded: the parser trims it
+    let junk_b256 = [0x80, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x04, 0x00]; // 1024: last 8 bytes
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+
+    let mut l = raw_header("tab", b'0', &tab_size, Magic::Ustar, |_| {});
+    l.extend([1u8; 1024]);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("file size padded with tabs", l));
+
+    let mut l = raw_header("b256", b'0', &junk_b256, Magic::Ustar, |_| {});
+    l.extend([1u8; 1024]);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("base-256 file size with bytes set before the last 8", l));
+
+    // The parser takes the first `size` record; a guard taking the last thinks the file is
+    // empty and its all-zero data the end of the archive.
+    let mut l = raw_pax(b"13 size=1024\n10 size=0\n");
+    l.extend(raw_header("pax", b'0', &octal12(0), Magic::Ustar, |_| {}));
+    l.extend([0u8; 1024]);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("two PAX size records", l));
+
+    cases.push((
+        "long name size padded with tabs",
+        oversized_long_name(b"\t0004000001\t"),
+    ));
+    cases.push((
+        "base-256 long name size with bytes set before the last 8",
+        oversized_long_name(&[0x80, 0x12, 0x34, 0x56, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x01]),
+    ));
+
+    // A PAX global header ends what a PAX `size` record applies to.
+    let mut l = raw_pax(b"10 size=0\n");
+    l.extend(raw_header(
+        "global",
+        b'g',
+        &octal12(0),
+        Magic::Ustar,
+        |_| {},
+    ));
+    l.extend(raw_header("g", b'0', &octal12(1024), Magic::Ustar, |_| {}));
+    l.extend([0u8; 1024]);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("PAX size record then a global header", l));
+
+    // Without the ustar magic an `x` entry is an ordinary (here: ignored) entry to the parser.
+    let mut l = raw_header(".wh..wh.meta", b'x', &octal12(10), Magic::V7, |_| {});
+    l.extend(blocks(b"10 size=0\n"));
+    l.extend(raw_header("v7", b'0', &octal12(1024), Magic::Ustar, |_| {}));
+    l.extend([0u8; 1024]);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("PAX-typed entry without ustar magic", l));
+
+    // Sparse extension blocks follow only while the "extended" byte is exactly 1.
+    let mut l = empty_sparse(2);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("sparse header with extended byte 2", l));
+    let mut l = empty_sparse(1);
+    let mut ext = [0u8; 512];
+    ext[504] = 2;
+    l.extend(ext);
+    l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
+    cases.push(("sparse extension block with extended byte 2", l));
+
+    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
+    let mut failures = Vec::new();
+    for (what, layer) in &cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        match unpacker.apply_layer(tmp.path(), &layer[..], &LayerInfo::default()) {
+            Err(e)
+                if e.is_invalid_layer()
+                    && e.to_string()
+                        .contains(&format!("exceeds the {META_LIMIT}-byte limit")) => {}
+            other => failures.push(format!("{what}: {other:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The size encodings the parser accepts unpack as the parser reads them (the guard is not
+/// stricter than the parser), and a size nobody can read is refused up front.
+#[test]
+fn odd_but_valid_tar_sizes_unpack_and_unreadable_ones_are_refused() {
+    let mut l = raw_header("tab", b'0', b"\t0000000005\t", Magic::Ustar, |_| {});
+    l.extend(blocks(b"hello"));
+    let junk_b256 = [0x80, 0x7f, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 5];
+    l.extend(raw_header("b256", b'0', &junk_b256, Magic::Gnu, |_| {}));
+    l.extend(blocks(b"world"));
+    l.extend(raw_pax(b"10 size=3\n10 size=1\n"));
+    l.extend(raw_header("pax", b'0', &octal12(0), Magic::Ustar, |_| {}));
+    l.extend(blocks(b"abc"));
+    let mut tail = Tar::new();
+    tail.file(&"n".repeat(200), b"after");
+    l.extend(tail.finish());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
+    unpacker
+        .apply_layer(tmp.path(), &l[..], &LayerInfo::default())
+        .expect("sizes the parser reads");
+    let read = |name: &str| std::fs::read(tmp.path().join(name)).expect(name);
+    assert_eq!(read("tab"), b"hello");
+    assert_eq!(read("b256"), b"world");
+    assert_eq!(read("pax"), b"abc");
+    assert_eq!(read(&"n".repeat(200)), b"after");
+
+    let mut l = raw_header("bad", b'0', b"12x4\0\0\0\0\0\0\0\0", Magic::Ustar, |_| {});
+    l.extend([0u8; 1024]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = unpacker
+        .apply_layer(tmp.path(), &l[..], &LayerInfo::default())
+        .expect_err("unreadable size");
+    assert!(err.is_invalid_layer(), "{err:?}");
+    assert_eq!(err.entry(), Some(Path::new("bad")));
+    assert!(err.to_string().contains("cannot be read"), "{err}");
+}
+
+/// Peak resident memory of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// One deep path (512 components of 255-byte names) written through 30 symlink aliases of one
+/// directory: what the applier remembers of the paths it wrote must not grow with the aliases
+/// (it used to keep every ancestor of every alias path whole: about 33 MB per entry, 1 GB here).
+/// Run in a child process so its peak memory is this layer's alone.
+#[test]
+fn paths_written_through_symlink_aliases_keep_memory_bounded() {
+    const CHILD: &str = "HOIST_UNPACK_ALIAS_MEMORY_CHILD";
+    const ALIASES: usize = 30;
+    let name = "c".repeat(255);
+    let deep = vec![name.as_str(); 510].join("/") + "/f";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "paths_written_through_symlink_aliases_keep_memory_bounded",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let peak: u64 = stdout
+            .lines()
+            .find_map(|l| l.split_once("peak-rss-kib=").map(|(_, v)| v))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the child reports its peak memory");
+        assert!(
+            peak < 192 * 1024,
+            "unpacking {ALIASES} aliases of one path peaked at {peak} KiB"
+        );
+        eprintln!("peak memory of the child: {peak} KiB");
+        return;
+    }
+    let mut tar = Tar::new();
+    tar.dir("d/");
+    for i in 0..ALIASES {
+        tar.symlink(&format!("s{i}"), "d")
+            .file(&format!("s{i}/{deep}"), format!("{i}").as_bytes());
+    }
+    let layer = tar.finish();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stats = Unpacker::builder()
+        .rootless(true)
+        .build()
+        .expect("build")
+        .apply_layer(tmp.path(), &layer[..], &LayerInfo::default())
+        .expect("apply");
+    assert_eq!(stats.files, ALIASES as u64);
+    // Too long a path for the kernel to take whole: open it one component at a time.
+    let mut dir = rustix::fs::open(
+        tmp.path().join("d"),
+        rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("d");
+    for _ in 0..510 {
+        dir = rustix::fs::openat(
+            &dir,
+            name.as_str(),
+            rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .expect("a directory of the deep path");
+    }
+    let file = rustix::fs::openat(
+        &dir,
+        "f",
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .expect("the file");
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(file), &mut content).expect("read");
+    assert_eq!(
+        content,
+        format!("{}", ALIASES - 1),
+        "the last alias wrote last"
+    );
+    println!("peak-rss-kib={}", peak_rss_kib());
+}
+
+/// Forty symlinks whose targets walk 340 directories down and back up with `..` before naming
+/// the next link: resolving a parent through them used to re-open the path from the root at
+/// every `..` (minutes per entry). Each `..` is now one step and a resolution may take at most
+/// 4096 steps, so the layer is refused at the first entry that resolves through the chain.
+#[test]
+fn symlink_chains_full_of_dotdot_are_refused() {
+    const DEPTH: usize = 340;
+    let down_up = "x/".repeat(DEPTH) + &"../".repeat(DEPTH);
+    let mut tar = Tar::new();
+    tar.dir(&"x/".repeat(DEPTH)).dir("t/");
+    for hop in 0..40 {
+        let next = if hop == 39 {
+            "t".to_string()
+        } else {
+            format!("l{}", hop + 1)
+        };
+        tar.symlink(&format!("l{hop}"), &format!("{down_up}{next}"));
+    }
+    for i in 0..4 {
+        tar.file(&format!("l0/f{i}"), b"x");
+    }
+    let layer = tar.finish();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = Unpacker::builder()
+        .rootless(true)
+        .build()
+        .expect("build")
+        .apply_layer(tmp.path(), &layer[..], &LayerInfo::default())
+        .expect_err("refused");
+    assert!(err.is_invalid_layer(), "{err:?}");
+    assert_eq!(err.entry(), Some(Path::new("l0/f0")));
+    assert!(err.to_string().contains("4096 path components"), "{err}");
+    // One long walk down and back up, a single hop, is ordinary work and still resolves.
+    let mut tar = Tar::new();
+    tar.dir(&"x/".repeat(DEPTH))
+        .dir("t/")
+        .symlink("up", &format!("{down_up}t"))
+        .file("up/f", b"y");
+    let layer = tar.finish();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    Unpacker::builder()
+        .rootless(true)
+        .build()
+        .expect("build")
+        .apply_layer(tmp.path(), &layer[..], &LayerInfo::default())
+        .expect("one deep hop");
+    assert_eq!(std::fs::read(tmp.path().join("t/f")).expect("t/f"), b"y");
+}
+
+/// A reader that hands out one byte per call.
+struct OneByte<'a>(&'a [u8]);
+
+impl std::io::Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((b, rest)), Some(slot)) => {
+                *slot = *b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// A compressed layer from a reader that returns one byte at a time is still detected as
+/// compressed (the magic bytes are read until there are enough of them).
+#[test]
+fn compression_is_detected_from_a_reader_giving_one_byte_at_a_time() {
+    let tar = Tar::new().file("etc/motd", b"hello").finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let zst = zstd::encode_all(&tar[..], 3).expect("zstd");
+    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
+    for (blob, compression) in [
+        (gz, hoist_oci::Compression::Gzip),
+        (zst, hoist_oci::Compression::Zstd),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let info = LayerInfo {
+            digest: Some(hoist_oci::Digest::sha256_of(&blob)),
+            diff_id: Some(hoist_oci::Digest::sha256_of(&tar)),
+        };
+        let stats = unpacker
+            .apply_layer(tmp.path(), OneByte(&blob), &info)
+            .unwrap_or_else(|e| panic!("{compression}: {e}"));
+        assert_eq!(stats.compression, Some(compression));
+        assert_eq!(
+            std::fs::read(tmp.path().join("etc/motd")).expect("motd"),
+            b"hello"
+        );
+    }
+}

@@ -704,3 +704,41 @@ fn rootless_as_an_unprivileged_user() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
 }
+
+/// What the layer wrote is remembered by where it physically landed: an entry written through a
+/// symlink survives a later whiteout or opaque marker that names its real path, while lower
+/// entries beside it go.
+#[test]
+fn own_entries_written_through_a_symlink_survive_whiteouts_of_their_real_path() {
+    let t = tmp();
+    let l1 = Tar::new()
+        .dir("d/")
+        .file("d/lower", b"l")
+        .file("d/gone", b"g")
+        .symlink("s", "d")
+        .finish();
+    let l2 = Tar::new()
+        .file("s/own", b"o")
+        .whiteout("d/.wh.own")
+        .whiteout("d/.wh.gone")
+        .finish();
+    let l3 = Tar::new()
+        .file("s/x", b"x")
+        .whiteout("d/.wh..wh..opq")
+        .finish();
+    apply(t.path(), &[l1, l2]);
+    assert_eq!(read(t.path().join("d/own")), b"o", "own entry kept");
+    assert!(!exists(t.path().join("d/gone")), "lower entry whited out");
+    apply(t.path(), &[l3]);
+    assert_eq!(
+        read(t.path().join("d/x")),
+        b"x",
+        "own entry kept by the opaque"
+    );
+    assert!(!exists(t.path().join("d/lower")), "lower entries cleared");
+    assert!(!exists(t.path().join("d/own")), "a lower layer's entry now");
+    assert_eq!(
+        std::fs::read_link(t.path().join("s")).expect("s"),
+        Path::new("d")
+    );
+}
