@@ -248,6 +248,9 @@ pub struct VerifyingReader<R> {
     expected: Digest,
     expected_size: Option<u64>,
     read: u64,
+    /// The kind and text of the first failure: every later read fails the same way, so a
+    /// caller that retries never gets a clean end of stream after bad bytes.
+    failed: Option<(ErrorKind, String)>,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -259,6 +262,7 @@ impl<R: Read> VerifyingReader<R> {
             expected,
             expected_size: size,
             read: 0,
+            failed: None,
         }
     }
 
@@ -269,7 +273,7 @@ impl<R: Read> VerifyingReader<R> {
 
     /// Whether the stream was read to its end and verified.
     pub fn is_verified(&self) -> bool {
-        self.digester.is_none()
+        self.digester.is_none() && self.failed.is_none()
     }
 
     /// Unwrap the inner reader.
@@ -293,6 +297,23 @@ impl<R: Read> VerifyingReader<R> {
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some((kind, text)) = &self.failed {
+            return Err(Error::new(*kind, format!("{text} (reported earlier)"))
+                .with_digest(&self.expected)
+                .into_io());
+        }
+        let result = self.read_verified(buf);
+        if let Err(e) = &result
+            && let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>())
+        {
+            self.failed = Some((inner.kind(), inner.to_string()));
+        }
+        result
+    }
+}
+
+impl<R: Read> VerifyingReader<R> {
+    fn read_verified(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -443,6 +464,10 @@ mod tests {
         let mut r = VerifyingReader::new(&data[..], bad, None);
         let err = Error::io("read", r.read_to_end(&mut out).expect_err("mismatch"));
         assert!(err.is_digest_mismatch(), "{err}");
+        // It stays failed: not verified, and no clean end of stream on a retry.
+        assert!(!r.is_verified());
+        let again = Error::io("read", r.read(&mut [0u8; 8]).expect_err("still failed"));
+        assert!(again.is_digest_mismatch(), "{again}");
 
         let mut r = VerifyingReader::new(&data[..], good.clone(), Some(12));
         let err = Error::io("read", r.read_to_end(&mut out).expect_err("short"));

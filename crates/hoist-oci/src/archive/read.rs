@@ -129,6 +129,24 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
     let mut out = Collected::default();
     let mut layers = 0usize;
     let mut inflight = InFlight::default();
+    // Bytes of paths and link targets kept until `manifest.json` is read.
+    let mut kept = 0usize;
+    let mut keep = |text: &str| -> Result<()> {
+        if text.len() > MAX_PATH {
+            return Err(Error::invalid(format!(
+                "an archive entry names a path of {} bytes; docker archives use short paths",
+                text.len()
+            )));
+        }
+        kept += text.len();
+        if kept > MAX_KEPT_PATHS {
+            return Err(Error::invalid(format!(
+                "the archive's entries name more than {MAX_KEPT_PATHS} bytes of paths; not a \
+                 docker archive"
+            )));
+        }
+        Ok(())
+    };
     for n in 0.. {
         // While the tar crate looks for the next entry it reads headers, skips unread data and
         // buffers long names and PAX records whole: bound what that may consume.
@@ -159,6 +177,8 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
                 // Hard link names are archive paths.
                 normalize(&target)?
             };
+            keep(&path)?;
+            keep(&target)?;
             out.links.insert(path, target);
             continue;
         }
@@ -180,6 +200,7 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
             drain(&mut entry, &path, size)?;
             continue;
         }
+        keep(&path)?;
         // An OCI blob's name is its digest: verify against it.
         let named = oci_blob_digest(&path)?;
         // Report layers stored as soon as their commits are known to be done.
@@ -203,7 +224,9 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
     // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
     // cleanly (bounded: a stream that never ends is not drained forever).
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
-    let _ = io::copy(&mut rest, &mut io::sink());
+    // A compressed archive's last check (a gzip CRC) is in what follows: its failure counts.
+    io::copy(&mut rest, &mut io::sink())
+        .map_err(|e| Error::io("reading the end of the archive", e))?;
     Ok(out)
 }
 
@@ -211,6 +234,13 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
 /// entry are remembered until `manifest.json` arrives, so a stream of millions of tiny entries
 /// would otherwise grow memory without bound.
 const MAX_ARCHIVE_ENTRIES: usize = 100_000;
+
+/// The longest path or link target accepted (`docker save` writes fewer than 100 bytes).
+const MAX_PATH: usize = 4096;
+
+/// Bytes of paths and link targets remembered until `manifest.json` says what they are: a
+/// real archive needs a few hundred per layer.
+const MAX_KEPT_PATHS: usize = 16 << 20;
 
 /// What finding one entry may read: its headers, a GNU long name or PAX record set, and the
 /// skipped remainder of a directory or device entry. Real ones are a few KiB; the tar crate

@@ -40,8 +40,8 @@ fn archive(items: Vec<Item<'_>>) -> Vec<u8> {
             Item::Link(path, target) => {
                 h.set_size(0);
                 h.set_entry_type(tar::EntryType::Symlink);
-                h.set_link_name(target).expect("link name");
-                b.append_data(&mut h, path, io::empty()).expect("link");
+                // Long names and targets get GNU long-name entries.
+                b.append_link(&mut h, path, target).expect("link");
             }
             Item::RawName(path, data) => {
                 h.set_size(data.len() as u64);
@@ -189,6 +189,44 @@ fn spools_compressed_archive_streams() {
         assert_eq!(images.len(), 2, "{c}");
         assert_eq!(images[0].config.digest, fx.configs[0]);
     }
+}
+
+#[test]
+fn a_compressed_archive_with_a_bad_trailer_fails() {
+    // The gzip CRC is the last check on a legacy archive's config and manifest.json bytes; it
+    // comes after the tar's end, which must not make it optional.
+    let fx = legacy_archive();
+    let mut packed = Vec::new();
+    compress(&fx.bytes[..], &mut packed, Compression::Gzip, None, 1).expect("compress");
+    let crc_at = packed.len() - 8;
+    packed[crc_at] ^= 0xff;
+    assert_clean_failure(packed, |e| e.to_string().contains("end of the archive"));
+}
+
+#[test]
+fn paths_kept_until_the_manifest_are_bounded() {
+    // One overlong link target: refused, naming the reason.
+    let long = "t".repeat(5000);
+    let bytes = archive(vec![Item::Link("a/layer.tar", &long)]);
+    assert_clean_failure(bytes, |e| {
+        e.is_invalid_input() && e.to_string().contains("short paths")
+    });
+    // Many links whose names and targets are each allowed add up past the bound.
+    let names: Vec<(String, String)> = (0..2200)
+        .map(|i| {
+            (
+                format!("d{i}/{}", "p".repeat(3900)),
+                format!("x/{}", "q".repeat(3900)),
+            )
+        })
+        .collect();
+    let items = names
+        .iter()
+        .map(|(n, t)| Item::Link(n, t))
+        .collect::<Vec<_>>();
+    assert_clean_failure(archive(items), |e| {
+        e.is_invalid_input() && e.to_string().contains("bytes of paths")
+    });
 }
 
 #[test]
