@@ -154,7 +154,9 @@ impl FromStr for Platform {
 
 impl ImageIndex {
     /// The manifest for `wanted`: the best-matching entry (exact variant first, then the first
-    /// entry that matches). Entries without a platform are never chosen.
+    /// entry that matches). When no entry declares a matching platform, the one image manifest
+    /// that declares none is taken, as containerd does (some tools write single-entry indexes
+    /// without a platform); the caller then has only its config to check the platform against.
     ///
     /// # Errors
     /// [`ErrorKind::NoMatchingPlatform`], listing the platforms the index has.
@@ -167,7 +169,15 @@ impl ImageIndex {
                 best = Some((score, d));
             }
         }
-        best.map(|(_, d)| d).ok_or_else(|| {
+        let mut undeclared = self
+            .manifests
+            .iter()
+            .filter(|d| d.platform.is_none() && d.media_type.is_manifest());
+        let fallback = match (undeclared.next(), undeclared.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        };
+        best.map(|(_, d)| d).or(fallback).ok_or_else(|| {
             let available: Vec<String> = self
                 .manifests
                 .iter()
@@ -275,12 +285,27 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("linux/s390x"), "{msg}");
         assert!(msg.contains("linux/amd64, linux/arm64/v8"), "{msg}");
-        let empty = index(vec![entry(None, 0)]);
+        // One image manifest without a platform is taken when nothing declares a match; two
+        // are ambiguous; one that declares a match wins over it.
+        let bare = index(vec![entry(None, 0)]);
+        assert_eq!(
+            bare.select(&p("linux/amd64")).expect("the only one").digest,
+            Digest::sha256_of(&[0])
+        );
+        let two = index(vec![entry(None, 0), entry(None, 1)]);
         assert!(
-            empty
-                .select(&p("linux/amd64"))
-                .expect_err("none")
+            two.select(&p("linux/amd64"))
+                .expect_err("ambiguous")
                 .is_no_matching_platform()
+        );
+        let declared = index(vec![entry(None, 0), entry(Some("linux/amd64"), 1)]);
+        assert_eq!(
+            declared.select(&p("linux/amd64")).expect("declared").digest,
+            Digest::sha256_of(&[1])
+        );
+        assert_eq!(
+            declared.select(&p("linux/arm64")).expect("fallback").digest,
+            Digest::sha256_of(&[0])
         );
     }
 }

@@ -69,6 +69,19 @@ fn crash_mid_write_leaves_no_blob() {
         "no blob may appear"
     );
 
+    // A temp file made a moment ago may be a writer between creating and locking it: it is
+    // kept until it is a minute old. The crashed writer's is made older than that.
+    let crashed = blobs.join(&temps[0]);
+    let reopened = Layout::open(layout.root()).expect("reopen");
+    assert!(crashed.exists(), "a fresh unlocked temp file is left alone");
+    drop(reopened);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&crashed)
+        .and_then(|f| f.set_modified(old))
+        .expect("age the crashed writer's file");
+
     // A writer that is alive right now keeps its temp file through the cleanup.
     let mut live = layout.blob_writer().expect("live writer");
     live.write_all(b"still writing").expect("write");

@@ -161,7 +161,11 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing directory", e).with_path(dir))
 }
 
-/// Remove temp files in `dir` starting with `prefix` that no live writer holds locked.
+/// How old an unlocked temp file must be before it counts as a dead writer's.
+const FRESH_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Remove temp files in `dir` starting with `prefix` that no live writer holds locked (and
+/// that are older than [`FRESH_TEMP`], so a writer between creating and locking is safe).
 pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) -> Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -176,7 +180,19 @@ pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) -> Result<usize> {
             continue;
         }
         let path = entry.path();
-        let Ok(file) = File::open(&path) else {
+        // A writer creates its temp file and then locks it: one made a moment ago may be
+        // between the two. A dead writer's file is old by the next open.
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < FRESH_TEMP);
+        if young {
+            continue;
+        }
+        // Opened for writing, as an exclusive lock on NFS needs (see `Layout::lock`).
+        let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(&path) else {
             continue;
         };
         // A writer that is still alive holds the lock; leave its file alone. Where locks are

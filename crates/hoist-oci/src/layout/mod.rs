@@ -68,6 +68,40 @@ struct LayoutMarker {
     image_layout_version: String,
 }
 
+/// Make `marker` appear with its content in one step (written beside it, then hard-linked into
+/// place, which fails if it exists), so a process opening the layout never reads it half
+/// written. Where hard links are not supported it is created and then written.
+fn publish_marker(root: &Path, marker: &Path, bytes: &[u8]) -> Result<()> {
+    let exists = || Error::invalid("an OCI layout already exists here").with_path(root);
+    let temp = tempfile::Builder::new()
+        .prefix(INDEX_TEMP_PREFIX)
+        .permissions(blob::blob_permissions())
+        .tempfile_in(root)
+        .map_err(|e| Error::io("creating oci-layout", e).with_path(root))?;
+    blob::mark_in_use(temp.as_file(), temp.path())?;
+    (&mut temp.as_file())
+        .write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| Error::io("writing oci-layout", e).with_path(temp.path()))?;
+    match fs::hard_link(temp.path(), marker) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(exists()),
+        Err(_) => {}
+    }
+    let mut file = match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(marker)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(exists()),
+        Err(e) => return Err(Error::io("creating oci-layout", e).with_path(marker)),
+    };
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("writing oci-layout", e).with_path(marker))
+}
+
 impl Layout {
     /// Create a new layout in `dir` (created if missing).
     ///
@@ -78,25 +112,15 @@ impl Layout {
         fs::create_dir_all(root.join("blobs").join(Algorithm::Sha256.as_str()))
             .map_err(|e| Error::io("creating layout directories", e).with_path(&root))?;
         let marker = root.join(LAYOUT_FILE);
-        let mut file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&marker)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::invalid("an OCI layout already exists here").with_path(&root));
-            }
-            Err(e) => return Err(Error::io("creating oci-layout", e).with_path(&marker)),
-        };
         let bytes = serde_json::to_vec(&LayoutMarker {
             image_layout_version: LAYOUT_VERSION.into(),
         })
         .map_err(|e| Error::invalid(format!("serializing oci-layout: {e}")))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("writing oci-layout", e).with_path(&marker))?;
+        publish_marker(&root, &marker, &bytes)?;
         let layout = Layout { root };
+        // Under the lock: a process that opened the layout the moment its marker appeared may
+        // already have tagged something, and an empty index must not replace that.
+        let _lock = layout.lock()?;
         if !layout.root.join(INDEX_FILE).exists() {
             layout.write_index(&empty_index())?;
         }
@@ -471,16 +495,16 @@ impl Layout {
     pub fn image_at(&self, descriptor: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
         let mut descriptor = descriptor.clone();
         // An index may nest; follow at most a few levels.
-        let mut via_index = false;
+        let mut matched_by_entry = false;
         for _ in 0..4 {
             if descriptor.media_type.is_index() {
-                via_index = true;
                 let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
                 let chosen = match (platform, index.value().manifests.as_slice()) {
                     (None, [only]) => only,
                     (Some(p), _) => index.value().select(p)?,
                     (None, _) => index.value().select(&Platform::host())?,
                 };
+                matched_by_entry = chosen.platform.is_some();
                 descriptor = chosen.clone();
                 continue;
             }
@@ -508,9 +532,9 @@ impl Layout {
                 .with_digest(&bad.digest));
             }
             let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
-            // An index entry was already matched by its platform; a bare manifest is checked
-            // against its config.
-            if let Some(wanted) = platform.filter(|_| !via_index) {
+            // An index entry was already matched by its declared platform; a bare manifest,
+            // or an entry that declares none, is checked against its config.
+            if let Some(wanted) = platform.filter(|_| !matched_by_entry) {
                 let c = config.value();
                 let mut have = Platform::new(&c.os, &c.architecture);
                 have.variant.clone_from(&c.variant);
@@ -597,7 +621,17 @@ impl Layout {
     /// An exclusive lock on the `oci-layout` file, held while `index.json` is rewritten.
     fn lock(&self) -> Result<File> {
         let marker = self.root.join(LAYOUT_FILE);
-        let f = File::open(&marker)
+        // Opened for writing: on NFS an exclusive lock is a POSIX write lock, which a file
+        // opened read-only cannot take (EBADF).
+        // A marker we may not write (another tool made it 0444) still locks on a local disk.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&marker)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => File::open(&marker),
+                _ => Err(e),
+            })
             .map_err(|e| Error::io("opening oci-layout", e).with_path(&marker))?;
         match f.lock() {
             // Without lock support, concurrent taggers are not protected; everything else works.

@@ -120,6 +120,17 @@ fn open_removes_stale_temps_but_not_live_ones() {
     std::fs::write(&stale, b"half a layer").expect("stale");
     let stale_index = l.root().join("index.json.tmpXYZ");
     std::fs::write(&stale_index, b"{").expect("stale index");
+    // ... made a while ago: a fresh unlocked one may be a writer about to lock it.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    for path in [&stale, &stale_index] {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(old))
+            .expect("age");
+    }
+    let fresh = l.root().join("blobs").join(".tmp-just-created");
+    std::fs::write(&fresh, b"").expect("fresh");
     let mut live = l.blob_writer().expect("writer");
     live.write_all(b"in progress").expect("write");
     live.flush().expect("flush");
@@ -127,6 +138,8 @@ fn open_removes_stale_temps_but_not_live_ones() {
     Layout::open(l.root()).expect("open");
     assert!(!stale.exists());
     assert!(!stale_index.exists());
+    assert!(fresh.exists(), "a fresh unlocked temp file is left alone");
+    std::fs::remove_file(&fresh).expect("rm");
     assert!(
         live.temp_path().exists(),
         "a live writer's file must survive"
@@ -185,6 +198,42 @@ fn tags_resolve_and_replace() {
 }
 
 #[test]
+fn layouts_created_at_once_by_many_keep_every_tag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("new");
+    let (_s, src) = layout();
+    let (image, _) = write_image(&src, &[tar_of(&[("x", b"1")])], Compression::Gzip, "amd64");
+    let image = &image;
+    std::thread::scope(|scope| {
+        for n in 0..8 {
+            let dir = &dir;
+            scope.spawn(move || {
+                let l = Layout::open_or_create(dir).expect("open or create");
+                l.set_tag(&format!("t{n}"), image).expect("tag");
+            });
+        }
+    });
+    let l = Layout::open(&dir).expect("open");
+    let mut tags: Vec<String> = l
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter_map(|e| e.tag)
+        .collect();
+    tags.sort();
+    let want: Vec<String> = (0..8).map(|n| format!("t{n}")).collect();
+    assert_eq!(tags, want, "no creator erased another's tag");
+    assert!(
+        std::fs::read_dir(&dir).expect("list").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "no temp file left"
+    );
+}
+
+#[test]
 fn image_follows_index_by_platform() {
     let (_d, l) = layout();
     let (amd, _) = write_image(&l, &[tar_of(&[("x", b"amd")])], Compression::Gzip, "amd64");
@@ -227,6 +276,24 @@ fn image_follows_index_by_platform() {
             .digest,
         arm.digest
     );
+
+    // An index whose one entry declares no platform: taken, then checked by its config.
+    let bare = RawJson::from_value(ImageIndex {
+        manifests: vec![arm.clone()],
+        ..empty_index()
+    })
+    .expect("index");
+    l.write_json(&bare).expect("write index");
+    l.set_tag("bare", &bare.descriptor(MediaType::OCI_INDEX))
+        .expect("tag");
+    let img = l
+        .image(Some("bare"), Some(&arm64))
+        .expect("config says arm64");
+    assert_eq!(img.descriptor.digest, arm.digest);
+    let err = l
+        .image(Some("bare"), Some(&amd64))
+        .expect_err("config says arm64");
+    assert!(err.is_no_matching_platform(), "{err}");
 }
 
 #[test]
