@@ -549,6 +549,26 @@ pub fn default_cache_dir(
         .map(|h| h.join(".cache").join("hoist"))
 }
 
+/// A valid configuration with its cache in `cache` and these global options, for tests.
+#[cfg(test)]
+pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
+    use clap::Parser;
+    let cache = cache.to_string_lossy().into_owned();
+    let mut argv = vec!["hoist", "--cache-dir", &cache];
+    argv.extend_from_slice(options);
+    argv.extend_from_slice(&["push", "a", "b/c"]);
+    let cli = Cli::try_parse_from(argv).expect("command line");
+    let mut stdin = || Ok(String::new());
+    let env = Environment {
+        xdg_cache_home: None,
+        home: None,
+        stderr_is_tty: false,
+        stdout_is_tty: false,
+        read_stdin_line: &mut stdin,
+    };
+    validate(cli, env).expect("valid").0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,28 +193,14 @@ mod tests {
     use std::io::Write;
     use std::time::{Duration, Instant};
 
-    use clap::Parser;
     use hoist_oci::Compression;
     use hoist_oci::codec::Compressor;
     use hoist_testkit::{Registry, require_tool};
 
     use super::*;
-    use crate::cli::Cli;
-    use crate::config::{Environment, validate};
 
     fn config(cache: &std::path::Path) -> Config {
-        let cache = cache.to_string_lossy().into_owned();
-        let cli = Cli::try_parse_from(["hoist", "--cache-dir", &cache, "push", "a", "b/c"])
-            .expect("command line");
-        let mut stdin = || Ok(String::new());
-        let env = Environment {
-            xdg_cache_home: None,
-            home: None,
-            stderr_is_tty: false,
-            stdout_is_tty: false,
-            read_stdin_line: &mut stdin,
-        };
-        validate(cli, env).expect("valid").0
+        crate::config::test_config(cache, &[])
     }
 
     /// A gzip layer in `layout`: (diff_id, blob).
