@@ -170,6 +170,11 @@ impl StreamReader {
     }
 
     fn fill(&mut self) -> io::Result<bool> {
+        if self.current.is_empty() {
+            // The stall clock runs while the consumer waits for data, not while it was away
+            // (a commit's fsync on slow storage is not the daemon stalling).
+            self.last_chunk = self.last_chunk.max(Instant::now());
+        }
         while self.current.is_empty() {
             if self.done {
                 return Ok(false);
@@ -309,6 +314,36 @@ mod tests {
             reports.contains(&Progress::Receiving { bytes: 11 }),
             "{reports:?}"
         );
+    }
+
+    #[test]
+    fn a_consumer_away_longer_than_the_stall_timeout_is_not_a_stall() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let cx = Context {
+            label: "test:1".into(),
+            host: "unix:///nowhere".into(),
+            stall_timeout: Duration::from_millis(300),
+            progress: tx,
+            watch: Arc::new(Watch::default()),
+        };
+        // The second chunk comes 50 ms after it is asked for, as over a socket.
+        let open = || -> Body {
+            let first = futures_util::stream::iter([Ok(Bytes::from_static(b"first"))]);
+            let second = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, bollard::errors::Error>(Bytes::from_static(b"second"))
+            });
+            Box::pin(first.chain(second))
+        };
+        let mut r = StreamReader::new(open, cx).expect("reader");
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf).expect("first"), 5);
+        // Away (a slow fsync, say) for twice the stall timeout.
+        std::thread::sleep(Duration::from_millis(600));
+        let n = r
+            .read(&mut buf)
+            .expect("the daemon did not stall: the reader was away");
+        assert_eq!(&buf[..n], b"second");
     }
 
     #[test]
