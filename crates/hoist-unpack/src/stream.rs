@@ -81,7 +81,7 @@ fn produce_inner<R: Read>(
     );
     // The magic bytes are read until there are enough of them (or the input ends): a reader may
     // hand them out one at a time, and a compressed layer must not pass for a plain tar.
-    let (compression, prefixed) = hoist_oci::codec::detect_reader(&mut raw)
+    let (compression, prefixed) = hoist_oci::codec::detect_buffered(&mut raw)
         .map_err(|e| Error::oci("reading the layer", e))?;
     let decoded = decode(compression, prefixed, tx, empties);
     if matches!(decoded, Ok(false)) {
@@ -116,13 +116,15 @@ fn produce_inner<R: Read>(
 }
 
 /// Decompress everything into chunks for the consumer; `Ok(false)` if the consumer hung up.
-fn decode<R: Read>(
+fn decode<R: io::BufRead>(
     compression: Compression,
     raw: R,
     tx: &SyncSender<Msg>,
     empties: &Receiver<Vec<u8>>,
 ) -> Result<bool> {
-    let mut dec = hoist_oci::codec::decoder_for(compression, raw)
+    // Straight out of `raw`'s buffer: a decoder with a buffer of its own would copy every
+    // compressed byte once more.
+    let mut dec = hoist_oci::codec::decoder_for_buffered(compression, raw)
         .map_err(|e| Error::oci(format!("starting the {compression} decoder"), e))?;
     loop {
         let Ok(mut chunk) = empties.recv() else {

@@ -128,6 +128,49 @@ pub fn detect_reader<'a, R: Read + 'a>(mut r: R) -> Result<(Compression, Box<dyn
     Ok((compression, Box::new(prefix.chain(r))))
 }
 
+/// A buffered stream with its first bytes read off and put back in front.
+pub type Sniffed<R> = io::Chain<io::Take<io::Cursor<[u8; 4]>>, R>;
+
+/// [`detect_reader`] for a buffered stream, keeping it buffered (no box, no second buffer):
+/// give the result to [`decoder_for_buffered`].
+///
+/// # Errors
+/// As [`detect_reader`].
+pub fn detect_buffered<R: io::BufRead>(mut r: R) -> Result<(Compression, Sniffed<R>)> {
+    let mut magic = [0u8; 4];
+    let n = read_prefix(&mut r, &mut magic).map_err(|e| Error::io("reading stream header", e))?;
+    let compression = Compression::detect(&magic[..n]);
+    Ok((compression, io::Cursor::new(magic).take(n as u64).chain(r)))
+}
+
+/// [`decoder_for`] for a buffered stream: the decoders read straight out of its buffer, so
+/// every compressed byte is copied once less than through a second buffer of their own.
+///
+/// # Errors
+/// When the decoder cannot be set up.
+pub fn decoder_for_buffered<'a, R: io::BufRead + 'a>(
+    compression: Compression,
+    r: R,
+) -> Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(MapCorrupt {
+            inner: flate2::bufread::MultiGzDecoder::new(r),
+            compression,
+        }),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(r)
+                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
+            d.window_log_max(MAX_ZSTD_WINDOW_LOG)
+                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
+            Box::new(MapCorrupt {
+                inner: d,
+                compression,
+            })
+        }
+    })
+}
+
 /// A reader yielding the uncompressed content of `r`, whose compression is detected from its
 /// magic bytes (gzip, zstd, or none).
 ///
@@ -435,6 +478,17 @@ mod tests {
             .expect("decoder")
             .read_to_end(&mut back)
             .expect("decode");
+        assert_eq!(back, data);
+        // The buffered pair, over a buffer that fills a byte at a time: same detection, and
+        // the decoders read straight out of it.
+        let (found, sniffed) =
+            detect_buffered(io::BufReader::with_capacity(1, Trickle(&out))).expect("sniff");
+        assert_eq!(found, c);
+        let mut back = Vec::new();
+        decoder_for_buffered(found, sniffed)
+            .expect("decoder")
+            .read_to_end(&mut back)
+            .expect("decode buffered");
         assert_eq!(back, data);
     }
 
