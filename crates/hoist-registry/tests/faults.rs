@@ -333,14 +333,16 @@ async fn registry_lying_about_the_digest_is_misbehaviour() {
     assert!(e.to_string().contains(lie), "{e}");
 }
 
-#[tokio::test]
-async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
-    let Some(reg) = common::registry() else {
-        return;
-    };
+/// A `SIZE`-byte blob (from `seed`) pushed straight to `reg` as `repo`: its temp dir, file and
+/// descriptor, for the pull tests.
+async fn seeded(
+    reg: &Registry,
+    repo: &str,
+    seed: u64,
+) -> (tempfile::TempDir, BlobSource, Descriptor) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let src = blob_file(dir.path(), "blob", SIZE, 5);
-    let direct = Repo::new(reg.host(), "fault/pull").expect("repo");
+    let src = blob_file(dir.path(), "blob", SIZE, seed);
+    let direct = Repo::new(reg.host(), repo).expect("repo");
     client()
         .push_blob(&direct, &src, &PushOptions::default(), &Progress::none())
         .await
@@ -350,6 +352,15 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
         src.digest.clone(),
         SIZE,
     );
+    (dir, src, desc)
+}
+
+#[tokio::test]
+async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let (dir, src, desc) = seeded(&reg, "fault/pull", 5).await;
 
     let proxy = common::proxy(
         reg.addr(),
@@ -437,7 +448,7 @@ async fn pull_resumes_after_a_truncated_body_and_rejects_wrong_bytes() {
         .await
         .expect_err("mismatch");
     assert!(e.is_misbehaved() && e.is_digest_mismatch(), "{e}");
-    assert!(!bad.exists() && partials(dir.path()).is_empty());
+    assert!(!bad.exists() && common::partials(dir.path()).is_empty());
 }
 
 #[tokio::test]
@@ -445,18 +456,7 @@ async fn downloads_that_keep_moving_survive_more_cuts_than_attempts() {
     let Some(reg) = common::registry() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = blob_file(dir.path(), "blob", SIZE, 6);
-    let direct = Repo::new(reg.host(), "fault/cuts").expect("repo");
-    client()
-        .push_blob(&direct, &src, &PushOptions::default(), &Progress::none())
-        .await
-        .expect("seed");
-    let desc = Descriptor::new(
-        MediaType::new(MediaType::OCI_LAYER_GZIP),
-        src.digest.clone(),
-        SIZE,
-    );
+    let (dir, src, desc) = seeded(&reg, "fault/cuts", 6).await;
     // Seven cuts, each after 30 kB: more than the client's five attempts, but never twice at
     // the same byte, so the download is moving and must finish.
     let cuts = || {
@@ -778,13 +778,4 @@ async fn blob_get_follows_a_redirect_to_storage_and_stops_an_endless_one() {
         e.is_misbehaved() && e.to_string().contains("redirect"),
         "{e}"
     );
-}
-
-/// Temp files of downloads left in `dir`.
-fn partials(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial"))
-        .collect()
 }

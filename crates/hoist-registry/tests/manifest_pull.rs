@@ -124,9 +124,9 @@ async fn manifest_round_trip_tags_and_pull() {
         layer.digest
     );
     assert!(
-        partials(dir.path()).is_empty(),
+        common::partials(dir.path()).is_empty(),
         "{:?}",
-        partials(dir.path())
+        common::partials(dir.path())
     );
     let mut last = None;
     while let Some(e) = rx.recv().await {
@@ -149,9 +149,9 @@ async fn manifest_round_trip_tags_and_pull() {
         layer.digest
     );
     assert!(
-        partials(dir.path()).is_empty(),
+        common::partials(dir.path()).is_empty(),
         "{:?}",
-        partials(dir.path())
+        common::partials(dir.path())
     );
 
     // Stream it.
@@ -178,7 +178,7 @@ async fn manifest_round_trip_tags_and_pull() {
         .await
         .expect_err("too long");
     assert!(e.is_misbehaved(), "{e}");
-    assert!(!bad_sink.exists() && partials(dir.path()).is_empty());
+    assert!(!bad_sink.exists() && common::partials(dir.path()).is_empty());
     let mut s = c.open_blob_stream(&repo, &lying).await.expect("stream");
     let mut sink = Vec::new();
     let err = s
@@ -235,13 +235,4 @@ async fn index_resolves_to_the_platform_manifest() {
         .await
         .expect_err("no such platform");
     assert!(e.to_string().contains("arm64"), "{e}");
-}
-
-/// Temp files of downloads left in `dir`.
-fn partials(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial"))
-        .collect()
 }

@@ -161,6 +161,9 @@ pub fn decoder_for_buffered<'a, R: io::BufRead + 'a>(
         Compression::Zstd => {
             let mut d = zstd::stream::read::Decoder::with_buffer(r)
                 .map_err(|e| Error::io("setting up the zstd decoder", e))?;
+            // Layers compressed with long-distance matching (`zstd --long`, window log 27) need
+            // more than the default 8 MiB window; a frame may not claim more than 128 MiB, so a
+            // hostile layer cannot make the decoder allocate gigabytes.
             d.window_log_max(MAX_ZSTD_WINDOW_LOG)
                 .map_err(|e| Error::io("setting up the zstd decoder", e))?;
             Box::new(MapCorrupt {
@@ -185,31 +188,19 @@ pub fn decoder<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
 }
 
 /// A reader yielding the uncompressed content of `r`, which is compressed with `compression`.
+/// `r` is buffered here (so tar readers pulling 512-byte headers do not make a syscall each);
+/// a reader that is buffered already goes to [`decoder_for_buffered`] instead.
 ///
 /// # Errors
 /// When the decoder cannot be set up.
 pub fn decoder_for<'a, R: Read + 'a>(compression: Compression, r: R) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        // Buffered, so tar readers pulling 512-byte headers do not make a syscall each.
-        Compression::None => Box::new(io::BufReader::with_capacity(64 * 1024, r)),
-        Compression::Gzip => Box::new(MapCorrupt {
-            inner: flate2::read::MultiGzDecoder::new(r),
-            compression,
-        }),
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::new(r)
-                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
-            // Layers compressed with long-distance matching (`zstd --long`, window log 27) need
-            // more than the default 8 MiB window; a frame may not claim more than 128 MiB, so a
-            // hostile layer cannot make the decoder allocate gigabytes.
-            d.window_log_max(MAX_ZSTD_WINDOW_LOG)
-                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
-            Box::new(MapCorrupt {
-                inner: d,
-                compression,
-            })
-        }
-    })
+    let capacity = match compression {
+        Compression::None => 64 * 1024,
+        Compression::Gzip => 32 * 1024,
+        // What one zstd read wants: a whole block and its header.
+        Compression::Zstd => zstd::zstd_safe::DCtx::in_size(),
+    };
+    decoder_for_buffered(compression, io::BufReader::with_capacity(capacity, r))
 }
 
 /// Turns a decoder's complaints about its input into [`ErrorKind::Corrupt`], leaving errors

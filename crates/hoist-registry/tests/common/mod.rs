@@ -112,3 +112,12 @@ pub fn registry_blob_digest(reg: &Registry, repo: &str, digest: &Digest) -> Opti
         .expect("GET blob");
     (resp.status == 200).then(|| Digest::sha256_of(&resp.body))
 }
+
+/// Temp files of downloads left in `dir`.
+pub fn partials(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial"))
+        .collect()
+}
