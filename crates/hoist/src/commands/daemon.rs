@@ -1,8 +1,8 @@
 //! The Docker daemon as a source and a destination, and the push-from-daemon cache.
 //!
-//! An export for a push is spooled once into `CACHE/exports/IMAGE_ID` (a layout, renamed into
-//! place only when complete, so a crash never leaves a half export that looks whole), each
-//! layer compressed while it streams in, so every byte is written once. Which compressed
+//! An export for a push is spooled once into `CACHE/exports/IMAGE_ID` (see `export_cache.rs`:
+//! a layout, renamed into place only when complete, so a crash never leaves a half export that
+//! looks whole), each layer compressed while it streams in, so every byte is written once. Which compressed
 //! digest belongs to which diff_id at which compression setting is remembered in
 //! `CACHE/layer-map`: a re-push of unchanged layers asks the registry for the remembered
 //! digest and skips compressing and uploading them. An export into a user's layout goes
@@ -16,15 +16,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ImageInfo};
-use hoist_oci::archive::{SpoolEvent, SpooledImage, write_docker_archive};
+use hoist_oci::archive::{SpoolEvent, write_docker_archive};
 use hoist_oci::codec::{Compression, Compressor};
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
+use super::export_cache::{StagedExport, cached_export, the_inspected};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 
-/// The tag the cached export's image carries in its layout.
-const EXPORT_TAG: &str = "image";
 /// The progress line of the export stream.
 const EXPORT_LINE: &str = "export";
 
@@ -36,28 +35,6 @@ pub async fn connect() -> anyhow::Result<Daemon> {
     Daemon::connect(ConnectOptions::new())
         .await
         .context("connecting to the Docker daemon")
-}
-
-/// Where the export of the image `info` describes is cached: by image ID, and by platform when
-/// one is asked for (with the containerd image store, one ID names every platform of an image).
-fn export_dir(config: &Config, info: &ImageInfo) -> PathBuf {
-    let name = match &config.platform {
-        Some(p) => format!("{}-{}", info.id.hex(), p.to_string().replace('/', "-")),
-        None => info.id.hex().to_string(),
-    };
-    config.cache_dir.join("exports").join(name)
-}
-
-/// The cached export of the image `info` describes, if a complete one is there.
-pub fn cached_export(config: &Config, info: &ImageInfo) -> Option<(Layout, Image)> {
-    open_export(&export_dir(config, info))
-}
-
-/// The export cached in `dir`, if it is whole (a layout with its image tagged).
-fn open_export(dir: &Path) -> Option<(Layout, Image)> {
-    let layout = Layout::open(dir).ok()?;
-    let image = layout.image(Some(EXPORT_TAG), None).ok()?;
-    Some((layout, image))
 }
 
 /// Threads compressing one layer as it streams out of the daemon: half the cores (1 to 4),
@@ -113,116 +90,6 @@ pub async fn export_cached(
         .await?;
     let (layout, image) = staged.commit(&manifest)?;
     Ok((layout, image, info))
-}
-
-/// An export on its way into the cache: a layout in a temp directory beside its final place
-/// (`CACHE/exports/IMAGE_ID`), moved there by [`StagedExport::commit`] once complete, deleted
-/// if dropped before. Its blobs can be read while it fills: each is renamed into the layout
-/// only when verified.
-pub struct StagedExport {
-    /// Whether a platform was asked for (then the export may hold another platform's image
-    /// than the one inspected).
-    platform_asked: bool,
-    partial: tempfile::TempDir,
-    layout_dir: PathBuf,
-    dir: PathBuf,
-    layout: Layout,
-}
-
-impl StagedExport {
-    /// A new, empty staged export for the image `info` describes.
-    ///
-    /// # Errors
-    /// Cache directory I/O.
-    pub fn create(config: &Config, info: &ImageInfo) -> anyhow::Result<Self> {
-        let dir = export_dir(config, info);
-        let exports = config.cache_dir.join("exports");
-        std::fs::create_dir_all(&exports)
-            .with_context(|| format!("creating {}", exports.display()))?;
-        let partial = tempfile::Builder::new()
-            .prefix(&format!("{}.partial-", info.id.hex()))
-            .tempdir_in(&exports)
-            .with_context(|| format!("creating a directory in {}", exports.display()))?;
-        let layout_dir = partial.path().join("layout");
-        let layout = Layout::create(&layout_dir)?;
-        Ok(StagedExport {
-            platform_asked: config.platform.is_some(),
-            partial,
-            layout_dir,
-            dir,
-            layout,
-        })
-    }
-
-    /// The layout being filled.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
-    /// Stream `name` out of the daemon into the layout, calling `stored(diff_id, blob)` as each
-    /// layer's blob is verified and in place. Returns the image manifest's descriptor.
-    ///
-    /// # Errors
-    /// Daemon and spooling errors.
-    pub async fn fill(
-        &self,
-        daemon: &Daemon,
-        name: &str,
-        info: &ImageInfo,
-        options: &ExportOptions,
-        reporter: &Reporter,
-        mut stored: impl FnMut(&hoist_oci::Digest, &Descriptor) + Send,
-    ) -> anyhow::Result<Descriptor> {
-        let mut lines = LayerLines::announce(reporter, info, LayerState::Waiting);
-        let spooled = daemon
-            .export(&[name.to_string()], &self.layout, options, |p| {
-                let layer = match &p {
-                    hoist_docker::Progress::Layer(SpoolEvent::LayerStored {
-                        diff_id,
-                        blob,
-                        ..
-                    }) => Some((diff_id.clone(), blob.clone())),
-                    _ => None,
-                };
-                // The line is named by its diff_id before anyone acts on the layer.
-                lines.handle(p);
-                if let Some((diff_id, blob)) = layer {
-                    stored(&diff_id, &blob);
-                }
-            })
-            .await
-            .with_context(|| format!("exporting `{name}` from the Docker daemon"))?;
-        let chosen = the_inspected(&spooled, info, name, &self.layout, self.platform_asked)?;
-        Ok(chosen.manifest.clone())
-    }
-
-    /// Tag the image `manifest` and move the layout into place under the image ID. Another
-    /// hoist may have won the race: then its copy is used, if whole; a broken entry there (a
-    /// crash, a disk fault) is replaced, not kept failing every later run. Returns the layout
-    /// and the image.
-    ///
-    /// # Errors
-    /// Cache I/O; an unreadable image.
-    pub fn commit(self, manifest: &Descriptor) -> anyhow::Result<(Layout, Image)> {
-        self.layout.set_tag(EXPORT_TAG, manifest)?;
-        let moving = || format!("moving the export to {}", self.dir.display());
-        if let Err(e) = std::fs::rename(&self.layout_dir, &self.dir) {
-            if !self.dir.exists() {
-                return Err(e).with_context(moving);
-            }
-            if let Some(winner) = open_export(&self.dir) {
-                return Ok(winner);
-            }
-            // Aside into the staging directory, which goes when this returns.
-            let aside = self.partial.path().join("broken");
-            std::fs::rename(&self.dir, &aside)
-                .with_context(|| format!("moving a broken export out of {}", self.dir.display()))?;
-            std::fs::rename(&self.layout_dir, &self.dir).with_context(moving)?;
-        }
-        drop(self.partial);
-        open_export(&self.dir)
-            .with_context(|| format!("reading the export cached at {}", self.dir.display()))
-    }
 }
 
 pub async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
@@ -294,48 +161,13 @@ pub async fn export_to_layout(
     Ok(true)
 }
 
-/// The image of an export that `name` was inspected as: the one whose config or manifest is
-/// the inspected ID, or whose layers are the inspected ones. A lone image that is none of these
-/// means `name` moved between the inspect and the export (a build or pull re-tagged it): caching
-/// it under the inspected ID would hand it out as that image later. With a platform asked for,
-/// a lone image is taken as it is (the inspect describes the daemon's default platform).
-fn the_inspected<'a>(
-    spooled: &'a [SpooledImage],
-    info: &ImageInfo,
-    name: &str,
-    layout: &Layout,
-    platform_asked: bool,
-) -> anyhow::Result<&'a SpooledImage> {
-    let is_it = |s: &SpooledImage| {
-        s.config.digest == info.id
-            || s.manifest.digest == info.id
-            || layout
-                .read_json::<hoist_oci::ImageConfig>(&s.config)
-                .is_ok_and(|c| c.value().rootfs.diff_ids == info.diff_ids)
-    };
-    match spooled {
-        [] => bail!("the daemon's export of `{name}` held no image"),
-        [one] if platform_asked || is_it(one) => Ok(one),
-        [_] => bail!(
-            "the daemon exported another image than `{name}` was a moment before (re-tagged by \
-             a build or pull?); run the command again"
-        ),
-        many => many.iter().find(|s| is_it(s)).with_context(|| {
-            format!(
-                "the daemon exported {} images for `{name}`; name one by tag or ID",
-                many.len()
-            )
-        }),
-    }
-}
-
 /// The export's progress as lines: one for the stream ("preparing" while dockerd writes the
 /// image to its own disk, then bytes received) and one per layer from the spooler's events.
 ///
 /// dockerd does not send layers in image order, and a legacy archive names a layer entry by
 /// an ID that is not its diff_id: each layer's line is a placeholder (`layer N`) taken in
 /// stream order, renamed to the layer's diff_id once it is stored and verified.
-struct LayerLines {
+pub(super) struct LayerLines {
     reporter: Reporter,
     /// Placeholder lines not yet taken by a layer entry, in order.
     free: std::collections::VecDeque<String>,
@@ -348,7 +180,7 @@ struct LayerLines {
 }
 
 impl LayerLines {
-    fn announce(reporter: &Reporter, info: &ImageInfo, stored: LayerState) -> Self {
+    pub(super) fn announce(reporter: &Reporter, info: &ImageInfo, stored: LayerState) -> Self {
         let total = (info.size > 0).then_some(info.size);
         reporter.send(Event::Layer {
             id: EXPORT_LINE.into(),
@@ -378,7 +210,7 @@ impl LayerLines {
         }
     }
 
-    fn handle(&mut self, progress: hoist_docker::Progress) {
+    pub(super) fn handle(&mut self, progress: hoist_docker::Progress) {
         use hoist_docker::Progress;
         match progress {
             Progress::Receiving { bytes } => {
@@ -728,142 +560,4 @@ where
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use hoist_oci::Digest;
-
-    use super::*;
-
-    fn spooled(config: &[u8]) -> SpooledImage {
-        let desc = |bytes: &[u8]| {
-            Descriptor::new(
-                MediaType::new(MediaType::OCI_CONFIG),
-                Digest::sha256_of(bytes),
-                bytes.len() as u64,
-            )
-        };
-        SpooledImage {
-            tags: Vec::new(),
-            manifest: desc(&[config, b"-manifest"].concat()),
-            config: desc(config),
-        }
-    }
-
-    fn info(id: Digest) -> ImageInfo {
-        ImageInfo {
-            id,
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            size: 0,
-            diff_ids: Vec::new(),
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            variant: None,
-        }
-    }
-
-    #[test]
-    fn the_inspected_image_is_picked_out_of_many() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let layout = Layout::create(tmp.path().join("l")).expect("layout");
-        let pick = |images: &[SpooledImage], info: &ImageInfo, platform: bool| {
-            the_inspected(images, info, "app", &layout, platform).cloned()
-        };
-        let (a, b) = (spooled(b"a"), spooled(b"b"));
-        let unrelated = info(Digest::sha256_of(b"zzz"));
-        // One image that is not the inspected one: `app` moved in between; never cached.
-        let one = std::slice::from_ref(&a);
-        let e = pick(one, &unrelated, false).expect_err("re-tagged");
-        assert!(e.to_string().contains("another image"), "{e}");
-        // ... unless a platform was asked for (the inspect speaks for the default platform).
-        assert_eq!(pick(one, &unrelated, true).expect("platform"), a);
-        // By ID: config digest (classic store) or manifest digest (containerd store).
-        let both = [a.clone(), b.clone()];
-        assert_eq!(
-            pick(&both, &info(b.config.digest.clone()), false).expect("b"),
-            b
-        );
-        assert_eq!(
-            pick(&both, &info(a.manifest.digest.clone()), false).expect("a"),
-            a
-        );
-        assert_eq!(
-            pick(one, &info(a.config.digest.clone()), false).expect("a"),
-            a
-        );
-        // By layers: the config in the layout lists the inspected diff_ids.
-        let layer = Digest::sha256_of(b"layer");
-        let config = RawJson::<hoist_oci::ImageConfig>::parse(
-            format!(
-                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
-            )
-            .into_bytes(),
-        )
-        .expect("config");
-        layout.write_json(&config).expect("write config");
-        let c = SpooledImage {
-            tags: Vec::new(),
-            manifest: spooled(b"c").manifest,
-            config: config.descriptor(MediaType::new(MediaType::OCI_CONFIG)),
-        };
-        let mut by_layers = unrelated.clone();
-        by_layers.diff_ids = vec![layer];
-        assert_eq!(
-            pick(std::slice::from_ref(&c), &by_layers, false).expect("c"),
-            c
-        );
-        // Many and none of them: a clear error, never a guess.
-        let e = pick(&both, &unrelated, false).expect_err("ambiguous");
-        assert!(e.to_string().contains("2 images"), "{e}");
-        assert!(pick(&[], &unrelated, false).is_err());
-    }
-
-    #[test]
-    fn a_broken_cached_export_is_replaced_and_a_whole_one_reused() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let config = crate::config::test_config(tmp.path(), &[]);
-        let image_id = Digest::sha256_of(b"image");
-        let info = info(image_id);
-        // What a crash or a disk fault leaves: a directory that is not a whole export.
-        let dir = export_dir(&config, &info);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("oci-layout"), b"{oops").expect("broken");
-        assert!(cached_export(&config, &info).is_none());
-        let staged_image = |seed| {
-            let staged = StagedExport::create(&config, &info).expect("stage");
-            let spec = hoist_testkit::synth::ImageSpec::uniform(
-                1,
-                1000,
-                hoist_oci::Compression::Gzip,
-                seed,
-            );
-            let made = hoist_testkit::synth::write_oci_layout(staged.layout().root(), "x", &spec)
-                .expect("synthetic image");
-            let manifest = Descriptor::new(
-                MediaType::new(MediaType::OCI_MANIFEST),
-                made.manifest_digest,
-                made.manifest_size,
-            );
-            (staged, manifest)
-        };
-        let (staged, manifest) = staged_image(1);
-        let (_, image) = staged.commit(&manifest).expect("replaces the broken one");
-        assert_eq!(image.descriptor.digest, manifest.digest);
-        assert!(cached_export(&config, &info).is_some());
-        // A whole export already there (another hoist won the race) is the one used.
-        let (staged, other) = staged_image(2);
-        let (_, image) = staged.commit(&other).expect("the winner's copy");
-        assert_eq!(image.descriptor.digest, manifest.digest);
-        // Nothing staged is left behind; a platform gets its own entry.
-        let names: Vec<String> = std::fs::read_dir(dir.parent().expect("exports"))
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec![info.id.hex().to_string()]);
-        let arm = crate::config::test_config(tmp.path(), &["--platform", "linux/arm64"]);
-        assert_ne!(export_dir(&arm, &info), dir);
-        assert!(cached_export(&arm, &info).is_none());
-    }
 }

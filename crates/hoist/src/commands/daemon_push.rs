@@ -17,7 +17,8 @@ use hoist_oci::{Descriptor, Digest, MediaType, Reference};
 use hoist_registry::{BlobSource, Client, PushOptions, Repo};
 use tokio::sync::mpsc;
 
-use super::daemon::{self, LayerPlan, StagedExport};
+use super::daemon::{self, LayerPlan};
+use super::export_cache::{StagedExport, cached_export};
 use super::registry;
 use super::remote::{push_blobs, push_manifest};
 use crate::config::Config;
@@ -39,7 +40,7 @@ pub async fn push_from_daemon(
     let client = registry::client(config)?;
     let repo = Repo::from_reference(reference)?;
     let info = daemon::inspect(&docker, name).await?;
-    let (layout, image, early) = match daemon::cached_export(config, &info) {
+    let (layout, image, early) = match cached_export(config, &info) {
         Some((layout, image)) => {
             tracing::info!(id = %info.id, "reusing the cached export");
             (layout, image, HashMap::new())

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod copy;
 pub mod daemon;
 pub mod daemon_push;
+pub mod export_cache;
 pub mod inspect;
 pub mod local;
 pub mod registry;
