@@ -177,13 +177,55 @@ impl Client {
             AnyManifest::Image(m) => Ok(*m),
             AnyManifest::Index(index) => {
                 let chosen = index.value().select(platform)?;
-                match self.get_manifest(repo, &chosen.digest.to_string()).await? {
-                    AnyManifest::Image(m) => Ok(*m),
-                    AnyManifest::Index(_) => Err(Error::misbehaved(
-                        "an index entry for a platform points to another index",
-                    )),
+                let m = match self.get_manifest(repo, &chosen.digest.to_string()).await? {
+                    AnyManifest::Image(m) => *m,
+                    AnyManifest::Index(_) => {
+                        return Err(Error::misbehaved(
+                            "an index entry for a platform points to another index",
+                        ));
+                    }
+                };
+                if chosen.platform.is_none() {
+                    // Taken because it declares no platform at all: its config must say it is
+                    // for `platform`, or it is not the image asked for.
+                    self.check_config_platform(repo, &m, platform).await?;
                 }
+                Ok(m)
             }
+        }
+    }
+
+    /// Fail unless the config of `manifest` is for `wanted`.
+    async fn check_config_platform(
+        &self,
+        repo: &Repo,
+        manifest: &RawJson<ImageManifest>,
+        wanted: &Platform,
+    ) -> Result<()> {
+        let desc = &manifest.value().config;
+        if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
+            return Err(Error::misbehaved(format!(
+                "the image config is {} bytes, more than hoist accepts",
+                desc.size
+            )));
+        }
+        let mut stream = self.open_blob_stream(repo, desc).await?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+            .await
+            .map_err(|e| Error::transport(format!("reading the image config: {e}")))?;
+        let config = RawJson::<hoist_oci::ImageConfig>::parse_verified(bytes, &desc.digest)?;
+        let c = config.value();
+        let mut have = Platform::new(&c.os, &c.architecture);
+        have.variant.clone_from(&c.variant);
+        if have.matches(wanted) {
+            Ok(())
+        } else {
+            Err(hoist_oci::Error::new(
+                hoist_oci::ErrorKind::NoMatchingPlatform,
+                format!("the index's only image is for {have}, not {wanted}"),
+            )
+            .into())
         }
     }
 

@@ -235,4 +235,29 @@ async fn index_resolves_to_the_platform_manifest() {
         .await
         .expect_err("no such platform");
     assert!(e.to_string().contains("arm64"), "{e}");
+
+    // An index whose one entry declares no platform: taken when its config agrees.
+    let bare = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{mt}","digest":"{amd_d}","size":{}}}]}}"#,
+        MediaType::OCI_INDEX,
+        amd.len()
+    );
+    c.push_manifest(
+        &repo,
+        "bare",
+        &MediaType::new(MediaType::OCI_INDEX),
+        bare.as_bytes(),
+    )
+    .await
+    .expect("bare index");
+    let m = c
+        .get_image_manifest(&repo, "bare", &Platform::new("linux", "amd64"))
+        .await
+        .expect("its config says amd64");
+    assert_eq!(m.digest(), &amd_d);
+    let e = c
+        .get_image_manifest(&repo, "bare", &Platform::new("linux", "arm64"))
+        .await
+        .expect_err("its config says amd64");
+    assert!(e.to_string().contains("is for linux/amd64"), "{e}");
 }
