@@ -179,6 +179,15 @@ pub struct ImageConfig {
     pub history: Vec<serde_json::Value>,
 }
 
+impl ImageConfig {
+    /// The platform the image is for, as its config says.
+    pub fn platform(&self) -> crate::Platform {
+        let mut platform = crate::Platform::new(&self.os, &self.architecture);
+        platform.variant.clone_from(&self.variant);
+        platform
+    }
+}
+
 /// The runtime defaults of an image (`config` in the image config).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

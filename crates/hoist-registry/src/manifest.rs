@@ -202,22 +202,11 @@ impl Client {
         manifest: &RawJson<ImageManifest>,
         wanted: &Platform,
     ) -> Result<()> {
-        let desc = &manifest.value().config;
-        if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
-            return Err(Error::misbehaved(format!(
-                "the image config is {} bytes, more than hoist accepts",
-                desc.size
-            )));
-        }
-        let mut stream = self.open_blob_stream(repo, desc).await?;
-        let mut bytes = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
-            .await
-            .map_err(|e| Error::transport(format!("reading the image config: {e}")))?;
-        let config = RawJson::<hoist_oci::ImageConfig>::parse_verified(bytes, &desc.digest)?;
-        let c = config.value();
-        let mut have = Platform::new(&c.os, &c.architecture);
-        have.variant.clone_from(&c.variant);
+        let have = self
+            .get_config(repo, &manifest.value().config)
+            .await?
+            .value()
+            .platform();
         if have.matches(wanted) {
             Ok(())
         } else {
@@ -227,6 +216,30 @@ impl Client {
             )
             .into())
         }
+    }
+
+    /// An image config, verified against its descriptor (and refused over
+    /// [`MAX_JSON_SIZE`] before anything is read).
+    ///
+    /// # Errors
+    /// Misbehaved for an oversized or wrong config; as [`Client::open_blob_stream`].
+    pub async fn get_config(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+    ) -> Result<RawJson<hoist_oci::ImageConfig>> {
+        if desc.size > MAX_JSON_SIZE as u64 {
+            return Err(Error::misbehaved(format!(
+                "the image config is {} bytes, more than hoist accepts",
+                desc.size
+            )));
+        }
+        let mut stream = self.open_blob_stream(repo, desc).await?;
+        let mut bytes = Vec::with_capacity(desc.size as usize);
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
+            .await
+            .map_err(|e| Error::transport(format!("reading the image config: {e}")))?;
+        Ok(RawJson::parse_verified(bytes, &desc.digest)?)
     }
 
     /// All tags of `repo`, following `Link` pagination.

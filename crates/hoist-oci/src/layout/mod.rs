@@ -535,9 +535,7 @@ impl Layout {
             // An index entry was already matched by its declared platform; a bare manifest,
             // or an entry that declares none, is checked against its config.
             if let Some(wanted) = platform.filter(|_| !matched_by_entry) {
-                let c = config.value();
-                let mut have = Platform::new(&c.os, &c.architecture);
-                have.variant.clone_from(&c.variant);
+                let have = config.value().platform();
                 if !have.matches(wanted) {
                     return Err(Error::new(
                         ErrorKind::NoMatchingPlatform,

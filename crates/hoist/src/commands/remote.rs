@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures_util::future::try_join_all;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
@@ -294,21 +294,10 @@ pub async fn fetch_config(
     repo: &Repo,
     desc: &Descriptor,
 ) -> anyhow::Result<RawJson<ImageConfig>> {
-    if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
-        bail!(
-            "the image config is {} bytes, more than hoist accepts",
-            desc.size
-        );
-    }
-    let mut stream = client
-        .open_blob_stream(repo, desc)
+    client
+        .get_config(repo, desc)
         .await
-        .with_context(|| format!("fetching the config {}", desc.digest))?;
-    let mut bytes = Vec::with_capacity(desc.size as usize);
-    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
-        .await
-        .with_context(|| format!("reading the config {}", desc.digest))?;
-    Ok(RawJson::parse_verified(bytes, &desc.digest)?)
+        .with_context(|| format!("fetching the config {}", desc.digest))
 }
 
 /// Copy an image between registries with no local copy: every blob streams from the source
