@@ -38,13 +38,17 @@ pub enum Compression {
 
 impl Compression {
     /// Detect the compression from the first bytes of a blob (at least 4 bytes should be given).
+    ///
+    /// A zstd stream may open with a skippable frame (magic `0x184D2A50`-`0x184D2A5F`, little
+    /// endian) instead of a data frame, as seekable and chunked zstd layers can; the decoder
+    /// skips it, so it counts as zstd too. A plain tar cannot start with those bytes: its first
+    /// 100 bytes are a NUL-padded file name, and `0x18` is no character a name holds.
     pub fn detect(prefix: &[u8]) -> Compression {
-        if prefix.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
+        match prefix {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Compression::Zstd,
+            _ => Compression::None,
         }
     }
 
@@ -423,6 +427,19 @@ mod tests {
         );
         assert_eq!(Compression::detect(b"ustar"), Compression::None);
         assert_eq!(Compression::detect(&[]), Compression::None);
+        // Skippable frames, first and last of the range; one past it is not zstd.
+        assert_eq!(
+            Compression::detect(&[0x50, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::detect(&[0x5f, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::detect(&[0x60, 0x2a, 0x4d, 0x18]),
+            Compression::None
+        );
         assert_eq!(
             "zstd".parse::<Compression>().expect("zstd"),
             Compression::Zstd
@@ -492,6 +509,22 @@ mod tests {
         }
         round_trip(&data, Compression::Zstd, Some(19), 2);
         round_trip(&data, Compression::Gzip, Some(9), 1);
+    }
+
+    #[test]
+    fn zstd_opening_with_a_skippable_frame_decodes() {
+        // A skippable frame (magic 0x184D2A53, 5 bytes of payload) before a data frame, as a
+        // seekable zstd layer may start.
+        let mut blob = vec![0x53, 0x2a, 0x4d, 0x18, 5, 0, 0, 0];
+        blob.extend_from_slice(b"skip!");
+        let data = sample(70_000);
+        compress(&data[..], &mut blob, Compression::Zstd, None, 1).expect("compress");
+        let mut back = Vec::new();
+        decoder(Trickle(&blob))
+            .expect("decoder")
+            .read_to_end(&mut back)
+            .expect("decode");
+        assert_eq!(back, data);
     }
 
     #[test]
