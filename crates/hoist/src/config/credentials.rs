@@ -1,0 +1,239 @@
+//! Registry credentials from the command line: `--creds USER:PASS` (or `--creds USER` with the
+//! password on stdin, `--creds-stdin`), `--src-creds` and `--dest-creds`, parsed and given to
+//! the registry each belongs to.
+//!
+//! A password only ever goes to one registry: `--creds` to the one registry a command talks
+//! to, and a copy between two registries must say whose it is.
+
+use std::fmt;
+
+use super::{Job, UsageError, usage};
+use crate::transport::Location;
+
+/// Registry credentials given on the command line. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password or token.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The `--creds` given, before the job says which registry they are for: `USER:PASS`, or with
+/// `--creds-stdin` a `USER:PASS` line on stdin (or the password alone after `--creds USER`).
+pub(super) fn from_flags(
+    creds: Option<String>,
+    creds_stdin: bool,
+    read_stdin_line: &mut dyn FnMut() -> std::io::Result<String>,
+) -> Result<Option<Credentials>, UsageError> {
+    Ok(match (creds, creds_stdin) {
+        (None, false) => None,
+        (Some(text), false) => Some(parse_creds(&text, None)?),
+        (given, true) => {
+            if given.as_deref().is_some_and(|c| c.contains(':')) {
+                return Err(usage(
+                    "--creds-stdin reads the password from stdin; give --creds USER without :PASS",
+                ));
+            }
+            let line = read_stdin_line()
+                .map_err(|e| usage(format!("--creds-stdin: cannot read stdin: {e}")))?;
+            let line = line.trim_end_matches(['\n', '\r']);
+            Some(parse_creds(line, given.as_deref())?)
+        }
+    })
+}
+
+/// Which registry gets which credentials: `--src-creds` the source's, `--dest-creds` the
+/// destination's, `--creds` the one registry left, and never one registry's password to
+/// another (a copy between two registries must say whose `--creds` are).
+pub(super) fn assign_creds(
+    job: &Job,
+    creds: Option<Credentials>,
+    src: Option<String>,
+    dest: Option<String>,
+) -> Result<Vec<(String, Credentials)>, UsageError> {
+    let registry_of = |l: &Location| match l {
+        Location::Registry { reference } => Some(reference.registry_api_host().to_string()),
+        _ => None,
+    };
+    let (from, to) = match job {
+        Job::Copy {
+            source,
+            destination,
+        } => (registry_of(source), registry_of(destination)),
+        Job::Inspect { source, .. } => (registry_of(source), None),
+        _ => (None, None),
+    };
+    let mut out: Vec<(String, Credentials)> = Vec::new();
+    for (given, host, flag, side) in [
+        (src, &from, "--src-creds", "source"),
+        (dest, &to, "--dest-creds", "destination"),
+    ] {
+        if let Some(text) = given {
+            let Some(host) = host else {
+                return Err(usage(format!("{flag}: the {side} is not a registry")));
+            };
+            if text.split_once(':').is_none() {
+                return Err(usage(format!("{flag} takes USER:PASS")));
+            }
+            out.push((host.clone(), parse_creds(&text, None)?));
+        }
+    }
+    if let Some(creds) = creds {
+        let mut left: Vec<&String> = [&from, &to]
+            .into_iter()
+            .flatten()
+            .filter(|h| !out.iter().any(|(o, _)| o == *h))
+            .collect();
+        left.dedup();
+        match left.as_slice() {
+            [] => {}
+            [host] => out.push(((*host).clone(), creds)),
+            [a, b, ..] => {
+                return Err(usage(format!(
+                    "--creds would go to both {a} and {b}: say whose they are with --src-creds \
+                     or --dest-creds"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `USER[:PASS]`; with `user` given, `text` is the password alone.
+fn parse_creds(text: &str, user: Option<&str>) -> Result<Credentials, UsageError> {
+    let (username, password) = match user {
+        Some(user) => (user, text),
+        None => match text.split_once(':') {
+            Some((u, p)) => (u, p),
+            None if text.is_empty() => ("", ""),
+            None => {
+                return Err(usage(
+                    "--creds USER without a password needs --creds-stdin to read it",
+                ));
+            }
+        },
+    };
+    if username.is_empty() {
+        return Err(usage("credentials need a user name (USER:PASS)"));
+    }
+    if password.is_empty() {
+        return Err(usage(format!(
+            "credentials for `{username}` have an empty password"
+        )));
+    }
+    Ok(Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::config::tests::{err, ok, run};
+
+    /// The one registry's credentials of a config.
+    fn only_creds(c: &Config) -> (&str, &Credentials) {
+        match c.registry_creds.as_slice() {
+            [(host, creds)] => (host, creds),
+            other => panic!("expected one registry's credentials, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn credentials() {
+        let reg = "docker://reg.example:5000/app:1";
+        let (c, _) = ok(&["--creds", "bob:s3cr:et", "inspect", reg]);
+        let (host, creds) = only_creds(&c);
+        assert_eq!(host, "reg.example:5000");
+        assert_eq!(creds.username, "bob");
+        assert_eq!(creds.password, "s3cr:et");
+        assert!(!format!("{:?}", c.registry_creds).contains("s3cr"));
+
+        let (c, _) = run(
+            &["--creds", "bob", "--creds-stdin", "inspect", reg],
+            "hunter2\n",
+            false,
+        )
+        .expect("stdin password");
+        assert_eq!(only_creds(&c).1.password, "hunter2");
+        let (c, _) =
+            run(&["--creds-stdin", "inspect", reg], "al:pw\r\n", false).expect("stdin pair");
+        assert_eq!(only_creds(&c).1.username, "al");
+        // No registry, nobody to give them to.
+        let (c, _) = ok(&["--creds", "bob:pw", "inspect", "oci:x"]);
+        assert!(c.registry_creds.is_empty());
+
+        assert!(err(&["--creds", "bob", "inspect", "oci:x"]).contains("--creds-stdin"));
+        assert!(err(&["--creds", ":pw", "inspect", "oci:x"]).contains("user name"));
+        assert!(
+            err(&["--creds-stdin", "copy", "docker-archive:-", "oci:x"]).contains("from stdin")
+        );
+        assert!(
+            err(&["--creds", "a:b", "--creds-stdin", "inspect", "oci:x"]).contains("without :PASS")
+        );
+    }
+
+    #[test]
+    fn a_copy_between_registries_keeps_each_password_with_its_registry() {
+        let (from, to) = ("docker://src.example/app:1", "docker://dst.example/app:1");
+        // --creds for a copy with one registry end goes to that end.
+        let (c, _) = ok(&["--creds", "u:p", "copy", "oci:x", to]);
+        assert_eq!(only_creds(&c).0, "dst.example");
+        let (c, _) = ok(&["--creds", "u:p", "copy", from, "oci:x"]);
+        assert_eq!(only_creds(&c).0, "src.example");
+        // Docker Hub is named as the registry client names it.
+        let (c, _) = ok(&["--creds", "u:p", "copy", "oci:x", "docker://alpine:3"]);
+        assert_eq!(only_creds(&c).0, "registry-1.docker.io");
+        // Two registries: --creds alone is ambiguous; --src-creds / --dest-creds say whose.
+        let e = err(&["--creds", "u:p", "copy", from, to]);
+        assert!(
+            e.contains("--src-creds") && e.contains("src.example"),
+            "{e}"
+        );
+        let (c, _) = ok(&[
+            "--src-creds",
+            "a:1",
+            "--dest-creds",
+            "b:2",
+            "copy",
+            from,
+            to,
+        ]);
+        let mut got: Vec<(&str, &str)> = c
+            .registry_creds
+            .iter()
+            .map(|(h, c)| (h.as_str(), c.username.as_str()))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![("dst.example", "b"), ("src.example", "a")]);
+        // --creds fills the end that has none.
+        let (c, _) = ok(&["--creds", "b:2", "--src-creds", "a:1", "copy", from, to]);
+        assert_eq!(c.registry_creds.len(), 2);
+        assert!(c.registry_creds.contains(&(
+            "dst.example".into(),
+            Credentials {
+                username: "b".into(),
+                password: "2".into()
+            }
+        )));
+        // Same registry at both ends: one set of credentials is fine.
+        let (c, _) = ok(&["--creds", "u:p", "copy", from, "docker://src.example/b:2"]);
+        assert_eq!(only_creds(&c).0, "src.example");
+        // A side that is not a registry, or no password, is a usage error.
+        assert!(err(&["--src-creds", "a:1", "copy", "oci:x", to]).contains("not a registry"));
+        assert!(err(&["--dest-creds", "a:1", "copy", from, "oci:x"]).contains("not a registry"));
+        assert!(err(&["--dest-creds", "a", "copy", from, to]).contains("USER:PASS"));
+    }
+}

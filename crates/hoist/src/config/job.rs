@@ -1,0 +1,189 @@
+//! What to do: the subcommand and its image arguments parsed into a [`Job`], each short form
+//! (`push`, `pull`, `unpack`, `export`) checked against the transports it allows, and every
+//! copy's source and destination checked as a pair.
+
+use super::{Job, UsageError, usage};
+use crate::cli::{CacheCommand, Command};
+use crate::size::parse_size;
+use crate::transport::{DefaultTransport, Location, check_pair, valid_tag};
+
+/// The subcommand as a [`Job`], its image arguments parsed with the transports it allows.
+pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
+    let parse = |s: &str| Location::parse(s).map_err(|e| usage(e.to_string()));
+    let parse_or = |s: &str, d| Location::parse_or(s, d).map_err(|e| usage(e.to_string()));
+    let job = match command {
+        Command::Copy {
+            source,
+            destination,
+            ..
+        } => Job::Copy {
+            source: parse(&source)?,
+            destination: parse(&destination)?,
+        },
+        Command::Push { image, reference } => {
+            let destination = parse_or(&reference, DefaultTransport::Registry)?;
+            if !matches!(destination, Location::Registry { .. }) {
+                return Err(usage(format!(
+                    "push sends images to a registry, not to `{destination}`; use `hoist copy`"
+                )));
+            }
+            Job::Copy {
+                source: parse_or(&image, DefaultTransport::Daemon)?,
+                destination,
+            }
+        }
+        Command::Pull { reference, dir } => {
+            let source = parse_or(&reference, DefaultTransport::Registry)?;
+            let Location::Registry { reference } = &source else {
+                return Err(usage(format!(
+                    "pull fetches from a registry, not from `{source}`; use `hoist copy`"
+                )));
+            };
+            let tag = reference.tag().map(str::to_string);
+            Job::Copy {
+                destination: Location::Oci { dir, tag },
+                source,
+            }
+        }
+        Command::Unpack { source, dir, .. } => Job::Copy {
+            source: parse_or(&source, DefaultTransport::Registry)?,
+            destination: Location::Rootfs { dir },
+        },
+        Command::Export { image, dir } => {
+            let source = parse_or(&image, DefaultTransport::Daemon)?;
+            let Location::DockerDaemon { name } = &source else {
+                return Err(usage(format!(
+                    "export reads from the Docker daemon, not from `{source}`; use `hoist copy`"
+                )));
+            };
+            let tag = reference_tag(name);
+            Job::Copy {
+                destination: Location::Oci { dir, tag },
+                source,
+            }
+        }
+        Command::Inspect { source, raw } => {
+            let source = parse_or(&source, DefaultTransport::Registry)?;
+            if let Location::Rootfs { .. } = source {
+                return Err(usage(
+                    "rootfs: is a destination only; it cannot be inspected",
+                ));
+            }
+            return Ok(Job::Inspect { source, raw });
+        }
+        Command::Completions { shell } => return Ok(Job::Completions(shell)),
+        Command::Cache {
+            action: CacheCommand::Prune { all },
+        } => return Ok(Job::CachePrune { all }),
+        Command::DebugProgress {
+            layers,
+            size,
+            speed,
+            fail,
+        } => {
+            return Ok(Job::DebugProgress {
+                layers,
+                size: parse_size(&size).map_err(usage)?,
+                speed: parse_size(&speed).map_err(usage)?.max(1),
+                fail,
+            });
+        }
+    };
+    if let Job::Copy {
+        source,
+        destination,
+    } = &job
+    {
+        check_pair(source, destination).map_err(usage)?;
+    }
+    Ok(job)
+}
+
+/// The tag of a reference (`host:5000/app:1.2` -> `1.2`), `None` for a digest or no tag.
+pub fn reference_tag(reference: &str) -> Option<String> {
+    if reference.contains('@') {
+        return None;
+    }
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    let (_, tag) = last.split_once(':')?;
+    valid_tag(tag).then(|| tag.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use hoist_oci::Compression;
+
+    use super::*;
+    use crate::config::ProgressMode;
+    use crate::config::tests::{err, ok};
+
+    #[test]
+    fn push_defaults_to_daemon_and_registry() {
+        let (config, job) = ok(&["push", "app:1", "localhost:5000/app:1"]);
+        assert_eq!(
+            job,
+            Job::Copy {
+                source: Location::DockerDaemon {
+                    name: "app:1".into()
+                },
+                destination: Location::Registry {
+                    reference: hoist_oci::Reference::parse("localhost:5000/app:1")
+                        .expect("reference")
+                }
+            }
+        );
+        assert_eq!(config.chunk_size, 32 << 20);
+        assert_eq!(config.cache_dir, PathBuf::from("/home/u/.cache/hoist"));
+        assert_eq!(config.progress, ProgressMode::Plain);
+        assert_eq!(config.compression, Compression::Gzip);
+        assert!(err(&["push", "app", "oci:dir"]).contains("use `hoist copy`"));
+    }
+
+    #[test]
+    fn pull_and_export_tag_the_layout() {
+        let (_, job) = ok(&["pull", "h:5000/a/b:v2", "out"]);
+        assert_eq!(
+            job,
+            Job::Copy {
+                source: Location::Registry {
+                    reference: hoist_oci::Reference::parse("h:5000/a/b:v2").expect("reference")
+                },
+                destination: Location::Oci {
+                    dir: "out".into(),
+                    tag: Some("v2".into())
+                }
+            }
+        );
+        let (_, job) = ok(&["export", "app:3", "out"]);
+        assert!(
+            matches!(job, Job::Copy { destination: Location::Oci { tag: Some(t), .. }, .. } if t == "3")
+        );
+        assert!(err(&["export", "oci:x", "out"]).contains("Docker daemon"));
+        assert!(err(&["pull", "docker-daemon:x", "out"]).contains("from a registry"));
+    }
+
+    #[test]
+    fn copy_checks_pairs_and_transports() {
+        assert!(err(&["copy", "rootfs:/a", "oci:/b"]).contains("destination only"));
+        assert!(err(&["copy", "nginx:1", "oci:/b"]).contains("no transport"));
+        assert!(err(&["inspect", "rootfs:/x"]).contains("destination only"));
+        let (_, job) = ok(&["unpack", "oci:l:t", "/r"]);
+        assert!(matches!(
+            job,
+            Job::Copy {
+                destination: Location::Rootfs { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn tags_of_references() {
+        assert_eq!(reference_tag("h:5000/a:1.2").as_deref(), Some("1.2"));
+        assert_eq!(reference_tag("h:5000/a"), None);
+        assert_eq!(reference_tag("a@sha256:abc"), None);
+        assert_eq!(reference_tag("app:latest").as_deref(), Some("latest"));
+    }
+}

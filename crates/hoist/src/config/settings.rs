@@ -1,0 +1,235 @@
+//! The settings every command shares (the global options), validated into a [`Config`]:
+//! platform, compression and its level, chunk size, concurrency, insecure registries, progress
+//! and verbosity, unpack limits and the cache directory.
+
+use std::path::PathBuf;
+
+use hoist_oci::{Compression, Platform};
+
+use super::credentials::{self, Credentials};
+use super::{Config, Environment, ProgressMode, UsageError, usage};
+use crate::cli::{CompressionArg, GlobalArgs, ProgressArg};
+use crate::size::parse_size;
+
+/// The smallest chunk hoist accepts.
+pub const MIN_CHUNK: u64 = 64 << 10;
+/// The largest chunk hoist accepts.
+pub const MAX_CHUNK: u64 = 4 << 30;
+
+/// The settings every command shares, and the `--creds` given (placed by
+/// [`credentials::assign_creds`] once the job says which registries there are).
+pub(super) fn validate_global(
+    g: GlobalArgs,
+    env: Environment<'_>,
+) -> Result<(Config, Option<Credentials>), UsageError> {
+    let platform = g
+        .platform
+        .as_deref()
+        .map(|p| Platform::parse(p).map_err(|e| usage(format!("--platform: {e}"))))
+        .transpose()?;
+    let compression = match g.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    if let Some(level) = g.compression_level {
+        check_level(compression, level)?;
+    }
+    let chunk_size = parse_size(&g.chunk_size).map_err(|e| usage(format!("--chunk-size: {e}")))?;
+    if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
+        return Err(usage(format!(
+            "--chunk-size {} is out of range: use 64KiB to 4GiB",
+            g.chunk_size
+        )));
+    }
+    if g.concurrency == 0 || g.concurrency > 64 {
+        return Err(usage("--concurrency must be between 1 and 64"));
+    }
+    for host in &g.insecure_registries {
+        check_registry_host(host)?;
+    }
+    let creds = credentials::from_flags(g.creds, g.creds_stdin, env.read_stdin_line)?;
+    if g.quiet && g.verbose > 0 {
+        return Err(usage("-q and -v contradict each other; pick one"));
+    }
+    let progress = if g.quiet {
+        ProgressMode::Quiet
+    } else {
+        match g.progress {
+            // Log lines and a redrawn block do not mix: -v makes `auto` plain.
+            ProgressArg::Auto if env.stderr_is_tty && g.verbose == 0 => ProgressMode::Tty,
+            ProgressArg::Auto | ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::Tty => ProgressMode::Tty,
+            ProgressArg::Json => ProgressMode::Json,
+        }
+    };
+    let verbosity = if g.quiet {
+        -1
+    } else {
+        i8::try_from(g.verbose).unwrap_or(i8::MAX)
+    };
+    let max_bytes = g
+        .max_layer_bytes
+        .as_deref()
+        .map(|s| parse_size(s).map_err(|e| usage(format!("--max-layer-bytes: {e}"))))
+        .transpose()?;
+    let unpack_limits = hoist_unpack::Limits {
+        max_bytes,
+        max_entries: g.max_layer_entries,
+    };
+    let cache_dir = match g.cache_dir {
+        Some(dir) => dir,
+        None => default_cache_dir(env.xdg_cache_home, env.home).ok_or_else(|| {
+            usage("cannot find a cache directory: set --cache-dir, XDG_CACHE_HOME or HOME")
+        })?,
+    };
+    let config = Config {
+        platform,
+        compression,
+        compression_level: g.compression_level,
+        chunk_size,
+        concurrency: g.concurrency,
+        retries: g.retries,
+        timeout: std::time::Duration::from_secs(g.timeout),
+        insecure_registries: g.insecure_registries,
+        cert_dir: g.cert_dir,
+        registry_creds: Vec::new(),
+        progress,
+        verbosity,
+        cache_dir,
+        runtime_config: None,
+        unpack_limits,
+    };
+    Ok((config, creds))
+}
+
+fn check_level(compression: Compression, level: i32) -> Result<(), UsageError> {
+    if compression == Compression::None {
+        return Err(usage(
+            "--compression-level makes no sense with --compression none",
+        ));
+    }
+    let range = compression.level_range();
+    if range.contains(&level) {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "--compression-level {level} is out of range for {compression}: use {} to {}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+fn check_registry_host(host: &str) -> Result<(), UsageError> {
+    let ok = !host.is_empty()
+        && !host.contains("://")
+        && !host.contains('/')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "--insecure-registry `{host}`: expected HOST[:PORT] without scheme or path"
+        )))
+    }
+}
+
+/// `$XDG_CACHE_HOME/hoist`, else `$HOME/.cache/hoist` (relative XDG values are ignored, as the
+/// spec says).
+pub fn default_cache_dir(
+    xdg_cache_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
+    if let Some(xdg) = xdg_cache_home.filter(|p| p.is_absolute()) {
+        return Some(xdg.join("hoist"));
+    }
+    home.filter(|p| !p.as_os_str().is_empty())
+        .map(|h| h.join(".cache").join("hoist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{err, ok, run};
+
+    #[test]
+    fn global_options_validated() {
+        let (c, _) = ok(&[
+            "--chunk-size",
+            "8M",
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "19",
+            "--platform",
+            "linux/arm64/v8",
+            "--insecure-registry",
+            "localhost:5000",
+            "--insecure-registry",
+            "[::1]:5000",
+            "inspect",
+            "oci:x",
+        ]);
+        assert_eq!(c.chunk_size, 8 << 20);
+        assert_eq!(c.compression, Compression::Zstd);
+        assert_eq!(c.compression_level, Some(19));
+        let p = c.platform.expect("platform");
+        assert_eq!((p.os.as_str(), p.architecture.as_str()), ("linux", "arm64"));
+        assert_eq!(p.variant.as_deref(), Some("v8"));
+        assert_eq!(c.insecure_registries.len(), 2);
+
+        assert!(err(&["--chunk-size", "12 parsecs", "inspect", "oci:x"]).contains("not a size"));
+        assert!(err(&["--chunk-size", "1k", "inspect", "oci:x"]).contains("out of range"));
+        assert!(err(&["--compression-level", "10", "inspect", "oci:x"]).contains("use 0 to 9"));
+        assert!(
+            err(&[
+                "--compression",
+                "none",
+                "--compression-level",
+                "1",
+                "inspect",
+                "oci:x"
+            ])
+            .contains("no sense")
+        );
+        assert!(err(&["--platform", "amd64", "inspect", "oci:x"]).contains("os/arch"));
+        assert!(err(&["--concurrency", "0", "inspect", "oci:x"]).contains("between 1 and 64"));
+        assert!(
+            err(&["--insecure-registry", "http://h", "inspect", "oci:x"]).contains("HOST[:PORT]")
+        );
+        assert!(err(&["-q", "-v", "inspect", "oci:x"]).contains("contradict"));
+    }
+
+    #[test]
+    fn progress_modes() {
+        let (c, _) = run(&["inspect", "oci:x"], "", true).expect("tty");
+        assert_eq!(c.progress, ProgressMode::Tty);
+        let (c, _) = run(&["-v", "inspect", "oci:x"], "", true).expect("tty, verbose");
+        assert_eq!(c.progress, ProgressMode::Plain);
+        let (c, _) = ok(&["--progress", "json", "inspect", "oci:x"]);
+        assert_eq!(c.progress, ProgressMode::Json);
+        let (c, _) = ok(&["-q", "--progress", "json", "inspect", "oci:x"]);
+        assert_eq!(c.progress, ProgressMode::Quiet);
+        assert_eq!(c.verbosity, -1);
+        let (c, _) = ok(&["-vv", "inspect", "oci:x"]);
+        assert_eq!(c.verbosity, 2);
+    }
+
+    #[test]
+    fn cache_dir_resolution() {
+        assert_eq!(
+            default_cache_dir(Some("/x".into()), Some("/h".into())),
+            Some(PathBuf::from("/x/hoist"))
+        );
+        assert_eq!(
+            default_cache_dir(Some("rel".into()), Some("/h".into())),
+            Some(PathBuf::from("/h/.cache/hoist"))
+        );
+        assert_eq!(default_cache_dir(None, None), None);
+        let (c, _) = ok(&["--cache-dir", "/c", "cache", "prune"]);
+        assert_eq!(c.cache_dir, PathBuf::from("/c"));
+    }
+}
