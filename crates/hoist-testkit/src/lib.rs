@@ -37,6 +37,8 @@
 //!   payload is generated in 64 KiB chunks and streamed through encoders into files, so GiB
 //!   images take constant memory.
 //! - [`http_get`] / [`http_request`] — a tiny blocking HTTP/1.1 client for probes and asserts.
+//! - [`as_nobody`] — running a command, or re-running one test of the current test binary, as
+//!   the unprivileged user `nobody`, skipping loudly when `nobody` cannot start it.
 //!
 //! The kit is blocking `std` code (threads, `std::net`, `std::process`) so it works from sync
 //! and async tests alike; call it from `spawn_blocking` or before entering a runtime.
@@ -121,6 +123,7 @@
 
 #![deny(missing_docs)]
 
+pub mod as_nobody;
 mod dockerd;
 mod fault;
 pub mod hostile;

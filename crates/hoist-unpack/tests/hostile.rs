@@ -96,20 +96,7 @@ fn hostile_corpus() {
     let privileged = rustix::process::geteuid().is_root();
     if privileged && std::env::var_os(CHILD).is_none() {
         // The same corpus as an unprivileged user (rootless unpacking without root's override).
-        use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "hostile_corpus", "--nocapture"])
-            .env(CHILD, "1")
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .expect("re-run as nobody");
-        assert!(
-            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "as nobody: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        hoist_testkit::as_nobody::rerun_test("hostile_corpus", [(CHILD, "1")]);
     }
     let mut failures = Vec::new();
     for case in &cases {

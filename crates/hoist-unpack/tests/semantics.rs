@@ -6,7 +6,6 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use common::{Tar, shape};
@@ -686,23 +685,8 @@ fn rootless_as_an_unprivileged_user() {
         return;
     }
     // As root, run this same test again as `nobody` in a directory nobody owns.
-    let t = tmp();
-    std::os::unix::fs::chown(t.path(), Some(65534), Some(65534)).expect("chown");
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args(["--exact", "rootless_as_an_unprivileged_user", "--nocapture"])
-        .env(CHILD, t.path())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("re-run as nobody");
-    assert!(
-        out.status.success(),
-        "as nobody: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    let t = hoist_testkit::as_nobody::tempdir();
+    hoist_testkit::as_nobody::rerun_test("rootless_as_an_unprivileged_user", [(CHILD, t.path())]);
 }
 
 /// What the layer wrote is remembered by where it physically landed: an entry written through a

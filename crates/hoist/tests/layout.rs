@@ -444,8 +444,8 @@ fn an_archive_from_a_layout_hoist_may_not_write_spills_in_the_cache() {
     if !hoist_testkit::require_root() {
         return;
     }
+    use hoist_testkit::as_nobody;
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let tmp = tempfile::Builder::new()
         .prefix("hoist-ro-")
         .tempdir_in("/tmp")
@@ -472,24 +472,15 @@ fn an_archive_from_a_layout_hoist_may_not_write_spills_in_the_cache() {
     let out_dir = tmp.path().join("out");
     for dir in [&cache, &out_dir] {
         std::fs::create_dir(dir).expect("mkdir");
-        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).expect("chown");
+        as_nobody::chown(dir);
     }
     let archive = out_dir.join("app.tar");
-    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .args(["--cache-dir", cache.to_str().expect("utf-8"), "-q", "copy"])
+    let mut copy = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    copy.args(["--cache-dir", cache.to_str().expect("utf-8"), "-q", "copy"])
         .arg(arg(&from, ":v1"))
-        .arg(format!("docker-archive:{}:app:v1", archive.display()))
-        .uid(65534)
-        .gid(65534)
-        .output();
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            // The binary must be executable by nobody (a target dir under a private home is
-            // not): that is the environment, not the code under test.
-            hoist_testkit::skip(&format!("running hoist as user nobody: {e}"));
-            return;
-        }
+        .arg(format!("docker-archive:{}:app:v1", archive.display()));
+    let Some(out) = as_nobody::output(&mut copy) else {
+        return;
     };
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // A whole archive; the source layout untouched; no spill file left in the cache.
