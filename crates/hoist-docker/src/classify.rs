@@ -19,6 +19,10 @@ pub(crate) fn classify(err: bollard::errors::Error, host: &str) -> Error {
         B::RequestTimeoutError => {
             Error::new(ErrorKind::Timeout, "the daemon did not answer in time")
         }
+        B::DockerStreamError { error } if is_host_failure(error) => Error::new(
+            ErrorKind::DaemonFailed,
+            format!("the daemon failed: {}", one_line(error)),
+        ),
         B::DockerStreamError { error } => Error::new(
             ErrorKind::DaemonRefused,
             format!("the daemon reported: {}", one_line(error)),
@@ -36,7 +40,52 @@ pub(crate) fn classify(err: bollard::errors::Error, host: &str) -> Error {
         | B::URLEncodedError { .. } => Error::new(ErrorKind::InvalidInput, "bad daemon address"),
         _ => from_transport(&err),
     };
-    mapped.with_host(host).with_source(err)
+    match err {
+        // The daemon's message is already the error's; bollard's wrapping would repeat it.
+        B::DockerResponseServerError { .. } | B::DockerStreamError { .. } => mapped.with_host(host),
+        err => mapped.with_host(host).with_source(err),
+    }
+}
+
+/// A failure of `POST /images/load`. The daemon answers 200 and then reports every failure as
+/// a JSON error line (dockerd 20.10 does so even for its own): one that names a failure of the
+/// daemon's host (its disk full, read-only or failing) is the daemon's fault; any other means
+/// it rejected the archive, and the archive is at fault. Everything else maps as usual.
+pub(crate) fn load_failure(err: bollard::errors::Error, host: &str) -> Error {
+    match err {
+        bollard::errors::Error::DockerStreamError { error } => {
+            let text = one_line(&error);
+            let mapped = if is_host_failure(&text) {
+                Error::new(
+                    ErrorKind::DaemonFailed,
+                    format!("the daemon failed while loading the image: {text}"),
+                )
+            } else {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("the daemon rejected the archive: {text}"),
+                )
+            };
+            mapped.with_host(host)
+        }
+        other => classify(other, host),
+    }
+}
+
+/// Whether a daemon's message names a failure of its own machine rather than of what it was
+/// sent: the error strings Go prints for ENOSPC, EDQUOT, EROFS, EIO, ENOMEM, EMFILE/ENFILE.
+fn is_host_failure(message: &str) -> bool {
+    const HOST_FAILURES: [&str; 7] = [
+        "no space left on device",
+        "disk quota exceeded",
+        "read-only file system",
+        "input/output error",
+        "cannot allocate memory",
+        "too many open files",
+        "file table overflow",
+    ];
+    let lower = message.to_ascii_lowercase();
+    HOST_FAILURES.iter().any(|m| lower.contains(m))
 }
 
 /// An HTTP error status from the daemon.
@@ -171,6 +220,38 @@ mod tests {
         let page = format!("<html>\n{}\n</html>", "x".repeat(1000));
         assert_eq!(one_line(&page), "<html>");
         assert!(one_line(&"y".repeat(1000)).len() < 310);
+    }
+
+    #[test]
+    fn load_lines_blame_the_archive_unless_the_daemon_names_its_own_failure() {
+        let line = |error: &str| {
+            load_failure(
+                bollard::errors::Error::DockerStreamError {
+                    error: error.to_string(),
+                },
+                "unix:///d.sock",
+            )
+        };
+        let bad = line("invalid diffID for layer 0: expected \"sha256:aa\", got \"sha256:bb\"");
+        assert!(bad.is_invalid_input(), "{bad:?}");
+        assert!(bad.to_string().contains("rejected the archive"), "{bad}");
+        let full = line(
+            "Error processing tar file(exit status 1): write /x/layer.tar: no space left on device",
+        );
+        assert!(full.is_daemon_failed(), "{full:?}");
+        assert!(
+            full.to_string().contains("no space left on device"),
+            "{full}"
+        );
+        // A status is still a status.
+        let status = load_failure(
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "boom".into(),
+            },
+            "unix:///d.sock",
+        );
+        assert!(status.is_daemon_failed(), "{status:?}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!
 //! The reader also keeps the export's watch: it reports `Preparing` until the first byte and
 //! `Receiving` after, every [`TICK`], and fails the stream when the daemon stops sending for
-//! the stall timeout or the async side gives up.
+//! the stall timeout or the async side gives up. It notes whether the daemon ended its answer
+//! cleanly and keeps its last two chunks (shared, not copied): a daemon that fails once the
+//! answer has started writes its reason there, as a JSON error line after the archive bytes.
 
 use std::io::{self, Read};
 use std::pin::Pin;
@@ -39,6 +41,13 @@ pub(crate) struct Watch {
     /// The daemon's failure, when the stream broke or stalled; it outranks the consumer's
     /// error (which only says its input ended).
     pub(crate) failure: Mutex<Option<Error>>,
+    /// Set when the daemon ended its answer cleanly (chunked end), whether or not the archive
+    /// was whole: dockerd 20.10 ends it this way when its staged copy fails part-way.
+    pub(crate) ended: AtomicBool,
+    /// The reason the daemon wrote at the end of its answer, when it wrote one: a JSON error
+    /// line (`{"errorDetail":...}`) after the archive bytes, as a daemon does when the export
+    /// fails once the answer has started.
+    pub(crate) reason: Mutex<Option<String>>,
 }
 
 impl Watch {
@@ -50,10 +59,46 @@ impl Watch {
         io::Error::other(message)
     }
 
+    /// Whether the reader should give up: the caller dropped the export.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
     /// Take the daemon's failure, if any.
     pub(crate) fn take_failure(&self) -> Option<Error> {
         self.failure.lock().ok().and_then(|mut slot| slot.take())
     }
+
+    /// The reason the daemon wrote at the end of its answer, if any.
+    pub(crate) fn reason(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
+/// How much of the answer a reader dropped before the end (its consumer failed) still reads,
+/// looking for the error line a daemon writes last.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// How long that look may take.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// How much of the end of the answer is searched for an error line.
+const TAIL_SEARCHED: usize = 8 * 1024;
+
+/// The error line a daemon writes at the end of a streamed answer that failed after it
+/// started (`{"errorDetail":{"message":M},"error":M}`), if `tail` ends with one.
+pub(crate) fn trailing_error(tail: &[u8]) -> Option<String> {
+    let tail = &tail[tail.len().saturating_sub(TAIL_SEARCHED)..];
+    let start = tail
+        .windows(b"{\"errorDetail\"".len())
+        .rposition(|w| w == b"{\"errorDetail\"")?;
+    let line = std::str::from_utf8(&tail[start..]).ok()?.trim_end();
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let message = value["errorDetail"]["message"]
+        .as_str()
+        .or_else(|| value["error"].as_str())?;
+    let message = crate::classify::one_line(message);
+    (!message.is_empty()).then_some(message)
 }
 
 /// Everything the reader needs besides the body: how to word and classify failures.
@@ -77,6 +122,8 @@ pub(crate) struct StreamReader {
     body: Body,
     cx: Context,
     current: Bytes,
+    /// The two chunks received last (shared, not copied): where a trailing error line is.
+    tail: [Bytes; 2],
     started: Instant,
     last_chunk: Instant,
     last_report: Instant,
@@ -111,6 +158,7 @@ impl StreamReader {
             body,
             cx,
             current: Bytes::new(),
+            tail: [Bytes::new(), Bytes::new()],
             started: now,
             last_chunk: now,
             last_report: now,
@@ -134,6 +182,56 @@ impl StreamReader {
 
     fn received(&self) -> u64 {
         self.cx.watch.received.load(Ordering::Relaxed)
+    }
+
+    /// Count and remember a chunk.
+    fn took(&mut self, chunk: &Bytes) {
+        self.cx
+            .watch
+            .received
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.last_chunk = Instant::now();
+        self.tail = [std::mem::take(&mut self.tail[1]), chunk.clone()];
+    }
+
+    /// The daemon ended its answer cleanly: note it, and the error line it ended with, if any.
+    fn ended(&mut self) {
+        self.done = true;
+        self.cx.watch.ended.store(true, Ordering::Relaxed);
+        let [prev, last] = &self.tail;
+        let keep = TAIL_SEARCHED.saturating_sub(last.len()).min(prev.len());
+        let mut tail = Vec::with_capacity(keep + last.len().min(TAIL_SEARCHED));
+        tail.extend_from_slice(&prev[prev.len() - keep..]);
+        tail.extend_from_slice(&last[last.len().saturating_sub(TAIL_SEARCHED)..]);
+        if let Some(reason) = trailing_error(&tail)
+            && let Ok(mut slot) = self.cx.watch.reason.lock()
+        {
+            tracing::debug!(%reason, "the daemon ended its export with an error");
+            *slot = Some(reason);
+        }
+    }
+
+    /// Read on a little after the consumer stopped early (it failed on what it read): a
+    /// daemon that failed part-way writes its reason last, right after where the archive
+    /// broke. Bounded in bytes and time; what is read is dropped, except the last chunks.
+    fn drain_for_reason(&mut self) {
+        let started = Instant::now();
+        let mut drained = 0u64;
+        while !self.done
+            && drained < DRAIN_LIMIT
+            && started.elapsed() < DRAIN_TIME
+            && !self.cx.watch.is_cancelled()
+        {
+            match self.next() {
+                Next::Chunk(chunk) => {
+                    drained += chunk.len() as u64;
+                    self.took(&chunk);
+                }
+                Next::End => self.ended(),
+                Next::Failed(_) => self.done = true,
+                Next::Quiet => self.last_report = Instant::now(),
+            }
+        }
     }
 
     /// Report where the stream is, if a tick has passed; fail it when it has stalled.
@@ -179,7 +277,7 @@ impl StreamReader {
             if self.done {
                 return Ok(false);
             }
-            if self.cx.watch.cancelled.load(Ordering::Relaxed) {
+            if self.cx.watch.is_cancelled() {
                 self.done = true;
                 // Not `Interrupted`: readers retry that.
                 return Err(io::Error::other("the export was abandoned"));
@@ -192,15 +290,11 @@ impl StreamReader {
                     if self.received() == 0 {
                         tracing::debug!(after = ?self.started.elapsed(), "first byte of export");
                     }
-                    self.cx
-                        .watch
-                        .received
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    self.last_chunk = Instant::now();
+                    self.took(&chunk);
                     self.current = chunk;
                 }
                 Next::End => {
-                    self.done = true;
+                    self.ended();
                     return Ok(false);
                 }
                 Next::Failed(e) => {
@@ -212,7 +306,10 @@ impl StreamReader {
                         // Past the headers a cut is a broken stream, whatever hyper says.
                         err = Error::new(
                             ErrorKind::DaemonFailed,
-                            format!("the export stream broke off after {received} bytes"),
+                            format!(
+                                "the daemon ended the export early: the stream broke off \
+                                 after {received} bytes"
+                            ),
                         )
                         .with_image(self.cx.label.clone())
                         .with_host(&self.cx.host)
@@ -226,6 +323,14 @@ impl StreamReader {
         }
         self.report()?;
         Ok(true)
+    }
+}
+
+impl Drop for StreamReader {
+    fn drop(&mut self) {
+        // Dropped before the end: the consumer stopped, usually on something it could not
+        // read. Whatever the daemon wrote last may say why.
+        self.drain_for_reason();
     }
 }
 
@@ -273,6 +378,36 @@ mod tests {
         };
         let r = StreamReader::new(open, cx).expect("reader");
         (r, rx, watch)
+    }
+
+    #[test]
+    fn a_trailing_error_line_is_found_and_nothing_else_is_taken_for_one() {
+        let line =
+            b"{\"errorDetail\":{\"message\":\"layer vanished\"},\"error\":\"layer vanished\"}\r\n";
+        let mut tail = vec![0u8; 10_000];
+        tail.extend_from_slice(line);
+        assert_eq!(trailing_error(&tail).as_deref(), Some("layer vanished"));
+        assert_eq!(trailing_error(&vec![0u8; 2048]), None);
+        // Archive bytes that merely mention it are not a reason.
+        assert_eq!(trailing_error(b"{\"errorDetail\": not json"), None);
+    }
+
+    #[test]
+    fn a_reader_dropped_early_reads_on_for_the_reason_the_daemon_wrote_last() {
+        let line: &'static [u8] =
+            b"{\"errorDetail\":{\"message\":\"failed to get layer\"},\"error\":\"failed to get layer\"}\n";
+        let (mut r, _rx, watch) = reader(vec![b"archive bytes ", b"more", line], false, TICK);
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).expect("read"), 8);
+        // The consumer gives up here (it could not parse what it read).
+        drop(r);
+        assert!(watch.ended.load(Ordering::Relaxed));
+        assert_eq!(watch.reason().as_deref(), Some("failed to get layer"));
+        // A clean end without one leaves no reason.
+        let (mut r, _rx, watch) = reader(vec![b"whole archive"], false, TICK);
+        std::io::copy(&mut r, &mut std::io::sink()).expect("read all");
+        assert!(watch.ended.load(Ordering::Relaxed));
+        assert_eq!(watch.reason(), None);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum ErrorKind {
     DaemonFailed,
     /// The daemon did not answer within the configured time.
     Timeout,
-    /// Local input was bad: an unparsable host address, a bad tag, a corrupt local image.
+    /// Local input was bad: an unparsable host address, a bad tag, a corrupt local image, an
+    /// archive the daemon rejected on load.
     InvalidInput,
     /// A local filesystem or stream operation failed.
     Io,

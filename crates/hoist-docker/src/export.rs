@@ -201,13 +201,47 @@ impl Daemon {
             .map_err(|e| {
                 Error::new(ErrorKind::Io, "the export consumer task failed").with_source(e)
             })?
-            .map_err(|e| {
-                Error::from_oci("reading the daemon's export", e, true).with_image(label)
-            })?;
+            .map_err(|e| unreadable_export(e, &watch, received).with_image(label))?;
         progress(Progress::Receiving { bytes: received });
         progress(Progress::Done { bytes: received });
         Ok(value)
     }
+}
+
+/// The consumer could not use what the daemon sent. When the daemon said why (an error line
+/// after the archive bytes) that is the error; when it ended its answer cleanly but the archive
+/// was cut short or incomplete (dockerd 20.10 does this when its staged copy of the image fails
+/// part-way, and tells only its log), the error says so; local I/O stays local.
+fn unreadable_export(err: hoist_oci::Error, watch: &Watch, received: u64) -> Error {
+    const WHAT: &str = "reading the daemon's export";
+    if err.is_io() {
+        return Error::from_oci(WHAT, err, true);
+    }
+    if let Some(reason) = watch.reason() {
+        return Error::new(
+            ErrorKind::DaemonFailed,
+            format!(
+                "the daemon failed part-way through the export, after {received} bytes: {reason}"
+            ),
+        )
+        .with_source(err);
+    }
+    if !watch.ended.load(Ordering::Relaxed) {
+        return Error::from_oci(WHAT, err, true);
+    }
+    let what = if err.kind() == hoist_oci::ErrorKind::Corrupt {
+        "the daemon ended the export early"
+    } else {
+        "the daemon ended the export with an incomplete archive"
+    };
+    Error::new(
+        ErrorKind::DaemonFailed,
+        format!(
+            "{what}, after {received} bytes, and gave no reason (the daemon's log may say \
+             why): {err}"
+        ),
+    )
+    .with_source(err)
 }
 
 /// Marks an export abandoned when the future waiting on it is dropped.
@@ -303,6 +337,36 @@ mod tests {
         let uri = format!("http://h/v1.48/images/get?names=a&{pair}");
         assert!(uri.parse::<http::Uri>().is_ok());
         assert_eq!(query_pair("k", "a b"), "k=a%20b");
+    }
+
+    #[test]
+    fn an_unreadable_export_says_what_the_daemon_did() {
+        let truncated =
+            || hoist_oci::Error::new(hoist_oci::ErrorKind::Corrupt, "truncated archive");
+        // The stream broke or went on: the archive's own error, the daemon's fault.
+        let watch = Watch::default();
+        let err = unreadable_export(truncated(), &watch, 10);
+        assert!(err.is_daemon_failed(), "{err:?}");
+        assert!(!err.to_string().contains("early"), "{err}");
+        // It ended cleanly mid-archive: ended early, no reason given.
+        watch.ended.store(true, Ordering::Relaxed);
+        let err = unreadable_export(truncated(), &watch, 10);
+        assert!(err.is_daemon_failed(), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("ended the export early") && text.contains("gave no reason"),
+            "{text}"
+        );
+        // It said why: that is the error.
+        *watch.reason.lock().expect("lock") = Some("layer gone".into());
+        let text = unreadable_export(truncated(), &watch, 10).to_string();
+        assert!(
+            text.contains("part-way") && text.contains("layer gone"),
+            "{text}"
+        );
+        // Local I/O stays local.
+        let disk = hoist_oci::Error::io("writing", std::io::Error::other("disk full"));
+        assert!(unreadable_export(disk, &watch, 10).is_io());
     }
 
     #[test]

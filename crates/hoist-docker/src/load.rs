@@ -122,7 +122,7 @@ impl Daemon {
                         }
                     }
                     Some(Err(e)) => {
-                        daemon_error = Some(self.classify(e));
+                        daemon_error = Some(crate::classify::load_failure(e, &self.host()));
                         break;
                     }
                 },

@@ -362,12 +362,14 @@ async fn load_round_trip_and_failed_producer() {
             .is_invalid_input()
     );
 
-    // Garbage instead of an archive: the daemon refuses it, loudly but in one line.
+    // Garbage instead of an archive: the daemon rejects it, and the archive is at fault,
+    // loudly but in one line.
     let err = daemon
         .load_archive(std::io::Cursor::new(noise(50_000, 9)), |_| {})
         .await
         .expect_err("garbage load");
-    assert!(err.is_daemon_refused() || err.is_daemon_failed(), "{err:?}");
+    assert!(err.is_invalid_input(), "{err:?}");
+    assert!(err.to_string().contains("rejected the archive"), "{err}");
     assert!(!err.to_string().contains('\n'), "{err}");
 }
 

@@ -167,3 +167,123 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A one-shot gate between a relay thread and a test: the relay says when it is holding, the
+/// test opens it.
+#[derive(Default)]
+pub struct Gate {
+    state: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Wait (at most `timeout`) until the relay holds an answer; whether it does.
+    pub fn wait_held(&self, timeout: std::time::Duration) -> bool {
+        let guard = self.state.lock().expect("gate lock");
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |(held, _)| !*held)
+            .expect("gate wait");
+        guard.0
+    }
+
+    /// Let the held answer go on.
+    pub fn open(&self) {
+        self.state.lock().expect("gate lock").1 = true;
+        self.changed.notify_all();
+    }
+
+    fn hold(&self) {
+        let mut guard = self.state.lock().expect("gate lock");
+        guard.0 = true;
+        self.changed.notify_all();
+        while !guard.1 {
+            guard = self.changed.wait(guard).expect("gate wait");
+        }
+    }
+}
+
+/// A TCP relay to `socket` that passes everything, except that on a connection whose first
+/// request line contains `path`, the daemon's answer stops after `hold_after` bytes until the
+/// returned gate is opened (the daemon blocks on its full socket meanwhile), then goes on.
+pub fn tcp_relay_gated(
+    socket: &Path,
+    path: &'static str,
+    hold_after: u64,
+) -> (SocketAddr, Arc<Gate>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+    let addr = listener.local_addr().expect("relay addr");
+    let socket: PathBuf = socket.to_path_buf();
+    let gate = Arc::new(Gate::default());
+    let shared = gate.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { break };
+            let Ok(mut upstream) = UnixStream::connect(&socket) else {
+                continue;
+            };
+            let gate = shared.clone();
+            std::thread::spawn(move || {
+                // The request head decides; it is forwarded as read.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(2).any(|w| w == b"\r\n") {
+                    match client.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line_end = head.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+                let gated = String::from_utf8_lossy(&head[..line_end]).contains(path);
+                if upstream.write_all(&head).is_err() {
+                    return;
+                }
+                let (mut client_read, mut daemon_read) = (
+                    client.try_clone().expect("clone tcp"),
+                    upstream.try_clone().expect("clone unix"),
+                );
+                std::thread::spawn(move || {
+                    let _ = pump(&mut client_read, &mut upstream);
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                });
+                if gated {
+                    let _ = pump(&mut (&mut daemon_read).take(hold_after), &mut client);
+                    gate.hold();
+                }
+                let _ = pump(&mut daemon_read, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (addr, gate)
+}
+
+/// The directory holding the files of the one-layer image `tag`'s layer in the daemon's
+/// storage (overlay2's `diff`, vfs's directory).
+pub fn layer_dir(dockerd: &Dockerd, tag: &str) -> PathBuf {
+    let json = run(
+        dockerd,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .GraphDriver.Data}}",
+            tag,
+        ],
+    );
+    let data: serde_json::Value = serde_json::from_str(json.trim()).expect("graph driver data");
+    let dir = data["UpperDir"]
+        .as_str()
+        .or_else(|| data["Dir"].as_str())
+        .unwrap_or_else(|| panic!("no layer directory in {json}"));
+    PathBuf::from(dir)
+}
+
+/// The private daemon's data root (the testkit puts it beside the socket).
+pub fn data_root(dockerd: &Dockerd) -> PathBuf {
+    dockerd
+        .socket_path()
+        .parent()
+        .expect("socket dir")
+        .join("data")
+}
