@@ -55,6 +55,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
+    crate::interrupt::install("demo")?;
     ensure_packages(&[
         Package {
             name: "docker-registry",

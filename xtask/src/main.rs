@@ -11,6 +11,7 @@ mod bench;
 mod ci;
 mod demo;
 mod fuzz;
+mod interrupt;
 mod sys;
 mod tidy;
 

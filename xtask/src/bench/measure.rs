@@ -43,7 +43,7 @@ fn tv(t: libc::timeval) -> f64 {
 /// it with `wait4` on its pid. The child runs in its own process group, which is SIGKILLed when
 /// it runs longer than `limit`. A non-zero exit or a timeout is returned as a sample with
 /// `ok: false` (the caller decides whether that is fatal); failing to start or to wait is an
-/// error.
+/// error, and so is a signal to xtask ([`crate::interrupt`]), which kills the child first.
 pub fn measure(cmd: &mut Command, log: Option<&Path>, limit: Duration) -> anyhow::Result<Sample> {
     if let Some(log) = log {
         let out = File::options()
@@ -60,35 +60,63 @@ pub fn measure(cmd: &mut Command, log: Option<&Path>, limit: Duration) -> anyhow
         .spawn()
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let pid = child.id() as libc::pid_t;
+    // A signal to xtask kills this child's group while it runs (see `interrupt`).
+    let running = crate::interrupt::Running::new(pid);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if done_rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
             // SAFETY: kill has no memory preconditions; -pid is the child's own process group,
-            // still unreaped (the main thread has not signalled completion).
+            // still unreaped (the main thread reaps only after this thread is joined).
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             return true;
         }
         false
     });
+    // Wait for the exit without reaping it, so nothing that may still signal the child's group
+    // (the watchdog, a signal's handler) can hit a recycled pid; reap (and read the rusage)
+    // only after both have let go of it.
+    let exited = loop {
+        // SAFETY: an all-zero siginfo_t is a valid out-value for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own child; info is a valid out-pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r == 0;
+    };
+    let wall = start.elapsed();
+    drop(running);
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    if !exited {
+        bail!("waitid({pid}) failed: {}", std::io::Error::last_os_error());
+    }
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = loop {
-        // SAFETY: pid is our own unreaped child; status and usage are valid out-pointers.
+        // SAFETY: pid is our own child, exited and not yet reaped; status and usage are valid
+        // out-pointers.
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
         break r;
     };
-    let wall = start.elapsed();
-    let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap_or(false);
     if reaped != pid {
         bail!("wait4({pid}) failed: {}", std::io::Error::last_os_error());
     }
     // The child is reaped by wait4: std's handle must not wait again (it never does on drop).
     drop(child);
+    crate::interrupt::check()?;
     Ok(Sample {
         wall_s: wall.as_secs_f64(),
         user_s: tv(usage.ru_utime),

@@ -174,6 +174,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    crate::interrupt::install("bench")?;
     let started = std::time::Instant::now();
     let hoist = match &args.hoist {
         Some(p) => p.clone(),
@@ -206,6 +207,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     let mut results = Vec::new();
     for sc in selected {
+        crate::interrupt::check()?;
         eprintln!("bench: scenario {} — {}", sc.name, sc.about);
         let scenario_start = std::time::Instant::now();
         let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
