@@ -36,6 +36,8 @@ pub(crate) struct Watch {
     /// Set by the async side when it stops waiting (its future was dropped): the next read
     /// fails instead of leaving a thread streaming for nobody.
     pub(crate) cancelled: AtomicBool,
+    /// The caller's handle for stopping the export; a stop fails the next read as a drop does.
+    pub(crate) stop: Option<crate::export::ExportStop>,
     /// Bytes of the archive received so far.
     pub(crate) received: AtomicU64,
     /// The daemon's failure, when the stream broke or stalled; it outranks the consumer's
@@ -59,9 +61,13 @@ impl Watch {
         io::Error::other(message)
     }
 
-    /// Whether the reader should give up: the caller dropped the export.
+    /// Whether the reader should give up: the caller dropped the export or stopped it.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(crate::export::ExportStop::is_stopped)
     }
 
     /// Take the daemon's failure, if any.

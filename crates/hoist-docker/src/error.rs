@@ -31,6 +31,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// A local filesystem or stream operation failed.
     Io,
+    /// The caller stopped the operation (an export's [`crate::ExportStop`]).
+    Stopped,
 }
 
 /// The error type of `hoist-docker`.
@@ -139,6 +141,11 @@ impl Error {
     /// Whether a local I/O operation failed.
     pub fn is_io(&self) -> bool {
         self.kind == ErrorKind::Io
+    }
+
+    /// Whether the caller stopped the operation.
+    pub fn is_stopped(&self) -> bool {
+        self.kind == ErrorKind::Stopped
     }
 
     /// An error from hoist-oci met while handling content that came from (`from_daemon`) or

@@ -20,11 +20,89 @@ use crate::direct::{Body, Context, StreamReader, Watch};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Progress;
 
+/// Stops a running export from outside, as when other work it feeds has failed, and tells
+/// when the export has let go of its destination.
+///
+/// After [`ExportStop::stop`] the export's reader fails at its next read (within a quarter of
+/// a second, also while the daemon is still preparing), the consumer ends (a spool into a
+/// layout waits for the blob commits it started), and the export returns
+/// [`ErrorKind::Stopped`]. Awaiting that return, or [`ExportStop::wait`] when the export's
+/// future was dropped instead, is what makes it safe to delete what the export was writing
+/// into: dropping an export's future alone leaves its reading thread to finish on its own.
+/// Cheap to clone; clones share the one stop.
+#[derive(Debug, Clone, Default)]
+pub struct ExportStop {
+    inner: Arc<StopState>,
+}
+
+#[derive(Debug, Default)]
+struct StopState {
+    stopped: std::sync::atomic::AtomicBool,
+    /// Consumers of exports using this handle that have not ended yet.
+    running: std::sync::Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl ExportStop {
+    /// A handle that has not stopped anything yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stop every export that uses this handle. Returns at once.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`ExportStop::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Block until no export using this handle is still reading or writing (at most
+    /// `timeout`); whether that is so. True at once when none ran.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let Ok(running) = self.inner.running.lock() else {
+            return false;
+        };
+        match self
+            .inner
+            .idle
+            .wait_timeout_while(running, timeout, |n| *n > 0)
+        {
+            Ok((running, _)) => *running == 0,
+            Err(_) => false,
+        }
+    }
+
+    /// Count a consumer as running until the returned guard drops.
+    fn enter(&self) -> Running {
+        if let Ok(mut running) = self.inner.running.lock() {
+            *running += 1;
+        }
+        Running(self.clone())
+    }
+}
+
+/// A consumer counted as running by its [`ExportStop`].
+struct Running(ExportStop);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.0.inner.running.lock() {
+            *running = running.saturating_sub(1);
+        }
+        self.0.inner.idle.notify_all();
+    }
+}
+
 /// Options for an export.
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct ExportOptions {
     platform: Option<Platform>,
+    /// The caller's stop handle.
+    stop: Option<ExportStop>,
     /// Layer compression while spooling into a layout: codec, level, threads.
     pub(crate) compression: Option<(Compression, Option<i32>, usize)>,
     /// Leave the layout's `index.json` alone (the caller tags).
@@ -58,6 +136,12 @@ impl ExportOptions {
     ) -> Self {
         self.compression =
             (compression != Compression::None).then_some((compression, level, threads.max(1)));
+        self
+    }
+
+    /// Let `stop` stop the export (see [`ExportStop`]).
+    pub fn stop_with(mut self, stop: &ExportStop) -> Self {
+        self.stop = Some(stop.clone());
         self
     }
 
@@ -153,7 +237,12 @@ impl Daemon {
         let docker = self.transfer_client(extra)?;
         let names = names.to_vec();
         let label = names.join(", ");
-        let watch = Arc::new(Watch::default());
+        let watch = Arc::new(Watch {
+            stop: options.stop.clone(),
+            ..Watch::default()
+        });
+        // Counted from before the task is spawned, so a wait never misses it.
+        let running = options.stop.as_ref().map(ExportStop::enter);
         let (report, mut reports) = mpsc::unbounded_channel();
         let cx = Context {
             label: label.clone(),
@@ -163,6 +252,8 @@ impl Daemon {
             watch: watch.clone(),
         };
         let consumer = tokio::task::spawn_blocking(move || {
+            // Released when the consumer is done with the destination (or never ran).
+            let _running = running;
             let open = move || -> Body {
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 Box::pin(docker.export_images(&refs))
@@ -194,6 +285,14 @@ impl Daemon {
         }
         let received = watch.received.load(Ordering::Relaxed);
         tracing::debug!(received, "export stream ended");
+        let stopped = options.stop.as_ref().is_some_and(ExportStop::is_stopped);
+        if stopped && !matches!(consumed, Ok(Ok(_))) {
+            return Err(Error::new(
+                ErrorKind::Stopped,
+                format!("the export was stopped after {received} bytes"),
+            )
+            .with_image(label));
+        }
         if let Some(err) = watch.take_failure() {
             return Err(err);
         }

@@ -109,7 +109,7 @@ mod progress;
 
 pub use connect::{ApiVersion, ConnectOptions, DEFAULT_SOCKET, Daemon, DaemonVersion, Endpoint};
 pub use error::{Error, ErrorKind, Result};
-pub use export::{ExportOptions, ExportReader};
+pub use export::{ExportOptions, ExportReader, ExportStop};
 pub use inspect::ImageInfo;
 pub use load::{LoadWriter, Loaded};
 pub use progress::Progress;

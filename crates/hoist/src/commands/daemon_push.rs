@@ -62,7 +62,7 @@ pub async fn push_from_daemon(
                 },
             );
             let pushes = push_as_stored(config, &client, &repo, staged.layout(), rx, reporter);
-            let (manifest, early) = tokio::try_join!(export, pushes)?;
+            let (manifest, early) = together(export, pushes, staged.stop()).await?;
             let (layout, image) = staged.commit(&manifest)?;
             (layout, image, early)
         }
@@ -88,6 +88,39 @@ pub async fn push_from_daemon(
         &client, &repo, reference, &layout, &image, layers, &to_push, reporter,
     )
     .await
+}
+
+/// Run the export and the pushes of its layers side by side; both results, or the first error.
+/// A push that fails stops the export and waits for it: its reading thread and blob commits
+/// must be done with the staged export before the caller's error path deletes it. An export
+/// that fails drops the pushes, which only read the staged files.
+async fn together<E, P>(
+    export: E,
+    pushes: P,
+    stop: &hoist_docker::ExportStop,
+) -> anyhow::Result<(Descriptor, HashMap<Digest, Descriptor>)>
+where
+    E: std::future::Future<Output = anyhow::Result<Descriptor>>,
+    P: std::future::Future<Output = anyhow::Result<HashMap<Digest, Descriptor>>>,
+{
+    tokio::pin!(export);
+    tokio::pin!(pushes);
+    tokio::select! {
+        exported = &mut export => {
+            let manifest = exported?;
+            Ok((manifest, pushes.await?))
+        }
+        pushed = &mut pushes => match pushed {
+            Ok(early) => Ok((export.await?, early)),
+            Err(e) => {
+                stop.stop();
+                if let Err(stopped) = export.await {
+                    tracing::debug!("the export stopped after a push failed: {stopped:#}");
+                }
+                Err(e)
+            }
+        },
+    }
 }
 
 /// Push the layers left, the config and the manifest of `image` with `layers`.

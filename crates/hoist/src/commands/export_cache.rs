@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_docker::{Daemon, ExportOptions, ImageInfo};
+use hoist_docker::{Daemon, ExportOptions, ExportStop, ImageInfo};
 use hoist_oci::archive::{SpoolEvent, SpooledImage};
 use hoist_oci::{Descriptor, Image, Layout};
 
@@ -16,6 +16,9 @@ use crate::progress::{LayerState, Reporter};
 
 /// The tag the cached export's image carries in its layout.
 const EXPORT_TAG: &str = "image";
+/// How long dropping a staged export waits for an export still writing into it to stop (it
+/// stops at its next read, then waits for the blob commits it started).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Where the export of the image `info` describes is cached: by image ID, and by platform when
 /// one is asked for (with the containerd image store, one ID names every platform of an image).
 fn export_dir(config: &Config, info: &ImageInfo) -> PathBuf {
@@ -42,10 +45,17 @@ fn open_export(dir: &Path) -> Option<(Layout, Image)> {
 /// (`CACHE/exports/IMAGE_ID`), moved there by [`StagedExport::commit`] once complete, deleted
 /// if dropped before. Its blobs can be read while it fills: each is renamed into the layout
 /// only when verified.
+///
+/// The directory is deleted only once nothing writes into it: an export whose future was
+/// dropped (a failed push returning early, Ctrl-C) is stopped and waited for first, as its
+/// reading thread and blob commits would otherwise go on creating files (and recreating
+/// directories) while the directory is removed, leaving a `.partial-*` behind.
 pub struct StagedExport {
     /// Whether a platform was asked for (then the export may hold another platform's image
     /// than the one inspected).
     platform_asked: bool,
+    /// Stops the export filling this layout, and tells when it has let go of it.
+    stop: ExportStop,
     partial: tempfile::TempDir,
     layout_dir: PathBuf,
     dir: PathBuf,
@@ -70,6 +80,7 @@ impl StagedExport {
         let layout = Layout::create(&layout_dir)?;
         Ok(StagedExport {
             platform_asked: config.platform.is_some(),
+            stop: ExportStop::new(),
             partial,
             layout_dir,
             dir,
@@ -80,6 +91,12 @@ impl StagedExport {
     /// The layout being filled.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The handle that stops [`StagedExport::fill`]: the fill then fails, once nothing of the
+    /// export writes into the layout any more.
+    pub fn stop(&self) -> &ExportStop {
+        &self.stop
     }
 
     /// Stream `name` out of the daemon into the layout, calling `stored(diff_id, blob)` as each
@@ -97,8 +114,9 @@ impl StagedExport {
         mut stored: impl FnMut(&hoist_oci::Digest, &Descriptor) + Send,
     ) -> anyhow::Result<Descriptor> {
         let mut lines = LayerLines::announce(reporter, info, LayerState::Waiting);
+        let options = options.clone().stop_with(&self.stop);
         let spooled = daemon
-            .export(&[name.to_string()], &self.layout, options, |p| {
+            .export(&[name.to_string()], &self.layout, &options, |p| {
                 let layer = match &p {
                     hoist_docker::Progress::Layer(SpoolEvent::LayerStored {
                         diff_id,
@@ -142,9 +160,23 @@ impl StagedExport {
                 .with_context(|| format!("moving a broken export out of {}", self.dir.display()))?;
             std::fs::rename(&self.layout_dir, &self.dir).with_context(moving)?;
         }
-        drop(self.partial);
-        open_export(&self.dir)
-            .with_context(|| format!("reading the export cached at {}", self.dir.display()))
+        let dir = self.dir.clone();
+        drop(self);
+        open_export(&dir).with_context(|| format!("reading the export cached at {}", dir.display()))
+    }
+}
+
+impl Drop for StagedExport {
+    fn drop(&mut self) {
+        // Returns at once unless an export still runs (its future was dropped mid-way); the
+        // staging directory (`partial`) is removed after this, when the fields drop.
+        self.stop.stop();
+        if !self.stop.wait(STOP_WAIT) {
+            tracing::warn!(
+                dir = %self.partial.path().display(),
+                "an export still writes into the staged export; it may be left behind"
+            );
+        }
     }
 }
 
