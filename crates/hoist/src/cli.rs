@@ -226,6 +226,11 @@ pub enum Command {
         /// with. Only with a rootfs: destination.
         #[arg(long, value_name = "FILE")]
         runtime_config: Option<PathBuf>,
+        /// Copy every platform of a multi-platform image: each image its index lists, then the
+        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
+        /// `crane copy` do. Between registries and OCI layouts only.
+        #[arg(long)]
+        all: bool,
     },
 
     /// Push an image (from the Docker daemon unless IMAGE names a transport) to a registry.
@@ -236,6 +241,11 @@ pub enum Command {
         /// The registry reference to push to: HOST[:PORT]/REPO[:TAG] (docker:// is optional).
         #[arg(value_name = "REF")]
         reference: String,
+        /// Copy every platform of a multi-platform image: each image its index lists, then the
+        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
+        /// `crane copy` do. Between registries and OCI layouts only.
+        #[arg(long)]
+        all: bool,
     },
 
     /// Pull an image from a registry into an OCI image layout directory.
@@ -245,6 +255,11 @@ pub enum Command {
         reference: String,
         /// The OCI layout directory (created if missing); the image is tagged with REF's tag.
         dir: PathBuf,
+        /// Copy every platform of a multi-platform image: each image its index lists, then the
+        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
+        /// `crane copy` do. Between registries and OCI layouts only.
+        #[arg(long)]
+        all: bool,
     },
 
     /// Unpack an image into a root filesystem directory.

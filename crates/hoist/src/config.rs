@@ -86,6 +86,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Where to write the image's runtime settings after unpacking into a rootfs.
     pub runtime_config: Option<PathBuf>,
+    /// `--all`: copy every platform of an index and the index itself.
+    pub all_platforms: bool,
     /// Per-layer caps when unpacking.
     pub unpack_limits: hoist_unpack::Limits,
 }
@@ -164,7 +166,16 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
         }
         _ => None,
     };
+    let all_platforms = matches!(
+        &cli.command,
+        Command::Copy { all: true, .. }
+            | Command::Push { all: true, .. }
+            | Command::Pull { all: true, .. }
+    );
     let job = job::validate_job(cli.command)?;
+    if all_platforms {
+        check_all_platforms(&job, cli.global.platform.is_some())?;
+    }
     if runtime_config.is_some()
         && !matches!(
             &job,
@@ -196,8 +207,30 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
     let dest_creds = cli.global.dest_creds.clone();
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
+    config.all_platforms = all_platforms;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     Ok((config, job))
+}
+
+/// `--all` writes an index and every image it lists: only a registry or an OCI layout holds
+/// that, and picking one platform with it contradicts it.
+fn check_all_platforms(job: &Job, platform_given: bool) -> Result<(), UsageError> {
+    if platform_given {
+        return Err(usage(
+            "--all copies every platform; --platform picks one: give one or the other",
+        ));
+    }
+    match job {
+        Job::Copy {
+            destination: Location::Registry { .. } | Location::Oci { .. },
+            ..
+        } => Ok(()),
+        Job::Copy { destination, .. } => Err(usage(format!(
+            "--all copies an index with every platform's image: `{destination}` holds one image; \
+             copy into docker:// or oci: (or pick one platform with --platform)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A valid configuration with its cache in `cache` and these global options, for tests.

@@ -86,6 +86,10 @@ async fn copy(
     destination: &Location,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
+    if config.all_platforms && super::multi::copy_all(config, source, destination, reporter).await?
+    {
+        return Ok(());
+    }
     match (source, destination) {
         (Location::DockerDaemon { name }, Location::Registry { reference }) => {
             return super::daemon_push::push_from_daemon(config, name, reference, reporter).await;

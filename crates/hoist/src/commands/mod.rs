@@ -8,6 +8,7 @@ pub mod daemon_push;
 pub mod export_cache;
 pub mod inspect;
 pub mod local;
+pub mod multi;
 pub mod registry;
 pub mod remote;
 pub mod simulate;

@@ -20,7 +20,9 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
             source: parse(&source)?,
             destination: parse(&destination)?,
         },
-        Command::Push { image, reference } => {
+        Command::Push {
+            image, reference, ..
+        } => {
             let destination = parse_or(&reference, DefaultTransport::Registry)?;
             if !matches!(destination, Location::Registry { .. }) {
                 return Err(usage(format!(
@@ -32,7 +34,7 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                 destination,
             }
         }
-        Command::Pull { reference, dir } => {
+        Command::Pull { reference, dir, .. } => {
             let source = parse_or(&reference, DefaultTransport::Registry)?;
             let Location::Registry { reference } = &source else {
                 return Err(usage(format!(

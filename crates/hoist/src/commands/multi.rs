@@ -1,0 +1,227 @@
+//! `--all`: a multi-platform image copied whole. Every image its index lists goes first, by
+//! digest, through the same single-image paths as any copy (mounts within a registry, streams
+//! between registries, pulls into and pushes from layouts); then the index's exact bytes, so
+//! the destination's index has the source's digest, as with `skopeo copy --all` and `crane
+//! copy`. The index goes last, so a failure part-way never leaves a tag naming an index whose
+//! images are missing.
+//!
+//! Registries and OCI layouts only: an archive, the daemon and a root filesystem hold one image
+//! (the command line refuses `--all` for them). A source that is a single image is copied as
+//! without `--all`.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use hoist_oci::layout::Layout;
+use hoist_oci::{AnyManifest, Descriptor, ImageIndex, MediaType, RawJson, Reference};
+use hoist_registry::{Client, Repo};
+
+use super::local::{copy_between_layouts, tag_layout};
+use super::registry;
+use super::remote::{mount_all, pull_image, push_image, stream_between_registries};
+use crate::config::Config;
+use crate::progress::Reporter;
+use crate::transport::Location;
+
+/// A source's index: its exact bytes and the media type it was stored or served with.
+struct SourceIndex {
+    index: RawJson<ImageIndex>,
+    media_type: MediaType,
+}
+
+/// Copy every platform of `source` to `destination`. `Ok(false)` (nothing done) when the source
+/// is a single image, or a kind of source that can only be one (the caller copies it the usual
+/// way).
+///
+/// # Errors
+/// The first image or the index that fails, naming the image's platform and digest.
+pub async fn copy_all(
+    config: &Config,
+    source: &Location,
+    destination: &Location,
+    reporter: &Reporter,
+) -> anyhow::Result<bool> {
+    let talks_to_registry = [source, destination]
+        .iter()
+        .any(|l| matches!(l, Location::Registry { .. }));
+    let client = match talks_to_registry {
+        true => Some(registry::client(config)?),
+        false => None,
+    };
+    let Some(SourceIndex { index, media_type }) = source_index(client.as_ref(), source).await?
+    else {
+        return Ok(false);
+    };
+    for child in &index.value().manifests {
+        if !child.media_type.is_manifest() {
+            bail!(
+                "the index lists {} as {}: --all copies an index of images, not an index of \
+                 indexes",
+                child.digest,
+                child.media_type
+            );
+        }
+        let platform = child
+            .platform
+            .as_ref()
+            .map_or_else(|| "no platform".to_string(), ToString::to_string);
+        copy_child(
+            config,
+            client.as_ref(),
+            source,
+            destination,
+            child,
+            reporter,
+        )
+        .await
+        .with_context(|| format!("copying the image for {platform} ({})", child.digest))?;
+    }
+    match destination {
+        Location::Registry { reference } => {
+            let client = client.as_ref().context("no registry client")?;
+            client
+                .push_manifest(
+                    &Repo::from_reference(reference)?,
+                    &reference.tag_or_digest(),
+                    &media_type,
+                    index.bytes(),
+                )
+                .await
+                .with_context(|| format!("pushing the index to {reference}"))?;
+        }
+        Location::Oci { dir, tag } => {
+            let tag = tag.clone().or_else(|| source_tag(source));
+            write_index(dir, &index, media_type, tag.as_deref()).await?;
+        }
+        other => bail!("--all cannot write an index to {other}"),
+    }
+    Ok(true)
+}
+
+/// The index `source` names, if it names one.
+async fn source_index(
+    client: Option<&Client>,
+    source: &Location,
+) -> anyhow::Result<Option<SourceIndex>> {
+    match source {
+        Location::Registry { reference } => {
+            let client = client.context("no registry client")?;
+            let repo = Repo::from_reference(reference)?;
+            let manifest = client
+                .get_manifest(&repo, &reference.tag_or_digest())
+                .await
+                .with_context(|| format!("fetching the manifest of {reference}"))?;
+            let media_type = manifest.media_type();
+            Ok(match manifest {
+                AnyManifest::Index(index) => Some(SourceIndex {
+                    index: *index,
+                    media_type,
+                }),
+                AnyManifest::Image(_) => None,
+            })
+        }
+        Location::Oci { dir, tag } => {
+            let (dir, tag) = (dir.clone(), tag.clone());
+            tokio::task::spawn_blocking(move || {
+                let layout = Layout::open(&dir)
+                    .with_context(|| format!("opening the OCI layout {}", dir.display()))?;
+                let desc = layout.resolve(tag.as_deref())?;
+                if !desc.media_type.is_index() {
+                    return Ok(None);
+                }
+                let index = layout
+                    .read_json::<ImageIndex>(&desc)
+                    .with_context(|| format!("reading the index {}", desc.digest))?;
+                Ok(Some(SourceIndex {
+                    index,
+                    media_type: desc.media_type,
+                }))
+            })
+            .await?
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Copy the image `child` of the source's index, by digest.
+async fn copy_child(
+    config: &Config,
+    client: Option<&Client>,
+    source: &Location,
+    destination: &Location,
+    child: &Descriptor,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let pin = |r: &Reference| r.without_tag_or_digest().with_digest(child.digest.clone());
+    match (source, destination) {
+        (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
+            let client = client.context("no registry client")?;
+            let (from, to) = (pin(from), pin(to));
+            if from.registry() == to.registry()
+                && mount_all(client, config, &from, &to, reporter).await?
+            {
+                return Ok(());
+            }
+            stream_between_registries(client, config, &from, &to, reporter).await
+        }
+        (Location::Registry { reference }, Location::Oci { dir, .. }) => {
+            let client = client.context("no registry client")?;
+            pull_image(client, config, &pin(reference), dir, reporter).await?;
+            Ok(())
+        }
+        (Location::Oci { dir: from, .. }, to) => {
+            let (layout, image) = {
+                let from = from.clone();
+                let child = child.clone();
+                tokio::task::spawn_blocking(move || {
+                    let layout = Layout::open(&from)?;
+                    let image = layout.image_at(&child, None)?;
+                    anyhow::Ok((layout, image))
+                })
+                .await??
+            };
+            match to {
+                Location::Registry { reference } => {
+                    let client = client.context("no registry client")?;
+                    push_image(client, &layout, &image, &pin(reference), None, reporter).await
+                }
+                Location::Oci { dir, .. } => {
+                    copy_between_layouts(layout, image, dir.clone(), reporter.clone()).await
+                }
+                other => bail!("--all cannot copy into {other}"),
+            }
+        }
+        (from, to) => bail!("--all cannot copy from {from} to {to}"),
+    }
+}
+
+/// The tag a layout destination takes when none is given: the source's.
+fn source_tag(source: &Location) -> Option<String> {
+    match source {
+        Location::Registry { reference } => reference.tag().map(str::to_string),
+        Location::Oci { tag, .. } => tag.clone(),
+        _ => None,
+    }
+}
+
+/// Store the index's exact bytes in the layout at `dir` and name it there.
+async fn write_index(
+    dir: &Path,
+    index: &RawJson<ImageIndex>,
+    media_type: MediaType,
+    tag: Option<&str>,
+) -> anyhow::Result<()> {
+    let descriptor = index.descriptor(media_type);
+    {
+        let (dir, index) = (dir.to_path_buf(), index.clone());
+        tokio::task::spawn_blocking(move || {
+            // Opened or created here too: an index listing no image has made no layout yet.
+            let layout = Layout::open_or_create(&dir)
+                .with_context(|| format!("opening the OCI layout {}", dir.display()))?;
+            layout.write_json(&index)?;
+            anyhow::Ok(())
+        })
+        .await??;
+    }
+    tag_layout(dir, tag, &descriptor).await
+}

@@ -1,0 +1,272 @@
+//! `--all`: a two-platform image copied whole between OCI layouts and real registries (two
+//! registries from the testkit, so both the mount and the streaming paths run). Each copy must
+//! keep the index byte for byte (same digest), bring every image it lists with verified blobs,
+//! and name the index only once its images are there. Missing components print `SKIP:` (and
+//! fail under `CI=true`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hoist_oci::{Compression, Descriptor, Digest, ImageIndex, Layout, MediaType, RawJson};
+use hoist_testkit::synth::{ImageSpec, SynthImage, write_oci_layout};
+use hoist_testkit::{Registry, require_tool};
+
+fn hoist(cache: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOIST_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOIST_CACHE_DIR", cache)
+        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
+        .arg("-q")
+        .args(args);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run hoist")
+}
+
+fn ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A layout at `dir` with two images (seeds differ, so do their blobs) listed by an index
+/// tagged `multi`, for linux/amd64 and linux/arm64. Returns the index and the two images.
+fn two_platform_layout(dir: &Path) -> (RawJson<ImageIndex>, [SynthImage; 2]) {
+    let amd = write_oci_layout(
+        dir,
+        "amd",
+        &ImageSpec::uniform(2, 200_000, Compression::Gzip, 1),
+    )
+    .expect("amd64 image");
+    let arm = write_oci_layout(
+        dir,
+        "arm",
+        &ImageSpec::uniform(3, 150_000, Compression::Zstd, 2),
+    )
+    .expect("arm64 image");
+    let entry = |image: &SynthImage, arch: &str| {
+        serde_json::json!({
+            "mediaType": MediaType::OCI_MANIFEST,
+            "digest": image.manifest_digest.to_string(),
+            "size": image.manifest_size,
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OCI_INDEX,
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")],
+        "annotations": {"test": "kept byte for byte"},
+    }))
+    .expect("index json");
+    let index = RawJson::<ImageIndex>::parse(bytes).expect("index");
+    let layout = Layout::open(dir).expect("layout");
+    layout.write_json(&index).expect("write index");
+    layout
+        .set_tag(
+            "multi",
+            &index.descriptor(MediaType::new(MediaType::OCI_INDEX)),
+        )
+        .expect("tag");
+    (index, [amd, arm])
+}
+
+/// Assert the layout at `dir` names the index `index` as `tag`, and holds every image it lists
+/// with every blob verified.
+fn assert_layout_has_all(
+    dir: &Path,
+    tag: &str,
+    index: &RawJson<ImageIndex>,
+    images: &[SynthImage],
+) {
+    let layout = Layout::open(dir).expect("destination layout");
+    let top = layout.resolve(Some(tag)).expect("tag");
+    assert_eq!(&top.digest, index.digest(), "the index keeps its digest");
+    assert!(top.media_type.is_index());
+    let stored = layout.read_json::<ImageIndex>(&top).expect("stored index");
+    assert_eq!(stored.bytes(), index.bytes());
+    for (child, synth) in index.value().manifests.iter().zip(images) {
+        let image = layout.image_at(child, None).expect("child image");
+        assert_eq!(image.descriptor.digest, synth.manifest_digest);
+        let m = image.manifest.value();
+        assert_eq!(m.layers, synth.layers);
+        for blob in std::iter::once(&m.config).chain(&m.layers) {
+            layout.verify_blob(blob).expect("blob present and whole");
+        }
+    }
+}
+
+/// The exact bytes a registry serves for `reference` (through `hoist inspect --raw`).
+fn served(cache: &Path, reference: &str) -> Vec<u8> {
+    ok(hoist(cache, &["inspect", "--raw"]).arg(reference)).stdout
+}
+
+/// Assert `repo` (HOST/REPO) serves the index under `tag` and each image by digest.
+fn assert_registry_has_all(cache: &Path, repo: &str, tag: &str, index: &RawJson<ImageIndex>) {
+    assert_eq!(served(cache, &format!("{repo}:{tag}")), index.bytes());
+    for child in &index.value().manifests {
+        let bytes = served(cache, &format!("{repo}@{}", child.digest));
+        assert_eq!(Digest::sha256_of(&bytes), child.digest);
+    }
+}
+
+#[test]
+fn all_platforms_travel_between_layouts_and_registries_with_the_index_intact() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let (index, images) = two_platform_layout(&source);
+    let registry = Registry::start().expect("registry");
+    let other = Registry::start().expect("second registry");
+    let repo = format!("{}/team/multi", registry.host());
+
+    // Layout -> registry.
+    ok(hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:multi", source.display()))
+        .arg(format!("docker://{repo}:v1")));
+    assert_registry_has_all(&cache, &repo, "v1", &index);
+
+    // Registry -> layout (pull), tagged with the reference's tag.
+    let pulled = tmp.path().join("pulled");
+    ok(hoist(&cache, &["pull", "--all"])
+        .arg(format!("{repo}:v1"))
+        .arg(&pulled));
+    assert_layout_has_all(&pulled, "v1", &index, &images);
+
+    // Layout -> layout keeps the source's tag.
+    let copied = tmp.path().join("copied");
+    ok(hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:v1", pulled.display()))
+        .arg(format!("oci:{}", copied.display())));
+    assert_layout_has_all(&copied, "v1", &index, &images);
+
+    // Within one registry (blobs mounted) and into another (blobs streamed through).
+    let mounted = format!("{}/elsewhere/multi", registry.host());
+    ok(hoist(&cache, &["copy", "--all"])
+        .arg(format!("docker://{repo}:v1"))
+        .arg(format!("docker://{mounted}:v2")));
+    assert_registry_has_all(&cache, &mounted, "v2", &index);
+    let streamed = format!("{}/team/multi", other.host());
+    ok(hoist(&cache, &["push", "--all"])
+        .arg(format!("docker://{repo}:v1"))
+        .arg(format!("{streamed}:v3")));
+    assert_registry_has_all(&cache, &streamed, "v3", &index);
+
+    // Without --all a copy takes one platform (here the one asked for), not the index.
+    let single = tmp.path().join("single");
+    ok(hoist(&cache, &["--platform", "linux/arm64", "pull"])
+        .arg(format!("{streamed}:v3"))
+        .arg(&single));
+    let top = Layout::open(&single)
+        .expect("layout")
+        .resolve(Some("v3"))
+        .expect("tag");
+    assert_eq!(top.digest, images[1].manifest_digest);
+
+    // A single image with --all is copied as without it.
+    ok(hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:amd", source.display()))
+        .arg(format!("docker://{repo}:amd")));
+    assert_eq!(
+        Digest::sha256_of(&served(&cache, &format!("{repo}:amd"))),
+        images[0].manifest_digest
+    );
+}
+
+#[test]
+fn a_missing_image_fails_the_copy_before_the_index_is_named() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let (_, images) = two_platform_layout(&source);
+    // The arm64 image's last layer is gone from the source.
+    let lost: &Descriptor = images[1].layers.last().expect("a layer");
+    std::fs::remove_file(
+        Layout::open(&source)
+            .expect("layout")
+            .blob_path(&lost.digest),
+    )
+    .expect("remove a layer");
+    let registry = Registry::start().expect("registry");
+    let repo = format!("{}/team/multi", registry.host());
+
+    let out = run(hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:multi", source.display()))
+        .arg(format!("docker://{repo}:v1")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("linux/arm64"),
+        "names the platform: {stderr}"
+    );
+    // The tag was never pushed: a reader never sees an index whose image is missing.
+    let probe = run(hoist(&cache, &["inspect", "--raw"]).arg(format!("{repo}:v1")));
+    assert_ne!(probe.status.code(), Some(0), "the index was pushed anyway");
+
+    let dest = tmp.path().join("dest");
+    let out = run(hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:multi", source.display()))
+        .arg(format!("oci:{}:v1", dest.display())));
+    assert_eq!(out.status.code(), Some(1));
+    if let Ok(layout) = Layout::open(&dest) {
+        assert!(
+            layout.resolve(Some("v1")).is_err(),
+            "the layout names the index"
+        );
+    }
+}
+
+#[test]
+fn all_is_refused_where_one_image_goes_or_with_a_platform() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    for (args, says) in [
+        (
+            vec!["copy", "--all", "oci:/nowhere:multi", "rootfs:/tmp/never"],
+            "holds one image",
+        ),
+        (
+            vec![
+                "copy",
+                "--all",
+                "oci:/nowhere:multi",
+                "docker-archive:/tmp/never.tar",
+            ],
+            "holds one image",
+        ),
+        (
+            vec![
+                "--platform",
+                "linux/arm64",
+                "pull",
+                "--all",
+                "reg.example/a:1",
+                "/tmp/never",
+            ],
+            "--platform",
+        ),
+    ] {
+        let out = run(&mut hoist(&cache, &args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
