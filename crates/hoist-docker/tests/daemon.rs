@@ -465,7 +465,6 @@ fn unreadable_socket_is_permission_denied() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::Builder::new()
         .prefix("hd-perm-")
         .tempdir_in("/tmp")
@@ -483,39 +482,12 @@ fn unreadable_socket_is_permission_denied() {
     let _listener2 = std::os::unix::net::UnixListener::bind(&closed_socket).expect("bind");
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
 
-    let exe = std::env::current_exe().expect("test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "child_connects_as_nobody",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(
+    hoist_testkit::as_nobody::rerun_test(
+        "child_connects_as_nobody",
+        [(
             CHILD_ENV,
             format!("{}:{}", open_dir_socket.display(), closed_socket.display()),
-        )
-        .uid(65534)
-        .gid(65534)
-        .output();
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            // The test binary must be executable by nobody (a target dir under a private home
-            // is not): that is the environment, not the code under test.
-            hoist_testkit::skip(&format!("running the test binary as user nobody: {e}"));
-            return;
-        }
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child did not run the check:\n{text}"
+        )],
     );
 }
 
