@@ -18,7 +18,9 @@
 //!   variant rules, and [`ImageIndex::select`] to pick a manifest for a platform.
 //! - [`Layout`] — the OCI image layout on disk, hoist's local store. Blobs are written through
 //!   a [`BlobWriter`] (temp file, hashed while written, verified, fsynced, renamed) and read
-//!   through a [`VerifyingReader`]; tags live in `index.json` and change atomically.
+//!   through a [`VerifyingReader`]; tags live in `index.json` and change atomically. A
+//!   [`Claim`] marks a layout in use, so a failed writer removes only a layout it created
+//!   and nobody else uses.
 //! - [`archive`] — [`archive::spool`] reads a `docker save` stream (legacy or Docker >= 25) in
 //!   one pass into a layout; [`archive::write_docker_archive`] streams the legacy format back
 //!   out for `docker load`.
@@ -111,7 +113,7 @@ pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
 pub use digest::{Algorithm, Digest, Digester, HashingWriter, VerifyingReader};
 pub use error::{Error, ErrorKind, Result};
-pub use layout::{BlobWriter, CompressOptions, Image, Layout, LayoutEntry};
+pub use layout::{BlobWriter, Claim, CompressOptions, Image, Layout, LayoutEntry};
 pub use manifest::{
     AnyManifest, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE, RawJson, RootFs,
     RuntimeConfig,

@@ -44,13 +44,7 @@ impl Write for Behind {
 
 impl BlobWriter {
     pub(crate) fn new(blobs_dir: &Path, algorithm: Algorithm) -> Result<Self> {
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .permissions(blob_permissions())
-            .tempfile_in(blobs_dir)
-            .map_err(|e| Error::io("creating a temp file for a blob", e).with_path(blobs_dir))?;
-        // The lock marks the temp file as in use; a crashed writer's lock goes away with it.
-        mark_in_use(temp.as_file(), temp.path())?;
+        let temp = live_temp(blobs_dir)?;
         let temp_path = temp.path().to_path_buf();
         Ok(BlobWriter {
             blobs_dir: blobs_dir.to_path_buf(),
@@ -154,6 +148,19 @@ impl std::fmt::Debug for BlobWriter {
     }
 }
 
+/// A new temp file in `blobs_dir`, locked as in use (see [`mark_in_use`]): a blob being
+/// written, or a [`super::Claim`]'s mark. Dropping it deletes it.
+pub(crate) fn live_temp(blobs_dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .permissions(blob_permissions())
+        .tempfile_in(blobs_dir)
+        .map_err(|e| Error::io("creating a temp file for a blob", e).with_path(blobs_dir))?;
+    // The lock marks the temp file as in use; a crashed writer's lock goes away with it.
+    mark_in_use(temp.as_file(), temp.path())?;
+    Ok(temp)
+}
+
 /// fsync a directory so a rename into it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -180,28 +187,39 @@ pub(crate) fn remove_stale_temps(dir: &Path, prefix: &str) -> Result<usize> {
             continue;
         }
         let path = entry.path();
-        // A writer creates its temp file and then locks it: one made a moment ago may be
-        // between the two. A dead writer's file is old by the next open.
-        let young = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_none_or(|age| age < FRESH_TEMP);
-        if young {
-            continue;
-        }
-        // Opened for writing, as an exclusive lock on NFS needs (see `Layout::lock`).
-        let Ok(file) = fs::OpenOptions::new().read(true).write(true).open(&path) else {
-            continue;
-        };
-        // A writer that is still alive holds the lock; leave its file alone. Where locks are
-        // unsupported nothing is removed: a live writer cannot be told from a dead one.
-        if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+        // Removed while its lock is held, so no writer can take the file up in between.
+        if let Some(_held) = lock_if_stale(&entry)
+            && fs::remove_file(&path).is_ok()
+        {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// The temp file `entry` locked by this process, when no live writer can be holding it: it is
+/// older than [`FRESH_TEMP`] (a writer creates its temp file and then locks it, so one made a
+/// moment ago may be between the two; a dead writer's file is old by the next open) and
+/// nobody else holds its lock. `None` when it may be a live writer's, including where locks
+/// are unsupported (a live writer cannot be told from a dead one there).
+pub(crate) fn lock_if_stale(entry: &fs::DirEntry) -> Option<File> {
+    let young = entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age < FRESH_TEMP);
+    if young {
+        return None;
+    }
+    // Opened for writing, as an exclusive lock on NFS needs (see `Layout::lock`).
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(entry.path())
+        .ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 /// Blobs and index.json are world-readable like any other layout writer makes them (the

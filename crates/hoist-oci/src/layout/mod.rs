@@ -4,9 +4,12 @@
 //! spooled into it, unpacking reads from it. Blobs are written through a [`BlobWriter`] (temp
 //! file, hashed while written, verified, fsynced, renamed), so `blobs/<alg>/` only ever holds
 //! complete, verified content. Tags live in `index.json` as the
-//! `org.opencontainers.image.ref.name` annotation and are replaced atomically.
+//! `org.opencontainers.image.ref.name` annotation and are replaced atomically. A writer that
+//! may fail into a new directory takes a [`Claim`] ([`Layout::claim`]): on failure it removes
+//! the layout only when it created it and no other writer is at work there.
 
 mod blob;
+mod claim;
 mod compress;
 
 use std::fs::{self, File};
@@ -19,6 +22,7 @@ use serde::de::DeserializeOwned;
 pub use blob::BlobWriter;
 pub(crate) use blob::{TEMP_PREFIX, mark_in_use};
 use blob::{remove_stale_temps, sync_dir};
+pub use claim::Claim;
 pub use compress::CompressOptions;
 
 use crate::digest::Algorithm;

@@ -368,3 +368,120 @@ fn compress_blob_makes_verified_variants() {
     assert!(err.is_digest_mismatch(), "{err}");
     assert_eq!(blob_files(&l), before);
 }
+
+/// The temp files in a layout's `blobs/` (claims' marks and blobs being written).
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("blobs"))
+        .expect("blobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(TEMP_PREFIX))
+        .collect()
+}
+
+#[test]
+fn a_claim_that_created_the_layout_removes_it_on_failure_and_keeps_it_on_success() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("new");
+    let claim = Layout::claim(&dir).expect("claim");
+    assert!(claim.created());
+    assert_eq!(temp_files(&dir).len(), 1, "the claim marks the layout");
+    // A failed writer's complete blobs go with the layout.
+    claim
+        .layout()
+        .write_blob(&b"orphan"[..], None)
+        .expect("blob");
+    assert!(claim.release_failed().expect("release"), "removed");
+    assert!(!dir.exists());
+
+    // Dropped after a success: the layout stays, unmarked.
+    let claim = Layout::claim(&dir).expect("claim");
+    assert!(claim.created());
+    drop(claim);
+    assert!(Layout::open(&dir).is_ok());
+    assert!(temp_files(&dir).is_empty(), "{:?}", temp_files(&dir));
+}
+
+#[test]
+fn a_claim_that_did_not_create_the_layout_never_removes_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Opened, not created.
+    let existing = tmp.path().join("existing");
+    Layout::create(&existing).expect("create");
+    let claim = Layout::claim(&existing).expect("claim");
+    assert!(!claim.created());
+    assert!(!claim.release_failed().expect("release"));
+    assert!(Layout::open(&existing).is_ok());
+    assert!(temp_files(&existing).is_empty());
+
+    // Created in a directory the user made: the layout is this claim's, the directory is not.
+    let made = tmp.path().join("made");
+    std::fs::create_dir(&made).expect("mkdir");
+    let claim = Layout::claim(&made).expect("claim");
+    assert!(!claim.created());
+    assert!(!claim.release_failed().expect("release"));
+    assert!(made.join("oci-layout").exists());
+
+    // Of two claims on the same new directory, only the first created it; the second failing
+    // (the first gone meanwhile) removes nothing.
+    let new = tmp.path().join("new");
+    let first = Layout::claim(&new).expect("first");
+    let second = Layout::claim(&new).expect("second");
+    assert!(first.created() && !second.created());
+    drop(first);
+    assert!(!second.release_failed().expect("release"));
+    assert!(Layout::open(&new).is_ok());
+}
+
+#[test]
+fn a_failed_creator_keeps_a_layout_another_writer_uses_or_has_listed_something_in() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_s, src) = layout();
+    let (image, _) = write_image(&src, &[tar_of(&[("x", b"1")])], Compression::Gzip, "amd64");
+
+    // Another claim is live.
+    let dir = tmp.path().join("claimed");
+    let creator = Layout::claim(&dir).expect("creator");
+    let other = Layout::claim(&dir).expect("other");
+    assert!(!creator.release_failed().expect("release"), "kept");
+    assert!(dir.join("oci-layout").exists());
+    assert_eq!(temp_files(&dir).len(), 1, "only the other's mark is left");
+    drop(other);
+
+    // Another process is writing a blob without a claim.
+    let dir = tmp.path().join("writing");
+    let creator = Layout::claim(&dir).expect("creator");
+    let mut writer = Layout::open(&dir)
+        .expect("open")
+        .blob_writer()
+        .expect("writer");
+    writer.write_all(b"in progress").expect("write");
+    assert!(!creator.release_failed().expect("release"), "kept");
+    writer.commit(None, None).expect("the writer finishes");
+
+    // Another writer has finished: the index lists its image.
+    for (name, tag) in [("tagged", Some("v1")), ("untagged", None)] {
+        let dir = tmp.path().join(name);
+        let creator = Layout::claim(&dir).expect("creator");
+        let l = Layout::open(&dir).expect("open");
+        match tag {
+            Some(tag) => l.set_tag(tag, &image).expect("tag"),
+            None => l.add_untagged(&image).expect("add"),
+        }
+        assert!(!creator.release_failed().expect("release"), "{name} kept");
+        assert_eq!(l.list().expect("list").len(), 1, "{name}");
+    }
+
+    // A dead writer's temp file (unlocked, old) is no one's: the layout goes.
+    let dir = tmp.path().join("dead");
+    let creator = Layout::claim(&dir).expect("creator");
+    let stale = dir.join("blobs").join(format!("{TEMP_PREFIX}crashed"));
+    std::fs::write(&stale, b"half").expect("stale");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(old))
+        .expect("age");
+    assert!(creator.release_failed().expect("release"), "removed");
+    assert!(!dir.exists());
+}
