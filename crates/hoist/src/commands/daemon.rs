@@ -107,7 +107,8 @@ pub async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
 /// cheaper than a new export, and the caller does it.
 ///
 /// A failed export leaves no temp file and no tag. The layout (and its directory) goes too
-/// when this call created it and no other writer is using it (see [`Destination`]).
+/// when this call created it and no other writer is using it: the export holds a
+/// [`hoist_oci::Claim`] on it until the tag is written.
 ///
 /// # Errors
 /// Daemon, spooling and I/O errors.
@@ -123,13 +124,13 @@ pub async fn export_to_layout(
     if cached_export(config, &info).is_some() {
         return Ok(false);
     }
-    let destination = {
+    let claim = {
         let owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Destination::claim(&owned))
+        tokio::task::spawn_blocking(move || Layout::claim(&owned))
             .await?
             .with_context(|| format!("opening the OCI layout {}", dir.display()))?
     };
-    let layout = destination.layout.clone();
+    let layout = claim.layout().clone();
     let mut lines = LayerLines::announce(reporter, &info, LayerState::Done);
     let exported = daemon
         .export(
@@ -146,139 +147,14 @@ pub async fn export_to_layout(
     let image = match image {
         Ok(image) => image,
         Err(e) => {
-            // Waits for the layout's lock: blocking.
-            let _ = tokio::task::spawn_blocking(move || destination.remove_if_unused()).await;
+            super::local::release_failed(claim).await;
             return Err(e);
         }
     };
     super::local::tag_layout(dir, tag, &image.manifest).await?;
     // Only now, with the tag written, does the layout stop being marked in use.
-    drop(destination);
+    drop(claim);
     Ok(true)
-}
-
-/// The layout an export writes into, marked in use while it is held, so that a failed export
-/// removes a layout only when it made it and nobody else is at work in it: two hoists exporting
-/// into the same new `oci:DIR` must not delete each other's work.
-///
-/// The mark is a locked blob temp file in `blobs/` (the layout's own sign of a live writer:
-/// hoist-oci never removes one), placed under the layout's lock on `oci-layout`; removal
-/// checks for such files and for tags under the same lock. A writer that opened the layout
-/// but has not written a temp file yet, and is not a hoist daemon export (which marks first),
-/// is not seen.
-struct Destination {
-    layout: Layout,
-    /// Whether this process created the layout in a directory that did not exist.
-    created: bool,
-    /// The in-use mark: dropped (and its file deleted) with the destination.
-    in_use: Option<hoist_oci::BlobWriter>,
-}
-
-impl Destination {
-    /// Open the layout in `dir`, creating it (and `dir`) when there is none, and mark it in
-    /// use. Blocking (it may wait for the layout's lock).
-    fn claim(dir: &Path) -> anyhow::Result<Destination> {
-        let dir_existed = dir.exists();
-        // A layout removed between opening and marking (its creator failed) is made again.
-        for _ in 0..3 {
-            let (layout, created) = match Layout::open(dir) {
-                Ok(layout) => (layout, false),
-                Err(e) if e.is_not_found() => match Layout::create(dir) {
-                    Ok(layout) => (layout, !dir_existed),
-                    // Another writer created it in between.
-                    Err(e) if e.is_invalid_input() => (Layout::open(dir)?, false),
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e) => return Err(e.into()),
-            };
-            let lock = LayoutLock::take(&layout)?;
-            if !lock.is_current() {
-                continue;
-            }
-            let in_use = layout.blob_writer()?;
-            drop(lock);
-            return Ok(Destination {
-                layout,
-                created,
-                in_use: Some(in_use),
-            });
-        }
-        bail!("the layout was removed again and again while it was being opened")
-    }
-
-    /// After a failed export: drop this export's mark, then, if this process created the
-    /// layout, remove it unless another writer is at work in it (a temp file in `blobs/`) or
-    /// has tagged an image in it. Checked and removed under the layout's lock. Blocking.
-    fn remove_if_unused(mut self) {
-        drop(self.in_use.take());
-        if !self.created {
-            return;
-        }
-        let root = self.layout.root().to_path_buf();
-        let Ok(lock) = LayoutLock::take(&self.layout) else {
-            return;
-        };
-        let blobs = root.join("blobs");
-        let busy = match std::fs::read_dir(&blobs) {
-            // Blobs live in `blobs/<algorithm>/`; anything else there is a writer's temp file.
-            Ok(entries) => entries
-                .flatten()
-                .any(|e| e.file_type().map_or(true, |t| !t.is_dir())),
-            Err(_) => true,
-        };
-        let tagged = self
-            .layout
-            .index()
-            .map_or(true, |index| !index.value().manifests.is_empty());
-        if lock.is_current() && !busy && !tagged {
-            if let Err(e) = std::fs::remove_dir_all(&root) {
-                tracing::warn!(dir = %root.display(), "removing the failed export's layout: {e}");
-            }
-        } else {
-            tracing::info!(dir = %root.display(), busy, tagged, "another writer uses the layout; kept");
-        }
-        drop(lock);
-    }
-}
-
-/// The exclusive lock on a layout's `oci-layout` file: the lock hoist-oci takes to rewrite
-/// `index.json`, taken here the same way (the file opened for writing, as an NFS lock needs;
-/// no lock where the filesystem has none).
-struct LayoutLock {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl LayoutLock {
-    fn take(layout: &Layout) -> anyhow::Result<LayoutLock> {
-        let path = layout.root().join("oci-layout");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::PermissionDenied => std::fs::File::open(&path),
-                _ => Err(e),
-            })
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.lock() {
-            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => {
-                return Err(e).with_context(|| format!("locking {}", path.display()));
-            }
-            _ => {}
-        }
-        Ok(LayoutLock { file, path })
-    }
-
-    /// Whether the locked file is still the layout's marker (not removed, and not replaced by
-    /// a new layout's, since it was opened).
-    fn is_current(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        match (self.file.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(held), Ok(now)) => held.dev() == now.dev() && held.ino() == now.ino(),
-            _ => false,
-        }
-    }
 }
 
 /// The export's progress as lines: one for the stream ("preparing" while dockerd writes the

@@ -179,9 +179,10 @@ pub async fn tag_layout(
 /// place), and only the chosen image is tagged there, with `tag` or untagged. No transit copy:
 /// going through one wrote and hashed every byte twice.
 ///
-/// On failure a layout this call created is removed. An existing layout keeps the blobs that
-/// were complete (verified, referenced by nothing), never a partial one; so does a
-/// multi-image archive's layout for the images not chosen.
+/// On failure a layout this call created is removed, unless another writer is using it (the
+/// spool holds a [`hoist_oci::Claim`] on it until the tag is written). An existing layout keeps
+/// the blobs that were complete (verified, referenced by nothing), never a partial one; so
+/// does a multi-image archive's layout for the images not chosen.
 pub async fn spool_archive_to_layout(
     config: &Config,
     path: &ArchivePath,
@@ -190,16 +191,19 @@ pub async fn spool_archive_to_layout(
     tag: Option<&str>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let existed = dir.exists();
+    let claim = {
+        let owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Layout::claim(&owned))
+            .await?
+            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
+    };
     let (path, reference, platform) = (
         path.clone(),
         reference.map(str::to_string),
         config.platform.clone(),
     );
-    let (owned, reporter) = (dir.to_path_buf(), reporter.clone());
+    let (layout, reporter) = (claim.layout().clone(), reporter.clone());
     let spooled = tokio::task::spawn_blocking(move || {
-        let layout = Layout::open_or_create(&owned)
-            .with_context(|| format!("opening the OCI layout {}", owned.display()))?;
         let spooled = spool_archive(
             &path,
             &layout,
@@ -212,13 +216,32 @@ pub async fn spool_archive_to_layout(
     })
     .await?;
     match spooled {
-        Ok(descriptor) => tag_layout(dir, tag, &descriptor).await,
+        Ok(descriptor) => {
+            tag_layout(dir, tag, &descriptor).await?;
+            // Only now, with the tag written, does the layout stop being marked in use.
+            drop(claim);
+            Ok(())
+        }
         Err(e) => {
-            if !existed {
-                let _ = std::fs::remove_dir_all(dir);
-            }
+            release_failed(claim).await;
             Err(e)
         }
+    }
+}
+
+/// After a failed write into a claimed layout: release the claim, removing the layout when
+/// the claim created it and no other writer uses it (see [`hoist_oci::Claim::release_failed`]);
+/// what happened is logged, the write's own error is what the caller reports.
+pub(super) async fn release_failed(claim: hoist_oci::Claim) {
+    let dir = claim.layout().root().to_path_buf();
+    // Waits for the layout's lock: blocking.
+    match tokio::task::spawn_blocking(move || claim.release_failed()).await {
+        Ok(Ok(true)) => tracing::debug!(dir = %dir.display(), "removed the layout it created"),
+        Ok(Ok(false)) => tracing::debug!(dir = %dir.display(), "the layout is kept"),
+        Ok(Err(e)) => {
+            tracing::warn!(dir = %dir.display(), "removing the failed write's layout: {e}")
+        }
+        Err(e) => tracing::warn!(dir = %dir.display(), "releasing the layout: {e}"),
     }
 }
 
