@@ -4,6 +4,8 @@
 //! the directory.) Each hoist reads its archive from a pipe the test holds, so the order of
 //! events is fixed.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -13,12 +15,7 @@ use hoist_oci::{Compression, Layout};
 use hoist_testkit::synth::{ImageSpec, write_docker_archive};
 
 fn hoist(cache: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::clean();
     cmd.arg("--cache-dir").arg(cache).arg("-q");
     cmd
 }

@@ -1,19 +1,14 @@
 //! The `hoist` binary as users run it: help text, exit codes, usage errors, and the plain and JSON
 //! progress output (driven by the hidden `debug-progress` simulation).
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn hoist(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    let mut cmd = common::clean();
     cmd.args(args);
-    // A clean environment for the options hoist reads, so a developer's settings do not leak in.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env_remove("RUST_LOG");
     cmd
 }
 

@@ -2,6 +2,8 @@
 //! into the destination (nothing in the cache), one progress line per layer, and a failed
 //! export leaves nothing behind. Missing components print `SKIP:` (and fail under `CI=true`).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,16 +11,8 @@ use hoist_oci::{Digest, Layout, MediaType};
 use hoist_testkit::{Dockerd, require_root, require_tool};
 
 fn hoist(cache: &Path, dockerd: &Dockerd, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("HOIST_CACHE_DIR", cache)
-        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
-        .env("DOCKER_HOST", dockerd.docker_host())
-        .args(args);
+    let mut cmd = common::isolated(cache);
+    cmd.env("DOCKER_HOST", dockerd.docker_host()).args(args);
     cmd
 }
 

@@ -4,6 +4,8 @@
 //! exporting into the same new directory. Missing components print `SKIP:` (and fail under
 //! `CI=true`).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
@@ -16,16 +18,8 @@ use hoist_oci::Layout;
 use hoist_testkit::{Dockerd, require_root, require_tool};
 
 fn hoist(cache: &Path, docker_host: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("HOIST_CACHE_DIR", cache)
-        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
-        .env("DOCKER_HOST", docker_host)
-        .args(args);
+    let mut cmd = common::isolated(cache);
+    cmd.env("DOCKER_HOST", docker_host).args(args);
     cmd
 }
 

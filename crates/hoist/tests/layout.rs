@@ -1,19 +1,14 @@
 //! `hoist inspect` and `hoist copy` between OCI layouts, on synthetic images from the testkit.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use hoist_oci::{Compression, Digest, Layout};
 use hoist_testkit::synth::{ImageSpec, write_oci_layout};
 
 fn hoist(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.output().expect("run hoist")
+    common::clean().args(args).output().expect("run hoist")
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -4,6 +4,8 @@
 //! and name the index only once its images are there. Missing components print `SKIP:` (and
 //! fail under `CI=true`).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -12,16 +14,8 @@ use hoist_testkit::synth::{ImageSpec, SynthImage, write_oci_layout};
 use hoist_testkit::{Registry, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("HOIST_CACHE_DIR", cache)
-        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
-        .arg("-q")
-        .args(args);
+    let mut cmd = common::isolated(cache);
+    cmd.arg("-q").args(args);
     cmd
 }
 

@@ -4,6 +4,8 @@
 //! is scanned for the passwords, the base64 of `user:pass`, and every token the token server
 //! issued. Credentials come from `--creds`, a docker `config.json` and a credential helper.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -88,13 +90,7 @@ impl Scan {
 }
 
 fn hoist(cache: &Path, docker_config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("HOIST_") || k == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::clean();
     cmd.env("HOIST_CACHE_DIR", cache)
         .env("DOCKER_CONFIG", docker_config)
         .args(["-vvv", "--progress", "json"])

@@ -1,6 +1,8 @@
 //! The `hoist` binary against a real registry, an nginx proxy with a body limit, and a private
 //! dockerd, all from the testkit. Missing components print `SKIP:` (and fail under `CI=true`).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,15 +11,8 @@ use hoist_testkit::synth::{ImageSpec, write_oci_layout};
 use hoist_testkit::{Dockerd, Nginx, Registry, require_root, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HOIST_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("HOIST_CACHE_DIR", cache)
-        .env("DOCKER_CONFIG", cache.join("no-docker-config"))
-        .args(args);
+    let mut cmd = common::isolated(cache);
+    cmd.args(args);
     cmd
 }
 

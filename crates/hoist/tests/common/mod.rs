@@ -1,0 +1,27 @@
+//! What the command line's end-to-end tests share: the `hoist` binary, started in an
+//! environment of the test's own, so a developer's settings never leak into a run.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::Path;
+use std::process::Command;
+
+/// The `hoist` binary with none of the variables it reads (`HOIST_*`, `RUST_LOG`) inherited.
+pub fn clean() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("HOIST_") || name == "RUST_LOG" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+/// [`clean`], with its cache in `cache` and a docker config directory that does not exist (no
+/// credentials or contexts from the machine's `~/.docker`).
+pub fn isolated(cache: &Path) -> Command {
+    let mut cmd = clean();
+    cmd.env("HOIST_CACHE_DIR", cache)
+        .env("DOCKER_CONFIG", cache.join("no-docker-config"));
+    cmd
+}
