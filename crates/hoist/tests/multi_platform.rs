@@ -134,6 +134,22 @@ fn all_platforms_travel_between_layouts_and_registries_with_the_index_intact() {
         .arg(format!("oci:{}:multi", source.display()))
         .arg(format!("docker://{repo}:v1")));
     assert_registry_has_all(&cache, &repo, "v1", &index);
+    // inspect names the index and its platforms, on both sides.
+    for source in [
+        format!("docker://{repo}:v1"),
+        format!("oci:{}:multi", source.display()),
+    ] {
+        let shown = String::from_utf8_lossy(&ok(hoist(&cache, &["inspect"]).arg(&source)).stdout)
+            .into_owned();
+        assert!(
+            shown.contains(&format!("Index:        {}", index.digest())),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Platforms:    linux/amd64, linux/arm64"),
+            "{shown}"
+        );
+    }
 
     // Registry -> layout (pull), tagged with the reference's tag.
     let pulled = tmp.path().join("pulled");

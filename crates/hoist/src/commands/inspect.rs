@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
-use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson};
+use hoist_oci::{
+    AnyManifest, Descriptor, ImageConfig, ImageIndex, ImageManifest, MediaType, Platform, RawJson,
+};
 use hoist_registry::Repo;
 
 use super::{copy, registry};
@@ -28,8 +30,14 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                 let top = layout.resolve(tag.as_deref())?;
                 return raw_blob(&layout, &top);
             }
+            let top = layout.resolve(tag.as_deref())?;
+            let index = match top.media_type.is_index() {
+                true => Some(layout.read_json::<ImageIndex>(&top)?),
+                false => None,
+            };
             Ok(summary(&Inspected {
                 name: &name,
+                index: index.as_ref(),
                 descriptor: &image.descriptor,
                 manifest: &image.manifest,
                 config: &image.config,
@@ -46,6 +54,14 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                     .with_context(|| format!("fetching the manifest of {reference}"))?;
                 return Ok(any.bytes().to_vec());
             }
+            let index = match client
+                .get_manifest(&repo, &reference.tag_or_digest())
+                .await
+                .with_context(|| format!("fetching the manifest of {reference}"))?
+            {
+                AnyManifest::Index(index) => Some(*index),
+                AnyManifest::Image(_) => None,
+            };
             let platform = config.platform.clone().unwrap_or_else(Platform::host);
             let manifest = client
                 .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
@@ -61,6 +77,7 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
             let descriptor = manifest.descriptor(media_type);
             Ok(summary(&Inspected {
                 name: &name,
+                index: index.as_ref(),
                 descriptor: &descriptor,
                 manifest: &manifest,
                 config: &config_json,
@@ -81,6 +98,7 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
             } else {
                 summary(&Inspected {
                     name: &name,
+                    index: None,
                     descriptor: &staged.image.descriptor,
                     manifest: &staged.image.manifest,
                     config: &staged.image.config,
@@ -97,6 +115,9 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
 pub struct Inspected<'a> {
     /// Where it came from, as the user wrote it.
     pub name: &'a str,
+    /// The index the name points at, when it names a multi-platform image (the rest is the
+    /// image picked from it).
+    pub index: Option<&'a RawJson<ImageIndex>>,
     /// The manifest's descriptor (digest and media type).
     pub descriptor: &'a Descriptor,
     /// The manifest.
@@ -127,6 +148,24 @@ pub fn summary(image: &Inspected<'_>) -> String {
     let c = image.config.value();
     let mut out = String::new();
     let _ = writeln!(out, "Image:        {}", sanitize(image.name));
+    if let Some(index) = image.index {
+        let platforms: Vec<String> = index
+            .value()
+            .manifests
+            .iter()
+            .map(|d| {
+                d.platform
+                    .as_ref()
+                    .map_or_else(|| "(no platform)".to_string(), |p| sanitize(&p.to_string()))
+            })
+            .collect();
+        let _ = writeln!(out, "Index:        {}", index.digest());
+        let _ = writeln!(
+            out,
+            "Platforms:    {} (shown: the one below; --platform picks another, --all copies every one)",
+            platforms.join(", ")
+        );
+    }
     let _ = writeln!(out, "Digest:       {}", image.descriptor.digest);
     let _ = writeln!(
         out,
@@ -248,6 +287,7 @@ mod tests {
         let manifest = RawJson::from_value(manifest_value).expect("manifest");
         let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
         let text = summary(&Inspected {
+            index: None,
             name: "oci:layout:v1",
             descriptor: &descriptor,
             manifest: &manifest,
