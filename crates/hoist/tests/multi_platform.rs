@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hoist_oci::{Compression, Descriptor, Digest, ImageIndex, Layout, MediaType, RawJson};
-use hoist_testkit::synth::{ImageSpec, SynthImage, write_oci_layout};
+use hoist_oci::{Descriptor, Digest, ImageIndex, Layout, RawJson};
+use hoist_testkit::synth::{SynthImage, write_multi_platform_layout};
 use hoist_testkit::{Registry, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
@@ -35,46 +35,13 @@ fn ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// A layout at `dir` with two images (seeds differ, so do their blobs) listed by an index
-/// tagged `multi`, for linux/amd64 and linux/arm64. Returns the index and the two images.
-fn two_platform_layout(dir: &Path) -> (RawJson<ImageIndex>, [SynthImage; 2]) {
-    let amd = write_oci_layout(
-        dir,
-        "amd",
-        &ImageSpec::uniform(2, 200_000, Compression::Gzip, 1),
-    )
-    .expect("amd64 image");
-    let arm = write_oci_layout(
-        dir,
-        "arm",
-        &ImageSpec::uniform(3, 150_000, Compression::Zstd, 2),
-    )
-    .expect("arm64 image");
-    let entry = |image: &SynthImage, arch: &str| {
-        serde_json::json!({
-            "mediaType": MediaType::OCI_MANIFEST,
-            "digest": image.manifest_digest.to_string(),
-            "size": image.manifest_size,
-            "platform": {"architecture": arch, "os": "linux"},
-        })
-    };
-    let bytes = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MediaType::OCI_INDEX,
-        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")],
-        "annotations": {"test": "kept byte for byte"},
-    }))
-    .expect("index json");
-    let index = RawJson::<ImageIndex>::parse(bytes).expect("index");
-    let layout = Layout::open(dir).expect("layout");
-    layout.write_json(&index).expect("write index");
-    layout
-        .set_tag(
-            "multi",
-            &index.descriptor(MediaType::new(MediaType::OCI_INDEX)),
-        )
-        .expect("tag");
-    (index, [amd, arm])
+/// The testkit's two-platform layout at `dir` (index tagged `multi`; linux/amd64, then
+/// linux/arm64), with the index parsed.
+fn two_platform_layout(dir: &Path) -> (RawJson<ImageIndex>, Vec<SynthImage>) {
+    let written = write_multi_platform_layout(dir, "multi").expect("two-platform layout");
+    let index = RawJson::<ImageIndex>::parse(written.index_bytes).expect("index");
+    assert_eq!(index.digest(), &written.index_digest);
+    (index, written.images)
 }
 
 /// Assert the layout at `dir` names the index `index` as `tag`, and holds every image it lists
@@ -190,7 +157,7 @@ fn all_platforms_travel_between_layouts_and_registries_with_the_index_intact() {
 
     // A single image with --all is copied as without it.
     ok(hoist(&cache, &["copy", "--all"])
-        .arg(format!("oci:{}:amd", source.display()))
+        .arg(format!("oci:{}:multi-amd64", source.display()))
         .arg(format!("docker://{repo}:amd")));
     assert_eq!(
         Digest::sha256_of(&served(&cache, &format!("{repo}:amd"))),

@@ -14,9 +14,11 @@
 //! - long name `k` is a file with a 200+ byte path under `long/` (GNU long-name records).
 
 mod archive;
+mod multi;
 mod oci;
 
 pub use archive::write_docker_archive;
+pub use multi::{MultiPlatformImage, write_multi_platform_layout};
 pub use oci::{RawLayer, write_oci_layout, write_raw_oci_layout};
 
 use hoist_oci::{Compression, Descriptor, Digest};

@@ -125,7 +125,16 @@ fn finish_layout(
     let manifest = serde_json::to_vec(&manifest)?;
     let manifest_digest = write_json_blob(&blobs, &manifest)?;
 
-    update_index(dir, tag, &manifest_digest, manifest.len() as u64)?;
+    update_index(
+        dir,
+        tag,
+        json!({
+            "mediaType": MediaType::OCI_MANIFEST,
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+            "platform": { "architecture": "amd64", "os": "linux" },
+        }),
+    )?;
     Ok(SynthImage {
         manifest_digest,
         manifest_size: manifest.len() as u64,
@@ -207,7 +216,9 @@ fn write_json_blob(blobs: &Path, bytes: &[u8]) -> anyhow::Result<Digest> {
     Ok(digest)
 }
 
-fn update_index(dir: &Path, tag: &str, digest: &Digest, size: u64) -> anyhow::Result<()> {
+/// Name `entry` (a descriptor as JSON) `tag` in `dir`'s `index.json`, replacing what had that
+/// tag and keeping the other entries.
+pub(crate) fn update_index(dir: &Path, tag: &str, mut entry: Value) -> anyhow::Result<()> {
     const REF: &str = "org.opencontainers.image.ref.name";
     let path = dir.join("index.json");
     let mut manifests: Vec<Value> = match std::fs::read(&path) {
@@ -222,13 +233,8 @@ fn update_index(dir: &Path, tag: &str, digest: &Digest, size: u64) -> anyhow::Re
         Err(_) => Vec::new(),
     };
     manifests.retain(|m| m["annotations"][REF] != json!(tag));
-    manifests.push(json!({
-        "mediaType": MediaType::OCI_MANIFEST,
-        "digest": digest.to_string(),
-        "size": size,
-        "annotations": { REF: tag },
-        "platform": { "architecture": "amd64", "os": "linux" },
-    }));
+    entry["annotations"] = json!({ REF: tag });
+    manifests.push(entry);
     let index = json!({
         "schemaVersion": 2,
         "mediaType": MediaType::OCI_INDEX,
