@@ -16,13 +16,13 @@ mod support;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions};
 use hoist_oci::layout::Layout;
-use support::{
-    Dockerd, data_root, import_files, layer_dir, noise, run, start_dockerd, tcp_relay_gated,
-};
+use hoist_testkit::{AfterGate, GatedRelay};
+use support::{Dockerd, data_root, import_files, layer_dir, noise, run, start_dockerd};
 
 async fn connect(dockerd: &Dockerd) -> Daemon {
     Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
@@ -111,8 +111,13 @@ async fn export_errors_carry_what_the_daemon_said_or_that_it_said_nothing() {
         "hoist-cut:1",
         &[("big.bin", &noise(4_000_000, 6))],
     );
-    let (relay, gate) = tcp_relay_gated(dockerd.socket_path(), "/images/get", 256 * 1024);
-    let through = Daemon::connect(ConnectOptions::new().host(format!("tcp://{relay}")))
+    let relay = Arc::new(GatedRelay::start(
+        dockerd.socket_path(),
+        "/images/get",
+        256 * 1024,
+        AfterGate::Pass,
+    ));
+    let through = Daemon::connect(ConnectOptions::new().host(relay.docker_host()))
         .await
         .expect("connect through the relay");
     let layout = Layout::create(scratch.path().join("cut")).expect("layout");
@@ -128,8 +133,8 @@ async fn export_errors_carry_what_the_daemon_said_or_that_it_said_nothing() {
             .map(|_| ())
     });
     let held = tokio::task::spawn_blocking({
-        let gate = gate.clone();
-        move || gate.wait_held(Duration::from_secs(60))
+        let relay = relay.clone();
+        move || relay.wait_held(Duration::from_secs(60))
     })
     .await
     .expect("wait");
@@ -156,7 +161,7 @@ async fn export_errors_carry_what_the_daemon_said_or_that_it_said_nothing() {
         }
     }
     assert_eq!(shrunk, 1);
-    gate.open();
+    relay.open();
     let err = export
         .await
         .expect("task")

@@ -132,6 +132,7 @@ mod nginx;
 mod process;
 pub mod rawtar;
 mod registry;
+mod relay;
 pub mod secrets;
 mod skip;
 pub mod synth;
@@ -144,6 +145,7 @@ pub use http::{HttpResponse, http_get, http_request, parse_response};
 pub use nginx::{Nginx, NginxBuilder};
 pub use process::{ChildGuard, free_port, log_tail, mode_under_umask, pid_alive, port_open};
 pub use registry::{Registry, RegistryBuilder};
+pub use relay::{AfterGate, GatedRelay};
 pub use skip::{find_tool, in_ci, package_for, require_root, require_tool, skip};
 pub use synth::{
     Extras, ImageSpec, LayerSpec, Payload, SynthImage, write_docker_archive, write_layer_tar,

@@ -6,16 +6,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hoist_oci::Layout;
-use hoist_testkit::{Dockerd, require_root, require_tool};
+use hoist_testkit::{AfterGate, Dockerd, GatedRelay, require_root, require_tool};
 
 fn hoist(cache: &Path, docker_host: &str, args: &[&str]) -> Command {
     let mut cmd = common::isolated(cache);
@@ -78,100 +74,18 @@ fn a_push_failing_while_the_export_streams_leaves_no_staged_export() {
     }
 }
 
-/// What a held export answer does once let go.
-#[derive(Clone, Copy, PartialEq)]
-enum Then {
-    /// The answer goes on as the daemon sends it.
-    Pass,
-    /// The connection is cut: the export fails.
-    Cut,
+/// A relay holding the answer to `GET /images/get` from its first byte until opened, then
+/// cutting it (`AfterGate::Cut`) or passing it on.
+fn held(dockerd: &Dockerd, after: AfterGate) -> GatedRelay {
+    GatedRelay::start(dockerd.socket_path(), "/images/get", 0, after)
 }
 
-/// A TCP relay to the daemon's socket that holds the answer to `GET /images/get` (nothing of
-/// it forwarded) until [`Held::release`], then passes it on or cuts it; everything else passes.
-struct Held {
-    addr: SocketAddr,
-    /// (held, released)
-    state: Arc<(Mutex<(bool, bool)>, Condvar)>,
-}
-
-impl Held {
-    fn start(socket: &Path, then: Then) -> Held {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
-        let addr = listener.local_addr().expect("relay addr");
-        let socket = socket.to_path_buf();
-        let state = Arc::new((Mutex::new((false, false)), Condvar::new()));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { break };
-                let Ok(mut daemon) = UnixStream::connect(&socket) else {
-                    continue;
-                };
-                let state = shared.clone();
-                std::thread::spawn(move || {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(2).any(|w| w == b"\r\n") {
-                        match client.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-                    let export = String::from_utf8_lossy(line).contains("/images/get");
-                    if daemon.write_all(&head).is_err() {
-                        return;
-                    }
-                    let (mut client_in, mut daemon_out) = (
-                        client.try_clone().expect("clone tcp"),
-                        daemon.try_clone().expect("clone unix"),
-                    );
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut client_in, &mut daemon_out);
-                    });
-                    if export {
-                        let (lock, changed) = &*state;
-                        let mut s = lock.lock().expect("lock");
-                        s.0 = true;
-                        changed.notify_all();
-                        while !s.1 {
-                            s = changed.wait(s).expect("wait");
-                        }
-                        drop(s);
-                        if then == Then::Cut {
-                            let _ = client.shutdown(std::net::Shutdown::Both);
-                            let _ = daemon.shutdown(std::net::Shutdown::Both);
-                            return;
-                        }
-                    }
-                    let _ = std::io::copy(&mut daemon, &mut client);
-                    let _ = client.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        });
-        Held { addr, state }
-    }
-
-    fn docker_host(&self) -> String {
-        format!("tcp://{}", self.addr)
-    }
-
-    /// Wait until an export's answer is being held.
-    fn wait_held(&self) {
-        let (lock, changed) = &*self.state;
-        let s = lock.lock().expect("lock");
-        let (s, _) = changed
-            .wait_timeout_while(s, Duration::from_secs(60), |s| !s.0)
-            .expect("wait");
-        assert!(s.0, "no export reached the relay");
-    }
-
-    fn release(&self) {
-        let (lock, changed) = &*self.state;
-        lock.lock().expect("lock").1 = true;
-        changed.notify_all();
-    }
+/// Wait until `relay` holds an export's answer.
+fn wait_held(relay: &GatedRelay) {
+    assert!(
+        relay.wait_held(Duration::from_secs(60)),
+        "no export reached the relay"
+    );
 }
 
 /// The entries of a layout's `blobs/` other than the algorithm directories: temp files.
@@ -227,13 +141,13 @@ fn a_failed_export_never_deletes_a_layout_another_hoist_is_using() {
     // A creates the new layout, then waits for the daemon; B exports into it and finishes;
     // then A's export fails. A made the directory, but B's tagged image is in it now.
     let dir: PathBuf = tmp.path().join("shared");
-    let cut = Held::start(dockerd.socket_path(), Then::Cut);
+    let cut = held(&dockerd, AfterGate::Cut);
     let first = spawn(&mut export(&cut.docker_host(), &dir, "a"));
-    cut.wait_held();
+    wait_held(&cut);
     assert!(dir.join("oci-layout").exists(), "A made the layout first");
     let (code, stderr) = finish(spawn(&mut export(&dockerd.docker_host(), &dir, "b")));
     assert_eq!(code, Some(0), "B: {stderr}");
-    cut.release();
+    cut.open();
     let (code, stderr) = finish(first);
     assert_eq!(code, Some(1), "A fails: {stderr}");
     assert_whole(&dir, "b", 3);
@@ -241,31 +155,31 @@ fn a_failed_export_never_deletes_a_layout_another_hoist_is_using() {
     // Now B is still at work (its export held) when A fails: B's layout survives and B
     // finishes into it.
     let dir = tmp.path().join("racing");
-    let cut = Held::start(dockerd.socket_path(), Then::Cut);
-    let slow = Held::start(dockerd.socket_path(), Then::Pass);
+    let cut = held(&dockerd, AfterGate::Cut);
+    let slow = held(&dockerd, AfterGate::Pass);
     let first = spawn(&mut export(&cut.docker_host(), &dir, "a"));
-    cut.wait_held();
+    wait_held(&cut);
     let second = spawn(&mut export(&slow.docker_host(), &dir, "b"));
-    slow.wait_held();
-    cut.release();
+    wait_held(&slow);
+    cut.open();
     let (code, stderr) = finish(first);
     assert_eq!(code, Some(1), "A fails: {stderr}");
     assert!(
         dir.join("oci-layout").exists(),
         "A removed the layout B is exporting into"
     );
-    slow.release();
+    slow.open();
     let (code, stderr) = finish(second);
     assert_eq!(code, Some(0), "B: {stderr}");
     assert_whole(&dir, "b", 3);
 
     // Alone, a failed export still removes the directory it created.
     let dir = tmp.path().join("alone");
-    let cut = Held::start(dockerd.socket_path(), Then::Cut);
+    let cut = held(&dockerd, AfterGate::Cut);
     let first = spawn(&mut export(&cut.docker_host(), &dir, "a"));
-    cut.wait_held();
+    wait_held(&cut);
     let started = Instant::now();
-    cut.release();
+    cut.open();
     let (code, stderr) = finish(first);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!dir.exists(), "{:?}", names_in(&dir));
