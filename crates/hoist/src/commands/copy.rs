@@ -16,8 +16,8 @@ use super::local::{
     unpack_from_layout, write_archive, write_runtime_config,
 };
 use super::remote::{
-    RemoteImage, archive_from_registry, load_from_registry, mount_all, pull_image, push_image,
-    stream_between_registries, unpack_from_registry,
+    RemoteImage, archive_from_registry, copy_between_registries, load_from_registry, pull_image,
+    push_image, unpack_from_registry,
 };
 use super::{daemon, registry};
 use crate::config::Config;
@@ -126,16 +126,9 @@ async fn copy(
             let client = registry::client(config)?;
             return unpack_from_registry(&client, config, reference, dir, reporter).await;
         }
-        // Same registry: mount every blob, no bytes move. Otherwise (or when a mount is
-        // declined) every blob streams through, with no local copy.
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = registry::client(config)?;
-            if from.registry() == to.registry()
-                && mount_all(&client, config, from, to, reporter).await?
-            {
-                return Ok(());
-            }
-            return stream_between_registries(&client, config, from, to, reporter).await;
+            return copy_between_registries(&client, config, from, to, reporter).await;
         }
         // Layers stream from the registry into the archive (a file, stdout, or the daemon's
         // load); zstd images go through a layout, which decompresses them.

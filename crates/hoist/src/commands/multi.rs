@@ -18,7 +18,7 @@ use hoist_registry::{Client, Repo};
 
 use super::local::{copy_between_layouts, tag_layout};
 use super::registry;
-use super::remote::{mount_all, pull_image, push_image, stream_between_registries};
+use super::remote::{copy_between_registries, pull_image, push_image};
 use crate::config::Config;
 use crate::progress::Reporter;
 use crate::transport::Location;
@@ -156,13 +156,7 @@ async fn copy_child(
     match (source, destination) {
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = client.context("no registry client")?;
-            let (from, to) = (pin(from), pin(to));
-            if from.registry() == to.registry()
-                && mount_all(client, config, &from, &to, reporter).await?
-            {
-                return Ok(());
-            }
-            stream_between_registries(client, config, &from, &to, reporter).await
+            copy_between_registries(client, config, &pin(from), &pin(to), reporter).await
         }
         (Location::Registry { reference }, Location::Oci { dir, .. }) => {
             let client = client.context("no registry client")?;

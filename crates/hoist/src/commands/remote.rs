@@ -300,6 +300,22 @@ pub async fn fetch_config(
         .with_context(|| format!("fetching the config {}", desc.digest))
 }
 
+/// Copy an image between registries: within one registry by mounting every blob (no bytes
+/// move), otherwise (or when a mount is declined) by streaming every blob through, with no
+/// local copy.
+pub async fn copy_between_registries(
+    client: &Client,
+    config: &Config,
+    from: &Reference,
+    to: &Reference,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    if from.registry() == to.registry() && mount_all(client, config, from, to, reporter).await? {
+        return Ok(());
+    }
+    stream_between_registries(client, config, from, to, reporter).await
+}
+
 /// Copy an image between registries with no local copy: every blob streams from the source
 /// through hoist into the destination (a ranged GET per chunk, hashed on the way and verified
 /// before the destination completes it), then the manifest's exact bytes are pushed.
