@@ -25,7 +25,8 @@
 //!   one pass into a layout; [`archive::write_docker_archive`] streams the legacy format back
 //!   out for `docker load`.
 //! - [`codec`] — [`Compression`] detected by magic bytes, [`codec::decoder`] for any layer,
-//!   and [`codec::Compressor`], which yields blob digest and `diff_id` in one pass.
+//!   and [`codec::Compressor`], which yields blob digest and `diff_id` in one pass;
+//!   [`Layout::layer_writer`] does the same straight into a layout, hashing each side once.
 //! - [`ImageVariants`] — several compressions of each layer kept per layer and chosen per
 //!   layer, never as combinations of whole chains.
 //! - [`Error`] — the one error type, with an [`ErrorKind`] saying what went wrong.
@@ -113,7 +114,9 @@ pub use codec::Compression;
 pub use descriptor::{Descriptor, Platform};
 pub use digest::{Algorithm, Digest, Digester, HashingWriter, VerifyingReader};
 pub use error::{Error, ErrorKind, Result};
-pub use layout::{BlobWriter, Claim, CompressOptions, Image, Layout, LayoutEntry};
+pub use layout::{
+    BlobWriter, Claim, CompressOptions, CompressedBlob, Image, LayerWriter, Layout, LayoutEntry,
+};
 pub use manifest::{
     AnyManifest, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE, RawJson, RootFs,
     RuntimeConfig,
@@ -136,6 +139,8 @@ mod thread_safety {
         sync::<crate::Layout>();
         send::<crate::BlobWriter>();
         send::<crate::codec::Compressor<std::fs::File>>();
+        send::<crate::LayerWriter>();
+        send::<crate::CompressedBlob>();
         send::<crate::VerifyingReader<std::fs::File>>();
         send::<crate::Error>();
         sync::<crate::Error>();

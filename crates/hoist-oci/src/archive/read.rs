@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
 use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link, shown};
-use crate::codec::{self, Compression, Compressor};
+use crate::codec::{self, Compression};
 use crate::digest::Digester;
 use crate::layout::Layout;
 use crate::{
@@ -357,23 +357,20 @@ fn store_entry<R: Read>(
         Ok(())
     };
     let stored = if let Some(c) = compress {
-        let mut compressor =
-            Compressor::new(layout.blob_writer()?, c.compression, c.level, c.threads)?;
-        pump(&mut body, &mut compressor, path, size, &mut tick)?;
-        let (writer, info) = compressor.finish()?;
+        let mut writer = layout.layer_writer(c.compression, c.level, c.threads)?;
+        pump(&mut body, &mut writer, path, size, &mut tick)?;
+        let blob = writer.finish()?;
         if let Some(named) = &named
-            && &info.diff_id != named
+            && blob.diff_id() != named
         {
-            return Err(crate::digest::mismatch(named, &info.diff_id).with_path(path));
+            return Err(crate::digest::mismatch(named, blob.diff_id()).with_path(path));
         }
         let owned = path.to_string();
         let commit = move || {
-            let (digest, blob_size) = writer
-                .commit(Some(&info.digest), Some(info.size))
-                .map_err(|e| e.with_path(&owned))?;
+            let info = blob.commit().map_err(|e| e.with_path(&owned))?;
             Ok(Stored {
-                digest,
-                size: blob_size,
+                digest: info.digest,
+                size: info.size,
                 compression: c.compression,
                 diff_id: Some(info.diff_id),
             })

@@ -252,29 +252,18 @@ pub struct CompressedInfo {
     pub uncompressed_size: u64,
 }
 
-enum Encoder<W: Write> {
-    None(FrameWriter<W>),
-    Gzip(Box<gzip::BlockGzip<FrameWriter<W>>>),
-    Zstd(zstd::stream::write::Encoder<'static, FrameWriter<W>>),
+/// A codec writing into `O`.
+pub(crate) enum Encoder<O: Write> {
+    None(O),
+    Gzip(Box<gzip::BlockGzip<O>>),
+    Zstd(zstd::stream::write::Encoder<'static, O>),
 }
 
-/// A writer that compresses into `W`, hashing the input (diff_id) and the output (blob digest)
-/// in the same pass, each on a helper thread beside the codec.
-pub struct Compressor<W: Write> {
-    encoder: Encoder<W>,
-    diff: FrameWriter<io::Sink>,
-}
-
-impl<W: Write> Compressor<W> {
-    /// A compressor writing `compression` at `level` (the codec's default when `None`) into
-    /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
-    /// block gzip (256 KiB blocks, pigz-style, one standard gzip member). gzip output does not
-    /// depend on `threads`; zstd output does.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
-    pub fn new(
-        output: W,
+impl<O: Write> Encoder<O> {
+    /// An encoder writing `compression` at `level` (the codec's default when `None`) into
+    /// `out`; see [`Compressor::new`] for `threads`.
+    pub(crate) fn new(
+        out: O,
         compression: Compression,
         level: Option<i32>,
         threads: usize,
@@ -286,8 +275,7 @@ impl<W: Write> Compressor<W> {
                 compression.level_range()
             )));
         }
-        let out = FrameWriter::new(output, Algorithm::Sha256);
-        let encoder = match compression {
+        Ok(match compression {
             Compression::None => Encoder::None(out),
             Compression::Gzip => Encoder::Gzip(Box::new(
                 gzip::BlockGzip::new(out, level.unsigned_abs(), threads)
@@ -305,10 +293,103 @@ impl<W: Write> Compressor<W> {
                 }
                 Encoder::Zstd(z)
             }
-        };
-        Ok(Compressor {
+        })
+    }
+
+    /// Write the codec's last bytes and hand back the output.
+    pub(crate) fn finish(self) -> io::Result<O> {
+        match self {
+            Encoder::None(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<O: Write> Write for Encoder<O> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::None(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+/// Hashes what passes through it into `W` (the uncompressed side of a compressor), so the
+/// `diff_id` comes out of the same pass as the compressed bytes.
+pub(crate) struct DiffHashing<W: Write> {
+    encoder: Encoder<W>,
+    diff: FrameWriter<io::Sink>,
+}
+
+impl<W: Write> DiffHashing<W> {
+    pub(crate) fn new(encoder: Encoder<W>) -> Self {
+        DiffHashing {
             encoder,
             diff: FrameWriter::new(io::sink(), Algorithm::Sha256),
+        }
+    }
+
+    pub(crate) fn uncompressed_size(&self) -> u64 {
+        self.diff.bytes_written()
+    }
+
+    /// The codec's output, and the digest and size of what went in.
+    pub(crate) fn finish(self) -> io::Result<(W, Digest, u64)> {
+        let out = self.encoder.finish()?;
+        let (_, diff_id, size) = self.diff.finish()?;
+        Ok((out, diff_id, size))
+    }
+}
+
+impl<W: Write> Write for DiffHashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.encoder.write(buf)?;
+        self.diff.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+/// A writer that compresses into `W`, hashing the input (diff_id) and the output (blob digest)
+/// in the same pass, each on a helper thread beside the codec.
+///
+/// Compressing into a layout, use [`crate::Layout::layer_writer`]: the blob writer there hashes
+/// the output already, and this would hash it a second time.
+pub struct Compressor<W: Write> {
+    inner: DiffHashing<FrameWriter<W>>,
+}
+
+impl<W: Write> Compressor<W> {
+    /// A compressor writing `compression` at `level` (the codec's default when `None`) into
+    /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
+    /// block gzip (256 KiB blocks, pigz-style, one standard gzip member). gzip output does not
+    /// depend on `threads`; zstd output does.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
+    pub fn new(
+        output: W,
+        compression: Compression,
+        level: Option<i32>,
+        threads: usize,
+    ) -> Result<Self> {
+        let out = FrameWriter::new(output, Algorithm::Sha256);
+        let encoder = Encoder::new(out, compression, level, threads)?;
+        Ok(Compressor {
+            inner: DiffHashing::new(encoder),
         })
     }
 
@@ -330,7 +411,7 @@ impl<W: Write> Compressor<W> {
 
     /// Uncompressed bytes written so far.
     pub fn uncompressed_size(&self) -> u64 {
-        self.diff.bytes_written()
+        self.inner.uncompressed_size()
     }
 
     /// Flush the codec and return the output writer and what was produced.
@@ -339,14 +420,9 @@ impl<W: Write> Compressor<W> {
     /// When the final bytes cannot be written.
     pub fn finish(self) -> Result<(W, CompressedInfo)> {
         let fail = |e| Error::io("finishing compressed stream", e);
-        let out = match self.encoder {
-            Encoder::None(w) => w,
-            Encoder::Gzip(g) => g.finish().map_err(fail)?,
-            Encoder::Zstd(z) => z.finish().map_err(fail)?,
-        };
+        let (out, diff_id, uncompressed_size) = self.inner.finish().map_err(fail)?;
         let (mut inner, digest, size) = out.finish().map_err(fail)?;
         inner.flush().map_err(fail)?;
-        let (_, diff_id, uncompressed_size) = self.diff.finish().map_err(fail)?;
         Ok((
             inner,
             CompressedInfo {
@@ -361,21 +437,11 @@ impl<W: Write> Compressor<W> {
 
 impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match &mut self.encoder {
-            Encoder::None(w) => w.write(buf)?,
-            Encoder::Gzip(g) => g.write(buf)?,
-            Encoder::Zstd(z) => z.write(buf)?,
-        };
-        self.diff.write_all(&buf[..n])?;
-        Ok(n)
+        self.inner.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.encoder {
-            Encoder::None(w) => w.flush(),
-            Encoder::Gzip(g) => g.flush(),
-            Encoder::Zstd(z) => z.flush(),
-        }
+        self.inner.flush()
     }
 }
 

@@ -11,6 +11,7 @@
 mod blob;
 mod claim;
 mod compress;
+mod layer;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -24,6 +25,7 @@ pub(crate) use blob::{TEMP_PREFIX, mark_in_use};
 use blob::{remove_stale_temps, sync_dir};
 pub use claim::Claim;
 pub use compress::CompressOptions;
+pub use layer::{CompressedBlob, LayerWriter};
 
 use crate::digest::Algorithm;
 use crate::{
@@ -332,11 +334,9 @@ impl Layout {
             .layer_compression()
             .map_or_else(|| self.sniff(source), Ok)?;
         let reader = crate::codec::decoder_for(from, self.open_blob(source)?)?;
-        let writer = self.blob_writer()?;
-        let mut c = crate::codec::Compressor::new(writer, compression, level, threads)?;
-        crate::codec::copy(reader, &mut c).map_err(|e| e.with_digest(&source.digest))?;
-        let (writer, info) = c.finish()?;
-        writer.commit(Some(&info.digest), Some(info.size))?;
+        let mut w = self.layer_writer(compression, level, threads)?;
+        crate::codec::copy(reader, &mut w).map_err(|e| e.with_digest(&source.digest))?;
+        let info = w.finish()?.commit()?;
         let desc = Descriptor::new(
             MediaType::oci_layer(compression),
             info.digest.clone(),

@@ -369,6 +369,50 @@ fn compress_blob_makes_verified_variants() {
     assert_eq!(blob_files(&l), before);
 }
 
+#[test]
+fn a_layer_writer_stores_what_a_compressor_makes_and_nothing_before_commit() {
+    let (_d, l) = layout();
+    // Large enough that the codec and both hashers run on their helper threads.
+    let tar = tar_of(&[("big", &vec![7u8; 3_000_000][..]), ("small", b"y")]);
+    for (compression, threads) in [
+        (Compression::Gzip, 2),
+        (Compression::Zstd, 1),
+        (Compression::None, 1),
+    ] {
+        let mut expected = Vec::new();
+        let want = crate::codec::compress(&tar[..], &mut expected, compression, None, threads)
+            .expect("compress");
+        let mut w = l.layer_writer(compression, None, threads).expect("writer");
+        w.write_all(&tar).expect("write");
+        assert_eq!(w.uncompressed_size(), tar.len() as u64);
+        let blob = w.finish().expect("finish");
+        assert_eq!(blob.diff_id(), &Digest::sha256_of(&tar));
+        assert_eq!(blob.uncompressed_size(), tar.len() as u64);
+        assert!(
+            !l.blob_path(&want.digest).exists(),
+            "in place before commit"
+        );
+        let info = blob.commit().expect("commit");
+        assert_eq!(info, want, "{compression}");
+        let stored = std::fs::read(l.blob_path(&info.digest)).expect("stored");
+        assert_eq!(Digest::sha256_of(&stored), info.digest);
+        assert!(stored == expected, "{compression}: bytes differ");
+    }
+    // Dropped after finishing but before commit: nothing stored, no temp left.
+    let before = blob_files(&l);
+    let mut w = l
+        .layer_writer(Compression::Gzip, Some(1), 1)
+        .expect("writer");
+    w.write_all(b"never committed").expect("write");
+    drop(w.finish().expect("finish"));
+    assert_eq!(blob_files(&l), before);
+    assert!(temp_files(l.root()).is_empty());
+    let err = l
+        .layer_writer(Compression::Zstd, Some(99), 1)
+        .expect_err("level");
+    assert!(err.is_invalid_input(), "{err}");
+}
+
 /// The temp files in a layout's `blobs/` (claims' marks and blobs being written).
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir.join("blobs"))

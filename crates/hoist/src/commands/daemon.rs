@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ImageInfo};
 use hoist_oci::archive::{SpoolEvent, write_docker_archive};
-use hoist_oci::codec::{Compression, Compressor};
+use hoist_oci::codec::Compression;
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
 use super::export_cache::{StagedExport, cached_export, the_inspected};
@@ -425,21 +425,21 @@ async fn compress_one(
             &id,
             layer.size,
         );
-        let mut compressor = Compressor::new(layout.blob_writer()?, compression, level, 2)?;
-        std::io::copy(&mut input, &mut compressor)
+        let mut writer = layout.layer_writer(compression, level, 2)?;
+        std::io::copy(&mut input, &mut writer)
             .with_context(|| format!("compressing layer {diff_id}"))?;
-        let (writer, info) = compressor.finish()?;
-        if info.diff_id != diff_id {
+        let blob = writer.finish()?;
+        if blob.diff_id() != &diff_id {
             bail!(
                 "the exported layer hashes to {} but the image config says {diff_id}",
-                info.diff_id
+                blob.diff_id()
             );
         }
-        let (digest, size) = writer.commit(Some(&info.digest), Some(info.size))?;
+        let info = blob.commit()?;
         Ok(Descriptor::new(
             MediaType::oci_layer(compression),
-            digest,
-            size,
+            info.digest,
+            info.size,
         ))
     })
     .await?
