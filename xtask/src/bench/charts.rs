@@ -490,6 +490,7 @@ mod tests {
         Report {
             date: "d".into(),
             machine: "m".into(),
+            page_cache: String::new(),
             scenarios: vec![
                 scenario(
                     "scale",
