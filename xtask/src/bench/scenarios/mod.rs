@@ -255,7 +255,8 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "export",
-        about: "Docker daemon -> OCI layout (hoist vs docker save; daemon memory not counted)",
+        about: "Docker daemon -> OCI layout (hoist vs docker save, and for context docker \
+                save followed by an fsync of its archive; daemon memory not counted)",
         prepare: daemon::export,
     },
     Scenario {
