@@ -490,7 +490,6 @@ mod tests {
         Report {
             date: "d".into(),
             machine: "m".into(),
-            page_cache: String::new(),
             scenarios: vec![
                 scenario(
                     "scale",

@@ -127,22 +127,6 @@ pub fn measure(cmd: &mut Command, log: Option<&Path>, limit: Duration) -> anyhow
     })
 }
 
-/// Before a scenario's warm-up: write every dirty page back, then drop the clean page cache,
-/// so a scenario does not inherit the memory pressure of the ones before it. With the cache
-/// full of earlier scenarios' inputs and outputs, each page a run writes had to be reclaimed
-/// first, and that reclaim was charged to whoever wrote: the same 1 GiB export cost
-/// `docker save` 0.55 CPU-s after a drop and 1.5-3.0 CPU-s right after the inputs were
-/// generated (hoist 1.1 against 3.0-3.3), its wall time 4.1 s against 4.9-6.1 s. The warm-up
-/// that follows reads the inputs back into the cache, so measured runs still start warm.
-///
-/// # Errors
-/// Why the cache could not be dropped (it needs root).
-pub fn drop_page_cache() -> Result<(), String> {
-    settle();
-    std::fs::write("/proc/sys/vm/drop_caches", "1")
-        .map_err(|e| format!("writing /proc/sys/vm/drop_caches: {e} (needs root)"))
-}
-
 /// Median of a non-empty slice (mean of the middle two for even lengths).
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();

@@ -206,22 +206,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
 
     let mut results = Vec::new();
-    let mut cache_kept: Option<String> = None;
     for sc in selected {
         crate::interrupt::check()?;
         eprintln!("bench: scenario {} — {}", sc.name, sc.about);
         let scenario_start = std::time::Instant::now();
         let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
         check_tools(sc.name, &prepared.contenders)?;
-        if let Err(why) = measure::drop_page_cache() {
-            cache_kept.get_or_insert_with(|| {
-                eprintln!(
-                    "bench: WARNING the page cache is not dropped between scenarios ({why}): \
-                     a scenario may pay for the memory pressure of the ones before it"
-                );
-                why
-            });
-        }
         let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
         for t in &prepared.targets {
             result.verdicts.push(ratio_verdict(&result, t));
@@ -248,10 +238,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("nproc"),
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
-        page_cache: match cache_kept {
-            None => "synced and dropped before each scenario's warm-up".into(),
-            Some(why) => format!("kept between scenarios ({why})"),
-        },
         scenarios: results,
         elapsed_s: started.elapsed().as_secs_f64(),
     };

@@ -150,9 +150,6 @@ pub struct Report {
     pub date: String,
     /// `uname -srm`, CPU count and memory.
     pub machine: String,
-    /// What was done about the page cache between scenarios.
-    #[serde(default)]
-    pub page_cache: String,
     /// Every scenario run.
     pub scenarios: Vec<ScenarioResult>,
     /// Seconds the whole bench took, from start to the report (0 when unknown).
@@ -292,9 +289,6 @@ fn num(x: f64, digits: usize) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# hoist bench\n\n{} on {}\n", r.date, r.machine);
-    if !r.page_cache.is_empty() {
-        let _ = writeln!(md, "Page cache: {}.\n", r.page_cache);
-    }
     for s in &r.scenarios {
         let _ = writeln!(
             md,
@@ -486,14 +480,12 @@ mod tests {
         let r = Report {
             date: "now".into(),
             machine: "here".into(),
-            page_cache: "synced and dropped".into(),
             scenarios: vec![scenario()],
             elapsed_s: 7.0,
         };
         let json = serde_json::to_vec(&r).expect("serialize");
         let back: Report = serde_json::from_slice(&json).expect("deserialize");
         assert_eq!(markdown(&back), markdown(&r));
-        assert!(markdown(&r).contains("Page cache: synced and dropped."));
         assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
         // Reports written before failure reasons and timings existed still load.
         let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
@@ -502,9 +494,7 @@ mod tests {
             .expect("object")
             .remove("failure_reasons");
         old.as_object_mut().expect("object").remove("elapsed_s");
-        old.as_object_mut().expect("object").remove("page_cache");
         let old: Report = serde_json::from_value(old).expect("old report");
-        assert!(!markdown(&old).contains("Page cache"));
         assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
         assert_eq!(old.elapsed_s, 0.0);
     }
@@ -561,7 +551,6 @@ mod tests {
         let md = markdown(&Report {
             date: "now".into(),
             machine: "here".into(),
-            page_cache: String::new(),
             scenarios: vec![s.clone()],
             elapsed_s: 1.0,
         });
@@ -594,7 +583,6 @@ mod tests {
         let md = markdown(&Report {
             date: "now".into(),
             machine: "here".into(),
-            page_cache: String::new(),
             scenarios: vec![s],
             elapsed_s: 100.0,
         });
