@@ -8,10 +8,11 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use hoist_oci::{Descriptor, Digest, ImageIndex, Layout, RawJson};
 use hoist_testkit::synth::{SynthImage, write_multi_platform_layout};
-use hoist_testkit::{Registry, require_tool};
+use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Registry, http_request, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
     let mut cmd = common::isolated(cache);
@@ -174,8 +175,8 @@ fn a_missing_image_fails_the_copy_before_the_index_is_named() {
     let cache = tmp.path().join("cache");
     let source = tmp.path().join("source");
     let (_, images) = two_platform_layout(&source);
-    // The arm64 image's last layer is gone from the source.
-    let lost: &Descriptor = images[1].layers.last().expect("a layer");
+    // The amd64 image's last layer is gone from the source: the index's first image fails.
+    let lost: &Descriptor = images[0].layers.last().expect("a layer");
     std::fs::remove_file(
         Layout::open(&source)
             .expect("layout")
@@ -191,8 +192,16 @@ fn a_missing_image_fails_the_copy_before_the_index_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("linux/arm64"),
+        stderr.contains("linux/amd64"),
         "names the platform: {stderr}"
+    );
+    // The other image was still copied whole: a rerun need not send it again.
+    assert_eq!(
+        Digest::sha256_of(&served(
+            &cache,
+            &format!("{repo}@{}", images[1].manifest_digest)
+        )),
+        images[1].manifest_digest
     );
     // The tag was never pushed: a reader never sees an index whose image is missing.
     let probe = run(hoist(&cache, &["inspect", "--raw"]).arg(format!("{repo}:v1")));
@@ -209,6 +218,71 @@ fn a_missing_image_fails_the_copy_before_the_index_is_named() {
             "the layout names the index"
         );
     }
+}
+
+#[test]
+fn the_images_of_an_index_are_copied_side_by_side() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let (index, images) = two_platform_layout(&source);
+    let registry = Registry::start().expect("registry");
+    // Completing the upload of the amd64 image's first layer hangs a while.
+    let held = &images[0].layers[0].digest;
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PUT",
+            held.hex(),
+            1,
+            FaultAction::Stall(Duration::from_secs(15)),
+        )],
+    )
+    .expect("fault proxy");
+    let mut child = hoist(&cache, &["copy", "--all"])
+        .arg(format!("oci:{}:multi", source.display()))
+        .arg(format!("docker://{}/team/multi:v1", proxy.host()))
+        .spawn()
+        .expect("spawn hoist");
+    let present = |path: &str| {
+        let accept = [(
+            "Accept",
+            "application/vnd.oci.image.manifest.v1+json, \
+             application/vnd.docker.distribution.manifest.v2+json",
+        )];
+        http_request(registry.addr(), "HEAD", path, &accept, &[])
+            .expect("ask the registry")
+            .status
+            == 200
+    };
+    let arm64 = format!("/v2/team/multi/manifests/{}", images[1].manifest_digest);
+    let held_blob = format!("/v2/team/multi/blobs/{held}");
+    // The arm64 image lands while the amd64 one still waits for its layer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !present(&arm64) {
+        assert!(
+            child.try_wait().expect("poll hoist").is_none(),
+            "hoist ended before the arm64 image was in the registry"
+        );
+        assert!(Instant::now() < deadline, "the arm64 image never arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !present(&held_blob),
+        "the arm64 image was copied only after the amd64 one: one after another"
+    );
+    let status = child.wait().expect("wait for hoist");
+    assert!(status.success(), "{status:?}");
+    assert!(present(&held_blob));
+    assert_registry_has_all(
+        &cache,
+        &format!("{}/team/multi", registry.host()),
+        "v1",
+        &index,
+    );
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `--all`: a multi-platform image copied whole. Every image its index lists goes first, by
-//! digest, through the same single-image paths as any copy (mounts within a registry, streams
-//! between registries, pulls into and pushes from layouts); then the index's exact bytes, so
-//! the destination's index has the source's digest, as with `skopeo copy --all` and `crane
-//! copy`. The index goes last, so a failure part-way never leaves a tag naming an index whose
-//! images are missing.
+//! digest and up to four side by side, through the same single-image paths as any copy
+//! (mounts within a registry, streams between registries, pulls into and pushes from layouts);
+//! then the index's exact bytes, so the destination's index has the source's digest, as with
+//! `skopeo copy --all` and `crane copy`. The index goes last, so a failure part-way never
+//! leaves a tag naming an index whose images are missing.
 //!
 //! Registries and OCI layouts only: an archive, the daemon and a root filesystem hold one image
 //! (the command line refuses `--all` for them). A source that is a single image is copied as
@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
 use hoist_oci::layout::Layout;
 use hoist_oci::{AnyManifest, Descriptor, ImageIndex, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
@@ -22,6 +23,13 @@ use super::remote::{copy_between_registries, pull_image, push_image};
 use crate::config::Config;
 use crate::progress::Reporter;
 use crate::transport::Location;
+
+/// Images of an index copied at once. Each image's blobs already travel side by side, up to
+/// the client's limit on blobs in flight, which holds across images too; copying the images
+/// one after another left that limit idle while an image waited for its largest blob and for
+/// its manifest. Each image is attempted even when another fails (what was copied need not be
+/// sent again by the next run), and the first failure in the index's order is reported.
+const IMAGES_AT_ONCE: usize = 4;
 
 /// A source's index: its exact bytes and the media type it was stored or served with.
 struct SourceIndex {
@@ -52,30 +60,32 @@ pub async fn copy_all(
     else {
         return Ok(false);
     };
-    for child in &index.value().manifests {
-        if !child.media_type.is_manifest() {
-            bail!(
-                "the index lists {} as {}: --all copies an index of images, not an index of \
-                 indexes",
-                child.digest,
-                child.media_type
-            );
-        }
-        let platform = child
-            .platform
-            .as_ref()
-            .map_or_else(|| "no platform".to_string(), ToString::to_string);
-        copy_child(
-            config,
-            client.as_ref(),
-            source,
-            destination,
-            child,
-            reporter,
-        )
-        .await
-        .with_context(|| format!("copying the image for {platform} ({})", child.digest))?;
+    let children = &index.value().manifests;
+    if let Some(child) = children.iter().find(|c| !c.media_type.is_manifest()) {
+        bail!(
+            "the index lists {} as {}: --all copies an index of images, not an index of \
+             indexes",
+            child.digest,
+            child.media_type
+        );
     }
+    let copies = children.iter().map(|child| {
+        let client = client.as_ref();
+        async move {
+            let platform = child
+                .platform
+                .as_ref()
+                .map_or_else(|| "no platform".to_string(), ToString::to_string);
+            copy_child(config, client, source, destination, child, reporter)
+                .await
+                .with_context(|| format!("copying the image for {platform} ({})", child.digest))
+        }
+    });
+    let copied: Vec<anyhow::Result<()>> = futures_util::stream::iter(copies)
+        .buffered(IMAGES_AT_ONCE)
+        .collect()
+        .await;
+    copied.into_iter().collect::<anyhow::Result<()>>()?;
     match destination {
         Location::Registry { reference } => {
             let client = client.as_ref().context("no registry client")?;
