@@ -84,16 +84,45 @@ fn assert_registry_has_all(cache: &Path, repo: &str, tag: &str, index: &RawJson<
     }
 }
 
+/// One test's world: a temp dir holding the hoist cache and the two-platform source layout
+/// (`source`, index tagged `multi`), and a registry.
+struct World {
+    tmp: tempfile::TempDir,
+    cache: std::path::PathBuf,
+    source: std::path::PathBuf,
+    index: RawJson<ImageIndex>,
+    images: Vec<SynthImage>,
+    registry: Registry,
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let (index, images) = two_platform_layout(&source);
+    World {
+        registry: Registry::start().expect("registry"),
+        tmp,
+        cache,
+        source,
+        index,
+        images,
+    }
+}
+
 #[test]
 fn all_platforms_travel_between_layouts_and_registries_with_the_index_intact() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let (index, images) = two_platform_layout(&source);
-    let registry = Registry::start().expect("registry");
+    let World {
+        tmp,
+        cache,
+        source,
+        index,
+        images,
+        registry,
+    } = world();
     let other = Registry::start().expect("second registry");
     let repo = format!("{}/team/multi", registry.host());
 
@@ -171,10 +200,14 @@ fn a_missing_image_fails_the_copy_before_the_index_is_named() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let (_, images) = two_platform_layout(&source);
+    let World {
+        tmp,
+        cache,
+        source,
+        index: _,
+        images,
+        registry,
+    } = world();
     // The amd64 image's last layer is gone from the source: the index's first image fails.
     let lost: &Descriptor = images[0].layers.last().expect("a layer");
     std::fs::remove_file(
@@ -183,7 +216,6 @@ fn a_missing_image_fails_the_copy_before_the_index_is_named() {
             .blob_path(&lost.digest),
     )
     .expect("remove a layer");
-    let registry = Registry::start().expect("registry");
     let repo = format!("{}/team/multi", registry.host());
 
     let out = run(hoist(&cache, &["copy", "--all"])
@@ -225,11 +257,15 @@ fn the_images_of_an_index_are_copied_side_by_side() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let (index, images) = two_platform_layout(&source);
-    let registry = Registry::start().expect("registry");
+    // Bound, not `..`: an unbound temp dir would be deleted right here.
+    let World {
+        tmp: _tmp,
+        cache,
+        source,
+        index,
+        images,
+        registry,
+    } = world();
     // Completing the upload of the amd64 image's first layer hangs a while.
     let held = &images[0].layers[0].digest;
     let proxy = FaultProxy::start(
