@@ -219,6 +219,39 @@ async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
 }
 
 #[tokio::test]
+async fn a_server_that_ignores_range_gets_the_file_started_over() {
+    // Big enough that the first, cut answer leaves several written batches behind.
+    let real: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(&real),
+        real.len() as u64,
+    );
+    let reg = {
+        let real = real.clone();
+        Lying::start(move |req, _| {
+            if req.header("range").is_some() {
+                // Asked to resume, it sends the whole blob again.
+                Reply::new(200).body(real.clone())
+            } else {
+                Reply::new(200).body(&real[..300_000])
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = Layout::create(dir.path().join("layout")).expect("layout");
+    let sink = layout.blob_path(&desc.digest);
+    std::fs::create_dir_all(sink.parent().expect("parent")).expect("blob dir");
+    let repo = Repo::new(reg.host(), "hostile/norange").expect("repo");
+    client()
+        .pull_blob(&repo, &desc, &sink, &Progress::none())
+        .await
+        .expect("pull");
+    assert_eq!(std::fs::read(&sink).expect("pulled"), real);
+    assert_eq!(reg.count("GET", "/norange/"), 2);
+}
+
+#[tokio::test]
 async fn completion_and_manifest_push_with_lying_digests_fail_briefly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_source(dir.path(), &[9u8; 1000]);
