@@ -490,6 +490,7 @@ mod tests {
         Report {
             date: "d".into(),
             machine: "m".into(),
+            host_notes: Vec::new(),
             scenarios: vec![
                 scenario(
                     "scale",

@@ -21,6 +21,7 @@
 //! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
 
 mod charts;
+mod host;
 pub(crate) mod measure;
 mod report;
 mod scenarios;
@@ -238,6 +239,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("nproc"),
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
+        host_notes: {
+            let damon = Path::new(host::DAMON_SYSFS);
+            host::refresh_damon_stats(damon);
+            host::proactive_reclaim(damon).into_iter().collect()
+        },
         scenarios: results,
         elapsed_s: started.elapsed().as_secs_f64(),
     };

@@ -150,6 +150,9 @@ pub struct Report {
     pub date: String,
     /// `uname -srm`, CPU count and memory.
     pub machine: String,
+    /// What the host did that may have moved the numbers (see `host.rs`).
+    #[serde(default)]
+    pub host_notes: Vec<String>,
     /// Every scenario run.
     pub scenarios: Vec<ScenarioResult>,
     /// Seconds the whole bench took, from start to the report (0 when unknown).
@@ -289,6 +292,9 @@ fn num(x: f64, digits: usize) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# hoist bench\n\n{} on {}\n", r.date, r.machine);
+    for note in &r.host_notes {
+        let _ = writeln!(md, "**Host:** {note}.\n");
+    }
     for s in &r.scenarios {
         let _ = writeln!(
             md,
@@ -480,12 +486,14 @@ mod tests {
         let r = Report {
             date: "now".into(),
             machine: "here".into(),
+            host_notes: vec!["the kernel pages out".into()],
             scenarios: vec![scenario()],
             elapsed_s: 7.0,
         };
         let json = serde_json::to_vec(&r).expect("serialize");
         let back: Report = serde_json::from_slice(&json).expect("deserialize");
         assert_eq!(markdown(&back), markdown(&r));
+        assert!(markdown(&r).contains("**Host:** the kernel pages out."));
         assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
         // Reports written before failure reasons and timings existed still load.
         let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
@@ -494,7 +502,9 @@ mod tests {
             .expect("object")
             .remove("failure_reasons");
         old.as_object_mut().expect("object").remove("elapsed_s");
+        old.as_object_mut().expect("object").remove("host_notes");
         let old: Report = serde_json::from_value(old).expect("old report");
+        assert!(!markdown(&old).contains("**Host:**"));
         assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
         assert_eq!(old.elapsed_s, 0.0);
     }
@@ -551,6 +561,7 @@ mod tests {
         let md = markdown(&Report {
             date: "now".into(),
             machine: "here".into(),
+            host_notes: Vec::new(),
             scenarios: vec![s.clone()],
             elapsed_s: 1.0,
         });
@@ -583,6 +594,7 @@ mod tests {
         let md = markdown(&Report {
             date: "now".into(),
             machine: "here".into(),
+            host_notes: Vec::new(),
             scenarios: vec![s],
             elapsed_s: 100.0,
         });
