@@ -220,7 +220,7 @@ async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
 
 #[tokio::test]
 async fn a_server_that_ignores_range_gets_the_file_started_over() {
-    // Big enough that the first, cut answer leaves several written batches behind.
+    // Big enough that the first, cut answer reaches the file in several writes.
     let real: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let desc = Descriptor::new(
         MediaType::OCI_LAYER,
