@@ -74,11 +74,7 @@ async fn garbage_location_and_range_headers_are_refused() {
 #[tokio::test]
 async fn blob_get_with_wrong_bytes_is_not_written_to_the_layout() {
     let real = b"the real layer bytes".to_vec();
-    let desc = Descriptor::new(
-        MediaType::OCI_LAYER,
-        Digest::sha256_of(&real),
-        real.len() as u64,
-    );
+    let desc = layer_of(&real);
     let reg = Lying::start(move |req, _| {
         if req.path.contains("longer") {
             Reply::new(200).body(vec![b'x'; 4096])
@@ -161,11 +157,7 @@ async fn endless_tag_pages_are_bounded_in_bytes_and_pages() {
 #[tokio::test]
 async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
     let real = b"twenty bytes of blob".to_vec();
-    let desc = Descriptor::new(
-        MediaType::OCI_LAYER,
-        Digest::sha256_of(&real),
-        real.len() as u64,
-    );
+    let desc = layer_of(&real);
     let reg = {
         let real = real.clone();
         Lying::start(move |req, _| {
@@ -222,11 +214,7 @@ async fn short_long_and_misranged_blob_bodies_fail_cleanly() {
 async fn a_server_that_ignores_range_gets_the_file_started_over() {
     // Big enough that the first, cut answer reaches the file in several writes.
     let real: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let desc = Descriptor::new(
-        MediaType::OCI_LAYER,
-        Digest::sha256_of(&real),
-        real.len() as u64,
-    );
+    let desc = layer_of(&real);
     let reg = {
         let real = real.clone();
         Lying::start(move |req, _| {

@@ -247,11 +247,7 @@ async fn html_error_pages_are_reduced_to_their_status_line() {
 #[tokio::test]
 async fn blob_redirects_carry_no_credentials_and_no_plain_http_to_foreign_hosts() {
     let real = b"layer bytes behind a storage redirect".to_vec();
-    let desc = Descriptor::new(
-        MediaType::OCI_LAYER,
-        Digest::sha256_of(&real),
-        real.len() as u64,
-    );
+    let desc = layer_of(&real);
     let storage = {
         let real = real.clone();
         Lying::start(move |_, _| Reply::new(200).body(real.clone()))

@@ -254,6 +254,15 @@ fn manifest_json() -> Vec<u8> {
     .into_bytes()
 }
 
+/// The descriptor of an uncompressed layer holding exactly `bytes`.
+fn layer_of(bytes: &[u8]) -> Descriptor {
+    Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(bytes),
+        bytes.len() as u64,
+    )
+}
+
 fn blob_source(dir: &Path, bytes: &[u8]) -> BlobSource {
     let path = dir.join("src");
     std::fs::write(&path, bytes).expect("write source");
