@@ -257,19 +257,12 @@ fn the_images_of_an_index_are_copied_side_by_side() {
     if !require_tool("docker-registry") {
         return;
     }
-    // Bound, not `..`: an unbound temp dir would be deleted right here.
-    let World {
-        tmp: _tmp,
-        cache,
-        source,
-        index,
-        images,
-        registry,
-    } = world();
+    // Kept whole: its temp dir lives as long as the test.
+    let w = world();
     // Completing the upload of the amd64 image's first layer hangs a while.
-    let held = &images[0].layers[0].digest;
+    let held = &w.images[0].layers[0].digest;
     let proxy = FaultProxy::start(
-        registry.addr(),
+        w.registry.addr(),
         vec![FaultRule::new(
             "PUT",
             held.hex(),
@@ -278,8 +271,8 @@ fn the_images_of_an_index_are_copied_side_by_side() {
         )],
     )
     .expect("fault proxy");
-    let mut child = hoist(&cache, &["copy", "--all"])
-        .arg(format!("oci:{}:multi", source.display()))
+    let mut child = hoist(&w.cache, &["copy", "--all"])
+        .arg(format!("oci:{}:multi", w.source.display()))
         .arg(format!("docker://{}/team/multi:v1", proxy.host()))
         .spawn()
         .expect("spawn hoist");
@@ -289,12 +282,12 @@ fn the_images_of_an_index_are_copied_side_by_side() {
             "application/vnd.oci.image.manifest.v1+json, \
              application/vnd.docker.distribution.manifest.v2+json",
         )];
-        http_request(registry.addr(), "HEAD", path, &accept, &[])
+        http_request(w.registry.addr(), "HEAD", path, &accept, &[])
             .expect("ask the registry")
             .status
             == 200
     };
-    let arm64 = format!("/v2/team/multi/manifests/{}", images[1].manifest_digest);
+    let arm64 = format!("/v2/team/multi/manifests/{}", w.images[1].manifest_digest);
     let held_blob = format!("/v2/team/multi/blobs/{held}");
     // The arm64 image lands while the amd64 one still waits for its layer.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -314,10 +307,10 @@ fn the_images_of_an_index_are_copied_side_by_side() {
     assert!(status.success(), "{status:?}");
     assert!(present(&held_blob));
     assert_registry_has_all(
-        &cache,
-        &format!("{}/team/multi", registry.host()),
+        &w.cache,
+        &format!("{}/team/multi", w.registry.host()),
         "v1",
-        &index,
+        &w.index,
     );
 }
 
