@@ -26,6 +26,30 @@ impl Write for Captured {
     }
 }
 
+/// Everything this test thread logs, at every level, until the guard drops.
+///
+/// The other tests of this binary run on other threads with no subscriber. If this thread's
+/// subscriber were the only dispatcher in the process, tracing-core would take its fast path and
+/// compute a log site's interest from the default of whichever thread reaches that site first.
+/// A site first reached by another test would then be switched off for good, and this test would
+/// see no `registry response` line at all (it did, under `cargo test`). A global dispatcher that
+/// records nothing makes two, so every site asks every dispatcher.
+fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        // Err only if a global is already set, which is just as good.
+        let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+    });
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
 fn builder() -> hoist_registry::ClientBuilder {
     Client::builder()
         .chunk_size(64 * 1024)
@@ -37,14 +61,7 @@ async fn basic_auth_push_pull_and_no_secret_anywhere() {
     let Some(reg) = common::registry_htpasswd("alice", PASSWORD) else {
         return;
     };
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_file(dir.path(), "b", 200_000, 1);
@@ -227,14 +244,7 @@ async fn bearer_challenge_fetches_scoped_tokens_once_per_scope() {
             common::FaultRule::new("POST", "/blobs/uploads/", 1, unauthorized),
         ],
     );
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_file(dir.path(), "b", 300_000, 9);
