@@ -139,7 +139,12 @@ async fn compressed_export_matches_docker_save_and_reports_every_layer() {
                 started += 1;
             }
             SpoolEvent::LayerStored { diff_id, blob, .. } => {
-                stored.push(diff_id.clone());
+                // Compressed on the way in, so each diff_id is known as it is stored.
+                stored.push(
+                    diff_id
+                        .clone()
+                        .expect("diff_id of a layer compressed by us"),
+                );
                 assert!(image.manifest.value().layers.contains(blob), "{blob:?}");
             }
             _ => {}

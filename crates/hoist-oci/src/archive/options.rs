@@ -12,7 +12,7 @@ use crate::{Descriptor, Digest, Error, Result};
 /// blob); configs and metadata are not reported. `index` counts layer entries in stream order
 /// from 0, so the events of one entry can be told apart. `docker save` sends the layers of an
 /// image base first, but nothing here relies on it: [`SpoolEvent::LayerStored`] names the
-/// layer by its `diff_id`.
+/// layer by its blob, and by its `diff_id` when that is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[allow(
@@ -42,8 +42,11 @@ pub enum SpoolEvent {
     LayerStored {
         /// The entry's ordinal among layer entries.
         index: usize,
-        /// The digest of the uncompressed tar.
-        diff_id: Digest,
+        /// The digest of the uncompressed tar, when it is known as the layer is stored: the
+        /// layer came uncompressed, or was compressed on its way in. `None` for a layer stored
+        /// compressed as it came (the containerd image store sends its layers so); its
+        /// uncompressed digest is checked against the image config once the archive is read.
+        diff_id: Option<Digest>,
         /// The stored blob (its media type says its compression).
         blob: Descriptor,
     },

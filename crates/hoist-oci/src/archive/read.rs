@@ -519,10 +519,7 @@ fn record(
     if let Some(index) = index {
         options.emit(SpoolEvent::LayerStored {
             index,
-            diff_id: stored
-                .diff_id
-                .clone()
-                .unwrap_or_else(|| stored.digest.clone()),
+            diff_id: stored.diff_id.clone(),
             blob: Descriptor::new(
                 MediaType::oci_layer(stored.compression),
                 stored.digest.clone(),

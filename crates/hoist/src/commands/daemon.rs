@@ -259,11 +259,17 @@ impl LayerLines {
                     });
                 }
             }
-            SpoolEvent::LayerStored { index, diff_id, .. } => {
+            SpoolEvent::LayerStored {
+                index,
+                diff_id,
+                blob,
+            } => {
                 let Some((line, _)) = self.entries.get(&index) else {
                     return;
                 };
-                let id = diff_id.to_string();
+                // A layer the daemon sent compressed is named by its blob until its diff_id
+                // is checked.
+                let id = diff_id.as_ref().unwrap_or(&blob.digest).to_string();
                 self.reporter.send(Event::Rename {
                     from: line.clone(),
                     to: id.clone(),
@@ -328,7 +334,8 @@ pub enum LayerPlan {
 
 /// Compress the export's layers (each once, remembered by diff_id), skipping those whose
 /// remembered compressed digest `exists` reports present at the destination and those already
-/// `pushed` (by diff_id). Returns the plan per layer, base first.
+/// `pushed` (by the blob digest the image's manifest lists). Returns the plan per layer, base
+/// first.
 ///
 /// # Errors
 /// Compression and I/O errors; a remembered digest that no longer matches is recompressed.
@@ -355,7 +362,7 @@ where
     }
     let mut plan = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-        if let Some(desc) = pushed.get(diff_id) {
+        if let Some(desc) = pushed.get(&layer.digest) {
             plan.push(LayerPlan::Present(desc.clone()));
             continue;
         }

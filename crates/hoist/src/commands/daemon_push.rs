@@ -58,7 +58,7 @@ pub async fn push_from_daemon(
                 reporter,
                 move |diff_id, blob| {
                     // The pushes may have failed and gone; the export's error says the rest.
-                    let _ = tx.send((diff_id.clone(), blob.clone()));
+                    let _ = tx.send((diff_id.cloned(), blob.clone()));
                 },
             );
             let pushes = push_as_stored(config, &client, &repo, staged.layout(), rx, reporter);
@@ -150,16 +150,16 @@ async fn finish(
     .await
 }
 
-/// Push each layer `stored` reports (diff_id, blob in `layout`) while the export goes on, at
-/// most the client's concurrency at once, until the export ends. A layer not in the configured
-/// compression (the daemon sent it compressed otherwise) is left for the compression pass.
-/// Returns the pushed layers by diff_id.
+/// Push each layer `stored` reports (diff_id when known, blob in `layout`) while the export goes
+/// on, at most the client's concurrency at once, until the export ends. A layer not in the
+/// configured compression (the daemon sent it compressed otherwise) is left for the compression
+/// pass. Returns the pushed layers by blob digest (the digest the export's manifest lists).
 async fn push_as_stored(
     config: &Config,
     client: &Client,
     repo: &Repo,
     layout: &Layout,
-    mut stored: mpsc::UnboundedReceiver<(Digest, Descriptor)>,
+    mut stored: mpsc::UnboundedReceiver<(Option<Digest>, Descriptor)>,
     reporter: &Reporter,
 ) -> anyhow::Result<HashMap<Digest, Descriptor>> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
@@ -175,7 +175,7 @@ async fn drive(
     client: &Client,
     repo: &Repo,
     layout: &Layout,
-    stored: &mut mpsc::UnboundedReceiver<(Digest, Descriptor)>,
+    stored: &mut mpsc::UnboundedReceiver<(Option<Digest>, Descriptor)>,
     reporter: &Reporter,
     sink: &hoist_registry::Progress,
 ) -> anyhow::Result<HashMap<Digest, Descriptor>> {
@@ -191,17 +191,21 @@ async fn drive(
                     continue;
                 };
                 let wanted = blob.media_type.layer_compression() == Some(config.compression);
-                if !wanted || pushed.contains_key(&diff_id) {
+                if !wanted || pushed.contains_key(&blob.digest) {
                     continue;
                 }
-                daemon::remember(config, &diff_id, &blob)?;
-                if blob.digest != diff_id {
-                    reporter.send(Event::Rename {
-                        from: diff_id.to_string(),
-                        to: blob.digest.to_string(),
-                    });
+                // Without a diff_id (the daemon sent the layer compressed) there is nothing to
+                // remember: the layer is pushed as it came, and its line already bears its blob.
+                if let Some(diff_id) = diff_id {
+                    daemon::remember(config, &diff_id, &blob)?;
+                    if blob.digest != diff_id {
+                        reporter.send(Event::Rename {
+                            from: diff_id.to_string(),
+                            to: blob.digest.to_string(),
+                        });
+                    }
                 }
-                pushed.insert(diff_id, blob.clone());
+                pushed.insert(blob.digest.clone(), blob.clone());
                 let source = BlobSource {
                     path: layout.blob_path(&blob.digest),
                     digest: blob.digest.clone(),
@@ -271,6 +275,9 @@ mod tests {
         let client = registry::client(&config).expect("client");
         let (first_id, first) = gzip_layer(&layout, 1);
         let (second_id, second) = gzip_layer(&layout, 2);
+        // A gzip layer as the containerd image store sends it: stored as it came, its diff_id
+        // not known until the export is read.
+        let (sent_id, sent) = gzip_layer(&layout, 3);
         // An uncompressed layer while gzip is configured: left for the compression pass.
         let (plain_id, plain) = {
             let mut w = layout.blob_writer().expect("writer");
@@ -291,7 +298,8 @@ mod tests {
                 push_as_stored(&config, &client, &repo, &layout, rx, &Reporter::silent()).await
             }
         });
-        tx.send((first_id.clone(), first.clone())).expect("send");
+        tx.send((Some(first_id.clone()), first.clone()))
+            .expect("send");
         // The export is still running (the channel is open), yet the first layer arrives.
         let deadline = Instant::now() + Duration::from_secs(20);
         while !client
@@ -309,22 +317,24 @@ mod tests {
             !pushes.is_finished(),
             "the pushes wait for the export to end"
         );
-        tx.send((plain_id.clone(), plain.clone())).expect("send");
-        tx.send((second_id.clone(), second.clone())).expect("send");
-        tx.send((first_id.clone(), first.clone()))
+        tx.send((Some(plain_id.clone()), plain.clone()))
+            .expect("send");
+        tx.send((Some(second_id.clone()), second.clone()))
+            .expect("send");
+        tx.send((None, sent.clone())).expect("send");
+        tx.send((Some(first_id.clone()), first.clone()))
             .expect("a repeat is ignored");
         drop(tx);
         let pushed = pushes.await.expect("task").expect("pushes");
 
-        assert_eq!(pushed.len(), 2, "{pushed:?}");
-        assert_eq!(pushed.get(&first_id), Some(&first));
-        assert_eq!(pushed.get(&second_id), Some(&second));
-        assert!(
-            client
-                .blob_exists(&repo, &second.digest)
-                .await
-                .expect("HEAD")
-        );
+        // Keyed by blob, as the export's manifest lists the layers.
+        assert_eq!(pushed.len(), 3, "{pushed:?}");
+        assert_eq!(pushed.get(&first.digest), Some(&first));
+        assert_eq!(pushed.get(&second.digest), Some(&second));
+        assert_eq!(pushed.get(&sent.digest), Some(&sent));
+        for blob in [&second, &sent] {
+            assert!(client.blob_exists(&repo, &blob.digest).await.expect("HEAD"));
+        }
         assert!(
             !client
                 .blob_exists(&repo, &plain.digest)
@@ -334,5 +344,83 @@ mod tests {
         // Each pushed layer is remembered for the next push of the same image.
         assert_eq!(daemon::remembered(&config, &second_id), Some(second));
         assert_eq!(daemon::remembered(&config, &plain_id), None);
+        // A layer without a diff_id is remembered under no name, least of all its blob's.
+        assert_eq!(daemon::remembered(&config, &sent_id), None);
+        assert_eq!(daemon::remembered(&config, &sent.digest), None);
+    }
+
+    #[tokio::test]
+    async fn an_early_pushed_layer_the_daemon_sent_compressed_is_not_pushed_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = config(&tmp.path().join("cache"));
+        let layout = Layout::create(tmp.path().join("layout")).expect("layout");
+        // The containerd image store's export: a gzip layer, stored as it came.
+        let (diff_id, sent) = gzip_layer(&layout, 4);
+        let image_config = hoist_oci::RawJson::from_value(hoist_oci::ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: hoist_oci::RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![diff_id.clone()],
+            },
+            ..hoist_oci::ImageConfig::default()
+        })
+        .expect("config");
+        layout.write_json(&image_config).expect("write config");
+        let manifest = hoist_oci::RawJson::from_value(hoist_oci::ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            artifact_type: None,
+            config: image_config.descriptor(MediaType::OCI_CONFIG),
+            layers: vec![sent.clone()],
+            subject: None,
+            annotations: Default::default(),
+        })
+        .expect("manifest");
+        layout.write_json(&manifest).expect("write manifest");
+        let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
+        layout.set_tag("t", &descriptor).expect("tag");
+        let image = layout.image(Some("t"), None).expect("image");
+
+        // What push_as_stored returned for it: keyed by its blob, as the manifest lists it.
+        let early = HashMap::from([(sent.digest.clone(), sent.clone())]);
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let exists = |_: Descriptor| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { Ok(false) }
+        };
+        let plan = daemon::compress_layers(
+            &config,
+            &layout,
+            &image,
+            &early,
+            exists,
+            &Reporter::silent(),
+        )
+        .await
+        .expect("plan");
+        assert!(
+            matches!(plan.as_slice(), [LayerPlan::Present(d)] if *d == sent),
+            "the pushed layer is planned as present"
+        );
+        assert_eq!(
+            asked.into_inner(),
+            0,
+            "no registry check for a pushed layer"
+        );
+        // The lookup is by blob: a diff_id (which such a layer lacks while it is pushed) is not
+        // what the plan asks for.
+        let by_diff_id = HashMap::from([(diff_id, sent.clone())]);
+        let plan = daemon::compress_layers(
+            &config,
+            &layout,
+            &image,
+            &by_diff_id,
+            |_| async { Ok(false) },
+            &Reporter::silent(),
+        )
+        .await
+        .expect("plan");
+        assert!(matches!(plan.as_slice(), [LayerPlan::Push(_)]));
     }
 }

@@ -100,7 +100,9 @@ impl StagedExport {
     }
 
     /// Stream `name` out of the daemon into the layout, calling `stored(diff_id, blob)` as each
-    /// layer's blob is verified and in place. Returns the image manifest's descriptor.
+    /// layer's blob is verified and in place (`diff_id` is `None` for a layer the daemon sent
+    /// compressed: it is checked once the export is read). Returns the image manifest's
+    /// descriptor.
     ///
     /// # Errors
     /// Daemon and spooling errors.
@@ -111,7 +113,7 @@ impl StagedExport {
         info: &ImageInfo,
         options: &ExportOptions,
         reporter: &Reporter,
-        mut stored: impl FnMut(&hoist_oci::Digest, &Descriptor) + Send,
+        mut stored: impl FnMut(Option<&hoist_oci::Digest>, &Descriptor) + Send,
     ) -> anyhow::Result<Descriptor> {
         let mut lines = LayerLines::announce(reporter, info, LayerState::Waiting);
         let options = options.clone().stop_with(&self.stop);
@@ -128,7 +130,7 @@ impl StagedExport {
                 // The line is named by its diff_id before anyone acts on the layer.
                 lines.handle(p);
                 if let Some((diff_id, blob)) = layer {
-                    stored(&diff_id, &blob);
+                    stored(diff_id.as_ref(), &blob);
                 }
             })
             .await
