@@ -466,6 +466,7 @@ mod tests {
                 max_rss_kib: rss,
                 ok,
                 timed_out: false,
+                server_cpu_s: None,
             }],
             failure_reasons: if ok {
                 Vec::new()
@@ -483,6 +484,7 @@ mod tests {
             about: "a".into(),
             input_bytes: 1 << 30,
             runs: 1,
+            servers: None,
             contenders,
             verdicts: Vec::new(),
             elapsed_s: 1.0,

@@ -25,6 +25,10 @@ pub struct Sample {
     pub ok: bool,
     /// Whether it was killed for running past the time limit.
     pub timed_out: bool,
+    /// User+sys CPU seconds the scenario's servers (a registry, dockerd) spent during the run,
+    /// from `/proc`; `None` when the scenario has none or one could not be read.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
 }
 
 impl Sample {
@@ -124,7 +128,35 @@ pub fn measure(cmd: &mut Command, log: Option<&Path>, limit: Duration) -> anyhow
         max_rss_kib: usage.ru_maxrss as u64,
         ok: !timed_out && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         timed_out,
+        server_cpu_s: None,
     })
+}
+
+/// User+sys CPU seconds the processes `pids` have used so far (all their threads), or `None`
+/// when one of them cannot be read (gone, or not Linux).
+pub fn processes_cpu_s(pids: &[u32]) -> Option<f64> {
+    // SAFETY: sysconf has no memory preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks_per_s <= 0 {
+        return None;
+    }
+    let mut ticks = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        ticks += cpu_ticks(&stat)?;
+    }
+    Some(ticks as f64 / ticks_per_s as f64)
+}
+
+/// utime + stime, in clock ticks, from the text of `/proc/PID/stat`. The command name (field 2)
+/// is in parentheses and may itself hold spaces and parentheses, so fields are counted from the
+/// last `)`: state is the first after it, utime the 12th and stime the 13th.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Median of a non-empty slice (mean of the middle two for even lengths).
@@ -198,6 +230,31 @@ mod tests {
         assert!(!t.ok && t.timed_out, "{t:?}");
         assert!(t.wall_s < 10.0, "the whole pipeline was killed: {t:?}");
         let _ = std::fs::remove_file(log);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    250 75 3 4 20 0 7 0 12345 1000000 200";
+        assert_eq!(cpu_ticks(stat), Some(325));
+        assert_eq!(cpu_ticks("4242 (x) S 1 2"), None, "cut short");
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu_and_a_dead_one_none() {
+        let mine = processes_cpu_s(&[std::process::id()]).expect("own stat");
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let later = processes_cpu_s(&[std::process::id()]).expect("own stat");
+        assert!(later >= mine + 0.1, "{mine} -> {later}");
+        let mut child = Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert_eq!(processes_cpu_s(&[pid]), None, "a reaped child has no stat");
     }
 
     #[test]

@@ -326,9 +326,14 @@ fn run_scenario(
             if let Some(reset) = p.before_each.as_mut() {
                 reset()?;
             }
-            let (s, reason) = run_once(c, &scratch, Path::new(&r.log), args.timeout)?;
+            let servers = p.servers.as_ref();
+            let (s, reason) = run_once(c, servers, &scratch, Path::new(&r.log), args.timeout)?;
+            let server_cpu = match (servers, s.server_cpu_s) {
+                (Some(servers), Some(cpu)) => format!(" {cpu:>6.2}s {} cpu", servers.label),
+                _ => String::new(),
+            };
             eprintln!(
-                "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{}",
+                "bench: {name} {} {:<12} {:>7.2}s wall {:>7.2}s cpu {:>8.1} MiB{server_cpu}{}",
                 if warm { "warm-up" } else { "run    " },
                 c.name,
                 s.wall_s,
@@ -355,6 +360,7 @@ fn run_scenario(
         about: about.to_string(),
         input_bytes: p.input_bytes,
         runs: args.runs,
+        servers: p.servers.as_ref().map(|s| s.label.to_string()),
         contenders: results,
         verdicts: Vec::new(),
         elapsed_s: 0.0,
@@ -372,10 +378,11 @@ fn round_order(n: usize, round: usize) -> Vec<usize> {
     order
 }
 
-/// One measured run into a fresh empty output directory, with a cold hoist cache; for a failed
-/// run, also why (from what it wrote to its log).
+/// One measured run into a fresh empty output directory, with a cold hoist cache, and the CPU
+/// time `servers` spent meanwhile; for a failed run, also why (from what it wrote to its log).
 fn run_once(
     c: &scenarios::Contender,
+    servers: Option<&scenarios::Servers>,
     scratch: &Path,
     log: &Path,
     limit: Duration,
@@ -405,7 +412,13 @@ fn run_once(
     writeln!(f, "$ {}", argv.join(" "))?;
     let log_start = f.metadata()?.len();
     settle();
+    let pids = servers.map(|s| (s.pids)()).unwrap_or_default();
+    let before = measure::processes_cpu_s(&pids);
     let mut sample = measure(&mut cmd, Some(log), limit)?;
+    if servers.is_some() {
+        let after = measure::processes_cpu_s(&pids);
+        sample.server_cpu_s = before.zip(after).map(|(b, a)| a - b);
+    }
     if sample.ok && !c.verify.check(&out) {
         writeln!(
             f,

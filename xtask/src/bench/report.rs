@@ -81,6 +81,17 @@ impl ContenderResult {
         median(&self.good().iter().map(Sample::cpu_s).collect::<Vec<_>>())
     }
 
+    /// Median CPU seconds of the scenario's servers over successful runs that measured it (NaN
+    /// when none did).
+    fn server_cpu(&self) -> f64 {
+        let measured: Vec<f64> = self.good().iter().filter_map(|s| s.server_cpu_s).collect();
+        if measured.is_empty() {
+            f64::NAN
+        } else {
+            median(&measured)
+        }
+    }
+
     fn wall_range(&self) -> (f64, f64) {
         min_max(&self.good().iter().map(|s| s.wall_s).collect::<Vec<_>>())
     }
@@ -110,6 +121,9 @@ pub struct ScenarioResult {
     pub input_bytes: u64,
     /// Measured runs per contender.
     pub runs: usize,
+    /// The servers whose CPU time each sample records (`registry`, `dockerd`), if any.
+    #[serde(default)]
+    pub servers: Option<String>,
     /// hoist first, then peers.
     pub contenders: Vec<ContenderResult>,
     /// Targets checked.
@@ -306,10 +320,16 @@ pub fn markdown(r: &Report) -> String {
             s.runs,
             s.elapsed_s
         );
-        md.push_str(
-            "| tool | wall s (median) | wall min-max | CPU s | peak RSS MiB | MB/s | \
+        let server_head = s
+            .servers
+            .as_ref()
+            .map_or(String::new(), |label| format!(" {label} CPU s |"));
+        let _ = writeln!(
+            md,
+            "| tool | wall s (median) | wall min-max | CPU s |{server_head} peak RSS MiB | MB/s | \
              hoist/tool wall | hoist/tool RSS | failed |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             |---|---:|---:|---:|{}---:|---:|---:|---:|---:|",
+            if s.servers.is_some() { "---:|" } else { "" }
         );
         for c in &s.contenders {
             let (lo, hi) = c.wall_range();
@@ -326,9 +346,14 @@ pub fn markdown(r: &Report) -> String {
                 ),
                 _ => ("".into(), "".into()),
             };
+            let server = if s.servers.is_some() {
+                format!(" {} |", num(c.server_cpu(), 2))
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {range} | {} | {} | {} | {rw} | {rr} | {}/{}{} |",
+                "| {} | {} | {range} | {} |{server} {} | {} | {rw} | {rr} | {}/{}{} |",
                 c.name.replace('|', "\\|"),
                 num(c.wall(), 2),
                 num(c.cpu(), 2),
@@ -390,6 +415,7 @@ mod tests {
             max_rss_kib: rss,
             ok,
             timed_out: false,
+            server_cpu_s: None,
         }
     }
 
@@ -399,6 +425,7 @@ mod tests {
             about: "test".into(),
             input_bytes: 100 << 20,
             runs: 3,
+            servers: None,
             contenders: vec![
                 ContenderResult {
                     name: "hoist".into(),
@@ -610,6 +637,54 @@ mod tests {
         );
         assert!(
             md.contains("tar -x FAILED 1 of 3 runs: HTTP 413: too big; log: `t.log`"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn server_cpu_gets_a_column_only_where_it_was_measured() {
+        let mut s = scenario();
+        let plain = markdown(&Report {
+            date: "now".into(),
+            machine: "here".into(),
+            host_notes: Vec::new(),
+            scenarios: vec![s.clone()],
+            elapsed_s: 0.0,
+        });
+        assert!(plain.contains("| CPU s | peak RSS MiB |"), "{plain}");
+        assert!(!plain.contains("registry CPU s"), "{plain}");
+
+        s.servers = Some("registry".into());
+        for (c, cpus) in s.contenders.iter_mut().zip([
+            vec![Some(2.9), Some(3.1), Some(2.8)],
+            vec![None, None, None],
+        ]) {
+            for (sample, cpu) in c.samples.iter_mut().zip(cpus) {
+                sample.server_cpu_s = cpu;
+            }
+        }
+        let md = markdown(&Report {
+            date: "now".into(),
+            machine: "here".into(),
+            host_notes: Vec::new(),
+            scenarios: vec![s],
+            elapsed_s: 0.0,
+        });
+        assert!(
+            md.contains("| CPU s | registry CPU s | peak RSS MiB |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| hoist | 2.00 | 1.00-3.00 | 1.10 | 2.90 | 8.0 |"),
+            "{md}"
+        );
+        // A contender whose runs never measured the servers shows a dash, not zero.
+        assert!(
+            md.contains("| tar -x | 4.00 | 4.00-4.00 | 2.10 | - | 2.0 |"),
             "{md}"
         );
     }

@@ -1,12 +1,11 @@
 //! Scenarios with a private Docker daemon from the testkit (root only): export and push. The
-//! daemon does the work for `docker save`/`docker push`, and its memory is not counted.
+//! daemon does the work for `docker save`/`docker push`: its CPU time is measured beside each
+//! run, its memory is not counted.
 
 use super::inputs::{self, REPO_TAG, TAG};
-use super::{Contender, Ctx, OUT, Prepared, Target, Verify};
+use super::{Contender, Ctx, OUT, Prepared, Servers, Target, Verify};
 use anyhow::Context;
 use hoist_testkit::{Dockerd, Registry};
-use std::cell::RefCell;
-use std::rc::Rc;
 
 /// A daemon with the cached docker-archive loaded, and the archive's size.
 pub(super) fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
@@ -57,6 +56,15 @@ fn docker_save_fsync(d: &Dockerd, repo_tag: &str) -> Contender {
     c
 }
 
+/// dockerd as the server whose CPU time is measured: it prepares every export.
+fn dockerd_cpu(d: &Dockerd) -> Servers {
+    let pid = d.pid();
+    Servers {
+        label: "dockerd",
+        pids: Box::new(move || vec![pid]),
+    }
+}
+
 /// Docker daemon -> OCI layout.
 pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let (d, bytes) = daemon_with_image(ctx)?;
@@ -85,6 +93,7 @@ pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: vec![Target::new("docker save", 1.1)],
         before_each: None,
+        servers: Some(dockerd_cpu(&d)),
         keep: vec![Box::new(d)],
     })
 }
@@ -129,6 +138,7 @@ pub fn export_scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
         contenders,
         targets: vec![Target::rss("hoist 4x", "hoist", 1.1)],
         before_each: None,
+        servers: Some(dockerd_cpu(&d)),
         keep: vec![Box::new(d)],
     })
 }
@@ -148,10 +158,8 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let mut docker_push = Contender::peer("docker push", "docker.io", &[], verify.clone());
     docker_push.argv = docker_argv(&d, &["push", "-q", &remote_tag]);
     docker_push.exe = docker_push.argv[0].clone();
-    let registry = Rc::new(RefCell::new(registry));
-    let reg = Rc::clone(&registry);
-    let reset: super::BeforeEach =
-        Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
+    let (registry, reset, registry_cpu) = super::registry::resettable(registry);
+    let dockerd_pid = d.pid();
     Ok(Prepared {
         input_bytes: bytes,
         contenders: vec![
@@ -171,6 +179,14 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: vec![Target::new("docker push", 0.6)],
         before_each: Some(reset),
+        servers: Some(Servers {
+            label: "dockerd + registry",
+            pids: Box::new(move || {
+                let mut pids = vec![dockerd_pid];
+                pids.extend((registry_cpu.pids)());
+                pids
+            }),
+        }),
         keep: vec![Box::new(registry), Box::new(d)],
     })
 }

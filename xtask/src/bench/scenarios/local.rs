@@ -30,6 +30,7 @@ pub fn spool(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: Vec::new(),
         before_each: None,
+        servers: None,
         keep: Vec::new(),
     })
 }
@@ -82,6 +83,7 @@ pub fn unpack_gzip(ctx: &Ctx) -> anyhow::Result<Prepared> {
             Target::new("gzip -dc | tar -x", 0.9),
         ],
         before_each: None,
+        servers: None,
         keep: Vec::new(),
     })
 }
@@ -112,6 +114,7 @@ pub fn unpack_zstd(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: vec![Target::new("zstd -dc | tar -x", 0.9)],
         before_each: None,
+        servers: None,
         keep: Vec::new(),
     })
 }

@@ -182,6 +182,16 @@ impl Target {
 /// Called before every single run (e.g. to empty the registry so every push uploads).
 pub type BeforeEach = Box<dyn FnMut() -> anyhow::Result<()>>;
 
+/// The servers that do part of a scenario's job (a registry, dockerd). Their own CPU time
+/// during each run is read from `/proc` and reported beside each contender's: a registry spends
+/// as much on a push as the client does, and `docker push` compresses inside dockerd.
+pub struct Servers {
+    /// What they are, for the report: `registry`, `dockerd + registry`.
+    pub label: &'static str,
+    /// Their pids now (emptying a registry restarts it under a new pid).
+    pub pids: Box<dyn Fn() -> Vec<u32>>,
+}
+
 /// A prepared scenario: input ready, contenders named, guards held until it is done.
 pub struct Prepared {
     /// Bytes of image the job moves (for throughput).
@@ -192,6 +202,8 @@ pub struct Prepared {
     pub targets: Vec<Target>,
     /// Reset shared state before each run.
     pub before_each: Option<BeforeEach>,
+    /// Servers whose CPU time is measured with each run.
+    pub servers: Option<Servers>,
     /// Anything that must live as long as the scenario runs (temp dirs, testkit registries).
     #[allow(
         dead_code,

@@ -2,7 +2,7 @@
 //! proxy, pull.
 
 use super::inputs::{self, TAG};
-use super::{Contender, Ctx, OUT, Prepared, Target, Verify};
+use super::{Contender, Ctx, OUT, Prepared, Servers, Target, Verify};
 use anyhow::Context;
 use hoist_oci::Compression;
 use hoist_testkit::{Nginx, Registry};
@@ -56,13 +56,21 @@ fn push_pair(
     vec![hoist, skopeo]
 }
 
-/// A registry wrapped so `before_each` can empty it, and the closure that does.
-fn resettable(registry: Registry) -> (Rc<RefCell<Registry>>, super::BeforeEach) {
+/// A registry wrapped so `before_each` can empty it, the closure that does, and the registry
+/// as a server whose CPU time is measured (under its pid of the moment: emptying restarts it).
+pub(super) fn resettable(
+    registry: Registry,
+) -> (Rc<RefCell<Registry>>, super::BeforeEach, Servers) {
     let registry = Rc::new(RefCell::new(registry));
     let reg = Rc::clone(&registry);
     let reset: super::BeforeEach =
         Box::new(move || reg.borrow_mut().reset().context("emptying the registry"));
-    (registry, reset)
+    let reg = Rc::clone(&registry);
+    let servers = Servers {
+        label: "registry",
+        pids: Box::new(move || vec![reg.borrow().pid()]),
+    };
+    (registry, reset, servers)
 }
 
 /// hoist and skopeo pushing the cached gzip layout to `target` (the registry or a proxy in
@@ -74,7 +82,7 @@ fn push_to(
     proxy: Option<Nginx>,
 ) -> anyhow::Result<Prepared> {
     let layout = inputs::layout(ctx, Compression::Gzip)?;
-    let (registry, reset) = resettable(registry);
+    let (registry, reset, servers) = resettable(registry);
     let mut keep: Vec<Box<dyn std::any::Any>> = vec![Box::new(registry)];
     if let Some(p) = proxy {
         keep.push(Box::new(p));
@@ -84,6 +92,7 @@ fn push_to(
         contenders: push_pair(ctx, &layout, target, ""),
         targets: vec![Target::new("skopeo copy", 0.5)],
         before_each: Some(reset),
+        servers: Some(servers),
         keep,
     })
 }
@@ -94,7 +103,7 @@ pub fn scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let large = inputs::layout_sized(ctx, ctx.size * 4)?;
     let registry = Registry::start()?;
     let addr = registry.addr();
-    let (registry, reset) = resettable(registry);
+    let (registry, reset, servers) = resettable(registry);
     let mut contenders = push_pair(ctx, &small, addr, "");
     contenders.extend(push_pair(ctx, &large, addr, " 4x"));
     Ok(Prepared {
@@ -102,6 +111,7 @@ pub fn scale(ctx: &Ctx) -> anyhow::Result<Prepared> {
         contenders,
         targets: vec![Target::rss("hoist 4x", "hoist", 1.1)],
         before_each: Some(reset),
+        servers: Some(servers),
         keep: vec![Box::new(registry)],
     })
 }
@@ -111,12 +121,13 @@ pub fn layers60(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let layout = inputs::layout_many(ctx, 60)?;
     let registry = Registry::start()?;
     let addr = registry.addr();
-    let (registry, reset) = resettable(registry);
+    let (registry, reset, servers) = resettable(registry);
     Ok(Prepared {
         input_bytes: layout.bytes,
         contenders: push_pair(ctx, &layout, addr, ""),
         targets: vec![Target::new("skopeo copy", 0.5)],
         before_each: Some(reset),
+        servers: Some(servers),
         keep: vec![Box::new(registry)],
     })
 }
@@ -184,6 +195,18 @@ pub fn push_proxy(ctx: &Ctx) -> anyhow::Result<Prepared> {
         Target::succeeds("skopeo copy"),
         Target::succeeds("docker push"),
     ];
+    // dockerd compresses and sends the layers for `docker push`.
+    let dockerd_pid = dockerd.pid();
+    if let Some(registry) = p.servers.take() {
+        p.servers = Some(Servers {
+            label: "registry + dockerd",
+            pids: Box::new(move || {
+                let mut pids = (registry.pids)();
+                pids.push(dockerd_pid);
+                pids
+            }),
+        });
+    }
     p.keep.push(Box::new(dockerd));
     Ok(p)
 }
@@ -203,6 +226,7 @@ pub fn pull(ctx: &Ctx) -> anyhow::Result<Prepared> {
     anyhow::ensure!(status.success(), "skopeo could not fill the registry");
     let dst = format!("oci:{OUT}:{TAG}");
     let index = || Verify::Creates("index.json".into());
+    let pid = registry.pid();
     Ok(Prepared {
         input_bytes: layout.bytes,
         contenders: vec![
@@ -227,6 +251,10 @@ pub fn pull(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: vec![Target::new("skopeo copy", 0.6)],
         before_each: None,
+        servers: Some(Servers {
+            label: "registry",
+            pids: Box::new(move || vec![pid]),
+        }),
         keep: vec![Box::new(registry)],
     })
 }
