@@ -419,6 +419,17 @@ mod tests {
         }
     }
 
+    /// The Markdown of a report holding `s` alone, dated "now" on machine "here".
+    fn render(s: ScenarioResult, elapsed_s: f64) -> String {
+        markdown(&Report {
+            date: "now".into(),
+            machine: "here".into(),
+            host_notes: Vec::new(),
+            scenarios: vec![s],
+            elapsed_s,
+        })
+    }
+
     fn scenario() -> ScenarioResult {
         ScenarioResult {
             name: "spool".into(),
@@ -585,13 +596,7 @@ mod tests {
         }
         big[0].samples[2].wall_s = 16.0; // hoist 4x: median 6, against tar -x 4x's 8
         s.contenders.extend(big);
-        let md = markdown(&Report {
-            date: "now".into(),
-            machine: "here".into(),
-            host_notes: Vec::new(),
-            scenarios: vec![s.clone()],
-            elapsed_s: 1.0,
-        });
+        let md = render(s.clone(), 1.0);
         // tar -x at 1x against hoist at 1x (2/4), tar -x 4x against hoist 4x (6/8); hoist 4x
         // is not a peer and gets no ratio.
         assert!(md.contains("| 26 | 0.50 | 4.00 | 1/3"), "{md}");
@@ -618,13 +623,7 @@ mod tests {
                 max_ratio: 0.4,
             },
         ));
-        let md = markdown(&Report {
-            date: "now".into(),
-            machine: "here".into(),
-            host_notes: Vec::new(),
-            scenarios: vec![s],
-            elapsed_s: 100.0,
-        });
+        let md = render(s, 100.0);
         assert!(md.contains("| hoist | 2.00 | 1.00-3.00 |"), "{md}");
         assert!(md.contains("the scenario took 12 s in all"), "{md}");
         assert!(md.contains("The whole bench took 100 s (1.7 min)."), "{md}");
@@ -644,13 +643,7 @@ mod tests {
     #[test]
     fn server_cpu_gets_a_column_only_where_it_was_measured() {
         let mut s = scenario();
-        let plain = markdown(&Report {
-            date: "now".into(),
-            machine: "here".into(),
-            host_notes: Vec::new(),
-            scenarios: vec![s.clone()],
-            elapsed_s: 0.0,
-        });
+        let plain = render(s.clone(), 0.0);
         assert!(plain.contains("| CPU s | peak RSS MiB |"), "{plain}");
         assert!(!plain.contains("registry CPU s"), "{plain}");
 
@@ -663,13 +656,7 @@ mod tests {
                 sample.server_cpu_s = cpu;
             }
         }
-        let md = markdown(&Report {
-            date: "now".into(),
-            machine: "here".into(),
-            host_notes: Vec::new(),
-            scenarios: vec![s],
-            elapsed_s: 0.0,
-        });
+        let md = render(s, 0.0);
         assert!(
             md.contains("| CPU s | registry CPU s | peak RSS MiB |"),
             "{md}"
