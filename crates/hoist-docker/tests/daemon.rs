@@ -416,11 +416,21 @@ async fn tcp_daemon_then_stopped_daemon() {
         .await
         .expect_err("daemon stopped");
     assert!(err.is_daemon_unavailable(), "{err:?}");
+    // The tcp client may still hold a keep-alive connection through the relay when the daemon
+    // stops; a request sent on it before the client sees it closed breaks off instead (seen once
+    // in CI). Either way the daemon's error is clear, and the next request finds it gone.
     let err = over_tcp
         .inspect("anything")
         .await
         .expect_err("daemon stopped");
-    assert!(err.is_daemon_unavailable(), "{err:?}");
+    if !err.is_daemon_unavailable() {
+        assert!(format!("{err:?}").contains("broke off"), "{err:?}");
+        let err = over_tcp
+            .inspect("anything")
+            .await
+            .expect_err("daemon stopped");
+        assert!(err.is_daemon_unavailable(), "{err:?}");
+    }
     let err = Daemon::connect(ConnectOptions::new().socket(&socket))
         .await
         .expect_err("connect to stopped daemon");
