@@ -159,7 +159,6 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     docker_push.argv = docker_argv(&d, &["push", "-q", &remote_tag]);
     docker_push.exe = docker_push.argv[0].clone();
     let (registry, reset, registry_cpu) = super::registry::resettable(registry);
-    let dockerd_pid = d.pid();
     Ok(Prepared {
         input_bytes: bytes,
         contenders: vec![
@@ -179,14 +178,7 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
         ],
         targets: vec![Target::new("docker push", 0.6)],
         before_each: Some(reset),
-        servers: Some(Servers {
-            label: "dockerd + registry",
-            pids: Box::new(move || {
-                let mut pids = vec![dockerd_pid];
-                pids.extend((registry_cpu.pids)());
-                pids
-            }),
-        }),
+        servers: Some(registry_cpu.and(d.pid(), "dockerd + registry")),
         keep: vec![Box::new(registry), Box::new(d)],
     })
 }

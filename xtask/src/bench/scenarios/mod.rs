@@ -192,6 +192,21 @@ pub struct Servers {
     pub pids: Box<dyn Fn() -> Vec<u32>>,
 }
 
+impl Servers {
+    /// These servers and the process `pid` (one that does not restart), as `label`.
+    #[must_use]
+    pub fn and(self, pid: u32, label: &'static str) -> Servers {
+        Servers {
+            label,
+            pids: Box::new(move || {
+                let mut pids = (self.pids)();
+                pids.push(pid);
+                pids
+            }),
+        }
+    }
+}
+
 /// A prepared scenario: input ready, contenders named, guards held until it is done.
 pub struct Prepared {
     /// Bytes of image the job moves (for throughput).

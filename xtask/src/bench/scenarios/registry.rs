@@ -196,17 +196,10 @@ pub fn push_proxy(ctx: &Ctx) -> anyhow::Result<Prepared> {
         Target::succeeds("docker push"),
     ];
     // dockerd compresses and sends the layers for `docker push`.
-    let dockerd_pid = dockerd.pid();
-    if let Some(registry) = p.servers.take() {
-        p.servers = Some(Servers {
-            label: "registry + dockerd",
-            pids: Box::new(move || {
-                let mut pids = (registry.pids)();
-                pids.push(dockerd_pid);
-                pids
-            }),
-        });
-    }
+    p.servers = p
+        .servers
+        .take()
+        .map(|registry| registry.and(dockerd.pid(), "registry + dockerd"));
     p.keep.push(Box::new(dockerd));
     Ok(p)
 }
