@@ -2,7 +2,8 @@
 //! not delete the layout the other has finished or is still writing, though it created it.
 //! (It did, by deciding from `dir.exists()` that it had created the layout and then removing
 //! the directory.) Each hoist reads its archive from a pipe the test holds, so the order of
-//! events is fixed.
+//! events is fixed. The same holds for a pull into that directory: it downloads into
+//! `blobs/sha256/`, where a failing spool did not look, so the pull marks the layout too.
 
 mod common;
 
@@ -12,7 +13,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hoist_oci::{Compression, Layout};
-use hoist_testkit::synth::{ImageSpec, write_docker_archive};
+use hoist_testkit::synth::{ImageSpec, write_docker_archive, write_oci_layout};
+use hoist_testkit::{FaultAction, FaultProxy, FaultRule, Registry, require_tool};
 
 fn hoist(cache: &Path) -> Command {
     let mut cmd = common::clean();
@@ -150,4 +152,75 @@ fn a_failed_spool_keeps_the_layout_another_hoist_is_still_spooling_into() {
     let (code, stderr) = feed_and_finish(failing, failing_in, &cut);
     assert_eq!(code, Some(1), "A fails: {stderr}");
     assert!(!dir.exists(), "the layout A created is left behind");
+}
+
+#[test]
+fn a_failed_spool_keeps_the_layout_a_pull_is_downloading_into() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let (_, cut) = archives(tmp.path());
+    let dir = tmp.path().join("pulled");
+
+    // An image in a registry, behind a proxy that holds every blob download for a while.
+    let source = tmp.path().join("source");
+    let spec = ImageSpec::uniform(2, 300_000, Compression::Gzip, 9);
+    let image = write_oci_layout(&source, "v1", &spec).expect("synthetic layout");
+    let registry = Registry::start().expect("registry");
+    let out = common::isolated(&cache)
+        .args(["-q", "push"])
+        .arg(format!("oci:{}:v1", source.display()))
+        .arg(format!("{}/race/app:v1", registry.host()))
+        .output()
+        .expect("run hoist push");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "GET",
+            "/blobs/sha256:",
+            0,
+            FaultAction::Stall(Duration::from_secs(5)),
+        )],
+    )
+    .expect("fault proxy");
+
+    // A creates the new layout and waits for its archive; B pulls into it.
+    let (failing, failing_in) = spool_from_pipe(&cache, &dir, "a");
+    wait_for("A to create the layout", || dir.join("index.json").exists());
+    let pull = common::isolated(&cache)
+        .args(["-q", "pull"])
+        .arg(format!("{}/race/app:v1", proxy.host()))
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hoist pull");
+    wait_for("B to start downloading", || {
+        proxy
+            .records()
+            .iter()
+            .any(|r| r.path.contains("/blobs/sha256:"))
+    });
+    // A fails while B's downloads are held.
+    let (code, stderr) = feed_and_finish(failing, failing_in, &cut);
+    assert_eq!(code, Some(1), "A fails: {stderr}");
+    assert!(
+        dir.join("oci-layout").exists(),
+        "A removed the layout B is pulling into"
+    );
+    let out = pull.wait_with_output().expect("wait for the pull");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "B: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_only_whole(&dir, "v1", image.layers.len());
 }

@@ -9,7 +9,8 @@
 //! under the same lock before removing anything.
 //!
 //! What it does not see: a writer that opened the layout without claiming it and has no temp
-//! file open at that moment (between two blobs, or before its first).
+//! file of its own in `blobs/` at that moment (between two blobs, before its first, or one
+//! that downloads into `blobs/<algorithm>/` as other tools do). Every writer in hoist claims.
 
 use std::fs::{self, File};
 use std::path::Path;

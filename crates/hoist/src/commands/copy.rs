@@ -12,8 +12,8 @@ use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor, Reference};
 
 use super::local::{
-    choose_archive_image, copy_between_layouts, spool_archive, spool_archive_to_layout, tag_layout,
-    unpack_from_layout, write_archive, write_runtime_config,
+    choose_archive_image, claim_layout, copy_between_layouts, spool_archive,
+    spool_archive_to_layout, tag_layout, unpack_from_layout, write_archive, write_runtime_config,
 };
 use super::remote::{
     RemoteImage, archive_from_registry, copy_between_registries, load_from_registry, pull_image,
@@ -105,9 +105,14 @@ async fn copy(
         // Straight into the destination layout.
         (Location::Registry { reference }, Location::Oci { dir, tag }) => {
             let client = registry::client(config)?;
-            let pulled = pull_image(&client, config, reference, dir, reporter).await?;
+            // A failed pull keeps the blobs it verified (the next run skips them), so the
+            // claim is only dropped, never released as failed.
+            let claim = claim_layout(dir).await?;
+            let pulled = pull_image(&client, config, reference, claim.layout(), reporter).await?;
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
-            return tag_layout(dir, tag.as_deref(), &pulled.descriptor).await;
+            tag_layout(dir, tag.as_deref(), &pulled.descriptor).await?;
+            drop(claim);
+            return Ok(());
         }
         // Straight into the destination layout.
         (Location::DockerArchive { path, reference }, Location::Oci { dir, tag }) => {
@@ -247,9 +252,16 @@ pub async fn stage(
         Location::Registry { reference } => {
             let client = registry::client(config)?;
             let transit = transit_dir(config, "pull")?;
-            match pull_image(&client, config, reference, &transit, reporter).await {
-                Ok(image) => Ok(Staged {
-                    layout: Layout::open(&transit)?,
+            // The transit directory is this command's own: no claim needed.
+            let pulled = async {
+                let layout = Layout::create(&transit)?;
+                let image = pull_image(&client, config, reference, &layout, reporter).await?;
+                anyhow::Ok((layout, image))
+            }
+            .await;
+            match pulled {
+                Ok((layout, image)) => Ok(Staged {
+                    layout,
                     image,
                     names: archive_names(reference),
                     transit: Some(transit),
@@ -294,10 +306,11 @@ async fn deliver(
                 }
                 _ => staged.image.clone(),
             };
+            let claim = claim_layout(dir).await?;
             copy_between_layouts(
                 staged.layout.clone(),
                 image.clone(),
-                dir.clone(),
+                claim.layout().clone(),
                 reporter.clone(),
             )
             .await?;
@@ -310,7 +323,9 @@ async fn deliver(
                 tag.as_deref().or(source_tag.as_deref()),
                 &image.descriptor,
             )
-            .await
+            .await?;
+            drop(claim);
+            Ok(())
         }
         Location::DockerArchive { path, reference } => {
             let names = match reference {

@@ -124,12 +124,7 @@ pub async fn export_to_layout(
     if cached_export(config, &info).is_some() {
         return Ok(false);
     }
-    let claim = {
-        let owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Layout::claim(&owned))
-            .await?
-            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
-    };
+    let claim = super::local::claim_layout(dir).await?;
     let layout = claim.layout().clone();
     let mut lines = LayerLines::announce(reporter, &info, LayerState::Done);
     let exported = daemon

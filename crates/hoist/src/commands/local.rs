@@ -191,12 +191,7 @@ pub async fn spool_archive_to_layout(
     tag: Option<&str>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let claim = {
-        let owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Layout::claim(&owned))
-            .await?
-            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
-    };
+    let claim = claim_layout(dir).await?;
     let (path, reference, platform) = (
         path.clone(),
         reference.map(str::to_string),
@@ -227,6 +222,17 @@ pub async fn spool_archive_to_layout(
             Err(e)
         }
     }
+}
+
+/// Open the layout in `dir` (creating it when there is none) and mark it in use by this
+/// command until the returned claim is dropped, so that another hoist failing in the same new
+/// directory does not remove it (see [`hoist_oci::Claim`]). Every command that writes into a
+/// layout holds one until its tag is written.
+pub(super) async fn claim_layout(dir: &Path) -> anyhow::Result<hoist_oci::Claim> {
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || Layout::claim(&owned))
+        .await?
+        .with_context(|| format!("opening the OCI layout {}", dir.display()))
 }
 
 /// After a failed write into a claimed layout: release the claim, removing the layout when
@@ -279,16 +285,15 @@ pub fn spool_archive(
     Ok(spooled)
 }
 
-/// Copy an image's blobs into another layout, verifying each on the way.
+/// Copy an image's blobs into another layout (claimed by the caller), verifying each on the
+/// way.
 pub async fn copy_between_layouts(
     from: Layout,
     image: Image,
-    to: PathBuf,
+    target: Layout,
     reporter: Reporter,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
-        let target = Layout::open_or_create(&to)
-            .with_context(|| format!("opening the OCI layout {}", to.display()))?;
         let m = image.manifest.value();
         announce(&reporter, &m.layers);
         // The config is small and not a layer: copied without a progress line.

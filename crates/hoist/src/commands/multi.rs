@@ -17,7 +17,7 @@ use hoist_oci::layout::Layout;
 use hoist_oci::{AnyManifest, Descriptor, ImageIndex, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
-use super::local::{copy_between_layouts, tag_layout};
+use super::local::{claim_layout, copy_between_layouts, tag_layout};
 use super::registry;
 use super::remote::{copy_between_registries, pull_image, push_image};
 use crate::config::Config;
@@ -69,6 +69,12 @@ pub async fn copy_all(
             child.media_type
         );
     }
+    // A layout destination is marked in use until the index is written.
+    let claim = match destination {
+        Location::Oci { dir, .. } => Some(claim_layout(dir).await?),
+        _ => None,
+    };
+    let target = claim.as_ref().map(hoist_oci::Claim::layout);
     let copies = children.iter().map(|child| {
         let client = client.as_ref();
         async move {
@@ -76,7 +82,7 @@ pub async fn copy_all(
                 .platform
                 .as_ref()
                 .map_or_else(|| "no platform".to_string(), ToString::to_string);
-            copy_child(config, client, source, destination, child, reporter)
+            copy_child(config, client, source, destination, target, child, reporter)
                 .await
                 .with_context(|| format!("copying the image for {platform} ({})", child.digest))
         }
@@ -105,6 +111,7 @@ pub async fn copy_all(
         }
         other => bail!("--all cannot write an index to {other}"),
     }
+    drop(claim);
     Ok(true)
 }
 
@@ -153,12 +160,14 @@ async fn source_index(
     }
 }
 
-/// Copy the image `child` of the source's index, by digest.
+/// Copy the image `child` of the source's index, by digest; `target` is the claimed layout of
+/// a layout destination.
 async fn copy_child(
     config: &Config,
     client: Option<&Client>,
     source: &Location,
     destination: &Location,
+    target: Option<&Layout>,
     child: &Descriptor,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
@@ -168,9 +177,10 @@ async fn copy_child(
             let client = client.context("no registry client")?;
             copy_between_registries(client, config, &pin(from), &pin(to), reporter).await
         }
-        (Location::Registry { reference }, Location::Oci { dir, .. }) => {
+        (Location::Registry { reference }, Location::Oci { .. }) => {
             let client = client.context("no registry client")?;
-            pull_image(client, config, &pin(reference), dir, reporter).await?;
+            let target = target.context("no claimed layout")?;
+            pull_image(client, config, &pin(reference), target, reporter).await?;
             Ok(())
         }
         (Location::Oci { dir: from, .. }, to) => {
@@ -189,8 +199,9 @@ async fn copy_child(
                     let client = client.context("no registry client")?;
                     push_image(client, &layout, &image, &pin(reference), None, reporter).await
                 }
-                Location::Oci { dir, .. } => {
-                    copy_between_layouts(layout, image, dir.clone(), reporter.clone()).await
+                Location::Oci { .. } => {
+                    let target = target.context("no claimed layout")?.clone();
+                    copy_between_layouts(layout, image, target, reporter.clone()).await
                 }
                 other => bail!("--all cannot copy into {other}"),
             }

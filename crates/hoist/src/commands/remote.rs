@@ -154,22 +154,16 @@ pub async fn push_manifest(
     Ok(())
 }
 
-/// Pull `reference` into the layout at `dir` (created if missing); returns the image.
+/// Pull `reference` into `layout`, which the caller holds a claim on until the image is
+/// tagged; returns the image.
 pub async fn pull_image(
     client: &Client,
     config: &Config,
     reference: &Reference,
-    dir: &Path,
+    layout: &Layout,
     reporter: &Reporter,
 ) -> anyhow::Result<Image> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
-    let layout = {
-        let owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Layout::open_or_create(&owned))
-            .await?
-            .with_context(|| format!("opening the OCI layout {}", dir.display()))?
-    };
-    let layout = &layout;
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
