@@ -447,17 +447,23 @@ impl Client {
             },
             Some(counter) => {
                 tokio::pin!(fut);
-                // A body that sends nothing in the first period is as stalled as a later one.
+                // Sampled several times a period, so a stall is noticed about a timeout after
+                // the last byte moved (the body's or, once it is sent, the wait for an answer),
+                // not up to two. A body that sends nothing at first is as stalled as a later one.
+                let tick = (timeout / 8).max(Duration::from_millis(20));
                 let mut last = counter.load(std::sync::atomic::Ordering::Relaxed);
+                let mut moved = tokio::time::Instant::now();
                 loop {
                     tokio::select! {
                         r = &mut fut => break r,
-                        () = tokio::time::sleep(timeout) => {
+                        () = tokio::time::sleep(tick) => {
                             let now = counter.load(std::sync::atomic::Ordering::Relaxed);
-                            if now == last {
+                            if now != last {
+                                last = now;
+                                moved = tokio::time::Instant::now();
+                            } else if moved.elapsed() >= timeout {
                                 return Err(stalled());
                             }
-                            last = now;
                         }
                     }
                 }
@@ -608,8 +614,22 @@ impl Client {
             .unwrap_or_default();
         let parsed = parse_error_body(status, ct.as_deref(), &body);
         let mut message = format!("{what}: {}", parsed.message);
-        if let Some(hint) = status_hint(status, url.scheme() == "http") {
+        if let Some(hint) = status_hint(status, url.scheme() == "http", parsed.code.is_some()) {
             message.push_str(&format!(" ({hint})"));
+        }
+        if status == 401 {
+            // Whether credentials went out says what to do next: fix them, or provide some.
+            let host = registry_of(url);
+            match self.credentials_for(&host).await {
+                Ok(Some(_)) => message.push_str(&format!(
+                    " (the registry refused the credentials hoist has for {host})"
+                )),
+                Ok(None) => message.push_str(&format!(
+                    " (hoist has no credentials for {host}: none were given and the docker \
+                     config has none)"
+                )),
+                Err(_) => {}
+            }
         }
         let err = if (400..500).contains(&status) {
             Error::refused(message)
@@ -619,6 +639,16 @@ impl Client {
         err.with_status(status)
             .with_code(parsed.code)
             .with_url(display_url(url))
+    }
+}
+
+/// The registry of `url` as a [`Repo`] names it: `host[:port]`, the port only when the URL has
+/// one other than its scheme's default.
+fn registry_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
     }
 }
 

@@ -88,6 +88,12 @@ impl Error {
         Self::new(ErrorKind::LocalIo, format!("{}: {err}", what.into())).with_source(err)
     }
 
+    /// Put what hoist was doing in front of the message.
+    pub(crate) fn while_doing(mut self, what: &str) -> Self {
+        self.inner.message = format!("{what}: {}", self.inner.message);
+        self
+    }
+
     /// Add what hoist did about it to the message.
     pub(crate) fn with_note(mut self, note: &str) -> Self {
         self.inner.message.push_str("; ");

@@ -103,7 +103,6 @@ impl Client {
                 return Err(Error::digest_mismatch(format!(
                     "manifest digest mismatch: expected {expected}, received bytes hash to {actual}"
                 ))
-                .with_digest(expected)
                 .with_url(shown));
             }
         }
@@ -238,7 +237,7 @@ impl Client {
         let mut bytes = Vec::with_capacity(desc.size as usize);
         tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
             .await
-            .map_err(|e| Error::transport(format!("reading the image config: {e}")))?;
+            .map_err(|e| crate::pull::stream_error(e, "reading the image config"))?;
         Ok(RawJson::parse_verified(bytes, &desc.digest)?)
     }
 

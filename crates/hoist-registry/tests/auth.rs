@@ -74,6 +74,10 @@ async fn basic_auth_push_pull_and_no_secret_anywhere() {
         .await
         .expect_err("anonymous push");
     assert!(e.is_auth() && e.is_refused(), "{e}");
+    assert!(
+        e.to_string().contains("hoist has no credentials for"),
+        "{e}"
+    );
 
     // Wrong password: refused, and the attempted password is nowhere in the error.
     let wrong = builder()
@@ -85,6 +89,13 @@ async fn basic_auth_push_pull_and_no_secret_anywhere() {
         .await
         .expect_err("wrong password");
     assert!(e.is_auth(), "{e}");
+    assert!(
+        e.to_string().contains(&format!(
+            "refused the credentials hoist has for {}",
+            reg.host()
+        )),
+        "{e}"
+    );
     assert!(!format!("{e} {e:?}").contains("not-the-password-123"));
 
     // Right password from the caller.

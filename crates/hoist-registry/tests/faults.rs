@@ -527,13 +527,15 @@ async fn a_stalled_patch_times_out_and_the_push_continues() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_file(dir.path(), "blob", SIZE, 42);
     let repo = Repo::new(proxy.host(), "fault/blob").expect("repo");
+    let timeout = std::time::Duration::from_secs(3);
     let c = Client::builder()
         .no_docker_config()
         .chunk_size(CHUNK)
-        .timeout(std::time::Duration::from_secs(1))
+        .timeout(timeout)
         .retry(RetryPolicy::immediate(5))
         .build()
         .expect("client");
+    let started = std::time::Instant::now();
     let out = c
         .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
         .await
@@ -542,6 +544,13 @@ async fn a_stalled_patch_times_out_and_the_push_continues() {
         out.resumes + out.restarts >= 1,
         "{out:?} {:#?}",
         proxy.records()
+    );
+    // The chunk went out at once and then waited for an answer: the stall is acted on about
+    // one timeout after its last byte (it took two: the first period saw the body move).
+    assert!(
+        started.elapsed() < timeout * 2 - std::time::Duration::from_millis(500),
+        "the stall took {:?} to notice with a {timeout:?} timeout",
+        started.elapsed()
     );
     assert_eq!(
         registry_blob_digest(&reg, "fault/blob", &src.digest),

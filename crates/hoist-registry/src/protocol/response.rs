@@ -33,9 +33,10 @@ pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) ->
     if let Ok(parsed) = serde_json::from_slice::<Errors>(body)
         && let Some(first) = parsed.errors.into_iter().next()
     {
+        // A proxy may wrap its HTML error page in the JSON: the status line says as much.
         let message = first
             .message
-            .filter(|m| !m.trim().is_empty())
+            .filter(|m| !m.trim().is_empty() && !holds_html(m))
             .map(|m| one_line(&m))
             .unwrap_or_else(|| status_line.clone());
         return ErrorBody {
@@ -58,13 +59,23 @@ pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) ->
     }
 }
 
-/// Why a status usually happens, when the status line alone does not say: a 413 comes from a
-/// body limit, and a 400 to a plain-HTTP request most often from a registry that serves HTTPS
-/// (Go's server and nginx both answer plain HTTP on a TLS port that way).
-pub fn status_hint(status: u16, plain_http: bool) -> Option<&'static str> {
+/// Whether `text` carries an HTML page (or a piece of one) anywhere.
+fn holds_html(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["<!doctype", "<html", "<head", "<body"]
+        .iter()
+        .any(|tag| lower.contains(tag))
+}
+
+/// Why a status usually happens, when the response alone does not say: a 413 comes from a
+/// body limit, and a 400 to a plain-HTTP request without a registry error code (`coded`) most
+/// often from a registry that serves HTTPS (Go's server and nginx both answer plain HTTP on a
+/// TLS port that way). A 400 with a code (`MANIFEST_INVALID`, `DIGEST_INVALID`...) is the
+/// registry's own verdict and needs no guess.
+pub fn status_hint(status: u16, plain_http: bool, coded: bool) -> Option<&'static str> {
     match status {
         413 => Some("the registry or a proxy in front of it limits request bodies"),
-        400 if plain_http => Some(
+        400 if plain_http && !coded => Some(
             "this request was plain HTTP; a registry that serves HTTPS answers plain HTTP with \
              400, so it may need HTTPS with a trusted certificate",
         ),
@@ -185,6 +196,14 @@ mod tests {
     }
 
     #[test]
+    fn html_inside_an_oci_error_is_reduced_to_the_status_line_and_keeps_the_code() {
+        let body = br#"{"errors":[{"code":"UNKNOWN","message":"upstream said <html><body>502</body></html>"}]}"#;
+        let e = parse_error_body(502, Some("application/json"), body);
+        assert_eq!(e.code.as_deref(), Some("UNKNOWN"));
+        assert_eq!(e.message, "502 Bad Gateway");
+    }
+
+    #[test]
     fn html_is_reduced_to_status_line() {
         let body = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>nginx</body></html>";
         let e = parse_error_body(413, Some("text/html"), body);
@@ -202,11 +221,16 @@ mod tests {
 
     #[test]
     fn hints_name_the_usual_cause() {
-        assert!(status_hint(413, false).is_some_and(|h| h.contains("limits request bodies")));
-        assert!(status_hint(400, true).is_some_and(|h| h.contains("plain HTTP")));
+        assert!(
+            status_hint(413, false, false).is_some_and(|h| h.contains("limits request bodies"))
+        );
+        assert!(status_hint(413, true, true).is_some());
+        assert!(status_hint(400, true, false).is_some_and(|h| h.contains("plain HTTP")));
+        // The registry's own error code says what was wrong: no guess about HTTPS.
+        assert_eq!(status_hint(400, true, true), None);
         // Over HTTPS a 400 is the registry's own complaint: no guess.
-        assert_eq!(status_hint(400, false), None);
-        assert_eq!(status_hint(404, true), None);
+        assert_eq!(status_hint(400, false, false), None);
+        assert_eq!(status_hint(404, true, false), None);
     }
 
     #[test]

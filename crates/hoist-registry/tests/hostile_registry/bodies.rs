@@ -111,6 +111,16 @@ async fn blob_get_with_wrong_bytes_is_not_written_to_the_layout() {
     let mut buf = Vec::new();
     let r = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut buf).await;
     assert!(r.is_err(), "a wrong blob read to a clean EOF");
+    // Read as an image config, wrong bytes are the registry's fault, not the network's.
+    let err = client()
+        .get_config(&reg.repo(), &desc)
+        .await
+        .expect_err("wrong config");
+    assert!(err.is_misbehaved() && err.is_digest_mismatch(), "{err}");
+    assert!(
+        err.to_string().contains("reading the image config"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

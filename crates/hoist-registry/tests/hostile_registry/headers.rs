@@ -36,6 +36,10 @@ async fn manifest_whose_digest_does_not_match_is_refused() {
         err.to_string().contains("manifest digest mismatch"),
         "{err}"
     );
+    assert!(
+        !err.to_string().contains("(blob "),
+        "a manifest is no blob: {err}"
+    );
     // A digest header that is no digest is misbehaviour, not a path.
     let err = c
         .get_manifest(&reg.repo(), "bad-header")
