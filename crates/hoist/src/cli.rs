@@ -253,7 +253,8 @@ pub enum Command {
         /// The registry reference: HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// is optional).
         #[arg(value_name = "REF")]
         reference: String,
-        /// The OCI layout directory (created if missing); the image is tagged with REF's tag.
+        /// The OCI layout directory (created if missing), also as oci:DIR[:TAG]; the image is
+        /// tagged with TAG, or else with REF's tag.
         dir: PathBuf,
         /// Copy every platform of a multi-platform image: each image its index lists, then the
         /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
@@ -268,7 +269,7 @@ pub enum Command {
         /// The image: any transport; without one, a registry reference.
         #[arg(value_name = "SRC")]
         source: String,
-        /// The directory to unpack into (created if missing).
+        /// The directory to unpack into (created if missing), also as rootfs:DIR.
         dir: PathBuf,
         /// Also write the image's runtime settings (entrypoint, cmd, env, working directory,
         /// user, exposed ports) as JSON to FILE, for a VM or sandbox builder to start the rootfs
@@ -281,7 +282,8 @@ pub enum Command {
     Export {
         /// The image in the Docker daemon: NAME[:TAG] or an image ID.
         image: String,
-        /// The OCI layout directory (created if missing).
+        /// The OCI layout directory (created if missing), also as oci:DIR[:TAG]; the image is
+        /// tagged with TAG, or else with the image's own tag.
         dir: PathBuf,
     },
 

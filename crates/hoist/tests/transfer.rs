@@ -131,10 +131,16 @@ fn push_through_a_body_limited_proxy_then_pull_and_unpack() {
 
     // Registry to another registry: blobs stream through, no transit layout in the cache.
     let other = Registry::start().expect("second registry");
-    let out = run(hoist(&cache, &["-q", "copy"])
+    let out = run(hoist(&cache, &["--progress", "plain", "copy"])
         .arg(format!("docker://{target}"))
         .arg(format!("docker://{}/copied/app:v3", other.host())));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Announced as the copy it is, not as a push.
+    assert!(
+        text(&out.stderr).contains(&format!("copy docker://{target} -> docker://")),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(hoist(&cache, &["inspect", "--raw"])
         .arg(format!("docker://{}/copied/app:v3", other.host())));
     assert_eq!(

@@ -80,6 +80,7 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             let progress = Progress::start(config.progress);
             let reporter: Reporter = progress.reporter();
             let operation = match (&source, &destination) {
+                (Location::Registry { .. }, Location::Registry { .. }) => "copy",
                 (_, Location::Registry { .. }) => "push",
                 (Location::Registry { .. }, Location::Rootfs { .. }) => "unpack",
                 (Location::Registry { .. }, _) => "pull",

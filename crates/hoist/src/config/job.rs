@@ -2,6 +2,8 @@
 //! (`push`, `pull`, `unpack`, `export`) checked against the transports it allows, and every
 //! copy's source and destination checked as a pair.
 
+use std::path::PathBuf;
+
 use super::{Job, UsageError, usage};
 use crate::cli::{CacheCommand, Command};
 use crate::size::parse_size;
@@ -41,7 +43,8 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                     "pull fetches from a registry, not from `{source}`; use `hoist copy`"
                 )));
             };
-            let tag = reference.tag().map(str::to_string);
+            let (dir, given) = layout_dir(dir)?;
+            let tag = given.or_else(|| reference.tag().map(str::to_string));
             Job::Copy {
                 destination: Location::Oci { dir, tag },
                 source,
@@ -49,7 +52,9 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
         }
         Command::Unpack { source, dir, .. } => Job::Copy {
             source: parse_or(&source, DefaultTransport::Registry)?,
-            destination: Location::Rootfs { dir },
+            destination: Location::Rootfs {
+                dir: rootfs_dir(dir)?,
+            },
         },
         Command::Export { image, dir } => {
             let source = parse_or(&image, DefaultTransport::Daemon)?;
@@ -58,7 +63,8 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                     "export reads from the Docker daemon, not from `{source}`; use `hoist copy`"
                 )));
             };
-            let tag = reference_tag(name);
+            let (dir, given) = layout_dir(dir)?;
+            let tag = given.or_else(|| reference_tag(name));
             Job::Copy {
                 destination: Location::Oci { dir, tag },
                 source,
@@ -99,6 +105,29 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
         check_pair(source, destination).map_err(usage)?;
     }
     Ok(job)
+}
+
+/// The DIR of `pull` and `export`: a path, or written as the copy destination `oci:DIR[:TAG]`
+/// (as users of `hoist copy` and skopeo do), whose TAG then names the image.
+fn layout_dir(dir: PathBuf) -> Result<(PathBuf, Option<String>), UsageError> {
+    match dir.to_str().filter(|d| d.starts_with("oci:")) {
+        None => Ok((dir, None)),
+        Some(written) => match Location::parse(written).map_err(|e| usage(e.to_string()))? {
+            Location::Oci { dir, tag } => Ok((dir, tag)),
+            other => Err(usage(format!("expected a layout directory, got `{other}`"))),
+        },
+    }
+}
+
+/// The DIR of `unpack`: a path, or written as the destination `rootfs:DIR`.
+fn rootfs_dir(dir: PathBuf) -> Result<PathBuf, UsageError> {
+    match dir.to_str().filter(|d| d.starts_with("rootfs:")) {
+        None => Ok(dir),
+        Some(written) => match Location::parse(written).map_err(|e| usage(e.to_string()))? {
+            Location::Rootfs { dir } => Ok(dir),
+            other => Err(usage(format!("expected a directory, got `{other}`"))),
+        },
+    }
 }
 
 /// The tag of a reference (`host:5000/app:1.2` -> `1.2`), `None` for a digest or no tag.
@@ -164,6 +193,50 @@ mod tests {
         );
         assert!(err(&["export", "oci:x", "out"]).contains("Docker daemon"));
         assert!(err(&["pull", "docker-daemon:x", "out"]).contains("from a registry"));
+    }
+
+    #[test]
+    fn the_directory_may_be_written_as_its_transport() {
+        let dest = |args: &[&str]| match ok(args).1 {
+            Job::Copy { destination, .. } => destination,
+            other => panic!("{other:?}"),
+        };
+        // `oci:DIR` is the directory DIR, not one named `oci:DIR`; its TAG wins over REF's.
+        assert_eq!(
+            dest(&["pull", "h:5000/a/b:v2", "oci:out"]),
+            Location::Oci {
+                dir: "out".into(),
+                tag: Some("v2".into())
+            }
+        );
+        assert_eq!(
+            dest(&["pull", "h:5000/a/b:v2", "oci:out:mine"]),
+            Location::Oci {
+                dir: "out".into(),
+                tag: Some("mine".into())
+            }
+        );
+        assert_eq!(
+            dest(&["export", "app:3", "oci:/x/out"]),
+            Location::Oci {
+                dir: "/x/out".into(),
+                tag: Some("3".into())
+            }
+        );
+        assert_eq!(
+            dest(&["unpack", "h:5000/a/b:v2", "rootfs:/tmp/r"]),
+            Location::Rootfs {
+                dir: "/tmp/r".into()
+            }
+        );
+        // A plain path stays a path, and a path that only contains the word is no transport.
+        assert_eq!(
+            dest(&["unpack", "h:5000/a/b:v2", "./oci:x"]),
+            Location::Rootfs {
+                dir: "./oci:x".into()
+            }
+        );
+        assert!(err(&["pull", "h:5000/a/b:v2", "oci:"]).contains("oci:"));
     }
 
     #[test]
