@@ -104,6 +104,36 @@ fn copy_between_layouts_verifies_and_tags() {
     let stderr = text(&out.stderr);
     assert_eq!(stderr.matches("skipped (exists)").count(), 3, "{stderr}");
 
+    // A destination blob damaged since is written again, not trusted for the new tag.
+    let damaged = layout.blob_path(&image.layers[0].digest);
+    let mut bytes = std::fs::read(&damaged).expect("read blob");
+    bytes[10] ^= 0xff;
+    std::fs::write(&damaged, bytes).expect("damage blob");
+    let out = hoist(&[
+        "--progress",
+        "plain",
+        "copy",
+        &arg(&from, ":v1"),
+        &arg(&to, ":third"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("skipped (exists)").count(), 2, "{stderr}");
+    layout
+        .verify_blob(&image.layers[0])
+        .expect("the damaged blob is whole again");
+    // A new tag in the same layout reads nothing again: its blobs are the source's own files.
+    let out = hoist(&["-q", "copy", &arg(&to, ":third"), &arg(&to, ":fourth")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        layout
+            .image(Some("fourth"), None)
+            .expect("fourth")
+            .descriptor
+            .digest,
+        image.manifest_digest
+    );
+
     // A corrupted source blob is caught while copying, and nothing is tagged.
     let victim = Layout::open(&from)
         .expect("source")

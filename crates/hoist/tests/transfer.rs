@@ -91,6 +91,28 @@ fn push_through_a_body_limited_proxy_then_pull_and_unpack() {
         .expect("image");
     assert_eq!(got.descriptor.digest, image.manifest_digest);
 
+    // A blob damaged on disk since (same size, one byte changed) is not trusted by a pull
+    // again: it is downloaded anew; the config and the other layers are skipped.
+    let layout = Layout::open(&pulled).expect("layout");
+    let damaged = &image.layers[1];
+    let path = layout.blob_path(&damaged.digest);
+    let mut bytes = std::fs::read(&path).expect("blob");
+    bytes[100] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("damage the blob");
+    let out = run(hoist(&cache, &["--progress", "plain", "pull"])
+        .arg(&target)
+        .arg(&pulled));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).matches("skipped (exists)").count(),
+        3,
+        "{}",
+        text(&out.stderr)
+    );
+    layout
+        .verify_blob(damaged)
+        .expect("the damaged blob is whole again");
+
     // Straight from the registry into a root filesystem.
     let root = tmp.path().join("root");
     let runtime = tmp.path().join("runtime.json");

@@ -225,6 +225,26 @@ impl Layout {
         }
     }
 
+    /// Whether the blob exists with the descriptor's size and content, rehashed: for a writer
+    /// about to skip a blob it would otherwise copy, so that a layout damaged since (a byte
+    /// changed on disk, a file replaced by hand) never makes a new image look complete. A
+    /// blob whose bytes do not match counts as absent: writing it again replaces it.
+    ///
+    /// # Errors
+    /// I/O errors reading the blob, other than it being absent.
+    pub fn has_verified_blob(&self, descriptor: &Descriptor) -> Result<bool> {
+        if !self.has_blob(descriptor)? {
+            return Ok(false);
+        }
+        match self.verify_blob(descriptor) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_digest_mismatch() || e.is_size_mismatch() || e.is_not_found() => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Rehash a stored blob and check digest and size.
     ///
     /// # Errors

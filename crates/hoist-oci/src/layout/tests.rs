@@ -43,6 +43,7 @@ fn blob_round_trip_and_verification() {
     let (digest, size) = l.write_blob(&data[..], Some(&desc)).expect("write");
     assert_eq!((digest, size), (desc.digest.clone(), desc.size));
     assert!(l.has_blob(&desc).expect("has"));
+    assert!(l.has_verified_blob(&desc).expect("has verified"));
     l.verify_blob(&desc).expect("verifies");
     let mut back = Vec::new();
     l.open_blob(&desc)
@@ -63,9 +64,14 @@ fn blob_round_trip_and_verification() {
             .expect_err("tampered")
             .is_digest_mismatch()
     );
+    // ... nor does has_verified_blob, and writing the blob again repairs it.
+    assert!(!l.has_verified_blob(&desc).expect("has verified"));
+    l.write_blob(&data[..], Some(&desc)).expect("rewrite");
+    assert!(l.has_verified_blob(&desc).expect("repaired"));
     let mut wrong_size = desc.clone();
     wrong_size.size += 1;
     assert!(!l.has_blob(&wrong_size).expect("has"));
+    assert!(!l.has_verified_blob(&wrong_size).expect("has verified"));
 
     let missing = Descriptor::new(MediaType::OCI_LAYER, Digest::sha256_of(b"nope"), 4);
     let err = l.open_blob(&missing).expect_err("missing");

@@ -297,12 +297,20 @@ pub async fn copy_between_layouts(
         let m = image.manifest.value();
         announce(&reporter, &m.layers);
         // The config is small and not a layer: copied without a progress line.
-        if !target.has_blob(&m.config)? {
+        // Blobs already in the target are rehashed before they are trusted (see pull), unless
+        // the target is the source itself (a new tag in the same layout): there the blobs are
+        // the very files the source's own tag already names.
+        let same = same_dir(from.root(), target.root());
+        let present = |desc: &Descriptor| match same {
+            true => target.has_blob(desc),
+            false => target.has_verified_blob(desc),
+        };
+        if !present(&m.config)? {
             target.write_blob(from.open_blob(&m.config)?, Some(&m.config))?;
         }
         for desc in &m.layers {
             let id = desc.digest.to_string();
-            if target.has_blob(desc)? {
+            if present(desc)? {
                 reporter.state(&id, LayerState::Skipped);
                 continue;
             }
@@ -315,6 +323,15 @@ pub async fn copy_between_layouts(
         anyhow::Ok(())
     })
     .await?
+}
+
+/// Whether two paths name the same directory (compared by device and inode).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Unpack an image from a layout into `root`.

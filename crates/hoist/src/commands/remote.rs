@@ -178,7 +178,13 @@ pub async fn pull_image(
         let repo = &repo;
         let reporter = reporter.clone();
         async move {
-            if layout.has_blob(desc)? {
+            // A blob already there is rehashed before it is trusted (one whose bytes changed
+            // on disk is downloaded again): the tag written below says the image is whole.
+            let present = {
+                let (layout, desc) = (layout.clone(), desc.clone());
+                tokio::task::spawn_blocking(move || layout.has_verified_blob(&desc)).await??
+            };
+            if present {
                 reporter.state(&desc.digest.to_string(), LayerState::Skipped);
                 return Ok(());
             }
