@@ -239,3 +239,74 @@ fn a_tls_registry_with_a_plain_http_realm_gets_no_credentials() {
     );
     assert_eq!(tokens.requests(), 0, "credentials went to the plain realm");
 }
+
+#[test]
+fn a_client_certificate_from_the_cert_dir_and_an_insecure_tls_registry() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let src = tmp.path().join("src");
+    let image = write_oci_layout(
+        &src,
+        "v1",
+        &ImageSpec::uniform(1, 200_000, Compression::Gzip, 78),
+    )
+    .expect("layout");
+    let source = format!("oci:{}:v1", src.display());
+
+    // A registry that requires a client certificate signed by its CA.
+    let files = TlsFiles::generate().expect("TLS files");
+    let mtls = Registry::builder()
+        .tls(&files)
+        .require_client_certificate(&files)
+        .start()
+        .expect("mutual-TLS registry");
+    let target = format!("docker://{}/mtls/app:v1", mtls.host());
+    // The CA alone is not enough: the handshake fails.
+    let out = Hoist::new(&cache)
+        .args(["-q", "--retries", "0", "--cert-dir"])
+        .arg(files.cert_dir())
+        .arg("copy")
+        .arg(&source)
+        .arg(&target)
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    // client.d holds ca.crt, client.cert and client.key, as docker's certs.d/HOST would.
+    let out = Hoist::new(&cache)
+        .args(["-q", "--cert-dir"])
+        .arg(files.client_cert_dir())
+        .arg("copy")
+        .arg(&source)
+        .arg(&target)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = Hoist::new(&cache)
+        .args(["--cert-dir"])
+        .arg(files.client_cert_dir())
+        .args(["inspect", "--raw", &target])
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(Digest::sha256_of(&out.stdout), image.manifest_digest);
+
+    // A TLS registry on 127.0.0.1 whose CA hoist does not know, named insecure: HTTPS
+    // without verification, as docker does for an insecure registry.
+    let other = TlsFiles::generate().expect("other TLS files");
+    let secure = Registry::builder()
+        .tls(&other)
+        .start()
+        .expect("TLS registry");
+    let out = Hoist::new(&cache)
+        .args(["-q", "--insecure-registry", &secure.host(), "push"])
+        .arg(&source)
+        .arg(format!("{}/loose/app:v1", secure.host()))
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = Hoist::new(&cache)
+        .args(["--insecure-registry", &secure.host(), "inspect", "--raw"])
+        .arg(format!("{}/loose/app:v1", secure.host()))
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(Digest::sha256_of(&out.stdout), image.manifest_digest);
+}

@@ -22,6 +22,7 @@ use crate::protocol::location::{display_url, host_without_port, is_loopback_host
 use crate::protocol::response::{
     Phase, Step, classify, parse_error_body, parse_retry_after, status_hint,
 };
+use crate::tls::{HandshakeFailure, TlsSettings, handshake_failure};
 use crate::{Error, Result, RetryPolicy};
 
 /// A repository on a registry: `registry` is `host[:port]`, `name` the path (`library/alpine`).
@@ -86,7 +87,7 @@ impl std::fmt::Display for Repo {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     insecure_hosts: Vec<String>,
-    ca_files: Vec<PathBuf>,
+    tls: TlsSettings,
     pub(crate) credentials: Option<Credentials>,
     /// Credentials for one registry each, by its `host[:port]` as in [`Repo::registry`].
     pub(crate) registry_credentials: Vec<(String, Credentials)>,
@@ -105,7 +106,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             insecure_hosts: Vec::new(),
-            ca_files: Vec::new(),
+            tls: TlsSettings::default(),
             credentials: None,
             registry_credentials: Vec::new(),
             docker_config: None,
@@ -122,8 +123,10 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Speak plain HTTP to `host` (`host[:port]` or bare host). Never guessed; loopback needs no
-    /// entry.
+    /// Name `host` (`host[:port]` or bare host) insecure, as docker's `insecure-registries`:
+    /// HTTPS without verifying its certificate, and plain HTTP when it turns out to serve no
+    /// TLS (its answer to the handshake is plain HTTP; remembered for the client's life).
+    /// Never guessed; a loopback host needs no entry for plain HTTP.
     pub fn insecure_host(mut self, host: impl Into<String>) -> Self {
         self.insecure_hosts.push(host.into());
         self
@@ -131,7 +134,13 @@ impl ClientBuilder {
     /// Trust the PEM certificates in this file, or in every `*.crt`/`*.pem` file of this
     /// directory (a docker `certs.d/HOST` directory works), besides the system and bundled roots.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_files.push(path.into());
+        self.tls.ca_files.push(path.into());
+        self
+    }
+    /// Present this client certificate (a PEM chain) with its private key (PEM) to registries
+    /// that ask for one (mutual TLS, docker's `certs.d/HOST/client.cert` and `client.key`).
+    pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.client_identity = Some((cert.into(), key.into()));
         self
     }
     /// Use these credentials for every registry (instead of the docker config). A client that
@@ -222,87 +231,34 @@ impl ClientBuilder {
         if HeaderValue::from_str(&self.user_agent).is_err() {
             return Err(Error::invalid("user agent is not a valid header value"));
         }
-        let roots = root_store(&self.ca_files)?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::invalid(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        // No ALPN: HTTP/1.1 only.
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(self.concurrency.max(4))
-            .build(https);
+        let tls = self.tls.build()?;
+        let pool = |tls: rustls::ClientConfig| {
+            // No ALPN: HTTP/1.1 only.
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_or_http()
+                .enable_http1()
+                .build();
+            HyperClient::builder(TokioExecutor::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(self.concurrency.max(4))
+                .build(https)
+        };
+        let http = pool(tls.verifying);
+        let unverified = pool(tls.unverified);
         let blobs = Semaphore::new(self.concurrency);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                unverified,
+                plain_hosts: std::sync::Mutex::new(std::collections::HashSet::new()),
                 cfg: self,
                 auth: Mutex::new(AuthState::default()),
                 blobs,
             }),
         })
     }
-}
-
-fn root_store(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A broken system certificate is skipped, as every TLS client does.
-        let _ = roots.add(cert);
-    }
-    for path in extra {
-        let files: Vec<PathBuf> = if path.is_dir() {
-            let rd = std::fs::read_dir(path)
-                .map_err(|e| Error::local(format!("reading CA directory {}", path.display()), e))?;
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension().is_some_and(|x| x == "crt" || x == "pem")
-                        && !p.to_string_lossy().ends_with(".key")
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("client"))
-                })
-                .collect()
-        } else {
-            vec![path.clone()]
-        };
-        let mut added = 0;
-        for f in &files {
-            let text = std::fs::read(f)
-                .map_err(|e| Error::local(format!("reading CA file {}", f.display()), e))?;
-            for cert in CertificateDer::pem_slice_iter(&text) {
-                let cert = cert.map_err(|e| {
-                    Error::invalid(format!("CA file {} is not valid PEM: {e}", f.display()))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    Error::invalid(format!(
-                        "CA file {} holds a bad certificate: {e}",
-                        f.display()
-                    ))
-                })?;
-                added += 1;
-            }
-        }
-        if added == 0 {
-            return Err(Error::invalid(format!(
-                "no PEM certificates found in {}",
-                path.display()
-            )));
-        }
-    }
-    Ok(roots)
 }
 
 /// A registry client. Cheap to clone (one `Arc`); share it across tasks.
@@ -322,6 +278,10 @@ impl std::fmt::Debug for Client {
 
 pub(crate) struct Inner {
     http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
+    /// For hosts named insecure: HTTPS that accepts any certificate.
+    unverified: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
+    /// Hosts named insecure that answered the TLS handshake in plain HTTP.
+    plain_hosts: std::sync::Mutex<std::collections::HashSet<String>>,
     pub(crate) cfg: ClientBuilder,
     pub(crate) auth: Mutex<AuthState>,
     pub(crate) blobs: Semaphore,
@@ -394,21 +354,53 @@ impl Client {
     }
 
     /// `http(s)://registry/v2/` plus `path`.
+    /// `https://REGISTRY/v2/PATH`, or `http://` for a loopback registry (unless turned off)
+    /// and for a host named insecure that turned out to serve no TLS. A loopback host named
+    /// insecure is tried with HTTPS first like any other (a TLS registry on 127.0.0.1 with a
+    /// certificate nobody trusts).
     pub(crate) fn url(&self, registry: &str, path: &str) -> Result<Url> {
-        let plain = self.plain_http_allowed(registry);
+        let loopback = self.inner.cfg.plain_http_loopback && is_loopback_host(registry);
+        let plain = loopback && !self.named_insecure(registry);
         let scheme = if plain { "http" } else { "https" };
-        Url::parse(&format!("{scheme}://{registry}/v2/{path}"))
-            .map_err(|e| Error::invalid(format!("cannot build a URL for {registry}: {e}")))
+        let mut url = Url::parse(&format!("{scheme}://{registry}/v2/{path}"))
+            .map_err(|e| Error::invalid(format!("cannot build a URL for {registry}: {e}")))?;
+        self.downgrade_if_plain(&mut url);
+        Ok(url)
     }
 
+    /// Whether plain HTTP may go to `host_port`: a loopback host (unless turned off) or one
+    /// named insecure.
     pub(crate) fn plain_http_allowed(&self, host_port: &str) -> bool {
-        let cfg = &self.inner.cfg;
+        (self.inner.cfg.plain_http_loopback && is_loopback_host(host_port))
+            || self.named_insecure(host_port)
+    }
+
+    /// Whether the caller named `host_port` (or its bare host) insecure.
+    fn named_insecure(&self, host_port: &str) -> bool {
         let bare = host_without_port(host_port);
-        (cfg.plain_http_loopback && is_loopback_host(host_port))
-            || cfg
-                .insecure_hosts
-                .iter()
-                .any(|h| h == host_port || h == bare)
+        self.inner
+            .cfg
+            .insecure_hosts
+            .iter()
+            .any(|h| h == host_port || h == bare)
+    }
+
+    /// The hosts named insecure that answered TLS in plain HTTP, by `host[:port]` as written.
+    fn plain_hosts(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // A panic elsewhere while holding it cannot leave the set half-written.
+        self.inner
+            .plain_hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turn an `https` URL to a host known to serve no TLS into `http` (docker's fallback for
+    /// insecure registries: the same host, the scheme's own default port).
+    fn downgrade_if_plain(&self, url: &mut Url) {
+        if url.scheme() == "https" && self.plain_hosts().contains(&registry_of(url)) {
+            // Both are special schemes, so the switch cannot fail.
+            let _ = url.set_scheme("http");
+        }
     }
 
     /// `host:port` of `url`, the port always written (the scheme's default when the URL parser
@@ -439,7 +431,11 @@ impl Client {
         let timeout = self.inner.cfg.timeout;
         let stalled =
             || Error::transport(format!("no progress for {timeout:?}")).with_url(display_url(url));
-        let fut = self.inner.http.request(req);
+        let pool = match url.scheme() == "https" && self.named_insecure(&Self::authority(url)) {
+            true => &self.inner.unverified,
+            false => &self.inner.http,
+        };
+        let fut = pool.request(req);
         let res = match watch {
             None => match tokio::time::timeout(timeout, fut).await {
                 Ok(r) => r,
@@ -470,11 +466,17 @@ impl Client {
             }
         };
         res.map_err(|e| {
-            let err = match certificate_problem(&e) {
-                Some(problem) => Error::untrusted_certificate(format!(
-                    "the registry's TLS certificate is not trusted ({problem}); \
-                     trust its CA with a CA file or certificate directory"
-                )),
+            let err = match handshake_failure(&e) {
+                Some(HandshakeFailure::Certificate(problem)) => {
+                    Error::untrusted_certificate(format!(
+                        "the registry's TLS certificate is not trusted ({problem}); \
+                         trust its CA with a CA file or certificate directory"
+                    ))
+                }
+                Some(HandshakeFailure::NotTls) => Error::plain_http_server(
+                    "the registry answered the TLS handshake in plain HTTP: it serves no TLS \
+                     on this port (name it an insecure registry to use plain HTTP)",
+                ),
                 None => Error::transport(describe_transport(&e)),
             };
             err.with_url(display_url(url)).with_source(e)
@@ -491,10 +493,12 @@ impl Client {
     ) -> Result<Response<Incoming>> {
         let same_host = is_on(&req.url, registry);
         let mut authed = false;
+        let mut url = req.url.clone();
+        self.downgrade_if_plain(&mut url);
         loop {
             let mut b = Request::builder()
                 .method(req.method.clone())
-                .uri(req.url.as_str())
+                .uri(url.as_str())
                 .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
             for (k, v) in &req.headers {
                 b = b.header(k, v.as_str());
@@ -537,10 +541,21 @@ impl Client {
             let request = b
                 .body(body)
                 .map_err(|e| Error::invalid(format!("building request: {e}")))?;
-            let resp = self.send_raw(request, &req.url, watch).await?;
+            let resp = match self.send_raw(request, &url, watch).await {
+                // A host named insecure without TLS: plain HTTP from now on, as docker does.
+                Err(e)
+                    if e.is_plain_http_server() && self.named_insecure(&Self::authority(&url)) =>
+                {
+                    tracing::info!(host = %registry_of(&url), "no TLS there; using plain HTTP");
+                    self.plain_hosts().insert(registry_of(&url));
+                    self.downgrade_if_plain(&mut url);
+                    continue;
+                }
+                other => other?,
+            };
             tracing::debug!(
                 method = %req.method,
-                url = %display_url(&req.url),
+                url = %display_url(&url),
                 status = resp.status().as_u16(),
                 "registry response"
             );
@@ -650,29 +665,6 @@ fn registry_of(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     }
-}
-
-/// The rustls certificate error in `e`'s source chain, if the handshake failed on the server's
-/// certificate (it may be wrapped in an `io::Error`, whose `source` skips the wrapped error).
-fn certificate_problem(e: &hyper_util::client::legacy::Error) -> Option<String> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
-            s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(t @ rustls::Error::InvalidCertificate(_)) = tls {
-            return Some(t.to_string());
-        }
-        // Some layers re-wrap the rustls error as text; its message is stable.
-        let text = s.to_string();
-        if text.starts_with("invalid peer certificate") {
-            return Some(text);
-        }
-        src = s.source();
-    }
-    None
 }
 
 /// A transport error without hyper's internals: the innermost cause reads best.
@@ -790,7 +782,15 @@ mod tests {
             .expect("client");
         assert_eq!(c.url("localhost:5000", "").expect("url").scheme(), "http");
         assert_eq!(c.url("127.0.0.1:5000", "").expect("url").scheme(), "http");
-        assert_eq!(c.url("build-cache:5000", "").expect("url").scheme(), "http");
+        // A host named insecure is tried with HTTPS (unverified) first; plain HTTP only once it
+        // has answered TLS in plain HTTP.
+        assert_eq!(
+            c.url("build-cache:5000", "").expect("url").scheme(),
+            "https"
+        );
+        c.plain_hosts().insert("build-cache:5000".into());
+        let url = c.url("build-cache:5000", "x").expect("url");
+        assert_eq!(url.as_str(), "http://build-cache:5000/v2/x");
         assert_eq!(
             c.url("localhost.example.com", "").expect("url").scheme(),
             "https"

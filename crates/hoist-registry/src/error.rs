@@ -36,6 +36,7 @@ struct Inner {
     digest: Option<Digest>,
     digest_mismatch: bool,
     untrusted_certificate: bool,
+    plain_http_server: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -55,6 +56,7 @@ impl Error {
                 digest: None,
                 digest_mismatch: false,
                 untrusted_certificate: false,
+                plain_http_server: false,
                 source: None,
             }),
         }
@@ -79,6 +81,12 @@ impl Error {
     pub(crate) fn untrusted_certificate(message: impl Into<String>) -> Self {
         let mut e = Self::new(ErrorKind::Transport, message);
         e.inner.untrusted_certificate = true;
+        e
+    }
+    /// The server answered the TLS handshake in plain HTTP: retrying cannot help.
+    pub(crate) fn plain_http_server(message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Transport, message);
+        e.inner.plain_http_server = true;
         e
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
@@ -167,9 +175,16 @@ impl Error {
     pub fn is_untrusted_certificate(&self) -> bool {
         self.inner.untrusted_certificate
     }
-    /// A network failure worth retrying (not a certificate that will stay untrusted).
+    /// A TLS handshake answered in plain HTTP: the registry serves no TLS on that port (a
+    /// [`ErrorKind::Transport`] error that is not retried; a host named insecure is then
+    /// spoken to in plain HTTP instead).
+    pub fn is_plain_http_server(&self) -> bool {
+        self.inner.plain_http_server
+    }
+    /// A network failure worth retrying (not a certificate that will stay untrusted, nor a
+    /// server without TLS).
     pub(crate) fn is_retryable_transport(&self) -> bool {
-        self.is_transport() && !self.inner.untrusted_certificate
+        self.is_transport() && !self.inner.untrusted_certificate && !self.inner.plain_http_server
     }
     /// A local file problem.
     pub fn is_local_io(&self) -> bool {

@@ -12,8 +12,10 @@
 //!
 //! - [`Client`], built by [`ClientBuilder`]: a cheap-to-clone handle over one connection pool
 //!   (hyper 1, HTTP/1.1 only, rustls with the `ring` provider, system + bundled roots plus
-//!   any CA file the caller names). Plain HTTP is used only for loopback hosts (`127.0.0.0/8`,
-//!   `::1`, exactly `localhost`) and hosts the caller names insecure.
+//!   any CA file the caller names, and a client certificate when given). Plain HTTP is used
+//!   only for loopback hosts (`127.0.0.0/8`, `::1`, exactly `localhost`) and hosts the caller
+//!   names insecure, which get HTTPS without certificate verification first and plain HTTP
+//!   once they answer the handshake in plain HTTP (as docker's `insecure-registries`).
 //! - [`Client::push_blob`] takes a [`BlobSource`] (a spooled file, its digest and size): HEAD
 //!   skip, cross-repository mount, then a POST / PATCH… / `PUT ?digest=` session. Chunks are
 //!   the configured size raised to `OCI-Chunk-Min-Length` and capped at
@@ -42,8 +44,9 @@
 //! - [`Error`] says who is at fault ([`ErrorKind`]): the registry refused, the registry
 //!   misbehaved, the network, local I/O, or the caller's input; with the URL (credentials and
 //!   signatures stripped), the HTTP status and the OCI error code. HTML error pages are reduced
-//!   to their status line. A TLS certificate that is not trusted is a transport error that is
-//!   never retried ([`Error::is_untrusted_certificate`]).
+//!   to their status line. A TLS certificate that is not trusted, or a server that answers
+//!   TLS in plain HTTP, is a transport error that is never retried
+//!   ([`Error::is_untrusted_certificate`], [`Error::is_plain_http_server`]).
 //! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
 //!   chunk planning, response classification), usable and tested without sockets.
 //!
@@ -100,6 +103,7 @@ mod secret;
 mod session;
 mod source;
 mod state;
+mod tls;
 mod upload;
 
 pub use client::{Client, ClientBuilder, Repo};

@@ -1,7 +1,9 @@
 //! TLS for real: a distribution registry serving a certificate from a CA the testkit generated
 //! (rcgen, in-process). An unknown CA is refused with a clear error and nothing is sent in
 //! plain HTTP instead; the CA given as a file or as a certs.d-style directory is trusted, for
-//! `127.0.0.1`, `localhost` and `::1` alike.
+//! `127.0.0.1`, `localhost` and `::1` alike. A host named insecure gets HTTPS without
+//! verification, or plain HTTP when it answers the handshake in plain HTTP; a registry that
+//! requires a client certificate gets the one given.
 
 mod common;
 
@@ -107,4 +109,101 @@ async fn unknown_ca_is_refused_and_a_given_ca_is_trusted() {
         .await
         .expect_err("wrong CA");
     assert!(e.is_untrusted_certificate(), "{e}");
+}
+
+#[tokio::test]
+async fn a_host_named_insecure_gets_https_without_verification_or_plain_http() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 200_000, 2);
+
+    // HTTPS with a certificate from a CA the client does not know: accepted for that host.
+    let tls = TlsFiles::generate().expect("generate certificates");
+    let secure = Registry::builder()
+        .tls(&tls)
+        .start()
+        .expect("start TLS registry");
+    let repo = Repo::new(secure.host(), "insecure/tls").expect("repo");
+    let out = base()
+        .insecure_host(secure.host())
+        .build()
+        .expect("client")
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push over unverified TLS");
+    assert_eq!(out.kind, PushKind::Uploaded);
+    assert!(
+        !secure
+            .log_tail()
+            .contains("HTTP request to an HTTPS server"),
+        "no plain HTTP went to a TLS registry: {}",
+        secure.log_tail()
+    );
+
+    // A registry without TLS (not treated as loopback here): the handshake is answered in
+    // plain HTTP. Not named insecure, that is one clear error, not retried ...
+    let plain = Registry::start().expect("start plain registry");
+    let repo = Repo::new(plain.host(), "insecure/plain").expect("repo");
+    let e = base()
+        .build()
+        .expect("client")
+        .blob_exists(&repo, &src.digest)
+        .await
+        .expect_err("TLS to a plain registry");
+    assert!(e.is_transport() && e.is_plain_http_server(), "{e}");
+    assert!(e.to_string().contains("serves no TLS"), "{e}");
+    assert!(e.url().is_some_and(|u| u.starts_with("https://")), "{e}");
+    // ... and named insecure, the client goes on in plain HTTP.
+    let c = base().insecure_host(plain.host()).build().expect("client");
+    let out = c
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push after falling back to plain HTTP");
+    assert_eq!(out.kind, PushKind::Uploaded);
+    assert!(c.blob_exists(&repo, &src.digest).await.expect("HEAD"));
+}
+
+#[tokio::test]
+async fn a_registry_that_requires_a_client_certificate_gets_the_one_given() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tls = TlsFiles::generate().expect("generate certificates");
+    let reg = Registry::builder()
+        .tls(&tls)
+        .require_client_certificate(&tls)
+        .start()
+        .expect("start mutual-TLS registry");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 100_000, 3);
+    let repo = Repo::new(reg.host(), "mtls/app").expect("repo");
+
+    // Without a client certificate the handshake fails.
+    let e = base()
+        .ca_file(tls.ca_file())
+        .build()
+        .expect("client")
+        .blob_exists(&repo, &src.digest)
+        .await
+        .expect_err("no client certificate");
+    assert!(e.is_transport(), "{e}");
+
+    // With the one the registry's CA signed, everything works.
+    let client_dir = tls.client_cert_dir();
+    let c = base()
+        .ca_file(tls.ca_file())
+        .client_certificate(
+            client_dir.join("client.cert"),
+            client_dir.join("client.key"),
+        )
+        .build()
+        .expect("client");
+    let out = c
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push with a client certificate");
+    assert_eq!(out.kind, PushKind::Uploaded);
+    assert!(c.blob_exists(&repo, &src.digest).await.expect("HEAD"));
 }

@@ -23,6 +23,7 @@ pub struct RegistryBuilder {
     relative_urls: bool,
     storage_dir: Option<PathBuf>,
     tls: Option<(PathBuf, PathBuf)>,
+    client_ca: Option<PathBuf>,
     token: Option<TokenAuth>,
 }
 
@@ -30,6 +31,13 @@ impl RegistryBuilder {
     /// Serve HTTPS with this certificate and key (`http.tls`); see [`TlsFiles`].
     pub fn tls(mut self, files: &TlsFiles) -> Self {
         self.tls = Some((files.cert_file().into(), files.key_file().into()));
+        self
+    }
+
+    /// Over TLS, require a client certificate signed by the CA of `files` (`http.tls.clientcas`);
+    /// [`TlsFiles::client_cert_dir`] holds one.
+    pub fn require_client_certificate(mut self, files: &TlsFiles) -> Self {
+        self.client_ca = Some(files.ca_file().into());
         self
     }
 
@@ -101,6 +109,7 @@ impl RegistryBuilder {
                 htpasswd: htpasswd_path.as_deref(),
                 secret: &secret,
                 tls: self.tls.as_ref(),
+                client_ca: self.client_ca.as_deref(),
                 token: self.token.as_ref(),
             });
             let config_path = dir.path().join("config.yml");
@@ -281,6 +290,7 @@ struct ConfigParams<'a> {
     htpasswd: Option<&'a Path>,
     secret: &'a str,
     tls: Option<&'a (PathBuf, PathBuf)>,
+    client_ca: Option<&'a Path>,
     token: Option<&'a TokenAuth>,
 }
 
@@ -305,6 +315,14 @@ fn registry_config(p: &ConfigParams<'_>) -> String {
             q(cert),
             q(key)
         ));
+        if let Some(ca) = p.client_ca {
+            c.push_str(&format!(
+                "    clientcas:
+      - {}
+",
+                q(ca)
+            ));
+        }
     }
     if let Some(t) = p.token {
         let s = |v: &str| serde_json::Value::from(v).to_string();
@@ -338,6 +356,7 @@ mod tests {
             htpasswd: Some(Path::new("/tmp/h")),
             secret: "s",
             tls: None,
+            client_ca: None,
             token: None,
         });
         assert!(c.contains("addr: 127.0.0.1:5000\n"));

@@ -18,13 +18,16 @@ pub const TLS_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 /// `localhost` and `::1`, written into a temp dir that is removed on drop.
 ///
 /// Also written: `certs.d/ca.crt`, the same CA in the layout docker's `certs.d/HOST/`
-/// directories use, for clients that take a certificate directory.
+/// directories use, for clients that take a certificate directory; and `client.d/` with the CA
+/// and a client certificate the CA signed (`client.cert`, `client.key`), for registries that
+/// require one.
 #[derive(Debug)]
 pub struct TlsFiles {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
     cert_dir: PathBuf,
+    client_dir: PathBuf,
     ca_pem: String,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
@@ -74,11 +77,38 @@ impl TlsFiles {
         let cert_dir = dir.path().join("certs.d");
         std::fs::create_dir(&cert_dir).context("creating certs.d")?;
         write(&cert_dir, "ca.crt", &ca_pem)?;
+
+        let mut params = CertificateParams::new(Vec::<String>::new())
+            .context("client certificate parameters")?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "hoist testkit client");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        set_validity(&mut params);
+        let client_key = KeyPair::generate().context("generating the client key")?;
+        let client = params
+            .signed_by(&client_key, &issuer)
+            .context("signing the client certificate")?;
+        let client_dir = dir.path().join("client.d");
+        std::fs::create_dir(&client_dir).context("creating client.d")?;
+        write(&client_dir, "ca.crt", &ca_pem)?;
+        write(
+            &client_dir,
+            "client.cert",
+            &pem("CERTIFICATE", client.der()),
+        )?;
+        write(
+            &client_dir,
+            "client.key",
+            &pem("PRIVATE KEY", client_key.serialized_der()),
+        )?;
         Ok(TlsFiles {
             ca,
             cert: cert_path,
             key: key_path,
             cert_dir,
+            client_dir,
             ca_pem,
             cert_der: cert.der().to_vec(),
             key_der: key.serialized_der().to_vec(),
@@ -99,6 +129,12 @@ impl TlsFiles {
     /// A directory holding only `ca.crt` (the CA), docker `certs.d` style.
     pub fn cert_dir(&self) -> &Path {
         &self.cert_dir
+    }
+
+    /// A directory holding the CA (`ca.crt`) and a client certificate it signed
+    /// (`client.cert`, `client.key`), docker `certs.d` style.
+    pub fn client_cert_dir(&self) -> &Path {
+        &self.client_dir
     }
 
     /// The server certificate (PEM), for distribution's `http.tls.certificate`.
@@ -191,6 +227,14 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(t.cert_dir().join("ca.crt")).expect("ca.crt"),
             ca
+        );
+        let client = t.client_cert_dir();
+        for name in ["ca.crt", "client.cert", "client.key"] {
+            assert!(client.join(name).is_file(), "{name}");
+        }
+        assert_ne!(
+            std::fs::read_to_string(client.join("client.cert")).expect("client.cert"),
+            cert
         );
         // A second call makes a different CA.
         let other = TlsFiles::generate().expect("generate");

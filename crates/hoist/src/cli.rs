@@ -117,8 +117,9 @@ pub struct GlobalArgs {
     )]
     pub timeout: u64,
 
-    /// Talk plain HTTP (or HTTPS without verification) to this registry HOST[:PORT]; repeatable.
-    /// The variable takes a comma-separated list.
+    /// Treat this registry HOST[:PORT] as docker treats an insecure registry: HTTPS without
+    /// verifying its certificate, or plain HTTP when it serves no TLS; repeatable. The variable
+    /// takes a comma-separated list.
     #[arg(
         long = "insecure-registry",
         global = true,
@@ -129,8 +130,9 @@ pub struct GlobalArgs {
     )]
     pub insecure_registries: Vec<String>,
 
-    /// Directory with extra CA certificates (*.crt) and client certificates (*.cert, *.key), as
-    /// in docker's /etc/docker/certs.d/HOST. With it, loopback registries use TLS as well.
+    /// Directory with extra CA certificates (*.crt) and a client certificate (NAME.cert with
+    /// its NAME.key), as in docker's /etc/docker/certs.d/HOST. With it, loopback registries use
+    /// TLS as well.
     #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 
