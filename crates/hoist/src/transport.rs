@@ -219,6 +219,16 @@ pub fn check_pair(source: &Location, destination: &Location) -> Result<(), Strin
     if source == destination {
         return Err(format!("source and destination are the same: `{source}`"));
     }
+    if let Location::DockerArchive {
+        reference: Some(r), ..
+    } = destination
+        && archive_index(r).is_some()
+    {
+        return Err(format!(
+            "`{destination}`: @N picks an image of a source archive; name the image to write \
+             as NAME[:TAG]"
+        ));
+    }
     if let (Location::Oci { dir: a, tag: ta }, Location::Oci { dir: b, tag: tb }) =
         (source, destination)
         && same_path(a, b)
@@ -289,14 +299,23 @@ fn parse_archive(input: &str, rest: &str) -> Result<Location, TransportError> {
             "missing archive path (use `-` for stdin/stdout)",
         ));
     }
-    if let Some(r) = reference {
-        check_reference(input, r)?;
-        if r.contains('@') {
-            return Err(TransportError::new(
-                input,
-                "a docker archive names its images by tag (NAME:TAG), not by digest",
-            ));
+    match reference {
+        // skopeo's `@N`: the archive's Nth image (from 0), for untagged ones.
+        Some(r) if archive_index(r).is_some() => {}
+        Some(r) => {
+            check_reference(input, r)?;
+            if r.contains('@') {
+                return Err(TransportError::new(
+                    input,
+                    "a docker archive names its images by tag (NAME:TAG) or position (@N), not \
+                     by digest",
+                ));
+            }
+            // Checked now, not after a whole image has been read: as a destination it becomes
+            // the archive's RepoTags entry.
+            Reference::parse(r).map_err(|e| TransportError::new(input, e.to_string()))?;
         }
+        None => {}
     }
     let path = if path == "-" {
         ArchivePath::Stdio
@@ -317,16 +336,11 @@ fn parse_oci(input: &str, rest: &str) -> Result<Location, TransportError> {
     if dir.is_empty() {
         return Err(TransportError::new(input, "missing layout directory"));
     }
-    if let Some(t) = tag
-        && !valid_tag(t)
-    {
-        return Err(TransportError::new(
-            input,
-            format!(
-                "`{t}` is not a valid tag (letters, digits, `_`, `.`, `-`; at most 128, not \
-                 starting with `.` or `-`)"
-            ),
-        ));
+    // The layout's own grammar (OCI `ref.name`), so a tag is refused before any work, and any
+    // tag skopeo or buildkit wrote (`v1+build`, `example.com/app:1.0`) can be named.
+    if let Some(t) = tag {
+        hoist_oci::layout::check_ref_name(t)
+            .map_err(|e| TransportError::new(input, e.to_string()))?;
     }
     Ok(Location::Oci {
         dir: PathBuf::from(dir),
@@ -341,6 +355,15 @@ fn parse_rootfs(input: &str, rest: &str) -> Result<Location, TransportError> {
     Ok(Location::Rootfs {
         dir: PathBuf::from(rest),
     })
+}
+
+/// The N of an archive reference written `@N` (skopeo's position of an image in the archive).
+pub fn archive_index(reference: &str) -> Option<usize> {
+    let n = reference.strip_prefix('@')?;
+    if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// A tag as the distribution spec allows: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -469,6 +492,20 @@ mod tests {
         assert!(parse("docker-archive:-:app").is_stdio());
         assert!(Location::parse("docker-archive:").is_err());
         assert!(Location::parse("docker-archive::app").is_err());
+        // An image by position, as skopeo's @N; a name that is no docker reference is refused
+        // at once.
+        assert_eq!(
+            parse("docker-archive:/tmp/x.tar:@1"),
+            Location::DockerArchive {
+                path: ArchivePath::File("/tmp/x.tar".into()),
+                reference: Some("@1".into())
+            }
+        );
+        assert_eq!(archive_index("@12"), Some(12));
+        assert_eq!(archive_index("@"), None);
+        assert_eq!(archive_index("@x"), None);
+        let err = Location::parse("docker-archive:/tmp/x.tar:UPPER:1").expect_err("uppercase");
+        assert!(err.to_string().contains("lowercase"), "{err}");
         let digest = format!("docker-archive:/tmp/x.tar:app@sha256:{}", "a".repeat(64));
         let err = Location::parse(&digest).expect_err("archives name images by tag");
         assert!(err.to_string().contains("by tag"), "{err}");
@@ -490,8 +527,22 @@ mod tests {
                 tag: None
             }
         );
-        let err = Location::parse("oci:dir:bad/tag").expect_err("slash in tag");
-        assert!(err.to_string().contains("not a valid tag"), "{err}");
+        // The layout's tag grammar (OCI ref.name): what skopeo writes can be named ...
+        for tag in ["v1+build", "example.com/team/app:1.0", "a--b"] {
+            let dir = format!("oci:d:{tag}");
+            assert_eq!(
+                parse(&dir),
+                Location::Oci {
+                    dir: "d".into(),
+                    tag: Some(tag.into())
+                }
+            );
+        }
+        // ... and what a layout cannot hold is refused before any work.
+        for tag in ["v1_", "_x", "1.0-", "a..b", "bad//tag"] {
+            let err = Location::parse(&format!("oci:dir:{tag}")).expect_err(tag);
+            assert!(err.to_string().contains("invalid tag"), "{err}");
+        }
         assert!(Location::parse("oci::tag").is_err());
     }
 
@@ -565,6 +616,9 @@ mod tests {
         assert!(check_pair(&parse("oci:/l:a"), &parse("oci:/l:b")).is_ok());
         // stdin to stdout re-tags an archive: allowed.
         assert!(check_pair(&parse("docker-archive:-"), &parse("docker-archive:-:x:1")).is_ok());
+        let err = check_pair(&parse("oci:/a"), &parse("docker-archive:/b.tar:@0"))
+            .expect_err("@N names a source image");
+        assert!(err.contains("source archive"), "{err}");
     }
 
     #[test]

@@ -588,3 +588,129 @@ fn an_interrupted_unpack_removes_the_root_it_created() {
         );
     }
 }
+
+/// One archive holding the images of `parts` (legacy `docker save` archives hoist wrote): every
+/// entry once, and one `manifest.json` listing them all in order.
+fn merge_archives(parts: &[std::path::PathBuf], out: &std::path::Path) {
+    let mut manifests = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut builder = tar::Builder::new(std::fs::File::create(out).expect("create archive"));
+    for part in parts {
+        let mut archive = tar::Archive::new(std::fs::File::open(part).expect("open part"));
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let name = entry.path().expect("path").to_string_lossy().into_owned();
+            if name == "manifest.json" {
+                let list: Vec<serde_json::Value> =
+                    serde_json::from_reader(&mut entry).expect("manifest.json");
+                manifests.extend(list);
+            } else if seen.insert(name.clone()) {
+                let header = entry.header().clone();
+                builder.append(&header, &mut entry).expect("append");
+            }
+        }
+    }
+    let json = serde_json::to_vec(&manifests).expect("json");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(json.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "manifest.json", &json[..])
+        .expect("manifest.json");
+    builder.finish().expect("finish");
+}
+
+#[test]
+fn archive_images_by_docker_name_bare_name_and_position() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = tmp.path();
+    let a = write_oci_layout(
+        &t.join("a"),
+        "v1",
+        &ImageSpec::uniform(1, 100_000, Compression::Gzip, 31),
+    )
+    .expect("layout a");
+    let b = write_oci_layout(
+        &t.join("b"),
+        "v1",
+        &ImageSpec::uniform(1, 100_000, Compression::Gzip, 32),
+    )
+    .expect("layout b");
+    let config_of = |dir: &std::path::Path, tag: &str| {
+        Layout::open(dir)
+            .expect("layout")
+            .image(Some(tag), None)
+            .expect("image")
+            .manifest
+            .value()
+            .config
+            .digest
+            .clone()
+    };
+
+    // A docker tag no OCI layout could hold as a tag (`1.0-`, `__`) still names an archive
+    // image, and hoist reads back the archive it wrote.
+    let one = t.join("one.tar");
+    let out = common::clean()
+        .args(["-q", "copy", &arg(&t.join("a"), ":v1")])
+        .arg(format!("docker-archive:{}:my__app:1.0-", one.display()))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let back = t.join("back");
+    let out = common::clean()
+        .args(["-q", "copy"])
+        .arg(format!("docker-archive:{}", one.display()))
+        .arg(arg(&back, ":x"))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(config_of(&back, "x"), a.config_digest);
+
+    // Two images in one archive: `web` means web:latest, `@N` counts from 0.
+    let two = t.join("two.tar");
+    let out = common::clean()
+        .args(["-q", "copy", &arg(&t.join("b"), ":v1")])
+        .arg(format!("docker-archive:{}:web:latest", two.display()))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let multi = t.join("multi.tar");
+    merge_archives(&[one, two], &multi);
+    for (reference, dir, want) in [
+        ("web", "by-name", &b.config_digest),
+        ("@0", "first", &a.config_digest),
+        ("@1", "second", &b.config_digest),
+    ] {
+        let out = common::clean()
+            .args(["-q", "copy"])
+            .arg(format!("docker-archive:{}:{reference}", multi.display()))
+            .arg(arg(&t.join(dir), ":x"))
+            .output()
+            .expect("run hoist");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{reference}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(&config_of(&t.join(dir), "x"), want, "{reference}");
+    }
+    let out = common::clean()
+        .args(["-q", "copy"])
+        .arg(format!("docker-archive:{}:@2", multi.display()))
+        .arg(arg(&t.join("none"), ":x"))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("holds 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !t.join("none").exists(),
+        "a failed spool leaves no layout behind"
+    );
+}

@@ -98,12 +98,14 @@ pub fn spool_with<R: Read>(
             }
         },
     };
+    // An archive's names are docker references, a wider grammar than a layout's tags
+    // (`app:1.0-` is a fine docker tag): they only matter when they become layout tags.
+    if !options.tag_images {
+        return Ok(built);
+    }
     // Check every tag first so a bad one cannot leave the archive half tagged.
     for tag in built.iter().flat_map(|i| &i.tags) {
         crate::layout::check_ref_name(tag)?;
-    }
-    if !options.tag_images {
-        return Ok(built);
     }
     for image in &built {
         let mut tags = image.tags.iter().peekable();

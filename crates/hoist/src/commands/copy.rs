@@ -218,7 +218,8 @@ pub async fn stage(
             let reference = reference.clone();
             let platform = config.platform.clone();
             let dir = transit.clone();
-            let options = SpoolOptions::new().compress_layers(
+            // The transit layout is found by manifest, never by tag.
+            let options = SpoolOptions::new().tag_images(false).compress_layers(
                 compression,
                 config.level_for(compression),
                 daemon::compression_threads(),

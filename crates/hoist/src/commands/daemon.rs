@@ -146,7 +146,10 @@ pub async fn export_to_layout(
             return Err(e);
         }
     };
-    super::local::tag_layout(dir, tag, &image.manifest).await?;
+    if let Err(e) = super::local::tag_layout(dir, tag, &image.manifest).await {
+        super::local::release_failed(claim).await;
+        return Err(e);
+    }
     // Only now, with the tag written, does the layout stop being marked in use.
     drop(claim);
     Ok(true)

@@ -12,7 +12,7 @@ use hoist_unpack::{LayerInfo, Unpacker};
 use super::copy::{Staged, announce};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
-use crate::transport::ArchivePath;
+use crate::transport::{ArchivePath, archive_index};
 
 /// Pick the image of a multi-image archive: the one `reference` names, or the only one.
 pub fn choose_archive_image<'a>(
@@ -20,8 +20,21 @@ pub fn choose_archive_image<'a>(
     reference: Option<&str>,
 ) -> anyhow::Result<&'a SpooledImage> {
     match reference {
+        Some(at) if let Some(n) = archive_index(at) => spooled.get(n).with_context(|| {
+            format!(
+                "the archive has no image {at}: it holds {} (counted from @0)",
+                spooled.len()
+            )
+        }),
         Some(wanted) => {
-            let want = Reference::parse(wanted).map(|r| r.to_string()).ok();
+            // A name without tag means NAME:latest, as docker and skopeo read it.
+            let want = Reference::parse(wanted)
+                .and_then(|r| match r.tag().is_none() && r.digest().is_none() {
+                    true => r.with_tag("latest"),
+                    false => Ok(r),
+                })
+                .map(|r| r.to_string())
+                .ok();
             spooled
                 .iter()
                 .find(|img| {
@@ -48,7 +61,8 @@ pub fn choose_archive_image<'a>(
             [only] => Ok(only),
             [] => bail!("the archive holds no image"),
             many => bail!(
-                "the archive holds {} images; name one with docker-archive:PATH:NAME:TAG",
+                "the archive holds {} images; name one with docker-archive:PATH:NAME:TAG, or \
+                 pick one by position with docker-archive:PATH:@N",
                 many.len()
             ),
         },
@@ -212,7 +226,10 @@ pub async fn spool_archive_to_layout(
     .await?;
     match spooled {
         Ok(descriptor) => {
-            tag_layout(dir, tag, &descriptor).await?;
+            if let Err(e) = tag_layout(dir, tag, &descriptor).await {
+                release_failed(claim).await;
+                return Err(e);
+            }
             // Only now, with the tag written, does the layout stop being marked in use.
             drop(claim);
             Ok(())
