@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::codec::Compression;
-use crate::{Descriptor, Digest, Error, Result};
+use crate::{Descriptor, Digest, Error, Platform, Result};
 
 /// Something the spooler did with one layer entry of the archive, reported while it streams.
 ///
@@ -61,6 +61,7 @@ pub const PROGRESS_STEP: u64 = 4 << 20;
 pub struct SpoolOptions {
     pub(super) compression: Option<LayerCompression>,
     pub(super) tag_images: bool,
+    pub(super) platform: Option<Platform>,
     pub(super) events: Option<Box<dyn FnMut(SpoolEvent) + Send>>,
 }
 
@@ -77,6 +78,7 @@ impl Default for SpoolOptions {
         SpoolOptions {
             compression: None,
             tag_images: true,
+            platform: None,
             events: None,
         }
     }
@@ -87,6 +89,7 @@ impl fmt::Debug for SpoolOptions {
         f.debug_struct("SpoolOptions")
             .field("compression", &self.compression)
             .field("tag_images", &self.tag_images)
+            .field("platform", &self.platform)
             .field("events", &self.events.is_some())
             .finish()
     }
@@ -121,6 +124,15 @@ impl SpoolOptions {
     /// layout's `index.json` untouched, so the caller tags the returned manifests itself.
     pub fn tag_images(mut self, tag: bool) -> Self {
         self.tag_images = tag;
+        self
+    }
+
+    /// For an OCI archive (an `index.json`, no `manifest.json`) whose entries are indexes:
+    /// the platform whose image is checked for completeness and reported (the host's when
+    /// `None`), as [`crate::Layout::image`] picks it. An archive of a multi-platform image often
+    /// holds the blobs of some platforms only.
+    pub fn platform(mut self, platform: Option<Platform>) -> Self {
+        self.platform = platform;
         self
     }
 

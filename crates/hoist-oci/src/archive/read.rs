@@ -90,7 +90,7 @@ pub fn spool_with<R: Read>(
     let built = match &collected.manifest_json {
         Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {
-            Some(bytes) => build_from_index(bytes, layout)?,
+            Some(bytes) => build_from_index(bytes, layout, options.platform.as_ref())?,
             None => {
                 return Err(Error::invalid(
                     "not a docker archive: no manifest.json (or OCI index.json) in the tar",
@@ -741,11 +741,15 @@ fn build_from_manifest_json(
 }
 
 /// An OCI archive without `manifest.json`: its `index.json` names the images.
-fn build_from_index(bytes: &[u8], layout: &Layout) -> Result<Vec<SpooledImage>> {
+fn build_from_index(
+    bytes: &[u8],
+    layout: &Layout,
+    platform: Option<&crate::Platform>,
+) -> Result<Vec<SpooledImage>> {
     let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
     let mut out = Vec::new();
     for d in &index.value().manifests {
-        let image = layout.image_at(d, None)?;
+        let image = layout.image_at(d, platform)?;
         for l in &image.manifest.value().layers {
             if !layout.has_blob(l)? {
                 return Err(

@@ -276,6 +276,59 @@ fn spools_oci_layout_inside_tar() {
 }
 
 #[test]
+fn an_index_only_archive_is_checked_for_the_platform_asked_for() {
+    // An OCI layout in a tar without manifest.json, its tag on an index whose one entry is
+    // for s390x (never the host here): the asked-for platform is what is checked.
+    let (_s, src) = new_layout();
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let (desc, manifest) = write_image(
+        &src,
+        std::slice::from_ref(&layer),
+        Compression::None,
+        "s390x",
+    );
+    let mut entry = desc.clone();
+    entry.platform = Some(crate::Platform::parse("linux/s390x").expect("platform"));
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        serde_json::to_string(&entry).expect("entry")
+    );
+    let index = crate::RawJson::<crate::ImageIndex>::parse(index.into_bytes()).expect("index");
+    let mut listed = index.descriptor(MediaType::OCI_INDEX);
+    listed
+        .annotations
+        .insert(crate::layout::REF_NAME.into(), "tool:1".into());
+    let top = format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        serde_json::to_string(&listed).expect("listed")
+    );
+    let blob = |d: &Digest| std::fs::read(src.blob_path(d)).expect("blob");
+    let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let m = manifest.value();
+    let bytes = archive(vec![
+        Item::File(&path(&m.layers[0].digest), blob(&m.layers[0].digest)),
+        Item::File(&path(&m.config.digest), blob(&m.config.digest)),
+        Item::File(&path(&desc.digest), blob(&desc.digest)),
+        Item::File(&path(&listed.digest), index.bytes().to_vec()),
+        Item::File("index.json", top.into_bytes()),
+        Item::File("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}".to_vec()),
+    ]);
+    // Without a platform the host's is looked for, and the index has none.
+    let (_d, l) = new_layout();
+    let err = spool(pipe(bytes.clone()), &l).expect_err("not the host's");
+    assert!(err.is_no_matching_platform(), "{err}");
+    // With it, the archive spools and its image is the s390x one.
+    let (_d, l) = new_layout();
+    let options = SpoolOptions::new().platform(Some(
+        crate::Platform::parse("linux/s390x").expect("platform"),
+    ));
+    let images = spool_with(pipe(bytes), &l, options).expect("spool");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].manifest.digest, listed.digest);
+    assert_eq!(images[0].config.digest, m.config.digest);
+}
+
+#[test]
 fn compressed_layers_in_an_archive_are_detected_and_checked() {
     // Bytes that do not compress, so the blob is reported as a layer (512 bytes or more).
     let mut x = 0x2545_f491_u32;

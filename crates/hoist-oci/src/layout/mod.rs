@@ -523,8 +523,10 @@ impl Layout {
         for _ in 0..4 {
             if descriptor.media_type.is_index() {
                 let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
+                // One entry without a platform is the image; one for another platform than
+                // the host's is refused like any index without the host's (as skopeo does).
                 let chosen = match (platform, index.value().manifests.as_slice()) {
-                    (None, [only]) => only,
+                    (None, [only]) if only.platform.is_none() => only,
                     (Some(p), _) => index.value().select(p)?,
                     (None, _) => index.value().select(&Platform::host())?,
                 };

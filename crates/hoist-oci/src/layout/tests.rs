@@ -300,6 +300,28 @@ fn image_follows_index_by_platform() {
         .image(Some("bare"), Some(&amd64))
         .expect_err("config says arm64");
     assert!(err.is_no_matching_platform(), "{err}");
+
+    // An index whose one entry is for another platform than the host's is refused when no
+    // platform is asked for, as an index without the host's is (it used to be taken: a
+    // wrong-architecture root filesystem without a word).
+    let mut s390_entry = arm.clone();
+    s390_entry.platform = Some(s390.clone());
+    let foreign = RawJson::from_value(ImageIndex {
+        manifests: vec![s390_entry],
+        ..empty_index()
+    })
+    .expect("index");
+    l.write_json(&foreign).expect("write index");
+    l.set_tag("foreign", &foreign.descriptor(MediaType::OCI_INDEX))
+        .expect("tag");
+    let err = l.image(Some("foreign"), None).expect_err("not the host's");
+    assert!(err.is_no_matching_platform(), "{err}");
+    assert!(
+        err.to_string().contains("s390x"),
+        "names what is there: {err}"
+    );
+    let img = l.image(Some("foreign"), Some(&s390)).expect("asked for");
+    assert_eq!(img.descriptor.digest, arm.digest);
 }
 
 #[test]

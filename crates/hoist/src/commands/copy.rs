@@ -219,11 +219,14 @@ pub async fn stage(
             let platform = config.platform.clone();
             let dir = transit.clone();
             // The transit layout is found by manifest, never by tag.
-            let options = SpoolOptions::new().tag_images(false).compress_layers(
-                compression,
-                config.level_for(compression),
-                daemon::compression_threads(),
-            );
+            let options = SpoolOptions::new()
+                .tag_images(false)
+                .platform(platform.clone())
+                .compress_layers(
+                    compression,
+                    config.level_for(compression),
+                    daemon::compression_threads(),
+                );
             let reporter = reporter.clone();
             let staged = tokio::task::spawn_blocking(move || {
                 let layout = Layout::create(&dir)?;

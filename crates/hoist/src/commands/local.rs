@@ -216,7 +216,9 @@ pub async fn spool_archive_to_layout(
         let spooled = spool_archive(
             &path,
             &layout,
-            SpoolOptions::new().tag_images(false),
+            SpoolOptions::new()
+                .tag_images(false)
+                .platform(platform.clone()),
             &reporter,
         )?;
         let chosen = choose_archive_image(&spooled, reference.as_deref())?;
