@@ -714,3 +714,54 @@ fn archive_images_by_docker_name_bare_name_and_position() {
         "a failed spool leaves no layout behind"
     );
 }
+
+#[test]
+fn unpack_refuses_layers_the_config_does_not_vouch_for() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("layout");
+    write_oci_layout(
+        &dir,
+        "v1",
+        &ImageSpec::uniform(2, 50_000, Compression::Gzip, 41),
+    )
+    .expect("layout");
+    let layout = Layout::open(&dir).expect("layout");
+    let image = layout.image(Some("v1"), None).expect("image");
+    let retagged = |tag: &str, edit: &dyn Fn(&mut hoist_oci::ImageManifest)| {
+        let mut m = image.manifest.value().clone();
+        edit(&mut m);
+        let raw = hoist_oci::RawJson::from_value(m).expect("manifest");
+        layout.write_json(&raw).expect("write manifest");
+        layout
+            .set_tag(
+                tag,
+                &raw.descriptor(hoist_oci::MediaType::new(
+                    hoist_oci::MediaType::OCI_MANIFEST,
+                )),
+            )
+            .expect("tag");
+    };
+    // A third layer the config has no diff_id for (it would go on unverified) ...
+    retagged("extra", &|m| {
+        let again = m.layers[0].clone();
+        m.layers.push(again);
+    });
+    // ... and a layer whose size is not the manifest's.
+    retagged("size", &|m| m.layers[1].size += 100);
+    for (tag, says) in [
+        ("extra", "diff_ids"),
+        ("size", "bytes but the manifest says"),
+    ] {
+        let root = tmp.path().join(format!("root-{tag}"));
+        let out = hoist(&[
+            "-q",
+            "unpack",
+            &arg(&dir, &format!(":{tag}")),
+            &root.display().to_string(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{tag}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{tag}: {stderr}");
+        assert!(!root.exists(), "{tag}: the root it created is removed");
+    }
+}

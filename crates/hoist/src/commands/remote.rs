@@ -237,6 +237,7 @@ pub async fn unpack_from_registry(
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     let m = manifest.value();
     let config_json = fetch_config(client, &repo, &m.config).await?;
+    super::local::check_layer_count(m, &config_json)?;
     announce(reporter, &m.layers);
     let unpacker = Unpacker::builder().limits(config.unpack_limits).build()?;
     let created = prepare_root(root)?;
