@@ -222,14 +222,27 @@ impl<'a> Applier<'a> {
             Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
             Err(e) => return Err(resolve_error(shown, e)),
         };
-        if self
+        if let Some(own) = self
             .written
             .find(&parent.physical)
             .and_then(|node| self.written.child(node, name))
-            .is_some()
         {
-            // Whiteouts only hide lower layers; this layer's own entry stays.
-            return Ok(());
+            // Whiteouts only hide lower layers: this layer's own entry stays, but what lower
+            // layers left under it (it is a directory the layer wrote into) goes, as it would
+            // had the whiteout come first.
+            let is_dir = root::type_at(parent.fd.as_fd(), name)
+                .map_err(|e| Error::sys("inspecting a whited-out entry", e).with_entry(shown))?
+                == Some(FileType::Directory);
+            if !is_dir {
+                return Ok(());
+            }
+            self.cache = None;
+            let sub = rustix::fs::openat(parent.fd.as_fd(), name, dir_flags(), Mode::empty())
+                .map_err(|e| Error::sys("opening a whited-out directory", e).with_entry(shown))?;
+            self.make_writable(sub.as_fd(), &dir.join(name), shown)?;
+            return self
+                .clear_lower(sub.as_fd(), own)
+                .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown));
         }
         let parent = parent.fd;
         self.cache = None;
@@ -759,7 +772,8 @@ fn parse_pax_time(text: &str) -> Option<(i64, u32)> {
     }
     let nsec: u32 = digits.parse().ok()?;
     if text.starts_with('-') && nsec > 0 {
-        Some((sec - 1, 1_000_000_000 - nsec))
+        // The earliest second has no second before it: such a time is dropped, not wrapped.
+        Some((sec.checked_sub(1)?, 1_000_000_000 - nsec))
     } else {
         Some((sec, nsec))
     }
@@ -773,6 +787,9 @@ mod tests {
     fn pax_times() {
         assert_eq!(parse_pax_time("123"), Some((123, 0)));
         assert_eq!(parse_pax_time("123.5"), Some((123, 500_000_000)));
+        assert_eq!(parse_pax_time("-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(parse_pax_time("-9223372036854775808.5"), None);
+        assert_eq!(parse_pax_time("-9223372036854775808"), Some((i64::MIN, 0)));
         assert_eq!(parse_pax_time("1.000000001999"), Some((1, 1)));
         assert_eq!(parse_pax_time("-1.25"), Some((-2, 750_000_000)));
         assert_eq!(parse_pax_time("x"), None);

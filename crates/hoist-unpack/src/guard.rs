@@ -26,6 +26,13 @@ use crate::error::{Error, ErrorKind};
 /// The largest GNU long name/link or PAX header accepted.
 pub(crate) const MAX_META: u64 = 1024 * 1024;
 const BLOCK: u64 = 512;
+/// Most GNU sparse extension blocks one entry may have (21 fragments each). The tar crate
+/// builds a sparse entry's whole map before handing it out and then drops fragments from its
+/// front one by one, so a few hundred KB of extension blocks cost quadratic time and memory
+/// beyond any layer limit. Docker and containerd never write sparse entries; a real sparse file
+/// with 256 blocks has over 5000 data fragments.
+pub(crate) const MAX_SPARSE_BLOCKS: u32 = 256;
+
 /// Offset of the "is extended" byte in a GNU sparse extension block.
 const EXT_IS_EXTENDED: usize = 504;
 
@@ -42,6 +49,8 @@ pub(crate) struct TarGuard<R> {
     pending_size: Option<u64>,
     /// Data size of a sparse entry whose extension blocks are still coming.
     sparse: Option<u64>,
+    /// Extension blocks of the current sparse entry so far.
+    sparse_blocks: u32,
     ended: bool,
 }
 
@@ -57,6 +66,7 @@ impl<R: Read> TarGuard<R> {
             pax: None,
             pending_size: None,
             sparse: None,
+            sparse_blocks: 0,
             ended: false,
         }
     }
@@ -99,6 +109,16 @@ impl<R: Read> TarGuard<R> {
         let h = self.header;
         if let Some(size) = self.sparse {
             // A GNU sparse extension block; another follows only when its byte 504 is 1.
+            self.sparse_blocks += 1;
+            if self.sparse_blocks > MAX_SPARSE_BLOCKS {
+                return Err(Error::new(
+                    ErrorKind::InvalidLayer,
+                    format!(
+                        "a GNU sparse entry has more than {MAX_SPARSE_BLOCKS} extension blocks \
+                         (its map alone would cost quadratic time)"
+                    ),
+                ));
+            }
             if h[EXT_IS_EXTENDED] == 1 {
                 self.next_header = self.pos;
             } else {
@@ -170,6 +190,7 @@ impl<R: Read> TarGuard<R> {
             };
             if gnu.is_extended() {
                 self.sparse = Some(size);
+                self.sparse_blocks = 0;
                 self.next_header = self.pos;
                 return Ok(());
             }
@@ -275,6 +296,33 @@ mod tests {
         assert!(err.is_invalid_layer(), "{err:?}");
         assert!(err.to_string().contains("cannot be read"), "{err}");
         assert_eq!(err.entry(), Some(std::path::Path::new("name")));
+    }
+
+    /// A GNU sparse entry (no data) followed by `blocks` extension blocks, then the end.
+    fn sparse_with_blocks(blocks: u32) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("sparse").expect("path");
+        h.set_entry_type(EntryType::GNUSparse);
+        h.set_size(0);
+        h.as_gnu_mut().expect("gnu").isextended[0] = 1;
+        h.set_cksum();
+        let mut s = h.as_bytes().to_vec();
+        for i in 0..blocks {
+            let mut block = [0u8; 512];
+            block[EXT_IS_EXTENDED] = u8::from(i + 1 < blocks);
+            s.extend_from_slice(&block);
+        }
+        s.extend_from_slice(&[0u8; 1024]);
+        s
+    }
+
+    #[test]
+    fn a_sparse_entry_with_too_many_extension_blocks_is_refused() {
+        guard(&sparse_with_blocks(10)).expect("a few blocks are fine");
+        guard(&sparse_with_blocks(MAX_SPARSE_BLOCKS)).expect("up to the limit");
+        let err = guard(&sparse_with_blocks(MAX_SPARSE_BLOCKS + 1)).expect_err("too many");
+        assert!(err.is_invalid_layer(), "{err:?}");
+        assert!(err.to_string().contains("extension blocks"), "{err}");
     }
 
     #[test]

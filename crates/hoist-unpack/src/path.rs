@@ -73,6 +73,16 @@ pub(crate) fn classify(raw: &[u8]) -> Result<EntryName, &'static str> {
     let Some((last, parents)) = comps.split_last() else {
         return Ok(EntryName::Root);
     };
+    // aufs bookkeeping (`.wh..wh.plnk/`, `.wh..wh.orph/` and what is under them, from old
+    // `docker save` output): ignored wherever it appears, as docker and umoci ignore it.
+    let aufs = |c: &&OsStr| {
+        c.as_bytes()
+            .strip_prefix(WHITEOUT_PREFIX)
+            .is_some_and(|r| r.starts_with(WHITEOUT_PREFIX) && r != OPAQUE_REST)
+    };
+    if comps.iter().any(aufs) {
+        return Ok(EntryName::AufsMeta);
+    }
     if parents
         .iter()
         .any(|c| c.as_bytes().starts_with(WHITEOUT_PREFIX))
@@ -157,6 +167,16 @@ mod tests {
             Ok(EntryName::Opaque(PathBuf::new()))
         );
         assert_eq!(classify(b"a/.wh..wh.plnk"), Ok(EntryName::AufsMeta));
+        // As directory entries and with files under them, as old `docker save` wrote them.
+        assert_eq!(classify(b".wh..wh.plnk/"), Ok(EntryName::AufsMeta));
+        assert_eq!(classify(b".wh..wh.orph/"), Ok(EntryName::AufsMeta));
+        assert_eq!(classify(b".wh..wh.plnk/12.345"), Ok(EntryName::AufsMeta));
+        // The opaque marker is not bookkeeping.
+        assert_eq!(
+            classify(b"d/.wh..wh..opq"),
+            Ok(EntryName::Opaque(PathBuf::from("d")))
+        );
+        assert!(classify(b".wh..wh..opq/x").is_err());
     }
 
     #[test]

@@ -166,7 +166,15 @@ impl Model {
                     self.tree.insert(p.clone(), target);
                 }
                 Op::Whiteout(p) => {
-                    if !written.contains(p) && self.parents_exist(p) {
+                    if written.contains(p) {
+                        // The layer's own entry stays; what lower layers left under it (it is
+                        // a directory the layer wrote into) goes, as if the whiteout came first.
+                        if self.tree.get(p) == Some(&Node::Dir) {
+                            let prefix = format!("{p}/");
+                            self.tree
+                                .retain(|k, _| !k.starts_with(&prefix) || written.contains(k));
+                        }
+                    } else if self.parents_exist(p) {
                         self.remove_tree(p);
                     }
                 }

@@ -96,6 +96,46 @@ fn whiteout_never_removes_own_layer_entry_in_either_order() {
 }
 
 #[test]
+fn a_whiteout_after_the_layer_wrote_into_that_directory_still_hides_the_lower_content() {
+    let mut trees = Vec::new();
+    for order in [
+        "whiteout first",
+        "after the dir",
+        "after a file, no dir entry",
+    ] {
+        let t = tmp();
+        let l1 = Tar::new()
+            .file("app/config", b"old")
+            .file("app/secret.key", b"k")
+            .file("app/plugins/old.so", b"so")
+            .finish();
+        let mut l2 = Tar::new();
+        match order {
+            "whiteout first" => {
+                l2.whiteout(".wh.app")
+                    .dir("app/")
+                    .file("app/config", b"new");
+            }
+            "after the dir" => {
+                l2.dir("app/")
+                    .whiteout(".wh.app")
+                    .file("app/config", b"new");
+            }
+            _ => {
+                l2.file("app/config", b"new").whiteout(".wh.app");
+            }
+        }
+        apply(t.path(), &[l1, l2.finish()]);
+        assert_eq!(read(t.path().join("app/config")), b"new", "{order}");
+        assert!(!exists(t.path().join("app/secret.key")), "{order}");
+        assert!(!exists(t.path().join("app/plugins")), "{order}");
+        trees.push(shape(t.path()));
+    }
+    assert_eq!(trees[0], trees[1]);
+    assert_eq!(trees[0], trees[2]);
+}
+
+#[test]
 fn opaque_dir_same_result_in_both_orders() {
     let mut trees = Vec::new();
     for opaque_first in [true, false] {
