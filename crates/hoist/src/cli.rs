@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 const TRANSPORTS_HELP: &str = "\
@@ -170,7 +171,7 @@ pub struct GlobalArgs {
     pub dest_creds: Option<String>,
 
     /// Read the password (with --creds USER) or USER:PASS (alone) from the first line of stdin.
-    #[arg(long, global = true, env = "HOIST_CREDS_STDIN")]
+    #[arg(long, global = true, env = "HOIST_CREDS_STDIN", value_parser = BoolishValueParser::new())]
     pub creds_stdin: bool,
 
     /// How to show progress: `auto` is `tty` on a terminal and `plain` otherwise.
@@ -184,7 +185,7 @@ pub struct GlobalArgs {
     pub progress: ProgressArg,
 
     /// Print nothing but errors (and what a command is asked to print).
-    #[arg(short, long, global = true, env = "HOIST_QUIET")]
+    #[arg(short, long, global = true, env = "HOIST_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// More log output: -v info, -vv debug, -vvv trace (RUST_LOG, when set, wins).

@@ -151,6 +151,8 @@ pub struct Environment<'a> {
     pub stderr_is_tty: bool,
     /// Whether stdout is a terminal (an archive is not written to one).
     pub stdout_is_tty: bool,
+    /// Whether stdin is a terminal (an archive is not read from one).
+    pub stdin_is_tty: bool,
     /// Reads one line of stdin (for `--creds-stdin`).
     pub read_stdin_line: &'a mut dyn FnMut() -> std::io::Result<String>,
 }
@@ -198,6 +200,12 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
     }
     let reads_stdin =
         matches!(&job, Job::Copy { source, .. } | Job::Inspect { source, .. } if source.is_stdio());
+    if env.stdin_is_tty && reads_stdin {
+        return Err(usage(
+            "refusing to read a docker archive from a terminal: pipe one in (docker save IMAGE \
+             | hoist ...) or name a file (docker-archive:image.tar)",
+        ));
+    }
     if cli.global.creds_stdin && reads_stdin {
         return Err(usage(
             "--creds-stdin cannot be used when the image is read from stdin (docker-archive:-)",
@@ -248,6 +256,7 @@ pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
         home: None,
         stderr_is_tty: false,
         stdout_is_tty: false,
+        stdin_is_tty: false,
         read_stdin_line: &mut stdin,
     };
     validate(cli, env).expect("valid").0
@@ -259,7 +268,7 @@ mod tests {
     use clap::Parser;
 
     /// Validate `args` (after the program name) with `stdin` as what `--creds-stdin` reads and
-    /// `tty` as whether stderr and stdout are terminals.
+    /// `tty` as whether stderr, stdout and stdin are terminals.
     pub(super) fn run(args: &[&str], stdin: &str, tty: bool) -> Result<(Config, Job), UsageError> {
         let mut argv = vec!["hoist"];
         argv.extend_from_slice(args);
@@ -273,6 +282,7 @@ mod tests {
                 home: Some("/home/u".into()),
                 stderr_is_tty: tty,
                 stdout_is_tty: tty,
+                stdin_is_tty: tty,
                 read_stdin_line: &mut read,
             },
         )
@@ -311,5 +321,18 @@ mod tests {
         assert!(e.0.contains("redirect stdout"), "{e:?}");
         run(&args, "", false).expect("stdout is a pipe or a file");
         run(&["copy", "oci:x", "docker-archive:x.tar"], "", true).expect("a file");
+    }
+
+    #[test]
+    fn an_archive_is_not_read_from_a_terminal() {
+        // It waited forever for input nobody meant to type.
+        for args in [
+            &["copy", "docker-archive:-", "oci:x"][..],
+            &["inspect", "docker-archive:-"][..],
+        ] {
+            let e = run(args, "", true).expect_err("stdin is a terminal");
+            assert!(e.0.contains("pipe one in"), "{e:?}");
+            run(args, "", false).expect("stdin is a pipe or a file");
+        }
     }
 }

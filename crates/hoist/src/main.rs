@@ -75,6 +75,7 @@ fn real_main() -> i32 {
         stderr_is_tty: std::io::stderr().is_terminal()
             && std::env::var("TERM").map_or(true, |t| t != "dumb"),
         stdout_is_tty: std::io::stdout().is_terminal(),
+        stdin_is_tty: std::io::stdin().is_terminal(),
         read_stdin_line: &mut read_line,
     };
     let result = config::validate(cli, env)

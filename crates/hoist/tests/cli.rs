@@ -413,3 +413,35 @@ fn cache_prune() {
     assert!(stderr.contains("really hoist's cache"), "{stderr}");
     assert!(cache.join("exports").exists());
 }
+
+#[test]
+fn boolean_variables_take_the_usual_spellings() {
+    // HOIST_QUIET=1 used to be a usage error (only `true`/`false` were read).
+    for (value, quiet) in [
+        ("1", true),
+        ("yes", true),
+        ("true", true),
+        ("0", false),
+        ("off", false),
+    ] {
+        let out = hoist(&[
+            "debug-progress",
+            "--layers",
+            "1",
+            "--size",
+            "1KiB",
+            "--progress",
+            "plain",
+        ])
+        .env("HOIST_QUIET", value)
+        .output()
+        .expect("run hoist");
+        assert_eq!(out.status.code(), Some(0), "{value}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr).is_empty(),
+            quiet,
+            "{value}: {}",
+            text(&out.stderr)
+        );
+    }
+}
