@@ -55,6 +55,42 @@ pub async fn unless_raised<T>(
     }
 }
 
+/// How long interrupted work may take to clean up after itself (removing a large partial root
+/// takes a while).
+pub const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Run a command's `work` until it ends or a signal comes. On a signal, [`raise`], then give the
+/// work `grace` to fail at its next read or write and clean up on its error path (a second
+/// signal stops the wait); its error, or the interruption, is returned with [`MESSAGE`].
+///
+/// # Errors
+/// `work`'s, or an interruption.
+pub async fn interruptible<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    grace: std::time::Duration,
+) -> anyhow::Result<T> {
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => result,
+        () = signalled() => {
+            raise();
+            let waited = async {
+                tokio::select! {
+                    r = tokio::time::timeout(grace, &mut work) => r.ok(),
+                    () = signalled() => None,
+                }
+            };
+            match waited.await {
+                // It finished as the signal came: done is done.
+                Some(Ok(value)) => Ok(value),
+                // Its error says what was cleaned up.
+                Some(Err(e)) => Err(e.context(MESSAGE)),
+                None => Err(anyhow::anyhow!(MESSAGE)),
+            }
+        }
+    }
+}
+
 /// Wait for Ctrl-C (SIGINT) or SIGTERM.
 pub async fn signalled() {
     use tokio::signal::unix::{SignalKind, signal};

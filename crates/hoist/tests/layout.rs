@@ -765,3 +765,54 @@ fn unpack_refuses_layers_the_config_does_not_vouch_for() {
         assert!(!root.exists(), "{tag}: the root it created is removed");
     }
 }
+
+#[test]
+fn an_interrupted_inspect_of_an_archive_leaves_nothing_in_the_cache() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let archive = tmp.path().join("app.tar");
+    let spec = ImageSpec::uniform(1, 2_000_000, Compression::None, 6);
+    hoist_testkit::synth::write_docker_archive(&archive, "app:v1", &spec).expect("archive");
+    let bytes = std::fs::read(&archive).expect("archive");
+    let cache = tmp.path().join("cache");
+    let mut child = common::clean()
+        .args(["--cache-dir"])
+        .arg(&cache)
+        .args(["inspect", "docker-archive:-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(&bytes[..bytes.len() / 2])
+        .expect("half the archive");
+    // The spool into the cache's transit directory is under way.
+    let transit = cache.join("transit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(&transit).map_or(0, Iterator::count) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no transit copy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    // More bytes wake the read the spool is blocked in; it notices the signal next.
+    let _ = stdin.write_all(&bytes[bytes.len() / 2..bytes.len() / 2 + 65536]);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(&transit).map_or(0, Iterator::count),
+        0,
+        "the transit copy is removed"
+    );
+}

@@ -24,10 +24,6 @@ use crate::config::Config;
 use crate::progress::{Event, Reporter};
 use crate::transport::Location;
 
-/// How long an interrupted copy may take to clean up after itself (removing a large partial
-/// root takes a while).
-const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Run a copy on a fresh runtime.
 ///
 /// # Errors
@@ -45,35 +41,16 @@ pub fn run(
         destination: destination.to_string(),
     });
     let runtime = super::runtime()?;
-    let result = runtime.block_on(async {
-        let work = copy(config, source, destination, reporter);
-        tokio::pin!(work);
-        tokio::select! {
-            result = &mut work => result,
-            () = crate::interrupt::signalled() => {
-                crate::interrupt::raise();
-                // A push leaves nothing local to clean up: it stops now, and resumes next time.
-                if matches!(destination, Location::Registry { .. }) {
-                    return Err(anyhow::anyhow!(crate::interrupt::MESSAGE));
-                }
-                // Local work fails at its next read or write and its error path cleans up (a
-                // second signal does not wait for that).
-                let grace = async {
-                    tokio::select! {
-                        r = tokio::time::timeout(CLEANUP_GRACE, &mut work) => r.ok(),
-                        () = crate::interrupt::signalled() => None,
-                    }
-                };
-                match grace.await {
-                    // It finished as the signal came: done is done.
-                    Some(Ok(())) => Ok(()),
-                    // Its error says what was cleaned up.
-                    Some(Err(e)) => Err(e.context(crate::interrupt::MESSAGE)),
-                    None => Err(anyhow::anyhow!(crate::interrupt::MESSAGE)),
-                }
-            }
-        }
-    });
+    // A push leaves nothing local to clean up: it stops at once, and resumes next time. Local
+    // work fails at its next read or write, and its error path cleans up.
+    let grace = match destination {
+        Location::Registry { .. } => std::time::Duration::ZERO,
+        _ => crate::interrupt::CLEANUP_GRACE,
+    };
+    let result = runtime.block_on(crate::interrupt::interruptible(
+        copy(config, source, destination, reporter),
+        grace,
+    ));
     // Whatever still runs (a blocking call between two reads) stops with the process.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     reporter.send(Event::Finish { ok: result.is_ok() });

@@ -375,12 +375,13 @@ pub async fn unpack_from_layout(
                 let file = std::fs::File::open(&path)
                     .with_context(|| format!("opening layer {}", desc.digest))?;
                 // The digest is checked while streaming; a size the manifest does not say is
-                // refused first (the tar may end before the blob does).
-                let len = file
+                // refused first (the tar may end before the blob does). Only a regular file
+                // has a size to compare.
+                let meta = file
                     .metadata()
-                    .with_context(|| format!("inspecting {}", path.display()))?
-                    .len();
-                if len != desc.size {
+                    .with_context(|| format!("inspecting {}", path.display()))?;
+                let len = meta.len();
+                if meta.is_file() && len != desc.size {
                     bail!(
                         "layer {} has {len} bytes but the manifest says {}",
                         desc.digest,

@@ -68,7 +68,12 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
         }
         Job::Inspect { source, raw } => {
             let runtime = runtime()?;
-            let text = runtime.block_on(inspect::run(config, &source, raw))?;
+            // An archive or daemon image is spooled to the cache first: an interruption lets
+            // that fail and remove its transit copy, as a copy's does.
+            let text = runtime.block_on(crate::interrupt::interruptible(
+                inspect::run(config, &source, raw),
+                crate::interrupt::CLEANUP_GRACE,
+            ))?;
             let mut stdout = std::io::stdout().lock();
             let written = stdout.write_all(&text).and_then(|()| stdout.flush());
             errors::stdout_result(written, "the inspection")
