@@ -134,7 +134,7 @@ fn usage_errors_exit_2() {
         "unknown transport `S3:`",
     );
     usage_error(&["copy", "rootfs:/r", "oci:/b"], "destination only");
-    usage_error(&["copy", "oci:/a:bad/tag", "oci:/b"], "not a valid tag");
+    usage_error(&["copy", "oci:/a:bad..tag", "oci:/b"], "invalid tag");
     usage_error(&["copy", "docker:reg/app", "oci:/b"], "docker://reg/app");
     usage_error(
         &["copy", "docker-archive:", "oci:/b"],
