@@ -380,7 +380,8 @@ fn store_entry<R: Read>(
         Storing::commit(commit)?
     } else if let Some(digest) = named.as_ref().filter(|d| {
         let existing = Descriptor::new(MediaType::OCI_LAYER, (*d).clone(), size);
-        layout.has_blob(&existing).unwrap_or(false)
+        // Rehashed: a blob damaged on disk since is written again from the archive.
+        layout.has_verified_blob(&existing).unwrap_or(false)
     }) {
         // Already in the layout: read through, hashing, instead of rewriting.
         let mut hasher = Digester::new(digest.algorithm());

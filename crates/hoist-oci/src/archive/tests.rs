@@ -261,8 +261,15 @@ fn spools_oci_layout_inside_tar() {
         Item::File("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}".to_vec()),
     ]);
     let (_d, l) = new_layout();
-    // Spooling twice: the second pass finds the blobs present and only re-hashes them.
-    for _ in 0..2 {
+    // Spooling twice: the second pass finds the blobs present and only re-hashes them; a
+    // third, after a layer blob was damaged on disk (same size), writes that one again.
+    for pass in 0..3 {
+        if pass == 2 {
+            let damaged = l.blob_path(layer_digest);
+            let mut bytes = std::fs::read(&damaged).expect("blob");
+            bytes[0] ^= 0xff;
+            std::fs::write(&damaged, bytes).expect("damage");
+        }
         let images = spool(pipe(bytes.clone()), &l).expect("spool");
         assert_eq!(images.len(), 1);
         let img = l.image(Some("tool:1"), None).expect("image");
@@ -271,6 +278,8 @@ fn spools_oci_layout_inside_tar() {
             img.manifest.value().layers[0].digest,
             Digest::sha256_of(&layer)
         );
+        l.verify_blob(&img.manifest.value().layers[0])
+            .expect("the layer blob is whole");
     }
     assert_eq!(l.tags().expect("tags"), vec!["tool:1"]);
 }
