@@ -229,17 +229,27 @@ fn paths_kept_until_the_manifest_are_bounded() {
     });
 }
 
+/// A source layout holding one image for `arch` with one uncompressed layer (a tool script):
+/// the layout's guard, the layout, the layer tar, the manifest's descriptor and the manifest.
+fn tool_image(
+    arch: &str,
+) -> (
+    tempfile::TempDir,
+    Layout,
+    Vec<u8>,
+    Descriptor,
+    crate::RawJson<crate::ImageManifest>,
+) {
+    let (dir, src) = new_layout();
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let (desc, manifest) = write_image(&src, std::slice::from_ref(&layer), Compression::None, arch);
+    (dir, src, layer, desc, manifest)
+}
+
 #[test]
 fn spools_oci_layout_inside_tar() {
     // What docker >= 25 writes: blobs named by digest, index.json, oci-layout, manifest.json.
-    let (_s, src) = new_layout();
-    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
-    let (desc, manifest) = write_image(
-        &src,
-        std::slice::from_ref(&layer),
-        Compression::None,
-        "arm64",
-    );
+    let (_s, src, layer, desc, manifest) = tool_image("arm64");
     let config = &manifest.value().config;
     let blob = |d: &Digest| std::fs::read(src.blob_path(d)).expect("blob");
     let layer_digest = &manifest.value().layers[0].digest;
@@ -288,14 +298,7 @@ fn spools_oci_layout_inside_tar() {
 fn an_index_only_archive_is_checked_for_the_platform_asked_for() {
     // An OCI layout in a tar without manifest.json, its tag on an index whose one entry is
     // for s390x (never the host here): the asked-for platform is what is checked.
-    let (_s, src) = new_layout();
-    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
-    let (desc, manifest) = write_image(
-        &src,
-        std::slice::from_ref(&layer),
-        Compression::None,
-        "s390x",
-    );
+    let (_s, src, _, desc, manifest) = tool_image("s390x");
     let mut entry = desc.clone();
     entry.platform = Some(crate::Platform::parse("linux/s390x").expect("platform"));
     let index = format!(
