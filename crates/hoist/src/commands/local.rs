@@ -137,7 +137,12 @@ where
                         .and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into))
                 };
                 if stdout.closed {
-                    return Err(crate::errors::StdoutClosed.into());
+                    // Unlike a report cut short by `| head`, an archive cut short is data lost:
+                    // a failure, as for docker save and skopeo, so `set -o pipefail` sees it.
+                    anyhow::bail!(
+                        "the reader of standard output went away before the docker archive was \
+                         complete"
+                    );
                 }
                 result.context("writing the docker archive to stdout")?;
             }
