@@ -44,6 +44,56 @@ pub(crate) struct Options {
     pub unprivileged: bool,
     /// Optional limits.
     pub limits: Limits,
+    /// The caller's request to stop.
+    pub stop: Stop,
+}
+
+/// The caller's "stop now" ([`crate::UnpackerBuilder::stop_when`]); never set by default.
+#[derive(Clone, Default)]
+pub(crate) struct Stop(Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Stop(set)"
+        } else {
+            "Stop(none)"
+        })
+    }
+}
+
+impl Stop {
+    pub(crate) fn new(f: impl Fn() -> bool + Send + Sync + 'static) -> Stop {
+        Stop(Some(std::sync::Arc::new(f)))
+    }
+
+    /// Whether the caller asked to stop.
+    pub(crate) fn asked(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f())
+    }
+
+    /// An error once the caller asked to stop.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.asked() {
+            true => Err(stopped()),
+            false => Ok(()),
+        }
+    }
+
+    /// An error that happened because of the stop (a removal cut short) says so.
+    pub(crate) fn explain(&self, e: Error) -> Error {
+        match self.asked() {
+            true => stopped(),
+            false => e,
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::new(
+        ErrorKind::Stopped,
+        "stopped on request; the root is partly applied",
+    )
 }
 
 /// Bytes and entries consumed so far, against the limits (shared across the layers of an image).
@@ -247,7 +297,7 @@ impl<'a> Applier<'a> {
         let parent = parent.fd;
         self.cache = None;
         self.make_writable(parent.as_fd(), dir, shown)?;
-        root::remove_all(parent.as_fd(), name)
+        root::remove_all(parent.as_fd(), name, &|| self.opts.stop.asked())
             .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
     }
@@ -280,7 +330,7 @@ impl<'a> Applier<'a> {
         for name in root::list_dir(dir)? {
             match self.written.child(node, &name) {
                 None => {
-                    root::remove_all(dir, &name)?;
+                    root::remove_all(dir, &name, &|| self.opts.stop.asked())?;
                 }
                 Some(child) => {
                     if root::type_at(dir, &name)? == Some(FileType::Directory) {
@@ -335,7 +385,7 @@ impl<'a> Applier<'a> {
     /// Remove whatever is at `name` in `parent`; forget the cached parent if that could have
     /// changed what a path resolves to.
     fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
-        let removed = root::remove_all(parent, name)
+        let removed = root::remove_all(parent, name, &|| self.opts.stop.asked())
             .map_err(|e| Error::sys("replacing an existing entry", e).with_entry(shown))?;
         if matches!(removed, Some(FileType::Directory | FileType::Symlink)) {
             self.cache = None;

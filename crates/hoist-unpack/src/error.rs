@@ -23,6 +23,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// A local filesystem operation failed.
     Io,
+    /// The caller asked the unpack to stop ([`crate::UnpackerBuilder::stop_when`]). The root
+    /// is partly applied and must not be trusted.
+    Stopped,
 }
 
 /// The error type of `hoist-unpack`.
@@ -193,6 +196,11 @@ impl Error {
     /// Whether a local filesystem operation failed.
     pub fn is_io(&self) -> bool {
         self.kind == ErrorKind::Io
+    }
+
+    /// Whether the unpack stopped because the caller asked it to.
+    pub fn is_stopped(&self) -> bool {
+        self.kind == ErrorKind::Stopped
     }
 
     /// Whether the input (the layer or the image) is at fault rather than the local machine.

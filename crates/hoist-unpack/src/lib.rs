@@ -197,6 +197,7 @@ pub struct UnpackerBuilder {
     rootless: Option<bool>,
     limits: Limits,
     xattrs: bool,
+    stop: apply::Stop,
 }
 
 impl Default for UnpackerBuilder {
@@ -225,6 +226,15 @@ impl UnpackerBuilder {
         self
     }
 
+    /// Stop as soon as `stop` returns true (a Ctrl-C the caller caught): it is asked before
+    /// every tar entry and while a whiteout, an opaque directory or a replaced entry removes a
+    /// tree, so a layer that reads nothing for a long time still stops promptly. The unpack
+    /// then fails with [`ErrorKind::Stopped`], the root partly applied.
+    pub fn stop_when(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.stop = apply::Stop::new(stop);
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<Unpacker> {
         let is_root = rustix::process::geteuid().is_root();
@@ -248,6 +258,7 @@ impl UnpackerBuilder {
                 xattrs: self.xattrs,
                 unprivileged: !is_root,
                 limits: self.limits,
+                stop: self.stop,
             }),
         })
     }
@@ -266,6 +277,7 @@ impl Unpacker {
             rootless: None,
             limits: Limits::default(),
             xattrs: true,
+            stop: apply::Stop::default(),
         }
     }
 
@@ -383,8 +395,11 @@ impl Unpacker {
             .entries()
             .map_err(|e| Error::io("reading the layer tar", e))?;
         for entry in entries {
+            self.opts.stop.check()?;
             let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
-            applier.entry(&mut entry)?;
+            applier
+                .entry(&mut entry)
+                .map_err(|e| self.opts.stop.explain(e))?;
         }
         applier.finish()?;
         let stats = applier.stats;

@@ -272,8 +272,15 @@ pub(crate) fn type_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileTy
 
 /// Remove `name` in `dir` whatever it is; a directory goes with everything below it.
 /// Symlinks are removed, never followed. A missing entry is not an error. Returns the type of
-/// what was removed.
-pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileType>, Errno> {
+/// what was removed. `stop` is asked before each entry: `CANCELED` once it says so.
+pub(crate) fn remove_all(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<FileType>, Errno> {
+    if stop() {
+        return Err(Errno::CANCELED);
+    }
     let kind = type_at(dir, name)?;
     match kind {
         None => return Ok(None),
@@ -294,7 +301,7 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<Fil
                 rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700))?;
             }
             for child in children {
-                remove_all(sub.as_fd(), &child)?;
+                remove_all(sub.as_fd(), &child, stop)?;
             }
             match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
                 Ok(()) | Err(Errno::NOENT) => {}
@@ -456,7 +463,7 @@ mod tests {
         let root = Root::open(&root_path).expect("open root");
         std::fs::create_dir_all(root_path.join("d/e")).expect("mkdir");
         std::os::unix::fs::symlink(&keep, root_path.join("d/link")).expect("symlink");
-        remove_all(root.fd(), OsStr::new("d")).expect("remove");
+        remove_all(root.fd(), OsStr::new("d"), &|| false).expect("remove");
         assert!(!root_path.join("d").exists());
         assert!(keep.join("f").exists());
     }

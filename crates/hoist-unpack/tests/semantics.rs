@@ -766,3 +766,36 @@ fn own_entries_written_through_a_symlink_survive_whiteouts_of_their_real_path() 
         Path::new("d")
     );
 }
+
+#[test]
+fn a_stop_request_ends_a_long_whiteout_promptly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t = tmp();
+    let mut lower = Tar::new();
+    lower.dir("big/");
+    for i in 0..200 {
+        lower.file(&format!("big/f{i}"), b"x");
+    }
+    apply(t.path(), &[lower.finish()]);
+    // The caller's flag goes up while the whiteout is removing the tree: after 50 questions.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let u = Unpacker::builder()
+        .rootless(true)
+        .stop_when(move || counter.fetch_add(1, Ordering::SeqCst) >= 50)
+        .build()
+        .expect("build");
+    let upper = Tar::new().whiteout(".wh.big").finish();
+    let err = u
+        .apply_layer(t.path(), &upper[..], &LayerInfo::default())
+        .expect_err("stopped");
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(err.to_string().contains("partly applied"), "{err}");
+    let left = std::fs::read_dir(t.path().join("big")).map_or(0, Iterator::count);
+    assert!(
+        left > 0 && left < 200,
+        "stopped part-way: {left} files left"
+    );
+    assert!(asked.load(Ordering::SeqCst) < 60, "no work after the stop");
+}

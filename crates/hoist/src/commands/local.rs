@@ -367,7 +367,7 @@ pub async fn unpack_from_layout(
     reporter: Reporter,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
-        let unpacker = Unpacker::builder().limits(limits).build()?;
+        let unpacker = unpacker(limits)?;
         let m = image.manifest.value();
         check_layer_count(m, &image.config)?;
         announce(&reporter, &m.layers);
@@ -416,6 +416,16 @@ pub fn write_runtime_config(config: &Config, image: &RawJson<ImageConfig>) -> an
     };
     hoist_unpack::write_runtime_config(image.value(), path)
         .with_context(|| format!("writing the runtime config to {}", path.display()))
+}
+
+/// The CLI's unpacker: `limits`, and a Ctrl-C or SIGTERM stops it between entries and inside
+/// long removals (a whiteout of a large tree reads nothing for a long time), so the error path
+/// can remove a root hoist created.
+pub fn unpacker(limits: hoist_unpack::Limits) -> anyhow::Result<Unpacker> {
+    Ok(Unpacker::builder()
+        .limits(limits)
+        .stop_when(crate::interrupt::raised)
+        .build()?)
 }
 
 /// Refuse an image whose manifest and config disagree on how many layers it has: every layer

@@ -9,7 +9,6 @@ use futures_util::future::try_join_all;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
 use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
-use hoist_unpack::Unpacker;
 
 use super::copy::announce;
 use super::local::{
@@ -239,7 +238,7 @@ pub async fn unpack_from_registry(
     let config_json = fetch_config(client, &repo, &m.config).await?;
     super::local::check_layer_count(m, &config_json)?;
     announce(reporter, &m.layers);
-    let unpacker = Unpacker::builder().limits(config.unpack_limits).build()?;
+    let unpacker = super::local::unpacker(config.unpack_limits)?;
     let created = prepare_root(root)?;
     let result = async {
         for (i, desc) in m.layers.iter().enumerate() {
