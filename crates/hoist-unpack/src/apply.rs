@@ -307,7 +307,9 @@ impl<'a> Applier<'a> {
         self.cache = None;
         let (dfd, node) = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
             let (pfd, pnode) = self.parent_fd(parent, shown)?;
-            self.ensure_dir(pfd.as_fd(), name, shown)?;
+            // Made here only when no lower layer has it and the layer has no entry for it:
+            // it is then as implicit as a missing parent, and gets a parent's 0755.
+            self.ensure_dir(pfd.as_fd(), name, 0o755, shown)?;
             let dfd = rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty())
                 .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
             (dfd, self.written.insert(pnode, name))
@@ -393,8 +395,15 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Make `name` in `parent` a directory, replacing any non-directory there.
-    fn ensure_dir(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+    /// Make `name` in `parent` a directory, replacing any non-directory there; a new one gets
+    /// `mode` (a directory entry's own mode is set when the layer ends).
+    fn ensure_dir(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        mode: u32,
+        shown: &Path,
+    ) -> Result<()> {
         let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
         match root::type_at(parent, name).map_err(sys("inspecting an entry"))? {
             Some(FileType::Directory) => Ok(()),
@@ -402,7 +411,7 @@ impl<'a> Applier<'a> {
                 if existing.is_some() {
                     self.remove(parent, name, shown)?;
                 }
-                rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode))
                     .map_err(sys("creating a directory"))
             }
         }
@@ -496,7 +505,7 @@ impl<'a> Applier<'a> {
         let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
         match kind {
             EntryType::Directory => {
-                self.ensure_dir(pfd, name, shown)?;
+                self.ensure_dir(pfd, name, 0o700, shown)?;
                 let dfd = rustix::fs::openat(pfd, name, dir_flags(), Mode::empty())
                     .map_err(sys("opening a directory"))?;
                 self.chown_fd(dfd.as_fd(), meta, shown)?;

@@ -799,3 +799,22 @@ fn a_stop_request_ends_a_long_whiteout_promptly() {
     );
     assert!(asked.load(Ordering::SeqCst) < 60, "no work after the stop");
 }
+
+#[test]
+fn an_opaque_directory_the_layer_does_not_list_is_made_like_an_implicit_parent() {
+    let t = tmp();
+    let layer = Tar::new()
+        .whiteout("opt/app/.wh..wh..opq")
+        .file("opt/app/run", b"#!/bin/sh")
+        .finish();
+    apply(t.path(), &[layer]);
+    let mode = |p: &str| {
+        std::fs::metadata(t.path().join(p))
+            .expect("metadata")
+            .mode()
+            & 0o7777
+    };
+    // It was made 0700 while its parent `opt`, just as implicit, was 0755.
+    assert_eq!(mode("opt/app"), mode("opt"));
+    assert_eq!(read(t.path().join("opt/app/run")), b"#!/bin/sh");
+}
