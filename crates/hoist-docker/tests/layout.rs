@@ -279,6 +279,7 @@ async fn load_an_index_picks_the_daemon_platform() {
             manifests,
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         })
         .expect("index json");
         layout.write_json(&raw).expect("write index");

@@ -28,6 +28,10 @@ pub struct Descriptor {
     /// The artifact type of the referenced manifest, when it is an artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<MediaType>,
+    /// The referenced content itself, base64-encoded (OCI 1.1), kept as given so rewriting an
+    /// index does not drop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 impl Descriptor {
@@ -41,6 +45,7 @@ impl Descriptor {
             annotations: BTreeMap::new(),
             platform: None,
             artifact_type: None,
+            data: None,
         }
     }
 }

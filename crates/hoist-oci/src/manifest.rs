@@ -149,6 +149,10 @@ pub struct ImageIndex {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Fields hoist does not know (another tool's, or a later spec's), kept so that rewriting
+    /// a layout's `index.json` does not drop them.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// An image config (the parts hoist reads; the raw bytes keep the rest).

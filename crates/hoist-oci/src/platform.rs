@@ -254,6 +254,7 @@ mod tests {
             manifests: entries,
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         }
     }
 

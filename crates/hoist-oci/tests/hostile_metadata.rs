@@ -126,6 +126,7 @@ fn index_bytes(manifests: Vec<Descriptor>) -> Vec<u8> {
         manifests,
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     })
     .expect("index")
     .into_bytes()

@@ -732,6 +732,7 @@ fn empty_index() -> ImageIndex {
         manifests: Vec::new(),
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     }
 }
 

@@ -557,3 +557,42 @@ fn a_failed_creator_keeps_a_layout_another_writer_uses_or_has_listed_something_i
     assert!(creator.release_failed().expect("release"), "removed");
     assert!(!dir.exists());
 }
+
+#[test]
+fn tagging_keeps_what_other_tools_put_in_the_index() {
+    let (_d, l) = layout();
+    let (first, _) = write_image(&l, &[tar_of(&[("x", b"1")])], Compression::Gzip, "amd64");
+    let (second, _) = write_image(&l, &[tar_of(&[("y", b"2")])], Compression::Gzip, "amd64");
+    // Another tool's index: an entry with OCI 1.1 `data`, and a field hoist does not know.
+    let mut entry = serde_json::to_value(&first).expect("entry");
+    entry["data"] = "e30=".into();
+    entry["annotations"] = serde_json::json!({ REF_NAME: "theirs" });
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OCI_INDEX,
+        "manifests": [entry],
+        "x-vendor": { "kept": true },
+    });
+    std::fs::write(
+        l.root().join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("write index");
+    l.set_tag("ours", &second).expect("tag");
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(l.root().join("index.json")).expect("index"))
+            .expect("json");
+    assert_eq!(
+        after["x-vendor"],
+        serde_json::json!({ "kept": true }),
+        "{after}"
+    );
+    let theirs = after["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"][REF_NAME] == "theirs")
+        .expect("their entry");
+    assert_eq!(theirs["data"], "e30=", "{after}");
+    assert_eq!(l.tags().expect("tags"), ["theirs", "ours"]);
+}
