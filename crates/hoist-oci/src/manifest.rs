@@ -33,7 +33,7 @@ impl<T: DeserializeOwned> RawJson<T> {
             )));
         }
         let value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid(format!("malformed {}: {e}", short_type::<T>())))?;
+            .map_err(|e| Error::invalid(format!("malformed {}: {e}", document_name::<T>())))?;
         let digest = Digest::sha256_of(&bytes);
         Ok(RawJson {
             bytes,
@@ -98,9 +98,15 @@ impl<T> RawJson<T> {
     }
 }
 
-fn short_type<T>() -> &'static str {
+/// What a user calls the document `T` parses (`image config`, not `ImageConfig`).
+fn document_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
-    full.rsplit("::").next().unwrap_or(full)
+    match full.rsplit("::").next().unwrap_or(full) {
+        "ImageConfig" => "image config",
+        "ImageIndex" => "image index",
+        "ImageManifest" => "image manifest",
+        _ => "JSON document",
+    }
 }
 
 /// An image manifest: OCI v1 or Docker schema 2 (same shape).
@@ -341,6 +347,15 @@ mod tests {
             MediaType::OCI_MANIFEST,
             MediaType::OCI_CONFIG
         )
+    }
+
+    #[test]
+    fn a_malformed_document_is_named_as_users_name_it() {
+        let err = RawJson::<ImageConfig>::parse(b"{\"architecture\": 5}".to_vec())
+            .expect_err("not a config");
+        assert!(err.to_string().contains("malformed image config"), "{err}");
+        let err = RawJson::<ImageIndex>::parse(b"[]".to_vec()).expect_err("not an index");
+        assert!(err.to_string().contains("malformed image index"), "{err}");
     }
 
     #[test]

@@ -149,17 +149,17 @@ fn expect_invalid<T: std::fmt::Debug>(r: hoist_oci::Result<T>, needle: &str) -> 
 
 #[test]
 fn deep_nesting_is_refused_without_overflowing_the_stack() {
-    for (open, what) in [("[", "ImageManifest"), ("{\"a\":", "ImageManifest")] {
+    for (open, what) in [("[", "image manifest"), ("{\"a\":", "image manifest")] {
         let bytes = deep(open, 100_000);
         expect_invalid(RawJson::<ImageManifest>::parse(bytes.clone()), what);
-        expect_invalid(RawJson::<ImageIndex>::parse(bytes.clone()), "ImageIndex");
-        expect_invalid(RawJson::<ImageConfig>::parse(bytes.clone()), "ImageConfig");
+        expect_invalid(RawJson::<ImageIndex>::parse(bytes.clone()), "image index");
+        expect_invalid(RawJson::<ImageConfig>::parse(bytes.clone()), "image config");
         expect_invalid(AnyManifest::parse(bytes, None), "malformed manifest");
     }
     // Nesting hidden where the types accept free-form JSON (config history, annotations).
     let mut history = br#"{"rootfs":{"type":"layers","diff_ids":[]},"history":["#.to_vec();
     history.extend(deep("[", 100_000));
-    expect_invalid(RawJson::<ImageConfig>::parse(history), "ImageConfig");
+    expect_invalid(RawJson::<ImageConfig>::parse(history), "image config");
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn oversized_documents_are_refused_by_size_first() {
     );
     expect_invalid(
         RawJson::<ImageIndex>::parse(zeros.into_bytes()),
-        "ImageIndex",
+        "image index",
     );
 }
 
@@ -510,7 +510,7 @@ fn archive_config_whose_diff_ids_do_not_match_is_refused() {
             Entry::File("manifest.json", manifest_json("c.json", &[])),
         ]);
         assert!(err.is_invalid_input(), "{err}");
-        assert!(err.to_string().contains("ImageConfig"), "{err}");
+        assert!(err.to_string().contains("image config"), "{err}");
     }
 }
 

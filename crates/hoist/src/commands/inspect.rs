@@ -182,9 +182,22 @@ pub fn summary(image: &Inspected<'_>) -> String {
         let _ = writeln!(out, "Created:      {}", sanitize(created));
     }
     let total: u64 = m.layers.iter().map(|l| l.size).sum();
+    // What the sizes measure: the blobs as stored, compressed or not by their media types.
+    let compressed = |l: &hoist_oci::Descriptor| {
+        l.media_type
+            .layer_compression()
+            .map(|c| c != hoist_oci::Compression::None)
+    };
+    let stored = if m.layers.iter().all(|l| compressed(l) == Some(true)) {
+        "compressed"
+    } else if m.layers.iter().all(|l| compressed(l) == Some(false)) {
+        "uncompressed"
+    } else {
+        "as stored"
+    };
     let _ = writeln!(
         out,
-        "Size:         {} in {} layer{} (compressed)",
+        "Size:         {} in {} layer{} ({stored})",
         human(total),
         m.layers.len(),
         if m.layers.len() == 1 { "" } else { "s" }
@@ -284,6 +297,20 @@ mod tests {
             subject: None,
             annotations: Default::default(),
         };
+        // Uncompressed layers (an export, a docker archive) are not called compressed.
+        let mut plain_value = manifest_value.clone();
+        for layer in &mut plain_value.layers {
+            layer.media_type = MediaType::new(MediaType::OCI_LAYER);
+        }
+        let plain = RawJson::from_value(plain_value).expect("manifest");
+        let text = summary(&Inspected {
+            index: None,
+            name: "docker-archive:x.tar",
+            descriptor: &plain.descriptor(MediaType::OCI_MANIFEST),
+            manifest: &plain,
+            config: &config,
+        });
+        assert!(text.contains(" in 2 layers (uncompressed)\n"), "{text}");
         let manifest = RawJson::from_value(manifest_value).expect("manifest");
         let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
         let text = summary(&Inspected {
