@@ -419,6 +419,16 @@ fn assert_clean_failure(bytes: Vec<u8>, check: impl Fn(&crate::Error) -> bool) {
 
 #[test]
 fn bad_archives_are_clear_errors() {
+    // Compressions docker load reads and hoist does not: said so, not "corrupt".
+    let xz = [&[0xfd, b'7', b'z', b'X', b'Z', 0][..], &[7u8; 2000]].concat();
+    let bzip2 = [&b"BZh91AY&SY"[..], &[7u8; 2000]].concat();
+    for (bytes, name) in [(xz, "xz"), (bzip2, "bzip2")] {
+        assert_clean_failure(bytes, |e| {
+            e.kind() == crate::ErrorKind::Unsupported
+                && e.to_string()
+                    .contains(&format!("the archive is {name}-compressed"))
+        });
+    }
     let fx = legacy_archive();
     // Truncated in the middle of a layer.
     let cut = fx.bytes[..1024 + 700].to_vec();
