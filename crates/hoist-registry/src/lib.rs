@@ -98,6 +98,7 @@ mod manifest;
 mod progress;
 pub mod protocol;
 mod pull;
+mod repo;
 mod retry;
 mod secret;
 mod session;

@@ -220,7 +220,8 @@ impl Client {
     /// for bytes it never saw), so they resume within a process only.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::DigestMismatch`] when the source's bytes do not hash to the digest;
+    /// A digest mismatch ([`crate::Error::is_digest_mismatch`]) when the source's bytes do not
+    /// hash to the digest;
     /// refusals and misbehaviour of either registry; transport failures once retries are
     /// exhausted.
     pub async fn push_remote_blob(
