@@ -96,6 +96,7 @@ mod image;
 mod path;
 mod root;
 mod runtime;
+mod stop;
 mod stream;
 
 use std::io::Read;
@@ -197,7 +198,7 @@ pub struct UnpackerBuilder {
     rootless: Option<bool>,
     limits: Limits,
     xattrs: bool,
-    stop: apply::Stop,
+    stop: stop::Stop,
 }
 
 impl Default for UnpackerBuilder {
@@ -231,7 +232,7 @@ impl UnpackerBuilder {
     /// tree, so a layer that reads nothing for a long time still stops promptly. The unpack
     /// then fails with [`ErrorKind::Stopped`], the root partly applied.
     pub fn stop_when(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        self.stop = apply::Stop::new(stop);
+        self.stop = stop::Stop::new(stop);
         self
     }
 
@@ -277,7 +278,7 @@ impl Unpacker {
             rootless: None,
             limits: Limits::default(),
             xattrs: true,
-            stop: apply::Stop::default(),
+            stop: stop::Stop::default(),
         }
     }
 

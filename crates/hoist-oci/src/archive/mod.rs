@@ -12,6 +12,7 @@
 
 mod options;
 mod read;
+mod sniff;
 mod write;
 
 use serde::{Deserialize, Serialize};

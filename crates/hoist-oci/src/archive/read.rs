@@ -87,13 +87,13 @@ pub fn spool_with<R: Read>(
     options.validate()?;
     // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
     let first = Rc::new(Cell::new([0u8; 6]));
-    let reader = FirstBytes {
+    let reader = super::sniff::FirstBytes {
         inner: reader,
         first: Rc::clone(&first),
         seen: 0,
     };
     let collected = collect(codec::decoder(reader)?, layout, &mut options).map_err(|e| {
-        match foreign_compression(&first.get()) {
+        match super::sniff::foreign_compression(&first.get()) {
             Some(name) => Error::new(
                 ErrorKind::Unsupported,
                 format!(
@@ -134,39 +134,6 @@ pub fn spool_with<R: Read>(
         }
     }
     Ok(built)
-}
-
-/// A reader that keeps the first bytes of its stream (for a better message when the stream
-/// turns out to be no tar).
-struct FirstBytes<R> {
-    inner: R,
-    first: Rc<Cell<[u8; 6]>>,
-    seen: usize,
-}
-
-impl<R: Read> Read for FirstBytes<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if self.seen < 6 {
-            let mut first = self.first.get();
-            let take = (6 - self.seen).min(n);
-            first[self.seen..self.seen + take].copy_from_slice(&buf[..take]);
-            self.first.set(first);
-            self.seen += take;
-        }
-        Ok(n)
-    }
-}
-
-/// The name of a compression docker load reads but hoist does not, from a stream's first bytes:
-/// xz (`FD 37 7A 58 5A 00`) and bzip2 (`BZh` and a block size digit, whose six bytes a tar,
-/// which opens with a NUL-padded name, would need a file named so to match).
-fn foreign_compression(first: &[u8; 6]) -> Option<&'static str> {
-    match first {
-        [0xfd, b'7', b'z', b'X', b'Z', 0] => Some("xz"),
-        [b'B', b'Z', b'h', b'1'..=b'9', 0x31, 0x41] => Some("bzip2"),
-        _ => None,
-    }
 }
 
 fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> Result<Collected> {
