@@ -36,6 +36,23 @@ pub(crate) enum Scheme {
 }
 
 impl Client {
+    /// Whether hoist has credentials for `registry`, when that is known without asking anyone:
+    /// given by the caller, or already looked up (a credential helper is never run for this).
+    pub(crate) async fn has_known_credentials(&self, registry: &str) -> Option<bool> {
+        if self.inner.cfg.credentials.is_some()
+            || self
+                .inner
+                .cfg
+                .registry_credentials
+                .iter()
+                .any(|(r, _)| r.eq_ignore_ascii_case(registry))
+        {
+            return Some(true);
+        }
+        let auth = self.inner.auth.lock().await;
+        auth.creds.get(registry).map(Option::is_some)
+    }
+
     pub(crate) async fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
         if let Some(c) = &self.inner.cfg.credentials {
             return Ok(Some(c.clone()));

@@ -297,7 +297,6 @@ impl Client {
         &self.inner.cfg
     }
 
-    /// `http(s)://registry/v2/` plus `path`.
     /// `https://REGISTRY/v2/PATH`, or `http://` for a loopback registry (unless turned off)
     /// and for a host named insecure that turned out to serve no TLS. A loopback host named
     /// insecure is tried with HTTPS first like any other (a TLS registry on 127.0.0.1 with a
@@ -578,16 +577,17 @@ impl Client {
         }
         if status == 401 {
             // Whether credentials went out says what to do next: fix them, or provide some.
+            // Only what is known already: an error message runs no credential helper.
             let host = registry_of(url);
-            match self.credentials_for(&host).await {
-                Ok(Some(_)) => message.push_str(&format!(
+            match self.has_known_credentials(&host).await {
+                Some(true) => message.push_str(&format!(
                     " (the registry refused the credentials hoist has for {host})"
                 )),
-                Ok(None) => message.push_str(&format!(
+                Some(false) => message.push_str(&format!(
                     " (hoist has no credentials for {host}: none were given and the docker \
                      config has none)"
                 )),
-                Err(_) => {}
+                None => {}
             }
         }
         let err = if (400..500).contains(&status) {
