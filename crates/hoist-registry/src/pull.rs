@@ -359,8 +359,8 @@ fn invalid_data(err: Error) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, err)
 }
 
-/// The crate's error back from a failed read of a [`BlobStream`], with `what` was being read:
-/// a wrong digest stays the registry's fault, a broken connection the network's.
+/// The crate's error back from a failed read of a [`BlobStream`], prefixed with `what` was
+/// being read: a wrong digest stays the registry's fault, a broken connection the network's.
 pub(crate) fn stream_error(err: std::io::Error, what: &str) -> Error {
     let kind = err.kind();
     match err.into_inner().map(|inner| inner.downcast::<Error>()) {

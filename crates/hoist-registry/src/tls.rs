@@ -241,8 +241,11 @@ pub(crate) fn handshake_failure(e: &(dyn std::error::Error + 'static)) -> Option
             Some(t @ rustls::Error::InvalidCertificate(_)) => {
                 return Some(HandshakeFailure::Certificate(t.to_string()));
             }
-            // The first bytes back were no TLS record: "HTTP/1.1 400 ..." from a plain server.
-            Some(rustls::Error::InvalidMessage(_)) => return Some(HandshakeFailure::NotTls),
+            // The first bytes back were no TLS record: "HTTP/1.1 400 ..." from a plain server
+            // ('H' is no record type). Other malformed records are a broken server, not this.
+            Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+                return Some(HandshakeFailure::NotTls);
+            }
             _ => {}
         }
         // Some layers re-wrap the rustls error as text; its message is stable.
@@ -250,7 +253,7 @@ pub(crate) fn handshake_failure(e: &(dyn std::error::Error + 'static)) -> Option
         if text.starts_with("invalid peer certificate") {
             return Some(HandshakeFailure::Certificate(text));
         }
-        if text.starts_with("received corrupt message") {
+        if text.starts_with("received corrupt message of type InvalidContentType") {
             return Some(HandshakeFailure::NotTls);
         }
         src = s.source();
@@ -272,6 +275,12 @@ mod tests {
         let plain = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
         let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, plain);
         assert_eq!(handshake_failure(&wrapped), Some(HandshakeFailure::NotTls));
+        let broken = rustls::Error::InvalidMessage(rustls::InvalidMessage::MessageTooShort);
+        assert_eq!(
+            handshake_failure(&broken),
+            None,
+            "a broken TLS server is no plain one"
+        );
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(handshake_failure(&refused), None);
     }
