@@ -3,8 +3,8 @@
 use std::fs::File;
 use std::path::Path;
 
-use hoist_oci::Digest;
 use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Descriptor, Digest, ImageConfig, ImageManifest};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::{Stats, Unpacker};
@@ -16,48 +16,66 @@ impl Unpacker {
     /// uncompressed stream against the config's `rootfs.diff_ids`; the layer count must match
     /// the diff_id count. On any error the root is left as it is and must not be trusted.
     pub fn unpack_image(&self, layout: &Layout, image: &Image, root: &Path) -> Result<Stats> {
-        let layers = &image.manifest.value().layers;
-        let diff_ids = &image.config.value().rootfs.diff_ids;
-        if layers.len() != diff_ids.len() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "the manifest lists {} layers but the config {} diff_ids",
-                    layers.len(),
-                    diff_ids.len()
-                ),
-            )
-            .with_digest(&image.descriptor.digest));
-        }
-        let mut files = Vec::with_capacity(layers.len());
-        for layer in layers {
-            let path = layout.blob_path(&layer.digest);
-            // A blob of the caller's layout, outside any unpack root.
-            #[allow(clippy::disallowed_methods)]
-            let file = File::open(&path).map_err(|e| {
-                let hint = if layer.urls.is_empty() {
-                    ""
-                } else {
-                    " (a foreign layer: fetch it from its URLs first)"
-                };
-                Error::io(
-                    format!("opening the layer blob {}{hint}", path.display()),
-                    e,
-                )
-                .with_digest(&layer.digest)
-            })?;
-            // Checked before anything is applied; the digest is checked while streaming.
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io(format!("inspecting {}", path.display()), e))?
-                .len();
-            if len != layer.size {
-                return Err(size_mismatch(&layer.digest, layer.size, len));
-            }
-            files.push((file, Some(layer.digest.clone())));
+        check_layer_count(image.manifest.value(), image.config.value())
+            .map_err(|e| e.with_digest(&image.descriptor.digest))?;
+        let mut files = Vec::new();
+        for layer in &image.manifest.value().layers {
+            files.push((open_layer(layout, layer)?, Some(layer.digest.clone())));
         }
         self.unpack_layers(root, image.config.value(), files)
     }
+}
+
+/// Refuse an image whose manifest lists another number of layers than its config has
+/// `rootfs.diff_ids`: a layer without a diff_id could not be verified. For callers that apply
+/// layers one by one ([`Unpacker::apply_layer`]) what [`Unpacker::unpack_image`] checks first.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] when the counts differ.
+pub fn check_layer_count(manifest: &ImageManifest, config: &ImageConfig) -> Result<()> {
+    let (layers, diff_ids) = (manifest.layers.len(), config.rootfs.diff_ids.len());
+    if layers != diff_ids {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the manifest lists {layers} layers but the config {diff_ids} diff_ids: a layer \
+                 without a diff_id cannot be verified"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Open the blob of `layer` in `layout`, refusing a regular file whose size is not the
+/// descriptor's before anything is applied (the tar may end before the blob does; the digest is
+/// checked while streaming, and is all a pipe can be checked by).
+///
+/// # Errors
+/// [`ErrorKind::Io`] when the blob cannot be opened (a foreign layer is said to be one),
+/// [`ErrorKind::DigestMismatch`] for a size mismatch.
+pub fn open_layer(layout: &Layout, layer: &Descriptor) -> Result<File> {
+    let path = layout.blob_path(&layer.digest);
+    // A blob of the caller's layout, outside any unpack root.
+    #[allow(clippy::disallowed_methods)]
+    let file = File::open(&path).map_err(|e| {
+        let hint = if layer.urls.is_empty() {
+            ""
+        } else {
+            " (a foreign layer: fetch it from its URLs first)"
+        };
+        Error::io(
+            format!("opening the layer blob {}{hint}", path.display()),
+            e,
+        )
+        .with_digest(&layer.digest)
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("inspecting {}", path.display()), e))?;
+    if meta.is_file() && meta.len() != layer.size {
+        return Err(size_mismatch(&layer.digest, layer.size, meta.len()));
+    }
+    Ok(file)
 }
 
 fn size_mismatch(digest: &Digest, expected: u64, got: u64) -> Error {

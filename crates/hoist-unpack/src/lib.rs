@@ -106,6 +106,7 @@ use std::sync::Arc;
 use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
 
 pub use error::{Error, ErrorKind, Result};
+pub use image::{check_layer_count, open_layer};
 pub use runtime::{RuntimeMetadata, write_runtime_config};
 
 use apply::{Applier, Budget, Options};

@@ -755,7 +755,7 @@ fn unpack_refuses_layers_the_config_does_not_vouch_for() {
     retagged("size", &|m| m.layers[1].size += 100);
     for (tag, says) in [
         ("extra", "diff_ids"),
-        ("size", "bytes but the manifest says"),
+        ("size", "layer size mismatch: the manifest says"),
     ] {
         let root = tmp.path().join(format!("root-{tag}"));
         let out = hoist(&[

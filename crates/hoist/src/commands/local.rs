@@ -369,30 +369,14 @@ pub async fn unpack_from_layout(
     tokio::task::spawn_blocking(move || {
         let unpacker = unpacker(limits)?;
         let m = image.manifest.value();
-        check_layer_count(m, &image.config)?;
+        hoist_unpack::check_layer_count(m, image.config.value())?;
         announce(&reporter, &m.layers);
         let created = prepare_root(&root)?;
         let result = (|| {
             for (i, desc) in m.layers.iter().enumerate() {
                 let id = desc.digest.to_string();
                 reporter.state(&id, LayerState::Unpacking);
-                let path = layout.blob_path(&desc.digest);
-                let file = std::fs::File::open(&path)
-                    .with_context(|| format!("opening layer {}", desc.digest))?;
-                // The digest is checked while streaming; a size the manifest does not say is
-                // refused first (the tar may end before the blob does). Only a regular file
-                // has a size to compare.
-                let meta = file
-                    .metadata()
-                    .with_context(|| format!("inspecting {}", path.display()))?;
-                let len = meta.len();
-                if meta.is_file() && len != desc.size {
-                    bail!(
-                        "layer {} has {len} bytes but the manifest says {}",
-                        desc.digest,
-                        desc.size
-                    );
-                }
+                let file = hoist_unpack::open_layer(&layout, desc)?;
                 let info = layer_info(&image.config, desc, i);
                 unpacker
                     .apply_layer(&root, Counting::new(file, &reporter, &id, desc.size), &info)
@@ -426,23 +410,6 @@ pub fn unpacker(limits: hoist_unpack::Limits) -> anyhow::Result<Unpacker> {
         .limits(limits)
         .stop_when(crate::interrupt::raised)
         .build()?)
-}
-
-/// Refuse an image whose manifest and config disagree on how many layers it has: every layer
-/// must have a `diff_id` to be checked against (as `hoist_unpack::Unpacker::unpack_image`
-/// requires), so none is applied unverified.
-pub fn check_layer_count(
-    manifest: &hoist_oci::ImageManifest,
-    config: &RawJson<ImageConfig>,
-) -> anyhow::Result<()> {
-    let (layers, diff_ids) = (manifest.layers.len(), config.value().rootfs.diff_ids.len());
-    if layers != diff_ids {
-        bail!(
-            "the manifest lists {layers} layers but the config {diff_ids} diff_ids: the image \
-             is inconsistent, and a layer without a diff_id cannot be verified"
-        );
-    }
-    Ok(())
 }
 
 pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize) -> LayerInfo {

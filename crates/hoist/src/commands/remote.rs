@@ -236,7 +236,7 @@ pub async fn unpack_from_registry(
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     let m = manifest.value();
     let config_json = fetch_config(client, &repo, &m.config).await?;
-    super::local::check_layer_count(m, &config_json)?;
+    hoist_unpack::check_layer_count(m, config_json.value())?;
     announce(reporter, &m.layers);
     let unpacker = super::local::unpacker(config.unpack_limits)?;
     let created = prepare_root(root)?;
