@@ -2,7 +2,7 @@
 //! (`push`, `pull`, `unpack`, `export`) checked against the transports it allows, and every
 //! copy's source and destination checked as a pair.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Job, UsageError, usage};
 use crate::cli::{CacheCommand, Command};
@@ -52,8 +52,9 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
         }
         Command::Unpack { source, dir, .. } => Job::Copy {
             source: parse_or(&source, DefaultTransport::Registry)?,
-            destination: Location::Rootfs {
-                dir: rootfs_dir(dir)?,
+            destination: match written_as(&dir, "rootfs:")? {
+                Some(rootfs @ Location::Rootfs { .. }) => rootfs,
+                _ => Location::Rootfs { dir },
             },
         },
         Command::Export { image, dir } => {
@@ -107,27 +108,24 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
     Ok(job)
 }
 
-/// The DIR of `pull` and `export`: a path, or written as the copy destination `oci:DIR[:TAG]`
-/// (as users of `hoist copy` and skopeo do), whose TAG then names the image.
-fn layout_dir(dir: PathBuf) -> Result<(PathBuf, Option<String>), UsageError> {
-    match dir.to_str().filter(|d| d.starts_with("oci:")) {
-        None => Ok((dir, None)),
-        Some(written) => match Location::parse(written).map_err(|e| usage(e.to_string()))? {
-            Location::Oci { dir, tag } => Ok((dir, tag)),
-            other => Err(usage(format!("expected a layout directory, got `{other}`"))),
-        },
+/// A DIR argument written as the location it names (`oci:DIR[:TAG]` for `pull` and `export`,
+/// `rootfs:DIR` for `unpack`, as in `hoist copy` and skopeo) when it starts with `prefix`;
+/// `None` for a plain path.
+fn written_as(dir: &Path, prefix: &str) -> Result<Option<Location>, UsageError> {
+    match dir.to_str().filter(|d| d.starts_with(prefix)) {
+        None => Ok(None),
+        Some(written) => Location::parse(written)
+            .map(Some)
+            .map_err(|e| usage(e.to_string())),
     }
 }
 
-/// The DIR of `unpack`: a path, or written as the destination `rootfs:DIR`.
-fn rootfs_dir(dir: PathBuf) -> Result<PathBuf, UsageError> {
-    match dir.to_str().filter(|d| d.starts_with("rootfs:")) {
-        None => Ok(dir),
-        Some(written) => match Location::parse(written).map_err(|e| usage(e.to_string()))? {
-            Location::Rootfs { dir } => Ok(dir),
-            other => Err(usage(format!("expected a directory, got `{other}`"))),
-        },
-    }
+/// The layout directory of `pull` and `export`, and the tag written with it.
+fn layout_dir(dir: PathBuf) -> Result<(PathBuf, Option<String>), UsageError> {
+    Ok(match written_as(&dir, "oci:")? {
+        Some(Location::Oci { dir, tag }) => (dir, tag),
+        _ => (dir, None),
+    })
 }
 
 /// The tag of a reference (`host:5000/app:1.2` -> `1.2`), `None` for a digest or no tag.
