@@ -81,6 +81,15 @@ impl ClientBuilder {
         self.tls.ca_files.push(path.into());
         self
     }
+    /// A docker `certs.d/HOST`-style directory: its `*.crt`/`*.pem` files are trusted as CAs
+    /// (as [`ClientBuilder::ca_file`]) and its one `NAME.cert`/`NAME.key` pair, if it has one,
+    /// is the client certificate (unless [`ClientBuilder::client_certificate`] names one).
+    pub fn cert_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.tls.ca_files.push(dir.clone());
+        self.tls.client_dir = Some(dir);
+        self
+    }
     /// Present this client certificate (a PEM chain) with its private key (PEM) to registries
     /// that ask for one (mutual TLS, docker's `certs.d/HOST/client.cert` and `client.key`).
     pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {

@@ -26,6 +26,9 @@ pub(crate) struct TlsSettings {
     pub ca_files: Vec<PathBuf>,
     /// A client certificate chain and its private key (PEM files), presented when asked.
     pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// A docker `certs.d/HOST`-style directory whose `NAME.cert`/`NAME.key` pair, if it has
+    /// one, is the client certificate (when none was given as files).
+    pub client_dir: Option<PathBuf>,
 }
 
 /// The two client configurations: verifying, and for hosts named insecure.
@@ -43,7 +46,12 @@ impl TlsSettings {
     pub fn build(&self) -> Result<TlsConfigs> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = root_store(&self.ca_files)?;
-        let identity = match &self.client_identity {
+        let pair = match (&self.client_identity, &self.client_dir) {
+            (Some(pair), _) => Some(pair.clone()),
+            (None, Some(dir)) => client_pair_in(dir)?,
+            (None, None) => None,
+        };
+        let identity = match &pair {
             Some((cert, key)) => Some(client_identity(cert, key)?),
             None => None,
         };
@@ -129,6 +137,54 @@ fn root_store(extra: &[PathBuf]) -> Result<rustls::RootCertStore> {
         }
     }
     Ok(roots)
+}
+
+/// The client certificate of a certificate directory, docker style: a `NAME.cert` beside its
+/// `NAME.key`. None when there is no `*.cert`; invalid input for a certificate without its key,
+/// a key without its certificate, or more than one pair (one is presented).
+fn client_pair_in(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    let unreadable = |e| {
+        Error::local(
+            format!("reading the certificate directory {}", dir.display()),
+            e,
+        )
+    };
+    let mut certs = Vec::new();
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("cert") => certs.push(path),
+            Some("key") => keys.push(path),
+            _ => {}
+        }
+    }
+    if let Some(key) = keys
+        .iter()
+        .find(|k| !certs.contains(&k.with_extension("cert")))
+    {
+        return Err(Error::invalid(format!(
+            "{} has no certificate beside it (expected {})",
+            key.display(),
+            key.with_extension("cert").display()
+        )));
+    }
+    match certs.as_slice() {
+        [] => Ok(None),
+        [cert] if keys.contains(&cert.with_extension("key")) => {
+            Ok(Some((cert.clone(), cert.with_extension("key"))))
+        }
+        [cert] => Err(Error::invalid(format!(
+            "the client certificate {} has no key beside it (expected {})",
+            cert.display(),
+            cert.with_extension("key").display()
+        ))),
+        more => Err(Error::invalid(format!(
+            "{} holds {} client certificates (*.cert); one is presented",
+            dir.display(),
+            more.len()
+        ))),
+    }
 }
 
 /// The certificate chain in `cert` and the private key in `key` (PEM: PKCS#8, PKCS#1 or SEC1).
@@ -286,6 +342,43 @@ mod tests {
     }
 
     #[test]
+    fn the_client_certificate_is_the_one_cert_and_key_pair_of_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let touch = |name: &str| std::fs::write(d.join(name), "x").expect("write");
+        // CAs alone: no client certificate.
+        touch("ca.crt");
+        assert_eq!(client_pair_in(d).expect("scan"), None);
+        // A certificate needs its key, and a key its certificate.
+        touch("client.cert");
+        let err = client_pair_in(d).expect_err("no key");
+        assert!(
+            err.is_invalid_input() && err.to_string().contains("client.key"),
+            "{err}"
+        );
+        touch("client.key");
+        assert_eq!(
+            client_pair_in(d).expect("scan"),
+            Some((d.join("client.cert"), d.join("client.key")))
+        );
+        touch("stray.key");
+        let err = client_pair_in(d).expect_err("stray key").to_string();
+        assert!(
+            err.contains("stray.key") && err.contains("stray.cert"),
+            "{err}"
+        );
+        // Two pairs: one is presented, and which is not guessed.
+        touch("stray.cert");
+        let err = client_pair_in(d).expect_err("two").to_string();
+        assert!(err.contains("2 client certificates"), "{err}");
+        assert!(
+            client_pair_in(&d.join("missing"))
+                .expect_err("gone")
+                .is_local_io()
+        );
+    }
+
+    #[test]
     fn a_client_identity_must_be_pem_and_fit_together() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cert = dir.path().join("client.cert");
@@ -293,15 +386,15 @@ mod tests {
         std::fs::write(&cert, "not pem").expect("write");
         std::fs::write(&key, "not pem").expect("write");
         let settings = TlsSettings {
-            ca_files: Vec::new(),
             client_identity: Some((cert.clone(), key.clone())),
+            ..TlsSettings::default()
         };
         let err = settings.build().err().expect("no certificate");
         assert!(err.is_invalid_input(), "{err}");
         assert!(err.to_string().contains("client.cert"), "{err}");
         let missing = TlsSettings {
-            ca_files: Vec::new(),
             client_identity: Some((dir.path().join("nope.cert"), key)),
+            ..TlsSettings::default()
         };
         assert!(missing.build().err().expect("missing").is_local_io());
     }

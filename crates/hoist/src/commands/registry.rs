@@ -2,10 +2,8 @@
 //! the CLI's.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use hoist_registry::{Client, Credentials, RetryPolicy};
 
 use crate::config::Config;
@@ -33,10 +31,7 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
     if let Some(dir) = &config.cert_dir {
         // Certificates were given: loopback registries are spoken to over TLS too (a registry
         // on 127.0.0.1 with a test CA), never plain HTTP, which stays for hosts named insecure.
-        builder = builder.ca_file(dir.clone()).plain_http_loopback(false);
-        if let Some((cert, key)) = client_certificate(dir)? {
-            builder = builder.client_certificate(cert, key);
-        }
+        builder = builder.cert_dir(dir.clone()).plain_http_loopback(false);
     }
     for (registry, creds) in &config.registry_creds {
         builder = builder.registry_credentials(
@@ -45,55 +40,6 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         );
     }
     Ok(builder.build()?)
-}
-
-/// The client certificate in a certificate directory, docker style: a `NAME.cert` beside its
-/// `NAME.key`. None when there is no `*.cert`; an error for a certificate without its key, a
-/// key without its certificate, or more than one pair (hoist presents one).
-fn client_certificate(dir: &Path) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("reading the certificate directory {}", dir.display()))?;
-    let mut certs = Vec::new();
-    let mut keys = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading the certificate directory {}", dir.display()))?
-            .path();
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("cert") => certs.push(path),
-            Some("key") => keys.push(path),
-            _ => {}
-        }
-    }
-    certs.sort();
-    for key in &keys {
-        if !certs.contains(&key.with_extension("cert")) {
-            bail!(
-                "{} has no certificate beside it (expected {})",
-                key.display(),
-                key.with_extension("cert").display()
-            );
-        }
-    }
-    match certs.as_slice() {
-        [] => Ok(None),
-        [cert] => {
-            let key = cert.with_extension("key");
-            if !key.is_file() {
-                bail!(
-                    "the client certificate {} has no key beside it (expected {})",
-                    cert.display(),
-                    key.display()
-                );
-            }
-            Ok(Some((cert.clone(), key)))
-        }
-        more => bail!(
-            "{} holds {} client certificates (*.cert); hoist presents one",
-            dir.display(),
-            more.len()
-        ),
-    }
 }
 
 /// A library progress sink whose events reach `reporter`, with `active` as the state of a blob
@@ -260,36 +206,6 @@ mod tests {
     use super::*;
     use hoist_oci::Digest;
     use hoist_registry::Event as R;
-
-    #[test]
-    fn the_client_certificate_is_the_one_cert_and_key_pair_of_the_directory() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        let touch = |name: &str| std::fs::write(d.join(name), "x").expect("write");
-        // CAs alone: no client certificate.
-        touch("ca.crt");
-        assert_eq!(client_certificate(d).expect("scan"), None);
-        // A certificate needs its key, and a key its certificate.
-        touch("client.cert");
-        let err = client_certificate(d).expect_err("no key").to_string();
-        assert!(err.contains("client.key"), "{err}");
-        touch("client.key");
-        assert_eq!(
-            client_certificate(d).expect("scan"),
-            Some((d.join("client.cert"), d.join("client.key")))
-        );
-        touch("stray.key");
-        let err = client_certificate(d).expect_err("stray key").to_string();
-        assert!(
-            err.contains("stray.key") && err.contains("stray.cert"),
-            "{err}"
-        );
-        // Two pairs: hoist presents one, and does not guess which.
-        touch("stray.cert");
-        let err = client_certificate(d).expect_err("two").to_string();
-        assert!(err.contains("2 client certificates"), "{err}");
-        assert!(client_certificate(&d.join("missing")).is_err());
-    }
 
     #[test]
     fn a_config_blob_shows_retries_as_messages_and_nothing_else() {
