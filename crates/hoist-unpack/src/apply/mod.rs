@@ -12,7 +12,6 @@
 //! through, the path is kept once, so the set grows with what the layer really creates, not
 //! with the length of the names in the tar.
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,6 +28,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::path::{self, EntryName};
 use crate::root::{self, Root, dir_flags};
 use crate::{LayerStats, Limits};
+
+mod meta;
+mod written;
+
+use meta::{Meta, device, read_meta};
+use written::{Node, Written};
 
 /// Options the applier needs (resolved from the builder).
 #[derive(Debug, Clone)]
@@ -53,17 +58,6 @@ pub(crate) struct Options {
 pub(crate) struct Budget {
     pub bytes: u64,
     pub entries: u64,
-}
-
-/// Metadata of one entry (header fields, overridden by PAX records).
-#[derive(Debug, Default)]
-struct Meta {
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: i64,
-    mtime_nsec: u32,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Applies the entries of one layer.
@@ -94,53 +88,6 @@ fn times(ts: Timespec) -> Timestamps {
     Timestamps {
         last_access: ts,
         last_modification: ts,
-    }
-}
-
-/// A node of [`Written`]: a directory entry at a physical path.
-type Node = usize;
-
-/// The physical paths the current layer wrote, with their ancestors, as a trie: a node per
-/// distinct directory entry (parent node, name). Paths are physical (a symlink in a parent
-/// position resolved, as [`Root::resolve`] walks it), so a path written through any number of
-/// aliases is one chain of nodes, and memory is bounded by the directory entries the layer
-/// really touched, each at most a name (`NAME_MAX`) long.
-#[derive(Debug, Default)]
-struct Written {
-    /// (parent node, name) -> node; node [`Written::ROOT`] is the root directory.
-    children: HashMap<(Node, OsString), Node>,
-}
-
-impl Written {
-    /// The root directory (always in the set, never removed by a whiteout).
-    const ROOT: Node = 0;
-
-    /// Add `name` under `parent`; its node.
-    fn insert(&mut self, parent: Node, name: &OsStr) -> Node {
-        let next = self.children.len() + 1;
-        *self
-            .children
-            .entry((parent, name.to_os_string()))
-            .or_insert(next)
-    }
-
-    /// Add a physical path below the root (and so all its ancestors); its node.
-    fn insert_path(&mut self, physical: &[OsString]) -> Node {
-        physical
-            .iter()
-            .fold(Written::ROOT, |node, comp| self.insert(node, comp))
-    }
-
-    /// The node of `name` under `parent`, if written.
-    fn child(&self, parent: Node, name: &OsStr) -> Option<Node> {
-        self.children.get(&(parent, name.to_os_string())).copied()
-    }
-
-    /// The node of a physical path below the root, if written.
-    fn find(&self, physical: &[OsString]) -> Option<Node> {
-        physical
-            .iter()
-            .try_fold(Written::ROOT, |node, comp| self.child(node, comp))
     }
 }
 
@@ -714,95 +661,5 @@ impl<'a> Applier<'a> {
                 .map_err(|e| Error::sys("setting a directory mtime", e).with_entry(&path))?;
         }
         Ok(())
-    }
-}
-
-fn device<R: Read>(entry: &tar::Entry<'_, R>, shown: &Path) -> Result<rustix::fs::Dev> {
-    let header = entry.header();
-    let major = header.device_major().ok().flatten();
-    let minor = header.device_minor().ok().flatten();
-    match (major, minor) {
-        (Some(major), Some(minor)) => Ok(rustix::fs::makedev(major, minor)),
-        _ => Err(Error::layer(
-            shown,
-            "device entry without valid major/minor numbers",
-        )),
-    }
-}
-
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
-    let header = entry.header();
-    let corrupt =
-        |what: &str| Error::new(ErrorKind::Corrupt, format!("bad tar header field: {what}"));
-    let mut meta = Meta {
-        mode: header.mode().map_err(|_| corrupt("mode"))?,
-        uid: header.uid().map_err(|_| corrupt("uid"))?,
-        gid: header.gid().map_err(|_| corrupt("gid"))?,
-        mtime: i64::try_from(header.mtime().map_err(|_| corrupt("mtime"))?).unwrap_or(i64::MAX),
-        ..Meta::default()
-    };
-    let pax = entry
-        .pax_extensions()
-        .map_err(|e| Error::io("reading PAX records", e))?;
-    if let Some(pax) = pax {
-        for ext in pax {
-            let ext = ext.map_err(|e| Error::io("reading PAX records", e))?;
-            let key = ext.key_bytes();
-            let value = ext.value_bytes();
-            let text = || std::str::from_utf8(value).ok();
-            match key {
-                b"uid" => meta.uid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.uid),
-                b"gid" => meta.gid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.gid),
-                b"mtime" => {
-                    if let Some((sec, nsec)) = text().and_then(parse_pax_time) {
-                        meta.mtime = sec;
-                        meta.mtime_nsec = nsec;
-                    }
-                }
-                _ => {
-                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                        meta.xattrs.push((name.to_vec(), value.to_vec()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(meta)
-}
-
-/// Parse a PAX time (`123`, `123.5`, `-1.25`) into seconds and nanoseconds.
-fn parse_pax_time(text: &str) -> Option<(i64, u32)> {
-    let (sec, frac) = text.split_once('.').unwrap_or((text, ""));
-    let sec: i64 = sec.parse().ok()?;
-    let mut digits: String = frac.chars().take(9).collect();
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    while digits.len() < 9 {
-        digits.push('0');
-    }
-    let nsec: u32 = digits.parse().ok()?;
-    if text.starts_with('-') && nsec > 0 {
-        // The earliest second has no second before it: such a time is dropped, not wrapped.
-        Some((sec.checked_sub(1)?, 1_000_000_000 - nsec))
-    } else {
-        Some((sec, nsec))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_pax_time;
-
-    #[test]
-    fn pax_times() {
-        assert_eq!(parse_pax_time("123"), Some((123, 0)));
-        assert_eq!(parse_pax_time("123.5"), Some((123, 500_000_000)));
-        assert_eq!(parse_pax_time("-1.5"), Some((-2, 500_000_000)));
-        assert_eq!(parse_pax_time("-9223372036854775808.5"), None);
-        assert_eq!(parse_pax_time("-9223372036854775808"), Some((i64::MIN, 0)));
-        assert_eq!(parse_pax_time("1.000000001999"), Some((1, 1)));
-        assert_eq!(parse_pax_time("-1.25"), Some((-2, 750_000_000)));
-        assert_eq!(parse_pax_time("x"), None);
     }
 }
