@@ -211,6 +211,10 @@ impl Default for UnpackerBuilder {
 impl UnpackerBuilder {
     /// Rootless mode: keep the caller's ids (no chown) and skip char/block devices. Defaults
     /// to `true` unless running as root.
+    ///
+    /// Without root's permission override, a directory an earlier layer left without owner
+    /// read, write or search permission (`0555`, `0311`, `0000`...) is opened up while a later
+    /// layer goes through it or changes it, and gets its mode back once that layer is applied.
     pub fn rootless(mut self, rootless: bool) -> Self {
         self.rootless = Some(rootless);
         self

@@ -65,17 +65,22 @@ impl Root {
 
     /// Resolve the directory `dir` (normalised, relative) inside the root and open it.
     ///
-    /// With `create`, missing directories are made (mode 0755) and their logical paths pushed to
-    /// `created`; without it, `Ok(None)` means some component does not exist. A non-directory
-    /// in a parent position is `ENOTDIR`; a symlink loop, more than [`MAX_SYMLINK_HOPS`]
-    /// symlinks or more than [`MAX_STEPS`] components walked is `ELOOP`.
+    /// With `create`, missing directories are made (mode 0755); without it, `Ok(None)` means
+    /// some component does not exist. A non-directory in a parent position is `ENOTDIR`; a
+    /// symlink loop, more than [`MAX_SYMLINK_HOPS`] symlinks or more than [`MAX_STEPS`]
+    /// components walked is `ELOOP`.
+    ///
+    /// With `opened` (a caller without root's permission override), a directory on the way
+    /// that its owner may not read or search (mode 0000, 0311, 0100: a lower layer's choice)
+    /// is given owner `rwx` so the walk can go through it, and recorded in `opened` to have its
+    /// mode restored later. Without it, such a directory is `EACCES`.
     pub(crate) fn open_dir(
         &self,
         dir: &Path,
         create: bool,
-        created: Option<&mut Vec<PathBuf>>,
+        opened: Option<&mut Vec<Opened>>,
     ) -> Result<Option<OwnedFd>, Errno> {
-        Ok(self.resolve(dir, create, created)?.map(|r| r.fd))
+        Ok(self.resolve(dir, create, opened)?.map(|r| r.fd))
     }
 
     /// [`open_dir`](Root::open_dir), also saying where the directory physically is.
@@ -83,7 +88,7 @@ impl Root {
         &self,
         dir: &Path,
         create: bool,
-        mut created: Option<&mut Vec<PathBuf>>,
+        mut opened: Option<&mut Vec<Opened>>,
     ) -> Result<Option<Resolved>, Errno> {
         let mut queue: VecDeque<OsString> = dir
             .components()
@@ -123,21 +128,15 @@ impl Root {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(e),
                     }
-                    if let Some(list) = created.as_deref_mut() {
-                        let mut logical: PathBuf = walk.physical.iter().collect();
-                        logical.push(&comp);
-                        list.push(logical);
-                    }
                     let fd =
                         rustix::fs::openat(base, comp.as_os_str(), dir_flags(), Mode::empty())?;
                     let st = rustix::fs::fstat(&fd)?;
                     walk.down(comp, fd, (st.st_dev, st.st_ino));
                 }
                 Some(FileType::Directory) => {
-                    let fd =
-                        rustix::fs::openat(base, comp.as_os_str(), dir_flags(), Mode::empty())?;
-                    let id = stat.map(|st| (st.st_dev, st.st_ino)).unwrap_or_default();
-                    walk.down(comp, fd, id);
+                    let st = stat.ok_or(Errno::NOENT)?;
+                    let fd = open_subdir(base, &comp, &st, &walk.physical, opened.as_deref_mut())?;
+                    walk.down(comp, fd, (st.st_dev, st.st_ino));
                 }
                 Some(FileType::Symlink) => {
                     hops += 1;
@@ -168,6 +167,35 @@ impl Root {
             physical: walk.physical,
         }))
     }
+
+    /// Open the directory at a physical path (as [`Resolved::physical`] records it) without
+    /// following any symlink: `Ok(None)` when some component is missing or no longer a real
+    /// directory, because the layer replaced it since the path was recorded.
+    pub(crate) fn open_physical(&self, physical: &[OsString]) -> Result<Option<OwnedFd>, Errno> {
+        let mut current = rustix::io::fcntl_dupfd_cloexec(&self.fd, 3)?;
+        for comp in physical {
+            current =
+                match rustix::fs::openat(&current, comp.as_os_str(), dir_flags(), Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+        }
+        Ok(Some(current))
+    }
+}
+
+/// A directory whose owner permissions were widened so an unprivileged unpack could go
+/// through it or write in it: to be given `mode` back once the layer is applied, if it is
+/// still the same directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    /// Where it is below the root, every component a real directory.
+    pub physical: Vec<OsString>,
+    /// Its (device, inode), to recognise it.
+    pub id: (u64, u64),
+    /// Its mode before it was opened up.
+    pub mode: u32,
 }
 
 /// A directory resolved inside the root.
@@ -261,6 +289,45 @@ impl Walk<'_> {
     }
 }
 
+/// Open the directory `name` in `dir`, which `st` (from a `statat` without following) saw to be
+/// a directory, not a symlink; `parent` is the physical path of `dir`.
+///
+/// With `opened`, a directory its owner may not read or search is first given owner `rwx` and
+/// recorded there with its old mode. One that is not ours to change (`EPERM`) is left as it is,
+/// and the open says why it fails.
+pub(crate) fn open_subdir(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &rustix::fs::Stat,
+    parent: &[OsString],
+    opened: Option<&mut Vec<Opened>>,
+) -> Result<OwnedFd, Errno> {
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o500 != 0o500
+        && let Some(list) = opened
+    {
+        match rustix::fs::chmodat(
+            dir,
+            name,
+            Mode::from_raw_mode(mode | 0o700),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {
+                let mut physical = parent.to_vec();
+                physical.push(name.to_os_string());
+                list.push(Opened {
+                    physical,
+                    id: (st.st_dev, st.st_ino),
+                    mode,
+                });
+            }
+            Err(Errno::PERM) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    rustix::fs::openat(dir, name, dir_flags(), Mode::empty())
+}
+
 /// The type of `name` in `dir`, not following symlinks; `None` when it does not exist.
 pub(crate) fn type_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<FileType>, Errno> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -352,18 +419,15 @@ mod tests {
             .expect("created");
         rustix::fs::mkdirat(&fd, "marker", Mode::from_raw_mode(0o755)).expect("mkdir");
         assert!(root_path.join("x/marker").is_dir(), "clamped at the root");
-        let mut created = Vec::new();
-        root.open_dir(Path::new("abs/sub"), true, Some(&mut created))
+        let resolved = root
+            .resolve(Path::new("abs/sub"), true, None)
             .expect("resolve")
             .expect("created");
         assert!(
             root_path.join("etc/sub").is_dir(),
             "absolute target re-rooted"
         );
-        assert_eq!(
-            created,
-            vec![PathBuf::from("etc"), PathBuf::from("etc/sub")]
-        );
+        assert_eq!(resolved.physical, [OsString::from("etc"), "sub".into()]);
         assert!(!outer.path().join("x").exists());
     }
 

@@ -300,6 +300,32 @@ fn mtimes_including_directories_after_their_children() {
     assert_eq!(md("precise").mtime_nsec(), 250_000_000);
 }
 
+/// A directory entry's mode and mtime, set when the layer ends, never follow a symlink the
+/// same layer later put where the directory was: they would land on another directory.
+#[test]
+fn directory_metadata_does_not_follow_a_later_symlink() {
+    let t = tmp();
+    let mut l1 = Tar::new();
+    l1.mtime = 1_000_000;
+    l1.dir_mode("other/y/", 0o755);
+    let mut l2 = Tar::new();
+    l2.mtime = 2_000_000;
+    l2.dir("x/").dir_mode("x/y/", 0o555).symlink("x", "other");
+    apply(t.path(), &[l1.finish(), l2.finish()]);
+    let md = std::fs::symlink_metadata(t.path().join("other/y")).expect("other/y");
+    assert_eq!(
+        md.mode() & 0o7777,
+        0o755,
+        "mode of x/y not applied through x"
+    );
+    assert_eq!(md.mtime(), 1_000_000);
+    assert!(
+        std::fs::symlink_metadata(t.path().join("x"))
+            .expect("x")
+            .is_symlink()
+    );
+}
+
 #[test]
 fn ownership_and_devices_as_root_or_rootless() {
     if !rustix::process::geteuid().is_root() {
@@ -659,74 +685,6 @@ fn limits_count_over_the_whole_image() {
             .build()
             .is_err()
     );
-}
-
-/// The body of [`rootless_as_an_unprivileged_user`], run as a user without root's override.
-fn unprivileged_body(dir: &Path) {
-    let root = dir.join("root");
-    let l1 = Tar::new()
-        .dir_mode("ro/", 0o555)
-        .file("ro/old", b"old")
-        .dir_mode("ro/sub/", 0o500)
-        .file("ro/sub/x", b"x")
-        .dir_mode("locked/", 0o555)
-        .dir_mode("locked/deeper/", 0o000)
-        .dir_mode("shut/", 0o000)
-        .dir_mode("shut/inner/", 0o750)
-        .finish();
-    let l2 = Tar::new()
-        .file("ro/new", b"new")
-        .whiteout("ro/sub/.wh.x")
-        .whiteout(".wh.locked")
-        .finish();
-    let u = unpacker(true);
-    for l in [l1, l2] {
-        u.apply_layer(&root, &l[..], &LayerInfo::default())
-            .expect("rootless unpack as an unprivileged user");
-    }
-    let mode = |p: &str| std::fs::symlink_metadata(root.join(p)).expect(p).mode() & 0o7777;
-    assert_eq!(read(root.join("ro/new")), b"new");
-    assert_eq!(read(root.join("ro/old")), b"old");
-    assert_eq!(mode("ro"), 0o555, "mode restored after the layer");
-    assert_eq!(mode("ro/sub"), 0o500);
-    assert!(!exists(root.join("ro/sub/x")));
-    assert!(!exists(root.join("locked")));
-    assert_eq!(mode("shut"), 0o000);
-    std::fs::set_permissions(
-        root.join("shut"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .expect("chmod");
-    assert_eq!(
-        mode("shut/inner"),
-        0o750,
-        "a child under a parent without search permission"
-    );
-    // Leave the tree removable by the parent test.
-    for p in ["ro", "ro/sub", "shut"] {
-        std::fs::set_permissions(
-            root.join(p),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
-    }
-}
-
-#[test]
-fn rootless_as_an_unprivileged_user() {
-    const CHILD: &str = "HOIST_UNPACK_UNPRIVILEGED_DIR";
-    if let Some(dir) = std::env::var_os(CHILD) {
-        unprivileged_body(Path::new(&dir));
-        return;
-    }
-    if !rustix::process::geteuid().is_root() {
-        let t = tmp();
-        unprivileged_body(t.path());
-        return;
-    }
-    // As root, run this same test again as `nobody` in a directory nobody owns.
-    let t = hoist_testkit::as_nobody::tempdir();
-    hoist_testkit::as_nobody::rerun_test("rootless_as_an_unprivileged_user", [(CHILD, t.path())]);
 }
 
 /// What the layer wrote is remembered by where it physically landed: an entry written through a

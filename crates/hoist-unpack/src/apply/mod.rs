@@ -12,6 +12,7 @@
 //! through, the path is kept once, so the set grows with what the layer really creates, not
 //! with the length of the names in the tar.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -26,7 +27,7 @@ use tar::EntryType;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{self, EntryName};
-use crate::root::{self, Root, dir_flags};
+use crate::root::{self, Opened, Root, dir_flags};
 use crate::{LayerStats, Limits};
 
 mod meta;
@@ -67,13 +68,13 @@ pub(crate) struct Applier<'a> {
     budget: &'a mut Budget,
     buf: &'a mut Vec<u8>,
     written: Written,
-    dirs: Vec<(PathBuf, u32, Timespec)>,
-    /// The last parent directory resolved (tar entries come grouped by directory): its logical
-    /// path, an fd and its node in `written`. Dropped whenever a directory or symlink is
-    /// removed, since that may change what a path means.
-    cache: Option<(PathBuf, Rc<OwnedFd>, Node)>,
-    /// Lower-layer directories opened up (unprivileged only): logical path and original mode.
-    restore: Vec<(PathBuf, u32)>,
+    /// The layer's directory entries, by physical path: mode and mtime to set at the end.
+    dirs: Vec<(Vec<OsString>, u32, Timespec)>,
+    /// The last parent directory resolved (tar entries come grouped by directory). Dropped
+    /// whenever a directory or symlink is removed, since that may change what a path means.
+    cache: Option<Rc<Parent>>,
+    /// Directories opened up for an unprivileged unpack, to get their modes back at the end.
+    restore: Vec<Opened>,
     pub(crate) stats: LayerStats,
 }
 
@@ -89,6 +90,24 @@ fn times(ts: Timespec) -> Timestamps {
         last_access: ts,
         last_modification: ts,
     }
+}
+
+/// A resolved parent directory of the layer's entries.
+struct Parent {
+    /// The path the layer named it by.
+    logical: PathBuf,
+    fd: OwnedFd,
+    /// Its node in the written set.
+    node: Node,
+    /// Where it really is (see [`Resolved::physical`](crate::root::Resolved::physical)).
+    physical: Vec<OsString>,
+}
+
+/// `physical` with `name` below it.
+fn child_of(physical: &[OsString], name: &OsStr) -> Vec<OsString> {
+    let mut path = physical.to_vec();
+    path.push(name.to_os_string());
+    path
 }
 
 /// Map an errno met while resolving a parent into an error naming the entry.
@@ -166,7 +185,8 @@ impl<'a> Applier<'a> {
 
     fn whiteout(&mut self, dir: &Path, name: &OsStr, shown: &Path) -> Result<()> {
         self.stats.whiteouts += 1;
-        let parent = match self.root.resolve(dir, false, None) {
+        let root = self.root;
+        let parent = match root.resolve(dir, false, self.opened()) {
             Ok(Some(resolved)) => resolved,
             Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
             Err(e) => return Err(resolve_error(shown, e)),
@@ -186,17 +206,16 @@ impl<'a> Applier<'a> {
                 return Ok(());
             }
             self.cache = None;
-            let sub = rustix::fs::openat(parent.fd.as_fd(), name, dir_flags(), Mode::empty())
+            let sub = self
+                .enter(parent.fd.as_fd(), &parent.physical, name)
                 .map_err(|e| Error::sys("opening a whited-out directory", e).with_entry(shown))?;
-            self.make_writable(sub.as_fd(), &dir.join(name), shown)?;
-            return self
-                .clear_lower(sub.as_fd(), own)
-                .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown));
+            let physical = child_of(&parent.physical, name);
+            self.make_writable(sub.as_fd(), physical.clone(), shown)?;
+            return self.clear_lower(sub.as_fd(), &physical, own, shown);
         }
-        let parent = parent.fd;
         self.cache = None;
-        self.make_writable(parent.as_fd(), dir, shown)?;
-        root::remove_all(parent.as_fd(), name, &|| self.opts.stop.asked())
+        self.make_writable(parent.fd.as_fd(), parent.physical, shown)?;
+        root::remove_all(parent.fd.as_fd(), name, &|| self.opts.stop.asked())
             .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
     }
@@ -204,39 +223,53 @@ impl<'a> Applier<'a> {
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
         self.cache = None;
-        let (dfd, node) = if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
-            let (pfd, pnode) = self.parent_fd(parent, shown)?;
-            // Made here only when no lower layer has it and the layer has no entry for it:
-            // it is then as implicit as a missing parent, and gets a parent's 0755.
-            self.ensure_dir(pfd.as_fd(), name, 0o755, shown)?;
-            let dfd = rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty())
-                .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
-            (dfd, self.written.insert(pnode, name))
-        } else {
-            let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
-                .map_err(|e| Error::sys("opening the root", e))?;
-            (dfd, Written::ROOT)
-        };
-        self.make_writable(dfd.as_fd(), dir, shown)?;
-        let cleared = self
-            .clear_lower(dfd.as_fd(), node)
-            .map_err(|e| Error::sys("clearing an opaque directory", e).with_entry(shown));
+        let (dfd, node, physical) =
+            if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+                let parent = self.parent_fd(parent, shown)?;
+                // Made here only when no lower layer has it and the layer has no entry for it:
+                // it is then as implicit as a missing parent, and gets a parent's 0755.
+                self.ensure_dir(parent.fd.as_fd(), name, 0o755, shown)?;
+                let dfd = self
+                    .enter(parent.fd.as_fd(), &parent.physical, name)
+                    .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
+                let node = self.written.insert(parent.node, name);
+                (dfd, node, child_of(&parent.physical, name))
+            } else {
+                let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
+                    .map_err(|e| Error::sys("opening the root", e))?;
+                (dfd, Written::ROOT, Vec::new())
+            };
+        self.make_writable(dfd.as_fd(), physical.clone(), shown)?;
+        let cleared = self.clear_lower(dfd.as_fd(), &physical, node, shown);
         self.cache = None;
         cleared
     }
 
-    /// Remove everything under `dir` (node `node` of the written set) that this layer did not
-    /// write.
-    fn clear_lower(&self, dir: BorrowedFd<'_>, node: Node) -> Result<(), Errno> {
-        for name in root::list_dir(dir)? {
+    /// Remove everything under `dir` (node `node` of the written set, at `physical`) that this
+    /// layer did not write.
+    fn clear_lower(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        physical: &[OsString],
+        node: Node,
+        shown: &Path,
+    ) -> Result<()> {
+        let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
+        for name in root::list_dir(dir).map_err(sys("listing a directory to clear"))? {
             match self.written.child(node, &name) {
                 None => {
-                    root::remove_all(dir, &name, &|| self.opts.stop.asked())?;
+                    root::remove_all(dir, &name, &|| self.opts.stop.asked())
+                        .map_err(sys("removing a lower entry"))?;
                 }
                 Some(child) => {
-                    if root::type_at(dir, &name)? == Some(FileType::Directory) {
-                        let sub = rustix::fs::openat(dir, &name, dir_flags(), Mode::empty())?;
-                        self.clear_lower(sub.as_fd(), child)?;
+                    let kind = root::type_at(dir, &name).map_err(sys("inspecting an entry"))?;
+                    if kind == Some(FileType::Directory) {
+                        let sub = self
+                            .enter(dir, physical, &name)
+                            .map_err(sys("opening a directory to clear"))?;
+                        let sub_physical = child_of(physical, &name);
+                        self.make_writable(sub.as_fd(), sub_physical.clone(), shown)?;
+                        self.clear_lower(sub.as_fd(), &sub_physical, child, shown)?;
                     }
                 }
             }
@@ -244,31 +277,62 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Resolve (creating it as needed) the parent directory of an entry this layer writes: an
-    /// fd and its node in the written set, where the directory and its ancestors are added.
-    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<(Rc<OwnedFd>, Node)> {
-        if let Some((path, fd, node)) = &self.cache
-            && path == parent
+    /// Resolve (creating it as needed) the parent directory of an entry this layer writes;
+    /// it and its ancestors are added to the written set.
+    fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<Rc<Parent>> {
+        if let Some(cached) = &self.cache
+            && cached.logical == parent
         {
-            return Ok((Rc::clone(fd), *node));
+            return Ok(Rc::clone(cached));
         }
-        match self.root.resolve(parent, true, None) {
+        let root = self.root;
+        match root.resolve(parent, true, self.opened()) {
             Ok(Some(resolved)) => {
                 let node = self.written.insert_path(&resolved.physical);
-                let fd = resolved.fd;
-                self.make_writable(fd.as_fd(), parent, shown)?;
-                let fd = Rc::new(fd);
-                self.cache = Some((parent.to_path_buf(), Rc::clone(&fd), node));
-                Ok((fd, node))
+                self.make_writable(resolved.fd.as_fd(), resolved.physical.clone(), shown)?;
+                let parent = Rc::new(Parent {
+                    logical: parent.to_path_buf(),
+                    fd: resolved.fd,
+                    node,
+                    physical: resolved.physical,
+                });
+                self.cache = Some(Rc::clone(&parent));
+                Ok(parent)
             }
             Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
             Err(e) => Err(resolve_error(shown, e)),
         }
     }
 
-    /// Unprivileged only: give the owner write and search permission on a directory we are
-    /// about to change, remembering its mode to restore when the layer ends.
-    fn make_writable(&mut self, dir: BorrowedFd<'_>, logical: &Path, shown: &Path) -> Result<()> {
+    /// Where an unprivileged unpack records the directories it opens up; `None` with root's
+    /// permission override, which needs none opened.
+    fn opened(&mut self) -> Option<&mut Vec<Opened>> {
+        self.opts.unprivileged.then_some(&mut self.restore)
+    }
+
+    /// Open the directory `name` in `dir` (at `physical`), opened up first if the unpack is
+    /// unprivileged and its owner may not read or search it.
+    fn enter(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        physical: &[OsString],
+        name: &OsStr,
+    ) -> Result<OwnedFd, Errno> {
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(Errno::NOTDIR);
+        }
+        root::open_subdir(dir, name, &st, physical, self.opened())
+    }
+
+    /// Unprivileged only: give the owner write and search permission on a directory (at
+    /// `physical`) we are about to change, remembering its mode to restore when the layer ends.
+    fn make_writable(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        physical: Vec<OsString>,
+        shown: &Path,
+    ) -> Result<()> {
         if !self.opts.unprivileged {
             return Ok(());
         }
@@ -278,7 +342,11 @@ impl<'a> Applier<'a> {
         if mode & 0o300 != 0o300 {
             rustix::fs::fchmod(dir, Mode::from_raw_mode(mode | 0o700))
                 .map_err(|e| Error::sys("opening up a read-only directory", e).with_entry(shown))?;
-            self.restore.push((logical.to_path_buf(), mode));
+            self.restore.push(Opened {
+                physical,
+                id: (st.st_dev, st.st_ino),
+                mode,
+            });
         }
         Ok(())
     }
@@ -398,9 +466,9 @@ impl<'a> Applier<'a> {
                 ));
             }
         }
-        let (parent, pnode) = self.parent_fd(parent_path, shown)?;
-        self.written.insert(pnode, name);
-        let pfd = parent.as_fd();
+        let parent = self.parent_fd(parent_path, shown)?;
+        self.written.insert(parent.node, name);
+        let pfd = parent.fd.as_fd();
         let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
         match kind {
             EntryType::Directory => {
@@ -410,7 +478,7 @@ impl<'a> Applier<'a> {
                 self.chown_fd(dfd.as_fd(), meta, shown)?;
                 self.xattrs_fd(dfd.as_fd(), meta, shown)?;
                 self.dirs.push((
-                    path.to_path_buf(),
+                    child_of(&parent.physical, name),
                     meta.mode,
                     timespec(meta.mtime, meta.mtime_nsec),
                 ));
@@ -505,11 +573,12 @@ impl<'a> Applier<'a> {
 
     /// Resolve a hardlink target inside the root: its parent fd and name, checked to exist and
     /// not to be a directory.
-    fn hardlink_source(&self, target: &Path, shown: &Path) -> Result<(OwnedFd, OsString)> {
+    fn hardlink_source(&mut self, target: &Path, shown: &Path) -> Result<(OwnedFd, OsString)> {
         let (Some(tname), Some(tparent)) = (target.file_name(), target.parent()) else {
             return Err(Error::layer(shown, "hardlink target has no name"));
         };
-        let fd = match self.root.open_dir(tparent, false, None) {
+        let root = self.root;
+        let fd = match root.open_dir(tparent, false, self.opened()) {
             Ok(Some(fd)) => fd,
             Ok(None) | Err(Errno::NOTDIR) => {
                 return Err(Error::layer(shown, "hardlink target does not exist"));
@@ -632,33 +701,63 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Set directory modes and mtimes (after the layer's entries, so children do not bump them).
+    /// Set directory modes and mtimes (after the layer's entries, so children do not bump
+    /// them), and give directories opened up for an unprivileged unpack their modes back.
+    ///
+    /// Each directory is reached by the physical path it had when it was recorded, following
+    /// no symlink, so a directory the layer later replaced with a symlink is skipped rather than
+    /// followed to another one; and one opened up but since replaced by another directory is
+    /// left to its new self. The deepest go first: a parent losing its search permission cannot
+    /// stop its children from getting theirs, in whatever order the tar listed them.
     pub(crate) fn finish(&mut self) -> Result<()> {
-        // Directories opened up for unprivileged writes get their modes back (the layer's own
-        // directory entries, applied next, override them where they name the same directory).
-        for (path, mode) in std::mem::take(&mut self.restore).into_iter().rev() {
-            if let Ok(Some(fd)) = self.root.open_dir(&path, false, None) {
-                rustix::fs::fchmod(fd.as_fd(), Mode::from_raw_mode(mode))
-                    .map_err(|e| Error::sys("restoring a directory mode", e).with_entry(&path))?;
-            }
+        struct Pending {
+            mode: u32,
+            mtime: Option<Timespec>,
+            /// For a directory opened up: the one it was, which alone gets the mode back.
+            id: Option<(u64, u64)>,
         }
-        // Deepest last-declared first: a parent losing its search permission must not stop its
-        // children from getting theirs (tar lists parents before children).
-        for (path, mode, mtime) in std::mem::take(&mut self.dirs).into_iter().rev() {
-            let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else {
-                continue;
+        let mut pending: HashMap<Vec<OsString>, Pending> = HashMap::new();
+        for opened in std::mem::take(&mut self.restore) {
+            // The first record of a directory has its original mode.
+            pending.entry(opened.physical).or_insert(Pending {
+                mode: opened.mode,
+                mtime: None,
+                id: Some(opened.id),
+            });
+        }
+        // The layer's own entries win over a restored mode, and a later entry over an earlier.
+        for (physical, mode, mtime) in std::mem::take(&mut self.dirs) {
+            pending.insert(
+                physical,
+                Pending {
+                    mode,
+                    mtime: Some(mtime),
+                    id: None,
+                },
+            );
+        }
+        let mut pending: Vec<_> = pending.into_iter().collect();
+        pending.sort_by_key(|(physical, _)| std::cmp::Reverse(physical.len()));
+        for (physical, p) in pending {
+            let shown: PathBuf = physical.iter().collect();
+            let fd = match self.root.open_physical(&physical) {
+                Ok(Some(fd)) => fd,
+                Ok(None) => continue,
+                Err(e) => return Err(Error::sys("reopening a directory", e).with_entry(&shown)),
             };
-            let Ok(Some(pfd)) = self.root.open_dir(parent, false, None) else {
-                continue;
-            };
-            // Replaced by a later entry of this layer (not a directory any more): skip it.
-            let Ok(dfd) = rustix::fs::openat(pfd.as_fd(), name, dir_flags(), Mode::empty()) else {
-                continue;
-            };
-            rustix::fs::fchmod(dfd.as_fd(), Mode::from_raw_mode(mode & 0o7777))
-                .map_err(|e| Error::sys("setting a directory mode", e).with_entry(&path))?;
-            rustix::fs::futimens(dfd.as_fd(), &times(mtime))
-                .map_err(|e| Error::sys("setting a directory mtime", e).with_entry(&path))?;
+            if let Some(id) = p.id {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| Error::sys("inspecting a directory", e).with_entry(&shown))?;
+                if (st.st_dev, st.st_ino) != id {
+                    continue;
+                }
+            }
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(p.mode & 0o7777))
+                .map_err(|e| Error::sys("setting a directory mode", e).with_entry(&shown))?;
+            if let Some(mtime) = p.mtime {
+                rustix::fs::futimens(&fd, &times(mtime))
+                    .map_err(|e| Error::sys("setting a directory mtime", e).with_entry(&shown))?;
+            }
         }
         Ok(())
     }
