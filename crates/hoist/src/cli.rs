@@ -53,16 +53,12 @@ pub struct GlobalArgs {
     )]
     pub platform: Option<String>,
 
-    /// Compression for layers hoist has to compress: layers exported from the daemon, and a
-    /// docker archive's layers on their way to a registry.
-    #[arg(
-        long,
-        global = true,
-        env = "HOIST_COMPRESSION",
-        value_enum,
-        default_value_t = CompressionArg::Gzip
-    )]
-    pub compression: CompressionArg,
+    /// Compression for layers hoist has to compress: layers exported from the daemon, a docker
+    /// archive's layers on their way to a registry, and, when this is given, a docker archive's
+    /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does)
+    /// [default: gzip]
+    #[arg(long, global = true, env = "HOIST_COMPRESSION", value_enum)]
+    pub compression: Option<CompressionArg>,
 
     /// Compression level: 0 to 9 for gzip, -7 to 22 for zstd (defaults: gzip 1, zstd 3: pushing
     /// is bounded by compression speed on small machines).

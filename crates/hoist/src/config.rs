@@ -61,6 +61,9 @@ pub struct Config {
     pub platform: Option<Platform>,
     /// Compression for layers hoist compresses itself.
     pub compression: Compression,
+    /// Whether the user chose it (`--compression` or `HOIST_COMPRESSION`), which asks for
+    /// layers that are otherwise copied as they are stored to be compressed too.
+    pub compression_chosen: bool,
     /// Its level, checked against the algorithm's range.
     pub compression_level: Option<i32>,
     /// Bytes per upload request.

@@ -139,6 +139,8 @@ async fn copy(
     }
     // Every other pair goes through an image in a layout: the source's own, or one spooled into
     // the cache; the destination is written from there.
+    // Archive layers are plain tars: a registry wants them compressed (as docker push and
+    // skopeo send them); a rootfs, an archive or the daemon do not.
     let compression = match destination {
         Location::Registry { .. } => config.compression,
         _ => Compression::None,
@@ -171,8 +173,7 @@ impl Staged {
 }
 
 /// Bring the source image into a layout. Uncompressed layers of a docker archive are
-/// compressed with `compression` on the way in (a registry wants them compressed, as docker
-/// push and skopeo send them; a root filesystem, an archive or the daemon do not).
+/// compressed with `compression` on the way in (`Compression::None` keeps them as stored).
 pub async fn stage(
     config: &Config,
     source: &Location,

@@ -216,16 +216,21 @@ pub async fn spool_archive_to_layout(
         reference.map(str::to_string),
         config.platform.clone(),
     );
+    // The archive's plain tar layers are kept as they are, as skopeo keeps them, unless the
+    // user asked for a compression.
+    let mut options = SpoolOptions::new()
+        .tag_images(false)
+        .platform(platform.clone());
+    if config.compression_chosen {
+        options = options.compress_layers(
+            config.compression,
+            config.compression_level,
+            super::daemon::compression_threads(),
+        );
+    }
     let (layout, reporter) = (claim.layout().clone(), reporter.clone());
     let spooled = tokio::task::spawn_blocking(move || {
-        let spooled = spool_archive(
-            &path,
-            &layout,
-            SpoolOptions::new()
-                .tag_images(false)
-                .platform(platform.clone()),
-            &reporter,
-        )?;
+        let spooled = spool_archive(&path, &layout, options, &reporter)?;
         let chosen = choose_archive_image(&spooled, reference.as_deref())?;
         let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
         anyhow::Ok(image.descriptor)

@@ -27,7 +27,7 @@ pub(super) fn validate_global(
         .as_deref()
         .map(|p| Platform::parse(p).map_err(|e| usage(format!("--platform: {e}"))))
         .transpose()?;
-    let compression = match g.compression {
+    let compression = match g.compression.unwrap_or(CompressionArg::Gzip) {
         CompressionArg::Gzip => Compression::Gzip,
         CompressionArg::Zstd => Compression::Zstd,
         CompressionArg::None => Compression::None,
@@ -86,6 +86,7 @@ pub(super) fn validate_global(
     let config = Config {
         platform,
         compression,
+        compression_chosen: g.compression.is_some(),
         compression_level: g.compression_level,
         chunk_size,
         concurrency: g.concurrency,
