@@ -350,37 +350,146 @@ pub(crate) fn remove_all(
     }
     let kind = type_at(dir, name)?;
     match kind {
-        None => return Ok(None),
-        Some(FileType::Directory) => {
-            let sub = match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
-                Err(Errno::ACCESS) => {
-                    // Unprivileged and the directory is not readable: it is going away, so
-                    // open it up. `name` was just seen to be a directory, not a symlink.
-                    rustix::fs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
-                    rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?
-                }
-                other => other?,
-            };
-            let children = list_dir(sub.as_fd())?;
-            if !children.is_empty()
-                && rustix::fs::fstat(&sub).is_ok_and(|st| st.st_mode & 0o300 != 0o300)
-            {
-                rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700))?;
-            }
-            for child in children {
-                remove_all(sub.as_fd(), &child, stop)?;
-            }
-            match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-                Ok(()) | Err(Errno::NOENT) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Some(_) => match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(e),
-        },
+        None => {}
+        Some(FileType::Directory) => remove_tree(dir, name, stop)?,
+        Some(_) => unlink(dir, name, AtFlags::empty())?,
     }
     Ok(kind)
+}
+
+/// Delete a root filesystem this crate wrote, as a caller must after a failed unpack (or any
+/// tree). A symlink is removed, never followed, wherever it is, `root` itself included; a
+/// directory a layer left without owner permissions (mode 0555, 0000) is opened up first, so
+/// an unprivileged caller can delete what it unpacked; the walk holds one directory open at a
+/// time however deep the tree. A `root` that does not exist is not an error.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a path with no final name
+/// (`/`, `..`); [`ErrorKind::Io`](crate::ErrorKind::Io) when something cannot be removed.
+pub fn remove_root(root: &Path) -> crate::Result<()> {
+    let Some(name) = root.file_name() else {
+        return Err(crate::Error::new(
+            crate::ErrorKind::InvalidInput,
+            format!("{} names no directory entry to remove", root.display()),
+        ));
+    };
+    let parent = match root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let shown = || root.display().to_string();
+    let dir = match rustix::fs::open(parent, dir_flags() & !OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => {
+            return Err(crate::Error::sys(
+                format!("opening the parent of {}", shown()),
+                e,
+            ));
+        }
+    };
+    remove_all(dir.as_fd(), name, &|| false)
+        .map(drop)
+        .map_err(|e| crate::Error::sys(format!("removing {}", shown()), e))
+}
+
+/// `unlinkat`, where an entry already gone is not an error.
+fn unlink(dir: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> Result<(), Errno> {
+    match rustix::fs::unlinkat(dir, name, flags) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A directory [`remove_tree`] is emptying.
+struct Emptying {
+    /// Its name in its parent.
+    name: OsString,
+    /// Its (device, inode), to check a step back up lands in it.
+    id: (u64, u64),
+    /// Its entries not removed yet.
+    left: Vec<OsString>,
+}
+
+/// Open the directory `name` in `dir` to empty it: owner `rwx` added where it lacks them (the
+/// directory is going away; `name` was just seen to be a directory, not a symlink).
+fn open_to_empty(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(OwnedFd, Emptying), Errno> {
+    let fd = match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
+        Err(Errno::ACCESS) => {
+            rustix::fs::chmodat(dir, name, Mode::from_raw_mode(0o700), AtFlags::empty())?;
+            rustix::fs::openat(dir, name, dir_flags(), Mode::empty())?
+        }
+        other => other?,
+    };
+    let left = list_dir(fd.as_fd())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if !left.is_empty() && st.st_mode & 0o300 != 0o300 {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    }
+    let emptying = Emptying {
+        name: name.to_os_string(),
+        id: (st.st_dev, st.st_ino),
+        left,
+    };
+    Ok((fd, emptying))
+}
+
+/// Remove the directory `name` in `dir` and everything below it, depth first, holding one
+/// directory fd at a time however deep the tree goes (a layer can build one thousands of levels
+/// deep through symlinks; a descriptor per level would run out). A step back up is one
+/// `openat("..")`, checked to land in the directory the walk came down through; when it does
+/// not (the tree moved meanwhile), the way down is opened again from `dir`, never following a
+/// symlink, and must lead to that same directory.
+fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr, stop: &dyn Fn() -> bool) -> Result<(), Errno> {
+    let (mut current, top) = open_to_empty(dir, name)?;
+    let mut stack = vec![top];
+    loop {
+        let next = stack.last_mut().and_then(|d| d.left.pop());
+        if let Some(child) = next {
+            if stop() {
+                return Err(Errno::CANCELED);
+            }
+            match type_at(current.as_fd(), &child)? {
+                None => {}
+                Some(FileType::Directory) => {
+                    let (fd, emptying) = open_to_empty(current.as_fd(), &child)?;
+                    stack.push(emptying);
+                    current = fd;
+                }
+                Some(_) => unlink(current.as_fd(), &child, AtFlags::empty())?,
+            }
+            continue;
+        }
+        // `current` is empty: remove it from its parent, which becomes the current directory.
+        let Some(done) = stack.pop() else {
+            return Ok(());
+        };
+        let Some(parent) = stack.last() else {
+            return unlink(dir, &done.name, AtFlags::REMOVEDIR);
+        };
+        let up = rustix::fs::openat(&current, "..", dir_flags(), Mode::empty())?;
+        let st = rustix::fs::fstat(&up)?;
+        current = if (st.st_dev, st.st_ino) == parent.id {
+            up
+        } else {
+            reopen(dir, &stack)?
+        };
+        unlink(current.as_fd(), &done.name, AtFlags::REMOVEDIR)?;
+    }
+}
+
+/// Open the innermost directory of `stack` again from `dir`, by name and without following a
+/// symlink; `ESTALE` when the path no longer leads to it.
+fn reopen(dir: BorrowedFd<'_>, stack: &[Emptying]) -> Result<OwnedFd, Errno> {
+    let mut current = rustix::io::fcntl_dupfd_cloexec(dir, 3)?;
+    for d in stack {
+        current = rustix::fs::openat(&current, d.name.as_os_str(), dir_flags(), Mode::empty())?;
+        let st = rustix::fs::fstat(&current)?;
+        if (st.st_dev, st.st_ino) != d.id {
+            return Err(Errno::STALE);
+        }
+    }
+    Ok(current)
 }
 
 /// The names in a directory (without `.` and `..`).

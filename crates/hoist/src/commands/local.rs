@@ -441,7 +441,7 @@ pub fn prepare_root(root: &Path) -> anyhow::Result<bool> {
 pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow::Result<()> {
     match result {
         Ok(()) => Ok(()),
-        Err(err) if created => match remove_root(root) {
+        Err(err) if created => match hoist_unpack::remove_root(root) {
             Ok(()) => Err(err.context(format!(
                 "unpacking into {} failed; the partial root filesystem was removed",
                 root.display()
@@ -457,31 +457,6 @@ pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> an
              using it",
             root.display()
         ))),
-    }
-}
-
-/// Remove a root hoist created. A layer may have left directories without write permission
-/// (mode 0555), which stop `remove_dir_all` for a user who is not root: those are made writable
-/// (never following a symlink) and the removal is tried again.
-fn remove_root(root: &Path) -> std::io::Result<()> {
-    if std::fs::remove_dir_all(root).is_ok() {
-        return Ok(());
-    }
-    open_up(root);
-    std::fs::remove_dir_all(root)
-}
-
-/// Give the owner full access to `dir` and every directory under it (best effort).
-fn open_up(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            open_up(&entry.path());
-        }
     }
 }
 
@@ -644,39 +619,8 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_root_is_removed_even_with_read_only_directories() {
-        use std::os::unix::fs::PermissionsExt;
+    fn a_destination_that_is_a_file_is_refused() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let root = tmp.path().join("root");
-        let locked = root.join("usr/share");
-        std::fs::create_dir_all(&locked).expect("mkdir");
-        std::fs::write(locked.join("f"), b"x").expect("write");
-        // A symlink to a directory outside: made writable through it would be a bug.
-        let outside = tmp.path().join("outside");
-        std::fs::create_dir(&outside).expect("mkdir");
-        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o555)).expect("chmod");
-        std::os::unix::fs::symlink(&outside, root.join("link")).expect("symlink");
-        for dir in [&locked, &root.join("usr")] {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
-        }
-        // What a non-root user needs (root passes either way): every directory writable.
-        open_up(&root);
-        for dir in [&root, &root.join("usr"), &locked] {
-            let mode = std::fs::metadata(dir).expect("stat").permissions().mode() & 0o777;
-            assert_eq!(mode, 0o700, "{}", dir.display());
-        }
-        let mode = std::fs::metadata(&outside)
-            .expect("stat")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o555, "the symlink was not followed");
-        for dir in [&root.join("usr"), &locked] {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
-        }
-        remove_root(&root).expect("removed");
-        assert!(!root.exists() && outside.exists());
-
         // A destination that is a file is refused before anything is written.
         let file = tmp.path().join("file");
         std::fs::write(&file, b"mine").expect("write");
