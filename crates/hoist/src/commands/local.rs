@@ -10,6 +10,7 @@ use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
 
 use super::copy::{Staged, announce};
+use super::whole_file::WholeFile;
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::{ArchivePath, archive_index};
@@ -103,8 +104,8 @@ fn spill_dir(layout: &Layout, cache_dir: &Path) -> hoist_oci::Result<PathBuf> {
     Ok(transit)
 }
 
-/// Write the archive `produce` generates (on a blocking task) to a file, via a temp file
-/// renamed into place only when complete, or to stdout. On failure a file destination is left
+/// Write the archive `produce` generates (on a blocking task) to a file, which takes its name
+/// only when complete (see [`WholeFile`]), or to stdout. On failure a file destination is left
 /// untouched; stdout holds a truncated archive (no `manifest.json`) and the error is returned.
 pub async fn write_archive_with<F>(
     path: ArchivePath,
@@ -147,30 +148,19 @@ where
                 result.context("writing the docker archive to stdout")?;
             }
             ArchivePath::File(file) => {
-                let parent = match file.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                // Readable as the umask allows, as `docker save -o` leaves it (not 0600).
-                let mut temp = tempfile::Builder::new()
-                    .prefix(".hoist-archive-")
-                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                    .tempfile_in(&parent)
-                    .with_context(|| format!("creating a file in {}", parent.display()))?;
+                let mut whole = WholeFile::create(file)
+                    .with_context(|| format!("creating a file for {}", file.display()))?;
                 {
                     let mut out = CountingWriter::new(
-                        std::io::BufWriter::with_capacity(256 << 10, temp.as_file_mut()),
+                        std::io::BufWriter::with_capacity(256 << 10, whole.file_mut()),
                         &reporter,
                     );
                     produce(&mut out).with_context(|| format!("writing {}", file.display()))?;
                     std::io::Write::flush(&mut out)
                         .with_context(|| format!("writing {}", file.display()))?;
                 }
-                temp.as_file()
-                    .sync_all()
-                    .with_context(|| format!("writing {}", file.display()))?;
-                temp.persist(file).map_err(|e| e.error).with_context(|| {
-                    format!("renaming the archive into place at {}", file.display())
+                whole.commit().with_context(|| {
+                    format!("putting the archive in place at {}", file.display())
                 })?;
             }
         }

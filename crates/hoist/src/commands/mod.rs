@@ -12,6 +12,7 @@ pub mod multi;
 pub mod registry;
 pub mod remote;
 pub mod simulate;
+pub mod whole_file;
 
 use std::io::Write;
 
