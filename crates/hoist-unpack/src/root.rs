@@ -171,9 +171,9 @@ impl Root {
     /// Open the directory at a physical path (as [`Resolved::physical`] records it) without
     /// following any symlink: `Ok(None)` when some component is missing or no longer a real
     /// directory, because the layer replaced it since the path was recorded.
-    pub(crate) fn open_physical(&self, physical: &[OsString]) -> Result<Option<OwnedFd>, Errno> {
+    pub(crate) fn open_physical(&self, physical: &Path) -> Result<Option<OwnedFd>, Errno> {
         let mut current = rustix::io::fcntl_dupfd_cloexec(&self.fd, 3)?;
-        for comp in physical {
+        for comp in physical.components() {
             current =
                 match rustix::fs::openat(&current, comp.as_os_str(), dir_flags(), Mode::empty()) {
                     Ok(fd) => fd,
@@ -191,7 +191,7 @@ impl Root {
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
     /// Where it is below the root, every component a real directory.
-    pub physical: Vec<OsString>,
+    pub physical: PathBuf,
     /// Its (device, inode), to recognise it.
     pub id: (u64, u64),
     /// Its mode before it was opened up.
@@ -313,8 +313,8 @@ pub(crate) fn open_subdir(
             AtFlags::empty(),
         ) {
             Ok(()) => {
-                let mut physical = parent.to_vec();
-                physical.push(name.to_os_string());
+                let mut physical: PathBuf = parent.iter().collect();
+                physical.push(name);
                 list.push(Opened {
                     physical,
                     id: (st.st_dev, st.st_ino),

@@ -69,7 +69,7 @@ pub(crate) struct Applier<'a> {
     buf: &'a mut Vec<u8>,
     written: Written,
     /// The layer's directory entries, by physical path: mode and mtime to set at the end.
-    dirs: Vec<(Vec<OsString>, u32, Timespec)>,
+    dirs: Vec<(PathBuf, u32, Timespec)>,
     /// The last parent directory resolved (tar entries come grouped by directory). Dropped
     /// whenever a directory or symlink is removed, since that may change what a path means.
     cache: Option<Rc<Parent>>,
@@ -103,10 +103,11 @@ struct Parent {
     physical: Vec<OsString>,
 }
 
-/// `physical` with `name` below it.
-fn child_of(physical: &[OsString], name: &OsStr) -> Vec<OsString> {
-    let mut path = physical.to_vec();
-    path.push(name.to_os_string());
+/// `physical` with `name` below it, as one path: what is kept per directory until the layer
+/// ends (one allocation, not one per component).
+fn child_of(physical: &[OsString], name: &OsStr) -> PathBuf {
+    let mut path: PathBuf = physical.iter().collect();
+    path.push(name);
     path
 }
 
@@ -209,12 +210,13 @@ impl<'a> Applier<'a> {
             let sub = self
                 .enter(parent.fd.as_fd(), &parent.physical, name)
                 .map_err(|e| Error::sys("opening a whited-out directory", e).with_entry(shown))?;
-            let physical = child_of(&parent.physical, name);
-            self.make_writable(sub.as_fd(), physical.clone(), shown)?;
-            return self.clear_lower(sub.as_fd(), &physical, own, shown);
+            self.make_writable(sub.as_fd(), child_of(&parent.physical, name), shown)?;
+            let mut physical = parent.physical.clone();
+            physical.push(name.to_os_string());
+            return self.clear_lower(sub.as_fd(), &mut physical, own, shown);
         }
         self.cache = None;
-        self.make_writable(parent.fd.as_fd(), parent.physical, shown)?;
+        self.make_writable(parent.fd.as_fd(), parent.physical.iter().collect(), shown)?;
         root::remove_all(parent.fd.as_fd(), name, &|| self.opts.stop.asked())
             .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
@@ -223,7 +225,7 @@ impl<'a> Applier<'a> {
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
         self.cache = None;
-        let (dfd, node, physical) =
+        let (dfd, node, mut physical) =
             if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
                 let parent = self.parent_fd(parent, shown)?;
                 // Made here only when no lower layer has it and the layer has no entry for it:
@@ -233,14 +235,16 @@ impl<'a> Applier<'a> {
                     .enter(parent.fd.as_fd(), &parent.physical, name)
                     .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
                 let node = self.written.insert(parent.node, name);
-                (dfd, node, child_of(&parent.physical, name))
+                let mut physical = parent.physical.clone();
+                physical.push(name.to_os_string());
+                (dfd, node, physical)
             } else {
                 let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
                     .map_err(|e| Error::sys("opening the root", e))?;
                 (dfd, Written::ROOT, Vec::new())
             };
-        self.make_writable(dfd.as_fd(), physical.clone(), shown)?;
-        let cleared = self.clear_lower(dfd.as_fd(), &physical, node, shown);
+        self.make_writable(dfd.as_fd(), physical.iter().collect(), shown)?;
+        let cleared = self.clear_lower(dfd.as_fd(), &mut physical, node, shown);
         self.cache = None;
         cleared
     }
@@ -250,7 +254,7 @@ impl<'a> Applier<'a> {
     fn clear_lower(
         &mut self,
         dir: BorrowedFd<'_>,
-        physical: &[OsString],
+        physical: &mut Vec<OsString>,
         node: Node,
         shown: &Path,
     ) -> Result<()> {
@@ -267,9 +271,11 @@ impl<'a> Applier<'a> {
                         let sub = self
                             .enter(dir, physical, &name)
                             .map_err(sys("opening a directory to clear"))?;
-                        let sub_physical = child_of(physical, &name);
-                        self.make_writable(sub.as_fd(), sub_physical.clone(), shown)?;
-                        self.clear_lower(sub.as_fd(), &sub_physical, child, shown)?;
+                        self.make_writable(sub.as_fd(), child_of(physical, &name), shown)?;
+                        physical.push(name);
+                        let cleared = self.clear_lower(sub.as_fd(), physical, child, shown);
+                        physical.pop();
+                        cleared?;
                     }
                 }
             }
@@ -289,7 +295,11 @@ impl<'a> Applier<'a> {
         match root.resolve(parent, true, self.opened()) {
             Ok(Some(resolved)) => {
                 let node = self.written.insert_path(&resolved.physical);
-                self.make_writable(resolved.fd.as_fd(), resolved.physical.clone(), shown)?;
+                self.make_writable(
+                    resolved.fd.as_fd(),
+                    resolved.physical.iter().collect(),
+                    shown,
+                )?;
                 let parent = Rc::new(Parent {
                     logical: parent.to_path_buf(),
                     fd: resolved.fd,
@@ -330,7 +340,7 @@ impl<'a> Applier<'a> {
     fn make_writable(
         &mut self,
         dir: BorrowedFd<'_>,
-        physical: Vec<OsString>,
+        physical: PathBuf,
         shown: &Path,
     ) -> Result<()> {
         if !self.opts.unprivileged {
@@ -716,7 +726,7 @@ impl<'a> Applier<'a> {
             /// For a directory opened up: the one it was, which alone gets the mode back.
             id: Option<(u64, u64)>,
         }
-        let mut pending: HashMap<Vec<OsString>, Pending> = HashMap::new();
+        let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
         for opened in std::mem::take(&mut self.restore) {
             // The first record of a directory has its original mode.
             pending.entry(opened.physical).or_insert(Pending {
@@ -737,10 +747,9 @@ impl<'a> Applier<'a> {
             );
         }
         let mut pending: Vec<_> = pending.into_iter().collect();
-        pending.sort_by_key(|(physical, _)| std::cmp::Reverse(physical.len()));
-        for (physical, p) in pending {
-            let shown: PathBuf = physical.iter().collect();
-            let fd = match self.root.open_physical(&physical) {
+        pending.sort_by_key(|(physical, _)| std::cmp::Reverse(physical.components().count()));
+        for (shown, p) in pending {
+            let fd = match self.root.open_physical(&shown) {
                 Ok(Some(fd)) => fd,
                 Ok(None) => continue,
                 Err(e) => return Err(Error::sys("reopening a directory", e).with_entry(&shown)),
