@@ -104,22 +104,38 @@ where
     K: AsRef<OsStr>,
     V: AsRef<OsStr>,
 {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", name, "--include-ignored", "--nocapture"])
-        .envs(envs);
+    let mut command = crate::process::rerun_command(name);
+    command.envs(envs);
     let Some(out) = output(&mut command) else {
         return false;
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} as nobody ({}):\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::check_rerun(&format!("{name} as nobody"), &out);
     true
+}
+
+/// The environment variable that gives [`unprivileged`]'s child its directory.
+const UNPRIVILEGED_DIR: &str = "HOIST_TESTKIT_UNPRIVILEGED_DIR";
+
+/// Run `body` in a fresh directory as a user without root's override of file permissions:
+/// directly when this process is not root; as root, by re-running the test `name` (the caller
+/// itself, see [`rerun_test`]) as `nobody` in a directory `nobody` owns, where the child runs
+/// `body`.
+///
+/// # Panics
+/// When `body` panics, or the child fails (see [`rerun_test`]).
+pub fn unprivileged(name: &str, body: fn(&Path)) {
+    if let Some(dir) = std::env::var_os(UNPRIVILEGED_DIR) {
+        body(Path::new(&dir));
+        return;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        body(dir.path());
+        return;
+    }
+    let dir = tempdir();
+    rerun_test(name, [(UNPRIVILEGED_DIR, dir.path())]);
 }
 
 #[cfg(test)]

@@ -143,7 +143,9 @@ pub use dockerd::Dockerd;
 pub use fault::{FaultAction, FaultProxy, FaultRule, RequestRecord};
 pub use http::{HttpResponse, http_get, http_request, parse_response};
 pub use nginx::{Nginx, NginxBuilder};
-pub use process::{ChildGuard, free_port, log_tail, mode_under_umask, pid_alive, port_open};
+pub use process::{
+    ChildGuard, free_port, log_tail, mode_under_umask, pid_alive, port_open, rerun_test,
+};
 pub use registry::{Registry, RegistryBuilder};
 pub use relay::{AfterGate, GatedRelay};
 pub use skip::{find_tool, in_ci, package_for, require_root, require_tool, skip};

@@ -227,6 +227,47 @@ pub fn mode_under_umask(requested: u32) -> u32 {
     requested & !umask
 }
 
+/// The command that runs only the test `name` of the current test binary (an `#[ignore]`d
+/// helper as well), printing its output: `<binary> --exact NAME --include-ignored --nocapture`.
+pub(crate) fn rerun_command(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = Command::new(exe);
+    command.args(["--exact", name, "--include-ignored", "--nocapture"]);
+    command
+}
+
+/// Assert that a re-run test (`what`, for the message) ran and passed; its stdout.
+pub(crate) fn check_rerun(what: &str, out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{what} ({}):\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Re-run the test `name` of the current test binary in a child process of the same user,
+/// with `envs` set (typically one that tells the child it is the child, and a limit or a
+/// measurement only a process of its own may have), assert that it ran and passed, and
+/// return what it printed.
+///
+/// # Panics
+/// When the child cannot be started, fails, or does not report exactly one passed test.
+pub fn rerun_test<I, K, V>(name: &str, envs: I) -> String
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let out = rerun_command(name)
+        .envs(envs)
+        .output()
+        .expect("running the test binary again");
+    check_rerun(name, &out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -402,21 +402,9 @@ fn paths_written_through_symlink_aliases_keep_memory_bounded() {
     let name = "c".repeat(255);
     let deep = vec![name.as_str(); 510].join("/") + "/f";
     if std::env::var_os(CHILD).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "paths_written_through_symlink_aliases_keep_memory_bounded",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .expect("run the child");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let stdout = hoist_testkit::rerun_test(
+            "paths_written_through_symlink_aliases_keep_memory_bounded",
+            [(CHILD, "1")],
         );
         let peak: u64 = stdout
             .lines()

@@ -7,7 +7,6 @@ mod common;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use common::Tar;
 use hoist_unpack::{LayerInfo, Unpacker, remove_root};
@@ -44,18 +43,7 @@ fn trees_deeper_than_the_descriptor_limit_are_removed() {
     let name = "trees_deeper_than_the_descriptor_limit_are_removed";
     if std::env::var_os(CHILD).is_none() {
         // The limit is lowered in a child of its own, not in this shared test process.
-        let exe = std::env::current_exe().expect("the test binary");
-        let out = Command::new(exe)
-            .args(["--exact", name, "--nocapture"])
-            .env(CHILD, "1")
-            .output()
-            .expect("run the child");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        hoist_testkit::rerun_test(name, [(CHILD, "1")]);
         return;
     }
     let limit = rustix::process::Rlimit {
@@ -127,19 +115,8 @@ fn locked_root_body(dir: &Path) {
 
 #[test]
 fn remove_root_deletes_what_a_layer_locked() {
-    const CHILD: &str = "HOIST_UNPACK_UNPRIVILEGED_DIR";
-    if let Some(dir) = std::env::var_os(CHILD) {
-        locked_root_body(Path::new(&dir));
-        return;
-    }
-    if !rustix::process::geteuid().is_root() {
-        let t = tempfile::tempdir().expect("tempdir");
-        locked_root_body(t.path());
-        return;
-    }
-    let t = hoist_testkit::as_nobody::tempdir();
-    hoist_testkit::as_nobody::rerun_test(
+    hoist_testkit::as_nobody::unprivileged(
         "remove_root_deletes_what_a_layer_locked",
-        [(CHILD, t.path())],
+        locked_root_body,
     );
 }

@@ -12,25 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::Tar;
+use hoist_testkit::as_nobody::unprivileged;
 use hoist_unpack::{LayerInfo, Unpacker};
-
-const CHILD: &str = "HOIST_UNPACK_UNPRIVILEGED_DIR";
-
-/// Run `body` in a fresh directory as an unprivileged user: directly when not root, else by
-/// re-running the test `name` as `nobody`.
-fn as_unprivileged(name: &str, body: fn(&Path)) {
-    if let Some(dir) = std::env::var_os(CHILD) {
-        body(Path::new(&dir));
-        return;
-    }
-    if !rustix::process::geteuid().is_root() {
-        let t = tempfile::tempdir().expect("tempdir");
-        body(t.path());
-        return;
-    }
-    let t = hoist_testkit::as_nobody::tempdir();
-    hoist_testkit::as_nobody::rerun_test(name, [(CHILD, t.path())]);
-}
 
 fn apply(root: &Path, layers: &[Vec<u8>]) {
     let u = Unpacker::builder().rootless(true).build().expect("build");
@@ -97,7 +80,7 @@ fn read_only_lower_directories(dir: &Path) {
 
 #[test]
 fn rootless_as_an_unprivileged_user() {
-    as_unprivileged(
+    unprivileged(
         "rootless_as_an_unprivileged_user",
         read_only_lower_directories,
     );
@@ -168,7 +151,7 @@ fn unsearchable_lower_directories(dir: &Path) {
 
 #[test]
 fn later_layers_go_through_unsearchable_lower_directories() {
-    as_unprivileged(
+    unprivileged(
         "later_layers_go_through_unsearchable_lower_directories",
         unsearchable_lower_directories,
     );
