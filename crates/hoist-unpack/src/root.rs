@@ -168,6 +168,17 @@ impl Root {
         }))
     }
 
+    /// [`open_physical`](Root::open_physical) for a directory that must still be the one with
+    /// (device, inode) `expected`: `ESTALE` when the path no longer leads to it.
+    pub(crate) fn reopen(&self, physical: &Path, expected: (u64, u64)) -> Result<OwnedFd, Errno> {
+        let fd = self.open_physical(physical)?.ok_or(Errno::STALE)?;
+        let st = rustix::fs::fstat(&fd)?;
+        if (st.st_dev, st.st_ino) != expected {
+            return Err(Errno::STALE);
+        }
+        Ok(fd)
+    }
+
     /// Open the directory at a physical path (as [`Resolved::physical`] records it) without
     /// following any symlink: `Ok(None)` when some component is missing or no longer a real
     /// directory, because the layer replaced it since the path was recorded.
@@ -265,9 +276,7 @@ impl Walk<'_> {
             self.current = None;
             return Ok(());
         };
-        let parent = rustix::fs::openat(self.base(), "..", dir_flags(), Mode::empty())?;
-        let st = rustix::fs::fstat(&parent)?;
-        if (st.st_dev, st.st_ino) == expected {
+        if let Some(parent) = step_up(self.base(), expected)? {
             self.current = Some(parent);
             return Ok(());
         }
@@ -287,6 +296,14 @@ impl Walk<'_> {
         self.current = current;
         Ok(())
     }
+}
+
+/// `..` of `current`: the parent directory, if it is the one with (device, inode) `expected`
+/// (`None` when the tree moved meanwhile: the caller opens its path again).
+pub(crate) fn step_up(current: impl AsFd, expected: (u64, u64)) -> Result<Option<OwnedFd>, Errno> {
+    let up = rustix::fs::openat(current, "..", dir_flags(), Mode::empty())?;
+    let st = rustix::fs::fstat(&up)?;
+    Ok(((st.st_dev, st.st_ino) == expected).then_some(up))
 }
 
 /// Open the directory `name` in `dir`, which `st` (from a `statat` without following) saw to be
@@ -467,12 +484,9 @@ fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr, stop: &dyn Fn() -> bool) -> Re
         let Some(parent) = stack.last() else {
             return unlink(dir, &done.name, AtFlags::REMOVEDIR);
         };
-        let up = rustix::fs::openat(&current, "..", dir_flags(), Mode::empty())?;
-        let st = rustix::fs::fstat(&up)?;
-        current = if (st.st_dev, st.st_ino) == parent.id {
-            up
-        } else {
-            reopen(dir, &stack)?
+        current = match step_up(&current, parent.id)? {
+            Some(up) => up,
+            None => reopen(dir, &stack)?,
         };
         unlink(current.as_fd(), &done.name, AtFlags::REMOVEDIR)?;
     }

@@ -1,5 +1,5 @@
-//! Removing trees: whiteouts and [`hoist_unpack::remove_root`] on trees deeper than the process
-//! may hold descriptors for, and `remove_root` on what a layer left locked.
+//! Removing trees: whiteouts, opaque markers and [`hoist_unpack::remove_root`] on trees deeper
+//! than the process may hold descriptors for, and `remove_root` on what a layer left locked.
 #![allow(clippy::disallowed_methods)] // tests build and inspect trees from outside the root
 
 mod common;
@@ -63,6 +63,25 @@ fn trees_deeper_than_the_descriptor_limit_are_removed() {
         .expect("whiteout of a deep tree");
     assert!(std::fs::symlink_metadata(root.join("deep")).is_err());
     assert_eq!(std::fs::read(root.join("kept")).expect("kept"), b"k");
+
+    // An opaque marker over a tree the layer itself writes that deep: the lower files beside
+    // its path go, its own stay.
+    deep_tree(&root.join("op"), DEPTH);
+    let own = format!("op/{}own", "d/".repeat(DEPTH));
+    let layer = Tar::new()
+        .file(&own, b"own")
+        .whiteout("op/.wh..wh..opq")
+        .finish();
+    unpacker
+        .apply_layer(&root, &layer[..], &LayerInfo::default())
+        .expect("opaque marker over a deep tree");
+    let bottom = root.join("op").join("d/".repeat(DEPTH));
+    assert_eq!(std::fs::read(bottom.join("own")).expect("own"), b"own");
+    assert!(
+        std::fs::symlink_metadata(bottom.join("bottom")).is_err(),
+        "the lower file at the bottom is cleared"
+    );
+    remove_root(&root).expect("clean");
 
     // The same tree as a whole root, removed after a failed unpack.
     deep_tree(&root, DEPTH);

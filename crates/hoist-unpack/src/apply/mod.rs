@@ -213,7 +213,7 @@ impl<'a> Applier<'a> {
             self.make_writable(sub.as_fd(), child_of(&parent.physical, name), shown)?;
             let mut physical = parent.physical.clone();
             physical.push(name.to_os_string());
-            return self.clear_lower(sub.as_fd(), &mut physical, own, shown);
+            return self.clear_lower(sub, physical, own, shown);
         }
         self.cache = None;
         self.make_writable(parent.fd.as_fd(), parent.physical.iter().collect(), shown)?;
@@ -225,7 +225,7 @@ impl<'a> Applier<'a> {
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
         self.cache = None;
-        let (dfd, node, mut physical) =
+        let (dfd, node, physical) =
             if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
                 let parent = self.parent_fd(parent, shown)?;
                 // Made here only when no lower layer has it and the layer has no entry for it:
@@ -244,43 +244,76 @@ impl<'a> Applier<'a> {
                 (dfd, Written::ROOT, Vec::new())
             };
         self.make_writable(dfd.as_fd(), physical.iter().collect(), shown)?;
-        let cleared = self.clear_lower(dfd.as_fd(), &mut physical, node, shown);
+        let cleared = self.clear_lower(dfd, physical, node, shown);
         self.cache = None;
         cleared
     }
 
     /// Remove everything under `dir` (node `node` of the written set, at `physical`) that this
-    /// layer did not write.
+    /// layer did not write, descending into the directories it did write. One directory is
+    /// open at a time however deep those go (a step back up is a checked `openat("..")`, as
+    /// in [`root::remove_all`]), so depth cannot run the process out of descriptors.
     fn clear_lower(
         &mut self,
-        dir: BorrowedFd<'_>,
-        physical: &mut Vec<OsString>,
+        dir: OwnedFd,
+        mut physical: Vec<OsString>,
         node: Node,
         shown: &Path,
     ) -> Result<()> {
-        let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
-        for name in root::list_dir(dir).map_err(sys("listing a directory to clear"))? {
-            match self.written.child(node, &name) {
-                None => {
-                    root::remove_all(dir, &name, &|| self.opts.stop.asked())
-                        .map_err(sys("removing a lower entry"))?;
-                }
-                Some(child) => {
-                    let kind = root::type_at(dir, &name).map_err(sys("inspecting an entry"))?;
-                    if kind == Some(FileType::Directory) {
-                        let sub = self
-                            .enter(dir, physical, &name)
-                            .map_err(sys("opening a directory to clear"))?;
-                        self.make_writable(sub.as_fd(), child_of(physical, &name), shown)?;
-                        physical.push(name);
-                        let cleared = self.clear_lower(sub.as_fd(), physical, child, shown);
-                        physical.pop();
-                        cleared?;
-                    }
-                }
-            }
+        /// A directory being cleared.
+        struct Level {
+            node: Node,
+            id: (u64, u64),
+            left: Vec<OsString>,
         }
-        Ok(())
+        let sys = |what: &'static str| move |e| Error::sys(what, e).with_entry(shown);
+        let level = |fd: &OwnedFd, node: Node| -> Result<Level, Errno> {
+            let st = rustix::fs::fstat(fd)?;
+            Ok(Level {
+                node,
+                id: (st.st_dev, st.st_ino),
+                left: root::list_dir(fd.as_fd())?,
+            })
+        };
+        let mut current = dir;
+        let mut stack = vec![level(&current, node).map_err(sys("listing a directory to clear"))?];
+        loop {
+            let next = stack
+                .last_mut()
+                .and_then(|l| l.left.pop().map(|name| (l.node, name)));
+            let Some((node, name)) = next else {
+                stack.pop();
+                let Some(parent) = stack.last() else {
+                    return Ok(());
+                };
+                physical.pop();
+                current = root::step_up(&current, parent.id)
+                    .and_then(|up| match up {
+                        Some(fd) => Ok(fd),
+                        None => self
+                            .root
+                            .reopen(&physical.iter().collect::<PathBuf>(), parent.id),
+                    })
+                    .map_err(sys("returning to a directory being cleared"))?;
+                continue;
+            };
+            let Some(child) = self.written.child(node, &name) else {
+                root::remove_all(current.as_fd(), &name, &|| self.opts.stop.asked())
+                    .map_err(sys("removing a lower entry"))?;
+                continue;
+            };
+            let kind = root::type_at(current.as_fd(), &name).map_err(sys("inspecting an entry"))?;
+            if kind != Some(FileType::Directory) {
+                continue;
+            }
+            let sub = self
+                .enter(current.as_fd(), &physical, &name)
+                .map_err(sys("opening a directory to clear"))?;
+            self.make_writable(sub.as_fd(), child_of(&physical, &name), shown)?;
+            stack.push(level(&sub, child).map_err(sys("listing a directory to clear"))?);
+            physical.push(name);
+            current = sub;
+        }
     }
 
     /// Resolve (creating it as needed) the parent directory of an entry this layer writes;
