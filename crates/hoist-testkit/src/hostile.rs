@@ -478,10 +478,17 @@ pub fn corpus() -> Vec<Case> {
                     },
                 )
             },
-            Expect::Ok(|root, _| {
+            // Followed as an entry under `s/` would be: re-rooted, so the directory it clears
+            // (made if missing) is inside the root, and the link stays.
+            Expect::Ok(|root, outside| {
                 assert!(
                     std::fs::symlink_metadata(root.join("s"))
                         .expect("s")
+                        .is_symlink()
+                );
+                assert!(
+                    std::fs::symlink_metadata(rerooted(root, outside))
+                        .expect("the re-rooted target")
                         .is_dir()
                 );
             }),

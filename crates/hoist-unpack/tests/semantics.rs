@@ -687,6 +687,40 @@ fn limits_count_over_the_whole_image() {
     );
 }
 
+/// An opaque marker under a lower symlink (`lib -> usr/lib`, then `lib/.wh..wh..opq`) applies
+/// where the link leads, as the layer's entries under `lib/` land: the same tree whether the
+/// marker comes before or after them, and the link stays (containerd and umoci agree).
+#[test]
+fn an_opaque_marker_under_a_lower_symlink_clears_where_it_leads_in_either_order() {
+    let lower = || {
+        Tar::new()
+            .dir("usr/")
+            .dir("usr/lib/")
+            .file("usr/lib/old", b"o")
+            .symlink("lib", "usr/lib")
+            .finish()
+    };
+    let before = Tar::new()
+        .whiteout("lib/.wh..wh..opq")
+        .file("lib/new", b"n")
+        .finish();
+    let after = Tar::new()
+        .file("lib/new", b"n")
+        .whiteout("lib/.wh..wh..opq")
+        .finish();
+    let mut trees = Vec::new();
+    for upper in [before, after] {
+        let t = tmp();
+        apply(t.path(), &[lower(), upper]);
+        let link = std::fs::symlink_metadata(t.path().join("lib")).expect("lib");
+        assert!(link.is_symlink(), "the link stays");
+        assert_eq!(read(t.path().join("usr/lib/new")), b"n");
+        assert!(!exists(t.path().join("usr/lib/old")), "the lower file goes");
+        trees.push(shape(t.path()));
+    }
+    assert_eq!(trees[0], trees[1], "the entry order does not matter");
+}
+
 /// What the layer wrote is remembered by where it physically landed: an entry written through a
 /// symlink survives a later whiteout or opaque marker that names its real path, while lower
 /// entries beside it go.

@@ -4,8 +4,9 @@
 //! ancestors). Whiteouts never remove those, and an opaque marker deletes everything under its
 //! directory that is *not* in the set, at the moment the marker is met: entries written before
 //! the marker are in the set and survive, entries after it are created into the cleared
-//! directory. Either order gives the same tree. Directory modes and mtimes are set when the
-//! layer ends, so creating children does not disturb them.
+//! directory. Either order gives the same tree. A marker under a symlink applies where the link
+//! leads, where the layer's entries under it land too. Directory modes and mtimes are set when
+//! the layer ends, so creating children does not disturb them.
 //!
 //! The set holds *physical* paths (every symlink resolved, see [`Written`]), one trie node per
 //! distinct directory entry: however many symlink aliases a layer writes one deep path
@@ -225,28 +226,49 @@ impl<'a> Applier<'a> {
     fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
         self.stats.opaques += 1;
         self.cache = None;
-        let (dfd, node, physical) =
-            if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
-                let parent = self.parent_fd(parent, shown)?;
-                // Made here only when no lower layer has it and the layer has no entry for it:
-                // it is then as implicit as a missing parent, and gets a parent's 0755.
-                self.ensure_dir(parent.fd.as_fd(), name, 0o755, shown)?;
-                let dfd = self
-                    .enter(parent.fd.as_fd(), &parent.physical, name)
-                    .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
-                let node = self.written.insert(parent.node, name);
-                let mut physical = parent.physical.clone();
-                physical.push(name.to_os_string());
-                (dfd, node, physical)
-            } else {
-                let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
-                    .map_err(|e| Error::sys("opening the root", e))?;
-                (dfd, Written::ROOT, Vec::new())
-            };
+        let (dfd, node, physical) = self.opaque_dir(dir, shown)?;
         self.make_writable(dfd.as_fd(), physical.iter().collect(), shown)?;
         let cleared = self.clear_lower(dfd, physical, node, shown);
         self.cache = None;
         cleared
+    }
+
+    /// Open the directory an opaque marker names, with its node and physical path. A directory
+    /// there is used as it is. A symlink is followed inside the root, as writing an entry
+    /// below it would follow it, so the marker and the layer's entries under it agree in
+    /// either order (containerd and umoci apply it so too). Anything else, or nothing, is
+    /// replaced by a new directory.
+    fn opaque_dir(&mut self, dir: &Path, shown: &Path) -> Result<(OwnedFd, Node, Vec<OsString>)> {
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            let dfd = rustix::io::fcntl_dupfd_cloexec(self.root.fd(), 3)
+                .map_err(|e| Error::sys("opening the root", e))?;
+            return Ok((dfd, Written::ROOT, Vec::new()));
+        };
+        let parent = self.parent_fd(parent, shown)?;
+        let kind = root::type_at(parent.fd.as_fd(), name)
+            .map_err(|e| Error::sys("inspecting an opaque directory", e).with_entry(shown))?;
+        if kind == Some(FileType::Symlink) {
+            let root = self.root;
+            match root.resolve(dir, true, self.opened()) {
+                Ok(Some(resolved)) => {
+                    let node = self.written.insert_path(&resolved.physical);
+                    return Ok((resolved.fd, node, resolved.physical));
+                }
+                // A link to a file, or a loop: replaced like any other non-directory.
+                Ok(None) | Err(Errno::NOTDIR | Errno::LOOP) => {}
+                Err(e) => return Err(resolve_error(shown, e)),
+            }
+        }
+        // Made here only when no lower layer has it and the layer has no entry for it: it is
+        // then as implicit as a missing parent, and gets a parent's 0755.
+        self.ensure_dir(parent.fd.as_fd(), name, 0o755, shown)?;
+        let dfd = self
+            .enter(parent.fd.as_fd(), &parent.physical, name)
+            .map_err(|e| Error::sys("opening an opaque directory", e).with_entry(shown))?;
+        let node = self.written.insert(parent.node, name);
+        let mut physical = parent.physical.clone();
+        physical.push(name.to_os_string());
+        Ok((dfd, node, physical))
     }
 
     /// Remove everything under `dir` (node `node` of the written set, at `physical`) that this
