@@ -78,6 +78,15 @@ pub const TEST_PACKAGES: &[Package] = &[
         name: "umoci",
         exe: "umoci",
     },
+    // Compress test archives the way users do (`docker save | xz`).
+    Package {
+        name: "xz-utils",
+        exe: "xz",
+    },
+    Package {
+        name: "bzip2",
+        exe: "bzip2",
+    },
 ];
 
 /// Make sure every package in `wanted` is installed: install the missing ones with apt when root,

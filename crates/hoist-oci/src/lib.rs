@@ -21,9 +21,9 @@
 //!   through a [`VerifyingReader`]; tags live in `index.json` and change atomically. A
 //!   [`Claim`] marks a layout in use, so a failed writer removes only a layout it created
 //!   and nobody else uses.
-//! - [`archive`] — [`archive::spool`] reads a `docker save` stream (legacy or Docker >= 25) in
-//!   one pass into a layout; [`archive::write_docker_archive`] streams the legacy format back
-//!   out for `docker load`.
+//! - [`archive`] — [`archive::spool`] reads a `docker save` stream (legacy or Docker >= 25;
+//!   plain or compressed whole with gzip, zstd, xz or bzip2) in one pass into a layout;
+//!   [`archive::write_docker_archive`] streams the legacy format back out for `docker load`.
 //! - [`codec`] — [`Compression`] detected by magic bytes, [`codec::decoder`] for any layer,
 //!   and [`codec::Compressor`], which yields blob digest and `diff_id` in one pass;
 //!   [`Layout::layer_writer`] does the same straight into a layout, hashing each side once.

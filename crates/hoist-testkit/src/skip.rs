@@ -72,6 +72,7 @@ pub fn package_for(name: &str) -> &str {
         "dockerd" | "docker" => "docker.io",
         "htpasswd" => "apache2-utils",
         "mkfs.ext4" => "e2fsprogs",
+        "xz" => "xz-utils",
         other => other,
     }
 }

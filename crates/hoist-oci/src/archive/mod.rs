@@ -1,6 +1,7 @@
 //! Docker archives (`docker save` / `docker load` tar streams), read and written in one pass.
 //!
-//! [`spool`] reads a `docker save` stream — the legacy layout (`<id>/layer.tar`, `<id>.json`,
+//! [`spool`] reads a `docker save` stream (plain, or compressed whole with gzip, zstd, xz or
+//! bzip2, as `docker load` takes it) — the legacy layout (`<id>/layer.tar`, `<id>.json`,
 //! `manifest.json`, `repositories`) or Docker >= 25's OCI layout inside the tar — from a
 //! non-seekable reader, streaming every file straight into a [`crate::Layout`]'s blob store and
 //! building OCI manifests at the end, when `manifest.json` (which `docker save` writes last)
@@ -12,7 +13,7 @@
 
 mod options;
 mod read;
-mod sniff;
+mod stream;
 mod write;
 
 use serde::{Deserialize, Serialize};

@@ -51,8 +51,12 @@ struct Collected {
 /// Metadata files read into memory (capped) rather than stored as blobs.
 const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oci-layout"];
 
-/// Read a `docker save` stream (optionally gzip- or zstd-compressed) in one pass, storing its layers and configs in `layout`, and
+/// Read a `docker save` stream in one pass, storing its layers and configs in `layout`, and
 /// create an OCI manifest plus a tag per `RepoTags` entry for each image.
+///
+/// The stream may be compressed whole, as `docker load` accepts it: gzip, zstd, xz or bzip2
+/// (sniffed from its first bytes; concatenated streams read as one). An xz stream may ask for a
+/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB).
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
 /// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
@@ -61,10 +65,11 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 /// unreferenced).
 ///
 /// # Errors
-/// [`ErrorKind::Corrupt`] for a truncated tar, [`ErrorKind::InvalidInput`] for entries escaping
-/// the archive, a missing or malformed `manifest.json`, files it names that are not there, or a
-/// config whose `rootfs.diff_ids` disagree with the layers; digest errors for OCI blobs whose
-/// content does not match their name.
+/// [`ErrorKind::Corrupt`] for a truncated tar or a corrupt or truncated compressed stream,
+/// [`ErrorKind::Unsupported`] for an xz dictionary over the limit, [`ErrorKind::InvalidInput`]
+/// for entries escaping the archive, a missing or malformed `manifest.json`, files it names that
+/// are not there, or a config whose `rootfs.diff_ids` disagree with the layers; digest errors for
+/// OCI blobs whose content does not match their name.
 pub fn spool<R: Read>(reader: R, layout: &Layout) -> Result<Vec<SpooledImage>> {
     spool_with(reader, layout, SpoolOptions::new())
 }
@@ -85,24 +90,16 @@ pub fn spool_with<R: Read>(
     mut options: SpoolOptions,
 ) -> Result<Vec<SpooledImage>> {
     options.validate()?;
-    // `docker save | gzip` (or zstd) is common; the stream is sniffed and decoded on the fly.
-    let first = Rc::new(Cell::new([0u8; 6]));
-    let reader = super::sniff::FirstBytes {
-        inner: reader,
-        first: Rc::clone(&first),
-        seen: 0,
-    };
-    let collected = collect(codec::decoder(reader)?, layout, &mut options).map_err(|e| {
-        match super::sniff::foreign_compression(&first.get()) {
-            Some(name) => Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "the archive is {name}-compressed; hoist reads plain, gzip and zstd docker \
-                     archives: decompress it first"
-                ),
-            ),
-            None => e,
-        }
+    // `docker save | gzip` (or zstd, xz, bzip2) is common; the stream is sniffed and decoded on
+    // the fly.
+    let mut tar = super::stream::decoder(reader)?;
+    let collected = collect(&mut tar, layout, &mut options).map_err(|e| {
+        // What garbage out of a damaged compressed block did to the tar reader is a symptom.
+        let symptom = matches!(
+            e.kind(),
+            ErrorKind::Corrupt | ErrorKind::InvalidInput | ErrorKind::DigestMismatch
+        );
+        symptom.then(|| tar.cause()).flatten().unwrap_or(e)
     })?;
     let built = match &collected.manifest_json {
         Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
@@ -243,7 +240,8 @@ fn collect<R: Read>(reader: R, layout: &Layout, options: &mut SpoolOptions) -> R
     // Read the end-of-archive padding too, so a writer on the other end of a pipe finishes
     // cleanly (bounded: a stream that never ends is not drained forever).
     let mut rest = archive.into_inner().take(TRAILER_DRAIN_LIMIT);
-    // A compressed archive's last check (a gzip CRC) is in what follows: its failure counts.
+    // A compressed archive's last checks (a gzip CRC, an xz index) are in what follows: their
+    // failure counts.
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| Error::io("reading the end of the archive", e))?;
     Ok(out)
@@ -560,7 +558,7 @@ fn looks_like_tar(head: &[u8], size: u64) -> bool {
 }
 
 /// Read until `buf` is full or the stream ends; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+pub(super) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

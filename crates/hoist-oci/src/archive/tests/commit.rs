@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use super::*;
 
 /// Two layers of several frames each, as `docker save` lays them out.
-fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
+pub(super) fn big_layer_archive() -> (Vec<u8>, Vec<Vec<u8>>) {
     let noise = |seed: u8| -> Vec<u8> {
         (0..1_500_000u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed)
