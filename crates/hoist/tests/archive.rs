@@ -539,3 +539,67 @@ fn archive_layers_into_a_layout_are_compressed_only_when_asked() {
         MediaType::oci_layer(Compression::Zstd)
     );
 }
+
+/// An archive compressed whole with xz or bzip2 (`docker save | xz`, which `docker load`
+/// reads) copies into a layout from a file and from stdin, giving the plain archive's image.
+#[test]
+fn xz_and_bzip2_archives_copy_like_the_plain_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let cache_arg = cache.to_str().expect("utf-8");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(2, 120_000, Compression::Gzip, 9);
+    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let archive = tmp.path().join("app.tar");
+    let out = hoist(&[
+        "-q",
+        "copy",
+        &arg(&from, ":v1"),
+        &format!("docker-archive:{}", archive.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for tool in ["xz", "bzip2"] {
+        if !hoist_testkit::require_tool(tool) {
+            continue;
+        }
+        let exe = hoist_testkit::find_tool(tool).expect("found");
+        let packed = tmp.path().join(format!("app.tar.{tool}"));
+        let status = Command::new(exe)
+            .arg("-c")
+            .stdin(std::fs::File::open(&archive).expect("archive"))
+            .stdout(std::fs::File::create(&packed).expect("create"))
+            .status()
+            .expect("compress");
+        assert!(status.success(), "{tool}");
+        let from_file = tmp.path().join(format!("file-{tool}"));
+        let out = hoist(&[
+            "--cache-dir",
+            cache_arg,
+            "-q",
+            "copy",
+            &format!("docker-archive:{}", packed.display()),
+            &arg(&from_file, ":t"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{tool}: {}", text(&out.stderr));
+        let from_pipe = tmp.path().join(format!("pipe-{tool}"));
+        let out = common::clean()
+            .args(["--cache-dir", cache_arg, "-q", "copy", "docker-archive:-"])
+            .arg(arg(&from_pipe, ":t"))
+            .stdin(std::fs::File::open(&packed).expect("packed"))
+            .output()
+            .expect("run hoist");
+        assert_eq!(out.status.code(), Some(0), "{tool}: {}", text(&out.stderr));
+        for dir in [&from_file, &from_pipe] {
+            let img = Layout::open(dir)
+                .expect("layout")
+                .image(Some("t"), None)
+                .expect("image");
+            assert_eq!(img.config.value().rootfs.diff_ids, image.diff_ids, "{tool}");
+            assert_eq!(
+                img.manifest.value().config.digest,
+                image.config_digest,
+                "{tool}: the archive's own config bytes"
+            );
+        }
+    }
+}
