@@ -18,6 +18,10 @@ pub enum AfterGate {
     Pass,
     /// Both connections are cut: the client sees its answer end part-way.
     Cut,
+    /// Not an answer but the request is held: the daemon sees it only once the gate opens (so
+    /// a test can change the daemon's state between a client's previous request and this one),
+    /// and its answer passes untouched.
+    Request,
 }
 
 /// A running relay (its threads live as long as the test process).
@@ -52,7 +56,8 @@ impl Gate {
 
 impl GatedRelay {
     /// Relay `127.0.0.1:PORT` to `socket`. Answers to requests whose first line contains `path`
-    /// stop after `hold_after` bytes until [`GatedRelay::open`], then do as `after` says.
+    /// stop after `hold_after` bytes until [`GatedRelay::open`], then do as `after` says (with
+    /// [`AfterGate::Request`], the request itself waits and `hold_after` is not used).
     ///
     /// # Panics
     /// When no loopback port can be bound.
@@ -131,6 +136,9 @@ fn relay_one(
     }
     let line_end = head.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
     let held = String::from_utf8_lossy(&head[..line_end]).contains(path);
+    if held && after == AfterGate::Request {
+        gate.hold();
+    }
     if daemon.write_all(&head).is_err() {
         return;
     }
@@ -141,7 +149,7 @@ fn relay_one(
         let _ = std::io::copy(&mut client_in, &mut daemon_out);
         let _ = daemon_out.shutdown(Shutdown::Write);
     });
-    if held {
+    if held && after != AfterGate::Request {
         let _ = std::io::copy(&mut (&mut daemon).take(hold_after), &mut client);
         gate.hold();
         if after == AfterGate::Cut {

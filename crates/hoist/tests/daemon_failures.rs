@@ -1,8 +1,9 @@
 //! Failed daemon exports against a private dockerd leave nothing of theirs behind, and nothing
 //! of anyone else's gone: no `.partial-*` staging directory in the cache after a push that
 //! failed while the export still streamed, and no layout deleted from under another hoist
-//! exporting into the same new directory. Missing components print `SKIP:` (and fail under
-//! `CI=true`).
+//! exporting into the same new directory; and a name re-tagged mid-export never gets another
+//! image exported (or cached) as the one inspected. Missing components print `SKIP:` (and fail
+//! under `CI=true`).
 
 mod common;
 
@@ -184,4 +185,79 @@ fn a_failed_export_never_deletes_a_layout_another_hoist_is_using() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!dir.exists(), "{:?}", names_in(&dir));
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// A name re-tagged between hoist's inspect and its export (a build finishing next to a push)
+/// to an image with the same layers and another config: what is exported, and cached under the
+/// inspected ID, is still the inspected image, never the newcomer.
+#[test]
+fn a_name_retagged_during_the_export_still_exports_the_inspected_image() {
+    if !require_root() || !require_tool("dockerd") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dockerd = Dockerd::start().expect("dockerd");
+    dockerd
+        .build_layers(&[4], "hoist-retag:a")
+        .expect("build an image");
+    // The same layers, another config: a LABEL adds none.
+    let mut build = dockerd.docker();
+    build
+        .args(["build", "-q", "-t", "hoist-retag:b", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = build.spawn().expect("docker build");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        b"FROM hoist-retag:a\nLABEL retagged=yes\n",
+    )
+    .expect("dockerfile");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("build").success());
+    let id = |tag: &str| {
+        dockerd
+            .run_docker(&["inspect", "-f", "{{.Id}}", tag])
+            .expect("inspect")
+    };
+    let (a, b) = (id("hoist-retag:a"), id("hoist-retag:b"));
+    assert_ne!(a, b);
+
+    // Into a layout (straight) and into an archive (through the export cache).
+    let dir = tmp.path().join("layout");
+    let archive = tmp.path().join("app.tar");
+    let cache = tmp.path().join("cache");
+    for destination in [
+        format!("oci:{}:x", dir.display()),
+        format!("docker-archive:{}", archive.display()),
+    ] {
+        dockerd
+            .run_docker(&["tag", "hoist-retag:a", "hoist-retag:name"])
+            .expect("tag");
+        let relay = GatedRelay::start(dockerd.socket_path(), "/images/get", 0, AfterGate::Request);
+        let mut cmd = hoist(
+            &cache,
+            &relay.docker_host(),
+            &["-q", "copy", "docker-daemon:hoist-retag:name", &destination],
+        );
+        let child = spawn(&mut cmd);
+        wait_held(&relay);
+        dockerd
+            .run_docker(&["tag", "hoist-retag:b", "hoist-retag:name"])
+            .expect("re-tag");
+        relay.open();
+        let (code, stderr) = finish(child);
+        assert_eq!(code, Some(0), "{destination}: {stderr}");
+    }
+    let image = Layout::open(&dir)
+        .expect("layout")
+        .image(Some("x"), None)
+        .expect("image");
+    assert_eq!(image.manifest.value().config.digest.to_string(), a);
+    // The export cached under A's ID holds A's config.
+    let cached = cache.join("exports").join(a.trim_start_matches("sha256:"));
+    let cached = Layout::open(&cached)
+        .expect("the cached export")
+        .image(Some("image"), None)
+        .expect("image");
+    assert_eq!(cached.manifest.value().config.digest.to_string(), a);
 }

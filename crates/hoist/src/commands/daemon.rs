@@ -20,7 +20,7 @@ use hoist_oci::archive::{SpoolEvent, write_docker_archive};
 use hoist_oci::codec::Compression;
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
-use super::export_cache::{StagedExport, cached_export, the_inspected};
+use super::export_cache::{StagedExport, cached_export, export_name, the_inspected};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 
@@ -129,7 +129,7 @@ pub async fn export_to_layout(
     let mut lines = LayerLines::announce(reporter, &info, LayerState::Done);
     let exported = daemon
         .export(
-            &[name.to_string()],
+            &[export_name(&info)],
             &layout,
             &export_options(config, config.compression),
             |p| lines.handle(p),

@@ -99,7 +99,8 @@ impl StagedExport {
         &self.stop
     }
 
-    /// Stream `name` out of the daemon into the layout, calling `stored(diff_id, blob)` as each
+    /// Stream the image `name` was inspected as (`info`) out of the daemon into the layout, by
+    /// its ID, calling `stored(diff_id, blob)` as each
     /// layer's blob is verified and in place (`diff_id` is `None` for a layer the daemon sent
     /// compressed: it is checked once the export is read). Returns the image manifest's
     /// descriptor.
@@ -118,7 +119,7 @@ impl StagedExport {
         let mut lines = LayerLines::announce(reporter, info, LayerState::Waiting);
         let options = options.clone().stop_with(&self.stop);
         let spooled = daemon
-            .export(&[name.to_string()], &self.layout, &options, |p| {
+            .export(&[export_name(info)], &self.layout, &options, |p| {
                 let layer = match &p {
                     hoist_docker::Progress::Layer(SpoolEvent::LayerStored {
                         diff_id,
@@ -182,11 +183,21 @@ impl Drop for StagedExport {
     }
 }
 
+/// What to ask the daemon to export for the image `info` describes: its ID, never the name it
+/// was inspected by. A name can be re-tagged between the inspect and the export (a build or
+/// pull finishing), and the export would then be of another image, one that may even share
+/// every layer and differ only in its config; cached under the inspected ID, it would be handed
+/// out as that image from then on. An ID names one image for good.
+pub(super) fn export_name(info: &ImageInfo) -> String {
+    info.id.to_string()
+}
+
 /// The image of an export that `name` was inspected as: the one whose config or manifest is
-/// the inspected ID, or whose layers are the inspected ones. A lone image that is none of these
-/// means `name` moved between the inspect and the export (a build or pull re-tagged it): caching
-/// it under the inspected ID would hand it out as that image later. With a platform asked for,
-/// a lone image is taken as it is (the inspect describes the daemon's default platform).
+/// the inspected ID, or whose layers are the inspected ones (with the containerd store, an ID
+/// that is an index digest exports platform manifests that are neither). The export is asked
+/// for by ID ([`export_name`]), so every image in it belongs to that ID; a lone image that is
+/// none of these is refused all the same. With a platform asked for, a lone image is taken as
+/// it is (the inspect describes the daemon's default platform).
 pub(super) fn the_inspected<'a>(
     spooled: &'a [SpooledImage],
     info: &ImageInfo,
