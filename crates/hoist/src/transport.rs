@@ -229,6 +229,14 @@ pub fn check_pair(source: &Location, destination: &Location) -> Result<(), Strin
              as NAME[:TAG]"
         ));
     }
+    if let Location::DockerDaemon { name } = destination
+        && !daemon_name_is_tag(name)
+    {
+        return Err(format!(
+            "`{destination}`: an image goes into the daemon under a NAME[:TAG], not a digest or \
+             an image ID"
+        ));
+    }
     if let (Location::Oci { dir: a, tag: ta }, Location::Oci { dir: b, tag: tb }) =
         (source, destination)
         && same_path(a, b)
@@ -273,19 +281,29 @@ fn parse_daemon(input: &str, rest: &str) -> Result<Location, TransportError> {
 /// `:latest` (asked for a bare name, the daemon exports every tag of it, in no fixed order).
 /// An image ID (`sha256:...`, or 12 or more hex digits) stays as given.
 fn daemon_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if is_image_id(name) || name.contains('@') || last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Whether a daemon name is an image ID: `sha256:HEX`, or 12 or more hex digits.
+fn is_image_id(name: &str) -> bool {
     let is_hex = |s: &str| {
         !s.is_empty()
             && s.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    let is_id =
-        name.strip_prefix("sha256:").is_some_and(is_hex) || (name.len() >= 12 && is_hex(name));
-    let last = name.rsplit('/').next().unwrap_or(name);
-    if is_id || name.contains('@') || last.contains(':') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    }
+    name.strip_prefix("sha256:").is_some_and(is_hex) || (name.len() >= 12 && is_hex(name))
+}
+
+/// Whether a daemon image name (as [`parse`] leaves it) is `NAME:TAG`: not an image ID, not a
+/// digest reference. Only such a name can be given to an image (a load) or written as an
+/// archive's name for it (`docker save` of an ID or a digest names no tag).
+pub fn daemon_name_is_tag(name: &str) -> bool {
+    !is_image_id(name) && !name.contains('@')
 }
 
 fn parse_archive(input: &str, rest: &str) -> Result<Location, TransportError> {
@@ -612,6 +630,21 @@ mod tests {
         let oci = parse("oci:/l:t");
         assert!(check_pair(&rootfs, &oci).is_err());
         assert!(check_pair(&oci, &rootfs).is_ok());
+        // A load needs a name to give the image, not a digest or an ID.
+        let hex = "a".repeat(64);
+        for bad in [
+            format!("docker-daemon:dst@sha256:{hex}"),
+            format!("docker-daemon:sha256:{hex}"),
+            "docker-daemon:e68b8f42f52e".to_string(),
+        ] {
+            let err = check_pair(&oci, &parse(&bad)).expect_err(&bad);
+            assert!(err.contains("NAME[:TAG]"), "{err}");
+            assert!(
+                check_pair(&parse(&bad), &oci).is_ok(),
+                "fine as a source: {bad}"
+            );
+        }
+        assert!(check_pair(&oci, &parse("docker-daemon:dst")).is_ok());
         assert!(check_pair(&oci, &oci).is_err());
         assert!(check_pair(&parse("oci:/l:a"), &parse("oci:/l:b")).is_ok());
         // stdin to stdout re-tags an archive: allowed.

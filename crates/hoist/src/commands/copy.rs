@@ -262,7 +262,7 @@ pub async fn stage(
             Ok(Staged {
                 layout,
                 image,
-                names: vec![name.clone()],
+                names: daemon_archive_names(name),
                 transit: None,
             })
         }
@@ -370,6 +370,17 @@ fn archive_names(reference: &Reference) -> Vec<String> {
     }
 }
 
+/// The names a daemon image named `name` gets in an archive: the name when it is `NAME:TAG`,
+/// none for an image ID or a digest reference, as `docker save` writes those (an invented
+/// `:latest` would move the user's latest on `docker load`).
+fn daemon_archive_names(name: &str) -> Vec<String> {
+    if crate::transport::daemon_name_is_tag(name) {
+        vec![name.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Open a layout and resolve the image (blocking work off the runtime).
 pub async fn open_layout_image(
     config: &Config,
@@ -415,5 +426,30 @@ mod tests {
         let both = parse(&format!("reg.example/team/app:2@sha256:{hex}"));
         assert_eq!(archive_names(&both), vec!["reg.example/team/app:2"]);
         assert_eq!(archive_names(&parse("alpine")), vec!["alpine:latest"]);
+    }
+
+    #[test]
+    fn a_daemon_image_named_by_id_or_digest_is_untagged_in_an_archive() {
+        let hex = "c".repeat(64);
+        let name = |s: &str| match Location::parse(&format!("docker-daemon:{s}")) {
+            Ok(Location::DockerDaemon { name }) => name,
+            other => panic!("{s}: {other:?}"),
+        };
+        for untagged in [
+            format!("app@sha256:{hex}"),
+            format!("localhost:5000/app@sha256:{hex}"),
+            format!("sha256:{hex}"),
+            "e68b8f42f52e".to_string(),
+        ] {
+            assert!(
+                daemon_archive_names(&name(&untagged)).is_empty(),
+                "{untagged}"
+            );
+        }
+        assert_eq!(daemon_archive_names(&name("app")), vec!["app:latest"]);
+        assert_eq!(
+            daemon_archive_names(&name("localhost:5000/a/b:1")),
+            vec!["localhost:5000/a/b:1"]
+        );
     }
 }
