@@ -253,11 +253,27 @@ fn a_name_retagged_during_the_export_still_exports_the_inspected_image() {
         .image(Some("x"), None)
         .expect("image");
     assert_eq!(image.manifest.value().config.digest.to_string(), a);
-    // The export cached under A's ID holds A's config.
-    let cached = cache.join("exports").join(a.trim_start_matches("sha256:"));
-    let cached = Layout::open(&cached)
-        .expect("the cached export")
-        .image(Some("image"), None)
+    // The archive (written from a transit export) holds A's config too.
+    let back = tmp.path().join("back");
+    let out = hoist(
+        &cache,
+        &dockerd.docker_host(),
+        &[
+            "-q",
+            "copy",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("oci:{}:y", back.display()),
+        ],
+    )
+    .output()
+    .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let image = Layout::open(&back)
+        .expect("layout")
+        .image(Some("y"), None)
         .expect("image");
-    assert_eq!(cached.manifest.value().config.digest.to_string(), a);
+    assert_eq!(image.manifest.value().config.digest.to_string(), a);
+    // A one-off copy caches nothing: only a push keeps its export.
+    assert!(names_in(&cache.join("exports")).is_empty());
+    assert!(names_in(&cache.join("transit")).is_empty());
 }

@@ -256,15 +256,19 @@ pub async fn stage(
         }
         Location::DockerDaemon { name } => {
             let docker = daemon::connect().await?;
-            // Archives, root filesystems and loads want the layers as the daemon sends them.
-            let (layout, image, _) =
-                daemon::export_cached(config, &docker, name, Compression::None, reporter).await?;
-            Ok(Staged {
-                layout,
-                image,
-                names: daemon_archive_names(name),
-                transit: None,
-            })
+            let transit = transit_dir(config, "export")?;
+            match daemon::export_once(config, &docker, name, &transit, reporter).await {
+                Ok((layout, image)) => Ok(Staged {
+                    layout,
+                    image,
+                    names: daemon_archive_names(name),
+                    transit: Some(transit),
+                }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&transit);
+                    Err(e)
+                }
+            }
         }
         Location::Rootfs { .. } => bail!("rootfs: is a destination only"),
     }

@@ -6,7 +6,8 @@
 //! digest belongs to which diff_id at which compression setting is remembered in
 //! `CACHE/layer-map`: a re-push of unchanged layers asks the registry for the remembered
 //! digest and skips compressing and uploading them. An export into a user's layout goes
-//! straight there (no cache copy) unless the cache already holds the image.
+//! straight there (no cache copy) unless the cache already holds the image; one for an archive,
+//! a root filesystem or a load goes through a transit layout deleted afterwards.
 //!
 //! Progress: one line for the export stream ("preparing" while dockerd writes the image to its
 //! own disk, then bytes received) and one per layer from the spooler's events.
@@ -20,7 +21,7 @@ use hoist_oci::archive::{SpoolEvent, write_docker_archive};
 use hoist_oci::codec::Compression;
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
 
-use super::export_cache::{StagedExport, cached_export, export_name, the_inspected};
+use super::export_cache::{cached_export, export_name, the_inspected};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 
@@ -58,38 +59,41 @@ pub fn export_options(config: &Config, compression: Compression) -> ExportOption
     options.compress_layers(compression, level, compression_threads())
 }
 
-/// Export `name` from the daemon into the cache (or reuse the cached export of the same image
-/// ID), its layers compressed with `compression` on the way in. Returns the layout, the image
-/// and the daemon's facts about it.
+/// Export `name` from the daemon for one command (a copy into an archive, a root filesystem
+/// or another daemon, or an inspect), its layers as the daemon sends them. The cached export of
+/// the same image ID is used when a push left one; otherwise the export goes into `transit`, a
+/// directory of the caller's that it deletes when done. Nothing new is cached: only a push keeps
+/// its export (to resume it), and a one-off copy of a 50 GB image must not leave 50 GB behind.
+/// Returns the layout and the image.
 ///
 /// # Errors
-/// Daemon, spooling and cache I/O errors.
-pub async fn export_cached(
+/// Daemon, spooling and I/O errors; `transit` may then hold part of the export.
+pub async fn export_once(
     config: &Config,
     daemon: &Daemon,
     name: &str,
-    compression: Compression,
+    transit: &Path,
     reporter: &Reporter,
-) -> anyhow::Result<(Layout, Image, ImageInfo)> {
+) -> anyhow::Result<(Layout, Image)> {
     let info = inspect(daemon, name).await?;
-    if let Some((layout, image)) = cached_export(config, &info) {
+    if let Some(cached) = cached_export(config, &info) {
         tracing::info!(id = %info.id, "reusing the cached export");
-        return Ok((layout, image, info));
+        return Ok(cached);
     }
-    let staged = StagedExport::create(config, &info)?;
-    // After the export each layer waits for its push.
-    let manifest = staged
-        .fill(
-            daemon,
-            name,
-            &info,
-            &export_options(config, compression),
-            reporter,
-            |_, _| {},
+    let layout = Layout::create(transit)?;
+    let mut lines = LayerLines::announce(reporter, &info, LayerState::Waiting);
+    let spooled = daemon
+        .export(
+            &[export_name(&info)],
+            &layout,
+            &export_options(config, Compression::None),
+            |p| lines.handle(p),
         )
-        .await?;
-    let (layout, image) = staged.commit(&manifest)?;
-    Ok((layout, image, info))
+        .await
+        .with_context(|| format!("exporting `{name}` from the Docker daemon"))?;
+    let chosen = the_inspected(&spooled, &info, name, &layout, config.platform.is_some())?;
+    let image = layout.image_at(&chosen.manifest, config.platform.as_ref())?;
+    Ok((layout, image))
 }
 
 pub async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
