@@ -277,3 +277,53 @@ fn a_name_retagged_during_the_export_still_exports_the_inspected_image() {
     assert!(names_in(&cache.join("exports")).is_empty());
     assert!(names_in(&cache.join("transit")).is_empty());
 }
+
+/// Ctrl-C while the daemon's export streams into a new layout (or a transit one, for an
+/// archive): the export stops at once and the layout hoist created goes, well within the
+/// interrupt's grace, instead of the export streaming on for the whole grace.
+#[test]
+fn an_interrupted_export_stops_at_once_and_removes_what_it_made() {
+    if !require_root() || !require_tool("dockerd") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let dockerd = Dockerd::start().expect("dockerd");
+    dockerd
+        .build_layers(&[5, 5], "hoist-sigint:1")
+        .expect("build an image");
+    let dir = tmp.path().join("layout");
+    let archive = tmp.path().join("app.tar");
+    for destination in [
+        format!("oci:{}:x", dir.display()),
+        format!("docker-archive:{}", archive.display()),
+    ] {
+        // The answer is held after its first bytes: the export is under way and waiting.
+        let relay = GatedRelay::start(dockerd.socket_path(), "/images/get", 1, AfterGate::Pass);
+        let child = spawn(&mut hoist(
+            &cache,
+            &relay.docker_host(),
+            &["-q", "copy", "docker-daemon:hoist-sigint:1", &destination],
+        ));
+        wait_held(&relay);
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let (code, stderr) = finish(child);
+        let took = started.elapsed();
+        relay.open();
+        assert_eq!(code, Some(1), "{destination}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{destination}: took {took:?} (the grace is 10 s)"
+        );
+        assert!(!dir.exists(), "{:?}", names_in(&dir));
+        assert!(!archive.exists());
+        assert!(names_in(&cache.join("transit")).is_empty());
+        assert!(names_in(&cache.join("exports")).is_empty());
+    }
+}

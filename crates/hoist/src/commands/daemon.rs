@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ImageInfo};
+use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ExportStop, ImageInfo};
 use hoist_oci::archive::{SpoolEvent, write_docker_archive};
 use hoist_oci::codec::Compression;
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
@@ -82,18 +82,36 @@ pub async fn export_once(
     }
     let layout = Layout::create(transit)?;
     let mut lines = LayerLines::announce(reporter, &info, LayerState::Waiting);
-    let spooled = daemon
-        .export(
-            &[export_name(&info)],
-            &layout,
-            &export_options(config, Compression::None),
-            |p| lines.handle(p),
-        )
+    let stop = ExportStop::new();
+    let options = export_options(config, Compression::None).stop_with(&stop);
+    let names = [export_name(&info)];
+    let export = daemon.export(&names, &layout, &options, |p| lines.handle(p));
+    let spooled = stopped_on_interrupt(export, &stop)
         .await
         .with_context(|| format!("exporting `{name}` from the Docker daemon"))?;
     let chosen = the_inspected(&spooled, &info, name, &layout, config.platform.is_some())?;
     let image = layout.image_at(&chosen.manifest, config.platform.as_ref())?;
     Ok((layout, image))
+}
+
+/// Run an export that uses `stop` so that Ctrl-C or SIGTERM stops it: the export then fails at
+/// its next read, once its threads let go of the layout, and the caller's ordinary error path
+/// removes what it made, well within the interrupt's grace.
+async fn stopped_on_interrupt<T, E>(
+    export: impl std::future::Future<Output = Result<T, E>>,
+    stop: &ExportStop,
+) -> Result<T, E> {
+    tokio::pin!(export);
+    loop {
+        tokio::select! {
+            result = &mut export => return result,
+            () = tokio::time::sleep(std::time::Duration::from_millis(50)), if !stop.is_stopped() => {
+                if crate::interrupt::raised() {
+                    stop.stop();
+                }
+            }
+        }
+    }
 }
 
 pub async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
@@ -131,13 +149,11 @@ pub async fn export_to_layout(
     let claim = super::local::claim_layout(dir).await?;
     let layout = claim.layout().clone();
     let mut lines = LayerLines::announce(reporter, &info, LayerState::Done);
-    let exported = daemon
-        .export(
-            &[export_name(&info)],
-            &layout,
-            &export_options(config, config.compression),
-            |p| lines.handle(p),
-        )
+    let stop = ExportStop::new();
+    let options = export_options(config, config.compression).stop_with(&stop);
+    let names = [export_name(&info)];
+    let export = daemon.export(&names, &layout, &options, |p| lines.handle(p));
+    let exported = stopped_on_interrupt(export, &stop)
         .await
         .with_context(|| format!("exporting `{name}` from the Docker daemon"));
     let image = exported.and_then(|spooled| {
