@@ -285,6 +285,48 @@ fn push_from_the_daemon_compresses_once_and_loads_back() {
         ])
         .expect("inspect");
     assert_eq!(listed.trim(), "3");
+
+    // The cached export damaged on disk: a changed byte fails the copy out of it (never a
+    // layout holding it) and the new layout goes; a lost layer makes the entry be exported
+    // again, so the copy works.
+    let entry = std::fs::read_dir(cache.join("exports"))
+        .expect("exports")
+        .next()
+        .expect("one export")
+        .expect("entry")
+        .path();
+    let entry_layout = Layout::open(&entry).expect("cached layout");
+    let layer = entry_layout
+        .image(Some("image"), None)
+        .expect("cached image")
+        .manifest
+        .value()
+        .layers[1]
+        .clone();
+    let blob = entry_layout.blob_path(&layer.digest);
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, &bytes).expect("damage");
+    let copy_to = |dir: &Path| {
+        run(hoist(&cache, &["-q", "copy", "docker-daemon:hoist-e2e:1"])
+            .arg(format!("oci:{}:t", dir.display()))
+            .env("DOCKER_HOST", dockerd.docker_host()))
+    };
+    let damaged = tmp.path().join("from-damaged");
+    let out = copy_to(&damaged);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        !damaged.exists(),
+        "the layout the failed copy made is removed"
+    );
+    std::fs::remove_file(&blob).expect("lose the layer");
+    let out = copy_to(&damaged);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    Layout::open(&damaged)
+        .expect("layout")
+        .image(Some("t"), None)
+        .expect("image");
 }
 
 #[test]

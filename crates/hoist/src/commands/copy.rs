@@ -12,7 +12,7 @@ use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor, Reference};
 
 use super::local::{
-    choose_archive_image, claim_layout, copy_between_layouts, spool_archive,
+    choose_archive_image, claim_layout, copy_between_layouts, release_failed, spool_archive,
     spool_archive_to_layout, tag_layout, unpack_from_layout, write_archive, write_runtime_config,
 };
 use super::remote::{
@@ -293,25 +293,39 @@ async fn deliver(
                 _ => staged.image.clone(),
             };
             let claim = claim_layout(dir).await?;
-            copy_between_layouts(
-                staged.layout.clone(),
-                image.clone(),
-                claim.layout().clone(),
-                reporter.clone(),
-            )
-            .await?;
             let source_tag = match source {
                 Location::Oci { tag, .. } => tag.clone(),
                 _ => None,
             };
-            tag_layout(
-                dir,
-                tag.as_deref().or(source_tag.as_deref()),
-                &image.descriptor,
-            )
-            .await?;
-            drop(claim);
-            Ok(())
+            let copied = async {
+                copy_between_layouts(
+                    staged.layout.clone(),
+                    image.clone(),
+                    claim.layout().clone(),
+                    reporter.clone(),
+                )
+                .await?;
+                tag_layout(
+                    dir,
+                    tag.as_deref().or(source_tag.as_deref()),
+                    &image.descriptor,
+                )
+                .await
+            }
+            .await;
+            match copied {
+                // An export from the daemon (here out of the export cache) removes a layout it
+                // created when it fails, as the export straight into the layout does; a copy
+                // between layouts keeps the verified blobs it wrote, for the next run to skip.
+                Err(e) if matches!(source, Location::DockerDaemon { .. }) => {
+                    release_failed(claim).await;
+                    Err(e)
+                }
+                other => {
+                    drop(claim);
+                    other
+                }
+            }
         }
         Location::DockerArchive { path, reference } => {
             let names = match reference {

@@ -34,10 +34,19 @@ pub fn cached_export(config: &Config, info: &ImageInfo) -> Option<(Layout, Image
     open_export(&export_dir(config, info))
 }
 
-/// The export cached in `dir`, if it is whole (a layout with its image tagged).
+/// The export cached in `dir`, if it is whole: a layout with its image tagged and every layer
+/// blob there at its size. A blob lost or cut short since (deleted by hand, a restore, a disk
+/// fault) makes the entry broken, to be exported again and replaced, rather than failing every
+/// later command for the image. Content is checked as it is read, as always.
 fn open_export(dir: &Path) -> Option<(Layout, Image)> {
     let layout = Layout::open(dir).ok()?;
     let image = layout.image(Some(EXPORT_TAG), None).ok()?;
+    for layer in &image.manifest.value().layers {
+        if !layout.has_blob(layer).ok()? {
+            tracing::warn!(dir = %dir.display(), blob = %layer.digest, "a cached export lost a layer; exporting again");
+            return None;
+        }
+    }
     Some((layout, image))
 }
 
@@ -349,6 +358,14 @@ mod tests {
         let (staged, manifest) = staged_image(1);
         let (_, image) = staged.commit(&manifest).expect("replaces the broken one");
         assert_eq!(image.descriptor.digest, manifest.digest);
+        let (layout, _) = cached_export(&config, &info).expect("cached");
+        // A layer blob lost since makes the entry broken too; put back, it is whole again.
+        let layer = &image.manifest.value().layers[0];
+        let path = layout.blob_path(&layer.digest);
+        let aside = tmp.path().join("aside");
+        std::fs::rename(&path, &aside).expect("lose the layer");
+        assert!(cached_export(&config, &info).is_none(), "a lost layer");
+        std::fs::rename(&aside, &path).expect("restore the layer");
         assert!(cached_export(&config, &info).is_some());
         // A whole export already there (another hoist won the race) is the one used.
         let (staged, other) = staged_image(2);
