@@ -201,12 +201,7 @@ impl LayerLines {
             size: total,
         });
         reporter.state(EXPORT_LINE, LayerState::Preparing);
-        let mut unique: Vec<&hoist_oci::Digest> = Vec::with_capacity(info.diff_ids.len());
-        for diff_id in &info.diff_ids {
-            if !unique.contains(&diff_id) {
-                unique.push(diff_id);
-            }
-        }
+        let unique: std::collections::HashSet<&hoist_oci::Digest> = info.diff_ids.iter().collect();
         let free = (1..=unique.len()).map(placeholder).collect();
         for id in &free {
             reporter.send(Event::Layer {
