@@ -244,8 +244,9 @@ impl ConnectOptions {
         self
     }
 
-    /// The endpoint these options resolve to. A TCP endpoint while `DOCKER_TLS_VERIFY` is set
-    /// is refused rather than silently spoken to without TLS.
+    /// The endpoint these options resolve to. A TCP endpoint while `DOCKER_TLS_VERIFY` is set,
+    /// or a current docker context that reaches a TCP address over TLS, is refused rather than
+    /// silently spoken to without TLS.
     pub fn endpoint(&self) -> Result<Endpoint> {
         let mut env = if self.use_env {
             std::env::var("DOCKER_HOST").ok()
