@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::connect::{ApiVersion, Daemon};
 use crate::direct::{Body, Context, StreamReader, Watch};
 use crate::error::{Error, ErrorKind, Result};
+use crate::inspect::ImageInfo;
 use crate::progress::Progress;
 
 /// Stops a running export from outside, as when other work it feeds has failed, and tells
@@ -115,9 +116,11 @@ impl ExportOptions {
         Self::default()
     }
 
-    /// Export only this platform of a multi-platform image. Needs a daemon with API >= 1.48;
-    /// older daemons hold a single platform per image and the export fails with
-    /// [`ErrorKind::ApiTooOld`] rather than silently ignoring the request.
+    /// Export only this platform of a multi-platform image. A daemon with API >= 1.48 is asked
+    /// for it. Older daemons hold a single platform per image and take no such request: the
+    /// image is exported as it is when its platform (inspected first) matches, and the export
+    /// fails with [`ErrorKind::NotFound`], naming the image's platform, when it does not,
+    /// rather than silently exporting another platform.
     pub fn platform(mut self, platform: Platform) -> Self {
         self.platform = Some(platform);
         self
@@ -229,10 +232,11 @@ impl Daemon {
         validate_names(names)?;
         let mut extra = None;
         if let Some(platform) = &options.platform {
-            if !self.supports_platform_selection() {
-                return Err(platform_unsupported(self.api, platform).with_host(&self.host()));
+            if self.supports_platform_selection() {
+                extra = Some(query_pair("platform", &platform_json(platform)));
+            } else {
+                self.check_single_platform(names, platform).await?;
             }
-            extra = Some(query_pair("platform", &platform_json(platform)));
         }
         let docker = self.transfer_client(extra)?;
         let names = names.to_vec();
@@ -304,6 +308,34 @@ impl Daemon {
         progress(Progress::Receiving { bytes: received });
         progress(Progress::Done { bytes: received });
         Ok(value)
+    }
+
+    /// Below API 1.48 a daemon holds one platform per image and takes no platform on export:
+    /// asking for the image's own platform is met by exporting it as it is; asking for another
+    /// fails, naming the platform the daemon has.
+    async fn check_single_platform(&self, names: &[String], wanted: &Platform) -> Result<()> {
+        for name in names {
+            let info = self.inspect(name).await?;
+            let have = image_platform(&info, &self.platform());
+            if !have.matches(wanted) {
+                return Err(platform_unavailable(self.api, &have, wanted)
+                    .with_image(name.clone())
+                    .with_host(&self.host()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The platform of an image on a single-platform daemon: what its inspect says, the daemon's
+/// own platform for what it leaves out (as the daemon itself assumes for such images).
+fn image_platform(info: &ImageInfo, daemon: &Platform) -> Platform {
+    let pick = |own: &str, default: &str| if own.is_empty() { default } else { own }.to_string();
+    Platform {
+        os: pick(&info.os, &daemon.os),
+        architecture: pick(&info.architecture, &daemon.architecture),
+        variant: info.variant.clone(),
+        ..Platform::default()
     }
 }
 
@@ -382,14 +414,13 @@ fn validate_names(names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn platform_unsupported(api: ApiVersion, platform: &Platform) -> Error {
+fn platform_unavailable(api: ApiVersion, have: &Platform, wanted: &Platform) -> Error {
     Error::new(
-        ErrorKind::ApiTooOld,
+        ErrorKind::NotFound,
         format!(
-            "cannot select platform {}/{} on export: the daemon speaks API {api} and holds a \
-             single platform per image (platform selection needs API {})",
-            platform.os,
-            platform.architecture,
+            "cannot export platform {wanted}: the daemon holds this image for {have} only (it \
+             speaks API {api} and holds a single platform per image; selecting one of several \
+             platforms needs API {})",
             ApiVersion::PLATFORM_SELECTION
         ),
     )
@@ -480,20 +511,59 @@ mod tests {
     }
 
     #[test]
-    fn old_daemon_says_single_platform() {
-        let err = platform_unsupported(
+    fn old_daemon_names_the_platform_it_has() {
+        let err = platform_unavailable(
             ApiVersion {
                 major: 1,
                 minor: 41,
             },
-            &Platform {
-                architecture: "arm64".into(),
-                os: "linux".into(),
-                ..Platform::default()
-            },
+            &Platform::new("linux", "amd64"),
+            &Platform::new("linux", "arm64"),
         );
-        assert!(err.is_api_too_old());
+        assert!(err.is_not_found());
         let text = err.to_string();
-        assert!(text.contains("single platform") && text.contains("1.41") && text.contains("1.48"));
+        assert!(
+            text.contains("cannot export platform linux/arm64")
+                && text.contains("for linux/amd64 only")
+                && text.contains("single platform")
+                && text.contains("1.41")
+                && text.contains("1.48"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_single_platform_image_meets_requests_for_its_own_platform() {
+        let info = |architecture: &str, variant: Option<&str>| ImageInfo {
+            id: hoist_oci::Digest::sha256_of(b"config"),
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            size: 0,
+            diff_ids: Vec::new(),
+            architecture: architecture.into(),
+            os: "linux".into(),
+            variant: variant.map(Into::into),
+        };
+        let daemon = Platform::new("linux", "amd64");
+        let wants = |info: &ImageInfo, wanted: &str| {
+            image_platform(info, &daemon).matches(&Platform::parse(wanted).expect("platform"))
+        };
+        let amd64 = info("amd64", None);
+        assert!(wants(&amd64, "linux/amd64"));
+        assert!(wants(&amd64, "linux/x86_64"));
+        assert!(!wants(&amd64, "linux/arm64"));
+        assert!(!wants(&amd64, "windows/amd64"));
+        // arm64's variant is v8 whether or not the image or the request says so.
+        for image in [info("arm64", None), info("arm64", Some("v8"))] {
+            assert!(wants(&image, "linux/arm64"));
+            assert!(wants(&image, "linux/arm64/v8"));
+            assert!(!wants(&image, "linux/amd64"));
+        }
+        // A request without a variant takes any; one with a variant only that one.
+        let armv6 = info("arm", Some("v6"));
+        assert!(wants(&armv6, "linux/arm"));
+        assert!(!wants(&armv6, "linux/arm/v7"));
+        // An image that does not say its platform is the daemon's.
+        assert!(wants(&info("", None), "linux/amd64"));
     }
 }

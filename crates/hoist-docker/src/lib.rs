@@ -28,7 +28,9 @@
 //!   several images; the daemon writes shared layers once) into a file or any blocking
 //!   consumer such as hoist-oci's docker-archive spooler. [`ExportOptions::platform`] selects
 //!   one platform where the daemon's API allows it (>= 1.48); older daemons hold one platform
-//!   per image and the request fails with a clear [`ErrorKind::ApiTooOld`] error.
+//!   per image, so the image is exported as it is when that is the platform asked for, and the
+//!   request fails with a clear [`ErrorKind::NotFound`] error naming the image's platform when
+//!   it is not.
 //! - [`Daemon::load_archive`] / [`Daemon::load_with`] — stream a docker-archive, written on the
 //!   fly by a blocking producer, into `POST /images/load`. dockerd 20.10 cannot load OCI-layout
 //!   tars, so hoist always loads the legacy docker-archive format.

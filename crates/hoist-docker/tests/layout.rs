@@ -306,3 +306,130 @@ async fn load_an_index_picks_the_daemon_platform() {
     assert!(err.to_string().contains(foreign_arch), "{err}");
     assert!(!daemon.exists("hoist-index:2").await.expect("exists"));
 }
+
+/// The files under a layout's `blobs/` and its `index.json`, path -> bytes.
+fn layout_files(layout: &Layout) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let root = layout.root();
+    let mut files = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.join("blobs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read blobs dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(root).expect("in layout");
+                files.insert(
+                    name.display().to_string(),
+                    std::fs::read(&path).expect("read blob"),
+                );
+            }
+        }
+    }
+    files.insert(
+        "index.json".into(),
+        std::fs::read(root.join("index.json")).expect("read index.json"),
+    );
+    files
+}
+
+/// Regression (`--platform` on dockerd < 25): a daemon below API 1.48 holds one platform per
+/// image and takes no platform on export. Asking for the image's own platform exports it as
+/// without the option; asking for another fails before any byte, naming the one it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_on_an_old_daemon_is_met_by_the_images_own() {
+    let Some(dockerd) = start_dockerd() else {
+        return;
+    };
+    let scratch_dir = tempfile::tempdir().expect("scratch dir");
+    let scratch = scratch_dir.path();
+    import_files(
+        &dockerd,
+        scratch,
+        "hoist-base:1",
+        &[("etc/hello", b"hello\n")],
+    );
+    build_layers(
+        &dockerd,
+        scratch,
+        "hoist-plat:1",
+        "hoist-base:1",
+        &[("data.bin", &noise(300_000, 7))],
+    );
+    let daemon = Daemon::connect(ConnectOptions::new().socket(dockerd.socket_path()))
+        .await
+        .expect("connect");
+    assert!(!daemon.supports_platform_selection());
+    let info = daemon.inspect("hoist-plat:1").await.expect("inspect");
+    let own = Platform::parse(&format!("{}/{}", info.os, info.architecture)).expect("own");
+    let names = vec!["hoist-plat:1".to_string()];
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = |name: &str, options: ExportOptions| {
+        let layout = Layout::create(dir.path().join(name)).expect("layout");
+        let daemon = daemon.clone();
+        let names = names.clone();
+        async move {
+            let spooled = daemon.export(&names, &layout, &options, |_| {}).await;
+            (layout, spooled)
+        }
+    };
+    let (plain, plain_spooled) = export("plain", ExportOptions::new()).await;
+    let plain_spooled = plain_spooled.expect("export without a platform");
+    assert_eq!(plain_spooled[0].config.digest, info.id);
+
+    // The image's own platform, as the user spells it: same images, same blobs, same tags.
+    let mut spellings = vec![own.to_string()];
+    if own.architecture == "amd64" {
+        spellings.push("linux/x86_64".into());
+    }
+    if own.architecture == "arm64" {
+        spellings.push("linux/arm64/v8".into());
+    }
+    for (i, spelling) in spellings.iter().enumerate() {
+        let wanted = Platform::parse(spelling).expect("platform");
+        let (layout, spooled) =
+            export(&format!("own{i}"), ExportOptions::new().platform(wanted)).await;
+        let spooled = spooled.unwrap_or_else(|e| panic!("export for {spelling}: {e}"));
+        assert_eq!(spooled, plain_spooled, "{spelling}");
+        assert!(layout_files(&layout) == layout_files(&plain), "{spelling}");
+    }
+    // ... and into an archive: byte for byte what an export without the option sends.
+    let (without, _) = daemon
+        .export_archive(&names, &ExportOptions::new(), Vec::new(), |_| {})
+        .await
+        .expect("archive without a platform");
+    let (with, _) = daemon
+        .export_archive(
+            &names,
+            &ExportOptions::new().platform(own.clone()),
+            Vec::new(),
+            |_| {},
+        )
+        .await
+        .expect("archive for the own platform");
+    assert!(with == without, "the archives differ");
+
+    // Another platform: a clear error naming the image's and the requested platform, before
+    // anything is written.
+    let foreign = if own.architecture == "arm64" {
+        Platform::new("linux", "amd64")
+    } else {
+        Platform::new("linux", "arm64")
+    };
+    let (layout, spooled) = export("foreign", ExportOptions::new().platform(foreign.clone())).await;
+    let err = spooled.expect_err("foreign platform on API 1.41");
+    assert!(err.is_not_found(), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("for {own} only")) && text.contains(&foreign.to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains("hoist-plat:1") && text.contains("1.41"),
+        "{text}"
+    );
+    assert!(layout.list().expect("list").is_empty());
+    let blobs = layout_files(&layout);
+    assert_eq!(blobs.len(), 1, "{:?}", blobs.keys());
+}
