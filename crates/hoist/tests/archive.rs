@@ -20,6 +20,25 @@ fn arg(path: &std::path::Path, suffix: &str) -> String {
     format!("oci:{}{suffix}", path.display())
 }
 
+/// The synthetic image `spec` as a layout in `dir/from` (tag `v1`) and, through `hoist copy`,
+/// as the docker archive `dir/app.tar`, its image named `name` when given.
+fn synthetic_archive(
+    dir: &std::path::Path,
+    spec: &ImageSpec,
+    name: Option<&str>,
+) -> (hoist_testkit::synth::SynthImage, std::path::PathBuf) {
+    let from = dir.join("from");
+    let image = write_oci_layout(&from, "v1", spec).expect("synthetic layout");
+    let archive = dir.join("app.tar");
+    let destination = match name {
+        Some(n) => format!("docker-archive:{}:{n}", archive.display()),
+        None => format!("docker-archive:{}", archive.display()),
+    };
+    let out = hoist(&["-q", "copy", &arg(&from, ":v1"), &destination]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    (image, archive)
+}
+
 #[test]
 fn docker_archive_round_trip_through_files_and_pipes() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -160,17 +179,8 @@ fn docker_archive_spools_straight_into_the_layout_and_cleans_up_after_a_failure(
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
     let cache_arg = cache.to_str().expect("utf-8");
-    let from = tmp.path().join("from");
     let spec = ImageSpec::uniform(3, 200_000, Compression::Zstd, 11);
-    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
-    let archive = tmp.path().join("app.tar");
-    let out = hoist(&[
-        "-q",
-        "copy",
-        &arg(&from, ":v1"),
-        &format!("docker-archive:{}:app:v1", archive.display()),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (image, archive) = synthetic_archive(tmp.path(), &spec, Some("app:v1"));
 
     // From stdin into a new layout: exactly the image's blobs, each named by its digest.
     let to = tmp.path().join("to");
@@ -482,13 +492,9 @@ fn archive_layers_into_a_layout_are_compressed_only_when_asked() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
     let cache_arg = cache.to_str().expect("utf-8");
-    let from = tmp.path().join("from");
     let spec = ImageSpec::uniform(2, 150_000, Compression::Gzip, 5);
-    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
-    let archive = tmp.path().join("app.tar");
+    let (image, archive) = synthetic_archive(tmp.path(), &spec, None);
     let archive_arg = format!("docker-archive:{}", archive.display());
-    let out = hoist(&["-q", "copy", &arg(&from, ":v1"), &archive_arg]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     for (flags, want) in [
         (&[][..], Compression::None),
@@ -547,17 +553,8 @@ fn xz_and_bzip2_archives_copy_like_the_plain_one() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
     let cache_arg = cache.to_str().expect("utf-8");
-    let from = tmp.path().join("from");
     let spec = ImageSpec::uniform(2, 120_000, Compression::Gzip, 9);
-    let image = write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
-    let archive = tmp.path().join("app.tar");
-    let out = hoist(&[
-        "-q",
-        "copy",
-        &arg(&from, ":v1"),
-        &format!("docker-archive:{}", archive.display()),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (image, archive) = synthetic_archive(tmp.path(), &spec, None);
     for tool in ["xz", "bzip2"] {
         if !hoist_testkit::require_tool(tool) {
             continue;
