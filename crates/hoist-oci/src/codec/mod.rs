@@ -8,8 +8,10 @@
 //!
 //! Compression can use several threads per layer: zstd through its own multithreaded mode, gzip
 //! through block gzip (256 KiB blocks compressed in parallel and stitched into one standard gzip
-//! member, like pigz), whose output is the same whatever the thread count, so a layer's digest
-//! does not depend on the machine that compressed it.
+//! member, like pigz), whose output is the same whatever the thread count, so with a given hoist
+//! build a layer's digest does not depend on the machine that compressed it (another zlib-rs
+//! version may pick other matches). zstd promises no such thing: its multithreaded mode writes
+//! another stream than one thread does.
 
 mod gzip;
 
@@ -376,7 +378,7 @@ impl<W: Write> Compressor<W> {
     /// A compressor writing `compression` at `level` (the codec's default when `None`) into
     /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
     /// block gzip (256 KiB blocks, pigz-style, one standard gzip member). gzip output does not
-    /// depend on `threads`; zstd output does.
+    /// depend on `threads`; zstd output does (one thread gives another stream than several).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
