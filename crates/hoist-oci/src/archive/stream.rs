@@ -68,8 +68,9 @@ const VERDICT_LIMIT: u64 = 64 << 20;
 /// [`ErrorKind::Unsupported`].
 pub(super) struct Unpacked<'a> {
     reader: Box<dyn Read + 'a>,
-    /// xz or bzip2, whose checks come after the data they cover ([`Unpacked::cause`]).
-    outer: Option<Outer>,
+    /// Whether the stream is compressed: then the decoder's checks come after the data they
+    /// cover ([`Unpacked::cause`]).
+    compressed: bool,
 }
 
 impl Read for Unpacked<'_> {
@@ -79,12 +80,15 @@ impl Read for Unpacked<'_> {
 }
 
 impl Unpacked<'_> {
-    /// After the tar inside turned out to be broken: the xz or bzip2 stream's own error, when
+    /// After the tar inside turned out to be broken: the compressed stream's own error, when
     /// reading on (at most [`VERDICT_LIMIT`] bytes) shows that the stream is what is corrupt.
-    /// A decoder checks a block once it has handed out all of it, so a damaged block first
-    /// yields garbage the tar reader chokes on; the decoder's complaint is the better message.
+    /// A decoder checks a block (an xz or bzip2 block, a zstd frame) once it has handed out
+    /// all of it, so a damaged block first yields garbage the tar reader chokes on; the
+    /// decoder's complaint is the better message.
     pub(super) fn cause(&mut self) -> Option<Error> {
-        self.outer?;
+        if !self.compressed {
+            return None;
+        }
         let mut rest = (&mut self.reader).take(VERDICT_LIMIT);
         match io::copy(&mut rest, &mut io::sink()) {
             Ok(_) => None,
@@ -105,7 +109,7 @@ pub(super) fn decoder<'a, R: Read + 'a>(mut reader: R) -> Result<Unpacked<'a>> {
     let Some(kind) = outer else {
         return Ok(Unpacked {
             reader: codec::decoder(whole)?,
-            outer,
+            compressed: codec::Compression::detect(&first[..n]) != codec::Compression::None,
         });
     };
     let source = BufReader::with_capacity(SOURCE_BUF, Source(whole));
@@ -123,7 +127,10 @@ pub(super) fn decoder<'a, R: Read + 'a>(mut reader: R) -> Result<Unpacked<'a>> {
             kind,
         )),
     };
-    Ok(Unpacked { reader, outer })
+    Ok(Unpacked {
+        reader,
+        compressed: true,
+    })
 }
 
 /// The compressed source under a decoder. Its errors are wrapped in this crate's [`Error`], so

@@ -203,6 +203,23 @@ fn a_compressed_archive_with_a_bad_trailer_fails() {
     assert_clean_failure(packed, |e| e.to_string().contains("end of the archive"));
 }
 
+/// A gzip or zstd archive damaged in the middle: the error is the compressed stream's own, not
+/// whatever the garbage before its check made the tar reader say.
+#[test]
+fn a_damaged_gzip_or_zstd_archive_says_its_stream_is_corrupt() {
+    let fx = legacy_archive();
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let mut packed = Vec::new();
+        compress(&fx.bytes[..], &mut packed, c, None, 1).expect("compress");
+        let at = packed.len() / 3;
+        packed[at] ^= 0x55;
+        let said = format!("corrupt or truncated {c} stream");
+        assert_clean_failure(packed, |e| {
+            e.kind() == crate::ErrorKind::Corrupt && e.to_string().contains(&said)
+        });
+    }
+}
+
 #[test]
 fn paths_kept_until_the_manifest_are_bounded() {
     // One overlong link target: refused, naming the reason.
