@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! CACHE/
-//!   exports/IMAGE_ID/      spooled `docker save` output, one directory per image
+//!   exports/IMAGE_ID/      a push's spooled `docker save` output, one directory per image
 //!                          (with the layers hoist compressed for pushing)
 //!   uploads/               in-flight upload state (for resuming after Ctrl-C or a crash)
-//!   transit/               images passing through (archives, registry-to-registry copies)
+//!   transit/               images passing through (archives, registry-to-registry copies,
+//!                          daemon exports for anything but a push), removed when done
 //!   layer-map/             which compressed digest belongs to which diff_id (kept unless --all)
 //! ```
 
