@@ -3,22 +3,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use hoist_oci::{Compression, Digest, Layout, MediaType};
 use hoist_testkit::synth::{ImageSpec, write_oci_layout};
 
-fn hoist(args: &[&str]) -> Output {
-    common::clean().args(args).output().expect("run hoist")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("utf-8")
-}
-
-fn arg(path: &std::path::Path, suffix: &str) -> String {
-    format!("oci:{}{suffix}", path.display())
-}
+use common::{arg, hoist, text};
 
 /// The synthetic image `spec` as a layout in `dir/from` (tag `v1`) and, through `hoist copy`,
 /// as the docker archive `dir/app.tar`, its image named `name` when given.

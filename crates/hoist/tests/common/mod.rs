@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The `hoist` binary with none of the variables it reads (`HOIST_*`, `RUST_LOG`) inherited.
 pub fn clean() -> Command {
@@ -24,4 +24,19 @@ pub fn isolated(cache: &Path) -> Command {
     cmd.env("HOIST_CACHE_DIR", cache)
         .env("DOCKER_CONFIG", cache.join("no-docker-config"));
     cmd
+}
+
+/// Run [`clean`] `hoist` with `args` to completion.
+pub fn hoist(args: &[&str]) -> Output {
+    clean().args(args).output().expect("run hoist")
+}
+
+/// Output bytes as text (hoist writes UTF-8).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+/// The `oci:DIR` argument for `path`, with `suffix` (`:TAG`, or nothing) after it.
+pub fn arg(path: &Path, suffix: &str) -> String {
+    format!("oci:{}{suffix}", path.display())
 }
