@@ -294,11 +294,22 @@ fn an_interrupted_unpack_removes_the_root_it_created() {
             .status()
             .expect("kill");
         assert!(sent.success());
-        // More bytes wake the read the unpack is blocked in; it notices the signal next.
-        let _ = pipe.write_all(&bytes[bytes.len() / 2..bytes.len() / 2 + 65536]);
-        drop(pipe);
+        // More bytes, a little at a time, wake the read the unpack is blocked in; it notices
+        // the signal at its next read. The pipe stays open until hoist has gone (its writes
+        // then fail): closed early, the layer's end could fail the unpack as a truncated
+        // layer before the signal is seen, and left idle, the read would block the whole grace.
+        let rest = bytes[bytes.len() / 2..].to_vec();
+        let feeder = std::thread::spawn(move || {
+            for chunk in rest.chunks(4096) {
+                if pipe.write_all(chunk).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
         std::io::Read::read_to_string(&mut stderr, &mut said).expect("stderr");
         let status = child.wait().expect("wait");
+        feeder.join().expect("feeder");
         assert_eq!(status.code(), Some(1), "SIG{signal}: {said}");
         assert!(said.contains("interrupted"), "SIG{signal}: {said}");
         assert!(said.contains("was removed"), "SIG{signal}: {said}");
