@@ -8,8 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// What an interrupted command says.
-pub const MESSAGE: &str = "interrupted: run the same command again to continue where it stopped";
+/// What an interrupted command says when running it again continues where it stopped (a push:
+/// the registry keeps what it has, and the upload state says where that ends).
+pub const RESUMABLE: &str = "interrupted: run the same command again to continue where it stopped";
+
+/// What an interrupted copy into a layout says: the blobs it verified stay, and running it again
+/// copies only the rest.
+pub const BLOBS_KEPT: &str =
+    "interrupted: the blobs already copied are kept; run the same command again to copy the rest";
+
+/// What any other interrupted command says: what it made was removed (its error says so), and
+/// running it again starts over.
+pub const STARTS_OVER: &str = "interrupted";
 
 /// Ask every piece of work in progress to stop.
 pub fn raise() {
@@ -61,13 +71,15 @@ pub const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10
 
 /// Run a command's `work` until it ends or a signal comes. On a signal, [`raise`], then give the
 /// work `grace` to fail at its next read or write and clean up on its error path (a second
-/// signal stops the wait); its error, or the interruption, is returned with [`MESSAGE`].
+/// signal stops the wait); its error, or the interruption, is returned with `message` (one of
+/// [`RESUMABLE`], [`BLOBS_KEPT`], [`STARTS_OVER`]).
 ///
 /// # Errors
 /// `work`'s, or an interruption.
 pub async fn interruptible<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
     grace: std::time::Duration,
+    message: &'static str,
 ) -> anyhow::Result<T> {
     tokio::pin!(work);
     tokio::select! {
@@ -84,8 +96,8 @@ pub async fn interruptible<T>(
                 // It finished as the signal came: done is done.
                 Some(Ok(value)) => Ok(value),
                 // Its error says what was cleaned up.
-                Some(Err(e)) => Err(e.context(MESSAGE)),
-                None => Err(anyhow::anyhow!(MESSAGE)),
+                Some(Err(e)) => Err(e.context(message)),
+                None => Err(anyhow::anyhow!(message)),
             }
         }
     }

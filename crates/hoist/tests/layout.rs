@@ -313,6 +313,8 @@ fn an_interrupted_unpack_removes_the_root_it_created() {
         assert_eq!(status.code(), Some(1), "SIG{signal}: {said}");
         assert!(said.contains("interrupted"), "SIG{signal}: {said}");
         assert!(said.contains("was removed"), "SIG{signal}: {said}");
+        // Running it again starts over; only a push continues where it stopped.
+        assert!(!said.contains("continue where"), "SIG{signal}: {said}");
         assert!(
             !root.exists(),
             "SIG{signal}: the half-unpacked root is gone"

@@ -50,11 +50,25 @@ pub fn run(
     let result = runtime.block_on(crate::interrupt::interruptible(
         copy(config, source, destination, reporter),
         grace,
+        interrupted_message(source, destination),
     ));
     // Whatever still runs (a blocking call between two reads) stops with the process.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     reporter.send(Event::Finish { ok: result.is_ok() });
     result
+}
+
+/// What an interrupted copy tells the user about running it again. Only a push continues where
+/// it stopped; a pull or a layout copy keeps the blobs it verified (the layout is not removed);
+/// everything else (a daemon export, an archive, an unpack) removes what it made and starts over.
+fn interrupted_message(source: &Location, destination: &Location) -> &'static str {
+    match (source, destination) {
+        (_, Location::Registry { .. }) => crate::interrupt::RESUMABLE,
+        (Location::Registry { .. } | Location::Oci { .. }, Location::Oci { .. }) => {
+            crate::interrupt::BLOBS_KEPT
+        }
+        _ => crate::interrupt::STARTS_OVER,
+    }
 }
 
 async fn copy(
@@ -469,5 +483,26 @@ mod tests {
             daemon_archive_names(&name("localhost:5000/a/b:1")),
             vec!["localhost:5000/a/b:1"]
         );
+    }
+
+    #[test]
+    fn only_a_push_promises_to_continue_where_it_stopped() {
+        use crate::interrupt::{BLOBS_KEPT, RESUMABLE, STARTS_OVER};
+        let at = |s: &str| Location::parse(s).expect("location");
+        let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to));
+        assert_eq!(said("docker-daemon:app", "docker://reg.example/app"), RESUMABLE);
+        assert_eq!(said("oci:/l:1", "docker://reg.example/app"), RESUMABLE);
+        assert_eq!(said("docker://reg.example/app", "oci:/l:1"), BLOBS_KEPT);
+        assert_eq!(said("oci:/a:1", "oci:/b:1"), BLOBS_KEPT);
+        for (from, to) in [
+            ("docker://reg.example/app", "rootfs:/r"),
+            ("oci:/l:1", "rootfs:/r"),
+            ("docker-daemon:app", "oci:/l:1"),
+            ("docker-archive:/a.tar", "oci:/l:1"),
+            ("oci:/l:1", "docker-archive:/a.tar"),
+            ("docker://reg.example/app", "docker-daemon:app"),
+        ] {
+            assert_eq!(said(from, to), STARTS_OVER, "{from} -> {to}");
+        }
     }
 }

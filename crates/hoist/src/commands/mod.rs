@@ -74,6 +74,7 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             let text = runtime.block_on(crate::interrupt::interruptible(
                 inspect::run(config, &source, raw),
                 crate::interrupt::CLEANUP_GRACE,
+                crate::interrupt::STARTS_OVER,
             ))?;
             let mut stdout = std::io::stdout().lock();
             let written = stdout.write_all(&text).and_then(|()| stdout.flush());
