@@ -183,7 +183,7 @@ pub(crate) fn one_line(message: &str) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| trimmed.to_string());
-    let first = text.lines().next().unwrap_or("").trim();
+    let first = said_once(text.lines().next().unwrap_or("").trim());
     if first.chars().count() > 300 {
         let cut: String = first.chars().take(300).collect();
         format!("{cut}...")
@@ -192,9 +192,51 @@ pub(crate) fn one_line(message: &str) -> String {
     }
 }
 
+/// dockerd 20.10 wraps some errors in their own text ("no such image: x: No such image: x"):
+/// the message once.
+fn said_once(text: &str) -> &str {
+    let Some(half) = text.len().checked_sub(2).map(|n| n / 2) else {
+        return text;
+    };
+    match (
+        text.get(..half),
+        text.get(half..half + 2),
+        text.get(half + 2..),
+    ) {
+        (Some(first), Some(": "), Some(second))
+            if !first.is_empty() && first.eq_ignore_ascii_case(second) =>
+        {
+            first
+        }
+        _ => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_the_daemon_repeats_is_said_once() {
+        let said = from_status(
+            404,
+            r#"{"message":"no such image: app:1: No such image: app:1"}"#,
+        );
+        assert_eq!(
+            said.to_string(),
+            "not found in the daemon: no such image: app:1"
+        );
+        assert_eq!(
+            said.with_image("app:1").to_string(),
+            "not found in the daemon: no such image: app:1"
+        );
+        // Only an exact repeat collapses.
+        for kept in ["a: b", "x: x1", "", ":", ": ", "é: é!"] {
+            assert_eq!(said_once(kept), kept);
+        }
+        assert_eq!(said_once("é: É"), "é: É", "only ASCII case is folded");
+        assert_eq!(said_once("Ab: aB"), "Ab");
+    }
 
     #[test]
     fn statuses_map_to_kinds() {

@@ -178,7 +178,10 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        if let Some(image) = &self.image {
+        // The daemon's own message usually names the image already.
+        if let Some(image) = &self.image
+            && !self.message.contains(image.as_str())
+        {
             write!(f, " (image {image})")?;
         }
         if let Some(host) = &self.host {
