@@ -53,6 +53,15 @@ pub fn run(args: &[String]) -> Result<()> {
         "warnings",
     ]))?;
 
+    step("rustdoc (library crates, warnings denied)");
+    // Broken intra-doc links and bad doc syntax are what a downstream user of one crate reads.
+    sys::run(
+        Command::new(&cargo)
+            .current_dir(&root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--workspace", "--lib", "--no-deps", "--locked"]),
+    )?;
+
     step("tidy");
     crate::tidy::run(&[])?;
 
