@@ -3,7 +3,11 @@
 //! 1. Dependency direction: `hoist-oci` is the leaf; `hoist-docker`, `hoist-registry` and
 //!    `hoist-unpack` depend on `hoist-oci` and never on each other (not even as dev-dependencies;
 //!    they may use `hoist-testkit` for tests); only the CLI `hoist`, `xtask` and `tests` see all.
-//! 2. Every non-test `.rs` file (anything under a package's `src/` except `#[cfg(test)]` modules in
+//! 2. Publishing: a publishable crate's dependency on another workspace crate carries a version
+//!    (crates.io needs one), and a dependency on an unpublished one (`hoist-testkit`) is a
+//!    path-only dev-dependency, which `cargo package` drops (with a version it would have to be
+//!    on crates.io, and packaging the library fails).
+//! 3. Every non-test `.rs` file (anything under a package's `src/` except `#[cfg(test)]` modules in
 //!    `tests.rs` files or `tests/` directories) opens with a `//!` doc.
 
 use std::collections::BTreeMap;
@@ -25,12 +29,16 @@ struct Package {
     name: String,
     manifest_path: PathBuf,
     dependencies: Vec<Dependency>,
+    /// `Some([])` for `publish = false`; `None` when it may go to any registry.
+    publish: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 struct Dependency {
     name: String,
     kind: Option<String>,
+    /// The version requirement, `*` for a path dependency without a version.
+    req: String,
 }
 
 /// Which workspace crates each workspace crate may depend on, for normal and dev dependencies.
@@ -64,10 +72,17 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let meta: Metadata = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
     let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
+    let unpublished: Vec<&str> = meta
+        .packages
+        .iter()
+        .filter(|p| !is_published(p))
+        .map(|p| p.name.as_str())
+        .collect();
 
     let mut problems = Vec::new();
     for pkg in &meta.packages {
         problems.extend(edge_problems(pkg, &names));
+        problems.extend(publish_problems(pkg, &names, &unpublished));
         let dir = pkg
             .manifest_path
             .parent()
@@ -87,7 +102,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if problems.is_empty() {
         eprintln!(
-            "tidy: {} packages checked: dependency direction and module docs OK",
+            "tidy: {} packages checked: dependency direction, publishing and module docs OK",
             meta.packages.len()
         );
         Ok(())
@@ -121,6 +136,38 @@ fn edge_problems(pkg: &Package, workspace: &[&str]) -> Vec<String> {
                 pkg.name, dep.name
             ));
         }
+    }
+    problems
+}
+
+fn is_published(pkg: &Package) -> bool {
+    pkg.publish
+        .as_ref()
+        .is_none_or(|registries| !registries.is_empty())
+}
+
+/// What would stop `pkg` from being packaged on its own (see the module docs, point 2).
+fn publish_problems(pkg: &Package, workspace: &[&str], unpublished: &[&str]) -> Vec<String> {
+    if !is_published(pkg) {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for dep in &pkg.dependencies {
+        if !workspace.contains(&dep.name.as_str()) {
+            continue;
+        }
+        let dev = dep.kind.as_deref() == Some("dev");
+        let versioned = dep.req != "*";
+        let problem = match (unpublished.contains(&dep.name.as_str()), dev, versioned) {
+            (true, false, _) => "depends on the unpublished",
+            (true, true, true) => "names a version of the unpublished dev-dependency",
+            (false, _, false) => "has no version requirement on",
+            _ => continue,
+        };
+        problems.push(format!(
+            "{} {problem} {}: `cargo package -p {}` would fail (see the root Cargo.toml)",
+            pkg.name, dep.name, pkg.name
+        ));
     }
     problems
 }
@@ -170,8 +217,10 @@ mod tests {
                 .map(|(n, k)| Dependency {
                     name: (*n).into(),
                     kind: k.map(Into::into),
+                    req: "^0.1.0".into(),
                 })
                 .collect(),
+            publish: None,
         }
     }
 
@@ -214,6 +263,29 @@ mod tests {
         assert!(edge_problems(&p, WS).is_empty());
         let cli = pkg("hoist", &[("hoist-registry", None), ("hoist-unpack", None)]);
         assert!(edge_problems(&cli, WS).is_empty());
+    }
+
+    #[test]
+    fn packaging_needs_versions_and_no_versioned_unpublished_dev_dependency() {
+        let unpublished = ["hoist-testkit"];
+        let mut lib = pkg(
+            "hoist-unpack",
+            &[("hoist-oci", None), ("hoist-testkit", Some("dev"))],
+        );
+        // The testkit with a version: `cargo package` would look for it on crates.io.
+        let problems = publish_problems(&lib, WS, &unpublished);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("hoist-testkit"), "{problems:?}");
+        lib.dependencies[1].req = "*".into();
+        assert!(publish_problems(&lib, WS, &unpublished).is_empty());
+        // A sibling without a version cannot be published.
+        lib.dependencies[0].req = "*".into();
+        assert_eq!(publish_problems(&lib, WS, &unpublished).len(), 1);
+        // An unpublished crate may depend on anything.
+        let mut kit = pkg("hoist-testkit", &[("hoist-oci", None)]);
+        kit.dependencies[0].req = "*".into();
+        kit.publish = Some(Vec::new());
+        assert!(publish_problems(&kit, WS, &unpublished).is_empty());
     }
 
     #[test]
