@@ -228,6 +228,19 @@ impl Digester {
     }
 }
 
+impl fmt::Debug for Digester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algorithm = match self.state {
+            State::Sha256(_) => Algorithm::Sha256,
+            State::Sha512(_) => Algorithm::Sha512,
+        };
+        f.debug_struct("Digester")
+            .field("algorithm", &algorithm)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl Write for Digester {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.update(buf);
@@ -390,6 +403,14 @@ impl<W: Write> HashingWriter<W> {
     pub fn finish(self) -> (W, Digest, u64) {
         let len = self.digester.len();
         (self.inner, self.digester.finish(), len)
+    }
+}
+
+impl<W> fmt::Debug for HashingWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashingWriter")
+            .field("digester", &self.digester)
+            .finish_non_exhaustive()
     }
 }
 

@@ -147,4 +147,48 @@ mod thread_safety {
         send::<crate::Reference>();
         sync::<crate::ImageVariants>();
     }
+
+    fn debug<T: std::fmt::Debug>() {}
+
+    /// A user can `{:?}` anything this crate hands out (no type here compiled before
+    /// `Digester`, `HashingWriter` and `Compressor` implemented `Debug`).
+    #[test]
+    fn public_types_are_debug() {
+        use crate::*;
+        debug::<Algorithm>();
+        debug::<AnyManifest>();
+        debug::<BlobWriter>();
+        debug::<Claim>();
+        debug::<CompressOptions>();
+        debug::<CompressedBlob>();
+        debug::<Compression>();
+        debug::<Descriptor>();
+        debug::<Digest>();
+        debug::<Digester>();
+        debug::<Error>();
+        debug::<ErrorKind>();
+        debug::<HashingWriter<Vec<u8>>>();
+        debug::<Image>();
+        debug::<ImageConfig>();
+        debug::<ImageIndex>();
+        debug::<ImageManifest>();
+        debug::<ImageVariants>();
+        debug::<LayerVariants>();
+        debug::<LayerWriter>();
+        debug::<Layout>();
+        debug::<LayoutEntry>();
+        debug::<MediaType>();
+        debug::<Platform>();
+        debug::<RawJson<ImageManifest>>();
+        debug::<Reference>();
+        debug::<RootFs>();
+        debug::<RuntimeConfig>();
+        debug::<VerifyingReader<std::fs::File>>();
+        debug::<WriteBehind>();
+        debug::<codec::CompressedInfo>();
+        debug::<codec::Compressor<Vec<u8>>>();
+        debug::<archive::SpoolEvent>();
+        debug::<archive::SpoolOptions>();
+        debug::<archive::SpooledImage>();
+    }
 }

@@ -374,6 +374,14 @@ pub struct Compressor<W: Write> {
     inner: DiffHashing<FrameWriter<W>>,
 }
 
+impl<W: Write> fmt::Debug for Compressor<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compressor")
+            .field("uncompressed_size", &self.uncompressed_size())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Write> Compressor<W> {
     /// A compressor writing `compression` at `level` (the codec's default when `None`) into
     /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
@@ -651,9 +659,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_levels() {
-        let err = Compressor::new(Vec::new(), Compression::Gzip, Some(10), 1)
-            .err()
-            .expect("level 10");
+        let err =
+            Compressor::new(Vec::new(), Compression::Gzip, Some(10), 1).expect_err("level 10");
         assert!(err.is_invalid_input());
         assert!(Compressor::new(Vec::new(), Compression::Zstd, Some(23), 1).is_err());
     }
