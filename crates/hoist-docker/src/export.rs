@@ -162,6 +162,12 @@ pub struct ExportReader {
     inner: StreamReader,
 }
 
+impl std::fmt::Debug for ExportReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportReader").finish_non_exhaustive()
+    }
+}
+
 impl io::Read for ExportReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf)

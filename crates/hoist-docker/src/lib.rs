@@ -118,3 +118,59 @@ pub use progress::Progress;
 
 /// What an export into a layout produced per image (re-exported from `hoist_oci::archive`).
 pub use hoist_oci::archive::SpooledImage;
+
+#[cfg(test)]
+mod public_api {
+    //! What a downstream crate relies on to use this one from a multi-threaded runtime: every
+    //! public type is `Debug` and `Send`, the handles are `Sync` and `Clone`, and every future
+    //! can go to `tokio::spawn` (with owned arguments moved into the task).
+    use super::*;
+
+    fn debug_send<T: std::fmt::Debug + Send>() {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    fn send<F: std::future::Future + Send>(_: F) {}
+
+    #[test]
+    fn public_types_are_debug_and_send() {
+        debug_send::<ApiVersion>();
+        debug_send::<ConnectOptions>();
+        debug_send::<Daemon>();
+        debug_send::<DaemonVersion>();
+        debug_send::<Endpoint>();
+        debug_send::<Error>();
+        debug_send::<ErrorKind>();
+        debug_send::<ExportOptions>();
+        debug_send::<ExportReader>();
+        debug_send::<ExportStop>();
+        debug_send::<ImageInfo>();
+        debug_send::<LoadWriter>();
+        debug_send::<Loaded>();
+        debug_send::<Progress>();
+        debug_send::<SpooledImage>();
+        shared::<Daemon>();
+        shared::<ExportStop>();
+        shared::<ExportOptions>();
+        // Errors go across tasks and into `Box<dyn Error + Send + Sync>`.
+        fn error<E: std::error::Error + Send + Sync + 'static>() {}
+        error::<Error>();
+    }
+
+    /// Type-checked only: building these futures needs a daemon, proving them `Send` does not.
+    #[allow(dead_code, clippy::unwrap_used)]
+    async fn futures_are_send(daemon: Daemon, layout: hoist_oci::Layout) {
+        let names = vec!["a:b".to_string()];
+        let options = ExportOptions::new();
+        let desc = layout.resolve(None).unwrap();
+        send(Daemon::connect(ConnectOptions::new()));
+        send(daemon.ping());
+        send(daemon.inspect("a:b"));
+        send(daemon.exists("a:b"));
+        send(daemon.tag("a:b", "c:d"));
+        send(daemon.export(&names, &layout, &options, |_| {}));
+        send(daemon.export_archive(&names, &options, std::io::sink(), |_| {}));
+        send(daemon.export_with(&names, &options, |_| {}, |_reader| Ok(())));
+        send(daemon.load(&layout, &desc, "a:b", |_| {}));
+        send(daemon.load_archive(std::io::empty(), |_| {}));
+        send(daemon.load_with(|_| {}, |_writer| Ok(())));
+    }
+}

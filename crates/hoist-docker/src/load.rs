@@ -42,6 +42,12 @@ pub struct LoadWriter {
     inner: ChannelWriter,
 }
 
+impl std::fmt::Debug for LoadWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadWriter").finish_non_exhaustive()
+    }
+}
+
 impl Write for LoadWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.inner.write(data)
