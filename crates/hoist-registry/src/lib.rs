@@ -117,3 +117,70 @@ pub use retry::RetryPolicy;
 pub use secret::Secret;
 pub use source::RemoteBlob;
 pub use upload::{BlobSource, PushKind, PushOptions, PushOutcome};
+
+#[cfg(test)]
+mod public_api {
+    //! What a downstream crate relies on to use the client from a multi-threaded runtime: every
+    //! public type is `Debug` and `Send`, the client is `Send + Sync + Clone`, and every future
+    //! can go to `tokio::spawn` (with owned arguments moved into the task).
+    use super::*;
+
+    fn debug_send<T: std::fmt::Debug + Send>() {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    fn send<F: std::future::Future + Send>(_: F) {}
+
+    #[test]
+    fn public_types_are_debug_and_send() {
+        debug_send::<BlobSource>();
+        debug_send::<BlobStream>();
+        debug_send::<Client>();
+        debug_send::<ClientBuilder>();
+        debug_send::<Credentials>();
+        debug_send::<Error>();
+        debug_send::<ErrorKind>();
+        debug_send::<Event>();
+        debug_send::<Progress>();
+        debug_send::<PushKind>();
+        debug_send::<PushOptions>();
+        debug_send::<PushOutcome>();
+        debug_send::<RemoteBlob>();
+        debug_send::<Repo>();
+        debug_send::<RetryPolicy>();
+        debug_send::<Secret>();
+        shared::<Client>();
+        shared::<ClientBuilder>();
+        shared::<Progress>();
+        shared::<RemoteBlob>();
+        shared::<Repo>();
+        fn error<E: std::error::Error + Send + Sync + 'static>() {}
+        error::<Error>();
+    }
+
+    /// Type-checked only: the futures need a registry to run, not to be proved `Send`.
+    #[allow(dead_code)]
+    async fn futures_are_send(client: Client, repo: Repo, remote: RemoteBlob) {
+        let digest = hoist_oci::Digest::sha256_of(b"");
+        let desc = hoist_oci::Descriptor::new(hoist_oci::MediaType::OCI_EMPTY, digest.clone(), 0);
+        let source = BlobSource {
+            path: "blob".into(),
+            digest: digest.clone(),
+            size: 0,
+        };
+        let (opts, progress) = (PushOptions::default(), Progress::none());
+        let media_type = hoist_oci::MediaType::new(hoist_oci::MediaType::OCI_MANIFEST);
+        let platform = hoist_oci::Platform::host();
+        send(client.blob_exists(&repo, &digest));
+        send(client.mount_blob(&repo, &digest, "other"));
+        send(client.push_blob(&repo, &source, &opts, &progress));
+        send(client.push_blobs(&repo, std::slice::from_ref(&source), &opts, &progress));
+        send(client.push_remote_blob(&repo, &remote, &opts, &progress));
+        send(client.pull_blob(&repo, &desc, std::path::Path::new("x"), &progress));
+        send(client.open_blob_stream(&repo, &desc));
+        send(client.push_manifest(&repo, "v1", &media_type, b"{}"));
+        send(client.get_manifest(&repo, "v1"));
+        send(client.head_manifest(&repo, "v1"));
+        send(client.get_image_manifest(&repo, "v1", &platform));
+        send(client.get_config(&repo, &desc));
+        send(client.list_tags(&repo));
+    }
+}
