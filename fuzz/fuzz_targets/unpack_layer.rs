@@ -13,10 +13,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::create_dir(&root).is_err() {
         return;
     }
-    let limits = Limits {
-        max_bytes: Some(1 << 20),
-        max_entries: Some(10_000),
-    };
+    let limits = Limits::new().max_bytes(1 << 20).max_entries(10_000);
     let Ok(unpacker) = Unpacker::builder().rootless(true).limits(limits).build() else {
         return;
     };

@@ -88,6 +88,41 @@
 //! assert_eq!(err.entry(), Some(std::path::Path::new("../escape")));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The common job, a root filesystem from an image in an OCI layout (as `hoist-oci` or
+//! `skopeo copy ... oci:DIR:TAG` writes it), with caps against decompression bombs and the
+//! runtime metadata a VM or sandbox builder boots with. Unpacking is blocking work: from async
+//! code, run it in `tokio::task::spawn_blocking` (an [`Unpacker`] is `Send + Sync + Clone`).
+//!
+//! ```
+//! use hoist_oci::Layout;
+//! use hoist_unpack::{Limits, Unpacker};
+//! # let tmp = tempfile::tempdir()?;
+//! # let layout_dir = tmp.path().join("layout");
+//! # let spec = hoist_testkit::ImageSpec::uniform(2, 4096, hoist_oci::Compression::Gzip, 7);
+//! # hoist_testkit::write_oci_layout(&layout_dir, "v1", &spec).map_err(|e| format!("{e:#}"))?;
+//! # let root = tmp.path().join("rootfs");
+//! # let runtime_json = tmp.path().join("runtime.json");
+//!
+//! let layout = Layout::open(&layout_dir)?;
+//! // The image tagged v1; for a multi-platform index, the entry for this host's platform.
+//! let image = layout.image(Some("v1"), None)?;
+//! let unpacker = Unpacker::builder()
+//!     .limits(Limits::new().max_bytes(8 << 30).max_entries(1_000_000))
+//!     .build()?;
+//! let stats = match unpacker.unpack_image(&layout, &image, &root) {
+//!     Ok(stats) => stats,
+//!     Err(err) => {
+//!         // A failed unpack leaves a root that must not be trusted: delete it.
+//!         hoist_unpack::remove_root(&root)?;
+//!         return Err(err.into());
+//!     }
+//! };
+//! assert_eq!(stats.layers.len(), 2);
+//! hoist_unpack::write_runtime_config(image.config.value(), &runtime_json)?;
+//! # assert!(runtime_json.exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
 
@@ -115,13 +150,46 @@ pub use runtime::{RuntimeMetadata, write_runtime_config};
 use apply::{Applier, Budget, Options};
 use root::Root;
 
-/// Optional caps against decompression bombs. `None` means unlimited.
+/// Optional caps against decompression bombs. `None` means unlimited (the default).
+///
+/// More caps may come, so this is built from [`Limits::new`] (or `default()`) and its setters,
+/// not spelled as a struct literal:
+///
+/// ```
+/// let limits = hoist_unpack::Limits::new().max_bytes(8 << 30).max_entries(1_000_000);
+/// assert_eq!(limits.max_bytes, Some(8 << 30));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most file content bytes written (over one layer, or over all layers of an image).
     pub max_bytes: Option<u64>,
     /// Most tar entries processed (over one layer, or over all layers of an image).
     pub max_entries: Option<u64>,
+}
+
+impl Limits {
+    /// No limits.
+    pub const fn new() -> Self {
+        Limits {
+            max_bytes: None,
+            max_entries: None,
+        }
+    }
+
+    /// Write at most `bytes` of file content (at least 1: [`UnpackerBuilder::build`] refuses 0).
+    #[must_use]
+    pub const fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Process at most `entries` tar entries (at least 1: [`UnpackerBuilder::build`] refuses 0).
+    #[must_use]
+    pub const fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = Some(entries);
+        self
+    }
 }
 
 /// What is known in advance about a layer, to verify it against.
@@ -459,4 +527,41 @@ fn finish_stream(
     stats.diff_id = Some(diff_id);
     stats.uncompressed_size = size;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod public_api {
+    //! What a downstream crate relies on: every public type is `Debug` and `Send`, and an
+    //! `Unpacker` can be cloned into `spawn_blocking` tasks.
+    use super::*;
+
+    fn debug_send<T: std::fmt::Debug + Send>() {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn public_types_are_debug_and_send() {
+        debug_send::<Error>();
+        debug_send::<ErrorKind>();
+        debug_send::<LayerInfo>();
+        debug_send::<LayerStats>();
+        debug_send::<Limits>();
+        debug_send::<RuntimeMetadata>();
+        debug_send::<Stats>();
+        debug_send::<Unpacker>();
+        debug_send::<UnpackerBuilder>();
+        shared::<Unpacker>();
+        shared::<UnpackerBuilder>();
+        fn error<E: std::error::Error + Send + Sync + 'static>() {}
+        error::<Error>();
+    }
+
+    #[test]
+    fn limits_are_built_with_setters() {
+        assert_eq!(Limits::new(), Limits::default());
+        let limits = Limits::new().max_bytes(10).max_entries(3);
+        assert_eq!((limits.max_bytes, limits.max_entries), (Some(10), Some(3)));
+        assert!(Unpacker::builder().limits(limits).build().is_ok());
+        let zero = Limits::new().max_entries(0);
+        assert!(Unpacker::builder().limits(zero).build().is_err());
+    }
 }

@@ -41,9 +41,11 @@ fn run_case(case: &Case, rootless: bool) -> Result<(), String> {
     let before = snapshot(tmp.path(), &["root"]);
     let unpacker = Unpacker::builder()
         .rootless(rootless)
-        .limits(Limits {
-            max_bytes: case.max_bytes,
-            max_entries: case.max_entries,
+        .limits({
+            let mut limits = Limits::new();
+            limits.max_bytes = case.max_bytes;
+            limits.max_entries = case.max_entries;
+            limits
         })
         .build()
         .map_err(|e| e.to_string())?;

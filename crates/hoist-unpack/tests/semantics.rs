@@ -443,37 +443,25 @@ fn limits_count_over_the_whole_image() {
             .expect("build")
     };
     let t = tmp();
-    let err = limited(hoist_unpack::Limits {
-        max_bytes: None,
-        max_entries: Some(3),
-    })
-    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
-    .expect_err("4 entries > 3");
+    let err = limited(hoist_unpack::Limits::new().max_entries(3))
+        .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+        .expect_err("4 entries > 3");
     assert!(err.is_limit_exceeded());
     assert_eq!(err.entry(), Some(Path::new("d")));
     let t = tmp();
-    let err = limited(hoist_unpack::Limits {
-        max_bytes: Some(12),
-        max_entries: None,
-    })
-    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
-    .expect_err("20 bytes > 12");
+    let err = limited(hoist_unpack::Limits::new().max_bytes(12))
+        .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+        .expect_err("20 bytes > 12");
     assert!(err.is_limit_exceeded());
     assert_eq!(err.entry(), Some(Path::new("c")));
     assert!(!exists(t.path().join("c")));
     let t = tmp();
-    limited(hoist_unpack::Limits {
-        max_bytes: Some(20),
-        max_entries: Some(4),
-    })
-    .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
-    .expect("exactly at the limits");
+    limited(hoist_unpack::Limits::new().max_bytes(20).max_entries(4))
+        .unpack_layers(t.path(), &config, [(&l1[..], None), (&l2[..], None)])
+        .expect("exactly at the limits");
     assert!(
         Unpacker::builder()
-            .limits(hoist_unpack::Limits {
-                max_bytes: Some(0),
-                max_entries: None
-            })
+            .limits(hoist_unpack::Limits::new().max_bytes(0))
             .build()
             .is_err()
     );

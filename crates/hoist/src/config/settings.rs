@@ -73,10 +73,9 @@ pub(super) fn validate_global(
         .as_deref()
         .map(|s| parse_size(s).map_err(|e| usage(format!("--max-layer-bytes: {e}"))))
         .transpose()?;
-    let unpack_limits = hoist_unpack::Limits {
-        max_bytes,
-        max_entries: g.max_layer_entries,
-    };
+    let mut unpack_limits = hoist_unpack::Limits::new();
+    unpack_limits.max_bytes = max_bytes;
+    unpack_limits.max_entries = g.max_layer_entries;
     let cache_dir = match g.cache_dir {
         Some(dir) => dir,
         None => default_cache_dir(env.xdg_cache_home, env.home).ok_or_else(|| {
