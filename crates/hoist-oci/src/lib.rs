@@ -91,6 +91,75 @@
 //! assert_eq!(layout.tags()?, vec!["v1"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The common jobs on a layout: build an image from a layer tar, read a tag back, verify its
+//! blobs, hand it to `docker load` as a docker-archive (and spool one back), and make a zstd
+//! variant for a registry. Every layer streams from file to file; none is held in memory.
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::Write;
+//! use hoist_oci::archive::{spool, write_docker_archive};
+//! use hoist_oci::{
+//!     CompressOptions, Compression, Descriptor, ImageConfig, ImageManifest, Layout, MediaType,
+//!     Platform, RawJson, RootFs,
+//! };
+//! # let tmp = tempfile::tempdir()?;
+//! # let (dir, other_dir, archive_path) =
+//! #     (tmp.path().join("app"), tmp.path().join("copy"), tmp.path().join("app.tar"));
+//! # let mut tar = tar::Builder::new(Vec::new());
+//! # let mut header = tar::Header::new_gnu();
+//! # header.set_size(5);
+//! # header.set_mode(0o644);
+//! # header.set_uid(0);
+//! # header.set_gid(0);
+//! # header.set_entry_type(tar::EntryType::Regular);
+//! # tar.append_data(&mut header, "etc/motd", &b"hello"[..])?;
+//! # let layer_tar = tar.into_inner()?;
+//!
+//! // Build: the layer is gzipped into the layout (blob digest and diff_id in one pass), then
+//! // the config and manifest are stored with their exact bytes, and the tag set last.
+//! let layout = Layout::create(&dir)?;
+//! let mut writer = layout.layer_writer(Compression::Gzip, None, 1)?;
+//! writer.write_all(&layer_tar)?; // or std::io::copy from a file
+//! let layer = writer.finish()?.commit()?;
+//! let platform = Platform::host();
+//! let config = RawJson::from_value(ImageConfig {
+//!     architecture: platform.architecture.clone(),
+//!     os: platform.os.clone(),
+//!     rootfs: RootFs::new(vec![layer.diff_id.clone()]),
+//!     ..ImageConfig::default()
+//! })?;
+//! layout.write_json(&config)?;
+//! let manifest = RawJson::from_value(ImageManifest::new(
+//!     config.descriptor(MediaType::OCI_CONFIG),
+//!     vec![Descriptor::new(MediaType::oci_layer(Compression::Gzip), layer.digest, layer.size)],
+//! ))?;
+//! layout.write_json(&manifest)?;
+//! let tagged = manifest.descriptor(MediaType::OCI_MANIFEST);
+//! layout.set_tag("v1", &tagged)?;
+//!
+//! // Read a tag back (an index is followed to the host's platform) and verify its blobs.
+//! let layout = Layout::open(&dir)?;
+//! let image = layout.image(Some("v1"), None)?;
+//! assert_eq!(image.config.value().rootfs.diff_ids.len(), 1);
+//! for blob in image.manifest.value().layers.iter().chain([&image.manifest.value().config]) {
+//!     layout.verify_blob(blob)?; // rehashes the file; fails on any changed byte
+//! }
+//!
+//! // A docker-archive for `docker load` (layers decompressed on the way), and back.
+//! let names = vec!["example/app:v1".to_string()];
+//! write_docker_archive(&layout, &[(tagged, names)], File::create(&archive_path)?)?;
+//! let other = Layout::create(&other_dir)?;
+//! let spooled = spool(File::open(&archive_path)?, &other)?;
+//! assert_eq!(spooled[0].tags, ["example/app:v1"]);
+//!
+//! // The same image with zstd layers (stored untagged; tag it if you want to keep it).
+//! let options = CompressOptions { compression: Compression::Zstd, level: None, threads: 2 };
+//! let zstd = layout.compress_image(&image, &options, |_diff_id| None)?;
+//! assert_eq!(zstd.manifest.value().layers[0].media_type, MediaType::OCI_LAYER_ZSTD);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
 

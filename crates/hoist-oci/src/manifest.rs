@@ -134,6 +134,22 @@ pub struct ImageManifest {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl ImageManifest {
+    /// An OCI image manifest (`schemaVersion` 2, the OCI manifest media type) of `config` and
+    /// `layers`, base layer first, with no annotations.
+    pub fn new(config: Descriptor, layers: Vec<Descriptor>) -> Self {
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            artifact_type: None,
+            config,
+            layers,
+            subject: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// An image index or Docker manifest list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -239,6 +255,16 @@ pub struct RootFs {
     pub kind: String,
     /// Uncompressed digests of the layers, base first.
     pub diff_ids: Vec<Digest>,
+}
+
+impl RootFs {
+    /// The `rootfs` of an image whose uncompressed layers have these digests, base first.
+    pub fn new(diff_ids: Vec<Digest>) -> Self {
+        RootFs {
+            kind: "layers".into(),
+            diff_ids,
+        }
+    }
 }
 
 /// A document fetched by reference: either an image manifest or an index.

@@ -8,7 +8,7 @@
 //! layer is `n * c` work and memory.
 
 use crate::codec::Compression;
-use crate::{Descriptor, Digest, Error, ErrorKind, ImageManifest, MediaType, RawJson, Result};
+use crate::{Descriptor, Digest, Error, ErrorKind, ImageManifest, RawJson, Result};
 
 /// The known blobs of one layer: every one decompresses to the same `diff_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,21 +154,14 @@ impl ImageVariants {
         if layers.len() != self.layers.len() {
             return Err(Error::invalid("one blob per layer is needed"));
         }
-        RawJson::from_value(ImageManifest {
-            schema_version: 2,
-            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
-            artifact_type: None,
-            config: self.config.clone(),
-            layers,
-            subject: None,
-            annotations: Default::default(),
-        })
+        RawJson::from_value(ImageManifest::new(self.config.clone(), layers))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MediaType;
 
     fn blob(layer: usize, c: Compression) -> Descriptor {
         let tag = format!("{layer}-{c}");

@@ -737,15 +737,7 @@ fn build_from_manifest_json(
                 desc.size,
             ));
         }
-        let manifest = RawJson::from_value(ImageManifest {
-            schema_version: 2,
-            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
-            artifact_type: None,
-            config: config_desc.clone(),
-            layers,
-            subject: None,
-            annotations: Default::default(),
-        })?;
+        let manifest = RawJson::from_value(ImageManifest::new(config_desc.clone(), layers))?;
         layout.write_json(&manifest)?;
         out.push(SpooledImage {
             tags: entry.repo_tags.unwrap_or_default(),
