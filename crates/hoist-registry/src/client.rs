@@ -154,7 +154,7 @@ impl ClientBuilder {
     }
     /// How long a request may make no progress (default 120 s): the wait for response headers
     /// of a small request, the time an upload body may not advance, the gap between body
-    /// frames of a download.
+    /// frames of a download. Must not be zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -169,8 +169,9 @@ impl ClientBuilder {
     /// Validate the settings and build the client.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::InvalidInput`] for a zero chunk size, concurrency or attempt count,
-    /// or a CA file without certificates; [`crate::ErrorKind::LocalIo`] for an unreadable one.
+    /// [`crate::ErrorKind::InvalidInput`] for a zero chunk size, concurrency, attempt count or
+    /// timeout, or a CA file without certificates; [`crate::ErrorKind::LocalIo`] for an
+    /// unreadable one.
     pub fn build(self) -> Result<Client> {
         if self.chunk_size == 0 {
             return Err(Error::invalid("chunk size must be at least 1 byte"));
@@ -180,6 +181,10 @@ impl ClientBuilder {
         }
         if self.retry.max_attempts == 0 {
             return Err(Error::invalid("retry policy needs at least 1 attempt"));
+        }
+        if self.timeout.is_zero() {
+            // Every request would fail as stalled, and only after all its retries.
+            return Err(Error::invalid("timeout must be longer than zero"));
         }
         if HeaderValue::from_str(&self.user_agent).is_err() {
             return Err(Error::invalid("user agent is not a valid header value"));
@@ -699,6 +704,18 @@ mod tests {
                 .retry(RetryPolicy::immediate(0))
                 .build()
                 .is_err()
+        );
+        // A zero timeout would fail every request as stalled, after all its retries.
+        let e = Client::builder()
+            .timeout(Duration::ZERO)
+            .build()
+            .expect_err("zero timeout");
+        assert!(e.is_invalid_input(), "{e}");
+        assert!(
+            Client::builder()
+                .timeout(Duration::from_millis(1))
+                .build()
+                .is_ok()
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let empty = dir.path().join("empty.pem");
