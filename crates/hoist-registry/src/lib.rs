@@ -86,6 +86,78 @@
 //! // Building a client validates its settings.
 //! assert!(hoist_registry::Client::builder().chunk_size(0).build().is_err());
 //! ```
+//!
+//! The common jobs, against a registry at `host` (run as a doctest against a real one):
+//! push two blobs from files, each in its own task and in chunks, then the manifest naming
+//! them; pull the manifest by tag and a blob into a file, verified.
+//!
+//! ```
+//! use std::path::Path;
+//! use hoist_oci::{AnyManifest, Descriptor, Digester, ImageManifest, MediaType, RawJson};
+//! use hoist_registry::{BlobSource, Client, Credentials, Progress, PushOptions, Repo};
+//!
+//! /// A blob for `path`: its digest and size, hashed while streaming the file.
+//! fn blob_source(path: &Path) -> std::io::Result<BlobSource> {
+//!     let mut digester = Digester::new(hoist_oci::Algorithm::Sha256);
+//!     let size = std::io::copy(&mut std::fs::File::open(path)?, &mut digester)?;
+//!     Ok(BlobSource { path: path.to_path_buf(), digest: digester.finish(), size })
+//! }
+//!
+//! async fn push_and_pull(host: &str, dir: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     // One client per process: cheap to clone, Send + Sync. Without `credentials`, it reads
+//!     // docker's config.json (and credential helpers) for the registry's host.
+//!     let client = Client::builder()
+//!         .credentials(Credentials::new("alice", "s3cret"))
+//!         .chunk_size(8 << 20) // PATCH bodies of at most 8 MiB
+//!         .build()?;
+//!     let repo = Repo::new(host, "team/app")?; // or Repo::from_reference(&reference)
+//!
+//!     # std::fs::write(dir.join("layer.tar.gz"), b"a compressed layer, say")?;
+//!     # std::fs::write(dir.join("config.json"), br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#)?;
+//!     let layer = blob_source(&dir.join("layer.tar.gz"))?;
+//!     let config = blob_source(&dir.join("config.json"))?;
+//!     let mut tasks = Vec::new();
+//!     for source in [layer.clone(), config.clone()] {
+//!         let (client, repo) = (client.clone(), repo.clone());
+//!         tasks.push(tokio::spawn(async move {
+//!             // Skipped when the registry has it; resumed where the registry says after a fault.
+//!             client.push_blob(&repo, &source, &PushOptions::new(), &Progress::none()).await
+//!         }));
+//!     }
+//!     for task in tasks {
+//!         task.await??;
+//!     }
+//!     let manifest = RawJson::from_value(ImageManifest::new(
+//!         Descriptor::new(MediaType::OCI_CONFIG, config.digest, config.size),
+//!         vec![Descriptor::new(MediaType::OCI_LAYER_GZIP, layer.digest.clone(), layer.size)],
+//!     ))?;
+//!     let pushed = client
+//!         .push_manifest(&repo, "v1", &MediaType::new(MediaType::OCI_MANIFEST), manifest.bytes())
+//!         .await?;
+//!     assert_eq!(&pushed, manifest.digest());
+//!
+//!     // By tag: the bytes are checked against the registry's Docker-Content-Digest.
+//!     let AnyManifest::Image(pulled) = client.get_manifest(&repo, "v1").await? else {
+//!         return Err("v1 is an index".into()); // get_image_manifest picks a platform
+//!     };
+//!     let first = &pulled.value().layers[0];
+//!     // Into a temp file beside the sink, renamed into place only once the digest matched.
+//!     client.pull_blob(&repo, first, &dir.join("pulled.tar.gz"), &Progress::none()).await?;
+//!     assert_eq!(blob_source(&dir.join("pulled.tar.gz"))?.digest, first.digest);
+//!     Ok(())
+//! }
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! #     if !hoist_testkit::require_tool("docker-registry") {
+//! #         return Ok(());
+//! #     }
+//! #     let registry = hoist_testkit::Registry::builder()
+//! #         .htpasswd("alice", "s3cret")
+//! #         .start()
+//! #         .map_err(|e| format!("{e:#}"))?;
+//! #     let dir = tempfile::tempdir()?;
+//! #     tokio::runtime::Runtime::new()?.block_on(push_and_pull(&registry.host(), dir.path()))
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 

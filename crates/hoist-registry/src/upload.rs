@@ -37,15 +37,33 @@ pub struct BlobSource {
     pub size: u64,
 }
 
-/// Per-push options.
+/// Per-push options. More may come, so this is built from [`PushOptions::new`] (or
+/// `default()`) and its setters, not spelled as a struct literal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// A repository on the same registry that may already hold the blob: try to mount it.
     pub mount_from: Option<String>,
 }
 
+impl PushOptions {
+    /// No mount: skip the blob when present, else upload it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Try to mount the blob from `repository` (a name on the same registry, `team/base`)
+    /// before uploading it.
+    #[must_use]
+    pub fn mount_from(mut self, repository: impl Into<String>) -> Self {
+        self.mount_from = Some(repository.into());
+        self
+    }
+}
+
 /// How a blob got to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PushKind {
     /// It was already there.
     Skipped,
@@ -57,6 +75,7 @@ pub enum PushKind {
 
 /// What a push did, including the cost of faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PushOutcome {
     /// How the blob got there.
     pub kind: PushKind,

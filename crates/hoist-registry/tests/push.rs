@@ -97,9 +97,7 @@ async fn mount_from_another_repository() {
     c.push_blob(&a, &src, &PushOptions::default(), &Progress::none())
         .await
         .expect("push to a");
-    let opts = PushOptions {
-        mount_from: Some("team/a".into()),
-    };
+    let opts = PushOptions::new().mount_from("team/a");
     let out = c
         .push_blob(&b, &src, &opts, &Progress::none())
         .await

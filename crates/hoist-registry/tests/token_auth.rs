@@ -180,9 +180,7 @@ async fn cross_repo_mount_asks_for_pull_on_the_source() {
         .push_blob(&base, &src, &PushOptions::default(), &Progress::none())
         .await
         .expect("push to base");
-    let opts = PushOptions {
-        mount_from: Some("team/base".into()),
-    };
+    let opts = PushOptions::new().mount_from("team/base");
     let out = alice
         .push_blob(&app, &src, &opts, &Progress::none())
         .await

@@ -106,7 +106,8 @@ pub async fn push_blobs(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
-    let options = PushOptions { mount_from };
+    let mut options = PushOptions::new();
+    options.mount_from = mount_from;
     let source = |d: &Descriptor| BlobSource {
         path: layout.blob_path(&d.digest),
         digest: d.digest.clone(),
