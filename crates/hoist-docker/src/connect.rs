@@ -224,7 +224,8 @@ impl ConnectOptions {
         self
     }
 
-    /// How long short requests (version, inspect, tag) may take.
+    /// How long short requests (version, inspect, tag) may take. Counted in whole seconds, at
+    /// least one; zero is refused by [`Daemon::connect`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -232,16 +233,36 @@ impl ConnectOptions {
 
     /// How long the daemon may take to start answering an export or to finish a load. dockerd
     /// spools a whole image before sending its first byte (7-10 s per GiB), so this is long.
+    /// Counted in whole seconds, at least one; zero is refused by [`Daemon::connect`].
     pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
         self.transfer_timeout = timeout;
         self
     }
 
     /// How long an export may go without a byte once the daemon started sending (default
-    /// 5 min) before it fails as [`ErrorKind::Timeout`] instead of hanging.
+    /// 5 min) before it fails as [`ErrorKind::Timeout`] instead of hanging. Zero is refused by
+    /// [`Daemon::connect`].
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
         self
+    }
+
+    /// Refuse timeouts that would fail every request (or every export) at once.
+    fn validate(&self) -> Result<()> {
+        let zero = [
+            ("timeout", self.timeout),
+            ("transfer timeout", self.transfer_timeout),
+            ("stall timeout", self.stall_timeout),
+        ]
+        .into_iter()
+        .find(|(_, t)| t.is_zero());
+        match zero {
+            Some((name, _)) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("the {name} must be longer than zero"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The endpoint these options resolve to. A TCP endpoint while `DOCKER_TLS_VERIFY` is set,
@@ -384,7 +405,12 @@ fn check_socket(path: &Path) -> Result<()> {
 impl Daemon {
     /// Connect and negotiate the API version: ask the daemon which version it speaks and use
     /// the older of that and ours (so a 20.10 daemon is spoken to in API 1.41).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a zero timeout or a bad address (before any
+    /// connection); the daemon's failures as [`Error::kind`] says.
     pub async fn connect(options: ConnectOptions) -> Result<Daemon> {
+        options.validate()?;
         let endpoint = options.endpoint()?;
         let host = endpoint.to_string();
         let probe = build_client(&endpoint, options.timeout, PROBE_API)?;
@@ -481,6 +507,24 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zero_timeouts_are_refused_before_connecting() {
+        let missing = ConnectOptions::new().socket("/nonexistent/hoist-test.sock");
+        let err = Daemon::connect(missing.clone())
+            .await
+            .expect_err("no daemon there");
+        assert!(err.is_daemon_unavailable(), "{err}");
+        for options in [
+            missing.clone().timeout(Duration::ZERO),
+            missing.clone().transfer_timeout(Duration::ZERO),
+            missing.clone().stall_timeout(Duration::ZERO),
+        ] {
+            let err = Daemon::connect(options).await.expect_err("zero timeout");
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(err.to_string().contains("longer than zero"), "{err}");
+        }
+    }
 
     #[test]
     fn resolution_order() {
