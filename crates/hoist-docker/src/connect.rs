@@ -71,6 +71,7 @@ impl fmt::Display for ApiVersion {
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// A unix socket path.
     Unix(PathBuf),
@@ -305,6 +306,7 @@ impl ConnectOptions {
 
 /// Facts about the daemon learned when connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DaemonVersion {
     /// The engine version, e.g. `20.10.24+dfsg1`.
     pub version: String,

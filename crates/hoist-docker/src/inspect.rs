@@ -5,8 +5,10 @@ use hoist_oci::{Digest, Platform};
 use crate::connect::Daemon;
 use crate::error::{Error, ErrorKind, Result};
 
-/// What the daemon knows about one image.
+/// What the daemon knows about one image. More facts may come, so outside this crate it is
+/// made with [`ImageInfo::new`] (for a test double, say), not a struct literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImageInfo {
     /// The image ID. With the classic image store (dockerd 20.10) this is the config digest;
     /// with the containerd store it is the manifest or index digest.
@@ -28,6 +30,21 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
+    /// An image known only by its ID: no tags, no layers, size 0 and an empty platform, to be
+    /// filled in through the public fields.
+    pub fn new(id: Digest) -> Self {
+        ImageInfo {
+            id,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            size: 0,
+            diff_ids: Vec::new(),
+            architecture: String::new(),
+            os: String::new(),
+            variant: None,
+        }
+    }
+
     /// The image's platform.
     pub fn platform(&self) -> Platform {
         Platform {

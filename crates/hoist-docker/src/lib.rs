@@ -94,6 +94,55 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The common jobs with an OCI layout (run as a doctest against a private dockerd when root):
+//! export an image into a layout, its layers zstd-compressed on the way in, from a spawned
+//! task; then load the layout's image back under another tag. `ConnectOptions::new()` finds
+//! the daemon as the docker CLI does (`DOCKER_HOST`, the current context, the default socket).
+//!
+//! ```
+//! use hoist_docker::{ConnectOptions, Daemon, ExportOptions, Progress};
+//! use hoist_oci::{Compression, Layout};
+//!
+//! async fn round_trip(options: ConnectOptions, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     // Cheap to clone, Send + Sync: one per process, clones into tasks.
+//!     let daemon = Daemon::connect(options).await?;
+//!     let layout = Layout::open_or_create(dir)?;
+//!     let export = tokio::spawn({
+//!         let (daemon, layout) = (daemon.clone(), layout.clone());
+//!         async move {
+//!             let options = ExportOptions::new().compress_layers(Compression::Zstd, None, 2);
+//!             let names = ["app:latest".to_string()];
+//!             daemon
+//!                 .export(&names, &layout, &options, |progress| {
+//!                     if let Progress::Layer(event) = progress {
+//!                         eprintln!("{event:?}");
+//!                     }
+//!                 })
+//!                 .await
+//!         }
+//!     });
+//!     // Every blob verified, the layout tagged `app:latest` once all of it was.
+//!     let images = export.await??;
+//!     assert_eq!(layout.tags()?, ["app:latest"]);
+//!
+//!     // Streamed as a docker-archive written on the fly; the daemon's layers are checked.
+//!     let loaded = daemon.load(&layout, &images[0].manifest, "app:copy", |_| {}).await?;
+//!     assert!(loaded.repo_tags.contains(&"app:copy".to_string())); // and app:latest: same ID
+//!     Ok(())
+//! }
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! #     if !hoist_testkit::require_root() || !hoist_testkit::require_tool("dockerd") {
+//! #         return Ok(());
+//! #     }
+//! #     let dockerd = hoist_testkit::Dockerd::start().map_err(|e| format!("{e:#}"))?;
+//! #     dockerd.build_layers(&[2], "app:latest").map_err(|e| format!("{e:#}"))?;
+//! #     let options = ConnectOptions::new().socket(dockerd.socket_path());
+//! #     let dir = tempfile::tempdir()?;
+//! #     let layout = dir.path().join("layout");
+//! #     tokio::runtime::Runtime::new()?.block_on(round_trip(options, &layout))
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 

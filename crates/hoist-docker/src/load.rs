@@ -19,6 +19,7 @@ use crate::progress::{Progress, TICK};
 
 /// What the daemon said it loaded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Loaded {
     /// `repo:tag` names the daemon reported (`Loaded image: NAME`).
     pub tags: Vec<String>,

@@ -259,16 +259,10 @@ mod tests {
     }
 
     fn info(id: Digest) -> ImageInfo {
-        ImageInfo {
-            id,
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            size: 0,
-            diff_ids: Vec::new(),
-            architecture: "amd64".into(),
-            os: "linux".into(),
-            variant: None,
-        }
+        let mut info = ImageInfo::new(id);
+        info.architecture = "amd64".into();
+        info.os = "linux".into();
+        info
     }
 
     #[test]
