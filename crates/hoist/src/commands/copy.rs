@@ -490,7 +490,10 @@ mod tests {
         use crate::interrupt::{BLOBS_KEPT, RESUMABLE, STARTS_OVER};
         let at = |s: &str| Location::parse(s).expect("location");
         let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to));
-        assert_eq!(said("docker-daemon:app", "docker://reg.example/app"), RESUMABLE);
+        assert_eq!(
+            said("docker-daemon:app", "docker://reg.example/app"),
+            RESUMABLE
+        );
         assert_eq!(said("oci:/l:1", "docker://reg.example/app"), RESUMABLE);
         assert_eq!(said("docker://reg.example/app", "oci:/l:1"), BLOBS_KEPT);
         assert_eq!(said("oci:/a:1", "oci:/b:1"), BLOBS_KEPT);
