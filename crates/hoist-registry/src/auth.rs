@@ -8,8 +8,9 @@ use http::{HeaderMap, Method, Request, header};
 use url::Url;
 
 use crate::body::ReqBody;
-use crate::client::{Client, Scopes, read_capped};
+use crate::client::{Client, Scopes};
 use crate::credentials::{self, Credentials};
+use crate::document::read_capped;
 use crate::protocol::challenge::{Challenge, parse_challenges};
 use crate::protocol::location::display_url;
 use crate::{Error, Result, Secret};

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -18,6 +17,7 @@ use url::Url;
 use crate::auth::AuthState;
 use crate::body::{FileRegion, ReqBody};
 use crate::credentials::Credentials;
+use crate::document::read_capped;
 use crate::protocol::location::{display_url, host_without_port, is_loopback_host, is_on};
 use crate::protocol::response::{
     Phase, Step, classify, parse_error_body, parse_retry_after, status_hint,
@@ -154,7 +154,9 @@ impl ClientBuilder {
     }
     /// How long a request may make no progress (default 120 s): the wait for response headers
     /// of a small request, the time an upload body may not advance, the gap between body
-    /// frames of a download. Must not be zero.
+    /// frames of a download. A small document (a manifest, config, token, tag page or error
+    /// body) must also arrive whole within it, plus a second per 16 KiB received, so one that
+    /// trickles in a byte at a time cannot hold a command for days. Must not be zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -651,44 +653,6 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A header as a string, if present and ASCII.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Read a whole (small) body, failing when it exceeds `cap` or when no data arrives for `idle`
-/// (the request timeout only covers the response head; a body can stall after it).
-pub(crate) async fn read_capped(
-    resp: Response<Incoming>,
-    cap: usize,
-    shown_url: &str,
-    idle: Duration,
-) -> Result<Bytes> {
-    let mut body = http_body_util::Limited::new(resp.into_body(), cap);
-    let mut out = bytes::BytesMut::new();
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                return Err(Error::transport(format!(
-                    "response body stalled: no data for {idle:?}"
-                ))
-                .with_url(shown_url.to_owned()));
-            }
-            Ok(None) => return Ok(out.freeze()),
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) => {
-                let err = if e
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Error::misbehaved(format!("response body exceeds the {cap}-byte limit"))
-                } else {
-                    Error::transport(format!("reading response body: {e}"))
-                };
-                return Err(err.with_url(shown_url.to_owned()));
-            }
-        };
-        if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,7 @@ mod auth;
 mod body;
 mod client;
 mod credentials;
+mod document;
 mod error;
 mod manifest;
 mod progress;

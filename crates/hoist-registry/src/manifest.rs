@@ -6,7 +6,8 @@ use hoist_oci::{
 use http::{Method, header};
 use url::Url;
 
-use crate::client::{BodySpec, Client, Req, header_str, read_capped};
+use crate::client::{BodySpec, Client, Req, header_str};
+use crate::document::{DocumentClock, read_capped};
 use crate::protocol::location::{display_url, resolve_location};
 use crate::upload::pull_scope;
 use crate::{Error, Repo, Result};
@@ -233,11 +234,22 @@ impl Client {
                 desc.size
             )));
         }
+        let clock = DocumentClock::start(self.cfg().timeout);
         let mut stream = self.open_blob_stream(repo, desc).await?;
         let mut bytes = Vec::with_capacity(desc.size as usize);
-        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut bytes)
-            .await
-            .map_err(|e| crate::pull::stream_error(e, "reading the image config"))?;
+        loop {
+            // The stream ends at the descriptor's size: `bytes` never grows past it.
+            let received = bytes.len() as u64;
+            let too_slow = || clock.too_slow("the image config", received);
+            let left = clock.left(received).ok_or_else(too_slow)?;
+            let read = tokio::io::AsyncReadExt::read_buf(&mut stream, &mut bytes);
+            match tokio::time::timeout(left, read).await {
+                Err(_) => return Err(too_slow()),
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(crate::pull::stream_error(e, "reading the image config")),
+            }
+        }
         Ok(RawJson::parse_verified(bytes, &desc.digest)?)
     }
 

@@ -103,7 +103,8 @@ pub struct GlobalArgs {
     pub retries: u32,
 
     /// Seconds a registry request may go without progress (no response, no bytes moving)
-    /// before it is abandoned and retried.
+    /// before it is abandoned and retried. A manifest, config or token must also arrive whole
+    /// within it (plus a second per 16 KiB), however slowly its bytes keep coming.
     #[arg(
         long,
         global = true,

@@ -435,3 +435,83 @@ async fn a_blob_stream_that_stalls_fails_instead_of_hanging() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn small_documents_that_trickle_in_fail_instead_of_taking_hours() {
+    // Never silent for a whole timeout, so only a limit on the whole body can end these: a
+    // byte every 50 ms would take about 15 s per document here, and days for one at its cap.
+    let every = Duration::from_millis(50);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_desc = Descriptor::new(
+        MediaType::OCI_CONFIG,
+        Digest::sha256_of(config),
+        config.len() as u64,
+    );
+    let reg = Lying::start(move |req, addr| {
+        let trickle = |status: u16, body: Vec<u8>| {
+            let mut r = Reply::new(status).header("Content-Type", "application/json");
+            r.payload = Payload::Trickle { body, every };
+            r
+        };
+        let p = req.path.as_str();
+        if p.starts_with("/token") {
+            return trickle(200, format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes());
+        }
+        if p.contains("/manifests/slow") {
+            return trickle(200, manifest_json());
+        }
+        if p.contains("/manifests/missing") {
+            let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown to the registry"}]}"#;
+            return trickle(404, body.as_bytes().to_vec());
+        }
+        if p.contains("/blobs/") {
+            return trickle(200, config.to_vec());
+        }
+        let challenge = format!(r#"Bearer realm="http://{addr}/token",service="hostile""#);
+        Reply::new(401).header("WWW-Authenticate", &challenge)
+    });
+    let c = Client::builder()
+        .no_docker_config()
+        .retry(RetryPolicy::immediate(1))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    let quick = |what: &str, started: std::time::Instant| {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{what} trickled on for {:?}",
+            started.elapsed()
+        );
+    };
+    let started = std::time::Instant::now();
+    let err = c
+        .get_manifest(&reg.repo(), "slow")
+        .await
+        .expect_err("a trickled manifest");
+    quick("the manifest", started);
+    assert!(err.is_transport(), "{err}");
+    assert!(err.to_string().contains("too slowly"), "{err}");
+    // An error body is only decoration: its status is reported without waiting for it all.
+    let started = std::time::Instant::now();
+    let err = c
+        .get_manifest(&reg.repo(), "missing")
+        .await
+        .expect_err("a trickled 404");
+    quick("the error body", started);
+    assert!(err.is_not_found(), "{err}");
+    let started = std::time::Instant::now();
+    let err = c
+        .get_config(&reg.repo(), &config_desc)
+        .await
+        .expect_err("a trickled config");
+    quick("the config", started);
+    assert!(err.to_string().contains("too slowly"), "{err}");
+    let started = std::time::Instant::now();
+    let err = c
+        .get_manifest(&reg.repo(), "token-please")
+        .await
+        .expect_err("a trickled token");
+    quick("the token", started);
+    assert!(err.to_string().contains("too slowly"), "{err}");
+}

@@ -50,6 +50,12 @@ enum Payload {
         declared: u64,
         silence: Duration,
     },
+    /// All of `body` (with its `Content-Length`), one byte every `every`: never silent for
+    /// long, never done soon.
+    Trickle {
+        body: Vec<u8>,
+        every: Duration,
+    },
 }
 
 struct Reply {
@@ -193,6 +199,9 @@ fn serve(
         Payload::Stall { declared, .. } => {
             head.push_str(&format!("Content-Length: {declared}\r\n"));
         }
+        Payload::Trickle { body, .. } => {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
     }
     head.push_str("\r\n");
     if out.write_all(head.as_bytes()).is_err() || req.method == "HEAD" {
@@ -208,6 +217,15 @@ fn serve(
             let _ = out.write_all(&prefix);
             let _ = out.flush();
             std::thread::sleep(silence);
+        }
+        Payload::Trickle { body, every } => {
+            for byte in body.chunks(1) {
+                if out.write_all(byte).and_then(|()| out.flush()).is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(every);
+            }
         }
         Payload::Zeros { len, .. } => {
             let buf = vec![0u8; 64 * 1024];
