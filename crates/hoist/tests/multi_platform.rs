@@ -315,6 +315,45 @@ fn the_images_of_an_index_are_copied_side_by_side() {
 }
 
 #[test]
+fn an_index_listing_one_image_many_times_copies_it_once() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let w = world();
+    // A hostile index names the amd64 image 500 times (an 8 MiB index can name one 40,000
+    // times): each listing must not cost another copy, and a rehash of its blobs.
+    let mut value = w.index.value().clone();
+    let first = value.manifests[0].clone();
+    value.manifests = std::iter::repeat_n(first.clone(), 500)
+        .chain(value.manifests[1..].iter().cloned())
+        .collect();
+    let index = RawJson::from_value(value).expect("index");
+    let layout = Layout::open(&w.source).expect("source layout");
+    layout.write_json(&index).expect("write the index");
+    let descriptor = index.descriptor(hoist_oci::MediaType::OCI_INDEX);
+    layout.set_tag("dup", &descriptor).expect("tag it");
+    let proxy = FaultProxy::start(w.registry.addr(), Vec::new()).expect("proxy");
+    ok(hoist(&w.cache, &["copy", "--all"])
+        .arg(format!("oci:{}:dup", w.source.display()))
+        .arg(format!("docker://{}/team/dup:v1", proxy.host())));
+    let puts = |digest: &Digest| {
+        proxy
+            .records()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with(&format!("/manifests/{digest}")))
+            .count()
+    };
+    assert_eq!(
+        puts(&first.digest),
+        1,
+        "the repeated image was pushed more than once"
+    );
+    assert_eq!(puts(&w.images[1].manifest_digest), 1);
+    let served = served(&w.cache, &format!("{}/team/dup:v1", w.registry.host()));
+    assert_eq!(served, index.bytes(), "the index travels byte for byte");
+}
+
+#[test]
 fn all_is_refused_where_one_image_goes_or_with_a_platform() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");

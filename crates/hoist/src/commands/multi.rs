@@ -1,7 +1,7 @@
 //! `--all`: a multi-platform image copied whole. Every image its index lists goes first, by
-//! digest and up to four side by side, through the same single-image paths as any copy
-//! (mounts within a registry, streams between registries, pulls into and pushes from layouts);
-//! then the index's exact bytes, so the destination's index has the source's digest, as with
+//! digest (once, however often it is listed) and up to four side by side, through the same
+//! single-image paths as any copy (mounts within a registry, streams between registries, pulls
+//! into and pushes from layouts); then the index's exact bytes, so the destination's index has the source's digest, as with
 //! `skopeo copy --all` and `crane copy`. The index goes last, so a failure part-way never
 //! leaves a tag naming an index whose images are missing.
 //!
@@ -75,7 +75,11 @@ pub async fn copy_all(
         _ => None,
     };
     let target = claim.as_ref().map(hoist_oci::Claim::layout);
-    let copies = children.iter().map(|child| {
+    // An index may list one image more than once (a hostile 8 MiB one, some 40,000 times):
+    // each image is copied once, not once per listing.
+    let mut seen = std::collections::HashSet::new();
+    let distinct = children.iter().filter(|c| seen.insert(&c.digest));
+    let copies = distinct.map(|child| {
         let client = client.as_ref();
         async move {
             let platform = child
