@@ -1,5 +1,6 @@
 //! Turning an error into what the user sees and the exit code: one clear line, then its causes,
-//! each said once, never an HTML page, a control character or a credential.
+//! each said once, never an HTML page, a control character (bidirectional ones included) or a
+//! credential.
 
 use std::io;
 
@@ -100,7 +101,8 @@ pub fn render_chain(messages: &[String]) -> Vec<String> {
 const MAX_MESSAGE: usize = 600;
 
 /// Make one message safe to print: credentials in URLs redacted, HTML bodies replaced by a note,
-/// control characters (ANSI escapes included) removed, whitespace collapsed, length bounded.
+/// control characters (ANSI escapes and bidirectional controls included) removed, whitespace
+/// collapsed, length bounded.
 pub fn sanitize(message: &str) -> String {
     let lower = message.to_ascii_lowercase();
     let mut text = if let Some(at) = ["<!doctype", "<html", "<head", "<body", "<center>"]
@@ -123,7 +125,7 @@ pub fn sanitize(message: &str) -> String {
     let mut last_space = false;
     for c in text.chars() {
         let c = if c.is_whitespace() { ' ' } else { c };
-        if c.is_control() {
+        if c.is_control() || is_bidi_control(c) {
             continue;
         }
         if c == ' ' {
@@ -143,6 +145,16 @@ pub fn sanitize(message: &str) -> String {
     } else {
         out
     }
+}
+
+/// Unicode's bidirectional controls (marks, embeddings, overrides, isolates): invisible, yet
+/// they make a terminal show the text after them reordered, so a server's message could
+/// display as something else than what it says ("Trojan Source", CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Replace `user:pass@` in `scheme://user:pass@host` with `***@`.
@@ -264,5 +276,15 @@ mod tests {
             "a http://h/x and https://***@h2/y"
         );
         assert_eq!(sanitize(&"x".repeat(1000)).len(), MAX_MESSAGE + 3);
+    }
+
+    #[test]
+    fn bidi_controls_cannot_reorder_what_is_shown() {
+        // A registry message that would display as "denied: see https://example.com/fix".
+        let hostile =
+            "denied: see https://\u{202e}moc.elpmaxe\u{202c}/fix\u{2066}x\u{2069}\u{200f}";
+        assert_eq!(sanitize(hostile), "denied: see https://moc.elpmaxe/fixx");
+        // Right-to-left text itself is kept.
+        assert_eq!(sanitize("שלום"), "שלום");
     }
 }
