@@ -436,7 +436,12 @@ impl Client {
                     "the registry answered the TLS handshake in plain HTTP: it serves no TLS \
                      on this port (name it an insecure registry to use plain HTTP)",
                 ),
-                None => Error::transport(describe_transport(&e)),
+                None => match malformed_response(&e) {
+                    Some(what) => Error::misbehaved(format!(
+                        "the registry sent a malformed HTTP response ({what})"
+                    )),
+                    None => Error::transport(describe_transport(&e)),
+                },
             };
             err.with_url(display_url(url)).with_source(e)
         })
@@ -625,6 +630,22 @@ fn registry_of(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     }
+}
+
+/// What was wrong with the server's answer, when it was no HTTP/1.1 response at all (a status
+/// line or header hyper cannot parse, a head over its size limit): the registry's fault, and
+/// asking again gets the same garbage.
+fn malformed_response(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_parse()
+        {
+            return Some(h.to_string());
+        }
+        src = s.source();
+    }
+    None
 }
 
 /// A transport error without hyper's internals: the innermost cause reads best.

@@ -393,3 +393,22 @@ async fn an_oversized_location_is_the_registry_fault_not_the_user_input() {
         "the huge Location was followed"
     );
 }
+
+#[tokio::test]
+async fn a_response_that_is_not_http_is_the_registry_fault_and_not_retried() {
+    // A control character in a header value: no HTTP/1.1 parser takes that response.
+    let reg = Lying::start(|_, _| Reply::new(404).header("X-Evil", "\u{1b}]0;owned\u{7}"));
+    let err = client()
+        .get_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("a malformed response");
+    let text = err.to_string();
+    assert!(err.is_misbehaved(), "{text}");
+    assert!(text.contains("malformed HTTP response"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert_eq!(
+        reg.count("GET", "/manifests/"),
+        1,
+        "garbage was asked for again"
+    );
+}
