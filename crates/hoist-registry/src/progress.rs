@@ -45,6 +45,8 @@ pub enum Event {
         reason: String,
         /// How long hoist waits first.
         delay: Duration,
+        /// Which attempt comes next, counting from 1 (the first retry is attempt 2).
+        attempt: u32,
     },
     /// An interrupted upload or download continues at `offset`.
     Resumed {

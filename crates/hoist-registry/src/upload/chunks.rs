@@ -149,6 +149,7 @@ impl Client {
                                 .as_ref()
                                 .map_or_else(|| "transient failure".into(), |e| e.to_string()),
                             delay,
+                            attempt: faults + 1,
                         })
                         .await;
                         tokio::time::sleep(delay).await;

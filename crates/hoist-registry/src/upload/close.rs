@@ -41,7 +41,7 @@ impl Client {
                         return Ok(());
                     }
                     let delay = policy.delay(attempt - 1, None);
-                    bp.emit(retrying(src, &e, delay)).await;
+                    bp.emit(retrying(src, &e, delay, attempt + 1)).await;
                     tokio::time::sleep(delay).await;
                     continue;
                 }
@@ -83,7 +83,7 @@ impl Client {
                         return Ok(());
                     }
                     let delay = policy.delay(attempt - 1, after);
-                    bp.emit(retrying(src, &err, delay)).await;
+                    bp.emit(retrying(src, &err, delay, attempt + 1)).await;
                     tokio::time::sleep(delay).await;
                 }
                 Step::Restart => return Err(CloseError::Restart),
@@ -96,12 +96,14 @@ impl Client {
     }
 }
 
-/// The event announcing that completing `src`'s upload is retried after `delay`.
-fn retrying(src: &Src, err: &Error, delay: std::time::Duration) -> Event {
+/// The event announcing that completing `src`'s upload is retried after `delay`, as attempt
+/// `attempt`.
+fn retrying(src: &Src, err: &Error, delay: std::time::Duration, attempt: u32) -> Event {
     Event::Retrying {
         digest: src.digest.clone(),
         reason: err.to_string(),
         delay,
+        attempt,
     }
 }
 

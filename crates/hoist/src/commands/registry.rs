@@ -105,11 +105,12 @@ pub fn map_event(
             digest,
             reason,
             delay,
+            attempt,
         } => vec![Event::Retry {
             id: digest.to_string(),
             in_secs: secs_up(*delay),
             reason: sanitize(reason),
-            attempt: 0,
+            attempt: *attempt,
         }],
         R::Resumed { digest, offset } => {
             let id = digest.to_string();
@@ -169,6 +170,7 @@ fn config_event(event: &hoist_registry::Event) -> Vec<Event> {
             digest,
             reason,
             delay,
+            ..
         } => vec![Event::Message {
             text: format!(
                 "image config {}: retrying in {}s because {}",
@@ -214,6 +216,7 @@ mod tests {
             digest: d.clone(),
             reason: "503 Service Unavailable\u{1b}[2J".into(),
             delay: Duration::from_millis(200),
+            attempt: 2,
         });
         match retry.as_slice() {
             [Event::Message { text }] => {
@@ -280,12 +283,13 @@ mod tests {
                 digest: d.clone(),
                 reason: "502 Bad Gateway".into(),
                 delay: Duration::from_millis(1500),
+                attempt: 3,
             },
             LayerState::Pushing,
             &mut sizes,
         );
         assert!(
-            matches!(&retry[0], Event::Retry { in_secs: 2, reason, .. } if reason == "502 Bad Gateway")
+            matches!(&retry[0], Event::Retry { in_secs: 2, reason, attempt: 3, .. } if reason == "502 Bad Gateway")
         );
         let shrunk = map_event(
             &R::ChunkShrunk {
