@@ -55,7 +55,10 @@ pub struct ChunkLimits {
 }
 
 impl ChunkLimits {
-    /// Read limits from header values (either may be missing); zero or garbage is ignored.
+    /// Read limits from header values (either may be missing); zero or garbage is ignored. A
+    /// maximum below [`MIN_SHRUNK_CHUNK`] is raised to it: a server cannot make hoist send a
+    /// blob a few bytes per request (a gigabyte at one byte each would take days). One that
+    /// really refuses such a chunk answers 413, and the push ends there with a clear error.
     pub fn from_headers(min: Option<&str>, max: Option<&str>) -> Self {
         let num = |v: Option<&str>| {
             v.and_then(|s| s.trim().parse::<u64>().ok())
@@ -63,7 +66,7 @@ impl ChunkLimits {
         };
         ChunkLimits {
             min: num(min),
-            max: num(max),
+            max: num(max).map(|m| m.max(MIN_SHRUNK_CHUNK)),
         }
     }
 
@@ -89,7 +92,8 @@ impl ChunkLimits {
     }
 }
 
-/// The smallest chunk hoist shrinks to after an unexplained 413.
+/// The smallest chunk hoist shrinks to after an unexplained 413, and the smallest advertised
+/// `OCI-Chunk-Max-Length` it honours.
 pub const MIN_SHRUNK_CHUNK: u64 = 8 * 1024;
 
 /// The next chunk size after a 413 from a server that advertised no maximum: half the current
@@ -154,10 +158,15 @@ mod tests {
         assert_eq!(min.effective(8 << 20), 16 << 20);
         let max = ChunkLimits::from_headers(None, Some(" 1048576 "));
         assert_eq!(max.effective(8 << 20), 1 << 20);
-        let both = ChunkLimits::from_headers(Some("4096"), Some("1024"));
-        assert_eq!(both.effective(100), 1024, "the cap wins a conflict");
+        let both = ChunkLimits::from_headers(Some("40960"), Some("10240"));
+        assert_eq!(both.effective(100), 10240, "the cap wins a conflict");
         let junk = ChunkLimits::from_headers(Some("0"), Some("lots"));
         assert_eq!(junk, ChunkLimits::default());
+        // A cap of a byte (or a few hundred) is raised to the shrink floor.
+        for tiny in ["1", "512"] {
+            let tiny = ChunkLimits::from_headers(None, Some(tiny));
+            assert_eq!(tiny.effective(8 << 20), MIN_SHRUNK_CHUNK);
+        }
         assert_eq!(
             min.merge(max),
             ChunkLimits {

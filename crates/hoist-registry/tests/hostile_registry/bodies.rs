@@ -515,3 +515,45 @@ async fn small_documents_that_trickle_in_fail_instead_of_taking_hours() {
     quick("the token", started);
     assert!(err.to_string().contains("too slowly"), "{err}");
 }
+
+#[tokio::test]
+async fn an_advertised_chunk_limit_of_one_byte_is_not_a_request_per_byte() {
+    // OCI-Chunk-Max-Length: 1 would make a 1 GiB layer a billion PATCHes (days of requests).
+    let blob: Vec<u8> = (0..16 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let reg = Lying::start(|req, _| {
+        let loc = "/v2/hostile/app/blobs/uploads/s1";
+        match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202)
+                .header("Location", loc)
+                .header("OCI-Chunk-Max-Length", "1"),
+            "PATCH" => {
+                let end = req
+                    .header("content-range")
+                    .and_then(|r| r.split_once('-'))
+                    .map_or("0", |(_, end)| end)
+                    .to_owned();
+                Reply::new(202)
+                    .header("Location", loc)
+                    .header("Range", &format!("0-{end}"))
+                    .header("OCI-Chunk-Max-Length", "1")
+            }
+            "PUT" => Reply::new(201),
+            _ => Reply::new(404),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &blob);
+    let out = client()
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await
+        .expect("push");
+    assert_eq!(out.bytes_sent, blob.len() as u64);
+    let patches = reg.count("PATCH", "/blobs/uploads/");
+    assert!(patches <= 2, "{patches} PATCHes for a 16 KiB blob");
+}
