@@ -54,6 +54,24 @@ impl Client {
         auth.creds.get(registry).map(Option::is_some)
     }
 
+    /// Every credential this client holds or has sent: each password, its `Basic` value and
+    /// each Bearer token. An error message built from a server's words must repeat none of
+    /// them (a server may echo the `Authorization` header back).
+    pub(crate) async fn known_secrets(&self) -> Vec<String> {
+        let cfg = &self.inner.cfg;
+        let auth = self.inner.auth.lock().await;
+        let given = cfg.credentials.iter();
+        let named = cfg.registry_credentials.iter().map(|(_, c)| c);
+        let looked_up = auth.creds.values().flatten();
+        let mut out = Vec::new();
+        for c in given.chain(named).chain(looked_up) {
+            out.push(c.password.expose().to_owned());
+            out.push(c.basic_value());
+        }
+        out.extend(auth.tokens.values().map(|(t, _)| t.expose().to_owned()));
+        out
+    }
+
     pub(crate) async fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
         if let Some(c) = &self.inner.cfg.credentials {
             return Ok(Some(c.clone()));

@@ -20,7 +20,7 @@ use crate::credentials::Credentials;
 use crate::document::read_capped;
 use crate::protocol::location::{display_url, host_without_port, is_loopback_host, is_on};
 use crate::protocol::response::{
-    Phase, Step, classify, parse_error_body, parse_retry_after, status_hint,
+    Phase, Step, classify, parse_error_body_redacted, parse_retry_after, status_hint,
 };
 pub use crate::repo::Repo;
 use crate::tls::{HandshakeFailure, TlsSettings, handshake_failure};
@@ -591,7 +591,9 @@ impl Client {
         let body = read_capped(resp, MAX_ERROR_BODY, "", self.inner.cfg.timeout)
             .await
             .unwrap_or_default();
-        let parsed = parse_error_body(status, ct.as_deref(), &body);
+        let secrets = self.known_secrets().await;
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let parsed = parse_error_body_redacted(status, ct.as_deref(), &body, &secrets);
         let mut message = format!("{what}: {}", parsed.message);
         if let Some(hint) = status_hint(status, url.scheme() == "http", parsed.code.is_some()) {
             message.push_str(&format!(" ({hint})"));

@@ -27,11 +27,13 @@ impl Credentials {
 
     /// The `Authorization: Basic ...` header value.
     pub(crate) fn basic_header(&self) -> String {
+        format!("Basic {}", self.basic_value())
+    }
+
+    /// The base64 `user:password` of a `Basic` header.
+    pub(crate) fn basic_value(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password.expose());
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        base64::engine::general_purpose::STANDARD.encode(raw)
     }
 }
 

@@ -52,7 +52,8 @@
 //!
 //! Credentials come from the caller ([`Credentials`]) or a docker `config.json` (`auths`,
 //! `credsStore`, `credHelpers`, honouring `DOCKER_CONFIG`); Basic and Bearer token auth are
-//! supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs.
+//! supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
+//! server's error message that echoes one back has it replaced by `***`.
 //!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
 //! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or decompressing layers, or any

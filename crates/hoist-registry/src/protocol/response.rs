@@ -18,7 +18,21 @@ const MAX_MESSAGE: usize = 300;
 /// (`{"errors":[{"code":..,"message":..}]}`) gives both; an HTML page (an nginx 413, a CDN error)
 /// is reduced to the status line and never dumped; short plain text is kept as one line.
 pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) -> ErrorBody {
+    parse_error_body_redacted(status, content_type, body, &[])
+}
+
+/// [`parse_error_body`], with each of `secrets` (the passwords, Basic values and tokens the
+/// client sent) replaced by `***` in the code and message before they are cut to length: a
+/// server or proxy that echoes the `Authorization` header into its error must not put it on a
+/// terminal or into a CI log.
+pub fn parse_error_body_redacted(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    secrets: &[&str],
+) -> ErrorBody {
     let status_line = status_line(status);
+    let clean = |text: &str| one_line(&redact(text, secrets));
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<OneError>,
@@ -37,10 +51,10 @@ pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) ->
         let message = first
             .message
             .filter(|m| !m.trim().is_empty() && !holds_html(m))
-            .map(|m| one_line(&m))
+            .map(|m| clean(&m))
             .unwrap_or_else(|| status_line.clone());
         return ErrorBody {
-            code: first.code.filter(|c| !c.is_empty()).map(|c| one_line(&c)),
+            code: first.code.filter(|c| !c.is_empty()).map(|c| clean(&c)),
             message,
         };
     }
@@ -51,12 +65,26 @@ pub fn parse_error_body(status: u16, content_type: Option<&str>, body: &[u8]) ->
     let message = if trimmed.is_empty() || is_html || trimmed.starts_with('{') {
         status_line
     } else {
-        format!("{status_line}: {}", one_line(trimmed))
+        format!("{status_line}: {}", clean(trimmed))
     };
     ErrorBody {
         code: None,
         message,
     }
+}
+
+/// `text` with every occurrence of each non-empty secret replaced by `***`, the longest first
+/// (so a token holding a password is hidden whole).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut sorted: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for secret in sorted {
+        if out.contains(secret) {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
 }
 
 /// Whether `text` carries an HTML page (or a piece of one) anywhere.
@@ -193,6 +221,23 @@ mod tests {
         let e = parse_error_body(404, Some("application/json"), body);
         assert_eq!(e.code.as_deref(), Some("BLOB_UPLOAD_UNKNOWN"));
         assert_eq!(e.message, "blob upload unknown to registry");
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted_before_the_message_is_cut() {
+        let token = "t".repeat(400);
+        let body = format!(
+            r#"{{"errors":[{{"code":"DENIED pw=hunter22","message":"bad token Bearer {token} for bob:hunter22"}}]}}"#
+        );
+        let e = parse_error_body_redacted(403, None, body.as_bytes(), &["hunter22", &token]);
+        assert_eq!(e.message, "bad token Bearer *** for bob:***");
+        assert_eq!(e.code.as_deref(), Some("DENIED pw=***"));
+        let e = parse_error_body_redacted(400, Some("text/plain"), b"got hunter22", &["hunter22"]);
+        assert_eq!(e.message, "400 Bad Request: got ***");
+        assert_eq!(
+            redact("a secret in a secretive text", &["", "secret"]),
+            "a *** in a ***ive text"
+        );
     }
 
     #[test]

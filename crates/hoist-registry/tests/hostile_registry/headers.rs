@@ -412,3 +412,44 @@ async fn a_response_that_is_not_http_is_the_registry_fault_and_not_retried() {
         "garbage was asked for again"
     );
 }
+
+#[tokio::test]
+async fn credentials_a_server_echoes_into_its_errors_are_not_shown() {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let reg = Lying::start(|req, addr| {
+        if req.path.starts_with("/token") {
+            return Reply::new(200).body(format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#));
+        }
+        let Some(auth) = req.header("authorization").map(str::to_owned) else {
+            let challenge = match req.path.contains("/basic/") {
+                true => r#"Basic realm="r""#.to_owned(),
+                false => format!(r#"Bearer realm="http://{addr}/token",service="s""#),
+            };
+            return Reply::new(401).header("WWW-Authenticate", &challenge);
+        };
+        if req.path.contains("/basic/") {
+            // A debugging auth proxy: the header and what it decodes to, in OCI error JSON.
+            let message = format!("invalid credentials {auth} ({USER}:{PASSWORD})");
+            let body = serde_json::json!({"errors":[{"code":"DENIED","message":message}]});
+            return Reply::new(403)
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        Reply::new(400)
+            .header("Content-Type", "text/plain")
+            .body(format!("token rejected: {auth}"))
+    });
+    for name in ["hostile/basic", "hostile/bearer"] {
+        let repo = Repo::new(reg.host(), name).expect("repo");
+        let err = client()
+            .get_manifest(&repo, "latest")
+            .await
+            .expect_err("refused");
+        let shown = format!("{err} {err:?}");
+        for secret in [PASSWORD, TOKEN, basic.as_str()] {
+            assert!(!shown.contains(secret), "{name}: {secret} shown in {shown}");
+        }
+        assert!(shown.contains("***"), "{name}: {shown}");
+    }
+}
