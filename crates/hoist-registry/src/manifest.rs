@@ -234,8 +234,10 @@ impl Client {
                 desc.size
             )));
         }
-        let clock = DocumentClock::start(self.cfg().timeout);
         let mut stream = self.open_blob_stream(repo, desc).await?;
+        // From the response head on, as for any document (retries before it have their own
+        // bounds).
+        let clock = DocumentClock::start(self.cfg().timeout);
         let mut bytes = Vec::with_capacity(desc.size as usize);
         loop {
             // The stream ends at the descriptor's size: `bytes` never grows past it.
