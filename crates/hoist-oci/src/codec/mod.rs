@@ -6,14 +6,15 @@
 //! compressed output (the blob digest), so a layer is read exactly once to produce a pushable
 //! blob. Everything streams through bounded buffers.
 //!
-//! Compression can use several threads per layer: zstd through its own multithreaded mode, gzip
-//! through block gzip (256 KiB blocks compressed in parallel and stitched into one standard gzip
-//! member, like pigz), whose output is the same whatever the thread count, so with a given hoist
-//! build a layer's digest does not depend on the machine that compressed it (another zlib-rs
-//! version may pick other matches). zstd promises no such thing: its multithreaded mode writes
-//! another stream than one thread does.
+//! Compression can use several threads per layer: gzip through block gzip (256 KiB blocks
+//! compressed in parallel and stitched into one standard gzip member, like pigz), zstd through
+//! its own multithreaded mode, in 512 KiB jobs, used even for one thread. Either way the output
+//! depends only on the input and the level, never on the thread count, so with a given hoist
+//! build a layer's digest does not depend on the machine that compressed it (another zlib-rs or
+//! zstd version may pick other matches: digests can change between hoist builds).
 
 mod gzip;
+mod zstd_encoder;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -283,18 +284,10 @@ impl<O: Write> Encoder<O> {
                 gzip::BlockGzip::new(out, level.unsigned_abs(), threads)
                     .map_err(|e| Error::io("starting the gzip encoder", e))?,
             )),
-            Compression::Zstd => {
-                let setup = |e: io::Error| Error::io("setting up the zstd encoder", e);
-                let mut z = zstd::stream::write::Encoder::new(out, level).map_err(setup)?;
-                // A frame checksum lets a decoder catch corruption the digest would only
-                // catch after the whole layer was unpacked.
-                z.include_checksum(true).map_err(setup)?;
-                if threads > 1 {
-                    let n = u32::try_from(threads).unwrap_or(u32::MAX).min(64);
-                    z.multithread(n).map_err(setup)?;
-                }
-                Encoder::Zstd(z)
-            }
+            Compression::Zstd => Encoder::Zstd(
+                zstd_encoder::encoder(out, level, threads)
+                    .map_err(|e| Error::io("setting up the zstd encoder", e))?,
+            ),
         })
     }
 
@@ -384,9 +377,11 @@ impl<W: Write> fmt::Debug for Compressor<W> {
 
 impl<W: Write> Compressor<W> {
     /// A compressor writing `compression` at `level` (the codec's default when `None`) into
-    /// `output`. `threads > 1` compresses on that many threads: zstd's multithreaded mode, or
-    /// block gzip (256 KiB blocks, pigz-style, one standard gzip member). gzip output does not
-    /// depend on `threads`; zstd output does (one thread gives another stream than several).
+    /// `output`, on `threads` threads: block gzip (256 KiB blocks, pigz-style, one standard gzip
+    /// member; inline for one thread), or zstd's multithreaded mode in 512 KiB jobs (one worker
+    /// beside the caller for one thread). The output does not depend on `threads`: for a given
+    /// hoist build, the same input and level give the same bytes, hence the same digest, on
+    /// every machine.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
