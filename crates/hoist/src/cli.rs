@@ -55,8 +55,9 @@ pub struct GlobalArgs {
 
     /// Compression for layers hoist has to compress: layers exported from the daemon, a docker
     /// archive's layers on their way to a registry, and, when this is given, a docker archive's
-    /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does)
-    /// [default: gzip]
+    /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does).
+    /// The same hoist build gives a compressed layer the same digest on any machine, whatever
+    /// its core count [default: gzip]
     #[arg(long, global = true, env = "HOIST_COMPRESSION", value_enum)]
     pub compression: Option<CompressionArg>,
 
