@@ -149,6 +149,62 @@ async fn cut_upload_to_destination_resumes_from_its_range() {
     );
 }
 
+/// A proxy in front of A that drops `Range` from every blob GET: a source that ignores it.
+fn ignoring_range(p: &Pair) -> FaultProxy {
+    proxy(
+        p.a.addr(),
+        vec![Rule::new(
+            "GET",
+            "/blobs/sha256:",
+            0,
+            Action::DropRequestHeader("Range".into()),
+        )],
+    )
+}
+
+fn blob_gets(proxy: &FaultProxy) -> Vec<hoist_testkit::RequestRecord> {
+    proxy
+        .records()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_source_ignoring_range_is_read_once_not_once_per_chunk() {
+    let Some(p) = pair(SIZE).await else { return };
+    let front_a = ignoring_range(&p);
+    let (res, _) = stream(&p.remote(&front_a.host()), &p.b.host()).await;
+    let out = res.expect("streamed push from a source ignoring Range");
+    assert_eq!(out.bytes_sent, SIZE);
+    assert!(p.b_has(&p.blob.digest), "B holds digest-correct bytes");
+    let gets = blob_gets(&front_a);
+    assert!(gets.iter().all(|r| r.status == Some(200)), "{gets:?}");
+    // Asked again for each of the 6 chunks, the source would send the blob 6 times.
+    assert_eq!(gets.len(), 1, "the whole-blob answer is read on: {gets:?}");
+}
+
+#[tokio::test]
+async fn a_source_ignoring_range_survives_a_cut_upload() {
+    let Some(p) = pair(SIZE).await else { return };
+    let front_a = ignoring_range(&p);
+    let front_b = proxy(
+        p.b.addr(),
+        vec![Rule::new(
+            "PATCH",
+            "/uploads/",
+            3,
+            Action::CutAfterBodyBytes(CHUNK / 2),
+        )],
+    );
+    let (res, _) = stream(&p.remote(&front_a.host()), &front_b.host()).await;
+    let out = res.expect("streamed push survives a cut");
+    assert!(out.resumes + out.restarts >= 1, "{out:?}");
+    assert!(p.b_has(&p.blob.digest));
+    // The cut chunk's answer is gone: the source is asked again, from where B says.
+    assert!(blob_gets(&front_a).len() >= 2);
+}
+
 #[tokio::test]
 async fn cut_download_from_source_is_reopened() {
     let Some(p) = pair(SIZE).await else { return };

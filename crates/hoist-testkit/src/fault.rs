@@ -39,6 +39,8 @@ pub enum FaultAction {
     TruncateResponseBody(u64),
     /// Forward, but flip (XOR 0xff) the first byte of the response body.
     CorruptResponseBody,
+    /// Forward without this request header (e.g. `Range`, as a server that ignores it).
+    DropRequestHeader(String),
 }
 
 impl FaultAction {
@@ -601,6 +603,9 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         let Some((up_r, up_w)) = upstream.as_mut() else {
             return Ok(());
         };
+        if let Some(FaultAction::DropRequestHeader(name)) = &fault {
+            req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        }
         up_w.write_all(&req.encode())?;
         let req_plan = BodyPlan {
             limit: match &fault {
