@@ -123,15 +123,7 @@ async fn blob_streams_between_registries_in_ranged_chunks() {
 #[tokio::test]
 async fn cut_upload_to_destination_resumes_from_its_range() {
     let Some(p) = pair(SIZE).await else { return };
-    let front_b = proxy(
-        p.b.addr(),
-        vec![Rule::new(
-            "PATCH",
-            "/uploads/",
-            3,
-            Action::CutAfterBodyBytes(CHUNK / 2),
-        )],
-    );
+    let front_b = cutting_third_patch(&p);
     let (res, events) = stream(&p.remote(&p.a.host()), &front_b.host()).await;
     let out = res.expect("streamed push survives a cut");
     // distribution drops a session whose PATCH was cut: the blob starts over from byte 0 of
@@ -147,6 +139,19 @@ async fn cut_upload_to_destination_resumes_from_its_range() {
         events.iter().any(|e| matches!(e, Event::Resumed { .. })),
         "{events:?}"
     );
+}
+
+/// A proxy in front of B that cuts the third PATCH halfway through its body.
+fn cutting_third_patch(p: &Pair) -> FaultProxy {
+    proxy(
+        p.b.addr(),
+        vec![Rule::new(
+            "PATCH",
+            "/uploads/",
+            3,
+            Action::CutAfterBodyBytes(CHUNK / 2),
+        )],
+    )
 }
 
 /// A proxy in front of A that drops `Range` from every blob GET: a source that ignores it.
@@ -188,15 +193,7 @@ async fn a_source_ignoring_range_is_read_once_not_once_per_chunk() {
 async fn a_source_ignoring_range_survives_a_cut_upload() {
     let Some(p) = pair(SIZE).await else { return };
     let front_a = ignoring_range(&p);
-    let front_b = proxy(
-        p.b.addr(),
-        vec![Rule::new(
-            "PATCH",
-            "/uploads/",
-            3,
-            Action::CutAfterBodyBytes(CHUNK / 2),
-        )],
-    );
+    let front_b = cutting_third_patch(&p);
     let (res, _) = stream(&p.remote(&front_a.host()), &front_b.host()).await;
     let out = res.expect("streamed push survives a cut");
     assert!(out.resumes + out.restarts >= 1, "{out:?}");

@@ -14,30 +14,14 @@ async fn garbage_location_and_range_headers_are_refused() {
         "   ",
     ] {
         let reg = upload_registry(location, "0-0");
-        let err = client()
-            .push_blob(
-                &reg.repo(),
-                &src,
-                &PushOptions::default(),
-                &Progress::none(),
-            )
-            .await
-            .expect_err("garbage Location");
+        let err = push(&reg, &src).await.expect_err("garbage Location");
         assert!(err.is_misbehaved(), "{location:?}: {err}");
         assert!(err.to_string().contains("Location"), "{location:?}: {err}");
         assert_eq!(reg.count("PATCH", ""), 0, "{location:?}: a PATCH was sent");
     }
     // A session on a plain-HTTP foreign host: refused before a byte or a credential goes there.
     let reg = upload_registry("http://uploads.hostile.invalid/s1", "0-0");
-    let err = client()
-        .push_blob(
-            &reg.repo(),
-            &src,
-            &PushOptions::default(),
-            &Progress::none(),
-        )
-        .await
-        .expect_err("foreign Location");
+    let err = push(&reg, &src).await.expect_err("foreign Location");
     assert!(err.to_string().contains("plain HTTP"), "{err}");
     assert_no_secret(&err);
     for range in [
@@ -49,15 +33,7 @@ async fn garbage_location_and_range_headers_are_refused() {
         "-",
     ] {
         let reg = upload_registry("/v2/hostile/app/blobs/uploads/s1", range);
-        let err = client()
-            .push_blob(
-                &reg.repo(),
-                &src,
-                &PushOptions::default(),
-                &Progress::none(),
-            )
-            .await
-            .expect_err("garbage Range");
+        let err = push(&reg, &src).await.expect_err("garbage Range");
         assert!(err.is_misbehaved(), "{range:?}: {err}");
         assert!(
             err.to_string().contains("Range") || err.to_string().contains("claims"),
@@ -268,15 +244,7 @@ async fn completion_and_manifest_push_with_lying_digests_fail_briefly() {
             "PUT" => Reply::new(201).header("Docker-Content-Digest", &lie),
             _ => Reply::new(404),
         });
-        let err = client()
-            .push_blob(
-                &reg.repo(),
-                &src,
-                &PushOptions::default(),
-                &Progress::none(),
-            )
-            .await
-            .expect_err("lying completion");
+        let err = push(&reg, &src).await.expect_err("lying completion");
         let text = err.to_string();
         assert!(text.contains(check), "{text}");
         assert!(text.len() < 1_000, "a hostile header was echoed whole");
@@ -544,15 +512,7 @@ async fn an_advertised_chunk_limit_of_one_byte_is_not_a_request_per_byte() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let src = blob_source(dir.path(), &blob);
-    let out = client()
-        .push_blob(
-            &reg.repo(),
-            &src,
-            &PushOptions::default(),
-            &Progress::none(),
-        )
-        .await
-        .expect("push");
+    let out = push(&reg, &src).await.expect("push");
     assert_eq!(out.bytes_sent, blob.len() as u64);
     let patches = reg.count("PATCH", "/blobs/uploads/");
     assert!(patches <= 2, "{patches} PATCHes for a 16 KiB blob");

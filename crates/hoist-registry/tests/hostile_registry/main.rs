@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist_oci::{Descriptor, Digest, Layout, MAX_JSON_SIZE, MediaType};
-use hoist_registry::{BlobSource, Client, Credentials, Progress, PushOptions, Repo, RetryPolicy};
+use hoist_registry::{
+    BlobSource, Client, Credentials, Progress, PushOptions, PushOutcome, Repo, RetryPolicy,
+};
 
 const USER: &str = "hostile-user";
 const PASSWORD: &str = "s3cret-Pa55word";
@@ -289,6 +291,13 @@ fn blob_source(dir: &Path, bytes: &[u8]) -> BlobSource {
         digest: Digest::sha256_of(bytes),
         size: bytes.len() as u64,
     }
+}
+
+/// Push `src` to the lying registry with the default options.
+async fn push(reg: &Lying, src: &BlobSource) -> hoist_registry::Result<PushOutcome> {
+    client()
+        .push_blob(&reg.repo(), src, &PushOptions::default(), &Progress::none())
+        .await
 }
 
 /// An upload endpoint: HEAD says absent, POST opens a session at `location`, PATCH answers

@@ -510,15 +510,7 @@ pub fn manifest_for(
 ) -> anyhow::Result<RawJson<ImageManifest>> {
     let mut config = image.manifest.value().config.clone();
     config.media_type = MediaType::new(MediaType::OCI_CONFIG);
-    Ok(RawJson::from_value(ImageManifest {
-        schema_version: 2,
-        media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
-        artifact_type: None,
-        config,
-        layers,
-        subject: None,
-        annotations: Default::default(),
-    })?)
+    Ok(RawJson::from_value(ImageManifest::new(config, layers))?)
 }
 
 /// Load a staged image into the daemon, named `names`.
