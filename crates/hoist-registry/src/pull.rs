@@ -26,6 +26,18 @@ const MAX_REDIRECTS: usize = 5;
 /// a buffer of its own for the blocking pool, so each blob in flight holds about twice this.
 const WRITE_BUF: usize = 128 * 1024;
 
+/// What a broken connection must have delivered to count as having moved a download on (the
+/// rest of the blob, when less is left). Only then does the count of breaks in a row start
+/// over: a link that drops now and then keeps going, while a server that sends a byte per
+/// connection and closes runs out of attempts instead of being asked once per byte.
+const MIN_MOVE: u64 = 16 * 1024;
+
+/// Whether a connection that broke with the download at `to`, having started at `from`,
+/// moved a blob of `size` bytes on (see [`MIN_MOVE`]).
+pub(crate) fn moved_on(from: u64, to: u64, size: u64) -> bool {
+    to > from && to - from >= MIN_MOVE.min(size.saturating_sub(from))
+}
+
 impl Client {
     /// GET the blob (from byte `from`), following redirects to storage; retries transient
     /// statuses. Returns a 200 or 206 response.
@@ -246,7 +258,7 @@ impl Client {
             if written < desc.size {
                 // Cuts in a row without progress end the download; one that moved on does not
                 // count against a long download over a link that drops now and then.
-                if written > attempt_from {
+                if moved_on(attempt_from, written, desc.size) {
                     short_reads = 0;
                 }
                 short_reads += 1;
@@ -333,7 +345,8 @@ pub struct BlobStream {
     pending: Bytes,
     hasher: Option<Digester>,
     received: u64,
-    /// Breaks in a row without progress; reset when a connection delivered something.
+    /// Breaks in a row without progress; reset when a connection moved the download on
+    /// ([`moved_on`]).
     breaks: u32,
     /// `received` at the last break.
     broke_at: u64,
@@ -374,7 +387,7 @@ impl BlobStream {
     /// The connection broke or ended early: schedule a ranged GET, or give up.
     fn broken(&mut self, why: String) -> Option<std::io::Error> {
         self.body = None;
-        if self.received > self.broke_at {
+        if moved_on(self.broke_at, self.received, self.desc.size) {
             self.breaks = 0;
         }
         self.broke_at = self.received;
@@ -533,9 +546,23 @@ impl BlobStream {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_break_moves_a_download_on_only_after_enough_bytes() {
+        let size = 1 << 30;
+        assert!(!moved_on(0, 1, size), "a byte is not a move");
+        assert!(!moved_on(100, 100 + MIN_MOVE - 1, size));
+        assert!(moved_on(100, 100 + MIN_MOVE, size));
+        // Near the end, the rest of the blob is enough.
+        assert!(moved_on(size - 10, size, size));
+        assert!(!moved_on(size - 10, size - 1, size));
+        // A start past the size (a lying server) never counts.
+        assert!(!moved_on(size + 5, size + 4, size));
+    }
 
     #[test]
     fn partials_are_beside_the_sink_and_never_shared() {

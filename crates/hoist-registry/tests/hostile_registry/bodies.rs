@@ -517,3 +517,57 @@ async fn an_advertised_chunk_limit_of_one_byte_is_not_a_request_per_byte() {
     let patches = reg.count("PATCH", "/blobs/uploads/");
     assert!(patches <= 2, "{patches} PATCHes for a 16 KiB blob");
 }
+
+#[tokio::test]
+async fn a_blob_sent_a_byte_per_connection_runs_out_of_attempts() {
+    // Every GET (ranged as asked) gets one byte of the blob, then the connection closes.
+    let blob: Arc<Vec<u8>> = Arc::new((0..8192u32).map(|i| (i % 253) as u8).collect());
+    let desc = layer_of(&blob);
+    let served = blob.clone();
+    let reg = Lying::start(move |req, _| {
+        let from: usize = req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let Some(rest) = served.get(from..).filter(|r| !r.is_empty()) else {
+            return Reply::new(416);
+        };
+        let last = served.len() - 1;
+        Reply {
+            status: if from == 0 { 200 } else { 206 },
+            headers: vec![(
+                "Content-Range".into(),
+                format!("bytes {from}-{last}/{}", served.len()),
+            )],
+            payload: Payload::Stall {
+                prefix: rest[..1].to_vec(),
+                declared: rest.len() as u64,
+                silence: Duration::ZERO,
+            },
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = dir.path().join("blob");
+    let err = client()
+        .pull_blob(&reg.repo(), &desc, &sink, &Progress::none())
+        .await
+        .expect_err("a byte per connection");
+    assert!(err.to_string().contains("kept failing"), "{err}");
+    // Asked once per byte, the 8 KiB blob would have taken 8192 GETs.
+    let gets = reg.count("GET", "/blobs/");
+    assert!(gets <= 10, "{gets} GETs");
+    assert!(!sink.exists());
+
+    let mut stream = client()
+        .open_blob_stream(&reg.repo(), &desc)
+        .await
+        .expect("open");
+    let mut got = Vec::new();
+    let err = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut got)
+        .await
+        .expect_err("a byte per connection");
+    assert!(err.to_string().contains("kept breaking"), "{err}");
+    assert!(reg.count("GET", "/blobs/") <= gets + 10);
+}
