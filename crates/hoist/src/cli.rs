@@ -299,6 +299,14 @@ pub enum Command {
         raw: bool,
     },
 
+    /// List the tags of a repository in a registry, one per line (as `skopeo list-tags` and
+    /// `crane ls` do).
+    Tags {
+        /// The repository: HOST[:PORT]/REPO (docker:// is optional), without a tag or digest.
+        #[arg(value_name = "REPOSITORY")]
+        repository: String,
+    },
+
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.

@@ -124,6 +124,11 @@ pub enum Job {
         /// Print the manifest bytes only.
         raw: bool,
     },
+    /// List a repository's tags.
+    Tags {
+        /// The repository (no tag, no digest).
+        reference: hoist_oci::Reference,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Clean the cache.

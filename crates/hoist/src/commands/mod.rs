@@ -31,6 +31,20 @@ use crate::transport::Location;
 /// Whatever failed, with context; [`crate::errors::outcome`] turns it into an exit code.
 pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
     match job {
+        Job::Tags { reference } => {
+            let runtime = runtime()?;
+            let tags = runtime.block_on(crate::interrupt::interruptible(
+                registry::list_tags(config, &reference),
+                std::time::Duration::ZERO,
+                crate::interrupt::STARTS_OVER,
+            ))?;
+            let mut stdout = std::io::stdout().lock();
+            let written = tags
+                .iter()
+                .try_for_each(|t| writeln!(stdout, "{t}"))
+                .and_then(|()| stdout.flush());
+            errors::stdout_result(written, "the tags")
+        }
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hoist_registry::{Client, Credentials, RetryPolicy};
+use anyhow::Context;
+use hoist_oci::Reference;
+use hoist_registry::{Client, Credentials, Repo, RetryPolicy};
 
 use crate::config::Config;
 use crate::errors::sanitize;
@@ -40,6 +42,35 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         );
     }
     Ok(builder.build()?)
+}
+
+/// The tags of the repository `reference` names, in the registry's order (lexical, per the
+/// distribution spec), every page followed. A name that is no valid tag is left out with a
+/// warning, so a registry cannot put control characters or a path on the user's terminal.
+///
+/// # Errors
+/// When the registry refuses (an unknown repository, no access) or answers garbage.
+pub async fn list_tags(config: &Config, reference: &Reference) -> anyhow::Result<Vec<String>> {
+    let client = client(config)?;
+    let repo = Repo::from_reference(reference)?;
+    let shown = format!("{}/{}", reference.registry(), reference.repository());
+    let mut tags = client
+        .list_tags(&repo)
+        .await
+        .with_context(|| format!("listing the tags of {shown}"))?;
+    let listed = tags.len();
+    let first_bad = tags
+        .iter()
+        .find(|t| !crate::transport::valid_tag(t))
+        .map(|t| sanitize(t));
+    tags.retain(|t| crate::transport::valid_tag(t));
+    if let Some(bad) = first_bad {
+        tracing::warn!(
+            "{shown}: the registry listed {} names that are no valid tags (such as {bad:?}); left out",
+            listed - tags.len()
+        );
+    }
+    Ok(tags)
 }
 
 /// A library progress sink whose events reach `reporter`, with `active` as the state of a blob

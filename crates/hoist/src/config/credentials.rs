@@ -71,6 +71,7 @@ pub(super) fn assign_creds(
             destination,
         } => (registry_of(source), registry_of(destination)),
         Job::Inspect { source, .. } => (registry_of(source), None),
+        Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
         _ => (None, None),
     };
     let mut out: Vec<(String, Credentials)> = Vec::new();

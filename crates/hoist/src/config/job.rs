@@ -80,6 +80,22 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
             }
             return Ok(Job::Inspect { source, raw });
         }
+        Command::Tags { repository } => {
+            let source = parse_or(&repository, DefaultTransport::Registry)?;
+            let Location::Registry { reference } = source else {
+                return Err(usage(format!(
+                    "tags lists a repository in a registry, not `{source}`"
+                )));
+            };
+            if reference.tag().is_some() || reference.digest().is_some() {
+                return Err(usage(format!(
+                    "tags takes a repository, without a tag or digest: `{}/{}`",
+                    reference.registry(),
+                    reference.repository()
+                )));
+            }
+            return Ok(Job::Tags { reference });
+        }
         Command::Completions { shell } => return Ok(Job::Completions(shell)),
         Command::Cache {
             action: CacheCommand::Prune { all },
