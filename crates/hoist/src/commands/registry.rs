@@ -54,23 +54,28 @@ pub async fn list_tags(config: &Config, reference: &Reference) -> anyhow::Result
     let client = client(config)?;
     let repo = Repo::from_reference(reference)?;
     let shown = format!("{}/{}", reference.registry(), reference.repository());
-    let mut tags = client
+    let mut tags: Vec<String> = client
         .list_tags(&repo)
         .await
         .with_context(|| format!("listing the tags of {shown}"))?;
-    let listed = tags.len();
-    let first_bad = tags
-        .iter()
-        .find(|t| !crate::transport::valid_tag(t))
-        .map(|t| sanitize(t));
-    tags.retain(|t| crate::transport::valid_tag(t));
-    if let Some(bad) = first_bad {
+    if let Some((left_out, example)) = keep_valid_tags(&mut tags) {
         tracing::warn!(
-            "{shown}: the registry listed {} names that are no valid tags (such as {bad:?}); left out",
-            listed - tags.len()
+            "{shown}: the registry listed {left_out} names that are no valid tags (such as {example:?}); left out"
         );
     }
     Ok(tags)
+}
+
+/// Leave out of `tags` every name that is no valid tag; how many went, and the first of them
+/// made printable, when any did.
+fn keep_valid_tags(tags: &mut Vec<String>) -> Option<(usize, String)> {
+    let listed = tags.len();
+    let example = tags
+        .iter()
+        .find(|t| !crate::transport::valid_tag(t))
+        .map(|t| sanitize(t))?;
+    tags.retain(|t| crate::transport::valid_tag(t));
+    Some((listed - tags.len(), example))
 }
 
 /// A library progress sink whose events reach `reporter`, with `active` as the state of a blob
@@ -340,5 +345,19 @@ mod tests {
         assert!(text.contains("--chunk-size 32MiB"), "{text}");
         assert_eq!(size_arg(1536), "1536");
         assert_eq!(size_arg(3 << 10), "3KiB");
+    }
+
+    #[test]
+    fn names_that_are_no_tags_are_left_out_and_shown_printable() {
+        let mut tags: Vec<String> = ["v1", "\u{1b}[2Jgone", "../x", "latest", ""]
+            .map(String::from)
+            .to_vec();
+        let (left_out, example) = keep_valid_tags(&mut tags).expect("some left out");
+        assert_eq!(tags, ["v1", "latest"]);
+        assert_eq!(left_out, 3);
+        assert!(!example.contains('\u{1b}'), "{example:?}");
+        let mut fine = vec!["a".to_string(), "b_1.2-x".to_string()];
+        assert_eq!(keep_valid_tags(&mut fine), None);
+        assert_eq!(fine.len(), 2);
     }
 }
