@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use hoist_oci::{Digest, Layout, MediaType};
-use hoist_testkit::{Dockerd, require_root, require_tool};
+use hoist_testkit::Dockerd;
 
 fn hoist(cache: &Path, dockerd: &Dockerd, args: &[&str]) -> Command {
     let mut cmd = common::isolated(cache);
@@ -87,15 +87,11 @@ fn temp_files(layout_dir: &Path) -> Vec<String> {
 
 #[test]
 fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
-    if !require_root() || !require_tool("dockerd") {
+    let Some(dockerd) = common::daemon_with_image(&[40, 25], "hoist-exp:1") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
-    let dockerd = Dockerd::start().expect("dockerd");
-    dockerd
-        .build_layers(&[40, 25], "hoist-exp:1")
-        .expect("build an image");
     let layers = diff_ids(&dockerd, "hoist-exp:1");
     assert_eq!(layers.len(), 3);
     let id = dockerd

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hoist_oci::Layout;
-use hoist_testkit::{AfterGate, Dockerd, GatedRelay, require_root, require_tool};
+use hoist_testkit::{AfterGate, Dockerd, GatedRelay};
 
 fn hoist(cache: &Path, docker_host: &str, args: &[&str]) -> Command {
     let mut cmd = common::isolated(cache);
@@ -41,17 +41,12 @@ fn closed_port() -> u16 {
 
 #[test]
 fn a_push_failing_while_the_export_streams_leaves_no_staged_export() {
-    if !require_root() || !require_tool("dockerd") {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dockerd = Dockerd::start().expect("dockerd");
     // Many small layers: while the first one's push fails, later ones are still streaming in
     // and being committed (fsync, rename) into the staged export on threads of their own.
-    let layers = [3usize; 24];
-    dockerd
-        .build_layers(&layers, "hoist-leak:1")
-        .expect("build an image");
+    let Some(dockerd) = common::daemon_with_image(&[3; 24], "hoist-leak:1") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
     let target = format!("127.0.0.1:{}/leak/app:1", closed_port());
     for round in 0..4 {
         let cache = tmp.path().join(format!("cache-{round}"));
@@ -124,15 +119,11 @@ fn assert_whole(dir: &Path, tag: &str, diff_ids: usize) {
 
 #[test]
 fn a_failed_export_never_deletes_a_layout_another_hoist_is_using() {
-    if !require_root() || !require_tool("dockerd") {
+    let Some(dockerd) = common::daemon_with_image(&[5, 5], "hoist-race:1") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
-    let dockerd = Dockerd::start().expect("dockerd");
-    dockerd
-        .build_layers(&[5, 5], "hoist-race:1")
-        .expect("build an image");
     let export = |host: &str, dir: &Path, tag: &str| {
         let mut cmd = hoist(&cache, host, &["-q", "copy", "docker-daemon:hoist-race:1"]);
         cmd.arg(format!("oci:{}:{tag}", dir.display()));
@@ -192,14 +183,10 @@ fn a_failed_export_never_deletes_a_layout_another_hoist_is_using() {
 /// inspected ID, is still the inspected image, never the newcomer.
 #[test]
 fn a_name_retagged_during_the_export_still_exports_the_inspected_image() {
-    if !require_root() || !require_tool("dockerd") {
+    let Some(dockerd) = common::daemon_with_image(&[4], "hoist-retag:a") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dockerd = Dockerd::start().expect("dockerd");
-    dockerd
-        .build_layers(&[4], "hoist-retag:a")
-        .expect("build an image");
     // The same layers, another config: a LABEL adds none.
     let mut build = dockerd.docker();
     build
@@ -283,15 +270,11 @@ fn a_name_retagged_during_the_export_still_exports_the_inspected_image() {
 /// interrupt's grace, instead of the export streaming on for the whole grace.
 #[test]
 fn an_interrupted_export_stops_at_once_and_removes_what_it_made() {
-    if !require_root() || !require_tool("dockerd") {
+    let Some(dockerd) = common::daemon_with_image(&[5, 5], "hoist-sigint:1") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
-    let dockerd = Dockerd::start().expect("dockerd");
-    dockerd
-        .build_layers(&[5, 5], "hoist-sigint:1")
-        .expect("build an image");
     let dir = tmp.path().join("layout");
     let archive = tmp.path().join("app.tar");
     for destination in [

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use hoist_oci::{Compression, Layout};
 use hoist_testkit::synth::{ImageSpec, write_oci_layout};
-use hoist_testkit::{Dockerd, Nginx, Registry, require_root, require_tool};
+use hoist_testkit::{Nginx, Registry, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
     let mut cmd = common::isolated(cache);
@@ -212,15 +212,14 @@ fn listing(dir: &Path) -> Vec<(String, u64, hoist_oci::Digest)> {
 
 #[test]
 fn push_from_the_daemon_compresses_once_and_loads_back() {
-    if !require_root() || !require_tool("dockerd") || !require_tool("docker-registry") {
+    if !require_tool("docker-registry") {
         return;
     }
+    let Some(dockerd) = common::daemon_with_image(&[20, 30], "hoist-e2e:1") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = tmp.path().join("cache");
-    let dockerd = Dockerd::start().expect("dockerd");
-    dockerd
-        .build_layers(&[20, 30], "hoist-e2e:1")
-        .expect("build an image");
     let registry = Registry::start().expect("registry");
     let target = format!("{}/e2e/app:1", registry.host());
 

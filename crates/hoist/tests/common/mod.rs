@@ -40,3 +40,16 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn arg(path: &Path, suffix: &str) -> String {
     format!("oci:{}{suffix}", path.display())
 }
+
+/// A private dockerd holding the image `tag`, built with `files_per_layer` files in each layer;
+/// `None` (after a loud `SKIP:`, a failure under `CI=true`) without root or dockerd.
+pub fn daemon_with_image(files_per_layer: &[usize], tag: &str) -> Option<hoist_testkit::Dockerd> {
+    if !hoist_testkit::require_root() || !hoist_testkit::require_tool("dockerd") {
+        return None;
+    }
+    let dockerd = hoist_testkit::Dockerd::start().expect("dockerd");
+    dockerd
+        .build_layers(files_per_layer, tag)
+        .expect("build an image");
+    Some(dockerd)
+}
