@@ -2,7 +2,8 @@
 //! use (`hoist_testkit::hostile`), tar bombs, and truncated or corrupt gzip and zstd streams, each
 //! run through `hoist unpack` and `hoist copy … rootfs:`. Every case: nothing outside the target
 //! changes; a refusal is exit 1 with one readable `error:` line (and its `caused by:` lines)
-//! naming what was wrong, no panic, and no root filesystem left behind as if complete.
+//! naming what was wrong, no panic, and no root filesystem left behind as if complete: a root
+//! hoist created is removed, one that was empty is emptied again, one that held files keeps them.
 #![allow(clippy::disallowed_methods)] // the test inspects trees from outside the root
 
 use hoist_oci::Compression;
@@ -230,6 +231,52 @@ fn tar_bombs_and_damaged_streams_are_refused_cleanly() {
             let name = format!("{damage} {codec:?} stream");
             // The message names the layer (its digest) whatever the decoder's own words are.
             failures.extend(through_cli(&name, layers, &refused("layer sha256:")));
+        }
+    }
+    assert_none(&failures);
+}
+
+#[test]
+fn a_failed_unpack_into_an_existing_directory_leaves_what_was_there() {
+    // A truncated gzip layer: the first files are written before the stream runs out.
+    let mut t = Tar::new();
+    for i in 0..8 {
+        let data: Vec<u8> = (0..40_000u32).map(|b| (b * 13 + i) as u8).collect();
+        t.file(&format!("p/{i}"), &data);
+    }
+    let mut bad = RawLayer::compress(&t.finish(), Compression::Gzip).expect("gzip");
+    bad.blob.truncate(bad.blob.len() / 2);
+    let mut failures = Vec::new();
+    for via in [Via::Unpack, Via::CopyRootfs] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layout = tmp.path().join("layout");
+        write_raw_oci_layout(&layout, "t", std::slice::from_ref(&bad)).expect("layout");
+
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        let out = run(via, &tmp.path().join("cache"), &layout, &empty);
+        let left: Vec<_> = std::fs::read_dir(&empty)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        if out.code != Some(1) || !out.stderr.contains("empty again") || !left.is_empty() {
+            failures.push(format!(
+                "empty dir via {via:?}: exit {:?}, left {left:?}, exists {}:\n{}",
+                out.code,
+                empty.is_dir(),
+                out.stderr
+            ));
+        }
+
+        let used = tmp.path().join("used");
+        std::fs::create_dir(&used).expect("mkdir");
+        std::fs::write(used.join("mine"), b"keep").expect("write");
+        let out = run(via, &tmp.path().join("cache"), &layout, &used);
+        let kept = std::fs::read(used.join("mine")).unwrap_or_default();
+        if out.code != Some(1) || !out.stderr.contains("held files before") || kept != b"keep" {
+            failures.push(format!(
+                "used dir via {via:?}: exit {:?}, kept {kept:?}:\n{}",
+                out.code, out.stderr
+            ));
         }
     }
     assert_none(&failures);

@@ -19,7 +19,8 @@
 //! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
 //! - [`write_runtime_config`] / [`RuntimeMetadata`] — the image's Entrypoint, Cmd, Env,
 //!   WorkingDir, User and ExposedPorts as JSON next to the rootfs.
-//! - [`remove_root`] — delete a root after a failed unpack.
+//! - [`remove_root`] — delete a root after a failed unpack; [`empty_root`] — empty a root that
+//!   existed, empty, before it.
 //! - [`Error`] — one opaque error with an [`ErrorKind`]; hostile input names the entry.
 //!
 //! How it works. Decompression runs on its own thread and hands fixed-size chunks to the
@@ -43,9 +44,10 @@
 //! does not make a half-applied root trustworthy. When a digest check fails (the compressed
 //! digest is checked when the blob has been read to its very end, after the tar's end-of-archive
 //! marker; the diff_id after the tar stream ends) the entries already applied stay on disk and
-//! the error says the rootfs is not trusted; the caller deletes the directory ([`remove_root`]
-//! does so whatever modes the layers left and however deep they went). A file being
-//! written when an error strikes is removed, never left looking complete.
+//! the error says the rootfs is not trusted; the caller deletes the directory, or empties one
+//! that was empty before ([`remove_root`] and [`empty_root`] do so whatever modes the layers
+//! left and however deep they went). A file being written when an error strikes is removed,
+//! never left looking complete.
 //!
 //! # Example
 //!
@@ -144,7 +146,7 @@ use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
 
 pub use error::{Error, ErrorKind, Result};
 pub use image::{check_layer_count, open_layer};
-pub use root::remove_root;
+pub use root::{empty_root, remove_root};
 pub use runtime::{RuntimeMetadata, write_runtime_config};
 
 use apply::{Applier, Budget, Options};

@@ -410,6 +410,33 @@ pub fn remove_root(root: &Path) -> crate::Result<()> {
         .map_err(|e| crate::Error::sys(format!("removing {}", shown()), e))
 }
 
+/// Delete everything inside `root` and keep the directory itself, as a caller should after a
+/// failed unpack into a directory that existed and was empty before: it is left as it was
+/// found. Entries are removed as [`remove_root`] removes a tree (symlinks never followed,
+/// locked directories opened up, one descriptor per level at most); `root` itself is the
+/// caller's path and is followed if it is a symlink, as [`Unpacker`](crate::Unpacker) follows
+/// it. A `root` that does not exist is not an error.
+///
+/// # Errors
+/// [`ErrorKind::Io`](crate::ErrorKind::Io) when `root` is not a directory or something in it
+/// cannot be removed.
+pub fn empty_root(root: &Path) -> crate::Result<()> {
+    let shown = || root.display().to_string();
+    let dir = match rustix::fs::open(root, dir_flags() & !OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(dir) => dir,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(crate::Error::sys(format!("opening {}", shown()), e)),
+    };
+    let names =
+        list_dir(dir.as_fd()).map_err(|e| crate::Error::sys(format!("reading {}", shown()), e))?;
+    for name in names {
+        remove_all(dir.as_fd(), &name, &|| false).map_err(|e| {
+            crate::Error::sys(format!("removing {}", root.join(&name).display()), e)
+        })?;
+    }
+    Ok(())
+}
+
 /// `unlinkat`, where an entry already gone is not an error.
 fn unlink(dir: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> Result<(), Errno> {
     match rustix::fs::unlinkat(dir, name, flags) {

@@ -1,5 +1,6 @@
 //! Removing trees: whiteouts, opaque markers and [`hoist_unpack::remove_root`] on trees deeper
-//! than the process may hold descriptors for, and `remove_root` on what a layer left locked.
+//! than the process may hold descriptors for, and `remove_root` and
+//! [`hoist_unpack::empty_root`] on what a layer left locked.
 #![allow(clippy::disallowed_methods)] // tests build and inspect trees from outside the root
 
 mod common;
@@ -9,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::Tar;
-use hoist_unpack::{LayerInfo, Unpacker, remove_root};
+use hoist_unpack::{LayerInfo, Unpacker, empty_root, remove_root};
 use rustix::fs::{Mode, OFlags};
 
 /// Levels in the deep trees; over [`FD_LIMIT`], so one descriptor per level cannot work.
@@ -91,14 +92,9 @@ fn trees_deeper_than_the_descriptor_limit_are_removed() {
 
 /// What a layer leaves for an unprivileged user: directories without write or search
 /// permission, and a symlink to a read-only directory outside, which must not be followed.
-fn locked_root_body(dir: &Path) {
-    let root = dir.join("root");
-    let outside = dir.join("outside");
-    std::fs::create_dir(&outside).expect("mkdir");
-    std::fs::write(outside.join("keep"), b"keep").expect("write");
-    std::fs::set_permissions(&outside, PermissionsExt::from_mode(0o555)).expect("chmod");
+fn locked_layer(outside: &Path) -> Vec<u8> {
     let outside_arg = outside.to_str().expect("utf-8");
-    let layer = Tar::new()
+    Tar::new()
         .dir_mode("usr/", 0o555)
         .dir_mode("usr/share/", 0o555)
         .file("usr/share/f", b"x")
@@ -106,7 +102,22 @@ fn locked_root_body(dir: &Path) {
         .file("sealed/g", b"y")
         .symlink("link", outside_arg)
         .symlink("usr/share/out", outside_arg)
-        .finish();
+        .finish()
+}
+
+/// A read-only directory outside the roots, with a file in it.
+fn outside_dir(dir: &Path) -> std::path::PathBuf {
+    let outside = dir.join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("keep"), b"keep").expect("write");
+    std::fs::set_permissions(&outside, PermissionsExt::from_mode(0o555)).expect("chmod");
+    outside
+}
+
+fn locked_root_body(dir: &Path) {
+    let root = dir.join("root");
+    let outside = outside_dir(dir);
+    let layer = locked_layer(&outside);
     let unpacker = Unpacker::builder().rootless(true).build().expect("build");
     unpacker
         .apply_layer(&root, &layer[..], &LayerInfo::default())
@@ -137,5 +148,49 @@ fn remove_root_deletes_what_a_layer_locked() {
     hoist_testkit::as_nobody::unprivileged(
         "remove_root_deletes_what_a_layer_locked",
         locked_root_body,
+    );
+}
+
+/// `empty_root` on a root that existed, empty, before a layer locked parts of it: everything
+/// inside goes, the root stays (reached through a symlink to it, which is followed only there),
+/// and nothing outside is touched.
+fn emptied_root_body(dir: &Path) {
+    let root = dir.join("root");
+    std::fs::create_dir(&root).expect("mkdir");
+    let alias = dir.join("alias");
+    std::os::unix::fs::symlink(&root, &alias).expect("symlink");
+    let outside = outside_dir(dir);
+    let unpacker = Unpacker::builder().rootless(true).build().expect("build");
+    unpacker
+        .apply_layer(&root, &locked_layer(&outside)[..], &LayerInfo::default())
+        .expect("unpack");
+    assert!(std::fs::read_dir(&root).expect("root").count() >= 3);
+
+    empty_root(&alias).expect("emptied");
+    assert!(
+        std::fs::symlink_metadata(&alias)
+            .expect("alias")
+            .is_symlink()
+    );
+    let left: Vec<_> = std::fs::read_dir(&root).expect("root kept").collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(std::fs::read(outside.join("keep")).expect("keep"), b"keep");
+    let mode = std::fs::metadata(&outside).expect("outside").mode() & 0o777;
+    assert_eq!(mode, 0o555, "no symlink inside was followed");
+    std::fs::set_permissions(&outside, PermissionsExt::from_mode(0o755)).expect("chmod");
+
+    // Missing is fine; a file is refused and kept.
+    empty_root(&dir.join("missing")).expect("nothing to empty");
+    let file = dir.join("file");
+    std::fs::write(&file, b"mine").expect("write");
+    assert!(empty_root(&file).is_err());
+    assert_eq!(std::fs::read(&file).expect("file"), b"mine");
+}
+
+#[test]
+fn empty_root_empties_what_a_layer_locked_and_keeps_the_root() {
+    hoist_testkit::as_nobody::unprivileged(
+        "empty_root_empties_what_a_layer_locked_and_keeps_the_root",
+        emptied_root_body,
     );
 }

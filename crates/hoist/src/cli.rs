@@ -270,7 +270,9 @@ pub enum Command {
         /// The image: any transport; without one, a registry reference.
         #[arg(value_name = "SRC")]
         source: String,
-        /// The directory to unpack into (created if missing), also as rootfs:DIR.
+        /// The directory to unpack into (created if missing), also as rootfs:DIR. When the
+        /// unpack fails, a directory it created is removed and one that was empty is emptied
+        /// again; one that held files is left as it is, with a warning.
         dir: PathBuf,
         /// Also write the image's runtime settings (entrypoint, cmd, env, working directory,
         /// user, exposed ports) as JSON to FILE, for a VM or sandbox builder to start the rootfs

@@ -366,7 +366,7 @@ pub async fn unpack_from_layout(
         let m = image.manifest.value();
         hoist_unpack::check_layer_count(m, image.config.value())?;
         announce(&reporter, &m.layers);
-        let created = prepare_root(&root)?;
+        let before = prepare_root(&root)?;
         let result = (|| {
             for (i, desc) in m.layers.iter().enumerate() {
                 let id = desc.digest.to_string();
@@ -380,7 +380,7 @@ pub async fn unpack_from_layout(
             }
             anyhow::Ok(())
         })();
-        finish_root(&root, created, result)
+        finish_root(&root, before, result)
     })
     .await?
 }
@@ -414,40 +414,71 @@ pub fn layer_info(config: &RawJson<ImageConfig>, desc: &Descriptor, index: usize
     }
 }
 
-/// Create the root if missing; returns whether hoist created it.
-pub fn prepare_root(root: &Path) -> anyhow::Result<bool> {
+/// What was at a root path before an unpack: it decides what a failed unpack cleans up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootBefore {
+    /// Nothing: hoist created the directory, and removes it again.
+    Missing,
+    /// An empty directory: hoist empties it again and leaves it.
+    Empty,
+    /// A directory with entries: they are not hoist's to delete, so all of it is left.
+    NotEmpty,
+}
+
+/// Create the root if missing, and say what was there before.
+pub fn prepare_root(root: &Path) -> anyhow::Result<RootBefore> {
     if let Ok(meta) = std::fs::metadata(root) {
         if !meta.is_dir() {
             bail!("{} is not a directory", root.display());
         }
-        return Ok(false);
+        let mut entries =
+            std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
+        return Ok(if entries.next().is_none() {
+            RootBefore::Empty
+        } else {
+            RootBefore::NotEmpty
+        });
     }
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-    Ok(true)
+    Ok(RootBefore::Missing)
 }
 
-/// On failure, remove a root hoist created (a half-applied root is not trustworthy); a root
-/// that was there before is left for the user, with a warning in the error.
-pub fn finish_root(root: &Path, created: bool, result: anyhow::Result<()>) -> anyhow::Result<()> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(err) if created => match hoist_unpack::remove_root(root) {
-            Ok(()) => Err(err.context(format!(
-                "unpacking into {} failed; the partial root filesystem was removed",
-                root.display()
-            ))),
-            Err(e) => Err(err.context(format!(
-                "unpacking into {} failed, and removing the partial root filesystem failed too \
-                 ({e}): delete it before using it",
-                root.display()
-            ))),
-        },
-        Err(err) => Err(err.context(format!(
-            "unpacking into {} failed; it now holds a partial root filesystem: delete it before \
-             using it",
-            root.display()
-        ))),
-    }
+/// On failure, put the root back as it was found (a half-applied root is not trustworthy):
+/// a root hoist created is removed, one that was empty is emptied; a root that held entries
+/// before is left for the user, with a warning in the error.
+pub fn finish_root(
+    root: &Path,
+    before: RootBefore,
+    result: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Err(err) = result else {
+        return Ok(());
+    };
+    let shown = root.display();
+    let cleaned = match before {
+        RootBefore::Missing => hoist_unpack::remove_root(root),
+        RootBefore::Empty => hoist_unpack::empty_root(root),
+        RootBefore::NotEmpty => {
+            return Err(err.context(format!(
+                "unpacking into {shown} failed; it held files before and now also holds a \
+                 partial root filesystem: delete it before using it"
+            )));
+        }
+    };
+    let said = match (before, cleaned) {
+        (RootBefore::Missing, Ok(())) => {
+            format!("unpacking into {shown} failed; the partial root filesystem was removed")
+        }
+        (_, Ok(())) => format!(
+            "unpacking into {shown} failed; what it wrote was removed and the directory is empty \
+             again"
+        ),
+        (_, Err(e)) => format!(
+            "unpacking into {shown} failed, and removing the partial root filesystem failed too \
+             ({e}): delete it before using it"
+        ),
+    };
+    Err(err.context(said))
 }
 
 /// The progress line of an archive being written.
@@ -617,5 +648,54 @@ mod tests {
         let e = prepare_root(&file).expect_err("a file");
         assert!(e.to_string().contains("not a directory"), "{e}");
         assert_eq!(std::fs::read(&file).expect("read"), b"mine");
+    }
+
+    #[test]
+    fn a_failed_unpack_leaves_the_root_as_it_found_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let failed = || Err(anyhow::anyhow!("layer 2 is corrupt"));
+        let wrote = |root: &Path| {
+            std::fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+            std::fs::write(root.join("usr/bin/tool"), b"half").expect("write");
+        };
+
+        // A root hoist created is removed.
+        let missing = tmp.path().join("missing");
+        assert_eq!(
+            prepare_root(&missing).expect("prepare"),
+            RootBefore::Missing
+        );
+        wrote(&missing);
+        let e = finish_root(&missing, RootBefore::Missing, failed()).expect_err("failed");
+        assert!(format!("{e:#}").contains("was removed"), "{e:#}");
+        assert!(!missing.exists());
+
+        // An empty root is emptied again and kept.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).expect("mkdir");
+        assert_eq!(prepare_root(&empty).expect("prepare"), RootBefore::Empty);
+        wrote(&empty);
+        let e = finish_root(&empty, RootBefore::Empty, failed()).expect_err("failed");
+        assert!(format!("{e:#}").contains("empty again"), "{e:#}");
+        assert!(format!("{e:#}").contains("layer 2 is corrupt"), "{e:#}");
+        let left: Vec<_> = std::fs::read_dir(&empty).expect("still there").collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // A root that held files keeps them (and what was written), with a warning.
+        let used = tmp.path().join("used");
+        std::fs::create_dir(&used).expect("mkdir");
+        std::fs::write(used.join("mine"), b"keep").expect("write");
+        assert_eq!(prepare_root(&used).expect("prepare"), RootBefore::NotEmpty);
+        wrote(&used);
+        let e = finish_root(&used, RootBefore::NotEmpty, failed()).expect_err("failed");
+        assert!(
+            format!("{e:#}").contains("delete it before using it"),
+            "{e:#}"
+        );
+        assert_eq!(std::fs::read(used.join("mine")).expect("kept"), b"keep");
+
+        // Success touches nothing.
+        finish_root(&used, RootBefore::NotEmpty, Ok(())).expect("ok");
+        assert!(used.join("usr/bin/tool").exists());
     }
 }

@@ -240,7 +240,7 @@ pub async fn unpack_from_registry(
     hoist_unpack::check_layer_count(m, config_json.value())?;
     announce(reporter, &m.layers);
     let unpacker = super::local::unpacker(config.unpack_limits)?;
-    let created = prepare_root(root)?;
+    let before = prepare_root(root)?;
     let result = async {
         for (i, desc) in m.layers.iter().enumerate() {
             let id = desc.digest.to_string();
@@ -266,7 +266,7 @@ pub async fn unpack_from_registry(
         anyhow::Ok(())
     }
     .await;
-    finish_root(root, created, result)?;
+    finish_root(root, before, result)?;
     write_runtime_config(config, &config_json)
 }
 
