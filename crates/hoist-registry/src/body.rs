@@ -71,7 +71,8 @@ impl FileRegion {
         Self::open_counted(path, start, end, Arc::new(AtomicU64::new(0))).await
     }
 
-    /// Like [`FileRegion::open`], counting produced bytes into `produced` (reset to 0).
+    /// Open `path` to yield its bytes `[start, end)`, counting produced bytes into `produced`
+    /// (reset to 0).
     pub(crate) async fn open_counted(
         path: &Path,
         start: u64,

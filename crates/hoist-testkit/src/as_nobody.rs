@@ -8,7 +8,7 @@
 //!
 //! Whether `nobody` can start the program is the environment's business, not the code's: a
 //! target directory under a home directory nobody may enter makes the binary unreachable.
-//! That is a loud [`skip`](crate::skip) (a failure under `CI=true`), never a silent pass.
+//! That is a loud [`skip`](crate::skip()) (a failure under `CI=true`), never a silent pass.
 //! Anything else is the test's outcome: a child that fails, or runs no test at all, fails the
 //! parent with the child's whole output in the message.
 //!
@@ -70,7 +70,7 @@ pub fn tempdir() -> tempfile::TempDir {
 /// Run `command` to completion as `nobody` (supplementary groups dropped) and return what it
 /// printed and how it exited.
 ///
-/// `None` after a loud [`skip`](crate::skip) when the program cannot be started as `nobody`
+/// `None` after a loud [`skip`](crate::skip()) when the program cannot be started as `nobody`
 /// (typically: it is not executable by `nobody`); under `CI=true` that panics instead.
 pub fn output(command: &mut Command) -> Option<Output> {
     use std::os::unix::process::CommandExt;
@@ -92,7 +92,7 @@ pub fn output(command: &mut Command) -> Option<Output> {
 /// The child is `<this binary> --exact NAME --include-ignored --nocapture`: `name` is the
 /// test's path in its crate (`module::test`, or just `test` in an integration test's root), and
 /// it may be an `#[ignore]`d helper test as well as the calling test itself. `true` once the
-/// child passed; `false` after a loud [`skip`](crate::skip) when the binary cannot be started
+/// child passed; `false` after a loud [`skip`](crate::skip()) when the binary cannot be started
 /// as `nobody`.
 ///
 /// # Panics

@@ -299,9 +299,9 @@ fn is_image_id(name: &str) -> bool {
     name.strip_prefix("sha256:").is_some_and(is_hex) || (name.len() >= 12 && is_hex(name))
 }
 
-/// Whether a daemon image name (as [`parse`] leaves it) is `NAME:TAG`: not an image ID, not a
-/// digest reference. Only such a name can be given to an image (a load) or written as an
-/// archive's name for it (`docker save` of an ID or a digest names no tag).
+/// Whether a daemon image name (as [`Location::parse`] leaves it) is `NAME:TAG`: not an image
+/// ID, not a digest reference. Only such a name can be given to an image (a load) or written as
+/// an archive's name for it (`docker save` of an ID or a digest names no tag).
 pub fn daemon_name_is_tag(name: &str) -> bool {
     !is_image_id(name) && !name.contains('@')
 }
