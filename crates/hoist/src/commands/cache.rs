@@ -5,8 +5,10 @@
 //!   exports/IMAGE_ID/      a push's spooled `docker save` output, one directory per image
 //!                          (with the layers hoist compressed for pushing)
 //!   uploads/               in-flight upload state (for resuming after Ctrl-C or a crash)
-//!   transit/               images passing through (archives, registry-to-registry copies,
-//!                          daemon exports for anything but a push), removed when done
+//!   transit/               images passing through, removed when done: a docker archive
+//!                          going anywhere but a layout, a daemon export going anywhere but a
+//!                          registry or a layout, a registry image with zstd layers going
+//!                          into an archive or the daemon
 //!   layer-map/             which compressed digest belongs to which diff_id (kept unless --all)
 //! ```
 
