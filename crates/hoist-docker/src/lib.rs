@@ -45,8 +45,9 @@
 //!
 //! Memory: nothing here holds an archive, a layer or a chunk list in memory. An export is read
 //! by the thread that spools it, one hyper chunk at a time; a load goes through a bounded pipe
-//! (16 chunks) into the request body. A 50 GB export uses the same few MiB as a 50 MB one. Bytes are verified by the consumer that
-//! spools them (hoist-oci hashes every blob while writing it).
+//! (16 chunks of 256 KiB) into the request body, so memory does not grow with the image. Bytes
+//! are verified by the consumer that spools them (hoist-oci hashes every blob while writing
+//! it).
 //!
 //! What this crate does NOT do: pull or push through the daemon, run containers, or talk TLS
 //! or SSH to remote daemons. It compresses nothing itself: compression while exporting is

@@ -56,8 +56,8 @@
 //! server's error message that echoes one back has it replaced by `***`.
 //!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
-//! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or decompressing layers, or any
-//! CLI concerns.
+//! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or
+//! decompressing layers, or any CLI concerns.
 //!
 //! # Example
 //!

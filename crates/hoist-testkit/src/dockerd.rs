@@ -1,4 +1,5 @@
-//! A private `dockerd` on a unix socket in a temp dir, plus helpers to make images without internet.
+//! A private `dockerd` on a unix socket in a temp dir, plus helpers to make images without
+//! internet.
 
 use crate::http::parse_response;
 use crate::process::ChildGuard;

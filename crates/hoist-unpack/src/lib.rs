@@ -35,10 +35,10 @@
 //! A small guard under the tar parser follows the block structure (reading sizes exactly as
 //! the parser does, and refusing a size it cannot read) and refuses GNU long names/links and
 //! PAX headers over 1 MiB before the parser would buffer them, so memory stays bounded even
-//! for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever remove what lower layers
-//! put there: the applier remembers which paths the current layer wrote (where they physically
-//! landed, once each, however many symlinks they were written through), so the result does not
-//! depend on the order of entries in the tar.
+//! for hostile metadata. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) only ever
+//! remove what lower layers put there: the applier remembers which paths the current layer
+//! wrote (where they physically landed, once each, however many symlinks they were written
+//! through), so the result does not depend on the order of entries in the tar.
 //!
 //! What it does not do: it does not fetch anything, it does not keep a cache of layers, and it
 //! does not make a half-applied root trustworthy. When a digest check fails (the compressed

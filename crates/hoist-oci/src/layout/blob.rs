@@ -14,8 +14,9 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// A blob being written into a [`super::Layout`].
 ///
-/// Bytes go to a temp file in the layout's `blobs/` directory (never under `blobs/<alg>/`), hashed
-/// on the way (by a helper thread once the blob outgrows one 128 KiB frame). [`BlobWriter::commit`] checks the digest and size, fsyncs, and renames the file to
+/// Bytes go to a temp file in the layout's `blobs/` directory (never under `blobs/<alg>/`),
+/// hashed on the way (by a helper thread once the blob outgrows one 128 KiB frame).
+/// [`BlobWriter::commit`] checks the digest and size, fsyncs, and renames the file to
 /// `blobs/<alg>/<hex>`. Dropping a writer that was not committed deletes the temp file; if the
 /// process dies instead, the temp file is unlocked and the next [`super::Layout::open`] removes it.
 pub struct BlobWriter {

@@ -8,9 +8,9 @@ pub(super) type Node = usize;
 
 /// The physical paths the current layer wrote, with their ancestors, as a trie: a node per
 /// distinct directory entry (parent node, name). Paths are physical (a symlink in a parent
-/// position resolved, as [`Root::resolve`](crate::root::Root::resolve) walks it), so a path written through any number of
-/// aliases is one chain of nodes, and memory is bounded by the directory entries the layer
-/// really touched, each at most a name (`NAME_MAX`) long.
+/// position resolved, as [`Root::resolve`](crate::root::Root::resolve) walks it), so a path
+/// written through any number of aliases is one chain of nodes, and memory is bounded by the
+/// directory entries the layer really touched, each at most a name (`NAME_MAX`) long.
 #[derive(Debug, Default)]
 pub(super) struct Written {
     /// (parent node, name) -> node; node [`Written::ROOT`] is the root directory.

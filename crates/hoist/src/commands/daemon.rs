@@ -2,9 +2,9 @@
 //!
 //! An export for a push is spooled once into `CACHE/exports/IMAGE_ID` (see `export_cache.rs`:
 //! a layout, renamed into place only when complete, so a crash never leaves a half export that
-//! looks whole), each layer compressed while it streams in, so every byte is written once. Which compressed
-//! digest belongs to which diff_id at which compression setting is remembered in
-//! `CACHE/layer-map`: a re-push of unchanged layers asks the registry for the remembered
+//! looks whole), each layer compressed while it streams in, so every byte is written once.
+//! Which compressed digest belongs to which diff_id at which compression setting is remembered
+//! in `CACHE/layer-map`: a re-push of unchanged layers asks the registry for the remembered
 //! digest and skips compressing and uploading them. An export into a user's layout goes
 //! straight there (no cache copy) unless the cache already holds the image; one for an archive,
 //! a root filesystem or a load goes through a transit layout deleted afterwards.

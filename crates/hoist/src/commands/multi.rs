@@ -1,9 +1,9 @@
 //! `--all`: a multi-platform image copied whole. Every image its index lists goes first, by
 //! digest (once, however often it is listed) and up to four side by side, through the same
 //! single-image paths as any copy (mounts within a registry, streams between registries, pulls
-//! into and pushes from layouts); then the index's exact bytes, so the destination's index has the source's digest, as with
-//! `skopeo copy --all` and `crane copy`. The index goes last, so a failure part-way never
-//! leaves a tag naming an index whose images are missing.
+//! into and pushes from layouts); then the index's exact bytes, so the destination's index has
+//! the source's digest, as with `skopeo copy --all` and `crane copy`. The index goes last, so a
+//! failure part-way never leaves a tag naming an index whose images are missing.
 //!
 //! Registries and OCI layouts only: an archive, the daemon and a root filesystem hold one image
 //! (the command line refuses `--all` for them). A source that is a single image is copied as
