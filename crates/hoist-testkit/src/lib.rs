@@ -4,8 +4,8 @@
 //! hoist moves images between Docker daemons, registries, OCI layouts and root filesystems. Its
 //! tests talk to the real programs that do those jobs in production rather than to mocks, and
 //! this crate is how they get them: every component is started on a free loopback port (or a
-//! private unix socket) in its own temp directory, and everything is killed by PID and removed
-//! when the guard value drops, also when a test panics. Nothing touches a system-wide service.
+//! private unix socket) in its own temp directory, and everything is killed with its process
+//! group and removed when the guard value drops, also when a test panics. Nothing touches a system-wide service.
 //!
 //! The main pieces:
 //!
@@ -36,6 +36,12 @@
 //!   Written by hand, not with hoist-oci's layout code, so they are an independent fixture;
 //!   payload is generated in 64 KiB chunks and streamed through encoders into files, so GiB
 //!   images take constant memory.
+//! - [`GatedRelay`] — a TCP relay in front of a daemon's unix socket that holds one kind of
+//!   answer part-way until the test opens the gate.
+//! - [`hostile`] — the hostile-layer corpus, each layer with the outcome a safe unpacker must
+//!   give; [`rawtar`] writes the names and sizes `tar::Builder` refuses, and snapshots trees.
+//! - [`secrets`] — the ledger of every credential the kit hands out, and the scan `cargo xtask
+//!   ci` runs over captured test output.
 //! - [`http_get`] / [`http_request`] — a tiny blocking HTTP/1.1 client for probes and asserts.
 //! - [`as_nobody`] — running a command, or re-running one test of the current test binary, as
 //!   the unprivileged user `nobody`, skipping loudly when `nobody` cannot start it.
