@@ -1,10 +1,11 @@
 //! `cargo xtask ci`: the project's one test command.
 //!
 //! On a fresh Debian machine (root, apt reachable) it installs the system packages the tests use,
-//! then runs, in order: `cargo fmt --check`, clippy with `-D warnings`, `tidy`, cargo-deny (bans,
-//! licenses, sources; advisories only when the advisory database is present, since these machines
-//! cannot fetch it), every test (nextest when installed, else `cargo test`) plus doc tests, and
-//! each fuzz target for a few seconds.
+//! then runs, in order: `cargo fmt --check`, clippy with `-D warnings`, rustdoc on the library
+//! crates with `-D warnings`, `tidy`, cargo-deny (bans, licenses, sources; advisories only when
+//! the advisory database is present, since these machines cannot fetch it), every test (nextest
+//! when installed, else `cargo test`) plus doc tests, a scan of the tests' output for leaked
+//! secrets, and each fuzz target for a few seconds.
 //!
 //! The test step runs with a secret ledger (`hoist_testkit::secrets`): every password and token
 //! the test kit hands out is recorded, each `hoist` run's output is kept, and nextest writes a

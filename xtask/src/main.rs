@@ -1,11 +1,12 @@
 //! Project automation for hoist, run as `cargo xtask <command>`.
 //!
-//! - `ci`: the one test command (installs system packages the tests need, then fmt, clippy, tidy,
-//!   cargo-deny and every test).
+//! - `ci`: the one test command (installs system packages the tests need, then fmt, clippy,
+//!   rustdoc, tidy, cargo-deny, every test, the secret scan and a short fuzz run).
 //! - `demo`: the README's main job end to end (registry behind a 64 MiB proxy, skopeo vs hoist).
 //! - `bench`: hoist against skopeo, docker, umoci and the shell, as whole processes.
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` briefly (nightly toolchain).
-//! - `tidy`: structural checks (dependency direction, `//!` docs on every source file).
+//! - `tidy`: structural checks (dependency direction, libraries that package on their own,
+//!   `//!` docs on every source file).
 
 mod bench;
 mod ci;
@@ -50,8 +51,8 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      install the system packages tests need, then fmt, clippy, tidy, deny and all tests
-  tidy    check dependency direction and that every source file has a //! doc
+  ci      install the system packages tests need, then fmt, clippy, doc, tidy, deny, all tests
+  tidy    check dependency direction, that libraries package on their own, and //! docs
   demo    push/pull/unpack a ~1 GiB image through a 64 MiB-limit proxy, next to skopeo
   bench   [--scenario NAME] [--runs N] [--size SIZE]: hoist against the peers, side by side
   fuzz    [TARGET] [--time S]: run the cargo-fuzz targets (nightly) for S seconds each";
