@@ -5,8 +5,9 @@
 //! proxy, fault proxy and Docker daemon from `hoist-testkit`. This library holds what they share:
 //!
 //! - [`hoist_bin`] builds `hoist` once per test process (`cargo build -p hoist --bin hoist`, with
-//!   the `CARGO` that runs the tests) and returns `target/debug/hoist`, because cargo only builds
-//!   the binaries of the package under test, not those of a dependency.
+//!   the `CARGO` that runs the tests) and returns `debug/hoist` in the target directory, because
+//!   cargo only builds the binaries of the package under test, not those of a dependency;
+//!   `HOIST_E2E_BIN` names another binary instead.
 //! - [`Hoist`] is a command line with a private cache directory, no `HOIST_*` settings leaking
 //!   in from the developer's shell, and no docker credentials; [`Hoist::run`] returns an [`Out`].
 //! - [`registry_image`] fetches a manifest and every blob it names from a registry and checks
