@@ -232,6 +232,11 @@ pub enum Command {
         /// `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Once the copy succeeded, write the digest of the manifest now at the destination
+        /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
+        /// --digestfile` does. Only with a docker:// or oci: destination.
+        #[arg(long, value_name = "FILE")]
+        digestfile: Option<PathBuf>,
     },
 
     /// Push an image (from the Docker daemon unless IMAGE names a transport) to a registry.
@@ -247,6 +252,11 @@ pub enum Command {
         /// `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Once the copy succeeded, write the digest of the manifest now at the destination
+        /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
+        /// --digestfile` does. Only with a docker:// or oci: destination.
+        #[arg(long, value_name = "FILE")]
+        digestfile: Option<PathBuf>,
     },
 
     /// Pull an image from a registry into an OCI image layout directory.
@@ -262,6 +272,11 @@ pub enum Command {
         /// `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Once the copy succeeded, write the digest of the manifest now at the destination
+        /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
+        /// --digestfile` does. Only with a docker:// or oci: destination.
+        #[arg(long, value_name = "FILE")]
+        digestfile: Option<PathBuf>,
     },
 
     /// Unpack an image into a root filesystem directory.
@@ -288,6 +303,11 @@ pub enum Command {
         /// The OCI layout directory (created if missing), also as oci:DIR[:TAG]; the image is
         /// tagged with TAG, or else with the image's own tag.
         dir: PathBuf,
+        /// Once the copy succeeded, write the digest of the manifest now at the destination
+        /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
+        /// --digestfile` does. Only with a docker:// or oci: destination.
+        #[arg(long, value_name = "FILE")]
+        digestfile: Option<PathBuf>,
     },
 
     /// Show an image's manifest, config and layers with sizes and media types.

@@ -89,6 +89,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Where to write the image's runtime settings after unpacking into a rootfs.
     pub runtime_config: Option<PathBuf>,
+    /// Where to write the digest of the manifest a copy wrote (`--digestfile`).
+    pub digest_file: Option<PathBuf>,
     /// `--all`: copy every platform of an index and the index itself.
     pub all_platforms: bool,
     /// Per-layer caps when unpacking.
@@ -176,6 +178,13 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
         }
         _ => None,
     };
+    let digest_file = match &cli.command {
+        Command::Copy { digestfile, .. }
+        | Command::Push { digestfile, .. }
+        | Command::Pull { digestfile, .. }
+        | Command::Export { digestfile, .. } => digestfile.clone(),
+        _ => None,
+    };
     let all_platforms = matches!(
         &cli.command,
         Command::Copy { all: true, .. }
@@ -198,6 +207,9 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
         return Err(usage(
             "--runtime-config is written next to an unpacked image: use it with a rootfs: destination",
         ));
+    }
+    if let Some(path) = &digest_file {
+        check_digest_file(path, &job)?;
     }
     if env.stdout_is_tty && matches!(&job, Job::Copy { destination, .. } if destination.is_stdio())
     {
@@ -223,9 +235,46 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
     let dest_creds = cli.global.dest_creds.clone();
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
+    config.digest_file = digest_file;
     config.all_platforms = all_platforms;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     Ok((config, job))
+}
+
+/// `--digestfile` records the digest of a manifest the copy writes: only a registry or an OCI
+/// layout gets one. The file goes into a directory that exists (checked now: a 50 GB push must
+/// not end in a failure to write 71 bytes).
+fn check_digest_file(path: &std::path::Path, job: &Job) -> Result<(), UsageError> {
+    let shown = path.display();
+    match job {
+        Job::Copy {
+            destination: Location::Registry { .. } | Location::Oci { .. },
+            ..
+        } => {}
+        Job::Copy { destination, .. } => {
+            return Err(usage(format!(
+                "--digestfile writes the digest of the manifest a copy stores in a registry or an \
+                 OCI layout; `{destination}` stores none"
+            )));
+        }
+        _ => return Err(usage("--digestfile goes with copy, push, pull or export")),
+    }
+    if path.is_dir() {
+        return Err(usage(format!(
+            "--digestfile {shown} is a directory: name the file to write"
+        )));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(usage(format!(
+            "--digestfile {shown}: the directory {} does not exist",
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `--all` writes an index and every image it lists: only a registry or an OCI layout holds
@@ -329,6 +378,51 @@ mod tests {
         assert!(e.0.contains("redirect stdout"), "{e:?}");
         run(&args, "", false).expect("stdout is a pipe or a file");
         run(&["copy", "oci:x", "docker-archive:x.tar"], "", true).expect("a file");
+    }
+
+    #[test]
+    fn a_digest_file_needs_a_manifest_to_record_and_a_directory_to_go_to() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("digest");
+        let f = file.to_str().expect("utf-8 path");
+        let (c, _) = ok(&["push", "--digestfile", f, "oci:x:1", "h.example/a:1"]);
+        assert_eq!(c.digest_file.as_deref(), Some(file.as_path()));
+        for args in [
+            &["pull", "--digestfile", f, "h.example/a:1", "out"][..],
+            &["export", "--digestfile", f, "app:1", "out"][..],
+            &[
+                "copy",
+                "--digestfile",
+                f,
+                "docker://h.example/a:1",
+                "oci:out:1",
+            ][..],
+            &[
+                "copy",
+                "--all",
+                "--digestfile",
+                f,
+                "oci:x:1",
+                "docker://h.example/a:1",
+            ][..],
+            // A bare name goes into the working directory.
+            &["push", "--digestfile", "digest", "oci:x:1", "h.example/a:1"][..],
+        ] {
+            assert!(ok(args).0.digest_file.is_some(), "{args:?}");
+        }
+        for to in ["rootfs:/r", "docker-archive:/a.tar", "docker-daemon:app:1"] {
+            let e = err(&["copy", "--digestfile", f, "oci:x:1", to]);
+            assert!(e.contains("stores none") && e.contains(to), "{e}");
+        }
+        let dir = tmp.path().to_str().expect("utf-8 path");
+        let e = err(&["push", "--digestfile", dir, "oci:x:1", "h.example/a:1"]);
+        assert!(e.contains("is a directory"), "{e}");
+        let nowhere = tmp.path().join("missing").join("digest");
+        let nowhere = nowhere.to_str().expect("utf-8 path");
+        let e = err(&["push", "--digestfile", nowhere, "oci:x:1", "h.example/a:1"]);
+        assert!(e.contains("does not exist"), "{e}");
+        let (c, _) = ok(&["push", "oci:x:1", "h.example/a:1"]);
+        assert_eq!(c.digest_file, None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn help_of_every_command() {
                 "unpack",
                 "export",
                 "inspect",
+                "tags",
                 "completions",
                 "cache",
                 "docker-daemon:NAME[:TAG]",
@@ -44,17 +45,29 @@ fn help_of_every_command() {
         ),
         (
             &["copy", "--help"],
-            &["<SRC>", "<DST>", "--chunk-size", "HOIST_CHUNK_SIZE"],
+            &[
+                "<SRC>",
+                "<DST>",
+                "--chunk-size",
+                "HOIST_CHUNK_SIZE",
+                "--digestfile <FILE>",
+            ],
         ),
-        (&["push", "--help"], &["<IMAGE>", "<REF>", "Docker daemon"]),
-        (&["pull", "--help"], &["<REF>", "<DIR>", "OCI image layout"]),
+        (
+            &["push", "--help"],
+            &["<IMAGE>", "<REF>", "Docker daemon", "--digestfile <FILE>"],
+        ),
+        (
+            &["pull", "--help"],
+            &["<REF>", "<DIR>", "OCI image layout", "--digestfile <FILE>"],
+        ),
         (
             &["unpack", "--help"],
             &["<SRC>", "<DIR>", "root filesystem"],
         ),
         (
             &["export", "--help"],
-            &["<IMAGE>", "<DIR>", "Docker daemon"],
+            &["<IMAGE>", "<DIR>", "Docker daemon", "--digestfile <FILE>"],
         ),
         (&["inspect", "--help"], &["<SRC>", "--raw"]),
         (
@@ -150,6 +163,14 @@ fn usage_errors_exit_2() {
     usage_error(&["--progress", "fancy", "push", "a", "r/a"], "fancy");
     usage_error(&["-q", "-v", "push", "a", "r/a"], "contradict");
     usage_error(&["inspect", "rootfs:/x"], "destination only");
+    usage_error(
+        &["copy", "--digestfile", "d", "oci:/a", "rootfs:/r"],
+        "--digestfile",
+    );
+    usage_error(
+        &["unpack", "--digestfile", "d", "oci:/a", "/r"],
+        "--digestfile",
+    );
     usage_error(&["completions", "tcsh"], "tcsh");
 }
 

@@ -100,11 +100,19 @@ fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
 
     // Default compression (gzip): compressed while spooling, straight into the layout.
     let gz_dir = tmp.path().join("gz");
+    let digest_file = tmp.path().join("digest");
     let out = run(hoist(
         &cache,
         &dockerd,
-        &["--progress", "json", "export", "hoist-exp:1"],
+        &[
+            "--progress",
+            "json",
+            "export",
+            "hoist-exp:1",
+            "--digestfile",
+        ],
     )
+    .arg(&digest_file)
     .arg(&gz_dir));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let all = states(&out);
@@ -150,6 +158,11 @@ fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
     }
     assert_eq!(layout.tags().expect("tags"), vec!["1".to_string()]);
     assert!(temp_files(&gz_dir).is_empty(), "{:?}", temp_files(&gz_dir));
+    // --digestfile names the manifest the export wrote.
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).expect("digest file"),
+        image.descriptor.digest.to_string()
+    );
 
     // --compression none through copy: the layers are the daemon's tars, named by diff_id.
     let plain_dir = tmp.path().join("plain");

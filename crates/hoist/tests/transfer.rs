@@ -225,15 +225,22 @@ fn push_from_the_daemon_compresses_once_and_loads_back() {
 
     let push = |extra: &[&str]| {
         let mut cmd = hoist(&cache, &["--progress", "json"]);
-        cmd.args(extra)
-            .arg("push")
+        cmd.arg("push")
+            .args(extra)
             .arg("hoist-e2e:1")
             .arg(&target)
             .env("DOCKER_HOST", dockerd.docker_host());
         run(&mut cmd)
     };
-    let out = push(&[]);
+    let digest_file = tmp.path().join("digest");
+    let out = push(&["--digestfile", digest_file.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // --digestfile names the manifest the registry now serves for the tag.
+    let served = run(&mut hoist(&cache, &["inspect", "--raw", &target]));
+    assert_eq!(
+        std::fs::read_to_string(&digest_file).expect("digest file"),
+        hoist_oci::Digest::sha256_of(&served.stdout).to_string()
+    );
     let first = json_events(&out);
     let compressed = first.iter().filter(|e| e["state"] == "compressing").count();
     assert_eq!(compressed, 3, "base + 2 layers compressed once: {first:?}");

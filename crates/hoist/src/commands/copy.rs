@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hoist_oci::archive::SpoolOptions;
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Compression, Descriptor, Reference};
+use hoist_oci::{Compression, Descriptor, Digest, Reference};
 
 use super::local::{
     choose_archive_image, claim_layout, copy_between_layouts, release_failed, spool_archive,
@@ -24,7 +24,8 @@ use crate::config::Config;
 use crate::progress::{Event, Reporter};
 use crate::transport::Location;
 
-/// Run a copy on a fresh runtime.
+/// Run a copy on a fresh runtime. Returns the digest of the manifest (or with `--all` the
+/// index) written at a registry or layout destination; `None` for the other destinations.
 ///
 /// # Errors
 /// Whatever failed, with context.
@@ -34,7 +35,7 @@ pub fn run(
     destination: &Location,
     operation: &str,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Digest>> {
     reporter.send(Event::Start {
         operation: operation.to_string(),
         source: source.to_string(),
@@ -71,26 +72,30 @@ fn interrupted_message(source: &Location, destination: &Location) -> &'static st
     }
 }
 
+/// The copy; returns what [`run`] returns.
 async fn copy(
     config: &Config,
     source: &Location,
     destination: &Location,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
-    if config.all_platforms && super::multi::copy_all(config, source, destination, reporter).await?
+) -> anyhow::Result<Option<Digest>> {
+    if config.all_platforms
+        && let Some(index) = super::multi::copy_all(config, source, destination, reporter).await?
     {
-        return Ok(());
+        return Ok(Some(index));
     }
     match (source, destination) {
         (Location::DockerDaemon { name }, Location::Registry { reference }) => {
-            return super::daemon_push::push_from_daemon(config, name, reference, reporter).await;
+            let pushed =
+                super::daemon_push::push_from_daemon(config, name, reference, reporter).await?;
+            return Ok(Some(pushed));
         }
         // Straight into the destination layout, unless the cache already has the export.
         (Location::DockerDaemon { name }, Location::Oci { dir, tag }) => {
             let exported =
                 daemon::export_to_layout(config, name, dir, tag.as_deref(), reporter).await?;
-            if exported {
-                return Ok(());
+            if exported.is_some() {
+                return Ok(exported);
             }
         }
         // Straight into the destination layout.
@@ -103,11 +108,11 @@ async fn copy(
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
             tag_layout(dir, tag.as_deref(), &pulled.descriptor).await?;
             drop(claim);
-            return Ok(());
+            return Ok(Some(pulled.descriptor.digest));
         }
         // Straight into the destination layout.
         (Location::DockerArchive { path, reference }, Location::Oci { dir, tag }) => {
-            return spool_archive_to_layout(
+            let written = spool_archive_to_layout(
                 config,
                 path,
                 reference.as_deref(),
@@ -115,16 +120,19 @@ async fn copy(
                 tag.as_deref(),
                 reporter,
             )
-            .await;
+            .await?;
+            return Ok(Some(written));
         }
         // Layers stream from the registry into the unpacker; nothing is cached.
         (Location::Registry { reference }, Location::Rootfs { dir }) => {
             let client = registry::client(config)?;
-            return unpack_from_registry(&client, config, reference, dir, reporter).await;
+            unpack_from_registry(&client, config, reference, dir, reporter).await?;
+            return Ok(None);
         }
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = registry::client(config)?;
-            return copy_between_registries(&client, config, from, to, reporter).await;
+            let copied = copy_between_registries(&client, config, from, to, reporter).await?;
+            return Ok(Some(copied));
         }
         // Layers stream from the registry into the archive (a file, stdout, or the daemon's
         // load); zstd images go through a layout, which decompresses them.
@@ -140,13 +148,15 @@ async fn copy(
                 let names = name
                     .clone()
                     .map_or_else(|| archive_names(reference), |n| vec![n]);
-                return archive_from_registry(&client, image, path.clone(), names, reporter).await;
+                archive_from_registry(&client, image, path.clone(), names, reporter).await?;
+                return Ok(None);
             }
         }
         (Location::Registry { reference }, Location::DockerDaemon { name }) => {
             let client = registry::client(config)?;
             if let Some(image) = RemoteImage::fetch(&client, config, reference).await? {
-                return load_from_registry(&client, image, vec![name.clone()], reporter).await;
+                load_from_registry(&client, image, vec![name.clone()], reporter).await?;
+                return Ok(None);
             }
         }
         _ => {}
@@ -288,14 +298,14 @@ pub async fn stage(
     }
 }
 
-/// Write a staged image to the destination.
+/// Write a staged image to the destination; returns what [`run`] returns.
 async fn deliver(
     config: &Config,
     staged: &Staged,
     source: &Location,
     destination: &Location,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Digest>> {
     match destination {
         Location::Oci { dir, tag } => {
             // The daemon exports uncompressed layers: a layout gets them compressed (once,
@@ -324,7 +334,8 @@ async fn deliver(
                     tag.as_deref().or(source_tag.as_deref()),
                     &image.descriptor,
                 )
-                .await
+                .await?;
+                anyhow::Ok(Some(image.descriptor.digest.clone()))
             }
             .await;
             match copied {
@@ -346,11 +357,12 @@ async fn deliver(
                 Some(r) => vec![r.clone()],
                 None => staged.names.clone(),
             };
-            write_archive(config, staged, path.clone(), names, reporter.clone()).await
+            write_archive(config, staged, path.clone(), names, reporter.clone()).await?;
+            Ok(None)
         }
         Location::Registry { reference } => {
             let client = registry::client(config)?;
-            push_image(
+            let pushed = push_image(
                 &client,
                 &staged.layout,
                 &staged.image,
@@ -358,7 +370,8 @@ async fn deliver(
                 None,
                 reporter,
             )
-            .await
+            .await?;
+            Ok(Some(pushed))
         }
         Location::Rootfs { dir } => {
             unpack_from_layout(
@@ -369,10 +382,12 @@ async fn deliver(
                 reporter.clone(),
             )
             .await?;
-            write_runtime_config(config, &staged.image.config)
+            write_runtime_config(config, &staged.image.config)?;
+            Ok(None)
         }
         Location::DockerDaemon { name } => {
-            daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await
+            daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await?;
+            Ok(None)
         }
     }
 }

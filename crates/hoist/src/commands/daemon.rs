@@ -133,6 +133,9 @@ pub async fn inspect(daemon: &Daemon, name: &str) -> anyhow::Result<ImageInfo> {
 /// when this call created it and no other writer is using it: the export holds a
 /// [`hoist_oci::Claim`] on it until the tag is written.
 ///
+/// Returns the digest of the manifest written, or `None` (having done nothing) when the cache
+/// holds the export.
+///
 /// # Errors
 /// Daemon, spooling and I/O errors.
 pub async fn export_to_layout(
@@ -141,11 +144,11 @@ pub async fn export_to_layout(
     dir: &Path,
     tag: Option<&str>,
     reporter: &Reporter,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<hoist_oci::Digest>> {
     let daemon = connect().await?;
     let info = inspect(&daemon, name).await?;
     if cached_export(config, &info).is_some() {
-        return Ok(false);
+        return Ok(None);
     }
     let claim = super::local::claim_layout(dir).await?;
     let layout = claim.layout().clone();
@@ -173,7 +176,7 @@ pub async fn export_to_layout(
     }
     // Only now, with the tag written, does the layout stop being marked in use.
     drop(claim);
-    Ok(true)
+    Ok(Some(image.manifest.digest))
 }
 
 /// The export's progress as lines: one for the stream ("preparing" while dockerd writes the

@@ -26,7 +26,7 @@ use crate::progress::{Event, LayerState, Reporter};
 
 /// Push an image from the Docker daemon: export once into the cache (each layer pushed as
 /// soon as it is stored), or reuse the cached export, then push what is left, the config and
-/// the manifest.
+/// the manifest. Returns the manifest's digest.
 ///
 /// # Errors
 /// Daemon, cache, compression and registry errors, with context.
@@ -35,7 +35,7 @@ pub async fn push_from_daemon(
     name: &str,
     reference: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Digest> {
     let docker = daemon::connect().await?;
     let client = registry::client(config)?;
     let repo = Repo::from_reference(reference)?;
@@ -123,7 +123,8 @@ where
     }
 }
 
-/// Push the layers left, the config and the manifest of `image` with `layers`.
+/// Push the layers left, the config and the manifest of `image` with `layers`; returns the
+/// manifest's digest.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     client: &Client,
@@ -134,7 +135,7 @@ async fn finish(
     layers: Vec<Descriptor>,
     to_push: &[Descriptor],
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Digest> {
     let manifest = daemon::manifest_for(image, layers)?;
     layout.write_json(&manifest)?;
     // Progress lines were announced by diff_id; from here the registry reports blob digests.

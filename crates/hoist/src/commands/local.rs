@@ -192,6 +192,8 @@ pub async fn tag_layout(
 /// spool holds a [`hoist_oci::Claim`] on it until the tag is written). An existing layout keeps
 /// the blobs that were complete (verified, referenced by nothing), never a partial one; so
 /// does a multi-image archive's layout for the images not chosen.
+///
+/// Returns the digest of the image's manifest in the layout.
 pub async fn spool_archive_to_layout(
     config: &Config,
     path: &ArchivePath,
@@ -199,7 +201,7 @@ pub async fn spool_archive_to_layout(
     dir: &Path,
     tag: Option<&str>,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<hoist_oci::Digest> {
     let claim = claim_layout(dir).await?;
     let (path, reference, platform) = (
         path.clone(),
@@ -234,7 +236,7 @@ pub async fn spool_archive_to_layout(
             }
             // Only now, with the tag written, does the layout stop being marked in use.
             drop(claim);
-            Ok(())
+            Ok(descriptor.digest)
         }
         Err(e) => {
             release_failed(claim).await;

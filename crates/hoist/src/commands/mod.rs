@@ -111,9 +111,31 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             let result = copy::run(config, &source, &destination, operation, &reporter);
             drop(reporter);
             progress.finish();
-            result
+            match (result?, &config.digest_file) {
+                (Some(digest), Some(path)) => write_digest_file(path, &digest),
+                (None, Some(path)) => anyhow::bail!(
+                    "the copy to {destination} wrote no manifest, so no digest went to {}",
+                    path.display()
+                ),
+                (_, None) => Ok(()),
+            }
         }
     }
+}
+
+/// Write `--digestfile`: the digest alone (`sha256:HEX`, no newline, as skopeo writes it),
+/// under its name only once whole.
+fn write_digest_file(path: &std::path::Path, digest: &hoist_oci::Digest) -> anyhow::Result<()> {
+    let written = whole_file::WholeFile::create(path).and_then(|mut file| {
+        file.file_mut().write_all(digest.to_string().as_bytes())?;
+        file.commit()
+    });
+    written.with_context(|| {
+        format!(
+            "the image was copied ({digest}), but writing its digest to {} failed",
+            path.display()
+        )
+    })
 }
 
 /// The async runtime for commands that talk to registries or the daemon: two workers (the

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use hoist_oci::layout::Layout;
-use hoist_oci::{AnyManifest, Descriptor, ImageIndex, MediaType, RawJson, Reference};
+use hoist_oci::{AnyManifest, Descriptor, Digest, ImageIndex, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
@@ -37,9 +37,9 @@ struct SourceIndex {
     media_type: MediaType,
 }
 
-/// Copy every platform of `source` to `destination`. `Ok(false)` (nothing done) when the source
-/// is a single image, or a kind of source that can only be one (the caller copies it the usual
-/// way).
+/// Copy every platform of `source` to `destination`; returns the index's digest. `Ok(None)`
+/// (nothing done) when the source is a single image, or a kind of source that can only be one
+/// (the caller copies it the usual way).
 ///
 /// # Errors
 /// The first image or the index that fails, naming the image's platform and digest.
@@ -48,7 +48,7 @@ pub async fn copy_all(
     source: &Location,
     destination: &Location,
     reporter: &Reporter,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Digest>> {
     let talks_to_registry = [source, destination]
         .iter()
         .any(|l| matches!(l, Location::Registry { .. }));
@@ -58,7 +58,7 @@ pub async fn copy_all(
     };
     let Some(SourceIndex { index, media_type }) = source_index(client.as_ref(), source).await?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     let children = &index.value().manifests;
     if let Some(child) = children.iter().find(|c| !c.media_type.is_manifest()) {
@@ -116,7 +116,7 @@ pub async fn copy_all(
         other => bail!("--all cannot write an index to {other}"),
     }
     drop(claim);
-    Ok(true)
+    Ok(Some(index.digest().clone()))
 }
 
 /// The index `source` names, if it names one.
@@ -179,7 +179,8 @@ async fn copy_child(
     match (source, destination) {
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = client.context("no registry client")?;
-            copy_between_registries(client, config, &pin(from), &pin(to), reporter).await
+            copy_between_registries(client, config, &pin(from), &pin(to), reporter).await?;
+            Ok(())
         }
         (Location::Registry { reference }, Location::Oci { .. }) => {
             let client = client.context("no registry client")?;
@@ -201,7 +202,8 @@ async fn copy_child(
             match to {
                 Location::Registry { reference } => {
                     let client = client.context("no registry client")?;
-                    push_image(client, &layout, &image, &pin(reference), None, reporter).await
+                    push_image(client, &layout, &image, &pin(reference), None, reporter).await?;
+                    Ok(())
                 }
                 Location::Oci { .. } => {
                     let target = target.context("no claimed layout")?.clone();

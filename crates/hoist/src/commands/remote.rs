@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use futures_util::future::try_join_all;
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Descriptor, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference};
+use hoist_oci::{
+    Descriptor, Digest, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference,
+};
 use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
 
 use super::copy::announce;
@@ -20,15 +22,16 @@ use crate::progress::{LayerState, Reporter};
 use crate::transport::ArchivePath;
 
 /// Copy within one registry by mounting every blob into the target repository, then pushing
-/// the manifest's exact bytes. Returns false (having changed nothing but mounts) when some
-/// blob could not be mounted, so the caller transfers the image instead.
+/// the manifest's exact bytes; returns the manifest's digest. Returns `None` (having changed
+/// nothing but mounts) when some blob could not be mounted, so the caller transfers the image
+/// instead.
 pub async fn mount_all(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Digest>> {
     let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
     let to_repo = Repo::from_reference(to)?;
     let m = manifest.value();
@@ -46,7 +49,7 @@ pub async fn mount_all(
             .mount_blob(&to_repo, &desc.digest, &from_repo.name)
             .await?
         {
-            return Ok(false);
+            return Ok(None);
         }
         if is_layer {
             reporter.state(&id, LayerState::Mounted);
@@ -56,14 +59,14 @@ pub async fn mount_all(
         .media_type
         .clone()
         .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
-    client
+    let digest = client
         .push_manifest(&to_repo, &to.tag_or_digest(), &media_type, manifest.bytes())
         .await
         .with_context(|| format!("pushing the manifest to {to}"))?;
-    Ok(true)
+    Ok(Some(digest))
 }
 
-/// Push an image whose blobs are in `layout` to `reference`.
+/// Push an image whose blobs are in `layout` to `reference`; returns the manifest's digest.
 pub async fn push_image(
     client: &Client,
     layout: &Layout,
@@ -71,7 +74,7 @@ pub async fn push_image(
     reference: &Reference,
     mount_from: Option<String>,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Digest> {
     let repo = Repo::from_reference(reference)?;
     let manifest = image.manifest.value();
     announce(reporter, &manifest.layers);
@@ -139,19 +142,19 @@ fn largest_first(layers: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
     sorted.into_iter()
 }
 
-/// Push a manifest's exact bytes under the reference's tag (or digest).
+/// Push a manifest's exact bytes under the reference's tag (or digest); returns their digest
+/// (which the registry confirmed, when it said one).
 pub async fn push_manifest(
     client: &Client,
     repo: &Repo,
     reference: &Reference,
     media_type: &MediaType,
     bytes: &[u8],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Digest> {
     client
         .push_manifest(repo, &reference.tag_or_digest(), media_type, bytes)
         .await
-        .with_context(|| format!("pushing the manifest to {reference}"))?;
-    Ok(())
+        .with_context(|| format!("pushing the manifest to {reference}"))
 }
 
 /// Pull `reference` into `layout`, which the caller holds a claim on until the image is
@@ -303,30 +306,33 @@ pub async fn fetch_config(
 
 /// Copy an image between registries: within one registry by mounting every blob (no bytes
 /// move), otherwise (or when a mount is declined) by streaming every blob through, with no
-/// local copy.
+/// local copy. Returns the digest of the manifest pushed.
 pub async fn copy_between_registries(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
-    if from.registry() == to.registry() && mount_all(client, config, from, to, reporter).await? {
-        return Ok(());
+) -> anyhow::Result<Digest> {
+    if from.registry() == to.registry()
+        && let Some(digest) = mount_all(client, config, from, to, reporter).await?
+    {
+        return Ok(digest);
     }
     stream_between_registries(client, config, from, to, reporter).await
 }
 
 /// Copy an image between registries with no local copy: every blob streams from the source
 /// through hoist into the destination (a ranged GET per chunk, hashed on the way and verified
-/// before the destination completes it), then the manifest's exact bytes are pushed.
+/// before the destination completes it), then the manifest's exact bytes are pushed; returns
+/// their digest.
 pub async fn stream_between_registries(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Digest> {
     let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
     let to_repo = Repo::from_reference(to)?;
     let m = manifest.value();
@@ -466,7 +472,6 @@ pub async fn load_from_registry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hoist_oci::{Digest, MediaType};
 
     #[test]
     fn layers_are_pushed_largest_first_and_none_is_lost() {

@@ -57,7 +57,7 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                 _ => Location::Rootfs { dir },
             },
         },
-        Command::Export { image, dir } => {
+        Command::Export { image, dir, .. } => {
             let source = parse_or(&image, DefaultTransport::Daemon)?;
             let Location::DockerDaemon { name } = &source else {
                 return Err(usage(format!(

@@ -98,6 +98,7 @@ pub(super) fn validate_global(
         verbosity,
         cache_dir,
         runtime_config: None,
+        digest_file: None,
         all_platforms: false,
         unpack_limits,
     };

@@ -1,0 +1,176 @@
+//! What scripts written for skopeo and crane reach for, against real registries: the digest of
+//! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`). Missing components print
+//! `SKIP:` (and fail under `CI=true`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hoist_oci::{Compression, Digest, Layout};
+use hoist_testkit::synth::{
+    ImageSpec, write_docker_archive, write_multi_platform_layout, write_oci_layout,
+};
+use hoist_testkit::{Registry, require_tool};
+
+use common::text;
+
+fn hoist(cache: &Path, args: &[&str]) -> Command {
+    let mut cmd = common::isolated(cache);
+    cmd.arg("-q").args(args);
+    cmd
+}
+
+/// Run `cmd`, asserting it succeeded.
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{cmd:?}: {}", text(&out.stderr));
+    out
+}
+
+/// What a `--digestfile` holds: exactly `sha256:HEX`, no newline (as skopeo writes it).
+fn recorded(file: &Path) -> Digest {
+    let said = std::fs::read_to_string(file).expect("the digest file");
+    assert!(!said.ends_with('\n'), "no newline: {said:?}");
+    Digest::parse(&said).expect("a digest alone")
+}
+
+/// The digest of the exact bytes the registry serves for `reference`.
+fn served(cache: &Path, reference: &str) -> Digest {
+    Digest::sha256_of(&ok(&mut hoist(cache, &["inspect", "--raw", reference])).stdout)
+}
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn digestfile_records_the_manifest_each_copy_wrote() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let image = write_oci_layout(
+        &source,
+        "v1",
+        &ImageSpec::uniform(2, 20_000, Compression::Gzip, 11),
+    )
+    .expect("layout");
+    let (a, b) = (
+        Registry::start().expect("registry"),
+        Registry::start().expect("second registry"),
+    );
+    let file = |name: &str| tmp.path().join(name);
+
+    // A push from a layout; a file already there is replaced.
+    let pushed = file("pushed");
+    std::fs::write(&pushed, "stale").expect("write");
+    let to = format!("{}/team/app:1", a.host());
+    ok(hoist(&cache, &["push", "--digestfile", path_arg(&pushed)])
+        .arg(common::arg(&source, ":v1"))
+        .arg(&to));
+    assert_eq!(recorded(&pushed), image.manifest_digest);
+    assert_eq!(served(&cache, &to), image.manifest_digest);
+
+    // Within one registry (blobs mounted) and between two (blobs streamed).
+    for (name, destination) in [
+        ("mounted", format!("docker://{}/team/copy:1", a.host())),
+        ("streamed", format!("docker://{}/team/app:1", b.host())),
+    ] {
+        let f = file(name);
+        ok(hoist(&cache, &["copy", "--digestfile", path_arg(&f)])
+            .arg(format!("docker://{to}"))
+            .arg(&destination));
+        assert_eq!(recorded(&f), image.manifest_digest, "{name}");
+    }
+
+    // A pull into a layout, as a copy does it too.
+    let pulled = file("pulled");
+    let layout = tmp.path().join("pulled-layout");
+    ok(hoist(&cache, &["pull", "--digestfile", path_arg(&pulled), &to]).arg(&layout));
+    assert_eq!(recorded(&pulled), image.manifest_digest);
+    let tagged = Layout::open(&layout)
+        .expect("layout")
+        .resolve(Some("1"))
+        .expect("tag");
+    assert_eq!(tagged.digest, image.manifest_digest);
+
+    // A docker archive into a layout: the digest of the manifest hoist wrote there.
+    let archive = tmp.path().join("app.tar");
+    write_docker_archive(
+        &archive,
+        "app:1",
+        &ImageSpec::uniform(2, 20_000, Compression::None, 12),
+    )
+    .expect("archive");
+    let spooled = file("spooled");
+    let from_archive = tmp.path().join("from-archive");
+    ok(hoist(&cache, &["copy", "--digestfile", path_arg(&spooled)])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(common::arg(&from_archive, ":t")));
+    let tagged = Layout::open(&from_archive)
+        .expect("layout")
+        .resolve(Some("t"))
+        .expect("tag");
+    assert_eq!(recorded(&spooled), tagged.digest);
+
+    // --all: the index's digest, not one of its images'.
+    let multi = tmp.path().join("multi");
+    let written = write_multi_platform_layout(&multi, "multi").expect("two platforms");
+    let all = file("all");
+    let multi_to = format!("docker://{}/team/multi:1", b.host());
+    ok(
+        hoist(&cache, &["copy", "--all", "--digestfile", path_arg(&all)])
+            .arg(common::arg(&multi, ":multi"))
+            .arg(&multi_to),
+    );
+    assert_eq!(recorded(&all), written.index_digest);
+
+    // A copy that fails writes nothing.
+    let failed = file("failed");
+    let out = hoist(
+        &cache,
+        &["--retries", "0", "push", "--digestfile", path_arg(&failed)],
+    )
+    .arg(common::arg(&source, ":v1"))
+    .arg("127.0.0.1:9/team/app:1")
+    .output()
+    .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!failed.exists(), "no digest for a failed push");
+
+    // Bad input is a usage error before anything moves.
+    let root = tmp.path().join("root");
+    let out = hoist(&cache, &["copy", "--digestfile", path_arg(&failed)])
+        .arg(format!("docker://{to}"))
+        .arg(format!("rootfs:{}", root.display()))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--digestfile"));
+    assert!(!root.exists(), "nothing unpacked");
+    let out = hoist(
+        &cache,
+        &[
+            "push",
+            "--digestfile",
+            path_arg(&tmp.path().join("no-such-dir").join("d")),
+        ],
+    )
+    .arg(common::arg(&source, ":v1"))
+    .arg(format!("{}/team/never:1", a.host()))
+    .output()
+    .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = hoist(&cache, &["tags", &format!("{}/team/never", a.host())])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "the push never happened");
+}
