@@ -319,6 +319,20 @@ pub enum Command {
         /// Print the manifest's exact bytes instead of a summary.
         #[arg(long)]
         raw: bool,
+        /// Print the image config's exact bytes instead (as `crane config` and `skopeo inspect
+        /// --config --raw` do), with or without --raw.
+        #[arg(long)]
+        config: bool,
+    },
+
+    /// Print the digest of an image's manifest, as `crane digest` does: the digest its tag
+    /// names (for a multi-platform image, the index's), so REPO@DIGEST pins exactly what the
+    /// tag named; with --platform, the digest of that platform's image.
+    #[command(after_help = TRANSPORTS_HELP)]
+    Digest {
+        /// The image: a registry reference (docker:// is optional) or oci:DIR[:TAG].
+        #[arg(value_name = "SRC")]
+        source: String,
     },
 
     /// List the tags of a repository in a registry, one per line (as `skopeo list-tags` and

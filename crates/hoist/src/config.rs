@@ -125,6 +125,14 @@ pub enum Job {
         source: Location,
         /// Print the manifest bytes only.
         raw: bool,
+        /// Print the config bytes only.
+        config: bool,
+    },
+    /// Print the digest of an image's manifest (of its index when it has one, unless a
+    /// platform was asked for).
+    Digest {
+        /// The image: in a registry or a layout.
+        source: Location,
     },
     /// List a repository's tags.
     Tags {
@@ -254,7 +262,7 @@ fn check_digest_file(path: &std::path::Path, job: &Job) -> Result<(), UsageError
         Job::Copy { destination, .. } => {
             return Err(usage(format!(
                 "--digestfile writes the digest of the manifest a copy stores in a registry or an \
-                 OCI layout; `{destination}` stores none"
+                 OCI layout; `{destination}` stores none (`hoist digest SRC` prints a source's)"
             )));
         }
         _ => return Err(usage("--digestfile goes with copy, push, pull or export")),

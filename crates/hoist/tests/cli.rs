@@ -33,6 +33,7 @@ fn help_of_every_command() {
                 "export",
                 "inspect",
                 "tags",
+                "digest",
                 "completions",
                 "cache",
                 "docker-daemon:NAME[:TAG]",
@@ -69,7 +70,11 @@ fn help_of_every_command() {
             &["export", "--help"],
             &["<IMAGE>", "<DIR>", "Docker daemon", "--digestfile <FILE>"],
         ),
-        (&["inspect", "--help"], &["<SRC>", "--raw"]),
+        (&["inspect", "--help"], &["<SRC>", "--raw", "--config"]),
+        (
+            &["digest", "--help"],
+            &["<SRC>", "crane digest", "--platform"],
+        ),
         (
             &["completions", "--help"],
             &["<SHELL>", "bash", "zsh", "fish"],
@@ -163,6 +168,7 @@ fn usage_errors_exit_2() {
     usage_error(&["--progress", "fancy", "push", "a", "r/a"], "fancy");
     usage_error(&["-q", "-v", "push", "a", "r/a"], "contradict");
     usage_error(&["inspect", "rootfs:/x"], "destination only");
+    usage_error(&["digest", "docker-daemon:app"], "no manifest digest");
     usage_error(
         &["copy", "--digestfile", "d", "oci:/a", "rootfs:/r"],
         "--digestfile",

@@ -1,6 +1,7 @@
 //! What scripts written for skopeo and crane reach for, against real registries: the digest of
-//! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`). Missing components print
-//! `SKIP:` (and fail under `CI=true`).
+//! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`), the digest a tag names
+//! (`hoist digest`, as `crane digest`) and an image's config (`hoist inspect --config`, as
+//! `crane config`). Missing components print `SKIP:` (and fail under `CI=true`).
 
 mod common;
 
@@ -38,6 +39,14 @@ fn recorded(file: &Path) -> Digest {
 /// The digest of the exact bytes the registry serves for `reference`.
 fn served(cache: &Path, reference: &str) -> Digest {
     Digest::sha256_of(&ok(&mut hoist(cache, &["inspect", "--raw", reference])).stdout)
+}
+
+/// What `hoist digest` printed: one digest and a newline, as `crane digest`.
+fn printed(out: &Output) -> Digest {
+    let said = text(&out.stdout);
+    let line = said.strip_suffix('\n').expect("a newline at the end");
+    assert!(!line.contains('\n'), "one line: {said:?}");
+    Digest::parse(line).expect("a digest")
 }
 
 fn path_arg(path: &Path) -> &str {
@@ -173,4 +182,86 @@ fn digestfile_records_the_manifest_each_copy_wrote() {
         .output()
         .expect("run hoist");
     assert_eq!(out.status.code(), Some(1), "the push never happened");
+}
+
+#[test]
+fn digest_prints_what_a_tag_names_and_inspect_config_the_config() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let single = write_oci_layout(
+        &source,
+        "v1",
+        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 21),
+    )
+    .expect("layout");
+    let multi = write_multi_platform_layout(&source, "multi").expect("two platforms");
+    let (amd64, arm64) = (&multi.images[0], &multi.images[1]);
+    let registry = Registry::start().expect("registry");
+    let repo = format!("{}/team/app", registry.host());
+    ok(hoist(&cache, &["push"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(format!("{repo}:1")));
+    ok(hoist(&cache, &["push", "--all"])
+        .arg(common::arg(&source, ":multi"))
+        .arg(format!("{repo}:multi")));
+
+    let digest = |args: &[&str]| printed(&ok(hoist(&cache, &["digest"]).args(args)));
+    // A registry, with and without docker://, by tag and by digest.
+    assert_eq!(digest(&[&format!("{repo}:1")]), single.manifest_digest);
+    assert_eq!(
+        digest(&[&format!("docker://{repo}:1")]),
+        single.manifest_digest
+    );
+    let pinned = format!("{repo}@{}", single.manifest_digest);
+    assert_eq!(digest(&[&pinned]), single.manifest_digest);
+    // A multi-platform image: the index, unless a platform is asked for.
+    assert_eq!(digest(&[&format!("{repo}:multi")]), multi.index_digest);
+    assert_eq!(
+        digest(&["--platform", "linux/arm64", &format!("{repo}:multi")]),
+        arm64.manifest_digest
+    );
+    // A layout, the same way.
+    let layout = common::arg(&source, ":multi");
+    assert_eq!(digest(&[&layout]), multi.index_digest);
+    assert_eq!(
+        digest(&["--platform", "linux/amd64", &layout]),
+        amd64.manifest_digest
+    );
+    assert_eq!(
+        digest(&[&common::arg(&source, ":v1")]),
+        single.manifest_digest
+    );
+
+    // A tag the registry does not have: one clear line on stderr, nothing on stdout.
+    let out = hoist(&cache, &["digest", &format!("{repo}:nope")])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains(":nope"), "{}", text(&out.stderr));
+    // A daemon image has no manifest digest to print: a usage error saying what has one.
+    let out = hoist(&cache, &["digest", "docker-daemon:app:1"])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--digestfile"));
+
+    // The config's exact bytes, for the platform asked for, with or without --raw.
+    let config = |args: &[&str]| {
+        Digest::sha256_of(&ok(hoist(&cache, &["inspect", "--config"]).args(args)).stdout)
+    };
+    assert_eq!(config(&[&format!("{repo}:1")]), single.config_digest);
+    assert_eq!(config(&["--raw", &pinned]), single.config_digest);
+    assert_eq!(
+        config(&["--platform", "linux/arm64", &format!("{repo}:multi")]),
+        arm64.config_digest
+    );
+    assert_eq!(
+        config(&["--platform", "linux/amd64", &layout]),
+        amd64.config_digest
+    );
 }

@@ -1,11 +1,13 @@
 //! `hoist inspect`: a readable summary of an image (manifest, config, layers with sizes and media
-//! types), rendered by a pure function from the documents the libraries fetched.
+//! types), rendered by a pure function from the documents the libraries fetched, or the exact
+//! bytes of its manifest or config; and `hoist digest`, the digest of its manifest.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
 use hoist_oci::{
-    AnyManifest, Descriptor, ImageConfig, ImageIndex, ImageManifest, MediaType, Platform, RawJson,
+    AnyManifest, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Layout, MediaType,
+    Platform, RawJson,
 };
 use hoist_registry::Repo;
 
@@ -15,22 +17,33 @@ use crate::errors::sanitize;
 use crate::size::human;
 use crate::transport::Location;
 
-/// Fetch what `inspect` shows and render it: the summary, or with `raw` the manifest's exact
-/// bytes.
+/// What `inspect` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The readable summary.
+    Summary,
+    /// The exact bytes of what the name points at (an index stays an index), as served.
+    Manifest,
+    /// The exact bytes of the image's config (for the platform, from an index).
+    Config,
+}
+
+/// Fetch what `inspect` shows and render it.
 ///
 /// # Errors
 /// When the image cannot be read.
-pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Result<Vec<u8>> {
+pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Result<Vec<u8>> {
     let name = source.to_string();
     match source {
         Location::Oci { dir, tag } => {
             let (layout, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
-            if raw {
-                // What the tag points at, as a registry would serve it: an index stays an index.
-                let top = layout.resolve(tag.as_deref())?;
-                return raw_blob(&layout, &top);
-            }
             let top = layout.resolve(tag.as_deref())?;
+            match shown {
+                // What the tag points at, as a registry would serve it: an index stays an index.
+                Shown::Manifest => return raw_blob(&layout, &top),
+                Shown::Config => return Ok(image.config.bytes().to_vec()),
+                Shown::Summary => {}
+            }
             let index = match top.media_type.is_index() {
                 true => Some(layout.read_json::<ImageIndex>(&top)?),
                 false => None,
@@ -47,28 +60,29 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
         Location::Registry { reference } => {
             let client = registry::client(config)?;
             let repo = Repo::from_reference(reference)?;
-            if raw {
-                let any = client
-                    .get_manifest(&repo, &reference.tag_or_digest())
-                    .await
-                    .with_context(|| format!("fetching the manifest of {reference}"))?;
-                return Ok(any.bytes().to_vec());
-            }
-            let index = match client
+            let top = client
                 .get_manifest(&repo, &reference.tag_or_digest())
                 .await
-                .with_context(|| format!("fetching the manifest of {reference}"))?
-            {
-                AnyManifest::Index(index) => Some(*index),
-                AnyManifest::Image(_) => None,
-            };
-            let platform = config.platform.clone().unwrap_or_else(Platform::host);
-            let manifest = client
-                .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
-                .await
                 .with_context(|| format!("fetching the manifest of {reference}"))?;
+            if shown == Shown::Manifest {
+                return Ok(top.bytes().to_vec());
+            }
+            let (index, manifest) = match top {
+                AnyManifest::Index(index) => {
+                    let platform = config.platform.clone().unwrap_or_else(Platform::host);
+                    let manifest = client
+                        .get_image_manifest(&repo, &reference.tag_or_digest(), &platform)
+                        .await
+                        .with_context(|| format!("fetching the manifest of {reference}"))?;
+                    (Some(*index), manifest)
+                }
+                AnyManifest::Image(manifest) => (None, *manifest),
+            };
             let config_json =
                 super::remote::fetch_config(&client, &repo, &manifest.value().config).await?;
+            if shown == Shown::Config {
+                return Ok(config_json.into_bytes());
+            }
             let media_type = manifest
                 .value()
                 .media_type
@@ -93,21 +107,70 @@ pub async fn run(config: &Config, source: &Location, raw: bool) -> anyhow::Resul
                 &crate::progress::Reporter::silent(),
             )
             .await?;
-            let out = if raw {
-                staged.image.manifest.bytes().to_vec()
-            } else {
-                summary(&Inspected {
+            let out = match shown {
+                Shown::Manifest => staged.image.manifest.bytes().to_vec(),
+                Shown::Config => staged.image.config.bytes().to_vec(),
+                Shown::Summary => summary(&Inspected {
                     name: &name,
                     index: None,
                     descriptor: &staged.image.descriptor,
                     manifest: &staged.image.manifest,
                     config: &staged.image.config,
                 })
-                .into_bytes()
+                .into_bytes(),
             };
             staged.cleanup();
             Ok(out)
         }
+    }
+}
+
+/// What `hoist digest` prints: the digest of the manifest `source` names, read and verified
+/// (an index's for a multi-platform image), or with `--platform` that platform's image's, the
+/// one `hoist copy --platform` copies.
+///
+/// # Errors
+/// When the image cannot be read; for a source that is not a registry or a layout.
+pub async fn digest(config: &Config, source: &Location) -> anyhow::Result<Digest> {
+    match source {
+        Location::Registry { reference } => {
+            let client = registry::client(config)?;
+            let repo = Repo::from_reference(reference)?;
+            let name = reference.tag_or_digest();
+            let fetching = || format!("fetching the manifest of {reference}");
+            Ok(match &config.platform {
+                None => client
+                    .get_manifest(&repo, &name)
+                    .await
+                    .with_context(fetching)?
+                    .digest()
+                    .clone(),
+                Some(platform) => client
+                    .get_image_manifest(&repo, &name, platform)
+                    .await
+                    .with_context(fetching)?
+                    .digest()
+                    .clone(),
+            })
+        }
+        Location::Oci { dir, tag } if config.platform.is_some() => {
+            let (_, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
+            Ok(image.descriptor.digest)
+        }
+        Location::Oci { dir, tag } => {
+            let (dir, tag) = (dir.clone(), tag.clone());
+            tokio::task::spawn_blocking(move || {
+                let layout = Layout::open(&dir)
+                    .with_context(|| format!("opening the OCI layout {}", dir.display()))?;
+                let top = layout.resolve(tag.as_deref())?;
+                // Read through the verifying reader: the digest printed is that of bytes that
+                // are there.
+                raw_blob(&layout, &top)?;
+                Ok(top.digest)
+            })
+            .await?
+        }
+        other => bail!("{other} has no manifest digest of its own"),
     }
 }
 

@@ -81,12 +81,32 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             progress.finish();
             result
         }
-        Job::Inspect { source, raw } => {
+        Job::Digest { source } => {
             let runtime = runtime()?;
+            let digest = runtime.block_on(crate::interrupt::interruptible(
+                inspect::digest(config, &source),
+                std::time::Duration::ZERO,
+                crate::interrupt::STARTS_OVER,
+            ))?;
+            let mut stdout = std::io::stdout().lock();
+            let written = writeln!(stdout, "{digest}").and_then(|()| stdout.flush());
+            errors::stdout_result(written, "the digest")
+        }
+        Job::Inspect {
+            source,
+            raw,
+            config: config_only,
+        } => {
+            let runtime = runtime()?;
+            let shown = match (config_only, raw) {
+                (true, _) => inspect::Shown::Config,
+                (false, true) => inspect::Shown::Manifest,
+                (false, false) => inspect::Shown::Summary,
+            };
             // An archive or daemon image is spooled to the cache first: an interruption lets
             // that fail and remove its transit copy, as a copy's does.
             let text = runtime.block_on(crate::interrupt::interruptible(
-                inspect::run(config, &source, raw),
+                inspect::run(config, &source, shown),
                 crate::interrupt::CLEANUP_GRACE,
                 crate::interrupt::STARTS_OVER,
             ))?;

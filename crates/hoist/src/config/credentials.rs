@@ -70,7 +70,7 @@ pub(super) fn assign_creds(
             source,
             destination,
         } => (registry_of(source), registry_of(destination)),
-        Job::Inspect { source, .. } => (registry_of(source), None),
+        Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
         Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
         _ => (None, None),
     };

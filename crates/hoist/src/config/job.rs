@@ -71,14 +71,44 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                 source,
             }
         }
-        Command::Inspect { source, raw } => {
+        Command::Inspect {
+            source,
+            raw,
+            config,
+        } => {
             let source = parse_or(&source, DefaultTransport::Registry)?;
             if let Location::Rootfs { .. } = source {
                 return Err(usage(
                     "rootfs: is a destination only; it cannot be inspected",
                 ));
             }
-            return Ok(Job::Inspect { source, raw });
+            return Ok(Job::Inspect {
+                source,
+                raw,
+                config,
+            });
+        }
+        Command::Digest { source } => {
+            let source = parse_or(&source, DefaultTransport::Registry)?;
+            return match source {
+                Location::Registry { .. } | Location::Oci { .. } => Ok(Job::Digest { source }),
+                Location::Rootfs { .. } => {
+                    Err(usage("rootfs: is a destination only; it has no digest"))
+                }
+                other => {
+                    let daemon = match other {
+                        Location::DockerDaemon { .. } => {
+                            "; `docker image inspect` shows the daemon's image ID"
+                        }
+                        _ => "",
+                    };
+                    Err(usage(format!(
+                        "`{other}` has no manifest digest of its own: an image gets one in a \
+                         registry or an OCI layout (copy it there with --digestfile FILE to \
+                         record it{daemon})"
+                    )))
+                }
+            };
         }
         Command::Tags { repository } => {
             let source = parse_or(&repository, DefaultTransport::Registry)?;
@@ -266,6 +296,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn digest_reads_a_registry_or_a_layout() {
+        let (_, job) = ok(&["digest", "h.example:5000/a/b:v2"]);
+        assert!(matches!(
+            job,
+            Job::Digest {
+                source: Location::Registry { .. }
+            }
+        ));
+        let (_, job) = ok(&["digest", "oci:/l:v2"]);
+        assert!(matches!(
+            job,
+            Job::Digest {
+                source: Location::Oci { .. }
+            }
+        ));
+        let e = err(&["digest", "docker-daemon:app:1"]);
+        assert!(
+            e.contains("no manifest digest") && e.contains("image ID"),
+            "{e}"
+        );
+        assert!(err(&["digest", "docker-archive:/a.tar"]).contains("--digestfile"));
+        assert!(err(&["digest", "rootfs:/r"]).contains("destination only"));
     }
 
     #[test]
