@@ -168,6 +168,13 @@ pub struct GlobalArgs {
     )]
     pub dest_creds: Option<String>,
 
+    /// Read registry credentials from this file instead of docker's config.json, as `skopeo
+    /// --authfile` and podman do: an auth.json written by `podman login`, `skopeo login` or
+    /// `docker login` (same format: `auths`, `credHelpers`, `credsStore`). --creds,
+    /// --src-creds and --dest-creds still win. [env: REGISTRY_AUTH_FILE, when not empty]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+
     /// Read the password (with --creds USER) or USER:PASS (alone) from the first line of stdin.
     #[arg(long, global = true, env = "HOIST_CREDS_STDIN", value_parser = BoolishValueParser::new())]
     pub creds_stdin: bool,

@@ -78,6 +78,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Extra certificates.
     pub cert_dir: Option<PathBuf>,
+    /// The credentials file read instead of docker's config.json (`--authfile`).
+    pub auth_file: Option<PathBuf>,
     /// Explicit credentials, each for one registry (`host[:port]` as the registry client names
     /// it); a registry not listed gets docker's config.json and helpers.
     pub registry_creds: Vec<(String, Credentials)>,
@@ -165,6 +167,8 @@ pub struct Environment<'a> {
     pub xdg_cache_home: Option<PathBuf>,
     /// `$HOME`.
     pub home: Option<PathBuf>,
+    /// `$REGISTRY_AUTH_FILE` (podman's and skopeo's), when set and not empty.
+    pub registry_auth_file: Option<PathBuf>,
     /// Whether stderr is a terminal (and `TERM` is not `dumb`).
     pub stderr_is_tty: bool,
     /// Whether stdout is a terminal (an archive is not written to one).
@@ -179,7 +183,7 @@ pub struct Environment<'a> {
 ///
 /// # Errors
 /// A [`UsageError`] describing the first problem found.
-pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageError> {
+pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageError> {
     let runtime_config = match &cli.command {
         Command::Copy { runtime_config, .. } | Command::Unpack { runtime_config, .. } => {
             runtime_config.clone()
@@ -239,11 +243,22 @@ pub fn validate(cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageEr
             "--creds-stdin cannot be used when the image is read from stdin (docker-archive:-)",
         ));
     }
+    let auth_file = match cli.global.authfile.take() {
+        Some(path) => Some((path, "--authfile")),
+        None => env
+            .registry_auth_file
+            .clone()
+            .map(|p| (p, "REGISTRY_AUTH_FILE")),
+    };
+    if let Some((path, given_by)) = &auth_file {
+        check_auth_file(path, given_by, &job)?;
+    }
     let src_creds = cli.global.src_creds.clone();
     let dest_creds = cli.global.dest_creds.clone();
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
     config.digest_file = digest_file;
+    config.auth_file = auth_file.map(|(path, _)| path);
     config.all_platforms = all_platforms;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     Ok((config, job))
@@ -285,6 +300,36 @@ fn check_digest_file(path: &std::path::Path, job: &Job) -> Result<(), UsageError
     Ok(())
 }
 
+/// `--authfile` (or `REGISTRY_AUTH_FILE`) names a file that is there, when the command talks
+/// to a registry: a typo would otherwise go on anonymously and end in a refusal far from its
+/// cause. A command that talks to no registry reads no credentials and checks nothing.
+fn check_auth_file(path: &std::path::Path, given_by: &str, job: &Job) -> Result<(), UsageError> {
+    let is_registry = |l: &Location| matches!(l, Location::Registry { .. });
+    let talks_to_registry = match job {
+        Job::Copy {
+            source,
+            destination,
+        } => is_registry(source) || is_registry(destination),
+        Job::Inspect { source, .. } | Job::Digest { source } => is_registry(source),
+        Job::Tags { .. } => true,
+        _ => false,
+    };
+    if !talks_to_registry {
+        return Ok(());
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(usage(format!(
+            "the auth file {} ({given_by}) is not a file",
+            path.display()
+        ))),
+        Err(e) => Err(usage(format!(
+            "the auth file {} ({given_by}) cannot be read: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// `--all` writes an index and every image it lists: only a registry or an OCI layout holds
 /// that, and picking one platform with it contradicts it.
 fn check_all_platforms(job: &Job, platform_given: bool) -> Result<(), UsageError> {
@@ -319,6 +364,7 @@ pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
     let env = Environment {
         xdg_cache_home: None,
         home: None,
+        registry_auth_file: None,
         stderr_is_tty: false,
         stdout_is_tty: false,
         stdin_is_tty: false,
@@ -335,6 +381,16 @@ mod tests {
     /// Validate `args` (after the program name) with `stdin` as what `--creds-stdin` reads and
     /// `tty` as whether stderr, stdout and stdin are terminals.
     pub(super) fn run(args: &[&str], stdin: &str, tty: bool) -> Result<(Config, Job), UsageError> {
+        run_with_auth_env(args, stdin, tty, None)
+    }
+
+    /// [`run`] with `$REGISTRY_AUTH_FILE` set to `auth_env`.
+    fn run_with_auth_env(
+        args: &[&str],
+        stdin: &str,
+        tty: bool,
+        auth_env: Option<&std::path::Path>,
+    ) -> Result<(Config, Job), UsageError> {
         let mut argv = vec!["hoist"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| UsageError(e.to_string()))?;
@@ -345,6 +401,7 @@ mod tests {
             Environment {
                 xdg_cache_home: None,
                 home: Some("/home/u".into()),
+                registry_auth_file: auth_env.map(Into::into),
                 stderr_is_tty: tty,
                 stdout_is_tty: tty,
                 stdin_is_tty: tty,
@@ -431,6 +488,41 @@ mod tests {
         assert!(e.contains("does not exist"), "{e}");
         let (c, _) = ok(&["push", "oci:x:1", "h.example/a:1"]);
         assert_eq!(c.digest_file, None);
+    }
+
+    #[test]
+    fn the_auth_file_must_be_there_when_a_registry_is_involved() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("auth.json");
+        std::fs::write(&file, "{}").expect("write");
+        let missing = tmp.path().join("missing.json");
+        let (f, m) = (
+            file.to_str().expect("utf-8 path"),
+            missing.to_str().expect("utf-8 path"),
+        );
+        let reg = "docker://h.example/a:1";
+        let (c, _) = ok(&["--authfile", f, "inspect", reg]);
+        assert_eq!(c.auth_file.as_deref(), Some(file.as_path()));
+        let (c, _) = run_with_auth_env(&["tags", "h.example/a"], "", false, Some(&file))
+            .expect("from the environment");
+        assert_eq!(c.auth_file.as_deref(), Some(file.as_path()));
+        // The flag wins over the variable, as skopeo's does.
+        let (c, _) =
+            run_with_auth_env(&["--authfile", f, "digest", reg], "", false, Some(&missing))
+                .expect("the flag wins");
+        assert_eq!(c.auth_file.as_deref(), Some(file.as_path()));
+
+        let e = err(&["--authfile", m, "copy", "oci:x:1", reg]);
+        assert!(e.contains("--authfile") && e.contains(m), "{e}");
+        let e = run_with_auth_env(&["copy", reg, "oci:x:1"], "", false, Some(&missing))
+            .expect_err("a missing file");
+        assert!(e.0.contains("REGISTRY_AUTH_FILE") && e.0.contains(m), "{e}");
+        let dir = tmp.path().to_str().expect("utf-8 path");
+        assert!(err(&["--authfile", dir, "tags", "h.example/a"]).contains("not a file"));
+        // No registry, no credentials read: nothing to check.
+        let (c, _) = run_with_auth_env(&["copy", "oci:x:1", "oci:y:1"], "", false, Some(&missing))
+            .expect("no registry");
+        assert!(c.auth_file.is_some());
     }
 
     #[test]

@@ -72,6 +72,9 @@ fn real_main() -> i32 {
     let env = Environment {
         xdg_cache_home: std::env::var_os("XDG_CACHE_HOME").map(Into::into),
         home: std::env::var_os("HOME").map(Into::into),
+        registry_auth_file: std::env::var_os("REGISTRY_AUTH_FILE")
+            .filter(|v| !v.is_empty())
+            .map(Into::into),
         stderr_is_tty: std::io::stderr().is_terminal()
             && std::env::var("TERM").map_or(true, |t| t != "dumb"),
         stdout_is_tty: std::io::stdout().is_terminal(),

@@ -90,6 +90,8 @@ fn help_of_every_command() {
         "--concurrency",
         "--retries",
         "--insecure-registry",
+        "--authfile <FILE>",
+        "REGISTRY_AUTH_FILE",
         "--cert-dir",
         "--creds",
         "--creds-stdin",
@@ -176,6 +178,10 @@ fn usage_errors_exit_2() {
     usage_error(
         &["unpack", "--digestfile", "d", "oci:/a", "/r"],
         "--digestfile",
+    );
+    usage_error(
+        &["--authfile", "/nonexistent/auth.json", "tags", "r/a"],
+        "/nonexistent/auth.json",
     );
     usage_error(&["completions", "tcsh"], "tcsh");
 }

@@ -1,13 +1,15 @@
 //! What scripts written for skopeo and crane reach for, against real registries: the digest of
 //! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`), the digest a tag names
-//! (`hoist digest`, as `crane digest`) and an image's config (`hoist inspect --config`, as
-//! `crane config`). Missing components print `SKIP:` (and fail under `CI=true`).
+//! (`hoist digest`, as `crane digest`), an image's config (`hoist inspect --config`, as `crane
+//! config`), and credentials from podman's and skopeo's auth file (`--authfile`,
+//! `REGISTRY_AUTH_FILE`). Missing components print `SKIP:` (and fail under `CI=true`).
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use base64::Engine as _;
 use hoist_oci::{Compression, Digest, Layout};
 use hoist_testkit::synth::{
     ImageSpec, write_docker_archive, write_multi_platform_layout, write_oci_layout,
@@ -264,4 +266,94 @@ fn digest_prints_what_a_tag_names_and_inspect_config_the_config() {
         config(&["--platform", "linux/amd64", &layout]),
         amd64.config_digest
     );
+}
+
+const USER: &str = "deploy";
+const PASSWORD: &str = "Auth-file-pw-41c7d2";
+
+/// An auth file in docker's and podman's format giving `user:password` for `host`.
+fn auth_file(path: &Path, host: &str, password: &str) -> PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+    std::fs::write(
+        path,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .expect("auth file");
+    path.to_path_buf()
+}
+
+#[test]
+fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    write_oci_layout(
+        &source,
+        "v1",
+        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 31),
+    )
+    .expect("layout");
+    let registry = Registry::builder()
+        .htpasswd(USER, PASSWORD)
+        .start()
+        .expect("registry");
+    let host = registry.host();
+    let target = format!("{host}/team/app:1");
+    // docker's config.json has a wrong password: used alone, it is refused.
+    let docker_config = tmp.path().join("docker");
+    std::fs::create_dir_all(&docker_config).expect("mkdir");
+    auth_file(
+        &docker_config.join("config.json"),
+        &host,
+        "not-the-password",
+    );
+    let good = auth_file(&tmp.path().join("auth.json"), &host, PASSWORD);
+    let push = |extra: &[&str], env: Option<&Path>| {
+        let mut cmd = hoist(&cache, extra);
+        cmd.env("DOCKER_CONFIG", &docker_config)
+            .arg("push")
+            .arg(common::arg(&source, ":v1"))
+            .arg(&target);
+        if let Some(path) = env {
+            cmd.env("REGISTRY_AUTH_FILE", path);
+        }
+        cmd.output().expect("run hoist")
+    };
+    let all_output = |out: &Output| format!("{}{}", text(&out.stdout), text(&out.stderr));
+
+    let out = push(&[], None);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+
+    let out = push(&["--authfile", path_arg(&good)], None);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(!all_output(&out).contains(PASSWORD));
+    let out = push(&[], Some(&good));
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // The variable is read by every command that talks to a registry.
+    let out = hoist(&cache, &["tags", &format!("{host}/team/app")])
+        .env("REGISTRY_AUTH_FILE", &good)
+        .output()
+        .expect("run hoist");
+    assert_eq!(text(&out.stdout), "1\n", "{}", text(&out.stderr));
+    // An empty variable is no auth file (docker's config.json is read: refused).
+    let out = push(&[], Some(Path::new("")));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+
+    // A missing file is a usage error naming it and where it was given, before any request.
+    let missing = tmp.path().join("missing.json");
+    for (extra, env, given_by) in [
+        (vec!["--authfile", path_arg(&missing)], None, "--authfile"),
+        (vec![], Some(missing.as_path()), "REGISTRY_AUTH_FILE"),
+    ] {
+        let out = push(&extra, env);
+        let said = all_output(&out);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(
+            said.contains(path_arg(&missing)) && said.contains(given_by),
+            "{said}"
+        );
+    }
 }

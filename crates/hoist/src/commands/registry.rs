@@ -35,6 +35,9 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         // on 127.0.0.1 with a test CA), never plain HTTP, which stays for hosts named insecure.
         builder = builder.cert_dir(dir.clone()).plain_http_loopback(false);
     }
+    if let Some(path) = &config.auth_file {
+        builder = builder.docker_config(path.clone());
+    }
     for (registry, creds) in &config.registry_creds {
         builder = builder.registry_credentials(
             registry.clone(),

@@ -93,6 +93,7 @@ pub(super) fn validate_global(
         timeout: std::time::Duration::from_secs(g.timeout),
         insecure_registries: g.insecure_registries,
         cert_dir: g.cert_dir,
+        auth_file: None,
         registry_creds: Vec::new(),
         progress,
         verbosity,

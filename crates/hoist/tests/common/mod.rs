@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The `hoist` binary with none of the variables it reads (`HOIST_*`, `RUST_LOG`) inherited.
+/// The `hoist` binary with none of the variables it reads (`HOIST_*`, `RUST_LOG`,
+/// `REGISTRY_AUTH_FILE`) inherited.
 pub fn clean() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
     for (key, _) in std::env::vars_os() {
         let name = key.to_string_lossy();
-        if name.starts_with("HOIST_") || name == "RUST_LOG" {
+        if name.starts_with("HOIST_") || name == "RUST_LOG" || name == "REGISTRY_AUTH_FILE" {
             cmd.env_remove(&key);
         }
     }
