@@ -93,9 +93,12 @@ pub struct GlobalArgs {
     )]
     pub concurrency: usize,
 
-    /// How many times a failed request is retried (with backoff) before giving up.
+    /// How many times a failed request is retried (with backoff) before giving up. Each
+    /// request is retried on its own (skopeo's --retry-times retries the whole copy), and a
+    /// retried upload continues where the registry stopped.
     #[arg(
         long,
+        visible_alias = "retry-times",
         global = true,
         env = "HOIST_RETRIES",
         value_name = "N",
@@ -128,6 +131,45 @@ pub struct GlobalArgs {
         action = ArgAction::Append
     )]
     pub insecure_registries: Vec<String>,
+
+    /// `--tls-verify=false`: treat every registry this command talks to as an
+    /// --insecure-registry, as skopeo does. true (the default) changes nothing.
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub tls_verify: Option<bool>,
+
+    /// `--src-tls-verify=false`: treat the source registry as an --insecure-registry, as
+    /// `skopeo copy` does (ignored when the source is no registry).
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub src_tls_verify: Option<bool>,
+
+    /// `--dest-tls-verify=false`: treat the destination registry as an --insecure-registry,
+    /// as `skopeo copy` does (ignored when the destination is no registry).
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub dest_tls_verify: Option<bool>,
 
     /// Directory with extra CA certificates (*.crt) and a client certificate (NAME.cert with
     /// its NAME.key), as in docker's /etc/docker/certs.d/HOST. With it, loopback registries use

@@ -6,11 +6,14 @@
 //!
 //! [`validate`] checks what needs the job and the settings together; the parts live beside it:
 //! `job` (the subcommand into a [`Job`]), `settings` (the global options into a [`Config`]) and
-//! `credentials` (`--creds`, `--src-creds`, `--dest-creds`, and which registry gets which).
+//! `credentials` (`--creds`, `--src-creds`, `--dest-creds`, and which registry gets which),
+//! `tls_verify` (skopeo's `--tls-verify=false` and its `--src-`/`--dest-` forms, as the
+//! registries they name insecure).
 
 mod credentials;
 mod job;
 mod settings;
+mod tls_verify;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -253,6 +256,12 @@ pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), Usa
     if let Some((path, given_by)) = &auth_file {
         check_auth_file(path, given_by, &job)?;
     }
+    let unverified = tls_verify::unverified_registries(
+        &job,
+        cli.global.tls_verify,
+        cli.global.src_tls_verify,
+        cli.global.dest_tls_verify,
+    );
     let src_creds = cli.global.src_creds.clone();
     let dest_creds = cli.global.dest_creds.clone();
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
@@ -261,6 +270,11 @@ pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), Usa
     config.auth_file = auth_file.map(|(path, _)| path);
     config.all_platforms = all_platforms;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
+    for host in unverified {
+        if !config.insecure_registries.contains(&host) {
+            config.insecure_registries.push(host);
+        }
+    }
     Ok((config, job))
 }
 

@@ -89,7 +89,11 @@ fn help_of_every_command() {
         "--chunk-size",
         "--concurrency",
         "--retries",
+        "--retry-times",
         "--insecure-registry",
+        "--tls-verify[=<BOOL>]",
+        "--src-tls-verify[=<BOOL>]",
+        "--dest-tls-verify[=<BOOL>]",
         "--authfile <FILE>",
         "REGISTRY_AUTH_FILE",
         "--cert-dir",
@@ -183,6 +187,7 @@ fn usage_errors_exit_2() {
         &["--authfile", "/nonexistent/auth.json", "tags", "r/a"],
         "/nonexistent/auth.json",
     );
+    usage_error(&["--tls-verify=maybe", "tags", "r/a"], "maybe");
     usage_error(&["completions", "tcsh"], "tcsh");
 }
 

@@ -2,7 +2,8 @@
 //! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`), the digest a tag names
 //! (`hoist digest`, as `crane digest`), an image's config (`hoist inspect --config`, as `crane
 //! config`), and credentials from podman's and skopeo's auth file (`--authfile`,
-//! `REGISTRY_AUTH_FILE`). Missing components print `SKIP:` (and fail under `CI=true`).
+//! `REGISTRY_AUTH_FILE`), and skopeo's spellings `--tls-verify=false` and `--retry-times`.
+//! Missing components print `SKIP:` (and fail under `CI=true`).
 
 mod common;
 
@@ -14,7 +15,7 @@ use hoist_oci::{Compression, Digest, Layout};
 use hoist_testkit::synth::{
     ImageSpec, write_docker_archive, write_multi_platform_layout, write_oci_layout,
 };
-use hoist_testkit::{Registry, require_tool};
+use hoist_testkit::{Registry, TlsFiles, require_tool};
 
 use common::text;
 
@@ -356,4 +357,64 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
             "{said}"
         );
     }
+}
+
+#[test]
+fn skopeo_tls_verify_false_and_retry_times_are_understood() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let image = write_oci_layout(
+        &source,
+        "v1",
+        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 41),
+    )
+    .expect("layout");
+    // A TLS registry whose CA hoist does not know, and a plain one.
+    let untrusted = TlsFiles::generate().expect("TLS files");
+    let tls = Registry::builder()
+        .tls(&untrusted)
+        .start()
+        .expect("TLS registry");
+    let plain = Registry::start().expect("registry");
+    let on_tls = format!("{}/team/app:1", tls.host());
+    let push = |extra: &[&str]| {
+        hoist(&cache, extra)
+            .arg("push")
+            .arg(common::arg(&source, ":v1"))
+            .arg(&on_tls)
+            .output()
+            .expect("run hoist")
+    };
+
+    let out = push(&["--retry-times", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = push(&["--dest-tls-verify=false"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ok(&mut hoist(
+        &cache,
+        &["--tls-verify=false", "digest", &on_tls],
+    ));
+    assert_eq!(printed(&out), image.manifest_digest);
+    // Both sides named, as skopeo scripts often do: the plain registry still works.
+    let copied = format!("docker://{}/team/app:1", plain.host());
+    ok(&mut hoist(
+        &cache,
+        &[
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "copy",
+            &format!("docker://{on_tls}"),
+            &copied,
+        ],
+    ));
+    assert_eq!(served(&cache, &copied), image.manifest_digest);
+    // Go's flags need the `=`: a value after a space is no value, and nothing runs.
+    let out = hoist(&cache, &["--tls-verify", "false", "digest", &on_tls])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
