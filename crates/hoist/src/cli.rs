@@ -12,9 +12,11 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 const TRANSPORTS_HELP: &str = "\
 Transports (skopeo style):
   docker-daemon:NAME[:TAG]     an image in the local Docker daemon
-  docker-archive:PATH[:REF]    a `docker save` tarball (as a source also gzip, zstd, xz or bzip2 compressed); PATH `-` is stdin (source) or stdout (destination)
+  docker-archive:PATH[:REF]    a `docker save` tarball (as a source also gzip, zstd, xz or bzip2
+                               compressed); PATH `-` is stdin (source) or stdout (destination)
   oci:DIR[:TAG]                an OCI image layout directory
-  docker://REF                 an image in a registry, e.g. docker://registry.example:5000/team/app:1.2
+  docker://REF                 an image in a registry, e.g.
+                               docker://registry.example:5000/team/app:1.2
   rootfs:DIR                   a root filesystem (destination only): the image is unpacked into DIR
 
 Exit codes: 0 success, 1 failure, 2 usage error.";
