@@ -120,7 +120,8 @@ pub struct Hoist {
 
 impl Hoist {
     /// `hoist` with `HOIST_CACHE_DIR=cache`, no other `HOIST_*` or `RUST_LOG` variables, and
-    /// `DOCKER_CONFIG` pointing at a missing directory (no credentials from the host).
+    /// `DOCKER_CONFIG` pointing at a missing directory and no `REGISTRY_AUTH_FILE` (no
+    /// credentials from the host).
     pub fn new(cache: &Path) -> Hoist {
         let mut cmd = Command::new(hoist_bin());
         for (key, _) in std::env::vars_os() {
@@ -129,6 +130,7 @@ impl Hoist {
             }
         }
         cmd.env_remove("RUST_LOG")
+            .env_remove("REGISTRY_AUTH_FILE")
             .env("HOIST_CACHE_DIR", cache)
             .env("DOCKER_CONFIG", cache.join("no-docker-config"))
             .stdin(Stdio::null());

@@ -264,6 +264,14 @@ fn spawn(
 ) -> anyhow::Result<ChildGuard> {
     let mut cmd = Command::new(tool);
     cmd.arg("serve").arg(config).current_dir(dir);
+    // distribution reads every `REGISTRY_*` variable as an override of its configuration: a
+    // developer's `REGISTRY_AUTH_FILE` (podman's and skopeo's auth file) became `auth: file`,
+    // and the registry refused to start.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            cmd.env_remove(key);
+        }
+    }
     let mut guard = ChildGuard::spawn("docker-registry", cmd, &dir.join("registry.log"))?;
     // Over TLS the plain probe gets Go's "HTTP request to an HTTPS server" 400: listening is
     // the readiness signal there.
