@@ -164,6 +164,28 @@ pub enum Job {
     },
 }
 
+impl Job {
+    /// The registries (`host[:port]` as the registry client names them) the job reads from
+    /// and writes to; `None` for a side that is no registry.
+    pub fn registries(&self) -> (Option<String>, Option<String>) {
+        let registry_of = |l: &Location| match l {
+            Location::Registry { reference } => Some(reference.registry_api_host().to_string()),
+            _ => None,
+        };
+        match self {
+            Job::Copy {
+                source,
+                destination,
+            } => (registry_of(source), registry_of(destination)),
+            Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
+            Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
+            Job::Completions(_) | Job::CachePrune { .. } | Job::DebugProgress { .. } => {
+                (None, None)
+            }
+        }
+    }
+}
+
 /// Facts about the process environment that validation needs, passed in so it stays testable.
 pub struct Environment<'a> {
     /// `$XDG_CACHE_HOME`.
@@ -318,16 +340,8 @@ fn check_digest_file(path: &std::path::Path, job: &Job) -> Result<(), UsageError
 /// to a registry: a typo would otherwise go on anonymously and end in a refusal far from its
 /// cause. A command that talks to no registry reads no credentials and checks nothing.
 fn check_auth_file(path: &std::path::Path, given_by: &str, job: &Job) -> Result<(), UsageError> {
-    let is_registry = |l: &Location| matches!(l, Location::Registry { .. });
-    let talks_to_registry = match job {
-        Job::Copy {
-            source,
-            destination,
-        } => is_registry(source) || is_registry(destination),
-        Job::Inspect { source, .. } | Job::Digest { source } => is_registry(source),
-        Job::Tags { .. } => true,
-        _ => false,
-    };
+    let (from, to) = job.registries();
+    let talks_to_registry = from.is_some() || to.is_some();
     if !talks_to_registry {
         return Ok(());
     }

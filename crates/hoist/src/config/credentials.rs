@@ -8,7 +8,6 @@
 use std::fmt;
 
 use super::{Job, UsageError, usage};
-use crate::transport::Location;
 
 /// Registry credentials given on the command line. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,19 +60,7 @@ pub(super) fn assign_creds(
     src: Option<String>,
     dest: Option<String>,
 ) -> Result<Vec<(String, Credentials)>, UsageError> {
-    let registry_of = |l: &Location| match l {
-        Location::Registry { reference } => Some(reference.registry_api_host().to_string()),
-        _ => None,
-    };
-    let (from, to) = match job {
-        Job::Copy {
-            source,
-            destination,
-        } => (registry_of(source), registry_of(destination)),
-        Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
-        Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
-        _ => (None, None),
-    };
+    let (from, to) = job.registries();
     let mut out: Vec<(String, Credentials)> = Vec::new();
     for (given, host, flag, side) in [
         (src, &from, "--src-creds", "source"),

@@ -7,7 +7,6 @@
 //! script that passes both always keeps working.
 
 use super::Job;
-use crate::transport::Location;
 
 /// The registries (`host[:port]` as the registry client names them) whose TLS is not to be
 /// verified: every registry of the job for `all` false, the source's for `src` false, the
@@ -18,19 +17,7 @@ pub(super) fn unverified_registries(
     src: Option<bool>,
     dest: Option<bool>,
 ) -> Vec<String> {
-    let registry_of = |l: &Location| match l {
-        Location::Registry { reference } => Some(reference.registry_api_host().to_string()),
-        _ => None,
-    };
-    let (from, to) = match job {
-        Job::Copy {
-            source,
-            destination,
-        } => (registry_of(source), registry_of(destination)),
-        Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
-        Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
-        _ => (None, None),
-    };
+    let (from, to) = job.registries();
     let off = |flag: Option<bool>| flag == Some(false);
     let mut hosts = Vec::new();
     if off(all) || off(src) {
