@@ -259,7 +259,7 @@ pub struct CompressedInfo {
 pub(crate) enum Encoder<O: Write> {
     None(O),
     Gzip(Box<gzip::BlockGzip<O>>),
-    Zstd(zstd::stream::write::Encoder<'static, O>),
+    Zstd(zstd_encoder::ZstdEncoder<'static, O>),
 }
 
 impl<O: Write> Encoder<O> {

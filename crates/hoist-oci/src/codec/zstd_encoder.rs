@@ -27,11 +27,22 @@
 //! as the worker waits for a CPU.
 //! The copy above took a median 4.9 s of user time against 4.3 s single-threaded (5.2 s of
 //! wall time against 4.7, on 2 busy cores), and 5.7 s against 4.2 with both pinned to one core.
+//!
+//! zstd hands a finished job's output over as the caller's next calls ask for it, at most one
+//! output buffer ([`OUT_BUF`]) per call, and keeps the job's buffer until all of it is taken.
+//! A caller that gives more input per call than it takes output gets ahead of the output: up
+//! to four finished jobs then wait, each holding a 514 KiB buffer (a 1 GiB docker-archive
+//! compressed into a layout in 256 KiB writes peaked with four). [`ZstdEncoder`] hands zstd at
+//! most [`IN_SLICE`] bytes of input per call, a quarter of what it may take out, so output
+//! leaves faster than input comes in: two buffers, now and then three, where four were (with
+//! half, three more often). How the input is cut into calls does not change the bytes zstd
+//! writes.
 
 use std::io::{self, Write};
 
-use zstd::stream::raw::CParameter;
+use zstd::stream::raw::{self, CParameter};
 use zstd::stream::write::Encoder;
+use zstd::stream::zio;
 
 /// Input bytes per job: zstd's smallest (`ZSTDMT_JOBSIZE_MIN`). zstd makes a job at least as
 /// long as its overlap, so from level 17 up, whose windows are 8 MiB and more, jobs grow with
@@ -47,6 +58,12 @@ pub(crate) const OVERLAP_LOG: u32 = 6;
 /// More workers than this are not started, however many threads are asked for.
 const MAX_WORKERS: u32 = 64;
 
+/// Output bytes taken from zstd per call, at most.
+pub(crate) const OUT_BUF: usize = 128 * 1024;
+
+/// Input bytes given to zstd per call, at most.
+pub(crate) const IN_SLICE: usize = 32 * 1024;
+
 /// A zstd encoder at `level` writing into `out`, on `threads` workers (at least one), with a
 /// frame checksum.
 ///
@@ -56,18 +73,45 @@ pub(crate) fn encoder<O: Write>(
     out: O,
     level: i32,
     threads: usize,
-) -> io::Result<Encoder<'static, O>> {
-    let mut z = Encoder::new(out, level)?;
-    // A frame checksum lets a decoder catch corruption the digest would only catch after the
-    // whole layer was unpacked.
-    z.include_checksum(true)?;
-    let workers = u32::try_from(threads.max(1))
-        .unwrap_or(MAX_WORKERS)
-        .min(MAX_WORKERS);
-    z.multithread(workers)?;
-    z.set_parameter(CParameter::JobSize(JOB_SIZE))?;
-    z.set_parameter(CParameter::OverlapSizeLog(OVERLAP_LOG))?;
-    Ok(z)
+) -> io::Result<ZstdEncoder<'static, O>> {
+    ZstdEncoder::new(raw::Encoder::new(level)?, out, threads)
+}
+
+/// zstd's streaming encoder, given input in slices of at most [`IN_SLICE`] bytes.
+pub(crate) struct ZstdEncoder<'a, O: Write> {
+    z: Encoder<'a, O>,
+}
+
+impl<'a, O: Write> ZstdEncoder<'a, O> {
+    /// Set up `raw` (its level already set) for hoist's layers, writing into `out`.
+    fn new(raw: raw::Encoder<'a>, out: O, threads: usize) -> io::Result<Self> {
+        let mut z = Encoder::with_writer(zio::Writer::new_with_capacity(out, raw, OUT_BUF));
+        // A frame checksum lets a decoder catch corruption the digest would only catch after
+        // the whole layer was unpacked.
+        z.include_checksum(true)?;
+        let workers = u32::try_from(threads.max(1))
+            .unwrap_or(MAX_WORKERS)
+            .min(MAX_WORKERS);
+        z.multithread(workers)?;
+        z.set_parameter(CParameter::JobSize(JOB_SIZE))?;
+        z.set_parameter(CParameter::OverlapSizeLog(OVERLAP_LOG))?;
+        Ok(ZstdEncoder { z })
+    }
+
+    /// End the frame and hand back the output.
+    pub(crate) fn finish(self) -> io::Result<O> {
+        self.z.finish()
+    }
+}
+
+impl<O: Write> Write for ZstdEncoder<'_, O> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.z.write(&buf[..buf.len().min(IN_SLICE)])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.z.flush()
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +171,57 @@ mod tests {
             self.0 = &self.0[n..];
             Ok(n)
         }
+    }
+
+    /// A writer slower than zstd's worker, as a blob writer on a busy disk is.
+    struct Slow;
+    impl Write for Slow {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The bytes zstd's context holds after compressing 8 MiB of noise on one worker into a
+    /// slow writer, handed over in 256 KiB writes by `feed`. zstd keeps every output buffer it
+    /// needed at once pooled in the context, so this counts them.
+    fn pooled(feed: fn(&mut ZstdEncoder<'_, Slow>, &[u8]) -> io::Result<()>) -> usize {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let data: Vec<u8> = (0..8 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let mut cctx = zstd::zstd_safe::CCtx::create();
+        cctx.set_parameter(CParameter::CompressionLevel(3))
+            .expect("level");
+        let mut z =
+            ZstdEncoder::new(raw::Encoder::with_context(&mut cctx), Slow, 1).expect("encoder");
+        for piece in data.chunks(256 << 10) {
+            feed(&mut z, piece).expect("compress");
+        }
+        z.finish().expect("finish");
+        cctx.sizeof()
+    }
+
+    /// Regression: each call gave zstd all the input it was given (256 KiB from the archive
+    /// spooler) and took at most 32 KiB of output, so finished jobs piled up, each holding a
+    /// 514 KiB output buffer until taken: four of them at once where two do.
+    #[test]
+    fn finished_jobs_do_not_pile_up() {
+        let at_once = pooled(|z, piece| z.z.write_all(piece));
+        let sliced = pooled(|z, piece| z.write_all(piece));
+        let buffer = zstd::zstd_safe::compress_bound(JOB_SIZE as usize);
+        assert!(
+            sliced + buffer <= at_once,
+            "{sliced} bytes pooled, {at_once} given all input at once"
+        );
     }
 
     /// Regression: zstd used single-threaded mode for one thread and multithreaded mode for
