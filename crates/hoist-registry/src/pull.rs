@@ -23,7 +23,9 @@ use crate::{Error, Repo, Result};
 const MAX_REDIRECTS: usize = 5;
 
 /// Bytes of a download gathered before each file write. tokio's `File` copies every write into
-/// a buffer of its own for the blocking pool, so each blob in flight holds about twice this.
+/// a buffer of its own for the blocking pool, capped at this too (tokio's own cap is 2 MiB, and
+/// a write larger than the `BufWriter` goes past it), so each blob in flight holds about twice
+/// this.
 const WRITE_BUF: usize = 128 * 1024;
 
 /// What a broken connection must have delivered to count as having moved a download on (the
@@ -182,7 +184,8 @@ impl Client {
         bp: &mut BlobProgress<'_>,
     ) -> Result<()> {
         let local = |e| Error::local(format!("writing {}", partial.path().display()), e);
-        let file = tokio::fs::File::from_std(partial.as_file().try_clone().map_err(local)?);
+        let mut file = tokio::fs::File::from_std(partial.as_file().try_clone().map_err(local)?);
+        file.set_max_buf_size(WRITE_BUF);
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
         let mut hasher = Digester::new(desc.digest.algorithm());
         let mut behind = hoist_oci::WriteBehind::new();

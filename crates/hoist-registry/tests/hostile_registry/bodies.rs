@@ -571,3 +571,34 @@ async fn a_blob_sent_a_byte_per_connection_runs_out_of_attempts() {
     assert!(err.to_string().contains("kept breaking"), "{err}");
     assert!(reg.count("GET", "/blobs/") <= gets + 10);
 }
+
+/// Regression: hyper read a download in buffers of up to 400 KiB (its default), two or three
+/// per connection alive at once, and a registry answering faster than hoist writes filled them.
+#[tokio::test]
+async fn a_flooding_download_is_read_in_bounded_frames() {
+    const LEN: u64 = 4 << 20;
+    let desc = layer_of(&vec![0u8; LEN as usize]);
+    let reg = Lying::start(|_, _| Reply::new(200).zeros(LEN, true));
+    let mut stream = client()
+        .open_blob_stream(&reg.repo(), &desc)
+        .await
+        .expect("open stream");
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut total, mut largest) = (0, 0);
+    loop {
+        // One frame per read at most, so the largest read is the largest frame.
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        total += n;
+        largest = largest.max(n);
+        // A reader busy elsewhere: the registry's bytes pile up in the socket meanwhile.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(total, LEN as usize);
+    // hyper reads into all the room its buffer has, up to twice its 64 KiB limit.
+    assert!(largest <= 128 * 1024, "a frame of {largest} bytes");
+}
