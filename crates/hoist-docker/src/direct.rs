@@ -11,8 +11,10 @@
 //! The reader also keeps the export's watch: it reports `Preparing` until the first byte and
 //! `Receiving` after, every [`TICK`], and fails the stream when the daemon stops sending for
 //! the stall timeout or the async side gives up. It notes whether the daemon ended its answer
-//! cleanly and keeps its last two chunks (shared, not copied): a daemon that fails once the
-//! answer has started writes its reason there, as a JSON error line after the archive bytes.
+//! cleanly and keeps a copy of the last [`TAIL_SEARCHED`] bytes it received: a daemon that fails
+//! once the answer has started writes its reason there, as a JSON error line after the archive
+//! bytes. A copy, not the chunks themselves: a chunk shares the buffer hyper read it into (up to
+//! 400 KiB), and one kept alive makes hyper read the next ones into a new buffer.
 
 use std::io::{self, Read};
 use std::pin::Pin;
@@ -107,6 +109,26 @@ pub(crate) fn trailing_error(tail: &[u8]) -> Option<String> {
     (!message.is_empty()).then_some(message)
 }
 
+/// The last [`TAIL_SEARCHED`] bytes of a stream, copied out of its chunks.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    /// Add `chunk` at the end, keeping the last [`TAIL_SEARCHED`] bytes.
+    fn push(&mut self, chunk: &[u8]) {
+        let chunk = &chunk[chunk.len().saturating_sub(TAIL_SEARCHED)..];
+        let excess = (self.bytes.len() + chunk.len()).saturating_sub(TAIL_SEARCHED);
+        self.bytes.drain(..excess);
+        self.bytes.extend_from_slice(chunk);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// Everything the reader needs besides the body: how to word and classify failures.
 pub(crate) struct Context {
     /// The images being exported, for messages.
@@ -122,14 +144,14 @@ pub(crate) struct Context {
 }
 
 /// A blocking reader over the export body, driving its own runtime. Holds at most the one
-/// chunk hyper last handed over.
+/// chunk hyper last handed over, and only until it is read.
 pub(crate) struct StreamReader {
     rt: tokio::runtime::Runtime,
     body: Body,
     cx: Context,
     current: Bytes,
-    /// The two chunks received last (shared, not copied): where a trailing error line is.
-    tail: [Bytes; 2],
+    /// The last bytes received: where a trailing error line is.
+    tail: Tail,
     started: Instant,
     last_chunk: Instant,
     last_report: Instant,
@@ -164,7 +186,7 @@ impl StreamReader {
             body,
             cx,
             current: Bytes::new(),
-            tail: [Bytes::new(), Bytes::new()],
+            tail: Tail::default(),
             started: now,
             last_chunk: now,
             last_report: now,
@@ -197,19 +219,14 @@ impl StreamReader {
             .received
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.last_chunk = Instant::now();
-        self.tail = [std::mem::take(&mut self.tail[1]), chunk.clone()];
+        self.tail.push(chunk);
     }
 
     /// The daemon ended its answer cleanly: note it, and the error line it ended with, if any.
     fn ended(&mut self) {
         self.done = true;
         self.cx.watch.ended.store(true, Ordering::Relaxed);
-        let [prev, last] = &self.tail;
-        let keep = TAIL_SEARCHED.saturating_sub(last.len()).min(prev.len());
-        let mut tail = Vec::with_capacity(keep + last.len().min(TAIL_SEARCHED));
-        tail.extend_from_slice(&prev[prev.len() - keep..]);
-        tail.extend_from_slice(&last[last.len().saturating_sub(TAIL_SEARCHED)..]);
-        if let Some(reason) = trailing_error(&tail)
+        if let Some(reason) = trailing_error(self.tail.bytes())
             && let Ok(mut slot) = self.cx.watch.reason.lock()
         {
             tracing::debug!(%reason, "the daemon ended its export with an error");
@@ -414,6 +431,57 @@ mod tests {
         std::io::copy(&mut r, &mut std::io::sink()).expect("read all");
         assert!(watch.ended.load(Ordering::Relaxed));
         assert_eq!(watch.reason(), None);
+    }
+
+    /// Regression: the reader kept its last two chunks, so hyper's buffers under them (up to
+    /// 400 KiB each) stayed alive and hyper read on into new ones: an export held three.
+    #[test]
+    fn a_chunk_read_to_its_end_is_let_go() {
+        let first = Bytes::from(vec![1u8; 20_000]);
+        let kept = first.clone();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let cx = Context {
+            label: "test:1".into(),
+            host: "unix:///nowhere".into(),
+            stall_timeout: TICK,
+            progress: tx,
+            watch: Arc::new(Watch::default()),
+        };
+        let open = move || -> Body {
+            let chunks = [first, Bytes::from_static(b"second")];
+            Box::pin(futures_util::stream::iter(
+                chunks.map(Ok::<_, bollard::errors::Error>),
+            ))
+        };
+        let mut r = StreamReader::new(open, cx).expect("reader");
+        let mut buf = vec![0u8; 20_000];
+        std::io::Read::read_exact(&mut r, &mut buf).expect("first chunk");
+        assert_eq!(r.read(&mut buf).expect("second"), 6);
+        // Read to its end, the first chunk is shared with nothing in the reader.
+        assert!(kept.is_unique(), "the reader still holds the first chunk");
+    }
+
+    #[test]
+    fn the_tail_is_the_last_bytes_of_the_stream_whatever_the_chunks() {
+        let stream: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        for cuts in [
+            &[30_000][..],
+            &[1, 29_999],
+            &[10_000, 19_990, 10],
+            &[29_995, 1, 1, 3],
+        ] {
+            let mut tail = Tail::default();
+            let mut at = 0;
+            for n in cuts {
+                tail.push(&stream[at..at + n]);
+                at += n;
+            }
+            assert_eq!(tail.bytes(), &stream[30_000 - TAIL_SEARCHED..], "{cuts:?}");
+        }
+        let mut short = Tail::default();
+        short.push(b"ab");
+        short.push(b"c");
+        assert_eq!(short.bytes(), b"abc");
     }
 
     #[test]
