@@ -345,13 +345,52 @@ fn build_client(endpoint: &Endpoint, timeout: Duration, api: ApiVersion) -> Resu
     let result = match endpoint {
         Endpoint::Unix(path) => {
             check_socket(path).map_err(|e| e.with_host(&host))?;
-            Docker::connect_with_unix(&host, secs, &api.client_version())
+            unix_client(path, secs, &api.client_version())
         }
         Endpoint::Tcp(addr) => {
             Docker::connect_with_http(&format!("tcp://{addr}"), secs, &api.client_version())
         }
     };
     result.map_err(|e| crate::classify::classify(e, &host))
+}
+
+/// What hyper buffers per daemon connection: it reads from the socket into a buffer of about
+/// this size (twice at most, when it has the room) and gathers what it writes up to this much.
+/// hyper's default (about 400 KiB) made an export hold 400 KiB read buffers and a load a 1 MiB
+/// write buffer; dockerd writes an export 32 KiB at a time, so reads of 64 KiB lose nothing.
+const CONNECTION_BUF: usize = 64 * 1024;
+
+/// A client for the daemon at the unix socket `path`: bollard's own unix transport (hyperlocal's
+/// connector, no idle connections kept), with hyper's buffers bounded by [`CONNECTION_BUF`].
+fn unix_client(
+    path: &Path,
+    secs: u64,
+    version: &ClientVersion,
+) -> std::result::Result<Docker, bollard::errors::Error> {
+    let mut builder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder
+        .pool_max_idle_per_host(0)
+        .http1_max_buf_size(CONNECTION_BUF);
+    let client = std::sync::Arc::new(builder.build(hyperlocal::UnixConnector));
+    let transport = move |req: BollardRequest| {
+        let client = client.clone();
+        async move {
+            client
+                .request(req)
+                .await
+                .map_err(bollard::errors::Error::from)
+        }
+    };
+    // The address bollard's unix transport builds its URLs from (the socket path in hex, which
+    // the connector decodes), under the same scheme.
+    let hex: String = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Docker::connect_with_custom_transport(transport, Some(format!("unix://{hex}")), secs, version)
 }
 
 /// Put `/v{api}` in front of a request path that lacks a version. bollard 0.21 builds its URLs
@@ -509,6 +548,49 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: bollard's own unix client let hyper read a daemon's answer in buffers of up
+    /// to 400 KiB, and an export held three of them at once.
+    #[tokio::test]
+    async fn a_daemon_answer_arrives_in_bounded_chunks() {
+        use futures_util::StreamExt;
+        use std::io::{Read, Write};
+        const BODY: usize = 4 << 20;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("d.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        std::thread::spawn(move || {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n");
+            let _ = conn
+                .write_all(answer.as_bytes())
+                .and_then(|()| conn.write_all(&vec![0u8; BODY]));
+        });
+        let docker = unix_client(&socket, 30, &PROBE_API.client_version()).expect("client");
+        let mut answer = docker.export_image("any");
+        let mut total = answer.next().await.expect("a chunk").expect("data").len();
+        let mut largest = total;
+        while let Some(chunk) = answer.next().await {
+            // A consumer busy elsewhere: the daemon's bytes pile up in the socket meanwhile.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let n = chunk.expect("data").len();
+            total += n;
+            largest = largest.max(n);
+        }
+        assert_eq!(total, BODY);
+        // hyper reads into all the room its buffer has, up to twice the limit.
+        assert!(largest <= 2 * CONNECTION_BUF, "a chunk of {largest} bytes");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn zero_timeouts_are_refused_before_connecting() {
