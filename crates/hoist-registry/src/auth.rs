@@ -2,6 +2,7 @@
 //! tokens cached by scope until they expire.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Request, header};
@@ -37,21 +38,37 @@ pub(crate) enum Scheme {
 }
 
 impl Client {
-    /// Whether hoist has credentials for `registry`, when that is known without asking anyone:
-    /// given by the caller, or already looked up (a credential helper is never run for this).
-    pub(crate) async fn has_known_credentials(&self, registry: &str) -> Option<bool> {
-        if self.inner.cfg.credentials.is_some()
-            || self
-                .inner
-                .cfg
+    /// What a 401 from `registry` says about the credentials hoist holds for it, when that is
+    /// known without asking anyone: given by the caller, or already looked up (a credential
+    /// helper is never run for an error message). Names the docker config file that was read,
+    /// so a user who passed `--authfile` sees which file had nothing for this registry.
+    pub(crate) async fn credentials_hint(&self, registry: &str) -> Option<String> {
+        let cfg = &self.inner.cfg;
+        let given = cfg.credentials.is_some()
+            || cfg
                 .registry_credentials
                 .iter()
-                .any(|(r, _)| r.eq_ignore_ascii_case(registry))
-        {
-            return Some(true);
-        }
-        let auth = self.inner.auth.lock().await;
-        auth.creds.get(registry).map(Option::is_some)
+                .any(|(r, _)| r.eq_ignore_ascii_case(registry));
+        let had = if given {
+            true
+        } else {
+            let auth = self.inner.auth.lock().await;
+            auth.creds.get(registry)?.is_some()
+        };
+        let config = cfg
+            .use_docker_config
+            .then(|| self.docker_config_path())
+            .flatten();
+        Some(unauthorized_hint(registry, had, config.as_deref()))
+    }
+
+    /// The docker config file credentials are looked up in, when one is consulted at all.
+    fn docker_config_path(&self) -> Option<PathBuf> {
+        self.inner
+            .cfg
+            .docker_config
+            .clone()
+            .or_else(credentials::default_docker_config_path)
     }
 
     /// Every credential this client holds or has sent: each password, its `Basic` value and
@@ -83,19 +100,14 @@ impl Client {
         if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
             return Ok(c.clone());
         }
-        let found = if self.inner.cfg.use_docker_config {
-            match self
-                .inner
-                .cfg
-                .docker_config
-                .clone()
-                .or_else(credentials::default_docker_config_path)
-            {
-                Some(path) => credentials::from_docker_config(&path, registry).await?,
-                None => None,
-            }
-        } else {
-            None
+        let config = self
+            .inner
+            .cfg
+            .use_docker_config
+            .then(|| self.docker_config_path());
+        let found = match config.flatten() {
+            Some(path) => credentials::from_docker_config(&path, registry).await?,
+            None => None,
         };
         self.inner
             .auth
@@ -246,5 +258,42 @@ impl Client {
             .clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
         let ttl = Duration::from_secs(secs * 9 / 10);
         Ok((Secret::new(token), ttl))
+    }
+}
+
+/// The words a 401 error gets about credentials: whether some went out (so they are wrong, or
+/// lack a permission) or none did, and then which docker config file had none for `registry`.
+fn unauthorized_hint(registry: &str, had_credentials: bool, config: Option<&Path>) -> String {
+    if had_credentials {
+        return format!("the registry refused the credentials hoist has for {registry}");
+    }
+    match config {
+        Some(path) => format!(
+            "hoist has no credentials for {registry}: none were given and {} has none",
+            path.display()
+        ),
+        None => format!(
+            "hoist has no credentials for {registry}: none were given and no docker config \
+             was read"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_401_says_whether_credentials_went_out_and_which_file_had_none() {
+        let refused = unauthorized_hint("r.example:5000", true, Some(Path::new("/a/config.json")));
+        assert_eq!(
+            refused,
+            "the registry refused the credentials hoist has for r.example:5000"
+        );
+        let none = unauthorized_hint("r.example", false, Some(Path::new("/run/auth.json")));
+        assert!(none.contains("for r.example:"), "{none}");
+        assert!(none.ends_with("/run/auth.json has none"), "{none}");
+        let unread = unauthorized_hint("r.example", false, None);
+        assert!(unread.ends_with("no docker config was read"), "{unread}");
     }
 }

@@ -610,15 +610,8 @@ impl Client {
             // Whether credentials went out says what to do next: fix them, or provide some.
             // Only what is known already: an error message runs no credential helper.
             let host = registry_of(url);
-            match self.has_known_credentials(&host).await {
-                Some(true) => message.push_str(&format!(
-                    " (the registry refused the credentials hoist has for {host})"
-                )),
-                Some(false) => message.push_str(&format!(
-                    " (hoist has no credentials for {host}: none were given and the docker \
-                     config has none)"
-                )),
-                None => {}
+            if let Some(hint) = self.credentials_hint(&host).await {
+                message.push_str(&format!(" ({hint})"));
             }
         }
         let err = if (400..500).contains(&status) {

@@ -333,6 +333,13 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
     assert!(!all_output(&out).contains(PASSWORD));
     let out = push(&[], Some(&good));
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // An auth file with nothing for this registry: the refusal names that file.
+    let empty = tmp.path().join("empty-auth.json");
+    std::fs::write(&empty, r#"{"auths":{}}"#).expect("auth file");
+    let out = push(&["--authfile", path_arg(&empty)], None);
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let expected = format!("{} has none", empty.display());
+    assert!(all_output(&out).contains(&expected), "{}", all_output(&out));
     // The variable is read by every command that talks to a registry.
     let out = hoist(&cache, &["tags", &format!("{host}/team/app")])
         .env("REGISTRY_AUTH_FILE", &good)
