@@ -120,8 +120,8 @@ pub struct Hoist {
 
 impl Hoist {
     /// `hoist` with `HOIST_CACHE_DIR=cache`, no other `HOIST_*` or `RUST_LOG` variables, and
-    /// `DOCKER_CONFIG` pointing at a missing directory and no `REGISTRY_AUTH_FILE` (no
-    /// credentials from the host).
+    /// `DOCKER_CONFIG`, `XDG_RUNTIME_DIR` and `XDG_CONFIG_HOME` pointing at missing
+    /// directories and no `REGISTRY_AUTH_FILE` (no credentials from the host's docker or podman).
     pub fn new(cache: &Path) -> Hoist {
         let mut cmd = Command::new(hoist_bin());
         for (key, _) in std::env::vars_os() {
@@ -133,6 +133,8 @@ impl Hoist {
             .env_remove("REGISTRY_AUTH_FILE")
             .env("HOIST_CACHE_DIR", cache)
             .env("DOCKER_CONFIG", cache.join("no-docker-config"))
+            .env("XDG_RUNTIME_DIR", cache.join("no-runtime-dir"))
+            .env("XDG_CONFIG_HOME", cache.join("no-config-home"))
             .stdin(Stdio::null());
         Hoist { cmd }
     }

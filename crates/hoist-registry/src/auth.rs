@@ -2,7 +2,7 @@
 //! tokens cached by scope until they expire.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Request, header};
@@ -55,20 +55,18 @@ impl Client {
             let auth = self.inner.auth.lock().await;
             auth.creds.get(registry)?.is_some()
         };
-        let config = cfg
-            .use_docker_config
-            .then(|| self.docker_config_path())
-            .flatten();
-        Some(unauthorized_hint(registry, had, config.as_deref()))
+        Some(unauthorized_hint(registry, had, &self.auth_files()))
     }
 
-    /// The docker config file credentials are looked up in, when one is consulted at all.
-    fn docker_config_path(&self) -> Option<PathBuf> {
-        self.inner
-            .cfg
-            .docker_config
-            .clone()
-            .or_else(credentials::default_docker_config_path)
+    /// The files credentials are looked up in: the one the caller named, else the default
+    /// search list; none when the caller turned the lookup off.
+    fn auth_files(&self) -> Vec<PathBuf> {
+        let cfg = &self.inner.cfg;
+        match (&cfg.docker_config, cfg.use_docker_config) {
+            (_, false) => Vec::new(),
+            (Some(path), true) => vec![path.clone()],
+            (None, true) => credentials::default_auth_files(),
+        }
     }
 
     /// Every credential this client holds or has sent: each password, its `Basic` value and
@@ -100,15 +98,7 @@ impl Client {
         if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
             return Ok(c.clone());
         }
-        let config = self
-            .inner
-            .cfg
-            .use_docker_config
-            .then(|| self.docker_config_path());
-        let found = match config.flatten() {
-            Some(path) => credentials::from_docker_config(&path, registry).await?,
-            None => None,
-        };
+        let found = credentials::from_auth_files(&self.auth_files(), registry).await?;
         self.inner
             .auth
             .lock()
@@ -262,20 +252,19 @@ impl Client {
 }
 
 /// The words a 401 error gets about credentials: whether some went out (so they are wrong, or
-/// lack a permission) or none did, and then which docker config file had none for `registry`.
-fn unauthorized_hint(registry: &str, had_credentials: bool, config: Option<&Path>) -> String {
+/// lack a permission) or none did, and then which files were searched for some.
+fn unauthorized_hint(registry: &str, had_credentials: bool, files: &[PathBuf]) -> String {
     if had_credentials {
         return format!("the registry refused the credentials hoist has for {registry}");
     }
-    match config {
-        Some(path) => format!(
-            "hoist has no credentials for {registry}: none were given and {} has none",
-            path.display()
-        ),
-        None => format!(
-            "hoist has no credentials for {registry}: none were given and no docker config \
-             was read"
-        ),
+    let none = format!("hoist has no credentials for {registry}: none were given and");
+    match files {
+        [] => format!("{none} no auth file was read"),
+        [one] => format!("{none} {} has none", one.display()),
+        many => {
+            let names: Vec<String> = many.iter().map(|f| f.display().to_string()).collect();
+            format!("{none} none of {} has any", names.join(", "))
+        }
     }
 }
 
@@ -284,16 +273,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_401_says_whether_credentials_went_out_and_which_file_had_none() {
-        let refused = unauthorized_hint("r.example:5000", true, Some(Path::new("/a/config.json")));
+    fn a_401_says_whether_credentials_went_out_and_which_files_had_none() {
+        let one = [PathBuf::from("/run/auth.json")];
+        let refused = unauthorized_hint("r.example:5000", true, &one);
         assert_eq!(
             refused,
             "the registry refused the credentials hoist has for r.example:5000"
         );
-        let none = unauthorized_hint("r.example", false, Some(Path::new("/run/auth.json")));
+        let none = unauthorized_hint("r.example", false, &one);
         assert!(none.contains("for r.example:"), "{none}");
         assert!(none.ends_with("/run/auth.json has none"), "{none}");
-        let unread = unauthorized_hint("r.example", false, None);
-        assert!(unread.ends_with("no docker config was read"), "{unread}");
+        let two = [
+            PathBuf::from("/a/auth.json"),
+            PathBuf::from("/b/config.json"),
+        ];
+        let searched = unauthorized_hint("r.example", false, &two);
+        assert!(
+            searched.ends_with("none of /a/auth.json, /b/config.json has any"),
+            "{searched}"
+        );
+        let unread = unauthorized_hint("r.example", false, &[]);
+        assert!(unread.ends_with("no auth file was read"), "{unread}");
     }
 }

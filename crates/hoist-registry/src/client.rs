@@ -121,14 +121,15 @@ impl ClientBuilder {
             .push((registry.into(), credentials));
         self
     }
-    /// Read credentials from this docker `config.json` (default: `$DOCKER_CONFIG/config.json`
-    /// or `~/.docker/config.json`).
+    /// Read credentials from this auth file only, a docker `config.json` or a containers
+    /// `auth.json` (default: the first of [`crate::default_auth_files`] with an entry for the
+    /// registry).
     pub fn docker_config(mut self, path: impl Into<PathBuf>) -> Self {
         self.docker_config = Some(path.into());
         self.use_docker_config = true;
         self
     }
-    /// Do not read any docker config: anonymous unless [`ClientBuilder::credentials`] is set.
+    /// Do not read any auth file: anonymous unless [`ClientBuilder::credentials`] is set.
     pub fn no_docker_config(mut self) -> Self {
         self.use_docker_config = false;
         self

@@ -83,6 +83,64 @@ fn config_path_from(
         .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
 }
 
+/// The files credentials are looked for in when the caller names none, in the order skopeo
+/// and podman read them (containers-auth.json(5)); the first with an entry for a registry
+/// answers for it:
+///
+/// 1. the file `podman login` and `skopeo login` write: `$XDG_RUNTIME_DIR/containers/auth.json`,
+///    or `/run/containers/UID/auth.json` when that variable is unset;
+/// 2. `$XDG_CONFIG_HOME/containers/auth.json` (by default `~/.config/containers/auth.json`);
+/// 3. docker's config, [`default_docker_config_path`].
+///
+/// Files that are not there are skipped when looking; they are listed all the same.
+pub fn default_auth_files() -> Vec<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    // The XDG base directory spec: a relative path in these variables is to be ignored.
+    let xdg = |name: &str| var(name).filter(|v| Path::new(v).is_absolute());
+    #[cfg(target_os = "linux")]
+    let uid = Some(rustix::process::getuid().as_raw());
+    #[cfg(not(target_os = "linux"))]
+    let uid = None;
+    auth_files_from(
+        &AuthEnv {
+            xdg_runtime_dir: xdg("XDG_RUNTIME_DIR"),
+            xdg_config_home: xdg("XDG_CONFIG_HOME"),
+            docker_config: var("DOCKER_CONFIG"),
+            home: var("HOME"),
+        },
+        uid,
+    )
+}
+
+/// The environment [`default_auth_files`] reads, each variable only when set and not empty.
+struct AuthEnv {
+    xdg_runtime_dir: Option<std::ffi::OsString>,
+    xdg_config_home: Option<std::ffi::OsString>,
+    docker_config: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+}
+
+fn auth_files_from(env: &AuthEnv, uid: Option<u32>) -> Vec<PathBuf> {
+    let containers = |dir: PathBuf| dir.join("containers").join("auth.json");
+    let mut files: Vec<PathBuf> = match (&env.xdg_runtime_dir, uid) {
+        (Some(dir), _) => vec![containers(PathBuf::from(dir))],
+        (None, Some(uid)) => vec![PathBuf::from(format!("/run/containers/{uid}/auth.json"))],
+        (None, None) => Vec::new(),
+    };
+    let config_home = match (&env.xdg_config_home, &env.home) {
+        (Some(dir), _) => Some(PathBuf::from(dir)),
+        (None, Some(home)) => Some(PathBuf::from(home).join(".config")),
+        (None, None) => None,
+    };
+    files.extend(config_home.map(containers));
+    files.extend(config_path_from(
+        env.docker_config.clone(),
+        env.home.clone(),
+    ));
+    files.dedup();
+    files
+}
+
 /// Keys under which `config.json` may store `registry` (`host[:port]`).
 fn candidate_keys(registry: &str) -> Vec<String> {
     let mut keys = vec![
@@ -118,8 +176,23 @@ fn helper_server(registry: &str) -> &str {
 
 /// Look up credentials for `registry` in the docker config at `path`. A missing file means no
 /// credentials; a malformed one is an error (silently pushing anonymously would confuse).
-pub(crate) async fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>> {
+#[cfg(test)]
+async fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>> {
     lookup(path, registry, None).await
+}
+
+/// Look up credentials for `registry` in each of `files` in turn: the first that has some
+/// answers, as in skopeo. Missing files are skipped; a malformed one is an error.
+pub(crate) async fn from_auth_files(
+    files: &[PathBuf],
+    registry: &str,
+) -> Result<Option<Credentials>> {
+    for file in files {
+        if let Some(found) = lookup(file, registry, None).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// [`from_docker_config`] with an explicit `PATH` for finding credential helpers.
@@ -135,7 +208,8 @@ async fn lookup(
     };
     let config: DockerConfig = serde_json::from_slice(&text).map_err(|e| {
         Error::invalid(format!(
-            "{} is not a valid docker config (line {})",
+            "{} is not a valid auth file: not the JSON of a docker config.json or a \
+             containers auth.json (line {})",
             path.display(),
             e.line()
         ))
@@ -146,7 +220,12 @@ async fn lookup(
     }
     for key in &keys {
         if let Some(entry) = config.auths.get(key)
-            && let Some(c) = decode_entry(entry)?
+            && let Some(c) = decode_entry(entry).map_err(|problem| {
+                Error::invalid(format!(
+                    "{}: the `auth` entry for {key} {problem}",
+                    path.display()
+                ))
+            })?
         {
             return Ok(Some(c));
         }
@@ -157,7 +236,8 @@ async fn lookup(
     Ok(None)
 }
 
-fn decode_entry(entry: &AuthEntry) -> Result<Option<Credentials>> {
+/// The credentials of one `auths` entry, or what is wrong with its `auth` value.
+fn decode_entry(entry: &AuthEntry) -> std::result::Result<Option<Credentials>, &'static str> {
     if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
         // Identity tokens are sent as the password of a fixed user (docker's convention).
         return Ok(Some(Credentials::new("<token>", token)));
@@ -165,12 +245,9 @@ fn decode_entry(entry: &AuthEntry) -> Result<Option<Credentials>> {
     if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|_| Error::invalid("docker config: an `auth` entry is not valid base64"))?;
-        let raw = String::from_utf8(raw)
-            .map_err(|_| Error::invalid("docker config: an `auth` entry is not UTF-8"))?;
-        let (user, pass) = raw.split_once(':').ok_or_else(|| {
-            Error::invalid("docker config: an `auth` entry has no `user:password`")
-        })?;
+            .map_err(|_| "is not valid base64")?;
+        let raw = String::from_utf8(raw).map_err(|_| "is not UTF-8")?;
+        let (user, pass) = raw.split_once(':').ok_or("has no `user:password`")?;
         return Ok(Some(Credentials::new(user, pass)));
     }
     match (&entry.username, &entry.password) {
@@ -251,6 +328,94 @@ mod tests {
             Some(PathBuf::from("/root/.docker/config.json"))
         );
         assert_eq!(config_path_from(None, None), None);
+    }
+
+    #[test]
+    fn podman_files_come_before_docker_config_as_in_skopeo() {
+        let env = |runtime: Option<&str>, config: Option<&str>, docker: Option<&str>| AuthEnv {
+            xdg_runtime_dir: runtime.map(Into::into),
+            xdg_config_home: config.map(Into::into),
+            docker_config: docker.map(Into::into),
+            home: Some("/home/u".into()),
+        };
+        let paths = |files: Vec<PathBuf>| -> Vec<String> {
+            files.iter().map(|f| f.display().to_string()).collect()
+        };
+        assert_eq!(
+            paths(auth_files_from(
+                &env(Some("/run/user/7"), None, None),
+                Some(7)
+            )),
+            [
+                "/run/user/7/containers/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json"
+            ]
+        );
+        assert_eq!(
+            paths(auth_files_from(&env(None, Some("/x"), Some("/d")), Some(7))),
+            [
+                "/run/containers/7/auth.json",
+                "/x/containers/auth.json",
+                "/d/config.json"
+            ]
+        );
+        let nothing = AuthEnv {
+            xdg_runtime_dir: None,
+            xdg_config_home: None,
+            docker_config: None,
+            home: None,
+        };
+        assert!(auth_files_from(&nothing, None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_file_with_an_entry_answers_and_missing_files_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entry = |user: &str| {
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+            format!(r#"{{"auths":{{"reg.example":{{"auth":"{auth}"}}}}}}"#)
+        };
+        let podman = dir.path().join("auth.json");
+        std::fs::write(&podman, r#"{"auths":{"other.example":{"auth":"eDp5"}}}"#).expect("write");
+        let docker = dir.path().join("config.json");
+        std::fs::write(&docker, entry("from-docker")).expect("write");
+        let missing = dir.path().join("missing.json");
+        let files = [missing.clone(), podman.clone(), docker.clone()];
+        let c = from_auth_files(&files, "reg.example")
+            .await
+            .expect("ok")
+            .expect("found in the docker config");
+        assert_eq!(c.username, "from-docker");
+        std::fs::write(&podman, entry("from-podman")).expect("write");
+        let c = from_auth_files(&files, "reg.example")
+            .await
+            .expect("ok")
+            .expect("found in the podman file");
+        assert_eq!(c.username, "from-podman");
+        assert!(
+            from_auth_files(&[missing], "reg.example")
+                .await
+                .expect("ok")
+                .is_none()
+        );
+        // A malformed file on the way is an error, not a silent anonymous request.
+        std::fs::write(&podman, "{").expect("write");
+        let err = from_auth_files(&files, "reg.example")
+            .await
+            .expect_err("malformed");
+        assert!(err.to_string().contains("auth.json"), "{err}");
+        // So is an entry whose `auth` is not base64: the error names the file and the entry.
+        std::fs::write(&podman, r#"{"auths":{"reg.example":{"auth":"%%%"}}}"#).expect("write");
+        let err = from_auth_files(&files, "reg.example")
+            .await
+            .expect_err("bad entry")
+            .to_string();
+        assert!(err.contains(&podman.display().to_string()), "{err}");
+        assert!(
+            err.contains("entry for reg.example is not valid base64"),
+            "{err}"
+        );
     }
 
     fn write(dir: &Path, text: &str) -> PathBuf {

@@ -50,9 +50,11 @@
 //! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
 //!   chunk planning, response classification), usable and tested without sockets.
 //!
-//! Credentials come from the caller ([`Credentials`]) or a docker `config.json` (`auths`,
-//! `credsStore`, `credHelpers`, honouring `DOCKER_CONFIG`); Basic and Bearer token auth are
-//! supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
+//! Credentials come from the caller ([`Credentials`]) or an auth file: a docker `config.json`
+//! or a containers `auth.json` (`auths`, `credsStore`, `credHelpers`), the one the caller names
+//! or the first of [`default_auth_files`] with an entry for the registry: podman's and skopeo's
+//! files, then docker's (honouring `DOCKER_CONFIG`), as skopeo looks. Basic and Bearer token
+//! auth are supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
 //! server's error message that echoes one back has it replaced by `***`.
 //!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
@@ -106,7 +108,7 @@
 //!
 //! async fn push_and_pull(host: &str, dir: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //!     // One client per process: cheap to clone, Send + Sync. Without `credentials`, it reads
-//!     // docker's config.json (and credential helpers) for the registry's host.
+//!     // the auth files (podman's, then docker's config.json, and credential helpers).
 //!     let client = Client::builder()
 //!         .credentials(Credentials::new("alice", "s3cret"))
 //!         .chunk_size(8 << 20) // PATCH bodies of at most 8 MiB
@@ -182,7 +184,7 @@ mod tls;
 mod upload;
 
 pub use client::{Client, ClientBuilder, Repo};
-pub use credentials::{Credentials, default_docker_config_path};
+pub use credentials::{Credentials, default_auth_files, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::MANIFEST_ACCEPT;
 pub use progress::{Event, Progress};

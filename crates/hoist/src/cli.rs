@@ -179,8 +179,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 
-    /// Credentials as USER[:PASS] for the registry the command talks to. Without them, docker's
-    /// config.json and credential helpers are used, as docker does. A copy between two
+    /// Credentials as USER[:PASS] for the registry the command talks to. Without them, the auth
+    /// files skopeo reads are searched in its order: podman's auth.json
+    /// ($XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json), then docker's
+    /// config.json, with credential helpers. A copy between two
     /// registries needs --src-creds / --dest-creds instead.
     #[arg(
         long,
@@ -212,7 +214,7 @@ pub struct GlobalArgs {
     )]
     pub dest_creds: Option<String>,
 
-    /// Read registry credentials from this file instead of docker's config.json, as `skopeo
+    /// Read registry credentials from this file only, instead of searching, as `skopeo
     /// --authfile` and podman do: an auth.json written by `podman login`, `skopeo login` or
     /// `docker login` (same format: `auths`, `credHelpers`, `credsStore`). --creds,
     /// --src-creds and --dest-creds still win. [env: REGISTRY_AUTH_FILE, when not empty]

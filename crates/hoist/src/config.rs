@@ -81,10 +81,10 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Extra certificates.
     pub cert_dir: Option<PathBuf>,
-    /// The credentials file read instead of docker's config.json (`--authfile`).
+    /// The one credentials file read instead of searching the default ones (`--authfile`).
     pub auth_file: Option<PathBuf>,
     /// Explicit credentials, each for one registry (`host[:port]` as the registry client names
-    /// it); a registry not listed gets docker's config.json and helpers.
+    /// it); a registry not listed gets what the auth files and helpers have for it.
     pub registry_creds: Vec<(String, Credentials)>,
     /// How progress is shown.
     pub progress: ProgressMode,

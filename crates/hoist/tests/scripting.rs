@@ -340,6 +340,18 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let expected = format!("{} has none", empty.display());
     assert!(all_output(&out).contains(&expected), "{}", all_output(&out));
+    // Without --authfile, the auth.json `podman login` writes is read before docker's
+    // config.json (whose password is wrong), as skopeo does.
+    let runtime = tmp.path().join("runtime");
+    std::fs::create_dir_all(runtime.join("containers")).expect("mkdir");
+    auth_file(&runtime.join("containers/auth.json"), &host, PASSWORD);
+    let out = hoist(&cache, &[])
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["push", &common::arg(&source, ":v1"), &target])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     // The variable is read by every command that talks to a registry.
     let out = hoist(&cache, &["tags", &format!("{host}/team/app")])
         .env("REGISTRY_AUTH_FILE", &good)

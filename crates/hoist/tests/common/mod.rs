@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The `hoist` binary with none of the variables it reads (`HOIST_*`, `RUST_LOG`,
-/// `REGISTRY_AUTH_FILE`) inherited.
+/// `REGISTRY_AUTH_FILE`) inherited, and podman's auth files (under `XDG_RUNTIME_DIR` and
+/// `XDG_CONFIG_HOME`) moved to a directory that does not exist.
 pub fn clean() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
     for (key, _) in std::env::vars_os() {
@@ -15,8 +16,13 @@ pub fn clean() -> Command {
             cmd.env_remove(&key);
         }
     }
+    cmd.env("XDG_RUNTIME_DIR", NOWHERE)
+        .env("XDG_CONFIG_HOME", NOWHERE);
     cmd
 }
+
+/// A directory that is never there (Debian's home of `nobody`).
+const NOWHERE: &str = "/nonexistent";
 
 /// [`clean`], with its cache in `cache` and a docker config directory that does not exist (no
 /// credentials or contexts from the machine's `~/.docker`).
