@@ -55,14 +55,22 @@ impl Client {
             let auth = self.inner.auth.lock().await;
             auth.creds.get(registry)?.is_some()
         };
-        Some(unauthorized_hint(registry, had, &self.auth_files()))
+        Some(unauthorized_hint(registry, had, &self.auth_files(registry)))
     }
 
-    /// The files credentials are looked up in: the one the caller named, else the default
-    /// search list; none when the caller turned the lookup off.
-    fn auth_files(&self) -> Vec<PathBuf> {
+    /// The files credentials for `registry` are looked up in: the one the caller named for it,
+    /// else the one named for all, else the default search list; none when the caller turned
+    /// the lookup off.
+    fn auth_files(&self, registry: &str) -> Vec<PathBuf> {
         let cfg = &self.inner.cfg;
-        match (&cfg.docker_config, cfg.use_docker_config) {
+        let named = cfg.registry_auth_files.iter().rev();
+        let for_registry = named
+            .filter(|(r, _)| r.eq_ignore_ascii_case(registry))
+            .map(|(_, path)| path);
+        match (
+            for_registry.chain(&cfg.docker_config).next(),
+            cfg.use_docker_config,
+        ) {
             (_, false) => Vec::new(),
             (Some(path), true) => vec![path.clone()],
             (None, true) => credentials::default_auth_files(),
@@ -98,7 +106,7 @@ impl Client {
         if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
             return Ok(c.clone());
         }
-        let found = credentials::from_auth_files(&self.auth_files(), registry).await?;
+        let found = credentials::from_auth_files(&self.auth_files(registry), registry).await?;
         self.inner
             .auth
             .lock()
@@ -294,5 +302,36 @@ mod tests {
         );
         let unread = unauthorized_hint("r.example", false, &[]);
         assert!(unread.ends_with("no auth file was read"), "{unread}");
+    }
+
+    #[test]
+    fn a_registry_named_with_its_own_auth_file_reads_that_file_alone() {
+        let files = |builder: crate::ClientBuilder, registry: &str| {
+            builder.build().expect("client").auth_files(registry)
+        };
+        let own = || {
+            Client::builder()
+                .registry_auth_file("src.example:5000", "/src.json")
+                .registry_auth_file("DEST.example", "/dest.json")
+        };
+        assert_eq!(
+            files(own(), "src.example:5000"),
+            [PathBuf::from("/src.json")]
+        );
+        assert_eq!(files(own(), "dest.example"), [PathBuf::from("/dest.json")]);
+        assert_eq!(
+            files(own(), "other.example"),
+            credentials::default_auth_files()
+        );
+        let with_general = own().docker_config("/all.json");
+        assert_eq!(
+            files(with_general.clone(), "src.example:5000"),
+            [PathBuf::from("/src.json")]
+        );
+        assert_eq!(
+            files(with_general, "other.example"),
+            [PathBuf::from("/all.json")]
+        );
+        assert!(files(own().no_docker_config(), "src.example:5000").is_empty());
     }
 }

@@ -43,6 +43,8 @@ pub struct ClientBuilder {
     /// Credentials for one registry each, by its `host[:port]` as in [`Repo::registry`].
     pub(crate) registry_credentials: Vec<(String, Credentials)>,
     pub(crate) docker_config: Option<PathBuf>,
+    /// An auth file for one registry each, read instead of the general lookup for it.
+    pub(crate) registry_auth_files: Vec<(String, PathBuf)>,
     pub(crate) use_docker_config: bool,
     pub(crate) chunk_size: u64,
     concurrency: usize,
@@ -61,6 +63,7 @@ impl Default for ClientBuilder {
             credentials: None,
             registry_credentials: Vec::new(),
             docker_config: None,
+            registry_auth_files: Vec::new(),
             use_docker_config: true,
             chunk_size: 16 * 1024 * 1024,
             concurrency: 6,
@@ -127,6 +130,18 @@ impl ClientBuilder {
     pub fn docker_config(mut self, path: impl Into<PathBuf>) -> Self {
         self.docker_config = Some(path.into());
         self.use_docker_config = true;
+        self
+    }
+    /// Read credentials for `registry` (`host[:port]` as in [`Repo::registry`]) from this auth
+    /// file only, as skopeo's `--src-authfile` and `--dest-authfile` do; other registries keep
+    /// the general lookup. [`ClientBuilder::no_docker_config`] turns this off too.
+    pub fn registry_auth_file(
+        mut self,
+        registry: impl Into<String>,
+        path: impl Into<PathBuf>,
+    ) -> Self {
+        self.registry_auth_files
+            .push((registry.into(), path.into()));
         self
     }
     /// Do not read any auth file: anonymous unless [`ClientBuilder::credentials`] is set.

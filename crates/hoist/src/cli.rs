@@ -221,6 +221,16 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
 
+    /// Read the source registry's credentials from this file only (skopeo's --src-authfile);
+    /// --src-creds still wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub src_authfile: Option<PathBuf>,
+
+    /// Read the destination registry's credentials from this file only (skopeo's
+    /// --dest-authfile); --dest-creds still wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub dest_authfile: Option<PathBuf>,
+
     /// Read the password (with --creds USER) or USER:PASS (alone) from the first line of stdin.
     #[arg(long, global = true, env = "HOIST_CREDS_STDIN", value_parser = BoolishValueParser::new())]
     pub creds_stdin: bool,

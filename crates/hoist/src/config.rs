@@ -83,6 +83,9 @@ pub struct Config {
     pub cert_dir: Option<PathBuf>,
     /// The one credentials file read instead of searching the default ones (`--authfile`).
     pub auth_file: Option<PathBuf>,
+    /// A credentials file for one registry each (`--src-authfile`, `--dest-authfile`), read
+    /// for it instead of `auth_file` or the default ones.
+    pub registry_auth_files: Vec<(String, PathBuf)>,
     /// Explicit credentials, each for one registry (`host[:port]` as the registry client names
     /// it); a registry not listed gets what the auth files and helpers have for it.
     pub registry_creds: Vec<(String, Credentials)>,
@@ -284,12 +287,18 @@ pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), Usa
         cli.global.src_tls_verify,
         cli.global.dest_tls_verify,
     );
+    let registry_auth_files = credentials::assign_auth_files(
+        &job,
+        cli.global.src_authfile.take(),
+        cli.global.dest_authfile.take(),
+    )?;
     let src_creds = cli.global.src_creds.clone();
     let dest_creds = cli.global.dest_creds.clone();
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
     config.digest_file = digest_file;
     config.auth_file = auth_file.map(|(path, _)| path);
+    config.registry_auth_files = registry_auth_files;
     config.all_platforms = all_platforms;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     for host in unverified {
@@ -551,6 +560,79 @@ mod tests {
         let (c, _) = run_with_auth_env(&["copy", "oci:x:1", "oci:y:1"], "", false, Some(&missing))
             .expect("no registry");
         assert!(c.auth_file.is_some());
+    }
+
+    #[test]
+    fn src_and_dest_auth_files_go_to_their_own_side_registry() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
+        std::fs::write(&a, "{}").expect("write");
+        std::fs::write(&b, "{}").expect("write");
+        let (fa, fb) = (
+            a.to_str().expect("utf-8 path"),
+            b.to_str().expect("utf-8 path"),
+        );
+        let (src, dest) = ("docker://src.example/a:1", "docker://dest.example:5000/b:1");
+        let (c, _) = ok(&[
+            "copy",
+            "--src-authfile",
+            fa,
+            "--dest-authfile",
+            fb,
+            src,
+            dest,
+        ]);
+        assert_eq!(
+            c.registry_auth_files,
+            [
+                ("src.example".to_owned(), a.clone()),
+                ("dest.example:5000".to_owned(), b.clone())
+            ]
+        );
+        let (c, _) = ok(&["copy", "--dest-authfile", fb, "oci:x:1", dest]);
+        assert_eq!(
+            c.registry_auth_files,
+            [("dest.example:5000".to_owned(), b.clone())]
+        );
+        let e = err(&["copy", "--src-authfile", fa, "oci:x:1", dest]);
+        assert!(
+            e.contains("--src-authfile: the source is not a registry"),
+            "{e}"
+        );
+        let e = err(&["pull", "--dest-authfile", fa, src, "oci:x:1"]);
+        assert!(
+            e.contains("--dest-authfile: the destination is not a registry"),
+            "{e}"
+        );
+        let missing = tmp.path().join("missing.json");
+        let m = missing.to_str().expect("utf-8 path");
+        let e = err(&["copy", "--dest-authfile", m, src, dest]);
+        assert!(e.contains("--dest-authfile") && e.contains(m), "{e}");
+        // A copy within one registry: one file for it, or the same file twice.
+        let within = "docker://src.example/c:1";
+        let e = err(&[
+            "copy",
+            "--src-authfile",
+            fa,
+            "--dest-authfile",
+            fb,
+            src,
+            within,
+        ]);
+        assert!(
+            e.contains("two files for the one registry src.example"),
+            "{e}"
+        );
+        let (c, _) = ok(&[
+            "copy",
+            "--src-authfile",
+            fa,
+            "--dest-authfile",
+            fa,
+            src,
+            within,
+        ]);
+        assert_eq!(c.registry_auth_files.len(), 2);
     }
 
     #[test]

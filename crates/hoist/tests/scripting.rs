@@ -340,6 +340,17 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let expected = format!("{} has none", empty.display());
     assert!(all_output(&out).contains(&expected), "{}", all_output(&out));
+    // Each side's file goes to its own registry: the push reads only --dest-authfile, a pull
+    // only --src-authfile (the docker config's wrong password is never tried).
+    let out = push(&["--dest-authfile", path_arg(&good)], None);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let pulled = tmp.path().join("pulled");
+    let out = hoist(&cache, &["--src-authfile", path_arg(&good)])
+        .env("DOCKER_CONFIG", &docker_config)
+        .args(["pull", &target, &common::arg(&pulled, ":1")])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     // Without --authfile, the auth.json `podman login` writes is read before docker's
     // config.json (whose password is wrong), as skopeo does.
     let runtime = tmp.path().join("runtime");

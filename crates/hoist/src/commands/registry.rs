@@ -38,6 +38,9 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
     if let Some(path) = &config.auth_file {
         builder = builder.docker_config(path.clone());
     }
+    for (registry, path) in &config.registry_auth_files {
+        builder = builder.registry_auth_file(registry.clone(), path.clone());
+    }
     for (registry, creds) in &config.registry_creds {
         builder = builder.registry_credentials(
             registry.clone(),

@@ -1,11 +1,12 @@
 //! Registry credentials from the command line: `--creds USER:PASS` (or `--creds USER` with the
 //! password on stdin, `--creds-stdin`), `--src-creds` and `--dest-creds`, parsed and given to
-//! the registry each belongs to.
+//! the registry each belongs to; `--src-authfile` and `--dest-authfile` likewise.
 //!
 //! A password only ever goes to one registry: `--creds` to the one registry a command talks
 //! to, and a copy between two registries must say whose it is.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::{Job, UsageError, usage};
 
@@ -93,6 +94,37 @@ pub(super) fn assign_creds(
                 )));
             }
         }
+    }
+    Ok(out)
+}
+
+/// Which registry reads which auth file alone: `--src-authfile` the source's,
+/// `--dest-authfile` the destination's, each checked to be there. Like `--src-creds`, a flag
+/// for a side that is no registry is a mistake; two files for one registry (a copy within
+/// it) would leave one of them unread, so that is refused too.
+pub(super) fn assign_auth_files(
+    job: &Job,
+    src: Option<PathBuf>,
+    dest: Option<PathBuf>,
+) -> Result<Vec<(String, PathBuf)>, UsageError> {
+    let (from, to) = job.registries();
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for (given, host, flag, side) in [
+        (src, &from, "--src-authfile", "source"),
+        (dest, &to, "--dest-authfile", "destination"),
+    ] {
+        let Some(path) = given else { continue };
+        let Some(host) = host else {
+            return Err(usage(format!("{flag}: the {side} is not a registry")));
+        };
+        if out.iter().any(|(h, other)| h == host && *other != path) {
+            return Err(usage(format!(
+                "--src-authfile and --dest-authfile name two files for the one registry \
+                 {host}: give one"
+            )));
+        }
+        super::check_auth_file(&path, flag, job)?;
+        out.push((host.clone(), path));
     }
     Ok(out)
 }

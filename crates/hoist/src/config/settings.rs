@@ -94,6 +94,7 @@ pub(super) fn validate_global(
         insecure_registries: g.insecure_registries,
         cert_dir: g.cert_dir,
         auth_file: None,
+        registry_auth_files: Vec::new(),
         registry_creds: Vec::new(),
         progress,
         verbosity,
