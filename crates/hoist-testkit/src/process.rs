@@ -283,15 +283,18 @@ mod tests {
         cmd.current_dir(dir.path());
         let mut g = ChildGuard::spawn("sh", cmd, &log).expect("spawn");
         let pid = g.pid();
+        // The shell creates the file before it writes the number: ready once it parses.
+        let pid_file = dir.path().join("child.pid");
+        let grandchild_pid = || {
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok())
+        };
         g.wait_ready(Duration::from_secs(5), || {
-            dir.path().join("child.pid").exists() && log_tail(&log, 100).contains("started")
+            grandchild_pid().is_some() && log_tail(&log, 100).contains("started")
         })
         .expect("ready");
-        let grandchild: u32 = std::fs::read_to_string(dir.path().join("child.pid"))
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid number");
+        let grandchild = grandchild_pid().expect("pid number");
         assert!(pid_alive(pid) && pid_alive(grandchild));
         drop(g);
         assert!(!pid_alive(pid), "leader survived");
