@@ -386,6 +386,11 @@ pub enum Command {
         /// --config --raw` do), with or without --raw.
         #[arg(long)]
         config: bool,
+        /// Print the summary as JSON with `skopeo inspect`'s field names (Name, Digest,
+        /// Created, Architecture, Os, Variant, Labels, Env, Layers, LayersData), for scripts;
+        /// values exactly as the image has them. No RepoTags: `hoist tags` lists them.
+        #[arg(long, conflicts_with_all = ["raw", "config"])]
+        json: bool,
     },
 
     /// Print the digest of an image's manifest, as `crane digest` does: the digest its tag

@@ -135,6 +135,8 @@ pub enum Job {
         raw: bool,
         /// Print the config bytes only.
         config: bool,
+        /// Print the summary as JSON.
+        json: bool,
     },
     /// Print the digest of an image's manifest (of its index when it has one, unless a
     /// platform was asked for).

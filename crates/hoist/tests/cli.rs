@@ -70,7 +70,10 @@ fn help_of_every_command() {
             &["export", "--help"],
             &["<IMAGE>", "<DIR>", "Docker daemon", "--digestfile <FILE>"],
         ),
-        (&["inspect", "--help"], &["<SRC>", "--raw", "--config"]),
+        (
+            &["inspect", "--help"],
+            &["<SRC>", "--raw", "--config", "--json"],
+        ),
         (
             &["digest", "--help"],
             &["<SRC>", "crane digest", "--platform"],

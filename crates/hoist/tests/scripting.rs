@@ -1,7 +1,7 @@
 //! What scripts written for skopeo and crane reach for, against real registries: the digest of
 //! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`), the digest a tag names
 //! (`hoist digest`, as `crane digest`), an image's config (`hoist inspect --config`, as `crane
-//! config`), and credentials from podman's and skopeo's auth file (`--authfile`,
+//! config`), its summary as `skopeo inspect`'s JSON (`hoist inspect --json`), and credentials from podman's and skopeo's auth file (`--authfile`,
 //! `REGISTRY_AUTH_FILE`), and skopeo's spellings `--tls-verify=false` and `--retry-times`.
 //! Missing components print `SKIP:` (and fail under `CI=true`).
 
@@ -267,6 +267,25 @@ fn digest_prints_what_a_tag_names_and_inspect_config_the_config() {
         config(&["--platform", "linux/amd64", &layout]),
         amd64.config_digest
     );
+
+    // `skopeo inspect`'s JSON shape: `jq .Digest` is what `hoist digest` prints (the index's
+    // for a multi-platform image), `.Layers` the platform image's layers.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = ok(hoist(&cache, &["inspect", "--json"]).args(args));
+        serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
+    };
+    let v = json(&[&format!("{repo}:1")]);
+    assert_eq!(v["Digest"], single.manifest_digest.to_string());
+    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["LayersData"][0]["Digest"], v["Layers"][0]);
+    let v = json(&["--platform", "linux/arm64", &format!("{repo}:multi")]);
+    assert_eq!(v["Digest"], multi.index_digest.to_string());
+    let arm64_layers: Vec<String> = arm64.layers.iter().map(|l| l.digest.to_string()).collect();
+    assert_eq!(v["Layers"], serde_json::json!(arm64_layers));
+    let out = hoist(&cache, &["inspect", "--json", "--raw", &pinned])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2), "--json and --raw contradict");
 }
 
 const USER: &str = "deploy";

@@ -22,6 +22,8 @@ use crate::transport::Location;
 pub enum Shown {
     /// The readable summary.
     Summary,
+    /// The summary as JSON, with `skopeo inspect`'s field names.
+    Json,
     /// The exact bytes of what the name points at (an index stays an index), as served.
     Manifest,
     /// The exact bytes of the image's config (for the platform, from an index).
@@ -42,20 +44,22 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                 // What the tag points at, as a registry would serve it: an index stays an index.
                 Shown::Manifest => return raw_blob(&layout, &top),
                 Shown::Config => return Ok(image.config.bytes().to_vec()),
-                Shown::Summary => {}
+                Shown::Summary | Shown::Json => {}
             }
             let index = match top.media_type.is_index() {
                 true => Some(layout.read_json::<ImageIndex>(&top)?),
                 false => None,
             };
-            Ok(summary(&Inspected {
-                name: &name,
-                index: index.as_ref(),
-                descriptor: &image.descriptor,
-                manifest: &image.manifest,
-                config: &image.config,
-            })
-            .into_bytes())
+            Ok(render(
+                shown,
+                &Inspected {
+                    name: &name,
+                    index: index.as_ref(),
+                    descriptor: &image.descriptor,
+                    manifest: &image.manifest,
+                    config: &image.config,
+                },
+            ))
         }
         Location::Registry { reference } => {
             let client = registry::client(config)?;
@@ -89,14 +93,16 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                 .clone()
                 .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
             let descriptor = manifest.descriptor(media_type);
-            Ok(summary(&Inspected {
-                name: &name,
-                index: index.as_ref(),
-                descriptor: &descriptor,
-                manifest: &manifest,
-                config: &config_json,
-            })
-            .into_bytes())
+            Ok(render(
+                shown,
+                &Inspected {
+                    name: &name,
+                    index: index.as_ref(),
+                    descriptor: &descriptor,
+                    manifest: &manifest,
+                    config: &config_json,
+                },
+            ))
         }
         other => {
             // Archives and daemon images are inspected from their spooled layout.
@@ -110,14 +116,16 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
             let out = match shown {
                 Shown::Manifest => staged.image.manifest.bytes().to_vec(),
                 Shown::Config => staged.image.config.bytes().to_vec(),
-                Shown::Summary => summary(&Inspected {
-                    name: &name,
-                    index: None,
-                    descriptor: &staged.image.descriptor,
-                    manifest: &staged.image.manifest,
-                    config: &staged.image.config,
-                })
-                .into_bytes(),
+                Shown::Summary | Shown::Json => render(
+                    shown,
+                    &Inspected {
+                        name: &name,
+                        index: None,
+                        descriptor: &staged.image.descriptor,
+                        manifest: &staged.image.manifest,
+                        config: &staged.image.config,
+                    },
+                ),
             };
             staged.cleanup();
             Ok(out)
@@ -202,6 +210,81 @@ fn raw_blob(layout: &hoist_oci::Layout, desc: &Descriptor) -> anyhow::Result<Vec
     std::io::Read::read_to_end(&mut layout.open_blob(desc)?, &mut bytes)
         .with_context(|| format!("reading {}", desc.digest))?;
     Ok(bytes)
+}
+
+/// The summary as `shown` asks: text or JSON (the bytes for a manifest or config are printed
+/// as they are, without this).
+fn render(shown: Shown, image: &Inspected<'_>) -> Vec<u8> {
+    match shown {
+        Shown::Json => json_summary(image),
+        _ => summary(image),
+    }
+    .into_bytes()
+}
+
+/// What `inspect --json` prints, in `skopeo inspect`'s shape so scripts written against it
+/// keep working: `Digest` is what the name points at (an index's digest for a multi-platform
+/// image, as skopeo reports it), the rest describes the image picked for the platform.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonSummary<'a> {
+    name: &'a str,
+    digest: &'a Digest,
+    created: Option<&'a str>,
+    architecture: &'a str,
+    os: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    env: Option<&'a [String]>,
+    layers: Vec<&'a Digest>,
+    layers_data: Vec<JsonLayer<'a>>,
+}
+
+/// One entry of `LayersData`, as skopeo names its fields.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonLayer<'a> {
+    #[serde(rename = "MIMEType")]
+    mime_type: &'a str,
+    digest: &'a Digest,
+    size: u64,
+    annotations: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+/// The JSON summary (pretty-printed, ends with a newline). Values are the image's own: JSON
+/// escapes control characters, and a script wants the exact strings.
+pub fn json_summary(image: &Inspected<'_>) -> String {
+    let m = image.manifest.value();
+    let c = image.config.value();
+    let runtime = c.config.as_ref();
+    let summary = JsonSummary {
+        name: image.name,
+        digest: image
+            .index
+            .map_or(&image.descriptor.digest, |index| index.digest()),
+        created: c.created.as_deref(),
+        architecture: &c.architecture,
+        os: &c.os,
+        variant: c.variant.as_deref(),
+        labels: runtime.and_then(|r| r.labels.as_ref()),
+        env: runtime.and_then(|r| r.env.as_deref()),
+        layers: m.layers.iter().map(|l| &l.digest).collect(),
+        layers_data: m
+            .layers
+            .iter()
+            .map(|l| JsonLayer {
+                mime_type: l.media_type.as_str(),
+                digest: &l.digest,
+                size: l.size,
+                annotations: Some(&l.annotations).filter(|a| !a.is_empty()),
+            })
+            .collect(),
+    };
+    // Serializing strings, digests and maps cannot fail.
+    let mut out = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    out.push('\n');
+    out
 }
 
 /// The summary text (ends with a newline). Values that came from the image are sanitized: an
@@ -333,8 +416,9 @@ mod tests {
     use super::*;
     use hoist_oci::{Digest, MediaType};
 
-    #[test]
-    fn summarizes_manifest_config_and_layers() {
+    /// An image with two layers (gzip and zstd) and a config with the fields the summaries
+    /// show, one of its values carrying an escape sequence.
+    fn sample() -> (RawJson<ImageConfig>, ImageManifest) {
         let layer_a = Digest::sha256_of(b"a");
         let layer_b = Digest::sha256_of(b"b");
         let config_json = format!(
@@ -348,18 +432,26 @@ mod tests {
         );
         let config: RawJson<ImageConfig> =
             RawJson::parse(config_json.into_bytes()).expect("config");
-        let manifest_value = ImageManifest {
+        let manifest = ImageManifest {
             schema_version: 2,
             media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
             artifact_type: None,
             config: config.descriptor(MediaType::OCI_CONFIG),
             layers: vec![
-                Descriptor::new(MediaType::OCI_LAYER_GZIP, layer_a.clone(), 12_345_678),
-                Descriptor::new(MediaType::OCI_LAYER_ZSTD, layer_b.clone(), 2_000),
+                Descriptor::new(MediaType::OCI_LAYER_GZIP, layer_a, 12_345_678),
+                Descriptor::new(MediaType::OCI_LAYER_ZSTD, layer_b, 2_000),
             ],
             subject: None,
             annotations: Default::default(),
         };
+        (config, manifest)
+    }
+
+    #[test]
+    fn summarizes_manifest_config_and_layers() {
+        let (config, manifest_value) = sample();
+        let layer_a = Digest::sha256_of(b"a");
+        let layer_b = Digest::sha256_of(b"b");
         // Uncompressed layers (an export, a docker archive) are not called compressed.
         let mut plain_value = manifest_value.clone();
         for layer in &mut plain_value.layers {
@@ -420,5 +512,61 @@ mod tests {
             !text.contains('\x1b'),
             "escape sequences from the image are removed"
         );
+    }
+
+    #[test]
+    fn json_has_skopeos_field_names_and_the_images_exact_values() {
+        let (config, manifest_value) = sample();
+        let manifest = RawJson::from_value(manifest_value).expect("manifest");
+        let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
+        let image = Inspected {
+            index: None,
+            name: "docker://r.example/app:1",
+            descriptor: &descriptor,
+            manifest: &manifest,
+            config: &config,
+        };
+        let text = json_summary(&image);
+        assert!(
+            !text.contains('\x1b'),
+            "control characters are escaped: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["Name"], "docker://r.example/app:1");
+        assert_eq!(v["Digest"], manifest.digest().to_string());
+        assert_eq!(v["Created"], "2026-01-02T03:04:05Z");
+        assert_eq!(
+            (&v["Architecture"], &v["Os"], &v["Variant"]),
+            (&"arm64".into(), &"linux".into(), &"v8".into())
+        );
+        assert_eq!(v["Labels"]["team"], "platform");
+        assert_eq!(v["Env"][1], "EVIL=\u{1b}[31mred", "the exact value");
+        let layers = v["Layers"].as_array().expect("Layers");
+        assert_eq!(layers.len(), 2);
+        assert_eq!(layers[0], Digest::sha256_of(b"a").to_string());
+        let first = &v["LayersData"][0];
+        assert_eq!(first["MIMEType"], MediaType::OCI_LAYER_GZIP);
+        assert_eq!(first["Size"], 12_345_678);
+        assert_eq!(first["Digest"], layers[0]);
+        assert!(first["Annotations"].is_null());
+
+        // A multi-platform image: Digest is the index's, as skopeo reports it.
+        let index = RawJson::from_value(ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+            artifact_type: None,
+            manifests: vec![descriptor.clone()],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        })
+        .expect("index");
+        let text = json_summary(&Inspected {
+            index: Some(&index),
+            ..image
+        });
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["Digest"], index.digest().to_string());
+        assert_ne!(index.digest(), manifest.digest());
     }
 }

@@ -96,12 +96,14 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             source,
             raw,
             config: config_only,
+            json,
         } => {
             let runtime = runtime()?;
-            let shown = match (config_only, raw) {
-                (true, _) => inspect::Shown::Config,
-                (false, true) => inspect::Shown::Manifest,
-                (false, false) => inspect::Shown::Summary,
+            let shown = match (config_only, raw, json) {
+                (true, _, _) => inspect::Shown::Config,
+                (false, true, _) => inspect::Shown::Manifest,
+                (false, false, true) => inspect::Shown::Json,
+                (false, false, false) => inspect::Shown::Summary,
             };
             // An archive or daemon image is spooled to the cache first: an interruption lets
             // that fail and remove its transit copy, as a copy's does.

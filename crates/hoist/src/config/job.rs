@@ -75,6 +75,7 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
             source,
             raw,
             config,
+            json,
         } => {
             let source = parse_or(&source, DefaultTransport::Registry)?;
             if let Location::Rootfs { .. } = source {
@@ -86,6 +87,7 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
                 source,
                 raw,
                 config,
+                json,
             });
         }
         Command::Digest { source } => {
