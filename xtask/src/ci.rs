@@ -1,11 +1,12 @@
 //! `cargo xtask ci`: the project's one test command.
 //!
 //! On a fresh Debian machine (root, apt reachable) it installs the system packages the tests use,
-//! then runs, in order: `cargo fmt --check`, clippy with `-D warnings`, rustdoc on the library
-//! crates with `-D warnings`, `tidy`, cargo-deny (bans, licenses, sources; advisories only when
-//! the advisory database is present, since these machines cannot fetch it), every test (nextest
-//! when installed, else `cargo test`) plus doc tests, a scan of the tests' output for leaked
-//! secrets, and each fuzz target for a few seconds.
+//! then runs, in order: `cargo fmt --check`, clippy with `-D warnings`, rustdoc with `-D
+//! warnings` (the library crates' public docs, then every crate's private items too), `tidy`,
+//! cargo-deny (bans, licenses, sources; advisories only when the advisory database is present,
+//! since these machines cannot fetch it), every test (nextest when installed, else `cargo
+//! test`) plus doc tests, a scan of the tests' output for leaked secrets, and each fuzz target
+//! for a few seconds.
 //!
 //! The test step runs with a secret ledger (`hoist_testkit::secrets`): every password and token
 //! the test kit hands out is recorded, each `hoist` run's output is kept, and nextest writes a
@@ -54,14 +55,18 @@ pub fn run(args: &[String]) -> Result<()> {
         "warnings",
     ]))?;
 
-    step("rustdoc (library crates, warnings denied)");
-    // Broken intra-doc links and bad doc syntax are what a downstream user of one crate reads.
-    sys::run(
-        Command::new(&cargo)
-            .current_dir(&root)
-            .env("RUSTDOCFLAGS", "-D warnings")
-            .args(["doc", "--workspace", "--lib", "--no-deps", "--locked"]),
-    )?;
+    step("rustdoc (library crates, then every crate's private items; warnings denied)");
+    // Broken intra-doc links and bad doc syntax are what a downstream user of one crate reads;
+    // the private items' docs are what a contributor reads.
+    for extra in [&["--lib"][..], &["--document-private-items"][..]] {
+        sys::run(
+            Command::new(&cargo)
+                .current_dir(&root)
+                .env("RUSTDOCFLAGS", "-D warnings")
+                .args(["doc", "--workspace", "--no-deps", "--locked"])
+                .args(extra),
+        )?;
+    }
 
     step("tidy");
     crate::tidy::run(&[])?;

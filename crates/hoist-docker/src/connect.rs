@@ -233,7 +233,8 @@ impl ConnectOptions {
     }
 
     /// How long the daemon may take to start answering an export or to finish a load. dockerd
-    /// spools a whole image before sending its first byte (7-10 s per GiB), so this is long.
+    /// spools a whole image before sending its first byte (3-10 s per GiB on the machines we
+    /// measured), so this is long.
     /// Counted in whole seconds, at least one; zero is refused by [`Daemon::connect`].
     pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
         self.transfer_timeout = timeout;

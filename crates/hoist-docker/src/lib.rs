@@ -35,9 +35,9 @@
 //!   fly by a blocking producer, into `POST /images/load`. dockerd 20.10 cannot load OCI-layout
 //!   tars, so hoist always loads the legacy docker-archive format.
 //! - [`Progress`] — reported at least every quarter second during transfers: `Preparing`
-//!   while dockerd spools the image to its own disk before the first byte (7-10 s per GiB),
-//!   then `Receiving`/`Sending` byte counts, `Importing` while the daemon unpacks a load, and
-//!   `Done`.
+//!   while dockerd spools the image to its own disk before the first byte (3-10 s per GiB on
+//!   the machines we measured), then `Receiving`/`Sending` byte counts, `Importing` while the
+//!   daemon unpacks a load, and `Done`.
 //! - [`Error`] — the one error type, with an [`ErrorKind`] saying who is at fault: the daemon
 //!   is not running, the socket is not ours to open, the image is missing, the API is too
 //!   old, the daemon refused or failed, or local input/I/O was bad. bollard and hyper types

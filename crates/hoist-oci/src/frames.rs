@@ -1,5 +1,5 @@
 //! Hashing beside the writer: bytes gather into fixed-size frames; the caller writes each full
-//! frame to the inner writer and a helper thread hashes it, so hashing (about 0.7 s per GiB
+//! frame to the inner writer and a helper thread hashes it, so hashing (about 0.5 s per GiB
 //! even with SHA instructions) overlaps the next read and write instead of adding to them.
 //! Under every [`crate::layout::BlobWriter`] (the inner writer is the temp file) and inside a
 //! [`crate::codec::Compressor`] (its input, for the `diff_id`, with [`io::Sink`] inside; and

@@ -195,7 +195,8 @@ pub(crate) async fn from_auth_files(
     Ok(None)
 }
 
-/// [`from_docker_config`] with an explicit `PATH` for finding credential helpers.
+/// Look up credentials for `registry` in the auth file at `path`, finding credential helpers on
+/// `helper_path` (else `PATH`). A missing file means none; a malformed one is an error.
 async fn lookup(
     path: &Path,
     registry: &str,

@@ -3,6 +3,10 @@
 //! Nothing here is trusted yet. [`crate::config`] validates these values into a
 //! [`crate::config::Config`] and a [`crate::config::Job`], which are what the rest of the binary
 //! works from.
+//!
+//! The doc comments here are clap's help text, where brackets mark optional parts
+//! (`HOST[:PORT]`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

@@ -77,7 +77,7 @@ pub struct Config {
     pub retries: u32,
     /// How long a registry request may make no progress.
     pub timeout: std::time::Duration,
-    /// Registries spoken to without TLS verification, as HOST[:PORT].
+    /// Registries spoken to without TLS verification, as `HOST[:PORT]`.
     pub insecure_registries: Vec<String>,
     /// Extra certificates.
     pub cert_dir: Option<PathBuf>,
