@@ -25,6 +25,8 @@ const MAX_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
 pub(crate) struct AuthState {
     /// Credentials per registry, resolved once (None = anonymous).
     creds: HashMap<String, Option<Credentials>>,
+    /// The auth file each registry's looked-up credentials came from.
+    creds_file: HashMap<String, PathBuf>,
     /// The scheme each registry asked for.
     scheme: HashMap<String, Scheme>,
     /// Bearer tokens by (registry, scopes).
@@ -40,8 +42,8 @@ pub(crate) enum Scheme {
 impl Client {
     /// What a 401 from `registry` says about the credentials hoist holds for it, when that is
     /// known without asking anyone: given by the caller, or already looked up (a credential
-    /// helper is never run for an error message). Names the docker config file that was read,
-    /// so a user who passed `--authfile` sees which file had nothing for this registry.
+    /// helper is never run for an error message). Names the auth file refused credentials came
+    /// from, or the files searched in vain, so a user sees which file to fix.
     pub(crate) async fn credentials_hint(&self, registry: &str) -> Option<String> {
         let cfg = &self.inner.cfg;
         let given = cfg.credentials.is_some()
@@ -50,12 +52,20 @@ impl Client {
                 .iter()
                 .any(|(r, _)| r.eq_ignore_ascii_case(registry));
         let had = if given {
-            true
+            Had::Given
         } else {
             let auth = self.inner.auth.lock().await;
-            auth.creds.get(registry)?.is_some()
+            match (auth.creds.get(registry)?, auth.creds_file.get(registry)) {
+                (Some(_), Some(file)) => Had::From(file.clone()),
+                (Some(_), None) => Had::Given,
+                (None, _) => Had::Nothing,
+            }
         };
-        Some(unauthorized_hint(registry, had, &self.auth_files(registry)))
+        Some(unauthorized_hint(
+            registry,
+            &had,
+            &self.auth_files(registry),
+        ))
     }
 
     /// The files credentials for `registry` are looked up in: the one the caller named for it,
@@ -107,13 +117,13 @@ impl Client {
             return Ok(c.clone());
         }
         let found = credentials::from_auth_files(&self.auth_files(registry), registry).await?;
-        self.inner
-            .auth
-            .lock()
-            .await
-            .creds
-            .insert(registry.to_owned(), found.clone());
-        Ok(found)
+        let mut auth = self.inner.auth.lock().await;
+        let creds = found.map(|(creds, file)| {
+            auth.creds_file.insert(registry.to_owned(), file);
+            creds
+        });
+        auth.creds.insert(registry.to_owned(), creds.clone());
+        Ok(creds)
     }
 
     /// The Authorization header for a request to `registry` with `scopes`, from what is known.
@@ -259,17 +269,27 @@ impl Client {
     }
 }
 
+/// Where the credentials for a registry came from, for a 401's words.
+enum Had {
+    /// The caller gave them.
+    Given,
+    /// Found in this auth file.
+    From(PathBuf),
+    /// None anywhere.
+    Nothing,
+}
+
 /// The words a 401 error gets about credentials: whether some went out (so they are wrong, or
-/// lack a permission) or none did, and then which files were searched for some.
-fn unauthorized_hint(registry: &str, had_credentials: bool, files: &[PathBuf]) -> String {
-    if had_credentials {
-        return format!("the registry refused the credentials hoist has for {registry}");
-    }
+/// lack a permission) and from which file, or none did and which files were searched.
+fn unauthorized_hint(registry: &str, had: &Had, files: &[PathBuf]) -> String {
+    let refused = format!("the registry refused the credentials hoist has for {registry}");
     let none = format!("hoist has no credentials for {registry}: none were given and");
-    match files {
-        [] => format!("{none} no auth file was read"),
-        [one] => format!("{none} {} has none", one.display()),
-        many => {
+    match (had, files) {
+        (Had::Given, _) => refused,
+        (Had::From(file), _) => format!("{refused}, from {}", file.display()),
+        (Had::Nothing, []) => format!("{none} no auth file was read"),
+        (Had::Nothing, [one]) => format!("{none} {} has none", one.display()),
+        (Had::Nothing, many) => {
             let names: Vec<String> = many.iter().map(|f| f.display().to_string()).collect();
             format!("{none} none of {} has any", names.join(", "))
         }
@@ -283,24 +303,30 @@ mod tests {
     #[test]
     fn a_401_says_whether_credentials_went_out_and_which_files_had_none() {
         let one = [PathBuf::from("/run/auth.json")];
-        let refused = unauthorized_hint("r.example:5000", true, &one);
+        let refused = unauthorized_hint("r.example:5000", &Had::Given, &one);
         assert_eq!(
             refused,
             "the registry refused the credentials hoist has for r.example:5000"
         );
-        let none = unauthorized_hint("r.example", false, &one);
+        let from = Had::From(PathBuf::from("/home/u/.config/containers/auth.json"));
+        let refused = unauthorized_hint("r.example", &from, &one);
+        assert!(
+            refused.ends_with("for r.example, from /home/u/.config/containers/auth.json"),
+            "{refused}"
+        );
+        let none = unauthorized_hint("r.example", &Had::Nothing, &one);
         assert!(none.contains("for r.example:"), "{none}");
         assert!(none.ends_with("/run/auth.json has none"), "{none}");
         let two = [
             PathBuf::from("/a/auth.json"),
             PathBuf::from("/b/config.json"),
         ];
-        let searched = unauthorized_hint("r.example", false, &two);
+        let searched = unauthorized_hint("r.example", &Had::Nothing, &two);
         assert!(
             searched.ends_with("none of /a/auth.json, /b/config.json has any"),
             "{searched}"
         );
-        let unread = unauthorized_hint("r.example", false, &[]);
+        let unread = unauthorized_hint("r.example", &Had::Nothing, &[]);
         assert!(unread.ends_with("no auth file was read"), "{unread}");
     }
 

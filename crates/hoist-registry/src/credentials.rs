@@ -182,14 +182,15 @@ async fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Creden
 }
 
 /// Look up credentials for `registry` in each of `files` in turn: the first that has some
-/// answers, as in skopeo. Missing files are skipped; a malformed one is an error.
+/// answers, as in skopeo, and is named with them. Missing files are skipped; a malformed one
+/// is an error.
 pub(crate) async fn from_auth_files(
     files: &[PathBuf],
     registry: &str,
-) -> Result<Option<Credentials>> {
+) -> Result<Option<(Credentials, PathBuf)>> {
     for file in files {
         if let Some(found) = lookup(file, registry, None).await? {
-            return Ok(Some(found));
+            return Ok(Some((found, file.clone())));
         }
     }
     Ok(None)
@@ -383,17 +384,17 @@ mod tests {
         std::fs::write(&docker, entry("from-docker")).expect("write");
         let missing = dir.path().join("missing.json");
         let files = [missing.clone(), podman.clone(), docker.clone()];
-        let c = from_auth_files(&files, "reg.example")
+        let (c, file) = from_auth_files(&files, "reg.example")
             .await
             .expect("ok")
             .expect("found in the docker config");
-        assert_eq!(c.username, "from-docker");
+        assert_eq!((c.username.as_str(), &file), ("from-docker", &docker));
         std::fs::write(&podman, entry("from-podman")).expect("write");
-        let c = from_auth_files(&files, "reg.example")
+        let (c, file) = from_auth_files(&files, "reg.example")
             .await
             .expect("ok")
             .expect("found in the podman file");
-        assert_eq!(c.username, "from-podman");
+        assert_eq!((c.username.as_str(), &file), ("from-podman", &podman));
         assert!(
             from_auth_files(&[missing], "reg.example")
                 .await

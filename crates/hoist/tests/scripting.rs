@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use base64::Engine as _;
 use hoist_oci::{Compression, Digest, Layout};
 use hoist_testkit::synth::{
-    ImageSpec, write_docker_archive, write_multi_platform_layout, write_oci_layout,
+    ImageSpec, SynthImage, write_docker_archive, write_multi_platform_layout, write_oci_layout,
 };
 use hoist_testkit::{Registry, TlsFiles, require_tool};
 
@@ -56,20 +56,40 @@ fn path_arg(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+/// A test's scratch directory: hoist's cache, and an OCI layout `source` holding `image`,
+/// tagged `v1`, of `layers` gzip layers of 20 KB each (`seed` picks the bytes).
+struct Scratch {
+    tmp: tempfile::TempDir,
+    cache: PathBuf,
+    source: PathBuf,
+    image: SynthImage,
+}
+
+fn scratch(layers: usize, seed: u64) -> Scratch {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let spec = ImageSpec::uniform(layers, 20_000, Compression::Gzip, seed);
+    let image = write_oci_layout(&source, "v1", &spec).expect("layout");
+    Scratch {
+        tmp,
+        cache,
+        source,
+        image,
+    }
+}
+
 #[test]
 fn digestfile_records_the_manifest_each_copy_wrote() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let image = write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(2, 20_000, Compression::Gzip, 11),
-    )
-    .expect("layout");
+    let Scratch {
+        tmp,
+        cache,
+        source,
+        image,
+    } = scratch(2, 11);
     let (a, b) = (
         Registry::start().expect("registry"),
         Registry::start().expect("second registry"),
@@ -192,15 +212,12 @@ fn digest_prints_what_a_tag_names_and_inspect_config_the_config() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let single = write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 21),
-    )
-    .expect("layout");
+    let Scratch {
+        tmp: _tmp,
+        cache,
+        source,
+        image: single,
+    } = scratch(1, 21);
     let multi = write_multi_platform_layout(&source, "multi").expect("two platforms");
     let (amd64, arm64) = (&multi.images[0], &multi.images[1]);
     let registry = Registry::start().expect("registry");
@@ -307,15 +324,9 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 31),
-    )
-    .expect("layout");
+    let Scratch {
+        tmp, cache, source, ..
+    } = scratch(1, 31);
     let registry = Registry::builder()
         .htpasswd(USER, PASSWORD)
         .start()
@@ -346,6 +357,9 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
 
     let out = push(&[], None);
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    // The refusal names the file the refused password came from.
+    let from = format!("from {}", docker_config.join("config.json").display());
+    assert!(all_output(&out).contains(&from), "{}", all_output(&out));
 
     let out = push(&["--authfile", path_arg(&good)], None);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
@@ -413,15 +427,12 @@ fn skopeo_tls_verify_false_and_retry_times_are_understood() {
     if !require_tool("docker-registry") {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let source = tmp.path().join("source");
-    let image = write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(1, 10_000, Compression::Gzip, 41),
-    )
-    .expect("layout");
+    let Scratch {
+        tmp: _tmp,
+        cache,
+        source,
+        image,
+    } = scratch(1, 41);
     // A TLS registry whose CA hoist does not know, and a plain one.
     let untrusted = TlsFiles::generate().expect("TLS files");
     let tls = Registry::builder()
