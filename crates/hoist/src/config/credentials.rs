@@ -63,19 +63,11 @@ pub(super) fn assign_creds(
 ) -> Result<Vec<(String, Credentials)>, UsageError> {
     let (from, to) = job.registries();
     let mut out: Vec<(String, Credentials)> = Vec::new();
-    for (given, host, flag, side) in [
-        (src, &from, "--src-creds", "source"),
-        (dest, &to, "--dest-creds", "destination"),
-    ] {
-        if let Some(text) = given {
-            let Some(host) = host else {
-                return Err(usage(format!("{flag}: the {side} is not a registry")));
-            };
-            if text.split_once(':').is_none() {
-                return Err(usage(format!("{flag} takes USER:PASS")));
-            }
-            out.push((host.clone(), parse_creds(&text, None)?));
+    for (host, text, flag) in per_side(job, "creds", src, dest)? {
+        if text.split_once(':').is_none() {
+            return Err(usage(format!("{flag} takes USER:PASS")));
         }
+        out.push((host, parse_creds(&text, None)?));
     }
     if let Some(creds) = creds {
         let mut left: Vec<&String> = [&from, &to]
@@ -107,24 +99,40 @@ pub(super) fn assign_auth_files(
     src: Option<PathBuf>,
     dest: Option<PathBuf>,
 ) -> Result<Vec<(String, PathBuf)>, UsageError> {
-    let (from, to) = job.registries();
     let mut out: Vec<(String, PathBuf)> = Vec::new();
-    for (given, host, flag, side) in [
-        (src, &from, "--src-authfile", "source"),
-        (dest, &to, "--dest-authfile", "destination"),
-    ] {
-        let Some(path) = given else { continue };
-        let Some(host) = host else {
-            return Err(usage(format!("{flag}: the {side} is not a registry")));
-        };
-        if out.iter().any(|(h, other)| h == host && *other != path) {
+    for (host, path, flag) in per_side(job, "authfile", src, dest)? {
+        if out.iter().any(|(h, other)| *h == host && *other != path) {
             return Err(usage(format!(
                 "--src-authfile and --dest-authfile name two files for the one registry \
                  {host}: give one"
             )));
         }
-        super::check_auth_file(&path, flag, job)?;
-        out.push((host.clone(), path));
+        super::check_auth_file(&path, &flag, job)?;
+        out.push((host, path));
+    }
+    Ok(out)
+}
+
+/// The values given with `--src-NAME` and `--dest-NAME`, each with the registry of its side
+/// and the flag's spelling; a value for a side that is no registry is a usage error.
+fn per_side<T>(
+    job: &Job,
+    name: &str,
+    src: Option<T>,
+    dest: Option<T>,
+) -> Result<Vec<(String, T, String)>, UsageError> {
+    let (from, to) = job.registries();
+    let mut out = Vec::new();
+    for (given, host, side, prefix) in [
+        (src, from, "source", "src"),
+        (dest, to, "destination", "dest"),
+    ] {
+        let Some(value) = given else { continue };
+        let flag = format!("--{prefix}-{name}");
+        let Some(host) = host else {
+            return Err(usage(format!("{flag}: the {side} is not a registry")));
+        };
+        out.push((host, value, flag));
     }
     Ok(out)
 }
