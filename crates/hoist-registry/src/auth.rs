@@ -1,5 +1,6 @@
-//! Authentication: credentials per registry, the scheme each registry asked for, and Bearer
-//! tokens cached by scope until they expire.
+//! Authentication: credentials per registry (or per repository, where an auth file has an entry
+//! for one), the scheme each registry asked for, and Bearer tokens cached by scope until they
+//! expire.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,10 +24,11 @@ const MAX_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
 
 #[derive(Default)]
 pub(crate) struct AuthState {
-    /// Credentials per registry, resolved once (None = anonymous).
-    creds: HashMap<String, Option<Credentials>>,
-    /// The auth file each registry's looked-up credentials came from.
-    creds_file: HashMap<String, PathBuf>,
+    /// Credentials looked up per (registry, repository), resolved once (None = anonymous); the
+    /// repository is empty for a request that is for none.
+    creds: HashMap<(String, String), Option<Credentials>>,
+    /// The auth file the looked-up credentials of a (registry, repository) came from.
+    creds_file: HashMap<(String, String), PathBuf>,
     /// The scheme each registry asked for.
     scheme: HashMap<String, Scheme>,
     /// Bearer tokens by (registry, scopes).
@@ -43,7 +45,9 @@ impl Client {
     /// What a 401 from `registry` says about the credentials hoist holds for it, when that is
     /// known without asking anyone: given by the caller, or already looked up (a credential
     /// helper is never run for an error message). Names the auth file refused credentials came
-    /// from, or the files searched in vain, so a user sees which file to fix.
+    /// from, or the files searched in vain, so a user sees which file to fix. The error does not
+    /// say which repository was refused; credentials found for any of the registry's
+    /// repositories are named (one invocation rarely uses two sets for one registry).
     pub(crate) async fn credentials_hint(&self, registry: &str) -> Option<String> {
         let cfg = &self.inner.cfg;
         let given = cfg.credentials.is_some()
@@ -55,10 +59,20 @@ impl Client {
             Had::Given
         } else {
             let auth = self.inner.auth.lock().await;
-            match (auth.creds.get(registry)?, auth.creds_file.get(registry)) {
-                (Some(_), Some(file)) => Had::From(file.clone()),
-                (Some(_), None) => Had::Given,
-                (None, _) => Had::Nothing,
+            let looked_up: Vec<_> = auth
+                .creds
+                .iter()
+                .filter(|((r, _), _)| r == registry)
+                .collect();
+            if looked_up.is_empty() {
+                return None;
+            }
+            match looked_up.iter().find(|(_, c)| c.is_some()) {
+                Some((key, _)) => match auth.creds_file.get(*key) {
+                    Some(file) => Had::From(file.clone()),
+                    None => Had::Given,
+                },
+                None => Had::Nothing,
             }
         };
         Some(unauthorized_hint(
@@ -105,7 +119,13 @@ impl Client {
         out
     }
 
-    pub(crate) async fn credentials_for(&self, registry: &str) -> Result<Option<Credentials>> {
+    /// The credentials for a request to `registry` with `scopes`: the caller's, else those an
+    /// auth file holds for the repository the request is for (its first scope), looked up once.
+    pub(crate) async fn credentials_for(
+        &self,
+        registry: &str,
+        scopes: &Scopes,
+    ) -> Result<Option<Credentials>> {
         if let Some(c) = &self.inner.cfg.credentials {
             return Ok(Some(c.clone()));
         }
@@ -113,16 +133,19 @@ impl Client {
         if let Some((_, c)) = named.rev().find(|(r, _)| r.eq_ignore_ascii_case(registry)) {
             return Ok(Some(c.clone()));
         }
-        if let Some(c) = self.inner.auth.lock().await.creds.get(registry) {
+        let repo = scope_repository(scopes);
+        let key = (registry.to_owned(), repo.unwrap_or_default().to_owned());
+        if let Some(c) = self.inner.auth.lock().await.creds.get(&key) {
             return Ok(c.clone());
         }
-        let found = credentials::from_auth_files(&self.auth_files(registry), registry).await?;
+        let files = self.auth_files(registry);
+        let found = credentials::from_auth_files(&files, registry, repo).await?;
         let mut auth = self.inner.auth.lock().await;
         let creds = found.map(|(creds, file)| {
-            auth.creds_file.insert(registry.to_owned(), file);
+            auth.creds_file.insert(key.clone(), file);
             creds
         });
-        auth.creds.insert(registry.to_owned(), creds.clone());
+        auth.creds.insert(key, creds.clone());
         Ok(creds)
     }
 
@@ -136,7 +159,7 @@ impl Client {
         match scheme {
             None => Ok(None),
             Some(Scheme::Basic) => Ok(self
-                .credentials_for(registry)
+                .credentials_for(registry, scopes)
                 .await?
                 .map(|c| c.basic_header())),
             Some(Scheme::Bearer) => {
@@ -186,7 +209,7 @@ impl Client {
             return Ok(true);
         }
         if challenges.contains(&Challenge::Basic) {
-            let creds = self.credentials_for(registry).await?;
+            let creds = self.credentials_for(registry, scopes).await?;
             self.inner
                 .auth
                 .lock()
@@ -227,7 +250,7 @@ impl Client {
             .method(Method::GET)
             .uri(url.as_str())
             .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
-        if let Some(c) = self.credentials_for(registry).await? {
+        if let Some(c) = self.credentials_for(registry, scopes).await? {
             req = req.header(header::AUTHORIZATION, c.basic_header());
         }
         let req = req
@@ -267,6 +290,14 @@ impl Client {
         let ttl = Duration::from_secs(secs * 9 / 10);
         Ok((Secret::new(token), ttl))
     }
+}
+
+/// The repository a request with `scopes` is for: the first scope's, when that is
+/// `repository:NAME:ACTIONS` (a push that mounts from another repository lists the target
+/// first). None for a request that is for no repository, such as the catalog.
+fn scope_repository(scopes: &Scopes) -> Option<&str> {
+    let rest = scopes.first()?.strip_prefix("repository:")?;
+    rest.rsplit_once(':').map(|(name, _)| name)
 }
 
 /// Where the credentials for a registry came from, for a 401's words.
@@ -328,6 +359,16 @@ mod tests {
         );
         let unread = unauthorized_hint("r.example", &Had::Nothing, &[]);
         assert!(unread.ends_with("no auth file was read"), "{unread}");
+    }
+
+    #[test]
+    fn a_request_is_for_the_repository_of_its_first_scope() {
+        let scopes = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let push = scopes(&["repository:team/app:pull,push", "repository:base/os:pull"]);
+        assert_eq!(scope_repository(&push), Some("team/app"));
+        assert_eq!(scope_repository(&scopes(&["repository:a:pull"])), Some("a"));
+        assert_eq!(scope_repository(&scopes(&["registry:catalog:*"])), None);
+        assert_eq!(scope_repository(&[]), None);
     }
 
     #[test]

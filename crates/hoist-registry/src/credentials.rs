@@ -141,17 +141,30 @@ fn auth_files_from(env: &AuthEnv, uid: Option<u32>) -> Vec<PathBuf> {
     files
 }
 
-/// Keys under which `config.json` may store `registry` (`host[:port]`).
-fn candidate_keys(registry: &str) -> Vec<String> {
-    let mut keys = vec![
+/// Keys under which an auth file may store credentials for `repo` on `registry`
+/// (`host[:port]`), the most specific first. A containers auth.json may name a repository or a
+/// namespace as well as a registry (`quay.io/team/app`, `quay.io/team`; containers-auth.json(5));
+/// then come the registry's own keys, in the forms `docker login` has written over the years.
+/// Docker Hub's entries are under `docker.io` (podman) or its old index URL (docker), whatever
+/// host the API is on.
+fn candidate_keys(registry: &str, repo: Option<&str>) -> Vec<String> {
+    let hub = is_docker_hub(registry);
+    let host = if hub { "docker.io" } else { registry };
+    let mut keys = Vec::new();
+    let mut path = repo.filter(|r| !r.is_empty());
+    while let Some(p) = path {
+        keys.push(format!("{host}/{p}"));
+        path = p.rsplit_once('/').map(|(parent, _)| parent);
+    }
+    keys.extend([
         registry.to_owned(),
         format!("https://{registry}"),
         format!("http://{registry}"),
         format!("https://{registry}/v1/"),
         format!("https://{registry}/v2/"),
-    ];
-    if is_docker_hub(registry) {
-        keys.push("https://index.docker.io/v1/".into());
+    ]);
+    if hub {
+        keys.extend(["docker.io".to_owned(), "https://index.docker.io/v1/".into()]);
     }
     keys
 }
@@ -178,29 +191,34 @@ fn helper_server(registry: &str) -> &str {
 /// credentials; a malformed one is an error (silently pushing anonymously would confuse).
 #[cfg(test)]
 async fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>> {
-    lookup(path, registry, None).await
+    lookup(path, registry, None, None).await
 }
 
-/// Look up credentials for `registry` in each of `files` in turn: the first that has some
-/// answers, as in skopeo, and is named with them. Missing files are skipped; a malformed one
-/// is an error.
+/// Look up credentials for `repo` (or for the registry as a whole) on `registry` in each of
+/// `files` in turn: the first with an entry that applies answers, as in skopeo, even when a
+/// later file has a more specific one, and is named with them. Missing files are skipped; a
+/// malformed one is an error.
 pub(crate) async fn from_auth_files(
     files: &[PathBuf],
     registry: &str,
+    repo: Option<&str>,
 ) -> Result<Option<(Credentials, PathBuf)>> {
     for file in files {
-        if let Some(found) = lookup(file, registry, None).await? {
+        if let Some(found) = lookup(file, registry, repo, None).await? {
             return Ok(Some((found, file.clone())));
         }
     }
     Ok(None)
 }
 
-/// Look up credentials for `registry` in the auth file at `path`, finding credential helpers on
-/// `helper_path` (else `PATH`). A missing file means none; a malformed one is an error.
+/// Look up credentials for `repo` on `registry` in the auth file at `path`, finding credential
+/// helpers on `helper_path` (else `PATH`). A credential helper named for the registry answers
+/// first, then the most specific `auths` entry, then the file's default store. A missing file
+/// means none; a malformed one is an error.
 async fn lookup(
     path: &Path,
     registry: &str,
+    repo: Option<&str>,
     helper_path: Option<&std::ffi::OsStr>,
 ) -> Result<Option<Credentials>> {
     let text = match tokio::fs::read(path).await {
@@ -216,8 +234,12 @@ async fn lookup(
             e.line()
         ))
     })?;
-    let keys = candidate_keys(registry);
-    if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
+    let keys = candidate_keys(registry, repo);
+    let registry_keys = candidate_keys(registry, None);
+    if let Some(helper) = registry_keys
+        .iter()
+        .find_map(|k| config.cred_helpers.get(k))
+    {
         return run_helper(helper, helper_server(registry), helper_path).await;
     }
     for key in &keys {
@@ -384,32 +406,32 @@ mod tests {
         std::fs::write(&docker, entry("from-docker")).expect("write");
         let missing = dir.path().join("missing.json");
         let files = [missing.clone(), podman.clone(), docker.clone()];
-        let (c, file) = from_auth_files(&files, "reg.example")
+        let (c, file) = from_auth_files(&files, "reg.example", None)
             .await
             .expect("ok")
             .expect("found in the docker config");
         assert_eq!((c.username.as_str(), &file), ("from-docker", &docker));
         std::fs::write(&podman, entry("from-podman")).expect("write");
-        let (c, file) = from_auth_files(&files, "reg.example")
+        let (c, file) = from_auth_files(&files, "reg.example", None)
             .await
             .expect("ok")
             .expect("found in the podman file");
         assert_eq!((c.username.as_str(), &file), ("from-podman", &podman));
         assert!(
-            from_auth_files(&[missing], "reg.example")
+            from_auth_files(&[missing], "reg.example", None)
                 .await
                 .expect("ok")
                 .is_none()
         );
         // A malformed file on the way is an error, not a silent anonymous request.
         std::fs::write(&podman, "{").expect("write");
-        let err = from_auth_files(&files, "reg.example")
+        let err = from_auth_files(&files, "reg.example", None)
             .await
             .expect_err("malformed");
         assert!(err.to_string().contains("auth.json"), "{err}");
         // So is an entry whose `auth` is not base64: the error names the file and the entry.
         std::fs::write(&podman, r#"{"auths":{"reg.example":{"auth":"%%%"}}}"#).expect("write");
-        let err = from_auth_files(&files, "reg.example")
+        let err = from_auth_files(&files, "reg.example", None)
             .await
             .expect_err("bad entry")
             .to_string();
@@ -418,6 +440,102 @@ mod tests {
             err.contains("entry for reg.example is not valid base64"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn repository_and_namespace_keys_come_before_the_registrys() {
+        assert_eq!(
+            candidate_keys("reg.example:5000", Some("team/sub/app"))[..4],
+            [
+                "reg.example:5000/team/sub/app",
+                "reg.example:5000/team/sub",
+                "reg.example:5000/team",
+                "reg.example:5000",
+            ]
+        );
+        assert_eq!(candidate_keys("reg.example", None)[0], "reg.example");
+        // Docker Hub's entries are under docker.io (podman) or the old index URL (docker).
+        let hub = candidate_keys("registry-1.docker.io", Some("library/alpine"));
+        assert_eq!(hub[..2], ["docker.io/library/alpine", "docker.io/library"]);
+        assert!(hub.iter().any(|k| k == "docker.io"), "{hub:?}");
+        assert!(hub.iter().any(|k| k == "https://index.docker.io/v1/"));
+    }
+
+    #[tokio::test]
+    async fn the_most_specific_entry_of_the_first_file_with_one_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = |user: &str| {
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+            format!(r#"{{"auth":"{auth}"}}"#)
+        };
+        let podman = dir.path().join("auth.json");
+        std::fs::write(
+            &podman,
+            format!(
+                r#"{{"auths":{{"reg.example/team/app":{},"reg.example/team":{},"reg.example/solo":{}}}}}"#,
+                auth("app"),
+                auth("team"),
+                auth("solo")
+            ),
+        )
+        .expect("write");
+        let docker = dir.path().join("config.json");
+        std::fs::write(
+            &docker,
+            format!(r#"{{"auths":{{"reg.example":{}}}}}"#, auth("registry")),
+        )
+        .expect("write");
+        let files = [podman.clone(), docker.clone()];
+        let user = |repo: Option<&'static str>| {
+            let files = files.clone();
+            async move {
+                let (c, file) = from_auth_files(&files, "reg.example", repo)
+                    .await
+                    .expect("ok")
+                    .expect("found");
+                (c.username, file)
+            }
+        };
+        assert_eq!(user(Some("team/app")).await, ("app".into(), podman.clone()));
+        assert_eq!(
+            user(Some("team/app/x")).await,
+            ("app".into(), podman.clone())
+        );
+        assert_eq!(
+            user(Some("team/api")).await,
+            ("team".into(), podman.clone())
+        );
+        assert_eq!(user(Some("solo")).await, ("solo".into(), podman.clone()));
+        // A key is a whole path component: `team` does not cover `teams/app`.
+        assert_eq!(
+            user(Some("teams/app")).await,
+            ("registry".into(), docker.clone())
+        );
+        assert_eq!(
+            user(Some("other/app")).await,
+            ("registry".into(), docker.clone())
+        );
+        assert_eq!(user(None).await, ("registry".into(), docker.clone()));
+        // Another registry's namespace never answers.
+        let none = from_auth_files(&files, "reg.example:5000", Some("team/app"))
+            .await
+            .expect("ok");
+        assert!(none.is_none());
+    }
+
+    #[tokio::test]
+    async fn podman_entries_for_docker_hub_are_found_for_its_api_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = base64::engine::general_purpose::STANDARD.encode("hubuser:pw");
+        let p = write(
+            dir.path(),
+            &format!(r#"{{"auths":{{"docker.io":{{"auth":"{auth}"}}}}}}"#),
+        );
+        let c = from_docker_config(&p, "registry-1.docker.io")
+            .await
+            .expect("ok")
+            .expect("found under docker.io");
+        assert_eq!(c.username, "hubuser");
     }
 
     fn write(dir: &Path, text: &str) -> PathBuf {
@@ -476,7 +594,7 @@ mod tests {
             dir.path(),
             r#"{"credHelpers":{"reg.example":"hoisttest"},"auths":{}}"#,
         );
-        let c = lookup(&p, "reg.example", Some(path.as_ref()))
+        let c = lookup(&p, "reg.example", None, Some(path.as_ref()))
             .await
             .expect("helper ran")
             .expect("found");
@@ -485,7 +603,7 @@ mod tests {
         // Docker Hub is asked for under the name `docker login` stored it with.
         let hub = write(dir.path(), r#"{"credsStore":"hoisttest"}"#);
         for api_host in ["registry-1.docker.io", "docker.io"] {
-            let c = lookup(&hub, api_host, Some(path.as_ref()))
+            let c = lookup(&hub, api_host, None, Some(path.as_ref()))
                 .await
                 .expect("helper ran")
                 .expect("found");

@@ -52,8 +52,10 @@
 //!
 //! Credentials come from the caller ([`Credentials`]) or an auth file: a docker `config.json`
 //! or a containers `auth.json` (`auths`, `credsStore`, `credHelpers`), the one the caller names
-//! or the first of [`default_auth_files`] with an entry for the registry: podman's and skopeo's
-//! files, then docker's (honouring `DOCKER_CONFIG`), as skopeo looks. Basic and Bearer token
+//! or the first of [`default_auth_files`] with an entry for the repository: podman's and
+//! skopeo's files, then docker's (honouring `DOCKER_CONFIG`), as skopeo looks. An entry may be
+//! for a registry (`quay.io`) or, as `podman login quay.io/team` writes it, for a namespace or
+//! repository; the most specific one in a file answers. Basic and Bearer token
 //! auth are supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
 //! server's error message that echoes one back has it replaced by `***`.
 //!

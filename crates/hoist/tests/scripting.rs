@@ -423,6 +423,85 @@ fn authfile_and_registry_auth_file_give_credentials_instead_of_docker_config() {
 }
 
 #[test]
+fn an_auth_file_entry_for_a_namespace_answers_before_the_registrys() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let Scratch {
+        tmp, cache, source, ..
+    } = scratch(1, 37);
+    let registry = Registry::builder()
+        .htpasswd(USER, PASSWORD)
+        .start()
+        .expect("registry");
+    let host = registry.host();
+    let entry = |password: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+        format!(r#"{{"auth":"{auth}"}}"#)
+    };
+    // As `podman login HOST/team` and `podman login HOST` with another password leave it.
+    let runtime = tmp.path().join("runtime");
+    std::fs::create_dir_all(runtime.join("containers")).expect("mkdir");
+    let podman = runtime.join("containers/auth.json");
+    std::fs::write(
+        &podman,
+        format!(
+            r#"{{"auths":{{"{host}/team":{},"{host}":{}}}}}"#,
+            entry(PASSWORD),
+            entry("the-registry-wide-one")
+        ),
+    )
+    .expect("auth file");
+    let push = |target: &str| {
+        hoist(&cache, &[])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .args(["push", &common::arg(&source, ":v1"), target])
+            .output()
+            .expect("run hoist")
+    };
+    let all_output = |out: &Output| format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let out = push(&format!("{host}/team/app:1"));
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // Outside the namespace the registry's entry answers, and is refused.
+    let out = push(&format!("{host}/other/app:1"));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let from = format!("from {}", podman.display());
+    assert!(all_output(&out).contains(&from), "{}", all_output(&out));
+    // A namespace entry in a later file loses to a registry entry in an earlier one, as in
+    // skopeo: the first file with an entry that applies answers.
+    let docker_config = tmp.path().join("docker");
+    std::fs::create_dir_all(&docker_config).expect("mkdir");
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"auths":{{"{host}/other":{}}}}}"#, entry(PASSWORD)),
+    )
+    .expect("auth file");
+    let out = hoist(&cache, &[])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("DOCKER_CONFIG", &docker_config)
+        .args([
+            "push",
+            &common::arg(&source, ":v1"),
+            &format!("{host}/other/app:1"),
+        ])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    std::fs::remove_file(&podman).expect("rm");
+    let out = hoist(&cache, &[])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("DOCKER_CONFIG", &docker_config)
+        .args([
+            "push",
+            &common::arg(&source, ":v1"),
+            &format!("{host}/other/app:1"),
+        ])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+}
+
+#[test]
 fn skopeo_tls_verify_false_and_retry_times_are_understood() {
     if !require_tool("docker-registry") {
         return;
