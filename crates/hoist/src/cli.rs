@@ -125,6 +125,42 @@ pub struct GlobalArgs {
     )]
     pub timeout: u64,
 
+    /// The Docker daemon to talk to for docker-daemon: images, as unix:///PATH or
+    /// tcp://HOST:PORT (plain, no TLS). Defaults to DOCKER_HOST, else the docker CLI's current
+    /// context, else /var/run/docker.sock. skopeo's --src-daemon-host and --dest-daemon-host
+    /// are the same option: one daemon per command.
+    #[arg(
+        long,
+        global = true,
+        visible_aliases = ["src-daemon-host", "dest-daemon-host"],
+        value_name = "URL"
+    )]
+    pub daemon_host: Option<String>,
+
+    /// Seconds a short request to the Docker daemon (version, inspect, tag) may take.
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_DAEMON_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub daemon_timeout: u64,
+
+    /// Seconds an export from the Docker daemon may go without a byte, once the daemon started
+    /// sending it, before it fails instead of hanging. (The wait for its first byte, while
+    /// dockerd prepares the image, is not counted: that takes 3-10 s per GiB.)
+    #[arg(
+        long,
+        global = true,
+        env = "HOIST_DAEMON_STALL_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub daemon_stall_timeout: u64,
+
     /// Treat this registry HOST[:PORT] as docker treats an insecure registry: HTTPS without
     /// verifying its certificate, or plain HTTP when it serves no TLS; repeatable. The variable
     /// takes a comma-separated list.

@@ -103,6 +103,9 @@ pub struct Config {
     pub all_platforms: bool,
     /// Per-layer caps when unpacking.
     pub unpack_limits: hoist_unpack::Limits,
+    /// How to reach the Docker daemon: its address (else `DOCKER_HOST` and the docker
+    /// context) and timeouts.
+    pub daemon: hoist_docker::ConnectOptions,
 }
 
 impl Config {

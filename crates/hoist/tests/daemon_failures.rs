@@ -310,3 +310,45 @@ fn an_interrupted_export_stops_at_once_and_removes_what_it_made() {
         assert!(names_in(&cache.join("exports")).is_empty());
     }
 }
+
+/// `--daemon-host` names the daemon over `DOCKER_HOST`, and `--daemon-stall-timeout` fails an
+/// export whose stream stops, in seconds instead of the default five minutes, leaving nothing.
+#[test]
+fn an_export_that_stalls_fails_after_the_stall_timeout_given() {
+    let Some(dockerd) = common::daemon_with_image(&[5, 5], "hoist-stall:1") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("layout");
+    // The answer (32 KB) is held after its first 4 KiB, and not let go while hoist waits.
+    let relay = GatedRelay::start(dockerd.socket_path(), "/images/get", 4096, AfterGate::Pass);
+    let nowhere = format!("unix://{}", tmp.path().join("no-daemon.sock").display());
+    let started = Instant::now();
+    let child = spawn(&mut hoist(
+        &cache,
+        &nowhere,
+        &[
+            "-q",
+            "--daemon-host",
+            &relay.docker_host(),
+            "--daemon-stall-timeout",
+            "2",
+            "copy",
+            "docker-daemon:hoist-stall:1",
+            &format!("oci:{}:x", dir.display()),
+        ],
+    ));
+    wait_held(&relay);
+    let (code, stderr) = finish(child);
+    let took = started.elapsed();
+    relay.open();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped sending the export") && stderr.contains("2s without data"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(!dir.exists(), "{:?}", names_in(&dir));
+    assert!(names_in(&cache.join("exports")).is_empty());
+}

@@ -155,7 +155,7 @@ async fn copy(
         (Location::Registry { reference }, Location::DockerDaemon { name }) => {
             let client = registry::client(config)?;
             if let Some(image) = RemoteImage::fetch(&client, config, reference).await? {
-                load_from_registry(&client, image, vec![name.clone()], reporter).await?;
+                load_from_registry(config, &client, image, vec![name.clone()], reporter).await?;
                 return Ok(None);
             }
         }
@@ -279,7 +279,7 @@ pub async fn stage(
             }
         }
         Location::DockerDaemon { name } => {
-            let docker = daemon::connect().await?;
+            let docker = daemon::connect(config).await?;
             let transit = transit_dir(config, "export")?;
             match daemon::export_once(config, &docker, name, &transit, reporter).await {
                 Ok((layout, image)) => Ok(Staged {
@@ -386,7 +386,14 @@ async fn deliver(
             Ok(None)
         }
         Location::DockerDaemon { name } => {
-            daemon::load(&staged.layout, &staged.image, vec![name.clone()], reporter).await?;
+            daemon::load(
+                config,
+                &staged.layout,
+                &staged.image,
+                vec![name.clone()],
+                reporter,
+            )
+            .await?;
             Ok(None)
         }
     }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hoist_docker::{ConnectOptions, Daemon, ExportOptions, ExportStop, ImageInfo};
+use hoist_docker::{Daemon, ExportOptions, ExportStop, ImageInfo};
 use hoist_oci::archive::{SpoolEvent, write_docker_archive};
 use hoist_oci::codec::Compression;
 use hoist_oci::{Descriptor, Image, ImageManifest, Layout, MediaType, RawJson};
@@ -28,12 +28,13 @@ use crate::progress::{Event, LayerState, Reporter};
 /// The progress line of the export stream.
 const EXPORT_LINE: &str = "export";
 
-/// Connect to the daemon (`DOCKER_HOST` or the default socket).
+/// Connect to the daemon: `--daemon-host`, else `DOCKER_HOST`, the docker context or the
+/// default socket, with the configured timeouts.
 ///
 /// # Errors
 /// When the daemon is not running or not reachable, with the library's explanation.
-pub async fn connect() -> anyhow::Result<Daemon> {
-    Daemon::connect(ConnectOptions::new())
+pub async fn connect(config: &Config) -> anyhow::Result<Daemon> {
+    Daemon::connect(config.daemon.clone())
         .await
         .context("connecting to the Docker daemon")
 }
@@ -145,7 +146,7 @@ pub async fn export_to_layout(
     tag: Option<&str>,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<hoist_oci::Digest>> {
-    let daemon = connect().await?;
+    let daemon = connect(config).await?;
     let info = inspect(&daemon, name).await?;
     if cached_export(config, &info).is_some() {
         return Ok(None);
@@ -521,12 +522,13 @@ pub fn manifest_for(
 /// # Errors
 /// Daemon and archive errors.
 pub async fn load(
+    config: &Config,
     layout: &Layout,
     image: &Image,
     names: Vec<String>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let daemon = connect().await?;
+    let daemon = connect(config).await?;
     let layout = layout.clone();
     let descriptor = image.descriptor.clone();
     load_archive(&daemon, reporter, move |out| {

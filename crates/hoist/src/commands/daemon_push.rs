@@ -36,7 +36,7 @@ pub async fn push_from_daemon(
     reference: &Reference,
     reporter: &Reporter,
 ) -> anyhow::Result<Digest> {
-    let docker = daemon::connect().await?;
+    let docker = daemon::connect(config).await?;
     let client = registry::client(config)?;
     let repo = Repo::from_reference(reference)?;
     let info = daemon::inspect(&docker, name).await?;

@@ -458,12 +458,13 @@ pub async fn archive_from_registry(
 /// Load a registry image into the Docker daemon, the archive streamed from the registry into
 /// the daemon's load request: nothing is cached.
 pub async fn load_from_registry(
+    config: &Config,
     client: &Client,
     image: RemoteImage,
     names: Vec<String>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
-    let docker = daemon::connect().await?;
+    let docker = daemon::connect(config).await?;
     announce(reporter, &image.manifest.value().layers);
     let produce = image.producer(client.clone(), names, reporter.clone());
     daemon::load_archive(&docker, reporter, move |out| produce(out)).await

@@ -76,6 +76,7 @@ pub(super) fn validate_global(
     let mut unpack_limits = hoist_unpack::Limits::new();
     unpack_limits.max_bytes = max_bytes;
     unpack_limits.max_entries = g.max_layer_entries;
+    let daemon = daemon_options(g.daemon_host, g.daemon_timeout, g.daemon_stall_timeout)?;
     let cache_dir = match g.cache_dir {
         Some(dir) => dir,
         None => default_cache_dir(env.xdg_cache_home, env.home).ok_or_else(|| {
@@ -103,8 +104,27 @@ pub(super) fn validate_global(
         digest_file: None,
         all_platforms: false,
         unpack_limits,
+        daemon,
     };
     Ok((config, creds))
+}
+
+/// The daemon connection's options from `--daemon-host` (checked here, so a typo is a usage
+/// error before anything runs) and the timeouts (clap kept them in range).
+fn daemon_options(
+    host: Option<String>,
+    timeout: u64,
+    stall_timeout: u64,
+) -> Result<hoist_docker::ConnectOptions, UsageError> {
+    use std::time::Duration;
+    let mut options = hoist_docker::ConnectOptions::new()
+        .timeout(Duration::from_secs(timeout))
+        .stall_timeout(Duration::from_secs(stall_timeout));
+    if let Some(host) = host {
+        hoist_docker::Endpoint::parse(&host).map_err(|e| usage(format!("--daemon-host: {e}")))?;
+        options = options.host(host);
+    }
+    Ok(options)
 }
 
 fn check_level(compression: Compression, level: i32) -> Result<(), UsageError> {
@@ -205,6 +225,35 @@ mod tests {
             err(&["--insecure-registry", "http://h", "inspect", "oci:x"]).contains("HOST[:PORT]")
         );
         assert!(err(&["-q", "-v", "inspect", "oci:x"]).contains("contradict"));
+    }
+
+    #[test]
+    fn the_daemon_is_the_one_daemon_host_or_skopeos_flags_name() {
+        let other = hoist_docker::Endpoint::Unix("/run/other.sock".into());
+        for flag in ["--daemon-host", "--src-daemon-host", "--dest-daemon-host"] {
+            let (c, _) = ok(&[flag, "unix:///run/other.sock", "inspect", "docker-daemon:a"]);
+            assert_eq!(c.daemon.endpoint().expect("endpoint"), other, "{flag}");
+        }
+        let bad = err(&["--daemon-host", "ftp://h", "inspect", "docker-daemon:a"]);
+        assert!(
+            bad.starts_with("--daemon-host: bad daemon address"),
+            "{bad}"
+        );
+        // One daemon per command: skopeo's two flags cannot name two.
+        let two = err(&[
+            "--src-daemon-host",
+            "unix:///a.sock",
+            "--dest-daemon-host",
+            "unix:///b.sock",
+            "copy",
+            "docker-daemon:a",
+            "docker-daemon:b",
+        ]);
+        assert!(two.contains("cannot be used multiple times"), "{two}");
+        for flag in ["--daemon-timeout", "--daemon-stall-timeout"] {
+            let zero = err(&[flag, "0", "inspect", "docker-daemon:a"]);
+            assert!(zero.contains("not in 1..=86400"), "{flag}: {zero}");
+        }
     }
 
     #[test]
