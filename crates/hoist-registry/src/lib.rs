@@ -55,7 +55,11 @@
 //! or the first of [`default_auth_files`] with an entry for the repository: podman's and
 //! skopeo's files, then docker's (honouring `DOCKER_CONFIG`), as skopeo looks. An entry may be
 //! for a registry (`quay.io`) or, as `podman login quay.io/team` writes it, for a namespace or
-//! repository; the most specific one in a file answers. Basic and Bearer token
+//! repository; the most specific one in a file answers. To log in,
+//! [`Client::check_credentials`] asks a registry whether it accepts credentials (`GET /v2/`, as
+//! `docker login` does) and [`store_credentials`] keeps them in an auth file as `podman login`
+//! does ([`remove_credentials`] as `podman logout`): the file is replaced atomically with mode
+//! 0600, and what else it holds is kept. Basic and Bearer token
 //! auth are supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
 //! server's error message that echoes one back has it replaced by `***`.
 //!
@@ -172,6 +176,7 @@ mod client;
 mod credentials;
 mod document;
 mod error;
+mod login;
 mod manifest;
 mod progress;
 pub mod protocol;
@@ -188,6 +193,7 @@ mod upload;
 pub use client::{Client, ClientBuilder, Repo};
 pub use credentials::{Credentials, default_auth_files, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
+pub use login::{remove_credentials, store_credentials};
 pub use manifest::MANIFEST_ACCEPT;
 pub use progress::{Event, Progress};
 pub use pull::BlobStream;
@@ -260,5 +266,6 @@ mod public_api {
         send(client.get_image_manifest(&repo, "v1", &platform));
         send(client.get_config(&repo, &desc));
         send(client.list_tags(&repo));
+        send(client.check_credentials("reg.example"));
     }
 }

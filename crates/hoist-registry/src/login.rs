@@ -1,0 +1,289 @@
+//! Logging in: checking that a registry accepts credentials, and keeping them in an auth file
+//! the way `podman login` and `docker login` do, so every later command finds them.
+//!
+//! The file is rewritten whole and atomically (a temporary file beside it, mode 0600, renamed
+//! over it), and everything in it hoist does not manage (other registries, `credHelpers`,
+//! settings of other tools) is kept as it was. A file that is not a JSON object is never
+//! overwritten: the caller's other credentials may be in it.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use http::Method;
+use serde_json::{Map, Value};
+
+use crate::client::{Client, Req};
+use crate::{Credentials, Error, Result};
+
+impl Client {
+    /// Check that `registry` (`host[:port]` as in [`crate::Repo::registry`]) accepts the
+    /// credentials this client has for it: `GET /v2/`, authenticating as the registry asks
+    /// (Basic, or a Bearer token for no particular repository), as `docker login` checks before
+    /// saving anything. A registry that asks for no authentication accepts anyone.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Refused`] with status 401 when the credentials were refused;
+    /// transport and protocol errors as for any request.
+    pub async fn check_credentials(&self, registry: &str) -> Result<()> {
+        let url = self.url(registry, "")?;
+        let req = Req::new(Method::GET, url);
+        self.execute_retrying(&req, registry, &[], &[], "logging in")
+            .await
+            .map(drop)
+    }
+}
+
+/// Keep `credentials` in the auth file at `path` under `key` (`host[:port]`, or with a
+/// namespace or repository, `host/team`, as `podman login host/team` does), replacing what was
+/// there for that key. The file and its directory are created when missing (the directory
+/// with mode 0700).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] for a file that is not an auth file's JSON, or that
+/// hands `key`'s registry to a credential helper (what hoist wrote would never be read);
+/// [`crate::ErrorKind::LocalIo`] when the file cannot be read or written.
+pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> Result<()> {
+    let mut file = read_object(path)?;
+    let registry = key.split('/').next().unwrap_or(key);
+    if let Some(helper) = helper_for(&file, registry) {
+        return Err(Error::invalid(format!(
+            "{} sends the credentials of {registry} to docker-credential-{helper}, so credentials \
+             hoist wrote there would never be read: log in with that helper's tool, or name \
+             another file with --authfile",
+            path.display()
+        )));
+    }
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credentials.username,
+        credentials.password.expose()
+    ));
+    let mut entry = Map::new();
+    entry.insert("auth".into(), Value::String(auth));
+    auths_of(&mut file, path)?.insert(key.to_owned(), Value::Object(entry));
+    write_object(path, &file)
+}
+
+/// Remove what the auth file at `path` holds under `key`; whether there was anything. With no
+/// `key`, remove every registry's credentials (`logout --all`), keeping the rest of the file.
+///
+/// # Errors
+/// As [`store_credentials`]; a missing file holds nothing and is not an error.
+pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut file = read_object(path)?;
+    let auths = auths_of(&mut file, path)?;
+    let removed = match key {
+        Some(key) => auths.remove(key).is_some(),
+        None => {
+            let had = !auths.is_empty();
+            auths.clear();
+            had
+        }
+    };
+    if removed {
+        write_object(path, &file)?;
+    }
+    Ok(removed)
+}
+
+/// The credential helper an auth file names for `registry`, when it names one: its
+/// `credHelpers` entry, else its `credsStore`.
+fn helper_for(file: &Map<String, Value>, registry: &str) -> Option<String> {
+    let named = file
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|helpers| helpers.get(registry))
+        .and_then(Value::as_str);
+    let store = file.get("credsStore").and_then(Value::as_str);
+    named.or(store).filter(|h| !h.is_empty()).map(str::to_owned)
+}
+
+/// The `auths` object of an auth file, created when missing.
+fn auths_of<'a>(
+    file: &'a mut Map<String, Value>,
+    path: &Path,
+) -> Result<&'a mut Map<String, Value>> {
+    file.entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{}: `auths` is not a JSON object; fix or move the file first",
+                path.display()
+            ))
+        })
+}
+
+/// The auth file's JSON object; an empty one when the file is not there.
+fn read_object(path: &Path) -> Result<Map<String, Value>> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => return Err(Error::local(format!("reading {}", path.display()), e)),
+    };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Error::invalid(format!(
+            "{} is not an auth file (not a JSON object); hoist leaves it as it is: fix or move \
+             it first",
+            path.display()
+        ))),
+    }
+}
+
+/// Write `file` to `path` atomically: a temporary file in the same directory (mode 0600, as
+/// it holds passwords), flushed to disk, then renamed over `path`.
+fn write_object(path: &Path, file: &Map<String, Value>) -> Result<()> {
+    let local =
+        |what: &str, e: std::io::Error| Error::local(format!("{what} {}", path.display()), e);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| local("creating the directory of", e))?;
+    }
+    let mut text = serde_json::to_vec_pretty(file)
+        .map_err(|e| Error::invalid(format!("encoding {}: {e}", path.display())))?;
+    text.push(b'\n');
+    // tempfile creates with mode 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".auth.json.")
+        .tempfile_in(dir)
+        .map_err(|e| local("creating a temporary file beside", e))?;
+    tmp.write_all(&text)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| local("writing", e))?;
+    tmp.persist(path).map_err(|e| local("replacing", e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn json(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+    }
+
+    #[test]
+    fn stored_credentials_are_found_and_the_rest_of_the_file_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("containers/auth.json");
+        let creds = Credentials::new("deploy", "pw:with:colons");
+        store_credentials(&path, "reg.example:5000/team", &creds).expect("store");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().expect("dir"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        // Another tool's settings and another registry's entry survive a second login.
+        let mut v = json(&path);
+        v["auths"]["other.example"] = serde_json::json!({"auth": "eDp5"});
+        v["psFormat"] = serde_json::json!("table");
+        std::fs::write(&path, serde_json::to_vec(&v).expect("json")).expect("write");
+        store_credentials(&path, "reg.example:5000", &Credentials::new("u", "p")).expect("store");
+        let v = json(&path);
+        assert_eq!(v["psFormat"], "table");
+        assert_eq!(v["auths"]["other.example"]["auth"], "eDp5");
+        let auth = v["auths"]["reg.example:5000/team"]["auth"]
+            .as_str()
+            .expect("auth");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .expect("base64");
+        assert_eq!(decoded, b"deploy:pw:with:colons");
+        assert!(v["auths"]["reg.example:5000"].is_object());
+        // Nothing else is left in the directory (no temporary file).
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["auth.json"]);
+    }
+
+    #[tokio::test]
+    async fn what_was_stored_is_what_a_lookup_finds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.json");
+        store_credentials(&path, "reg.example/team", &Credentials::new("t", "pw1")).expect("store");
+        store_credentials(&path, "reg.example", &Credentials::new("r", "pw2")).expect("store");
+        let files = [path.clone()];
+        let found = |repo: &'static str| {
+            let files = files.clone();
+            async move {
+                let (c, _) = crate::credentials::from_auth_files(&files, "reg.example", Some(repo))
+                    .await
+                    .expect("ok")
+                    .expect("found");
+                (c.username, c.password.expose().to_owned())
+            }
+        };
+        assert_eq!(found("team/app").await, ("t".into(), "pw1".into()));
+        assert_eq!(found("else/app").await, ("r".into(), "pw2".into()));
+    }
+
+    #[test]
+    fn logout_removes_one_entry_or_all_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("auth.json");
+        assert!(!remove_credentials(&path, Some("reg.example")).expect("no file"));
+        assert!(!path.exists(), "a logout creates no file");
+        store_credentials(&path, "reg.example", &Credentials::new("u", "p")).expect("store");
+        store_credentials(&path, "b.example", &Credentials::new("u", "p")).expect("store");
+        let mut v = json(&path);
+        v["credHelpers"] = serde_json::json!({"gcr.io": "gcloud"});
+        std::fs::write(&path, serde_json::to_vec(&v).expect("json")).expect("write");
+        assert!(remove_credentials(&path, Some("reg.example")).expect("remove"));
+        assert!(!remove_credentials(&path, Some("reg.example")).expect("again"));
+        let v = json(&path);
+        assert!(v["auths"].get("reg.example").is_none());
+        assert!(v["auths"]["b.example"].is_object());
+        assert!(remove_credentials(&path, None).expect("all"));
+        let v = json(&path);
+        assert_eq!(v["auths"], serde_json::json!({}));
+        assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_auth_file_is_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let creds = Credentials::new("u", "p");
+        for text in ["[1, 2]", "{not json", r#"{"auths": 3}"#] {
+            let path = dir.path().join("auth.json");
+            std::fs::write(&path, text).expect("write");
+            let err = store_credentials(&path, "reg.example", &creds).expect_err(text);
+            assert!(err.is_invalid_input(), "{text}: {err}");
+            assert!(err.to_string().contains("auth.json"), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+            assert!(remove_credentials(&path, None).is_err(), "{text}");
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        }
+        // Credentials a credential helper answers for would be written where none looks.
+        let path = dir.path().join("helper.json");
+        std::fs::write(&path, r#"{"credHelpers":{"reg.example":"pass"}}"#).expect("write");
+        let err = store_credentials(&path, "reg.example/team", &creds).expect_err("helper");
+        assert!(err.to_string().contains("docker-credential-pass"), "{err}");
+        std::fs::write(&path, r#"{"credsStore":"desktop"}"#).expect("write");
+        let err = store_credentials(&path, "reg.example", &creds).expect_err("store");
+        assert!(
+            err.to_string().contains("docker-credential-desktop"),
+            "{err}"
+        );
+    }
+}
