@@ -451,6 +451,37 @@ pub enum Command {
         repository: String,
     },
 
+    /// Log in to a registry, as `podman login` and `skopeo login` do: the registry is asked
+    /// whether it accepts the credentials, then they are kept in the auth.json those tools
+    /// write ($XDG_RUNTIME_DIR/containers/auth.json), or in --authfile, for every later command.
+    Login {
+        /// HOST[:PORT], or a namespace in it (HOST/team): credentials kept for a namespace
+        /// answer for its repositories only, before the registry's.
+        #[arg(value_name = "REGISTRY")]
+        server: String,
+        /// The user name; asked for when not given and stdin is a terminal.
+        #[arg(short, long)]
+        username: Option<String>,
+        /// The password. Prefer --password-stdin: a command line is visible to every user of
+        /// the machine. Asked for (not echoed) when not given and stdin is a terminal.
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+
+    /// Remove the credentials an auth file keeps for a registry (or a namespace in it), as
+    /// `podman logout` does; with --all, every registry's.
+    Logout {
+        /// HOST[:PORT] or HOST/NAMESPACE, as given to `hoist login`.
+        #[arg(value_name = "REGISTRY", required_unless_present = "all")]
+        server: Option<String>,
+        /// Remove the credentials of every registry in the file.
+        #[arg(long, conflicts_with = "server")]
+        all: bool,
+    },
+
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.

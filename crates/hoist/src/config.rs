@@ -12,6 +12,7 @@
 
 mod credentials;
 mod job;
+mod login;
 mod settings;
 mod tls_verify;
 
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use hoist_oci::{Compression, Platform};
 
 pub use self::credentials::Credentials;
+pub use self::login::LoginServer;
 use crate::cli::{Cli, Command};
 use crate::transport::Location;
 
@@ -152,6 +154,20 @@ pub enum Job {
         /// The repository (no tag, no digest).
         reference: hoist_oci::Reference,
     },
+    /// Check credentials with a registry and keep them in an auth file.
+    Login {
+        /// What they are for.
+        server: LoginServer,
+        /// The user name; `None` asks for it on the terminal.
+        username: Option<String>,
+        /// The password (`Debug` shows `***`); `None` asks for it on the terminal (not echoed).
+        password: Option<hoist_registry::Secret>,
+    },
+    /// Remove credentials from an auth file: one registry's (or namespace's), or all.
+    Logout {
+        /// Whose; `None` for all.
+        server: Option<LoginServer>,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Clean the cache.
@@ -187,9 +203,11 @@ impl Job {
             } => (registry_of(source), registry_of(destination)),
             Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
             Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
-            Job::Completions(_) | Job::CachePrune { .. } | Job::DebugProgress { .. } => {
-                (None, None)
-            }
+            Job::Login { server, .. } => (Some(server.api_host.clone()), None),
+            Job::Logout { .. }
+            | Job::Completions(_)
+            | Job::CachePrune { .. }
+            | Job::DebugProgress { .. } => (None, None),
         }
     }
 }
@@ -216,7 +234,7 @@ pub struct Environment<'a> {
 ///
 /// # Errors
 /// A [`UsageError`] describing the first problem found.
-pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), UsageError> {
+pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job), UsageError> {
     let runtime_config = match &cli.command {
         Command::Copy { runtime_config, .. } | Command::Unpack { runtime_config, .. } => {
             runtime_config.clone()
@@ -236,7 +254,7 @@ pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), Usa
             | Command::Push { all: true, .. }
             | Command::Pull { all: true, .. }
     );
-    let job = job::validate_job(cli.command)?;
+    let job = job::validate_job(cli.command, &cli.global, &mut env)?;
     if all_platforms {
         check_all_platforms(&job, cli.global.platform.is_some())?;
     }
@@ -283,7 +301,11 @@ pub fn validate(mut cli: Cli, env: Environment<'_>) -> Result<(Config, Job), Usa
             .clone()
             .map(|p| (p, "REGISTRY_AUTH_FILE")),
     };
-    if let Some((path, given_by)) = &auth_file {
+    // A login creates its file.
+    if let Some((path, given_by)) = auth_file
+        .as_ref()
+        .filter(|_| !matches!(job, Job::Login { .. }))
+    {
         check_auth_file(path, given_by, &job)?;
     }
     let unverified = tls_verify::unverified_registries(

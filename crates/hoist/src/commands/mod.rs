@@ -8,6 +8,7 @@ pub mod daemon_push;
 pub mod export_cache;
 pub mod inspect;
 pub mod local;
+pub mod login;
 pub mod multi;
 pub mod registry;
 pub mod remote;
@@ -45,6 +46,12 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
                 .and_then(|()| stdout.flush());
             errors::stdout_result(written, "the tags")
         }
+        Job::Login {
+            server,
+            username,
+            password,
+        } => login::login(config, &server, username, password),
+        Job::Logout { server } => login::logout(config, server.as_ref()),
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);

@@ -4,13 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Job, UsageError, usage};
-use crate::cli::{CacheCommand, Command};
+use super::login::{login_job, logout_job};
+use super::{Environment, Job, UsageError, usage};
+use crate::cli::{CacheCommand, Command, GlobalArgs};
 use crate::size::parse_size;
 use crate::transport::{DefaultTransport, Location, check_pair, valid_tag};
 
-/// The subcommand as a [`Job`], its image arguments parsed with the transports it allows.
-pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
+/// The subcommand as a [`Job`], its image arguments parsed with the transports it allows
+/// (`login` may read its password from stdin, and refuses other commands' credential options).
+pub(super) fn validate_job(
+    command: Command,
+    global: &GlobalArgs,
+    env: &mut Environment<'_>,
+) -> Result<Job, UsageError> {
     let parse = |s: &str| Location::parse(s).map_err(|e| usage(e.to_string()));
     let parse_or = |s: &str, d| Location::parse_or(s, d).map_err(|e| usage(e.to_string()));
     let job = match command {
@@ -128,6 +134,13 @@ pub(super) fn validate_job(command: Command) -> Result<Job, UsageError> {
             }
             return Ok(Job::Tags { reference });
         }
+        Command::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => return login_job(&server, username, password, password_stdin, global, env),
+        Command::Logout { server, all } => return logout_job(server.as_deref(), all, global),
         Command::Completions { shell } => return Ok(Job::Completions(shell)),
         Command::Cache {
             action: CacheCommand::Prune { all },
