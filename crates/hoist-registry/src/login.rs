@@ -23,7 +23,7 @@ impl Client {
     /// saving anything. A registry that asks for no authentication accepts anyone.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::Refused`] with status 401 when the credentials were refused;
+    /// [`crate::ErrorKind::RegistryRefused`] with status 401 when the credentials were refused;
     /// transport and protocol errors as for any request.
     pub async fn check_credentials(&self, registry: &str) -> Result<()> {
         let url = self.url(registry, "")?;
