@@ -149,6 +149,11 @@ pub enum Job {
         /// The repository (no tag, no digest).
         reference: hoist_oci::Reference,
     },
+    /// Delete the manifest a tag or digest names from its registry.
+    Delete {
+        /// The image, with a tag or a digest.
+        reference: hoist_oci::Reference,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Clean the cache.
@@ -184,6 +189,8 @@ impl Job {
             } => (registry_of(source), registry_of(destination)),
             Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
             Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
+            // A delete changes the registry: it is the side written to.
+            Job::Delete { reference } => (None, Some(reference.registry_api_host().to_string())),
             Job::Completions(_) | Job::CachePrune { .. } | Job::DebugProgress { .. } => {
                 (None, None)
             }
