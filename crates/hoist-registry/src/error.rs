@@ -96,6 +96,12 @@ impl Error {
         Self::new(ErrorKind::LocalIo, format!("{}: {err}", what.into())).with_source(err)
     }
 
+    /// Say it in other words, keeping the status, code and URL.
+    pub(crate) fn reworded(mut self, message: impl Into<String>) -> Self {
+        self.inner.message = message.into();
+        self
+    }
+
     /// Put what hoist was doing in front of the message.
     pub(crate) fn while_doing(mut self, what: &str) -> Self {
         self.inner.message = format!("{what}: {}", self.inner.message);
@@ -209,6 +215,11 @@ impl Error {
                 self.inner.code.as_deref(),
                 Some("NAME_UNKNOWN" | "MANIFEST_UNKNOWN" | "BLOB_UNKNOWN")
             )
+    }
+    /// The registry does not support or allow the operation (405 Method Not Allowed, or the
+    /// `UNSUPPORTED` code): a delete on a registry that has deletes turned off.
+    pub fn is_unsupported(&self) -> bool {
+        self.inner.status == Some(405) || self.inner.code.as_deref() == Some("UNSUPPORTED")
     }
     /// Content did not hash to its digest (on either side).
     pub fn is_digest_mismatch(&self) -> bool {

@@ -35,6 +35,10 @@
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
 //!   verified against the requested digest or `Docker-Content-Digest`.
+//! - [`Client::delete_manifest`] deletes by digest, as the distribution spec allows: a tag is
+//!   resolved to the digest it names first, so every tag on that manifest goes with it. A
+//!   missing manifest ([`Error::is_not_found`]) and a registry that does not allow deletes
+//!   ([`Error::is_unsupported`]) are told apart.
 //! - [`Client::pull_blob`] writes a blob to a temp file of its own beside the sink, resumes
 //!   short reads with `Range`, and renames into place only after the digest matched;
 //!   [`Client::open_blob_stream`] is a verifying [`tokio::io::AsyncRead`] for the unpacker
@@ -267,5 +271,6 @@ mod public_api {
         send(client.get_config(&repo, &desc));
         send(client.list_tags(&repo));
         send(client.check_credentials("reg.example"));
+        send(client.delete_manifest(&repo, "v1"));
     }
 }

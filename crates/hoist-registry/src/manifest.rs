@@ -1,4 +1,5 @@
-//! Manifests and tags: PUT with the exact media type, GET/HEAD with verification, listing.
+//! Manifests and tags: PUT with the exact media type, GET/HEAD with verification, DELETE by
+//! digest, listing.
 
 use hoist_oci::{
     AnyManifest, Descriptor, Digest, ImageManifest, MAX_JSON_SIZE, MediaType, Platform, RawJson,
@@ -9,6 +10,7 @@ use url::Url;
 use crate::client::{BodySpec, Client, Req, header_str};
 use crate::document::{DocumentClock, read_capped};
 use crate::protocol::location::{display_url, resolve_location};
+use crate::protocol::response::{DeleteRefusal, delete_refusal};
 use crate::upload::pull_scope;
 use crate::{Error, Repo, Result};
 
@@ -160,6 +162,68 @@ impl Client {
             })?;
         let mt = header_str(h, "content-type").unwrap_or(MediaType::OCI_MANIFEST);
         Ok(Some(Descriptor::new(MediaType::new(mt), digest, size)))
+    }
+
+    /// Delete the manifest `reference` names (a tag, or a digest) from `repo`, as `skopeo
+    /// delete` does; returns the digest deleted.
+    ///
+    /// The distribution spec deletes manifests by digest only, so a tag is first resolved to
+    /// the digest it names (a HEAD accepting [`MANIFEST_ACCEPT`]) and that digest is deleted.
+    /// Deleting by digest removes every tag pointing at that manifest, not only the one given.
+    /// An index is deleted alone: the images it lists stay, by digest. Blobs stay until the
+    /// registry's garbage collection.
+    ///
+    /// The DELETE asks for the `*` action on the repository, as skopeo does: distribution
+    /// needs `delete` for it and takes `*` as every action, and quay grants no token for a
+    /// scope naming `delete`.
+    ///
+    /// # Errors
+    /// Refused: [`Error::is_not_found`] when there is no such tag or manifest;
+    /// [`Error::is_unsupported`] when the registry does not allow deletes (distribution
+    /// without `storage.delete.enabled`); [`Error::is_auth`] without the right to delete.
+    /// [`crate::ErrorKind::InvalidInput`] for a reference that is no tag or digest;
+    /// misbehaved when a tag's HEAD names no digest; transport.
+    pub async fn delete_manifest(&self, repo: &Repo, reference: &str) -> Result<Digest> {
+        let (digest, shown) = match Digest::parse(reference) {
+            Ok(digest) => {
+                let shown = format!("{repo}@{digest}");
+                (digest, shown)
+            }
+            Err(_) => match self.head_manifest(repo, reference).await? {
+                Some(desc) => {
+                    let shown = format!("{repo}:{reference} ({})", desc.digest);
+                    (desc.digest, shown)
+                }
+                None => {
+                    let url = self.manifest_url(repo, reference)?;
+                    return Err(Error::refused(format!(
+                        "{repo}:{reference} not found: the registry has no such tag to delete"
+                    ))
+                    .with_status(404)
+                    .with_url(display_url(&url)));
+                }
+            },
+        };
+        let url = self.manifest_url(repo, &digest.to_string())?;
+        let req = Req::new(Method::DELETE, url);
+        let scopes = [format!("repository:{}:*", repo.name)];
+        let what = format!("deleting {shown}");
+        match self
+            .execute_retrying(&req, &repo.registry, &scopes, &[], &what)
+            .await
+        {
+            Ok(_) => Ok(digest),
+            Err(e) => Err(match e.status().map(|s| delete_refusal(s, e.code())) {
+                Some(DeleteRefusal::NotFound) => e.reworded(format!(
+                    "{shown} not found: the registry has no such manifest to delete"
+                )),
+                Some(DeleteRefusal::NotAllowed) => e.reworded(format!(
+                    "{what}: the registry does not allow deletes (distribution allows them \
+                     with storage.delete.enabled: true in its configuration)"
+                )),
+                Some(DeleteRefusal::Other) | None => e,
+            }),
+        }
     }
 
     /// Resolve `reference` to an image manifest: an index or manifest list is resolved to the

@@ -1,4 +1,4 @@
-//! Manifests, tags and blob pulls against a real distribution registry.
+//! Manifests, tags, deletes and blob pulls against a real distribution registry.
 
 mod common;
 
@@ -260,4 +260,110 @@ async fn index_resolves_to_the_platform_manifest() {
         .await
         .expect_err("its config says amd64");
     assert!(e.to_string().contains("is for linux/amd64"), "{e}");
+}
+
+#[tokio::test]
+async fn delete_by_tag_removes_every_tag_and_by_digest_the_manifest() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = client();
+    let repo = Repo::new(reg.host(), "team/gone").expect("repo");
+    let mt = MediaType::new(MediaType::OCI_MANIFEST);
+    let (first, _) = push_image(&c, &repo, dir.path(), 31).await;
+    let (second, _) = push_image(&c, &repo, dir.path(), 32).await;
+    for tag in ["v1", "also-v1"] {
+        c.push_manifest(&repo, tag, &mt, &first)
+            .await
+            .expect("tag the first");
+    }
+    let second_digest = c
+        .push_manifest(&repo, "v2", &mt, &second)
+        .await
+        .expect("tag the second");
+
+    // By tag: the digest it named is deleted, and with it every tag naming that manifest.
+    let deleted = c.delete_manifest(&repo, "v1").await.expect("delete v1");
+    assert_eq!(deleted, Digest::sha256_of(&first));
+    let e = c
+        .get_manifest(&repo, &deleted.to_string())
+        .await
+        .expect_err("gone by digest");
+    assert!(e.is_not_found(), "{e}");
+    for tag in ["v1", "also-v1"] {
+        assert!(
+            c.head_manifest(&repo, tag).await.expect("head").is_none(),
+            "{tag} went with the manifest"
+        );
+    }
+    assert_eq!(c.list_tags(&repo).await.expect("tags"), ["v2"]);
+
+    // By digest.
+    let deleted = c
+        .delete_manifest(&repo, &second_digest.to_string())
+        .await
+        .expect("delete by digest");
+    assert_eq!(deleted, second_digest);
+    assert!(c.head_manifest(&repo, "v2").await.expect("head").is_none());
+
+    // Nothing there: not found, naming what was asked for; no such tag is not even sent.
+    let e = c
+        .delete_manifest(&repo, "nope")
+        .await
+        .expect_err("no such tag");
+    assert!(e.is_not_found() && e.is_refused(), "{e}");
+    assert!(e.to_string().contains("/team/gone:nope not found"), "{e}");
+    let e = c
+        .delete_manifest(&repo, &second_digest.to_string())
+        .await
+        .expect_err("deleted already");
+    assert!(e.is_not_found() && !e.is_unsupported(), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("/team/gone@{second_digest} not found")),
+        "{e}"
+    );
+    let e = c.delete_manifest(&repo, "../v1").await.expect_err("no tag");
+    assert!(e.is_invalid_input(), "{e}");
+}
+
+#[tokio::test]
+async fn a_registry_without_deletes_says_so_and_keeps_the_manifest() {
+    if !hoist_testkit::require_tool("docker-registry") {
+        return;
+    }
+    let reg = common::Registry::builder()
+        .deletes(false)
+        .start()
+        .expect("registry without deletes");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = client();
+    let repo = Repo::new(reg.host(), "team/kept").expect("repo");
+    let (manifest, _) = push_image(&c, &repo, dir.path(), 41).await;
+    let digest = c
+        .push_manifest(
+            &repo,
+            "v1",
+            &MediaType::new(MediaType::OCI_MANIFEST),
+            &manifest,
+        )
+        .await
+        .expect("tag");
+    for reference in ["v1".to_owned(), digest.to_string()] {
+        let e = c
+            .delete_manifest(&repo, &reference)
+            .await
+            .expect_err("deletes are off");
+        assert!(
+            e.is_unsupported() && e.is_refused() && !e.is_not_found(),
+            "{e}"
+        );
+        let said = e.to_string();
+        assert!(said.contains("does not allow deletes"), "{said}");
+        assert!(said.contains("storage.delete.enabled"), "{said}");
+        assert!(said.contains(&digest.to_string()), "{said}");
+    }
+    let kept = c.get_manifest(&repo, "v1").await.expect("still there");
+    assert_eq!(kept.digest(), &digest);
 }

@@ -1,7 +1,8 @@
 //! Token auth for real: distribution 2.8 configured with `auth.token` trusting the testkit's
 //! token server, which checks Basic credentials and signs ES256 JWTs granting per-repository
 //! scopes. Push and pull with scoped tokens, caching, expiry and refresh in the middle of a
-//! chunked upload, cross-repository mounts, and a wrong password that must not cause a storm.
+//! chunked upload, cross-repository mounts, deletes (which ask for every action), and a wrong
+//! password that must not cause a storm.
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 const ALICE_PW: &str = "alice-Pw-8c1e7d";
 const BOB_PW: &str = "bob-Pw-44f0aa";
+const CAROL_PW: &str = "carol-Pw-0d93b2";
 
 fn client(user: &str, pass: &str) -> Client {
     Client::builder()
@@ -26,8 +28,8 @@ fn client(user: &str, pass: &str) -> Client {
         .expect("client")
 }
 
-/// A token server (alice: pull+push under `team/`; bob: pull on `team/app` only) and a
-/// registry trusting it; `None` after a SKIP.
+/// A token server (alice: pull+push under `team/`; bob: pull on `team/app` only; carol: pull
+/// and every action, `*`, under `team/`) and a registry trusting it; `None` after a SKIP.
 fn setup(expires_in: u64) -> Option<(TokenServer, Registry)> {
     if !require_tool("docker-registry") {
         return None;
@@ -37,6 +39,8 @@ fn setup(expires_in: u64) -> Option<(TokenServer, Registry)> {
         .user("bob", BOB_PW)
         .grant("alice", "team/*", &["pull", "push"])
         .grant("bob", "team/app", &["pull"])
+        .user("carol", CAROL_PW)
+        .grant("carol", "team/*", &["pull", "*"])
         .expires_in(expires_in)
         .start()
         .expect("token server");
@@ -117,6 +121,65 @@ async fn scoped_tokens_push_pull_and_are_cached() {
     for t in tokens.tokens() {
         assert!(!format!("{e} {e:?}").contains(&t));
     }
+}
+
+#[tokio::test]
+async fn a_delete_asks_for_every_action_and_only_a_user_with_them_may() {
+    let Some((tokens, reg)) = setup(300) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::new(reg.host(), "team/app").expect("repo");
+    let alice = client("alice", ALICE_PW);
+    let config = blob_file(dir.path(), "config", 2_000, 21);
+    alice
+        .push_blob(&repo, &config, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push the config");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":{}}},"layers":[]}}"#,
+        MediaType::OCI_MANIFEST,
+        MediaType::OCI_CONFIG,
+        config.digest,
+        config.size
+    );
+    let mt = MediaType::new(MediaType::OCI_MANIFEST);
+    let digest = alice
+        .push_manifest(&repo, "v1", &mt, manifest.as_bytes())
+        .await
+        .expect("push the manifest");
+
+    // Pushing or pulling is no right to delete: the registry refuses their tokens.
+    for (user, password) in [("alice", ALICE_PW), ("bob", BOB_PW)] {
+        let e = client(user, password)
+            .delete_manifest(&repo, "v1")
+            .await
+            .expect_err("no right to delete");
+        assert!(e.is_auth() && !e.is_not_found(), "{user}: {e}");
+    }
+    // distribution 2.8 needs `delete` for a DELETE and takes a token granting `*` for it.
+    let carol = client("carol", CAROL_PW);
+    let deleted = carol
+        .delete_manifest(&repo, "v1")
+        .await
+        .expect("carol deletes");
+    assert_eq!(deleted, digest);
+    assert!(
+        alice
+            .head_manifest(&repo, "v1")
+            .await
+            .expect("head")
+            .is_none()
+    );
+    let scopes = tokens.scopes();
+    assert!(
+        scopes.contains_key("repository:team/app:*"),
+        "the DELETE asked for every action: {scopes:?}"
+    );
+    assert!(
+        !scopes.keys().any(|s| s.contains("delete")),
+        "no scope names `delete`: {scopes:?}"
+    );
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@
 //! - [`ChildGuard`] — the process guard under everything: own process group, stdout/stderr to a
 //!   log file whose tail is put in startup errors, SIGTERM then SIGKILL and reap on drop.
 //! - [`Registry`] — Debian's `docker-registry` (distribution 2.8) with a generated config:
-//!   filesystem storage, deletes enabled, optional htpasswd auth, token auth, TLS and relative
-//!   URLs; restartable on the same port and storage.
+//!   filesystem storage, deletes enabled (or turned off), optional htpasswd auth, token auth,
+//!   TLS and relative URLs; restartable on the same port and storage.
 //! - [`TlsFiles`] — a CA and a server certificate for `127.0.0.1`/`localhost`/`::1`, generated
 //!   in-process (rcgen + ring); [`TokenServer`] — a token endpoint issuing ES256 JWTs the real
 //!   registry verifies, granting per-repository scopes and counting what it issued.

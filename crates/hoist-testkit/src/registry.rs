@@ -16,7 +16,7 @@ use tempfile::TempDir;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for a [`Registry`]; see [`Registry::builder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct RegistryBuilder {
     htpasswd: Option<(String, String)>,
@@ -25,6 +25,21 @@ pub struct RegistryBuilder {
     tls: Option<(PathBuf, PathBuf)>,
     client_ca: Option<PathBuf>,
     token: Option<TokenAuth>,
+    deletes: bool,
+}
+
+impl Default for RegistryBuilder {
+    fn default() -> Self {
+        RegistryBuilder {
+            htpasswd: None,
+            relative_urls: false,
+            storage_dir: None,
+            tls: None,
+            client_ca: None,
+            token: None,
+            deletes: true,
+        }
+    }
 }
 
 impl RegistryBuilder {
@@ -57,6 +72,14 @@ impl RegistryBuilder {
     /// Make the registry send relative `Location` headers (`http.relativeurls`).
     pub fn relative_urls(mut self, on: bool) -> Self {
         self.relative_urls = on;
+        self
+    }
+
+    /// Whether the registry deletes manifests and blobs when asked (`storage.delete.enabled`,
+    /// default true). Off, distribution answers every DELETE with 405 `UNSUPPORTED`, as a
+    /// registry whose operators keep deletes off does.
+    pub fn deletes(mut self, on: bool) -> Self {
+        self.deletes = on;
         self
     }
 
@@ -106,6 +129,7 @@ impl RegistryBuilder {
                 addr,
                 storage: &storage,
                 relative_urls: self.relative_urls,
+                deletes: self.deletes,
                 htpasswd: htpasswd_path.as_deref(),
                 secret: &secret,
                 tls: self.tls.as_ref(),
@@ -133,7 +157,8 @@ impl RegistryBuilder {
 }
 
 /// A running `docker-registry serve` on `127.0.0.1:PORT` with filesystem storage and deletes
-/// enabled. Killed (and its temp dir removed) on drop.
+/// enabled (unless [`RegistryBuilder::deletes`] turned them off). Killed (and its temp dir
+/// removed) on drop.
 #[derive(Debug)]
 pub struct Registry {
     guard: Option<ChildGuard>,
@@ -295,6 +320,7 @@ struct ConfigParams<'a> {
     addr: SocketAddr,
     storage: &'a Path,
     relative_urls: bool,
+    deletes: bool,
     htpasswd: Option<&'a Path>,
     secret: &'a str,
     tls: Option<&'a (PathBuf, PathBuf)>,
@@ -309,10 +335,11 @@ fn registry_config(p: &ConfigParams<'_>) -> String {
     let mut c = format!(
         "version: 0.1\n\
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {}\n\
          \x20 maintenance:\n    uploadpurging:\n      enabled: false\n\
          http:\n  addr: {}\n  secret: {}\n  relativeurls: {}\n",
         q(p.storage),
+        p.deletes,
         p.addr,
         p.secret,
         p.relative_urls
@@ -361,6 +388,7 @@ mod tests {
             addr: "127.0.0.1:5000".parse().expect("addr"),
             storage: Path::new("/tmp/a b"),
             relative_urls: true,
+            deletes: true,
             htpasswd: Some(Path::new("/tmp/h")),
             secret: "s",
             tls: None,
@@ -372,5 +400,21 @@ mod tests {
         assert!(c.contains("relativeurls: true\n"));
         assert!(c.contains("  delete:\n    enabled: true\n"));
         assert!(c.contains("path: \"/tmp/h\"\n"));
+        let off = registry_config(&ConfigParams {
+            addr: "127.0.0.1:5000".parse().expect("addr"),
+            storage: Path::new("/tmp/s"),
+            relative_urls: false,
+            deletes: false,
+            htpasswd: None,
+            secret: "s",
+            tls: None,
+            client_ca: None,
+            token: None,
+        });
+        assert!(off.contains("  delete:\n    enabled: false\n"), "{off}");
+        assert!(
+            RegistryBuilder::default().deletes,
+            "deletes stay on by default"
+        );
     }
 }

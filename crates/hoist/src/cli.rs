@@ -482,6 +482,16 @@ pub enum Command {
         all: bool,
     },
 
+    /// Delete an image from a registry, as `skopeo delete` and `crane delete` do: a tag is
+    /// resolved to the digest it names and that manifest is deleted, which removes every tag
+    /// pointing at it. A multi-platform image's index is deleted alone (the images it lists
+    /// stay, by digest); layers stay until the registry's garbage collection.
+    Delete {
+        /// The image: HOST[:PORT]/REPO:TAG or HOST[:PORT]/REPO@DIGEST (docker:// is optional).
+        #[arg(value_name = "REF")]
+        reference: String,
+    },
+
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to complete for.

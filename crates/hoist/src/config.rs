@@ -168,6 +168,11 @@ pub enum Job {
         /// Whose; `None` for all.
         server: Option<LoginServer>,
     },
+    /// Delete the manifest a tag or digest names from its registry.
+    Delete {
+        /// The image, with a tag or a digest.
+        reference: hoist_oci::Reference,
+    },
     /// Print completions.
     Completions(clap_complete::Shell),
     /// Clean the cache.
@@ -203,6 +208,8 @@ impl Job {
             } => (registry_of(source), registry_of(destination)),
             Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
             Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
+            // A delete changes the registry: it is the side written to.
+            Job::Delete { reference } => (None, Some(reference.registry_api_host().to_string())),
             Job::Login { server, .. } => (Some(server.api_host.clone()), None),
             Job::Logout { .. }
             | Job::Completions(_)

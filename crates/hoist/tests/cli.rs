@@ -34,6 +34,7 @@ fn help_of_every_command() {
                 "inspect",
                 "tags",
                 "digest",
+                "delete",
                 "completions",
                 "cache",
                 "docker-daemon:NAME[:TAG]",
@@ -77,6 +78,10 @@ fn help_of_every_command() {
         (
             &["digest", "--help"],
             &["<SRC>", "crane digest", "--platform"],
+        ),
+        (
+            &["delete", "--help"],
+            &["<REF>", "skopeo delete", "every tag", "--creds"],
         ),
         (
             &["completions", "--help"],
@@ -191,6 +196,7 @@ fn usage_errors_exit_2() {
         "/nonexistent/auth.json",
     );
     usage_error(&["--tls-verify=maybe", "tags", "r/a"], "maybe");
+    usage_error(&["delete", "r/a"], "tag or digest");
     usage_error(&["completions", "tcsh"], "tcsh");
 }
 

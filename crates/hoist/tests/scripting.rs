@@ -1,8 +1,10 @@
 //! What scripts written for skopeo and crane reach for, against real registries: the digest of
 //! what a copy wrote (`--digestfile`, as `skopeo copy --digestfile`), the digest a tag names
 //! (`hoist digest`, as `crane digest`), an image's config (`hoist inspect --config`, as `crane
-//! config`), its summary as `skopeo inspect`'s JSON (`hoist inspect --json`), and credentials from podman's and skopeo's auth file (`--authfile`,
-//! `REGISTRY_AUTH_FILE`), and skopeo's spellings `--tls-verify=false` and `--retry-times`.
+//! config`), its summary as `skopeo inspect`'s JSON (`hoist inspect --json`), deleting an image
+//! (`hoist delete`, as `skopeo delete` and `crane delete`), credentials from podman's and
+//! skopeo's auth file (`--authfile`, `REGISTRY_AUTH_FILE`), and skopeo's spellings
+//! `--tls-verify=false` and `--retry-times`.
 //! Missing components print `SKIP:` (and fail under `CI=true`).
 
 mod common;
@@ -303,6 +305,129 @@ fn digest_prints_what_a_tag_names_and_inspect_config_the_config() {
         .output()
         .expect("run hoist");
     assert_eq!(out.status.code(), Some(2), "--json and --raw contradict");
+}
+
+#[test]
+fn delete_removes_a_manifest_with_every_tag_on_it() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let Scratch {
+        tmp,
+        cache,
+        source,
+        image,
+    } = scratch(1, 51);
+    let other = tmp.path().join("other");
+    let second = write_oci_layout(
+        &other,
+        "v1",
+        &ImageSpec::uniform(1, 20_000, Compression::Gzip, 52),
+    )
+    .expect("second layout");
+    let registry = Registry::start().expect("registry");
+    let repo = format!("{}/team/app", registry.host());
+    for tag in ["1", "also-1"] {
+        ok(hoist(&cache, &["push"])
+            .arg(common::arg(&source, ":v1"))
+            .arg(format!("{repo}:{tag}")));
+    }
+    ok(hoist(&cache, &["push"])
+        .arg(common::arg(&other, ":v1"))
+        .arg(format!("{repo}:2")));
+    // What the registry answers for the manifest by digest, asked by the testkit's own client
+    // (distribution hides an OCI manifest from a GET that does not accept one).
+    let accept = [(
+        "Accept",
+        "application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.v2+json",
+    )];
+    let manifest_status = |digest: &Digest| {
+        let path = format!("/v2/team/app/manifests/{digest}");
+        hoist_testkit::http_request(registry.addr(), "GET", &path, &accept, &[])
+            .expect("GET the manifest")
+            .status
+    };
+    assert_eq!(manifest_status(&image.manifest_digest), 200);
+
+    // By tag: nothing on stdout; stderr says which manifest went (-q would silence it).
+    let out = common::isolated(&cache)
+        .args(["delete", &format!("docker://{repo}:1")])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        format!("deleted {repo}@{}\n", image.manifest_digest)
+    );
+    assert_eq!(manifest_status(&image.manifest_digest), 404);
+    // Every tag on that manifest went with it; the other image stays.
+    for tag in ["1", "also-1"] {
+        let out = hoist(&cache, &["digest", &format!("{repo}:{tag}")])
+            .output()
+            .expect("run hoist");
+        assert_eq!(out.status.code(), Some(1), "{tag}: {}", text(&out.stdout));
+    }
+    assert_eq!(
+        text(&ok(&mut hoist(&cache, &["tags", &repo])).stdout),
+        "2\n"
+    );
+
+    // By digest, quietly: nothing at all is printed.
+    let pinned = format!("{repo}@{}", second.manifest_digest);
+    let out = ok(&mut hoist(&cache, &["delete", &pinned]));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(manifest_status(&second.manifest_digest), 404);
+
+    // Nothing there (a tag never pushed, a manifest deleted already): one clear line, exit 1.
+    for absent in [
+        format!("{repo}:nope"),
+        format!("{repo}@{}", image.manifest_digest),
+    ] {
+        let out = hoist(&cache, &["delete", &absent])
+            .output()
+            .expect("run hoist");
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains(&format!("{absent} not found")), "{said}");
+        assert!(!said.contains('<'), "no HTML: {said}");
+        assert!(out.stdout.is_empty());
+    }
+
+    // A registry that keeps deletes off, behind a password: --creds reaches it, and the
+    // refusal says why; the image stays.
+    let locked = Registry::builder()
+        .deletes(false)
+        .htpasswd(USER, PASSWORD)
+        .start()
+        .expect("registry without deletes");
+    let kept = format!("{}/team/app:1", locked.host());
+    let creds = format!("{USER}:{PASSWORD}");
+    ok(hoist(&cache, &["--creds", &creds, "push"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(&kept));
+    let out = hoist(&cache, &["delete", &kept])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "no credentials");
+    assert!(
+        text(&out.stderr).contains("credentials"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = hoist(&cache, &["--creds", &creds, "delete", &kept])
+        .output()
+        .expect("run hoist");
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("does not allow deletes") && said.contains("storage.delete.enabled"),
+        "{said}"
+    );
+    assert!(!said.contains(PASSWORD), "{said}");
+    let out = ok(&mut hoist(&cache, &["--creds", &creds, "digest", &kept]));
+    assert_eq!(printed(&out), image.manifest_digest);
 }
 
 const USER: &str = "deploy";

@@ -201,6 +201,30 @@ pub fn classify_transport(phase: Phase) -> Step {
     }
 }
 
+/// Why a registry refused to delete a manifest, as far as its answer says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteRefusal {
+    /// The repository has no such manifest (404, `MANIFEST_UNKNOWN`, `NAME_UNKNOWN`).
+    NotFound,
+    /// The registry does not allow deletes (405 Method Not Allowed, `UNSUPPORTED`):
+    /// distribution answers so unless its configuration sets `storage.delete.enabled`.
+    NotAllowed,
+    /// Anything else (credentials, a 5xx that outlasted the retries, ...): the registry's own
+    /// words say what.
+    Other,
+}
+
+/// What a failed manifest `DELETE` means, from its status and OCI error code. A code saying
+/// deletes are unsupported wins over the status it came with; an unknown manifest or
+/// repository is "not found" whatever the status.
+pub fn delete_refusal(status: u16, code: Option<&str>) -> DeleteRefusal {
+    match (status, code) {
+        (_, Some("UNSUPPORTED")) | (405, _) => DeleteRefusal::NotAllowed,
+        (_, Some("MANIFEST_UNKNOWN" | "NAME_UNKNOWN")) | (404, _) => DeleteRefusal::NotFound,
+        _ => DeleteRefusal::Other,
+    }
+}
+
 /// Parse `Retry-After`: delta-seconds or an HTTP date (relative to `now`).
 pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let v = value.trim();
@@ -321,6 +345,29 @@ mod tests {
         );
         assert_eq!(classify_transport(Patch), Step::Resume);
         assert_eq!(classify_transport(Close), Step::Retry { after: None });
+    }
+
+    #[test]
+    fn delete_refusals_say_not_found_or_not_allowed() {
+        use DeleteRefusal::*;
+        // distribution 2.8: an unknown digest, and a registry with deletes turned off.
+        assert_eq!(delete_refusal(404, Some("MANIFEST_UNKNOWN")), NotFound);
+        assert_eq!(delete_refusal(405, Some("UNSUPPORTED")), NotAllowed);
+        // The status alone (a proxy's page, an empty body), and the code alone.
+        assert_eq!(delete_refusal(404, None), NotFound);
+        assert_eq!(delete_refusal(405, None), NotAllowed);
+        assert_eq!(delete_refusal(400, Some("UNSUPPORTED")), NotAllowed);
+        assert_eq!(delete_refusal(404, Some("UNSUPPORTED")), NotAllowed);
+        assert_eq!(delete_refusal(400, Some("NAME_UNKNOWN")), NotFound);
+        // Credentials, a server failing, anything else: the registry's own words.
+        for (status, code) in [
+            (401, Some("UNAUTHORIZED")),
+            (403, Some("DENIED")),
+            (500, None),
+            (400, Some("DIGEST_INVALID")),
+        ] {
+            assert_eq!(delete_refusal(status, code), Other, "{status} {code:?}");
+        }
     }
 
     #[test]

@@ -52,6 +52,24 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             password,
         } => login::login(config, &server, username, password),
         Job::Logout { server } => login::logout(config, server.as_ref()),
+        Job::Delete { reference } => {
+            let runtime = runtime()?;
+            let digest = runtime.block_on(crate::interrupt::interruptible(
+                registry::delete(config, &reference),
+                std::time::Duration::ZERO,
+                crate::interrupt::STARTS_OVER,
+            ))?;
+            if config.verbosity >= 0 {
+                // On stderr, as progress is: stdout stays empty, as skopeo's and crane's do.
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "deleted {}/{}@{digest}",
+                    reference.registry(),
+                    reference.repository()
+                );
+            }
+            Ok(())
+        }
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);

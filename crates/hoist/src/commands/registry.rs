@@ -1,11 +1,11 @@
 //! Building a `hoist-registry` client from the [`Config`], and turning its progress events into
-//! the CLI's.
+//! the CLI's; `hoist tags` and `hoist delete`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use hoist_oci::Reference;
+use hoist_oci::{Digest, Reference};
 use hoist_registry::{Client, Credentials, Repo, RetryPolicy};
 
 use crate::config::Config;
@@ -70,6 +70,26 @@ pub async fn list_tags(config: &Config, reference: &Reference) -> anyhow::Result
         );
     }
     Ok(tags)
+}
+
+/// Delete the manifest `reference` names from its registry, as `skopeo delete` does: a tag is
+/// resolved to its digest and that manifest deleted, with every tag on it. Returns the digest.
+///
+/// # Errors
+/// When there is no such image, the registry does not allow deletes or refuses this user, or
+/// cannot be reached.
+pub async fn delete(config: &Config, reference: &Reference) -> anyhow::Result<Digest> {
+    let client = client(config)?;
+    let repo = Repo::from_reference(reference)?;
+    let name = format!("{}/{}", reference.registry(), reference.repository());
+    let shown = match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => format!("{name}@{digest}"),
+        (None, tag) => format!("{name}:{}", tag.unwrap_or("latest")),
+    };
+    client
+        .delete_manifest(&repo, &reference.tag_or_digest())
+        .await
+        .with_context(|| format!("deleting {shown}"))
 }
 
 /// Leave out of `tags` every name that is no valid tag; how many went, and the first of them

@@ -134,6 +134,24 @@ pub(super) fn validate_job(
             }
             return Ok(Job::Tags { reference });
         }
+        Command::Delete { reference } => {
+            let target = parse_or(&reference, DefaultTransport::Registry)?;
+            let Location::Registry { reference } = target else {
+                return Err(usage(format!(
+                    "delete removes an image from a registry, not from `{target}`"
+                )));
+            };
+            // skopeo and crane would delete `latest` here: too easy to do by accident.
+            if reference.tag().is_none() && reference.digest().is_none() {
+                return Err(usage(format!(
+                    "delete needs the tag or digest to delete: `{0}/{1}:TAG` or \
+                     `{0}/{1}@DIGEST` (a name alone would mean `latest`)",
+                    reference.registry(),
+                    reference.repository()
+                )));
+            }
+            return Ok(Job::Delete { reference });
+        }
         Command::Login {
             server,
             username,
@@ -336,6 +354,49 @@ mod tests {
         );
         assert!(err(&["digest", "docker-archive:/a.tar"]).contains("--digestfile"));
         assert!(err(&["digest", "rootfs:/r"]).contains("destination only"));
+    }
+
+    #[test]
+    fn delete_takes_a_registry_reference_with_a_tag_or_digest() {
+        for given in ["h.example:5000/a/b:v2", "docker://h.example:5000/a/b:v2"] {
+            let (_, job) = ok(&["delete", given]);
+            let Job::Delete { reference } = job else {
+                panic!("{job:?}")
+            };
+            assert_eq!(reference.tag(), Some("v2"), "{given}");
+        }
+        let pinned = format!("h.example/a@sha256:{}", "a".repeat(64));
+        assert!(matches!(ok(&["delete", &pinned]).1, Job::Delete { .. }));
+        let e = err(&["delete", "h.example:5000/a/b"]);
+        assert!(
+            e.contains("h.example:5000/a/b:TAG") && e.contains("latest"),
+            "{e}"
+        );
+        assert!(err(&["delete", "oci:/l:v1"]).contains("from a registry"));
+        assert!(err(&["delete", "docker-daemon:app:1"]).contains("from a registry"));
+    }
+
+    #[test]
+    fn delete_takes_the_registry_flags_of_the_side_it_writes() {
+        let (c, _) = ok(&["--creds", "u:p", "delete", "h.example:5000/a:1"]);
+        assert_eq!(c.registry_creds.len(), 1);
+        assert_eq!(c.registry_creds[0].0, "h.example:5000");
+        let (c, _) = ok(&["--dest-creds", "u:p", "delete", "h.example:5000/a:1"]);
+        assert_eq!(c.registry_creds[0].0, "h.example:5000");
+        assert!(err(&["--src-creds", "u:p", "delete", "h.example/a:1"]).contains("not a registry"));
+        for flag in ["--tls-verify=false", "--dest-tls-verify=false"] {
+            let (c, _) = ok(&[flag, "delete", "h.example:5000/a:1"]);
+            assert_eq!(c.insecure_registries, ["h.example:5000"], "{flag}");
+        }
+        let (c, _) = ok(&["--retries", "0", "delete", "h.example/a:1"]);
+        assert_eq!(c.retries, 0);
+        let e = err(&[
+            "--authfile",
+            "/nonexistent/auth.json",
+            "delete",
+            "h.example/a:1",
+        ]);
+        assert!(e.contains("--authfile"), "{e}");
     }
 
     #[test]
