@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use hoist_oci::Compression;
@@ -53,15 +53,50 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("auth file")).expect("json")
 }
 
-fn login(cache: &Path, runtime: &Path, server: &str, password: &str) -> Output {
-    with_stdin(
-        &mut hoist(
-            cache,
+/// A test's scratch space: hoist's cache, podman's runtime directory (its auth file `file`),
+/// and an OCI layout `source` with one small image tagged `v1`.
+struct Scene {
+    tmp: tempfile::TempDir,
+    cache: PathBuf,
+    runtime: PathBuf,
+    file: PathBuf,
+    source: PathBuf,
+}
+
+impl Scene {
+    fn new(seed: u64) -> Scene {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let runtime = tmp.path().join("runtime");
+        let source = tmp.path().join("source");
+        let spec = ImageSpec::uniform(1, 20_000, Compression::Gzip, seed);
+        write_oci_layout(&source, "v1", &spec).expect("layout");
+        Scene {
+            cache: tmp.path().join("cache"),
+            file: runtime.join("containers/auth.json"),
             runtime,
-            &["login", "-u", USER, "--password-stdin", server],
-        ),
-        &format!("{password}\n"),
-    )
+            source,
+            tmp,
+        }
+    }
+
+    fn hoist(&self, args: &[&str]) -> Command {
+        hoist(&self.cache, &self.runtime, args)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.hoist(args).output().expect("run hoist")
+    }
+
+    fn login(&self, server: &str, password: &str) -> Output {
+        let args = ["login", "-u", USER, "--password-stdin", server];
+        with_stdin(&mut self.hoist(&args), &format!("{password}\n"))
+    }
+
+    /// Push the source image to `target` with whatever credentials the auth files give.
+    fn push(&self, target: &str) -> Output {
+        let source = common::arg(&self.source, ":v1");
+        self.run(&["-q", "push", &source, target])
+    }
 }
 
 #[test]
@@ -74,34 +109,12 @@ fn login_keeps_accepted_credentials_where_every_command_finds_them() {
         .start()
         .expect("registry");
     let host = registry.host();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let runtime = tmp.path().join("runtime");
-    let file = runtime.join("containers/auth.json");
-    let source = tmp.path().join("source");
-    write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(1, 20_000, Compression::Gzip, 43),
-    )
-    .expect("layout");
-    let push = || {
-        hoist(
-            &cache,
-            &runtime,
-            &[
-                "-q",
-                "push",
-                &common::arg(&source, ":v1"),
-                &format!("{host}/team/app:1"),
-            ],
-        )
-        .output()
-        .expect("run hoist")
-    };
+    let scene = Scene::new(43);
+    let file = &scene.file;
+    let team = format!("{host}/team/app:1");
 
     // Refused: exit 1, nothing kept, the password nowhere in the output.
-    let out = login(&cache, &runtime, &host, WRONG);
+    let out = scene.login(&host, WRONG);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
     assert!(
         all(&out).contains("refused the credentials"),
@@ -110,10 +123,14 @@ fn login_keeps_accepted_credentials_where_every_command_finds_them() {
     );
     assert!(!all(&out).contains(WRONG));
     assert!(!file.exists(), "refused credentials were kept");
-    assert_eq!(push().status.code(), Some(1), "anonymous push refused");
+    assert_eq!(
+        scene.push(&team).status.code(),
+        Some(1),
+        "anonymous push refused"
+    );
 
     // Accepted: kept in podman's file with mode 0600, and the push finds them there.
-    let out = login(&cache, &runtime, &host, PASSWORD);
+    let out = scene.login(&host, PASSWORD);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert!(!all(&out).contains(PASSWORD));
     assert!(
@@ -122,74 +139,53 @@ fn login_keeps_accepted_credentials_where_every_command_finds_them() {
         all(&out)
     );
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&file).expect("kept").permissions().mode();
+    let mode = std::fs::metadata(file).expect("kept").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(json(&file)["auths"][&host].is_object());
-    let out = push();
+    assert!(json(file)["auths"][&host].is_object());
+    let out = scene.push(&team);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
 
     // A login for one namespace is kept apart, and answers for that namespace alone.
     let namespace = format!("{host}/other");
-    let out = login(&cache, &runtime, &namespace, PASSWORD);
+    let other = format!("{namespace}/app:1");
+    let out = scene.login(&namespace, PASSWORD);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    let push_other = || {
-        hoist(
-            &cache,
-            &runtime,
-            &[
-                "-q",
-                "push",
-                &common::arg(&source, ":v1"),
-                &format!("{namespace}/app:1"),
-            ],
-        )
-        .output()
-        .expect("run hoist")
-    };
 
     // Logout of the registry: its entry goes, the namespace's stays; a second time is an error.
-    let out = hoist(&cache, &runtime, &["logout", &host])
-        .output()
-        .expect("run");
+    let out = scene.run(&["logout", &host]);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    assert!(json(&file)["auths"].get(&host).is_none());
-    assert!(json(&file)["auths"][&namespace].is_object());
-    assert_eq!(push().status.code(), Some(1), "team/ had the registry's");
-    let out = push_other();
+    assert!(json(file)["auths"].get(&host).is_none());
+    assert!(json(file)["auths"][&namespace].is_object());
+    assert_eq!(
+        scene.push(&team).status.code(),
+        Some(1),
+        "team/ had the registry's"
+    );
+    let out = scene.push(&other);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    let out = hoist(&cache, &runtime, &["logout", &host])
-        .output()
-        .expect("run");
+    let out = scene.run(&["logout", &host]);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
     assert!(all(&out).contains("keeps no credentials"), "{}", all(&out));
-    let out = hoist(&cache, &runtime, &["logout", "--all"])
-        .output()
-        .expect("run");
+    let out = scene.run(&["logout", "--all"]);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    assert_eq!(json(&file)["auths"], serde_json::json!({}));
-    assert_eq!(push_other().status.code(), Some(1), "logged out");
+    assert_eq!(json(file)["auths"], serde_json::json!({}));
+    assert_eq!(scene.push(&other).status.code(), Some(1), "logged out");
 
     // --authfile names the file instead, created on login.
-    let named = tmp.path().join("ci/auth.json");
-    let out = with_stdin(
-        &mut hoist(
-            &cache,
-            &runtime,
-            &[
-                "--authfile",
-                named.to_str().expect("utf-8"),
-                "login",
-                "--username",
-                USER,
-                "--password-stdin",
-                &format!("docker://{host}/"),
-            ],
-        ),
-        &format!("{PASSWORD}\n"),
-    );
+    let named = scene.tmp.path().join("ci/auth.json");
+    let args = [
+        "--authfile",
+        named.to_str().expect("utf-8"),
+        "login",
+        "--username",
+        USER,
+        "--password-stdin",
+        &format!("docker://{host}/"),
+    ];
+    let out = with_stdin(&mut scene.hoist(&args), &format!("{PASSWORD}\n"));
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     assert!(json(&named)["auths"][&host].is_object());
-    assert_eq!(json(&file)["auths"], serde_json::json!({}));
+    assert_eq!(json(file)["auths"], serde_json::json!({}));
 }
 
 #[test]
@@ -207,37 +203,16 @@ fn login_to_a_token_registry_is_checked_by_the_token_server() {
         .start()
         .expect("registry");
     let host = registry.host();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cache = tmp.path().join("cache");
-    let runtime = tmp.path().join("runtime");
-    let file = runtime.join("containers/auth.json");
-    let out = login(&cache, &runtime, &host, WRONG);
+    let scene = Scene::new(47);
+    let out = scene.login(&host, WRONG);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
-    assert!(!file.exists());
-    let out = login(&cache, &runtime, &host, PASSWORD);
+    assert!(!scene.file.exists());
+    let out = scene.login(&host, PASSWORD);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     for t in tokens.tokens() {
         assert!(!all(&out).contains(&t), "a token was printed");
     }
     // The kept credentials get a token for a repository: a push (anonymous, refused) works.
-    let source = tmp.path().join("source");
-    write_oci_layout(
-        &source,
-        "v1",
-        &ImageSpec::uniform(1, 20_000, Compression::Gzip, 47),
-    )
-    .expect("layout");
-    let out = hoist(
-        &cache,
-        &runtime,
-        &[
-            "-q",
-            "push",
-            &common::arg(&source, ":v1"),
-            &format!("{host}/team/app:1"),
-        ],
-    )
-    .output()
-    .expect("run hoist");
+    let out = scene.push(&format!("{host}/team/app:1"));
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
 }

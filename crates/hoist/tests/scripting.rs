@@ -433,14 +433,16 @@ fn delete_removes_a_manifest_with_every_tag_on_it() {
 const USER: &str = "deploy";
 const PASSWORD: &str = "Auth-file-pw-41c7d2";
 
+/// One `auths` entry giving `user:password`, as docker and podman write it.
+fn entry(password: &str) -> String {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+    format!(r#"{{"auth":"{auth}"}}"#)
+}
+
 /// An auth file in docker's and podman's format giving `user:password` for `host`.
 fn auth_file(path: &Path, host: &str, password: &str) -> PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
-    std::fs::write(
-        path,
-        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
-    )
-    .expect("auth file");
+    let text = format!(r#"{{"auths":{{"{host}":{}}}}}"#, entry(password));
+    std::fs::write(path, text).expect("auth file");
     path.to_path_buf()
 }
 
@@ -560,10 +562,6 @@ fn an_auth_file_entry_for_a_namespace_answers_before_the_registrys() {
         .start()
         .expect("registry");
     let host = registry.host();
-    let entry = |password: &str| {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
-        format!(r#"{{"auth":"{auth}"}}"#)
-    };
     // As `podman login HOST/team` and `podman login HOST` with another password leave it.
     let runtime = tmp.path().join("runtime");
     std::fs::create_dir_all(runtime.join("containers")).expect("mkdir");
