@@ -335,6 +335,14 @@ pub enum Command {
         /// `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Copy every tag of the source repository to the destination repository, both named
+        /// without a tag (as `crane copy --all-tags` does, and `skopeo sync` between
+        /// registries). A tag the destination already has with the same manifest is skipped
+        /// (a multi-platform tag copied without --all holds one platform's image, so it is
+        /// copied again each time; its blobs are not); with --all, each tag's every platform.
+        /// Between registries only.
+        #[arg(long, conflicts_with = "digestfile")]
+        all_tags: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.

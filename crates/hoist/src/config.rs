@@ -149,6 +149,13 @@ pub enum Job {
         /// The image: in a registry or a layout.
         source: Location,
     },
+    /// Copy every tag of a registry repository to another (`copy --all-tags`).
+    CopyTags {
+        /// The source repository (no tag, no digest).
+        source: hoist_oci::Reference,
+        /// The destination repository (no tag, no digest).
+        destination: hoist_oci::Reference,
+    },
     /// List a repository's tags.
     Tags {
         /// The repository (no tag, no digest).
@@ -208,6 +215,13 @@ impl Job {
             } => (registry_of(source), registry_of(destination)),
             Job::Inspect { source, .. } | Job::Digest { source } => (registry_of(source), None),
             Job::Tags { reference } => (Some(reference.registry_api_host().to_string()), None),
+            Job::CopyTags {
+                source,
+                destination,
+            } => (
+                Some(source.registry_api_host().to_string()),
+                Some(destination.registry_api_host().to_string()),
+            ),
             // A delete changes the registry: it is the side written to.
             Job::Delete { reference } => (None, Some(reference.registry_api_host().to_string())),
             Job::Login { server, .. } => (Some(server.api_host.clone()), None),
@@ -255,6 +269,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         | Command::Export { digestfile, .. } => digestfile.clone(),
         _ => None,
     };
+    let all_tags = matches!(&cli.command, Command::Copy { all_tags: true, .. });
     let all_platforms = matches!(
         &cli.command,
         Command::Copy { all: true, .. }
@@ -265,6 +280,10 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     if all_platforms {
         check_all_platforms(&job, cli.global.platform.is_some())?;
     }
+    let job = match all_tags {
+        true => job::every_tag(job)?,
+        false => job,
+    };
     if runtime_config.is_some()
         && !matches!(
             &job,

@@ -1,6 +1,7 @@
 //! Running a validated [`Job`]: each command builds library objects from the [`Config`] and
 //! reports through a [`Reporter`]. Transfer logic lives in the libraries, not here.
 
+pub mod all_tags;
 pub mod cache;
 pub mod copy;
 pub mod daemon;
@@ -70,6 +71,10 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Job::CopyTags {
+            source,
+            destination,
+        } => all_tags::run(config, &source, &destination),
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);

@@ -187,6 +187,37 @@ pub(super) fn validate_job(
     Ok(job)
 }
 
+/// `copy --all-tags`: a repository in one registry to a repository in another (or the same),
+/// both named without a tag or digest.
+pub(super) fn every_tag(job: Job) -> Result<Job, UsageError> {
+    let Job::Copy {
+        source: Location::Registry { reference: source },
+        destination: Location::Registry {
+            reference: destination,
+        },
+    } = job
+    else {
+        return Err(usage(
+            "--all-tags copies a repository between registries: hoist copy --all-tags \
+             docker://HOST/REPO docker://HOST/REPO",
+        ));
+    };
+    for side in [&source, &destination] {
+        if side.tag().is_some() || side.digest().is_some() {
+            return Err(usage(format!(
+                "--all-tags copies every tag: name the repository without a tag or digest \
+                 (`{}/{}`)",
+                side.registry(),
+                side.repository()
+            )));
+        }
+    }
+    Ok(Job::CopyTags {
+        source,
+        destination,
+    })
+}
+
 /// A DIR argument written as the location it names (`oci:DIR[:TAG]` for `pull` and `export`,
 /// `rootfs:DIR` for `unpack`, as in `hoist copy` and skopeo) when it starts with `prefix`;
 /// `None` for a plain path.
@@ -354,6 +385,48 @@ mod tests {
         );
         assert!(err(&["digest", "docker-archive:/a.tar"]).contains("--digestfile"));
         assert!(err(&["digest", "rootfs:/r"]).contains("destination only"));
+    }
+
+    #[test]
+    fn all_tags_copies_a_repository_between_registries() {
+        let (c, job) = ok(&[
+            "--src-creds",
+            "u:p",
+            "copy",
+            "--all-tags",
+            "--all",
+            "docker://a.example/team/app",
+            "docker://b.example:5000/mirror/app",
+        ]);
+        let Job::CopyTags {
+            source,
+            destination,
+        } = job
+        else {
+            panic!("{job:?}");
+        };
+        assert_eq!(source.to_string(), "a.example/team/app");
+        assert_eq!(destination.to_string(), "b.example:5000/mirror/app");
+        assert!(c.all_platforms);
+        assert_eq!(c.registry_creds[0].0, "a.example");
+        let tagged = err(&[
+            "copy",
+            "--all-tags",
+            "docker://a.example/app:1",
+            "docker://b.example/app",
+        ]);
+        assert!(
+            tagged.contains("without a tag or digest (`a.example/app`)"),
+            "{tagged}"
+        );
+        for (src, dst) in [
+            ("docker://a.example/app", "oci:dir"),
+            ("oci:dir", "docker://b.example/app"),
+        ] {
+            let e = err(&["copy", "--all-tags", src, dst]);
+            assert!(e.contains("between registries"), "{e}");
+        }
+        assert!(err(&["push", "--all-tags", "oci:d:1", "b.example/app"]).contains("--all-tags"));
     }
 
     #[test]

@@ -1,0 +1,137 @@
+//! `hoist copy --all-tags` between two real registries, as a mirror uses it: every tag
+//! arrives with the source's manifest digest, a second run copies only what changed, and a
+//! destination that refuses fails the command naming every tag it did not get. Missing
+//! components print `SKIP:` (and fail under `CI=true`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hoist_oci::Compression;
+use hoist_testkit::synth::{ImageSpec, write_oci_layout};
+use hoist_testkit::{Registry, require_tool};
+
+use common::text;
+
+fn hoist(cache: &Path, args: &[&str]) -> Command {
+    let mut cmd = common::isolated(cache);
+    cmd.args(args);
+    cmd
+}
+
+fn all(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
+fn succeeded(out: Output) -> Output {
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    out
+}
+
+#[test]
+fn every_tag_is_mirrored_and_a_second_run_copies_only_what_changed() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let source = Registry::builder().start().expect("source registry");
+    let mirror = Registry::builder().start().expect("mirror registry");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str]| hoist(&cache, args).output().expect("run hoist");
+    // Three images in one layout; tags 1 and 3 name the same one.
+    let layout = tmp.path().join("images");
+    for (tag, seed) in [("a", 51), ("b", 52), ("c", 53)] {
+        let spec = ImageSpec::uniform(2, 30_000, Compression::Gzip, seed);
+        write_oci_layout(&layout, tag, &spec).expect("layout");
+    }
+    let repo = format!("{}/team/app", source.host());
+    let push = |image: &str, tag: &str| {
+        succeeded(run(&[
+            "-q",
+            "push",
+            &common::arg(&layout, &format!(":{image}")),
+            &format!("{repo}:{tag}"),
+        ]));
+    };
+    push("a", "1");
+    push("b", "2");
+    push("a", "3");
+    let mirrored = format!("{}/mirror/app", mirror.host());
+    let copy_all_tags = || {
+        run(&[
+            "copy",
+            "--all-tags",
+            &format!("docker://{repo}"),
+            &format!("docker://{mirrored}"),
+        ])
+    };
+    let digest = |reference: &str| text(&succeeded(run(&["digest", reference])).stdout);
+
+    let out = succeeded(copy_all_tags());
+    assert!(
+        all(&out).contains("3 tags: 3 copied, 0 already there, 0 failed"),
+        "{}",
+        all(&out)
+    );
+    let listed = text(&succeeded(run(&["tags", &mirrored])).stdout);
+    let mut tags: Vec<&str> = listed.lines().collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["1", "2", "3"]);
+    for tag in ["1", "2", "3"] {
+        assert_eq!(
+            digest(&format!("{mirrored}:{tag}")),
+            digest(&format!("{repo}:{tag}")),
+            "tag {tag}"
+        );
+    }
+
+    // Nothing changed: nothing is copied. Then tag 2 moves and tag 4 appears: those two go.
+    let out = succeeded(copy_all_tags());
+    assert!(
+        all(&out).contains("3 tags: 0 copied, 3 already there"),
+        "{}",
+        all(&out)
+    );
+    push("c", "2");
+    push("b", "4");
+    let out = succeeded(copy_all_tags());
+    assert!(
+        all(&out).contains("4 tags: 2 copied, 2 already there, 0 failed"),
+        "{}",
+        all(&out)
+    );
+    for tag in ["2", "4"] {
+        assert_eq!(
+            digest(&format!("{mirrored}:{tag}")),
+            digest(&format!("{repo}:{tag}"))
+        );
+    }
+
+    // A destination that refuses: every tag is attempted, and each one is named.
+    let locked = Registry::builder()
+        .htpasswd("deploy", "Mirror-pw-2b81e4")
+        .start()
+        .expect("locked registry");
+    let out = run(&[
+        "copy",
+        "--all-tags",
+        &format!("docker://{repo}"),
+        &format!("docker://{}/mirror/app", locked.host()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(
+        all(&out).contains("4 of 4 tags failed to copy: 1, 2, 3, 4"),
+        "{}",
+        all(&out)
+    );
+
+    // A repository without tags is an error, not a silent success.
+    let out = run(&[
+        "copy",
+        "--all-tags",
+        &format!("docker://{}/team/none", source.host()),
+        &format!("docker://{mirrored}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+}
