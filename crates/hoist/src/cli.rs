@@ -335,12 +335,12 @@ pub enum Command {
         /// `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
-        /// Copy every tag of the source repository to the destination repository, both named
-        /// without a tag (as `crane copy --all-tags` does, and `skopeo sync` between
-        /// registries). A tag the destination already has with the same manifest is skipped
+        /// Copy every tag of the source repository or OCI layout to the destination repository
+        /// or layout, both named without a tag (as `crane copy --all-tags` and `skopeo sync`
+        /// do). A tag the destination already has with the same manifest is skipped
         /// (a multi-platform tag copied without --all holds one platform's image, so it is
         /// copied again each time; its blobs are not); with --all, each tag's every platform.
-        /// Between registries only.
+        /// Registries and OCI layouts only.
         #[arg(long, conflicts_with = "digestfile")]
         all_tags: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination

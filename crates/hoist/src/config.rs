@@ -149,12 +149,13 @@ pub enum Job {
         /// The image: in a registry or a layout.
         source: Location,
     },
-    /// Copy every tag of a registry repository to another (`copy --all-tags`).
+    /// Copy every tag of a registry repository or an OCI layout to another (`copy
+    /// --all-tags`).
     CopyTags {
-        /// The source repository (no tag, no digest).
-        source: hoist_oci::Reference,
-        /// The destination repository (no tag, no digest).
-        destination: hoist_oci::Reference,
+        /// The source: a repository or a layout, without a tag or digest.
+        source: Location,
+        /// The destination: a repository or a layout, without a tag or digest.
+        destination: Location,
     },
     /// List a repository's tags.
     Tags {
@@ -218,10 +219,7 @@ impl Job {
             Job::CopyTags {
                 source,
                 destination,
-            } => (
-                Some(source.registry_api_host().to_string()),
-                Some(destination.registry_api_host().to_string()),
-            ),
+            } => (registry_of(source), registry_of(destination)),
             // A delete changes the registry: it is the side written to.
             Job::Delete { reference } => (None, Some(reference.registry_api_host().to_string())),
             Job::Login { server, .. } => (Some(server.api_host.clone()), None),

@@ -135,3 +135,75 @@ fn every_tag_is_mirrored_and_a_second_run_copies_only_what_changed() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", all(&out));
 }
+
+#[test]
+fn every_tag_crosses_an_air_gap_through_a_layout() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let source = Registry::builder().start().expect("source registry");
+    let inside = Registry::builder()
+        .start()
+        .expect("registry behind the gap");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str]| hoist(&cache, args).output().expect("run hoist");
+    let images = tmp.path().join("images");
+    for (tag, seed) in [("a", 61), ("b", 62)] {
+        let spec = ImageSpec::uniform(2, 30_000, Compression::Zstd, seed);
+        write_oci_layout(&images, tag, &spec).expect("layout");
+    }
+    let repo = format!("{}/team/app", source.host());
+    for (image, tag) in [("a", "1.0"), ("b", "2.0")] {
+        succeeded(run(&[
+            "-q",
+            "push",
+            &common::arg(&images, &format!(":{image}")),
+            &format!("{repo}:{tag}"),
+        ]));
+    }
+    let carried = tmp.path().join("carried");
+    let into_layout = || {
+        run(&[
+            "copy",
+            "--all-tags",
+            &format!("docker://{repo}"),
+            &common::arg(&carried, ""),
+        ])
+    };
+    let out = succeeded(into_layout());
+    assert!(all(&out).contains("2 tags: 2 copied"), "{}", all(&out));
+    let layout = hoist_oci::Layout::open(&carried).expect("a layout");
+    let mut tags = layout.tags().expect("tags");
+    tags.sort_unstable();
+    assert_eq!(tags, ["1.0", "2.0"]);
+    let digest = |reference: &str| text(&succeeded(run(&["digest", reference])).stdout);
+    for tag in ["1.0", "2.0"] {
+        assert_eq!(
+            digest(&common::arg(&carried, &format!(":{tag}"))),
+            digest(&format!("{repo}:{tag}"))
+        );
+    }
+    let out = succeeded(into_layout());
+    assert!(
+        all(&out).contains("2 tags: 0 copied, 2 already there"),
+        "{}",
+        all(&out)
+    );
+
+    // Out of the layout on the other side.
+    let mirrored = format!("{}/mirror/app", inside.host());
+    let out = succeeded(run(&[
+        "copy",
+        "--all-tags",
+        &common::arg(&carried, ""),
+        &format!("docker://{mirrored}"),
+    ]));
+    assert!(all(&out).contains("2 tags: 2 copied"), "{}", all(&out));
+    for tag in ["1.0", "2.0"] {
+        assert_eq!(
+            digest(&format!("{mirrored}:{tag}")),
+            digest(&format!("{repo}:{tag}"))
+        );
+    }
+}

@@ -1,12 +1,13 @@
-//! `--all-tags`: every tag of a repository copied to another registry's repository, as `crane
-//! copy --all-tags` and `skopeo sync` between registries do. Each tag goes through the same
-//! single-image copy as `hoist copy` (or `--all`'s, with every platform); a tag whose manifest
-//! the destination already has under that tag is skipped, so running it again (a mirror kept
-//! up to date) only copies what changed. Every tag is attempted even when one fails, and the
-//! command fails naming the tags that did.
+//! `--all-tags`: every tag of a repository or OCI layout copied to another, as `crane copy
+//! --all-tags` and `skopeo sync` do: between registries (a mirror), and into and out of a
+//! layout (a mirror carried across an air gap). Each tag goes through the same single-image
+//! copy as `hoist copy` (or `--all`'s, with every platform); a tag the destination already
+//! has with the same manifest is skipped, so running it again (a mirror kept up to date) only
+//! copies what changed. Every tag is attempted even when one fails, and the command fails
+//! naming the tags that did.
 
-use anyhow::bail;
-use hoist_oci::Reference;
+use anyhow::{Context as _, bail};
+use hoist_oci::{Digest, Layout};
 use hoist_registry::{Client, Repo};
 
 use super::{copy, registry};
@@ -15,27 +16,34 @@ use crate::interrupt;
 use crate::progress::Progress;
 use crate::transport::Location;
 
-/// Copy every tag of `source` to `destination` (both repositories, without a tag).
+/// Copy every tag of `source` to `destination`: each a registry repository or an OCI layout,
+/// named without a tag.
 ///
 /// # Errors
 /// The source's tags cannot be listed, it has none, or any tag failed to copy (each named).
-pub fn run(config: &Config, source: &Reference, destination: &Reference) -> anyhow::Result<()> {
+pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow::Result<()> {
     let runtime = super::runtime()?;
     let mut tags = runtime.block_on(interrupt::interruptible(
-        registry::list_tags(config, source),
+        tags_of(config, source),
         std::time::Duration::ZERO,
         interrupt::STARTS_OVER,
     ))?;
     if tags.is_empty() {
         bail!("{source} has no tags to copy");
     }
-    // In the spec's (lexical) order, whatever order the registry listed them in.
+    // In lexical order (the distribution spec's), whatever order the source listed them in.
     tags.sort_unstable();
     let client = registry::client(config)?;
     let (mut copied, mut current, mut failed) = (0, 0, Vec::new());
     for tag in &tags {
-        let from = source.with_tag(tag)?;
-        let to = destination.with_tag(tag)?;
+        let (from, to) = match (tagged(source, tag), tagged(destination, tag)) {
+            (Ok(from), Ok(to)) => (from, to),
+            (Err(e), _) | (_, Err(e)) => {
+                say(config, &format!("{tag}: failed: {e:#}"));
+                failed.push(tag.clone());
+                continue;
+            }
+        };
         let same = runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to)));
         match same {
             Ok(true) => {
@@ -46,16 +54,10 @@ pub fn run(config: &Config, source: &Reference, destination: &Reference) -> anyh
             Ok(false) => {}
             // Asking failed: the copy itself says what is wrong, or succeeds.
             Err(_) if !interrupt::raised() => {}
-            Err(e) => return Err(e.context(interrupt::RESUMABLE)),
+            Err(e) => return Err(e.context(interrupt::STARTS_OVER)),
         }
         let progress = Progress::start(config.progress);
-        let result = copy::run(
-            config,
-            &Location::Registry { reference: from },
-            &Location::Registry { reference: to },
-            "copy",
-            &progress.reporter(),
-        );
+        let result = copy::run(config, &from, &to, "copy", &progress.reporter());
         progress.finish();
         match result {
             Ok(_) => copied += 1,
@@ -88,16 +90,72 @@ pub fn run(config: &Config, source: &Reference, destination: &Reference) -> anyh
     }
 }
 
+/// The tags of a registry repository or an OCI layout.
+async fn tags_of(config: &Config, location: &Location) -> anyhow::Result<Vec<String>> {
+    match location {
+        Location::Registry { reference } => registry::list_tags(config, reference).await,
+        Location::Oci { dir, .. } => {
+            let dir = dir.clone();
+            let listed = tokio::task::spawn_blocking(move || Layout::open(&dir)?.tags()).await?;
+            Ok(listed?)
+        }
+        other => bail!("--all-tags does not read tags from {other}"),
+    }
+}
+
+/// `location` (a repository or a layout, without a tag) with `tag`.
+fn tagged(location: &Location, tag: &str) -> anyhow::Result<Location> {
+    Ok(match location {
+        Location::Registry { reference } => Location::Registry {
+            reference: reference
+                .with_tag(tag)
+                .with_context(|| format!("`{tag}` is no tag a registry takes"))?,
+        },
+        Location::Oci { dir, .. } => Location::Oci {
+            dir: dir.clone(),
+            tag: Some(tag.to_owned()),
+        },
+        other => bail!("--all-tags does not copy to or from {other}"),
+    })
+}
+
 /// Whether the destination's tag already names the manifest the source's tag names.
-async fn same_manifest(client: &Client, from: &Reference, to: &Reference) -> anyhow::Result<bool> {
-    let head = |reference: &Reference| {
-        let repo = Repo::from_reference(reference);
-        let tag = reference.tag_or_digest();
-        async move { client.head_manifest(&repo?, &tag).await }
-    };
-    let source = head(from).await?;
-    let destination = head(to).await?;
-    Ok(matches!((source, destination), (Some(s), Some(d)) if s.digest == d.digest))
+async fn same_manifest(client: &Client, from: &Location, to: &Location) -> anyhow::Result<bool> {
+    let source = tagged_digest(client, from).await?;
+    let destination = tagged_digest(client, to).await?;
+    Ok(matches!((source, destination), (Some(s), Some(d)) if s == d))
+}
+
+/// The digest of the manifest a tagged location names; `None` when the tag (or the layout)
+/// is not there.
+async fn tagged_digest(client: &Client, location: &Location) -> anyhow::Result<Option<Digest>> {
+    match location {
+        Location::Registry { reference } => {
+            let repo = Repo::from_reference(reference)?;
+            let found = client
+                .head_manifest(&repo, &reference.tag_or_digest())
+                .await?;
+            Ok(found.map(|d| d.digest))
+        }
+        Location::Oci { dir, tag } => {
+            let (dir, tag) = (dir.clone(), tag.clone());
+            let found = tokio::task::spawn_blocking(move || {
+                let layout = match Layout::open(&dir) {
+                    Ok(layout) => layout,
+                    Err(e) if e.is_not_found() => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                match layout.resolve(tag.as_deref()) {
+                    Ok(descriptor) => Ok(Some(descriptor.digest)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+            Ok(found?)
+        }
+        _ => Ok(None),
+    }
 }
 
 /// A line on stderr, unless `-q`.

@@ -187,29 +187,41 @@ pub(super) fn validate_job(
     Ok(job)
 }
 
-/// `copy --all-tags`: a repository in one registry to a repository in another (or the same),
-/// both named without a tag or digest.
+/// `copy --all-tags`: every tag of a registry repository or an OCI layout to another, both
+/// named without a tag or digest.
 pub(super) fn every_tag(job: Job) -> Result<Job, UsageError> {
     let Job::Copy {
-        source: Location::Registry { reference: source },
-        destination: Location::Registry {
-            reference: destination,
-        },
+        source,
+        destination,
     } = job
     else {
-        return Err(usage(
-            "--all-tags copies a repository between registries: hoist copy --all-tags \
-             docker://HOST/REPO docker://HOST/REPO",
-        ));
+        return Err(usage("--all-tags goes with copy"));
     };
     for side in [&source, &destination] {
-        if side.tag().is_some() || side.digest().is_some() {
-            return Err(usage(format!(
-                "--all-tags copies every tag: name the repository without a tag or digest \
-                 (`{}/{}`)",
-                side.registry(),
-                side.repository()
-            )));
+        match side {
+            Location::Registry { reference }
+                if reference.tag().is_some() || reference.digest().is_some() =>
+            {
+                return Err(usage(format!(
+                    "--all-tags copies every tag: name the repository without a tag or digest \
+                     (`docker://{}/{}`)",
+                    reference.registry(),
+                    reference.repository()
+                )));
+            }
+            Location::Oci { dir, tag: Some(_) } => {
+                return Err(usage(format!(
+                    "--all-tags copies every tag: name the layout without a tag (`oci:{}`)",
+                    dir.display()
+                )));
+            }
+            Location::Registry { .. } | Location::Oci { .. } => {}
+            other => {
+                return Err(usage(format!(
+                    "--all-tags copies between registries and OCI layouts, not `{other}`: \
+                     hoist copy --all-tags docker://HOST/REPO oci:DIR"
+                )));
+            }
         }
     }
     Ok(Job::CopyTags {
@@ -399,8 +411,10 @@ mod tests {
             "docker://b.example:5000/mirror/app",
         ]);
         let Job::CopyTags {
-            source,
-            destination,
+            source: Location::Registry { reference: source },
+            destination: Location::Registry {
+                reference: destination,
+            },
         } = job
         else {
             panic!("{job:?}");
@@ -409,6 +423,16 @@ mod tests {
         assert_eq!(destination.to_string(), "b.example:5000/mirror/app");
         assert!(c.all_platforms);
         assert_eq!(c.registry_creds[0].0, "a.example");
+        // Into and out of a layout, named without a tag.
+        let (_, job) = ok(&["copy", "--all-tags", "docker://a.example/app", "oci:mirror"]);
+        assert!(matches!(
+            job,
+            Job::CopyTags {
+                destination: Location::Oci { tag: None, .. },
+                ..
+            }
+        ));
+        ok(&["copy", "--all-tags", "oci:mirror", "docker://b.example/app"]);
         let tagged = err(&[
             "copy",
             "--all-tags",
@@ -416,16 +440,23 @@ mod tests {
             "docker://b.example/app",
         ]);
         assert!(
-            tagged.contains("without a tag or digest (`a.example/app`)"),
+            tagged.contains("without a tag or digest (`docker://a.example/app`)"),
             "{tagged}"
         );
-        for (src, dst) in [
-            ("docker://a.example/app", "oci:dir"),
-            ("oci:dir", "docker://b.example/app"),
-        ] {
-            let e = err(&["copy", "--all-tags", src, dst]);
-            assert!(e.contains("between registries"), "{e}");
-        }
+        let tagged = err(&[
+            "copy",
+            "--all-tags",
+            "oci:mirror:1",
+            "docker://b.example/app",
+        ]);
+        assert!(tagged.contains("without a tag (`oci:mirror`)"), "{tagged}");
+        let e = err(&[
+            "copy",
+            "--all-tags",
+            "docker://a.example/app",
+            "docker-archive:x",
+        ]);
+        assert!(e.contains("between registries and OCI layouts"), "{e}");
         assert!(err(&["push", "--all-tags", "oci:d:1", "b.example/app"]).contains("--all-tags"));
     }
 
