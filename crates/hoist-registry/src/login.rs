@@ -37,7 +37,8 @@ impl Client {
 /// Keep `credentials` in the auth file at `path` under `key` (`host[:port]`, or with a
 /// namespace or repository, `host/team`, as `podman login host/team` does), replacing what was
 /// there for that key. The file and its directory are created when missing (the directory
-/// with mode 0700).
+/// with mode 0700). Blocking file I/O: from async code, call it through
+/// `tokio::task::spawn_blocking`.
 ///
 /// # Errors
 /// [`crate::ErrorKind::InvalidInput`] for a file that is not an auth file's JSON, or that

@@ -72,8 +72,10 @@ pub fn login(
         ))
         .with_context(|| format!("logging in to {}", server.key))?;
     let credentials = hoist_registry::Credentials::new(username, password);
-    hoist_registry::store_credentials(&file, &server.key, &credentials)
-        .context("keeping the credentials")?;
+    hoist_registry::store_credentials(&file, &server.key, &credentials).context(
+        "the registry accepted the credentials, but keeping them failed (--authfile names \
+         another file)",
+    )?;
     if config.verbosity >= 0 {
         eprintln!(
             "Login Succeeded: credentials for {} kept in {}",
