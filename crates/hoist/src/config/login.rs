@@ -240,6 +240,19 @@ mod tests {
     }
 
     #[test]
+    fn a_password_may_start_with_a_dash() {
+        // As docker's and podman's -p take the next argument whatever it is; clap would
+        // otherwise refuse it and print it back as an unexpected argument.
+        for given in ["-Secret-9x", "--Secret-9x"] {
+            let (_, job) = ok(&["login", "-u", "u", "-p", given, "reg.example"]);
+            let Job::Login { password, .. } = job else {
+                panic!("{job:?}");
+            };
+            assert_eq!(password.as_ref().map(|p| p.expose()), Some(given));
+        }
+    }
+
+    #[test]
     fn logout_names_one_server_or_all() {
         let (_, job) = ok(&["logout", "reg.example/team"]);
         let Job::Logout { server: Some(s) } = job else {
