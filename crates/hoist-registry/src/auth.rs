@@ -45,10 +45,14 @@ impl Client {
     /// What a 401 from `registry` says about the credentials hoist holds for it, when that is
     /// known without asking anyone: given by the caller, or already looked up (a credential
     /// helper is never run for an error message). Names the auth file refused credentials came
-    /// from, or the files searched in vain, so a user sees which file to fix. The error does not
-    /// say which repository was refused; credentials found for any of the registry's
-    /// repositories are named (one invocation rarely uses two sets for one registry).
-    pub(crate) async fn credentials_hint(&self, registry: &str) -> Option<String> {
+    /// from, or the files searched in vain, so a user sees which file to fix. Those looked up
+    /// for `repository` (the refused request's) are named; for a 401 that names none (a token
+    /// server's), or one never looked up, those found for any of the registry's repositories.
+    pub(crate) async fn credentials_hint(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Option<String> {
         let cfg = &self.inner.cfg;
         let given = cfg.credentials.is_some()
             || cfg
@@ -59,11 +63,14 @@ impl Client {
             Had::Given
         } else {
             let auth = self.inner.auth.lock().await;
-            let looked_up: Vec<_> = auth
-                .creds
-                .iter()
-                .filter(|((r, _), _)| r == registry)
+            let of_registry = auth.creds.iter().filter(|((r, _), _)| r == registry);
+            let mut looked_up: Vec<_> = of_registry
+                .clone()
+                .filter(|((_, repo), _)| repository.is_some_and(|want| repo == want))
                 .collect();
+            if looked_up.is_empty() {
+                looked_up = of_registry.collect();
+            }
             if looked_up.is_empty() {
                 return None;
             }
@@ -359,6 +366,42 @@ mod tests {
         );
         let unread = unauthorized_hint("r.example", &Had::Nothing, &[]);
         assert!(unread.ends_with("no auth file was read"), "{unread}");
+    }
+
+    #[tokio::test]
+    async fn a_401_names_the_credentials_of_the_repository_refused() {
+        let client = Client::builder().build().expect("client");
+        {
+            let mut auth = client.inner.auth.lock().await;
+            let team = ("reg.example".to_owned(), "team/app".to_owned());
+            auth.creds
+                .insert(team.clone(), Some(Credentials::new("t", "pw")));
+            auth.creds_file
+                .insert(team, PathBuf::from("/run/auth.json"));
+            auth.creds
+                .insert(("reg.example".into(), "other/app".into()), None);
+        }
+        let hint = |repo: Option<&'static str>| {
+            let client = client.clone();
+            async move {
+                client
+                    .credentials_hint("reg.example", repo)
+                    .await
+                    .expect("a hint")
+            }
+        };
+        let other = hint(Some("other/app")).await;
+        assert!(
+            other.starts_with("hoist has no credentials for reg.example"),
+            "{other}"
+        );
+        let team = hint(Some("team/app")).await;
+        assert!(team.ends_with("from /run/auth.json"), "{team}");
+        // A 401 for no repository (a token server's) names what was found for any.
+        let any = hint(None).await;
+        assert!(any.ends_with("from /run/auth.json"), "{any}");
+        let unknown = hint(Some("never/asked")).await;
+        assert!(unknown.ends_with("from /run/auth.json"), "{unknown}");
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::auth::AuthState;
 use crate::body::{FileRegion, ReqBody};
 use crate::credentials::Credentials;
 use crate::document::read_capped;
-use crate::protocol::location::{display_url, host_without_port, is_loopback_host, is_on};
+use crate::protocol::location::{
+    display_url, host_without_port, is_loopback_host, is_on, repository_of,
+};
 use crate::protocol::response::{
     Phase, Step, classify, parse_error_body_redacted, parse_retry_after, status_hint,
 };
@@ -626,7 +628,8 @@ impl Client {
             // Whether credentials went out says what to do next: fix them, or provide some.
             // Only what is known already: an error message runs no credential helper.
             let host = registry_of(url);
-            if let Some(hint) = self.credentials_hint(&host).await {
+            let repository = repository_of(url);
+            if let Some(hint) = self.credentials_hint(&host, repository).await {
                 message.push_str(&format!(" ({hint})"));
             }
         }

@@ -243,7 +243,7 @@ async fn lookup(
         return run_helper(helper, helper_server(registry), helper_path).await;
     }
     for key in &keys {
-        if let Some(entry) = config.auths.get(key)
+        if let Some(entry) = entry_for(&config.auths, key)
             && let Some(c) = decode_entry(entry).map_err(|problem| {
                 Error::invalid(format!(
                     "{}: the `auth` entry for {key} {problem}",
@@ -258,6 +258,18 @@ async fn lookup(
         return run_helper(store, helper_server(registry), helper_path).await;
     }
     Ok(None)
+}
+
+/// The `auths` entry under `key`: the one spelled so, else one whose host is in another case
+/// (host names are not case-sensitive, and the rest of a key, a repository path or a URL's
+/// scheme, is in lowercase): `hoist login` keeps a host in lowercase, docker as typed.
+fn entry_for<'a>(auths: &'a BTreeMap<String, AuthEntry>, key: &str) -> Option<&'a AuthEntry> {
+    auths.get(key).or_else(|| {
+        auths
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, entry)| entry)
+    })
 }
 
 /// The credentials of one `auths` entry, or what is wrong with its `auth` value.
@@ -521,6 +533,40 @@ mod tests {
             .await
             .expect("ok");
         assert!(none.is_none());
+    }
+
+    #[tokio::test]
+    async fn host_names_in_keys_match_whatever_their_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let auth = |user: &str| {
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+            format!(r#"{{"auth":"{auth}"}}"#)
+        };
+        // `hoist login REG.example:5000/team` keeps the host in lowercase; docker keeps it as
+        // typed.
+        let p = write(
+            dir.path(),
+            &format!(
+                r#"{{"auths":{{"reg.example:5000/team":{},"Other.Example":{}}}}}"#,
+                auth("team"),
+                auth("other")
+            ),
+        );
+        let user = |registry: &'static str, repo: &'static str| {
+            let p = p.clone();
+            async move {
+                lookup(&p, registry, Some(repo), None)
+                    .await
+                    .expect("ok")
+                    .map(|c| c.username)
+            }
+        };
+        assert_eq!(
+            user("REG.example:5000", "team/app").await.as_deref(),
+            Some("team")
+        );
+        assert_eq!(user("other.example", "a/b").await.as_deref(), Some("other"));
+        assert_eq!(user("REG.example:5000", "else/app").await, None);
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! The file is rewritten whole and atomically (a temporary file beside it, mode 0600, renamed
 //! over it), and everything in it hoist does not manage (other registries, `credHelpers`,
 //! settings of other tools) is kept as it was. A file that is not a JSON object is never
-//! overwritten: the caller's other credentials may be in it.
+//! overwritten: the caller's other credentials may be in it. Two logins at once do not lose
+//! either's entry: each reads and rewrites the file under a lock on its directory.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -45,6 +46,7 @@ impl Client {
 /// hands `key`'s registry to a credential helper (what hoist wrote would never be read);
 /// [`crate::ErrorKind::LocalIo`] when the file cannot be read or written.
 pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> Result<()> {
+    let _lock = lock_dir(path, true)?;
     let mut file = read_object(path)?;
     let registry = key.split('/').next().unwrap_or(key);
     if let Some(helper) = helper_for(&file, registry) {
@@ -75,6 +77,7 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
+    let _lock = lock_dir(path, false)?;
     let mut file = read_object(path)?;
     let auths = auths_of(&mut file, path)?;
     let removed = match key {
@@ -139,23 +142,42 @@ fn read_object(path: &Path) -> Result<Map<String, Value>> {
     }
 }
 
-/// Write `file` to `path` atomically: a temporary file in the same directory (mode 0600, as
-/// it holds passwords), flushed to disk, then renamed over `path`.
-fn write_object(path: &Path, file: &Map<String, Value>) -> Result<()> {
-    let local =
-        |what: &str, e: std::io::Error| Error::local(format!("{what} {}", path.display()), e);
-    let dir = match path.parent() {
+/// The directory `path` is in.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
-    };
-    if !dir.exists() {
+    }
+}
+
+/// An exclusive lock on the directory of `path` (created with mode 0700 when `create` and
+/// missing), held while the file is read and replaced, so that a concurrent login's entry is
+/// not lost: the file itself is replaced by a rename, so it cannot hold the lock. Where the
+/// filesystem cannot lock a directory (NFS may refuse), the file is still replaced atomically.
+fn lock_dir(path: &Path, create: bool) -> Result<Option<std::fs::File>> {
+    let dir = dir_of(path);
+    if create && !dir.exists() {
         use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| local("creating the directory of", e))?;
+            .map_err(|e| {
+                Error::local(format!("creating the directory of {}", path.display()), e)
+            })?;
     }
+    let Ok(handle) = std::fs::File::open(dir) else {
+        return Ok(None);
+    };
+    Ok(handle.lock().ok().map(|()| handle))
+}
+
+/// Write `file` to `path` atomically: a temporary file in the same directory (mode 0600, as
+/// it holds passwords), flushed to disk, then renamed over `path`.
+fn write_object(path: &Path, file: &Map<String, Value>) -> Result<()> {
+    let local =
+        |what: &str, e: std::io::Error| Error::local(format!("{what} {}", path.display()), e);
+    let dir = dir_of(path);
     let mut text = serde_json::to_vec_pretty(file)
         .map_err(|e| Error::invalid(format!("encoding {}: {e}", path.display())))?;
     text.push(b'\n');
@@ -259,6 +281,25 @@ mod tests {
         let v = json(&path);
         assert_eq!(v["auths"], serde_json::json!({}));
         assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
+    }
+
+    #[test]
+    fn logins_at_the_same_time_keep_every_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("containers/auth.json");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let key = format!("reg{t}-{i}.example");
+                        store_credentials(path, &key, &Credentials::new("u", "p")).expect("store");
+                    }
+                });
+            }
+        });
+        let auths = json(&path)["auths"].as_object().expect("auths").len();
+        assert_eq!(auths, 40, "a login's entry was lost to another's");
     }
 
     #[test]

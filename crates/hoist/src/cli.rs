@@ -472,7 +472,14 @@ pub enum Command {
         username: Option<String>,
         /// The password. Prefer --password-stdin: a command line is visible to every user of
         /// the machine. Asked for (not echoed) when not given and stdin is a terminal.
-        #[arg(short, long, conflicts_with = "password_stdin")]
+        // The next argument whatever it starts with, as docker's and podman's -p take it: a
+        // password starting with `-` is no option (and must not be printed back as one).
+        #[arg(
+            short,
+            long,
+            conflicts_with = "password_stdin",
+            allow_hyphen_values = true
+        )]
         password: Option<String>,
         /// Read the password from the first line of stdin.
         #[arg(long)]

@@ -118,9 +118,41 @@ fn port_of(host_port: &str) -> Option<u16> {
     rest.parse().ok()
 }
 
+/// The repository a registry API URL is about (`/v2/NAME/manifests/...`, `/blobs/...`,
+/// `/tags/list`); `None` for any other URL (`/v2/`, a token realm, a storage redirect).
+pub fn repository_of(url: &Url) -> Option<&str> {
+    let path = url.path().strip_prefix("/v2/")?;
+    // The last endpoint segment: what follows it (a tag, a digest, `uploads/ID`, `list`)
+    // holds none, a repository name may.
+    let end = ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .filter_map(|segment| path.rfind(segment))
+        .max()?;
+    Some(&path[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_repository_of_an_api_url() {
+        let repo = |u: &str| repository_of(&url(u)).map(str::to_owned);
+        let on = "https://reg.example:5000";
+        for (path, want) in [
+            ("/v2/team/app/manifests/1", Some("team/app")),
+            ("/v2/a/blobs/sha256:ab", Some("a")),
+            ("/v2/a/b/blobs/uploads/uuid?_state=x", Some("a/b")),
+            ("/v2/team/app/tags/list?n=100", Some("team/app")),
+            // A repository named like an endpoint is still read whole.
+            ("/v2/x/tags/y/manifests/1", Some("x/tags/y")),
+            ("/v2/", None),
+            ("/token?scope=repository:a:pull", None),
+            ("/v2/manifests/1", None),
+        ] {
+            assert_eq!(repo(&format!("{on}{path}")).as_deref(), want, "{path}");
+        }
+    }
 
     #[test]
     fn a_url_is_on_its_registry_whatever_the_default_port_and_case() {

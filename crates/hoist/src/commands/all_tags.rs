@@ -12,9 +12,9 @@ use hoist_registry::{Client, Repo};
 
 use super::{copy, registry};
 use crate::config::Config;
-use crate::interrupt;
 use crate::progress::Progress;
 use crate::transport::Location;
+use crate::{errors, interrupt};
 
 /// Copy every tag of `source` to `destination`: each a registry repository or an OCI layout,
 /// named without a tag.
@@ -64,7 +64,7 @@ pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow
             // Ctrl-C ends the whole run, not one tag.
             Err(e) if interrupt::raised() => return Err(e),
             Err(e) => {
-                say(config, &format!("{tag}: failed: {e:#}"));
+                say(config, &failed_line(tag, &e));
                 failed.push(tag.clone());
             }
         }
@@ -158,9 +158,31 @@ async fn tagged_digest(client: &Client, location: &Location) -> anyhow::Result<O
     }
 }
 
+/// What is said of a tag that failed to copy: its error made as safe to print as the one
+/// `main` prints (no HTML, control characters or credentials in a URL).
+fn failed_line(tag: &str, e: &anyhow::Error) -> String {
+    format!("{tag}: failed: {}", errors::sanitize(&format!("{e:#}")))
+}
+
 /// A line on stderr, unless `-q`.
 fn say(config: &Config, line: &str) {
     if config.verbosity >= 0 {
         eprintln!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tag_is_said_as_safely_as_any_error() {
+        let e = anyhow::anyhow!("pushing: \u{1b}[2J<html><body>proxy error</body></html>")
+            .context("copying from https://deploy:Pw-77@mirror.example/team/app:1 \u{202e}evil");
+        let line = failed_line("1", &e);
+        assert!(line.starts_with("1: failed: copying from"), "{line}");
+        for unsafe_part in ["\u{1b}", "\u{202e}", "<html", "Pw-77"] {
+            assert!(!line.contains(unsafe_part), "{unsafe_part:?} in {line:?}");
+        }
     }
 }

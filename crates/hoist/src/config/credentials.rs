@@ -54,7 +54,9 @@ pub(super) fn from_flags(
 
 /// Which registry gets which credentials: `--src-creds` the source's, `--dest-creds` the
 /// destination's, `--creds` the one registry left, and never one registry's password to
-/// another (a copy between two registries must say whose `--creds` are).
+/// another (a copy between two registries must say whose `--creds` are). A copy within one
+/// registry gets one set: two different ones are refused, as the client keeps one per
+/// registry.
 pub(super) fn assign_creds(
     job: &Job,
     creds: Option<Credentials>,
@@ -67,7 +69,16 @@ pub(super) fn assign_creds(
         if text.split_once(':').is_none() {
             return Err(usage(format!("{flag} takes USER:PASS")));
         }
-        out.push((host, parse_creds(&text, None)?));
+        let creds = parse_creds(&text, None)?;
+        if out.iter().any(|(h, other)| *h == host && *other != creds) {
+            return Err(usage(format!(
+                "--src-creds and --dest-creds give two sets of credentials for the one registry \
+                 {host}, which would use one of them for both sides: give one (--creds)"
+            )));
+        }
+        if !out.iter().any(|(h, _)| *h == host) {
+            out.push((host, creds));
+        }
     }
     if let Some(creds) = creds {
         let mut left: Vec<&String> = [&from, &to]
@@ -259,6 +270,21 @@ mod tests {
         // Same registry at both ends: one set of credentials is fine.
         let (c, _) = ok(&["--creds", "u:p", "copy", from, "docker://src.example/b:2"]);
         assert_eq!(only_creds(&c).0, "src.example");
+        // Two sets for it would leave one unused (the client has one per registry): refused,
+        // as two auth files for it are; the same set on both sides is one.
+        let within = [
+            "copy",
+            "--all-tags",
+            "docker://src.example/a",
+            "docker://src.example/b",
+        ];
+        let two = err(&[&["--src-creds", "a:1", "--dest-creds", "b:2"][..], &within].concat());
+        assert!(
+            two.contains("two sets of credentials for the one registry src.example"),
+            "{two}"
+        );
+        let (c, _) = ok(&[&["--src-creds", "a:1", "--dest-creds", "a:1"][..], &within].concat());
+        assert_eq!(only_creds(&c).1.username, "a");
         // A side that is not a registry, or no password, is a usage error.
         assert!(err(&["--src-creds", "a:1", "copy", "oci:x", to]).contains("not a registry"));
         assert!(err(&["--dest-creds", "a:1", "copy", from, "oci:x"]).contains("not a registry"));

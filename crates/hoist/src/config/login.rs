@@ -14,14 +14,18 @@ pub struct LoginServer {
     pub key: String,
 }
 
-/// Parse `REGISTRY[/NAMESPACE]` as podman does: a scheme (`https://`, `docker://`) and a
-/// trailing `/` are dropped, and Docker Hub's hosts all mean `docker.io`.
+/// Parse `REGISTRY[/NAMESPACE]` as podman does: a URL (`https://`, `http://`) names its host
+/// alone (its path is an API's, as in docker's `https://index.docker.io/v1/`), `docker://` and
+/// a trailing `/` are dropped, and Docker Hub's hosts all mean `docker.io`.
 pub(super) fn parse_server(text: &str) -> Result<LoginServer, UsageError> {
-    let bare = ["docker://", "https://", "http://"]
+    let bare = match ["https://", "http://"]
         .iter()
         .find_map(|scheme| text.strip_prefix(scheme))
-        .unwrap_or(text)
-        .trim_end_matches('/');
+    {
+        Some(url) => url.split('/').next().unwrap_or(url),
+        None => text.strip_prefix("docker://").unwrap_or(text),
+    }
+    .trim_end_matches('/');
     let (host, namespace) = match bare.split_once('/') {
         Some((host, namespace)) => (host, Some(namespace)),
         None => (bare, None),
@@ -149,9 +153,23 @@ mod tests {
             server("reg.example:5000"),
             pair("reg.example:5000", "reg.example:5000")
         );
+        // A URL names a registry, as in podman: its path is an API's, not a namespace
+        // (`docker login https://index.docker.io/v1/`, docker's own name for Docker Hub).
         assert_eq!(
             server("https://Quay.io/team/app/"),
-            pair("quay.io", "quay.io/team/app")
+            pair("quay.io", "quay.io")
+        );
+        assert_eq!(
+            server("http://reg.example:5000/v2/"),
+            pair("reg.example:5000", "reg.example:5000")
+        );
+        assert_eq!(
+            server("https://index.docker.io/v1/"),
+            pair("registry-1.docker.io", "docker.io")
+        );
+        assert_eq!(
+            server("[::1]:5000/team"),
+            pair("[::1]:5000", "[::1]:5000/team")
         );
         assert_eq!(
             server("docker://127.0.0.1:5000/team"),
@@ -219,6 +237,19 @@ mod tests {
             err(&["--creds", "u:p", "login", "-u", "u", "-p", "p", "r.example"])
                 .contains("--creds does not go with login")
         );
+    }
+
+    #[test]
+    fn a_password_may_start_with_a_dash() {
+        // As docker's and podman's -p take the next argument whatever it is; clap would
+        // otherwise refuse it and print it back as an unexpected argument.
+        for given in ["-Secret-9x", "--Secret-9x"] {
+            let (_, job) = ok(&["login", "-u", "u", "-p", given, "reg.example"]);
+            let Job::Login { password, .. } = job else {
+                panic!("{job:?}");
+            };
+            assert_eq!(password.as_ref().map(|p| p.expose()), Some(given));
+        }
     }
 
     #[test]

@@ -254,6 +254,20 @@ mod tests {
             let zero = err(&[flag, "0", "inspect", "docker-daemon:a"]);
             assert!(zero.contains("not in 1..=86400"), "{flag}: {zero}");
         }
+        // The timeouts reach the connection's options (ConnectOptions has no getters).
+        let (c, _) = ok(&[
+            "--daemon-timeout",
+            "7",
+            "--daemon-stall-timeout",
+            "9",
+            "inspect",
+            "docker-daemon:a",
+        ]);
+        let shown = format!("{:?}", c.daemon);
+        assert!(
+            shown.contains(" timeout: 7s") && shown.contains("stall_timeout: 9s"),
+            "{shown}"
+        );
     }
 
     #[test]
