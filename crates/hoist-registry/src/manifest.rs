@@ -217,10 +217,11 @@ impl Client {
                 Some(DeleteRefusal::NotFound) => e.reworded(format!(
                     "{shown} not found: the registry has no such manifest to delete"
                 )),
-                Some(DeleteRefusal::NotAllowed) => e.reworded(format!(
-                    "{what}: the registry does not allow deletes (distribution allows them \
-                     with storage.delete.enabled: true in its configuration)"
-                )),
+                // The error's URL names the manifest; the caller says what it was deleting.
+                Some(DeleteRefusal::NotAllowed) => e.reworded(
+                    "the registry does not allow deletes (distribution allows them with \
+                     storage.delete.enabled: true in its configuration)",
+                ),
                 Some(DeleteRefusal::Other) | None => e,
             }),
         }

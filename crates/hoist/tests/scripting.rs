@@ -425,6 +425,7 @@ fn delete_removes_a_manifest_with_every_tag_on_it() {
         said.contains("does not allow deletes") && said.contains("storage.delete.enabled"),
         "{said}"
     );
+    assert_eq!(said.matches("deleting").count(), 1, "said once: {said}");
     assert!(!said.contains(PASSWORD), "{said}");
     let out = ok(&mut hoist(&cache, &["--creds", &creds, "digest", &kept]));
     assert_eq!(printed(&out), image.manifest_digest);
