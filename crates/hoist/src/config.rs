@@ -108,6 +108,10 @@ pub struct Config {
     /// How to reach the Docker daemon: its address (else `DOCKER_HOST` and the docker
     /// context) and timeouts.
     pub daemon: hoist_docker::ConnectOptions,
+    /// A registry client built once and used by every copy of a run that makes many
+    /// (`--all-tags`), so credentials, helpers and tokens are asked for once, not per image.
+    /// `None`: each call builds its own from the settings above.
+    pub registry_client: Option<hoist_registry::Client>,
 }
 
 impl Config {

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use hoist_oci::Compression;
 use hoist_testkit::synth::{ImageSpec, write_oci_layout};
-use hoist_testkit::{Registry, require_tool};
+use hoist_testkit::{Registry, TokenServer, require_tool};
 
 use common::text;
 
@@ -206,4 +206,63 @@ fn every_tag_crosses_an_air_gap_through_a_layout() {
             digest(&format!("{repo}:{tag}"))
         );
     }
+}
+
+#[test]
+fn a_mirror_of_many_tags_asks_the_token_server_once_per_scope() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let (user, password) = ("mirror", "Mirror-token-pw-51c0");
+    let tokens = TokenServer::builder()
+        .user(user, password)
+        .grant(user, "team/*", &["pull", "push"])
+        .grant(user, "mirror/*", &["pull", "push"])
+        .start()
+        .expect("token server");
+    let registry = Registry::builder()
+        .token_auth(&tokens.auth())
+        .start()
+        .expect("registry");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let creds = format!("{user}:{password}");
+    let run = |args: &[&str]| {
+        let mut cmd = hoist(&cache, &["--creds", &creds]);
+        cmd.args(args);
+        cmd.output().expect("run hoist")
+    };
+    let layout = tmp.path().join("images");
+    let spec = ImageSpec::uniform(1, 20_000, Compression::Gzip, 71);
+    write_oci_layout(&layout, "a", &spec).expect("layout");
+    let repo = format!("{}/team/app", registry.host());
+    let tags = ["1", "2", "3", "4", "5", "6", "7", "8"];
+    for tag in tags {
+        succeeded(run(&[
+            "-q",
+            "push",
+            &common::arg(&layout, ":a"),
+            &format!("{repo}:{tag}"),
+        ]));
+    }
+    let before = tokens.scopes();
+    let out = succeeded(run(&[
+        "copy",
+        "--all-tags",
+        &format!("docker://{repo}"),
+        &format!("docker://{}/mirror/app", registry.host()),
+    ]));
+    assert!(all(&out).contains("8 tags: 8 copied"), "{}", all(&out));
+    // Eight tags, one client: a token per set of scopes (listing, reading, pushing, mounting),
+    // reused for every tag. A client per tag fetched eight or more for each scope.
+    let after = tokens.scopes();
+    for (scope, issued) in &after {
+        let new = issued - before.get(scope).copied().unwrap_or(0);
+        // The mount's token names both repositories, so it counts for two scopes.
+        assert!(new <= 2, "{new} tokens for {scope}: {before:?} -> {after:?}");
+    }
+    assert!(
+        after.keys().any(|scope| scope.contains("mirror/app")),
+        "the mirror's scope was never asked for: {after:?}"
+    );
 }

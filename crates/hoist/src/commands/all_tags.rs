@@ -22,6 +22,13 @@ use crate::{errors, interrupt};
 /// # Errors
 /// The source's tags cannot be listed, it has none, or any tag failed to copy (each named).
 pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow::Result<()> {
+    // One client for the listing and every tag: credentials, helper answers and tokens are
+    // asked for once (a token again only when it expires), not once per tag.
+    let client = registry::client(config)?;
+    let config = &Config {
+        registry_client: Some(client.clone()),
+        ..config.clone()
+    };
     let runtime = super::runtime()?;
     let mut tags = runtime.block_on(interrupt::interruptible(
         tags_of(config, source),
@@ -33,7 +40,6 @@ pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow
     }
     // In lexical order (the distribution spec's), whatever order the source listed them in.
     tags.sort_unstable();
-    let client = registry::client(config)?;
     let (mut copied, mut current, mut failed) = (0, 0, Vec::new());
     for tag in &tags {
         let (from, to) = match (tagged(source, tag), tagged(destination, tag)) {

@@ -13,11 +13,15 @@ use crate::errors::sanitize;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::size::human;
 
-/// A registry client configured by the command line.
+/// A registry client configured by the command line: the run's shared one when it has one
+/// ([`Config::registry_client`]), else a new one.
 ///
 /// # Errors
 /// When the library rejects a setting (a bad certificate directory, ...).
 pub fn client(config: &Config) -> anyhow::Result<Client> {
+    if let Some(shared) = &config.registry_client {
+        return Ok(shared.clone());
+    }
     let mut builder = Client::builder()
         .chunk_size(config.chunk_size)
         .concurrency(config.concurrency)

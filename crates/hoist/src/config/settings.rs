@@ -105,6 +105,7 @@ pub(super) fn validate_global(
         all_platforms: false,
         unpack_limits,
         daemon,
+        registry_client: None,
     };
     Ok((config, creds))
 }
