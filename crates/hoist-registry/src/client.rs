@@ -570,6 +570,21 @@ impl Client {
         pass: &[u16],
         what: &str,
     ) -> Result<Response<Incoming>> {
+        self.execute_counted(req, registry, scopes, pass, what)
+            .await
+            .0
+    }
+
+    /// [`Client::execute_retrying`], also saying how many attempts were sent: more than one
+    /// means an earlier attempt may have reached the server and had its answer lost.
+    pub(crate) async fn execute_counted(
+        &self,
+        req: &Req,
+        registry: &str,
+        scopes: &Scopes,
+        pass: &[u16],
+        what: &str,
+    ) -> (Result<Response<Incoming>>, u32) {
         let policy = &self.inner.cfg.retry;
         let mut attempt = 0;
         loop {
@@ -582,21 +597,21 @@ impl Client {
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return (Err(e), attempt),
             };
             let status = resp.status().as_u16();
             if pass.contains(&status) {
-                return Ok(resp);
+                return (Ok(resp), attempt);
             }
             let ra = retry_after(resp.headers());
             match classify(Phase::Plain, status, None, ra) {
-                Step::Done => return Ok(resp),
+                Step::Done => return (Ok(resp), attempt),
                 Step::Retry { after } if !last => {
                     tracing::info!(status, url = %display_url(&req.url), "retrying after a transient status");
                     drop(resp);
                     tokio::time::sleep(policy.delay(attempt - 1, after)).await;
                 }
-                _ => return Err(self.error_from(resp, &req.url, what).await),
+                _ => return (Err(self.error_from(resp, &req.url, what).await), attempt),
             }
         }
     }

@@ -183,6 +183,10 @@ impl Client {
     /// without `storage.delete.enabled`); [`Error::is_auth`] without the right to delete.
     /// [`crate::ErrorKind::InvalidInput`] for a reference that is no tag or digest;
     /// misbehaved when a tag's HEAD names no digest; transport.
+    ///
+    /// A retried delete that finds the manifest gone succeeds: an earlier attempt went out
+    /// and its answer was lost (a dropped connection, a proxy's 502), so that attempt deleted
+    /// it, or it was not there at all; either way it is gone.
     pub async fn delete_manifest(&self, repo: &Repo, reference: &str) -> Result<Digest> {
         let (digest, shown) = match Digest::parse(reference) {
             Ok(digest) => {
@@ -208,12 +212,22 @@ impl Client {
         let req = Req::new(Method::DELETE, url);
         let scopes = [format!("repository:{}:*", repo.name)];
         let what = format!("deleting {shown}");
-        match self
-            .execute_retrying(&req, &repo.registry, &scopes, &[], &what)
-            .await
-        {
+        let (result, attempts) = self
+            .execute_counted(&req, &repo.registry, &scopes, &[], &what)
+            .await;
+        match result {
             Ok(_) => Ok(digest),
             Err(e) => Err(match e.status().map(|s| delete_refusal(s, e.code())) {
+                // An earlier attempt went out and its answer was lost: it deleted the manifest
+                // (or there was none); gone either way.
+                Some(DeleteRefusal::NotFound) if attempts > 1 => {
+                    tracing::info!(
+                        manifest = %shown,
+                        attempts,
+                        "gone on a retried delete: an earlier attempt, whose answer was lost, deleted it"
+                    );
+                    return Ok(digest);
+                }
                 Some(DeleteRefusal::NotFound) => e.reworded(format!(
                     "{shown} not found: the registry has no such manifest to delete"
                 )),

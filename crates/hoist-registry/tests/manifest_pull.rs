@@ -367,3 +367,62 @@ async fn a_registry_without_deletes_says_so_and_keeps_the_manifest() {
     let kept = c.get_manifest(&repo, "v1").await.expect("still there");
     assert_eq!(kept.digest(), &digest);
 }
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_it_gone() {
+    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = client();
+    let repo = Repo::new(reg.host(), "team/lost").expect("repo");
+    let mt = MediaType::new(MediaType::OCI_MANIFEST);
+    let (first, _) = push_image(&c, &repo, dir.path(), 51).await;
+    let (second, _) = push_image(&c, &repo, dir.path(), 52).await;
+    let first_digest = c.push_manifest(&repo, "v1", &mt, &first).await.expect("v1");
+    let second_digest = c
+        .push_manifest(&repo, "v2", &mt, &second)
+        .await
+        .expect("v2");
+    let proxy = FaultProxy::start(reg.addr(), Vec::new()).expect("proxy");
+    let through = Repo::new(proxy.host(), "team/lost").expect("repo");
+    // The next DELETE reaches the registry, and the connection closes before its answer.
+    let cut_next = || {
+        proxy.set_plan(vec![FaultRule::new(
+            "DELETE",
+            "/manifests/",
+            1,
+            FaultAction::CutAfterBodyBytes(0),
+        )]);
+    };
+    cut_next();
+    let deleted = c.delete_manifest(&through, "v1").await.expect("by tag");
+    assert_eq!(deleted, first_digest);
+    cut_next();
+    let deleted = c
+        .delete_manifest(&through, &second_digest.to_string())
+        .await
+        .expect("by digest");
+    assert_eq!(deleted, second_digest);
+    let deletes = proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 4, "each delete was sent twice");
+    assert_eq!(proxy.faults_injected(), 2);
+    for digest in [&first_digest, &second_digest] {
+        let e = c
+            .get_manifest(&repo, &digest.to_string())
+            .await
+            .expect_err("deleted");
+        assert!(e.is_not_found(), "{e}");
+    }
+    // A 404 on the first attempt is still "not found".
+    let e = c
+        .delete_manifest(&through, &second_digest.to_string())
+        .await
+        .expect_err("gone before");
+    assert!(e.is_not_found(), "{e}");
+}
