@@ -343,6 +343,14 @@ pub enum Command {
         /// Registries and OCI layouts only.
         #[arg(long, conflicts_with = "digestfile")]
         all_tags: bool,
+        /// With --all-tags: copy only the tags this regular expression matches whole, e.g.
+        /// 'v[0-9]+(\.[0-9]+)*' (as skopeo sync's images-by-tag-regex).
+        #[arg(long, value_name = "REGEX", requires = "all_tags")]
+        include_tags: Option<String>,
+        /// With --all-tags: leave out the tags this regular expression matches whole, e.g.
+        /// '.*-rc[0-9]*' (after --include-tags).
+        #[arg(long, value_name = "REGEX", requires = "all_tags")]
+        exclude_tags: Option<String>,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.

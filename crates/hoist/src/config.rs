@@ -14,6 +14,7 @@ mod credentials;
 mod job;
 mod login;
 mod settings;
+mod tag_filter;
 mod tls_verify;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use hoist_oci::{Compression, Platform};
 
 pub use self::credentials::Credentials;
 pub use self::login::LoginServer;
+pub use self::tag_filter::TagFilter;
 use crate::cli::{Cli, Command};
 use crate::transport::Location;
 
@@ -160,6 +162,8 @@ pub enum Job {
         source: Location,
         /// The destination: a repository or a layout, without a tag or digest.
         destination: Location,
+        /// Which of the source's tags to copy.
+        filter: TagFilter,
     },
     /// List a repository's tags.
     Tags {
@@ -223,6 +227,7 @@ impl Job {
             Job::CopyTags {
                 source,
                 destination,
+                ..
             } => (registry_of(source), registry_of(destination)),
             // A delete changes the registry: it is the side written to.
             Job::Delete { reference } => (None, Some(reference.registry_api_host().to_string())),
@@ -272,6 +277,14 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         _ => None,
     };
     let all_tags = matches!(&cli.command, Command::Copy { all_tags: true, .. });
+    let tag_filter = match &cli.command {
+        Command::Copy {
+            include_tags,
+            exclude_tags,
+            ..
+        } => TagFilter::new(include_tags.as_deref(), exclude_tags.as_deref())?,
+        _ => TagFilter::default(),
+    };
     let all_platforms = matches!(
         &cli.command,
         Command::Copy { all: true, .. }
@@ -283,7 +296,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         check_all_platforms(&job, cli.global.platform.is_some())?;
     }
     let job = match all_tags {
-        true => job::every_tag(job)?,
+        true => job::every_tag(job, tag_filter)?,
         false => job,
     };
     if runtime_config.is_some()

@@ -126,6 +126,41 @@ fn every_tag_is_mirrored_and_a_second_run_copies_only_what_changed() {
         all(&out)
     );
 
+    // Filters: only the tags kept are copied, and a filter that keeps none is an error.
+    let filtered = format!("{}/filtered/app", mirror.host());
+    let out = succeeded(run(&[
+        "copy",
+        "--all-tags",
+        "--include-tags",
+        "[1-3]",
+        "--exclude-tags",
+        "2",
+        &format!("docker://{repo}"),
+        &format!("docker://{filtered}"),
+    ]));
+    assert!(
+        all(&out).contains("2 of 4 tags kept by --include-tags '[1-3]' --exclude-tags '2'"),
+        "{}",
+        all(&out)
+    );
+    assert!(all(&out).contains("2 tags: 2 copied"), "{}", all(&out));
+    let listed = text(&succeeded(run(&["tags", &filtered])).stdout);
+    let mut tags: Vec<&str> = listed.lines().collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["1", "3"]);
+    let out = run(&[
+        "copy",
+        "--all-tags",
+        "--include-tags",
+        "1.*",
+        "--exclude-tags",
+        "1",
+        &format!("docker://{repo}"),
+        &format!("docker://{filtered}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(all(&out).contains("none of the 4 tags"), "{}", all(&out));
+
     // A repository without tags is an error, not a silent success.
     let out = run(&[
         "copy",
@@ -259,7 +294,10 @@ fn a_mirror_of_many_tags_asks_the_token_server_once_per_scope() {
     for (scope, issued) in &after {
         let new = issued - before.get(scope).copied().unwrap_or(0);
         // The mount's token names both repositories, so it counts for two scopes.
-        assert!(new <= 2, "{new} tokens for {scope}: {before:?} -> {after:?}");
+        assert!(
+            new <= 2,
+            "{new} tokens for {scope}: {before:?} -> {after:?}"
+        );
     }
     assert!(
         after.keys().any(|scope| scope.contains("mirror/app")),

@@ -11,17 +11,23 @@ use hoist_oci::{Digest, Layout};
 use hoist_registry::{Client, Repo};
 
 use super::{copy, registry};
-use crate::config::Config;
+use crate::config::{Config, TagFilter};
 use crate::progress::Progress;
 use crate::transport::Location;
 use crate::{errors, interrupt};
 
-/// Copy every tag of `source` to `destination`: each a registry repository or an OCI layout,
-/// named without a tag.
+/// Copy every tag of `source` that `filter` keeps to `destination`: each a registry
+/// repository or an OCI layout, named without a tag.
 ///
 /// # Errors
-/// The source's tags cannot be listed, it has none, or any tag failed to copy (each named).
-pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow::Result<()> {
+/// The source's tags cannot be listed, it has none (or none the filter keeps), or any tag
+/// failed to copy (each named).
+pub fn run(
+    config: &Config,
+    source: &Location,
+    destination: &Location,
+    filter: &TagFilter,
+) -> anyhow::Result<()> {
     // One client for the listing and every tag: credentials, helper answers and tokens are
     // asked for once (a token again only when it expires), not once per tag.
     let client = registry::client(config)?;
@@ -37,6 +43,24 @@ pub fn run(config: &Config, source: &Location, destination: &Location) -> anyhow
     ))?;
     if tags.is_empty() {
         bail!("{source} has no tags to copy");
+    }
+    let listed = tags.len();
+    tags.retain(|tag| filter.keeps(tag));
+    if tags.is_empty() {
+        bail!(
+            "none of the {listed} tags of {source} is kept by {}",
+            filter.describe()
+        );
+    }
+    if filter.filters() {
+        say(
+            config,
+            &format!(
+                "{} of {listed} tags kept by {}",
+                tags.len(),
+                filter.describe()
+            ),
+        );
     }
     // In lexical order (the distribution spec's), whatever order the source listed them in.
     tags.sort_unstable();

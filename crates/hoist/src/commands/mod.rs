@@ -74,7 +74,8 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
         Job::CopyTags {
             source,
             destination,
-        } => all_tags::run(config, &source, &destination),
+            filter,
+        } => all_tags::run(config, &source, &destination, &filter),
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::login::{login_job, logout_job};
-use super::{Environment, Job, UsageError, usage};
+use super::{Environment, Job, TagFilter, UsageError, usage};
 use crate::cli::{CacheCommand, Command, GlobalArgs};
 use crate::size::parse_size;
 use crate::transport::{DefaultTransport, Location, check_pair, valid_tag};
@@ -189,7 +189,7 @@ pub(super) fn validate_job(
 
 /// `copy --all-tags`: every tag of a registry repository or an OCI layout to another, both
 /// named without a tag or digest.
-pub(super) fn every_tag(job: Job) -> Result<Job, UsageError> {
+pub(super) fn every_tag(job: Job, filter: TagFilter) -> Result<Job, UsageError> {
     let Job::Copy {
         source,
         destination,
@@ -227,6 +227,7 @@ pub(super) fn every_tag(job: Job) -> Result<Job, UsageError> {
     Ok(Job::CopyTags {
         source,
         destination,
+        filter,
     })
 }
 
@@ -415,6 +416,7 @@ mod tests {
             destination: Location::Registry {
                 reference: destination,
             },
+            filter,
         } = job
         else {
             panic!("{job:?}");
@@ -422,6 +424,7 @@ mod tests {
         assert_eq!(source.to_string(), "a.example/team/app");
         assert_eq!(destination.to_string(), "b.example:5000/mirror/app");
         assert!(c.all_platforms);
+        assert!(!filter.filters());
         assert_eq!(c.registry_creds[0].0, "a.example");
         // Into and out of a layout, named without a tag.
         let (_, job) = ok(&["copy", "--all-tags", "docker://a.example/app", "oci:mirror"]);
@@ -458,6 +461,44 @@ mod tests {
         ]);
         assert!(e.contains("between registries and OCI layouts"), "{e}");
         assert!(err(&["push", "--all-tags", "oci:d:1", "b.example/app"]).contains("--all-tags"));
+    }
+
+    #[test]
+    fn tag_filters_go_with_all_tags_and_must_compile() {
+        let (_, job) = ok(&[
+            "copy",
+            "--all-tags",
+            "--include-tags",
+            "v[0-9]+",
+            "--exclude-tags",
+            "v0",
+            "docker://a.example/app",
+            "oci:mirror",
+        ]);
+        let Job::CopyTags { filter, .. } = job else {
+            panic!("{job:?}")
+        };
+        assert!(filter.keeps("v1") && !filter.keeps("v0") && !filter.keeps("v1-rc"));
+        let bad = err(&[
+            "copy",
+            "--all-tags",
+            "--include-tags",
+            "v[0-9",
+            "docker://a.example/app",
+            "oci:mirror",
+        ]);
+        assert!(
+            bad.contains("--include-tags 'v[0-9' is no regular expression"),
+            "{bad}"
+        );
+        let alone = err(&[
+            "copy",
+            "--exclude-tags",
+            "v0",
+            "docker://a.example/app:1",
+            "oci:mirror",
+        ]);
+        assert!(alone.contains("--all-tags"), "{alone}");
     }
 
     #[test]
