@@ -148,6 +148,14 @@ impl ImageManifest {
             annotations: BTreeMap::new(),
         }
     }
+
+    /// Whether this is a container image: an image config and filesystem layers of kinds hoist
+    /// knows, which can be unpacked, archived or loaded. Anything else is an artifact (a Helm
+    /// chart, a signature, an SBOM or build attestation): its blobs are only ever copied as
+    /// they are, to a registry or a layout.
+    pub fn is_container_image(&self) -> bool {
+        self.config.media_type.is_config() && self.layers.iter().all(|l| l.media_type.is_layer())
+    }
 }
 
 /// An image index or Docker manifest list.

@@ -11,6 +11,7 @@
 mod blob;
 mod claim;
 mod compress;
+mod image;
 mod layer;
 
 use std::fs::{self, File};
@@ -30,7 +31,7 @@ pub use layer::{CompressedBlob, LayerWriter};
 use crate::digest::Algorithm;
 use crate::{
     Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE,
-    MediaType, Platform, RawJson, Result, VerifyingReader,
+    MediaType, RawJson, Result, VerifyingReader,
 };
 
 /// The annotation holding a tag in `index.json`.
@@ -499,84 +500,6 @@ impl Layout {
                 .with_path(&self.root)),
             },
         }
-    }
-
-    /// The image tagged `tag` (see [`Layout::resolve`]), following an index to the manifest for
-    /// `platform` (the host's when `None` and the index has several).
-    ///
-    /// # Errors
-    /// Resolution errors, [`ErrorKind::NoMatchingPlatform`], missing or corrupt blobs, unknown
-    /// media types.
-    pub fn image(&self, tag: Option<&str>, platform: Option<&Platform>) -> Result<Image> {
-        let descriptor = self.resolve(tag)?;
-        self.image_at(&descriptor, platform)
-    }
-
-    /// The image that `descriptor` (a manifest or an index) points at; see [`Layout::image`].
-    ///
-    /// # Errors
-    /// As [`Layout::image`].
-    pub fn image_at(&self, descriptor: &Descriptor, platform: Option<&Platform>) -> Result<Image> {
-        let mut descriptor = descriptor.clone();
-        // An index may nest; follow at most a few levels.
-        let mut matched_by_entry = false;
-        for _ in 0..4 {
-            if descriptor.media_type.is_index() {
-                let index: RawJson<ImageIndex> = self.read_json(&descriptor)?;
-                // One entry without a platform is the image; one for another platform than
-                // the host's is refused like any index without the host's (as skopeo does).
-                let chosen = match (platform, index.value().manifests.as_slice()) {
-                    (None, [only]) if only.platform.is_none() => only,
-                    (Some(p), _) => index.value().select(p)?,
-                    (None, _) => index.value().select(&Platform::host())?,
-                };
-                matched_by_entry = chosen.platform.is_some();
-                descriptor = chosen.clone();
-                continue;
-            }
-            if !descriptor.media_type.is_manifest() {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("unknown manifest media type {}", descriptor.media_type),
-                )
-                .with_digest(&descriptor.digest));
-            }
-            let manifest: RawJson<ImageManifest> = self.read_json(&descriptor)?;
-            let m = manifest.value();
-            if !m.config.media_type.is_config() {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("unknown config media type {}", m.config.media_type),
-                )
-                .with_digest(&descriptor.digest));
-            }
-            if let Some(bad) = m.layers.iter().find(|l| !l.media_type.is_layer()) {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("unknown layer media type {}", bad.media_type),
-                )
-                .with_digest(&bad.digest));
-            }
-            let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
-            // An index entry was already matched by its declared platform; a bare manifest,
-            // or an entry that declares none, is checked against its config.
-            if let Some(wanted) = platform.filter(|_| !matched_by_entry) {
-                let have = config.value().platform();
-                if !have.matches(wanted) {
-                    return Err(Error::new(
-                        ErrorKind::NoMatchingPlatform,
-                        format!("the image is for {have}, not {wanted}"),
-                    )
-                    .with_digest(&descriptor.digest));
-                }
-            }
-            return Ok(Image {
-                descriptor,
-                manifest,
-                config,
-            });
-        }
-        Err(Error::invalid("indexes nested too deeply").with_digest(&descriptor.digest))
     }
 
     /// Add `descriptor` to `index.json` without a tag, unless an untagged entry with its digest

@@ -1,6 +1,7 @@
 use std::io::{self, Read, Write};
 
 use super::*;
+use crate::Platform;
 use crate::codec::Compression;
 use crate::testutil::{files_under, tar_of, write_image};
 
@@ -595,4 +596,94 @@ fn tagging_keeps_what_other_tools_put_in_the_index() {
         .expect("their entry");
     assert_eq!(theirs["data"], "e30=", "{after}");
     assert_eq!(l.tags().expect("tags"), ["theirs", "ours"]);
+}
+
+/// A Helm-chart-like artifact in `layout`: a config and a layer of media types no container
+/// image has. Returns the manifest's descriptor.
+fn write_artifact(layout: &Layout) -> Descriptor {
+    let blob = |bytes: &[u8], media_type: &str| {
+        let (digest, size) = layout.write_blob(bytes, None).expect("blob");
+        Descriptor::new(MediaType::new(media_type), digest, size)
+    };
+    let config = blob(
+        br#"{"name":"chart","version":"0.1.0"}"#,
+        "application/vnd.cncf.helm.config.v1+json",
+    );
+    let layer = blob(
+        b"not a tar at all",
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+    );
+    let manifest = RawJson::from_value(ImageManifest::new(config, vec![layer])).expect("json");
+    layout.write_json(&manifest).expect("manifest");
+    manifest.descriptor(MediaType::OCI_MANIFEST)
+}
+
+#[test]
+fn an_artifact_is_read_as_a_manifest_and_refused_as_an_image() {
+    let (_d, layout) = layout();
+    let artifact = write_artifact(&layout);
+    let e = layout.image_at(&artifact, None).expect_err("no image");
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(
+        e.to_string().contains(
+            "is an artifact (config media type application/vnd.cncf.helm.config.v1+json)"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("copied to a registry or an OCI layout"),
+        "{e}"
+    );
+    // Read as a manifest, with or without a platform asked for (an artifact has none).
+    for platform in [None, Some(Platform::new("linux", "arm64"))] {
+        let (descriptor, manifest) = layout
+            .manifest_at(&artifact, platform.as_ref())
+            .expect("manifest");
+        assert_eq!(descriptor, artifact);
+        assert!(!manifest.value().is_container_image());
+        assert_eq!(manifest.value().layers.len(), 1);
+    }
+}
+
+#[test]
+fn manifest_at_follows_an_index_and_checks_a_bare_images_platform() {
+    let (_d, layout) = layout();
+    let (image, manifest) = write_image(
+        &layout,
+        &[tar_of(&[("a", b"1")])],
+        Compression::Gzip,
+        "amd64",
+    );
+    assert!(manifest.value().is_container_image());
+    let attestation = write_artifact(&layout);
+    let mut amd64 = image.clone();
+    amd64.platform = Some(Platform::new("linux", "amd64"));
+    let mut unknown = attestation.clone();
+    unknown.platform = Some(Platform::new("unknown", "unknown"));
+    let index = RawJson::from_value(ImageIndex {
+        schema_version: 2,
+        media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+        artifact_type: None,
+        manifests: vec![amd64, unknown],
+        subject: None,
+        annotations: Default::default(),
+        extra: Default::default(),
+    })
+    .expect("index");
+    layout.write_json(&index).expect("index");
+    let index = index.descriptor(MediaType::OCI_INDEX);
+    let amd = Platform::new("linux", "amd64");
+    let (found, _) = layout.manifest_at(&index, Some(&amd)).expect("amd64");
+    assert_eq!(found.digest, image.digest);
+    // By digest, the attestation is a manifest like any other.
+    let (found, m) = layout.manifest_at(&attestation, None).expect("attestation");
+    assert_eq!(found.digest, attestation.digest);
+    assert!(!m.value().is_container_image());
+    // A bare image for another platform is still refused.
+    let arm = Platform::new("linux", "arm64");
+    let e = layout
+        .manifest_at(&image, Some(&arm))
+        .expect_err("amd64 only");
+    assert_eq!(e.kind(), ErrorKind::NoMatchingPlatform);
 }
