@@ -30,9 +30,9 @@ impl Layout {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "{} is an artifact (config media type {}), not a container image: it can \
-                     be copied to a registry or an OCI layout, not unpacked, archived or loaded",
-                    descriptor.digest, m.config.media_type
+                    "an artifact (config media type {}), not a container image: it can be \
+                     copied to a registry or an OCI layout, not unpacked, archived or loaded",
+                    m.config.media_type
                 ),
             )
             .with_digest(&descriptor.digest));
@@ -41,12 +41,12 @@ impl Layout {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "{} is an artifact (layer media type {}), not a container image: it can \
-                     be copied to a registry or an OCI layout, not unpacked, archived or loaded",
-                    descriptor.digest, bad.media_type
+                    "an artifact (layer media type {}), not a container image: it can be \
+                     copied to a registry or an OCI layout, not unpacked, archived or loaded",
+                    bad.media_type
                 ),
             )
-            .with_digest(&bad.digest));
+            .with_digest(&descriptor.digest));
         }
         let config: RawJson<ImageConfig> = self.read_json(&m.config)?;
         // An index entry was already matched by its declared platform; a bare manifest,

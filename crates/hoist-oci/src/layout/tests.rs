@@ -625,9 +625,8 @@ fn an_artifact_is_read_as_a_manifest_and_refused_as_an_image() {
     let e = layout.image_at(&artifact, None).expect_err("no image");
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(
-        e.to_string().contains(
-            "is an artifact (config media type application/vnd.cncf.helm.config.v1+json)"
-        ),
+        e.to_string()
+            .contains("an artifact (config media type application/vnd.cncf.helm.config.v1+json)"),
         "{e}"
     );
     assert!(

@@ -17,7 +17,7 @@ use super::local::{
 };
 use super::remote::{
     RemoteImage, archive_from_registry, copy_between_registries, load_from_registry, pull_image,
-    push_image, unpack_from_registry,
+    pull_manifest, push_image, unpack_from_registry,
 };
 use super::{daemon, registry};
 use crate::config::Config;
@@ -104,11 +104,12 @@ async fn copy(
             // A failed pull keeps the blobs it verified (the next run skips them), so the
             // claim is only dropped, never released as failed.
             let claim = claim_layout(dir).await?;
-            let pulled = pull_image(&client, config, reference, claim.layout(), reporter).await?;
+            let pulled =
+                pull_manifest(&client, config, reference, claim.layout(), reporter).await?;
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
-            tag_layout(dir, tag.as_deref(), &pulled.descriptor).await?;
+            tag_layout(dir, tag.as_deref(), &pulled).await?;
             drop(claim);
-            return Ok(Some(pulled.descriptor.digest));
+            return Ok(Some(pulled.digest));
         }
         // Straight into the destination layout.
         (Location::DockerArchive { path, reference }, Location::Oci { dir, tag }) => {
@@ -128,6 +129,20 @@ async fn copy(
             let client = registry::client(config)?;
             unpack_from_registry(&client, config, reference, dir, reporter).await?;
             return Ok(None);
+        }
+        // An artifact goes as it is; an image the usual way, below.
+        (Location::Oci { dir, tag }, Location::Registry { .. } | Location::Oci { .. }) => {
+            let copied = super::artifact::copy_from_layout(
+                config,
+                dir,
+                tag.as_deref(),
+                destination,
+                reporter,
+            )
+            .await?;
+            if copied.is_some() {
+                return Ok(copied);
+            }
         }
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = registry::client(config)?;
@@ -324,7 +339,7 @@ async fn deliver(
             let copied = async {
                 copy_between_layouts(
                     staged.layout.clone(),
-                    image.clone(),
+                    image.manifest.clone(),
                     claim.layout().clone(),
                     reporter.clone(),
                 )
@@ -365,7 +380,7 @@ async fn deliver(
             let pushed = push_image(
                 &client,
                 &staged.layout,
-                &staged.image,
+                (&staged.image.descriptor, &staged.image.manifest),
                 reference,
                 None,
                 reporter,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use hoist_oci::archive::{SpoolOptions, SpooledImage, spool_with, write_docker_archive_spilling};
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Descriptor, ImageConfig, RawJson, Reference};
+use hoist_oci::{Descriptor, ImageConfig, ImageManifest, RawJson, Reference};
 use hoist_unpack::{LayerInfo, Unpacker};
 
 use super::copy::{Staged, announce};
@@ -306,16 +306,16 @@ pub fn spool_archive(
     Ok(spooled)
 }
 
-/// Copy an image's blobs into another layout (claimed by the caller), verifying each on the
-/// way.
+/// Copy a manifest (an image's or an artifact's) and its blobs into another layout (claimed
+/// by the caller), verifying each on the way.
 pub async fn copy_between_layouts(
     from: Layout,
-    image: Image,
+    manifest: RawJson<ImageManifest>,
     target: Layout,
     reporter: Reporter,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {
-        let m = image.manifest.value();
+        let m = manifest.value();
         announce(&reporter, &m.layers);
         // The config is small and not a layer: copied without a progress line.
         // Blobs already in the target are rehashed before they are trusted (see pull), unless
@@ -340,7 +340,7 @@ pub async fn copy_between_layouts(
             target.write_blob(reader, Some(desc))?;
             reporter.state(&id, LayerState::Done);
         }
-        target.write_json(&image.manifest)?;
+        target.write_json(&manifest)?;
         anyhow::Ok(())
     })
     .await?

@@ -2,6 +2,7 @@
 //! reports through a [`Reporter`]. Transfer logic lives in the libraries, not here.
 
 pub mod all_tags;
+pub mod artifact;
 pub mod cache;
 pub mod copy;
 pub mod daemon;

@@ -19,7 +19,7 @@ use hoist_registry::{Client, Repo};
 
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
 use super::registry;
-use super::remote::{copy_between_registries, pull_image, push_image};
+use super::remote::{copy_between_registries, pull_manifest, push_image};
 use crate::config::Config;
 use crate::progress::Reporter;
 use crate::transport::Location;
@@ -185,29 +185,31 @@ async fn copy_child(
         (Location::Registry { reference }, Location::Oci { .. }) => {
             let client = client.context("no registry client")?;
             let target = target.context("no claimed layout")?;
-            pull_image(client, config, &pin(reference), target, reporter).await?;
+            pull_manifest(client, config, &pin(reference), target, reporter).await?;
             Ok(())
         }
         (Location::Oci { dir: from, .. }, to) => {
-            let (layout, image) = {
+            // An image or an artifact (a build attestation lists next to its images).
+            let (layout, (descriptor, manifest)) = {
                 let from = from.clone();
                 let child = child.clone();
                 tokio::task::spawn_blocking(move || {
                     let layout = Layout::open(&from)?;
-                    let image = layout.image_at(&child, None)?;
-                    anyhow::Ok((layout, image))
+                    let found = layout.manifest_at(&child, None)?;
+                    anyhow::Ok((layout, found))
                 })
                 .await??
             };
             match to {
                 Location::Registry { reference } => {
                     let client = client.context("no registry client")?;
-                    push_image(client, &layout, &image, &pin(reference), None, reporter).await?;
+                    let pushed = (&descriptor, &manifest);
+                    push_image(client, &layout, pushed, &pin(reference), None, reporter).await?;
                     Ok(())
                 }
                 Location::Oci { .. } => {
                     let target = target.context("no claimed layout")?.clone();
-                    copy_between_layouts(layout, image, target, reporter.clone()).await
+                    copy_between_layouts(layout, manifest, target, reporter.clone()).await
                 }
                 other => bail!("--all cannot copy into {other}"),
             }

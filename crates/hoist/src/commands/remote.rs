@@ -66,34 +66,29 @@ pub async fn mount_all(
     Ok(Some(digest))
 }
 
-/// Push an image whose blobs are in `layout` to `reference`; returns the manifest's digest.
+/// Push the manifest `descriptor` names (an image's or an artifact's), whose blobs are in
+/// `layout`, to `reference`; returns the manifest's digest.
 pub async fn push_image(
     client: &Client,
     layout: &Layout,
-    image: &Image,
+    (descriptor, manifest): (&Descriptor, &RawJson<ImageManifest>),
     reference: &Reference,
     mount_from: Option<String>,
     reporter: &Reporter,
 ) -> anyhow::Result<Digest> {
     let repo = Repo::from_reference(reference)?;
-    let manifest = image.manifest.value();
-    announce(reporter, &manifest.layers);
+    let m = manifest.value();
+    announce(reporter, &m.layers);
     push_blobs(
-        client,
-        &repo,
-        layout,
-        &manifest.config,
-        &manifest.layers,
-        mount_from,
-        reporter,
+        client, &repo, layout, &m.config, &m.layers, mount_from, reporter,
     )
     .await?;
     push_manifest(
         client,
         &repo,
         reference,
-        &image.descriptor.media_type,
-        image.manifest.bytes(),
+        &descriptor.media_type,
+        manifest.bytes(),
     )
     .await
 }
@@ -157,8 +152,8 @@ pub async fn push_manifest(
         .with_context(|| format!("pushing the manifest to {reference}"))
 }
 
-/// Pull `reference` into `layout`, which the caller holds a claim on until the image is
-/// tagged; returns the image.
+/// Pull the container image `reference` names into `layout` (for a copy to go on from there);
+/// an artifact is refused before anything is downloaded.
 pub async fn pull_image(
     client: &Client,
     config: &Config,
@@ -167,6 +162,62 @@ pub async fn pull_image(
     reporter: &Reporter,
 ) -> anyhow::Result<Image> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
+    require_container_image(reference, &manifest)?;
+    let descriptor = pull_into(client, &repo, manifest.clone(), layout, reporter).await?;
+    let config_json: RawJson<ImageConfig> = layout
+        .read_json(&manifest.value().config)
+        .with_context(|| format!("reading the config of {reference}"))?;
+    Ok(Image {
+        descriptor,
+        manifest,
+        config: config_json,
+    })
+}
+
+/// Pull the manifest `reference` names (an image's or an artifact's) with its blobs into
+/// `layout`, which the caller holds a claim on until it is tagged; returns its descriptor.
+pub async fn pull_manifest(
+    client: &Client,
+    config: &Config,
+    reference: &Reference,
+    layout: &Layout,
+    reporter: &Reporter,
+) -> anyhow::Result<Descriptor> {
+    let (repo, manifest) = fetch_manifest(client, config, reference).await?;
+    pull_into(client, &repo, manifest, layout, reporter).await
+}
+
+/// Fail unless `manifest` is a container image's: an artifact has nothing to unpack, archive
+/// or load.
+pub fn require_container_image(
+    reference: &Reference,
+    manifest: &RawJson<ImageManifest>,
+) -> anyhow::Result<()> {
+    let m = manifest.value();
+    if m.is_container_image() {
+        return Ok(());
+    }
+    let kind = match m.layers.iter().find(|l| !l.media_type.is_layer()) {
+        Some(layer) if m.config.media_type.is_config() => {
+            format!("layer media type {}", layer.media_type)
+        }
+        _ => format!("config media type {}", m.config.media_type),
+    };
+    anyhow::bail!(
+        "{reference} is an artifact ({kind}), not a container image: it can be copied to a \
+         registry or an OCI layout, not unpacked, archived or loaded"
+    )
+}
+
+/// Download `manifest`'s blobs from `repo` into `layout` (each verified; those already there
+/// rehashed and kept), then the manifest itself; returns its descriptor.
+async fn pull_into(
+    client: &Client,
+    repo: &Repo,
+    manifest: RawJson<ImageManifest>,
+    layout: &Layout,
+    reporter: &Reporter,
+) -> anyhow::Result<Descriptor> {
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
@@ -178,7 +229,6 @@ pub async fn pull_image(
     wanted.retain(|(d, _)| seen.insert(&d.digest));
     let pulls = wanted.into_iter().map(|(desc, progress)| {
         let path = layout.blob_path(&desc.digest);
-        let repo = &repo;
         let reporter = reporter.clone();
         async move {
             // A blob already there is rehashed before it is trusted (one whose bytes changed
@@ -218,15 +268,7 @@ pub async fn pull_image(
         .media_type
         .clone()
         .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
-    let descriptor = manifest.descriptor(media_type);
-    let config_json: RawJson<ImageConfig> = layout
-        .read_json(&m.config)
-        .with_context(|| format!("reading the config of {reference}"))?;
-    Ok(Image {
-        descriptor,
-        manifest,
-        config: config_json,
-    })
+    Ok(manifest.descriptor(media_type))
 }
 
 /// Unpack an image straight from a registry: each layer streams into the unpacker, no cache.
@@ -238,6 +280,7 @@ pub async fn unpack_from_registry(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
+    require_container_image(reference, &manifest)?;
     let m = manifest.value();
     let config_json = fetch_config(client, &repo, &m.config).await?;
     hoist_unpack::check_layer_count(m, config_json.value())?;
@@ -379,6 +422,7 @@ impl RemoteImage {
         reference: &Reference,
     ) -> anyhow::Result<Option<RemoteImage>> {
         let (repo, manifest) = fetch_manifest(client, config, reference).await?;
+        require_container_image(reference, &manifest)?;
         let zstd = manifest
             .value()
             .layers
