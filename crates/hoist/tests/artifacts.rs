@@ -75,14 +75,21 @@ fn write_attestation(layout: &Layout, subject: &Descriptor) -> Descriptor {
     descriptor
 }
 
-#[test]
-fn a_chart_goes_through_registries_and_layouts_with_its_digest_and_nowhere_else() {
+/// Two registries and a directory for the test; `None` without `docker-registry`.
+fn two_registries() -> Option<(Registry, Registry, tempfile::TempDir)> {
     if !require_tool("docker-registry") {
-        return;
+        return None;
     }
     let one = Registry::builder().start().expect("registry");
     let other = Registry::builder().start().expect("second registry");
-    let tmp = tempfile::tempdir().expect("tempdir");
+    Some((one, other, tempfile::tempdir().expect("tempdir")))
+}
+
+#[test]
+fn a_chart_goes_through_registries_and_layouts_with_its_digest_and_nowhere_else() {
+    let Some((one, other, tmp)) = two_registries() else {
+        return;
+    };
     let cache = tmp.path().join("cache");
     let run = |args: &[&str]| hoist(&cache, args);
     let charts = tmp.path().join("charts");
@@ -152,12 +159,9 @@ fn a_chart_goes_through_registries_and_layouts_with_its_digest_and_nowhere_else(
 
 #[test]
 fn an_index_with_a_build_attestation_is_copied_whole_with_all() {
-    if !require_tool("docker-registry") {
+    let Some((one, other, tmp)) = two_registries() else {
         return;
-    }
-    let one = Registry::builder().start().expect("registry");
-    let other = Registry::builder().start().expect("second registry");
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let cache = tmp.path().join("cache");
     let run = |args: &[&str]| hoist(&cache, args);
     let built = tmp.path().join("built");
