@@ -128,6 +128,25 @@ fn a_chart_goes_through_registries_and_layouts_with_its_digest_and_nowhere_else(
     let chart_blob = &manifest.value().layers[0];
     assert!(copied.has_verified_blob(chart_blob).expect("verify"));
 
+    // Inspected as what it is, its config printed as it is.
+    for at in [streamed.clone(), common::arg(&charts, ":1.2.0")] {
+        let shown = text(&succeeded(run(&["inspect", &at])).stdout);
+        assert!(shown.starts_with("Artifact:"), "{shown}");
+        assert!(
+            shown.contains("Type:         application/vnd.cncf.helm.config.v1+json"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("application/vnd.cncf.helm.chart.content.v1.tar+gzip"),
+            "{shown}"
+        );
+        let config = succeeded(run(&["inspect", "--config", &at])).stdout;
+        assert_eq!(
+            config, br#"{"name":"app","version":"1.2.0","apiVersion":"v2"}"#,
+            "{at}"
+        );
+    }
+
     // Nothing to unpack, archive or load: refused before anything is written.
     let rootfs = tmp.path().join("rootfs");
     let archive = tmp.path().join("chart.tar");

@@ -38,6 +38,9 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
     let name = source.to_string();
     match source {
         Location::Oci { dir, tag } => {
+            if let Some(shown) = layout_artifact(config, &name, dir, tag.as_deref(), shown).await? {
+                return Ok(shown);
+            }
             let (layout, image) = copy::open_layout_image(config, dir, tag.as_deref()).await?;
             let top = layout.resolve(tag.as_deref())?;
             match shown {
@@ -57,7 +60,7 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                     index: index.as_ref(),
                     descriptor: &image.descriptor,
                     manifest: &image.manifest,
-                    config: &image.config,
+                    config: Some(&image.config),
                 },
             ))
         }
@@ -82,17 +85,32 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                 }
                 AnyManifest::Image(manifest) => (None, *manifest),
             };
-            let config_json =
-                super::remote::fetch_config(&client, &repo, &manifest.value().config).await?;
-            if shown == Shown::Config {
-                return Ok(config_json.into_bytes());
-            }
             let media_type = manifest
                 .value()
                 .media_type
                 .clone()
                 .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
             let descriptor = manifest.descriptor(media_type);
+            if !manifest.value().is_container_image() {
+                // An artifact: its config is no image config, shown as it is.
+                let config_desc = &manifest.value().config;
+                if shown == Shown::Config {
+                    return small_remote_blob(&client, &repo, config_desc).await;
+                }
+                let inspected = Inspected {
+                    name: &name,
+                    index: index.as_ref(),
+                    descriptor: &descriptor,
+                    manifest: &manifest,
+                    config: None,
+                };
+                return Ok(render(shown, &inspected));
+            }
+            let config_json =
+                super::remote::fetch_config(&client, &repo, &manifest.value().config).await?;
+            if shown == Shown::Config {
+                return Ok(config_json.into_bytes());
+            }
             Ok(render(
                 shown,
                 &Inspected {
@@ -100,7 +118,7 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                     index: index.as_ref(),
                     descriptor: &descriptor,
                     manifest: &manifest,
-                    config: &config_json,
+                    config: Some(&config_json),
                 },
             ))
         }
@@ -123,7 +141,7 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                         index: None,
                         descriptor: &staged.image.descriptor,
                         manifest: &staged.image.manifest,
-                        config: &staged.image.config,
+                        config: Some(&staged.image.config),
                     },
                 ),
             };
@@ -193,8 +211,80 @@ pub struct Inspected<'a> {
     pub descriptor: &'a Descriptor,
     /// The manifest.
     pub manifest: &'a RawJson<ImageManifest>,
-    /// The config.
-    pub config: &'a RawJson<ImageConfig>,
+    /// The config; `None` for an artifact, whose config is no image config.
+    pub config: Option<&'a RawJson<ImageConfig>>,
+}
+
+/// What `inspect` shows of an artifact in the layout at `dir` (see [`super::artifact`]);
+/// `None` when the tag names a container image, or nothing readable (the image path says
+/// what is wrong).
+async fn layout_artifact(
+    config: &Config,
+    name: &str,
+    dir: &std::path::Path,
+    tag: Option<&str>,
+    shown: Shown,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let (dir, tag, name) = (dir.to_path_buf(), tag.map(str::to_string), name.to_string());
+    let platform = config.platform.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(layout) = Layout::open(&dir) else {
+            return Ok(None);
+        };
+        let Ok(top) = layout.resolve(tag.as_deref()) else {
+            return Ok(None);
+        };
+        let Ok((descriptor, manifest)) = layout.manifest_at(&top, platform.as_ref()) else {
+            return Ok(None);
+        };
+        if manifest.value().is_container_image() {
+            return Ok(None);
+        }
+        let index = match top.media_type.is_index() {
+            true => Some(layout.read_json::<ImageIndex>(&top)?),
+            false => None,
+        };
+        Ok(Some(match shown {
+            Shown::Manifest => raw_blob(&layout, &top)?,
+            Shown::Config => raw_blob(&layout, &manifest.value().config)?,
+            Shown::Summary | Shown::Json => render(
+                shown,
+                &Inspected {
+                    name: &name,
+                    index: index.as_ref(),
+                    descriptor: &descriptor,
+                    manifest: &manifest,
+                    config: None,
+                },
+            ),
+        }))
+    })
+    .await?
+}
+
+/// The exact bytes of a small blob in a registry (an artifact's config), verified while read
+/// and refused past the size of a JSON document.
+async fn small_remote_blob(
+    client: &hoist_registry::Client,
+    repo: &Repo,
+    desc: &Descriptor,
+) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    if desc.size > hoist_oci::MAX_JSON_SIZE as u64 {
+        bail!("{} is {} bytes: too large to print", desc.digest, desc.size);
+    }
+    let stream = client
+        .open_blob_stream(repo, desc)
+        .await
+        .with_context(|| format!("fetching the config {}", desc.digest))?;
+    // Read to its end: the stream checks the size and digest there.
+    let mut stream = stream;
+    let mut bytes = Vec::with_capacity(desc.size as usize);
+    stream
+        .read_to_end(&mut bytes)
+        .await
+        .with_context(|| format!("reading the config {}", desc.digest))?;
+    Ok(bytes)
 }
 
 /// The exact bytes of a small JSON blob in a layout, verified against its descriptor.
@@ -256,17 +346,18 @@ struct JsonLayer<'a> {
 /// escapes control characters, and a script wants the exact strings.
 pub fn json_summary(image: &Inspected<'_>) -> String {
     let m = image.manifest.value();
-    let c = image.config.value();
-    let runtime = c.config.as_ref();
+    // An artifact has no platform, runtime settings or creation time: those are empty.
+    let c = image.config.map(RawJson::value);
+    let runtime = c.and_then(|c| c.config.as_ref());
     let summary = JsonSummary {
         name: image.name,
         digest: image
             .index
             .map_or(&image.descriptor.digest, |index| index.digest()),
-        created: c.created.as_deref(),
-        architecture: &c.architecture,
-        os: &c.os,
-        variant: c.variant.as_deref(),
+        created: c.and_then(|c| c.created.as_deref()),
+        architecture: c.map_or("", |c| &c.architecture),
+        os: c.map_or("", |c| &c.os),
+        variant: c.and_then(|c| c.variant.as_deref()),
         labels: runtime.and_then(|r| r.labels.as_ref()),
         env: runtime.and_then(|r| r.env.as_deref()),
         layers: m.layers.iter().map(|l| &l.digest).collect(),
@@ -291,7 +382,9 @@ pub fn json_summary(image: &Inspected<'_>) -> String {
 /// image's labels or env cannot put escape sequences on the user's terminal.
 pub fn summary(image: &Inspected<'_>) -> String {
     let m = image.manifest.value();
-    let c = image.config.value();
+    let Some(c) = image.config.map(RawJson::value) else {
+        return artifact_summary(image);
+    };
     let mut out = String::new();
     let _ = writeln!(out, "Image:        {}", sanitize(image.name));
     if let Some(index) = image.index {
@@ -398,6 +491,55 @@ pub fn summary(image: &Inspected<'_>) -> String {
     out
 }
 
+/// The summary of an artifact: what it is (its artifact type, else its config's media type)
+/// and its blobs; no platform or runtime settings, which only an image has.
+fn artifact_summary(image: &Inspected<'_>) -> String {
+    let m = image.manifest.value();
+    let mut out = String::new();
+    let _ = writeln!(out, "Artifact:     {}", sanitize(image.name));
+    let _ = writeln!(out, "Digest:       {}", image.descriptor.digest);
+    let _ = writeln!(
+        out,
+        "Media type:   {}",
+        sanitize(image.descriptor.media_type.as_str())
+    );
+    let kind = m.artifact_type.as_ref().unwrap_or(&m.config.media_type);
+    let _ = writeln!(out, "Type:         {}", sanitize(kind.as_str()));
+    let _ = writeln!(
+        out,
+        "Config:       {} ({}, {})",
+        m.config.digest,
+        human(m.config.size),
+        sanitize(m.config.media_type.as_str())
+    );
+    let total: u64 = m.layers.iter().map(|l| l.size).sum();
+    let _ = writeln!(
+        out,
+        "Size:         {} in {} blob{}",
+        human(total),
+        m.layers.len(),
+        if m.layers.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "Blobs:");
+    let width = m.layers.len().to_string().len();
+    for (i, layer) in m.layers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {:>width$}  {}  {:>9}  {}",
+            i + 1,
+            layer.digest,
+            human(layer.size),
+            sanitize(layer.media_type.as_str())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(an artifact: it can be copied to a registry or an OCI layout, not unpacked, archived \
+         or loaded)"
+    );
+    out
+}
+
 fn join_args(args: &[String]) -> String {
     args.iter()
         .map(|a| {
@@ -463,7 +605,7 @@ mod tests {
             name: "docker-archive:x.tar",
             descriptor: &plain.descriptor(MediaType::OCI_MANIFEST),
             manifest: &plain,
-            config: &config,
+            config: Some(&config),
         });
         assert!(text.contains(" in 2 layers (uncompressed)\n"), "{text}");
         let manifest = RawJson::from_value(manifest_value).expect("manifest");
@@ -473,7 +615,7 @@ mod tests {
             name: "oci:layout:v1",
             descriptor: &descriptor,
             manifest: &manifest,
-            config: &config,
+            config: Some(&config),
         });
         assert!(
             text.contains(&format!("Digest:       {}\n", manifest.digest())),
@@ -524,7 +666,7 @@ mod tests {
             name: "docker://r.example/app:1",
             descriptor: &descriptor,
             manifest: &manifest,
-            config: &config,
+            config: Some(&config),
         };
         let text = json_summary(&image);
         assert!(
@@ -568,5 +710,60 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(v["Digest"], index.digest().to_string());
         assert_ne!(index.digest(), manifest.digest());
+    }
+
+    #[test]
+    fn an_artifact_is_summarized_by_its_type_and_blobs_without_a_platform() {
+        let config = Descriptor::new(
+            MediaType::new("application/vnd.cncf.helm.config.v1+json"),
+            Digest::sha256_of(b"c"),
+            54,
+        );
+        let chart = Descriptor::new(
+            MediaType::new("application/x-chart\u{1b}[2J"),
+            Digest::sha256_of(b"chart"),
+            3_000,
+        );
+        let mut manifest = ImageManifest::new(config, vec![chart]);
+        let raw = RawJson::from_value(manifest.clone()).expect("manifest");
+        let descriptor = raw.descriptor(MediaType::OCI_MANIFEST);
+        let artifact = Inspected {
+            name: "oci:charts:1",
+            index: None,
+            descriptor: &descriptor,
+            manifest: &raw,
+            config: None,
+        };
+        let text = summary(&artifact);
+        assert!(text.starts_with("Artifact:     oci:charts:1\n"), "{text}");
+        assert!(
+            text.contains("Type:         application/vnd.cncf.helm.config.v1+json"),
+            "{text}"
+        );
+        assert!(text.contains("in 1 blob"), "{text}");
+        assert!(
+            !text.contains('\u{1b}'),
+            "a media type reached the terminal raw: {text}"
+        );
+        assert!(!text.contains("Platform:"), "{text}");
+        // An artifact type, when the manifest has one, names what it is.
+        manifest.artifact_type = Some(MediaType::new("application/vnd.example.sbom"));
+        let raw = RawJson::from_value(manifest).expect("manifest");
+        let text = summary(&Inspected {
+            manifest: &raw,
+            ..artifact
+        });
+        assert!(
+            text.contains("Type:         application/vnd.example.sbom"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json_summary(&Inspected {
+            manifest: &raw,
+            ..artifact
+        }))
+        .expect("JSON");
+        assert_eq!(v["Architecture"], "");
+        assert!(v["Created"].is_null());
+        assert_eq!(v["LayersData"][0]["Size"], 3_000);
     }
 }
