@@ -17,6 +17,10 @@
 //! - [`LayerStats`] / [`Stats`] — what was done: entries by type, bytes, skipped devices and
 //!   xattrs, the digests that were computed.
 //! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
+//! - [`Unpacker::flatten_layers`] / [`Unpacker::flatten_image`] — the same layers merged into
+//!   one tar of the root filesystem instead of a directory (as `crane export` writes it), for
+//!   `mke2fs -d`, `sqfstar` or `docker import`; each layer a [`FlattenLayer`] read twice, the
+//!   result counted in [`FlattenStats`]. See [`flatten`].
 //! - [`write_runtime_config`] / [`RuntimeMetadata`] — the image's Entrypoint, Cmd, Env,
 //!   WorkingDir, User and ExposedPorts as JSON next to the rootfs.
 //! - [`remove_root`] — delete a root after a failed unpack; [`empty_root`] — empty a root that
@@ -130,6 +134,7 @@
 
 mod apply;
 mod error;
+pub mod flatten;
 mod guard;
 mod image;
 mod path;
@@ -145,6 +150,7 @@ use std::sync::Arc;
 use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
 
 pub use error::{Error, ErrorKind, Result};
+pub use flatten::{FlattenLayer, FlattenStats};
 pub use image::{check_layer_count, open_layer};
 pub use root::{empty_root, remove_root};
 pub use runtime::{RuntimeMetadata, write_runtime_config};
@@ -499,7 +505,7 @@ impl Unpacker {
 }
 
 /// Read the stream to its end (past the tar end-of-archive) and check both digests.
-fn finish_stream(
+pub(crate) fn finish_stream(
     mut chunks: stream::ChunkReader,
     info: &LayerInfo,
     mut stats: LayerStats,
@@ -544,6 +550,8 @@ mod public_api {
     fn public_types_are_debug_and_send() {
         debug_send::<Error>();
         debug_send::<ErrorKind>();
+        debug_send::<FlattenLayer<'static>>();
+        debug_send::<FlattenStats>();
         debug_send::<LayerInfo>();
         debug_send::<LayerStats>();
         debug_send::<Limits>();

@@ -22,6 +22,9 @@ Transports (skopeo style):
   docker://REF                 an image in a registry, e.g.
                                docker://registry.example:5000/team/app:1.2
   rootfs:DIR                   a root filesystem (destination only): the image is unpacked into DIR
+  rootfs-tar:FILE              a root filesystem as one tar (destination only), owners, devices and
+                               modes as the layers say, for mke2fs -d, sqfstar or docker import;
+                               FILE `-` is stdout
 
 Exit codes: 0 success, 1 failure, 2 usage error.";
 

@@ -315,12 +315,18 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     if let Some(path) = &digest_file {
         check_digest_file(path, &job)?;
     }
-    if env.stdout_is_tty && matches!(&job, Job::Copy { destination, .. } if destination.is_stdio())
+    if env.stdout_is_tty
+        && let Job::Copy { destination, .. } = &job
+        && destination.is_stdio()
     {
-        return Err(usage(
-            "refusing to write a docker archive to a terminal: redirect stdout (> image.tar) or \
-             name a file (docker-archive:image.tar)",
-        ));
+        let (what, named) = match destination {
+            Location::RootfsTar { .. } => ("a root filesystem tar", "rootfs-tar:rootfs.tar"),
+            _ => ("a docker archive", "docker-archive:image.tar"),
+        };
+        return Err(usage(format!(
+            "refusing to write {what} to a terminal: redirect stdout (> image.tar) or name a \
+             file ({named})"
+        )));
     }
     let reads_stdin =
         matches!(&job, Job::Copy { source, .. } | Job::Inspect { source, .. } if source.is_stdio());

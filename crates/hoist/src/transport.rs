@@ -1,5 +1,5 @@
 //! Image locations as users type them (`docker-daemon:`, `docker-archive:`, `oci:`, `docker://`,
-//! `rootfs:`), parsed by pure functions into [`Location`]s.
+//! `rootfs:`, `rootfs-tar:`), parsed by pure functions into [`Location`]s.
 //!
 //! The split rules follow skopeo's, which users already know: for `docker-archive:` and `oci:`
 //! the path ends at the first `:`; a `docker-daemon:` name keeps its registry port
@@ -43,6 +43,11 @@ pub enum Location {
         /// The directory to unpack into.
         dir: PathBuf,
     },
+    /// A root filesystem as one flattened tar (destination only): a file, or stdout.
+    RootfsTar {
+        /// The file, or stdout.
+        path: ArchivePath,
+    },
 }
 
 /// The file of a `docker-archive:` location.
@@ -83,7 +88,8 @@ impl fmt::Display for TransportError {
 impl std::error::Error for TransportError {}
 
 /// What the transport prefix of a location is; used to name them in messages.
-pub const TRANSPORT_NAMES: &str = "docker-daemon:, docker-archive:, oci:, docker://, rootfs:";
+pub const TRANSPORT_NAMES: &str =
+    "docker-daemon:, docker-archive:, oci:, docker://, rootfs:, rootfs-tar:";
 
 impl Location {
     /// Parse a location with an explicit transport prefix.
@@ -108,6 +114,7 @@ impl Location {
             "docker-archive" => parse_archive(input, rest),
             "oci" => parse_oci(input, rest),
             "rootfs" => parse_rootfs(input, rest),
+            "rootfs-tar" => parse_rootfs_tar(input, rest),
             "docker" => Err(TransportError::new(
                 input,
                 format!("the registry transport is written docker://, e.g. docker://{rest}"),
@@ -156,8 +163,15 @@ impl Location {
             Location::DockerArchive {
                 path: ArchivePath::Stdio,
                 ..
+            } | Location::RootfsTar {
+                path: ArchivePath::Stdio
             }
         )
+    }
+
+    /// Whether this location can only be written (`rootfs:`, `rootfs-tar:`).
+    pub fn is_destination_only(&self) -> bool {
+        matches!(self, Location::Rootfs { .. } | Location::RootfsTar { .. })
     }
 }
 
@@ -184,6 +198,10 @@ impl fmt::Display for Location {
             }
             Location::Registry { reference } => write!(f, "docker://{reference}"),
             Location::Rootfs { dir } => write!(f, "rootfs:{}", dir.display()),
+            Location::RootfsTar { path } => match path {
+                ArchivePath::Stdio => f.write_str("rootfs-tar:-"),
+                ArchivePath::File(p) => write!(f, "rootfs-tar:{}", p.display()),
+            },
         }
     }
 }
@@ -200,9 +218,15 @@ pub enum DefaultTransport {
 /// Whether `input` starts with a transport prefix hoist knows.
 pub fn has_transport(input: &str) -> bool {
     input.starts_with("docker://")
-        || ["docker-daemon:", "docker-archive:", "oci:", "rootfs:"]
-            .iter()
-            .any(|p| input.starts_with(p))
+        || [
+            "docker-daemon:",
+            "docker-archive:",
+            "oci:",
+            "rootfs:",
+            "rootfs-tar:",
+        ]
+        .iter()
+        .any(|p| input.starts_with(p))
 }
 
 /// Check that a source/destination pair makes sense.
@@ -214,6 +238,12 @@ pub fn check_pair(source: &Location, destination: &Location) -> Result<(), Strin
         return Err(format!(
             "`{source}` cannot be a source: rootfs: is a destination only (hoist does not build \
              images from directories)"
+        ));
+    }
+    if let Location::RootfsTar { .. } = source {
+        return Err(format!(
+            "`{source}` cannot be a source: rootfs-tar: is a destination only (hoist does not \
+             build images from root filesystems)"
         ));
     }
     if source == destination {
@@ -373,6 +403,21 @@ fn parse_rootfs(input: &str, rest: &str) -> Result<Location, TransportError> {
     Ok(Location::Rootfs {
         dir: PathBuf::from(rest),
     })
+}
+
+/// `rootfs-tar:FILE` (the whole remainder is the file, colons included) or `rootfs-tar:-`.
+fn parse_rootfs_tar(input: &str, rest: &str) -> Result<Location, TransportError> {
+    let path = match rest {
+        "" => {
+            return Err(TransportError::new(
+                input,
+                "missing file (use `-` for stdout)",
+            ));
+        }
+        "-" => ArchivePath::Stdio,
+        file => ArchivePath::File(PathBuf::from(file)),
+    };
+    Ok(Location::RootfsTar { path })
 }
 
 /// The N of an archive reference written `@N` (skopeo's position of an image in the archive).
@@ -573,6 +618,18 @@ mod tests {
             }
         );
         assert!(Location::parse("rootfs:").is_err());
+        assert_eq!(
+            parse("rootfs-tar:/tmp/app:1.tar"),
+            Location::RootfsTar {
+                path: ArchivePath::File("/tmp/app:1.tar".into())
+            }
+        );
+        assert!(parse("rootfs-tar:-").is_stdio());
+        assert!(parse("rootfs-tar:-").is_destination_only());
+        assert!(!parse("oci:/l").is_destination_only());
+        assert!(has_transport("rootfs-tar:x.tar"));
+        let err = Location::parse("rootfs-tar:").expect_err("no file");
+        assert!(err.to_string().contains("missing file"), "{err}");
         let err = Location::parse("containers-storage:x").expect_err("unsupported");
         assert!(err.to_string().contains("does not support"), "{err}");
         let err = Location::parse("Weird:x").expect_err("unknown");
@@ -619,6 +676,8 @@ mod tests {
             "docker://h:5000/a:b",
             "docker://docker.io/library/alpine:3",
             "rootfs:/r",
+            "rootfs-tar:/r.tar",
+            "rootfs-tar:-",
         ] {
             assert_eq!(parse(s).to_string(), s);
         }
@@ -630,6 +689,10 @@ mod tests {
         let oci = parse("oci:/l:t");
         assert!(check_pair(&rootfs, &oci).is_err());
         assert!(check_pair(&oci, &rootfs).is_ok());
+        let flat = parse("rootfs-tar:/r.tar");
+        assert!(check_pair(&oci, &flat).is_ok());
+        let err = check_pair(&flat, &oci).expect_err("destination only");
+        assert!(err.contains("destination only"), "{err}");
         // A load needs a name to give the image, not a digest or an ID.
         let hex = "a".repeat(64);
         for bad in [

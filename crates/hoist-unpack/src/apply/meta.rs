@@ -6,13 +6,16 @@ use std::path::Path;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Metadata of one entry (header fields, overridden by PAX records).
-#[derive(Debug, Default)]
-pub(super) struct Meta {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
     pub mtime: i64,
     pub mtime_nsec: u32,
+    /// Owner and group names (header fields, or PAX `uname` / `gname`); empty when unnamed.
+    pub uname: Vec<u8>,
+    pub gname: Vec<u8>,
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -31,7 +34,7 @@ pub(super) fn device<R: Read>(entry: &tar::Entry<'_, R>, shown: &Path) -> Result
 }
 
 /// Read an entry's metadata: its header, then its PAX records over it.
-pub(super) fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
+pub(crate) fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
     let header = entry.header();
     let corrupt =
         |what: &str| Error::new(ErrorKind::Corrupt, format!("bad tar header field: {what}"));
@@ -40,6 +43,8 @@ pub(super) fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> 
         uid: header.uid().map_err(|_| corrupt("uid"))?,
         gid: header.gid().map_err(|_| corrupt("gid"))?,
         mtime: i64::try_from(header.mtime().map_err(|_| corrupt("mtime"))?).unwrap_or(i64::MAX),
+        uname: header.username_bytes().unwrap_or_default().to_vec(),
+        gname: header.groupname_bytes().unwrap_or_default().to_vec(),
         ..Meta::default()
     };
     let pax = entry
@@ -54,6 +59,8 @@ pub(super) fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> 
             match key {
                 b"uid" => meta.uid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.uid),
                 b"gid" => meta.gid = text().and_then(|t| t.parse().ok()).unwrap_or(meta.gid),
+                b"uname" => meta.uname = value.to_vec(),
+                b"gname" => meta.gname = value.to_vec(),
                 b"mtime" => {
                     if let Some((sec, nsec)) = text().and_then(parse_pax_time) {
                         meta.mtime = sec;

@@ -31,7 +31,7 @@ use crate::path::{self, EntryName};
 use crate::root::{self, Opened, Root, dir_flags};
 use crate::{LayerStats, Limits};
 
-mod meta;
+pub(crate) mod meta;
 mod whiteout;
 mod written;
 
@@ -114,7 +114,7 @@ fn child_of(physical: &[OsString], name: &OsStr) -> PathBuf {
 }
 
 /// Map an errno met while resolving a parent into an error naming the entry.
-fn resolve_error(entry: &Path, errno: Errno) -> Error {
+pub(crate) fn resolve_error(entry: &Path, errno: Errno) -> Error {
     match errno {
         Errno::NOTDIR => Error::layer(entry, "a parent component is not a directory"),
         Errno::LOOP => Error::layer(

@@ -177,7 +177,8 @@ async fn copy(
         _ => {}
     }
     // Every other pair goes through an image in a layout: the source's own, or one spooled into
-    // the cache; the destination is written from there.
+    // the cache; the destination is written from there (a rootfs-tar: needs files: it reads
+    // each layer twice).
     // Archive layers are plain tars: a registry wants them compressed (as docker push and
     // skopeo send them); a rootfs, an archive or the daemon do not.
     let compression = match destination {
@@ -310,6 +311,7 @@ pub async fn stage(
             }
         }
         Location::Rootfs { .. } => bail!("rootfs: is a destination only"),
+        Location::RootfsTar { .. } => bail!("rootfs-tar: is a destination only"),
     }
 }
 
@@ -398,6 +400,10 @@ async fn deliver(
             )
             .await?;
             write_runtime_config(config, &staged.image.config)?;
+            Ok(None)
+        }
+        Location::RootfsTar { path } => {
+            super::flatten::flatten_to(config, staged, path.clone(), reporter).await?;
             Ok(None)
         }
         Location::DockerDaemon { name } => {
@@ -536,6 +542,7 @@ mod tests {
         assert_eq!(said("oci:/a:1", "oci:/b:1"), BLOBS_KEPT);
         for (from, to) in [
             ("docker://reg.example/app", "rootfs:/r"),
+            ("docker://reg.example/app", "rootfs-tar:/r.tar"),
             ("oci:/l:1", "rootfs:/r"),
             ("docker-daemon:app", "oci:/l:1"),
             ("docker-archive:/a.tar", "oci:/l:1"),

@@ -115,6 +115,21 @@ pub async fn write_archive_with<F>(
 where
     F: FnOnce(&mut dyn std::io::Write) -> hoist_oci::Result<()> + Send + 'static,
 {
+    write_stream_with(path, "docker archive", reporter, produce).await
+}
+
+/// [`write_archive_with`] for any stream hoist writes to a file or stdout, `what` naming it
+/// in messages ("docker archive", "root filesystem tar").
+pub async fn write_stream_with<F, E>(
+    path: ArchivePath,
+    what: &'static str,
+    reporter: Reporter,
+    produce: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(&mut dyn std::io::Write) -> Result<(), E> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
     tokio::task::spawn_blocking(move || {
         // The archive is one stream: one progress line for it, counting bytes written.
         reporter.send(Event::Layer {
@@ -141,11 +156,10 @@ where
                     // Unlike a report cut short by `| head`, an archive cut short is data lost:
                     // a failure, as for docker save and skopeo, so `set -o pipefail` sees it.
                     anyhow::bail!(
-                        "the reader of standard output went away before the docker archive was \
-                         complete"
+                        "the reader of standard output went away before the {what} was complete"
                     );
                 }
-                result.context("writing the docker archive to stdout")?;
+                result.with_context(|| format!("writing the {what} to stdout"))?;
             }
             ArchivePath::File(file) => {
                 let mut whole = WholeFile::create(file)
@@ -160,7 +174,7 @@ where
                         .with_context(|| format!("writing {}", file.display()))?;
                 }
                 whole.commit().with_context(|| {
-                    format!("putting the archive in place at {}", file.display())
+                    format!("putting the {what} in place at {}", file.display())
                 })?;
             }
         }

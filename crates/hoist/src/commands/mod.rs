@@ -8,6 +8,7 @@ pub mod copy;
 pub mod daemon;
 pub mod daemon_push;
 pub mod export_cache;
+pub mod flatten;
 pub mod inspect;
 pub mod local;
 pub mod login;
@@ -160,6 +161,7 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
                 (Location::Registry { .. }, Location::Rootfs { .. }) => "unpack",
                 (Location::Registry { .. }, _) => "pull",
                 (_, Location::Rootfs { .. }) => "unpack",
+                (_, Location::RootfsTar { .. }) => "flatten",
                 _ => "copy",
             };
             let result = copy::run(config, &source, &destination, operation, &reporter);

@@ -84,10 +84,10 @@ pub(super) fn validate_job(
             json,
         } => {
             let source = parse_or(&source, DefaultTransport::Registry)?;
-            if let Location::Rootfs { .. } = source {
-                return Err(usage(
-                    "rootfs: is a destination only; it cannot be inspected",
-                ));
+            if source.is_destination_only() {
+                return Err(usage(format!(
+                    "`{source}` is a destination only; it cannot be inspected"
+                )));
             }
             return Ok(Job::Inspect {
                 source,
@@ -100,9 +100,9 @@ pub(super) fn validate_job(
             let source = parse_or(&source, DefaultTransport::Registry)?;
             return match source {
                 Location::Registry { .. } | Location::Oci { .. } => Ok(Job::Digest { source }),
-                Location::Rootfs { .. } => {
-                    Err(usage("rootfs: is a destination only; it has no digest"))
-                }
+                Location::Rootfs { .. } | Location::RootfsTar { .. } => Err(usage(format!(
+                    "`{source}` is a destination only; it has no digest"
+                ))),
                 other => {
                     let daemon = match other {
                         Location::DockerDaemon { .. } => {

@@ -1,0 +1,411 @@
+//! The merged tree of an image, built in memory from the layers' headers alone (pass 1).
+//!
+//! Each layer is replayed onto a model of the root filesystem with the rules
+//! [`crate::apply`] applies to a real directory, decision for decision: parents resolved one
+//! component at a time with a symlink in a parent position followed inside the root (at most
+//! [`MAX_SYMLINK_HOPS`] symlinks and [`MAX_STEPS`] components), missing parents made as
+//! implicit `0755` directories, whiteouts and opaque markers removing only what lower layers
+//! left (a node remembers the last layer that wrote it, as the applier's written set does), a
+//! non-directory replacing whatever was at its name (a directory with its tree), a directory
+//! entry keeping the directory already there with its children.
+//!
+//! Nothing here holds file contents: a regular file is an [`Inode`] naming the layer and entry
+//! number its data comes from, so pass 2 can copy it from there. Hard links share an inode, as
+//! on disk, so a link whose target name was later replaced or whited out keeps the content it
+//! linked to. Memory grows with the number of paths (and their metadata), never with the size
+//! of a file or a layer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::io::Errno;
+
+use crate::apply::meta::Meta;
+use crate::apply::resolve_error;
+use crate::error::{Error, Result};
+use crate::path::MAX_DEPTH;
+use crate::root::{MAX_STEPS, MAX_SYMLINK_HOPS};
+
+/// A node of the tree (an index into [`Tree::nodes`]).
+pub(super) type NodeId = usize;
+/// An inode (an index into [`Tree::inodes`]).
+pub(super) type InodeId = usize;
+
+/// The root directory's node.
+pub(super) const ROOT: NodeId = 0;
+
+/// What a non-directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A regular file of this many bytes.
+    Regular(u64),
+    /// A symlink and its target, byte for byte.
+    Symlink(Vec<u8>),
+    /// A fifo.
+    Fifo,
+    /// A character device (major, minor).
+    Char(u32, u32),
+    /// A block device (major, minor).
+    Block(u32, u32),
+}
+
+/// A non-directory, possibly under several names (hard links).
+#[derive(Debug)]
+pub(super) struct Inode {
+    /// The layer (from 0, base first) whose entry made it.
+    pub layer: usize,
+    /// That entry's position in its layer's tar (from 0, every entry the parser yields).
+    pub ordinal: u64,
+    pub kind: Kind,
+    pub meta: Meta,
+}
+
+/// What a node is.
+#[derive(Debug)]
+pub(super) enum Body {
+    /// A directory; `None` for one made implicitly as a parent (mode `0755`, owned by 0:0).
+    Dir(Option<Box<Meta>>),
+    /// A name for an inode.
+    Leaf(InodeId),
+}
+
+/// One directory entry of the merged tree.
+#[derive(Debug)]
+pub(super) struct Node {
+    pub name: OsString,
+    pub parent: NodeId,
+    /// By name, so the output order is the byte order of names.
+    pub children: BTreeMap<OsString, NodeId>,
+    pub body: Body,
+    /// 1 + the last layer that wrote the node (0: none yet).
+    written: usize,
+    /// Still in the tree (removed nodes stay in the arena, emptied).
+    pub alive: bool,
+}
+
+/// The model. See the module docs.
+#[derive(Debug)]
+pub(super) struct Tree {
+    pub nodes: Vec<Node>,
+    pub inodes: Vec<Inode>,
+    /// 1 + the layer being replayed.
+    stamp: usize,
+}
+
+/// Where an entry goes, once its name is classified.
+pub(super) struct Entry<'a> {
+    pub ordinal: u64,
+    pub path: &'a Path,
+    pub shown: &'a Path,
+    pub meta: Meta,
+}
+
+impl Tree {
+    pub(super) fn new() -> Tree {
+        Tree {
+            nodes: vec![Node {
+                name: OsString::new(),
+                parent: ROOT,
+                children: BTreeMap::new(),
+                body: Body::Dir(None),
+                written: 0,
+                alive: true,
+            }],
+            inodes: Vec::new(),
+            stamp: 0,
+        }
+    }
+
+    /// Start replaying layer `layer` (from 0).
+    pub(super) fn start_layer(&mut self, layer: usize) {
+        self.stamp = layer + 1;
+    }
+
+    fn layer(&self) -> usize {
+        self.stamp.saturating_sub(1)
+    }
+
+    fn child(&self, dir: NodeId, name: &OsStr) -> Option<NodeId> {
+        self.nodes[dir].children.get(name).copied()
+    }
+
+    fn is_dir(&self, node: NodeId) -> bool {
+        matches!(self.nodes[node].body, Body::Dir(_))
+    }
+
+    fn add(&mut self, parent: NodeId, name: &OsStr, body: Body) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(Node {
+            name: name.to_os_string(),
+            parent,
+            children: BTreeMap::new(),
+            body,
+            written: 0,
+            alive: true,
+        });
+        self.nodes[parent].children.insert(name.to_os_string(), id);
+        id
+    }
+
+    /// Remove `name` from `dir` with everything under it, freeing what the nodes held.
+    fn remove(&mut self, dir: NodeId, name: &OsStr) {
+        let Some(gone) = self.nodes[dir].children.remove(name) else {
+            return;
+        };
+        let mut stack = vec![gone];
+        while let Some(node) = stack.pop() {
+            let node = &mut self.nodes[node];
+            node.alive = false;
+            node.name = OsString::new();
+            node.body = Body::Dir(None);
+            stack.extend(std::mem::take(&mut node.children).into_values());
+        }
+    }
+
+    /// Resolve the directory `dir` as [`crate::root::Root::resolve`] does: the physical path
+    /// of nodes (empty for the root); with `create`, missing directories are added as implicit
+    /// ones, without it `Ok(None)` says something is missing. The nodes are not marked written.
+    fn resolve(&mut self, dir: &Path, create: bool) -> Result<Option<Vec<NodeId>>, Errno> {
+        let mut queue: VecDeque<OsString> = dir
+            .components()
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        let mut physical: Vec<NodeId> = Vec::new();
+        let (mut hops, mut steps) = (0usize, 0usize);
+        while let Some(comp) = queue.pop_front() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Err(Errno::LOOP);
+            }
+            let bytes = comp.as_bytes();
+            if bytes.is_empty() || bytes == b"." || bytes == b"/" {
+                continue;
+            }
+            if bytes == b".." {
+                physical.pop();
+                continue;
+            }
+            let here = physical.last().copied().unwrap_or(ROOT);
+            let Some(next) = self.child(here, &comp) else {
+                if !create {
+                    return Ok(None);
+                }
+                physical.push(self.add(here, &comp, Body::Dir(None)));
+                continue;
+            };
+            let inode = match self.nodes[next].body {
+                Body::Dir(_) => {
+                    physical.push(next);
+                    continue;
+                }
+                Body::Leaf(inode) => inode,
+            };
+            let Kind::Symlink(target) = &self.inodes[inode].kind else {
+                return Err(Errno::NOTDIR);
+            };
+            hops += 1;
+            if hops > MAX_SYMLINK_HOPS {
+                return Err(Errno::LOOP);
+            }
+            if target.first() == Some(&b'/') {
+                physical.clear();
+            }
+            for part in target.split(|b| *b == b'/').rev() {
+                queue.push_front(OsStr::from_bytes(part).to_os_string());
+            }
+            if physical.len() + queue.len() > 4 * MAX_DEPTH {
+                return Err(Errno::NAMETOOLONG);
+            }
+        }
+        Ok(Some(physical))
+    }
+
+    /// The last node of a physical path (the root for an empty one).
+    fn end(physical: &[NodeId]) -> NodeId {
+        physical.last().copied().unwrap_or(ROOT)
+    }
+
+    fn mark(&mut self, physical: &[NodeId]) {
+        for node in physical {
+            self.nodes[*node].written = self.stamp;
+        }
+    }
+
+    fn written_now(&self, node: NodeId) -> bool {
+        self.nodes[node].written == self.stamp
+    }
+
+    /// The parent directory of an entry the layer writes, made as needed and marked written.
+    fn parent(&mut self, dir: &Path, shown: &Path) -> Result<NodeId> {
+        match self.resolve(dir, true) {
+            Ok(Some(physical)) => {
+                self.mark(&physical);
+                Ok(Tree::end(&physical))
+            }
+            Ok(None) => Err(Error::layer(shown, "parent directory vanished")),
+            Err(e) => Err(resolve_error(shown, e)),
+        }
+    }
+
+    /// `DIR/.wh.NAME`: remove `NAME` as lower layers left it.
+    pub(super) fn whiteout(&mut self, dir: &Path, name: &OsStr, shown: &Path) -> Result<()> {
+        let parent = match self.resolve(dir, false) {
+            Ok(Some(physical)) => Tree::end(&physical),
+            Ok(None) | Err(Errno::NOTDIR) => return Ok(()),
+            Err(e) => return Err(resolve_error(shown, e)),
+        };
+        let Some(node) = self.child(parent, name) else {
+            return Ok(());
+        };
+        if self.written_now(node) {
+            // This layer's own entry stays; what lower layers left under it goes.
+            if self.is_dir(node) {
+                self.clear_lower(node);
+            }
+            return Ok(());
+        }
+        self.remove(parent, name);
+        Ok(())
+    }
+
+    /// `DIR/.wh..wh..opq`: hide what lower layers left in `DIR`.
+    pub(super) fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
+        let (Some(parent_path), Some(name)) = (dir.parent(), dir.file_name()) else {
+            self.clear_lower(ROOT);
+            return Ok(());
+        };
+        let parent = self.parent(parent_path, shown)?;
+        if let Some(existing) = self.child(parent, name)
+            && let Body::Leaf(inode) = self.nodes[existing].body
+            && matches!(self.inodes[inode].kind, Kind::Symlink(_))
+        {
+            match self.resolve(dir, true) {
+                Ok(Some(physical)) => {
+                    self.mark(&physical);
+                    self.clear_lower(Tree::end(&physical));
+                    return Ok(());
+                }
+                Ok(None) | Err(Errno::NOTDIR | Errno::LOOP) => {}
+                Err(e) => return Err(resolve_error(shown, e)),
+            }
+        }
+        let node = self.ensure_dir(parent, name, None);
+        self.nodes[node].written = self.stamp;
+        self.clear_lower(node);
+        Ok(())
+    }
+
+    /// Remove everything under `dir` this layer did not write, descending into what it did.
+    fn clear_lower(&mut self, dir: NodeId) {
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            let children: Vec<(OsString, NodeId)> = self.nodes[dir]
+                .children
+                .iter()
+                .map(|(name, node)| (name.clone(), *node))
+                .collect();
+            for (name, node) in children {
+                if !self.written_now(node) {
+                    self.remove(dir, &name);
+                } else if self.is_dir(node) {
+                    stack.push(node);
+                }
+            }
+        }
+    }
+
+    /// Make `name` in `parent` a directory, keeping one already there (and its metadata unless
+    /// `meta` is given); anything else there is replaced.
+    fn ensure_dir(&mut self, parent: NodeId, name: &OsStr, meta: Option<Meta>) -> NodeId {
+        if let Some(node) = self.child(parent, name)
+            && let Body::Dir(old) = &mut self.nodes[node].body
+        {
+            if let Some(meta) = meta {
+                *old = Some(Box::new(meta));
+            }
+            return node;
+        }
+        self.remove(parent, name);
+        self.add(parent, name, Body::Dir(meta.map(Box::new)))
+    }
+
+    /// The inode a hard link names, resolved as the layer stands now.
+    pub(super) fn link_target(&mut self, target: &Path, shown: &Path) -> Result<NodeId> {
+        let (Some(name), Some(dir)) = (target.file_name(), target.parent()) else {
+            return Err(Error::layer(shown, "hardlink target has no name"));
+        };
+        let missing = || Error::layer(shown, "hardlink target does not exist");
+        let dir = match self.resolve(dir, false) {
+            Ok(Some(physical)) => Tree::end(&physical),
+            Ok(None) | Err(Errno::NOTDIR) => return Err(missing()),
+            Err(e) => return Err(resolve_error(shown, e)),
+        };
+        let node = self.child(dir, name).ok_or_else(missing)?;
+        if self.is_dir(node) {
+            return Err(Error::layer(shown, "hardlink target is a directory"));
+        }
+        Ok(node)
+    }
+
+    /// A directory entry.
+    pub(super) fn dir(&mut self, entry: Entry<'_>) -> Result<()> {
+        let (parent, name) = self.slot(&entry)?;
+        let node = self.ensure_dir(parent, name, Some(entry.meta));
+        self.nodes[node].written = self.stamp;
+        Ok(())
+    }
+
+    /// A non-directory entry of `kind`.
+    pub(super) fn leaf(&mut self, entry: Entry<'_>, kind: Kind) -> Result<()> {
+        let (parent, name) = self.slot(&entry)?;
+        self.remove(parent, name);
+        let inode = self.inodes.len();
+        self.inodes.push(Inode {
+            layer: self.layer(),
+            ordinal: entry.ordinal,
+            kind,
+            meta: entry.meta,
+        });
+        let node = self.add(parent, name, Body::Leaf(inode));
+        self.nodes[node].written = self.stamp;
+        Ok(())
+    }
+
+    /// A hard link to `target` (the node [`Tree::link_target`] found before the parent of
+    /// the link was made).
+    pub(super) fn hardlink(&mut self, entry: Entry<'_>, target: NodeId) -> Result<()> {
+        let (parent, name) = self.slot(&entry)?;
+        self.remove(parent, name);
+        let Body::Leaf(inode) = self.nodes[target].body else {
+            return Err(Error::layer(entry.shown, "hardlink target does not exist"));
+        };
+        if !self.nodes[target].alive {
+            // Replacing the link's name removed the target (it was that name, or under it).
+            return Err(Error::layer(entry.shown, "hardlink target does not exist"));
+        }
+        let node = self.add(parent, name, Body::Leaf(inode));
+        self.nodes[node].written = self.stamp;
+        Ok(())
+    }
+
+    /// The parent node and final name of an entry, the parent made and marked written.
+    fn slot<'p>(&mut self, entry: &Entry<'p>) -> Result<(NodeId, &'p OsStr)> {
+        let (Some(name), Some(dir)) = (entry.path.file_name(), entry.path.parent()) else {
+            return Err(Error::layer(entry.shown, "entry has no name"));
+        };
+        Ok((self.parent(dir, entry.shown)?, name))
+    }
+
+    /// The path of a live node below the root, as components.
+    pub(super) fn path_of(&self, mut node: NodeId) -> Vec<&OsStr> {
+        let mut parts = Vec::new();
+        while node != ROOT {
+            parts.push(self.nodes[node].name.as_os_str());
+            node = self.nodes[node].parent;
+        }
+        parts.reverse();
+        parts
+    }
+}
