@@ -7,6 +7,7 @@ pub mod copy;
 pub mod daemon;
 pub mod daemon_push;
 pub mod export_cache;
+pub mod format;
 pub mod inspect;
 pub mod local;
 pub mod login;
