@@ -450,3 +450,79 @@ fn a_docker_archive_goes_to_a_registry_and_a_layout_as_v2s2() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn the_daemon_pushes_and_exports_as_v2s2() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let Some(dockerd) = common::daemon_with_image(&[3, 2], "fmt:1") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let registry = Registry::start().expect("registry");
+    let repo = format!("{}/team/daemon", registry.host());
+    let digest_file = tmp.path().join("digest");
+    let from_daemon = |args: &[&str]| {
+        let mut cmd = hoist(&cache, args);
+        cmd.env("DOCKER_HOST", dockerd.docker_host());
+        cmd
+    };
+
+    // The overlapped daemon push (layers uploaded while the export streams in).
+    ok(from_daemon(&["push", "-f", "v2s2", "--digestfile"])
+        .arg(&digest_file)
+        .arg("fmt:1")
+        .arg(format!("{repo}:1")));
+    let bytes = served(&cache, &format!("docker://{repo}:1"));
+    assert_eq!(digest_in(&digest_file), Digest::sha256_of(&bytes));
+    let m = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
+    let v = m.value();
+    assert_eq!(
+        v.media_type.as_ref().map(MediaType::as_str),
+        Some(MediaType::DOCKER_MANIFEST)
+    );
+    assert_eq!(v.config.media_type, MediaType::DOCKER_CONFIG);
+    assert!(!v.layers.is_empty());
+    assert!(
+        v.layers
+            .iter()
+            .all(|l| l.media_type == MediaType::DOCKER_LAYER_GZIP)
+    );
+
+    // Again from the export the push cached, this time as OCI.
+    ok(from_daemon(&["push", "-f", "oci", "--digestfile"])
+        .arg(&digest_file)
+        .arg("fmt:1")
+        .arg(format!("{repo}:oci")));
+    let bytes = served(&cache, &format!("docker://{repo}:oci"));
+    assert_eq!(digest_in(&digest_file), Digest::sha256_of(&bytes));
+    let oci = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
+    assert_eq!(oci.value().config.media_type, MediaType::OCI_CONFIG);
+    assert_eq!(oci.value().config.digest, v.config.digest);
+
+    // Straight into a layout (hoist export), tagged as v2s2.
+    let layout_dir = tmp.path().join("exported");
+    let export_cache = tmp.path().join("export-cache");
+    let mut export = hoist(&export_cache, &["export", "-f", "v2s2", "--digestfile"]);
+    export
+        .env("DOCKER_HOST", dockerd.docker_host())
+        .arg(&digest_file)
+        .arg("fmt:1")
+        .arg(&layout_dir);
+    ok(&mut export);
+    let layout = Layout::open(&layout_dir).expect("layout");
+    let tagged = layout.resolve(Some("1")).expect("tag");
+    assert_eq!(tagged.media_type, MediaType::DOCKER_MANIFEST);
+    assert_eq!(tagged.digest, digest_in(&digest_file));
+    let read = layout.image(Some("1"), None).expect("image");
+    assert_eq!(
+        read.manifest.value().config.media_type,
+        MediaType::DOCKER_CONFIG
+    );
+    for blob in std::iter::once(&read.manifest.value().config).chain(&read.manifest.value().layers)
+    {
+        layout.verify_blob(blob).expect("blob present and whole");
+    }
+}
