@@ -283,6 +283,29 @@ fn all_with_v2s2_writes_a_manifest_list_of_converted_images() {
         assert_manifest(read.manifest.bytes(), false, image);
     }
 
+    // Registry to registry (blobs mounted): the manifest list becomes an OCI index whose images
+    // are pushed by their new digests.
+    let mounted = format!("{}/team/oci-multi", registry.host());
+    ok(
+        hoist(&cache, &["copy", "--all", "-f", "oci", "--digestfile"])
+            .arg(&digest_file)
+            .arg(format!("docker://{repo}:v1"))
+            .arg(format!("docker://{mounted}:v1")),
+    );
+    let bytes = served(&cache, &format!("docker://{mounted}:v1"));
+    assert_eq!(digest_in(&digest_file), Digest::sha256_of(&bytes));
+    assert_eq!(
+        Digest::sha256_of(&bytes),
+        top.digest,
+        "the same index as pulled"
+    );
+    let index = RawJson::<ImageIndex>::parse(bytes).expect("an index");
+    for (child, image) in index.value().manifests.iter().zip(&images) {
+        let image_bytes = served(&cache, &format!("docker://{mounted}@{}", child.digest));
+        assert_eq!(Digest::sha256_of(&image_bytes), child.digest);
+        assert_manifest(&image_bytes, false, image);
+    }
+
     // An index listing an image v2s2 cannot hold (the testkit's arm64 one has zstd layers) is
     // refused, naming that image, and no index is pushed.
     let mixed = tmp.path().join("mixed");
