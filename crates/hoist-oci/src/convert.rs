@@ -215,30 +215,17 @@ pub fn convert_index(
             document: index.clone(),
         });
     }
+    check_index(value, format)?;
     let converted = match format {
-        ManifestFormat::DockerV2S2 => {
-            if let Some(artifact) = &value.artifact_type {
-                return Err(unsupported(format!(
-                    "the index is an artifact ({artifact}); a Docker manifest list lists images \
-                     only"
-                )));
-            }
-            if let Some(subject) = &value.subject {
-                return Err(unsupported(format!(
-                    "the index refers to {} as its subject; a Docker manifest list has no subject",
-                    subject.digest
-                )));
-            }
-            ImageIndex {
-                schema_version: 2,
-                media_type: Some(MediaType::new(MediaType::DOCKER_MANIFEST_LIST)),
-                artifact_type: None,
-                manifests,
-                subject: None,
-                annotations: BTreeMap::new(),
-                extra: BTreeMap::new(),
-            }
-        }
+        ManifestFormat::DockerV2S2 => ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::DOCKER_MANIFEST_LIST)),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: BTreeMap::new(),
+            extra: BTreeMap::new(),
+        },
         ManifestFormat::Oci => ImageIndex {
             media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
             manifests,
@@ -246,6 +233,30 @@ pub fn convert_index(
         },
     };
     reparsed(&converted, format.index_media_type())
+}
+
+/// Whether `index` itself (not the images it lists) can be written as `format`: checked by
+/// [`convert_index`], and worth asking before the images are copied.
+///
+/// # Errors
+/// [`ErrorKind::Unsupported`] for an index with an `artifactType` or a `subject` on its way to
+/// a Docker manifest list, or an index of neither format.
+pub fn check_index(index: &ImageIndex, format: ManifestFormat) -> crate::Result<()> {
+    ManifestFormat::of_index(index)?;
+    if format == ManifestFormat::DockerV2S2 {
+        if let Some(artifact) = &index.artifact_type {
+            return Err(unsupported(format!(
+                "the index is an artifact ({artifact}); a Docker manifest list lists images only"
+            )));
+        }
+        if let Some(subject) = &index.subject {
+            return Err(unsupported(format!(
+                "the index refers to {} as its subject; a Docker manifest list has no subject",
+                subject.digest
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// OCI (or a manifest mixing both families) to Docker v2 schema 2.

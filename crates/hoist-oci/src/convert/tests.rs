@@ -436,4 +436,11 @@ fn a_manifest_list_refuses_a_subject_or_an_artifact_type() {
     let artifact = RawJson::from_value(value).expect("serializes");
     let e = convert_index(&artifact, ManifestFormat::DockerV2S2, &children).expect_err("artifact");
     assert!(e.to_string().contains("artifact"), "{e}");
+    // Both are known before any image is converted, and OCI keeps them.
+    for refused in [&with_subject, &artifact] {
+        let e = check_index(refused.value(), ManifestFormat::DockerV2S2).expect_err("refused");
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        check_index(refused.value(), ManifestFormat::Oci).expect("an OCI index has them");
+    }
+    check_index(source.value(), ManifestFormat::DockerV2S2).expect("a plain index");
 }

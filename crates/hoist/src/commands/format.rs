@@ -112,6 +112,21 @@ pub fn index_as(
     Ok((converted.document, converted.descriptor.media_type))
 }
 
+/// Refuse, before any image it lists is copied, an index `format` cannot describe itself.
+///
+/// # Errors
+/// As [`index_as`] for the index's own fields.
+pub fn check_index_as(
+    index: &RawJson<ImageIndex>,
+    format: Option<ManifestFormat>,
+) -> anyhow::Result<()> {
+    match format {
+        Some(format) => hoist_oci::convert::check_index(index.value(), format)
+            .map_err(|e| refused(e, format, index.digest())),
+        None => Ok(()),
+    }
+}
+
 /// The reference to push a manifest to: `to` itself, unless it names the source's manifest by
 /// digest (`REPO@DIGEST`, as `--all` pushes each image) and the conversion gave the manifest
 /// another digest, which is then the one to push by (a registry takes a manifest by its own

@@ -22,7 +22,7 @@ use hoist_oci::layout::Layout;
 use hoist_oci::{AnyManifest, Descriptor, Digest, ImageIndex, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
-use super::format::{image_as, index_as, push_reference};
+use super::format::{check_index_as, image_as, index_as, push_reference};
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
 use super::registry;
 use super::remote::{copy_between_registries, pull_image, push_image};
@@ -75,6 +75,8 @@ pub async fn copy_all(
             child.media_type
         );
     }
+    // An index the chosen format cannot describe is refused before its images are copied.
+    check_index_as(&index, config.manifest_format)?;
     // A layout destination is marked in use until the index is written.
     let claim = match destination {
         Location::Oci { dir, .. } => Some(claim_layout(dir).await?),
