@@ -27,6 +27,9 @@
 //! - [`codec`] — [`Compression`] detected by magic bytes, [`codec::decoder`] for any layer,
 //!   and [`codec::Compressor`], which yields blob digest and `diff_id` in one pass;
 //!   [`Layout::layer_writer`] does the same straight into a layout, hashing each side once.
+//! - [`convert`] — an image manifest or index rewritten from OCI to Docker v2 schema 2 or
+//!   back ([`convert::convert_manifest`], [`convert::convert_index`]): new bytes and digest,
+//!   the same blobs.
 //! - [`ImageVariants`] — several compressions of each layer kept per layer and chosen per
 //!   layer, never as combinations of whole chains.
 //! - [`Error`] — the one error type, with an [`ErrorKind`] saying what went wrong.
@@ -166,6 +169,7 @@
 
 pub mod archive;
 pub mod codec;
+pub mod convert;
 mod descriptor;
 pub mod digest;
 mod error;
@@ -256,6 +260,8 @@ mod thread_safety {
         debug::<VerifyingReader<std::fs::File>>();
         debug::<WriteBehind>();
         debug::<codec::CompressedInfo>();
+        debug::<convert::ManifestFormat>();
+        debug::<convert::Converted<ImageManifest>>();
         debug::<codec::Compressor<Vec<u8>>>();
         debug::<archive::SpoolEvent>();
         debug::<archive::SpoolOptions>();

@@ -67,6 +67,8 @@ media_types! {
     DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd";
     /// Docker foreign (non-distributable) gzip layer.
     DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    /// Docker foreign (non-distributable) uncompressed layer.
+    DOCKER_LAYER_FOREIGN_TAR = "application/vnd.docker.image.rootfs.foreign.diff.tar";
 }
 
 impl MediaType {
@@ -132,9 +134,10 @@ impl MediaType {
     /// For a layer media type, its compression; `None` when this is not a known layer type.
     pub fn layer_compression(&self) -> Option<Compression> {
         match self.as_str() {
-            Self::OCI_LAYER | Self::OCI_LAYER_NONDIST | Self::DOCKER_LAYER => {
-                Some(Compression::None)
-            }
+            Self::OCI_LAYER
+            | Self::OCI_LAYER_NONDIST
+            | Self::DOCKER_LAYER
+            | Self::DOCKER_LAYER_FOREIGN_TAR => Some(Compression::None),
             Self::OCI_LAYER_GZIP
             | Self::OCI_LAYER_NONDIST_GZIP
             | Self::DOCKER_LAYER_GZIP

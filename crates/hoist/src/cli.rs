@@ -334,10 +334,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         runtime_config: Option<PathBuf>,
         /// Copy every platform of a multi-platform image: each image its index lists, then the
-        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
-        /// `crane copy` do. Between registries and OCI layouts only.
+        /// index itself, byte for byte (its digest stays the same) unless --format rewrites it,
+        /// as `skopeo copy --all` and `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Write the manifest at the destination in this format (with --all the index too, as a
+        /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
+        /// schema 2, for registries that take nothing else). Only media types change: blobs are
+        /// copied as they are and the manifest gets a new digest. Images v2s2 cannot describe
+        /// (zstd or encrypted layers, artifacts) are refused; annotations are dropped. Without
+        /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
+        #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
+        format: Option<FormatArg>,
         /// Copy every tag of the source repository or OCI layout to the destination repository
         /// or layout, both named without a tag (as `crane copy --all-tags` and `skopeo sync`
         /// do). A tag the destination already has with the same manifest is skipped
@@ -370,10 +378,18 @@ pub enum Command {
         #[arg(value_name = "REF")]
         reference: String,
         /// Copy every platform of a multi-platform image: each image its index lists, then the
-        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
-        /// `crane copy` do. Between registries and OCI layouts only.
+        /// index itself, byte for byte (its digest stays the same) unless --format rewrites it,
+        /// as `skopeo copy --all` and `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Write the manifest at the destination in this format (with --all the index too, as a
+        /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
+        /// schema 2, for registries that take nothing else). Only media types change: blobs are
+        /// copied as they are and the manifest gets a new digest. Images v2s2 cannot describe
+        /// (zstd or encrypted layers, artifacts) are refused; annotations are dropped. Without
+        /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
+        #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
+        format: Option<FormatArg>,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.
@@ -390,10 +406,18 @@ pub enum Command {
         /// tagged with TAG, or else with REF's tag.
         dir: PathBuf,
         /// Copy every platform of a multi-platform image: each image its index lists, then the
-        /// index itself, byte for byte (its digest stays the same), as `skopeo copy --all` and
-        /// `crane copy` do. Between registries and OCI layouts only.
+        /// index itself, byte for byte (its digest stays the same) unless --format rewrites it,
+        /// as `skopeo copy --all` and `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// Write the manifest at the destination in this format (with --all the index too, as a
+        /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
+        /// schema 2, for registries that take nothing else). Only media types change: blobs are
+        /// copied as they are and the manifest gets a new digest. Images v2s2 cannot describe
+        /// (zstd or encrypted layers, artifacts) are refused; annotations are dropped. Without
+        /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
+        #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
+        format: Option<FormatArg>,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.
@@ -425,6 +449,14 @@ pub enum Command {
         /// The OCI layout directory (created if missing), also as oci:DIR[:TAG]; the image is
         /// tagged with TAG, or else with the image's own tag.
         dir: PathBuf,
+        /// Write the manifest at the destination in this format (with --all the index too, as a
+        /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
+        /// schema 2, for registries that take nothing else). Only media types change: blobs are
+        /// copied as they are and the manifest gets a new digest. Images v2s2 cannot describe
+        /// (zstd or encrypted layers, artifacts) are refused; annotations are dropped. Without
+        /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
+        #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
+        format: Option<FormatArg>,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.
@@ -570,6 +602,15 @@ pub enum CompressionArg {
     Zstd,
     /// Uncompressed tar layers.
     None,
+}
+
+/// `--format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// OCI image manifests and indexes.
+    Oci,
+    /// Docker v2 schema 2 manifests and manifest lists.
+    V2s2,
 }
 
 /// `--progress`

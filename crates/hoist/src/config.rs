@@ -8,9 +8,10 @@
 //! `job` (the subcommand into a [`Job`]), `settings` (the global options into a [`Config`]) and
 //! `credentials` (`--creds`, `--src-creds`, `--dest-creds`, and which registry gets which),
 //! `tls_verify` (skopeo's `--tls-verify=false` and its `--src-`/`--dest-` forms, as the
-//! registries they name insecure).
+//! registries they name insecure), `format` (`--format` and the destinations that take it).
 
 mod credentials;
+mod format;
 mod job;
 mod login;
 mod settings;
@@ -105,6 +106,9 @@ pub struct Config {
     pub digest_file: Option<PathBuf>,
     /// `--all`: copy every platform of an index and the index itself.
     pub all_platforms: bool,
+    /// `--format`: the manifest format written at a registry or layout destination; `None`
+    /// copies manifests as they are stored.
+    pub manifest_format: Option<hoist_oci::convert::ManifestFormat>,
     /// Per-layer caps when unpacking.
     pub unpack_limits: hoist_unpack::Limits,
     /// How to reach the Docker daemon: its address (else `DOCKER_HOST` and the docker
@@ -276,6 +280,13 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         | Command::Export { digestfile, .. } => digestfile.clone(),
         _ => None,
     };
+    let manifest_format = match &cli.command {
+        Command::Copy { format, .. }
+        | Command::Push { format, .. }
+        | Command::Pull { format, .. }
+        | Command::Export { format, .. } => *format,
+        _ => None,
+    };
     let all_tags = matches!(&cli.command, Command::Copy { all_tags: true, .. });
     let tag_filter = match &cli.command {
         Command::Copy {
@@ -315,6 +326,10 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     if let Some(path) = &digest_file {
         check_digest_file(path, &job)?;
     }
+    let manifest_format = match manifest_format {
+        Some(format) => Some(format::check_format(format, &job, &cli.global)?),
+        None => None,
+    };
     if env.stdout_is_tty
         && let Job::Copy { destination, .. } = &job
         && destination.is_stdio()
@@ -374,6 +389,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     config.auth_file = auth_file.map(|(path, _)| path);
     config.registry_auth_files = registry_auth_files;
     config.all_platforms = all_platforms;
+    config.manifest_format = manifest_format;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     for host in unverified {
         if !config.insecure_registries.contains(&host) {

@@ -3,8 +3,9 @@
 //! layout (a mirror carried across an air gap). Each tag goes through the same single-image
 //! copy as `hoist copy` (or `--all`'s, with every platform); a tag the destination already
 //! has with the same manifest is skipped, so running it again (a mirror kept up to date) only
-//! copies what changed. Every tag is attempted even when one fails, and the command fails
-//! naming the tags that did.
+//! copies what changed (with `--format`, every tag is copied again, its blobs skipped: the
+//! converted manifest's digest is not the source's). Every tag is attempted even when one
+//! fails, and the command fails naming the tags that did.
 
 use anyhow::{Context as _, bail};
 use hoist_oci::{Digest, Layout};
@@ -74,7 +75,13 @@ pub fn run(
                 continue;
             }
         };
-        let same = runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to)));
+        // With --format the destination should hold a converted manifest, whose digest is not
+        // the source's: each tag is copied (its blobs are skipped), never taken as current
+        // because an unconverted copy is there.
+        let same = match config.manifest_format {
+            Some(_) => Ok(false),
+            None => runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to))),
+        };
         match same {
             Ok(true) => {
                 current += 1;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use hoist_oci::layout::Layout;
 use hoist_oci::{Descriptor, Digest, ImageManifest, RawJson};
 
+use super::format::{manifest_as, push_reference};
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
 use super::registry;
 use super::remote::push_image;
@@ -31,14 +32,24 @@ pub async fn copy_from_layout(
     destination: &Location,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<Digest>> {
-    let Some((layout, descriptor, manifest)) = open_artifact(config, dir, tag).await? else {
+    let Some((layout, stored, manifest)) = open_artifact(config, dir, tag).await? else {
         return Ok(None);
+    };
+    // `--format v2s2` refuses an artifact (v2s2 has none); `--format oci` keeps it as it is.
+    let (manifest, media_type) =
+        manifest_as(&manifest, stored.media_type.clone(), config.manifest_format)?;
+    let descriptor = Descriptor {
+        media_type,
+        digest: manifest.digest().clone(),
+        size: manifest.bytes().len() as u64,
+        ..stored.clone()
     };
     match destination {
         Location::Registry { reference } => {
             let client = registry::client(config)?;
+            let reference = push_reference(reference, &stored.digest, &descriptor.digest);
             let found = (&descriptor, &manifest);
-            let pushed = push_image(&client, &layout, found, reference, None, reporter).await?;
+            let pushed = push_image(&client, &layout, found, &reference, None, reporter).await?;
             Ok(Some(pushed))
         }
         Location::Oci {

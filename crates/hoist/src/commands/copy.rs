@@ -11,6 +11,7 @@ use hoist_oci::archive::SpoolOptions;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor, Digest, Reference};
 
+use super::format::{image_as, push_reference};
 use super::local::{
     choose_archive_image, claim_layout, copy_between_layouts, release_failed, spool_archive,
     spool_archive_to_layout, tag_layout, unpack_from_layout, write_archive, write_runtime_config,
@@ -104,8 +105,9 @@ async fn copy(
             // A failed pull keeps the blobs it verified (the next run skips them), so the
             // claim is only dropped, never released as failed.
             let claim = claim_layout(dir).await?;
+            let format = config.manifest_format;
             let pulled =
-                pull_manifest(&client, config, reference, claim.layout(), reporter).await?;
+                pull_manifest(&client, config, reference, claim.layout(), format, reporter).await?;
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
             tag_layout(dir, tag.as_deref(), &pulled).await?;
             drop(claim);
@@ -147,7 +149,7 @@ async fn copy(
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = registry::client(config)?;
             let copied = copy_between_registries(&client, config, from, to, reporter).await?;
-            return Ok(Some(copied));
+            return Ok(Some(copied.digest));
         }
         // Layers stream from the registry into the archive (a file, stdout, or the daemon's
         // load); zstd images go through a layout, which decompresses them.
@@ -277,7 +279,8 @@ pub async fn stage(
             // The transit directory is this command's own: no claim needed.
             let pulled = async {
                 let layout = Layout::create(&transit)?;
-                let image = pull_image(&client, config, reference, &layout, reporter).await?;
+                // A transit copy for an archive, the daemon or a rootfs: as stored.
+                let image = pull_image(&client, config, reference, &layout, None, reporter).await?;
                 anyhow::Ok((layout, image))
             }
             .await;
@@ -333,6 +336,7 @@ async fn deliver(
                 }
                 _ => staged.image.clone(),
             };
+            let image = image_as(&image, config.manifest_format)?;
             let claim = claim_layout(dir).await?;
             let source_tag = match source {
                 Location::Oci { tag, .. } => tag.clone(),
@@ -378,16 +382,16 @@ async fn deliver(
             Ok(None)
         }
         Location::Registry { reference } => {
-            let client = registry::client(config)?;
-            let pushed = push_image(
-                &client,
-                &staged.layout,
-                (&staged.image.descriptor, &staged.image.manifest),
+            let image = image_as(&staged.image, config.manifest_format)?;
+            let reference = push_reference(
                 reference,
-                None,
-                reporter,
-            )
-            .await?;
+                &staged.image.descriptor.digest,
+                &image.descriptor.digest,
+            );
+            let client = registry::client(config)?;
+            let found = (&image.descriptor, &image.manifest);
+            let pushed =
+                push_image(&client, &staged.layout, found, &reference, None, reporter).await?;
             Ok(Some(pushed))
         }
         Location::Rootfs { dir } => {

@@ -164,20 +164,34 @@ pub async fn export_to_layout(
     let image = exported.and_then(|spooled| {
         the_inspected(&spooled, &info, name, &layout, config.platform.is_some()).cloned()
     });
-    let image = match image {
-        Ok(image) => image,
+    // With --format, the converted manifest is stored beside the exported one and tagged.
+    let format = config.manifest_format;
+    let descriptor = match image {
+        Ok(image) => {
+            let layout = layout.clone();
+            tokio::task::spawn_blocking(move || {
+                super::format::store_as(&layout, &image.manifest, format)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|stored| stored)
+        }
+        Err(e) => Err(e),
+    };
+    let descriptor = match descriptor {
+        Ok(descriptor) => descriptor,
         Err(e) => {
             super::local::release_failed(claim).await;
             return Err(e);
         }
     };
-    if let Err(e) = super::local::tag_layout(dir, tag, &image.manifest).await {
+    if let Err(e) = super::local::tag_layout(dir, tag, &descriptor).await {
         super::local::release_failed(claim).await;
         return Err(e);
     }
     // Only now, with the tag written, does the layout stop being marked in use.
     drop(claim);
-    Ok(Some(image.manifest.digest))
+    Ok(Some(descriptor.digest))
 }
 
 /// The export's progress as lines: one for the stream ("preparing" while dockerd writes the

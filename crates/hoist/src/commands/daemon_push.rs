@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use hoist_oci::convert::ManifestFormat;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, Digest, MediaType, Reference};
 use hoist_registry::{BlobSource, Client, PushOptions, Repo};
@@ -84,8 +85,9 @@ pub async fn push_from_daemon(
             }
         }
     }
+    let format = config.manifest_format;
     finish(
-        &client, &repo, reference, &layout, &image, layers, &to_push, reporter,
+        &client, &repo, reference, &layout, &image, layers, &to_push, format, reporter,
     )
     .await
 }
@@ -123,8 +125,8 @@ where
     }
 }
 
-/// Push the layers left, the config and the manifest of `image` with `layers`; returns the
-/// manifest's digest.
+/// Push the layers left, the config and the manifest of `image` with `layers` (converted to
+/// `format` when one is given; the cache keeps the OCI one); returns the manifest's digest.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     client: &Client,
@@ -134,21 +136,20 @@ async fn finish(
     image: &Image,
     layers: Vec<Descriptor>,
     to_push: &[Descriptor],
+    format: Option<ManifestFormat>,
     reporter: &Reporter,
 ) -> anyhow::Result<Digest> {
     let manifest = daemon::manifest_for(image, layers)?;
     layout.write_json(&manifest)?;
+    // Converted before the config and the layers left are pushed. hoist compressed the layers
+    // (the command line refuses --compression zstd with --format v2s2); only a layer the
+    // daemon sent already zstd-compressed can be refused here.
+    let oci = MediaType::new(MediaType::OCI_MANIFEST);
+    let (pushed, media_type) = super::format::manifest_as(&manifest, oci, format)?;
     // Progress lines were announced by diff_id; from here the registry reports blob digests.
     let config_desc = &manifest.value().config;
     push_blobs(client, repo, layout, config_desc, to_push, None, reporter).await?;
-    push_manifest(
-        client,
-        repo,
-        reference,
-        &MediaType::new(MediaType::OCI_MANIFEST),
-        manifest.bytes(),
-    )
-    .await
+    push_manifest(client, repo, reference, &media_type, pushed.bytes()).await
 }
 
 /// Push each layer `stored` reports (diff_id when known, blob in `layout`) while the export goes

@@ -207,7 +207,7 @@ pub async fn tag_layout(
 /// the blobs that were complete (verified, referenced by nothing), never a partial one; so
 /// does a multi-image archive's layout for the images not chosen.
 ///
-/// Returns the digest of the image's manifest in the layout.
+/// Returns the digest of the image's manifest in the layout (converted with `--format`).
 pub async fn spool_archive_to_layout(
     config: &Config,
     path: &ArchivePath,
@@ -235,11 +235,13 @@ pub async fn spool_archive_to_layout(
         );
     }
     let (layout, reporter) = (claim.layout().clone(), reporter.clone());
+    let format = config.manifest_format;
     let spooled = tokio::task::spawn_blocking(move || {
         let spooled = spool_archive(&path, &layout, options, &reporter)?;
         let chosen = choose_archive_image(&spooled, reference.as_deref())?;
         let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
-        anyhow::Ok(image.descriptor)
+        // With --format, the converted manifest is stored beside the spooled one and tagged.
+        super::format::store_as(&layout, &image.descriptor, format)
     })
     .await?;
     match spooled {

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod daemon_push;
 pub mod export_cache;
 pub mod flatten;
+pub mod format;
 pub mod inspect;
 pub mod local;
 pub mod login;

@@ -5,10 +5,15 @@
 //! the source's digest, as with `skopeo copy --all` and `crane copy`. The index goes last, so a
 //! failure part-way never leaves a tag naming an index whose images are missing.
 //!
+//! With `--format`, each image is converted on its way (by the single-image paths) and the
+//! index is rewritten in the chosen format (an OCI index or a Docker manifest list), listing
+//! the converted images' new digests; its own digest changes with it.
+//!
 //! Registries and OCI layouts only: an archive, the daemon and a root filesystem hold one image
 //! (the command line refuses `--all` for them). A source that is a single image is copied as
 //! without `--all`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -17,6 +22,7 @@ use hoist_oci::layout::Layout;
 use hoist_oci::{AnyManifest, Descriptor, Digest, ImageIndex, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
+use super::format::{check_index_as, index_as, manifest_as, push_reference};
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
 use super::registry;
 use super::remote::{copy_between_registries, pull_manifest, push_image};
@@ -69,6 +75,8 @@ pub async fn copy_all(
             child.media_type
         );
     }
+    // An index the chosen format cannot describe is refused before its images are copied.
+    check_index_as(&index, config.manifest_format)?;
     // A layout destination is marked in use until the index is written.
     let claim = match destination {
         Location::Oci { dir, .. } => Some(claim_layout(dir).await?),
@@ -86,19 +94,26 @@ pub async fn copy_all(
                 .platform
                 .as_ref()
                 .map_or_else(|| "no platform".to_string(), ToString::to_string);
-            copy_child(config, client, source, destination, target, child, reporter)
+            let written = copy_child(config, client, source, destination, target, child, reporter)
                 .await
-                .with_context(|| format!("copying the image for {platform} ({})", child.digest))
+                .with_context(|| format!("copying the image for {platform} ({})", child.digest))?;
+            anyhow::Ok((child.digest.clone(), written))
         }
     });
-    let copied: Vec<anyhow::Result<()>> = futures_util::stream::iter(copies)
+    let copied: Vec<anyhow::Result<(Digest, Descriptor)>> = futures_util::stream::iter(copies)
         .buffered(IMAGES_AT_ONCE)
         .collect()
         .await;
-    copied.into_iter().collect::<anyhow::Result<()>>()?;
+    // Each listed image's digest, and the descriptor of the manifest written for it.
+    let written = copied
+        .into_iter()
+        .collect::<anyhow::Result<BTreeMap<Digest, Descriptor>>>()?;
+    let source_digest = index.digest().clone();
+    let (index, media_type) = index_as(&index, media_type, config.manifest_format, &written)?;
     match destination {
         Location::Registry { reference } => {
             let client = client.as_ref().context("no registry client")?;
+            let reference = &push_reference(reference, &source_digest, index.digest());
             client
                 .push_manifest(
                     &Repo::from_reference(reference)?,
@@ -165,7 +180,8 @@ async fn source_index(
 }
 
 /// Copy the image `child` of the source's index, by digest; `target` is the claimed layout of
-/// a layout destination.
+/// a layout destination. Returns the descriptor of the manifest written for it (converted with
+/// `--format`).
 async fn copy_child(
     config: &Config,
     client: Option<&Client>,
@@ -174,19 +190,18 @@ async fn copy_child(
     target: Option<&Layout>,
     child: &Descriptor,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Descriptor> {
     let pin = |r: &Reference| r.without_tag_or_digest().with_digest(child.digest.clone());
+    let format = config.manifest_format;
     match (source, destination) {
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = client.context("no registry client")?;
-            copy_between_registries(client, config, &pin(from), &pin(to), reporter).await?;
-            Ok(())
+            copy_between_registries(client, config, &pin(from), &pin(to), reporter).await
         }
         (Location::Registry { reference }, Location::Oci { .. }) => {
             let client = client.context("no registry client")?;
             let target = target.context("no claimed layout")?;
-            pull_manifest(client, config, &pin(reference), target, reporter).await?;
-            Ok(())
+            pull_manifest(client, config, &pin(reference), target, format, reporter).await
         }
         (Location::Oci { dir: from, .. }, to) => {
             // An image or an artifact (a build attestation lists next to its images).
@@ -200,16 +215,31 @@ async fn copy_child(
                 })
                 .await??
             };
+            let (manifest, media_type) =
+                manifest_as(&manifest, descriptor.media_type.clone(), format)?;
+            let descriptor = Descriptor {
+                media_type,
+                digest: manifest.digest().clone(),
+                size: manifest.bytes().len() as u64,
+                ..descriptor
+            };
             match to {
                 Location::Registry { reference } => {
                     let client = client.context("no registry client")?;
+                    let reference =
+                        push_reference(&pin(reference), &child.digest, &descriptor.digest);
                     let pushed = (&descriptor, &manifest);
-                    push_image(client, &layout, pushed, &pin(reference), None, reporter).await?;
-                    Ok(())
+                    let digest =
+                        push_image(client, &layout, pushed, &reference, None, reporter).await?;
+                    Ok(Descriptor {
+                        digest,
+                        ..descriptor
+                    })
                 }
                 Location::Oci { .. } => {
                     let target = target.context("no claimed layout")?.clone();
-                    copy_between_layouts(layout, manifest, target, reporter.clone()).await
+                    copy_between_layouts(layout, manifest, target, reporter.clone()).await?;
+                    Ok(descriptor)
                 }
                 other => bail!("--all cannot copy into {other}"),
             }

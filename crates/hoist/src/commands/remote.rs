@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use futures_util::future::try_join_all;
+use hoist_oci::convert::ManifestFormat;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{
     Descriptor, Digest, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference,
@@ -13,6 +14,7 @@ use hoist_oci::{
 use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
 
 use super::copy::announce;
+use super::format::{manifest_as, push_reference, stored_media_type};
 use super::local::{
     Counting, finish_root, layer_info, prepare_root, write_archive_with, write_runtime_config,
 };
@@ -22,17 +24,23 @@ use crate::progress::{LayerState, Reporter};
 use crate::transport::ArchivePath;
 
 /// Copy within one registry by mounting every blob into the target repository, then pushing
-/// the manifest's exact bytes; returns the manifest's digest. Returns `None` (having changed
-/// nothing but mounts) when some blob could not be mounted, so the caller transfers the image
-/// instead.
+/// the manifest's exact bytes (or, with `--format`, the converted manifest's); returns the
+/// descriptor of the manifest pushed. Returns `None` (having changed nothing but mounts) when
+/// some blob could not be mounted, so the caller transfers the image instead.
 pub async fn mount_all(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<Option<Digest>> {
+) -> anyhow::Result<Option<Descriptor>> {
     let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
+    // Converted before any blob moves: an image the format cannot describe fails here.
+    let (written, media_type) = manifest_as(
+        &manifest,
+        stored_media_type(&manifest),
+        config.manifest_format,
+    )?;
     let to_repo = Repo::from_reference(to)?;
     let m = manifest.value();
     announce(reporter, &m.layers);
@@ -55,15 +63,10 @@ pub async fn mount_all(
             reporter.state(&id, LayerState::Mounted);
         }
     }
-    let media_type = m
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
-    let digest = client
-        .push_manifest(&to_repo, &to.tag_or_digest(), &media_type, manifest.bytes())
-        .await
-        .with_context(|| format!("pushing the manifest to {to}"))?;
-    Ok(Some(digest))
+    let to = push_reference(to, manifest.digest(), written.digest());
+    let digest = push_manifest(client, &to_repo, &to, &media_type, written.bytes()).await?;
+    let size = written.bytes().len() as u64;
+    Ok(Some(Descriptor::new(media_type, digest, size)))
 }
 
 /// Push the manifest `descriptor` names (an image's or an artifact's), whose blobs are in
@@ -152,18 +155,21 @@ pub async fn push_manifest(
         .with_context(|| format!("pushing the manifest to {reference}"))
 }
 
-/// Pull the container image `reference` names into `layout` (for a copy to go on from there);
-/// an artifact is refused before anything is downloaded.
+/// Pull the container image `reference` names into `layout` (for a copy to go on from there),
+/// its manifest converted to `format` when one is given; an artifact is refused before
+/// anything is downloaded.
 pub async fn pull_image(
     client: &Client,
     config: &Config,
     reference: &Reference,
     layout: &Layout,
+    format: Option<ManifestFormat>,
     reporter: &Reporter,
 ) -> anyhow::Result<Image> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     require_container_image(reference, &manifest)?;
-    let descriptor = pull_into(client, &repo, manifest.clone(), layout, reporter).await?;
+    let (descriptor, manifest) =
+        pull_into(client, &repo, &manifest, layout, format, reporter).await?;
     let config_json: RawJson<ImageConfig> = layout
         .read_json(&manifest.value().config)
         .with_context(|| format!("reading the config of {reference}"))?;
@@ -175,16 +181,20 @@ pub async fn pull_image(
 }
 
 /// Pull the manifest `reference` names (an image's or an artifact's) with its blobs into
-/// `layout`, which the caller holds a claim on until it is tagged; returns its descriptor.
+/// `layout`, which the caller holds a claim on until it is tagged; returns the descriptor of
+/// the manifest stored: converted to `format` when one is given (checked before any blob is
+/// pulled; only the converted manifest is stored).
 pub async fn pull_manifest(
     client: &Client,
     config: &Config,
     reference: &Reference,
     layout: &Layout,
+    format: Option<ManifestFormat>,
     reporter: &Reporter,
 ) -> anyhow::Result<Descriptor> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
-    pull_into(client, &repo, manifest, layout, reporter).await
+    let (descriptor, _) = pull_into(client, &repo, &manifest, layout, format, reporter).await?;
+    Ok(descriptor)
 }
 
 /// Fail unless `manifest` is a container image's: an artifact has nothing to unpack, archive
@@ -210,14 +220,17 @@ pub fn require_container_image(
 }
 
 /// Download `manifest`'s blobs from `repo` into `layout` (each verified; those already there
-/// rehashed and kept), then the manifest itself; returns its descriptor.
+/// rehashed and kept), then the manifest itself, converted to `format` when one is given;
+/// returns the stored manifest and its descriptor.
 async fn pull_into(
     client: &Client,
     repo: &Repo,
-    manifest: RawJson<ImageManifest>,
+    manifest: &RawJson<ImageManifest>,
     layout: &Layout,
+    format: Option<ManifestFormat>,
     reporter: &Reporter,
-) -> anyhow::Result<Descriptor> {
+) -> anyhow::Result<(Descriptor, RawJson<ImageManifest>)> {
+    let (written, media_type) = manifest_as(manifest, stored_media_type(manifest), format)?;
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
@@ -263,12 +276,8 @@ async fn pull_into(
     let _ = forwarder.await;
     let _ = config_forwarder.await;
     result?;
-    layout.write_json(&manifest)?;
-    let media_type = m
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
-    Ok(manifest.descriptor(media_type))
+    layout.write_json(&written)?;
+    Ok((written.descriptor(media_type), written))
 }
 
 /// Unpack an image straight from a registry: each layer streams into the unpacker, no cache.
@@ -349,34 +358,40 @@ pub async fn fetch_config(
 
 /// Copy an image between registries: within one registry by mounting every blob (no bytes
 /// move), otherwise (or when a mount is declined) by streaming every blob through, with no
-/// local copy. Returns the digest of the manifest pushed.
+/// local copy. Returns the descriptor of the manifest pushed (converted with `--format`).
 pub async fn copy_between_registries(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<Digest> {
+) -> anyhow::Result<Descriptor> {
     if from.registry() == to.registry()
-        && let Some(digest) = mount_all(client, config, from, to, reporter).await?
+        && let Some(pushed) = mount_all(client, config, from, to, reporter).await?
     {
-        return Ok(digest);
+        return Ok(pushed);
     }
     stream_between_registries(client, config, from, to, reporter).await
 }
 
 /// Copy an image between registries with no local copy: every blob streams from the source
 /// through hoist into the destination (a ranged GET per chunk, hashed on the way and verified
-/// before the destination completes it), then the manifest's exact bytes are pushed; returns
-/// their digest.
+/// before the destination completes it), then the manifest's exact bytes are pushed (or, with
+/// `--format`, the converted manifest's, converted before any blob moves); returns the
+/// descriptor of the manifest pushed.
 pub async fn stream_between_registries(
     client: &Client,
     config: &Config,
     from: &Reference,
     to: &Reference,
     reporter: &Reporter,
-) -> anyhow::Result<Digest> {
+) -> anyhow::Result<Descriptor> {
     let (from_repo, manifest) = fetch_manifest(client, config, from).await?;
+    let (written, media_type) = manifest_as(
+        &manifest,
+        stored_media_type(&manifest),
+        config.manifest_format,
+    )?;
     let to_repo = Repo::from_reference(to)?;
     let m = manifest.value();
     announce(reporter, &m.layers);
@@ -398,11 +413,10 @@ pub async fn stream_between_registries(
     let _ = forwarder.await;
     let _ = config_forwarder.await;
     result.with_context(|| format!("copying blobs from {from} to {to}"))?;
-    let media_type = m
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MediaType::new(MediaType::OCI_MANIFEST));
-    push_manifest(client, &to_repo, to, &media_type, manifest.bytes()).await
+    let to = push_reference(to, manifest.digest(), written.digest());
+    let digest = push_manifest(client, &to_repo, &to, &media_type, written.bytes()).await?;
+    let size = written.bytes().len() as u64;
+    Ok(Descriptor::new(media_type, digest, size))
 }
 
 /// A registry image ready to be streamed into a docker archive.

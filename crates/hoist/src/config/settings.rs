@@ -103,6 +103,7 @@ pub(super) fn validate_global(
         runtime_config: None,
         digest_file: None,
         all_platforms: false,
+        manifest_format: None,
         unpack_limits,
         daemon,
         registry_client: None,

@@ -1,0 +1,168 @@
+//! `--format`: which destinations take it, and the combinations that could only fail.
+//!
+//! Only a registry and an OCI layout store a manifest hoist writes. A docker-archive is always
+//! `docker save`'s own format, the Docker daemon keeps images its own way and a rootfs holds
+//! files: `--format` with them is a usage error, never silently ignored.
+
+use hoist_oci::convert::ManifestFormat;
+
+use super::{Job, UsageError, usage};
+use crate::cli::{CompressionArg, FormatArg, GlobalArgs};
+use crate::transport::Location;
+
+/// The format `--format` names, once the job is known to write a manifest it can apply to.
+pub(super) fn check_format(
+    format: FormatArg,
+    job: &Job,
+    global: &GlobalArgs,
+) -> Result<ManifestFormat, UsageError> {
+    let flag = match format {
+        FormatArg::Oci => "--format oci",
+        FormatArg::V2s2 => "--format v2s2",
+    };
+    let (source, destination) = match job {
+        Job::Copy {
+            source,
+            destination,
+        }
+        | Job::CopyTags {
+            source,
+            destination,
+            ..
+        } => (source, destination),
+        _ => return Err(usage("--format goes with copy, push, pull or export")),
+    };
+    let fixed = match destination {
+        Location::Registry { .. } | Location::Oci { .. } => None,
+        Location::DockerArchive { .. } => {
+            Some("a docker-archive is always in `docker save`'s format")
+        }
+        Location::DockerDaemon { .. } => Some("the Docker daemon stores images its own way"),
+        Location::Rootfs { .. } | Location::RootfsTar { .. } => {
+            Some("a rootfs holds the image's files, not its manifest")
+        }
+    };
+    if let Some(why) = fixed {
+        return Err(usage(format!(
+            "{flag} sets the manifest format written to a registry or an OCI layout; \
+             `{destination}` has a fixed format ({why}): leave --format out"
+        )));
+    }
+    let compresses = matches!(
+        source,
+        Location::DockerDaemon { .. } | Location::DockerArchive { .. }
+    );
+    if format == FormatArg::V2s2 && compresses && global.compression == Some(CompressionArg::Zstd) {
+        return Err(usage(format!(
+            "{flag} with --compression zstd: Docker v2 schema 2 has no zstd layers; use \
+             --format oci, or --compression gzip"
+        )));
+    }
+    Ok(match format {
+        FormatArg::Oci => ManifestFormat::Oci,
+        FormatArg::V2s2 => ManifestFormat::DockerV2S2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use hoist_oci::convert::ManifestFormat;
+
+    use crate::config::tests::{err, ok};
+
+    #[test]
+    fn format_is_read_by_every_copy_command() {
+        for args in [
+            &[
+                "copy",
+                "--format",
+                "v2s2",
+                "oci:x:1",
+                "docker://h.example/a:1",
+            ][..],
+            &[
+                "copy",
+                "-f",
+                "v2s2",
+                "--all",
+                "docker://h.example/a:1",
+                "oci:y:1",
+            ][..],
+            &["push", "-f", "v2s2", "oci:x:1", "h.example/a:1"][..],
+            &["pull", "--format", "v2s2", "h.example/a:1", "out"][..],
+            &["export", "--format", "v2s2", "app:1", "out"][..],
+            &[
+                "copy",
+                "-f",
+                "v2s2",
+                "--all-tags",
+                "docker://h.example/a",
+                "oci:z",
+            ][..],
+        ] {
+            assert_eq!(
+                ok(args).0.manifest_format,
+                Some(ManifestFormat::DockerV2S2),
+                "{args:?}"
+            );
+        }
+        let (config, _) = ok(&["push", "-f", "oci", "app:1", "h.example/a:1"]);
+        assert_eq!(config.manifest_format, Some(ManifestFormat::Oci));
+        let (config, _) = ok(&["push", "app:1", "h.example/a:1"]);
+        assert_eq!(config.manifest_format, None);
+        // skopeo's v2s1 is not written by hoist.
+        assert!(err(&["push", "-f", "v2s1", "app:1", "h.example/a:1"]).contains("v2s1"));
+    }
+
+    #[test]
+    fn format_is_refused_where_the_format_is_fixed() {
+        for to in ["docker-archive:/a.tar", "docker-daemon:app:1", "rootfs:/r"] {
+            let e = err(&["copy", "--format", "oci", "oci:x:1", to]);
+            assert!(e.contains("fixed format") && e.contains(to), "{e}");
+        }
+        let e = err(&[
+            "push",
+            "--format",
+            "v2s2",
+            "oci:x:1",
+            "docker-archive:/a.tar",
+        ]);
+        assert!(e.contains("registry"), "{e}");
+    }
+
+    #[test]
+    fn v2s2_with_layers_hoist_compresses_as_zstd_is_refused_up_front() {
+        for from in ["docker-daemon:app:1", "docker-archive:/a.tar"] {
+            let args = [
+                "--compression",
+                "zstd",
+                "copy",
+                "-f",
+                "v2s2",
+                from,
+                "docker://h.example/a:1",
+            ];
+            let e = err(&args);
+            assert!(e.contains("no zstd layers"), "{e}");
+        }
+        // A layout's layers are copied as stored: --compression does not touch them.
+        ok(&[
+            "--compression",
+            "zstd",
+            "copy",
+            "-f",
+            "v2s2",
+            "oci:x:1",
+            "docker://h.example/a:1",
+        ]);
+        ok(&[
+            "--compression",
+            "zstd",
+            "copy",
+            "-f",
+            "oci",
+            "docker-daemon:app:1",
+            "oci:y:1",
+        ]);
+    }
+}
