@@ -128,6 +128,39 @@ fn a_chart_goes_through_registries_and_layouts_with_its_digest_and_nowhere_else(
     let chart_blob = &manifest.value().layers[0];
     assert!(copied.has_verified_blob(chart_blob).expect("verify"));
 
+    // --format: oci keeps it as it is; v2s2 has no artifacts, and refuses before a blob moves.
+    let as_oci = format!("docker://{}/formats/app:oci", one.host());
+    succeeded(run(&[
+        "-q",
+        "copy",
+        "--format",
+        "oci",
+        &common::arg(&charts, ":1.2.0"),
+        &as_oci,
+    ]));
+    let digest = text(&succeeded(run(&["digest", &as_oci])).stdout);
+    assert_eq!(digest.trim(), want);
+    let as_v2s2 = format!("docker://{}/formats/app:v2s2", one.host());
+    let out = run(&[
+        "-q",
+        "copy",
+        "--format",
+        "v2s2",
+        &common::arg(&charts, ":1.2.0"),
+        &as_v2s2,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(
+        all(&out).contains("cannot be written as Docker v2 schema 2"),
+        "{}",
+        all(&out)
+    );
+    assert_eq!(
+        run(&["digest", &as_v2s2]).status.code(),
+        Some(1),
+        "nothing was tagged"
+    );
+
     // Inspected as what it is, its config printed as it is.
     for at in [streamed.clone(), common::arg(&charts, ":1.2.0")] {
         let shown = text(&succeeded(run(&["inspect", &at])).stdout);
