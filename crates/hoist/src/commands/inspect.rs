@@ -474,20 +474,7 @@ pub fn summary(image: &Inspected<'_>) -> String {
         }
     }
     let _ = writeln!(out, "Layers:");
-    let width = m.layers.len().to_string().len();
-    for (i, layer) in m.layers.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {:>width$}  {}  {:>9}  {}",
-            i + 1,
-            layer.digest,
-            human(layer.size),
-            sanitize(layer.media_type.as_str())
-        );
-        if let Some(diff_id) = c.rootfs.diff_ids.get(i) {
-            let _ = writeln!(out, "  {:>width$}  diff_id {}", "", diff_id);
-        }
-    }
+    list_blobs(&mut out, &m.layers, &c.rootfs.diff_ids);
     out
 }
 
@@ -521,23 +508,32 @@ fn artifact_summary(image: &Inspected<'_>) -> String {
         if m.layers.len() == 1 { "" } else { "s" }
     );
     let _ = writeln!(out, "Blobs:");
-    let width = m.layers.len().to_string().len();
-    for (i, layer) in m.layers.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  {:>width$}  {}  {:>9}  {}",
-            i + 1,
-            layer.digest,
-            human(layer.size),
-            sanitize(layer.media_type.as_str())
-        );
-    }
+    list_blobs(&mut out, &m.layers, &[]);
     let _ = writeln!(
         out,
         "(an artifact: it can be copied to a registry or an OCI layout, not unpacked, archived \
          or loaded)"
     );
     out
+}
+
+/// One numbered line per blob (digest, size, media type), each followed by its `diff_ids`
+/// entry when there is one.
+fn list_blobs(out: &mut String, blobs: &[Descriptor], diff_ids: &[Digest]) {
+    let width = blobs.len().to_string().len();
+    for (i, blob) in blobs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {:>width$}  {}  {:>9}  {}",
+            i + 1,
+            blob.digest,
+            human(blob.size),
+            sanitize(blob.media_type.as_str())
+        );
+        if let Some(diff_id) = diff_ids.get(i) {
+            let _ = writeln!(out, "  {:>width$}  diff_id {}", "", diff_id);
+        }
+    }
 }
 
 fn join_args(args: &[String]) -> String {
