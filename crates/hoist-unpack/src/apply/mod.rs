@@ -334,35 +334,9 @@ impl<'a> Applier<'a> {
                 }
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::layer(shown, "hardlink without a target"))?
-                    .into_owned();
-                let target = match path::classify(&target) {
-                    Ok(EntryName::Normal(t)) => t,
-                    Ok(_) => {
-                        return Err(Error::layer(
-                            shown,
-                            "hardlink target is the root or a whiteout",
-                        ));
-                    }
-                    Err(why) => {
-                        return Err(Error::layer(
-                            shown,
-                            format!("hardlink target is invalid: {why}"),
-                        ));
-                    }
-                };
-                if target == path {
+                let Some(target) = hardlink_target(entry, path, shown)? else {
                     return Ok(());
-                }
-                if target.starts_with(path) {
-                    // Replacing `path` would delete the target before it is linked.
-                    return Err(Error::layer(
-                        shown,
-                        "hardlink target lies inside the entry it replaces",
-                    ));
-                }
+                };
                 link_target = Some(self.hardlink_source(&target, shown)?);
             }
             EntryType::Char | EntryType::Block => {
@@ -673,4 +647,42 @@ impl<'a> Applier<'a> {
         }
         Ok(())
     }
+}
+
+/// A hard link entry's target path, checked as any entry name is (and never the entry's own
+/// path or under it); `None` for a link to itself, which changes nothing. The applier and the
+/// flattener share it, so both take and refuse the same links.
+pub(crate) fn hardlink_target<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    path: &Path,
+    shown: &Path,
+) -> Result<Option<PathBuf>> {
+    let target = entry
+        .link_name_bytes()
+        .ok_or_else(|| Error::layer(shown, "hardlink without a target"))?;
+    let target = match path::classify(&target) {
+        Ok(EntryName::Normal(t)) => t,
+        Ok(_) => {
+            return Err(Error::layer(
+                shown,
+                "hardlink target is the root or a whiteout",
+            ));
+        }
+        Err(why) => {
+            return Err(Error::layer(
+                shown,
+                format!("hardlink target is invalid: {why}"),
+            ));
+        }
+    };
+    if target == path {
+        return Ok(None);
+    }
+    if target.starts_with(path) {
+        return Err(Error::layer(
+            shown,
+            "hardlink target lies inside the entry it replaces",
+        ));
+    }
+    Ok(Some(target))
 }

@@ -79,14 +79,14 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Algorithm, Digest};
 use tar::EntryType;
 
 use crate::apply::meta::read_meta;
-use crate::apply::{Budget, Options};
+use crate::apply::{Budget, Options, hardlink_target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{self, EntryName};
 use crate::{LayerInfo, LayerStats, Unpacker, guard, stream};
@@ -383,7 +383,7 @@ fn model_create<R: Read>(
             _ => Err(Error::layer(shown, "symlink without a target")),
         },
         EntryType::Link => {
-            let Some(target) = link_target(entry, at.path, shown)? else {
+            let Some(target) = hardlink_target(entry, at.path, shown)? else {
                 return Ok(());
             };
             let node = tree.link_target(&target, shown)?;
@@ -413,41 +413,4 @@ fn model_create<R: Read>(
             format!("unsupported tar entry type {:?}", other.as_byte() as char),
         )),
     }
-}
-
-/// A hard link's target path, checked as the applier checks it; `None` for a link to itself
-/// (which changes nothing).
-fn link_target<R: Read>(
-    entry: &tar::Entry<'_, R>,
-    path: &Path,
-    shown: &Path,
-) -> Result<Option<PathBuf>> {
-    let target = entry
-        .link_name_bytes()
-        .ok_or_else(|| Error::layer(shown, "hardlink without a target"))?;
-    let target = match path::classify(&target) {
-        Ok(EntryName::Normal(t)) => t,
-        Ok(_) => {
-            return Err(Error::layer(
-                shown,
-                "hardlink target is the root or a whiteout",
-            ));
-        }
-        Err(why) => {
-            return Err(Error::layer(
-                shown,
-                format!("hardlink target is invalid: {why}"),
-            ));
-        }
-    };
-    if target == path {
-        return Ok(None);
-    }
-    if target.starts_with(path) {
-        return Err(Error::layer(
-            shown,
-            "hardlink target lies inside the entry it replaces",
-        ));
-    }
-    Ok(Some(target))
 }
