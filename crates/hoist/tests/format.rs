@@ -45,6 +45,26 @@ fn digest_in(path: &Path) -> Digest {
         .expect("a digest")
 }
 
+/// The manifest a registry serves for `reference`, checked to be the one `--digestfile` named
+/// and a Docker v2 schema 2 manifest of gzip layers with a Docker config.
+fn served_v2s2(cache: &Path, reference: &str, digest_file: &Path) -> RawJson<ImageManifest> {
+    let bytes = served(cache, reference);
+    assert_eq!(digest_in(digest_file), Digest::sha256_of(&bytes));
+    let m = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
+    let v = m.value();
+    assert_eq!(
+        v.media_type.as_ref().map(MediaType::as_str),
+        Some(MediaType::DOCKER_MANIFEST)
+    );
+    assert_eq!(v.config.media_type, MediaType::DOCKER_CONFIG);
+    assert!(
+        v.layers
+            .iter()
+            .all(|l| l.media_type == MediaType::DOCKER_LAYER_GZIP)
+    );
+    m
+}
+
 /// `hoist digest` of `source`.
 fn digest_of(cache: &Path, source: &str) -> Digest {
     let out = ok(&mut hoist(cache, &["digest", source]));
@@ -436,21 +456,8 @@ fn a_docker_archive_goes_to_a_registry_and_a_layout_as_v2s2() {
         .arg(&digest_file)
         .arg(&from)
         .arg(format!("docker://{repo}:1")));
-    let bytes = served(&cache, &format!("docker://{repo}:1"));
-    assert_eq!(digest_in(&digest_file), Digest::sha256_of(&bytes));
-    let m = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
-    let v = m.value();
-    assert_eq!(
-        v.media_type.as_ref().map(MediaType::as_str),
-        Some(MediaType::DOCKER_MANIFEST)
-    );
-    assert_eq!(v.config.media_type, MediaType::DOCKER_CONFIG);
-    assert_eq!(v.config.digest, image.config_digest);
-    assert!(
-        v.layers
-            .iter()
-            .all(|l| l.media_type == MediaType::DOCKER_LAYER_GZIP)
-    );
+    let m = served_v2s2(&cache, &format!("docker://{repo}:1"), &digest_file);
+    assert_eq!(m.value().config.digest, image.config_digest);
 
     // Into a layout the archive's plain tars are kept: Docker's uncompressed layer type.
     let layout_dir = tmp.path().join("layout");
@@ -498,21 +505,9 @@ fn the_daemon_pushes_and_exports_as_v2s2() {
         .arg(&digest_file)
         .arg("fmt:1")
         .arg(format!("{repo}:1")));
-    let bytes = served(&cache, &format!("docker://{repo}:1"));
-    assert_eq!(digest_in(&digest_file), Digest::sha256_of(&bytes));
-    let m = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
+    let m = served_v2s2(&cache, &format!("docker://{repo}:1"), &digest_file);
     let v = m.value();
-    assert_eq!(
-        v.media_type.as_ref().map(MediaType::as_str),
-        Some(MediaType::DOCKER_MANIFEST)
-    );
-    assert_eq!(v.config.media_type, MediaType::DOCKER_CONFIG);
     assert!(!v.layers.is_empty());
-    assert!(
-        v.layers
-            .iter()
-            .all(|l| l.media_type == MediaType::DOCKER_LAYER_GZIP)
-    );
 
     // Again from the export the push cached, this time as OCI.
     ok(from_daemon(&["push", "-f", "oci", "--digestfile"])
