@@ -446,23 +446,10 @@ impl Unpacker {
         budget: &mut Budget,
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
-        let algorithm = info
-            .diff_id
-            .as_ref()
-            .map_or(Algorithm::Sha256, Digest::algorithm);
-        let (mut chunks, tx, empties) = stream::pipeline(algorithm);
-        let expected = info.digest.as_ref();
-        let result = std::thread::scope(|scope| {
-            scope.spawn(move || stream::produce(reader, expected, tx, empties));
-            let result = self.apply_entries(root, &mut chunks, budget, buf);
-            // Dropping the reader hangs up on the producer if we stopped early.
-            result.and_then(|stats| finish_stream(chunks, info, stats))
+        let result = through_layer_stream(reader, info, |chunks| {
+            self.apply_entries(root, chunks, budget, buf)
         });
-        let tag = |e: Error| match &info.digest {
-            Some(d) if e.digest().is_none() => e.with_digest(d),
-            _ => e,
-        };
-        result.map_err(tag).inspect_err(|e| {
+        result.inspect_err(|e| {
             tracing::debug!(root = %root.path().display(), error = %e, "layer failed");
         })
     }
@@ -505,6 +492,32 @@ impl Unpacker {
 }
 
 /// Read the stream to its end (past the tar end-of-archive) and check both digests.
+/// Run `body` on the tar stream of the layer `reader` yields (decompressed, hashed on a
+/// producer thread), then read the stream to its end and check the layer's digest and
+/// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one.
+pub(crate) fn through_layer_stream<R: Read + Send>(
+    reader: R,
+    info: &LayerInfo,
+    body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
+) -> Result<LayerStats> {
+    let algorithm = info
+        .diff_id
+        .as_ref()
+        .map_or(Algorithm::Sha256, Digest::algorithm);
+    let (mut chunks, tx, empties) = stream::pipeline(algorithm);
+    let expected = info.digest.as_ref();
+    let result = std::thread::scope(|scope| {
+        scope.spawn(move || stream::produce(reader, expected, tx, empties));
+        let result = body(&mut chunks);
+        // Dropping the reader hangs up on the producer if the body stopped early.
+        result.and_then(|stats| finish_stream(chunks, info, stats))
+    });
+    result.map_err(|e| match &info.digest {
+        Some(d) if e.digest().is_none() => e.with_digest(d),
+        _ => e,
+    })
+}
+
 pub(crate) fn finish_stream(
     mut chunks: stream::ChunkReader,
     info: &LayerInfo,

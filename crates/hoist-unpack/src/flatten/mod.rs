@@ -82,7 +82,6 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Algorithm, Digest};
 use tar::EntryType;
 
 use crate::apply::meta::read_meta;
@@ -263,37 +262,22 @@ impl Unpacker {
             &mut tar::Entry<'_, guard::TarGuard<&mut stream::ChunkReader>>,
         ) -> Result<bool>,
     {
-        let info = &layer.info;
         let reader = (layer.open)().map_err(|e| Error::io("opening a layer", e))?;
-        let algorithm = info
-            .diff_id
-            .as_ref()
-            .map_or(Algorithm::Sha256, Digest::algorithm);
-        let (mut chunks, tx, empties) = stream::pipeline(algorithm);
-        let expected = info.digest.as_ref();
-        let result = std::thread::scope(|scope| {
-            scope.spawn(move || stream::produce(reader, expected, tx, empties));
-            let entries = (|| {
-                let mut archive = tar::Archive::new(guard::TarGuard::new(&mut chunks));
-                let entries = archive
-                    .entries()
-                    .map_err(|e| Error::io("reading the layer tar", e))?;
-                for (ordinal, entry) in (0u64..).zip(entries) {
-                    self.opts.stop.check()?;
-                    let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
-                    if !each(ordinal, &mut entry).map_err(|e| self.opts.stop.explain(e))? {
-                        break;
-                    }
+        crate::through_layer_stream(reader, &layer.info, |chunks| {
+            let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
+            let entries = archive
+                .entries()
+                .map_err(|e| Error::io("reading the layer tar", e))?;
+            for (ordinal, entry) in (0u64..).zip(entries) {
+                self.opts.stop.check()?;
+                let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
+                if !each(ordinal, &mut entry).map_err(|e| self.opts.stop.explain(e))? {
+                    break;
                 }
-                Ok(())
-            })();
-            entries.and_then(|()| crate::finish_stream(chunks, info, LayerStats::default()))
-        });
-        match (result, &info.digest) {
-            (Ok(_), _) => Ok(()),
-            (Err(e), Some(d)) if e.digest().is_none() => Err(e.with_digest(d)),
-            (Err(e), _) => Err(e),
-        }
+            }
+            Ok(LayerStats::default())
+        })
+        .map(drop)
     }
 }
 
