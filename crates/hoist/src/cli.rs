@@ -64,7 +64,8 @@ pub struct GlobalArgs {
 
     /// Compression for layers hoist has to compress: layers exported from the daemon, a docker
     /// archive's layers on their way to a registry, and, when this is given, a docker archive's
-    /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does).
+    /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does);
+    /// with --recompress, also layers a registry or layout stores in another compression.
     /// The same hoist build gives a compressed layer the same digest on any machine, whatever
     /// its core count [default: gzip]
     #[arg(long, global = true, env = "HOIST_COMPRESSION", value_enum)]
@@ -346,6 +347,17 @@ pub enum Command {
         /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
         #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
         format: Option<FormatArg>,
+        /// Recompress layers stored in another compression than --compression (gzip unless
+        /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
+        /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
+        /// diff_id on the way; the config stays the same and the manifest is written as OCI
+        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
+        /// registries and OCI layouts only; an artifact is copied as it is.
+        #[arg(long)]
+        recompress: bool,
+        /// skopeo's spelling of `--compression FORMAT --recompress`.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        dest_compress_format: Option<CompressionArg>,
         /// Copy every tag of the source repository or OCI layout to the destination repository
         /// or layout, both named without a tag (as `crane copy --all-tags` and `skopeo sync`
         /// do). A tag the destination already has with the same manifest is skipped
@@ -390,6 +402,14 @@ pub enum Command {
         /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
         #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
         format: Option<FormatArg>,
+        /// Recompress layers stored in another compression than --compression (gzip unless
+        /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
+        /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
+        /// diff_id on the way; the config stays the same and the manifest is written as OCI
+        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
+        /// registries and OCI layouts only; an artifact is copied as it is.
+        #[arg(long)]
+        recompress: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.
@@ -418,6 +438,14 @@ pub enum Command {
         /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
         #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
         format: Option<FormatArg>,
+        /// Recompress layers stored in another compression than --compression (gzip unless
+        /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
+        /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
+        /// diff_id on the way; the config stays the same and the manifest is written as OCI
+        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
+        /// registries and OCI layouts only; an artifact is copied as it is.
+        #[arg(long)]
+        recompress: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
         /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
         /// --digestfile` does. Only with a docker:// or oci: destination.

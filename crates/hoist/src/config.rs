@@ -109,6 +109,9 @@ pub struct Config {
     /// `--format`: the manifest format written at a registry or layout destination; `None`
     /// copies manifests as they are stored.
     pub manifest_format: Option<hoist_oci::convert::ManifestFormat>,
+    /// `--recompress`: layers in another compression than `compression` are recompressed on
+    /// their way to a registry or a layout (`manifest_format` is then set).
+    pub recompress: bool,
     /// Per-layer caps when unpacking.
     pub unpack_limits: hoist_unpack::Limits,
     /// How to reach the Docker daemon: its address (else `DOCKER_HOST` and the docker
@@ -287,6 +290,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         | Command::Export { format, .. } => *format,
         _ => None,
     };
+    let recompress = format::recompress_flags(&cli.command, &mut cli.global)?;
     let all_tags = matches!(&cli.command, Command::Copy { all_tags: true, .. });
     let tag_filter = match &cli.command {
         Command::Copy {
@@ -327,8 +331,12 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         check_digest_file(path, &job)?;
     }
     let manifest_format = match manifest_format {
-        Some(format) => Some(format::check_format(format, &job, &cli.global)?),
+        Some(format) => Some(format::check_format(format, &job, &cli.global, recompress)?),
         None => None,
+    };
+    let manifest_format = match recompress {
+        true => Some(format::check_recompress(&job, manifest_format)?),
+        false => manifest_format,
     };
     if env.stdout_is_tty
         && let Job::Copy { destination, .. } = &job
@@ -390,6 +398,8 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     config.registry_auth_files = registry_auth_files;
     config.all_platforms = all_platforms;
     config.manifest_format = manifest_format;
+    config.recompress = recompress;
+    config.compression_chosen |= recompress;
     config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
     for host in unverified {
         if !config.insecure_registries.contains(&host) {

@@ -85,6 +85,13 @@ async fn copy(
     {
         return Ok(Some(index));
     }
+    // An image whose layers change compression goes its own way; an artifact the usual one.
+    if config.recompress
+        && super::recompress::applies(source, destination)
+        && let Some(copied) = super::recompress::copy(config, source, destination, reporter).await?
+    {
+        return Ok(Some(copied));
+    }
     match (source, destination) {
         (Location::DockerDaemon { name }, Location::Registry { reference }) => {
             let pushed =
@@ -202,7 +209,7 @@ pub struct Staged {
     /// The names it goes by (for archives and `docker load`).
     pub names: Vec<String>,
     /// A transit directory to delete when done.
-    transit: Option<PathBuf>,
+    pub(super) transit: Option<PathBuf>,
 }
 
 impl Staged {
@@ -425,7 +432,7 @@ async fn deliver(
 }
 
 /// A fresh directory under the cache for an image in transit.
-fn transit_dir(config: &Config, kind: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn transit_dir(config: &Config, kind: &str) -> anyhow::Result<PathBuf> {
     let base = config.cache_dir.join("transit");
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let dir = tempfile::Builder::new()

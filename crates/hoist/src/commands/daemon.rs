@@ -427,7 +427,7 @@ where
             layer.clone()
         } else {
             reporter.state(&id, LayerState::Compressing);
-            compress_one(config, layout, layer, diff_id, reporter, &id).await?
+            compress_one(config, (layout, layout), layer, diff_id, reporter, &id).await?
         };
         remember(config, diff_id, &desc)?;
         reporter.state(&id, LayerState::Waiting);
@@ -442,15 +442,21 @@ where
     Ok(plan)
 }
 
-async fn compress_one(
+/// Compress `layer` (read from the first layout, decompressed if it is compressed) with the
+/// configured compression into a new blob of the second, checking that it decompresses to
+/// `diff_id`; progress counts the stored blob's bytes on line `id`.
+///
+/// # Errors
+/// A corrupt or missing source, a `diff_id` that does not match, I/O errors.
+pub(super) async fn compress_one(
     config: &Config,
-    layout: &Layout,
+    (from, into): (&Layout, &Layout),
     layer: &Descriptor,
     diff_id: &hoist_oci::Digest,
     reporter: &Reporter,
     id: &str,
 ) -> anyhow::Result<Descriptor> {
-    let layout = layout.clone();
+    let (from, into) = (from.clone(), into.clone());
     let layer = layer.clone();
     let diff_id = diff_id.clone();
     let compression = config.compression;
@@ -458,19 +464,17 @@ async fn compress_one(
     let reporter = reporter.clone();
     let id = id.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut input = super::local::Counting::new(
-            hoist_oci::codec::decoder(layout.open_blob(&layer)?)?,
-            &reporter,
-            &id,
-            layer.size,
-        );
-        let mut writer = layout.layer_writer(compression, level, 2)?;
+        let stored =
+            super::local::Counting::new(from.open_blob(&layer)?, &reporter, &id, layer.size);
+        let mut input = hoist_oci::codec::decoder(stored)?;
+        let mut writer = into.layer_writer(compression, level, 2)?;
         std::io::copy(&mut input, &mut writer)
-            .with_context(|| format!("compressing layer {diff_id}"))?;
+            .with_context(|| format!("compressing layer {}", layer.digest))?;
         let blob = writer.finish()?;
         if blob.diff_id() != &diff_id {
             bail!(
-                "the exported layer hashes to {} but the image config says {diff_id}",
+                "layer {} decompresses to {} but the image config says {diff_id}",
+                layer.digest,
                 blob.diff_id()
             );
         }

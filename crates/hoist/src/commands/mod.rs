@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod local;
 pub mod login;
 pub mod multi;
+pub mod recompress;
 pub mod registry;
 pub mod remote;
 pub mod simulate;

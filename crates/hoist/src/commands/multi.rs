@@ -24,8 +24,8 @@ use hoist_registry::{Client, Repo};
 
 use super::format::{check_index_as, index_as, manifest_as, push_reference};
 use super::local::{claim_layout, copy_between_layouts, tag_layout};
-use super::registry;
 use super::remote::{copy_between_registries, pull_manifest, push_image};
+use super::{recompress, registry};
 use crate::config::Config;
 use crate::progress::Reporter;
 use crate::transport::Location;
@@ -193,6 +193,13 @@ async fn copy_child(
 ) -> anyhow::Result<Descriptor> {
     let pin = |r: &Reference| r.without_tag_or_digest().with_digest(child.digest.clone());
     let format = config.manifest_format;
+    if config.recompress {
+        let ends = (source, destination);
+        let copied = recompress::copy_child(config, client, ends, target, child, reporter).await?;
+        if let Some(written) = copied {
+            return Ok(written);
+        }
+    }
     match (source, destination) {
         (Location::Registry { reference: from }, Location::Registry { reference: to }) => {
             let client = client.context("no registry client")?;

@@ -222,7 +222,7 @@ pub fn require_container_image(
 /// Download `manifest`'s blobs from `repo` into `layout` (each verified; those already there
 /// rehashed and kept), then the manifest itself, converted to `format` when one is given;
 /// returns the stored manifest and its descriptor.
-async fn pull_into(
+pub(super) async fn pull_into(
     client: &Client,
     repo: &Repo,
     manifest: &RawJson<ImageManifest>,

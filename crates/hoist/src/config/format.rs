@@ -2,12 +2,13 @@
 //!
 //! Only a registry and an OCI layout store a manifest hoist writes. A docker-archive is always
 //! `docker save`'s own format, the Docker daemon keeps images its own way and a rootfs holds
-//! files: `--format` with them is a usage error, never silently ignored.
+//! files: `--format` with them is a usage error, never silently ignored. The same goes for
+//! `--recompress`, which writes new layers and so a new manifest: OCI unless `--format v2s2`.
 
 use hoist_oci::convert::ManifestFormat;
 
 use super::{Job, UsageError, usage};
-use crate::cli::{CompressionArg, FormatArg, GlobalArgs};
+use crate::cli::{Command, CompressionArg, FormatArg, GlobalArgs};
 use crate::transport::Location;
 
 /// The format `--format` names, once the job is known to write a manifest it can apply to.
@@ -15,6 +16,7 @@ pub(super) fn check_format(
     format: FormatArg,
     job: &Job,
     global: &GlobalArgs,
+    recompress: bool,
 ) -> Result<ManifestFormat, UsageError> {
     let flag = match format {
         FormatArg::Oci => "--format oci",
@@ -48,10 +50,11 @@ pub(super) fn check_format(
              `{destination}` has a fixed format ({why}): leave --format out"
         )));
     }
-    let compresses = matches!(
-        source,
-        Location::DockerDaemon { .. } | Location::DockerArchive { .. }
-    );
+    let compresses = recompress
+        || matches!(
+            source,
+            Location::DockerDaemon { .. } | Location::DockerArchive { .. }
+        );
     if format == FormatArg::V2s2 && compresses && global.compression == Some(CompressionArg::Zstd) {
         return Err(usage(format!(
             "{flag} with --compression zstd: Docker v2 schema 2 has no zstd layers; use \
@@ -62,6 +65,57 @@ pub(super) fn check_format(
         FormatArg::Oci => ManifestFormat::Oci,
         FormatArg::V2s2 => ManifestFormat::DockerV2S2,
     })
+}
+
+/// Whether the command asks for `--recompress` (or skopeo's `--dest-compress-format FORMAT`,
+/// which also sets `--compression`).
+pub(super) fn recompress_flags(
+    command: &Command,
+    global: &mut GlobalArgs,
+) -> Result<bool, UsageError> {
+    let (recompress, format) = match command {
+        Command::Copy {
+            recompress,
+            dest_compress_format,
+            ..
+        } => (*recompress, *dest_compress_format),
+        Command::Push { recompress, .. } | Command::Pull { recompress, .. } => (*recompress, None),
+        _ => (false, None),
+    };
+    let Some(format) = format else {
+        return Ok(recompress);
+    };
+    match global.compression {
+        Some(given) if given != format => Err(usage(
+            "--dest-compress-format and --compression name different compressions: give one",
+        )),
+        _ => {
+            global.compression = Some(format);
+            Ok(true)
+        }
+    }
+}
+
+/// The manifest format a `--recompress` copy writes (`--format`'s, else OCI: recompressed
+/// layers make a new manifest), once the job is known to write one.
+pub(super) fn check_recompress(
+    job: &Job,
+    format: Option<ManifestFormat>,
+) -> Result<ManifestFormat, UsageError> {
+    let destination = match job {
+        Job::Copy { destination, .. } | Job::CopyTags { destination, .. } => destination,
+        _ => return Err(usage("--recompress goes with copy, push or pull")),
+    };
+    if !matches!(
+        destination,
+        Location::Registry { .. } | Location::Oci { .. }
+    ) {
+        return Err(usage(format!(
+            "--recompress writes layers to a registry or an OCI layout; `{destination}` takes \
+             plain layers: leave --recompress out"
+        )));
+    }
+    Ok(format.unwrap_or(ManifestFormat::Oci))
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub(super) fn validate_global(
         digest_file: None,
         all_platforms: false,
         manifest_format: None,
+        recompress: false,
         unpack_limits,
         daemon,
         registry_client: None,

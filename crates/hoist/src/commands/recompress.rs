@@ -1,0 +1,596 @@
+//! `--recompress`: an image copied to a registry or a layout with every layer in the
+//! compression `--compression` names, as `skopeo copy --dest-compress-format` does (gzip layers
+//! become zstd ones, or the other way round; `none` stores plain tars).
+//!
+//! The image is brought into a layout first: a registry's is pulled into a transit directory
+//! in the cache (every blob verified), a layout's is read where it is. Each layer in another
+//! compression is then decompressed, checked against the `diff_id` its config lists, and
+//! compressed into the destination layout (or, for a registry, into the transit one, which
+//! is pushed from), in one pass through bounded buffers. The config does not change: its
+//! `diff_ids` name the uncompressed tars, so the image is the same image with other blobs.
+//!
+//! The manifest is written as OCI (the command line sets `--format oci` unless `--format v2s2`
+//! is given, which only gzip and none allow), with `--all` the index too. Layers already in the
+//! wanted compression, and foreign or non-distributable layers (whose bytes live elsewhere),
+//! are kept as they are. An image with no layer to change, and an artifact, take the usual
+//! paths (streams and mounts, no staging), with the same `--format`.
+//!
+//! A layer compressed here is remembered by `diff_id`, as the daemon's exports are: a rerun
+//! (after a failed push, or for another tag or registry) that finds the remembered blob at the
+//! destination neither compresses nor sends it again.
+
+use std::future::Future;
+
+use anyhow::{Context, bail};
+use hoist_oci::convert::{ManifestFormat, convert_manifest};
+use hoist_oci::layout::{Image, Layout};
+use hoist_oci::{Compression, Descriptor, Digest, ImageConfig, ImageManifest, MediaType, RawJson};
+use hoist_registry::{Client, Repo};
+
+use super::copy::{Staged, transit_dir};
+use super::daemon::{compress_one, remember, remembered};
+use super::format::{image_as, manifest_as, push_reference};
+use super::local::{Counting, claim_layout, same_dir, tag_layout};
+use super::registry;
+use super::remote::{fetch_manifest, pull_into, push_blobs, push_manifest};
+use crate::config::Config;
+use crate::progress::{Event, LayerState, Reporter};
+use crate::transport::Location;
+
+/// Whether `--recompress` changes how `source` is copied to `destination`: between registries
+/// and layouts. (The daemon's layers and a docker archive's plain ones are compressed with
+/// `--compression` on every path already.)
+pub fn applies(source: &Location, destination: &Location) -> bool {
+    let store = |l: &Location| matches!(l, Location::Registry { .. } | Location::Oci { .. });
+    store(source) && store(destination)
+}
+
+/// Copy the container image `source` names to `destination` with its layers recompressed;
+/// returns the digest of the manifest written. `None` when the source is an artifact or has
+/// no layer to recompress: the caller copies it the usual way (`--format` still applies).
+///
+/// # Errors
+/// Whatever fails, with context; a layout destination keeps the verified blobs it got.
+pub async fn copy(
+    config: &Config,
+    source: &Location,
+    destination: &Location,
+    reporter: &Reporter,
+) -> anyhow::Result<Option<Digest>> {
+    let talks_to_registry = [source, destination]
+        .iter()
+        .any(|l| matches!(l, Location::Registry { .. }));
+    let client = match talks_to_registry {
+        true => Some(registry::client(config)?),
+        false => None,
+    };
+    let Some(staged) = stage(config, client.as_ref(), source, None, reporter).await? else {
+        return Ok(None);
+    };
+    let written = async {
+        match destination {
+            Location::Oci { dir, tag } => {
+                let claim = claim_layout(dir).await?;
+                let written = deliver(
+                    config,
+                    client.as_ref(),
+                    &staged,
+                    destination,
+                    Some(claim.layout()),
+                    reporter,
+                )
+                .await?;
+                let source_tag = match source {
+                    Location::Oci { tag, .. } => tag.clone(),
+                    Location::Registry { reference } => reference.tag().map(str::to_string),
+                    _ => None,
+                };
+                tag_layout(dir, tag.as_deref().or(source_tag.as_deref()), &written).await?;
+                drop(claim);
+                anyhow::Ok(written)
+            }
+            _ => {
+                deliver(
+                    config,
+                    client.as_ref(),
+                    &staged,
+                    destination,
+                    None,
+                    reporter,
+                )
+                .await
+            }
+        }
+    }
+    .await;
+    staged.cleanup();
+    Ok(Some(written?.digest))
+}
+
+/// `--all`'s copy of the image `child` of the source's index (by digest) with its layers
+/// recompressed; `target` is the claimed layout of a layout destination. Returns the
+/// descriptor of the manifest written; `None` for an artifact, which the caller copies as it
+/// is.
+///
+/// # Errors
+/// As [`copy`].
+pub async fn copy_child(
+    config: &Config,
+    client: Option<&Client>,
+    (source, destination): (&Location, &Location),
+    target: Option<&Layout>,
+    child: &Descriptor,
+    reporter: &Reporter,
+) -> anyhow::Result<Option<Descriptor>> {
+    let Some(staged) = stage(config, client, source, Some(child), reporter).await? else {
+        return Ok(None);
+    };
+    let pinned = match destination {
+        Location::Registry { reference } => Location::Registry {
+            reference: reference
+                .without_tag_or_digest()
+                .with_digest(child.digest.clone()),
+        },
+        other => other.clone(),
+    };
+    let written = deliver(config, client, &staged, &pinned, target, reporter).await;
+    staged.cleanup();
+    let written = written?;
+    // The index lists the image where the source's index did.
+    Ok(Some(Descriptor {
+        platform: child.platform.clone(),
+        ..written
+    }))
+}
+
+/// The source's container image in a layout (`child` picks an image of its index by digest);
+/// `None` when there is nothing to recompress (see [`worth_it`]).
+async fn stage(
+    config: &Config,
+    client: Option<&Client>,
+    source: &Location,
+    child: Option<&Descriptor>,
+    reporter: &Reporter,
+) -> anyhow::Result<Option<Staged>> {
+    match source {
+        Location::Registry { reference } => {
+            let client = client.context("no registry client")?;
+            let reference = match child {
+                Some(c) => reference
+                    .without_tag_or_digest()
+                    .with_digest(c.digest.clone()),
+                None => reference.clone(),
+            };
+            let (repo, manifest) = fetch_manifest(client, config, &reference).await?;
+            if !worth_it(manifest.value(), config.compression) {
+                return Ok(None);
+            }
+            let transit = transit_dir(config, "recompress")?;
+            let pulled = async {
+                let layout = Layout::create(&transit)?;
+                let (descriptor, manifest) =
+                    pull_into(client, &repo, &manifest, &layout, None, reporter).await?;
+                let config_json: RawJson<ImageConfig> = layout
+                    .read_json(&manifest.value().config)
+                    .with_context(|| format!("reading the config of {reference}"))?;
+                let image = Image {
+                    descriptor,
+                    manifest,
+                    config: config_json,
+                };
+                anyhow::Ok((layout, image))
+            }
+            .await;
+            match pulled {
+                Ok((layout, image)) => Ok(Some(Staged {
+                    layout,
+                    image,
+                    names: Vec::new(),
+                    transit: Some(transit),
+                })),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&transit);
+                    Err(e)
+                }
+            }
+        }
+        Location::Oci { dir, tag } => {
+            let (dir, tag, child) = (dir.clone(), tag.clone(), child.cloned());
+            let compression = config.compression;
+            // A child is picked by digest; an image named by tag, by the platform asked for.
+            let platform = match child {
+                Some(_) => None,
+                None => config.platform.clone(),
+            };
+            tokio::task::spawn_blocking(move || {
+                let layout = Layout::open(&dir)
+                    .with_context(|| format!("opening the OCI layout {}", dir.display()))?;
+                let at = match child {
+                    Some(child) => child,
+                    None => layout.resolve(tag.as_deref())?,
+                };
+                let (_, manifest) = layout.manifest_at(&at, platform.as_ref())?;
+                if !worth_it(manifest.value(), compression) {
+                    return Ok(None);
+                }
+                let image = layout.image_at(&at, platform.as_ref())?;
+                Ok(Some(Staged {
+                    layout,
+                    image,
+                    names: Vec::new(),
+                    transit: None,
+                }))
+            })
+            .await?
+        }
+        other => bail!("--recompress copies from a registry or an OCI layout, not from {other}"),
+    }
+}
+
+/// Write the staged image, recompressed, to `destination` (for a layout, into the claimed
+/// `target`, untagged); returns the descriptor of the manifest written.
+async fn deliver(
+    config: &Config,
+    client: Option<&Client>,
+    staged: &Staged,
+    destination: &Location,
+    target: Option<&Layout>,
+    reporter: &Reporter,
+) -> anyhow::Result<Descriptor> {
+    // What --format cannot describe is refused before a layer is compressed.
+    let planned = RawJson::from_value(planned(
+        &oci_manifest(&staged.image.manifest)?,
+        config.compression,
+    ))?;
+    let oci = MediaType::new(MediaType::OCI_MANIFEST);
+    manifest_as(&planned, oci, config.manifest_format)?;
+    match destination {
+        Location::Registry { reference } => {
+            let client = client.context("no registry client")?;
+            let repo = Repo::from_reference(reference)?;
+            // A pulled image sits in this command's own transit layout: the new layers go
+            // beside the old. A layout's own is never written to: a transit one takes them.
+            let (into, transit) = match &staged.transit {
+                Some(_) => (staged.layout.clone(), None),
+                None => {
+                    let dir = transit_dir(config, "recompress")?;
+                    (Layout::create(&dir)?, Some(dir))
+                }
+            };
+            let pushed = async {
+                let (client, repo) = (client, &repo);
+                let present = move |d: Descriptor| async move {
+                    let found = client.blob_exists(repo, &d.digest).await;
+                    found.with_context(|| format!("asking {repo} for {}", d.digest))
+                };
+                let job = Recompression {
+                    config,
+                    from: &staged.layout,
+                    into: &into,
+                    reporter,
+                    last_step: false,
+                };
+                let image = job.run(&staged.image, present).await?;
+                let image = image_as(&image, config.manifest_format)?;
+                let reference = push_reference(
+                    reference,
+                    &staged.image.descriptor.digest,
+                    &image.descriptor.digest,
+                );
+                // Layers the registry was found to have are not in `into`: not pushed.
+                let m = image.manifest.value();
+                let mut to_push = Vec::with_capacity(m.layers.len());
+                for layer in &m.layers {
+                    if into.has_blob(layer)? {
+                        to_push.push(layer.clone());
+                    }
+                }
+                push_blobs(client, repo, &into, &m.config, &to_push, None, reporter).await?;
+                let media_type = &image.descriptor.media_type;
+                let bytes = image.manifest.bytes();
+                let digest = push_manifest(client, repo, &reference, media_type, bytes).await?;
+                anyhow::Ok(Descriptor {
+                    digest,
+                    ..image.descriptor
+                })
+            }
+            .await;
+            if let Some(dir) = transit {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            pushed
+        }
+        Location::Oci { .. } => {
+            let into = target.context("no claimed layout")?;
+            let present = |d: Descriptor| {
+                let into = into.clone();
+                async move {
+                    Ok(tokio::task::spawn_blocking(move || into.has_verified_blob(&d)).await??)
+                }
+            };
+            let job = Recompression {
+                config,
+                from: &staged.layout,
+                into,
+                reporter,
+                last_step: true,
+            };
+            let image = job.run(&staged.image, present).await?;
+            let image = image_as(&image, config.manifest_format)?;
+            into.write_json(&image.manifest)?;
+            Ok(image.descriptor)
+        }
+        other => bail!("--recompress writes to a registry or an OCI layout, not to {other}"),
+    }
+}
+
+/// One image's recompression from one layout into another (or the same).
+struct Recompression<'a> {
+    config: &'a Config,
+    /// Where the image's blobs are.
+    from: &'a Layout,
+    /// Where the new layers go, and every other blob the destination lacks.
+    into: &'a Layout,
+    reporter: &'a Reporter,
+    /// Whether `into` is the destination (a layout), so a layer written there is done; else
+    /// it waits for its push.
+    last_step: bool,
+}
+
+impl Recompression<'_> {
+    /// The image with its layers recompressed: its config and every layer it lists are in
+    /// `into` or, as `present` says, at the destination already (a layer found there is
+    /// neither compressed nor copied); its manifest is stored in `into`.
+    async fn run<F, Fut>(&self, image: &Image, present: F) -> anyhow::Result<Image>
+    where
+        F: Fn(Descriptor) -> Fut,
+        Fut: Future<Output = anyhow::Result<bool>>,
+    {
+        let source = oci_manifest(&image.manifest)?;
+        let m = source.value();
+        let diff_ids = &image.config.value().rootfs.diff_ids;
+        if diff_ids.len() != m.layers.len() {
+            bail!(
+                "image {} lists {} layers but its config lists {} diff_ids",
+                image.descriptor.digest,
+                m.layers.len(),
+                diff_ids.len()
+            );
+        }
+        let same = same_dir(self.from.root(), self.into.root());
+        let wanted = self.config.compression;
+        let mut layers = Vec::with_capacity(m.layers.len());
+        for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
+            let id = layer.digest.to_string();
+            self.reporter.send(Event::Layer {
+                id: id.clone(),
+                size: Some(layer.size),
+            });
+            if !needs_recompression(layer, wanted) {
+                if same {
+                    // Already beside the new layers: a push reports it, a layout has it.
+                    if self.last_step {
+                        self.reporter.state(&id, LayerState::Skipped);
+                    }
+                } else if present(layer.clone()).await? {
+                    self.reporter.state(&id, LayerState::Skipped);
+                } else {
+                    self.copy_blob(layer, Some(&id)).await?;
+                }
+                layers.push(layer.clone());
+                continue;
+            }
+            if let Some(known) = remembered(self.config, diff_id)
+                && known.media_type.layer_compression() == Some(wanted)
+                && present(known.clone()).await?
+            {
+                self.rename(&id, &known.digest);
+                self.reporter
+                    .state(&known.digest.to_string(), LayerState::Skipped);
+                layers.push(known);
+                continue;
+            }
+            self.reporter.state(&id, LayerState::Compressing);
+            let made = compress_one(
+                self.config,
+                (self.from, self.into),
+                layer,
+                diff_id,
+                self.reporter,
+                &id,
+            )
+            .await?;
+            remember(self.config, diff_id, &made)?;
+            self.rename(&id, &made.digest);
+            let state = match self.last_step {
+                true => LayerState::Done,
+                false => LayerState::Waiting,
+            };
+            self.reporter.state(&made.digest.to_string(), state);
+            layers.push(made);
+        }
+        // The config is small: always beside the layers, for the push to read.
+        if !same && !self.into.has_blob(&m.config)? {
+            self.copy_blob(&m.config, None).await?;
+        }
+        let manifest = RawJson::from_value(ImageManifest {
+            layers,
+            ..m.clone()
+        })?;
+        self.into.write_json(&manifest)?;
+        Ok(Image {
+            descriptor: Descriptor {
+                media_type: MediaType::new(MediaType::OCI_MANIFEST),
+                digest: manifest.digest().clone(),
+                size: manifest.bytes().len() as u64,
+                ..image.descriptor.clone()
+            },
+            manifest,
+            config: image.config.clone(),
+        })
+    }
+
+    /// Copy a blob kept as it is from `from` to `into`, verified on the way; progress on line
+    /// `id` when it has one.
+    async fn copy_blob(&self, blob: &Descriptor, id: Option<&str>) -> anyhow::Result<()> {
+        let (from, into, blob) = (self.from.clone(), self.into.clone(), blob.clone());
+        let (reporter, id) = (self.reporter.clone(), id.map(str::to_string));
+        tokio::task::spawn_blocking(move || {
+            let reader = from.open_blob(&blob)?;
+            match &id {
+                Some(id) => {
+                    reporter.state(id, LayerState::Writing);
+                    into.write_blob(Counting::new(reader, &reporter, id, blob.size), Some(&blob))?;
+                    reporter.state(id, LayerState::Done);
+                }
+                None => {
+                    into.write_blob(reader, Some(&blob))?;
+                }
+            }
+            anyhow::Ok(())
+        })
+        .await?
+    }
+
+    fn rename(&self, from: &str, to: &Digest) {
+        if from != to.to_string() {
+            self.reporter.send(Event::Rename {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+    }
+}
+
+/// Whether `manifest` is a container image with a layer to recompress. Anything else (an
+/// artifact, or an image with nothing to change) is copied by the usual paths, which stream
+/// and mount blobs instead of staging them.
+fn worth_it(manifest: &ImageManifest, compression: Compression) -> bool {
+    manifest.is_container_image()
+        && manifest
+            .layers
+            .iter()
+            .any(|l| needs_recompression(l, compression))
+}
+
+/// `manifest` as an OCI image manifest (Docker media types mapped to OCI ones; an OCI one as
+/// it is).
+fn oci_manifest(manifest: &RawJson<ImageManifest>) -> anyhow::Result<RawJson<ImageManifest>> {
+    let converted = convert_manifest(manifest, ManifestFormat::Oci)
+        .with_context(|| format!("reading {} as an OCI image manifest", manifest.digest()))?;
+    Ok(converted.document)
+}
+
+/// Whether a layer must be recompressed to be in `wanted`: a filesystem layer in another
+/// compression whose bytes are the image's own (a foreign or non-distributable layer's live
+/// elsewhere, and are kept as they are).
+pub fn needs_recompression(layer: &Descriptor, wanted: Compression) -> bool {
+    let kind = layer.media_type.as_str();
+    let elsewhere =
+        !layer.urls.is_empty() || kind.contains("nondistributable") || kind.contains(".foreign.");
+    match layer.media_type.layer_compression() {
+        Some(stored) => stored != wanted && !elsewhere,
+        None => false,
+    }
+}
+
+/// `manifest` (OCI) as it will be once recompressed to `compression`, but for the new layers'
+/// digests and sizes: what `--format` is checked against before any layer is compressed.
+pub fn planned(manifest: &RawJson<ImageManifest>, compression: Compression) -> ImageManifest {
+    let m = manifest.value();
+    let layers = m
+        .layers
+        .iter()
+        .map(|l| match needs_recompression(l, compression) {
+            true => Descriptor::new(MediaType::oci_layer(compression), l.digest.clone(), l.size),
+            false => l.clone(),
+        })
+        .collect();
+    ImageManifest {
+        layers,
+        ..m.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(media_type: &str, n: u8) -> Descriptor {
+        Descriptor::new(media_type, Digest::sha256_of(&[n]), 10 + u64::from(n))
+    }
+
+    #[test]
+    fn only_own_filesystem_layers_in_another_compression_are_recompressed() {
+        let zstd = Compression::Zstd;
+        assert!(needs_recompression(
+            &layer(MediaType::OCI_LAYER_GZIP, 1),
+            zstd
+        ));
+        assert!(needs_recompression(&layer(MediaType::OCI_LAYER, 1), zstd));
+        assert!(!needs_recompression(
+            &layer(MediaType::OCI_LAYER_ZSTD, 1),
+            zstd
+        ));
+        assert!(needs_recompression(
+            &layer(MediaType::OCI_LAYER_ZSTD, 1),
+            Compression::None
+        ));
+        // Bytes that live elsewhere, and blobs that are no layer, are kept.
+        assert!(!needs_recompression(
+            &layer(MediaType::OCI_LAYER_NONDIST_GZIP, 1),
+            zstd
+        ));
+        assert!(!needs_recompression(
+            &layer(MediaType::DOCKER_LAYER_FOREIGN, 1),
+            zstd
+        ));
+        let mut with_urls = layer(MediaType::OCI_LAYER_GZIP, 2);
+        with_urls.urls = vec!["https://example.com/layer".into()];
+        assert!(!needs_recompression(&with_urls, zstd));
+        assert!(!needs_recompression(
+            &layer("application/vnd.in-toto+json", 3),
+            zstd
+        ));
+    }
+
+    #[test]
+    fn the_plan_changes_media_types_only_where_a_layer_is_recompressed() {
+        let config = layer(MediaType::OCI_CONFIG, 0);
+        let mut annotated = layer(MediaType::OCI_LAYER_GZIP, 1);
+        annotated
+            .annotations
+            .insert("org.example.toc".into(), "of the gzip bytes".into());
+        let layers = vec![
+            annotated,
+            layer(MediaType::OCI_LAYER_ZSTD, 2),
+            layer(MediaType::OCI_LAYER_NONDIST_GZIP, 3),
+        ];
+        let m = RawJson::from_value(ImageManifest::new(config, layers.clone())).expect("json");
+        let plan = planned(&m, Compression::Zstd);
+        let types: Vec<&str> = plan.layers.iter().map(|l| l.media_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                MediaType::OCI_LAYER_ZSTD,
+                MediaType::OCI_LAYER_ZSTD,
+                MediaType::OCI_LAYER_NONDIST_GZIP
+            ]
+        );
+        // A recompressed layer's annotations described the old bytes: they are not carried.
+        assert!(plan.layers[0].annotations.is_empty());
+        assert_eq!(plan.layers[1..], layers[1..]);
+        assert_eq!(plan.config, m.value().config);
+    }
+
+    #[test]
+    fn only_stores_take_recompression() {
+        let parse = |s: &str| crate::transport::Location::parse(s).expect("location");
+        let registry = parse("docker://reg.example/app:1");
+        let layout = parse("oci:/tmp/x:1");
+        assert!(applies(&registry, &layout));
+        assert!(applies(&layout, &registry));
+        assert!(!applies(&parse("docker-daemon:app:1"), &registry));
+        assert!(!applies(&registry, &parse("rootfs:/tmp/root")));
+    }
+}
