@@ -52,13 +52,18 @@ fn digest_in(path: &Path) -> Digest {
         .expect("a digest")
 }
 
-/// How many layers a run's `--progress json` events show being compressed.
-fn compressed_layers(out: &Output) -> usize {
+/// How many times a run's `--progress json` events show a layer entering `state`.
+fn entered(out: &Output, state: &str) -> usize {
     common::text(&out.stderr)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["state"] == "compressing")
+        .filter(|e| e["state"] == state)
         .count()
+}
+
+/// How many layers a run's `--progress json` events show being compressed.
+fn compressed_layers(out: &Output) -> usize {
+    entered(out, "compressing")
 }
 
 /// Every file under `dir`, relative to it.
@@ -211,6 +216,38 @@ fn gzip_becomes_zstd_in_a_registry_and_plain_tars_in_a_layout() {
     // Only the new image's blobs are in the layout: no zstd blob was kept beside them.
     let blobs = files(&plain.join("blobs/sha256")).len();
     assert_eq!(blobs, 1 + 1 + 3, "manifest, config and three layers");
+    no_transit_left(&cache);
+
+    // Registry (zstd) -> registry as gzip, twice: the second run finds every layer's
+    // remembered recompression there, and neither downloads nor compresses anything.
+    let mirror = |tag: &str| {
+        let mut cmd = hoist(&cache, &["--progress", "json", "copy"]);
+        cmd.args(["--dest-compress-format", "gzip"])
+            .arg(at("zstd"))
+            .arg(format!("docker://{}/team/mirror:{tag}", registry.host()));
+        ok(&mut cmd)
+    };
+    let first = mirror("a");
+    assert_eq!(
+        (compressed_layers(&first), entered(&first, "pulling")),
+        (3, 3)
+    );
+    let again = mirror("b");
+    assert_eq!(
+        (compressed_layers(&again), entered(&again, "pulling")),
+        (0, 0),
+        "{}",
+        common::text(&again.stderr)
+    );
+    let a = served(
+        &cache,
+        &format!("docker://{}/team/mirror:a", registry.host()),
+    );
+    let b = served(
+        &cache,
+        &format!("docker://{}/team/mirror:b", registry.host()),
+    );
+    assert_eq!(a, b, "the same image");
     no_transit_left(&cache);
 
     // Layout (plain) -> registry (a new repository) as gzip, with skopeo's spelling.

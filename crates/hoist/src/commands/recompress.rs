@@ -17,22 +17,22 @@
 //!
 //! A layer compressed here is remembered by `diff_id`, as the daemon's exports are: a rerun
 //! (after a failed push, or for another tag or registry) that finds the remembered blob at the
-//! destination neither compresses nor sends it again.
+//! destination neither downloads the source layer, compresses it nor sends it again.
 
-use std::future::Future;
+use std::collections::HashSet;
 
 use anyhow::{Context, bail};
 use hoist_oci::convert::{ManifestFormat, convert_manifest};
 use hoist_oci::layout::{Image, Layout};
-use hoist_oci::{Compression, Descriptor, Digest, ImageConfig, ImageManifest, MediaType, RawJson};
+use hoist_oci::{Compression, Descriptor, Digest, ImageManifest, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
 use super::copy::{Staged, transit_dir};
 use super::daemon::{compress_one, remember, remembered};
-use super::format::{image_as, manifest_as, push_reference};
+use super::format::{image_as, manifest_as, push_reference, stored_media_type};
 use super::local::{Counting, claim_layout, same_dir, tag_layout};
 use super::registry;
-use super::remote::{fetch_manifest, pull_into, push_blobs, push_manifest};
+use super::remote::{fetch_config, fetch_manifest, pull_into, push_blobs, push_manifest};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::Location;
@@ -64,53 +64,37 @@ pub async fn copy(
         true => Some(registry::client(config)?),
         false => None,
     };
-    let Some(staged) = stage(config, client.as_ref(), source, None, reporter).await? else {
+    let Some(found) = look(config, client.as_ref(), source, None).await? else {
         return Ok(None);
     };
-    let written = async {
-        match destination {
-            Location::Oci { dir, tag } => {
-                let claim = claim_layout(dir).await?;
-                let written = deliver(
-                    config,
-                    client.as_ref(),
-                    &staged,
-                    destination,
-                    Some(claim.layout()),
-                    reporter,
-                )
-                .await?;
-                let source_tag = match source {
-                    Location::Oci { tag, .. } => tag.clone(),
-                    Location::Registry { reference } => reference.tag().map(str::to_string),
-                    _ => None,
-                };
-                tag_layout(dir, tag.as_deref().or(source_tag.as_deref()), &written).await?;
-                drop(claim);
-                anyhow::Ok(written)
-            }
-            _ => {
-                deliver(
-                    config,
-                    client.as_ref(),
-                    &staged,
-                    destination,
-                    None,
-                    reporter,
-                )
-                .await
-            }
+    match destination {
+        Location::Oci { dir, tag } => {
+            let claim = claim_layout(dir).await?;
+            let target = Target::Layout(claim.layout());
+            let written = recompress(config, client.as_ref(), found, &target, reporter).await?;
+            let source_tag = match source {
+                Location::Oci { tag, .. } => tag.clone(),
+                Location::Registry { reference } => reference.tag().map(str::to_string),
+                _ => None,
+            };
+            tag_layout(dir, tag.as_deref().or(source_tag.as_deref()), &written).await?;
+            drop(claim);
+            Ok(Some(written.digest))
         }
+        Location::Registry { reference } => {
+            let client = client.as_ref().context("no registry client")?;
+            let target = Target::registry(client, reference)?;
+            let written = recompress(config, Some(client), found, &target, reporter).await?;
+            Ok(Some(written.digest))
+        }
+        other => bail!("--recompress writes to a registry or an OCI layout, not to {other}"),
     }
-    .await;
-    staged.cleanup();
-    Ok(Some(written?.digest))
 }
 
 /// `--all`'s copy of the image `child` of the source's index (by digest) with its layers
 /// recompressed; `target` is the claimed layout of a layout destination. Returns the
-/// descriptor of the manifest written; `None` for an artifact, which the caller copies as it
-/// is.
+/// descriptor of the manifest written; `None` when [`copy`] would return it, and the caller
+/// copies the image the usual way.
 ///
 /// # Errors
 /// As [`copy`].
@@ -122,20 +106,20 @@ pub async fn copy_child(
     child: &Descriptor,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<Descriptor>> {
-    let Some(staged) = stage(config, client, source, Some(child), reporter).await? else {
+    let Some(found) = look(config, client, source, Some(child)).await? else {
         return Ok(None);
     };
-    let pinned = match destination {
-        Location::Registry { reference } => Location::Registry {
-            reference: reference
+    let target = match destination {
+        Location::Registry { reference } => {
+            let client = client.context("no registry client")?;
+            let pinned = reference
                 .without_tag_or_digest()
-                .with_digest(child.digest.clone()),
-        },
-        other => other.clone(),
+                .with_digest(child.digest.clone());
+            Target::registry(client, &pinned)?
+        }
+        _ => Target::Layout(target.context("no claimed layout")?),
     };
-    let written = deliver(config, client, &staged, &pinned, target, reporter).await;
-    staged.cleanup();
-    let written = written?;
+    let written = recompress(config, client, found, &target, reporter).await?;
     // The index lists the image where the source's index did.
     Ok(Some(Descriptor {
         platform: child.platform.clone(),
@@ -143,15 +127,25 @@ pub async fn copy_child(
     }))
 }
 
-/// The source's container image in a layout (`child` picks an image of its index by digest);
-/// `None` when there is nothing to recompress (see [`worth_it`]).
-async fn stage(
+/// A source image found worth recompressing, not yet read.
+enum Found {
+    /// In a registry: its manifest, verified.
+    Registry {
+        repo: Repo,
+        manifest: Box<RawJson<ImageManifest>>,
+    },
+    /// In a layout, read where it is.
+    Layout { layout: Layout, image: Box<Image> },
+}
+
+/// The source's container image (`child` picks an image of its index by digest), when it has
+/// a layer to recompress (see [`worth_it`]); `None` otherwise.
+async fn look(
     config: &Config,
     client: Option<&Client>,
     source: &Location,
     child: Option<&Descriptor>,
-    reporter: &Reporter,
-) -> anyhow::Result<Option<Staged>> {
+) -> anyhow::Result<Option<Found>> {
     match source {
         Location::Registry { reference } => {
             let client = client.context("no registry client")?;
@@ -162,37 +156,9 @@ async fn stage(
                 None => reference.clone(),
             };
             let (repo, manifest) = fetch_manifest(client, config, &reference).await?;
-            if !worth_it(manifest.value(), config.compression) {
-                return Ok(None);
-            }
-            let transit = transit_dir(config, "recompress")?;
-            let pulled = async {
-                let layout = Layout::create(&transit)?;
-                let (descriptor, manifest) =
-                    pull_into(client, &repo, &manifest, &layout, None, reporter).await?;
-                let config_json: RawJson<ImageConfig> = layout
-                    .read_json(&manifest.value().config)
-                    .with_context(|| format!("reading the config of {reference}"))?;
-                let image = Image {
-                    descriptor,
-                    manifest,
-                    config: config_json,
-                };
-                anyhow::Ok((layout, image))
-            }
-            .await;
-            match pulled {
-                Ok((layout, image)) => Ok(Some(Staged {
-                    layout,
-                    image,
-                    names: Vec::new(),
-                    transit: Some(transit),
-                })),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&transit);
-                    Err(e)
-                }
-            }
+            let worth = worth_it(manifest.value(), config.compression);
+            let manifest = Box::new(manifest);
+            Ok(worth.then_some(Found::Registry { repo, manifest }))
         }
         Location::Oci { dir, tag } => {
             let (dir, tag, child) = (dir.clone(), tag.clone(), child.cloned());
@@ -214,12 +180,8 @@ async fn stage(
                     return Ok(None);
                 }
                 let image = layout.image_at(&at, platform.as_ref())?;
-                Ok(Some(Staged {
-                    layout,
-                    image,
-                    names: Vec::new(),
-                    transit: None,
-                }))
+                let image = Box::new(image);
+                Ok(Some(Found::Layout { layout, image }))
             })
             .await?
         }
@@ -227,27 +189,162 @@ async fn stage(
     }
 }
 
-/// Write the staged image, recompressed, to `destination` (for a layout, into the claimed
-/// `target`, untagged); returns the descriptor of the manifest written.
-async fn deliver(
+/// Where the recompressed image goes.
+enum Target<'a> {
+    /// A registry repository, the manifest pushed to `reference`.
+    Registry {
+        client: &'a Client,
+        repo: Repo,
+        reference: Reference,
+    },
+    /// A layout claimed by the caller (the manifest is stored, not tagged).
+    Layout(&'a Layout),
+}
+
+impl<'a> Target<'a> {
+    fn registry(client: &'a Client, reference: &Reference) -> anyhow::Result<Self> {
+        Ok(Target::Registry {
+            client,
+            repo: Repo::from_reference(reference)?,
+            reference: reference.clone(),
+        })
+    }
+
+    /// Whether the destination has `blob` (a layout's copy is rehashed before it is trusted).
+    async fn has(&self, blob: &Descriptor) -> anyhow::Result<bool> {
+        match self {
+            Target::Registry { client, repo, .. } => client
+                .blob_exists(repo, &blob.digest)
+                .await
+                .with_context(|| format!("asking {repo} for {}", blob.digest)),
+            Target::Layout(layout) => {
+                let (layout, blob) = ((*layout).clone(), blob.clone());
+                Ok(tokio::task::spawn_blocking(move || layout.has_verified_blob(&blob)).await??)
+            }
+        }
+    }
+}
+
+/// Stage the found image, recompress it and write it to `target`; returns the descriptor of
+/// the manifest written.
+async fn recompress(
     config: &Config,
     client: Option<&Client>,
-    staged: &Staged,
-    destination: &Location,
-    target: Option<&Layout>,
+    found: Found,
+    target: &Target<'_>,
     reporter: &Reporter,
 ) -> anyhow::Result<Descriptor> {
-    // What --format cannot describe is refused before a layer is compressed.
-    let planned = RawJson::from_value(planned(
-        &oci_manifest(&staged.image.manifest)?,
-        config.compression,
-    ))?;
+    let manifest = match &found {
+        Found::Registry { manifest, .. } => manifest,
+        Found::Layout { image, .. } => &image.manifest,
+    };
+    // What --format cannot describe is refused before a layer is moved or compressed.
+    let planned = RawJson::from_value(planned(&oci_manifest(manifest)?, config.compression))?;
     let oci = MediaType::new(MediaType::OCI_MANIFEST);
     manifest_as(&planned, oci, config.manifest_format)?;
-    match destination {
-        Location::Registry { reference } => {
-            let client = client.context("no registry client")?;
-            let repo = Repo::from_reference(reference)?;
+    let (staged, present) = stage(config, client, found, target, reporter).await?;
+    let written = deliver(config, &staged, present, target, reporter).await;
+    staged.cleanup();
+    written
+}
+
+/// The found image in a layout, and the blobs the destination was found to have. A layer
+/// whose final form (itself, or its remembered recompression) the destination has is not
+/// downloaded from a registry.
+async fn stage(
+    config: &Config,
+    client: Option<&Client>,
+    found: Found,
+    target: &Target<'_>,
+    reporter: &Reporter,
+) -> anyhow::Result<(Staged, HashSet<Digest>)> {
+    let (repo, manifest) = match found {
+        Found::Layout { layout, image } => {
+            let staged = Staged {
+                layout,
+                image: *image,
+                names: Vec::new(),
+                transit: None,
+            };
+            return Ok((staged, HashSet::new()));
+        }
+        Found::Registry { repo, manifest } => (repo, *manifest),
+    };
+    let client = client.context("no registry client")?;
+    let m = manifest.value();
+    let image_config = fetch_config(client, &repo, &m.config).await?;
+    let diff_ids = &image_config.value().rootfs.diff_ids;
+    let mut present = HashSet::new();
+    let mut wanted = Vec::with_capacity(m.layers.len());
+    for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
+        match final_form(config, layer, diff_id) {
+            Some(done) if target.has(&done).await? => {
+                present.insert(done.digest);
+            }
+            _ => wanted.push(layer.clone()),
+        }
+    }
+    // A config that does not list a diff_id per layer is refused by the recompression.
+    wanted.extend(m.layers.iter().skip(diff_ids.len()).cloned());
+    let to_pull = RawJson::from_value(ImageManifest {
+        layers: wanted,
+        ..m.clone()
+    })?;
+    let transit = transit_dir(config, "recompress")?;
+    let pulled = async {
+        let layout = Layout::create(&transit)?;
+        pull_into(client, &repo, &to_pull, &layout, None, reporter).await?;
+        layout.write_json(&manifest)?;
+        anyhow::Ok(layout)
+    }
+    .await;
+    match pulled {
+        Ok(layout) => {
+            let image = Image {
+                descriptor: manifest.descriptor(stored_media_type(&manifest)),
+                manifest,
+                config: image_config,
+            };
+            let staged = Staged {
+                layout,
+                image,
+                names: Vec::new(),
+                transit: Some(transit),
+            };
+            Ok((staged, present))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&transit);
+            Err(e)
+        }
+    }
+}
+
+/// A layer's form once recompressed, when it is known without compressing: the layer itself
+/// when it needs no change, else its remembered recompression.
+fn final_form(config: &Config, layer: &Descriptor, diff_id: &Digest) -> Option<Descriptor> {
+    if !needs_recompression(layer, config.compression) {
+        return Some(layer.clone());
+    }
+    remembered(config, diff_id)
+        .filter(|known| known.media_type.layer_compression() == Some(config.compression))
+}
+
+/// Write the staged image, recompressed, to `target`; returns the descriptor of the manifest
+/// written. `present`: blobs the destination was found to have while staging.
+async fn deliver(
+    config: &Config,
+    staged: &Staged,
+    present: HashSet<Digest>,
+    target: &Target<'_>,
+    reporter: &Reporter,
+) -> anyhow::Result<Descriptor> {
+    match target {
+        Target::Registry {
+            client,
+            repo,
+            reference,
+        } => {
             // A pulled image sits in this command's own transit layout: the new layers go
             // beside the old. A layout's own is never written to: a transit one takes them.
             let (into, transit) = match &staged.transit {
@@ -258,19 +355,15 @@ async fn deliver(
                 }
             };
             let pushed = async {
-                let (client, repo) = (client, &repo);
-                let present = move |d: Descriptor| async move {
-                    let found = client.blob_exists(repo, &d.digest).await;
-                    found.with_context(|| format!("asking {repo} for {}", d.digest))
-                };
                 let job = Recompression {
                     config,
                     from: &staged.layout,
                     into: &into,
                     reporter,
                     last_step: false,
+                    present,
                 };
-                let image = job.run(&staged.image, present).await?;
+                let image = job.run(&staged.image, target).await?;
                 let image = image_as(&image, config.manifest_format)?;
                 let reference = push_reference(
                     reference,
@@ -300,27 +393,20 @@ async fn deliver(
             }
             pushed
         }
-        Location::Oci { .. } => {
-            let into = target.context("no claimed layout")?;
-            let present = |d: Descriptor| {
-                let into = into.clone();
-                async move {
-                    Ok(tokio::task::spawn_blocking(move || into.has_verified_blob(&d)).await??)
-                }
-            };
+        Target::Layout(into) => {
             let job = Recompression {
                 config,
                 from: &staged.layout,
                 into,
                 reporter,
                 last_step: true,
+                present,
             };
-            let image = job.run(&staged.image, present).await?;
+            let image = job.run(&staged.image, target).await?;
             let image = image_as(&image, config.manifest_format)?;
             into.write_json(&image.manifest)?;
             Ok(image.descriptor)
         }
-        other => bail!("--recompress writes to a registry or an OCI layout, not to {other}"),
     }
 }
 
@@ -335,17 +421,15 @@ struct Recompression<'a> {
     /// Whether `into` is the destination (a layout), so a layer written there is done; else
     /// it waits for its push.
     last_step: bool,
+    /// Blobs the destination is known to have (asked while staging).
+    present: HashSet<Digest>,
 }
 
 impl Recompression<'_> {
     /// The image with its layers recompressed: its config and every layer it lists are in
-    /// `into` or, as `present` says, at the destination already (a layer found there is
-    /// neither compressed nor copied); its manifest is stored in `into`.
-    async fn run<F, Fut>(&self, image: &Image, present: F) -> anyhow::Result<Image>
-    where
-        F: Fn(Descriptor) -> Fut,
-        Fut: Future<Output = anyhow::Result<bool>>,
-    {
+    /// `into` or at the destination already (a layer found there is neither compressed nor
+    /// copied); its manifest is stored in `into`.
+    async fn run(&self, image: &Image, target: &Target<'_>) -> anyhow::Result<Image> {
         let source = oci_manifest(&image.manifest)?;
         let m = source.value();
         let diff_ids = &image.config.value().rootfs.diff_ids;
@@ -372,7 +456,7 @@ impl Recompression<'_> {
                     if self.last_step {
                         self.reporter.state(&id, LayerState::Skipped);
                     }
-                } else if present(layer.clone()).await? {
+                } else if self.has(target, layer).await? {
                     self.reporter.state(&id, LayerState::Skipped);
                 } else {
                     self.copy_blob(layer, Some(&id)).await?;
@@ -380,9 +464,8 @@ impl Recompression<'_> {
                 layers.push(layer.clone());
                 continue;
             }
-            if let Some(known) = remembered(self.config, diff_id)
-                && known.media_type.layer_compression() == Some(wanted)
-                && present(known.clone()).await?
+            if let Some(known) = final_form(self.config, layer, diff_id)
+                && self.has(target, &known).await?
             {
                 self.rename(&id, &known.digest);
                 self.reporter
@@ -428,6 +511,11 @@ impl Recompression<'_> {
             manifest,
             config: image.config.clone(),
         })
+    }
+
+    /// Whether the destination has `blob`: known from staging, else asked.
+    async fn has(&self, target: &Target<'_>, blob: &Descriptor) -> anyhow::Result<bool> {
+        Ok(self.present.contains(&blob.digest) || target.has(blob).await?)
     }
 
     /// Copy a blob kept as it is from `from` to `into`, verified on the way; progress on line
