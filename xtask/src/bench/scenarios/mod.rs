@@ -266,6 +266,12 @@ pub const SCENARIOS: &[Scenario] = &[
         prepare: registry::layers60,
     },
     Scenario {
+        name: "recompress",
+        about: "OCI layout (gzip) -> local registry as zstd (hoist --recompress vs skopeo copy \
+                --dest-compress-format zstd)",
+        prepare: registry::recompress,
+    },
+    Scenario {
         name: "pull",
         about: "local registry -> OCI layout (hoist vs skopeo copy)",
         prepare: registry::pull,

@@ -139,6 +139,36 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
     push_to(ctx, registry, addr, None)
 }
 
+/// OCI layout (gzip) -> registry with every layer recompressed to zstd on the way (`hoist
+/// --compression zstd copy --recompress` against `skopeo copy --dest-compress-format zstd`),
+/// the registry emptied before every run. The issues set no target for it: the report gives
+/// the ratio, and hoist's peak RSS is held to the same limit as everywhere.
+pub fn recompress(ctx: &Ctx) -> anyhow::Result<Prepared> {
+    let registry = Registry::start()?;
+    let addr = registry.addr();
+    let mut p = push_to(ctx, registry, addr, None)?;
+    for contender in &mut p.contenders {
+        let copy = contender
+            .argv
+            .iter()
+            .position(|a| a == "copy")
+            .context("a copy command line")?;
+        let (before, after): (&[&str], &[&str]) = match contender.is_hoist {
+            true => (&["--compression", "zstd"], &["--recompress"]),
+            false => (&[], &["--dest-compress-format", "zstd"]),
+        };
+        let at = copy + 1;
+        contender
+            .argv
+            .splice(at..at, after.iter().map(ToString::to_string));
+        contender
+            .argv
+            .splice(copy..copy, before.iter().map(ToString::to_string));
+    }
+    p.targets = Vec::new();
+    Ok(p)
+}
+
 /// The proxy's body limit in the push-proxy scenario.
 const PROXY_LIMIT: u64 = 64 << 20;
 
