@@ -22,13 +22,10 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use hoist_oci::convert::{ManifestFormat, convert_manifest};
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor, Digest, ImageManifest, MediaType, RawJson, Reference};
-use hoist_registry::{BlobSource, Client, PushOptions, Repo};
-use tokio::sync::mpsc;
+use hoist_registry::{Client, Repo};
 
 use super::copy::{Staged, transit_dir};
 use super::daemon::{compress_one, remember, remembered};
@@ -358,31 +355,30 @@ async fn deliver(
                 }
             };
             let pushed = async {
-                // Each layer is pushed as soon as it is in `into`, while the next one is
-                // compressed; a failed push stops the recompression after the current layer.
-                let (ready, arrivals) = mpsc::unbounded_channel();
-                let recompressing = async {
-                    let job = Recompression {
-                        config,
-                        from: &staged.layout,
-                        into: &into,
-                        reporter,
-                        ready: Some(ready),
-                        present,
-                    };
-                    job.run(&staged.image, target).await
+                let job = Recompression {
+                    config,
+                    from: &staged.layout,
+                    into: &into,
+                    reporter,
+                    last_step: false,
+                    present,
                 };
-                let pushing = push_as_ready(client, repo, &into, arrivals, reporter);
-                let (image, layers_pushed) = tokio::join!(recompressing, pushing);
-                layers_pushed?;
-                let image = image_as(&image?, config.manifest_format)?;
+                let image = job.run(&staged.image, target).await?;
+                let image = image_as(&image, config.manifest_format)?;
                 let reference = push_reference(
                     reference,
                     &staged.image.descriptor.digest,
                     &image.descriptor.digest,
                 );
+                // Layers the registry was found to have are not in `into`: not pushed.
                 let m = image.manifest.value();
-                push_blobs(client, repo, &into, &m.config, &[], None, reporter).await?;
+                let mut to_push = Vec::with_capacity(m.layers.len());
+                for layer in &m.layers {
+                    if into.has_blob(layer)? {
+                        to_push.push(layer.clone());
+                    }
+                }
+                push_blobs(client, repo, &into, &m.config, &to_push, None, reporter).await?;
                 let media_type = &image.descriptor.media_type;
                 let bytes = image.manifest.bytes();
                 let digest = push_manifest(client, repo, &reference, media_type, bytes).await?;
@@ -403,7 +399,7 @@ async fn deliver(
                 from: &staged.layout,
                 into,
                 reporter,
-                ready: None,
+                last_step: true,
                 present,
             };
             let image = job.run(&staged.image, target).await?;
@@ -422,9 +418,9 @@ struct Recompression<'a> {
     /// Where the new layers go, and every other blob the destination lacks.
     into: &'a Layout,
     reporter: &'a Reporter,
-    /// Where a layer put in `into` is announced for its push; `None` when `into` is the
-    /// destination (a layout), where a layer written is done.
-    ready: Option<mpsc::UnboundedSender<Descriptor>>,
+    /// Whether `into` is the destination (a layout), so a layer written there is done; else
+    /// it waits for its push.
+    last_step: bool,
     /// Blobs the destination is known to have (asked while staging).
     present: HashSet<Digest>,
 }
@@ -449,13 +445,6 @@ impl Recompression<'_> {
         let wanted = self.config.compression;
         let mut layers = Vec::with_capacity(m.layers.len());
         for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
-            if self
-                .ready
-                .as_ref()
-                .is_some_and(mpsc::UnboundedSender::is_closed)
-            {
-                bail!("stopped: a push failed");
-            }
             let id = layer.digest.to_string();
             self.reporter.send(Event::Layer {
                 id: id.clone(),
@@ -463,16 +452,14 @@ impl Recompression<'_> {
             });
             if !needs_recompression(layer, wanted) {
                 if same {
-                    // Already beside the new layers: pushed from there, or kept in the layout.
-                    match self.ready.is_some() {
-                        true => self.announce(layer),
-                        false => self.reporter.state(&id, LayerState::Skipped),
+                    // Already beside the new layers: a push reports it, a layout has it.
+                    if self.last_step {
+                        self.reporter.state(&id, LayerState::Skipped);
                     }
                 } else if self.has(target, layer).await? {
                     self.reporter.state(&id, LayerState::Skipped);
                 } else {
                     self.copy_blob(layer, Some(&id)).await?;
-                    self.announce(layer);
                 }
                 layers.push(layer.clone());
                 continue;
@@ -498,12 +485,11 @@ impl Recompression<'_> {
             .await?;
             remember(self.config, diff_id, &made)?;
             self.rename(&id, &made.digest);
-            let state = match self.ready {
-                Some(_) => LayerState::Waiting,
-                None => LayerState::Done,
+            let state = match self.last_step {
+                true => LayerState::Done,
+                false => LayerState::Waiting,
             };
             self.reporter.state(&made.digest.to_string(), state);
-            self.announce(&made);
             layers.push(made);
         }
         // The config is small: always beside the layers, for the push to read.
@@ -525,15 +511,6 @@ impl Recompression<'_> {
             manifest,
             config: image.config.clone(),
         })
-    }
-
-    /// Hand a layer now in `into` to the push, if there is one. (A layer the image lists
-    /// twice is announced twice; the push sends it once.)
-    fn announce(&self, layer: &Descriptor) {
-        if let Some(ready) = &self.ready {
-            // A closed channel means a push failed: the loop stops before the next layer.
-            let _ = ready.send(layer.clone());
-        }
     }
 
     /// Whether the destination has `blob`: known from staging, else asked.
@@ -571,59 +548,6 @@ impl Recompression<'_> {
             });
         }
     }
-}
-
-/// Push each blob of `into` that `arrivals` names as it arrives, side by side (the client
-/// keeps to its limit of blobs in flight), each once; done when `arrivals` closes and every
-/// push ended. The first failure ends it (dropping `arrivals`, which stops the sender).
-async fn push_as_ready(
-    client: &Client,
-    repo: &Repo,
-    into: &Layout,
-    mut arrivals: mpsc::UnboundedReceiver<Descriptor>,
-    reporter: &Reporter,
-) -> anyhow::Result<()> {
-    let (progress, forwarder) = registry::forward(reporter, LayerState::Pushing);
-    let options = PushOptions::default();
-    let (sink, options) = (&progress, &options);
-    let result = async {
-        let mut sent = HashSet::new();
-        let mut running = FuturesUnordered::new();
-        let mut open = true;
-        loop {
-            tokio::select! {
-                next = arrivals.recv(), if open => {
-                    let Some(blob) = next else {
-                        open = false;
-                        continue;
-                    };
-                    if !sent.insert(blob.digest.clone()) {
-                        continue;
-                    }
-                    let source = BlobSource {
-                        path: into.blob_path(&blob.digest),
-                        digest: blob.digest,
-                        size: blob.size,
-                    };
-                    running.push(async move {
-                        client
-                            .push_blob(repo, &source, options, sink)
-                            .await
-                            .with_context(|| format!("pushing layer {} to {repo}", source.digest))
-                    });
-                }
-                Some(done) = running.next(), if !running.is_empty() => {
-                    done?;
-                }
-                else => return anyhow::Ok(()),
-            }
-        }
-    }
-    .await;
-    drop(arrivals);
-    drop(progress);
-    let _ = forwarder.await;
-    result
 }
 
 /// Whether `manifest` is a container image with a layer to recompress. Anything else (an
