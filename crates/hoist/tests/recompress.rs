@@ -495,3 +495,93 @@ fn a_layer_that_does_not_match_its_diff_id_stops_the_copy_and_tags_nothing() {
         assert_eq!(blobs, 1, "only the first, good layer: {blobs}");
     }
 }
+
+#[test]
+fn a_recompressing_push_killed_mid_layer_resumes_where_the_registry_stopped() {
+    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
+    use std::time::{Duration, Instant};
+
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    // One incompressible 8 MB gzip layer, recompressed to zstd and pushed in 1 MiB chunks.
+    let spec = ImageSpec::uniform(1, 8_000_000, Compression::Gzip, 23);
+    let image = write_oci_layout(&source, "v1", &spec).expect("source layout");
+    let registry = Registry::start().expect("registry");
+    let chunk: u64 = 1 << 20;
+    // The 5th chunk hangs, so the process is killed with 4 chunks acknowledged.
+    let proxy = FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            5,
+            FaultAction::Stall(Duration::from_secs(30)),
+        )],
+    )
+    .expect("fault proxy");
+    let target = format!("docker://{}/resume/app:v1", proxy.host());
+    let push = || {
+        let mut cmd = hoist(
+            &cache,
+            &["-q", "--chunk-size", "1MiB", "--compression", "zstd"],
+        );
+        cmd.args(["copy", "--recompress"])
+            .arg(common::arg(&source, ":v1"))
+            .arg(&target);
+        cmd
+    };
+    let mut child = push().spawn().expect("spawn hoist");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == Some(202))
+        .count()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "the push never got 4 chunks in");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "hoist ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    // The rerun compresses the layer again into the same bytes, and the upload continues at
+    // the registry's offset: what is missing, at most one chunk again, and the config.
+    proxy.set_plan(Vec::new());
+    proxy.clear_records();
+    ok(&mut push());
+    let sent: Vec<_> = proxy
+        .records()
+        .into_iter()
+        .filter(|r| r.path.contains("/blobs/uploads/"))
+        .collect();
+    let resent: u64 = sent.iter().map(|r| r.request_body_bytes).sum();
+    let bytes = served(
+        &cache,
+        &format!("docker://{}/resume/app:v1", registry.host()),
+    );
+    let m = RawJson::<ImageManifest>::parse(bytes).expect("manifest");
+    let layer = &m.value().layers[0];
+    assert_eq!(layer.media_type, MediaType::OCI_LAYER_ZSTD);
+    assert!(
+        resent <= layer.size - 4 * chunk + chunk + image.config_size,
+        "the rerun sent {resent} bytes of a {}-byte layer with 4 MiB already there",
+        layer.size
+    );
+    assert!(resent >= layer.size - 4 * chunk, "{resent}");
+    let (_, blobs) = pulled(
+        &cache,
+        &format!("docker://{}/resume/app:v1", registry.host()),
+        &tmp.path().join("check"),
+    );
+    assert_recompressed(&m, &image, Compression::Zstd, |d| layout_blob(&blobs, d));
+}
