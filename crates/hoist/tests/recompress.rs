@@ -499,7 +499,7 @@ fn a_layer_that_does_not_match_its_diff_id_stops_the_copy_and_tags_nothing() {
 #[test]
 fn a_recompressing_push_killed_mid_layer_resumes_where_the_registry_stopped() {
     use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     if !require_tool("docker-registry") {
         return;
@@ -535,24 +535,7 @@ fn a_recompressing_push_killed_mid_layer_resumes_where_the_registry_stopped() {
         cmd
     };
     let mut child = push().spawn().expect("spawn hoist");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy
-        .records()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.status == Some(202))
-        .count()
-        < 4
-    {
-        assert!(Instant::now() < deadline, "the push never got 4 chunks in");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "hoist ended early"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    common::kill_after_chunks(&mut child, &proxy, 4);
 
     // The rerun compresses the layer again into the same bytes, and the upload continues at
     // the registry's offset: what is missing, at most one chunk again, and the config.

@@ -377,7 +377,7 @@ fn a_413_from_the_proxy_is_explained_and_survived() {
 #[test]
 fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
     use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     if !require_tool("docker-registry") {
         return;
@@ -410,26 +410,7 @@ fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
         cmd
     };
     let mut child = push().spawn().expect("spawn hoist");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let acked = proxy
-            .records()
-            .iter()
-            .filter(|r| r.method == "PATCH" && r.status == Some(202))
-            .count();
-        if acked >= 4 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the push never got 4 chunks in");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "hoist ended early"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    common::kill_after_chunks(&mut child, &proxy, 4);
 
     proxy.set_plan(Vec::new());
     proxy.clear_records();

@@ -55,13 +55,7 @@ pub async fn copy_all(
     destination: &Location,
     reporter: &Reporter,
 ) -> anyhow::Result<Option<Digest>> {
-    let talks_to_registry = [source, destination]
-        .iter()
-        .any(|l| matches!(l, Location::Registry { .. }));
-    let client = match talks_to_registry {
-        true => Some(registry::client(config)?),
-        false => None,
-    };
+    let client = registry::client_for(config, &[source, destination])?;
     let Some(SourceIndex { index, media_type }) = source_index(client.as_ref(), source).await?
     else {
         return Ok(None);

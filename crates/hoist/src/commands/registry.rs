@@ -12,6 +12,19 @@ use crate::config::Config;
 use crate::errors::sanitize;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::size::human;
+use crate::transport::Location;
+
+/// A client when any of `ends` is a registry (`None` for a copy between local stores).
+///
+/// # Errors
+/// As [`client`].
+pub fn client_for(config: &Config, ends: &[&Location]) -> anyhow::Result<Option<Client>> {
+    let talks_to_registry = ends.iter().any(|l| matches!(l, Location::Registry { .. }));
+    match talks_to_registry {
+        true => Ok(Some(client(config)?)),
+        false => Ok(None),
+    }
+}
 
 /// A registry client configured by the command line: the run's shared one when it has one
 /// ([`Config::registry_client`]), else a new one.

@@ -60,3 +60,37 @@ pub fn daemon_with_image(files_per_layer: &[usize], tag: &str) -> Option<hoist_t
         .expect("build an image");
     Some(dockerd)
 }
+
+/// Wait until `proxy` relayed `acked` chunks (PATCH answered 202) of `child`'s upload, then
+/// kill it with SIGKILL, as a dropped machine would end a push. Fails the test when `child`
+/// ends first or the chunks take over a minute.
+pub fn kill_after_chunks(
+    child: &mut std::process::Child,
+    proxy: &hoist_testkit::FaultProxy,
+    acked: usize,
+) {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let count = || {
+        proxy
+            .records()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status == Some(202))
+            .count()
+    };
+    while count() < acked {
+        assert!(
+            Instant::now() < deadline,
+            "the push never got {acked} chunks in"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "hoist ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The next chunk is under way (and stalled by the proxy) when the process dies.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+}
