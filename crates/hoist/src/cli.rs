@@ -78,7 +78,8 @@ pub struct GlobalArgs {
         global = true,
         env = "HOIST_COMPRESSION_LEVEL",
         value_name = "N",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        alias = "dest-compress-level"
     )]
     pub compression_level: Option<i32>,
 

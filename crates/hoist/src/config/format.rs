@@ -220,3 +220,66 @@ mod tests {
         ]);
     }
 }
+
+#[cfg(test)]
+mod recompress_tests {
+    use hoist_oci::Compression;
+    use hoist_oci::convert::ManifestFormat;
+
+    use crate::config::tests::{err, ok};
+
+    #[test]
+    fn skopeos_spelling_sets_the_compression_and_recompresses_as_oci() {
+        let (c, _) = ok(&[
+            "copy",
+            "--dest-compress-format",
+            "zstd",
+            "--dest-compress-level",
+            "9",
+            "docker://reg.example/a:1",
+            "oci:/tmp/x:1",
+        ]);
+        assert!(c.recompress && c.compression_chosen);
+        assert_eq!(
+            (c.compression, c.compression_level),
+            (Compression::Zstd, Some(9))
+        );
+        assert_eq!(c.manifest_format, Some(ManifestFormat::Oci));
+        // The same compression named twice is no conflict.
+        let (c, _) = ok(&[
+            "--compression",
+            "zstd",
+            "copy",
+            "--dest-compress-format",
+            "zstd",
+            "oci:/tmp/a:1",
+            "oci:/tmp/x:1",
+        ]);
+        assert!(c.recompress);
+    }
+
+    #[test]
+    fn recompress_keeps_an_explicit_format_and_leaves_other_commands_alone() {
+        let (c, _) = ok(&[
+            "pull",
+            "--recompress",
+            "-f",
+            "v2s2",
+            "reg.example/a:1",
+            "/tmp/x",
+        ]);
+        assert!(c.recompress);
+        assert_eq!(c.manifest_format, Some(ManifestFormat::DockerV2S2));
+        let (c, _) = ok(&["copy", "oci:/tmp/a:1", "oci:/tmp/x:1"]);
+        assert!(!c.recompress && c.manifest_format.is_none());
+        assert!(
+            err(&[
+                "copy",
+                "--recompress",
+                "oci:/tmp/a:1",
+                "docker-archive:/tmp/x.tar"
+            ])
+            .contains("--recompress writes layers to a registry or an OCI layout")
+        );
+    }
+}
