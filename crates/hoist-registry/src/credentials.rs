@@ -292,6 +292,20 @@ fn decode_entry(entry: &AuthEntry) -> std::result::Result<Option<Credentials>, &
     }
 }
 
+/// The program a credential helper name stands for: `docker-credential-NAME`, searched on
+/// `PATH` (a name with a path in it is refused).
+///
+/// # Errors
+/// [`crate::ErrorKind::InvalidInput`] for an empty name or one with `/` or `..`.
+pub(crate) fn helper_program(name: &str) -> Result<String> {
+    if name.is_empty() || name.contains('/') || name.contains("..") {
+        return Err(Error::invalid(format!(
+            "credential helper name {name:?} is not allowed"
+        )));
+    }
+    Ok(format!("docker-credential-{name}"))
+}
+
 /// Run `docker-credential-NAME get` with the registry on stdin.
 async fn run_helper(
     name: &str,
@@ -299,12 +313,7 @@ async fn run_helper(
     helper_path: Option<&std::ffi::OsStr>,
 ) -> Result<Option<Credentials>> {
     use tokio::io::AsyncWriteExt;
-    if name.is_empty() || name.contains('/') || name.contains("..") {
-        return Err(Error::invalid(format!(
-            "credential helper name {name:?} is not allowed"
-        )));
-    }
-    let program = format!("docker-credential-{name}");
+    let program = helper_program(name)?;
     let mut cmd = tokio::process::Command::new(&program);
     if let Some(p) = helper_path {
         cmd.env("PATH", p);

@@ -63,7 +63,8 @@
 //! [`Client::check_credentials`] asks a registry whether it accepts credentials (`GET /v2/`, as
 //! `docker login` does) and [`store_credentials`] keeps them in an auth file as `podman login`
 //! does ([`remove_credentials`] as `podman logout`): the file is replaced atomically with mode
-//! 0600, and what else it holds is kept. Basic and Bearer token
+//! 0600, and what else it holds is kept; a registry the file hands to a credential helper is
+//! kept by that helper instead ([`Kept`]). Basic and Bearer token
 //! auth are supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
 //! server's error message that echoes one back has it replaced by `***`.
 //!
@@ -197,7 +198,7 @@ mod upload;
 pub use client::{Client, ClientBuilder, Repo};
 pub use credentials::{Credentials, default_auth_files, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
-pub use login::{remove_credentials, store_credentials};
+pub use login::{Kept, remove_credentials, store_credentials};
 pub use manifest::MANIFEST_ACCEPT;
 pub use progress::{Event, Progress};
 pub use pull::BlobStream;

@@ -35,27 +35,53 @@ impl Client {
     }
 }
 
+/// Where [`store_credentials`] kept credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kept {
+    /// In the auth file itself, under `auths`.
+    File,
+    /// With the credential helper the auth file names for the registry
+    /// (`docker-credential-NAME store`), as `docker login` and `podman login` do.
+    Helper(String),
+}
+
 /// Keep `credentials` in the auth file at `path` under `key` (`host[:port]`, or with a
 /// namespace or repository, `host/team`, as `podman login host/team` does), replacing what was
 /// there for that key. The file and its directory are created when missing (the directory
-/// with mode 0700). Blocking file I/O: from async code, call it through
-/// `tokio::task::spawn_blocking`.
+/// with mode 0700). When the file hands the registry to a credential helper (its
+/// `credHelpers` entry, else `credsStore`), the helper keeps them instead (the password goes
+/// to it on stdin, never in its arguments) and the file is left as it is. Blocking: from async
+/// code, call it through `tokio::task::spawn_blocking`.
 ///
 /// # Errors
-/// [`crate::ErrorKind::InvalidInput`] for a file that is not an auth file's JSON, or that
-/// hands `key`'s registry to a credential helper (what hoist wrote would never be read);
-/// [`crate::ErrorKind::LocalIo`] when the file cannot be read or written.
-pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> Result<()> {
+/// [`crate::ErrorKind::InvalidInput`] for a file that is not an auth file's JSON, or a
+/// namespace `key` whose registry has a helper (helpers keep one login per registry);
+/// [`crate::ErrorKind::LocalIo`] when the file cannot be read or written, or the helper cannot
+/// be run or fails (its message, the password never in it).
+pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> Result<Kept> {
     let _lock = lock_dir(path, true)?;
     let mut file = read_object(path)?;
     let registry = key.split('/').next().unwrap_or(key);
     if let Some(helper) = helper_for(&file, registry) {
-        return Err(Error::invalid(format!(
-            "{} sends the credentials of {registry} to docker-credential-{helper}, so credentials \
-             hoist wrote there would never be read: log in with that helper's tool, or name \
-             another file with --authfile",
-            path.display()
-        )));
+        if key != registry {
+            return Err(Error::invalid(format!(
+                "{} hands the credentials of {registry} to docker-credential-{helper}, which \
+                 keeps one login per registry: log in to {registry} itself, or name another \
+                 file with --authfile",
+                path.display()
+            )));
+        }
+        let request = serde_json::json!({
+            "ServerURL": registry,
+            "Username": credentials.username,
+            "Secret": credentials.password.expose(),
+        });
+        let input = serde_json::to_vec(&request)
+            .map_err(|e| Error::invalid(format!("encoding the helper's request: {e}")))?;
+        let secret = credentials.password.expose();
+        run_helper_action(&helper, "store", &input, Some(secret))?;
+        return Ok(Kept::Helper(helper));
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",
@@ -65,11 +91,14 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
     let mut entry = Map::new();
     entry.insert("auth".into(), Value::String(auth));
     auths_of(&mut file, path)?.insert(key.to_owned(), Value::Object(entry));
-    write_object(path, &file)
+    write_object(path, &file)?;
+    Ok(Kept::File)
 }
 
-/// Remove what the auth file at `path` holds under `key`; whether there was anything. With no
-/// `key`, remove every registry's credentials (`logout --all`), keeping the rest of the file.
+/// Remove what the auth file at `path` holds under `key`, and what the credential helper it
+/// names for `key`'s registry keeps for it (`docker-credential-NAME erase`); whether there was
+/// anything. With no `key`, remove every registry's credentials from the file (`logout
+/// --all`), keeping the rest of it; helpers are left alone.
 ///
 /// # Errors
 /// As [`store_credentials`]; a missing file holds nothing and is not an error.
@@ -79,6 +108,13 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
     }
     let _lock = lock_dir(path, false)?;
     let mut file = read_object(path)?;
+    let helper = key
+        .filter(|k| !k.contains('/'))
+        .and_then(|k| helper_for(&file, k).map(|h| (h, k)));
+    let erased = match helper {
+        Some((helper, registry)) => erase_with_helper(&helper, registry)?,
+        None => false,
+    };
     let auths = auths_of(&mut file, path)?;
     let removed = match key {
         Some(key) => auths.remove(key).is_some(),
@@ -91,7 +127,61 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
     if removed {
         write_object(path, &file)?;
     }
-    Ok(removed)
+    Ok(removed || erased)
+}
+
+/// `docker-credential-NAME erase` for `registry`; whether it had credentials (a helper says it
+/// had none with a failure whose message says "not found", as docker's helpers do).
+fn erase_with_helper(helper: &str, registry: &str) -> Result<bool> {
+    match run_helper_action(helper, "erase", registry.as_bytes(), None) {
+        Ok(()) => Ok(true),
+        Err(e) if e.to_string().contains("not found") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Run `docker-credential-NAME ACTION` with `input` on stdin. A failure says what the helper
+/// printed (its first line, with `secret` blanked out should a helper echo it).
+fn run_helper_action(helper: &str, action: &str, input: &[u8], secret: Option<&str>) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let program = crate::credentials::helper_program(helper)?;
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::local(format!("running {program} {action}"), e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(|e| Error::local(format!("writing to {program} {action}"), e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::local(format!("running {program} {action}"), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = [&out.stdout, &out.stderr]
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+    let mut said = said
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect::<String>();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        said = said.replace(secret, "***");
+    }
+    Err(Error::local(
+        format!("{program} {action} failed ({})", out.status),
+        std::io::Error::other(said),
+    ))
 }
 
 /// The credential helper an auth file names for `registry`, when it names one: its
@@ -316,16 +406,25 @@ mod tests {
             assert!(remove_credentials(&path, None).is_err(), "{text}");
             assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
         }
-        // Credentials a credential helper answers for would be written where none looks.
+        // A registry with a helper: a namespace cannot be kept apart by it, and a helper that
+        // is not installed fails naming it; the file is never written to instead.
         let path = dir.path().join("helper.json");
-        std::fs::write(&path, r#"{"credHelpers":{"reg.example":"pass"}}"#).expect("write");
+        let text = r#"{"credHelpers":{"reg.example":"pass"}}"#;
+        std::fs::write(&path, text).expect("write");
         let err = store_credentials(&path, "reg.example/team", &creds).expect_err("helper");
+        assert!(err.is_invalid_input(), "{err}");
         assert!(err.to_string().contains("docker-credential-pass"), "{err}");
-        std::fs::write(&path, r#"{"credsStore":"desktop"}"#).expect("write");
+        let text = r#"{"credsStore":"hoist-not-installed"}"#;
+        std::fs::write(&path, text).expect("write");
         let err = store_credentials(&path, "reg.example", &creds).expect_err("store");
         assert!(
-            err.to_string().contains("docker-credential-desktop"),
+            err.to_string()
+                .contains("docker-credential-hoist-not-installed store"),
             "{err}"
         );
+        assert!(!err.to_string().contains(creds.password.expose()), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+        let err = remove_credentials(&path, Some("reg.example")).expect_err("erase");
+        assert!(err.to_string().contains("erase"), "{err}");
     }
 }

@@ -216,3 +216,117 @@ fn login_to_a_token_registry_is_checked_by_the_token_server() {
     let out = scene.push(&format!("{host}/team/app:1"));
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
 }
+
+/// A credential helper speaking docker's protocol (`store`, `get`, `erase`), keeping one
+/// registry's entry as a file in `dir/kept`; installed as `docker-credential-hoisttest` in
+/// `dir`, which goes first on `PATH`.
+fn install_helper(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let script = r#"#!/bin/sh
+kept="$(dirname "$0")/kept"
+case "$1" in
+store) cat > "$kept" ;;
+get|erase)
+    read -r server || true
+    if [ ! -f "$kept" ]; then echo "credentials not found in native keychain"; exit 1; fi
+    if [ "$1" = get ]; then cat "$kept"; else rm "$kept"; fi ;;
+*) echo "unknown action $1"; exit 1 ;;
+esac
+"#;
+    let path = dir.join("docker-credential-hoisttest");
+    std::fs::write(&path, script).expect("write helper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn login_and_logout_go_through_the_credential_helper_the_file_names() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let registry = Registry::builder()
+        .htpasswd(USER, PASSWORD)
+        .start()
+        .expect("registry");
+    let host = registry.host();
+    let scene = Scene::new(53);
+    let helpers = scene.tmp.path().join("helpers");
+    std::fs::create_dir_all(&helpers).expect("helpers dir");
+    install_helper(&helpers);
+    let path = format!(
+        "{}:{}",
+        helpers.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let file = scene.tmp.path().join("docker/config.json");
+    std::fs::create_dir_all(file.parent().expect("dir")).expect("config dir");
+    let before = format!(r#"{{"credHelpers":{{"{host}":"hoisttest"}}}}"#);
+    std::fs::write(&file, &before).expect("config");
+    let authfile = file.to_str().expect("utf-8");
+    let with_helpers = |args: &[&str]| {
+        let mut cmd = scene.hoist(&["--authfile", authfile]);
+        cmd.args(args).env("PATH", &path);
+        cmd
+    };
+    let kept = helpers.join("kept");
+
+    // Refused: the helper is never asked to keep anything.
+    let login = ["login", "-u", USER, "--password-stdin", &host];
+    let out = with_stdin(&mut with_helpers(&login), &format!("{WRONG}\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(!kept.exists());
+
+    // Accepted: the helper keeps them (the password reached it on stdin), the file is as it
+    // was, and a push finds them through the helper.
+    let out = with_stdin(&mut with_helpers(&login), &format!("{PASSWORD}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(
+        all(&out).contains("by docker-credential-hoisttest"),
+        "{}",
+        all(&out)
+    );
+    assert!(!all(&out).contains(PASSWORD));
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&kept).expect("kept by the helper")).expect("json");
+    assert_eq!(stored["ServerURL"], host.as_str());
+    assert_eq!(stored["Username"], USER);
+    assert_eq!(stored["Secret"], PASSWORD);
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), before);
+    let source = common::arg(&scene.source, ":v1");
+    let team = format!("{host}/team/app:1");
+    let out = with_helpers(&["-q", "push", &source, &team])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+
+    // A namespace cannot be kept apart by a helper: refused, nothing changed.
+    let namespaced = [
+        "login",
+        "-u",
+        USER,
+        "--password-stdin",
+        &team[..team.len() - 6],
+    ];
+    let out = with_stdin(&mut with_helpers(&namespaced), &format!("{PASSWORD}\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(
+        all(&out).contains("one login per registry"),
+        "{}",
+        all(&out)
+    );
+
+    // Logout erases the helper's entry; the push is anonymous again, and refused.
+    let out = with_helpers(&["logout", &host]).output().expect("logout");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(!kept.exists(), "the helper still keeps them");
+    let out = with_helpers(&["-q", "push", &source, &team])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    let out = with_helpers(&["logout", &host]).output().expect("logout");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nothing left to remove: {}",
+        all(&out)
+    );
+}

@@ -1,5 +1,6 @@
 //! `hoist login` and `hoist logout`: credentials checked with the registry, then kept in (or
-//! removed from) the auth file every later command reads first.
+//! removed from) the auth file every later command reads first, or by the credential helper
+//! that file names for the registry (`credHelpers`, `credsStore`), as docker and podman do.
 
 use std::io::{BufRead as _, Write as _};
 use std::path::PathBuf;
@@ -72,15 +73,21 @@ pub fn login(
         ))
         .with_context(|| format!("logging in to {}", server.key))?;
     let credentials = hoist_registry::Credentials::new(username, password);
-    hoist_registry::store_credentials(&file, &server.key, &credentials).context(
+    let kept = hoist_registry::store_credentials(&file, &server.key, &credentials).context(
         "the registry accepted the credentials, but keeping them failed (--authfile names \
          another file)",
     )?;
     if config.verbosity >= 0 {
+        let place = match kept {
+            hoist_registry::Kept::Helper(helper) => format!(
+                "by docker-credential-{helper} (the helper {} names for it)",
+                file.display()
+            ),
+            _ => format!("in {}", file.display()),
+        };
         eprintln!(
-            "Login Succeeded: credentials for {} kept in {}",
-            server.key,
-            file.display()
+            "Login Succeeded: credentials for {} kept {place}",
+            server.key
         );
     }
     Ok(())
