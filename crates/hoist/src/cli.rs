@@ -332,7 +332,8 @@ pub enum Command {
         destination: String,
         /// Also write the image's runtime settings (entrypoint, cmd, env, working directory,
         /// user, exposed ports) as JSON to FILE, for a VM or sandbox builder to start the rootfs
-        /// with. Only with a rootfs: destination.
+        /// with, once the root filesystem is whole. Only with a rootfs: or rootfs-tar:
+        /// destination.
         #[arg(long, value_name = "FILE")]
         runtime_config: Option<PathBuf>,
         /// Copy every platform of a multi-platform image: each image its index lists, then the

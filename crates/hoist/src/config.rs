@@ -318,13 +318,14 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         && !matches!(
             &job,
             Job::Copy {
-                destination: Location::Rootfs { .. },
+                destination: Location::Rootfs { .. } | Location::RootfsTar { .. },
                 ..
             }
         )
     {
         return Err(usage(
-            "--runtime-config is written next to an unpacked image: use it with a rootfs: destination",
+            "--runtime-config is written next to an unpacked image: use it with a rootfs: or \
+             rootfs-tar: destination",
         ));
     }
     if let Some(path) = &digest_file {

@@ -8,7 +8,7 @@ use std::io::Read;
 
 use hoist_oci::Compression;
 use hoist_testkit::rawtar::Tar;
-use hoist_testkit::synth::{RawLayer, write_raw_oci_layout};
+use hoist_testkit::synth::{ImageSpec, RawLayer, write_oci_layout, write_raw_oci_layout};
 
 use common::{arg, isolated, text};
 
@@ -158,4 +158,58 @@ fn rootfs_tar_is_a_destination_only() {
     let out = common::hoist(&["copy", "rootfs-tar:x.tar", "oci:/tmp/l:1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("destination only"));
+}
+
+#[test]
+fn the_runtime_config_is_written_once_the_tar_is() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let spec = ImageSpec::uniform(2, 50_000, Compression::Gzip, 3);
+    write_oci_layout(&layout, "v1", &spec).expect("layout");
+    let cache = tmp.path().join("cache");
+    let runtime = tmp.path().join("runtime.json");
+    let runtime_arg = runtime.to_str().expect("utf-8 path");
+    let read_runtime = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&runtime).expect("runtime config written"))
+            .expect("JSON")
+    };
+
+    // To a file: the tar and, beside the builder's call, the settings to start it with (the
+    // synthetic image's config says Cmd ["/bin/sh"]).
+    let file = tmp.path().join("root.tar");
+    let out = isolated(&cache)
+        .args(["-q", "copy", "--runtime-config", runtime_arg])
+        .arg(arg(&layout, ":v1"))
+        .arg(format!("rootfs-tar:{}", file.display()))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(file.exists());
+    assert_eq!(read_runtime()["Cmd"], serde_json::json!(["/bin/sh"]));
+
+    // To stdout: the tar on stdout, the settings in their file.
+    std::fs::remove_file(&runtime).expect("remove");
+    let out = isolated(&cache)
+        .args(["-q", "copy", "--runtime-config", runtime_arg])
+        .arg(arg(&layout, ":v1"))
+        .arg("rootfs-tar:-")
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, std::fs::read(&file).expect("the tar"));
+    assert_eq!(read_runtime()["Cmd"], serde_json::json!(["/bin/sh"]));
+
+    // A flatten that fails writes no settings.
+    std::fs::remove_file(&runtime).expect("remove");
+    let out = isolated(&cache)
+        .args(["-q", "copy", "--runtime-config", runtime_arg])
+        .arg(arg(&layout, ":missing"))
+        .arg(format!(
+            "rootfs-tar:{}",
+            tmp.path().join("other.tar").display()
+        ))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!runtime.exists());
 }

@@ -415,6 +415,7 @@ async fn deliver(
         }
         Location::RootfsTar { path } => {
             super::flatten::flatten_to(config, staged, path.clone(), reporter).await?;
+            write_runtime_config(config, &staged.image.config)?;
             Ok(None)
         }
         Location::DockerDaemon { name } => {
