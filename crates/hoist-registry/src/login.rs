@@ -96,25 +96,27 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
 }
 
 /// Remove what the auth file at `path` holds under `key`, and what the credential helper it
-/// names for `key`'s registry keeps for it (`docker-credential-NAME erase`); whether there was
-/// anything. With no `key`, remove every registry's credentials from the file (`logout
-/// --all`), keeping the rest of it; helpers are left alone.
+/// names for `key`'s registry keeps for it (`docker-credential-NAME erase`); returns where
+/// something was removed (empty: nothing was kept). With no `key`, remove every registry's
+/// credentials from the file (`logout --all`), keeping the rest of it; helpers are left alone.
 ///
 /// # Errors
 /// As [`store_credentials`]; a missing file holds nothing and is not an error.
-pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
+pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
     if !path.exists() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let _lock = lock_dir(path, false)?;
     let mut file = read_object(path)?;
     let helper = key
         .filter(|k| !k.contains('/'))
         .and_then(|k| helper_for(&file, k).map(|h| (h, k)));
-    let erased = match helper {
-        Some((helper, registry)) => erase_with_helper(&helper, registry)?,
-        None => false,
-    };
+    let mut removed_from = Vec::new();
+    if let Some((helper, registry)) = helper
+        && erase_with_helper(&helper, registry)?
+    {
+        removed_from.push(Kept::Helper(helper));
+    }
     let auths = auths_of(&mut file, path)?;
     let removed = match key {
         Some(key) => auths.remove(key).is_some(),
@@ -126,8 +128,9 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<bool> {
     };
     if removed {
         write_object(path, &file)?;
+        removed_from.insert(0, Kept::File);
     }
-    Ok(removed || erased)
+    Ok(removed_from)
 }
 
 /// `docker-credential-NAME erase` for `registry`; whether it had credentials (a helper says it
@@ -355,19 +358,30 @@ mod tests {
     fn logout_removes_one_entry_or_all_and_keeps_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("auth.json");
-        assert!(!remove_credentials(&path, Some("reg.example")).expect("no file"));
+        assert!(
+            remove_credentials(&path, Some("reg.example"))
+                .expect("no file")
+                .is_empty()
+        );
         assert!(!path.exists(), "a logout creates no file");
         store_credentials(&path, "reg.example", &Credentials::new("u", "p")).expect("store");
         store_credentials(&path, "b.example", &Credentials::new("u", "p")).expect("store");
         let mut v = json(&path);
         v["credHelpers"] = serde_json::json!({"gcr.io": "gcloud"});
         std::fs::write(&path, serde_json::to_vec(&v).expect("json")).expect("write");
-        assert!(remove_credentials(&path, Some("reg.example")).expect("remove"));
-        assert!(!remove_credentials(&path, Some("reg.example")).expect("again"));
+        assert_eq!(
+            remove_credentials(&path, Some("reg.example")).expect("remove"),
+            [Kept::File]
+        );
+        assert!(
+            remove_credentials(&path, Some("reg.example"))
+                .expect("again")
+                .is_empty()
+        );
         let v = json(&path);
         assert!(v["auths"].get("reg.example").is_none());
         assert!(v["auths"]["b.example"].is_object());
-        assert!(remove_credentials(&path, None).expect("all"));
+        assert_eq!(remove_credentials(&path, None).expect("all"), [Kept::File]);
         let v = json(&path);
         assert_eq!(v["auths"], serde_json::json!({}));
         assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");

@@ -317,6 +317,11 @@ fn login_and_logout_go_through_the_credential_helper_the_file_names() {
     // Logout erases the helper's entry; the push is anonymous again, and refused.
     let out = with_helpers(&["logout", &host]).output().expect("logout");
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(
+        all(&out).contains("from docker-credential-hoisttest"),
+        "{}",
+        all(&out)
+    );
     assert!(!kept.exists(), "the helper still keeps them");
     let out = with_helpers(&["-q", "push", &source, &team])
         .output()

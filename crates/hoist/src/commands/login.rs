@@ -101,18 +101,28 @@ pub fn logout(config: &Config, server: Option<&LoginServer>) -> anyhow::Result<(
     let file = auth_file(config)?;
     let key = server.map(|s| s.key.as_str());
     let removed = hoist_registry::remove_credentials(&file, key).context("removing credentials")?;
-    match (removed, key) {
-        (true, _) | (false, None) => {
+    match (removed.is_empty(), key) {
+        (false, _) | (true, None) => {
             if config.verbosity >= 0 {
                 let whose = key.unwrap_or("every registry");
-                eprintln!(
-                    "Removed the credentials for {whose} from {}",
-                    file.display()
-                );
+                let places: Vec<String> = removed
+                    .iter()
+                    .map(|kept| match kept {
+                        hoist_registry::Kept::Helper(helper) => {
+                            format!("docker-credential-{helper}")
+                        }
+                        _ => file.display().to_string(),
+                    })
+                    .collect();
+                let from = match places.is_empty() {
+                    true => file.display().to_string(),
+                    false => places.join(" and "),
+                };
+                eprintln!("Removed the credentials for {whose} from {from}");
             }
             Ok(())
         }
-        (false, Some(key)) => anyhow::bail!(
+        (true, Some(key)) => anyhow::bail!(
             "{} keeps no credentials for {key} (hoist login {key} writes them there)",
             file.display()
         ),
