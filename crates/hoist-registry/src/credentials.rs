@@ -147,7 +147,7 @@ fn auth_files_from(env: &AuthEnv, uid: Option<u32>) -> Vec<PathBuf> {
 /// then come the registry's own keys, in the forms `docker login` has written over the years.
 /// Docker Hub's entries are under `docker.io` (podman) or its old index URL (docker), whatever
 /// host the API is on.
-fn candidate_keys(registry: &str, repo: Option<&str>) -> Vec<String> {
+pub(crate) fn candidate_keys(registry: &str, repo: Option<&str>) -> Vec<String> {
     let hub = is_docker_hub(registry);
     let host = if hub { "docker.io" } else { registry };
     let mut keys = Vec::new();
@@ -179,7 +179,7 @@ fn is_docker_hub(registry: &str) -> bool {
 
 /// The server name a credential helper is asked for: what `docker login` stored the entry
 /// under, which for Docker Hub is its old index URL, not the API host.
-fn helper_server(registry: &str) -> &str {
+pub(crate) fn helper_server(registry: &str) -> &str {
     if is_docker_hub(registry) {
         "https://index.docker.io/v1/"
     } else {

@@ -15,6 +15,7 @@ use http::Method;
 use serde_json::{Map, Value};
 
 use crate::client::{Client, Req};
+use crate::credentials::{candidate_keys, helper_server};
 use crate::{Credentials, Error, Result};
 
 impl Client {
@@ -72,8 +73,9 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
                 path.display()
             )));
         }
+        // Under the name lookups ask the helper for (Docker Hub's is its old index URL).
         let request = serde_json::json!({
-            "ServerURL": registry,
+            "ServerURL": helper_server(registry),
             "Username": credentials.username,
             "Secret": credentials.password.expose(),
         });
@@ -81,6 +83,11 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
             .map_err(|e| Error::invalid(format!("encoding the helper's request: {e}")))?;
         let secret = credentials.password.expose();
         run_helper_action(&helper, "store", &input, Some(secret))?;
+        // An older entry of the file for the registry would be read before a `credsStore`:
+        // the new login replaces it, as docker's does.
+        if remove_registry_entries(&mut file, path, registry)? {
+            write_object(path, &file)?;
+        }
         return Ok(Kept::Helper(helper));
     }
     let auth = base64::engine::general_purpose::STANDARD.encode(format!(
@@ -111,32 +118,54 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
     let helper = key
         .filter(|k| !k.contains('/'))
         .and_then(|k| helper_for(&file, k).map(|h| (h, k)));
-    let mut removed_from = Vec::new();
-    if let Some((helper, registry)) = helper
-        && erase_with_helper(&helper, registry)?
-    {
-        removed_from.push(Kept::Helper(helper));
-    }
-    let auths = auths_of(&mut file, path)?;
-    let removed = match key {
-        Some(key) => auths.remove(key).is_some(),
-        None => {
+    // The file's own entries go first, whatever the helper then says: an entry left behind
+    // would still be read.
+    let removed = match (key, &helper) {
+        (Some(_), Some((_, registry))) => remove_registry_entries(&mut file, path, registry)?,
+        (Some(key), None) => auths_of(&mut file, path)?.remove(key).is_some(),
+        (None, _) => {
+            let auths = auths_of(&mut file, path)?;
             let had = !auths.is_empty();
             auths.clear();
             had
         }
     };
+    let mut removed_from = Vec::new();
     if removed {
         write_object(path, &file)?;
-        removed_from.insert(0, Kept::File);
+        removed_from.push(Kept::File);
+    }
+    if let Some((helper, registry)) = helper
+        && erase_with_helper(&helper, registry)?
+    {
+        removed_from.push(Kept::Helper(helper));
     }
     Ok(removed_from)
+}
+
+/// Remove the `auths` entries that name `registry` itself (`host`, `https://host`, and the
+/// other spellings lookups try; Docker Hub's aliases); whether there was one.
+fn remove_registry_entries(
+    file: &mut Map<String, Value>,
+    path: &Path,
+    registry: &str,
+) -> Result<bool> {
+    if !file.contains_key("auths") {
+        return Ok(false);
+    }
+    let auths = auths_of(file, path)?;
+    let mut removed = false;
+    for key in candidate_keys(registry, None) {
+        removed |= auths.remove(&key).is_some();
+    }
+    Ok(removed)
 }
 
 /// `docker-credential-NAME erase` for `registry`; whether it had credentials (a helper says it
 /// had none with a failure whose message says "not found", as docker's helpers do).
 fn erase_with_helper(helper: &str, registry: &str) -> Result<bool> {
-    match run_helper_action(helper, "erase", registry.as_bytes(), None) {
+    let server = helper_server(registry);
+    match run_helper_action(helper, "erase", server.as_bytes(), None) {
         Ok(()) => Ok(true),
         Err(e) if e.to_string().contains("not found") => Ok(false),
         Err(e) => Err(e),
@@ -190,10 +219,15 @@ fn run_helper_action(helper: &str, action: &str, input: &[u8], secret: Option<&s
 /// The credential helper an auth file names for `registry`, when it names one: its
 /// `credHelpers` entry, else its `credsStore`.
 fn helper_for(file: &Map<String, Value>, registry: &str) -> Option<String> {
+    // Under any of the names lookups try for the registry, as they find it.
     let named = file
         .get("credHelpers")
         .and_then(Value::as_object)
-        .and_then(|helpers| helpers.get(registry))
+        .and_then(|helpers| {
+            candidate_keys(registry, None)
+                .iter()
+                .find_map(|k| helpers.get(k))
+        })
         .and_then(Value::as_str);
     let store = file.get("credsStore").and_then(Value::as_str);
     named.or(store).filter(|h| !h.is_empty()).map(str::to_owned)

@@ -328,6 +328,23 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
              rootfs-tar: destination",
         ));
     }
+    if let (
+        Some(runtime),
+        Job::Copy {
+            destination:
+                Location::RootfsTar {
+                    path: crate::transport::ArchivePath::File(tar),
+                },
+            ..
+        },
+    ) = (&runtime_config, &job)
+        && runtime == tar
+    {
+        return Err(usage(format!(
+            "--runtime-config {} names the rootfs-tar: file itself: name another file",
+            runtime.display()
+        )));
+    }
     if let Some(path) = &digest_file {
         check_digest_file(path, &job)?;
     }

@@ -218,8 +218,8 @@ fn login_to_a_token_registry_is_checked_by_the_token_server() {
 }
 
 /// A credential helper speaking docker's protocol (`store`, `get`, `erase`), keeping one
-/// registry's entry as a file in `dir/kept`; installed as `docker-credential-hoisttest` in
-/// `dir`, which goes first on `PATH`.
+/// registry's entry as a file in `dir/kept` and answering only for the server it was stored
+/// under; installed as `docker-credential-hoisttest` in `dir`, which goes first on `PATH`.
 fn install_helper(dir: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     let script = r#"#!/bin/sh
@@ -228,7 +228,9 @@ case "$1" in
 store) cat > "$kept" ;;
 get|erase)
     read -r server || true
-    if [ ! -f "$kept" ]; then echo "credentials not found in native keychain"; exit 1; fi
+    if [ ! -f "$kept" ] || ! grep -qF "\"ServerURL\":\"$server\"" "$kept"; then
+        echo "credentials not found in native keychain"; exit 1
+    fi
     if [ "$1" = get ]; then cat "$kept"; else rm "$kept"; fi ;;
 *) echo "unknown action $1"; exit 1 ;;
 esac
@@ -259,7 +261,7 @@ fn login_and_logout_go_through_the_credential_helper_the_file_names() {
     );
     let file = scene.tmp.path().join("docker/config.json");
     std::fs::create_dir_all(file.parent().expect("dir")).expect("config dir");
-    let before = format!(r#"{{"credHelpers":{{"{host}":"hoisttest"}}}}"#);
+    let before = format!(r#"{{"credHelpers":{{"https://{host}":"hoisttest"}}}}"#);
     std::fs::write(&file, &before).expect("config");
     let authfile = file.to_str().expect("utf-8");
     let with_helpers = |args: &[&str]| {
@@ -334,4 +336,31 @@ fn login_and_logout_go_through_the_credential_helper_the_file_names() {
         "nothing left to remove: {}",
         all(&out)
     );
+
+    // With `credsStore`, an old entry of the file would be read before the store: the login
+    // replaces it, and the push uses the new credentials.
+    let stale = base64_auth(USER, WRONG);
+    std::fs::write(
+        &file,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{stale}"}}}},"credsStore":"hoisttest"}}"#),
+    )
+    .expect("config");
+    let out = with_stdin(&mut with_helpers(&login), &format!("{PASSWORD}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(kept.exists());
+    assert!(
+        json(&file)["auths"].get(&host).is_none(),
+        "the old entry stayed"
+    );
+    assert_eq!(json(&file)["credsStore"], "hoisttest");
+    let out = with_helpers(&["-q", "push", &source, &team])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+}
+
+/// The `auth` value of an auth file entry.
+fn base64_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }

@@ -16,7 +16,10 @@ use hoist_oci::{
     Compression, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Layout, MediaType,
     RawJson,
 };
-use hoist_testkit::synth::{ImageSpec, SynthImage, write_multi_platform_layout, write_oci_layout};
+use hoist_testkit::synth::{
+    ImageSpec, RawLayer, SynthImage, write_multi_platform_layout, write_oci_layout,
+    write_raw_oci_layout,
+};
 use hoist_testkit::{Registry, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
@@ -488,16 +491,57 @@ fn a_layer_that_does_not_match_its_diff_id_stops_the_copy_and_tags_nothing() {
             && stderr.contains("decompresses to"),
         "{stderr}"
     );
-    // Nothing is tagged at the destination, and the wrong layer left no blob there.
-    if let Ok(layout) = Layout::open(&target) {
-        assert!(layout.resolve(Some("v1")).is_err());
-        let blobs = files(&target.join("blobs/sha256")).len();
-        assert_eq!(blobs, 1, "only the first, good layer: {blobs}");
+    // Nothing is tagged at the destination (a layout the copy created, where the first, good
+    // layer stays verified for the next run), and the wrong layer left no blob there.
+    let layout = Layout::open(&target).expect("the destination layout");
+    assert!(layout.resolve(Some("v1")).is_err());
+    let blobs = files(&target.join("blobs/sha256")).len();
+    assert_eq!(blobs, 1, "only the first, good layer: {blobs}");
+}
+
+#[test]
+fn a_layer_listed_twice_is_compressed_and_pushed_once() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let mut empty = hoist_testkit::rawtar::Tar::new();
+    empty.file("etc/hostname", b"box");
+    let shared = RawLayer::compress(&empty.finish(), Compression::Gzip).expect("gzip");
+    let mut app = hoist_testkit::rawtar::Tar::new();
+    app.file("app/run", b"#!/bin/sh");
+    let layers = [
+        shared.clone(),
+        RawLayer::compress(&app.finish(), Compression::Gzip).expect("gzip"),
+        shared,
+    ];
+    write_raw_oci_layout(&source, "v1", &layers).expect("source layout");
+    let registry = Registry::start().expect("registry");
+    let to = format!("docker://{}/team/twice:1", registry.host());
+    let mut cmd = hoist(
+        &cache,
+        &["--progress", "json", "--compression", "zstd", "copy"],
+    );
+    cmd.arg("--recompress")
+        .arg(common::arg(&source, ":v1"))
+        .arg(&to);
+    let out = ok(&mut cmd);
+    assert_eq!(compressed_layers(&out), 2, "{}", common::text(&out.stderr));
+    let m = RawJson::<ImageManifest>::parse(served(&cache, &to)).expect("manifest");
+    let listed: Vec<&Descriptor> = m.value().layers.iter().collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0], listed[2], "the same new blob, listed twice");
+    assert_eq!(listed[0].media_type, MediaType::OCI_LAYER_ZSTD);
+    let (_, blobs) = pulled(&cache, &to, &tmp.path().join("check"));
+    for layer in listed {
+        blobs.verify_blob(layer).expect("pushed whole");
     }
 }
 
 #[test]
-fn a_recompressing_push_killed_mid_layer_resumes_where_the_registry_stopped() {
+fn a_recompressing_push_interrupted_mid_layer_resumes_where_the_registry_stopped() {
     use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
     use std::time::Duration;
 
@@ -534,8 +578,11 @@ fn a_recompressing_push_killed_mid_layer_resumes_where_the_registry_stopped() {
             .arg(&target);
         cmd
     };
+    // Ctrl-C: the push stops at once, and takes its transit copy with it.
     let mut child = push().spawn().expect("spawn hoist");
-    common::kill_after_chunks(&mut child, &proxy, 4);
+    let status = common::signal_after_chunks(&mut child, &proxy, 4, "INT");
+    assert!(!status.success());
+    no_transit_left(&cache);
 
     // The rerun compresses the layer again into the same bytes, and the upload continues at
     // the registry's offset: what is missing, at most one chunk again, and the config.

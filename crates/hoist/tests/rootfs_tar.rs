@@ -199,11 +199,16 @@ fn the_runtime_config_is_written_once_the_tar_is() {
     assert_eq!(out.stdout, std::fs::read(&file).expect("the tar"));
     assert_eq!(read_runtime()["Cmd"], serde_json::json!(["/bin/sh"]));
 
-    // A flatten that fails writes no settings.
+    // A flatten that fails (a layer that would escape the root) writes no settings.
     std::fs::remove_file(&runtime).expect("remove");
+    let bad = tmp.path().join("bad");
+    let mut evil = Tar::new();
+    evil.file("ok", b"fine").file("../escape", b"x");
+    let layers = [RawLayer::compress(&evil.finish(), Compression::Gzip).expect("gzip")];
+    write_raw_oci_layout(&bad, "v1", &layers).expect("bad layout");
     let out = isolated(&cache)
         .args(["-q", "copy", "--runtime-config", runtime_arg])
-        .arg(arg(&layout, ":missing"))
+        .arg(arg(&bad, ":v1"))
         .arg(format!(
             "rootfs-tar:{}",
             tmp.path().join("other.tar").display()
@@ -211,5 +216,21 @@ fn the_runtime_config_is_written_once_the_tar_is() {
         .output()
         .expect("run hoist");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("../escape"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!runtime.exists());
+
+    // The settings never take the tar's own name.
+    let out = isolated(&cache)
+        .args(["copy", "--runtime-config"])
+        .arg(&file)
+        .arg(arg(&layout, ":v1"))
+        .arg(format!("rootfs-tar:{}", file.display()))
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(file.exists(), "the earlier tar is kept");
 }

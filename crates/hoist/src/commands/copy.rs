@@ -221,6 +221,43 @@ impl Staged {
     }
 }
 
+/// An interrupted copy's future is dropped, not finished (a push stops at once on Ctrl-C): the
+/// transit copy goes with it.
+impl Drop for Staged {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// A transit directory being filled, removed when dropped (on a failure, or when an
+/// interrupted copy's future is dropped) unless handed on with [`TransitGuard::keep`].
+pub(super) struct TransitGuard(Option<PathBuf>);
+
+impl TransitGuard {
+    /// Guard `dir`.
+    pub(super) fn new(dir: PathBuf) -> Self {
+        TransitGuard(Some(dir))
+    }
+
+    /// The directory guarded.
+    pub(super) fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The directory, no longer removed by this guard (its new owner removes it).
+    pub(super) fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TransitGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Bring the source image into a layout. Uncompressed layers of a docker archive are
 /// compressed with `compression` on the way in (`Compression::None` keeps them as stored).
 pub async fn stage(

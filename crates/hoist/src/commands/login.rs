@@ -118,7 +118,12 @@ pub fn logout(config: &Config, server: Option<&LoginServer>) -> anyhow::Result<(
                     true => file.display().to_string(),
                     false => places.join(" and "),
                 };
-                eprintln!("Removed the credentials for {whose} from {from}");
+                // A credential helper keeps its logins: `logout REGISTRY` erases one.
+                let helpers = match key {
+                    None => " (credential helpers keep theirs)",
+                    Some(_) => "",
+                };
+                eprintln!("Removed the credentials for {whose} from {from}{helpers}");
             }
             Ok(())
         }

@@ -12,14 +12,14 @@
 //! The manifest is written as OCI (the command line sets `--format oci` unless `--format v2s2`
 //! is given, which only gzip and none allow), with `--all` the index too. Layers already in the
 //! wanted compression, and foreign or non-distributable layers (whose bytes live elsewhere),
-//! are kept as they are. An image with no layer to change, and an artifact, take the usual
+//! are not recompressed: they are copied as they are, as any copy copies them. An image with no layer to change, and an artifact, take the usual
 //! paths (streams and mounts, no staging), with the same `--format`.
 //!
 //! A layer compressed here is remembered by `diff_id`, as the daemon's exports are: a rerun
 //! (after a failed push, or for another tag or registry) that finds the remembered blob at the
 //! destination neither downloads the source layer, compresses it nor sends it again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, bail};
 use hoist_oci::convert::{ManifestFormat, convert_manifest};
@@ -27,7 +27,7 @@ use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Compression, Descriptor, Digest, ImageManifest, MediaType, RawJson, Reference};
 use hoist_registry::{Client, Repo};
 
-use super::copy::{Staged, transit_dir};
+use super::copy::{Staged, TransitGuard, transit_dir};
 use super::daemon::{compress_one, remember, remembered};
 use super::format::{image_as, manifest_as, push_reference, stored_media_type};
 use super::local::{Counting, claim_layout, same_dir, tag_layout};
@@ -268,6 +268,8 @@ async fn stage(
     let m = manifest.value();
     let image_config = fetch_config(client, &repo, &m.config).await?;
     let diff_ids = &image_config.value().rootfs.diff_ids;
+    // Refused before anything is downloaded.
+    check_diff_ids(manifest.digest(), m, diff_ids)?;
     let mut present = HashSet::new();
     let mut wanted = Vec::with_capacity(m.layers.len());
     for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
@@ -278,40 +280,26 @@ async fn stage(
             _ => wanted.push(layer.clone()),
         }
     }
-    // A config that does not list a diff_id per layer is refused by the recompression.
-    wanted.extend(m.layers.iter().skip(diff_ids.len()).cloned());
     let to_pull = RawJson::from_value(ImageManifest {
         layers: wanted,
         ..m.clone()
     })?;
-    let transit = transit_dir(config, "recompress")?;
-    let pulled = async {
-        let layout = Layout::create(&transit)?;
-        pull_into(client, &repo, &to_pull, &layout, None, reporter).await?;
-        layout.write_json(&manifest)?;
-        anyhow::Ok(layout)
-    }
-    .await;
-    match pulled {
-        Ok(layout) => {
-            let image = Image {
-                descriptor: manifest.descriptor(stored_media_type(&manifest)),
-                manifest,
-                config: image_config,
-            };
-            let staged = Staged {
-                layout,
-                image,
-                names: Vec::new(),
-                transit: Some(transit),
-            };
-            Ok((staged, present))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&transit);
-            Err(e)
-        }
-    }
+    let transit = TransitGuard::new(transit_dir(config, "recompress")?);
+    let layout = Layout::create(transit.path())?;
+    pull_into(client, &repo, &to_pull, &layout, None, reporter).await?;
+    layout.write_json(&manifest)?;
+    let image = Image {
+        descriptor: manifest.descriptor(stored_media_type(&manifest)),
+        manifest,
+        config: image_config,
+    };
+    let staged = Staged {
+        layout,
+        image,
+        names: Vec::new(),
+        transit: Some(transit.keep()),
+    };
+    Ok((staged, present))
 }
 
 /// A layer's form once recompressed, when it is known without compressing: the layer itself
@@ -341,14 +329,15 @@ async fn deliver(
         } => {
             // A pulled image sits in this command's own transit layout: the new layers go
             // beside the old. A layout's own is never written to: a transit one takes them.
-            let (into, transit) = match &staged.transit {
+            let (into, _transit) = match &staged.transit {
                 Some(_) => (staged.layout.clone(), None),
                 None => {
-                    let dir = transit_dir(config, "recompress")?;
-                    (Layout::create(&dir)?, Some(dir))
+                    let dir = TransitGuard::new(transit_dir(config, "recompress")?);
+                    (Layout::create(dir.path())?, Some(dir))
                 }
             };
-            let pushed = async {
+            // The transit guard lives until the push is done.
+            async {
                 let job = Recompression {
                     config,
                     from: &staged.layout,
@@ -366,9 +355,10 @@ async fn deliver(
                 );
                 // Layers the registry was found to have are not in `into`: not pushed.
                 let m = image.manifest.value();
-                let mut to_push = Vec::with_capacity(m.layers.len());
+                let mut to_push: Vec<Descriptor> = Vec::with_capacity(m.layers.len());
                 for layer in &m.layers {
-                    if into.has_blob(layer)? {
+                    let listed = to_push.iter().any(|d| d.digest == layer.digest);
+                    if !listed && into.has_blob(layer)? {
                         to_push.push(layer.clone());
                     }
                 }
@@ -381,11 +371,7 @@ async fn deliver(
                     ..image.descriptor
                 })
             }
-            .await;
-            if let Some(dir) = transit {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            pushed
+            .await
         }
         Target::Layout(into) => {
             let job = Recompression {
@@ -427,64 +413,19 @@ impl Recompression<'_> {
         let source = oci_manifest(&image.manifest)?;
         let m = source.value();
         let diff_ids = &image.config.value().rootfs.diff_ids;
-        if diff_ids.len() != m.layers.len() {
-            bail!(
-                "image {} lists {} layers but its config lists {} diff_ids",
-                image.descriptor.digest,
-                m.layers.len(),
-                diff_ids.len()
-            );
-        }
+        check_diff_ids(&image.descriptor.digest, m, diff_ids)?;
         let same = same_dir(self.from.root(), self.into.root());
-        let wanted = self.config.compression;
         let mut layers = Vec::with_capacity(m.layers.len());
+        // A layer the image lists more than once (an empty one often is) is done once.
+        let mut done: HashMap<Digest, Descriptor> = HashMap::new();
         for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
-            let id = layer.digest.to_string();
-            self.reporter.send(Event::Layer {
-                id: id.clone(),
-                size: Some(layer.size),
-            });
-            if !needs_recompression(layer, wanted) {
-                if same {
-                    // Already beside the new layers: a push reports it, a layout has it.
-                    if self.last_step {
-                        self.reporter.state(&id, LayerState::Skipped);
-                    }
-                } else if self.has(target, layer).await? {
-                    self.reporter.state(&id, LayerState::Skipped);
-                } else {
-                    self.copy_blob(layer, Some(&id)).await?;
-                }
-                layers.push(layer.clone());
+            if let Some(again) = done.get(&layer.digest) {
+                layers.push(again.clone());
                 continue;
             }
-            if let Some(known) = final_form(self.config, layer, diff_id)
-                && self.has(target, &known).await?
-            {
-                self.rename(&id, &known.digest);
-                self.reporter
-                    .state(&known.digest.to_string(), LayerState::Skipped);
-                layers.push(known);
-                continue;
-            }
-            self.reporter.state(&id, LayerState::Compressing);
-            let made = compress_one(
-                self.config,
-                (self.from, self.into),
-                layer,
-                diff_id,
-                self.reporter,
-                &id,
-            )
-            .await?;
-            remember(self.config, diff_id, &made)?;
-            self.rename(&id, &made.digest);
-            let state = match self.last_step {
-                true => LayerState::Done,
-                false => LayerState::Waiting,
-            };
-            self.reporter.state(&made.digest.to_string(), state);
-            layers.push(made);
+            let result = self.one_layer(layer, diff_id, same, target).await?;
+            done.insert(layer.digest.clone(), result.clone());
+            layers.push(result);
         }
         // The config is small: always beside the layers, for the push to read.
         if !same && !self.into.has_blob(&m.config)? {
@@ -494,7 +435,6 @@ impl Recompression<'_> {
             layers,
             ..m.clone()
         })?;
-        self.into.write_json(&manifest)?;
         Ok(Image {
             descriptor: Descriptor {
                 media_type: MediaType::new(MediaType::OCI_MANIFEST),
@@ -505,6 +445,61 @@ impl Recompression<'_> {
             manifest,
             config: image.config.clone(),
         })
+    }
+
+    /// One layer in its final form: kept (copied into `into` when the destination lacks it),
+    /// found at the destination as remembered, or compressed into `into`.
+    async fn one_layer(
+        &self,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        same: bool,
+        target: &Target<'_>,
+    ) -> anyhow::Result<Descriptor> {
+        let id = layer.digest.to_string();
+        self.reporter.send(Event::Layer {
+            id: id.clone(),
+            size: Some(layer.size),
+        });
+        if !needs_recompression(layer, self.config.compression) {
+            if same {
+                // Already beside the new layers: a push reports it, a layout has it.
+                if self.last_step {
+                    self.reporter.state(&id, LayerState::Skipped);
+                }
+            } else if self.has(target, layer).await? {
+                self.reporter.state(&id, LayerState::Skipped);
+            } else {
+                self.copy_blob(layer, Some(&id)).await?;
+            }
+            return Ok(layer.clone());
+        }
+        if let Some(known) = final_form(self.config, layer, diff_id)
+            && self.has(target, &known).await?
+        {
+            self.rename(&id, &known.digest);
+            self.reporter
+                .state(&known.digest.to_string(), LayerState::Skipped);
+            return Ok(known);
+        }
+        self.reporter.state(&id, LayerState::Compressing);
+        let made = compress_one(
+            self.config,
+            (self.from, self.into),
+            layer,
+            diff_id,
+            self.reporter,
+            &id,
+        )
+        .await?;
+        remember(self.config, diff_id, &made)?;
+        self.rename(&id, &made.digest);
+        let state = match self.last_step {
+            true => LayerState::Done,
+            false => LayerState::Waiting,
+        };
+        self.reporter.state(&made.digest.to_string(), state);
+        Ok(made)
     }
 
     /// Whether the destination has `blob`: known from staging, else asked.
@@ -542,6 +537,18 @@ impl Recompression<'_> {
             });
         }
     }
+}
+
+/// Fail unless the config lists one diff_id per layer (each layer is checked against its own).
+fn check_diff_ids(image: &Digest, m: &ImageManifest, diff_ids: &[Digest]) -> anyhow::Result<()> {
+    if diff_ids.len() != m.layers.len() {
+        bail!(
+            "image {image} lists {} layers but its config lists {} diff_ids",
+            m.layers.len(),
+            diff_ids.len()
+        );
+    }
+    Ok(())
 }
 
 /// Whether `manifest` is a container image with a layer to recompress. Anything else (an

@@ -69,6 +69,17 @@ pub fn kill_after_chunks(
     proxy: &hoist_testkit::FaultProxy,
     acked: usize,
 ) {
+    signal_after_chunks(child, proxy, acked, "KILL");
+}
+
+/// As [`kill_after_chunks`], with `signal` (`INT` is Ctrl-C); waits for `child` to end and
+/// returns how it did.
+pub fn signal_after_chunks(
+    child: &mut std::process::Child,
+    proxy: &hoist_testkit::FaultProxy,
+    acked: usize,
+    signal: &str,
+) -> std::process::ExitStatus {
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(60);
     let count = || {
@@ -89,8 +100,12 @@ pub fn kill_after_chunks(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // The next chunk is under way (and stalled by the proxy) when the process dies.
+    // The next chunk is under way (and stalled by the proxy) when the signal comes.
     std::thread::sleep(Duration::from_millis(300));
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
+    let sent = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -s {signal}");
+    child.wait().expect("wait for hoist")
 }
