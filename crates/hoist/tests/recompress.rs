@@ -542,9 +542,6 @@ fn a_layer_listed_twice_is_compressed_and_pushed_once() {
 
 #[test]
 fn a_recompressing_push_interrupted_mid_layer_resumes_where_the_registry_stopped() {
-    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
-    use std::time::Duration;
-
     if !require_tool("docker-registry") {
         return;
     }
@@ -557,16 +554,7 @@ fn a_recompressing_push_interrupted_mid_layer_resumes_where_the_registry_stopped
     let registry = Registry::start().expect("registry");
     let chunk: u64 = 1 << 20;
     // The 5th chunk hangs, so the process is killed with 4 chunks acknowledged.
-    let proxy = FaultProxy::start(
-        registry.addr(),
-        vec![FaultRule::new(
-            "PATCH",
-            "/blobs/uploads/",
-            5,
-            FaultAction::Stall(Duration::from_secs(30)),
-        )],
-    )
-    .expect("fault proxy");
+    let proxy = common::proxy_stalling_chunk(&registry, 5);
     let target = format!("docker://{}/resume/app:v1", proxy.host());
     let push = || {
         let mut cmd = hoist(

@@ -376,9 +376,6 @@ fn a_413_from_the_proxy_is_explained_and_survived() {
 
 #[test]
 fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
-    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
-    use std::time::Duration;
-
     if !require_tool("docker-registry") {
         return;
     }
@@ -392,16 +389,7 @@ fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
     let registry = Registry::start().expect("registry");
     let chunk: u64 = 1 << 20;
     // The 5th chunk hangs, so the process is killed with 4 chunks acknowledged.
-    let proxy = FaultProxy::start(
-        registry.addr(),
-        vec![FaultRule::new(
-            "PATCH",
-            "/blobs/uploads/",
-            5,
-            FaultAction::Stall(Duration::from_secs(30)),
-        )],
-    )
-    .expect("fault proxy");
+    let proxy = common::proxy_stalling_chunk(&registry, 5);
     let target = format!("{}/resume/app:v1", proxy.host());
     let source = format!("oci:{}:v1", layout_dir.display());
     let push = || {

@@ -109,3 +109,22 @@ pub fn signal_after_chunks(
     assert!(sent.success(), "kill -s {signal}");
     child.wait().expect("wait for hoist")
 }
+
+/// A fault proxy in front of `registry` on which the `nth` chunk of an upload (PATCH) hangs for
+/// half a minute, so a push can be stopped with `nth - 1` chunks acknowledged.
+pub fn proxy_stalling_chunk(
+    registry: &hoist_testkit::Registry,
+    nth: usize,
+) -> hoist_testkit::FaultProxy {
+    use hoist_testkit::{FaultAction, FaultProxy, FaultRule};
+    FaultProxy::start(
+        registry.addr(),
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            nth,
+            FaultAction::Stall(std::time::Duration::from_secs(30)),
+        )],
+    )
+    .expect("fault proxy")
+}
