@@ -553,7 +553,7 @@ fn a_recompressing_push_interrupted_mid_layer_resumes_where_the_registry_stopped
     let image = write_oci_layout(&source, "v1", &spec).expect("source layout");
     let registry = Registry::start().expect("registry");
     let chunk: u64 = 1 << 20;
-    // The 5th chunk hangs, so the process is killed with 4 chunks acknowledged.
+    // The 5th chunk hangs, so the push is interrupted with 4 chunks acknowledged.
     let proxy = common::proxy_stalling_chunk(&registry, 5);
     let target = format!("docker://{}/resume/app:v1", proxy.host());
     let push = || {

@@ -195,9 +195,8 @@ async fn copy(
         _ => Compression::None,
     };
     let staged = stage(config, source, compression, reporter).await?;
-    let result = deliver(config, &staged, source, destination, reporter).await;
-    staged.cleanup();
-    result
+    // The transit copy, if any, goes when `staged` is dropped.
+    deliver(config, &staged, source, destination, reporter).await
 }
 
 /// An image sitting in a layout, ready to be written anywhere.
@@ -212,20 +211,14 @@ pub struct Staged {
     pub(super) transit: Option<PathBuf>,
 }
 
-impl Staged {
-    /// Delete the transit copy, if there is one.
-    pub fn cleanup(&self) {
-        if let Some(dir) = &self.transit {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// An interrupted copy's future is dropped, not finished (a push stops at once on Ctrl-C): the
-/// transit copy goes with it.
+/// The transit copy, if there is one, is deleted when the staged image is dropped: after a
+/// copy, on its error path, and when an interrupted copy's future is dropped rather than
+/// finished (a push stops at once on Ctrl-C).
 impl Drop for Staged {
     fn drop(&mut self) {
-        self.cleanup();
+        if let Some(dir) = self.transit.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -145,7 +145,7 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                     },
                 ),
             };
-            staged.cleanup();
+            // Dropping `staged` deletes its transit copy.
             Ok(out)
         }
     }

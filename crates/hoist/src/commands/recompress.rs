@@ -237,9 +237,8 @@ async fn recompress(
     let oci = MediaType::new(MediaType::OCI_MANIFEST);
     manifest_as(&planned, oci, config.manifest_format)?;
     let (staged, present) = stage(config, client, found, target, reporter).await?;
-    let written = deliver(config, &staged, present, target, reporter).await;
-    staged.cleanup();
-    written
+    // A transit copy goes when `staged` is dropped.
+    deliver(config, &staged, present, target, reporter).await
 }
 
 /// The found image in a layout, and the blobs the destination was found to have. A layer
