@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 const TRANSPORTS_HELP: &str = "\
 Transports (skopeo style):
@@ -49,6 +50,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parse `argv` (program name first), noting where values came from where that matters.
+    pub fn parse_args<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.global.compression_from_env =
+            matches.value_source("compression") == Some(ValueSource::EnvVariable);
+        Ok(cli)
+    }
+}
+
 /// Options every command accepts, each with an environment variable CI users can set once.
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
@@ -70,6 +86,11 @@ pub struct GlobalArgs {
     /// its core count [default: gzip]
     #[arg(long, global = true, env = "HOIST_COMPRESSION", value_enum)]
     pub compression: Option<CompressionArg>,
+
+    /// Whether `compression` came from `HOIST_COMPRESSION` rather than the command line, so a
+    /// flag that names a compression (`--dest-compress-format`) may override it.
+    #[arg(skip)]
+    pub compression_from_env: bool,
 
     /// Compression level: 0 to 9 for gzip, -7 to 22 for zstd (defaults: gzip 1, zstd 3: pushing
     /// is bounded by compression speed on small machines).

@@ -509,12 +509,11 @@ fn check_all_platforms(job: &Job, platform_given: bool) -> Result<(), UsageError
 /// A valid configuration with its cache in `cache` and these global options, for tests.
 #[cfg(test)]
 pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
-    use clap::Parser;
     let cache = cache.to_string_lossy().into_owned();
     let mut argv = vec!["hoist", "--cache-dir", &cache];
     argv.extend_from_slice(options);
     argv.extend_from_slice(&["push", "a", "b/c"]);
-    let cli = Cli::try_parse_from(argv).expect("command line");
+    let cli = Cli::parse_args(argv).expect("command line");
     let mut stdin = || Ok(String::new());
     let env = Environment {
         xdg_cache_home: None,
@@ -531,7 +530,6 @@ pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     /// Validate `args` (after the program name) with `stdin` as what `--creds-stdin` reads and
     /// `tty` as whether stderr, stdout and stdin are terminals.
@@ -548,7 +546,7 @@ mod tests {
     ) -> Result<(Config, Job), UsageError> {
         let mut argv = vec!["hoist"];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).map_err(|e| UsageError(e.to_string()))?;
+        let cli = Cli::parse_args(argv).map_err(|e| UsageError(e.to_string()))?;
         let stdin = stdin.to_string();
         let mut read = move || Ok(stdin.clone());
         validate(

@@ -15,7 +15,6 @@ mod transport;
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use clap::Parser;
 
 use crate::config::Environment;
 use crate::errors::Outcome;
@@ -55,7 +54,7 @@ fn bound_malloc_arenas() {
 }
 
 fn real_main() -> i32 {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).

@@ -603,3 +603,40 @@ fn a_recompressing_push_interrupted_mid_layer_resumes_where_the_registry_stopped
     );
     assert_recompressed(&m, &image, Compression::Zstd, |d| layout_blob(&blobs, d));
 }
+
+#[test]
+fn dest_compress_format_overrides_the_compression_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let dest = tmp.path().join("dest");
+    let spec = ImageSpec::uniform(2, 32 << 10, Compression::Zstd, 9);
+    let image = write_oci_layout(&source, "v1", &spec).expect("source layout");
+
+    // HOIST_COMPRESSION=zstd is a default; the flag on the command line names gzip and wins.
+    ok(
+        hoist(&cache, &["-q", "copy", "--dest-compress-format", "gzip"])
+            .env("HOIST_COMPRESSION", "zstd")
+            .arg(common::arg(&source, ":v1"))
+            .arg(common::arg(&dest, ":v1")),
+    );
+    let layout = Layout::open(&dest).expect("dest layout");
+    let tagged = layout.resolve(Some("v1")).expect("tagged");
+    let m: RawJson<ImageManifest> = layout.read_json(&tagged).expect("manifest");
+    assert_recompressed(&m, &image, Compression::Gzip, |d| layout_blob(&layout, d));
+
+    // The two flags on one command line still conflict.
+    let out = run(hoist(
+        &cache,
+        &[
+            "--compression",
+            "zstd",
+            "copy",
+            "--dest-compress-format",
+            "gzip",
+        ],
+    )
+    .arg(common::arg(&source, ":v1"))
+    .arg(common::arg(&tmp.path().join("other"), ":v1")));
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -86,7 +86,8 @@ pub(super) fn recompress_flags(
         return Ok(recompress);
     };
     match global.compression {
-        Some(given) if given != format => Err(usage(
+        // A flag beats the variable, as everywhere else.
+        Some(given) if given != format && !global.compression_from_env => Err(usage(
             "--dest-compress-format and --compression name different compressions: give one",
         )),
         _ => {
