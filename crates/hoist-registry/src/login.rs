@@ -200,20 +200,30 @@ fn run_helper_action(helper: &str, action: &str, input: &[u8], secret: Option<&s
         .map(|b| String::from_utf8_lossy(b).trim().to_owned())
         .find(|t| !t.is_empty())
         .unwrap_or_default();
-    let mut said = said
-        .lines()
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(300)
-        .collect::<String>();
-    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-        said = said.replace(secret, "***");
-    }
+    let said = first_line_blanked(&said, secret);
     Err(Error::local(
         format!("{program} {action} failed ({})", out.status),
         std::io::Error::other(said),
     ))
+}
+
+/// The first line of what a helper said, at most 300 characters, with `secret` blanked out
+/// (before cutting, so no piece of it is left) as written and as JSON escapes it.
+fn first_line_blanked(said: &str, secret: Option<&str>) -> String {
+    let mut said = said.to_owned();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        said = said.replace(secret, "***");
+        let quoted = serde_json::to_string(secret).unwrap_or_default();
+        if let Some(escaped) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+            said = said.replace(escaped, "***");
+        }
+    }
+    said.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// The credential helper an auth file names for `registry`, when it names one: its
@@ -327,6 +337,24 @@ mod tests {
 
     fn json(path: &Path) -> Value {
         serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+    }
+
+    #[test]
+    fn a_helper_echoing_the_password_never_shows_it() {
+        let secret = "p\"w\\x/y";
+        let raw = format!("bad {secret} here\nsecond line {secret}");
+        assert_eq!(first_line_blanked(&raw, Some(secret)), "bad *** here");
+        // As a JSON string: {"Secret":"p\"w\\x/y"}.
+        let json = serde_json::json!({ "Secret": secret }).to_string();
+        let shown = first_line_blanked(&json, Some(secret));
+        assert_eq!(shown, r#"{"Secret":"***"}"#);
+        // Cut at 300 characters only after blanking, so no piece of the secret is left.
+        let long = format!("{}{secret}", "x".repeat(297));
+        assert_eq!(
+            first_line_blanked(&long, Some(secret)),
+            format!("{}***", "x".repeat(297))
+        );
+        assert_eq!(first_line_blanked("nothing said", None), "nothing said");
     }
 
     #[test]
