@@ -104,11 +104,15 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
 
 /// Remove what the auth file at `path` holds under `key`, and what the credential helper it
 /// names for `key`'s registry keeps for it (`docker-credential-NAME erase`); returns where
-/// something was removed (empty: nothing was kept). With no `key`, remove every registry's
-/// credentials from the file (`logout --all`), keeping the rest of it; helpers are left alone.
+/// something was removed (empty: nothing was kept). With no `key` (`logout --all`), remove
+/// every registry's credentials: the file's, keeping the rest of it; each `credHelpers`
+/// helper's for its registry; and every login the `credsStore` lists (`list`), as `podman
+/// logout --all` empties the helpers it is configured with. The file's settings naming the
+/// helpers stay: they are configuration, not credentials.
 ///
 /// # Errors
-/// As [`store_credentials`]; a missing file holds nothing and is not an error.
+/// As [`store_credentials`]; a missing file holds nothing and is not an error. With no `key`,
+/// every helper is tried before the first failure is returned, the file already emptied.
 pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -140,7 +144,74 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
     {
         removed_from.push(Kept::Helper(helper));
     }
+    if key.is_none() {
+        erase_every_helper(&file, &mut removed_from)?;
+    }
     Ok(removed_from)
+}
+
+/// Erase what every helper the auth file names keeps (`logout --all`), noting each helper
+/// that had something in `removed_from`; every helper is tried before the first failure is
+/// returned.
+fn erase_every_helper(file: &Map<String, Value>, removed_from: &mut Vec<Kept>) -> Result<()> {
+    let mut erasures: Vec<(String, String)> = Vec::new();
+    if let Some(helpers) = file.get("credHelpers").and_then(Value::as_object) {
+        for (key, helper) in helpers {
+            let Some(helper) = helper.as_str().filter(|h| !h.is_empty()) else {
+                continue;
+            };
+            let registry = registry_of_key(key);
+            erasures.push((helper.to_owned(), helper_server(registry).to_owned()));
+        }
+    }
+    let mut first_error = None;
+    if let Some(store) = file.get("credsStore").and_then(Value::as_str)
+        && !store.is_empty()
+    {
+        match listed_servers(store) {
+            Ok(servers) => erasures.extend(servers.into_iter().map(|s| (store.to_owned(), s))),
+            Err(e) => first_error = Some(e),
+        }
+    }
+    erasures.sort();
+    erasures.dedup();
+    for (helper, server) in erasures {
+        match run_helper_action(&helper, "erase", server.as_bytes(), None) {
+            Ok(_) => {
+                let kept = Kept::Helper(helper);
+                if !removed_from.contains(&kept) {
+                    removed_from.push(kept);
+                }
+            }
+            Err(e) if e.to_string().contains("not found") => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The servers a helper keeps logins for (`docker-credential-NAME list`: a JSON object of
+/// server to user name).
+fn listed_servers(helper: &str) -> Result<Vec<String>> {
+    let out = run_helper_action(helper, "list", b"", None)?;
+    let listed: Map<String, Value> = serde_json::from_slice(&out).map_err(|e| {
+        Error::invalid(format!(
+            "docker-credential-{helper} list printed no JSON object of servers: {e}"
+        ))
+    })?;
+    Ok(listed.into_iter().map(|(server, _)| server).collect())
+}
+
+/// The registry (`host[:port]`) a `credHelpers` or `auths` key names: `host`,
+/// `https://host/v1/` and the other spellings `docker login` has written.
+fn registry_of_key(key: &str) -> &str {
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 /// Remove the `auths` entries that name `registry` itself (`host`, `https://host`, and the
@@ -166,15 +237,20 @@ fn remove_registry_entries(
 fn erase_with_helper(helper: &str, registry: &str) -> Result<bool> {
     let server = helper_server(registry);
     match run_helper_action(helper, "erase", server.as_bytes(), None) {
-        Ok(()) => Ok(true),
+        Ok(_) => Ok(true),
         Err(e) if e.to_string().contains("not found") => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// Run `docker-credential-NAME ACTION` with `input` on stdin. A failure says what the helper
-/// printed (its first line, with `secret` blanked out should a helper echo it).
-fn run_helper_action(helper: &str, action: &str, input: &[u8], secret: Option<&str>) -> Result<()> {
+/// Run `docker-credential-NAME ACTION` with `input` on stdin; what it printed. A failure says
+/// what the helper printed (its first line, with `secret` blanked out should a helper echo it).
+fn run_helper_action(
+    helper: &str,
+    action: &str,
+    input: &[u8],
+    secret: Option<&str>,
+) -> Result<Vec<u8>> {
     use std::process::{Command, Stdio};
     let program = crate::credentials::helper_program(helper)?;
     let mut child = Command::new(&program)
@@ -193,7 +269,7 @@ fn run_helper_action(helper: &str, action: &str, input: &[u8], secret: Option<&s
         .wait_with_output()
         .map_err(|e| Error::local(format!("running {program} {action}"), e))?;
     if out.status.success() {
-        return Ok(());
+        return Ok(out.stdout);
     }
     let said = [&out.stdout, &out.stderr]
         .iter()

@@ -586,7 +586,9 @@ pub enum Command {
         /// HOST[:PORT] or HOST/NAMESPACE, as given to `hoist login`.
         #[arg(value_name = "REGISTRY", required_unless_present = "all")]
         server: Option<String>,
-        /// Remove the credentials of every registry in the file.
+        /// Remove the credentials of every registry in the file, and those its credential
+        /// helpers keep (each `credHelpers` helper's for its registry, every login the
+        /// `credsStore` lists), as `podman logout --all` does.
         #[arg(long, conflicts_with = "server")]
         all: bool,
     },

@@ -15,7 +15,6 @@ mod transport;
 
 use std::io::{BufRead, IsTerminal, Write};
 
-
 use crate::config::Environment;
 use crate::errors::Outcome;
 

@@ -226,7 +226,7 @@ fn login_to_a_token_registry_is_checked_by_the_token_server() {
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
 }
 
-/// A credential helper speaking docker's protocol (`store`, `get`, `erase`), keeping one
+/// A credential helper speaking docker's protocol (`store`, `get`, `erase`, `list`), keeping one
 /// registry's entry as a file in `dir/kept` and answering only for the server it was stored
 /// under; installed as `docker-credential-hoisttest` in `dir`, which goes first on `PATH`.
 fn install_helper(dir: &Path) {
@@ -235,6 +235,13 @@ fn install_helper(dir: &Path) {
 kept="$(dirname "$0")/kept"
 case "$1" in
 store) cat > "$kept" ;;
+list)
+    if [ -f "$kept" ]; then
+        server=$(sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p' "$kept")
+        printf '{"%s":"someone"}\n' "$server"
+    else
+        echo '{}'
+    fi ;;
 get|erase)
     read -r server || true
     if [ ! -f "$kept" ] || ! grep -qF "\"ServerURL\":\"$server\"" "$kept"; then
@@ -362,6 +369,32 @@ fn login_and_logout_go_through_the_credential_helper_the_file_names() {
         .output()
         .expect("push");
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+
+    // `logout --all` empties the store too (every login its `list` names), and keeps the
+    // setting that names it.
+    let out = with_helpers(&["logout", "--all"]).output().expect("logout");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(!kept.exists(), "the store still keeps them");
+    assert!(
+        all(&out).contains("docker-credential-hoisttest"),
+        "{}",
+        all(&out)
+    );
+    assert_eq!(json(&file)["credsStore"], "hoisttest");
+    let out = with_helpers(&["-q", "push", &source, &team])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+
+    // And each `credHelpers` helper's login for its registry.
+    std::fs::write(&file, &before).expect("config");
+    let out = with_stdin(&mut with_helpers(&login), &format!("{PASSWORD}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(kept.exists());
+    let out = with_helpers(&["logout", "--all"]).output().expect("logout");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    assert!(!kept.exists(), "the helper still keeps them");
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), before);
 }
 
 /// The `auth` value of an auth file entry.

@@ -118,12 +118,7 @@ pub fn logout(config: &Config, server: Option<&LoginServer>) -> anyhow::Result<(
                     true => file.display().to_string(),
                     false => places.join(" and "),
                 };
-                // A credential helper keeps its logins: `logout REGISTRY` erases one.
-                let helpers = match key {
-                    None => " (credential helpers keep theirs)",
-                    Some(_) => "",
-                };
-                eprintln!("Removed the credentials for {whose} from {from}{helpers}");
+                eprintln!("Removed the credentials for {whose} from {from}");
             }
             Ok(())
         }
