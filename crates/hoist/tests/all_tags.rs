@@ -108,6 +108,32 @@ fn every_tag_is_mirrored_and_a_second_run_copies_only_what_changed() {
         );
     }
 
+    // Recompressed to zstd, the mirror's manifests are not the source's; a second run writes
+    // the manifests each tag already names, and says so instead of "copied".
+    let zstd = format!("{}/zstd/app", mirror.host());
+    let recompressed = || {
+        succeeded(run(&[
+            "copy",
+            "--all-tags",
+            "--dest-compress-format",
+            "zstd",
+            &format!("docker://{repo}"),
+            &format!("docker://{zstd}"),
+        ]))
+    };
+    let out = recompressed();
+    assert!(
+        all(&out).contains("4 tags: 4 copied, 0 already there, 0 failed"),
+        "{}",
+        all(&out)
+    );
+    let out = recompressed();
+    assert!(
+        all(&out).contains("4 tags: 0 copied, 4 already there, 0 failed"),
+        "{}",
+        all(&out)
+    );
+
     // A destination that refuses: every tag is attempted, and each one is named.
     let locked = Registry::builder()
         .htpasswd("deploy", "Mirror-pw-2b81e4")

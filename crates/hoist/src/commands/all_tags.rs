@@ -3,8 +3,9 @@
 //! layout (a mirror carried across an air gap). Each tag goes through the same single-image
 //! copy as `hoist copy` (or `--all`'s, with every platform); a tag the destination already
 //! has with the same manifest is skipped, so running it again (a mirror kept up to date) only
-//! copies what changed (with `--format`, every tag is copied again, its blobs skipped: the
-//! converted manifest's digest is not the source's). Every tag is attempted even when one
+//! copies what changed (with `--format` or `--recompress`, every tag is copied again, its
+//! blobs skipped, since the converted manifest's digest is not the source's; a tag whose
+//! manifest comes out as the one it named is counted as already there). Every tag is attempted even when one
 //! fails, and the command fails naming the tags that did.
 
 use anyhow::{Context as _, bail};
@@ -75,12 +76,22 @@ pub fn run(
                 continue;
             }
         };
-        // With --format the destination should hold a converted manifest, whose digest is not
-        // the source's: each tag is copied (its blobs are skipped), never taken as current
-        // because an unconverted copy is there.
-        let same = match config.manifest_format {
-            Some(_) => Ok(false),
-            None => runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to))),
+        // With --format (or --recompress) the destination should hold a converted manifest,
+        // whose digest is not the source's: each tag is copied (its blobs are skipped), never
+        // taken as current because an unconverted copy is there, and counted as current when
+        // the copy wrote the manifest the tag already named.
+        let (same, before) = match config.manifest_format {
+            // What the tag named before, to tell afterwards whether the copy changed it.
+            Some(_) => {
+                match runtime.block_on(interrupt::unless_raised(tagged_digest(&client, &to))) {
+                    Err(e) if interrupt::raised() => return Err(e.context(interrupt::STARTS_OVER)),
+                    before => (Ok(false), before.ok().flatten()),
+                }
+            }
+            None => (
+                runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to))),
+                None,
+            ),
         };
         match same {
             Ok(true) => {
@@ -97,6 +108,11 @@ pub fn run(
         let result = copy::run(config, &from, &to, "copy", &progress.reporter());
         progress.finish();
         match result {
+            // The converted manifest was there already: its blobs were skipped, nothing moved.
+            Ok(Some(written)) if before.as_ref() == Some(&written) => {
+                current += 1;
+                say(config, &format!("{tag}: the destination has it already"));
+            }
             Ok(_) => copied += 1,
             // Ctrl-C ends the whole run, not one tag.
             Err(e) if interrupt::raised() => return Err(e),
