@@ -640,3 +640,78 @@ fn dest_compress_format_overrides_the_compression_variable() {
     .arg(common::arg(&tmp.path().join("other"), ":v1")));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The states a run's `--progress json` events show layer `id` entering, in order.
+fn states_of(out: &Output, id: &Digest) -> Vec<String> {
+    common::text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["id"] == id.to_string().as_str())
+        .filter_map(|e| e["state"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn kept_layers_are_pushed_from_the_source_layout_and_mounted_within_one_registry() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let tar = |name: &str, body: &[u8]| {
+        let mut t = hoist_testkit::rawtar::Tar::new();
+        t.file(name, body);
+        t.finish()
+    };
+    // Two gzip layers to recompress around a zstd one to keep.
+    let layers = [
+        RawLayer::compress(&tar("a/one", b"first"), Compression::Gzip).expect("gzip"),
+        RawLayer::compress(&tar("b/two", b"second"), Compression::Zstd).expect("zstd"),
+        RawLayer::compress(&tar("c/three", b"third"), Compression::Gzip).expect("gzip"),
+    ];
+    let image = write_raw_oci_layout(&source, "v1", &layers).expect("source layout");
+    let kept = Digest::sha256_of(&layers[1].blob);
+    let registry = Registry::start().expect("registry");
+    let at = |repo: &str| format!("docker://{}/team/{repo}:1", registry.host());
+    let recompress = |from: &str, to: &str| {
+        let mut cmd = hoist(
+            &cache,
+            &["--progress", "json", "--compression", "zstd", "copy"],
+        );
+        cmd.args(["--recompress", from, to]);
+        ok(&mut cmd)
+    };
+    let check = |reference: &str, dir: &str| {
+        let m = RawJson::<ImageManifest>::parse(served(&cache, reference)).expect("manifest");
+        let (_, blobs) = pulled(&cache, reference, &tmp.path().join(dir));
+        assert_recompressed(&m, &image, Compression::Zstd, |d| layout_blob(&blobs, d));
+        assert_eq!(m.value().layers[1].digest, kept, "the zstd layer is kept");
+    };
+
+    // From a layout: the kept layer goes from where it is to the registry, never written
+    // into a transit copy first.
+    let out = recompress(&common::arg(&source, ":v1"), &at("direct"));
+    assert_eq!(compressed_layers(&out), 2, "{}", common::text(&out.stderr));
+    let states = states_of(&out, &kept);
+    assert!(states.contains(&"pushing".to_owned()), "{states:?}");
+    assert!(!states.contains(&"writing".to_owned()), "{states:?}");
+    check(&at("direct"), "check-direct");
+    no_transit_left(&cache);
+
+    // Within one registry: the source as it is in one repository, recompressed into another.
+    // The kept layer is mounted, neither downloaded nor uploaded; the other two are pulled.
+    ok(hoist(&cache, &["-q", "copy"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(at("mixed")));
+    let out = recompress(&at("mixed"), &at("mounted"));
+    assert_eq!(
+        (entered(&out, "pulling"), entered(&out, "mounted")),
+        (2, 1),
+        "{}",
+        common::text(&out.stderr)
+    );
+    assert_eq!(states_of(&out, &kept), ["mounted"]);
+    check(&at("mounted"), "check-mounted");
+    no_transit_left(&cache);
+}

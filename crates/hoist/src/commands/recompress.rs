@@ -12,14 +12,17 @@
 //! The manifest is written as OCI (the command line sets `--format oci` unless `--format v2s2`
 //! is given, which only gzip and none allow), with `--all` the index too. Layers already in the
 //! wanted compression, and foreign or non-distributable layers (whose bytes live elsewhere),
-//! are not recompressed: they are copied as they are, as any copy copies them. An image with no layer to change, and an artifact, take the usual
-//! paths (streams and mounts, no staging), with the same `--format`.
+//! are not recompressed: they are copied as they are, as any copy copies them (within one
+//! registry mounted, not downloaded; from a layout pushed from where they are). An image with
+//! no layer to change, and an artifact, take the usual paths (streams and mounts, no
+//! staging), with the same `--format`.
 //!
 //! A layer compressed here is remembered by `diff_id`, as the daemon's exports are: a rerun
 //! (after a failed push, or for another tag or registry) that finds the remembered blob at the
 //! destination neither downloads the source layer, compresses it nor sends it again.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use hoist_oci::convert::{ManifestFormat, convert_manifest};
@@ -32,7 +35,7 @@ use super::daemon::{compress_one, remember, remembered};
 use super::format::{image_as, manifest_as, push_reference, stored_media_type};
 use super::local::{Counting, claim_layout, same_dir, tag_layout};
 use super::registry;
-use super::remote::{fetch_config, fetch_manifest, pull_into, push_blobs, push_manifest};
+use super::remote::{fetch_config, fetch_manifest, pull_into, push_blobs_from, push_manifest};
 use crate::config::Config;
 use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::Location;
@@ -204,6 +207,23 @@ impl<'a> Target<'a> {
         })
     }
 
+    /// Mount `blob` from `from` when the destination is another repository of its registry
+    /// (no byte moves); whether it is there now. A registry that declines, or another
+    /// destination, gets it the usual way.
+    async fn mount(&self, blob: &Descriptor, from: &Repo) -> anyhow::Result<bool> {
+        match self {
+            Target::Registry { client, repo, .. }
+                if repo.registry == from.registry && repo.name != from.name =>
+            {
+                client
+                    .mount_blob(repo, &blob.digest, &from.name)
+                    .await
+                    .with_context(|| format!("mounting {} from {from} into {repo}", blob.digest))
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Whether the destination has `blob` (a layout's copy is rehashed before it is trusted).
     async fn has(&self, blob: &Descriptor) -> anyhow::Result<bool> {
         match self {
@@ -250,7 +270,7 @@ async fn stage(
     found: Found,
     target: &Target<'_>,
     reporter: &Reporter,
-) -> anyhow::Result<(Staged, HashSet<Digest>)> {
+) -> anyhow::Result<(Staged, Present)> {
     let (repo, manifest) = match found {
         Found::Layout { layout, image } => {
             let staged = Staged {
@@ -259,7 +279,7 @@ async fn stage(
                 names: Vec::new(),
                 transit: None,
             };
-            return Ok((staged, HashSet::new()));
+            return Ok((staged, Present::default()));
         }
         Found::Registry { repo, manifest } => (repo, *manifest),
     };
@@ -269,14 +289,19 @@ async fn stage(
     let diff_ids = &image_config.value().rootfs.diff_ids;
     // Refused before anything is downloaded.
     check_diff_ids(manifest.digest(), m, diff_ids)?;
-    let mut present = HashSet::new();
+    let mut present = Present::default();
     let mut wanted = Vec::with_capacity(m.layers.len());
     for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
-        match final_form(config, layer, diff_id) {
-            Some(done) if target.has(&done).await? => {
-                present.insert(done.digest);
-            }
-            _ => wanted.push(layer.clone()),
+        let Some(done) = final_form(config, layer, diff_id) else {
+            wanted.push(layer.clone());
+            continue;
+        };
+        if target.has(&done).await? {
+            present.found.insert(done.digest);
+        } else if target.mount(&done, &repo).await? {
+            present.mounted.insert(done.digest);
+        } else {
+            wanted.push(layer.clone());
         }
     }
     let to_pull = RawJson::from_value(ImageManifest {
@@ -301,6 +326,28 @@ async fn stage(
     Ok((staged, present))
 }
 
+/// Blobs the destination was found to have while staging.
+#[derive(Default)]
+struct Present {
+    /// Found there.
+    found: HashSet<Digest>,
+    /// Mounted there from the source repository.
+    mounted: HashSet<Digest>,
+}
+
+impl Present {
+    /// How a layer the destination has got there, when it does.
+    fn state(&self, digest: &Digest) -> Option<LayerState> {
+        if self.mounted.contains(digest) {
+            Some(LayerState::Mounted)
+        } else if self.found.contains(digest) {
+            Some(LayerState::Skipped)
+        } else {
+            None
+        }
+    }
+}
+
 /// A layer's form once recompressed, when it is known without compressing: the layer itself
 /// when it needs no change, else its remembered recompression.
 fn final_form(config: &Config, layer: &Descriptor, diff_id: &Digest) -> Option<Descriptor> {
@@ -316,7 +363,7 @@ fn final_form(config: &Config, layer: &Descriptor, diff_id: &Digest) -> Option<D
 async fn deliver(
     config: &Config,
     staged: &Staged,
-    present: HashSet<Digest>,
+    present: Present,
     target: &Target<'_>,
     reporter: &Reporter,
 ) -> anyhow::Result<Descriptor> {
@@ -344,6 +391,7 @@ async fn deliver(
                     reporter,
                     last_step: false,
                     present,
+                    kept_in_source: Mutex::default(),
                 };
                 let image = job.run(&staged.image, target).await?;
                 let image = image_as(&image, config.manifest_format)?;
@@ -352,16 +400,23 @@ async fn deliver(
                     &staged.image.descriptor.digest,
                     &image.descriptor.digest,
                 );
-                // Layers the registry was found to have are not in `into`: not pushed.
+                // New layers are pushed from `into`, kept ones the registry lacks from where
+                // they are; those the registry was found to have are not pushed.
+                let kept = job.kept_in_source.into_inner().unwrap_or_default();
                 let m = image.manifest.value();
-                let mut to_push: Vec<Descriptor> = Vec::with_capacity(m.layers.len());
+                let mut to_push: Vec<(&Layout, &Descriptor)> = Vec::with_capacity(m.layers.len());
                 for layer in &m.layers {
-                    let listed = to_push.iter().any(|d| d.digest == layer.digest);
-                    if !listed && into.has_blob(layer)? {
-                        to_push.push(layer.clone());
+                    if to_push.iter().any(|(_, d)| d.digest == layer.digest) {
+                        continue;
+                    }
+                    if into.has_blob(layer)? {
+                        to_push.push((&into, layer));
+                    } else if kept.contains(&layer.digest) {
+                        to_push.push((&staged.layout, layer));
                     }
                 }
-                push_blobs(client, repo, &into, &m.config, &to_push, None, reporter).await?;
+                let config_blob = (&into, &m.config);
+                push_blobs_from(client, repo, config_blob, &to_push, None, reporter).await?;
                 let media_type = &image.descriptor.media_type;
                 let bytes = image.manifest.bytes();
                 let digest = push_manifest(client, repo, &reference, media_type, bytes).await?;
@@ -380,6 +435,7 @@ async fn deliver(
                 reporter,
                 last_step: true,
                 present,
+                kept_in_source: Mutex::default(),
             };
             let image = job.run(&staged.image, target).await?;
             let image = image_as(&image, config.manifest_format)?;
@@ -401,7 +457,10 @@ struct Recompression<'a> {
     /// it waits for its push.
     last_step: bool,
     /// Blobs the destination is known to have (asked while staging).
-    present: HashSet<Digest>,
+    present: Present,
+    /// Kept layers the registry lacks, left in `from` for the push to read there (`into`
+    /// being a transit layout, a copy into it would be written only to be read once).
+    kept_in_source: Mutex<HashSet<Digest>>,
 }
 
 impl Recompression<'_> {
@@ -461,24 +520,31 @@ impl Recompression<'_> {
             size: Some(layer.size),
         });
         if !needs_recompression(layer, self.config.compression) {
-            if same {
+            if let Some(state) = self.present.state(&layer.digest) {
+                // Found at the destination (or mounted there) while staging.
+                self.reporter.state(&id, state);
+            } else if same {
                 // Already beside the new layers: a push reports it, a layout has it.
                 if self.last_step {
                     self.reporter.state(&id, LayerState::Skipped);
                 }
-            } else if self.has(target, layer).await? {
-                self.reporter.state(&id, LayerState::Skipped);
-            } else {
+            } else if let Some(state) = self.has(target, layer).await? {
+                self.reporter.state(&id, state);
+            } else if self.last_step {
                 self.copy_blob(layer, Some(&id)).await?;
+            } else {
+                if let Ok(mut kept) = self.kept_in_source.lock() {
+                    kept.insert(layer.digest.clone());
+                }
+                self.reporter.state(&id, LayerState::Waiting);
             }
             return Ok(layer.clone());
         }
         if let Some(known) = final_form(self.config, layer, diff_id)
-            && self.has(target, &known).await?
+            && let Some(state) = self.has(target, &known).await?
         {
             self.rename(&id, &known.digest);
-            self.reporter
-                .state(&known.digest.to_string(), LayerState::Skipped);
+            self.reporter.state(&known.digest.to_string(), state);
             return Ok(known);
         }
         self.reporter.state(&id, LayerState::Compressing);
@@ -501,9 +567,17 @@ impl Recompression<'_> {
         Ok(made)
     }
 
-    /// Whether the destination has `blob`: known from staging, else asked.
-    async fn has(&self, target: &Target<'_>, blob: &Descriptor) -> anyhow::Result<bool> {
-        Ok(self.present.contains(&blob.digest) || target.has(blob).await?)
+    /// Whether the destination has `blob`, said as the state to report (skipped, or mounted
+    /// while staging): known from staging, else asked.
+    async fn has(
+        &self,
+        target: &Target<'_>,
+        blob: &Descriptor,
+    ) -> anyhow::Result<Option<LayerState>> {
+        if let Some(state) = self.present.state(&blob.digest) {
+            return Ok(Some(state));
+        }
+        Ok(target.has(blob).await?.then_some(LayerState::Skipped))
     }
 
     /// Copy a blob kept as it is from `from` to `into`, verified on the way; progress on line

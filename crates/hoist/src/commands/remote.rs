@@ -106,16 +106,41 @@ pub async fn push_blobs(
     mount_from: Option<String>,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
+    let layers: Vec<(&Layout, &Descriptor)> = layers.iter().map(|d| (layout, d)).collect();
+    push_blobs_from(
+        client,
+        repo,
+        (layout, config),
+        &layers,
+        mount_from,
+        reporter,
+    )
+    .await
+}
+
+/// Push a config and layers, each from the layout beside it (the registry client skips those
+/// it has).
+pub async fn push_blobs_from(
+    client: &Client,
+    repo: &Repo,
+    config: (&Layout, &Descriptor),
+    layers: &[(&Layout, &Descriptor)],
+    mount_from: Option<String>,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
     let mut options = PushOptions::new();
     options.mount_from = mount_from;
-    let source = |d: &Descriptor| BlobSource {
+    let source = |(layout, d): (&Layout, &Descriptor)| BlobSource {
         path: layout.blob_path(&d.digest),
         digest: d.digest.clone(),
         size: d.size,
     };
     let config_source = source(config);
-    let layer_sources: Vec<BlobSource> = largest_first(layers).map(source).collect();
+    let layer_sources: Vec<BlobSource> = largest_first(layers, |(_, d)| d.size)
+        .into_iter()
+        .map(|&(l, d)| source((l, d)))
+        .collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let config_push = client.push_blob(repo, &config_source, &options, &config_sink);
     let layer_pushes = try_join_all(
@@ -134,10 +159,10 @@ pub async fn push_blobs(
 
 /// `layers` in the order to push them: largest first. The client gives blobs their slots in
 /// the order they ask, and a big layer started last uploads alone while the other slots idle.
-fn largest_first(layers: &[Descriptor]) -> impl Iterator<Item = &Descriptor> {
-    let mut sorted: Vec<&Descriptor> = layers.iter().collect();
-    sorted.sort_by_key(|d| std::cmp::Reverse(d.size));
-    sorted.into_iter()
+fn largest_first<T>(layers: &[T], size: impl Fn(&T) -> u64) -> Vec<&T> {
+    let mut sorted: Vec<&T> = layers.iter().collect();
+    sorted.sort_by_key(|t| std::cmp::Reverse(size(t)));
+    sorted
 }
 
 /// Push a manifest's exact bytes under the reference's tag (or digest); returns their digest
@@ -546,7 +571,7 @@ mod tests {
                 )
             })
             .collect();
-        let order: Vec<&Descriptor> = largest_first(&layers).collect();
+        let order: Vec<&Descriptor> = largest_first(&layers, |d| d.size);
         let got: Vec<u64> = order.iter().map(|d| d.size).collect();
         assert_eq!(got, [500, 500, 70, 10, 3]);
         // Equal sizes keep the manifest's order (a stable sort), and every layer is there once.
