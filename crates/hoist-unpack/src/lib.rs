@@ -138,6 +138,7 @@ pub mod flatten;
 mod guard;
 mod image;
 mod path;
+mod path_table;
 mod root;
 mod runtime;
 mod stop;
@@ -170,9 +171,13 @@ use root::Root;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Most file content bytes written (over one layer, or over all layers of an image).
+    /// Most content bytes (over one layer, or over all layers of an image): what files are
+    /// written with, and the data entries carry without writing it (a whiteout's, a
+    /// directory's). Past a layer's tar end, at most this many bytes (or 1 MiB, if more: tar
+    /// writers pad the end) are read.
     pub max_bytes: Option<u64>,
-    /// Most tar entries processed (over one layer, or over all layers of an image).
+    /// Most entries (over one layer, or over all layers of an image): tar entries, and the
+    /// directories made for their paths (a missing parent, or a symlink's target).
     pub max_entries: Option<u64>,
 }
 
@@ -446,7 +451,10 @@ impl Unpacker {
         budget: &mut Budget,
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
-        let result = through_layer_stream(reader, info, |chunks| {
+        // Tar writers pad the end to their record size (GNU tar's is 10 KiB): a small byte
+        // limit still lets that much through.
+        let trailing = self.opts.limits.max_bytes.map(|max| max.max(1 << 20));
+        let result = through_layer_stream_limited(reader, info, trailing, |chunks| {
             self.apply_entries(root, chunks, budget, buf)
         });
         result.inspect_err(|e| {
@@ -500,6 +508,18 @@ pub(crate) fn through_layer_stream<R: Read + Send>(
     info: &LayerInfo,
     body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
+    through_layer_stream_limited(reader, info, None, body)
+}
+
+/// [`through_layer_stream`], reading at most `trailing_limit` bytes after the tar's end
+/// (a byte limit's worth: what follows the end-of-archive is decompressed and hashed all the
+/// same, and would otherwise be a decompression bomb no limit bounds).
+pub(crate) fn through_layer_stream_limited<R: Read + Send>(
+    reader: R,
+    info: &LayerInfo,
+    trailing_limit: Option<u64>,
+    body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
+) -> Result<LayerStats> {
     let algorithm = info
         .diff_id
         .as_ref()
@@ -510,7 +530,7 @@ pub(crate) fn through_layer_stream<R: Read + Send>(
         scope.spawn(move || stream::produce(reader, expected, tx, empties));
         let result = body(&mut chunks);
         // Dropping the reader hangs up on the producer if the body stopped early.
-        result.and_then(|stats| finish_stream(chunks, info, stats))
+        result.and_then(|stats| finish_stream(chunks, info, stats, trailing_limit))
     });
     result.map_err(|e| match &info.digest {
         Some(d) if e.digest().is_none() => e.with_digest(d),
@@ -522,9 +542,24 @@ pub(crate) fn finish_stream(
     mut chunks: stream::ChunkReader,
     info: &LayerInfo,
     mut stats: LayerStats,
+    trailing_limit: Option<u64>,
 ) -> Result<LayerStats> {
-    std::io::copy(&mut chunks, &mut std::io::sink())
-        .map_err(|e| Error::io("reading the end of the layer", e))?;
+    let read = match trailing_limit {
+        Some(max) => std::io::copy(
+            &mut (&mut chunks).take(max.saturating_add(1)),
+            &mut std::io::sink(),
+        ),
+        None => std::io::copy(&mut chunks, &mut std::io::sink()),
+    }
+    .map_err(|e| Error::io("reading the end of the layer", e))?;
+    if let Some(max) = trailing_limit
+        && read > max
+    {
+        return Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!("more than {max} bytes after the end of the layer's tar (limit)"),
+        ));
+    }
     let produced = chunks
         .produced()
         .cloned()

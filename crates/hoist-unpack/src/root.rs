@@ -9,7 +9,7 @@
 //!
 //! No `std::fs` path API is used on paths inside the root.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+
+use crate::path_table::{PathNode, PathTable};
 
 /// How many symlinks one resolution may traverse (as Linux's `MAXSYMLINKS`).
 pub(crate) const MAX_SYMLINK_HOPS: usize = 40;
@@ -78,7 +80,7 @@ impl Root {
         &self,
         dir: &Path,
         create: bool,
-        opened: Option<&mut Vec<Opened>>,
+        opened: Option<&mut OpenedUp>,
     ) -> Result<Option<OwnedFd>, Errno> {
         Ok(self.resolve(dir, create, opened)?.map(|r| r.fd))
     }
@@ -88,7 +90,7 @@ impl Root {
         &self,
         dir: &Path,
         create: bool,
-        mut opened: Option<&mut Vec<Opened>>,
+        mut opened: Option<&mut OpenedUp>,
     ) -> Result<Option<Resolved>, Errno> {
         let mut queue: VecDeque<OsString> = dir
             .components()
@@ -102,6 +104,7 @@ impl Root {
             steps: 0,
         };
         let mut hops = 0usize;
+        let mut created = 0u64;
         while let Some(comp) = queue.pop_front() {
             walk.step(1)?;
             let bytes = comp.as_bytes();
@@ -125,7 +128,8 @@ impl Root {
                         return Ok(None);
                     }
                     match rustix::fs::mkdirat(base, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => created += 1,
+                        Err(Errno::EXIST) => {}
                         Err(e) => return Err(e),
                     }
                     let fd =
@@ -165,6 +169,7 @@ impl Root {
         Ok(Some(Resolved {
             fd,
             physical: walk.physical,
+            created,
         }))
     }
 
@@ -196,17 +201,27 @@ impl Root {
     }
 }
 
-/// A directory whose owner permissions were widened so an unprivileged unpack could go
-/// through it or write in it: to be given `mode` back once the layer is applied, if it is
-/// still the same directory.
-#[derive(Debug, Clone)]
-pub(crate) struct Opened {
-    /// Where it is below the root, every component a real directory.
-    pub physical: PathBuf,
-    /// Its (device, inode), to recognise it.
-    pub id: (u64, u64),
-    /// Its mode before it was opened up.
-    pub mode: u32,
+/// The directories whose owner permissions were widened so an unprivileged unpack could go
+/// through them or write in them: each to be given its old mode back once the layer is
+/// applied, if it is still the same directory. Paths are kept in a [`PathTable`], so a deep
+/// tree opened up costs a name per directory.
+#[derive(Debug, Default)]
+pub(crate) struct OpenedUp {
+    /// Where they are below the root (every component a real directory).
+    pub paths: PathTable,
+    /// Per directory: its (device, inode), to recognise it, and its mode before the first
+    /// time it was opened up.
+    pub dirs: HashMap<PathNode, ((u64, u64), u32)>,
+}
+
+impl OpenedUp {
+    /// Record `name` in the directory at `parent` (physical) as opened up from `mode`; a
+    /// directory already recorded keeps its first mode, its own.
+    pub(crate) fn record(&mut self, parent: &[OsString], name: &OsStr, id: (u64, u64), mode: u32) {
+        let node = self.paths.intern(parent);
+        let node = self.paths.child(node, name);
+        self.dirs.entry(node).or_insert((id, mode));
+    }
 }
 
 /// A directory resolved inside the root.
@@ -217,6 +232,8 @@ pub(crate) struct Resolved {
     /// Its path below the root with every symlink resolved: each component is a real
     /// directory (empty for the root itself).
     pub physical: Vec<OsString>,
+    /// How many missing directories were made on the way (with `create`).
+    pub created: u64,
 }
 
 /// The state of one resolution: where it is, how it got there, and how much it has done.
@@ -317,7 +334,7 @@ pub(crate) fn open_subdir(
     name: &OsStr,
     st: &rustix::fs::Stat,
     parent: &[OsString],
-    opened: Option<&mut Vec<Opened>>,
+    opened: Option<&mut OpenedUp>,
 ) -> Result<OwnedFd, Errno> {
     let mode = st.st_mode & 0o7777;
     if mode & 0o500 != 0o500
@@ -329,15 +346,7 @@ pub(crate) fn open_subdir(
             Mode::from_raw_mode(mode | 0o700),
             AtFlags::empty(),
         ) {
-            Ok(()) => {
-                let mut physical: PathBuf = parent.iter().collect();
-                physical.push(name);
-                list.push(Opened {
-                    physical,
-                    id: (st.st_dev, st.st_ino),
-                    mode,
-                });
-            }
+            Ok(()) => list.record(parent, name, (st.st_dev, st.st_ino), mode),
             Err(Errno::PERM) => {}
             Err(e) => return Err(e),
         }

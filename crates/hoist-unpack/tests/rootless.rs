@@ -156,3 +156,64 @@ fn later_layers_go_through_unsearchable_lower_directories() {
         unsearchable_lower_directories,
     );
 }
+
+/// A later layer re-lists a lower directory its owner may not read or search (as docker's
+/// layers re-list the parent of every changed file) and writes into it: the directory is opened
+/// up as one on the way would be, then takes the mode the later layer gives it.
+fn redeclared_unreadable_directories(dir: &Path) {
+    for lower in [0o000, 0o311, 0o100] {
+        let root = dir.join(format!("root-{lower:o}"));
+        let l1 = Tar::new().dir_mode("d/", lower).finish();
+        let l2 = Tar::new().dir_mode("d/", 0o750).file("d/f", b"x").finish();
+        apply(&root, &[l1, l2]);
+        assert_eq!(mode(&root, "d"), 0o750, "lower mode {lower:o}");
+        assert_eq!(read(&root, "d/f"), b"x");
+    }
+}
+
+#[test]
+fn a_layer_relists_a_lower_directory_its_owner_cannot_read() {
+    unprivileged(
+        "a_layer_relists_a_lower_directory_its_owner_cannot_read",
+        redeclared_unreadable_directories,
+    );
+}
+
+/// Root unpacking rootless leaves every file root's: a setuid or setgid bit is kept only where
+/// the image names root as the owner, so no other user's program becomes a root one.
+#[test]
+fn rootless_as_root_keeps_setuid_only_for_roots_own_files() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: rootless_as_root_keeps_setuid_only_for_roots_own_files needs root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    let mut t = Tar::new();
+    (t.uid, t.gid) = (1000, 1000);
+    t.file_mode("bin/user-tool", b"u", 0o4755);
+    (t.uid, t.gid) = (0, 0);
+    t.file_mode("bin/root-tool", b"r", 0o6755);
+    (t.uid, t.gid) = (0, 50);
+    t.file_mode("bin/group-tool", b"g", 0o2755);
+    apply(&root, &[t.finish()]);
+    assert_eq!(
+        mode(&root, "bin/user-tool"),
+        0o755,
+        "setuid of uid 1000 dropped"
+    );
+    assert_eq!(
+        mode(&root, "bin/root-tool"),
+        0o6755,
+        "root's own setuid kept"
+    );
+    assert_eq!(
+        mode(&root, "bin/group-tool"),
+        0o755,
+        "setgid of gid 50 dropped"
+    );
+}

@@ -466,3 +466,109 @@ fn limits_count_over_the_whole_image() {
             .is_err()
     );
 }
+
+/// What a layer costs beyond its files counts too: the directories made for a path (a symlink
+/// can ask for thousands per entry), the data an entry carries but writes nowhere (a whiteout's,
+/// a directory's), and what follows the tar's end. Each is decompressed or made all the same.
+#[test]
+fn limits_count_directories_made_and_data_no_file_keeps() {
+    let limited = |limits| {
+        Unpacker::builder()
+            .rootless(true)
+            .limits(limits)
+            .build()
+            .expect("build")
+    };
+    // Two entries make 101 directories.
+    let deep = Tar::new()
+        .symlink("s", &"a/".repeat(100))
+        .file("s/f", b"f")
+        .finish();
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits::new().max_entries(50))
+        .apply_layer(t.path(), &deep[..], &LayerInfo::default())
+        .expect_err("2 entries and 100 directories > 50");
+    assert!(err.is_limit_exceeded(), "{err}");
+    assert_eq!(err.entry(), Some(Path::new("s/f")));
+    let t = tmp();
+    limited(hoist_unpack::Limits::new().max_entries(102))
+        .apply_layer(t.path(), &deep[..], &LayerInfo::default())
+        .expect("2 entries and 100 directories");
+    assert_eq!(read(t.path().join("a/".repeat(100) + "f")), b"f");
+
+    // A whiteout and a directory carrying 1 MiB each, under a 64 KiB limit.
+    let junk = vec![7u8; 1 << 20];
+    let mut whiteout = Tar::new();
+    whiteout.file(".wh.gone", &junk);
+    let mut dir = Tar::new();
+    dir.header(b"d/", b'5', junk.len() as u64, 0o755, b"", (0, 0));
+    let mut dir = dir.finish();
+    // The directory's "data" goes between its header and the end of the archive.
+    let end = dir.split_off(512);
+    dir.extend_from_slice(&junk);
+    dir.extend_from_slice(&end);
+    for (layer, entry) in [(whiteout.finish(), ".wh.gone"), (dir, "d/")] {
+        let t = tmp();
+        let err = limited(hoist_unpack::Limits::new().max_bytes(64 << 10))
+            .apply_layer(t.path(), &layer[..], &LayerInfo::default())
+            .expect_err("1 MiB of data > 64 KiB");
+        assert!(err.is_limit_exceeded(), "{entry}: {err}");
+        assert_eq!(err.entry(), Some(Path::new(entry)));
+    }
+
+    // 4 MiB after the end of the archive: over a 2 MiB limit, under an 8 MiB one. (A limit
+    // below 1 MiB still lets 1 MiB through: tar writers pad the end.)
+    let mut trailing = Tar::new().file("f", b"f").finish();
+    trailing.extend_from_slice(&vec![0u8; 4 << 20]);
+    let t = tmp();
+    let err = limited(hoist_unpack::Limits::new().max_bytes(2 << 20))
+        .apply_layer(t.path(), &trailing[..], &LayerInfo::default())
+        .expect_err("4 MiB after the end > 2 MiB");
+    assert!(err.is_limit_exceeded(), "{err}");
+    let t = tmp();
+    limited(hoist_unpack::Limits::new().max_bytes(8 << 20))
+        .apply_layer(t.path(), &trailing[..], &LayerInfo::default())
+        .expect("under the limit");
+}
+
+/// A tar cut off inside a file's data fails naming the file, and leaves no shorter file
+/// behind with the entry's mode (here setuid) as if it were whole.
+#[test]
+fn a_file_cut_short_by_the_end_of_the_layer_is_not_left_behind() {
+    let mut t = Tar::new();
+    t.file_mode("bin/tool", &vec![b'A'; 100_000], 0o4755);
+    let whole = t.finish();
+    let cut = &whole[..512 + 40_000];
+    let root = tmp();
+    let err = unpacker(true)
+        .apply_layer(root.path(), cut, &LayerInfo::default())
+        .expect_err("cut short");
+    assert_eq!(err.entry(), Some(Path::new("bin/tool")), "{err}");
+    assert!(
+        err.to_string()
+            .contains("40000 bytes into a 100000-byte file"),
+        "{err}"
+    );
+    assert!(!exists(root.path().join("bin/tool")));
+}
+
+/// An old-style entry (type `\0`) named with a trailing slash is a directory, as docker and
+/// containerd read it.
+#[test]
+fn an_old_style_entry_with_a_trailing_slash_is_a_directory() {
+    let mut t = Tar::new();
+    t.header(b"d/", 0, 0, 0o750, b"", (0, 0));
+    t.file("d/f", b"x");
+    t.header(b"plain", 0, 0, 0o640, b"", (0, 0));
+    let root = tmp();
+    apply(root.path(), &[t.finish()]);
+    let d = std::fs::symlink_metadata(root.path().join("d")).expect("d");
+    assert!(d.is_dir());
+    assert_eq!(d.mode() & 0o7777, 0o750);
+    assert_eq!(read(root.path().join("d/f")), b"x");
+    assert!(
+        std::fs::symlink_metadata(root.path().join("plain"))
+            .expect("plain")
+            .is_file()
+    );
+}

@@ -28,7 +28,8 @@ use tar::EntryType;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{self, EntryName};
-use crate::root::{self, Opened, Root, dir_flags};
+use crate::path_table::PathNode;
+use crate::root::{self, OpenedUp, Root};
 use crate::{LayerStats, Limits};
 
 pub(crate) mod meta;
@@ -70,13 +71,15 @@ pub(crate) struct Applier<'a> {
     budget: &'a mut Budget,
     buf: &'a mut Vec<u8>,
     written: Written,
-    /// The layer's directory entries, by physical path: mode and mtime to set at the end.
-    dirs: Vec<(PathBuf, u32, Timespec)>,
+    /// The layer's directory entries, by physical path (in `restore.paths`): mode and mtime to
+    /// set at the end, the last entry for a directory winning.
+    dirs: HashMap<PathNode, (u32, Timespec)>,
     /// The last parent directory resolved (tar entries come grouped by directory). Dropped
     /// whenever a directory or symlink is removed, since that may change what a path means.
     cache: Option<Rc<Parent>>,
-    /// Directories opened up for an unprivileged unpack, to get their modes back at the end.
-    restore: Vec<Opened>,
+    /// Directories opened up for an unprivileged unpack, to get their modes back at the end;
+    /// its path table also keeps the paths of `dirs`.
+    restore: OpenedUp,
     pub(crate) stats: LayerStats,
 }
 
@@ -103,14 +106,6 @@ struct Parent {
     node: Node,
     /// Where it really is (see [`Resolved::physical`](crate::root::Resolved::physical)).
     physical: Vec<OsString>,
-}
-
-/// `physical` with `name` below it, as one path: what is kept per directory until the layer
-/// ends (one allocation, not one per component).
-fn child_of(physical: &[OsString], name: &OsStr) -> PathBuf {
-    let mut path: PathBuf = physical.iter().collect();
-    path.push(name);
-    path
 }
 
 /// Map an errno met while resolving a parent into an error naming the entry.
@@ -143,9 +138,9 @@ impl<'a> Applier<'a> {
             budget,
             buf,
             written: Written::default(),
-            dirs: Vec::new(),
+            dirs: HashMap::new(),
             cache: None,
-            restore: Vec::new(),
+            restore: OpenedUp::default(),
             stats: LayerStats::default(),
         }
     }
@@ -154,22 +149,23 @@ impl<'a> Applier<'a> {
     pub(crate) fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let shown = path::display(&raw).to_path_buf();
-        let kind = entry.header().entry_type();
+        let kind = entry_kind(entry.header(), &raw);
         if kind == EntryType::XGlobalHeader {
-            return Ok(());
+            return self.charge_bytes(entry.size(), &shown);
         }
         self.stats.entries += 1;
-        self.budget.entries += 1;
-        if let Some(max) = self.opts.limits.max_entries
-            && self.budget.entries > max
-        {
-            return Err(Error::new(
-                ErrorKind::LimitExceeded,
-                format!("more than {max} entries (limit)"),
-            )
-            .with_entry(&shown));
-        }
+        self.charge_entries(1, &shown)?;
         let name = path::classify(&raw).map_err(|why| Error::layer(&shown, why))?;
+        // Data the entry carries but writes nowhere is decompressed all the same: it counts
+        // against the byte limit as a file's content does (which is counted as it is written).
+        let writes_data = matches!(name, EntryName::Normal(_))
+            && matches!(
+                kind,
+                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+            );
+        if !writes_data {
+            self.charge_bytes(entry.size(), &shown)?;
+        }
         let meta = read_meta(entry).map_err(|e| e.or_entry(&shown))?;
         match name {
             EntryName::AufsMeta => Ok(()),
@@ -186,6 +182,36 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Count `n` more filesystem entries made (tar entries, and the directories made for their
+    /// paths) against the entry limit.
+    fn charge_entries(&mut self, n: u64, shown: &Path) -> Result<()> {
+        self.budget.entries = self.budget.entries.saturating_add(n);
+        match self.opts.limits.max_entries {
+            Some(max) if self.budget.entries > max => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "more than {max} entries (limit), counting directories made for their paths"
+                ),
+            )
+            .with_entry(shown)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Count `n` more bytes of content against the byte limit: written to a file, or carried
+    /// by an entry that writes none (decompressed all the same).
+    fn charge_bytes(&mut self, n: u64, shown: &Path) -> Result<()> {
+        self.budget.bytes = self.budget.bytes.saturating_add(n);
+        match self.opts.limits.max_bytes {
+            Some(max) if self.budget.bytes > max => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("more than {max} bytes of content (limit)"),
+            )
+            .with_entry(shown)),
+            _ => Ok(()),
+        }
+    }
+
     /// Resolve (creating it as needed) the parent directory of an entry this layer writes;
     /// it and its ancestors are added to the written set.
     fn parent_fd(&mut self, parent: &Path, shown: &Path) -> Result<Rc<Parent>> {
@@ -197,12 +223,9 @@ impl<'a> Applier<'a> {
         let root = self.root;
         match root.resolve(parent, true, self.opened()) {
             Ok(Some(resolved)) => {
+                self.charge_entries(resolved.created, shown)?;
                 let node = self.written.insert_path(&resolved.physical);
-                self.make_writable(
-                    resolved.fd.as_fd(),
-                    resolved.physical.iter().collect(),
-                    shown,
-                )?;
+                self.make_writable(resolved.fd.as_fd(), &resolved.physical, shown)?;
                 let parent = Rc::new(Parent {
                     logical: parent.to_path_buf(),
                     fd: resolved.fd,
@@ -219,7 +242,7 @@ impl<'a> Applier<'a> {
 
     /// Where an unprivileged unpack records the directories it opens up; `None` with root's
     /// permission override, which needs none opened.
-    fn opened(&mut self) -> Option<&mut Vec<Opened>> {
+    fn opened(&mut self) -> Option<&mut OpenedUp> {
         self.opts.unprivileged.then_some(&mut self.restore)
     }
 
@@ -243,7 +266,7 @@ impl<'a> Applier<'a> {
     fn make_writable(
         &mut self,
         dir: BorrowedFd<'_>,
-        physical: PathBuf,
+        physical: &[OsString],
         shown: &Path,
     ) -> Result<()> {
         if !self.opts.unprivileged {
@@ -255,11 +278,9 @@ impl<'a> Applier<'a> {
         if mode & 0o300 != 0o300 {
             rustix::fs::fchmod(dir, Mode::from_raw_mode(mode | 0o700))
                 .map_err(|e| Error::sys("opening up a read-only directory", e).with_entry(shown))?;
-            self.restore.push(Opened {
-                physical,
-                id: (st.st_dev, st.st_ino),
-                mode,
-            });
+            let node = self.restore.paths.intern(physical);
+            let id = (st.st_dev, st.st_ino);
+            self.restore.dirs.entry(node).or_insert((id, mode));
         }
         Ok(())
     }
@@ -360,15 +381,17 @@ impl<'a> Applier<'a> {
         match kind {
             EntryType::Directory => {
                 self.ensure_dir(pfd, name, 0o700, shown)?;
-                let dfd = rustix::fs::openat(pfd, name, dir_flags(), Mode::empty())
+                // A lower layer's directory its owner may not read (mode 0000, 0311) is
+                // opened up as any directory on the way is, when unprivileged.
+                let dfd = self
+                    .enter(pfd, &parent.physical, name)
                     .map_err(sys("opening a directory"))?;
                 self.chown_fd(dfd.as_fd(), meta, shown)?;
                 self.xattrs_fd(dfd.as_fd(), meta, shown)?;
-                self.dirs.push((
-                    child_of(&parent.physical, name),
-                    meta.mode,
-                    timespec(meta.mtime, meta.mtime_nsec),
-                ));
+                let node = self.restore.paths.intern(&parent.physical);
+                let node = self.restore.paths.child(node, name);
+                self.dirs
+                    .insert(node, (meta.mode, timespec(meta.mtime, meta.mtime_nsec)));
                 self.stats.dirs += 1;
             }
             EntryType::Symlink => {
@@ -417,7 +440,7 @@ impl<'a> Applier<'a> {
                 rustix::fs::chmodat(
                     pfd,
                     name,
-                    Mode::from_raw_mode(meta.mode & 0o7777),
+                    Mode::from_raw_mode(self.file_mode(meta)),
                     AtFlags::empty(),
                 )
                 .map_err(sys("setting the mode"))?;
@@ -491,25 +514,27 @@ impl<'a> Applier<'a> {
         if self.buf.len() < crate::stream::CHUNK {
             self.buf.resize(crate::stream::CHUNK, 0);
         }
+        let size = entry.size();
+        let mut copied = 0u64;
         loop {
             let n = match entry.read(self.buf) {
+                // The tar reader ends an entry's data quietly where the stream ends: a file
+                // cut short is an error, not a smaller file.
+                Ok(0) if copied < size => {
+                    return Err(Error::layer(
+                        shown,
+                        format!("the layer ends {copied} bytes into a {size}-byte file"),
+                    ));
+                }
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("reading file data", e).or_entry(shown)),
             };
-            self.budget.bytes += n as u64;
-            if let Some(max) = self.opts.limits.max_bytes
-                && self.budget.bytes > max
-            {
-                return Err(Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!("more than {max} bytes written (limit)"),
-                )
-                .with_entry(shown));
-            }
+            self.charge_bytes(n as u64, shown)?;
             file.write_all(&self.buf[..n])
                 .map_err(|e| Error::io("writing a file", e).with_entry(shown))?;
+            copied += n as u64;
             self.stats.bytes_written += n as u64;
         }
     }
@@ -517,11 +542,29 @@ impl<'a> Applier<'a> {
     fn file_meta(&mut self, fd: BorrowedFd<'_>, meta: &Meta, shown: &Path) -> Result<()> {
         // chown first: it clears setuid/setgid, which the chmod then sets.
         self.chown_fd(fd, meta, shown)?;
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(self.file_mode(meta)))
             .map_err(|e| Error::sys("setting the mode", e).with_entry(shown))?;
         self.xattrs_fd(fd, meta, shown)?;
         rustix::fs::futimens(fd, &times(timespec(meta.mtime, meta.mtime_nsec)))
             .map_err(|e| Error::sys("setting the mtime", e).with_entry(shown))
+    }
+
+    /// The mode a file gets: the entry's, except that root unpacking without changing
+    /// ownership (rootless, or an id that cannot be set) keeps setuid and setgid only for the
+    /// owner the image names. The file then belongs to root, and the image's setuid `uid 1000`
+    /// program would otherwise become a setuid-root one. (Any other user owning a setuid file
+    /// gains nothing by it.)
+    fn file_mode(&self, meta: &Meta) -> u32 {
+        let mut mode = meta.mode & 0o7777;
+        if self.ids(meta).is_none() && rustix::process::geteuid().is_root() {
+            if meta.uid != 0 {
+                mode &= !0o4000;
+            }
+            if u64::from(rustix::process::getegid().as_raw()) != meta.gid {
+                mode &= !0o2000;
+            }
+        }
+        mode
     }
 
     fn ids(&self, meta: &Meta) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
@@ -603,28 +646,34 @@ impl<'a> Applier<'a> {
             /// For a directory opened up: the one it was, which alone gets the mode back.
             id: Option<(u64, u64)>,
         }
-        let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
-        for opened in std::mem::take(&mut self.restore) {
-            // The first record of a directory has its original mode.
-            pending.entry(opened.physical).or_insert(Pending {
-                mode: opened.mode,
-                mtime: None,
-                id: Some(opened.id),
-            });
-        }
-        // The layer's own entries win over a restored mode, and a later entry over an earlier.
-        for (physical, mode, mtime) in std::mem::take(&mut self.dirs) {
-            pending.insert(
-                physical,
-                Pending {
+        let OpenedUp {
+            paths,
+            dirs: opened,
+        } = std::mem::take(&mut self.restore);
+        let mut pending: HashMap<PathNode, Pending> = opened
+            .into_iter()
+            .map(|(node, (id, mode))| {
+                let p = Pending {
                     mode,
-                    mtime: Some(mtime),
-                    id: None,
-                },
-            );
+                    mtime: None,
+                    id: Some(id),
+                };
+                (node, p)
+            })
+            .collect();
+        // The layer's own entries win over a restored mode.
+        for (node, (mode, mtime)) in std::mem::take(&mut self.dirs) {
+            let p = Pending {
+                mode,
+                mtime: Some(mtime),
+                id: None,
+            };
+            pending.insert(node, p);
         }
         let mut pending: Vec<_> = pending.into_iter().collect();
-        pending.sort_by_key(|(physical, _)| std::cmp::Reverse(physical.components().count()));
+        pending.sort_by_cached_key(|(node, _)| std::cmp::Reverse(paths.depth(*node)));
+        // One path at a time: only one whole path is ever held.
+        let pending = pending.into_iter().map(|(node, p)| (paths.path(node), p));
         for (shown, p) in pending {
             let fd = match self.root.open_physical(&shown) {
                 Ok(Some(fd)) => fd,
@@ -647,6 +696,16 @@ impl<'a> Applier<'a> {
         }
         Ok(())
     }
+}
+
+/// What an entry is. An old-style entry (type `\0`, from before tar had a directory type) whose
+/// name ends in `/` is a directory, as Go's `archive/tar` (docker's, containerd's) reads it.
+pub(crate) fn entry_kind(header: &tar::Header, raw_path: &[u8]) -> EntryType {
+    const TYPEFLAG: usize = 156;
+    if header.as_bytes()[TYPEFLAG] == 0 && raw_path.ends_with(b"/") {
+        return EntryType::Directory;
+    }
+    header.entry_type()
 }
 
 /// A hard link entry's target path, checked as any entry name is (and never the entry's own

@@ -9,7 +9,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use super::written::{Node, Written};
-use super::{Applier, child_of, resolve_error};
+use super::{Applier, resolve_error};
 use crate::error::{Error, Result};
 use crate::root;
 
@@ -40,13 +40,13 @@ impl Applier<'_> {
             let sub = self
                 .enter(parent.fd.as_fd(), &parent.physical, name)
                 .map_err(|e| Error::sys("opening a whited-out directory", e).with_entry(shown))?;
-            self.make_writable(sub.as_fd(), child_of(&parent.physical, name), shown)?;
             let mut physical = parent.physical.clone();
             physical.push(name.to_os_string());
+            self.make_writable(sub.as_fd(), &physical, shown)?;
             return self.clear_lower(sub, physical, own, shown);
         }
         self.cache = None;
-        self.make_writable(parent.fd.as_fd(), parent.physical.iter().collect(), shown)?;
+        self.make_writable(parent.fd.as_fd(), &parent.physical, shown)?;
         root::remove_all(parent.fd.as_fd(), name, &|| self.opts.stop.asked())
             .map(drop)
             .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
@@ -56,7 +56,7 @@ impl Applier<'_> {
         self.stats.opaques += 1;
         self.cache = None;
         let (dfd, node, physical) = self.opaque_dir(dir, shown)?;
-        self.make_writable(dfd.as_fd(), physical.iter().collect(), shown)?;
+        self.make_writable(dfd.as_fd(), &physical, shown)?;
         let cleared = self.clear_lower(dfd, physical, node, shown);
         self.cache = None;
         cleared
@@ -80,6 +80,7 @@ impl Applier<'_> {
             let root = self.root;
             match root.resolve(dir, true, self.opened()) {
                 Ok(Some(resolved)) => {
+                    self.charge_entries(resolved.created, shown)?;
                     let node = self.written.insert_path(&resolved.physical);
                     return Ok((resolved.fd, node, resolved.physical));
                 }
@@ -160,9 +161,9 @@ impl Applier<'_> {
             let sub = self
                 .enter(current.as_fd(), &physical, &name)
                 .map_err(sys("opening a directory to clear"))?;
-            self.make_writable(sub.as_fd(), child_of(&physical, &name), shown)?;
-            stack.push(level(&sub, child).map_err(sys("listing a directory to clear"))?);
             physical.push(name);
+            self.make_writable(sub.as_fd(), &physical, shown)?;
+            stack.push(level(&sub, child).map_err(sys("listing a directory to clear"))?);
             current = sub;
         }
     }
