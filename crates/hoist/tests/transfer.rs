@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use hoist_oci::{Compression, Layout};
-use hoist_testkit::synth::{ImageSpec, write_oci_layout};
+use hoist_testkit::synth::{ImageSpec, RawLayer, write_oci_layout, write_raw_oci_layout};
 use hoist_testkit::{Nginx, Registry, require_tool};
 
 fn hoist(cache: &Path, args: &[&str]) -> Command {
@@ -426,4 +426,44 @@ fn a_push_killed_mid_layer_resumes_where_the_registry_stopped() {
         .expect("layout")
         .verify_blob(&image.layers[0])
         .expect("layer intact");
+}
+
+/// A layer an image lists twice is pushed once, from a layout and between registries: two
+/// pushes of one blob at a time would send it twice and race on its one upload state file.
+#[test]
+fn a_layer_listed_twice_is_pushed_once() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let mut shared = hoist_testkit::rawtar::Tar::new();
+    shared.file("etc/hostname", &vec![b'h'; 300_000]);
+    let shared = RawLayer::compress(&shared.finish(), Compression::Gzip).expect("gzip");
+    let mut app = hoist_testkit::rawtar::Tar::new();
+    app.file("app/run", b"#!/bin/sh");
+    let app = RawLayer::compress(&app.finish(), Compression::Gzip).expect("gzip");
+    let twice = hoist_oci::Digest::sha256_of(&shared.blob);
+    write_raw_oci_layout(&source, "v1", &[shared.clone(), app, shared]).expect("layout");
+    let registry = Registry::start().expect("registry");
+    // Each push of the blob ends with it done.
+    let pushes = |out: &Output| {
+        json_events(out)
+            .iter()
+            .filter(|e| e["id"] == twice.to_string().as_str() && e["state"] == "done")
+            .count()
+    };
+    let at = |repo: &str| format!("docker://{}/team/{repo}:1", registry.host());
+    let out = run(hoist(&cache, &["--progress", "json", "copy"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(at("twice")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(pushes(&out), 1, "{}", text(&out.stderr));
+    let other = Registry::start().expect("second registry");
+    let out = run(hoist(&cache, &["--progress", "json", "copy"])
+        .arg(at("twice"))
+        .arg(format!("docker://{}/team/twice:1", other.host())));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(pushes(&out), 1, "{}", text(&out.stderr));
 }

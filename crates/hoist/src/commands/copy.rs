@@ -521,8 +521,10 @@ pub async fn open_layout_image(
     .await?
 }
 
+/// A progress line for each layer, once per digest however often the image lists it.
 pub fn announce(reporter: &Reporter, layers: &[Descriptor]) {
-    for layer in layers {
+    let mut seen = std::collections::HashSet::new();
+    for layer in layers.iter().filter(|l| seen.insert(&l.digest)) {
         reporter.send(Event::Layer {
             id: layer.digest.to_string(),
             size: Some(layer.size),

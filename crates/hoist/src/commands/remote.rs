@@ -137,9 +137,10 @@ pub async fn push_blobs_from(
         size: d.size,
     };
     let config_source = source(config);
-    let layer_sources: Vec<BlobSource> = largest_first(layers, |(_, d)| d.size)
+    let layers = once_each(layers, |(_, d)| &d.digest);
+    let layer_sources: Vec<BlobSource> = largest_first(&layers, |(_, d)| d.size)
         .into_iter()
-        .map(|&(l, d)| source((l, d)))
+        .map(|&&(l, d)| source((l, d)))
         .collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let config_push = client.push_blob(repo, &config_source, &options, &config_sink);
@@ -155,6 +156,17 @@ pub async fn push_blobs_from(
     let _ = config_forwarder.await;
     result.with_context(|| format!("pushing blobs to {repo}"))?;
     Ok(())
+}
+
+/// `items` with each digest once (its first), in their order. A layer an image lists twice
+/// (an empty one often is) is pushed once: two pushes of one blob at a time would send it
+/// twice and race on its one upload state file.
+fn once_each<T>(items: &[T], digest: impl Fn(&T) -> &Digest) -> Vec<&T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .filter(|item| seen.insert(digest(item).clone()))
+        .collect()
 }
 
 /// `layers` in the order to push them: largest first. The client gives blobs their slots in
@@ -424,7 +436,10 @@ pub async fn stream_between_registries(
     let options = PushOptions::default();
     let remote = |d: &Descriptor| RemoteBlob::new(client.clone(), from_repo.clone(), d.clone());
     let config_source = remote(&m.config);
-    let layer_sources: Vec<RemoteBlob> = m.layers.iter().map(remote).collect();
+    let layer_sources: Vec<RemoteBlob> = once_each(&m.layers, |d| &d.digest)
+        .into_iter()
+        .map(remote)
+        .collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let config_push = client.push_remote_blob(&to_repo, &config_source, &options, &config_sink);
     let layer_pushes = try_join_all(
