@@ -78,6 +78,26 @@ pub struct GlobalArgs {
     )]
     pub platform: Option<String>,
 
+    /// skopeo's spelling of the platform's OS (`--platform OS/ARCH` with the host's ARCH
+    /// unless --override-arch says another).
+    #[arg(long, global = true, value_name = "OS", conflicts_with = "platform")]
+    pub override_os: Option<String>,
+
+    /// skopeo's spelling of the platform's architecture (`--platform linux/ARCH` unless
+    /// --override-os says another OS), e.g. arm64.
+    #[arg(long, global = true, value_name = "ARCH", conflicts_with = "platform")]
+    pub override_arch: Option<String>,
+
+    /// skopeo's spelling of the platform's variant, e.g. v7 (with --override-arch, or the
+    /// host's architecture).
+    #[arg(
+        long,
+        global = true,
+        value_name = "VARIANT",
+        conflicts_with = "platform"
+    )]
+    pub override_variant: Option<String>,
+
     /// Compression for layers hoist has to compress: layers exported from the daemon, a docker
     /// archive's layers on their way to a registry, and, when this is given, a docker archive's
     /// layers copied into a layout (kept as the archive stores them otherwise, as skopeo does);
@@ -362,6 +382,10 @@ pub enum Command {
         /// as `skopeo copy --all` and `crane copy` do. Between registries and OCI layouts only.
         #[arg(long)]
         all: bool,
+        /// skopeo's spelling of the platforms to copy: `system` (the default: one platform),
+        /// `all` (as --all); `index-only` is not supported.
+        #[arg(long, value_enum, value_name = "WHICH")]
+        multi_arch: Option<MultiArchArg>,
         /// Write the manifest at the destination in this format (with --all the index too, as a
         /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
         /// schema 2, for registries that take nothing else). Only media types change: blobs are
@@ -655,6 +679,17 @@ pub enum CompressionArg {
     Zstd,
     /// Uncompressed tar layers.
     None,
+}
+
+/// `copy --multi-arch`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MultiArchArg {
+    /// The image for one platform (--platform's, else the host's).
+    System,
+    /// Every platform, as --all.
+    All,
+    /// The index alone, without its images (not supported).
+    IndexOnly,
 }
 
 /// `--format`

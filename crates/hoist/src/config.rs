@@ -26,7 +26,7 @@ use hoist_oci::{Compression, Platform};
 pub use self::credentials::Credentials;
 pub use self::login::LoginServer;
 pub use self::tag_filter::TagFilter;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MultiArchArg};
 use crate::transport::Location;
 
 /// A mistake on the command line: exit code 2.
@@ -303,12 +303,26 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     let all_platforms = matches!(
         &cli.command,
         Command::Copy { all: true, .. }
+            | Command::Copy {
+                multi_arch: Some(MultiArchArg::All),
+                ..
+            }
             | Command::Push { all: true, .. }
             | Command::Pull { all: true, .. }
     );
+    if let Command::Copy {
+        multi_arch: Some(MultiArchArg::IndexOnly),
+        ..
+    } = &cli.command
+    {
+        return Err(usage(
+            "--multi-arch index-only is not supported: hoist copies an index with its images \
+             (--multi-arch all, --all) or one image (--multi-arch system)",
+        ));
+    }
     let job = job::validate_job(cli.command, &cli.global, &mut env)?;
     if all_platforms {
-        check_all_platforms(&job, cli.global.platform.is_some())?;
+        check_all_platforms(&job, settings::platform_given(&cli.global))?;
     }
     let job = match all_tags {
         true => job::every_tag(job, tag_filter)?,

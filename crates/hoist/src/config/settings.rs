@@ -16,17 +16,54 @@ pub const MIN_CHUNK: u64 = 64 << 10;
 /// The largest chunk hoist accepts.
 pub const MAX_CHUNK: u64 = 4 << 30;
 
+/// Whether a platform was named (`--platform`, or skopeo's `--override-*`).
+pub(super) fn platform_given(g: &GlobalArgs) -> bool {
+    g.platform.is_some()
+        || g.override_os.is_some()
+        || g.override_arch.is_some()
+        || g.override_variant.is_some()
+}
+
+/// The platform asked for: `--platform`, or skopeo's `--override-os`, `--override-arch` and
+/// `--override-variant` completed with the host's OS and architecture (clap refuses both
+/// spellings at once). A variant given alone is the host architecture's.
+fn platform(g: &GlobalArgs) -> Result<Option<Platform>, UsageError> {
+    if let Some(p) = g.platform.as_deref() {
+        return Platform::parse(p)
+            .map(Some)
+            .map_err(|e| usage(format!("--platform: {e}")));
+    }
+    if !platform_given(g) {
+        return Ok(None);
+    }
+    let overrides = [&g.override_os, &g.override_arch, &g.override_variant];
+    if let Some(given) = overrides.into_iter().flatten().find(|v| v.contains('/')) {
+        return Err(usage(format!(
+            "--override-os/--override-arch/--override-variant take one name each, not {given:?} \
+             (or give --platform OS/ARCH[/VARIANT])"
+        )));
+    }
+    let host = Platform::host();
+    let os = g.override_os.as_deref().unwrap_or(&host.os);
+    let arch = g.override_arch.as_deref().unwrap_or(&host.architecture);
+    let text = match &g.override_variant {
+        Some(variant) => format!("{os}/{arch}/{variant}"),
+        None => format!("{os}/{arch}"),
+    };
+    Platform::parse(&text).map(Some).map_err(|e| {
+        usage(format!(
+            "--override-os/--override-arch/--override-variant: {e}"
+        ))
+    })
+}
+
 /// The settings every command shares, and the `--creds` given (placed by
 /// [`credentials::assign_creds`] once the job says which registries there are).
 pub(super) fn validate_global(
     g: GlobalArgs,
     env: Environment<'_>,
 ) -> Result<(Config, Option<Credentials>), UsageError> {
-    let platform = g
-        .platform
-        .as_deref()
-        .map(|p| Platform::parse(p).map_err(|e| usage(format!("--platform: {e}"))))
-        .transpose()?;
+    let platform = platform(&g)?;
     let compression = match g.compression.unwrap_or(CompressionArg::Gzip) {
         CompressionArg::Gzip => Compression::Gzip,
         CompressionArg::Zstd => Compression::Zstd,
@@ -228,6 +265,46 @@ mod tests {
             err(&["--insecure-registry", "http://h", "inspect", "oci:x"]).contains("HOST[:PORT]")
         );
         assert!(err(&["-q", "-v", "inspect", "oci:x"]).contains("contradict"));
+    }
+
+    #[test]
+    fn skopeos_override_flags_name_a_platform_completed_from_the_host() {
+        let platform = |args: &[&str]| {
+            let mut argv = args.to_vec();
+            argv.extend(["inspect", "oci:x"]);
+            let p = ok(&argv).0.platform.expect("a platform");
+            (p.os, p.architecture, p.variant)
+        };
+        let host = Platform::host();
+        assert_eq!(
+            platform(&["--override-arch", "arm64"]),
+            (host.os.clone(), "arm64".into(), None)
+        );
+        assert_eq!(
+            platform(&["--override-arch", "arm", "--override-variant", "v7"]),
+            (host.os.clone(), "arm".into(), Some("v7".into()))
+        );
+        assert_eq!(
+            platform(&["--override-os", "windows", "--override-arch", "amd64"]),
+            ("windows".into(), "amd64".into(), None)
+        );
+        assert_eq!(
+            platform(&["--override-os", "freebsd"]),
+            ("freebsd".into(), host.architecture.clone(), None)
+        );
+        assert!(ok(&["inspect", "oci:x"]).0.platform.is_none());
+        assert!(
+            err(&[
+                "--override-arch",
+                "arm64",
+                "--platform",
+                "linux/amd64",
+                "inspect",
+                "oci:x"
+            ])
+            .contains("cannot be used with")
+        );
+        assert!(err(&["--override-arch", "arm/64", "inspect", "oci:x"]).contains("--override-"));
     }
 
     #[test]
