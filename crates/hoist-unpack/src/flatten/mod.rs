@@ -36,7 +36,7 @@
 //!   mode `0755`, owner 0:0 and mtime 0.
 //!
 //! Memory grows with the number of paths in the image (their names and metadata), never with
-//! the size of a file or a layer.
+//! the size of a file or a layer, nor with entries a later entry replaced or removed.
 //!
 //! What it does not do: it writes to any [`Write`], and on an error the output holds a partial
 //! tar; the caller writes to a temporary file and renames it only on success.

@@ -1,0 +1,108 @@
+//! Regressions from a review of flattening: names replaced over and over, device numbers too
+//! large for seven octal digits, and old-style directory entries (typeflag NUL, name ending in
+//! `/`). What the model holds after replacements is checked by the unit tests in
+//! `flatten/tree.rs`; here, what the output tar says.
+#![allow(clippy::disallowed_methods)] // the shared helpers and GNU tar read files outside any root
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use common::Tar;
+use hoist_unpack::{FlattenLayer, LayerInfo};
+
+/// Flatten `layers` with a rootless unpacker.
+fn flatten(layers: &[Vec<u8>]) -> hoist_unpack::Result<Vec<u8>> {
+    let layers: Vec<FlattenLayer<'_>> = layers
+        .iter()
+        .map(|l| FlattenLayer::bytes(l, LayerInfo::default()))
+        .collect();
+    let mut out = Vec::new();
+    common::unpacker(true).flatten_layers(&layers, &mut out)?;
+    Ok(out)
+}
+
+/// One output entry: type flag, mode, link target, data, device numbers.
+#[derive(Debug, PartialEq, Eq)]
+struct Out {
+    kind: u8,
+    mode: u32,
+    link: Vec<u8>,
+    data: Vec<u8>,
+    device: Option<(u32, u32)>,
+}
+
+fn entries(tar_bytes: &[u8]) -> BTreeMap<String, Out> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = String::from_utf8(entry.path_bytes().into_owned()).expect("utf-8 path");
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        let device = matches!(kind, tar::EntryType::Char | tar::EntryType::Block).then(|| {
+            (
+                header
+                    .device_major()
+                    .expect("major")
+                    .expect("a major field"),
+                header
+                    .device_minor()
+                    .expect("minor")
+                    .expect("a minor field"),
+            )
+        });
+        let link = entry
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("data");
+        let record = Out {
+            kind: kind.as_byte(),
+            mode: header.mode().expect("mode"),
+            link,
+            data,
+            device,
+        };
+        assert!(out.insert(path.clone(), record).is_none(), "{path} twice");
+    }
+    out
+}
+
+#[test]
+fn a_name_replaced_many_times_is_written_once_with_its_last_entry() {
+    // Each replacement drops the old inode; hard links keep theirs, also one made in a later
+    // layer to a file of an earlier one.
+    let mut base = Tar::new();
+    base.file("a", b"first a").file("keep", b"kept");
+    for i in 0..50 {
+        base.symlink("x", &format!("{i}-{}", "t".repeat(4000)));
+    }
+    let mut top = Tar::new();
+    top.hardlink("b", "a").hardlink("keep2", "keep");
+    for i in 0..50 {
+        top.symlink("a", &format!("a{i}"));
+    }
+    top.whiteout(".wh.keep").symlink("x", "last");
+    let out = entries(&flatten(&[base.finish(), top.finish()]).expect("flatten"));
+    let names: Vec<&str> = out.keys().map(String::as_str).collect();
+    assert_eq!(names, ["a", "b", "keep2", "x"]);
+    assert_eq!(
+        (out["a"].kind, out["a"].link.as_slice()),
+        (b'2', &b"a49"[..])
+    );
+    assert_eq!(
+        (out["b"].kind, out["b"].data.as_slice()),
+        (b'0', &b"first a"[..])
+    );
+    assert_eq!(
+        (out["keep2"].kind, out["keep2"].data.as_slice()),
+        (b'0', &b"kept"[..])
+    );
+    assert_eq!(
+        (out["x"].kind, out["x"].link.as_slice()),
+        (b'2', &b"last"[..])
+    );
+}
