@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use common::Tar;
+use common::{Tar, tmp};
 use hoist_unpack::{FlattenLayer, LayerInfo};
 
 /// Flatten `layers` with a rootless unpacker.
@@ -71,6 +71,17 @@ fn entries(tar_bytes: &[u8]) -> BTreeMap<String, Out> {
     out
 }
 
+/// Overwrite the device fields of the header at `at` with these raw 8-byte fields and fix
+/// its checksum (the test writer writes at most seven octal digits).
+fn patch_device(tar_bytes: &mut [u8], at: usize, major: &[u8; 8], minor: &[u8; 8]) {
+    let header = &mut tar_bytes[at..at + 512];
+    header[329..337].copy_from_slice(major);
+    header[337..345].copy_from_slice(minor);
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u64 = header.iter().map(|b| u64::from(*b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
 #[test]
 fn a_name_replaced_many_times_is_written_once_with_its_last_entry() {
     // Each replacement drops the old inode; hard links keep theirs, also one made in a later
@@ -104,5 +115,42 @@ fn a_name_replaced_many_times_is_written_once_with_its_last_entry() {
     assert_eq!(
         (out["x"].kind, out["x"].link.as_slice()),
         (b'2', &b"last"[..])
+    );
+}
+
+#[test]
+fn device_numbers_over_seven_octal_digits_are_written_whole() {
+    // The header fields hold eight octal digits without a terminator; seven fit with one.
+    let mut layer = Tar::new();
+    layer
+        .header(b"dev/big", b'3', 0, 0o600, b"", (0, 0))
+        .header(b"dev/small", b'4', 0, 0o600, b"", (8, 1));
+    let mut layer = layer.finish();
+    patch_device(&mut layer, 0, b"10000001", b"77777777");
+    let flat = flatten(&[layer]).expect("flatten");
+    let out = entries(&flat);
+    assert_eq!(out["dev/big"].kind, b'3');
+    assert_eq!(out["dev/big"].device, Some((0o10000001, 0o77777777)));
+    assert_eq!(out["dev/small"].kind, b'4');
+    assert_eq!(out["dev/small"].device, Some((8, 1)));
+
+    // GNU tar reads the numbers the same way.
+    if hoist_testkit::find_tool("tar").is_none() {
+        common::skip("GNU tar");
+        return;
+    }
+    let dir = tmp();
+    let file = dir.path().join("flat.tar");
+    std::fs::write(&file, &flat).expect("write");
+    let listed = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(&file)
+        .output()
+        .expect("run tar");
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("{},{}", 0o10000001, 0o77777777)),
+        "{listed}"
     );
 }
