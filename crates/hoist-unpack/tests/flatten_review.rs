@@ -154,3 +154,26 @@ fn device_numbers_over_seven_octal_digits_are_written_whole() {
         "{listed}"
     );
 }
+
+#[test]
+fn an_old_style_entry_whose_name_ends_in_a_slash_is_a_directory() {
+    // Typeflag NUL (pre-POSIX tar), as Go's archive/tar and so Docker and containerd read it:
+    // a directory, also under a GNU long name, and the root named `./`.
+    let long = format!("{}/", "l".repeat(120));
+    let mut layer = Tar::new();
+    layer
+        .header(b"./", 0, 0, 0o755, b"", (0, 0))
+        .header(b"d/", 0, 0, 0o750, b"", (0, 0))
+        .file("d/f", b"in d")
+        .header(long.as_bytes(), 0, 0, 0o700, b"", (0, 0))
+        .file(&format!("{long}g"), b"in long")
+        .header(b"plain", 0, 0, 0o644, b"", (0, 0));
+    let out = entries(&flatten(&[layer.finish()]).expect("flatten"));
+    assert_eq!((out["d"].kind, out["d"].mode), (b'5', 0o750));
+    assert_eq!(out["d/f"].data, b"in d");
+    let long = long.trim_end_matches('/');
+    assert_eq!((out[long].kind, out[long].mode), (b'5', 0o700));
+    assert_eq!(out[&format!("{long}/g")].data, b"in long");
+    // Without the slash, typeflag NUL is still a regular file.
+    assert_eq!(out["plain"].kind, b'0');
+}
