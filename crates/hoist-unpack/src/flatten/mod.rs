@@ -36,7 +36,7 @@
 //!   mode `0755`, owner 0:0 and mtime 0.
 //!
 //! Memory grows with the number of paths in the image (their names and metadata), never with
-//! the size of a file or a layer.
+//! the size of a file or a layer, nor with entries a later entry replaced or removed.
 //!
 //! What it does not do: it writes to any [`Write`], and on an error the output holds a partial
 //! tar; the caller writes to a temporary file and renames it only on success.
@@ -203,7 +203,7 @@ impl Unpacker {
                     return Ok(true);
                 }
                 next += 1;
-                let kind = entry.header().entry_type();
+                let kind = entry_type(entry.header(), &entry.path_bytes());
                 if !is_regular(kind) {
                     return Err(emit::changed());
                 }
@@ -288,6 +288,21 @@ fn is_regular(kind: EntryType) -> bool {
     )
 }
 
+/// The type of the entry named `raw` (its full name, after GNU long names and PAX `path`).
+///
+/// Tars older than POSIX had no directory type: a directory was an entry of typeflag NUL whose
+/// name ends in `/`. Go's archive/tar reads it so, and with it Docker and containerd; the `tar`
+/// crate reads NUL as a regular file like `0`, which would make such a directory an empty
+/// file and fail on what the layer puts in it. Typeflag `0` with a trailing `/` stays a file,
+/// as Go has it.
+fn entry_type(header: &tar::Header, raw: &[u8]) -> EntryType {
+    if header.as_old().linkflag[0] == 0 && raw.ends_with(b"/") {
+        EntryType::Directory
+    } else {
+        header.entry_type()
+    }
+}
+
 /// Pass 1 for one entry: replay it onto the tree, as [`crate::apply`] applies it to a root.
 fn model_entry<R: Read>(
     opts: &Options,
@@ -298,7 +313,7 @@ fn model_entry<R: Read>(
 ) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let shown = path::display(&raw).to_path_buf();
-    let kind = entry.header().entry_type();
+    let kind = entry_type(entry.header(), &raw);
     if kind == EntryType::XGlobalHeader {
         return Ok(());
     }

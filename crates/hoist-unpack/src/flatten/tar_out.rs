@@ -17,6 +17,8 @@ const NAME_FIELD: usize = 100;
 const OWNER_FIELD: usize = 32;
 /// The largest id the octal header field holds (7 digits).
 const MAX_OCTAL_ID: u64 = 0o7_777_777;
+/// The largest number eight octal digits hold (a header field filled, without terminator).
+const MAX_FULL_OCTAL: u32 = 0o77_777_777;
 
 /// A tar stream being written to `W`.
 pub(super) struct TarOut<W: Write> {
@@ -81,12 +83,12 @@ impl<W: Write> TarOut<W> {
         header.set_gid(meta.gid.min(MAX_OCTAL_ID));
         header.set_mtime(u64::try_from(meta.mtime).unwrap_or(0));
         header.set_size(data.as_ref().map_or(0, |d| d.size));
-        if let Some((major, minor)) = device {
-            header.set_device_major(major)?;
-            header.set_device_minor(minor)?;
-        }
         let (pax, dropped) = pax_records(meta);
         if let Some(gnu) = header.as_gnu_mut() {
+            if let Some((major, minor)) = device {
+                device_field(&mut gnu.dev_major, major);
+                device_field(&mut gnu.dev_minor, minor);
+            }
             if meta.uname.len() <= OWNER_FIELD {
                 gnu.uname[..meta.uname.len()].copy_from_slice(&meta.uname);
             }
@@ -147,6 +149,31 @@ impl<W: Write> Write for CountInto<'_, W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.0.out.flush()
+    }
+}
+
+/// Write a device number into its 8-byte header field so that every reader gets it back
+/// whole. The `tar` crate's setter writes the last seven octal digits only, so a major or minor
+/// of 2^21 or more came out as another device; and PAX has no record for device numbers.
+///
+/// - Seven octal digits and a NUL, when they hold it: what every tar writes and reads.
+/// - Up to 2^24, eight digits filling the field: GNU tar, Go's archive/tar, libarchive and the
+///   `tar` crate (so this crate, reading the output back) all read that, and it is the only
+///   form in which such a number reaches us from a layer (the `tar` crate reads no other).
+/// - Beyond, base-256 (a first byte `0x80`, then the number big-endian), as GNU tar and Go
+///   write large numbers in a GNU header.
+fn device_field(field: &mut [u8; 8], value: u32) {
+    if value <= MAX_FULL_OCTAL {
+        let digits = if u64::from(value) <= MAX_OCTAL_ID {
+            format!("{value:07o}\0")
+        } else {
+            format!("{value:08o}")
+        };
+        field.copy_from_slice(digits.as_bytes());
+    } else {
+        *field = [0; 8];
+        field[0] = 0x80;
+        field[4..].copy_from_slice(&value.to_be_bytes());
     }
 }
 
@@ -234,6 +261,21 @@ mod tests {
         record(&mut out, b"k", &[b'x'; 94]);
         assert_eq!(out.len(), 101);
         assert!(out.starts_with(b"101 k="));
+    }
+
+    #[test]
+    fn device_numbers_fill_their_field_as_readers_expect() {
+        let field = |value| {
+            let mut field = [b'x'; 8];
+            device_field(&mut field, value);
+            field
+        };
+        assert_eq!(&field(0), b"0000000\0");
+        assert_eq!(&field(0o7_777_777), b"7777777\0");
+        assert_eq!(&field(0o10_000_001), b"10000001");
+        assert_eq!(&field(0o77_777_777), b"77777777");
+        assert_eq!(field(1 << 24), [0x80, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(field(u32::MAX), [0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]

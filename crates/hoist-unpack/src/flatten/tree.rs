@@ -14,6 +14,13 @@
 //! on disk, so a link whose target name was later replaced or whited out keeps the content it
 //! linked to. Memory grows with the number of paths (and their metadata), never with the size
 //! of a file or a layer.
+//!
+//! Nor with the number of entries: a layer may write one name over and over (each time with a
+//! symlink target of up to a MiB, or large extended attributes), and only its last entry is in
+//! the image. So a removed node's slot, and an inode's once no name refers to it any more (a
+//! hard link, in this layer or a later one, keeps it), are emptied and reused for the next
+//! node or inode; what the tree holds is what the merged filesystem has, plus empty slots no
+//! more numerous than the most names it ever had at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -60,6 +67,8 @@ pub(super) struct Inode {
     pub ordinal: u64,
     pub kind: Kind,
     pub meta: Meta,
+    /// How many live nodes name it; at 0 its slot is emptied and free for the next inode.
+    links: usize,
 }
 
 /// What a node is.
@@ -81,7 +90,8 @@ pub(super) struct Node {
     pub body: Body,
     /// 1 + the last layer that wrote the node (0: none yet).
     written: usize,
-    /// Still in the tree (removed nodes stay in the arena, emptied).
+    /// Still in the tree (a removed node's slot stays in the arena, emptied, until
+    /// [`Tree::add`] reuses it).
     pub alive: bool,
 }
 
@@ -90,6 +100,10 @@ pub(super) struct Node {
 pub(super) struct Tree {
     pub nodes: Vec<Node>,
     pub inodes: Vec<Inode>,
+    /// Slots of `nodes` removed from the tree, to reuse.
+    free_nodes: Vec<NodeId>,
+    /// Slots of `inodes` no node names any more, to reuse.
+    free_inodes: Vec<InodeId>,
     /// 1 + the layer being replayed.
     stamp: usize,
 }
@@ -114,6 +128,8 @@ impl Tree {
                 alive: true,
             }],
             inodes: Vec::new(),
+            free_nodes: Vec::new(),
+            free_inodes: Vec::new(),
             stamp: 0,
         }
     }
@@ -135,32 +151,87 @@ impl Tree {
         matches!(self.nodes[node].body, Body::Dir(_))
     }
 
+    /// Add `name` to `parent`, in a free slot if there is one. A [`Body::Leaf`] counts as a
+    /// link to its inode.
     fn add(&mut self, parent: NodeId, name: &OsStr, body: Body) -> NodeId {
-        let id = self.nodes.len();
-        self.nodes.push(Node {
+        if let Body::Leaf(inode) = body {
+            self.inodes[inode].links += 1;
+        }
+        let node = Node {
             name: name.to_os_string(),
             parent,
             children: BTreeMap::new(),
             body,
             written: 0,
             alive: true,
-        });
+        };
+        let id = match self.free_nodes.pop() {
+            Some(id) => {
+                self.nodes[id] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
         self.nodes[parent].children.insert(name.to_os_string(), id);
         id
     }
 
-    /// Remove `name` from `dir` with everything under it, freeing what the nodes held.
+    /// A new inode with no names yet ([`Tree::add`] links it), in a free slot if there is one.
+    fn new_inode(&mut self, ordinal: u64, kind: Kind, meta: Meta) -> InodeId {
+        let inode = Inode {
+            layer: self.layer(),
+            ordinal,
+            kind,
+            meta,
+            links: 0,
+        };
+        match self.free_inodes.pop() {
+            Some(id) => {
+                self.inodes[id] = inode;
+                id
+            }
+            None => {
+                self.inodes.push(inode);
+                self.inodes.len() - 1
+            }
+        }
+    }
+
+    /// Remove `name` from `dir` with everything under it, freeing what the nodes held, and
+    /// what their inodes held when they were the last names of them.
     fn remove(&mut self, dir: NodeId, name: &OsStr) {
         let Some(gone) = self.nodes[dir].children.remove(name) else {
             return;
         };
         let mut stack = vec![gone];
-        while let Some(node) = stack.pop() {
-            let node = &mut self.nodes[node];
+        while let Some(id) = stack.pop() {
+            let node = &mut self.nodes[id];
             node.alive = false;
             node.name = OsString::new();
-            node.body = Body::Dir(None);
+            let body = std::mem::replace(&mut node.body, Body::Dir(None));
             stack.extend(std::mem::take(&mut node.children).into_values());
+            self.free_nodes.push(id);
+            if let Body::Leaf(inode) = body {
+                self.unlink(inode);
+            }
+        }
+    }
+
+    /// One name of `inode` is gone; with the last one, its data goes too and the slot is free.
+    fn unlink(&mut self, inode: InodeId) {
+        let record = &mut self.inodes[inode];
+        // Every live name was counted by `add`; a slot already free is never freed twice.
+        let Some(left) = record.links.checked_sub(1) else {
+            return;
+        };
+        record.links = left;
+        if left == 0 {
+            record.kind = Kind::Fifo;
+            record.meta = Meta::default();
+            self.free_inodes.push(inode);
         }
     }
 
@@ -361,13 +432,7 @@ impl Tree {
     pub(super) fn leaf(&mut self, entry: Entry<'_>, kind: Kind) -> Result<()> {
         let (parent, name) = self.slot(&entry)?;
         self.remove(parent, name);
-        let inode = self.inodes.len();
-        self.inodes.push(Inode {
-            layer: self.layer(),
-            ordinal: entry.ordinal,
-            kind,
-            meta: entry.meta,
-        });
+        let inode = self.new_inode(entry.ordinal, kind, entry.meta);
         let node = self.add(parent, name, Body::Leaf(inode));
         self.nodes[node].written = self.stamp;
         Ok(())
@@ -383,6 +448,7 @@ impl Tree {
         };
         if !self.nodes[target].alive {
             // Replacing the link's name removed the target (it was that name, or under it).
+            // Nothing was added since, so its slot is not reused yet: it still reads as dead.
             return Err(Error::layer(entry.shown, "hardlink target does not exist"));
         }
         let node = self.add(parent, name, Body::Leaf(inode));
@@ -407,5 +473,133 @@ impl Tree {
         }
         parts.reverse();
         parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry<'a>(ordinal: u64, path: &'a str, meta: Meta) -> Entry<'a> {
+        Entry {
+            ordinal,
+            path: Path::new(path),
+            shown: Path::new(path),
+            meta,
+        }
+    }
+
+    fn named(xattr: &[u8]) -> Meta {
+        Meta {
+            uname: b"someone".to_vec(),
+            xattrs: vec![(b"user.big".to_vec(), xattr.to_vec())],
+            ..Meta::default()
+        }
+    }
+
+    /// The bytes of symlink targets and extended attributes the tree's inode slots hold,
+    /// and how many slots there are.
+    fn held(tree: &Tree) -> (usize, usize) {
+        let bytes = tree
+            .inodes
+            .iter()
+            .map(|inode| {
+                let target = match &inode.kind {
+                    Kind::Symlink(target) => target.len(),
+                    _ => 0,
+                };
+                let xattrs: usize = inode
+                    .meta
+                    .xattrs
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                target + xattrs
+            })
+            .sum();
+        (tree.inodes.len(), bytes)
+    }
+
+    #[test]
+    fn a_name_written_over_and_over_holds_only_its_last_entry() {
+        let mut tree = Tree::new();
+        tree.start_layer(0);
+        for i in 0..1000u64 {
+            let target = vec![b'a'; 4096];
+            tree.leaf(entry(i, "d/x", named(&[b'v'; 1000])), Kind::Symlink(target))
+                .expect("leaf");
+        }
+        assert_eq!(held(&tree), (1, 4096 + b"user.big".len() + 1000));
+        // The root, `d` and `x`: replaced nodes are reused, not left behind.
+        assert_eq!(tree.nodes.len(), 3);
+    }
+
+    /// Inodes some node names.
+    fn live(tree: &Tree) -> usize {
+        tree.inodes.len() - tree.free_inodes.len()
+    }
+
+    fn link(tree: &mut Tree, ordinal: u64, path: &str, target: &str) {
+        let node = tree
+            .link_target(Path::new(target), Path::new(path))
+            .expect("link target");
+        tree.hardlink(entry(ordinal, path, Meta::default()), node)
+            .expect("hardlink");
+    }
+
+    #[test]
+    fn an_inode_keeps_its_data_while_a_hard_link_names_it() {
+        let mut tree = Tree::new();
+        tree.start_layer(0);
+        tree.leaf(entry(0, "a", named(b"value")), Kind::Regular(5))
+            .expect("leaf");
+        link(&mut tree, 1, "b", "a");
+        tree.start_layer(1);
+        tree.whiteout(Path::new(""), OsStr::new("a"), Path::new(".wh.a"))
+            .expect("whiteout");
+        // A link made in a later layer to a file of an earlier one.
+        link(&mut tree, 0, "c", "b");
+        tree.start_layer(2);
+        tree.whiteout(Path::new(""), OsStr::new("b"), Path::new(".wh.b"))
+            .expect("whiteout");
+        assert_eq!(live(&tree), 1);
+        let kept = &tree.inodes[0];
+        assert_eq!((kept.layer, kept.ordinal), (0, 0));
+        assert_eq!(kept.kind, Kind::Regular(5));
+        assert_eq!(kept.meta.uname, b"someone");
+        assert_eq!(kept.links, 1);
+
+        // Its last name replaced, the inode is gone and its slot holds the new one.
+        tree.leaf(entry(1, "c", Meta::default()), Kind::Symlink(b"t".to_vec()))
+            .expect("leaf");
+        assert_eq!(held(&tree), (1, 1));
+        assert_eq!(tree.inodes[0].kind, Kind::Symlink(b"t".to_vec()));
+    }
+
+    #[test]
+    fn removing_a_directory_frees_the_inodes_below_it() {
+        let mut tree = Tree::new();
+        tree.start_layer(0);
+        tree.leaf(
+            entry(0, "d/e/x", named(b"1")),
+            Kind::Symlink(vec![b'x'; 100]),
+        )
+        .expect("leaf");
+        tree.leaf(entry(1, "d/y", named(b"2")), Kind::Fifo)
+            .expect("leaf");
+        link(&mut tree, 2, "keep", "d/y");
+        tree.leaf(entry(3, "o/z", named(b"3")), Kind::Char(1, 3))
+            .expect("leaf");
+        tree.start_layer(1);
+        tree.whiteout(Path::new(""), OsStr::new("d"), Path::new(".wh.d"))
+            .expect("whiteout");
+        tree.opaque(Path::new("o"), Path::new("o/.wh..wh..opq"))
+            .expect("opaque");
+        // `keep` holds `d/y`'s inode; the others are gone.
+        assert_eq!(live(&tree), 1);
+        assert_eq!(held(&tree).1, b"user.big".len() + 1);
+        // Nodes: the root, `keep`, `o`; five free slots (`d`, `d/e`, `d/e/x`, `d/y`, `o/z`).
+        assert_eq!(tree.nodes.iter().filter(|n| n.alive).count(), 3);
+        assert_eq!(tree.free_nodes.len(), 5);
     }
 }
