@@ -605,6 +605,29 @@ pub fn corpus() -> Vec<Case> {
             max_bytes: None,
             max_entries: Some(10),
         },
+        Case {
+            name: "entry limit counts the directories made through a symlink",
+            layers: |_| {
+                one(|t| {
+                    t.symlink("s", &"d/".repeat(200)).file("s/f", b"f");
+                })
+            },
+            expect: Expect::Limit("s/f"),
+            max_bytes: None,
+            max_entries: Some(50),
+        },
+        Case {
+            name: "byte limit counts data a whiteout carries",
+            layers: |_| {
+                one(|t| {
+                    t.file("small", b"ok")
+                        .file(".wh.gone", &vec![0u8; 64 * 1024]);
+                })
+            },
+            expect: Expect::Limit(".wh.gone"),
+            max_bytes: Some(1000),
+            max_entries: None,
+        },
         case(
             "legit absolute symlink parent (lib64 -> /lib)",
             |_| {

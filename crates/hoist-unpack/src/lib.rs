@@ -451,10 +451,7 @@ impl Unpacker {
         budget: &mut Budget,
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
-        // Tar writers pad the end to their record size (GNU tar's is 10 KiB): a small byte
-        // limit still lets that much through.
-        let trailing = self.opts.limits.max_bytes.map(|max| max.max(1 << 20));
-        let result = through_layer_stream_limited(reader, info, trailing, |chunks| {
+        let result = through_layer_stream(reader, info, &self.opts.limits, |chunks| {
             self.apply_entries(root, chunks, budget, buf)
         });
         result.inspect_err(|e| {
@@ -499,27 +496,19 @@ impl Unpacker {
     }
 }
 
-/// Read the stream to its end (past the tar end-of-archive) and check both digests.
 /// Run `body` on the tar stream of the layer `reader` yields (decompressed, hashed on a
 /// producer thread), then read the stream to its end and check the layer's digest and
 /// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one.
 pub(crate) fn through_layer_stream<R: Read + Send>(
     reader: R,
     info: &LayerInfo,
+    limits: &Limits,
     body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
-    through_layer_stream_limited(reader, info, None, body)
-}
-
-/// [`through_layer_stream`], reading at most `trailing_limit` bytes after the tar's end
-/// (a byte limit's worth: what follows the end-of-archive is decompressed and hashed all the
-/// same, and would otherwise be a decompression bomb no limit bounds).
-pub(crate) fn through_layer_stream_limited<R: Read + Send>(
-    reader: R,
-    info: &LayerInfo,
-    trailing_limit: Option<u64>,
-    body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
-) -> Result<LayerStats> {
+    // What follows the tar's end is decompressed and hashed all the same: at most a byte
+    // limit's worth is read (a decompression bomb no limit would bound otherwise), and never
+    // less than 1 MiB, since tar writers pad the end to their record size (GNU tar's: 10 KiB).
+    let trailing_limit = limits.max_bytes.map(|max| max.max(1 << 20));
     let algorithm = info
         .diff_id
         .as_ref()

@@ -64,6 +64,48 @@ pub(crate) struct Budget {
     pub entries: u64,
 }
 
+impl Budget {
+    /// Count `n` more entries made (tar entries, and the directories made for their paths)
+    /// against `limits`; the error names the entry `shown`.
+    pub(crate) fn charge_entries(&mut self, n: u64, limits: &Limits, shown: &Path) -> Result<()> {
+        self.entries = self.entries.saturating_add(n);
+        match limits.max_entries {
+            Some(max) if self.entries > max => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "more than {max} entries (limit), counting directories made for their paths"
+                ),
+            )
+            .with_entry(shown)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Count `n` more bytes of content against `limits`: written to a file, or carried by an
+    /// entry that writes none (decompressed all the same).
+    pub(crate) fn charge_bytes(&mut self, n: u64, limits: &Limits, shown: &Path) -> Result<()> {
+        self.bytes = self.bytes.saturating_add(n);
+        match limits.max_bytes {
+            Some(max) if self.bytes > max => Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("more than {max} bytes of content (limit)"),
+            )
+            .with_entry(shown)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether an entry named `name` of type `kind` writes its data into a file; the data of any
+/// other is read past, but counts against the byte limit all the same.
+pub(crate) fn writes_data(name: &EntryName, kind: EntryType) -> bool {
+    matches!(name, EntryName::Normal(_))
+        && matches!(
+            kind,
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+        )
+}
+
 /// Applies the entries of one layer.
 pub(crate) struct Applier<'a> {
     root: &'a Root,
@@ -158,12 +200,7 @@ impl<'a> Applier<'a> {
         let name = path::classify(&raw).map_err(|why| Error::layer(&shown, why))?;
         // Data the entry carries but writes nowhere is decompressed all the same: it counts
         // against the byte limit as a file's content does (which is counted as it is written).
-        let writes_data = matches!(name, EntryName::Normal(_))
-            && matches!(
-                kind,
-                EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
-            );
-        if !writes_data {
+        if !writes_data(&name, kind) {
             self.charge_bytes(entry.size(), &shown)?;
         }
         let meta = read_meta(entry).map_err(|e| e.or_entry(&shown))?;
@@ -182,34 +219,12 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Count `n` more filesystem entries made (tar entries, and the directories made for their
-    /// paths) against the entry limit.
     fn charge_entries(&mut self, n: u64, shown: &Path) -> Result<()> {
-        self.budget.entries = self.budget.entries.saturating_add(n);
-        match self.opts.limits.max_entries {
-            Some(max) if self.budget.entries > max => Err(Error::new(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "more than {max} entries (limit), counting directories made for their paths"
-                ),
-            )
-            .with_entry(shown)),
-            _ => Ok(()),
-        }
+        self.budget.charge_entries(n, &self.opts.limits, shown)
     }
 
-    /// Count `n` more bytes of content against the byte limit: written to a file, or carried
-    /// by an entry that writes none (decompressed all the same).
     fn charge_bytes(&mut self, n: u64, shown: &Path) -> Result<()> {
-        self.budget.bytes = self.budget.bytes.saturating_add(n);
-        match self.opts.limits.max_bytes {
-            Some(max) if self.budget.bytes > max => Err(Error::new(
-                ErrorKind::LimitExceeded,
-                format!("more than {max} bytes of content (limit)"),
-            )
-            .with_entry(shown)),
-            _ => Ok(()),
-        }
+        self.budget.charge_bytes(n, &self.opts.limits, shown)
     }
 
     /// Resolve (creating it as needed) the parent directory of an entry this layer writes;
@@ -698,11 +713,13 @@ impl<'a> Applier<'a> {
     }
 }
 
-/// What an entry is. An old-style entry (type `\0`, from before tar had a directory type) whose
-/// name ends in `/` is a directory, as Go's `archive/tar` (docker's, containerd's) reads it.
+/// What an entry is. Tars older than POSIX had no directory type: a directory was an entry of
+/// typeflag NUL whose name ends in `/`. Go's `archive/tar` reads it so, and with it docker and
+/// containerd; the `tar` crate reads NUL as a regular file like `0`, which would make such a
+/// directory an empty file and fail on what the layer puts in it. Typeflag `0` with a trailing
+/// `/` stays a file, as Go has it. The applier and the flattener share this.
 pub(crate) fn entry_kind(header: &tar::Header, raw_path: &[u8]) -> EntryType {
-    const TYPEFLAG: usize = 156;
-    if header.as_bytes()[TYPEFLAG] == 0 && raw_path.ends_with(b"/") {
+    if header.as_old().linkflag[0] == 0 && raw_path.ends_with(b"/") {
         return EntryType::Directory;
     }
     header.entry_type()

@@ -203,7 +203,7 @@ impl Unpacker {
                     return Ok(true);
                 }
                 next += 1;
-                let kind = entry_type(entry.header(), &entry.path_bytes());
+                let kind = crate::apply::entry_kind(entry.header(), &entry.path_bytes());
                 if !is_regular(kind) {
                     return Err(emit::changed());
                 }
@@ -263,7 +263,7 @@ impl Unpacker {
         ) -> Result<bool>,
     {
         let reader = (layer.open)().map_err(|e| Error::io("opening a layer", e))?;
-        crate::through_layer_stream(reader, &layer.info, |chunks| {
+        crate::through_layer_stream(reader, &layer.info, &self.opts.limits, |chunks| {
             let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
             let entries = archive
                 .entries()
@@ -288,21 +288,6 @@ fn is_regular(kind: EntryType) -> bool {
     )
 }
 
-/// The type of the entry named `raw` (its full name, after GNU long names and PAX `path`).
-///
-/// Tars older than POSIX had no directory type: a directory was an entry of typeflag NUL whose
-/// name ends in `/`. Go's archive/tar reads it so, and with it Docker and containerd; the `tar`
-/// crate reads NUL as a regular file like `0`, which would make such a directory an empty
-/// file and fail on what the layer puts in it. Typeflag `0` with a trailing `/` stays a file,
-/// as Go has it.
-fn entry_type(header: &tar::Header, raw: &[u8]) -> EntryType {
-    if header.as_old().linkflag[0] == 0 && raw.ends_with(b"/") {
-        EntryType::Directory
-    } else {
-        header.entry_type()
-    }
-}
-
 /// Pass 1 for one entry: replay it onto the tree, as [`crate::apply`] applies it to a root.
 fn model_entry<R: Read>(
     opts: &Options,
@@ -313,35 +298,46 @@ fn model_entry<R: Read>(
 ) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let shown = path::display(&raw).to_path_buf();
-    let kind = entry_type(entry.header(), &raw);
+    let kind = crate::apply::entry_kind(entry.header(), &raw);
     if kind == EntryType::XGlobalHeader {
-        return Ok(());
+        return budget.charge_bytes(entry.size(), &opts.limits, &shown);
     }
-    budget.entries += 1;
-    if let Some(max) = opts.limits.max_entries
-        && budget.entries > max
-    {
-        return Err(Error::new(
-            ErrorKind::LimitExceeded,
-            format!("more than {max} entries (limit)"),
-        )
-        .with_entry(&shown));
-    }
+    budget.charge_entries(1, &opts.limits, &shown)?;
     let name = path::classify(&raw).map_err(|why| Error::layer(&shown, why))?;
-    let mut meta = read_meta(entry).map_err(|e| e.or_entry(&shown))?;
+    // As the applier counts them: data no file keeps, and the directories made for paths.
+    if !crate::apply::writes_data(&name, kind) {
+        budget.charge_bytes(entry.size(), &opts.limits, &shown)?;
+    }
+    let made_before = tree.implicit_dirs;
+    let result = model_name(opts, tree, budget, ordinal, entry, (kind, name, &shown));
+    let made = tree.implicit_dirs.saturating_sub(made_before);
+    budget.charge_entries(made, &opts.limits, &shown)?;
+    result
+}
+
+/// [`model_entry`] once the entry is classified and counted.
+fn model_name<R: Read>(
+    opts: &Options,
+    tree: &mut Tree,
+    budget: &mut Budget,
+    ordinal: u64,
+    entry: &mut tar::Entry<'_, R>,
+    (kind, name, shown): (EntryType, EntryName, &std::path::Path),
+) -> Result<()> {
+    let mut meta = read_meta(entry).map_err(|e| e.or_entry(shown))?;
     match name {
         EntryName::AufsMeta => Ok(()),
         EntryName::Root if kind.is_dir() => Ok(()),
-        EntryName::Root => Err(Error::layer(&shown, "a non-directory entry names the root")),
-        EntryName::Whiteout { dir, name } => tree.whiteout(&dir, &name, &shown),
-        EntryName::Opaque(dir) => tree.opaque(&dir, &shown),
+        EntryName::Root => Err(Error::layer(shown, "a non-directory entry names the root")),
+        EntryName::Whiteout { dir, name } => tree.whiteout(&dir, &name, shown),
+        EntryName::Opaque(dir) => tree.opaque(&dir, shown),
         EntryName::Normal(path) => {
             meta.xattrs
                 .retain(|(key, _)| opts.xattrs && !key.starts_with(b"trusted.overlay."));
             let at = Entry {
                 ordinal,
                 path: &path,
-                shown: &shown,
+                shown,
                 meta,
             };
             model_create(opts, tree, budget, entry, kind, at)

@@ -106,6 +106,8 @@ pub(super) struct Tree {
     free_inodes: Vec<InodeId>,
     /// 1 + the layer being replayed.
     stamp: usize,
+    /// Directories made as missing parents so far (counted against the entry limit).
+    pub implicit_dirs: u64,
 }
 
 /// Where an entry goes, once its name is classified.
@@ -131,6 +133,7 @@ impl Tree {
             free_nodes: Vec::new(),
             free_inodes: Vec::new(),
             stamp: 0,
+            implicit_dirs: 0,
         }
     }
 
@@ -264,6 +267,7 @@ impl Tree {
                     return Ok(None);
                 }
                 physical.push(self.add(here, &comp, Body::Dir(None)));
+                self.implicit_dirs += 1;
                 continue;
             };
             let inode = match self.nodes[next].body {
