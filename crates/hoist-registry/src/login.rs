@@ -112,7 +112,7 @@ pub fn store_credentials(path: &Path, key: &str, credentials: &Credentials) -> R
 ///
 /// # Errors
 /// As [`store_credentials`]; a missing file holds nothing and is not an error. With no `key`,
-/// every helper is tried before the first failure is returned, the file already emptied.
+/// a helper that cannot erase is warned about (`tracing`) and passed over.
 pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -145,15 +145,16 @@ pub fn remove_credentials(path: &Path, key: Option<&str>) -> Result<Vec<Kept>> {
         removed_from.push(Kept::Helper(helper));
     }
     if key.is_none() {
-        erase_every_helper(&file, &mut removed_from)?;
+        erase_every_helper(&file, &mut removed_from);
     }
     Ok(removed_from)
 }
 
 /// Erase what every helper the auth file names keeps (`logout --all`), noting each helper
-/// that had something in `removed_from`; every helper is tried before the first failure is
-/// returned.
-fn erase_every_helper(file: &Map<String, Value>, removed_from: &mut Vec<Kept>) -> Result<()> {
+/// that had something in `removed_from`. A helper that cannot erase (one that makes
+/// credentials rather than keeping them, as `ecr-login` and `gcloud` do, or one not installed)
+/// is warned about and passed over: the file's own credentials are gone either way.
+fn erase_every_helper(file: &Map<String, Value>, removed_from: &mut Vec<Kept>) {
     let mut erasures: Vec<(String, String)> = Vec::new();
     if let Some(helpers) = file.get("credHelpers").and_then(Value::as_object) {
         for (key, helper) in helpers {
@@ -164,13 +165,12 @@ fn erase_every_helper(file: &Map<String, Value>, removed_from: &mut Vec<Kept>) -
             erasures.push((helper.to_owned(), helper_server(registry).to_owned()));
         }
     }
-    let mut first_error = None;
     if let Some(store) = file.get("credsStore").and_then(Value::as_str)
         && !store.is_empty()
     {
         match listed_servers(store) {
             Ok(servers) => erasures.extend(servers.into_iter().map(|s| (store.to_owned(), s))),
-            Err(e) => first_error = Some(e),
+            Err(e) => tracing::warn!("docker-credential-{store}: its logins were left: {e}"),
         }
     }
     erasures.sort();
@@ -184,12 +184,9 @@ fn erase_every_helper(file: &Map<String, Value>, removed_from: &mut Vec<Kept>) -
                 }
             }
             Err(e) if e.to_string().contains("not found") => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+            Err(e) => tracing::warn!("docker-credential-{helper}: {server} was left: {e}"),
         }
     }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// The servers a helper keeps logins for (`docker-credential-NAME list`: a JSON object of
@@ -505,7 +502,8 @@ mod tests {
         store_credentials(&path, "reg.example", &Credentials::new("u", "p")).expect("store");
         store_credentials(&path, "b.example", &Credentials::new("u", "p")).expect("store");
         let mut v = json(&path);
-        v["credHelpers"] = serde_json::json!({"gcr.io": "gcloud"});
+        // A helper that is not installed: `logout --all` warns and goes on.
+        v["credHelpers"] = serde_json::json!({"gcr.io": "hoist-test-not-installed"});
         std::fs::write(&path, serde_json::to_vec(&v).expect("json")).expect("write");
         assert_eq!(
             remove_credentials(&path, Some("reg.example")).expect("remove"),
@@ -522,7 +520,7 @@ mod tests {
         assert_eq!(remove_credentials(&path, None).expect("all"), [Kept::File]);
         let v = json(&path);
         assert_eq!(v["auths"], serde_json::json!({}));
-        assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
+        assert_eq!(v["credHelpers"]["gcr.io"], "hoist-test-not-installed");
     }
 
     #[test]
