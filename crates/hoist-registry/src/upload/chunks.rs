@@ -250,10 +250,7 @@ impl Client {
             .with_url(display_url(&session.location)));
         }
         self.delete_session(repo, scopes, &session.location).await;
-        let fresh = self
-            .open_session(repo, scopes, None)
-            .await?
-            .ok_or_else(|| Error::misbehaved("registry completed an upload that was never sent"))?;
+        let fresh = self.open_session(repo, scopes).await?;
         let limits = session.limits.merge(fresh.limits);
         *session = Session { limits, ..fresh };
         out.restarts += 1;

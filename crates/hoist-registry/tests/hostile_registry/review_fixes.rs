@@ -157,3 +157,158 @@ async fn completing_put_of_a_big_blob_may_take_longer_than_the_timeout() {
     assert_eq!(reg.count("PUT", "/blobs/uploads/"), 1);
     assert_eq!(out.bytes_sent, data.len() as u64);
 }
+
+/// A registry that refuses the mount (`status`: the credentials cannot pull the source
+/// repository, or it is not there): the blob is uploaded instead, as docker and skopeo do.
+fn refusing_mount(status: u16) -> Lying {
+    Lying::start(move |req, _| match req.method.as_str() {
+        "HEAD" => Reply::new(404),
+        "POST" if req.path.contains("mount=") => {
+            let r = Reply::new(status)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"no"}]}"#);
+            if status == 401 {
+                r.header("WWW-Authenticate", r#"Basic realm="r""#)
+            } else {
+                r
+            }
+        }
+        "POST" => Reply::new(202)
+            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+            .header("Range", "0-0"),
+        "PATCH" => {
+            let cr = req.header("content-range").unwrap_or_default().to_owned();
+            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
+            Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &format!("0-{end}"))
+        }
+        "PUT" => Reply::new(201),
+        _ => Reply::new(404),
+    })
+}
+
+#[tokio::test]
+async fn refused_mount_falls_back_to_an_upload() {
+    let data = b"a layer that could be mounted".to_vec();
+    for status in [401, 403, 404] {
+        let reg = refusing_mount(status);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = blob_source(dir.path(), &data);
+        let mounted = client()
+            .mount_blob(&reg.repo(), &src.digest, "other/base")
+            .await;
+        assert!(
+            matches!(mounted, Ok(false)),
+            "{status}: {:?}",
+            mounted.map_err(|e| e.to_string())
+        );
+        let out = client()
+            .push_blob(
+                &reg.repo(),
+                &src,
+                &PushOptions::new().mount_from("other/base"),
+                &Progress::none(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{status}: {e}"));
+        assert_eq!(out.kind, hoist_registry::PushKind::Uploaded, "{status}");
+        assert_eq!(out.bytes_sent, data.len() as u64);
+        let plain_posts = reg
+            .seen()
+            .iter()
+            .filter(|s| s.method == "POST" && !s.path.contains("mount="))
+            .count();
+        assert_eq!(plain_posts, 1, "{status}: one plain session for the upload");
+    }
+}
+
+/// A mount that fails on the server's side (a 5xx after retries) is still an error: the
+/// registry is broken, not refusing.
+#[tokio::test]
+async fn a_broken_mount_is_still_an_error() {
+    let reg = Lying::start(|req, _| match req.method.as_str() {
+        "HEAD" => Reply::new(404),
+        "POST" => Reply::new(500),
+        _ => Reply::new(404),
+    });
+    let d = Digest::sha256_of(b"x");
+    let e = client()
+        .mount_blob(&reg.repo(), &d, "other/base")
+        .await
+        .expect_err("a 500 is not a refusal");
+    assert_eq!(e.status(), Some(500), "{e}");
+}
+
+/// With token auth, the upload after a refused mount asks for push scopes only: a token
+/// service that refuses the whole request when one scope is not granted must not see the
+/// source repository again.
+#[tokio::test]
+async fn upload_after_a_refused_mount_asks_for_push_scopes_only() {
+    let data = b"a layer from a repository we cannot read".to_vec();
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            return Reply::new(200).body(format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#));
+        }
+        let authed = req.header("authorization") == Some(&format!("Bearer {TOKEN}"));
+        if !authed {
+            let challenge = format!(r#"Bearer realm="http://{addr}/token",service="hostile""#);
+            return Reply::new(401).header("WWW-Authenticate", &challenge);
+        }
+        match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" if req.path.contains("mount=") => Reply::new(401)
+                .header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="http://{addr}/token",service="hostile",scope="repository:other/base:pull",error="insufficient_scope""#
+                    ),
+                )
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"insufficient_scope"}]}"#),
+            "POST" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-0"),
+            "PATCH" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &format!("0-{}", data_len() - 1)),
+            "PUT" => Reply::new(201),
+            _ => Reply::new(404),
+        }
+    });
+    fn data_len() -> usize {
+        b"a layer from a repository we cannot read".len()
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let out = client()
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::new().mount_from("other/base"),
+            &Progress::none(),
+        )
+        .await
+        .expect("upload after the refused mount");
+    assert_eq!(out.kind, hoist_registry::PushKind::Uploaded);
+    let seen = reg.seen();
+    let upload_post = seen
+        .iter()
+        .position(|s| s.method == "POST" && !s.path.contains("mount="))
+        .expect("a plain POST");
+    // Tokens fetched for the plain upload (after the mount's refusal) name no other repository.
+    let mount_refused = seen
+        .iter()
+        .rposition(|s| s.method == "POST" && s.path.contains("mount="))
+        .expect("the mount");
+    assert!(mount_refused < upload_post);
+    for s in &seen[mount_refused..] {
+        if s.path.starts_with("/token") {
+            assert!(
+                !s.path.contains("other"),
+                "fallback token asked for {}",
+                s.path
+            );
+        }
+    }
+}
