@@ -10,7 +10,7 @@ use http::Method;
 use url::Url;
 
 use crate::client::{Client, Req, header_str};
-use crate::protocol::chunk::{ChunkLimits, ServerRange, parse_upload_range};
+use crate::protocol::chunk::{ChunkLimits, parse_upload_range};
 use crate::protocol::location::{display_url, resolve_location};
 use crate::{Error, Repo, Result};
 
@@ -131,13 +131,12 @@ impl Client {
                 return Err(Error::misbehaved("upload status has an unparseable Range")
                     .with_url(display_url(location)));
             }
-            // 0-0 after a cut PATCH while nothing was acknowledged: empty, or one byte of the
-            // cut body. Unknowable, so start over (it costs at most one byte). After a refused
-            // request (a status, not a cut) nothing was appended: it is empty.
-            Some(Some(ServerRange::ZeroOrOne)) if acked == 0 && after_cut => {
-                return Ok(Status::Gone);
-            }
-            Some(Some(r)) => r.next_offset(acked > 0),
+            // An ambiguous 0-0 that cannot be resolved starts the blob over (see
+            // `resume_offset`): a session that lost what it confirmed is not trusted.
+            Some(Some(r)) => match r.resume_offset(acked, after_cut) {
+                Some(offset) => offset,
+                None => return Ok(Status::Gone),
+            },
         };
         Ok(Status::Alive {
             location: new_loc,

@@ -309,7 +309,8 @@ impl Client {
                 .unwrap_or_else(|| session.location.clone());
             let offset = match header_str(&headers, "range").map(parse_upload_range) {
                 None => end,
-                Some(Some(r)) => r.next_offset(end > 0),
+                // `0-0` is one byte only after a PATCH of byte 0 alone.
+                Some(Some(r)) => r.next_offset(end == 1),
                 Some(None) => {
                     return PatchResult::Step(
                         Step::Fail,

@@ -312,3 +312,88 @@ async fn upload_after_a_refused_mount_asks_for_push_scopes_only() {
         }
     }
 }
+
+/// A registry that acknowledged the first chunk, then lost the session's bytes (a 500 on the
+/// next PATCH), and answers the status GET with `Range: 0-0` (it holds nothing): that is not
+/// "one byte held", or hoist would resume at byte 1 and be refused (416) until it gives up.
+#[tokio::test]
+async fn zero_zero_after_acknowledged_bytes_is_not_one_byte() {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let size = data.len() as u64;
+    let stored = Arc::new(Mutex::new(0u64));
+    let patches = Arc::new(AtomicUsize::new(0));
+    let (st, pc) = (stored.clone(), patches.clone());
+    let range = |n: u64| {
+        if n == 0 {
+            "0-0".to_string()
+        } else {
+            format!("0-{}", n - 1)
+        }
+    };
+    let reg = Lying::start(move |req, _| {
+        let mut stored = st.lock().expect("lock");
+        match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-0"),
+            "PATCH" => {
+                let n = pc.fetch_add(1, Ordering::SeqCst);
+                let cr = req.header("content-range").unwrap_or_default().to_owned();
+                let start: u64 = cr
+                    .split('-')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u64::MAX);
+                let len: u64 = req
+                    .header("content-length")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if n == 1 {
+                    *stored = 0;
+                    return Reply::new(500);
+                }
+                if start != *stored {
+                    return Reply::new(416)
+                        .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                        .header("Range", &range(*stored));
+                }
+                *stored += len;
+                Reply::new(202)
+                    .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                    .header("Range", &range(*stored))
+            }
+            "GET" => Reply::new(204)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", &range(*stored)),
+            "PUT" if *stored == size => Reply::new(201),
+            "PUT" => {
+                Reply::new(400).body(r#"{"errors":[{"code":"DIGEST_INVALID","message":"x"}]}"#)
+            }
+            _ => Reply::new(404),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let c = Client::builder()
+        .no_docker_config()
+        .chunk_size(64 * 1024)
+        .retry(RetryPolicy::immediate(6))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    c.push_blob(
+        &reg.repo(),
+        &src,
+        &PushOptions::default(),
+        &Progress::none(),
+    )
+    .await
+    .expect("resending from byte 0 works");
+    let from_one = reg
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.header("content-range") == Some("1-65536"))
+        .count();
+    assert_eq!(from_one, 0, "resumed at byte 1");
+}
