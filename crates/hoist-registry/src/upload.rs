@@ -27,6 +27,9 @@ use crate::source::{Feed, RemoteBlob};
 use crate::state;
 use crate::{Error, Repo, Result};
 
+/// Redirects followed for one blob HEAD (registries redirect to storage, once).
+const MAX_HEAD_REDIRECTS: usize = 5;
+
 /// A blob to push: a local file (already spooled, compressed) and what it must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobSource {
@@ -127,22 +130,49 @@ impl Src {
 impl Client {
     /// Whether `repo` holds the blob (`HEAD`).
     ///
+    /// A 200 means it is there and a 404 that it is not. A redirect (distribution sends a
+    /// HEAD for a stored blob to its storage with a 307) proves nothing by itself, as a
+    /// registry or proxy may send any path elsewhere: it is followed, as Go's HTTP client does
+    /// for docker and skopeo, and only a 2xx at its end says the blob is there. The storage
+    /// refusing the HEAD (S3 answers 403 for a missing key, or for a URL signed for GET) counts
+    /// as absent: the blob is uploaded, which is never wrong, only slower.
+    ///
     /// # Errors
-    /// Transport failures after retries, auth refusals, unexpected statuses.
+    /// Transport failures after retries, auth refusals by the registry, unexpected statuses,
+    /// more than a few redirects.
     pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
-        let url = self.url(&repo.registry, &format!("{}/blobs/{digest}", repo.name))?;
+        let mut url = self.url(&repo.registry, &format!("{}/blobs/{digest}", repo.name))?;
         let scopes = [pull_scope(&repo.name)];
-        let resp = self
-            .execute_retrying(
-                &Req::new(Method::HEAD, url),
-                &repo.registry,
-                &scopes,
-                &[404, 301, 302, 303, 307, 308],
-                "checking blob",
-            )
-            .await?;
-        // Some registries answer a HEAD for a stored blob with a redirect to their storage.
-        Ok(resp.status().is_success() || resp.status().is_redirection())
+        let redirects = [301, 302, 303, 307, 308];
+        let mut pass: Vec<u16> = redirects.iter().copied().chain([404]).collect();
+        for _ in 0..=MAX_HEAD_REDIRECTS {
+            let resp = self
+                .execute_retrying(
+                    &Req::new(Method::HEAD, url.clone()),
+                    &repo.registry,
+                    &scopes,
+                    &pass,
+                    "checking blob",
+                )
+                .await?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(true);
+            }
+            if !redirects.contains(&status.as_u16()) {
+                return Ok(false);
+            }
+            url = crate::client::header_str(resp.headers(), "location")
+                .and_then(|l| crate::protocol::location::resolve_location(&url, l))
+                .ok_or_else(|| {
+                    Error::misbehaved("blob HEAD redirected without a usable Location")
+                        .with_url(crate::protocol::location::display_url(&url))
+                })?;
+            // Past the registry, a refusal is the storage's, not about credentials.
+            pass.extend((400..500).filter(|s| !matches!(s, 408 | 429)));
+        }
+        Err(Error::misbehaved("too many blob HEAD redirects")
+            .with_url(crate::protocol::location::display_url(&url)))
     }
 
     /// Mount `digest` from repository `from` into `repo` (same registry). `Ok(true)` when mounted;

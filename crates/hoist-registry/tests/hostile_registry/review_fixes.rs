@@ -397,3 +397,35 @@ async fn zero_zero_after_acknowledged_bytes_is_not_one_byte() {
         .count();
     assert_eq!(from_one, 0, "resumed at byte 1");
 }
+
+/// A blob HEAD answered with a redirect proves nothing by itself (the registry may send every
+/// path elsewhere): the redirect is followed, and only a 200 at its end means the blob is there.
+#[tokio::test]
+async fn a_redirected_blob_head_is_followed() {
+    for (storage_status, exists) in [(404, false), (200, true)] {
+        let reg = Lying::start(move |req, addr| match req.method.as_str() {
+            "HEAD" if req.path.starts_with("/storage/") => Reply::new(storage_status),
+            "HEAD" => Reply::new(307).header("Location", &format!("http://{addr}/storage/blob")),
+            _ => Reply::new(404),
+        });
+        let d = Digest::sha256_of(b"redirected");
+        let got = client().blob_exists(&reg.repo(), &d).await.expect("HEAD");
+        assert_eq!(got, exists, "storage answered {storage_status}");
+        assert_eq!(reg.count("HEAD", "/storage/"), 1);
+    }
+}
+
+/// An endless chain of redirects on a blob HEAD ends in a clear error.
+#[tokio::test]
+async fn endless_blob_head_redirects_are_bounded() {
+    let reg = Lying::start(move |_, addr| {
+        Reply::new(307).header("Location", &format!("http://{addr}/v2/hostile/app/blobs/x"))
+    });
+    let d = Digest::sha256_of(b"loop");
+    let e = client()
+        .blob_exists(&reg.repo(), &d)
+        .await
+        .expect_err("a redirect loop");
+    assert!(e.to_string().contains("redirect"), "{e}");
+    assert!(reg.count("HEAD", "") <= 10);
+}
