@@ -429,3 +429,48 @@ async fn endless_blob_head_redirects_are_bounded() {
     assert!(e.to_string().contains("redirect"), "{e}");
     assert!(reg.count("HEAD", "") <= 10);
 }
+
+/// A registry whose manifest HEAD names another digest than the manifest the tag serves: a
+/// delete by tag must not trust the header (it would delete another manifest).
+#[tokio::test]
+async fn delete_by_tag_hashes_the_manifest_not_the_header() {
+    let body = manifest_json();
+    let real = Digest::sha256_of(&body);
+    let other = Digest::sha256_of(b"another manifest").to_string();
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        "HEAD" | "GET" if req.path.ends_with("/manifests/latest") => Reply::new(200)
+            .header("Content-Type", MediaType::OCI_MANIFEST)
+            .header("Docker-Content-Digest", &other)
+            .body(body.clone()),
+        "DELETE" => Reply::new(202),
+        _ => Reply::new(404),
+    });
+    let e = client()
+        .delete_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("the header lies");
+    assert!(e.is_digest_mismatch(), "{e}");
+    assert_eq!(reg.count("DELETE", ""), 0, "deleted on a lying header");
+    let _ = real;
+}
+
+/// A registry that sends no `Docker-Content-Digest` (it is optional): a tag is still
+/// deleted, by the digest of the manifest it serves.
+#[tokio::test]
+async fn delete_by_tag_works_without_a_digest_header() {
+    let body = manifest_json();
+    let real = Digest::sha256_of(&body);
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        "HEAD" | "GET" if req.path.ends_with("/manifests/latest") => Reply::new(200)
+            .header("Content-Type", MediaType::OCI_MANIFEST)
+            .body(body.clone()),
+        "DELETE" => Reply::new(202),
+        _ => Reply::new(404),
+    });
+    let got = client()
+        .delete_manifest(&reg.repo(), "latest")
+        .await
+        .expect("delete by tag");
+    assert_eq!(got, real);
+    assert_eq!(reg.count("DELETE", &format!("/manifests/{real}")), 1);
+}
