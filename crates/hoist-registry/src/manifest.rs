@@ -431,14 +431,70 @@ struct FetchedManifest {
     shown: String,
 }
 
-/// The `rel="next"` target of a `Link` header, resolved against the request URL.
+/// The target of the `Link` header's link whose relation types include `next`, resolved
+/// against the request URL.
+///
+/// Parsed as RFC 8288 has it, not as distribution happens to write it (`<url>; rel="next"`):
+/// the relation is a token (`rel=next`) or a quoted, space-separated list (`rel="prev next"`),
+/// compared without case; parameter names are case-insensitive; only a link's first `rel`
+/// counts; commas and semicolons inside quoted strings separate nothing. A listing that
+/// missed another registry's spelling would stop at its first page without a word.
 fn next_link(base: &Url, link: &str) -> Option<Url> {
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then_some(())?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        resolve_location(base, target)
-    })
+    let mut rest = link;
+    loop {
+        let open = rest.find('<')?;
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let target = after[..close].trim();
+        let params = &after[close + 1..];
+        let end = find_unquoted(params, b',').unwrap_or(params.len());
+        if rel_is_next(&params[..end]) {
+            return resolve_location(base, target);
+        }
+        rest = &params[end..];
+    }
+}
+
+/// Whether the link parameters `params` (`; rel="next"; title="x"`) give `next` among the
+/// relation types of their first `rel`.
+fn rel_is_next(params: &str) -> bool {
+    let mut rest = params;
+    while !rest.is_empty() {
+        let end = find_unquoted(rest, b';').unwrap_or(rest.len());
+        let param = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or("");
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("rel") {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        return value
+            .split_ascii_whitespace()
+            .any(|r| r.eq_ignore_ascii_case("next"));
+    }
+    false
+}
+
+/// The index of the first `sep` in `s` outside a quoted string (where `\` escapes a byte).
+fn find_unquoted(s: &str, sep: u8) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ if b == sep && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -455,5 +511,35 @@ mod tests {
         );
         assert!(next_link(&base, r#"</x>; rel="prev""#).is_none());
         assert!(next_link(&base, "garbage").is_none());
+    }
+
+    #[test]
+    fn link_header_rel_forms_of_rfc_8288() {
+        let base = Url::parse("http://r:5000/v2/a/tags/list").expect("url");
+        let next = |h: &str| next_link(&base, h).map(|u| u.to_string());
+        let want = Some("http://r:5000/v2/a/tags/list?last=t5&n=5".to_owned());
+        for h in [
+            r#"</v2/a/tags/list?last=t5&n=5>; rel="next""#,
+            "</v2/a/tags/list?last=t5&n=5>; rel=next",
+            "</v2/a/tags/list?last=t5&n=5>;rel=next",
+            r#"</v2/a/tags/list?last=t5&n=5>; REL="Next""#,
+            r#"</v2/a/tags/list?last=t5&n=5>; rel="prev next""#,
+            r#"</v2/a/tags/list?last=t5&n=5> ; title="a; b, c" ; rel = "next""#,
+            r#"</first>; rel="first", </v2/a/tags/list?last=t5&n=5>; rel=next"#,
+            r#"</x>; title="rel=next, <y>", </v2/a/tags/list?last=t5&n=5>; rel=next"#,
+        ] {
+            assert_eq!(next(h), want, "{h}");
+        }
+        for h in [
+            r#"</x>; rel="prev""#,
+            "</x>; rel=nextpage",
+            r#"</x>; rel="prev"; rel="next""#,
+            r#"</x>; title="rel=next""#,
+            "</x>; rel",
+            "</x",
+            "",
+        ] {
+            assert_eq!(next(h), None, "{h}");
+        }
     }
 }
