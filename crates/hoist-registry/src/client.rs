@@ -179,7 +179,8 @@ impl ClientBuilder {
     }
     /// How long a request may make no progress (default 120 s): the wait for response headers
     /// of a small request, the time an upload body may not advance, the gap between body
-    /// frames of a download. A small document (a manifest, config, token, tag page or error
+    /// frames of a download (the PUT completing an upload may wait longer for its answer, a
+    /// second per 16 MiB of the blob, while the registry re-hashes it). A small document (a manifest, config, token, tag page or error
     /// body) must also arrive whole within it, plus a second per 16 KiB received, so one that
     /// trickles in a byte at a time cannot hold a command for days. Must not be zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -302,6 +303,9 @@ pub(crate) struct Req {
     pub url: Url,
     pub headers: Vec<(HeaderName, String)>,
     pub body: BodySpec,
+    /// How long the response head of a body-less request may take, when not the client's
+    /// timeout: a registry completing an upload re-hashes the whole blob before it answers.
+    pub head_wait: Option<Duration>,
 }
 
 impl Req {
@@ -311,6 +315,7 @@ impl Req {
             url,
             headers: Vec::new(),
             body: BodySpec::Empty,
+            head_wait: None,
         }
     }
     pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
@@ -319,6 +324,12 @@ impl Req {
     }
     pub(crate) fn body(mut self, body: BodySpec) -> Self {
         self.body = body;
+        self
+    }
+    /// Let the response head take up to `wait` (never less than the client's timeout) when the
+    /// request has no body to watch.
+    pub(crate) fn head_wait(mut self, wait: Duration) -> Self {
+        self.head_wait = Some(wait);
         self
     }
 }
@@ -407,6 +418,18 @@ impl Client {
         url: &Url,
         watch: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<Response<Incoming>> {
+        self.send_raw_waiting(req, url, watch, None).await
+    }
+
+    /// [`Client::send_raw`], letting the response head of a request without `watch` take up
+    /// to `head_wait` when that is longer than the timeout.
+    async fn send_raw_waiting(
+        &self,
+        req: Request<ReqBody>,
+        url: &Url,
+        watch: Option<Arc<std::sync::atomic::AtomicU64>>,
+        head_wait: Option<Duration>,
+    ) -> Result<Response<Incoming>> {
         if url.scheme() == "http" && !self.plain_http_allowed(&Self::authority(url)) {
             return Err(Error::misbehaved(
                 "refusing plain HTTP to a host that is neither loopback nor named insecure",
@@ -414,18 +437,22 @@ impl Client {
             .with_url(display_url(url)));
         }
         let timeout = self.inner.cfg.timeout;
-        let stalled =
-            || Error::transport(format!("no progress for {timeout:?}")).with_url(display_url(url));
+        let stalled = |after: Duration| {
+            Error::transport(format!("no progress for {after:?}")).with_url(display_url(url))
+        };
         let pool = match url.scheme() == "https" && self.named_insecure(&Self::authority(url)) {
             true => &self.inner.unverified,
             false => &self.inner.http,
         };
         let fut = pool.request(req);
         let res = match watch {
-            None => match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => return Err(stalled()),
-            },
+            None => {
+                let wait = head_wait.map_or(timeout, |w| w.max(timeout));
+                match tokio::time::timeout(wait, fut).await {
+                    Ok(r) => r,
+                    Err(_) => return Err(stalled(wait)),
+                }
+            }
             Some(counter) => {
                 tokio::pin!(fut);
                 // Sampled several times a period, so a stall is noticed about a timeout after
@@ -443,7 +470,7 @@ impl Client {
                                 last = now;
                                 moved = tokio::time::Instant::now();
                             } else if moved.elapsed() >= timeout {
-                                return Err(stalled());
+                                return Err(stalled(timeout));
                             }
                         }
                     }
@@ -531,7 +558,10 @@ impl Client {
             let request = b
                 .body(body)
                 .map_err(|e| Error::invalid(format!("building request: {e}")))?;
-            let resp = match self.send_raw(request, &url, watch).await {
+            let resp = match self
+                .send_raw_waiting(request, &url, watch, req.head_wait)
+                .await
+            {
                 // A host named insecure without TLS: plain HTTP from now on, as docker does.
                 Err(e)
                     if e.is_plain_http_server() && self.named_insecure(&Self::authority(&url)) =>

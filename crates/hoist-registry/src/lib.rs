@@ -17,13 +17,19 @@
 //!   names insecure, which get HTTPS without certificate verification first and plain HTTP
 //!   once they answer the handshake in plain HTTP (as docker's `insecure-registries`).
 //! - [`Client::push_blob`] takes a [`BlobSource`] (a spooled file, its digest and size): HEAD
-//!   skip, cross-repository mount, then a POST / PATCH… / `PUT ?digest=` session. Chunks are
+//!   skip (a redirected HEAD is followed; only a 2xx at its end means present),
+//!   cross-repository mount (a mount the registry refuses with a 4xx falls back to an upload,
+//!   as docker and skopeo do), then a POST / PATCH… / `PUT ?digest=` session. Chunks are
 //!   the configured size raised to `OCI-Chunk-Min-Length` and capped at
 //!   `OCI-Chunk-Max-Length`; each PATCH streams its file region in 128 KiB reads with
 //!   `Content-Length` and an inclusive `Content-Range`. The newest `Location` is always
 //!   followed and the server's `Range` is the truth: after a cut connection, a 5xx or a 416
 //!   the session is asked where it stands and the upload continues there; a lost session is
-//!   restarted; an unexplained 413 halves the chunk size and continues. With
+//!   restarted (an ambiguous `Range: 0-0` is read as one byte only when exactly one was
+//!   acknowledged); an unexplained 413 halves the chunk size and continues. A completing
+//!   `PUT` refused as an unknown upload first looks for the blob (an earlier `PUT` whose
+//!   answer was lost may have completed it) before sending it again, and its answer may take
+//!   longer than the timeout, by the blob's size, while the registry re-hashes it. With
 //!   [`ClientBuilder::state_dir`], acknowledged progress is persisted so a later process
 //!   continues the same session. [`Client::push_blobs`] runs several blobs at once, up to
 //!   the client's concurrency limit (default 6). A request whose body makes no progress for
@@ -34,9 +40,11 @@
 //!   first time it passes, so the final `PUT` happens only when the digest matched.
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
-//!   verified against the requested digest or `Docker-Content-Digest`.
+//!   verified against the requested digest or `Docker-Content-Digest`; tag pages follow any
+//!   RFC 8288 spelling of `rel="next"`.
 //! - [`Client::delete_manifest`] deletes by digest, as the distribution spec allows: a tag is
-//!   resolved to the digest it names first, so every tag on that manifest goes with it. A
+//!   resolved first to the digest of the manifest it serves (fetched and hashed, the
+//!   `Docker-Content-Digest` only cross-checked), so every tag on that manifest goes with it. A
 //!   missing manifest ([`Error::is_not_found`]) and a registry that does not allow deletes
 //!   ([`Error::is_unsupported`]) are told apart.
 //! - [`Client::pull_blob`] writes a blob to a temp file of its own beside the sink, resumes

@@ -78,6 +78,25 @@ impl Client {
     /// Refused when unknown (`is_not_found()`), misbehaved on a digest mismatch or oversized or
     /// malformed body, transport.
     pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<AnyManifest> {
+        let fetched = self.fetch_manifest(repo, reference).await?;
+        AnyManifest::parse(
+            fetched.bytes,
+            fetched
+                .content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or(c).trim()),
+        )
+        .map_err(|e| {
+            Error::misbehaved(format!("registry sent an unusable manifest: {e}"))
+                .with_url(fetched.shown)
+        })
+    }
+
+    /// GET a manifest's bytes (at most [`MAX_JSON_SIZE`]) and the digest they hash to,
+    /// verified against the digest of a by-digest reference, and against
+    /// `Docker-Content-Digest` when the registry sends one (its algorithm is then the one
+    /// used; without it, sha256).
+    async fn fetch_manifest(&self, repo: &Repo, reference: &str) -> Result<FetchedManifest> {
         let url = self.manifest_url(repo, reference)?;
         let req = Req::new(Method::GET, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
         let scopes = [pull_scope(&repo.name)];
@@ -100,23 +119,24 @@ impl Client {
                 None => None,
             },
         };
-        if let Some(expected) = &expected {
-            let actual = expected.same_algorithm_of(&bytes);
-            if &actual != expected {
-                return Err(Error::digest_mismatch(format!(
-                    "manifest digest mismatch: expected {expected}, received bytes hash to {actual}"
-                ))
-                .with_url(shown));
+        let digest = match expected {
+            Some(expected) => {
+                let actual = expected.same_algorithm_of(&bytes);
+                if actual != expected {
+                    return Err(Error::digest_mismatch(format!(
+                        "manifest digest mismatch: expected {expected}, received bytes hash to {actual}"
+                    ))
+                    .with_url(shown));
+                }
+                actual
             }
-        }
-        AnyManifest::parse(
+            None => Digest::sha256_of(&bytes),
+        };
+        Ok(FetchedManifest {
             bytes,
-            content_type
-                .as_deref()
-                .map(|c| c.split(';').next().unwrap_or(c).trim()),
-        )
-        .map_err(|e| {
-            Error::misbehaved(format!("registry sent an unusable manifest: {e}")).with_url(shown)
+            content_type,
+            digest,
+            shown,
         })
     }
 
@@ -168,7 +188,10 @@ impl Client {
     /// delete` does; returns the digest deleted.
     ///
     /// The distribution spec deletes manifests by digest only, so a tag is first resolved to
-    /// the digest it names (a HEAD accepting [`MANIFEST_ACCEPT`]) and that digest is deleted.
+    /// the digest it names and that digest is deleted. As skopeo does, the manifest is fetched
+    /// (a GET accepting [`MANIFEST_ACCEPT`], at most [`MAX_JSON_SIZE`]) and its bytes hashed:
+    /// a `Docker-Content-Digest` is optional and only cross-checked, so a registry without it
+    /// can still delete by tag, and one whose header names another manifest deletes nothing.
     /// Deleting by digest removes every tag pointing at that manifest, not only the one given.
     /// An index is deleted alone: the images it lists stay, by digest. Blobs stay until the
     /// registry's garbage collection.
@@ -182,7 +205,9 @@ impl Client {
     /// [`Error::is_unsupported`] when the registry does not allow deletes (distribution
     /// without `storage.delete.enabled`); [`Error::is_auth`] without the right to delete.
     /// [`crate::ErrorKind::InvalidInput`] for a reference that is no tag or digest;
-    /// misbehaved when a tag's HEAD names no digest; transport.
+    /// [`Error::is_digest_mismatch`] when a tag's manifest does not hash to the
+    /// `Docker-Content-Digest` sent with it (nothing is deleted); misbehaved when its manifest
+    /// is larger than [`MAX_JSON_SIZE`]; transport.
     ///
     /// A retried delete that finds the manifest gone succeeds: an earlier attempt went out
     /// and its answer was lost (a dropped connection, a proxy's 502), so that attempt deleted
@@ -193,12 +218,14 @@ impl Client {
                 let shown = format!("{repo}@{digest}");
                 (digest, shown)
             }
-            Err(_) => match self.head_manifest(repo, reference).await? {
-                Some(desc) => {
-                    let shown = format!("{repo}:{reference} ({})", desc.digest);
-                    (desc.digest, shown)
+            // What the tag names is the digest of the manifest it serves, hashed here: a
+            // header alone could name another manifest, and a DELETE cannot be taken back.
+            Err(_) => match self.fetch_manifest(repo, reference).await {
+                Ok(fetched) => {
+                    let shown = format!("{repo}:{reference} ({})", fetched.digest);
+                    (fetched.digest, shown)
                 }
-                None => {
+                Err(e) if e.status() == Some(404) => {
                     let url = self.manifest_url(repo, reference)?;
                     return Err(Error::refused(format!(
                         "{repo}:{reference} not found: the registry has no such tag to delete"
@@ -206,6 +233,7 @@ impl Client {
                     .with_status(404)
                     .with_url(display_url(&url)));
                 }
+                Err(e) => return Err(e),
             },
         };
         let url = self.manifest_url(repo, &digest.to_string())?;
@@ -394,14 +422,79 @@ impl Client {
     }
 }
 
-/// The `rel="next"` target of a `Link` header, resolved against the request URL.
+/// A manifest as received: its bytes, what they were said to be and the digest they hash to.
+struct FetchedManifest {
+    bytes: Vec<u8>,
+    content_type: Option<String>,
+    digest: Digest,
+    /// The URL it came from, for messages.
+    shown: String,
+}
+
+/// The target of the `Link` header's link whose relation types include `next`, resolved
+/// against the request URL.
+///
+/// Parsed as RFC 8288 has it, not as distribution happens to write it (`<url>; rel="next"`):
+/// the relation is a token (`rel=next`) or a quoted, space-separated list (`rel="prev next"`),
+/// compared without case; parameter names are case-insensitive; only a link's first `rel`
+/// counts; commas and semicolons inside quoted strings separate nothing. A listing that
+/// missed another registry's spelling would stop at its first page without a word.
 fn next_link(base: &Url, link: &str) -> Option<Url> {
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then_some(())?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        resolve_location(base, target)
-    })
+    let mut rest = link;
+    loop {
+        let open = rest.find('<')?;
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let target = after[..close].trim();
+        let params = &after[close + 1..];
+        let end = find_unquoted(params, b',').unwrap_or(params.len());
+        if rel_is_next(&params[..end]) {
+            return resolve_location(base, target);
+        }
+        rest = &params[end..];
+    }
+}
+
+/// Whether the link parameters `params` (`; rel="next"; title="x"`) give `next` among the
+/// relation types of their first `rel`.
+fn rel_is_next(params: &str) -> bool {
+    let mut rest = params;
+    while !rest.is_empty() {
+        let end = find_unquoted(rest, b';').unwrap_or(rest.len());
+        let param = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or("");
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("rel") {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        return value
+            .split_ascii_whitespace()
+            .any(|r| r.eq_ignore_ascii_case("next"));
+    }
+    false
+}
+
+/// The index of the first `sep` in `s` outside a quoted string (where `\` escapes a byte).
+fn find_unquoted(s: &str, sep: u8) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ if b == sep && !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -418,5 +511,35 @@ mod tests {
         );
         assert!(next_link(&base, r#"</x>; rel="prev""#).is_none());
         assert!(next_link(&base, "garbage").is_none());
+    }
+
+    #[test]
+    fn link_header_rel_forms_of_rfc_8288() {
+        let base = Url::parse("http://r:5000/v2/a/tags/list").expect("url");
+        let next = |h: &str| next_link(&base, h).map(|u| u.to_string());
+        let want = Some("http://r:5000/v2/a/tags/list?last=t5&n=5".to_owned());
+        for h in [
+            r#"</v2/a/tags/list?last=t5&n=5>; rel="next""#,
+            "</v2/a/tags/list?last=t5&n=5>; rel=next",
+            "</v2/a/tags/list?last=t5&n=5>;rel=next",
+            r#"</v2/a/tags/list?last=t5&n=5>; REL="Next""#,
+            r#"</v2/a/tags/list?last=t5&n=5>; rel="prev next""#,
+            r#"</v2/a/tags/list?last=t5&n=5> ; title="a; b, c" ; rel = "next""#,
+            r#"</first>; rel="first", </v2/a/tags/list?last=t5&n=5>; rel=next"#,
+            r#"</x>; title="rel=next, <y>", </v2/a/tags/list?last=t5&n=5>; rel=next"#,
+        ] {
+            assert_eq!(next(h), want, "{h}");
+        }
+        for h in [
+            r#"</x>; rel="prev""#,
+            "</x>; rel=nextpage",
+            r#"</x>; rel="prev"; rel="next""#,
+            r#"</x>; title="rel=next""#,
+            "</x>; rel",
+            "</x",
+            "",
+        ] {
+            assert_eq!(next(h), None, "{h}");
+        }
     }
 }

@@ -1,11 +1,16 @@
 //! Upload sessions: opening one (or a mount), asking where one stands, releasing one.
+//!
+//! A mount the registry refuses (a 4xx: the credentials cannot pull the source repository,
+//! which distribution answers with 401 `insufficient_scope`, or the source has no such blob)
+//! is not an error but [`Mount::Refused`]: the caller uploads the blob instead, as docker and
+//! skopeo do. A refusal opens no session, so none is left behind.
 
 use hoist_oci::Digest;
 use http::Method;
 use url::Url;
 
 use crate::client::{Client, Req, header_str};
-use crate::protocol::chunk::{ChunkLimits, ServerRange, parse_upload_range};
+use crate::protocol::chunk::{ChunkLimits, parse_upload_range};
 use crate::protocol::location::{display_url, resolve_location};
 use crate::{Error, Repo, Result};
 
@@ -23,20 +28,27 @@ pub(crate) enum Status {
     Gone,
 }
 
+/// What a mount request came to.
+pub(crate) enum Mount {
+    /// The registry mounted the blob: it is in the repository.
+    Mounted,
+    /// The registry did not mount it but opened an upload session instead (as the
+    /// distribution spec allows): upload through it, or delete it.
+    Opened(Session),
+    /// The registry refused the request (a 4xx other than 408 and 429): no session was opened.
+    Refused(Error),
+}
+
+/// Statuses of a mount POST that are a refusal of the mount (an upload may still be allowed),
+/// not something to retry or fail on: every 4xx but 408 and 429, which are transient.
+fn mount_refusals() -> Vec<u16> {
+    (400..500).filter(|s| !matches!(s, 408 | 429)).collect()
+}
+
 impl Client {
-    /// POST a new session (optionally a mount). `Ok(None)` means the mount completed.
-    pub(crate) async fn open_session(
-        &self,
-        repo: &Repo,
-        scopes: &[String],
-        mount: Option<(&Digest, &str)>,
-    ) -> Result<Option<Session>> {
-        let mut url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
-        if let Some((digest, from)) = mount {
-            url.query_pairs_mut()
-                .append_pair("mount", &digest.to_string())
-                .append_pair("from", from);
-        }
+    /// POST a new upload session.
+    pub(crate) async fn open_session(&self, repo: &Repo, scopes: &[String]) -> Result<Session> {
+        let url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
         let req = Req::new(Method::POST, url.clone());
         let resp = self
             .execute_retrying(
@@ -47,29 +59,41 @@ impl Client {
                 "opening an upload session",
             )
             .await?;
+        session_of(&resp, &url)
+    }
+
+    /// POST a mount of `digest` from repository `from`. Transport failures and 5xx outlasting
+    /// the retries are errors; a 4xx is [`Mount::Refused`].
+    pub(crate) async fn try_mount(
+        &self,
+        repo: &Repo,
+        scopes: &[String],
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount> {
+        let mut url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let req = Req::new(Method::POST, url.clone());
+        let resp = self
+            .execute_retrying(
+                &req,
+                &repo.registry,
+                scopes,
+                &mount_refusals(),
+                "mounting a blob",
+            )
+            .await?;
         let status = resp.status().as_u16();
-        if status == 201 && mount.is_some() {
-            return Ok(None);
+        if status == 201 {
+            return Ok(Mount::Mounted);
         }
-        if status != 202 {
-            return Err(Error::misbehaved(format!(
-                "unexpected status {status} opening an upload session"
-            ))
-            .with_status(status)
-            .with_url(display_url(&url)));
+        if (400..500).contains(&status) {
+            let err = self.error_from(resp, &url, "mounting a blob").await;
+            return Ok(Mount::Refused(err));
         }
-        let location = header_str(resp.headers(), "location")
-            .and_then(|l| resolve_location(&url, l))
-            .ok_or_else(|| {
-                Error::misbehaved("upload session response has no usable Location")
-                    .with_url(display_url(&url))
-            })?;
-        let limits = limits_of(resp.headers());
-        Ok(Some(Session {
-            location,
-            offset: 0,
-            limits,
-        }))
+        session_of(&resp, &url).map(Mount::Opened)
     }
 
     /// GET the upload URL: the server's `Range` is the truth. `acked` is what the server
@@ -107,13 +131,12 @@ impl Client {
                 return Err(Error::misbehaved("upload status has an unparseable Range")
                     .with_url(display_url(location)));
             }
-            // 0-0 after a cut PATCH while nothing was acknowledged: empty, or one byte of the
-            // cut body. Unknowable, so start over (it costs at most one byte). After a refused
-            // request (a status, not a cut) nothing was appended: it is empty.
-            Some(Some(ServerRange::ZeroOrOne)) if acked == 0 && after_cut => {
-                return Ok(Status::Gone);
-            }
-            Some(Some(r)) => r.next_offset(acked > 0),
+            // An ambiguous 0-0 that cannot be resolved starts the blob over (see
+            // `resume_offset`): a session that lost what it confirmed is not trusted.
+            Some(Some(r)) => match r.resume_offset(acked, after_cut) {
+                Some(offset) => offset,
+                None => return Ok(Status::Gone),
+            },
         };
         Ok(Status::Alive {
             location: new_loc,
@@ -127,6 +150,29 @@ impl Client {
             tracing::debug!(error = %e, "could not delete upload session");
         }
     }
+}
+
+/// The session a POST opened (a 202 with a `Location`).
+fn session_of(resp: &http::Response<hyper::body::Incoming>, url: &Url) -> Result<Session> {
+    let status = resp.status().as_u16();
+    if status != 202 {
+        return Err(Error::misbehaved(format!(
+            "unexpected status {status} opening an upload session"
+        ))
+        .with_status(status)
+        .with_url(display_url(url)));
+    }
+    let location = header_str(resp.headers(), "location")
+        .and_then(|l| resolve_location(url, l))
+        .ok_or_else(|| {
+            Error::misbehaved("upload session response has no usable Location")
+                .with_url(display_url(url))
+        })?;
+    Ok(Session {
+        location,
+        offset: 0,
+        limits: limits_of(resp.headers()),
+    })
 }
 
 pub(crate) fn limits_of(headers: &http::HeaderMap) -> ChunkLimits {

@@ -3,7 +3,8 @@
 //! This module is the push as a caller sees it: the public types ([`BlobSource`],
 //! [`PushOptions`], [`PushOutcome`]), the per-blob flow (skip a blob the registry holds, mount
 //! it from another repository, pick up a session an earlier process left in the state
-//! directory, else open one) and the events that frame it. Sending the bytes through an open
+//! directory, else open one; a mount the registry refuses falls back to an upload) and the
+//! events that frame it. Sending the bytes through an open
 //! session is `chunks` (the PATCH loop, faults, the 413 shrink, restarts); completing it is
 //! `close` (the `PUT ?digest=`).
 
@@ -21,10 +22,13 @@ use url::Url;
 use crate::client::{BodySpec, Client, Req};
 use crate::progress::{BlobProgress, Event, Progress};
 use crate::protocol::chunk::ChunkLimits;
-use crate::session::{Session, Status};
+use crate::session::{Mount, Session, Status};
 use crate::source::{Feed, RemoteBlob};
 use crate::state;
 use crate::{Error, Repo, Result};
+
+/// Redirects followed for one blob HEAD (registries redirect to storage, once).
+const MAX_HEAD_REDIRECTS: usize = 5;
 
 /// A blob to push: a local file (already spooled, compressed) and what it must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,38 +130,70 @@ impl Src {
 impl Client {
     /// Whether `repo` holds the blob (`HEAD`).
     ///
+    /// A 200 means it is there and a 404 that it is not. A redirect (distribution sends a
+    /// HEAD for a stored blob to its storage with a 307) proves nothing by itself, as a
+    /// registry or proxy may send any path elsewhere: it is followed, as Go's HTTP client does
+    /// for docker and skopeo, and only a 2xx at its end says the blob is there. The storage
+    /// refusing the HEAD (S3 answers 403 for a missing key, or for a URL signed for GET) counts
+    /// as absent: the blob is uploaded, which is never wrong, only slower.
+    ///
     /// # Errors
-    /// Transport failures after retries, auth refusals, unexpected statuses.
+    /// Transport failures after retries, auth refusals by the registry, unexpected statuses,
+    /// more than a few redirects.
     pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
-        let url = self.url(&repo.registry, &format!("{}/blobs/{digest}", repo.name))?;
+        let mut url = self.url(&repo.registry, &format!("{}/blobs/{digest}", repo.name))?;
         let scopes = [pull_scope(&repo.name)];
-        let resp = self
-            .execute_retrying(
-                &Req::new(Method::HEAD, url),
-                &repo.registry,
-                &scopes,
-                &[404, 301, 302, 303, 307, 308],
-                "checking blob",
-            )
-            .await?;
-        // Some registries answer a HEAD for a stored blob with a redirect to their storage.
-        Ok(resp.status().is_success() || resp.status().is_redirection())
+        let redirects = [301, 302, 303, 307, 308];
+        let mut pass: Vec<u16> = redirects.iter().copied().chain([404]).collect();
+        for _ in 0..=MAX_HEAD_REDIRECTS {
+            let resp = self
+                .execute_retrying(
+                    &Req::new(Method::HEAD, url.clone()),
+                    &repo.registry,
+                    &scopes,
+                    &pass,
+                    "checking blob",
+                )
+                .await?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(true);
+            }
+            if !redirects.contains(&status.as_u16()) {
+                return Ok(false);
+            }
+            url = crate::client::header_str(resp.headers(), "location")
+                .and_then(|l| crate::protocol::location::resolve_location(&url, l))
+                .ok_or_else(|| {
+                    Error::misbehaved("blob HEAD redirected without a usable Location")
+                        .with_url(crate::protocol::location::display_url(&url))
+                })?;
+            // Past the registry, a refusal is the storage's, not about credentials.
+            pass.extend((400..500).filter(|s| !matches!(s, 408 | 429)));
+        }
+        Err(Error::misbehaved("too many blob HEAD redirects")
+            .with_url(crate::protocol::location::display_url(&url)))
     }
 
     /// Mount `digest` from repository `from` into `repo` (same registry). `Ok(true)` when mounted;
-    /// `Ok(false)` when the registry declined (the session it opened is deleted).
+    /// `Ok(false)` when the registry declined (the session it opened instead is deleted) or
+    /// refused the mount with a 4xx (distribution answers 401 `insufficient_scope` when the
+    /// credentials cannot pull `from`, 404 when `from` has no such blob): the blob can still be
+    /// uploaded.
     ///
     /// # Errors
-    /// As [`Client::push_blob`].
+    /// Transport failures and server errors (5xx) once retries are exhausted; a registry that
+    /// answers neither a mount, a session nor a refusal.
     pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: &str) -> Result<bool> {
         let scopes = push_scopes(repo, Some(from));
-        match self
-            .open_session(repo, &scopes, Some((digest, from)))
-            .await?
-        {
-            None => Ok(true),
-            Some(session) => {
+        match self.try_mount(repo, &scopes, digest, from).await? {
+            Mount::Mounted => Ok(true),
+            Mount::Opened(session) => {
                 self.delete_session(repo, &scopes, &session.location).await;
+                Ok(false)
+            }
+            Mount::Refused(e) => {
+                tracing::info!(%digest, from, error = %e, "registry refused the mount");
                 Ok(false)
             }
         }
@@ -311,7 +347,9 @@ impl Client {
             out.kind = PushKind::Skipped;
             return Ok(out);
         }
-        let scopes = push_scopes(repo, opts.mount_from.as_deref());
+        // Push scopes only: the source of a mount is asked for by the mount alone, so a token
+        // service refusing it (per-repository credentials) cannot fail the upload too.
+        let scopes = push_scopes(repo, None);
         // Only a file can vouch for bytes sent by an earlier process.
         let state_file = self
             .cfg()
@@ -356,16 +394,27 @@ impl Client {
         }
         let mut session = match session {
             Some(s) => s,
-            None => {
-                let mount = opts.mount_from.as_deref().map(|f| (&src.digest, f));
-                match self.open_session(repo, &scopes, mount).await? {
-                    None => {
-                        out.kind = PushKind::Mounted;
-                        return Ok(out);
+            None => match opts.mount_from.as_deref() {
+                Some(from) => {
+                    let mount_scopes = push_scopes(repo, Some(from));
+                    match self
+                        .try_mount(repo, &mount_scopes, &src.digest, from)
+                        .await?
+                    {
+                        Mount::Mounted => {
+                            out.kind = PushKind::Mounted;
+                            return Ok(out);
+                        }
+                        Mount::Opened(s) => s,
+                        Mount::Refused(e) => {
+                            // As docker and skopeo: a refused mount is "not mounted".
+                            tracing::info!(digest = %src.digest, from, error = %e, "registry refused the mount; uploading the blob");
+                            self.open_session(repo, &scopes).await?
+                        }
                     }
-                    Some(s) => s,
                 }
-            }
+                None => self.open_session(repo, &scopes).await?,
+            },
         };
         let result = self
             .upload(

@@ -679,7 +679,13 @@ async fn acknowledgements_that_keep_nothing_end_the_push() {
     };
     let e = res.expect_err("a registry that keeps nothing");
     assert!(e.is_misbehaved(), "{e}");
-    assert!(e.to_string().contains("keeps losing"), "{e}");
+    // Its status (`0-0` after 64 KiB were confirmed) reads as a lost session, so each round
+    // starts over; the restarts or the byte budget end it, whichever comes first.
+    let text = e.to_string();
+    assert!(
+        text.contains("keeps losing") || text.contains("lost the upload session"),
+        "{e}"
+    );
     let patches = run
         .proxy
         .records()

@@ -8,18 +8,43 @@ pub enum ServerRange {
         /// Inclusive end.
         end: u64,
     },
-    /// `0-0`: distribution says this both for an empty session and after exactly one byte.
-    /// The caller decides with what it knows (what it sent, or a fresh session).
+    /// `0-0`: distribution writes `0-{size-1}`, clamped at 0, so this is said both of an
+    /// empty session and of one holding exactly one byte. The caller decides with what it
+    /// knows ([`ServerRange::next_offset`], [`ServerRange::resume_offset`]).
     ZeroOrOne,
 }
 
 impl ServerRange {
-    /// The next offset to upload from, resolving `0-0` with `sent_one`: whether the caller knows
-    /// the server was given at least one byte in this session.
-    pub fn next_offset(self, sent_one: bool) -> u64 {
+    /// The next offset to upload from after an acknowledgement, resolving `0-0` with
+    /// `one_byte`: whether exactly one byte is what the server should hold (a PATCH of
+    /// byte 0 alone). After more bytes, `0-0` holds at most one of them: 0, an
+    /// acknowledgement that kept nothing.
+    pub fn next_offset(self, one_byte: bool) -> u64 {
         match self {
             ServerRange::Holds { end } => end.saturating_add(1),
-            ServerRange::ZeroOrOne => u64::from(sent_one),
+            ServerRange::ZeroOrOne => u64::from(one_byte),
+        }
+    }
+
+    /// Where to resume a session whose status says this, given `acked` (the bytes the server
+    /// confirmed in it before) and `after_cut` (whether a PATCH body was cut mid-way since,
+    /// so the server may hold some of it). `None`: the session cannot be trusted, start over.
+    ///
+    /// `0-0` is resolved so that it is never read as one byte the server does not hold:
+    /// - nothing acknowledged, nothing cut: it is empty, resume at 0;
+    /// - nothing acknowledged but a body cut: empty or one byte of it, unknowable: start over
+    ///   (it costs at most one byte);
+    /// - exactly one byte acknowledged: it holds that byte, resume at 1;
+    /// - more acknowledged: the server lost bytes it had confirmed and holds zero or one of
+    ///   them, unknowable (resuming at 1 on an empty session would be refused with 416 until
+    ///   hoist gave up): start over in a fresh session.
+    pub fn resume_offset(self, acked: u64, after_cut: bool) -> Option<u64> {
+        match (self, acked) {
+            (ServerRange::Holds { end }, _) => Some(end.saturating_add(1)),
+            (ServerRange::ZeroOrOne, 0) if after_cut => None,
+            (ServerRange::ZeroOrOne, 0) => Some(0),
+            (ServerRange::ZeroOrOne, 1) => Some(1),
+            (ServerRange::ZeroOrOne, _) => None,
         }
     }
 }
@@ -148,6 +173,29 @@ mod tests {
         assert_eq!(ServerRange::Holds { end: 99 }.next_offset(true), 100);
         assert_eq!(ServerRange::ZeroOrOne.next_offset(false), 0);
         assert_eq!(ServerRange::ZeroOrOne.next_offset(true), 1);
+    }
+
+    #[test]
+    fn zero_zero_is_one_byte_only_when_one_byte_was_acknowledged() {
+        let zz = ServerRange::ZeroOrOne;
+        assert_eq!(zz.resume_offset(0, false), Some(0), "empty session");
+        assert_eq!(
+            zz.resume_offset(0, true),
+            None,
+            "empty, or one byte of a cut body"
+        );
+        assert_eq!(zz.resume_offset(1, false), Some(1));
+        assert_eq!(zz.resume_offset(1, true), Some(1));
+        // The server lost acknowledged bytes: never "one byte held".
+        assert_eq!(zz.resume_offset(65536, false), None);
+        assert_eq!(zz.resume_offset(2, true), None);
+        let holds = ServerRange::Holds { end: 99 };
+        assert_eq!(holds.resume_offset(0, true), Some(100));
+        assert_eq!(
+            holds.resume_offset(65536, false),
+            Some(100),
+            "the Range is the truth"
+        );
     }
 
     #[test]

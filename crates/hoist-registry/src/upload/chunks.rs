@@ -250,10 +250,7 @@ impl Client {
             .with_url(display_url(&session.location)));
         }
         self.delete_session(repo, scopes, &session.location).await;
-        let fresh = self
-            .open_session(repo, scopes, None)
-            .await?
-            .ok_or_else(|| Error::misbehaved("registry completed an upload that was never sent"))?;
+        let fresh = self.open_session(repo, scopes).await?;
         let limits = session.limits.merge(fresh.limits);
         *session = Session { limits, ..fresh };
         out.restarts += 1;
@@ -312,7 +309,8 @@ impl Client {
                 .unwrap_or_else(|| session.location.clone());
             let offset = match header_str(&headers, "range").map(parse_upload_range) {
                 None => end,
-                Some(Some(r)) => r.next_offset(end > 0),
+                // `0-0` is one byte only after a PATCH of byte 0 alone.
+                Some(Some(r)) => r.next_offset(end == 1),
                 Some(None) => {
                     return PatchResult::Step(
                         Step::Fail,

@@ -3,6 +3,18 @@
 //! `Docker-Content-Digest` checked against the blob's. What the PATCH loop must do next when
 //! it is not done is a [`CloseError`]: restart the session, or find out who is wrong about a
 //! `DIGEST_INVALID` ([`hash_file`]).
+//!
+//! A PUT whose answer was lost (a cut connection, a proxy's 502 while the registry was still
+//! committing) may have completed the upload and consumed the session: its retry is then
+//! refused as an unknown upload. Before such a refusal sends the whole blob again, the blob
+//! is looked for (`HEAD`), a few times with backoff when an earlier PUT went out: the registry
+//! stores a blob under a digest only after verifying it, so finding it there is proof enough.
+//!
+//! The registry answers the PUT only after re-hashing (or copying) the whole blob, which for
+//! many gigabytes takes minutes, with nothing moving on the wire: the wait for that answer is
+//! the client's timeout plus [`commit_wait`]'s allowance for the blob's size.
+
+use std::time::Duration;
 
 use hoist_oci::Digest;
 use http::Method;
@@ -28,7 +40,8 @@ impl Client {
         let mut url = session.location.clone();
         url.query_pairs_mut()
             .append_pair("digest", &src.digest.to_string());
-        let req = Req::new(Method::PUT, url.clone());
+        let req =
+            Req::new(Method::PUT, url.clone()).head_wait(commit_wait(self.cfg().timeout, src.size));
         let policy = &self.cfg().retry;
         let mut attempt = 0;
         loop {
@@ -86,7 +99,15 @@ impl Client {
                     bp.emit(retrying(src, &err, delay, attempt + 1)).await;
                     tokio::time::sleep(delay).await;
                 }
-                Step::Restart => return Err(CloseError::Restart),
+                Step::Restart => {
+                    // An earlier attempt may have completed the upload (and consumed the
+                    // session): then the blob is there, or about to be.
+                    if self.landed(repo, src, attempt > 1).await {
+                        tracing::info!(digest = %src.digest, "the upload session is gone but the blob is there: an earlier PUT completed it");
+                        return Ok(());
+                    }
+                    return Err(CloseError::Restart);
+                }
                 _ if err.code() == Some("DIGEST_INVALID") => {
                     return Err(CloseError::DigestInvalid(err));
                 }
@@ -94,6 +115,42 @@ impl Client {
             }
         }
     }
+}
+
+impl Client {
+    /// Whether the blob is in the repository now, as a closing session refused as unknown
+    /// may mean. When an earlier PUT of this close went out (`after_put`), the registry may
+    /// still be committing it: ask again with the retry policy's backoff before saying no.
+    /// A failing HEAD counts as "not there": the blob is sent again, which is safe.
+    async fn landed(&self, repo: &Repo, src: &Src, after_put: bool) -> bool {
+        let policy = &self.cfg().retry;
+        let asks = if after_put {
+            policy.max_attempts.max(1)
+        } else {
+            1
+        };
+        for ask in 0..asks {
+            if ask > 0 {
+                tokio::time::sleep(policy.delay(ask - 1, None)).await;
+            }
+            if self.blob_exists(repo, &src.digest).await.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// How fast a registry is assumed to re-hash or copy a blob when completing its upload: the
+/// completing PUT may wait a second per this many bytes beyond the client's timeout (16 MiB/s,
+/// the pace of a registry re-reading a blob from object storage; 20 GiB gets about 21 minutes).
+const COMMIT_BYTES_PER_SEC: u64 = 16 << 20;
+
+/// How long the answer to the PUT completing an upload of `size` bytes may take: the client's
+/// `timeout`, plus the time a registry may spend re-hashing or copying the blob before it
+/// answers (the PUT has no body, so there is no progress to watch meanwhile).
+pub(super) fn commit_wait(timeout: Duration, size: u64) -> Duration {
+    timeout.saturating_add(Duration::from_secs(size / COMMIT_BYTES_PER_SEC))
 }
 
 /// The event announcing that completing `src`'s upload is retried after `delay`, as attempt
@@ -142,4 +199,20 @@ pub(super) async fn hash_file(path: &std::path::Path, like: &Digest) -> Result<D
         d.update(&buf[..n]);
     }
     Ok(d.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_wait_grows_with_the_blob() {
+        let t = Duration::from_secs(120);
+        assert_eq!(commit_wait(t, 0), t);
+        assert_eq!(commit_wait(t, 10 << 20), t, "a small blob: the timeout");
+        assert_eq!(commit_wait(t, 32 << 20), t + Duration::from_secs(2));
+        let big = commit_wait(t, 20 << 30);
+        assert_eq!(big, t + Duration::from_secs(1280));
+        assert_eq!(commit_wait(Duration::MAX, u64::MAX), Duration::MAX);
+    }
 }
