@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Method, Request, header};
+use http::{HeaderMap, Method, Request, Response, header};
+use hyper::body::Incoming;
 use url::Url;
 
 use crate::body::ReqBody;
-use crate::client::{Client, Scopes};
+use crate::client::{Client, Scopes, retry_after};
 use crate::credentials::{self, Credentials};
 use crate::document::read_capped;
 use crate::protocol::challenge::{Challenge, parse_challenges};
 use crate::protocol::location::display_url;
+use crate::protocol::response::{Phase, Step, classify};
 use crate::{Error, Result, Secret};
 
 /// The shortest token lifetime assumed, whatever `expires_in` says (seconds).
@@ -253,50 +255,95 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .header(header::USER_AGENT, self.inner.cfg.user_agent.as_str());
-        if let Some(c) = self.credentials_for(registry, scopes).await? {
-            req = req.header(header::AUTHORIZATION, c.basic_header());
-        }
-        let req = req
-            .body(ReqBody::Empty)
-            .map_err(|e| Error::invalid(format!("building token request: {e}")))?;
-        let shown = display_url(&url);
-        let resp = self.send_raw(req, &url, None).await?;
-        let status = resp.status();
-        if !status.is_success() {
+        let basic = self
+            .credentials_for(registry, scopes)
+            .await?
+            .map(|c| c.basic_header());
+        let user_agent = self.inner.cfg.user_agent.as_str();
+        let resp = self
+            .send_token_request(&url, || {
+                let mut req = Request::builder()
+                    .method(Method::GET)
+                    .uri(url.as_str())
+                    .header(header::USER_AGENT, user_agent);
+                if let Some(b) = &basic {
+                    req = req.header(header::AUTHORIZATION, b.as_str());
+                }
+                req.body(ReqBody::Empty)
+            })
+            .await?;
+        if !resp.status().is_success() {
             return Err(self.error_from(resp, &url, "token request failed").await);
         }
-        let body = read_capped(resp, 1 << 20, &shown, self.cfg().timeout).await?;
-        #[derive(serde::Deserialize)]
-        struct Token {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let t: Token = serde_json::from_slice(&body).map_err(|_| {
-            Error::misbehaved("token endpoint returned something other than token JSON")
-                .with_url(shown.clone())
-        })?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::misbehaved("token endpoint returned no token").with_url(shown))?;
-        // Renew 10% early so a token does not expire mid-request. The lifetime is the token
-        // server's word, so it is clamped: an absurd `expires_in` must not overflow.
-        let secs = t
-            .expires_in
-            .unwrap_or(60)
-            .clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
-        let ttl = Duration::from_secs(secs * 9 / 10);
-        Ok((Secret::new(token), ttl))
+        self.read_token(resp, &url).await
     }
+
+    /// Send a token request built by `build`, again after a transient status (408, 429, 5xx)
+    /// as the client's [`crate::RetryPolicy`] says, honouring `Retry-After` up to its bound:
+    /// a token server that is briefly overloaded must not fail a whole push. The last answer,
+    /// whatever its status, is returned. A transport error is returned at once: every caller
+    /// retries those for the request that needed the token, fetching it again.
+    async fn send_token_request(
+        &self,
+        url: &Url,
+        build: impl Fn() -> http::Result<Request<ReqBody>>,
+    ) -> Result<Response<Incoming>> {
+        let policy = &self.inner.cfg.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let req =
+                build().map_err(|e| Error::invalid(format!("building token request: {e}")))?;
+            let resp = self.send_raw(req, url, None).await?;
+            let status = resp.status().as_u16();
+            let after = retry_after(resp.headers());
+            match classify(Phase::Plain, status, None, after) {
+                Step::Retry { after } if attempt < policy.max_attempts => {
+                    tracing::info!(status, url = %display_url(url), "token server busy; retrying");
+                    drop(resp);
+                    tokio::time::sleep(policy.delay(attempt - 1, after)).await;
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    /// The token and how long to use it, from a token server's successful answer.
+    async fn read_token(&self, resp: Response<Incoming>, url: &Url) -> Result<(Secret, Duration)> {
+        let shown = display_url(url);
+        let body = read_capped(resp, 1 << 20, &shown, self.cfg().timeout).await?;
+        parse_token(&body).map_err(|problem| Error::misbehaved(problem).with_url(shown))
+    }
+}
+
+/// The token in a token server's JSON answer (`token`, or OAuth2's `access_token`) and how long
+/// to use it, or what is wrong with the answer.
+fn parse_token(body: &[u8]) -> std::result::Result<(Secret, Duration), &'static str> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+        #[serde(default)]
+        expires_in: Option<u64>,
+    }
+    let t: Token = serde_json::from_slice(body)
+        .map_err(|_| "token endpoint returned something other than token JSON")?;
+    let token = t
+        .token
+        .filter(|t| !t.is_empty())
+        .or(t.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or("token endpoint returned no token")?;
+    // Renew 10% early so a token does not expire mid-request. The lifetime is the token
+    // server's word, so it is clamped: an absurd `expires_in` must not overflow. Without one,
+    // the spec's default of 60 seconds.
+    let secs = t
+        .expires_in
+        .unwrap_or(60)
+        .clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
+    Ok((Secret::new(token), Duration::from_secs(secs * 9 / 10)))
 }
 
 /// The repository a request with `scopes` is for: the first scope's, when that is
@@ -402,6 +449,24 @@ mod tests {
         assert!(any.ends_with("from /run/auth.json"), "{any}");
         let unknown = hint(Some("never/asked")).await;
         assert!(unknown.ends_with("from /run/auth.json"), "{unknown}");
+    }
+
+    #[test]
+    fn a_token_answer_gives_the_token_and_a_clamped_lifetime() {
+        let (t, ttl) = parse_token(br#"{"token":"a","expires_in":300}"#).expect("token");
+        assert_eq!((t.expose(), ttl), ("a", Duration::from_secs(270)));
+        let (t, ttl) = parse_token(br#"{"access_token":"b"}"#).expect("OAuth2");
+        assert_eq!((t.expose(), ttl), ("b", Duration::from_secs(54)));
+        // An empty `token` beside an `access_token` is no token.
+        let (t, _) = parse_token(br#"{"token":"","access_token":"c"}"#).expect("OAuth2");
+        assert_eq!(t.expose(), "c");
+        let (_, ttl) = parse_token(br#"{"token":"d","expires_in":18446744073709551615}"#)
+            .expect("huge lifetime");
+        assert_eq!(ttl, Duration::from_secs(MAX_TOKEN_TTL_SECS * 9 / 10));
+        let (_, ttl) = parse_token(br#"{"token":"d","expires_in":0}"#).expect("no lifetime");
+        assert_eq!(ttl, Duration::from_secs(9));
+        assert!(parse_token(br#"{"token":""}"#).is_err());
+        assert!(parse_token(b"<html>").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod bodies;
 mod headers;
+mod token_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,147 @@
+//! Token servers that are busy, speak OAuth2, or hand out tokens that expire or lack a scope
+//! the registry asked for: each must cost at most a retry, never the operation.
+
+use super::*;
+use std::sync::atomic::AtomicUsize;
+
+/// What the token server hands out: `Bearer tok-N` for the Nth token (from 1).
+fn nth_token(n: usize) -> String {
+    format!("tok-{n}")
+}
+
+/// A registry at `/v2/` that serves one manifest to any request carrying `accept`'s token,
+/// and a 401 challenging for the realm `/token` on itself otherwise.
+fn manifest_reply(req: &Seen, addr: SocketAddr, accept: &str) -> Reply {
+    let body = manifest_json();
+    if req.header("authorization") == Some(&format!("Bearer {accept}")) {
+        return Reply::new(200)
+            .header("Content-Type", MediaType::OCI_MANIFEST)
+            .header(
+                "Docker-Content-Digest",
+                &Digest::sha256_of(&body).to_string(),
+            )
+            .body(body);
+    }
+    let challenge = format!(r#"Bearer realm="http://{addr}/token",service="hostile""#);
+    Reply::new(401).header("WWW-Authenticate", &challenge)
+}
+
+fn client_with(creds: Credentials, retry: RetryPolicy) -> Client {
+    Client::builder()
+        .no_docker_config()
+        .credentials(creds)
+        .chunk_size(64 * 1024)
+        .retry(retry)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn regression_token_server_503_is_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            if c2.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::new(503).header("Retry-After", "0").body("busy");
+            }
+            return Reply::new(200).body(format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#));
+        }
+        manifest_reply(req, addr, TOKEN)
+    });
+    let c = client_with(Credentials::new(USER, PASSWORD), RetryPolicy::immediate(6));
+    let got = c.get_manifest(&reg.repo(), "latest").await;
+    assert!(got.is_ok(), "{:?}", got.err().map(|e| e.to_string()));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one 503, then the token");
+}
+
+#[tokio::test]
+async fn a_token_server_that_stays_busy_fails_after_the_policys_attempts() {
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            return Reply::new(429).header("Retry-After", "0");
+        }
+        manifest_reply(req, addr, TOKEN)
+    });
+    let c = client_with(Credentials::new(USER, PASSWORD), RetryPolicy::immediate(3));
+    let err = c
+        .get_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("never a token");
+    assert_eq!(err.status(), Some(429), "{err}");
+    assert!(err.to_string().contains("token request failed"), "{err}");
+    // The manifest GET is not retried for a final 429 of the token server: 3 in all.
+    assert_eq!(reg.count("GET", "/token"), 3);
+    assert_no_secret(&err);
+}
+
+/// Mid-push the registry stops taking the first token (it was revoked, or expired by its own
+/// clock): the PATCH's 401 sends hoist to the token server, which is busy once.
+#[tokio::test]
+async fn regression_token_refetch_mid_push_survives_a_503() {
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
+    let token_calls = Arc::new(AtomicUsize::new(0));
+    let stored = Arc::new(Mutex::new(0u64));
+    let (tc, st) = (token_calls.clone(), stored.clone());
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            // The third request (the PATCH's, after the HEAD's and the POST's) meets a busy
+            // token server.
+            let n = tc.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 3 {
+                return Reply::new(503).header("Retry-After", "0");
+            }
+            let t = nth_token(n);
+            return Reply::new(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
+        }
+        // Tokens granted before the session opened are good for opening it, not for sending
+        // chunks into it.
+        let granted: usize = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer tok-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let wanted = match req.method.as_str() {
+            "PATCH" | "PUT" => 4,
+            _ => 1,
+        };
+        if granted < wanted {
+            let challenge = format!(
+                r#"Bearer realm="http://{addr}/token",service="hostile",scope="repository:hostile/app:pull,push""#
+            );
+            return Reply::new(401).header("WWW-Authenticate", &challenge);
+        }
+        let mut stored = st.lock().expect("lock");
+        match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-0"),
+            "PATCH" => {
+                *stored += req
+                    .header("content-length")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Reply::new(202)
+                    .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                    .header("Range", &format!("0-{}", *stored - 1))
+            }
+            "PUT" => Reply::new(201),
+            _ => Reply::new(404),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let c = client_with(Credentials::new(USER, PASSWORD), RetryPolicy::immediate(4));
+    let r = c
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await;
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+    assert_eq!(token_calls.load(Ordering::SeqCst), 4);
+}
