@@ -1,6 +1,7 @@
 //! Authentication: credentials per registry (or per repository, where an auth file has an entry
 //! for one), the scheme each registry asked for, and Bearer tokens cached by scope until they
-//! expire.
+//! expire. The token request itself (its URL, answer and scopes) is built and read by pure
+//! functions at the bottom; sending it is the only I/O here.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -185,6 +186,10 @@ impl Client {
 
     /// React to a 401: learn the scheme, fetch a token if needed. Returns false when there is
     /// nothing more to try (e.g. Basic without credentials).
+    ///
+    /// The token is asked for the request's scopes and any the challenge names besides (a
+    /// registry may want one hoist did not think of, as containerd merges them): a token
+    /// without it would only earn another 401.
     pub(crate) async fn authenticate(
         &self,
         registry: &str,
@@ -198,23 +203,25 @@ impl Client {
             .flat_map(parse_challenges)
             .collect();
         let bearer = challenges.iter().find_map(|c| match c {
-            Challenge::Bearer { realm, service, .. } => Some((realm.clone(), service.clone())),
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => Some(TokenServer {
+                realm: realm.clone(),
+                service: service.clone(),
+                scopes: merge_scopes(scopes, scope.as_deref()),
+            }),
             Challenge::Basic => None,
         });
-        if let Some((realm, service)) = bearer {
+        if let Some(server) = bearer {
             self.inner
                 .auth
                 .lock()
                 .await
                 .scheme
                 .insert(registry.to_owned(), Scheme::Bearer);
-            let (token, ttl) = self
-                .fetch_token(registry, &realm, service.as_deref(), scopes)
-                .await?;
-            self.inner.auth.lock().await.tokens.insert(
-                (registry.to_owned(), scopes.join(" ")),
-                (token, Instant::now() + ttl),
-            );
+            self.fetch_and_keep(registry, &server, scopes).await?;
             return Ok(true);
         }
         if challenges.contains(&Challenge::Basic) {
@@ -230,36 +237,43 @@ impl Client {
         Ok(false)
     }
 
+    /// Fetch a token for a request with `scopes` from `server` and cache it under them.
+    async fn fetch_and_keep(
+        &self,
+        registry: &str,
+        server: &TokenServer,
+        scopes: &Scopes,
+    ) -> Result<Secret> {
+        let (token, ttl) = self.fetch_token(registry, server, scopes).await?;
+        self.inner.auth.lock().await.tokens.insert(
+            (registry.to_owned(), scopes.join(" ")),
+            (token.clone(), Instant::now() + ttl),
+        );
+        Ok(token)
+    }
+
+    /// Ask `server` for a token for `server.scopes` (with `Basic`, or anonymous), with the
+    /// credentials for a request with `scopes` (whose first names the repository they are
+    /// looked up for).
     async fn fetch_token(
         &self,
         registry: &str,
-        realm: &str,
-        service: Option<&str>,
+        server: &TokenServer,
         scopes: &Scopes,
     ) -> Result<(Secret, Duration)> {
-        let mut url = Url::parse(realm)
+        let realm = Url::parse(&server.realm)
             .map_err(|_| Error::misbehaved("the auth challenge's realm is not a URL"))?;
-        let realm_host = Self::authority(&url);
-        if url.scheme() != "https" && !self.plain_http_allowed(&realm_host) {
+        let realm_host = Self::authority(&realm);
+        if realm.scheme() != "https" && !self.plain_http_allowed(&realm_host) {
             return Err(Error::misbehaved(
                 "refusing to send credentials to a token realm over plain HTTP",
             )
-            .with_url(display_url(&url)));
+            .with_url(display_url(&realm)));
         }
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = service {
-                q.append_pair("service", s);
-            }
-            for s in scopes {
-                q.append_pair("scope", s);
-            }
-        }
-        let basic = self
-            .credentials_for(registry, scopes)
-            .await?
-            .map(|c| c.basic_header());
+        let creds = self.credentials_for(registry, scopes).await?;
         let user_agent = self.inner.cfg.user_agent.as_str();
+        let url = token_get_url(realm.clone(), server);
+        let basic = creds.as_ref().map(Credentials::basic_header);
         let resp = self
             .send_token_request(&url, || {
                 let mut req = Request::builder()
@@ -314,6 +328,59 @@ impl Client {
         let body = read_capped(resp, 1 << 20, &shown, self.cfg().timeout).await?;
         parse_token(&body).map_err(|problem| Error::misbehaved(problem).with_url(shown))
     }
+}
+
+/// Where and for what a Bearer token is asked: a challenge's realm and service, and the
+/// scopes of the request it answered merged with its own.
+pub(crate) struct TokenServer {
+    realm: String,
+    service: Option<String>,
+    scopes: Vec<String>,
+}
+
+/// `requested` followed by each scope the challenge's space-separated `scope` names that none
+/// of them covers already, as containerd merges them. The request's scopes come first: the
+/// first names the repository whose credentials are used.
+fn merge_scopes(requested: &Scopes, challenge: Option<&str>) -> Vec<String> {
+    let mut out = requested.to_vec();
+    for s in challenge.unwrap_or_default().split_whitespace() {
+        if !out.iter().any(|have| covers(have, s)) {
+            out.push(s.to_owned());
+        }
+    }
+    out
+}
+
+/// Whether a token for the scope `have` grants what `want` asks: the same resource
+/// (`type:name`) with every action of `want`, or `*`. A registry that repeats the request's
+/// scope with fewer actions (`pull` for a `pull,push` request, `delete` for a `*` one) adds
+/// nothing to the token request.
+fn covers(have: &str, want: &str) -> bool {
+    if have == want {
+        return true;
+    }
+    let (Some((resource, actions)), Some((wanted, asked))) =
+        (have.rsplit_once(':'), want.rsplit_once(':'))
+    else {
+        return false;
+    };
+    let actions: Vec<&str> = actions.split(',').collect();
+    resource == wanted && (actions.contains(&"*") || asked.split(',').all(|a| actions.contains(&a)))
+}
+
+/// The `GET` token URL: the realm with `service` and one `scope` per scope (the distribution
+/// token spec), after whatever query the realm has.
+fn token_get_url(mut realm: Url, server: &TokenServer) -> Url {
+    {
+        let mut q = realm.query_pairs_mut();
+        if let Some(s) = &server.service {
+            q.append_pair("service", s);
+        }
+        for s in &server.scopes {
+            q.append_pair("scope", s);
+        }
+    }
+    realm
 }
 
 /// The token in a token server's JSON answer (`token`, or OAuth2's `access_token`) and how long
@@ -449,6 +516,62 @@ mod tests {
         assert!(any.ends_with("from /run/auth.json"), "{any}");
         let unknown = hint(Some("never/asked")).await;
         assert!(unknown.ends_with("from /run/auth.json"), "{unknown}");
+    }
+
+    fn server(service: Option<&str>, scopes: &[&str]) -> TokenServer {
+        TokenServer {
+            realm: "https://auth.example/token?account=x".into(),
+            service: service.map(Into::into),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_challenges_scopes_follow_the_requests_unless_they_cover_them() {
+        let requested = ["repository:a:pull,push".to_owned()];
+        assert_eq!(merge_scopes(&requested, None), requested);
+        assert_eq!(
+            merge_scopes(
+                &requested,
+                Some(
+                    "repository:a:pull  repository:b:pull repository:b:pull repository:a:push,pull"
+                )
+            ),
+            ["repository:a:pull,push", "repository:b:pull"]
+        );
+        assert_eq!(
+            merge_scopes(&requested, Some("repository:a:delete")),
+            ["repository:a:pull,push", "repository:a:delete"]
+        );
+        let all = ["repository:a:*".to_owned()];
+        assert_eq!(merge_scopes(&all, Some("repository:a:delete")), all);
+        // Another resource is another scope, whatever its name shares.
+        assert_eq!(
+            merge_scopes(&requested, Some("repository:a/b:pull")).len(),
+            2
+        );
+        assert_eq!(
+            merge_scopes(&[], Some("registry:catalog:*")),
+            ["registry:catalog:*"]
+        );
+        assert!(covers(
+            "repository:localhost:5000/a:pull,push",
+            "repository:localhost:5000/a:push"
+        ));
+        assert!(!covers("repository:a:pull", "junk"));
+    }
+
+    #[test]
+    fn a_token_get_keeps_the_realms_query_and_names_each_scope() {
+        let realm = Url::parse("https://auth.example/token?account=x").expect("url");
+        let url = token_get_url(
+            realm,
+            &server(Some("reg"), &["repository:a:pull", "repository:b:pull"]),
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://auth.example/token?account=x&service=reg&scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apull"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use super::*;
 use std::sync::atomic::AtomicUsize;
 
+use base64::Engine as _;
+
 /// What the token server hands out: `Bearer tok-N` for the Nth token (from 1).
 fn nth_token(n: usize) -> String {
     format!("tok-{n}")
@@ -144,4 +146,53 @@ async fn regression_token_refetch_mid_push_survives_a_503() {
         .await;
     assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
     assert_eq!(token_calls.load(Ordering::SeqCst), 4);
+}
+
+/// A registry whose challenge asks for a scope beyond the request's (here the pull of a base
+/// repository): the token is asked for both, so one round of auth is enough.
+#[tokio::test]
+async fn regression_the_challenges_scope_is_asked_for() {
+    const EXTRA: &str = "repository:hostile/base:pull";
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            // The token names the scopes granted.
+            let url = url::Url::parse(&format!("http://x{}", req.path)).expect("url");
+            let scopes: Vec<String> = url
+                .query_pairs()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(scopes.join(" "));
+            return Reply::new(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
+        }
+        let granted = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .and_then(|t| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(t)
+                    .ok()
+            })
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .unwrap_or_default();
+        let wanted = ["repository:hostile/app:pull", EXTRA];
+        if wanted.iter().all(|w| granted.split(' ').any(|g| g == *w)) {
+            let body = manifest_json();
+            return Reply::new(200)
+                .header("Content-Type", MediaType::OCI_MANIFEST)
+                .header(
+                    "Docker-Content-Digest",
+                    &Digest::sha256_of(&body).to_string(),
+                )
+                .body(body);
+        }
+        let challenge = format!(
+            r#"Bearer realm="http://{addr}/token",service="hostile",scope="repository:hostile/app:pull {EXTRA}""#
+        );
+        Reply::new(401).header("WWW-Authenticate", &challenge)
+    });
+    let c = client_with(Credentials::new(USER, PASSWORD), RetryPolicy::immediate(2));
+    let got = c.get_manifest(&reg.repo(), "latest").await;
+    assert!(got.is_ok(), "{:?}", got.err().map(|e| e.to_string()));
+    assert_eq!(reg.count("GET", "/token"), 1);
 }
