@@ -148,6 +148,80 @@ async fn regression_token_refetch_mid_push_survives_a_503() {
     assert_eq!(token_calls.load(Ordering::SeqCst), 4);
 }
 
+/// A token that outlives its lifetime mid-push (a PATCH answered slowly) is fetched anew
+/// before the next PATCH, which carries it: no chunk goes out without `Authorization` just to
+/// earn a 401 and be sent again.
+#[tokio::test]
+async fn regression_an_expired_token_is_renewed_before_the_next_patch() {
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i % 239) as u8).collect();
+    let token_calls = Arc::new(AtomicUsize::new(0));
+    let patches = Arc::new(AtomicUsize::new(0));
+    let stored = Arc::new(Mutex::new(0u64));
+    let (tc, pc, st) = (token_calls.clone(), patches.clone(), stored.clone());
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            let t = nth_token(tc.fetch_add(1, Ordering::SeqCst) + 1);
+            // The shortest lifetime hoist believes: 10 s, renewed after 9.
+            return Reply::new(200).body(format!(r#"{{"token":"{t}","expires_in":1}}"#));
+        }
+        let authorized = req
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer tok-"));
+        if !authorized {
+            let challenge = format!(r#"Bearer realm="http://{addr}/token",service="hostile""#);
+            return Reply::new(401).header("WWW-Authenticate", &challenge);
+        }
+        let mut stored = st.lock().expect("lock");
+        match req.method.as_str() {
+            "HEAD" => Reply::new(404),
+            "POST" => Reply::new(202)
+                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                .header("Range", "0-0"),
+            "PATCH" => {
+                if pc.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // A slow storage backend: the token expires meanwhile.
+                    std::thread::sleep(Duration::from_millis(9_500));
+                }
+                *stored += req
+                    .header("content-length")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                Reply::new(202)
+                    .header("Location", "/v2/hostile/app/blobs/uploads/s1")
+                    .header("Range", &format!("0-{}", *stored - 1))
+            }
+            "PUT" => Reply::new(201),
+            _ => Reply::new(404),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_source(dir.path(), &data);
+    let c = client_with(Credentials::new(USER, PASSWORD), RetryPolicy::immediate(3));
+    let r = c
+        .push_blob(
+            &reg.repo(),
+            &src,
+            &PushOptions::default(),
+            &Progress::none(),
+        )
+        .await;
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+    let bare: Vec<String> = reg
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PATCH" && s.header("authorization").is_none())
+        .map(|s| s.header("content-range").unwrap_or_default().to_owned())
+        .collect();
+    assert!(bare.is_empty(), "PATCHes sent without a token: {bare:?}");
+    assert_eq!(
+        patches.load(Ordering::SeqCst),
+        3,
+        "150 000 bytes in 64 KiB chunks"
+    );
+    // One for the HEAD's pull, one for the upload's pull and push, one when that expired.
+    assert_eq!(token_calls.load(Ordering::SeqCst), 3);
+}
+
 /// A registry whose challenge asks for a scope beyond the request's (here the pull of a base
 /// repository): the token is asked for both, so one round of auth is enough.
 #[tokio::test]
