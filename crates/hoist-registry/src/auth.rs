@@ -1,7 +1,7 @@
 //! Authentication: credentials per registry (or per repository, where an auth file has an entry
 //! for one), the scheme each registry asked for, and Bearer tokens cached by scope until they
 //! expire, with the token server that gave them so an expired one is renewed before it is
-//! needed. The token request itself (its URL, answer and scopes) is built and read
+//! needed. The token request itself (its URL, OAuth2 form, answer and scopes) is built and read
 //! by pure functions at the bottom; sending it is the only I/O here.
 
 use std::collections::HashMap;
@@ -25,6 +25,9 @@ use crate::{Error, Result, Secret};
 const MIN_TOKEN_TTL_SECS: u64 = 10;
 /// The longest token lifetime trusted (one day); longer-lived tokens are simply fetched again.
 const MAX_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
+/// The `client_id` of an OAuth2 token request (docker sends `docker`, containers/image its
+/// own name).
+const OAUTH_CLIENT_ID: &str = "hoist";
 
 #[derive(Default)]
 pub(crate) struct AuthState {
@@ -115,9 +118,9 @@ impl Client {
         }
     }
 
-    /// Every credential this client holds or has sent: each password, its `Basic` value and
-    /// each Bearer token. An error message built from a server's words must repeat none of
-    /// them (a server may echo the `Authorization` header back).
+    /// Every credential this client holds or has sent: each password, its `Basic` value, each
+    /// identity token and each Bearer token. An error message built from a server's words must
+    /// repeat none of them (a server may echo the `Authorization` header back).
     pub(crate) async fn known_secrets(&self) -> Vec<String> {
         let cfg = &self.inner.cfg;
         let auth = self.inner.auth.lock().await;
@@ -128,6 +131,7 @@ impl Client {
         for c in given.chain(named).chain(looked_up) {
             out.push(c.password.expose().to_owned());
             out.push(c.basic_value());
+            out.extend(c.identity_token().map(|t| t.expose().to_owned()));
         }
         out.extend(auth.tokens.values().map(|(t, _)| t.expose().to_owned()));
         out
@@ -179,7 +183,7 @@ impl Client {
             Some(Scheme::Basic) => Ok(self
                 .credentials_for(registry, scopes)
                 .await?
-                .map(|c| c.basic_header())),
+                .and_then(|c| c.basic_header())),
             Some(Scheme::Bearer) => {
                 let key = (registry.to_owned(), scopes.join(" "));
                 let challenge = {
@@ -250,7 +254,7 @@ impl Client {
                 .await
                 .scheme
                 .insert(registry.to_owned(), Scheme::Basic);
-            return Ok(creds.is_some());
+            return Ok(creds.is_some_and(|c| c.has_password()));
         }
         Ok(false)
     }
@@ -270,9 +274,14 @@ impl Client {
         Ok(token)
     }
 
-    /// Ask `server` for a token for `server.scopes` (with `Basic`, or anonymous), with the
-    /// credentials for a request with `scopes` (whose first names the repository they are
-    /// looked up for).
+    /// Ask `server` for a token for `server.scopes`, with the credentials for a request with
+    /// `scopes` (whose first names the repository they are looked up for).
+    ///
+    /// Credentials that hold an identity token exchange it as an OAuth2 refresh token (a
+    /// form `POST`, as docker and containers/image do); a token server that does not take
+    /// that `POST` (404 or 405, as the distribution spec allows) is asked with `GET` and
+    /// `Basic` when there is a password to send, and is an error when there is none.
+    /// Everything else is a `GET` with `Basic` (or anonymous).
     async fn fetch_token(
         &self,
         registry: &str,
@@ -290,8 +299,44 @@ impl Client {
         }
         let creds = self.credentials_for(registry, scopes).await?;
         let user_agent = self.inner.cfg.user_agent.as_str();
+        if let Some(refresh) = creds.as_ref().and_then(Credentials::identity_token) {
+            let form = refresh_token_form(refresh.expose(), server);
+            let resp = self
+                .send_token_request(&realm, || {
+                    Request::builder()
+                        .method(Method::POST)
+                        .uri(realm.as_str())
+                        .header(header::USER_AGENT, user_agent)
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .header(header::CONTENT_LENGTH, form.len())
+                        .body(ReqBody::bytes(form.clone()))
+                })
+                .await?;
+            let status = resp.status().as_u16();
+            match status {
+                200..=299 => return self.read_token(resp, &realm).await,
+                404 | 405 if creds.as_ref().is_some_and(Credentials::has_password) => {
+                    tracing::debug!(
+                        status,
+                        realm = %display_url(&realm),
+                        "token server takes no OAuth2 POST; asking with GET"
+                    );
+                }
+                404 | 405 => {
+                    return Err(Error::refused(format!(
+                        "token request failed: the token server does not take an OAuth2 \
+                         refresh token (it answered {status}), and the credentials hoist has \
+                         for {registry} are an identity token without a password; log in \
+                         with a user name and password instead"
+                    ))
+                    .with_status(status)
+                    .with_url(display_url(&realm)));
+                }
+                _ => return Err(self.error_from(resp, &realm, "token request failed").await),
+            }
+        }
         let url = token_get_url(realm.clone(), server);
-        let basic = creds.as_ref().map(Credentials::basic_header);
+        let basic = creds.as_ref().and_then(Credentials::basic_header);
         let resp = self
             .send_token_request(&url, || {
                 let mut req = Request::builder()
@@ -400,6 +445,22 @@ fn token_get_url(mut realm: Url, server: &TokenServer) -> Url {
         }
     }
     realm
+}
+
+/// The form body of an OAuth2 refresh-token grant (RFC 6749 section 6, the distribution
+/// OAuth2 spec): the scopes in one space-separated `scope`.
+fn refresh_token_form(refresh_token: &str, server: &TokenServer) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "refresh_token")
+        .append_pair("refresh_token", refresh_token);
+    if let Some(s) = &server.service {
+        form.append_pair("service", s);
+    }
+    if !server.scopes.is_empty() {
+        form.append_pair("scope", &server.scopes.join(" "));
+    }
+    form.append_pair("client_id", OAUTH_CLIENT_ID);
+    form.finish()
 }
 
 /// The token in a token server's JSON answer (`token`, or OAuth2's `access_token`) and how long
@@ -590,6 +651,26 @@ mod tests {
         assert_eq!(
             url.as_str(),
             "https://auth.example/token?account=x&service=reg&scope=repository%3Aa%3Apull&scope=repository%3Ab%3Apull"
+        );
+    }
+
+    #[test]
+    fn a_refresh_token_grant_is_one_form_with_the_scopes_space_separated() {
+        let form = refresh_token_form(
+            "r&t=1 +",
+            &server(
+                Some("reg.example"),
+                &["repository:a:pull", "repository:b:pull"],
+            ),
+        );
+        assert_eq!(
+            form,
+            "grant_type=refresh_token&refresh_token=r%26t%3D1+%2B&service=reg.example\
+             &scope=repository%3Aa%3Apull+repository%3Ab%3Apull&client_id=hoist"
+        );
+        assert_eq!(
+            refresh_token_form("t", &server(None, &[])),
+            "grant_type=refresh_token&refresh_token=t&client_id=hoist"
         );
     }
 

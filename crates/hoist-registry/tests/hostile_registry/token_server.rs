@@ -39,6 +39,26 @@ fn client_with(creds: Credentials, retry: RetryPolicy) -> Client {
         .expect("client")
 }
 
+/// An auth file holding `entry` for `reg`, and a client reading only it.
+fn auth_file_client(reg: &Lying, entry: &str) -> (tempfile::TempDir, Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, format!(r#"{{"auths":{{"{}":{entry}}}}}"#, reg.host()))
+        .expect("write auth file");
+    let c = Client::builder()
+        .docker_config(&cfg)
+        .retry(RetryPolicy::immediate(3))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    (dir, c)
+}
+
+/// The form fields of a request body, in order.
+fn form_of(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
 #[tokio::test]
 async fn regression_token_server_503_is_retried() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -146,6 +166,115 @@ async fn regression_token_refetch_mid_push_survives_a_503() {
         .await;
     assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
     assert_eq!(token_calls.load(Ordering::SeqCst), 4);
+}
+
+/// An `identitytoken` beside `auth` (as `az acr login` writes it): an OAuth2 refresh-token
+/// grant, POSTed as a form, with no `Authorization` and no user name; `access_token` is used.
+#[tokio::test]
+async fn regression_identity_token_is_an_oauth2_refresh_token() {
+    const REFRESH: &str = "REFRESH-TOKEN-XYZ";
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            let form = form_of(&req.body);
+            if req.method == "POST" && form.contains(&("refresh_token".into(), REFRESH.into())) {
+                return Reply::new(200)
+                    .header("Content-Type", "application/json")
+                    .body(format!(
+                        r#"{{"access_token":"{TOKEN}","expires_in":300,"scope":"x"}}"#
+                    ));
+            }
+            return Reply::new(401).body("no");
+        }
+        manifest_reply(req, addr, TOKEN)
+    });
+    let nil_user =
+        base64::engine::general_purpose::STANDARD.encode("00000000-0000-0000-0000-000000000000:");
+    let (_dir, c) = auth_file_client(
+        &reg,
+        &format!(r#"{{"auth":"{nil_user}","identitytoken":"{REFRESH}"}}"#),
+    );
+    let got = c.get_manifest(&reg.repo(), "latest").await;
+    assert!(got.is_ok(), "{:?}", got.err().map(|e| e.to_string()));
+    let token_reqs: Vec<Seen> = reg
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/token"))
+        .collect();
+    assert_eq!(token_reqs.len(), 1, "{token_reqs:?}");
+    let t = &token_reqs[0];
+    assert_eq!(t.method, "POST");
+    assert_eq!(t.path, "/token", "the grant is in the body, not the URL");
+    assert_eq!(t.header("authorization"), None);
+    assert_eq!(
+        t.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let form = form_of(&t.body);
+    let field = |k: &str| {
+        form.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("grant_type"), Some("refresh_token"));
+    assert_eq!(field("refresh_token"), Some(REFRESH));
+    assert_eq!(field("service"), Some("hostile"));
+    assert_eq!(field("scope"), Some("repository:hostile/app:pull"));
+    assert_eq!(field("client_id"), Some("hoist"));
+}
+
+/// A token server without OAuth2 (405 to the POST) and credentials that are an identity token
+/// alone: a clear error saying so, and the token never sent as a password.
+#[tokio::test]
+async fn an_identity_token_for_a_token_server_without_oauth2_is_a_clear_error() {
+    const REFRESH: &str = "REFRESH-ONLY-4d2";
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            return match req.method.as_str() {
+                "POST" => Reply::new(405),
+                _ => Reply::new(200).body(format!(r#"{{"token":"{TOKEN}"}}"#)),
+            };
+        }
+        manifest_reply(req, addr, TOKEN)
+    });
+    let (_dir, c) = auth_file_client(&reg, &format!(r#"{{"identitytoken":"{REFRESH}"}}"#));
+    let err = c
+        .get_manifest(&reg.repo(), "latest")
+        .await
+        .expect_err("no way to get a token");
+    let shown = format!("{err} {err:?}");
+    assert!(err.is_refused(), "{shown}");
+    assert_eq!(err.status(), Some(405));
+    assert!(shown.contains("identity token"), "{shown}");
+    assert!(!shown.contains(REFRESH), "{shown}");
+    assert_eq!(reg.count("GET", "/token"), 0, "nothing to send with GET");
+}
+
+/// A token server that answers the OAuth2 POST with 404, for credentials that have a password
+/// beside the identity token: asked again with GET and Basic, as docker does.
+#[tokio::test]
+async fn an_oauth2_404_falls_back_to_basic_when_there_is_a_password() {
+    let reg = Lying::start(move |req, addr| {
+        if req.path.starts_with("/token") {
+            return match req.method.as_str() {
+                "POST" => Reply::new(404),
+                _ => Reply::new(200).body(format!(r#"{{"token":"{TOKEN}"}}"#)),
+            };
+        }
+        manifest_reply(req, addr, TOKEN)
+    });
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let (_dir, c) = auth_file_client(
+        &reg,
+        &format!(r#"{{"auth":"{auth}","identitytoken":"REFRESH-1"}}"#),
+    );
+    let got = c.get_manifest(&reg.repo(), "latest").await;
+    assert!(got.is_ok(), "{:?}", got.err().map(|e| e.to_string()));
+    let get = reg
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "GET" && s.path.starts_with("/token"))
+        .expect("a GET after the POST's 404");
+    assert_eq!(get.header("authorization"), Some(&*format!("Basic {auth}")));
 }
 
 /// A token that outlives its lifetime mid-push (a PATCH answered slowly) is fetched anew
