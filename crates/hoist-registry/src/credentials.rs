@@ -7,13 +7,21 @@ use base64::Engine as _;
 
 use crate::{Error, Result, Secret};
 
-/// A user name and password (or identity token) for one registry.
+/// A user name and password, or an identity token, for one registry.
+///
+/// An identity token (`identitytoken` in an auth file, or a credential helper's answer for the
+/// user `<token>`, as `az acr login` and docker's OAuth logins leave them) is an OAuth2
+/// refresh token: it is exchanged at the registry's token server for access tokens
+/// (`grant_type=refresh_token`), as docker and containers/image do, and never goes out as a
+/// password. `Debug` prints neither the password nor the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The user name (not secret, may appear in logs).
     pub username: String,
-    /// The password or token.
+    /// The password (empty for credentials that are an identity token alone).
     pub password: Secret,
+    /// The OAuth2 refresh token, kept apart from the password because it is sent differently.
+    identity_token: Option<Secret>,
 }
 
 impl Credentials {
@@ -22,12 +30,37 @@ impl Credentials {
         Credentials {
             username: username.into(),
             password: password.into(),
+            identity_token: None,
         }
     }
 
-    /// The `Authorization: Basic ...` header value.
-    pub(crate) fn basic_header(&self) -> String {
-        format!("Basic {}", self.basic_value())
+    /// Credentials that are an identity token (an OAuth2 refresh token) for `username`, which
+    /// is shown in messages but not sent: the token server is asked for access tokens with
+    /// the token alone.
+    pub fn with_identity_token(username: impl Into<String>, token: impl Into<Secret>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: Secret::default(),
+            identity_token: Some(token.into()),
+        }
+    }
+
+    /// The identity token (OAuth2 refresh token), when these credentials are one.
+    pub fn identity_token(&self) -> Option<&Secret> {
+        self.identity_token.as_ref()
+    }
+
+    /// Whether there is a password to send with `Basic`: not for credentials that are an
+    /// identity token alone (a refresh token is no password).
+    pub(crate) fn has_password(&self) -> bool {
+        self.identity_token.is_none() || !self.password.is_empty()
+    }
+
+    /// The `Authorization: Basic ...` header value, unless these credentials are an identity
+    /// token alone.
+    pub(crate) fn basic_header(&self) -> Option<String> {
+        self.has_password()
+            .then(|| format!("Basic {}", self.basic_value()))
     }
 
     /// The base64 `user:password` of a `Basic` header.
@@ -36,6 +69,9 @@ impl Credentials {
         base64::engine::general_purpose::STANDARD.encode(raw)
     }
 }
+
+/// The user name a credential helper answers with when its secret is an identity token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 /// The parts of a docker `config.json` hoist reads.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -274,17 +310,26 @@ fn entry_for<'a>(auths: &'a BTreeMap<String, AuthEntry>, key: &str) -> Option<&'
 
 /// The credentials of one `auths` entry, or what is wrong with its `auth` value.
 fn decode_entry(entry: &AuthEntry) -> std::result::Result<Option<Credentials>, &'static str> {
-    if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
-        // Identity tokens are sent as the password of a fixed user (docker's convention).
-        return Ok(Some(Credentials::new("<token>", token)));
-    }
+    let identity = entry.identitytoken.as_deref().filter(|t| !t.is_empty());
     if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
             .map_err(|_| "is not valid base64")?;
         let raw = String::from_utf8(raw).map_err(|_| "is not UTF-8")?;
         let (user, pass) = raw.split_once(':').ok_or("has no `user:password`")?;
-        return Ok(Some(Credentials::new(user, pass)));
+        // Beside an identity token, `auth` names the user (`az acr login` writes a nil UUID
+        // and no password); a password there is kept for a token server without OAuth2.
+        return Ok(Some(match identity {
+            Some(token) => Credentials {
+                password: pass.into(),
+                ..Credentials::with_identity_token(user, token)
+            },
+            None => Credentials::new(user, pass),
+        }));
+    }
+    if let Some(token) = identity {
+        let user = entry.username.clone().unwrap_or_default();
+        return Ok(Some(Credentials::with_identity_token(user, token)));
     }
     match (&entry.username, &entry.password) {
         (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials::new(u.clone(), p.as_str()))),
@@ -354,6 +399,13 @@ async fn run_helper(
     })?;
     if parsed.secret.is_empty() {
         return Ok(None);
+    }
+    // docker's convention: the user `<token>` means the secret is an identity token.
+    if parsed.username == IDENTITY_TOKEN_USER {
+        return Ok(Some(Credentials::with_identity_token(
+            parsed.username,
+            parsed.secret,
+        )));
     }
     Ok(Some(Credentials::new(parsed.username, parsed.secret)))
 }
@@ -627,6 +679,70 @@ mod tests {
                 .is_none()
         );
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[tokio::test]
+    async fn an_identity_token_is_kept_apart_from_the_password_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nil_user = base64::engine::general_purpose::STANDARD
+            .encode("00000000-0000-0000-0000-000000000000:");
+        let with_pw = base64::engine::general_purpose::STANDARD.encode("bob:pw1");
+        let p = write(
+            dir.path(),
+            &format!(
+                r#"{{"auths":{{"acr.example":{{"auth":"{nil_user}","identitytoken":"REFRESH-1"}},"both.example":{{"auth":"{with_pw}","identitytoken":"REFRESH-2"}},"bare.example":{{"identitytoken":"REFRESH-3"}}}}}}"#
+            ),
+        );
+        let c = from_docker_config(&p, "acr.example")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(c.username, "00000000-0000-0000-0000-000000000000");
+        assert_eq!(c.identity_token().map(Secret::expose), Some("REFRESH-1"));
+        assert!(c.password.is_empty());
+        // A refresh token alone is no password for Basic.
+        assert_eq!(c.basic_header(), None);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("REFRESH"), "{shown}");
+        let c = from_docker_config(&p, "both.example")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(c.identity_token().map(Secret::expose), Some("REFRESH-2"));
+        assert_eq!(c.password.expose(), "pw1");
+        assert!(c.basic_header().is_some());
+        let c = from_docker_config(&p, "bare.example")
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(c.identity_token().map(Secret::expose), Some("REFRESH-3"));
+        // Plain credentials have none.
+        assert_eq!(Credentials::new("u", "p").identity_token(), None);
+    }
+
+    #[tokio::test]
+    async fn a_helpers_token_user_answers_with_an_identity_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let helper = dir.path().join("docker-credential-hoisttoken");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread reg\nprintf '{\"Username\":\"<token>\",\"Secret\":\"REFRESH-H\"}'\n",
+        )
+        .expect("write helper");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let p = write(dir.path(), r#"{"credsStore":"hoisttoken"}"#);
+        let c = lookup(&p, "reg.example", None, Some(path.as_ref()))
+            .await
+            .expect("helper ran")
+            .expect("found");
+        assert_eq!(c.identity_token().map(Secret::expose), Some("REFRESH-H"));
+        assert!(c.password.is_empty(), "the token is not a password");
     }
 
     #[tokio::test]

@@ -73,8 +73,13 @@
 //! does ([`remove_credentials`] as `podman logout`): the file is replaced atomically with mode
 //! 0600, and what else it holds is kept; a registry the file hands to a credential helper is
 //! kept by that helper instead ([`Kept`]). Basic and Bearer token
-//! auth are supported. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach logs; a
-//! server's error message that echoes one back has it replaced by `***`.
+//! auth are supported. A Bearer token is asked for the scopes the request needs and any more the
+//! registry's challenge names, cached per scope, and fetched again before a request once it has
+//! expired; a token server answering 408, 429 or 5xx is asked again as the [`RetryPolicy`]
+//! says. An identity token (`identitytoken` in an auth file, or a credential helper's user
+//! `<token>`) is an OAuth2 refresh token, exchanged with a form `POST` as docker does, never
+//! sent as a password. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach
+//! logs; a server's error message that echoes one back has it replaced by `***`.
 //!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
 //! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or

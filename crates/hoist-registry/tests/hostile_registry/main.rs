@@ -6,6 +6,7 @@
 mod bodies;
 mod headers;
 mod review_fixes;
+mod token_server;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,7 +30,12 @@ struct Seen {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
+    /// The first [`KEPT_BODY`] bytes of the request body.
+    body: Vec<u8>,
 }
+
+/// How much of each request body the lying registry keeps to be looked at.
+const KEPT_BODY: u64 = 64 * 1024;
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
@@ -173,16 +179,22 @@ fn serve(
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let req = Seen {
+    let mut req = Seen {
         method,
         path,
         headers,
+        body: Vec::new(),
     };
     let body_len: u64 = req
         .header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let _ = std::io::copy(&mut (&mut reader).take(body_len), &mut std::io::sink());
+    let kept = body_len.min(KEPT_BODY);
+    let _ = (&mut reader).take(kept).read_to_end(&mut req.body);
+    let _ = std::io::copy(
+        &mut (&mut reader).take(body_len - kept),
+        &mut std::io::sink(),
+    );
     seen.lock().expect("lock").push(req.clone());
     let reply = handler(&req, addr);
     let mut out = stream;
