@@ -189,13 +189,19 @@ impl Daemon {
         W: Write + Send + 'static,
         P: FnMut(Progress) + Send,
     {
-        self.export_with(names, options, progress, move |mut reader| {
-            let mut out = out;
-            let n = io::copy(&mut reader, &mut out)
-                .map_err(|e| hoist_oci::Error::io("writing the exported archive", e))?;
+        self.export_with(names, options, progress, move |reader| {
+            let mut tee = Tee {
+                inner: reader,
+                out,
+                written: 0,
+            };
+            check_archive(&mut tee)?;
+            let Tee {
+                mut out, written, ..
+            } = tee;
             out.flush()
                 .map_err(|e| hoist_oci::Error::io("flushing the exported archive", e))?;
-            Ok((out, n))
+            Ok((out, written))
         })
         .await
     }
@@ -310,7 +316,19 @@ impl Daemon {
             .map_err(|e| {
                 Error::new(ErrorKind::Io, "the export consumer task failed").with_source(e)
             })?
-            .map_err(|e| unreadable_export(e, &watch, received).with_image(label))?;
+            .map_err(|e| unreadable_export(e, &watch, received).with_image(label.clone()))?;
+        // A consumer that copies bytes takes an error line after a partial archive as more
+        // archive: the daemon's reason still fails the export.
+        if let Some(reason) = watch.reason() {
+            return Err(Error::new(
+                ErrorKind::DaemonFailed,
+                format!(
+                    "the daemon failed part-way through the export, after {received} bytes: \
+                     {reason}"
+                ),
+            )
+            .with_image(label));
+        }
         progress(Progress::Receiving { bytes: received });
         progress(Progress::Done { bytes: received });
         Ok(value)
@@ -379,6 +397,58 @@ fn unreadable_export(err: hoist_oci::Error, watch: &Watch, received: u64) -> Err
         ),
     )
     .with_source(err)
+}
+
+/// A reader that writes every byte it reads into `out`, counting them: the archive goes out
+/// as it is read, once, while its structure is checked.
+struct Tee<R, W> {
+    inner: R,
+    out: W,
+    written: u64,
+}
+
+impl<R: io::Read, W: Write> io::Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = buf.get(..n).unwrap_or_default();
+        self.out.write_all(read).map_err(|e| {
+            // A failing destination is the caller's, not the archive's: say so.
+            io::Error::new(e.kind(), format!("writing the exported archive: {e}"))
+        })?;
+        self.written += n as u64;
+        Ok(n)
+    }
+}
+
+/// Read a `docker save` archive to its end through `reader`, checking it is one: every entry
+/// whole, and the `manifest.json` (or, for an OCI layout, `index.json`) a daemon writes after
+/// the layers. A daemon that stops part-way without a word (dockerd 20.10 ends such an answer
+/// cleanly) leaves an archive without them, or cut inside an entry: an error, never a short
+/// archive passed off as a whole one.
+fn check_archive<R: io::Read>(reader: &mut R) -> hoist_oci::Result<()> {
+    let corrupt = |what: String| hoist_oci::Error::new(hoist_oci::ErrorKind::Corrupt, what);
+    let mut found_index = false;
+    {
+        let mut archive = tar::Archive::new(&mut *reader);
+        let entries = archive
+            .entries()
+            .map_err(|e| corrupt(format!("reading the exported archive: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| corrupt(format!("reading the exported archive: {e}")))?;
+            let path = entry.path_bytes();
+            let name = path.strip_prefix(b"./").unwrap_or(&path);
+            found_index |= name == b"manifest.json" || name == b"index.json";
+        }
+    }
+    // The end-of-archive blocks and any padding after them go out too.
+    io::copy(reader, &mut io::sink())
+        .map_err(|e| corrupt(format!("reading the end of the exported archive: {e}")))?;
+    if !found_index {
+        return Err(corrupt(
+            "the exported archive has no manifest.json or index.json: it ends early".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Marks an export abandoned when the future waiting on it is dropped.

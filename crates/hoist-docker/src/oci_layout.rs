@@ -64,7 +64,9 @@ impl Daemon {
     /// Load the image `manifest` (an image manifest in `layout`, or an index, of which the
     /// entry for the daemon's own platform is loaded) into the daemon as `tag`, streaming a
     /// legacy docker-archive written on the fly. Returns what the daemon then reports for
-    /// `tag`, after checking its layers are the image's.
+    /// `tag`, after checking its layers are the image's. A compressed layer is decompressed
+    /// into a temp file beside the layout's blobs, or in the system's temp directory when the
+    /// layout cannot be written to; nothing in the layout changes.
     pub async fn load<P>(
         &self,
         layout: &Layout,
@@ -90,7 +92,8 @@ impl Daemon {
         let writer_layout = layout.clone();
         let images = vec![(image.descriptor.clone(), vec![tag.to_string()])];
         self.load_with(progress, move |out| {
-            archive::write_docker_archive(&writer_layout, &images, out)
+            let spill = spill_dir(&writer_layout);
+            archive::write_docker_archive_spilling(&writer_layout, &images, &spill, out)
         })
         .await
         .map_err(|e| e.with_image(tag))?;
@@ -106,5 +109,48 @@ impl Daemon {
             .with_host(&self.host()));
         }
         Ok(info)
+    }
+}
+
+/// Where a load decompresses a compressed layer on its way into the archive: beside the
+/// layout's blobs (the same disk, with room for the image), unless the layout cannot be
+/// written to (read-only, or another user's), then the system's temp directory.
+fn spill_dir(layout: &Layout) -> std::path::PathBuf {
+    let blobs = layout.root().join("blobs");
+    let probe = blobs.join(format!(".hoist-spill-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            blobs
+        }
+        Err(_) => std::env::temp_dir(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layout_that_cannot_be_written_spills_into_the_temp_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::create(dir.path().join("image")).expect("layout");
+        assert_eq!(spill_dir(&layout), layout.root().join("blobs"));
+        // No probe is left behind.
+        let left: Vec<_> = std::fs::read_dir(layout.root().join("blobs"))
+            .expect("blobs")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".hoist"))
+            .collect();
+        assert!(left.is_empty());
+        // Even root cannot create a file under a file.
+        let blobs = layout.root().join("blobs");
+        std::fs::remove_dir_all(&blobs).expect("remove blobs");
+        std::fs::write(&blobs, b"not a directory").expect("a file in its place");
+        assert_eq!(spill_dir(&layout), std::env::temp_dir());
     }
 }
