@@ -104,6 +104,13 @@ impl Client {
     /// the lookup off.
     fn auth_files(&self, registry: &str) -> Vec<PathBuf> {
         let cfg = &self.inner.cfg;
+        if cfg
+            .anonymous_registries
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(registry))
+        {
+            return Vec::new();
+        }
         let named = cfg.registry_auth_files.iter().rev();
         let for_registry = named
             .filter(|(r, _)| r.eq_ignore_ascii_case(registry))
@@ -144,7 +151,15 @@ impl Client {
         registry: &str,
         scopes: &Scopes,
     ) -> Result<Option<Credentials>> {
-        if let Some(c) = &self.inner.cfg.credentials {
+        let cfg = &self.inner.cfg;
+        if cfg
+            .anonymous_registries
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(registry))
+        {
+            return Ok(None);
+        }
+        if let Some(c) = &cfg.credentials {
             return Ok(Some(c.clone()));
         }
         let named = self.inner.cfg.registry_credentials.iter();
@@ -700,6 +715,23 @@ mod tests {
         assert_eq!(scope_repository(&scopes(&["repository:a:pull"])), Some("a"));
         assert_eq!(scope_repository(&scopes(&["registry:catalog:*"])), None);
         assert_eq!(scope_repository(&[]), None);
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_registry_gets_no_credentials_whatever_is_configured() {
+        let client = Client::builder()
+            .credentials(Credentials::new("u", "p"))
+            .registry_credentials("src.example", Credentials::new("s", "q"))
+            .registry_auth_file("src.example", "/src.json")
+            .anonymous_registry("SRC.example")
+            .build()
+            .expect("client");
+        let scopes = vec!["repository:team/app:pull".to_owned()];
+        let creds = client.credentials_for("src.example", &scopes).await;
+        assert_eq!(creds.expect("no lookup"), None);
+        assert!(client.auth_files("src.example").is_empty());
+        let other = client.credentials_for("dest.example", &scopes).await;
+        assert_eq!(other.expect("given"), Some(Credentials::new("u", "p")));
     }
 
     #[test]

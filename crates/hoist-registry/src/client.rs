@@ -47,6 +47,8 @@ pub struct ClientBuilder {
     pub(crate) docker_config: Option<PathBuf>,
     /// An auth file for one registry each, read instead of the general lookup for it.
     pub(crate) registry_auth_files: Vec<(String, PathBuf)>,
+    /// Registries spoken to without credentials, whatever else is configured.
+    pub(crate) anonymous_registries: Vec<String>,
     pub(crate) use_docker_config: bool,
     pub(crate) chunk_size: u64,
     concurrency: usize,
@@ -66,6 +68,7 @@ impl Default for ClientBuilder {
             registry_credentials: Vec::new(),
             docker_config: None,
             registry_auth_files: Vec::new(),
+            anonymous_registries: Vec::new(),
             use_docker_config: true,
             chunk_size: 16 * 1024 * 1024,
             concurrency: 6,
@@ -144,6 +147,14 @@ impl ClientBuilder {
     ) -> Self {
         self.registry_auth_files
             .push((registry.into(), path.into()));
+        self
+    }
+    /// Speak to `registry` (`host[:port]` as in [`Repo::registry`]) without credentials,
+    /// whatever else is set or an auth file holds, as skopeo's `--src-no-creds` and
+    /// `--dest-no-creds` do: for a public source whose registry the caller has a login for
+    /// that it should not use.
+    pub fn anonymous_registry(mut self, registry: impl Into<String>) -> Self {
+        self.anonymous_registries.push(registry.into());
         self
     }
     /// Do not read any auth file: anonymous unless [`ClientBuilder::credentials`] is set.

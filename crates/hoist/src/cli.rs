@@ -300,6 +300,15 @@ pub struct GlobalArgs {
     )]
     pub dest_creds: Option<String>,
 
+    /// Speak to the source registry without credentials, whatever is given or kept for it
+    /// (skopeo's --src-no-creds): a public image on a registry you have a login for.
+    #[arg(long, global = true, conflicts_with_all = ["src_creds", "src_authfile"])]
+    pub src_no_creds: bool,
+
+    /// Speak to the destination registry without credentials (skopeo's --dest-no-creds).
+    #[arg(long, global = true, conflicts_with_all = ["dest_creds", "dest_authfile"])]
+    pub dest_no_creds: bool,
+
     /// Read registry credentials from this file only, instead of searching, as `skopeo
     /// --authfile` and podman do: an auth.json written by `podman login`, `skopeo login` or
     /// `docker login` (same format: `auths`, `credHelpers`, `credsStore`). --creds,

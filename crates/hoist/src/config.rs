@@ -94,6 +94,8 @@ pub struct Config {
     /// Explicit credentials, each for one registry (`host[:port]` as the registry client names
     /// it); a registry not listed gets what the auth files and helpers have for it.
     pub registry_creds: Vec<(String, Credentials)>,
+    /// Registries spoken to without credentials (`--src-no-creds`, `--dest-no-creds`).
+    pub anonymous_registries: Vec<String>,
     /// How progress is shown.
     pub progress: ProgressMode,
     /// -1 quiet, 0 default, 1.. more verbose.
@@ -421,8 +423,13 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         cli.global.src_authfile.take(),
         cli.global.dest_authfile.take(),
     )?;
-    let src_creds = cli.global.src_creds.clone();
-    let dest_creds = cli.global.dest_creds.clone();
+    let anonymous = credentials::assign_no_creds(
+        &job,
+        cli.global.src_no_creds,
+        cli.global.dest_no_creds,
+        &registry_auth_files,
+    )?;
+    let side_creds = (cli.global.src_creds.clone(), cli.global.dest_creds.clone());
     let (mut config, creds) = settings::validate_global(cli.global, env)?;
     config.runtime_config = runtime_config;
     config.digest_file = digest_file;
@@ -432,7 +439,8 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     config.manifest_format = manifest_format;
     config.recompress = recompress;
     config.compression_chosen |= recompress;
-    config.registry_creds = credentials::assign_creds(&job, creds, src_creds, dest_creds)?;
+    config.registry_creds = credentials::assign_creds(&job, creds, side_creds, &anonymous)?;
+    config.anonymous_registries = anonymous;
     for host in unverified {
         if !config.insecure_registries.contains(&host) {
             config.insecure_registries.push(host);

@@ -402,3 +402,49 @@ fn base64_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
+
+/// skopeo's `--src-no-creds` / `--dest-no-creds`: the side named is spoken to without the
+/// login every other command finds, so a registry that requires one refuses it.
+#[test]
+fn no_creds_speaks_to_one_side_without_the_login_kept_for_it() {
+    let Some(registry) = basic_auth_registry() else {
+        return;
+    };
+    let host = registry.host();
+    let scene = Scene::new(57);
+    let out = scene.login(&host, PASSWORD);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let pushed = format!("docker://{host}/team/app:1");
+    let out = scene.push(&pushed);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+
+    // Pulled with the kept login, then refused without it.
+    let copy = |flags: &[&str], dir: &str| {
+        let mut args = flags.to_vec();
+        let to = common::arg(&scene.tmp.path().join(dir), ":1");
+        args.extend(["-q", "copy", &pushed, &to]);
+        scene.run(&args)
+    };
+    let out = copy(&[], "with-login");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let out = copy(&["--src-no-creds"], "without");
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    assert!(
+        all(&out).contains("authentication required"),
+        "{}",
+        all(&out)
+    );
+
+    // Pushed without it: refused too; the same push with the login goes through.
+    let source = common::arg(&scene.source, ":v1");
+    let out = scene.run(&[
+        "-q",
+        "--dest-no-creds",
+        "push",
+        &source,
+        &format!("{host}/team/b:1"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", all(&out));
+    let out = scene.run(&["-q", "push", &source, &format!("{host}/team/b:1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+}

@@ -58,6 +58,9 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
     for (registry, path) in &config.registry_auth_files {
         builder = builder.registry_auth_file(registry.clone(), path.clone());
     }
+    for registry in &config.anonymous_registries {
+        builder = builder.anonymous_registry(registry.clone());
+    }
     for (registry, creds) in &config.registry_creds {
         builder = builder.registry_credentials(
             registry.clone(),

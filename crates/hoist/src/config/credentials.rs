@@ -60,12 +60,18 @@ pub(super) fn from_flags(
 pub(super) fn assign_creds(
     job: &Job,
     creds: Option<Credentials>,
-    src: Option<String>,
-    dest: Option<String>,
+    (src, dest): (Option<String>, Option<String>),
+    anonymous: &[String],
 ) -> Result<Vec<(String, Credentials)>, UsageError> {
     let (from, to) = job.registries();
     let mut out: Vec<(String, Credentials)> = Vec::new();
     for (host, text, flag) in per_side(job, "creds", src, dest)? {
+        if anonymous.contains(&host) {
+            return Err(usage(format!(
+                "{flag} and --src-no-creds or --dest-no-creds name the one registry {host}, \
+                 which is spoken to with one set of credentials or none: give one"
+            )));
+        }
         if text.split_once(':').is_none() {
             return Err(usage(format!("{flag} takes USER:PASS")));
         }
@@ -81,10 +87,11 @@ pub(super) fn assign_creds(
         }
     }
     if let Some(creds) = creds {
+        // A registry spoken to without credentials takes none of --creds either.
         let mut left: Vec<&String> = [&from, &to]
             .into_iter()
             .flatten()
-            .filter(|h| !out.iter().any(|(o, _)| o == *h))
+            .filter(|h| !out.iter().any(|(o, _)| o == *h) && !anonymous.contains(h))
             .collect();
         left.dedup();
         match left.as_slice() {
@@ -120,6 +127,31 @@ pub(super) fn assign_auth_files(
         }
         super::check_auth_file(&path, &flag, job)?;
         out.push((host, path));
+    }
+    Ok(out)
+}
+
+/// The registries `--src-no-creds` and `--dest-no-creds` name. A copy within one registry
+/// speaks to it with one set of credentials or none: one side without them and the other
+/// with them is refused.
+pub(super) fn assign_no_creds(
+    job: &Job,
+    src: bool,
+    dest: bool,
+    files: &[(String, PathBuf)],
+) -> Result<Vec<String>, UsageError> {
+    let flag = |on: bool| on.then_some(());
+    let mut out: Vec<String> = Vec::new();
+    for (host, (), given) in per_side(job, "no-creds", flag(src), flag(dest))? {
+        if files.iter().any(|(h, _)| *h == host) {
+            return Err(usage(format!(
+                "{given} and credentials for the other side name the one registry {host}, \
+                 which is spoken to with one set of credentials or none: give one"
+            )));
+        }
+        if !out.contains(&host) {
+            out.push(host);
+        }
     }
     Ok(out)
 }
@@ -188,6 +220,32 @@ mod tests {
             [(host, creds)] => (host, creds),
             other => panic!("expected one registry's credentials, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn no_creds_names_one_side_and_takes_none_of_the_general_creds() {
+        let (a, b) = ("docker://a.example/x:1", "docker://b.example:5000/y:1");
+        let c = ok(&["--src-no-creds", "copy", a, b]).0;
+        assert_eq!(c.anonymous_registries, ["a.example"]);
+        assert!(c.registry_creds.is_empty());
+        // --creds goes to the one registry left.
+        let c = ok(&["--creds", "u:p", "--src-no-creds", "copy", a, b]).0;
+        assert_eq!(only_creds(&c).0, "b.example:5000");
+        let c = ok(&["--dest-no-creds", "--src-creds", "u:p", "copy", a, b]).0;
+        assert_eq!(c.anonymous_registries, ["b.example:5000"]);
+        assert_eq!(only_creds(&c).0, "a.example");
+        // Within one registry: one set of credentials or none.
+        let same = "docker://a.example/z:1";
+        assert!(
+            err(&["--src-no-creds", "--dest-creds", "u:p", "copy", a, same]).contains("one set")
+        );
+        let c = ok(&["--src-no-creds", "--dest-no-creds", "copy", a, same]).0;
+        assert_eq!(c.anonymous_registries, ["a.example"]);
+        // A side that is no registry, and the same side given both ways.
+        assert!(err(&["--src-no-creds", "copy", "oci:x:1", b]).contains("not a registry"));
+        assert!(
+            err(&["--src-no-creds", "--src-creds", "u:p", "copy", a, b]).contains("cannot be used")
+        );
     }
 
     #[test]

@@ -134,6 +134,7 @@ pub(super) fn validate_global(
         auth_file: None,
         registry_auth_files: Vec::new(),
         registry_creds: Vec::new(),
+        anonymous_registries: Vec::new(),
         progress,
         verbosity,
         cache_dir,
