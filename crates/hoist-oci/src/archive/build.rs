@@ -2,7 +2,9 @@
 //! (docker's own archives) or from `index.json` (an OCI archive), checking every layer against
 //! its config's `diff_ids`.
 
-use super::read::{Collected, Stored};
+use std::collections::{HashMap, HashSet};
+
+use super::read::{Collected, Stored, oci_blob_digest};
 use super::{ArchiveManifestEntry, MAX_LINK_HOPS, SpooledImage, normalize, shown};
 use crate::codec::{self, Compression};
 use crate::digest::Digester;
@@ -102,17 +104,35 @@ pub(super) fn build_from_manifest_json(
 }
 
 /// An OCI archive without `manifest.json`: its `index.json` names the images.
+///
+/// Its manifests name layers by the archive's digests. A layer the spool compressed on its way
+/// in (`compress_layers`) is stored under another digest, so each manifest naming one is
+/// written anew with the compressed layer in its place (and each index naming such a manifest,
+/// up to the entry of `index.json`); the config is kept as it is, its `diff_ids` still naming
+/// the uncompressed tars, and each substituted layer is checked against them.
 pub(super) fn build_from_index(
     bytes: &[u8],
+    c: &Collected,
     layout: &Layout,
     platform: Option<&crate::Platform>,
 ) -> Result<Vec<SpooledImage>> {
     let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
+    let substitutes = Substitutes::of(c)?;
+    // The blobs this spool stored, each verified as it streamed in.
+    let carried: HashSet<&Digest> = c.files.values().map(|s| &s.digest).collect();
     let mut out = Vec::new();
-    for d in &index.value().manifests {
-        let image = layout.image_at(d, platform)?;
+    for listed in &index.value().manifests {
+        let d = substitutes.rewrite(layout, listed, 0)?;
+        let image = layout.image_at(&d, platform)?;
         for l in &image.manifest.value().layers {
-            if !layout.has_blob(l)? {
+            // A layer the archive did not carry is one the layout held before: rehashed, so
+            // a blob damaged on disk since does not pass for it.
+            let present = if carried.contains(&l.digest) {
+                layout.has_blob(l)?
+            } else {
+                layout.has_verified_blob(l)?
+            };
+            if !present {
                 return Err(
                     Error::new(ErrorKind::NotFound, "layer missing from the archive")
                         .with_digest(&l.digest),
@@ -127,11 +147,190 @@ pub(super) fn build_from_index(
             .collect();
         out.push(SpooledImage {
             tags,
-            manifest: d.clone(),
             config: image.manifest.value().config.clone(),
+            manifest: d,
         });
     }
     Ok(out)
+}
+
+/// The archive's `blobs/<alg>/<hex>` entries the spool stored under another digest (compressed
+/// on their way in), by the digest the archive names them with.
+struct Substitutes<'a> {
+    by_name: HashMap<Digest, &'a Stored>,
+}
+
+/// How deep indexes may nest in an archive (as [`Layout::image_at`] follows them).
+const MAX_INDEX_DEPTH: usize = 4;
+
+impl<'a> Substitutes<'a> {
+    fn of(c: &'a Collected) -> Result<Self> {
+        let mut by_name = HashMap::new();
+        for (path, stored) in &c.files {
+            if let Some(named) = oci_blob_digest(path)?
+                && named != stored.digest
+            {
+                by_name.insert(named, stored);
+            }
+        }
+        Ok(Substitutes { by_name })
+    }
+
+    /// `d` as it must be listed now: itself when nothing under it was substituted (or it is
+    /// not in the layout: a platform the archive left out), else a descriptor of the manifest
+    /// or index written anew, keeping `d`'s platform and annotations (its tag).
+    fn rewrite(&self, layout: &Layout, d: &Descriptor, depth: usize) -> Result<Descriptor> {
+        if self.by_name.is_empty() || !layout.has_blob(d)? {
+            return Ok(d.clone());
+        }
+        if d.media_type.is_index() {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(Error::invalid("indexes nested too deeply").with_digest(&d.digest));
+            }
+            let index: RawJson<ImageIndex> = layout.read_json(d)?;
+            let mut changed = index.value().clone();
+            for entry in &mut changed.manifests {
+                *entry = self.rewrite(layout, entry, depth + 1)?;
+            }
+            if changed.manifests == index.value().manifests {
+                return Ok(d.clone());
+            }
+            changed.media_type = Some(MediaType::new(MediaType::OCI_INDEX));
+            return written(
+                layout,
+                d,
+                MediaType::OCI_INDEX,
+                RawJson::from_value(changed)?,
+            );
+        }
+        if !d.media_type.is_manifest() {
+            return Ok(d.clone());
+        }
+        let manifest: RawJson<ImageManifest> = layout.read_json(d)?;
+        let m = manifest.value();
+        if !m
+            .layers
+            .iter()
+            .any(|l| self.by_name.contains_key(&l.digest))
+        {
+            return Ok(d.clone());
+        }
+        // Only a container image's layers are compressed tars; an artifact's blobs are kept
+        // as the archive holds them and its manifest is not rewritten.
+        if !m.config.media_type.is_config() || !m.layers.iter().all(|l| l.media_type.is_layer()) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "an artifact in the archive has a tar blob, which compressing layers while \
+                 spooling would change; spool it without compression",
+            )
+            .with_digest(&d.digest));
+        }
+        // The image of another platform than the one spooled may come without its config;
+        // its substituted layers are still the tars the archive names (checked as they
+        // streamed in), there is just no config to check them against.
+        let diff_ids = if layout.has_blob(&m.config)? {
+            let config: RawJson<ImageConfig> = layout.read_json(&m.config)?;
+            let diff_ids = config.value().rootfs.diff_ids.clone();
+            if diff_ids.len() != m.layers.len() {
+                return Err(Error::invalid(format!(
+                    "manifest lists {} layers but its config lists {} diff_ids",
+                    m.layers.len(),
+                    diff_ids.len()
+                ))
+                .with_digest(&d.digest));
+            }
+            Some(diff_ids)
+        } else {
+            None
+        };
+        let mut layers = Vec::with_capacity(m.layers.len());
+        for (i, l) in m.layers.iter().enumerate() {
+            let Some(stored) = self.by_name.get(&l.digest) else {
+                layers.push(oci_typed(l));
+                continue;
+            };
+            check_substitute(l, stored, diff_ids.as_ref().map(|ids| &ids[i]))?;
+            let mut layer = l.clone();
+            layer.media_type = MediaType::oci_layer(stored.compression);
+            layer.digest = stored.digest.clone();
+            layer.size = stored.size;
+            layers.push(layer);
+        }
+        let mut config_desc = m.config.clone();
+        config_desc.media_type = MediaType::new(MediaType::OCI_CONFIG);
+        let rebuilt = ImageManifest {
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            config: config_desc,
+            layers,
+            ..m.clone()
+        };
+        written(
+            layout,
+            d,
+            MediaType::OCI_MANIFEST,
+            RawJson::from_value(rebuilt)?,
+        )
+    }
+}
+
+/// Check that `stored`, compressed from the archive's layer `l`, still is the layer its
+/// config names: the archive's descriptor matches the entry (size; the digest was checked as
+/// it streamed in) and the uncompressed digest is the config's `diff_id` (when the config is
+/// there).
+fn check_substitute(l: &Descriptor, stored: &Stored, diff_id: Option<&Digest>) -> Result<()> {
+    if l.size != stored.archived {
+        return Err(Error::new(
+            ErrorKind::SizeMismatch,
+            format!(
+                "a manifest in the archive gives layer {} a size of {} bytes, but the archive \
+                 holds {} bytes",
+                l.digest, l.size, stored.archived
+            ),
+        )
+        .with_digest(&l.digest));
+    }
+    match (&stored.diff_id, diff_id) {
+        (Some(actual), Some(want)) if actual == want => Ok(()),
+        (Some(_), None) => Ok(()),
+        (actual, want) => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "layer {} has diff_id {} but its config says {}",
+                l.digest,
+                actual
+                    .as_ref()
+                    .map_or("unknown".to_owned(), Digest::to_string),
+                want.map_or("nothing".to_owned(), Digest::to_string)
+            ),
+        )
+        .with_digest(&l.digest)),
+    }
+}
+
+/// A layer descriptor with the OCI media type for its compression (a manifest written anew is
+/// an OCI manifest, whatever the archive's was).
+fn oci_typed(l: &Descriptor) -> Descriptor {
+    let mut out = l.clone();
+    if let Some(c) = l.media_type.layer_compression() {
+        out.media_type = MediaType::oci_layer(c);
+    }
+    out
+}
+
+/// Store `json` and describe it as `was` was described (platform, annotations), with its own
+/// media type, digest and size.
+fn written<T>(
+    layout: &Layout,
+    was: &Descriptor,
+    media_type: &str,
+    json: RawJson<T>,
+) -> Result<Descriptor> {
+    layout.write_json(&json)?;
+    let mut d = was.clone();
+    d.media_type = MediaType::new(media_type);
+    d.digest = json.digest().clone();
+    d.size = json.bytes().len() as u64;
+    Ok(d)
 }
 
 /// The digest of a compressed layer's uncompressed content, streamed.

@@ -34,6 +34,9 @@ pub(super) struct Stored {
     /// The digest of the uncompressed content, when the spooler computed it (an uncompressed
     /// tar's own digest, or the input side of a compression done while spooling).
     pub(super) diff_id: Option<Digest>,
+    /// The entry's size in the archive (the uncompressed size of a layer compressed on its
+    /// way in, which the archive's own descriptors name).
+    pub(super) archived: u64,
 }
 
 /// What the pass over the tar collected.
@@ -101,9 +104,12 @@ pub fn spool_with<R: Read>(
     let built = match &collected.manifest_json {
         Some(bytes) => super::build::build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {
-            Some(bytes) => {
-                super::build::build_from_index(bytes, layout, options.platform.as_ref())?
-            }
+            Some(bytes) => super::build::build_from_index(
+                bytes,
+                &collected,
+                layout,
+                options.platform.as_ref(),
+            )?,
             None => {
                 return Err(Error::invalid(
                     "not a docker archive: no manifest.json (or OCI index.json) in the tar",
@@ -308,7 +314,7 @@ fn is_legacy_v1_metadata(path: &str) -> bool {
 }
 
 /// `blobs/<alg>/<hex>` names its digest (validated before anything else is done with it).
-fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
+pub(super) fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
     let mut parts = path.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("blobs"), Some(alg), Some(hex), None) => Digest::parse(&format!("{alg}:{hex}"))
@@ -389,6 +395,7 @@ fn store_entry<R: Read>(
                 size: info.size,
                 compression: c.compression,
                 diff_id: Some(info.diff_id),
+                archived: size,
             })
         };
         Storing::commit(commit)?
@@ -409,6 +416,7 @@ fn store_entry<R: Read>(
             digest: actual,
             size,
             compression: detected,
+            archived: size,
         })
     } else {
         let algorithm = named
@@ -426,6 +434,7 @@ fn store_entry<R: Read>(
                 digest,
                 size,
                 compression: detected,
+                archived: size,
             })
         };
         Storing::commit(commit)?
