@@ -392,11 +392,15 @@ impl Layout {
 
     /// Store a JSON document's exact bytes as a blob (a no-op when it is already there).
     ///
+    /// A blob already there is rehashed before it counts (JSON documents are small): a
+    /// manifest or config damaged on disk but of the same size is written again rather than
+    /// left for the image that is about to name it.
+    ///
     /// # Errors
     /// I/O errors.
     pub fn write_json<T>(&self, json: &RawJson<T>) -> Result<()> {
         let size = json.bytes().len() as u64;
-        if self.has_blob(&Descriptor::new(
+        if self.has_verified_blob(&Descriptor::new(
             MediaType::OCI_EMPTY,
             json.digest().clone(),
             size,

@@ -686,3 +686,20 @@ fn manifest_at_follows_an_index_and_checks_a_bare_images_platform() {
         .expect_err("amd64 only");
     assert_eq!(e.kind(), ErrorKind::NoMatchingPlatform);
 }
+
+/// Regression: a JSON blob damaged on disk but of the same size was taken as present, so an
+/// image naming it was "stored" unreadable.
+#[test]
+fn write_json_rewrites_a_damaged_blob() {
+    let (_d, l) = layout();
+    let doc = RawJson::<ImageIndex>::parse(br#"{"schemaVersion":2,"manifests":[]}"#.to_vec())
+        .expect("doc");
+    l.write_json(&doc).expect("first write");
+    let path = l.blob_path(doc.digest());
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[0] = b' ';
+    crate::testutil::overwrite(&path, &bytes);
+    l.write_json(&doc).expect("second write");
+    l.verify_blob(&doc.descriptor(MediaType::OCI_INDEX))
+        .expect("written again");
+}

@@ -165,3 +165,38 @@ fn a_substituted_layer_is_checked_against_the_config() {
     assert!(err.to_string().contains("diff_id"), "{err}");
     assert!(l.tags().expect("tags").is_empty());
 }
+
+/// Regression: a layer the archive does not carry, found in the layout by its size alone, made
+/// the image look complete though the blob was damaged on disk.
+#[test]
+fn a_layer_not_in_the_archive_is_rehashed_in_the_layout() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "amd64");
+    let manifest = RawJson::from_value(ImageManifest::new(
+        config.descriptor(MediaType::OCI_CONFIG),
+        vec![Descriptor::new(
+            MediaType::OCI_LAYER,
+            Digest::sha256_of(&layer),
+            layer.len() as u64,
+        )],
+    ))
+    .expect("manifest");
+    let desc = manifest.descriptor(MediaType::OCI_MANIFEST);
+    let bytes = archive(vec![
+        Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
+        Item::File(&blob_path(&desc.digest), manifest.bytes().to_vec()),
+        Item::File("index.json", top_index(&desc)),
+        Item::File("oci-layout", MARKER.to_vec()),
+    ]);
+    let (_d, l) = new_layout();
+    let mut damaged = layer.clone();
+    damaged[0] ^= 1;
+    let stored = l.blob_path(&Digest::sha256_of(&layer));
+    std::fs::create_dir_all(stored.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&stored, &damaged).expect("damaged blob");
+    let err = spool(pipe(bytes.clone()), &l).expect_err("damaged layer");
+    assert!(err.is_not_found(), "{err}");
+    // Once the layer is sound, the same archive spools.
+    crate::testutil::overwrite(&stored, &layer);
+    spool(pipe(bytes), &l).expect("spool");
+}
