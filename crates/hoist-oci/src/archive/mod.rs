@@ -12,6 +12,7 @@
 //! without a layout.
 
 mod build;
+mod decoded;
 mod options;
 mod read;
 mod stream;

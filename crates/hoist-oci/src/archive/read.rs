@@ -56,7 +56,9 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 ///
 /// The stream may be compressed whole, as `docker load` accepts it: gzip, zstd, xz or bzip2
 /// (sniffed from its first bytes; concatenated streams read as one). An xz stream may ask for a
-/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB).
+/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB). A legacy `layer.tar` may itself be
+/// compressed with gzip or zstd (stored as it is) or with xz or bzip2 (decompressed on its way
+/// in, as OCI has no media type for them), as `docker load` reads it.
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
 /// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
@@ -349,11 +351,16 @@ fn store_entry<R: Read>(
     let head = &head_buf[..want];
     let detected = Compression::detect(head);
     let is_tar = detected == Compression::None && looks_like_tar(head, size);
-    let is_layer = is_tar || (detected != Compression::None && size >= 512);
+    // A named blob is kept as its name says; a legacy `layer.tar` in xz or bzip2 is decoded.
+    let decode = named
+        .is_none()
+        .then(|| super::stream::xz_or_bzip2(head))
+        .flatten();
+    let is_layer = is_tar || decode.is_some() || (detected != Compression::None && size >= 512);
     // The compressor hashes the input with sha256: a blob named with another algorithm is
     // stored as it is.
     let compress = options.compression.filter(|_| {
-        is_tar
+        (is_tar || decode.is_some())
             && named
                 .as_ref()
                 .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256)
@@ -378,7 +385,9 @@ fn store_entry<R: Read>(
         }
         Ok(())
     };
-    let stored = if let Some(c) = compress {
+    let stored = if let Some(name) = decode {
+        super::decoded::store_decompressed(body, path, size, name, compress, layout, &mut tick)?
+    } else if let Some(c) = compress {
         let mut writer = layout.layer_writer(c.compression, c.level, c.threads)?;
         pump(&mut body, &mut writer, path, size, &mut tick)?;
         let blob = writer.finish()?;
@@ -444,7 +453,7 @@ fn store_entry<R: Read>(
 
 /// A stored entry, or one whose verified blob is being committed (fsynced and renamed into
 /// place) on another thread while the next entries stream in.
-enum Storing {
+pub(super) enum Storing {
     Done(Stored),
     Committing(std::thread::JoinHandle<Result<Stored>>),
 }
@@ -453,7 +462,7 @@ impl Storing {
     /// Commit on a thread of its own: an fsync, even of a small file, can wait for the
     /// writeback of a big one (ext4 commits its journal in order), and the daemon cannot send
     /// while nobody reads.
-    fn commit(commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
+    pub(super) fn commit(commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
         std::thread::Builder::new()
             .name("hoist-commit".into())
             .spawn(commit)
@@ -649,14 +658,14 @@ fn read_small<R: Read>(entry: &mut R, path: &str, size: u64) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
-fn truncated(path: &str, got: u64, want: u64) -> Error {
+pub(super) fn truncated(path: &str, got: u64, want: u64) -> Error {
     Error::new(
         ErrorKind::Corrupt,
         format!("truncated archive: entry {path:?} has {got} of {want} bytes"),
     )
 }
 
-fn truncated_or(e: Error, path: &str) -> Error {
+pub(super) fn truncated_or(e: Error, path: &str) -> Error {
     if e.is_corrupt() {
         Error::new(
             ErrorKind::Corrupt,
