@@ -299,7 +299,10 @@ impl Layout {
                     .with_path(self.blob_path(&descriptor.digest))
                     .with_digest(&descriptor.digest)
             })?;
-        RawJson::parse(bytes).map_err(|e| e.with_digest(&descriptor.digest))
+        // Verified against the descriptor (again: a JSON blob is small), and named by it: a
+        // sha512 document's digest is its sha512, not the sha256 `parse` would compute.
+        RawJson::parse_verified(bytes, &descriptor.digest)
+            .map_err(|e| e.with_digest(&descriptor.digest))
     }
 
     /// A writer for a new sha256 blob.

@@ -703,3 +703,18 @@ fn write_json_rewrites_a_damaged_blob() {
     l.verify_blob(&doc.descriptor(MediaType::OCI_INDEX))
         .expect("written again");
 }
+
+/// Regression: a document read through a sha512 descriptor was named by its sha256.
+#[test]
+fn read_json_keeps_the_descriptors_digest() {
+    let (_d, l) = layout();
+    let bytes = br#"{"schemaVersion":2,"manifests":[]}"#;
+    let mut hasher = crate::digest::Digester::new(Algorithm::Sha512);
+    hasher.update(bytes);
+    let digest = hasher.finish();
+    let desc = Descriptor::new(MediaType::OCI_INDEX, digest.clone(), bytes.len() as u64);
+    l.write_blob(&bytes[..], Some(&desc)).expect("store");
+    let doc: RawJson<ImageIndex> = l.read_json(&desc).expect("read");
+    assert_eq!(doc.digest(), &digest);
+    assert_eq!(doc.descriptor(MediaType::OCI_INDEX), desc);
+}
