@@ -50,6 +50,7 @@ pub(super) fn build_from_manifest_json(
         ));
     }
     let mut out = Vec::with_capacity(entries.len());
+    let mut diff_ids_of = DiffIds::new(layout);
     for entry in entries {
         let cfg = lookup(c, &entry.config)?;
         let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
@@ -73,7 +74,7 @@ pub(super) fn build_from_manifest_json(
             let actual_diff_id = match &s.diff_id {
                 Some(known) => known.clone(),
                 None if compression == Compression::None => s.digest.clone(),
-                None => uncompressed_digest(layout, &desc)?,
+                None => diff_ids_of.get(&desc)?,
             };
             if &actual_diff_id != diff_id {
                 return Err(Error::new(
@@ -333,10 +334,63 @@ fn written<T>(
     Ok(d)
 }
 
-/// The digest of a compressed layer's uncompressed content, streamed.
-fn uncompressed_digest(layout: &Layout, desc: &Descriptor) -> Result<Digest> {
-    let mut hasher = Digester::new(crate::Algorithm::Sha256);
-    let reader = codec::decoder(layout.open_blob(desc)?)?;
-    codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
-    Ok(hasher.finish())
+/// The uncompressed digests of the compressed layers stored as they came, each computed once
+/// per spool: an archive of many images naming one compressed base layer (the containerd image
+/// store saves them so) would otherwise decompress and hash it again for every image.
+struct DiffIds<'l> {
+    layout: &'l Layout,
+    known: HashMap<Digest, Digest>,
+    /// How many blobs were decompressed (for the tests).
+    computed: usize,
+}
+
+impl<'l> DiffIds<'l> {
+    fn new(layout: &'l Layout) -> Self {
+        DiffIds {
+            layout,
+            known: HashMap::new(),
+            computed: 0,
+        }
+    }
+
+    /// The digest of `desc`'s uncompressed content, streamed through the decoder (verified
+    /// against `desc` as it is read).
+    fn get(&mut self, desc: &Descriptor) -> Result<Digest> {
+        if let Some(known) = self.known.get(&desc.digest) {
+            return Ok(known.clone());
+        }
+        let mut hasher = Digester::new(crate::Algorithm::Sha256);
+        let reader = codec::decoder(self.layout.open_blob(desc)?)?;
+        codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
+        let digest = hasher.finish();
+        self.computed += 1;
+        self.known.insert(desc.digest.clone(), digest.clone());
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::tar_of;
+
+    /// Regression: every reference to a compressed layer decompressed and hashed it again.
+    #[test]
+    fn each_compressed_layer_is_hashed_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = Layout::create(dir.path()).expect("layout");
+        let tar = tar_of(&[("a", &[1u8; 3000][..])]);
+        let mut packed = Vec::new();
+        codec::compress(&tar[..], &mut packed, Compression::Gzip, None, 1).expect("gzip");
+        let (digest, size) = l.write_blob(&packed[..], None).expect("store");
+        let desc = Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, size);
+        let mut diff_ids = DiffIds::new(&l);
+        for _ in 0..3 {
+            assert_eq!(
+                diff_ids.get(&desc).expect("diff_id"),
+                Digest::sha256_of(&tar)
+            );
+        }
+        assert_eq!(diff_ids.computed, 1);
+    }
 }
