@@ -767,5 +767,6 @@ fn spool_with_checks_options_and_cleans_up_a_cut_stream() {
 
 mod commit;
 mod index_only;
+mod names;
 mod props;
 mod xz_bzip2;
