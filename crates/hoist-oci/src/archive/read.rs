@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::rc::Rc;
 
 use super::options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
-use super::{normalize, resolve_link};
+use super::{normalize, resolve_link, shown};
 use crate::codec::{self, Compression};
 use crate::digest::Digester;
 use crate::layout::Layout;
@@ -15,8 +15,10 @@ use crate::{Descriptor, Digest, Error, ErrorKind, MAX_JSON_SIZE, MediaType, Resu
 /// An image spooled out of a docker archive into a layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpooledImage {
-    /// The `RepoTags` of the image as the archive named them (`alpine:3.19`); each is also a tag
-    /// (`org.opencontainers.image.ref.name`) in the layout.
+    /// The `RepoTags` of the image as the archive named them (`alpine:3.19`); with
+    /// [`SpoolOptions::tag_images`] each is also a tag (`org.opencontainers.image.ref.name`) in
+    /// the layout, unless the tag grammar of a layout cannot hold it (`app:1.0-`, a fine docker
+    /// tag): that one is reported as [`SpoolEvent::TagRefused`].
     pub tags: Vec<String>,
     /// The OCI manifest written for the image.
     pub manifest: Descriptor,
@@ -64,7 +66,8 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 /// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
 /// [`MAX_JSON_SIZE`]. Tags are only set once every image was built and checked, so a bad archive
 /// changes no tag; the blobs spooled before the failure stay (complete and verified, but
-/// unreferenced).
+/// unreferenced). A name that a layout cannot hold as a tag (`app:1.0-`) fails nothing: the
+/// image is stored without it and [`SpoolOptions::on_event`] hears of it.
 ///
 /// # Errors
 /// [`ErrorKind::Corrupt`] for a truncated tar or a corrupt or truncated compressed stream,
@@ -124,17 +127,34 @@ pub fn spool_with<R: Read>(
     if !options.tag_images {
         return Ok(built);
     }
-    // Check every tag first so a bad one cannot leave the archive half tagged.
+    // A name that is no docker reference at all makes the archive malformed (`docker load`
+    // refuses it too): checked for every image before any tag is set.
     for tag in built.iter().flat_map(|i| &i.tags) {
-        crate::layout::check_ref_name(tag)?;
+        crate::Reference::parse(tag).map_err(|e| {
+            Error::invalid(format!("the archive names an image {:?}: {e}", shown(tag)))
+        })?;
     }
+    // A name the layout cannot hold is known only now (`manifest.json` comes last), with every
+    // blob stored: failing would throw that away for a name the caller may still use (a
+    // registry or a daemon takes it). The image is kept (untagged when no name of it fits),
+    // the name stays in its `tags`, and the refusal is reported.
     for image in &built {
-        let mut tags = image.tags.iter().peekable();
-        if tags.peek().is_none() {
-            layout.add_untagged(&image.manifest)?;
+        let mut tagged = false;
+        for tag in &image.tags {
+            match crate::layout::check_ref_name(tag) {
+                Ok(()) => {
+                    layout.set_tag(tag, &image.manifest)?;
+                    tagged = true;
+                }
+                Err(e) => options.emit(SpoolEvent::TagRefused {
+                    tag: tag.clone(),
+                    manifest: image.manifest.clone(),
+                    reason: e.to_string(),
+                }),
+            }
         }
-        for tag in tags {
-            layout.set_tag(tag, &image.manifest)?;
+        if !tagged {
+            layout.add_untagged(&image.manifest)?;
         }
     }
     Ok(built)

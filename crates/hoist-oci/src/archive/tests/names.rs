@@ -44,3 +44,54 @@ fn a_digest_only_name_is_no_repo_tag() {
         assert_eq!(images[0].tags, want, "{names:?}");
     }
 }
+
+/// Regression: a docker tag outside the layout's tag grammar failed the whole spool at its very
+/// end, every blob already stored.
+#[test]
+fn a_docker_tag_a_layout_cannot_hold_leaves_the_image_untagged() {
+    // Image A is named `app:a` and `localhost:5000/team/app:1-`; image B only `app:v_`.
+    let layers = [tar_of(&[("a", b"a")]), tar_of(&[("b", b"b")])];
+    let configs = layers
+        .each_ref()
+        .map(|t| config_for(vec![Digest::sha256_of(t)], "amd64"));
+    let manifest = r#"[{"Config":"a.json","RepoTags":["app:a","localhost:5000/team/app:1-"],"Layers":["a/layer.tar"]},
+            {"Config":"b.json","RepoTags":["app:v_"],"Layers":["b/layer.tar"]}]"#;
+    let bytes = archive(vec![
+        Item::File("a/layer.tar", layers[0].clone()),
+        Item::File("b/layer.tar", layers[1].clone()),
+        Item::File("a.json", configs[0].bytes().to_vec()),
+        Item::File("b.json", configs[1].bytes().to_vec()),
+        Item::File("manifest.json", manifest.as_bytes().to_vec()),
+    ]);
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let options = SpoolOptions::new().on_event(move |e| {
+        if let SpoolEvent::TagRefused { tag, manifest, .. } = e {
+            seen.lock().expect("lock").push((tag, manifest.digest));
+        }
+    });
+    let (_d, l) = new_layout();
+    let images = spool_with(pipe(bytes), &l, options).expect("spool");
+    // The names stay as the archive gave them (a registry or daemon takes them).
+    assert_eq!(images[0].tags, vec!["app:a", "localhost:5000/team/app:1-"]);
+    assert_eq!(images[1].tags, vec!["app:v_"]);
+    assert_eq!(l.tags().expect("tags"), vec!["app:a"]);
+    let untagged: Vec<Digest> = l
+        .list()
+        .expect("list")
+        .into_iter()
+        .filter(|e| e.tag.is_none())
+        .map(|e| e.descriptor.digest)
+        .collect();
+    assert_eq!(untagged, vec![images[1].manifest.digest.clone()]);
+    assert_eq!(
+        *events.lock().expect("lock"),
+        vec![
+            (
+                "localhost:5000/team/app:1-".to_string(),
+                images[0].manifest.digest.clone()
+            ),
+            ("app:v_".to_string(), images[1].manifest.digest.clone()),
+        ]
+    );
+}
