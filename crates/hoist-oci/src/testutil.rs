@@ -99,3 +99,15 @@ pub(crate) fn files_under(dir: &std::path::Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Replace a file's content in place (a blob damaged on disk), whatever its permissions.
+pub(crate) fn overwrite(path: &std::path::Path, bytes: &[u8]) {
+    let mut perms = std::fs::metadata(path).expect("metadata").permissions();
+    #[allow(
+        clippy::permissions_set_readonly_false,
+        reason = "a test damaging its own file"
+    )]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).expect("make writable");
+    std::fs::write(path, bytes).expect("overwrite");
+}

@@ -11,6 +11,8 @@
 //! `docker load`, and [`write_docker_archive_streamed`] does it from blob readers (a registry)
 //! without a layout.
 
+mod build;
+mod decoded;
 mod options;
 mod read;
 mod stream;

@@ -50,6 +50,18 @@ pub enum SpoolEvent {
         /// The stored blob (its media type says its compression).
         blob: Descriptor,
     },
+    /// A name of an image in the archive is a docker tag that a layout cannot hold as a tag
+    /// (outside the `org.opencontainers.image.ref.name` grammar, as `app:1.0-` is): the image
+    /// is stored without it (untagged, when none of its names fits) and the name stays in
+    /// [`super::SpooledImage::tags`]. Only with [`SpoolOptions::tag_images`] on.
+    TagRefused {
+        /// The name as the archive gives it.
+        tag: String,
+        /// The image's manifest (or index), in the layout.
+        manifest: Descriptor,
+        /// Why the layout refuses it.
+        reason: String,
+    },
 }
 
 /// How often [`SpoolEvent::LayerProgress`] is reported: every 4 MiB of a layer.

@@ -6,20 +6,19 @@ use std::io::{self, Read};
 use std::rc::Rc;
 
 use super::options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
-use super::{ArchiveManifestEntry, MAX_LINK_HOPS, normalize, resolve_link, shown};
+use super::{normalize, resolve_link, shown};
 use crate::codec::{self, Compression};
 use crate::digest::Digester;
 use crate::layout::Layout;
-use crate::{
-    Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MAX_JSON_SIZE,
-    MediaType, RawJson, Result,
-};
+use crate::{Descriptor, Digest, Error, ErrorKind, MAX_JSON_SIZE, MediaType, Result};
 
 /// An image spooled out of a docker archive into a layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpooledImage {
-    /// The `RepoTags` of the image as the archive named them (`alpine:3.19`); each is also a tag
-    /// (`org.opencontainers.image.ref.name`) in the layout.
+    /// The `RepoTags` of the image as the archive named them (`alpine:3.19`); with
+    /// [`SpoolOptions::tag_images`] each is also a tag (`org.opencontainers.image.ref.name`) in
+    /// the layout, unless the tag grammar of a layout cannot hold it (`app:1.0-`, a fine docker
+    /// tag): that one is reported as [`SpoolEvent::TagRefused`].
     pub tags: Vec<String>,
     /// The OCI manifest written for the image.
     pub manifest: Descriptor,
@@ -29,23 +28,26 @@ pub struct SpooledImage {
 
 /// A file of the archive, stored as a blob.
 #[derive(Debug, Clone)]
-struct Stored {
-    digest: Digest,
-    size: u64,
+pub(super) struct Stored {
+    pub(super) digest: Digest,
+    pub(super) size: u64,
     /// The compression of the stored blob.
-    compression: Compression,
+    pub(super) compression: Compression,
     /// The digest of the uncompressed content, when the spooler computed it (an uncompressed
     /// tar's own digest, or the input side of a compression done while spooling).
-    diff_id: Option<Digest>,
+    pub(super) diff_id: Option<Digest>,
+    /// The entry's size in the archive (the uncompressed size of a layer compressed on its
+    /// way in, which the archive's own descriptors name).
+    pub(super) archived: u64,
 }
 
 /// What the pass over the tar collected.
 #[derive(Default)]
-struct Collected {
-    files: HashMap<String, Stored>,
-    links: HashMap<String, String>,
-    manifest_json: Option<Vec<u8>>,
-    index_json: Option<Vec<u8>>,
+pub(super) struct Collected {
+    pub(super) files: HashMap<String, Stored>,
+    pub(super) links: HashMap<String, String>,
+    pub(super) manifest_json: Option<Vec<u8>>,
+    pub(super) index_json: Option<Vec<u8>>,
 }
 
 /// Metadata files read into memory (capped) rather than stored as blobs.
@@ -56,13 +58,16 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 ///
 /// The stream may be compressed whole, as `docker load` accepts it: gzip, zstd, xz or bzip2
 /// (sniffed from its first bytes; concatenated streams read as one). An xz stream may ask for a
-/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB).
+/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB). A legacy `layer.tar` may itself be
+/// compressed with gzip or zstd (stored as it is) or with xz or bzip2 (decompressed on its way
+/// in, as OCI has no media type for them), as `docker load` reads it.
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
 /// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
 /// [`MAX_JSON_SIZE`]. Tags are only set once every image was built and checked, so a bad archive
 /// changes no tag; the blobs spooled before the failure stay (complete and verified, but
-/// unreferenced).
+/// unreferenced). A name that a layout cannot hold as a tag (`app:1.0-`) fails nothing: the
+/// image is stored without it and [`SpoolOptions::on_event`] hears of it.
 ///
 /// # Errors
 /// [`ErrorKind::Corrupt`] for a truncated tar or a corrupt or truncated compressed stream,
@@ -102,9 +107,14 @@ pub fn spool_with<R: Read>(
         symptom.then(|| tar.cause()).flatten().unwrap_or(e)
     })?;
     let built = match &collected.manifest_json {
-        Some(bytes) => build_from_manifest_json(bytes, &collected, layout)?,
+        Some(bytes) => super::build::build_from_manifest_json(bytes, &collected, layout)?,
         None => match &collected.index_json {
-            Some(bytes) => build_from_index(bytes, layout, options.platform.as_ref())?,
+            Some(bytes) => super::build::build_from_index(
+                bytes,
+                &collected,
+                layout,
+                options.platform.as_ref(),
+            )?,
             None => {
                 return Err(Error::invalid(
                     "not a docker archive: no manifest.json (or OCI index.json) in the tar",
@@ -117,17 +127,34 @@ pub fn spool_with<R: Read>(
     if !options.tag_images {
         return Ok(built);
     }
-    // Check every tag first so a bad one cannot leave the archive half tagged.
+    // A name that is no docker reference at all makes the archive malformed (`docker load`
+    // refuses it too): checked for every image before any tag is set.
     for tag in built.iter().flat_map(|i| &i.tags) {
-        crate::layout::check_ref_name(tag)?;
+        crate::Reference::parse(tag).map_err(|e| {
+            Error::invalid(format!("the archive names an image {:?}: {e}", shown(tag)))
+        })?;
     }
+    // A name the layout cannot hold is known only now (`manifest.json` comes last), with every
+    // blob stored: failing would throw that away for a name the caller may still use (a
+    // registry or a daemon takes it). The image is kept (untagged when no name of it fits),
+    // the name stays in its `tags`, and the refusal is reported.
     for image in &built {
-        let mut tags = image.tags.iter().peekable();
-        if tags.peek().is_none() {
-            layout.add_untagged(&image.manifest)?;
+        let mut tagged = false;
+        for tag in &image.tags {
+            match crate::layout::check_ref_name(tag) {
+                Ok(()) => {
+                    layout.set_tag(tag, &image.manifest)?;
+                    tagged = true;
+                }
+                Err(e) => options.emit(SpoolEvent::TagRefused {
+                    tag: tag.clone(),
+                    manifest: image.manifest.clone(),
+                    reason: e.to_string(),
+                }),
+            }
         }
-        for tag in tags {
-            layout.set_tag(tag, &image.manifest)?;
+        if !tagged {
+            layout.add_untagged(&image.manifest)?;
         }
     }
     Ok(built)
@@ -309,7 +336,7 @@ fn is_legacy_v1_metadata(path: &str) -> bool {
 }
 
 /// `blobs/<alg>/<hex>` names its digest (validated before anything else is done with it).
-fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
+pub(super) fn oci_blob_digest(path: &str) -> Result<Option<Digest>> {
     let mut parts = path.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("blobs"), Some(alg), Some(hex), None) => Digest::parse(&format!("{alg}:{hex}"))
@@ -344,11 +371,16 @@ fn store_entry<R: Read>(
     let head = &head_buf[..want];
     let detected = Compression::detect(head);
     let is_tar = detected == Compression::None && looks_like_tar(head, size);
-    let is_layer = is_tar || (detected != Compression::None && size >= 512);
+    // A named blob is kept as its name says; a legacy `layer.tar` in xz or bzip2 is decoded.
+    let decode = named
+        .is_none()
+        .then(|| super::stream::xz_or_bzip2(head))
+        .flatten();
+    let is_layer = is_tar || decode.is_some() || (detected != Compression::None && size >= 512);
     // The compressor hashes the input with sha256: a blob named with another algorithm is
     // stored as it is.
     let compress = options.compression.filter(|_| {
-        is_tar
+        (is_tar || decode.is_some())
             && named
                 .as_ref()
                 .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256)
@@ -373,7 +405,9 @@ fn store_entry<R: Read>(
         }
         Ok(())
     };
-    let stored = if let Some(c) = compress {
+    let stored = if let Some(name) = decode {
+        super::decoded::store_decompressed(body, path, size, name, compress, layout, &mut tick)?
+    } else if let Some(c) = compress {
         let mut writer = layout.layer_writer(c.compression, c.level, c.threads)?;
         pump(&mut body, &mut writer, path, size, &mut tick)?;
         let blob = writer.finish()?;
@@ -390,6 +424,7 @@ fn store_entry<R: Read>(
                 size: info.size,
                 compression: c.compression,
                 diff_id: Some(info.diff_id),
+                archived: size,
             })
         };
         Storing::commit(commit)?
@@ -410,6 +445,7 @@ fn store_entry<R: Read>(
             digest: actual,
             size,
             compression: detected,
+            archived: size,
         })
     } else {
         let algorithm = named
@@ -427,6 +463,7 @@ fn store_entry<R: Read>(
                 digest,
                 size,
                 compression: detected,
+                archived: size,
             })
         };
         Storing::commit(commit)?
@@ -436,7 +473,7 @@ fn store_entry<R: Read>(
 
 /// A stored entry, or one whose verified blob is being committed (fsynced and renamed into
 /// place) on another thread while the next entries stream in.
-enum Storing {
+pub(super) enum Storing {
     Done(Stored),
     Committing(std::thread::JoinHandle<Result<Stored>>),
 }
@@ -445,7 +482,7 @@ impl Storing {
     /// Commit on a thread of its own: an fsync, even of a small file, can wait for the
     /// writeback of a big one (ext4 commits its journal in order), and the daemon cannot send
     /// while nobody reads.
-    fn commit(commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
+    pub(super) fn commit(commit: impl FnOnce() -> Result<Stored> + Send + 'static) -> Result<Self> {
         std::thread::Builder::new()
             .name("hoist-commit".into())
             .spawn(commit)
@@ -641,14 +678,14 @@ fn read_small<R: Read>(entry: &mut R, path: &str, size: u64) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
-fn truncated(path: &str, got: u64, want: u64) -> Error {
+pub(super) fn truncated(path: &str, got: u64, want: u64) -> Error {
     Error::new(
         ErrorKind::Corrupt,
         format!("truncated archive: entry {path:?} has {got} of {want} bytes"),
     )
 }
 
-fn truncated_or(e: Error, path: &str) -> Error {
+pub(super) fn truncated_or(e: Error, path: &str) -> Error {
     if e.is_corrupt() {
         Error::new(
             ErrorKind::Corrupt,
@@ -657,134 +694,4 @@ fn truncated_or(e: Error, path: &str) -> Error {
     } else {
         e
     }
-}
-
-/// Follow symlinks and hard links to the stored file.
-fn lookup<'a>(c: &'a Collected, path: &str) -> Result<&'a Stored> {
-    let mut p = normalize(path)?;
-    for _ in 0..MAX_LINK_HOPS {
-        if let Some(s) = c.files.get(&p) {
-            return Ok(s);
-        }
-        match c.links.get(&p) {
-            Some(next) => p = next.clone(),
-            None => {
-                return Err(Error::invalid(format!(
-                    "manifest.json names {:?}, which is not in the archive",
-                    shown(path)
-                )));
-            }
-        }
-    }
-    Err(Error::invalid(format!(
-        "too many symlinks resolving {:?} in the archive",
-        shown(path)
-    )))
-}
-
-fn build_from_manifest_json(
-    bytes: &[u8],
-    c: &Collected,
-    layout: &Layout,
-) -> Result<Vec<SpooledImage>> {
-    let entries: Vec<ArchiveManifestEntry> = serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("malformed manifest.json in the archive: {e}")))?;
-    if entries.is_empty() {
-        return Err(Error::invalid(
-            "manifest.json in the archive lists no image",
-        ));
-    }
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let cfg = lookup(c, &entry.config)?;
-        let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
-        let config: RawJson<ImageConfig> = layout
-            .read_json(&config_desc)
-            .map_err(|e| e.with_path(shown(&entry.config)))?;
-        let diff_ids = &config.value().rootfs.diff_ids;
-        if diff_ids.len() != entry.layers.len() {
-            return Err(Error::invalid(format!(
-                "config {} lists {} diff_ids but manifest.json lists {} layers",
-                shown(&entry.config),
-                diff_ids.len(),
-                entry.layers.len()
-            )));
-        }
-        let mut layers = Vec::with_capacity(entry.layers.len());
-        for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
-            let s = lookup(c, path)?;
-            let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
-            let compression = s.compression;
-            let actual_diff_id = match &s.diff_id {
-                Some(known) => known.clone(),
-                None if compression == Compression::None => s.digest.clone(),
-                None => uncompressed_digest(layout, &desc)?,
-            };
-            if &actual_diff_id != diff_id {
-                return Err(Error::new(
-                    ErrorKind::DigestMismatch,
-                    format!(
-                        "layer {} has diff_id {actual_diff_id} but config {} says {diff_id}",
-                        shown(path),
-                        shown(&entry.config)
-                    ),
-                )
-                .with_digest(&s.digest));
-            }
-            layers.push(Descriptor::new(
-                MediaType::oci_layer(compression),
-                desc.digest,
-                desc.size,
-            ));
-        }
-        let manifest = RawJson::from_value(ImageManifest::new(config_desc.clone(), layers))?;
-        layout.write_json(&manifest)?;
-        out.push(SpooledImage {
-            tags: entry.repo_tags.unwrap_or_default(),
-            manifest: manifest.descriptor(MediaType::OCI_MANIFEST),
-            config: config_desc,
-        });
-    }
-    Ok(out)
-}
-
-/// An OCI archive without `manifest.json`: its `index.json` names the images.
-fn build_from_index(
-    bytes: &[u8],
-    layout: &Layout,
-    platform: Option<&crate::Platform>,
-) -> Result<Vec<SpooledImage>> {
-    let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
-    let mut out = Vec::new();
-    for d in &index.value().manifests {
-        let image = layout.image_at(d, platform)?;
-        for l in &image.manifest.value().layers {
-            if !layout.has_blob(l)? {
-                return Err(
-                    Error::new(ErrorKind::NotFound, "layer missing from the archive")
-                        .with_digest(&l.digest),
-                );
-            }
-        }
-        let tags = d
-            .annotations
-            .get(crate::layout::REF_NAME)
-            .cloned()
-            .into_iter()
-            .collect();
-        out.push(SpooledImage {
-            tags,
-            manifest: d.clone(),
-            config: image.manifest.value().config.clone(),
-        });
-    }
-    Ok(out)
-}
-
-/// The digest of a compressed layer's uncompressed content, streamed.
-fn uncompressed_digest(layout: &Layout, desc: &Descriptor) -> Result<Digest> {
-    let mut hasher = Digester::new(crate::Algorithm::Sha256);
-    let reader = codec::decoder(layout.open_blob(desc)?)?;
-    codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
-    Ok(hasher.finish())
 }

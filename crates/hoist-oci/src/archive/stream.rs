@@ -3,8 +3,9 @@
 //! does.
 //!
 //! gzip and zstd go through [`crate::codec`], the layer codecs. xz and bzip2 are decoded here
-//! and nowhere else: hoist reads them around an archive but never writes them, and they are no
-//! layer compression ([`crate::codec::Compression`] is gzip, zstd or none, as OCI has it).
+//! and nowhere else: hoist reads them around an archive (and around a legacy `layer.tar` inside
+//! one, as `docker load` does) but never writes them, and they are no layer compression
+//! ([`crate::codec::Compression`] is gzip, zstd or none, as OCI has it).
 //!
 //! Both decoders pull from the source through one bounded buffer, so memory stays constant
 //! whatever the archive's size. The one allocation a stream controls is xz's dictionary, which
@@ -51,6 +52,13 @@ impl Outer {
             Outer::Bzip2 => "bzip2",
         }
     }
+}
+
+/// The name of the xz or bzip2 compression a stream opens with (`first`: its first bytes),
+/// for a legacy `layer.tar` that `docker load` would decompress (moby's loadLayer reads gzip,
+/// bzip2, xz and zstd); `None` for anything else.
+pub(super) fn xz_or_bzip2(first: &[u8]) -> Option<&'static str> {
+    Outer::detect(first).map(Outer::name)
 }
 
 /// How much more of the tar a failed spool reads to hear an xz or bzip2 decoder's verdict: a

@@ -484,7 +484,8 @@ fn bad_archives_are_clear_errors() {
     let name = format!("blobs/sha256/{}", Digest::sha256_of(b"claimed").hex());
     let bytes = archive(vec![Item::File(&name, b"actual".to_vec())]);
     assert_clean_failure(bytes, crate::Error::is_digest_mismatch);
-    // One bad RepoTag among good ones: no tag at all is set.
+    // One RepoTag that is no docker reference among good ones: no tag at all is set. (A fine
+    // docker tag that a layout cannot hold is no error: see `names`.)
     let cfg = config_for(vec![], "amd64");
     let bytes = archive(vec![
         Item::File("c.json", cfg.bytes().to_vec()),
@@ -766,5 +767,7 @@ fn spool_with_checks_options_and_cleans_up_a_cut_stream() {
 }
 
 mod commit;
+mod index_only;
+mod names;
 mod props;
 mod xz_bzip2;

@@ -9,6 +9,21 @@ use crate::digest::{Algorithm, HashingWriter, mismatch};
 use crate::layout::Layout;
 use crate::{Descriptor, Digest, Error, ImageConfig, ImageManifest, RawJson, Reference, Result};
 
+/// The `RepoTags` of an image named `names`: each `name:tag` in docker's short form, a name
+/// without tag or digest as `name:latest`, and a name with only a digest left out (the image
+/// is loaded untagged by that name, as one `docker save` wrote by digest).
+fn repo_tags(names: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let r = Reference::parse(name)?;
+        if r.tag().is_none() && r.digest().is_some() {
+            continue;
+        }
+        out.push(r.familiar_tagged());
+    }
+    Ok(out)
+}
+
 /// Write the images `images` (manifest or index descriptors with their `name:tag`s) from
 /// `layout` to `out` as a legacy docker archive: `<config-hex>.json`, `<diffid-hex>/layer.tar`
 /// (uncompressed) and `manifest.json` last. This is the format every Docker daemon can
@@ -19,6 +34,10 @@ use crate::{Descriptor, Digest, Error, ImageConfig, ImageManifest, RawJson, Refe
 /// [`write_docker_archive_spilling`] to put it elsewhere), then streamed from there; an
 /// uncompressed layer streams straight from its blob. Memory stays constant. Layers and configs
 /// shared between images are written once.
+///
+/// A name with a digest and no tag (`app@sha256:…`) gives the image no `RepoTags` entry, as
+/// `docker save` does for an image saved by digest: `app:latest` would move the loader's
+/// `latest` without anyone asking. A name with neither is `name:latest`, as docker has it.
 ///
 /// If an error occurs part way, `out` holds a partial archive: treat it as garbage.
 ///
@@ -52,10 +71,7 @@ pub fn write_docker_archive_spilling<W: Write>(
     let mut seen_layers: HashSet<Digest> = HashSet::new();
     let mut manifest = Vec::with_capacity(images.len());
     for (descriptor, tags) in images {
-        let repo_tags = tags
-            .iter()
-            .map(|t| Reference::parse(t).map(|r| r.familiar_tagged()))
-            .collect::<Result<Vec<_>>>()?;
+        let repo_tags = repo_tags(tags)?;
         let image = layout.image_at(descriptor, None)?;
         let config_path = format!("{}.json", image.config.digest().hex());
         if seen_configs.insert(image.config.digest().clone()) {
@@ -182,7 +198,8 @@ pub type BlobOpener<'a> = dyn FnMut(&Descriptor) -> Result<Box<dyn Read + 'a>> +
 ///
 /// Each entry must have exactly the descriptor's size; `open`'s reader is read to its end, so
 /// its own verification runs before the next entry starts. If an error occurs part way, `out`
-/// holds a partial archive without `manifest.json`: treat it as garbage.
+/// holds a partial archive without `manifest.json`: treat it as garbage. `names` become
+/// `RepoTags` as in [`write_docker_archive`] (a digest-only name is left out).
 ///
 /// # Errors
 /// Invalid `name:tag` references, a config whose diff_ids disagree with the layers, zstd
@@ -194,10 +211,7 @@ pub fn write_docker_archive_streamed<W: Write>(
     open: &mut BlobOpener<'_>,
     out: W,
 ) -> Result<()> {
-    let repo_tags = names
-        .iter()
-        .map(|t| Reference::parse(t).map(|r| r.familiar_tagged()))
-        .collect::<Result<Vec<_>>>()?;
+    let repo_tags = repo_tags(names)?;
     let layers = &manifest.value().layers;
     let diff_ids = &config.value().rootfs.diff_ids;
     if layers.len() != diff_ids.len() {

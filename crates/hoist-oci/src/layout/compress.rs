@@ -22,8 +22,8 @@ impl Layout {
     /// compression are kept, the others are compressed into new blobs (in one pass each,
     /// checking that each still decompresses to its `diff_id`). `known` is asked first for a
     /// blob already made for a `diff_id` (e.g. remembered from an earlier push); it is used when
-    /// present in the layout with the right compression. The new manifest is stored (not
-    /// tagged) and returned with the image's config.
+    /// present in the layout with the right compression and content (rehashed). The new
+    /// manifest is stored (not tagged) and returned with the image's config.
     ///
     /// # Errors
     /// A config whose `diff_ids` do not match the layers, missing or corrupt blobs, I/O errors.
@@ -50,9 +50,11 @@ impl Layout {
                 layers.push(with_oci_type(layer, wanted));
                 continue;
             }
+            // Rehashed before it is named: reading a compressed blob costs less than the
+            // compression it saves, and one damaged on disk since is made again instead.
             if let Some(done) = known(diff_id)
                 && done.media_type.layer_compression() == Some(wanted)
-                && self.has_blob(&done)?
+                && self.has_verified_blob(&done)?
             {
                 layers.push(with_oci_type(&done, wanted));
                 continue;
@@ -162,5 +164,33 @@ mod tests {
         };
         let err = l.compress_image(&lying, &gz, |_| None).expect_err("lie");
         assert!(err.is_digest_mismatch(), "{err}");
+    }
+
+    /// Regression: a remembered blob damaged on disk (same size) was named by the new manifest
+    /// without being read.
+    #[test]
+    fn a_damaged_known_blob_is_made_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = Layout::create(dir.path()).expect("layout");
+        let tars = [tar_of(&[("a", &[1u8; 5000][..])])];
+        let (desc, _) = write_image(&l, &tars, Compression::None, "amd64");
+        let image = l.image_at(&desc, None).expect("image");
+        let opts = CompressOptions {
+            compression: Compression::Zstd,
+            level: None,
+            threads: 1,
+        };
+        let zstd = l.compress_image(&image, &opts, |_| None).expect("compress");
+        let done = zstd.manifest.value().layers[0].clone();
+        let path = l.blob_path(&done.digest);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        crate::testutil::overwrite(&path, &bytes);
+        let again = l
+            .compress_image(&image, &opts, |_| Some(done.clone()))
+            .expect("compress again");
+        let layer = &again.manifest.value().layers[0];
+        l.verify_blob(layer).expect("the layer named verifies");
     }
 }

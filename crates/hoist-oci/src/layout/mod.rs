@@ -299,7 +299,10 @@ impl Layout {
                     .with_path(self.blob_path(&descriptor.digest))
                     .with_digest(&descriptor.digest)
             })?;
-        RawJson::parse(bytes).map_err(|e| e.with_digest(&descriptor.digest))
+        // Verified against the descriptor (again: a JSON blob is small), and named by it: a
+        // sha512 document's digest is its sha512, not the sha256 `parse` would compute.
+        RawJson::parse_verified(bytes, &descriptor.digest)
+            .map_err(|e| e.with_digest(&descriptor.digest))
     }
 
     /// A writer for a new sha256 blob.
@@ -392,11 +395,15 @@ impl Layout {
 
     /// Store a JSON document's exact bytes as a blob (a no-op when it is already there).
     ///
+    /// A blob already there is rehashed before it counts (JSON documents are small): a
+    /// manifest or config damaged on disk but of the same size is written again rather than
+    /// left for the image that is about to name it.
+    ///
     /// # Errors
     /// I/O errors.
     pub fn write_json<T>(&self, json: &RawJson<T>) -> Result<()> {
         let size = json.bytes().len() as u64;
-        if self.has_blob(&Descriptor::new(
+        if self.has_verified_blob(&Descriptor::new(
             MediaType::OCI_EMPTY,
             json.digest().clone(),
             size,

@@ -686,3 +686,35 @@ fn manifest_at_follows_an_index_and_checks_a_bare_images_platform() {
         .expect_err("amd64 only");
     assert_eq!(e.kind(), ErrorKind::NoMatchingPlatform);
 }
+
+/// Regression: a JSON blob damaged on disk but of the same size was taken as present, so an
+/// image naming it was "stored" unreadable.
+#[test]
+fn write_json_rewrites_a_damaged_blob() {
+    let (_d, l) = layout();
+    let doc = RawJson::<ImageIndex>::parse(br#"{"schemaVersion":2,"manifests":[]}"#.to_vec())
+        .expect("doc");
+    l.write_json(&doc).expect("first write");
+    let path = l.blob_path(doc.digest());
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[0] = b' ';
+    crate::testutil::overwrite(&path, &bytes);
+    l.write_json(&doc).expect("second write");
+    l.verify_blob(&doc.descriptor(MediaType::OCI_INDEX))
+        .expect("written again");
+}
+
+/// Regression: a document read through a sha512 descriptor was named by its sha256.
+#[test]
+fn read_json_keeps_the_descriptors_digest() {
+    let (_d, l) = layout();
+    let bytes = br#"{"schemaVersion":2,"manifests":[]}"#;
+    let mut hasher = crate::digest::Digester::new(Algorithm::Sha512);
+    hasher.update(bytes);
+    let digest = hasher.finish();
+    let desc = Descriptor::new(MediaType::OCI_INDEX, digest.clone(), bytes.len() as u64);
+    l.write_blob(&bytes[..], Some(&desc)).expect("store");
+    let doc: RawJson<ImageIndex> = l.read_json(&desc).expect("read");
+    assert_eq!(doc.digest(), &digest);
+    assert_eq!(doc.descriptor(MediaType::OCI_INDEX), desc);
+}

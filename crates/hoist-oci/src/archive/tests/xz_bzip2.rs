@@ -318,3 +318,78 @@ mod props {
         }
     }
 }
+
+/// A legacy archive of one image whose `layer.tar` is `packed` (the compression of `plain`).
+fn archive_with_layer(plain: &[u8], packed: Vec<u8>) -> (Vec<u8>, Digest) {
+    let config = config_for(vec![Digest::sha256_of(plain)], "amd64");
+    let manifest = format!(
+        r#"[{{"Config":"{}.json","RepoTags":["app:1"],"Layers":["1111/layer.tar"]}}]"#,
+        config.digest().hex()
+    );
+    let bytes = archive(vec![
+        Item::File("1111/layer.tar", packed),
+        Item::File(
+            &format!("{}.json", config.digest().hex()),
+            config.bytes().to_vec(),
+        ),
+        Item::File("manifest.json", manifest.into_bytes()),
+    ]);
+    (bytes, config.digest().clone())
+}
+
+/// Regression: an xz or bzip2 `layer.tar` (which `docker load` reads) was stored as it came and
+/// then failed with a diff_id mismatch; it is decompressed on its way in.
+#[test]
+fn xz_and_bzip2_layers_are_decompressed() {
+    let (Some(xz), Some(bzip2)) = (tool("xz"), tool("bzip2")) else {
+        return;
+    };
+    let plain = tar_of(&[("etc/os-release", &[7u8; 3000][..])]);
+    let diff_id = Digest::sha256_of(&plain);
+    for tool in [&xz, &bzip2] {
+        let (bytes, config) = archive_with_layer(&plain, through(tool, &["-c"], &plain));
+        // Stored as a plain tar, its digest the diff_id.
+        let (_d, l) = new_layout();
+        let images = spool(pipe(bytes.clone()), &l).expect("spool");
+        assert_eq!(images[0].config.digest, config);
+        let image = l.image(Some("app:1"), None).expect("image");
+        let layer = &image.manifest.value().layers[0];
+        assert_eq!(layer.digest, diff_id, "{}", tool.display());
+        assert_eq!(layer.media_type, MediaType::OCI_LAYER);
+        l.verify_blob(layer).expect("verifies");
+        // Or compressed as asked, in the same pass.
+        let (_d, l) = new_layout();
+        let options = SpoolOptions::new().compress_layers(Compression::Gzip, None, 1);
+        spool_with(pipe(bytes), &l, options).expect("spool compressed");
+        let image = l.image(Some("app:1"), None).expect("image");
+        let layer = &image.manifest.value().layers[0];
+        assert_eq!(layer.media_type, MediaType::OCI_LAYER_GZIP);
+        l.verify_blob(layer).expect("verifies");
+        let mut unpacked = Vec::new();
+        crate::codec::decoder(l.open_blob(layer).expect("open"))
+            .expect("decoder")
+            .read_to_end(&mut unpacked)
+            .expect("gunzip");
+        assert_eq!(unpacked, plain);
+    }
+}
+
+#[test]
+fn a_corrupt_xz_layer_is_named() {
+    let Some(xz) = tool("xz") else {
+        return;
+    };
+    let plain = tar_of(&[("etc/os-release", &[7u8; 3000][..])]);
+    let mut packed = through(&xz, &["-c"], &plain);
+    let mid = packed.len() / 2;
+    packed[mid] ^= 0x55;
+    let (bytes, _) = archive_with_layer(&plain, packed);
+    let (_d, l) = new_layout();
+    let err = spool(pipe(bytes), &l).expect_err("corrupt layer");
+    assert!(err.is_corrupt(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("xz-compressed layer \"1111/layer.tar\""),
+        "{text}"
+    );
+}

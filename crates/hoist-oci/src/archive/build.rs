@@ -1,0 +1,396 @@
+//! Building the images of a spooled archive once its last entry is read: from `manifest.json`
+//! (docker's own archives) or from `index.json` (an OCI archive), checking every layer against
+//! its config's `diff_ids`.
+
+use std::collections::{HashMap, HashSet};
+
+use super::read::{Collected, Stored, oci_blob_digest};
+use super::{ArchiveManifestEntry, MAX_LINK_HOPS, SpooledImage, normalize, shown};
+use crate::codec::{self, Compression};
+use crate::digest::Digester;
+use crate::layout::Layout;
+use crate::{
+    Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MediaType,
+    RawJson, Result,
+};
+
+/// Follow symlinks and hard links to the stored file.
+fn lookup<'a>(c: &'a Collected, path: &str) -> Result<&'a Stored> {
+    let mut p = normalize(path)?;
+    for _ in 0..MAX_LINK_HOPS {
+        if let Some(s) = c.files.get(&p) {
+            return Ok(s);
+        }
+        match c.links.get(&p) {
+            Some(next) => p = next.clone(),
+            None => {
+                return Err(Error::invalid(format!(
+                    "manifest.json names {:?}, which is not in the archive",
+                    shown(path)
+                )));
+            }
+        }
+    }
+    Err(Error::invalid(format!(
+        "too many symlinks resolving {:?} in the archive",
+        shown(path)
+    )))
+}
+
+pub(super) fn build_from_manifest_json(
+    bytes: &[u8],
+    c: &Collected,
+    layout: &Layout,
+) -> Result<Vec<SpooledImage>> {
+    let entries: Vec<ArchiveManifestEntry> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("malformed manifest.json in the archive: {e}")))?;
+    if entries.is_empty() {
+        return Err(Error::invalid(
+            "manifest.json in the archive lists no image",
+        ));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    let mut diff_ids_of = DiffIds::new(layout);
+    for entry in entries {
+        let cfg = lookup(c, &entry.config)?;
+        let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
+        let config: RawJson<ImageConfig> = layout
+            .read_json(&config_desc)
+            .map_err(|e| e.with_path(shown(&entry.config)))?;
+        let diff_ids = &config.value().rootfs.diff_ids;
+        if diff_ids.len() != entry.layers.len() {
+            return Err(Error::invalid(format!(
+                "config {} lists {} diff_ids but manifest.json lists {} layers",
+                shown(&entry.config),
+                diff_ids.len(),
+                entry.layers.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(entry.layers.len());
+        for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
+            let s = lookup(c, path)?;
+            let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
+            let compression = s.compression;
+            let actual_diff_id = match &s.diff_id {
+                Some(known) => known.clone(),
+                None if compression == Compression::None => s.digest.clone(),
+                None => diff_ids_of.get(&desc)?,
+            };
+            if &actual_diff_id != diff_id {
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
+                    format!(
+                        "layer {} has diff_id {actual_diff_id} but config {} says {diff_id}",
+                        shown(path),
+                        shown(&entry.config)
+                    ),
+                )
+                .with_digest(&s.digest));
+            }
+            layers.push(Descriptor::new(
+                MediaType::oci_layer(compression),
+                desc.digest,
+                desc.size,
+            ));
+        }
+        let manifest = RawJson::from_value(ImageManifest::new(config_desc.clone(), layers))?;
+        layout.write_json(&manifest)?;
+        out.push(SpooledImage {
+            tags: entry.repo_tags.unwrap_or_default(),
+            manifest: manifest.descriptor(MediaType::OCI_MANIFEST),
+            config: config_desc,
+        });
+    }
+    Ok(out)
+}
+
+/// An OCI archive without `manifest.json`: its `index.json` names the images.
+///
+/// Its manifests name layers by the archive's digests. A layer the spool compressed on its way
+/// in (`compress_layers`) is stored under another digest, so each manifest naming one is
+/// written anew with the compressed layer in its place (and each index naming such a manifest,
+/// up to the entry of `index.json`); the config is kept as it is, its `diff_ids` still naming
+/// the uncompressed tars, and each substituted layer is checked against them.
+pub(super) fn build_from_index(
+    bytes: &[u8],
+    c: &Collected,
+    layout: &Layout,
+    platform: Option<&crate::Platform>,
+) -> Result<Vec<SpooledImage>> {
+    let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
+    let substitutes = Substitutes::of(c)?;
+    // The blobs this spool stored, each verified as it streamed in.
+    let carried: HashSet<&Digest> = c.files.values().map(|s| &s.digest).collect();
+    let mut out = Vec::new();
+    for listed in &index.value().manifests {
+        let d = substitutes.rewrite(layout, listed, 0)?;
+        let image = layout.image_at(&d, platform)?;
+        for l in &image.manifest.value().layers {
+            // A layer the archive did not carry is one the layout held before: rehashed, so
+            // a blob damaged on disk since does not pass for it.
+            let present = if carried.contains(&l.digest) {
+                layout.has_blob(l)?
+            } else {
+                layout.has_verified_blob(l)?
+            };
+            if !present {
+                return Err(
+                    Error::new(ErrorKind::NotFound, "layer missing from the archive")
+                        .with_digest(&l.digest),
+                );
+            }
+        }
+        let tags = d
+            .annotations
+            .get(crate::layout::REF_NAME)
+            .cloned()
+            .into_iter()
+            .collect();
+        out.push(SpooledImage {
+            tags,
+            config: image.manifest.value().config.clone(),
+            manifest: d,
+        });
+    }
+    Ok(out)
+}
+
+/// The archive's `blobs/<alg>/<hex>` entries the spool stored under another digest (compressed
+/// on their way in), by the digest the archive names them with.
+struct Substitutes<'a> {
+    by_name: HashMap<Digest, &'a Stored>,
+}
+
+/// How deep indexes may nest in an archive (as [`Layout::image_at`] follows them).
+const MAX_INDEX_DEPTH: usize = 4;
+
+impl<'a> Substitutes<'a> {
+    fn of(c: &'a Collected) -> Result<Self> {
+        let mut by_name = HashMap::new();
+        for (path, stored) in &c.files {
+            if let Some(named) = oci_blob_digest(path)?
+                && named != stored.digest
+            {
+                by_name.insert(named, stored);
+            }
+        }
+        Ok(Substitutes { by_name })
+    }
+
+    /// `d` as it must be listed now: itself when nothing under it was substituted (or it is
+    /// not in the layout: a platform the archive left out), else a descriptor of the manifest
+    /// or index written anew, keeping `d`'s platform and annotations (its tag).
+    fn rewrite(&self, layout: &Layout, d: &Descriptor, depth: usize) -> Result<Descriptor> {
+        if self.by_name.is_empty() || !layout.has_blob(d)? {
+            return Ok(d.clone());
+        }
+        if d.media_type.is_index() {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(Error::invalid("indexes nested too deeply").with_digest(&d.digest));
+            }
+            let index: RawJson<ImageIndex> = layout.read_json(d)?;
+            let mut changed = index.value().clone();
+            for entry in &mut changed.manifests {
+                *entry = self.rewrite(layout, entry, depth + 1)?;
+            }
+            if changed.manifests == index.value().manifests {
+                return Ok(d.clone());
+            }
+            changed.media_type = Some(MediaType::new(MediaType::OCI_INDEX));
+            return written(
+                layout,
+                d,
+                MediaType::OCI_INDEX,
+                RawJson::from_value(changed)?,
+            );
+        }
+        if !d.media_type.is_manifest() {
+            return Ok(d.clone());
+        }
+        let manifest: RawJson<ImageManifest> = layout.read_json(d)?;
+        let m = manifest.value();
+        if !m
+            .layers
+            .iter()
+            .any(|l| self.by_name.contains_key(&l.digest))
+        {
+            return Ok(d.clone());
+        }
+        // Only a container image's layers are compressed tars; an artifact's blobs are kept
+        // as the archive holds them and its manifest is not rewritten.
+        if !m.config.media_type.is_config() || !m.layers.iter().all(|l| l.media_type.is_layer()) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "an artifact in the archive has a tar blob, which compressing layers while \
+                 spooling would change; spool it without compression",
+            )
+            .with_digest(&d.digest));
+        }
+        // The image of another platform than the one spooled may come without its config;
+        // its substituted layers are still the tars the archive names (checked as they
+        // streamed in), there is just no config to check them against.
+        let diff_ids = if layout.has_blob(&m.config)? {
+            let config: RawJson<ImageConfig> = layout.read_json(&m.config)?;
+            let diff_ids = config.value().rootfs.diff_ids.clone();
+            if diff_ids.len() != m.layers.len() {
+                return Err(Error::invalid(format!(
+                    "manifest lists {} layers but its config lists {} diff_ids",
+                    m.layers.len(),
+                    diff_ids.len()
+                ))
+                .with_digest(&d.digest));
+            }
+            Some(diff_ids)
+        } else {
+            None
+        };
+        let mut layers = Vec::with_capacity(m.layers.len());
+        for (i, l) in m.layers.iter().enumerate() {
+            let Some(stored) = self.by_name.get(&l.digest) else {
+                layers.push(oci_typed(l));
+                continue;
+            };
+            check_substitute(l, stored, diff_ids.as_ref().map(|ids| &ids[i]))?;
+            let mut layer = l.clone();
+            layer.media_type = MediaType::oci_layer(stored.compression);
+            layer.digest = stored.digest.clone();
+            layer.size = stored.size;
+            layers.push(layer);
+        }
+        let mut config_desc = m.config.clone();
+        config_desc.media_type = MediaType::new(MediaType::OCI_CONFIG);
+        let rebuilt = ImageManifest {
+            media_type: Some(MediaType::new(MediaType::OCI_MANIFEST)),
+            config: config_desc,
+            layers,
+            ..m.clone()
+        };
+        written(
+            layout,
+            d,
+            MediaType::OCI_MANIFEST,
+            RawJson::from_value(rebuilt)?,
+        )
+    }
+}
+
+/// Check that `stored`, compressed from the archive's layer `l`, still is the layer its
+/// config names: the archive's descriptor matches the entry (size; the digest was checked as
+/// it streamed in) and the uncompressed digest is the config's `diff_id` (when the config is
+/// there).
+fn check_substitute(l: &Descriptor, stored: &Stored, diff_id: Option<&Digest>) -> Result<()> {
+    if l.size != stored.archived {
+        return Err(Error::new(
+            ErrorKind::SizeMismatch,
+            format!(
+                "a manifest in the archive gives layer {} a size of {} bytes, but the archive \
+                 holds {} bytes",
+                l.digest, l.size, stored.archived
+            ),
+        )
+        .with_digest(&l.digest));
+    }
+    match (&stored.diff_id, diff_id) {
+        (Some(actual), Some(want)) if actual == want => Ok(()),
+        (Some(_), None) => Ok(()),
+        (actual, want) => Err(Error::new(
+            ErrorKind::DigestMismatch,
+            format!(
+                "layer {} has diff_id {} but its config says {}",
+                l.digest,
+                actual
+                    .as_ref()
+                    .map_or("unknown".to_owned(), Digest::to_string),
+                want.map_or("nothing".to_owned(), Digest::to_string)
+            ),
+        )
+        .with_digest(&l.digest)),
+    }
+}
+
+/// A layer descriptor with the OCI media type for its compression (a manifest written anew is
+/// an OCI manifest, whatever the archive's was).
+fn oci_typed(l: &Descriptor) -> Descriptor {
+    let mut out = l.clone();
+    if let Some(c) = l.media_type.layer_compression() {
+        out.media_type = MediaType::oci_layer(c);
+    }
+    out
+}
+
+/// Store `json` and describe it as `was` was described (platform, annotations), with its own
+/// media type, digest and size.
+fn written<T>(
+    layout: &Layout,
+    was: &Descriptor,
+    media_type: &str,
+    json: RawJson<T>,
+) -> Result<Descriptor> {
+    layout.write_json(&json)?;
+    let mut d = was.clone();
+    d.media_type = MediaType::new(media_type);
+    d.digest = json.digest().clone();
+    d.size = json.bytes().len() as u64;
+    Ok(d)
+}
+
+/// The uncompressed digests of the compressed layers stored as they came, each computed once
+/// per spool: an archive of many images naming one compressed base layer (the containerd image
+/// store saves them so) would otherwise decompress and hash it again for every image.
+struct DiffIds<'l> {
+    layout: &'l Layout,
+    known: HashMap<Digest, Digest>,
+    /// How many blobs were decompressed (for the tests).
+    computed: usize,
+}
+
+impl<'l> DiffIds<'l> {
+    fn new(layout: &'l Layout) -> Self {
+        DiffIds {
+            layout,
+            known: HashMap::new(),
+            computed: 0,
+        }
+    }
+
+    /// The digest of `desc`'s uncompressed content, streamed through the decoder (verified
+    /// against `desc` as it is read).
+    fn get(&mut self, desc: &Descriptor) -> Result<Digest> {
+        if let Some(known) = self.known.get(&desc.digest) {
+            return Ok(known.clone());
+        }
+        let mut hasher = Digester::new(crate::Algorithm::Sha256);
+        let reader = codec::decoder(self.layout.open_blob(desc)?)?;
+        codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
+        let digest = hasher.finish();
+        self.computed += 1;
+        self.known.insert(desc.digest.clone(), digest.clone());
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::tar_of;
+
+    /// Regression: every reference to a compressed layer decompressed and hashed it again.
+    #[test]
+    fn each_compressed_layer_is_hashed_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = Layout::create(dir.path()).expect("layout");
+        let tar = tar_of(&[("a", &[1u8; 3000][..])]);
+        let mut packed = Vec::new();
+        codec::compress(&tar[..], &mut packed, Compression::Gzip, None, 1).expect("gzip");
+        let (digest, size) = l.write_blob(&packed[..], None).expect("store");
+        let desc = Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, size);
+        let mut diff_ids = DiffIds::new(&l);
+        for _ in 0..3 {
+            assert_eq!(
+                diff_ids.get(&desc).expect("diff_id"),
+                Digest::sha256_of(&tar)
+            );
+        }
+        assert_eq!(diff_ids.computed, 1);
+    }
+}

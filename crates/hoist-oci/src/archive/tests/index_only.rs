@@ -1,0 +1,202 @@
+//! OCI archives with only `index.json` (what `docker buildx --output type=oci`,
+//! `skopeo copy ... oci-archive:` and `podman save --format oci-archive` write), spooled with
+//! layers compressed on their way in: the archive's manifests name the uncompressed layers,
+//! which the layout then holds only compressed.
+
+use super::*;
+use crate::{ImageConfig, ImageIndex, ImageManifest, RawJson};
+
+const MARKER: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}";
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// `index.json` listing `entry` tagged `tool:1`.
+fn top_index(entry: &Descriptor) -> Vec<u8> {
+    let mut listed = entry.clone();
+    listed
+        .annotations
+        .insert(crate::layout::REF_NAME.into(), "tool:1".into());
+    format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        serde_json::to_string(&listed).expect("listed")
+    )
+    .into_bytes()
+}
+
+/// The archive of a one-layer image whose config is `config`, its manifest listed in
+/// `index.json` directly.
+fn archive_of(layer: &[u8], config: &RawJson<ImageConfig>) -> (Vec<u8>, Descriptor) {
+    let layer_desc = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(layer),
+        layer.len() as u64,
+    );
+    let manifest = RawJson::from_value(ImageManifest::new(
+        config.descriptor(MediaType::OCI_CONFIG),
+        vec![layer_desc.clone()],
+    ))
+    .expect("manifest");
+    let desc = manifest.descriptor(MediaType::OCI_MANIFEST);
+    let bytes = archive(vec![
+        Item::File(&blob_path(&layer_desc.digest), layer.to_vec()),
+        Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
+        Item::File(&blob_path(&desc.digest), manifest.bytes().to_vec()),
+        Item::File("index.json", top_index(&desc)),
+        Item::File("oci-layout", MARKER.to_vec()),
+    ]);
+    (bytes, desc)
+}
+
+fn zstd() -> SpoolOptions {
+    SpoolOptions::new().compress_layers(Compression::Zstd, None, 1)
+}
+
+/// The image tagged `tool:1` has one zstd layer that verifies and decompresses to the config's
+/// `diff_id`, and keeps the archive's config.
+fn assert_compressed_image(l: &Layout, config: &Digest) {
+    let image = l
+        .image(Some("tool:1"), None)
+        .expect("tagged image reads back");
+    assert_eq!(image.config.digest(), config);
+    let layer = &image.manifest.value().layers[0];
+    assert_eq!(layer.media_type, MediaType::OCI_LAYER_ZSTD);
+    l.verify_blob(layer).expect("stored layer verifies");
+    let mut hasher = crate::digest::Digester::new(crate::Algorithm::Sha256);
+    let reader = crate::codec::decoder(l.open_blob(layer).expect("open")).expect("decoder");
+    crate::codec::copy(reader, &mut hasher).expect("decompress");
+    assert_eq!(hasher.finish(), image.config.value().rootfs.diff_ids[0]);
+}
+
+#[test]
+fn an_index_only_archive_spools_with_compress_layers() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "amd64");
+    let (bytes, desc) = archive_of(&layer, &config);
+    let (_d, l) = new_layout();
+    let images = spool_with(pipe(bytes), &l, zstd()).expect("spool with compression");
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].tags, vec!["tool:1"]);
+    // A new manifest names the compressed layer; the tag points at it.
+    assert_ne!(images[0].manifest.digest, desc.digest);
+    assert_eq!(images[0].manifest.media_type, MediaType::OCI_MANIFEST);
+    assert_eq!(
+        l.resolve(Some("tool:1")).expect("tag").digest,
+        images[0].manifest.digest
+    );
+    assert_eq!(&images[0].config.digest, config.digest());
+    assert_compressed_image(&l, config.digest());
+    // No uncompressed copy of the layer was stored.
+    assert!(!l.blob_path(&Digest::sha256_of(&layer)).exists());
+}
+
+#[test]
+fn an_index_in_an_index_only_archive_is_rewritten_too() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "s390x");
+    let (_, manifest_desc) = archive_of(&layer, &config);
+    let manifest = RawJson::<ImageManifest>::from_value(ImageManifest::new(
+        config.descriptor(MediaType::OCI_CONFIG),
+        vec![Descriptor::new(
+            MediaType::OCI_LAYER,
+            Digest::sha256_of(&layer),
+            layer.len() as u64,
+        )],
+    ))
+    .expect("manifest");
+    assert_eq!(manifest.digest(), &manifest_desc.digest);
+    let mut entry = manifest_desc.clone();
+    entry.platform = Some(crate::Platform::parse("linux/s390x").expect("platform"));
+    // Another platform's manifest, not in the archive, stays listed as it is.
+    let mut absent = Descriptor::new(
+        MediaType::OCI_MANIFEST,
+        Digest::sha256_of(b"not in the archive"),
+        18,
+    );
+    absent.platform = Some(crate::Platform::parse("linux/arm64").expect("platform"));
+    let index = RawJson::<ImageIndex>::parse(
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{},{}]}}"#,
+            serde_json::to_string(&entry).expect("entry"),
+            serde_json::to_string(&absent).expect("absent")
+        )
+        .into_bytes(),
+    )
+    .expect("index");
+    let index_desc = index.descriptor(MediaType::OCI_INDEX);
+    let bytes = archive(vec![
+        Item::File(&blob_path(&Digest::sha256_of(&layer)), layer.clone()),
+        Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
+        Item::File(&blob_path(manifest.digest()), manifest.bytes().to_vec()),
+        Item::File(&blob_path(index.digest()), index.bytes().to_vec()),
+        Item::File("index.json", top_index(&index_desc)),
+        Item::File("oci-layout", MARKER.to_vec()),
+    ]);
+    let (_d, l) = new_layout();
+    let s390x = crate::Platform::parse("linux/s390x").expect("platform");
+    let images = spool_with(pipe(bytes), &l, zstd().platform(Some(s390x.clone())))
+        .expect("spool with compression");
+    let tagged = l.resolve(Some("tool:1")).expect("tag");
+    assert_eq!(tagged.digest, images[0].manifest.digest);
+    assert_eq!(tagged.media_type, MediaType::OCI_INDEX);
+    assert_ne!(tagged.digest, index_desc.digest);
+    let rewritten: RawJson<ImageIndex> = l.read_json(&tagged).expect("new index");
+    let listed = &rewritten.value().manifests;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].platform, entry.platform);
+    assert_ne!(listed[0].digest, manifest_desc.digest);
+    assert_eq!(listed[1], absent);
+    let image = l.image_at(&tagged, Some(&s390x)).expect("image");
+    assert_eq!(
+        image.manifest.value().layers[0].media_type,
+        MediaType::OCI_LAYER_ZSTD
+    );
+}
+
+#[test]
+fn a_substituted_layer_is_checked_against_the_config() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let lying = config_for(vec![Digest::sha256_of(b"another layer")], "amd64");
+    let (bytes, _) = archive_of(&layer, &lying);
+    let (_d, l) = new_layout();
+    let err = spool_with(pipe(bytes), &l, zstd()).expect_err("config lies");
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert!(err.to_string().contains("diff_id"), "{err}");
+    assert!(l.tags().expect("tags").is_empty());
+}
+
+/// Regression: a layer the archive does not carry, found in the layout by its size alone, made
+/// the image look complete though the blob was damaged on disk.
+#[test]
+fn a_layer_not_in_the_archive_is_rehashed_in_the_layout() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "amd64");
+    let manifest = RawJson::from_value(ImageManifest::new(
+        config.descriptor(MediaType::OCI_CONFIG),
+        vec![Descriptor::new(
+            MediaType::OCI_LAYER,
+            Digest::sha256_of(&layer),
+            layer.len() as u64,
+        )],
+    ))
+    .expect("manifest");
+    let desc = manifest.descriptor(MediaType::OCI_MANIFEST);
+    let bytes = archive(vec![
+        Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
+        Item::File(&blob_path(&desc.digest), manifest.bytes().to_vec()),
+        Item::File("index.json", top_index(&desc)),
+        Item::File("oci-layout", MARKER.to_vec()),
+    ]);
+    let (_d, l) = new_layout();
+    let mut damaged = layer.clone();
+    damaged[0] ^= 1;
+    let stored = l.blob_path(&Digest::sha256_of(&layer));
+    std::fs::create_dir_all(stored.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&stored, &damaged).expect("damaged blob");
+    let err = spool(pipe(bytes.clone()), &l).expect_err("damaged layer");
+    assert!(err.is_not_found(), "{err}");
+    // Once the layer is sound, the same archive spools.
+    crate::testutil::overwrite(&stored, &layer);
+    spool(pipe(bytes), &l).expect("spool");
+}
