@@ -384,6 +384,17 @@ fn odd_but_valid_tar_sizes_unpack_and_unreadable_ones_are_refused() {
 }
 
 /// Peak resident memory of this process, in KiB.
+/// Run `test` again in a child process with `child_var` set, and return the peak memory it
+/// reports (a line `peak-rss-kib=N`): a child's peak is its own layer's alone.
+fn child_peak_kib(test: &str, child_var: &str) -> u64 {
+    let stdout = hoist_testkit::rerun_test(test, [(child_var, "1")]);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("peak-rss-kib=").map(|(_, v)| v))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the child reports its peak memory")
+}
+
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
@@ -404,15 +415,10 @@ fn paths_written_through_symlink_aliases_keep_memory_bounded() {
     let name = "c".repeat(255);
     let deep = vec![name.as_str(); 510].join("/") + "/f";
     if std::env::var_os(CHILD).is_none() {
-        let stdout = hoist_testkit::rerun_test(
+        let peak = child_peak_kib(
             "paths_written_through_symlink_aliases_keep_memory_bounded",
-            [(CHILD, "1")],
+            CHILD,
         );
-        let peak: u64 = stdout
-            .lines()
-            .find_map(|l| l.split_once("peak-rss-kib=").map(|(_, v)| v))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("the child reports its peak memory");
         assert!(
             peak < 192 * 1024,
             "unpacking {ALIASES} aliases of one path peaked at {peak} KiB"
@@ -573,15 +579,10 @@ fn directories_listed_through_deep_symlinks_keep_memory_bounded() {
     const CHILD: &str = "HOIST_UNPACK_DIRS_MEMORY_CHILD";
     const LISTINGS: usize = 4000;
     if std::env::var_os(CHILD).is_none() {
-        let stdout = hoist_testkit::rerun_test(
+        let peak = child_peak_kib(
             "directories_listed_through_deep_symlinks_keep_memory_bounded",
-            [(CHILD, "1")],
+            CHILD,
         );
-        let peak: u64 = stdout
-            .lines()
-            .find_map(|l| l.split_once("peak-rss-kib=").map(|(_, v)| v))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("the child reports its peak memory");
         assert!(
             peak < 64 * 1024,
             "listing one directory {LISTINGS} times peaked at {peak} KiB"

@@ -313,6 +313,28 @@ async fn push(reg: &Lying, src: &BlobSource) -> hoist_registry::Result<PushOutco
         .await
 }
 
+/// The upload session the harness's honest answers open and keep.
+const SESSION: &str = "/v2/hostile/app/blobs/uploads/s1";
+
+/// A POST answered honestly: a session opened at [`SESSION`], nothing held yet.
+fn session_opened() -> Reply {
+    Reply::new(202)
+        .header("Location", SESSION)
+        .header("Range", "0-0")
+}
+
+/// A PATCH answered honestly: every byte up to the end of its Content-Range held.
+fn acknowledged(req: &Seen) -> Reply {
+    let end = req
+        .header("content-range")
+        .and_then(|r| r.split_once('-'))
+        .map_or("0", |(_, end)| end)
+        .to_owned();
+    Reply::new(202)
+        .header("Location", SESSION)
+        .header("Range", &format!("0-{end}"))
+}
+
 /// An upload endpoint: HEAD says absent, POST opens a session at `location`, PATCH answers
 /// with `range`.
 fn upload_registry(location: &'static str, range: &'static str) -> Lying {

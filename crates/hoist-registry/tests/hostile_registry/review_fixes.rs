@@ -31,16 +31,8 @@ async fn restart_after_close_checks_whether_the_blob_landed() {
         // still running); afterwards the blob is there.
         "HEAD" if h.fetch_add(1, Ordering::SeqCst) < 2 => Reply::new(404),
         "HEAD" => Reply::new(200),
-        "POST" => Reply::new(202)
-            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-            .header("Range", "0-0"),
-        "PATCH" => {
-            let cr = req.header("content-range").unwrap_or_default().to_owned();
-            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
-            Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", &format!("0-{end}"))
-        }
+        "POST" => session_opened(),
+        "PATCH" => acknowledged(req),
         "PUT" => match p.fetch_add(1, Ordering::SeqCst) {
             0 => Reply::new(502)
                 .header("Content-Type", "text/html")
@@ -80,16 +72,8 @@ async fn restart_after_close_waits_briefly_for_a_commit_in_progress() {
     let reg = Lying::start(move |req, _| match req.method.as_str() {
         "HEAD" if h.fetch_add(1, Ordering::SeqCst) < 4 => Reply::new(404),
         "HEAD" => Reply::new(200),
-        "POST" => Reply::new(202)
-            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-            .header("Range", "0-0"),
-        "PATCH" => {
-            let cr = req.header("content-range").unwrap_or_default().to_owned();
-            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
-            Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", &format!("0-{end}"))
-        }
+        "POST" => session_opened(),
+        "PATCH" => acknowledged(req),
         "PUT" => match p.fetch_add(1, Ordering::SeqCst) {
             0 => Reply::new(502),
             _ => Reply::new(404)
@@ -120,16 +104,8 @@ async fn completing_put_of_a_big_blob_may_take_longer_than_the_timeout() {
     let data: Vec<u8> = (0..(32u32 << 20)).map(|i| (i % 239) as u8).collect();
     let reg = Lying::start(move |req, _| match req.method.as_str() {
         "HEAD" => Reply::new(404),
-        "POST" => Reply::new(202)
-            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-            .header("Range", "0-0"),
-        "PATCH" => {
-            let cr = req.header("content-range").unwrap_or_default().to_owned();
-            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
-            Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", &format!("0-{end}"))
-        }
+        "POST" => session_opened(),
+        "PATCH" => acknowledged(req),
         "PUT" => {
             std::thread::sleep(Duration::from_millis(1200));
             Reply::new(201)
@@ -173,16 +149,8 @@ fn refusing_mount(status: u16) -> Lying {
                 r
             }
         }
-        "POST" => Reply::new(202)
-            .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-            .header("Range", "0-0"),
-        "PATCH" => {
-            let cr = req.header("content-range").unwrap_or_default().to_owned();
-            let end = cr.split('-').nth(1).unwrap_or("0").to_owned();
-            Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", &format!("0-{end}"))
-        }
+        "POST" => session_opened(),
+        "PATCH" => acknowledged(req),
         "PUT" => Reply::new(201),
         _ => Reply::new(404),
     })
@@ -266,9 +234,7 @@ async fn upload_after_a_refused_mount_asks_for_push_scopes_only() {
                 )
                 .header("Content-Type", "application/json")
                 .body(r#"{"errors":[{"code":"DENIED","message":"insufficient_scope"}]}"#),
-            "POST" => Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", "0-0"),
+            "POST" => session_opened(),
             "PATCH" => Reply::new(202)
                 .header("Location", "/v2/hostile/app/blobs/uploads/s1")
                 .header("Range", &format!("0-{}", data_len() - 1)),
@@ -334,9 +300,7 @@ async fn zero_zero_after_acknowledged_bytes_is_not_one_byte() {
         let mut stored = st.lock().expect("lock");
         match req.method.as_str() {
             "HEAD" => Reply::new(404),
-            "POST" => Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", "0-0"),
+            "POST" => session_opened(),
             "PATCH" => {
                 let n = pc.fetch_add(1, Ordering::SeqCst);
                 let cr = req.header("content-range").unwrap_or_default().to_owned();

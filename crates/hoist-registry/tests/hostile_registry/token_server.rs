@@ -137,9 +137,7 @@ async fn regression_token_refetch_mid_push_survives_a_503() {
         let mut stored = st.lock().expect("lock");
         match req.method.as_str() {
             "HEAD" => Reply::new(404),
-            "POST" => Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", "0-0"),
+            "POST" => session_opened(),
             "PATCH" => {
                 *stored += req
                     .header("content-length")
@@ -303,9 +301,7 @@ async fn regression_an_expired_token_is_renewed_before_the_next_patch() {
         let mut stored = st.lock().expect("lock");
         match req.method.as_str() {
             "HEAD" => Reply::new(404),
-            "POST" => Reply::new(202)
-                .header("Location", "/v2/hostile/app/blobs/uploads/s1")
-                .header("Range", "0-0"),
+            "POST" => session_opened(),
             "PATCH" => {
                 if pc.fetch_add(1, Ordering::SeqCst) == 0 {
                     // A slow storage backend: the token expires meanwhile.
