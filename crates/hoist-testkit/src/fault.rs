@@ -37,6 +37,10 @@ pub enum FaultAction {
     RewriteLocation(String),
     /// Forward, but pass only this many response-body bytes, then close both connections.
     TruncateResponseBody(u64),
+    /// Forward, but pass only this many response-body bytes, then send nothing more while
+    /// holding the connection open (a registry or CDN that hangs mid-download) until the
+    /// proxy is dropped or a minute has gone by.
+    StallResponseBody(u64),
     /// Forward, but flip (XOR 0xff) the first byte of the response body.
     CorruptResponseBody,
     /// Forward without this request header (e.g. `Range`, as a server that ignores it).
@@ -666,7 +670,9 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         client_w.write_all(&resp.encode())?;
         let resp_plan = BodyPlan {
             limit: match &fault {
-                Some(FaultAction::TruncateResponseBody(n)) => Some(*n),
+                Some(FaultAction::TruncateResponseBody(n) | FaultAction::StallResponseBody(n)) => {
+                    Some(*n)
+                }
                 _ => None,
             },
             corrupt: matches!(fault, Some(FaultAction::CorruptResponseBody)),
@@ -674,6 +680,14 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         let (sent, cut) = copy_body(up_r, &mut client_w, resp_kind, resp_plan, &mut |_| {})?;
         client_w.flush()?;
         shared.update(idx, |r| r.response_body_bytes = sent);
+        if cut && matches!(fault, Some(FaultAction::StallResponseBody(_))) {
+            // Hang: the client waits for bytes that do not come. Dropping the proxy shuts
+            // the connection, which ends the wait.
+            let until = std::time::Instant::now() + Duration::from_secs(60);
+            while std::time::Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let upstream_close =
             resp.has_token("connection", "close") || resp_kind == BodyKind::UntilClose;
         if cut || client_close || upstream_close {

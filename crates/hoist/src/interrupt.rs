@@ -4,7 +4,13 @@
 //! path, so what that path cleans up (a root hoist created, a temp layout, a half-written
 //! archive) is cleaned up on an interruption too.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -116,5 +122,89 @@ pub async fn signalled() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// How often a [`Watched`] stream waiting for bytes looks at the flag.
+const WATCH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// An async stream that fails once [`raise`] is called, even while it waits for bytes. A
+/// blocking reader bridged onto a registry's stream (a layer unpacked or written into an
+/// archive as it downloads) then stops within [`WATCH_INTERVAL`], and its error path cleans
+/// up, instead of waiting for a byte a stalled server may not send before the timeout.
+pub struct Watched<R> {
+    inner: R,
+    /// Whether to stop: [`raised`], or a test's own flag.
+    stop: fn() -> bool,
+    /// Wakes the reader while the stream has nothing, to look at the flag again; made on
+    /// first use, inside the runtime.
+    tick: Option<Pin<Box<Sleep>>>,
+}
+
+impl<R> Watched<R> {
+    /// `inner`, failing once a signal came.
+    pub fn new(inner: R) -> Self {
+        Watched {
+            inner,
+            stop: raised,
+            tick: None,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if (this.stop)() {
+            return Poll::Ready(Err(std::io::Error::other("interrupted by a signal")));
+        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if polled.is_pending() {
+            let tick = this
+                .tick
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(WATCH_INTERVAL)));
+            // Elapsed: set again and poll, which registers the wake-up.
+            while tick.as_mut().poll(cx).is_ready() {
+                tick.as_mut().reset(Instant::now() + WATCH_INTERVAL);
+            }
+        }
+        polled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    /// A stream that never sends a byte: the watched read ends once the flag is raised, not
+    /// never. (A flag of the test's own: the process-wide one would stop other tests' work.)
+    #[tokio::test]
+    async fn a_stalled_stream_fails_once_a_signal_came() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let (_keep_open, stalled) = tokio::io::duplex(64);
+        let mut watched = Watched {
+            stop: || STOP.load(Ordering::SeqCst),
+            ..Watched::new(stalled)
+        };
+        let read = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            watched.read(&mut buf).await
+        });
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(
+            !read.is_finished(),
+            "nothing came, nothing was raised: still waiting"
+        );
+        STOP.store(true, Ordering::SeqCst);
+        let result = tokio::time::timeout(Duration::from_secs(2), read)
+            .await
+            .expect("ended within the watch interval")
+            .expect("task");
+        assert!(result.is_err());
     }
 }

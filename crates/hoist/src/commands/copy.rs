@@ -13,8 +13,9 @@ use hoist_oci::{Compression, Descriptor, Digest, Reference};
 
 use super::format::{image_as, push_reference};
 use super::local::{
-    choose_archive_image, claim_layout, copy_between_layouts, release_failed, spool_archive,
-    spool_archive_to_layout, tag_layout, unpack_from_layout, write_archive, write_runtime_config,
+    choose_archive_image, claim_layout, copy_between_layouts, release_failed, release_if_no_blobs,
+    spool_archive, spool_archive_to_layout, tag_layout, unpack_from_layout, write_archive,
+    write_runtime_config,
 };
 use super::remote::{
     RemoteImage, archive_from_registry, copy_between_registries, load_from_registry, pull_image,
@@ -45,8 +46,11 @@ pub fn run(
     let runtime = super::runtime()?;
     // A push leaves nothing local to clean up: it stops at once, and resumes next time. Local
     // work fails at its next read or write, and its error path cleans up.
-    let grace = match destination {
-        Location::Registry { .. } => std::time::Duration::ZERO,
+    let grace = match (source, destination) {
+        // A docker archive is spooled into the cache first: that copy is removed on the way
+        // out, which takes a moment.
+        (Location::DockerArchive { .. }, _) => crate::interrupt::CLEANUP_GRACE,
+        (_, Location::Registry { .. }) => std::time::Duration::ZERO,
         _ => crate::interrupt::CLEANUP_GRACE,
     };
     let result = runtime.block_on(crate::interrupt::interruptible(
@@ -54,7 +58,12 @@ pub fn run(
         grace,
         interrupted_message(source, destination),
     ));
-    // Whatever still runs (a blocking call between two reads) stops with the process.
+    // Whatever still runs (a blocking call between two reads) stops with the process. After
+    // an interruption such work may find the runtime gone and panic on its way out: the
+    // interruption is what happened, and what the user is told; the panic is not news.
+    if crate::interrupt::raised() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     reporter.send(Event::Finish { ok: result.is_ok() });
     result
@@ -109,12 +118,20 @@ async fn copy(
         // Straight into the destination layout.
         (Location::Registry { reference }, Location::Oci { dir, tag }) => {
             let client = registry::client(config)?;
-            // A failed pull keeps the blobs it verified (the next run skips them), so the
-            // claim is only dropped, never released as failed.
+            // A failed pull keeps the blobs it verified (the next run skips them); a layout
+            // it made and put no blob in goes.
             let claim = claim_layout(dir).await?;
             let format = config.manifest_format;
             let pulled =
-                pull_manifest(&client, config, reference, claim.layout(), format, reporter).await?;
+                match pull_manifest(&client, config, reference, claim.layout(), format, reporter)
+                    .await
+                {
+                    Ok(pulled) => pulled,
+                    Err(e) => {
+                        release_if_no_blobs(claim).await;
+                        return Err(e);
+                    }
+                };
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
             tag_layout(dir, tag.as_deref(), &pulled).await?;
             drop(claim);
@@ -270,11 +287,12 @@ pub async fn stage(
             })
         }
         Location::DockerArchive { path, reference } => {
-            let transit = transit_dir(config, "archive")?;
+            // Owned by the spooling task: it removes the copy whenever it fails, also after
+            // an interruption that stopped waiting for it.
+            let transit = TransitGuard::new(transit_dir(config, "archive")?);
             let path = path.clone();
             let reference = reference.clone();
             let platform = config.platform.clone();
-            let dir = transit.clone();
             // The transit layout is found by manifest, never by tag.
             let options = SpoolOptions::new()
                 .tag_images(false)
@@ -285,8 +303,8 @@ pub async fn stage(
                     daemon::compression_threads(),
                 );
             let reporter = reporter.clone();
-            let staged = tokio::task::spawn_blocking(move || {
-                let layout = Layout::create(&dir)?;
+            let (layout, image, names, transit) = tokio::task::spawn_blocking(move || {
+                let layout = Layout::create(transit.path())?;
                 let spooled = spool_archive(&path, &layout, options, &reporter)?;
                 let chosen = choose_archive_image(&spooled, reference.as_deref())?;
                 let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
@@ -294,45 +312,30 @@ pub async fn stage(
                     Some(r) => vec![r.clone()],
                     None => chosen.tags.clone(),
                 };
-                anyhow::Ok((layout, image, names))
+                anyhow::Ok((layout, image, names, transit.keep()))
             })
-            .await?;
-            match staged {
-                Ok((layout, image, names)) => Ok(Staged {
-                    layout,
-                    image,
-                    names,
-                    transit: Some(transit),
-                }),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&transit);
-                    Err(e)
-                }
-            }
+            .await??;
+            Ok(Staged {
+                layout,
+                image,
+                names,
+                transit: Some(transit),
+            })
         }
         Location::Registry { reference } => {
             let client = registry::client(config)?;
-            let transit = transit_dir(config, "pull")?;
-            // The transit directory is this command's own: no claim needed.
-            let pulled = async {
-                let layout = Layout::create(&transit)?;
-                // A transit copy for an archive, the daemon or a rootfs: as stored.
-                let image = pull_image(&client, config, reference, &layout, None, reporter).await?;
-                anyhow::Ok((layout, image))
-            }
-            .await;
-            match pulled {
-                Ok((layout, image)) => Ok(Staged {
-                    layout,
-                    image,
-                    names: archive_names(reference),
-                    transit: Some(transit),
-                }),
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&transit);
-                    Err(e)
-                }
-            }
+            // The transit directory is this command's own: no claim needed. It goes on any
+            // failure, and when an interruption drops this future.
+            let transit = TransitGuard::new(transit_dir(config, "pull")?);
+            let layout = Layout::create(transit.path())?;
+            // A transit copy for an archive, the daemon or a rootfs: as stored.
+            let image = pull_image(&client, config, reference, &layout, None, reporter).await?;
+            Ok(Staged {
+                layout,
+                image,
+                names: archive_names(reference),
+                transit: Some(transit.keep()),
+            })
         }
         Location::DockerDaemon { name } => {
             let docker = daemon::connect(config).await?;

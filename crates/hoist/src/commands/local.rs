@@ -275,6 +275,21 @@ pub(super) async fn claim_layout(dir: &Path) -> anyhow::Result<hoist_oci::Claim>
 /// After a failed write into a claimed layout: release the claim, removing the layout when
 /// the claim created it and no other writer uses it (see [`hoist_oci::Claim::release_failed`]);
 /// what happened is logged, the write's own error is what the caller reports.
+/// After a failed pull: [`release_failed`] when the layout holds no blob yet (an empty layout
+/// the pull made would only look like an image store); else the claim is dropped and the
+/// verified blobs stay for the next run to skip.
+pub(super) async fn release_if_no_blobs(claim: hoist_oci::Claim) {
+    let blobs = claim.layout().root().join("blobs");
+    let holds_blobs = std::fs::read_dir(&blobs).is_ok_and(|algorithms| {
+        algorithms
+            .flatten()
+            .any(|a| std::fs::read_dir(a.path()).is_ok_and(|mut d| d.next().is_some()))
+    });
+    if !holds_blobs {
+        release_failed(claim).await;
+    }
+}
+
 pub(super) async fn release_failed(claim: hoist_oci::Claim) {
     let dir = claim.layout().root().to_path_buf();
     // Waits for the layout's lock: blocking.

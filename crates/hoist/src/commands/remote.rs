@@ -20,6 +20,7 @@ use super::local::{
 };
 use super::{daemon, registry};
 use crate::config::Config;
+use crate::interrupt::Watched;
 use crate::progress::{LayerState, Reporter};
 use crate::transport::ArchivePath;
 
@@ -341,7 +342,7 @@ pub async fn unpack_from_registry(
                 .open_blob_stream(&repo, desc)
                 .await
                 .with_context(|| format!("fetching layer {}", desc.digest))?;
-            let reader = tokio_util::io::SyncIoBridge::new(stream);
+            let reader = tokio_util::io::SyncIoBridge::new(Watched::new(stream));
             let info = layer_info(&config_json, desc, i);
             let unpacker = unpacker.clone();
             let root = root.to_path_buf();
@@ -525,7 +526,8 @@ impl RemoteImage {
                 let id = d.digest.to_string();
                 reporter.state(&id, LayerState::Pulling);
                 previous = Some(id.clone());
-                let reader = tokio_util::io::SyncIoBridge::new_with_handle(stream, handle);
+                let reader =
+                    tokio_util::io::SyncIoBridge::new_with_handle(Watched::new(stream), handle);
                 Ok(Box::new(Counting::new(reader, &reporter, &id, d.size)))
             };
             hoist_oci::archive::write_docker_archive_streamed(
