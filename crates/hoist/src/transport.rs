@@ -320,7 +320,7 @@ fn daemon_name(name: &str) -> String {
 }
 
 /// Whether a daemon name is an image ID: `sha256:HEX`, or 12 or more hex digits.
-fn is_image_id(name: &str) -> bool {
+pub(crate) fn is_image_id(name: &str) -> bool {
     let is_hex = |s: &str| {
         !s.is_empty()
             && s.bytes()

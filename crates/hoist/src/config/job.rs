@@ -50,7 +50,12 @@ pub(super) fn validate_job(
                 )));
             };
             let (dir, given) = layout_dir(dir)?;
-            let tag = given.or_else(|| reference.tag().map(str::to_string));
+            // A name alone is `latest`, as docker normalises it, and tagged so.
+            let tag = given.or_else(|| match (reference.tag(), reference.digest()) {
+                (Some(tag), _) => Some(tag.to_string()),
+                (None, None) => Some("latest".to_string()),
+                (None, Some(_)) => None,
+            });
             Job::Copy {
                 destination: Location::Oci { dir, tag },
                 source,
@@ -253,7 +258,8 @@ fn layout_dir(dir: PathBuf) -> Result<(PathBuf, Option<String>), UsageError> {
 
 /// The tag of a reference (`host:5000/app:1.2` -> `1.2`), `None` for a digest or no tag.
 pub fn reference_tag(reference: &str) -> Option<String> {
-    if reference.contains('@') {
+    // An image ID (`sha256:HEX`) names no tag, though it reads as NAME:TAG.
+    if reference.contains('@') || crate::transport::is_image_id(reference) {
         return None;
     }
     let last = reference.rsplit('/').next().unwrap_or(reference);
@@ -314,6 +320,23 @@ mod tests {
         );
         assert!(err(&["export", "oci:x", "out"]).contains("Docker daemon"));
         assert!(err(&["pull", "docker-daemon:x", "out"]).contains("from a registry"));
+        let tag_of = |args: &[&str]| match ok(args).1 {
+            Job::Copy {
+                destination: Location::Oci { tag, .. },
+                ..
+            } => tag,
+            other => panic!("{other:?}"),
+        };
+        // A name alone is pulled as `latest` and tagged so; a digest names no tag.
+        assert_eq!(
+            tag_of(&["pull", "h:5000/a/b", "out"]).as_deref(),
+            Some("latest")
+        );
+        let digest = format!("h:5000/a/b@sha256:{}", "c".repeat(64));
+        assert_eq!(tag_of(&["pull", &digest, "out"]), None);
+        // An image ID is no NAME:TAG.
+        let id = format!("sha256:{}", "d".repeat(64));
+        assert_eq!(tag_of(&["export", &id, "out"]), None);
     }
 
     #[test]
