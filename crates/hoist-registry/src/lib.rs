@@ -190,6 +190,7 @@
 
 mod auth;
 mod body;
+mod builder;
 mod client;
 mod credentials;
 mod document;
