@@ -28,6 +28,12 @@ const MAX_TAG_PAGES: usize = 1000;
 /// grow to gigabytes; real repositories with 100k tags need a few MiB.
 const MAX_TAG_LIST_BYTES: usize = 64 * 1024 * 1024;
 
+/// The redirect statuses a manifest GET follows.
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Redirects followed for one manifest GET.
+const MAX_MANIFEST_REDIRECTS: usize = 5;
+
 impl Client {
     /// PUT a manifest or index under `reference` (a tag, or its digest) with its exact bytes and
     /// media type. Returns the digest of the bytes, checked against the registry's
@@ -98,11 +104,34 @@ impl Client {
     /// used; without it, sha256).
     async fn fetch_manifest(&self, repo: &Repo, reference: &str) -> Result<FetchedManifest> {
         let url = self.manifest_url(repo, reference)?;
-        let req = Req::new(Method::GET, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
         let scopes = [pull_scope(&repo.name)];
-        let resp = self
-            .execute_retrying(&req, &repo.registry, &scopes, &[], "fetching a manifest")
-            .await?;
+        // A redirect (a mirror or a CDN in front of the registry) is followed, as docker
+        // follows it; the bytes are checked against the digest all the same.
+        let mut at = url.clone();
+        let mut redirects = 0;
+        let resp = loop {
+            let req = Req::new(Method::GET, at.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
+            let resp = self
+                .execute_retrying(
+                    &req,
+                    &repo.registry,
+                    &scopes,
+                    &REDIRECTS,
+                    "fetching a manifest",
+                )
+                .await?;
+            if !REDIRECTS.contains(&resp.status().as_u16()) {
+                break resp;
+            }
+            redirects += 1;
+            match header_str(resp.headers(), "location").and_then(|l| resolve_location(&at, l)) {
+                Some(next) if redirects <= MAX_MANIFEST_REDIRECTS => at = next,
+                _ => {
+                    return Err(Error::misbehaved("too many or unusable manifest redirects")
+                        .with_url(display_url(&at)));
+                }
+            }
+        };
         let shown = display_url(&url);
         let content_type = header_str(resp.headers(), "content-type").map(str::to_owned);
         let header_digest = header_str(resp.headers(), "docker-content-digest").map(str::to_owned);

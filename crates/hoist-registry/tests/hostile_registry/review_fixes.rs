@@ -438,3 +438,41 @@ async fn delete_by_tag_works_without_a_digest_header() {
     assert_eq!(got, real);
     assert_eq!(reg.count("DELETE", &format!("/manifests/{real}")), 1);
 }
+
+/// A manifest GET redirected (a mirror or CDN in front of the registry) is followed, as
+/// docker follows it, and the bytes are still checked; a redirect loop is an error, not a hang.
+#[tokio::test]
+async fn a_redirected_manifest_is_followed_and_a_loop_is_refused() {
+    let body = manifest_json();
+    let digest = Digest::sha256_of(&body);
+    let reg = Lying::start(move |req, _| match req.method.as_str() {
+        "GET" if req.path.ends_with("/manifests/moved") => {
+            Reply::new(307).header("Location", "/cdn/manifest-moved")
+        }
+        "GET" if req.path == "/cdn/manifest-moved" => Reply::new(200)
+            .header("Content-Type", MediaType::OCI_MANIFEST)
+            .body(body.clone()),
+        "GET" if req.path.ends_with("/manifests/loop") => {
+            Reply::new(302).header("Location", "/v2/hostile/app/manifests/loop")
+        }
+        _ => Reply::new(404),
+    });
+    let moved = client()
+        .get_manifest(&reg.repo(), "moved")
+        .await
+        .expect("followed");
+    let hoist_oci::AnyManifest::Image(image) = moved else {
+        panic!("an image manifest: {moved:?}");
+    };
+    assert_eq!(image.digest(), &digest);
+    let looped = client()
+        .get_manifest(&reg.repo(), "loop")
+        .await
+        .expect_err("a loop");
+    assert!(looped.to_string().contains("redirects"), "{looped}");
+    assert_eq!(
+        reg.count("GET", "/manifests/loop"),
+        6,
+        "followed 5 times, then stopped"
+    );
+}
