@@ -4,7 +4,8 @@
 use hoist_oci::{
     AnyManifest, Descriptor, Digest, ImageManifest, MAX_JSON_SIZE, MediaType, Platform, RawJson,
 };
-use http::{Method, header};
+use http::{Method, Response, header};
+use hyper::body::Incoming;
 use url::Url;
 
 use crate::client::{BodySpec, Client, Req, header_str};
@@ -28,11 +29,11 @@ const MAX_TAG_PAGES: usize = 1000;
 /// grow to gigabytes; real repositories with 100k tags need a few MiB.
 const MAX_TAG_LIST_BYTES: usize = 64 * 1024 * 1024;
 
-/// The redirect statuses a manifest GET follows.
+/// The redirect statuses a manifest or tags GET follows.
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
-/// Redirects followed for one manifest GET.
-const MAX_MANIFEST_REDIRECTS: usize = 5;
+/// Redirects followed for one manifest or tags GET.
+const MAX_REDIRECTS: usize = 5;
 
 impl Client {
     /// PUT a manifest or index under `reference` (a tag, or its digest) with its exact bytes and
@@ -105,33 +106,18 @@ impl Client {
     async fn fetch_manifest(&self, repo: &Repo, reference: &str) -> Result<FetchedManifest> {
         let url = self.manifest_url(repo, reference)?;
         let scopes = [pull_scope(&repo.name)];
-        // A redirect (a mirror or a CDN in front of the registry) is followed, as docker
-        // follows it; the bytes are checked against the digest all the same.
-        let mut at = url.clone();
-        let mut redirects = 0;
-        let resp = loop {
-            let req = Req::new(Method::GET, at.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
-            let resp = self
-                .execute_retrying(
-                    &req,
-                    &repo.registry,
-                    &scopes,
-                    &REDIRECTS,
-                    "fetching a manifest",
-                )
-                .await?;
-            if !REDIRECTS.contains(&resp.status().as_u16()) {
-                break resp;
-            }
-            redirects += 1;
-            match header_str(resp.headers(), "location").and_then(|l| resolve_location(&at, l)) {
-                Some(next) if redirects <= MAX_MANIFEST_REDIRECTS => at = next,
-                _ => {
-                    return Err(Error::misbehaved("too many or unusable manifest redirects")
-                        .with_url(display_url(&at)));
-                }
-            }
-        };
+        // A redirect (a mirror or a CDN in front of the registry) is followed; the bytes are
+        // checked against the digest all the same.
+        let accept = Some(MANIFEST_ACCEPT);
+        let (resp, _) = self
+            .get_following(
+                url.clone(),
+                accept,
+                &repo.registry,
+                &scopes,
+                "fetching a manifest",
+            )
+            .await?;
         let shown = display_url(&url);
         let content_type = header_str(resp.headers(), "content-type").map(str::to_owned);
         let header_digest = header_str(resp.headers(), "docker-content-digest").map(str::to_owned);
@@ -406,11 +392,11 @@ impl Client {
         let mut tags = Vec::new();
         let mut total = 0usize;
         for _ in 0..MAX_TAG_PAGES {
-            let req = Req::new(Method::GET, url.clone());
-            let resp = self
-                .execute_retrying(&req, &repo.registry, &scopes, &[], "listing tags")
+            let (resp, at) = self
+                .get_following(url.clone(), None, &repo.registry, &scopes, "listing tags")
                 .await?;
-            let next = header_str(resp.headers(), "link").and_then(|l| next_link(&url, l));
+            // A next page is named relative to the page that named it.
+            let next = header_str(resp.headers(), "link").and_then(|l| next_link(&at, l));
             let shown = display_url(&url);
             let body = read_capped(resp, MAX_JSON_SIZE, &shown, self.cfg().timeout).await?;
             total += body.len();
@@ -429,6 +415,39 @@ impl Client {
             }
         }
         Err(Error::misbehaved("tag list pagination did not end"))
+    }
+
+    /// GET `url` (with `accept`), following redirects as docker does, at most
+    /// [`MAX_REDIRECTS`] of them (credentials go to the registry's own host only); the answer
+    /// and the URL that gave it.
+    async fn get_following(
+        &self,
+        url: Url,
+        accept: Option<&str>,
+        registry: &str,
+        scopes: &[String],
+        what: &str,
+    ) -> Result<(Response<Incoming>, Url)> {
+        let mut at = url;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = Req::new(Method::GET, at.clone());
+            if let Some(accept) = accept {
+                req = req.header(header::ACCEPT, accept);
+            }
+            let resp = self
+                .execute_retrying(&req, registry, scopes, &REDIRECTS, what)
+                .await?;
+            if !REDIRECTS.contains(&resp.status().as_u16()) {
+                return Ok((resp, at));
+            }
+            at = header_str(resp.headers(), "location")
+                .and_then(|l| resolve_location(&at, l))
+                .ok_or_else(|| {
+                    Error::misbehaved(format!("{what}: a redirect without a usable Location"))
+                        .with_url(display_url(&at))
+                })?;
+        }
+        Err(Error::misbehaved(format!("{what}: too many redirects")).with_url(display_url(&at)))
     }
 
     fn manifest_url(&self, repo: &Repo, reference: &str) -> Result<Url> {

@@ -476,3 +476,22 @@ async fn a_redirected_manifest_is_followed_and_a_loop_is_refused() {
         "followed 5 times, then stopped"
     );
 }
+
+/// A tag listing redirected to a mirror is followed there, and its next page is named
+/// relative to the page that named it (the mirror's), not the registry's first URL.
+#[tokio::test]
+async fn a_redirected_tag_listing_is_followed_page_by_page() {
+    let reg = Lying::start(|req, _| match req.path.as_str() {
+        "/v2/hostile/app/tags/list" => Reply::new(307).header("Location", "/mirror/tags/list"),
+        "/mirror/tags/list" => Reply::new(200)
+            .header("Content-Type", "application/json")
+            .header("Link", r#"<?last=a&n=1>; rel="next""#)
+            .body(r#"{"name":"hostile/app","tags":["a"]}"#),
+        "/mirror/tags/list?last=a&n=1" => Reply::new(200)
+            .header("Content-Type", "application/json")
+            .body(r#"{"name":"hostile/app","tags":["b"]}"#),
+        _ => Reply::new(404),
+    });
+    let tags = client().list_tags(&reg.repo()).await.expect("tags");
+    assert_eq!(tags, ["a", "b"]);
+}
