@@ -406,9 +406,10 @@ pub enum Command {
         /// Recompress layers stored in another compression than --compression (gzip unless
         /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
         /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
-        /// diff_id on the way; the config stays the same and the manifest is written as OCI
-        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
-        /// registries and OCI layouts only; an artifact is copied as it is.
+        /// diff_id on the way; the config stays the same. A Docker manifest stays Docker's
+        /// with gzip or none and becomes OCI with zstd (as skopeo does; --format decides
+        /// otherwise). Layers already in it are kept. Between registries and OCI layouts only;
+        /// an artifact is copied as it is.
         #[arg(long)]
         recompress: bool,
         /// skopeo's spelling of `--compression FORMAT --recompress`.
@@ -461,9 +462,10 @@ pub enum Command {
         /// Recompress layers stored in another compression than --compression (gzip unless
         /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
         /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
-        /// diff_id on the way; the config stays the same and the manifest is written as OCI
-        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
-        /// registries and OCI layouts only; an artifact is copied as it is.
+        /// diff_id on the way; the config stays the same. A Docker manifest stays Docker's
+        /// with gzip or none and becomes OCI with zstd (as skopeo does; --format decides
+        /// otherwise). Layers already in it are kept. Between registries and OCI layouts only;
+        /// an artifact is copied as it is.
         #[arg(long)]
         recompress: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination
@@ -497,9 +499,10 @@ pub enum Command {
         /// Recompress layers stored in another compression than --compression (gzip unless
         /// given), as `skopeo copy --dest-compress-format` does: `--compression zstd
         /// --recompress` makes every gzip layer a zstd one. Each layer is checked against its
-        /// diff_id on the way; the config stays the same and the manifest is written as OCI
-        /// (with --format v2s2, Docker's, for gzip). Layers already in it are kept. Between
-        /// registries and OCI layouts only; an artifact is copied as it is.
+        /// diff_id on the way; the config stays the same. A Docker manifest stays Docker's
+        /// with gzip or none and becomes OCI with zstd (as skopeo does; --format decides
+        /// otherwise). Layers already in it are kept. Between registries and OCI layouts only;
+        /// an artifact is copied as it is.
         #[arg(long)]
         recompress: bool,
         /// Once the copy succeeded, write the digest of the manifest now at the destination

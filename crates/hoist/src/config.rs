@@ -369,7 +369,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         None => None,
     };
     let manifest_format = match recompress {
-        true => Some(format::check_recompress(&job, manifest_format)?),
+        true => format::check_recompress(&job, manifest_format)?,
         false => manifest_format,
     };
     if env.stdout_is_tty
@@ -550,7 +550,7 @@ pub fn test_config(cache: &std::path::Path, options: &[&str]) -> Config {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Validate `args` (after the program name) with `stdin` as what `--creds-stdin` reads and
@@ -586,7 +586,7 @@ mod tests {
     }
 
     /// A valid command line.
-    pub(super) fn ok(args: &[&str]) -> (Config, Job) {
+    pub(crate) fn ok(args: &[&str]) -> (Config, Job) {
         run(args, "", false).expect("valid command line")
     }
 

@@ -715,3 +715,65 @@ fn kept_layers_are_pushed_from_the_source_layout_and_mounted_within_one_registry
     check(&at("mounted"), "check-mounted");
     no_transit_left(&cache);
 }
+
+#[test]
+fn a_docker_image_stays_docker_unless_its_new_layers_are_zstd() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let spec = ImageSpec::uniform(2, 64 << 10, Compression::Gzip, 11);
+    let image = write_oci_layout(&source, "v1", &spec).expect("source layout");
+    let registry = Registry::start().expect("registry");
+    let at = |repo: &str| format!("docker://{}/team/{repo}:v1", registry.host());
+    // The source: a Docker v2s2 image of gzip layers, as `docker push` leaves one.
+    let docker = at("docker");
+    ok(hoist(&cache, &["-q", "copy", "-f", "v2s2"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(&docker));
+    let docker_bytes = served(&cache, &docker);
+    let media_type = |m: &RawJson<ImageManifest>| {
+        m.value()
+            .media_type
+            .as_ref()
+            .map(|t| t.as_str().to_string())
+    };
+
+    // Plain layers: Docker has a media type for them, so the image stays Docker's, as
+    // skopeo keeps it.
+    let plain = at("plain");
+    ok(hoist(
+        &cache,
+        &["-q", "--compression", "none", "copy", "--recompress"],
+    )
+    .arg(&docker)
+    .arg(&plain));
+    let (m, blobs) = pulled(&cache, &plain, &tmp.path().join("plain"));
+    assert_eq!(media_type(&m).as_deref(), Some(MediaType::DOCKER_MANIFEST));
+    assert_eq!(m.value().config.digest, image.config_digest);
+    for (layer, diff_id) in m.value().layers.iter().zip(&image.diff_ids) {
+        assert_eq!(layer.media_type, MediaType::DOCKER_LAYER);
+        assert_eq!(&Digest::sha256_of(&layout_blob(&blobs, layer)), diff_id);
+    }
+
+    // zstd: Docker has none other tools read, so the image becomes OCI.
+    let zstd = at("zstd");
+    ok(hoist(
+        &cache,
+        &["-q", "--compression", "zstd", "copy", "--recompress"],
+    )
+    .arg(&docker)
+    .arg(&zstd));
+    let (m, blobs) = pulled(&cache, &zstd, &tmp.path().join("zstd"));
+    assert_recompressed(&m, &image, Compression::Zstd, |d| layout_blob(&blobs, d));
+
+    // gzip already: nothing to recompress, and the image is copied as it is stored.
+    let same = at("same");
+    ok(hoist(&cache, &["-q", "copy", "--recompress"])
+        .arg(&docker)
+        .arg(&same));
+    assert_eq!(served(&cache, &same), docker_bytes);
+    no_transit_left(&cache);
+}

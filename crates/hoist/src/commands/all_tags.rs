@@ -80,15 +80,13 @@ pub fn run(
         // whose digest is not the source's: each tag is copied (its blobs are skipped), never
         // taken as current because an unconverted copy is there, and counted as current when
         // the copy wrote the manifest the tag already named.
-        let (same, before) = match config.manifest_format {
+        let (same, before) = match config.manifest_format.is_some() || config.recompress {
             // What the tag named before, to tell afterwards whether the copy changed it.
-            Some(_) => {
-                match runtime.block_on(interrupt::unless_raised(tagged_digest(&client, &to))) {
-                    Err(e) if interrupt::raised() => return Err(e.context(interrupt::STARTS_OVER)),
-                    before => (Ok(false), before.ok().flatten()),
-                }
-            }
-            None => (
+            true => match runtime.block_on(interrupt::unless_raised(tagged_digest(&client, &to))) {
+                Err(e) if interrupt::raised() => return Err(e.context(interrupt::STARTS_OVER)),
+                before => (Ok(false), before.ok().flatten()),
+            },
+            false => (
                 runtime.block_on(interrupt::unless_raised(same_manifest(&client, &from, &to))),
                 None,
             ),

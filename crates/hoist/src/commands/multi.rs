@@ -103,7 +103,13 @@ pub async fn copy_all(
         .into_iter()
         .collect::<anyhow::Result<BTreeMap<Digest, Descriptor>>>()?;
     let source_digest = index.digest().clone();
-    let (index, media_type) = index_as(&index, media_type, config.manifest_format, &written)?;
+    // Recompressed images have new digests: the index is rewritten to list them, in the
+    // format the images took.
+    let format = match config.recompress {
+        true => Some(recompress::written_format(config, &media_type)),
+        false => config.manifest_format,
+    };
+    let (index, media_type) = index_as(&index, media_type, format, &written)?;
     match destination {
         Location::Registry { reference } => {
             let client = client.as_ref().context("no registry client")?;

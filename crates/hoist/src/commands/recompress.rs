@@ -9,8 +9,10 @@
 //! is pushed from), in one pass through bounded buffers. The config does not change: its
 //! `diff_ids` name the uncompressed tars, so the image is the same image with other blobs.
 //!
-//! The manifest is written as OCI (the command line sets `--format oci` unless `--format v2s2`
-//! is given, which only gzip and none allow), with `--all` the index too. Layers already in the
+//! The manifest is written in `--format`'s format if given (`v2s2` allows only gzip and
+//! none). Else a Docker image stays one when its new layers can be Docker ones (gzip, none),
+//! as skopeo keeps it, and becomes OCI for zstd, which has no Docker media type; with `--all`
+//! the index follows the same rule ([`written_format`]). Layers already in the
 //! wanted compression, and foreign or non-distributable layers (whose bytes live elsewhere),
 //! are not recompressed: they are copied as they are, as any copy copies them (within one
 //! registry mounted, not downloaded; from a layout pushed from where they are). An image with
@@ -252,13 +254,28 @@ async fn recompress(
         Found::Registry { manifest, .. } => manifest,
         Found::Layout { image, .. } => &image.manifest,
     };
-    // What --format cannot describe is refused before a layer is moved or compressed.
+    let format = written_format(config, &stored_media_type(manifest));
+    // What the format cannot describe is refused before a layer is moved or compressed.
     let planned = RawJson::from_value(planned(&oci_manifest(manifest)?, config.compression))?;
     let oci = MediaType::new(MediaType::OCI_MANIFEST);
-    manifest_as(&planned, oci, config.manifest_format)?;
+    manifest_as(&planned, oci, Some(format))?;
     let (staged, present) = stage(config, client, found, target, reporter).await?;
     // A transit copy goes when `staged` is dropped.
-    deliver(config, &staged, present, target, reporter).await
+    deliver(config, format, &staged, present, target, reporter).await
+}
+
+/// The format a recompressed manifest (or, with `--all`, index) stored as `stored` is written
+/// in: `--format`'s; else the source's own when its layers can be written in it (a Docker
+/// image or list stays one with gzip or plain layers, as skopeo keeps it); else OCI (Docker
+/// has no zstd layer media type that other tools read).
+pub fn written_format(config: &Config, stored: &MediaType) -> ManifestFormat {
+    match config.manifest_format {
+        Some(format) => format,
+        None if stored.is_docker() && config.compression != Compression::Zstd => {
+            ManifestFormat::DockerV2S2
+        }
+        None => ManifestFormat::Oci,
+    }
 }
 
 /// The found image in a layout, and the blobs the destination was found to have. A layer
@@ -359,9 +376,10 @@ fn final_form(config: &Config, layer: &Descriptor, diff_id: &Digest) -> Option<D
 }
 
 /// Write the staged image, recompressed, to `target`; returns the descriptor of the manifest
-/// written. `present`: blobs the destination was found to have while staging.
+/// written, in `format`. `present`: blobs the destination was found to have while staging.
 async fn deliver(
     config: &Config,
+    format: ManifestFormat,
     staged: &Staged,
     present: Present,
     target: &Target<'_>,
@@ -394,7 +412,7 @@ async fn deliver(
                     kept_in_source: Mutex::default(),
                 };
                 let image = job.run(&staged.image, target).await?;
-                let image = image_as(&image, config.manifest_format)?;
+                let image = image_as(&image, Some(format))?;
                 let reference = push_reference(
                     reference,
                     &staged.image.descriptor.digest,
@@ -438,7 +456,7 @@ async fn deliver(
                 kept_in_source: Mutex::default(),
             };
             let image = job.run(&staged.image, target).await?;
-            let image = image_as(&image, config.manifest_format)?;
+            let image = image_as(&image, Some(format))?;
             into.write_json(&image.manifest)?;
             Ok(image.descriptor)
         }
@@ -743,6 +761,43 @@ mod tests {
         assert!(plan.layers[0].annotations.is_empty());
         assert_eq!(plan.layers[1..], layers[1..]);
         assert_eq!(plan.config, m.value().config);
+    }
+
+    #[test]
+    fn a_docker_manifest_keeps_its_format_unless_zstd_or_format_says_otherwise() {
+        // Global flags before `copy`, `--format` after it.
+        let config = |args: &[&str]| {
+            let (global, format) = match args {
+                ["--format", f] => (vec![], vec!["--format", f]),
+                _ => (args.to_vec(), vec![]),
+            };
+            let mut all = global;
+            all.extend(["copy", "--recompress"]);
+            all.extend(format);
+            all.extend(["oci:/tmp/a:1", "oci:/tmp/b:1"]);
+            crate::config::tests::ok(&all).0
+        };
+        let docker = MediaType::new(MediaType::DOCKER_MANIFEST);
+        let docker_list = MediaType::new(MediaType::DOCKER_MANIFEST_LIST);
+        let oci = MediaType::new(MediaType::OCI_MANIFEST);
+        let v2s2 = ManifestFormat::DockerV2S2;
+        for (args, stored, expected) in [
+            (&[][..], &docker, v2s2),
+            (&["--compression", "none"][..], &docker, v2s2),
+            (&["--compression", "gzip"][..], &docker_list, v2s2),
+            (&["--compression", "zstd"][..], &docker, ManifestFormat::Oci),
+            (
+                &["--compression", "zstd"][..],
+                &docker_list,
+                ManifestFormat::Oci,
+            ),
+            (&[][..], &oci, ManifestFormat::Oci),
+            (&["--format", "oci"][..], &docker, ManifestFormat::Oci),
+            (&["--format", "v2s2"][..], &oci, v2s2),
+        ] {
+            let c = config(args);
+            assert_eq!(written_format(&c, stored), expected, "{args:?} {stored}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Only a registry and an OCI layout store a manifest hoist writes. A docker-archive is always
 //! `docker save`'s own format, the Docker daemon keeps images its own way and a rootfs holds
 //! files: `--format` with them is a usage error, never silently ignored. The same goes for
-//! `--recompress`, which writes new layers and so a new manifest: OCI unless `--format v2s2`.
+//! `--recompress`, which writes new layers and so a new manifest: in `--format`'s format if
+//! given, else in the source's when it can carry the new compression (a Docker one with gzip
+//! or plain layers), else OCI.
 
 use hoist_oci::convert::ManifestFormat;
 
@@ -97,12 +99,13 @@ pub(super) fn recompress_flags(
     }
 }
 
-/// The manifest format a `--recompress` copy writes (`--format`'s, else OCI: recompressed
-/// layers make a new manifest), once the job is known to write one.
+/// The manifest format a `--recompress` copy writes: `--format`'s, else `None`, for the copy
+/// to choose per image (the source's format when it can carry the new compression, else OCI),
+/// once the job is known to write one.
 pub(super) fn check_recompress(
     job: &Job,
     format: Option<ManifestFormat>,
-) -> Result<ManifestFormat, UsageError> {
+) -> Result<Option<ManifestFormat>, UsageError> {
     let destination = match job {
         Job::Copy { destination, .. } | Job::CopyTags { destination, .. } => destination,
         _ => return Err(usage("--recompress goes with copy, push or pull")),
@@ -116,7 +119,7 @@ pub(super) fn check_recompress(
              plain layers: leave --recompress out"
         )));
     }
-    Ok(format.unwrap_or(ManifestFormat::Oci))
+    Ok(format)
 }
 
 #[cfg(test)]
@@ -230,7 +233,7 @@ mod recompress_tests {
     use crate::config::tests::{err, ok};
 
     #[test]
-    fn skopeos_spelling_sets_the_compression_and_recompresses_as_oci() {
+    fn skopeos_spelling_sets_the_compression_and_leaves_the_format_to_the_copy() {
         let (c, _) = ok(&[
             "copy",
             "--dest-compress-format",
@@ -245,7 +248,8 @@ mod recompress_tests {
             (c.compression, c.compression_level),
             (Compression::Zstd, Some(9))
         );
-        assert_eq!(c.manifest_format, Some(ManifestFormat::Oci));
+        // The copy picks the format per image (see `commands::recompress::written_format`).
+        assert_eq!(c.manifest_format, None);
         // The same compression named twice is no conflict.
         let (c, _) = ok(&[
             "--compression",
