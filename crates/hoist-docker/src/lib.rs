@@ -45,7 +45,7 @@
 //!
 //! Memory: nothing here holds an archive, a layer or a chunk list in memory. An export is read
 //! by the thread that spools it, one hyper chunk at a time; a load goes through a bounded pipe
-//! (16 chunks of 256 KiB) into the request body, so memory does not grow with the image. Bytes
+//! (4 chunks of 128 KiB) into the request body, so memory does not grow with the image. Bytes
 //! are verified by the consumer that spools them (hoist-oci hashes every blob while writing
 //! it).
 //!

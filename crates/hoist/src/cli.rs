@@ -353,8 +353,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// When unpacking, refuse a layer that writes more file content than this (same units as
-    /// --chunk-size): a bound against decompression bombs. Unlimited by default.
+    /// When unpacking, refuse a layer (for rootfs-tar:, the image's layers together) that
+    /// writes more file content than this (same units as --chunk-size): a bound against
+    /// decompression bombs. Unlimited by default.
     #[arg(
         long,
         global = true,
@@ -363,7 +364,9 @@ pub struct GlobalArgs {
     )]
     pub max_layer_bytes: Option<String>,
 
-    /// When unpacking, refuse a layer with more tar entries than this. Unlimited by default.
+    /// When unpacking, refuse a layer (for rootfs-tar:, the image's layers together) with more
+    /// entries than this: tar entries, and the directories made for their paths. Unlimited by
+    /// default.
     #[arg(long, global = true, env = "HOIST_MAX_LAYER_ENTRIES", value_name = "N")]
     pub max_layer_entries: Option<u64>,
 }
@@ -536,17 +539,14 @@ pub enum Command {
         /// The OCI layout directory (created if missing), also as oci:DIR[:TAG]; the image is
         /// tagged with TAG, or else with the image's own tag.
         dir: PathBuf,
-        /// Write the manifest at the destination in this format (with --all the index too, as a
-        /// manifest list for v2s2), as `skopeo copy --format` does: `oci`, or `v2s2` (Docker v2
-        /// schema 2, for registries that take nothing else). Only media types change: blobs are
-        /// copied as they are and the manifest gets a new digest. Images v2s2 cannot describe
-        /// (zstd or encrypted layers, artifacts) are refused; annotations are dropped. Without
-        /// it, the manifest is copied as stored. Only with a docker:// or oci: destination.
+        /// Write the manifest in the layout in this format, as `skopeo copy --format` does:
+        /// `oci`, or `v2s2` (Docker v2 schema 2). Only media types change: the manifest gets a
+        /// new digest, the blobs stay as exported. v2s2 refuses zstd layers (--compression
+        /// zstd). Without it, the manifest is kept as the export wrote it.
         #[arg(short = 'f', long, value_enum, value_name = "FORMAT")]
         format: Option<FormatArg>,
-        /// Once the copy succeeded, write the digest of the manifest now at the destination
-        /// (the image's, or with --all the index's) to FILE as `sha256:HEX`, as `skopeo copy
-        /// --digestfile` does. Only with a docker:// or oci: destination.
+        /// Once the export succeeded, write the digest of the manifest in the layout to FILE
+        /// as `sha256:HEX`, as `skopeo copy --digestfile` does.
         #[arg(long, value_name = "FILE")]
         digestfile: Option<PathBuf>,
     },
