@@ -18,6 +18,12 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// the registry keeps what it has, and the upload state says where that ends).
 pub const RESUMABLE: &str = "interrupted: run the same command again to continue where it stopped";
 
+/// What an interrupted push from the Docker daemon or a docker archive says: the upload
+/// continues where it stopped, but the image may have to be read again first (an export or a
+/// spool cut short is not kept).
+pub const RESUMABLE_AFTER_REREAD: &str = "interrupted: run the same command again; it may read \
+     the image again first, but sends only what the registry does not have yet";
+
 /// What an interrupted copy into a layout says: the blobs it verified stay, and running it again
 /// copies only the rest.
 pub const BLOBS_KEPT: &str =
@@ -78,7 +84,7 @@ pub const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10
 /// Run a command's `work` until it ends or a signal comes. On a signal, [`raise`], then give the
 /// work `grace` to fail at its next read or write and clean up on its error path (a second
 /// signal stops the wait); its error, or the interruption, is returned with `message` (one of
-/// [`RESUMABLE`], [`BLOBS_KEPT`], [`STARTS_OVER`]).
+/// [`RESUMABLE`], [`RESUMABLE_AFTER_REREAD`], [`BLOBS_KEPT`], [`STARTS_OVER`]).
 ///
 /// # Errors
 /// `work`'s, or an interruption.

@@ -170,6 +170,9 @@ fn ctrl_c_while_an_archive_is_spooled_for_a_push_leaves_no_transit_copy() {
         Vec::<std::path::PathBuf>::new(),
         "{stderr}"
     );
+    // The spool is not kept: running again reads the archive again, which the message says
+    // rather than promising to continue where it stopped.
+    assert!(stderr.contains("read the image again"), "{stderr}");
 }
 
 #[test]

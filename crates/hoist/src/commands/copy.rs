@@ -70,10 +70,16 @@ pub fn run(
 }
 
 /// What an interrupted copy tells the user about running it again. Only a push continues where
-/// it stopped; a pull or a layout copy keeps the blobs it verified (the layout is not removed);
-/// everything else (a daemon export, an archive, an unpack) removes what it made and starts over.
+/// it stopped (from the daemon or an archive, after reading the image again unless its export
+/// was complete); a pull or a layout copy keeps the blobs it verified (the layout is not
+/// removed); everything else (a daemon export, an archive, an unpack) removes what it made and
+/// starts over.
 fn interrupted_message(source: &Location, destination: &Location) -> &'static str {
     match (source, destination) {
+        (
+            Location::DockerDaemon { .. } | Location::DockerArchive { .. },
+            Location::Registry { .. },
+        ) => crate::interrupt::RESUMABLE_AFTER_REREAD,
         (_, Location::Registry { .. }) => crate::interrupt::RESUMABLE,
         (Location::Registry { .. } | Location::Oci { .. }, Location::Oci { .. }) => {
             crate::interrupt::BLOBS_KEPT
@@ -577,11 +583,18 @@ mod tests {
 
     #[test]
     fn only_a_push_promises_to_continue_where_it_stopped() {
-        use crate::interrupt::{BLOBS_KEPT, RESUMABLE, STARTS_OVER};
+        use crate::interrupt::{BLOBS_KEPT, RESUMABLE, RESUMABLE_AFTER_REREAD, STARTS_OVER};
         let at = |s: &str| Location::parse(s).expect("location");
         let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to));
+        for from in ["docker-daemon:app", "docker-archive:/a.tar"] {
+            assert_eq!(
+                said(from, "docker://reg.example/app"),
+                RESUMABLE_AFTER_REREAD,
+                "{from}"
+            );
+        }
         assert_eq!(
-            said("docker-daemon:app", "docker://reg.example/app"),
+            said("docker://reg.example/a", "docker://reg.example/app"),
             RESUMABLE
         );
         assert_eq!(said("oci:/l:1", "docker://reg.example/app"), RESUMABLE);
