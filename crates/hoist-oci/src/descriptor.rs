@@ -32,10 +32,16 @@ pub struct Descriptor {
     /// index does not drop it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// Fields hoist does not model (another tool's, or a later spec's), kept as given so that
+    /// a document hoist rewrites (`index.json`, an index or manifest written anew) does not
+    /// drop them. Parsing never puts a field named above here; a caller must not either (it
+    /// would be written twice).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl Descriptor {
-    /// A descriptor with no urls, annotations or platform.
+    /// A descriptor with no urls, annotations, platform or other fields.
     pub fn new(media_type: impl Into<MediaType>, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.into(),
@@ -46,6 +52,7 @@ impl Descriptor {
             platform: None,
             artifact_type: None,
             data: None,
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -76,4 +83,9 @@ pub struct Platform {
     /// CPU variant (`v8` for arm64, `v7` for arm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Fields hoist does not model (the `features` of older specs, a vendor's), kept as given
+    /// so that rewriting an index does not drop them; they play no part in matching. As with
+    /// [`Descriptor::extra`], no field named above belongs here.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }

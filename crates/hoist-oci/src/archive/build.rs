@@ -107,10 +107,11 @@ pub(super) fn build_from_manifest_json(
 /// An OCI archive without `manifest.json`: its `index.json` names the images.
 ///
 /// Its manifests name layers by the archive's digests. A layer the spool compressed on its way
-/// in (`compress_layers`) is stored under another digest, so each manifest naming one is
-/// written anew with the compressed layer in its place (and each index naming such a manifest,
-/// up to the entry of `index.json`); the config is kept as it is, its `diff_ids` still naming
-/// the uncompressed tars, and each substituted layer is checked against them.
+/// in (`compress_layers`), or decompressed (an xz or bzip2 blob), is stored under another
+/// digest, so each manifest naming one is written anew with the stored layer in its place (and
+/// each index naming such a manifest, up to the entry of `index.json`); the config is kept as
+/// it is, its `diff_ids` naming the uncompressed tars, and each substituted layer is checked
+/// against them.
 pub(super) fn build_from_index(
     bytes: &[u8],
     c: &Collected,
@@ -156,7 +157,7 @@ pub(super) fn build_from_index(
 }
 
 /// The archive's `blobs/<alg>/<hex>` entries the spool stored under another digest (compressed
-/// on their way in), by the digest the archive names them with.
+/// or decompressed on their way in), by the digest the archive names them with.
 struct Substitutes<'a> {
     by_name: HashMap<Digest, &'a Stored>,
 }
@@ -216,15 +217,10 @@ impl<'a> Substitutes<'a> {
         {
             return Ok(d.clone());
         }
-        // Only a container image's layers are compressed tars; an artifact's blobs are kept
-        // as the archive holds them and its manifest is not rewritten.
+        // Only a container image's layers are tars to compress or decompress; an artifact's
+        // blobs are kept as the archive holds them and its manifest is not rewritten.
         if !m.config.media_type.is_config() || !m.layers.iter().all(|l| l.media_type.is_layer()) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "an artifact in the archive has a tar blob, which compressing layers while \
-                 spooling would change; spool it without compression",
-            )
-            .with_digest(&d.digest));
+            return Err(self.artifact_error(m, &d.digest));
         }
         // The image of another platform than the one spooled may come without its config;
         // its substituted layers are still the tars the archive names (checked as they
@@ -272,9 +268,29 @@ impl<'a> Substitutes<'a> {
             RawJson::from_value(rebuilt)?,
         )
     }
+
+    /// The refusal of artifact manifest `m` (`digest`) naming a blob the spool substituted.
+    fn artifact_error(&self, m: &ImageManifest, digest: &Digest) -> Error {
+        let decoded = m
+            .layers
+            .iter()
+            .find_map(|l| self.by_name.get(&l.digest).and_then(|s| s.decoded));
+        let message = match decoded {
+            // Nothing to turn off: OCI has no xz or bzip2 media type to store it under.
+            Some(name) => format!(
+                "an artifact in the archive (a manifest that is no container image) names an \
+                 {name}-compressed blob, which hoist decompresses on its way in as it would a \
+                 layer; the artifact cannot be spooled as it is"
+            ),
+            None => "an artifact in the archive has a tar blob, which compressing layers while \
+                     spooling would change; spool it without compression"
+                .to_owned(),
+        };
+        Error::new(ErrorKind::Unsupported, message).with_digest(digest)
+    }
 }
 
-/// Check that `stored`, compressed from the archive's layer `l`, still is the layer its
+/// Check that `stored`, (de)compressed from the archive's layer `l`, still is the layer its
 /// config names: the archive's descriptor matches the entry (size; the digest was checked as
 /// it streamed in) and the uncompressed digest is the config's `diff_id` (when the config is
 /// there).

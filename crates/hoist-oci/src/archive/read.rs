@@ -39,6 +39,8 @@ pub(super) struct Stored {
     /// The entry's size in the archive (the uncompressed size of a layer compressed on its
     /// way in, which the archive's own descriptors name).
     pub(super) archived: u64,
+    /// The compression (`xz`, `bzip2`) the entry came in and the spool took off.
+    pub(super) decoded: Option<&'static str>,
 }
 
 /// What the pass over the tar collected.
@@ -58,9 +60,12 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 ///
 /// The stream may be compressed whole, as `docker load` accepts it: gzip, zstd, xz or bzip2
 /// (sniffed from its first bytes; concatenated streams read as one). An xz stream may ask for a
-/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB). A legacy `layer.tar` may itself be
-/// compressed with gzip or zstd (stored as it is) or with xz or bzip2 (decompressed on its way
-/// in, as OCI has no media type for them), as `docker load` reads it.
+/// dictionary of at most 128 MiB (`xz -9` uses 64 MiB). A layer — a legacy `layer.tar`, or a
+/// `blobs/sha256/<hex>` entry — may itself be compressed with gzip or zstd (stored as it is) or
+/// with xz or bzip2 (decompressed on its way in, as OCI has no media type for them), as
+/// `docker load` reads it. A named entry decompressed (or compressed, see [`spool_with`]) is
+/// stored under the digest of what is stored, after its bytes were checked against its name;
+/// a manifest of the archive naming it is written anew to name the stored blob.
 ///
 /// Memory stays constant: every file streams through a bounded buffer into a [`crate::BlobWriter`]
 /// and only the small metadata files (`manifest.json`, `repositories`) are held, capped at
@@ -71,7 +76,9 @@ const IN_MEMORY: [&str; 4] = ["manifest.json", "repositories", "index.json", "oc
 ///
 /// # Errors
 /// [`ErrorKind::Corrupt`] for a truncated tar or a corrupt or truncated compressed stream,
-/// [`ErrorKind::Unsupported`] for an xz dictionary over the limit, [`ErrorKind::InvalidInput`]
+/// [`ErrorKind::Unsupported`] for an xz dictionary over the limit or for an OCI archive whose
+/// artifact (a manifest that is no container image) names an xz or bzip2 blob, which would be
+/// decompressed, [`ErrorKind::InvalidInput`]
 /// for entries escaping the archive, a missing or malformed `manifest.json`, files it names that
 /// are not there, or a config whose `rootfs.diff_ids` disagree with the layers; digest errors for
 /// OCI blobs whose content does not match their name.
@@ -371,19 +378,19 @@ fn store_entry<R: Read>(
     let head = &head_buf[..want];
     let detected = Compression::detect(head);
     let is_tar = detected == Compression::None && looks_like_tar(head, size);
-    // A named blob is kept as its name says; a legacy `layer.tar` in xz or bzip2 is decoded.
-    let decode = named
-        .is_none()
-        .then(|| super::stream::xz_or_bzip2(head))
-        .flatten();
+    // A layer in xz or bzip2 (a legacy `layer.tar`, or a blob named by the digest of those
+    // bytes) is decoded, as `docker load` does: OCI has no media type for either.
+    let decode = super::stream::xz_or_bzip2(head);
     let is_layer = is_tar || decode.is_some() || (detected != Compression::None && size >= 512);
-    // The compressor hashes the input with sha256: a blob named with another algorithm is
-    // stored as it is.
+    // The compressor hashes its input with sha256, which checks a tar's name only when that is
+    // sha256: a tar named with another algorithm is stored as it is. A decoded entry's name is
+    // checked on its compressed bytes, whatever the algorithm.
     let compress = options.compression.filter(|_| {
-        (is_tar || decode.is_some())
-            && named
-                .as_ref()
-                .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256)
+        decode.is_some()
+            || (is_tar
+                && named
+                    .as_ref()
+                    .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256))
     });
     let index = is_layer.then(|| {
         let i = *layers;
@@ -406,7 +413,13 @@ fn store_entry<R: Read>(
         Ok(())
     };
     let stored = if let Some(name) = decode {
-        super::decoded::store_decompressed(body, path, size, name, compress, layout, &mut tick)?
+        let packed = super::decoded::Packed {
+            path,
+            size,
+            name,
+            named: named.as_ref(),
+        };
+        super::decoded::store_decompressed(body, &packed, compress, layout, &mut tick)?
     } else if let Some(c) = compress {
         let mut writer = layout.layer_writer(c.compression, c.level, c.threads)?;
         pump(&mut body, &mut writer, path, size, &mut tick)?;
@@ -425,6 +438,7 @@ fn store_entry<R: Read>(
                 compression: c.compression,
                 diff_id: Some(info.diff_id),
                 archived: size,
+                decoded: None,
             })
         };
         Storing::commit(commit)?
@@ -446,6 +460,7 @@ fn store_entry<R: Read>(
             size,
             compression: detected,
             archived: size,
+            decoded: None,
         })
     } else {
         let algorithm = named
@@ -464,6 +479,7 @@ fn store_entry<R: Read>(
                 size,
                 compression: detected,
                 archived: size,
+                decoded: None,
             })
         };
         Storing::commit(commit)?

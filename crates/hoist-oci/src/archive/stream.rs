@@ -3,8 +3,9 @@
 //! does.
 //!
 //! gzip and zstd go through [`crate::codec`], the layer codecs. xz and bzip2 are decoded here
-//! and nowhere else: hoist reads them around an archive (and around a legacy `layer.tar` inside
-//! one, as `docker load` does) but never writes them, and they are no layer compression
+//! and nowhere else: hoist reads them around an archive (and around a layer inside one, a
+//! legacy `layer.tar` or a `blobs/` entry, as `docker load` does) but never writes them, and
+//! they are no layer compression
 //! ([`crate::codec::Compression`] is gzip, zstd or none, as OCI has it).
 //!
 //! Both decoders pull from the source through one bounded buffer, so memory stays constant
@@ -55,8 +56,8 @@ impl Outer {
 }
 
 /// The name of the xz or bzip2 compression a stream opens with (`first`: its first bytes),
-/// for a legacy `layer.tar` that `docker load` would decompress (moby's loadLayer reads gzip,
-/// bzip2, xz and zstd); `None` for anything else.
+/// for a layer entry that `docker load` would decompress (moby's loadLayer reads gzip, bzip2,
+/// xz and zstd); `None` for anything else.
 pub(super) fn xz_or_bzip2(first: &[u8]) -> Option<&'static str> {
     Outer::detect(first).map(Outer::name)
 }

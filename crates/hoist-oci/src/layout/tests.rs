@@ -598,6 +598,60 @@ fn tagging_keeps_what_other_tools_put_in_the_index() {
     assert_eq!(l.tags().expect("tags"), ["theirs", "ours"]);
 }
 
+/// Regression: tagging re-serialized every `manifests[]` entry from the typed descriptor, so
+/// the fields of an entry (and of its platform) that hoist does not model were dropped.
+#[test]
+fn tagging_keeps_unknown_fields_of_index_entries() {
+    let (_d, l) = layout();
+    let (first, _) = write_image(&l, &[tar_of(&[("x", b"1")])], Compression::Gzip, "amd64");
+    let (second, _) = write_image(&l, &[tar_of(&[("y", b"2")])], Compression::Gzip, "amd64");
+    // What containerd, buildx or another tool may write: the fields hoist models (urls,
+    // artifactType, data, os.features) beside ones it does not (a vendor's, an older spec's
+    // platform `features`), in the entry and in its platform.
+    let mut entry = serde_json::to_value(&first).expect("entry");
+    entry["annotations"] = serde_json::json!({ REF_NAME: "theirs" });
+    entry["urls"] = serde_json::json!(["https://example.com/blob"]);
+    entry["artifactType"] = "application/vnd.example+json".into();
+    entry["data"] = "e30=".into();
+    entry["io.example.vendor"] = serde_json::json!({ "nested": [1, 2.5, null], "on": true });
+    entry["platform"] = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "os.features": ["win32k"],
+        "features": ["sse4"],
+        "io.example.cpu": "zen4",
+    });
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OCI_INDEX,
+        "manifests": [entry.clone()],
+    });
+    let index_path = l.root().join("index.json");
+    std::fs::write(&index_path, serde_json::to_vec(&index).expect("json")).expect("write index");
+    let theirs = || -> serde_json::Value {
+        let after: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&index_path).expect("index")).expect("json");
+        after["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .find(|m| m["annotations"][REF_NAME] == "theirs")
+            .cloned()
+            .expect("their entry")
+    };
+    l.set_tag("ours", &second).expect("tag");
+    assert_eq!(theirs(), entry);
+    l.remove_tag("ours").expect("untag");
+    l.add_untagged(&second).expect("add untagged");
+    assert_eq!(theirs(), entry);
+    assert_eq!(l.tags().expect("tags"), ["theirs"]);
+    // Their entry still resolves, and its platform still matches by what hoist models.
+    let resolved = l.resolve(Some("theirs")).expect("resolve");
+    assert_eq!(resolved.digest, first.digest);
+    let platform = resolved.platform.expect("platform");
+    assert!(platform.matches(&Platform::new("linux", "amd64")));
+}
+
 /// A Helm-chart-like artifact in `layout`: a config and a layer of media types no container
 /// image has. Returns the manifest's descriptor.
 fn write_artifact(layout: &Layout) -> Descriptor {

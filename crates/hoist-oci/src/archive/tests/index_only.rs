@@ -108,13 +108,22 @@ fn an_index_in_an_index_only_archive_is_rewritten_too() {
     assert_eq!(manifest.digest(), &manifest_desc.digest);
     let mut entry = manifest_desc.clone();
     entry.platform = Some(crate::Platform::parse("linux/s390x").expect("platform"));
+    // Fields hoist does not model stay on the entry written anew.
+    entry.extra.insert(
+        "io.example.vendor".into(),
+        serde_json::json!({ "kept": true }),
+    );
     // Another platform's manifest, not in the archive, stays listed as it is.
     let mut absent = Descriptor::new(
         MediaType::OCI_MANIFEST,
         Digest::sha256_of(b"not in the archive"),
         18,
     );
-    absent.platform = Some(crate::Platform::parse("linux/arm64").expect("platform"));
+    let mut arm64 = crate::Platform::parse("linux/arm64").expect("platform");
+    arm64
+        .extra
+        .insert("features".into(), serde_json::json!(["sve"]));
+    absent.platform = Some(arm64);
     let index = RawJson::<ImageIndex>::parse(
         format!(
             r#"{{"schemaVersion":2,"manifests":[{},{}]}}"#,
@@ -145,6 +154,7 @@ fn an_index_in_an_index_only_archive_is_rewritten_too() {
     let listed = &rewritten.value().manifests;
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].platform, entry.platform);
+    assert_eq!(listed[0].extra, entry.extra);
     assert_ne!(listed[0].digest, manifest_desc.digest);
     assert_eq!(listed[1], absent);
     let image = l.image_at(&tagged, Some(&s390x)).expect("image");

@@ -393,3 +393,188 @@ fn a_corrupt_xz_layer_is_named() {
         "{text}"
     );
 }
+
+/// An OCI archive (Docker >= 25's `docker save`: `blobs/sha256/<hex>`, `index.json`,
+/// `oci-layout`, and `manifest.json` unless `with_manifest_json` is false) of one image tagged
+/// `tool:1`, whose one layer is `packed` (the archive's manifest calls it a plain tar, as the
+/// tool that made it may) and whose config names `diff_id`; its manifest's descriptor too.
+/// `carried` is what the archive holds under the layer's name (`packed`, unless a test lies).
+fn oci_archive_with_layer(
+    packed: &[u8],
+    carried: &[u8],
+    diff_id: Digest,
+    with_manifest_json: bool,
+) -> (Vec<u8>, Descriptor) {
+    let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let config = config_for(vec![diff_id], "amd64");
+    let layer = Descriptor::new(
+        MediaType::OCI_LAYER,
+        Digest::sha256_of(packed),
+        packed.len() as u64,
+    );
+    let manifest = crate::RawJson::from_value(crate::ImageManifest::new(
+        config.descriptor(MediaType::OCI_CONFIG),
+        vec![layer.clone()],
+    ))
+    .expect("manifest");
+    let desc = manifest.descriptor(MediaType::OCI_MANIFEST);
+    let mut listed = desc.clone();
+    listed
+        .annotations
+        .insert(crate::layout::REF_NAME.into(), "tool:1".into());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        serde_json::to_string(&listed).expect("listed")
+    );
+    let (layer_path, config_path) = (path(&layer.digest), path(config.digest()));
+    let manifest_json = format!(
+        r#"[{{"Config":"{config_path}","RepoTags":["tool:1"],"Layers":["{layer_path}"]}}]"#
+    );
+    let manifest_path = path(&desc.digest);
+    let mut items = vec![
+        Item::File(&layer_path, carried.to_vec()),
+        Item::File(&config_path, config.bytes().to_vec()),
+        Item::File(&manifest_path, manifest.bytes().to_vec()),
+        Item::File("index.json", index.into_bytes()),
+        Item::File("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}".to_vec()),
+    ];
+    if with_manifest_json {
+        items.push(Item::File("manifest.json", manifest_json.into_bytes()));
+    }
+    (archive(items), desc)
+}
+
+/// The one layer of the image tagged `tool:1`, checked to verify and to decompress to `plain`.
+fn tagged_layer(l: &Layout, plain: &[u8]) -> Descriptor {
+    let image = l.image(Some("tool:1"), None).expect("tagged image");
+    let layer = image.manifest.value().layers[0].clone();
+    l.verify_blob(&layer).expect("verifies");
+    let mut unpacked = Vec::new();
+    crate::codec::decoder(l.open_blob(&layer).expect("open"))
+        .expect("decoder")
+        .read_to_end(&mut unpacked)
+        .expect("decompress");
+    assert_eq!(unpacked, plain);
+    layer
+}
+
+/// Regression: a `blobs/sha256/<hex>` layer in xz or bzip2 was stored as it came, under a
+/// manifest calling it a tar (an index-only archive), or failed the config's diff_id (with
+/// `manifest.json`); it is decompressed, as a legacy `layer.tar` is.
+#[test]
+fn named_xz_and_bzip2_layers_are_decompressed() {
+    let (Some(xz), Some(bzip2)) = (tool("xz"), tool("bzip2")) else {
+        return;
+    };
+    let plain = tar_of(&[("etc/os-release", &[7u8; 3000][..])]);
+    let diff_id = Digest::sha256_of(&plain);
+    for (tool, with_manifest_json) in [(&xz, true), (&bzip2, true), (&xz, false), (&bzip2, false)] {
+        let what = format!("{}, manifest.json {with_manifest_json}", tool.display());
+        let packed = through(tool, &["-c"], &plain);
+        let (bytes, desc) =
+            oci_archive_with_layer(&packed, &packed, diff_id.clone(), with_manifest_json);
+        // Stored as a plain tar, its digest the diff_id, under a manifest naming it so.
+        let (_d, l) = new_layout();
+        let images = spool(pipe(bytes.clone()), &l).expect(&what);
+        assert_ne!(images[0].manifest.digest, desc.digest, "{what}");
+        let layer = tagged_layer(&l, &plain);
+        assert_eq!(layer.digest, diff_id, "{what}");
+        assert_eq!(layer.media_type, MediaType::OCI_LAYER, "{what}");
+        assert!(!l.blob_path(&Digest::sha256_of(&packed)).exists(), "{what}");
+        // Or compressed as asked, in the same pass.
+        let (_d, l) = new_layout();
+        let options = SpoolOptions::new().compress_layers(Compression::Gzip, None, 1);
+        spool_with(pipe(bytes), &l, options).expect(&what);
+        let layer = tagged_layer(&l, &plain);
+        assert_eq!(layer.media_type, MediaType::OCI_LAYER_GZIP, "{what}");
+    }
+}
+
+/// A named xz layer is checked against its name before the decompressed tar is put in place,
+/// and against the config's diff_id.
+#[test]
+fn a_named_xz_layer_is_checked_against_its_name_and_diff_id() {
+    let Some(xz) = tool("xz") else { return };
+    let plain = tar_of(&[("etc/os-release", &[7u8; 3000][..])]);
+    let diff_id = Digest::sha256_of(&plain);
+    let packed = through(&xz, &["-c"], &plain);
+    // Another xz stream of the same tar in place of the one the archive names.
+    let other = through(&xz, &["-c", "-1", "--check=crc32"], &plain);
+    assert_ne!(other, packed);
+    for with_manifest_json in [true, false] {
+        let (bytes, _) =
+            oci_archive_with_layer(&packed, &other, diff_id.clone(), with_manifest_json);
+        let (_d, l) = new_layout();
+        let err = spool(pipe(bytes), &l).expect_err("not what its name says");
+        assert!(err.is_digest_mismatch(), "{err}");
+        let named = format!("blobs/sha256/{}", Digest::sha256_of(&packed).hex());
+        assert!(err.to_string().contains(&named), "{err}");
+        assert!(
+            !l.blob_path(&diff_id).exists(),
+            "stored before it was checked"
+        );
+        assert!(
+            blobs(&l).iter().all(|p| p.starts_with("sha256/")),
+            "{:?}",
+            blobs(&l)
+        );
+        assert!(l.tags().expect("tags").is_empty());
+        // A config naming another diff_id.
+        let lying = Digest::sha256_of(b"another layer");
+        let (bytes, _) = oci_archive_with_layer(&packed, &packed, lying, with_manifest_json);
+        let (_d, l) = new_layout();
+        let err = spool(pipe(bytes), &l).expect_err("config lies");
+        assert!(err.is_digest_mismatch(), "{err}");
+        assert!(err.to_string().contains("diff_id"), "{err}");
+        assert!(l.tags().expect("tags").is_empty());
+    }
+}
+
+/// An artifact (a manifest that is no container image) of an index-only archive naming an xz
+/// blob is refused, clearly: its blob would be decompressed, and its manifest names the xz.
+#[test]
+fn an_artifact_naming_an_xz_blob_is_refused() {
+    let Some(xz) = tool("xz") else { return };
+    let packed = through(&xz, &["-c"], &[5u8; 3000]);
+    let blob = Descriptor::new(
+        "application/vnd.example.data.v1+xz",
+        Digest::sha256_of(&packed),
+        packed.len() as u64,
+    );
+    let config = Descriptor::new(
+        "application/vnd.example.config.v1+json",
+        Digest::sha256_of(b"{}"),
+        2,
+    );
+    let manifest = crate::RawJson::from_value(crate::ImageManifest::new(
+        config.clone(),
+        vec![blob.clone()],
+    ))
+    .expect("manifest");
+    let mut listed = manifest.descriptor(MediaType::OCI_MANIFEST);
+    listed
+        .annotations
+        .insert(crate::layout::REF_NAME.into(), "data:1".into());
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+        serde_json::to_string(&listed).expect("listed")
+    );
+    let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let paths = [
+        path(&blob.digest),
+        path(&config.digest),
+        path(&listed.digest),
+    ];
+    let bytes = archive(vec![
+        Item::File(&paths[0], packed),
+        Item::File(&paths[1], b"{}".to_vec()),
+        Item::File(&paths[2], manifest.bytes().to_vec()),
+        Item::File("index.json", index.into_bytes()),
+        Item::File("oci-layout", b"{\"imageLayoutVersion\":\"1.0.0\"}".to_vec()),
+    ]);
+    let (_d, l) = new_layout();
+    let err = spool(pipe(bytes), &l).expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("xz-compressed blob"), "{err}");
+    assert!(l.tags().expect("tags").is_empty());
+}
