@@ -355,9 +355,12 @@ impl UnpackerBuilder {
     }
 
     /// Stop as soon as `stop` returns true (a Ctrl-C the caller caught): it is asked before
-    /// every tar entry and while a whiteout, an opaque directory or a replaced entry removes a
-    /// tree, so a layer that reads nothing for a long time still stops promptly. The unpack
-    /// then fails with [`ErrorKind::Stopped`], the root partly applied.
+    /// every tar entry, before every 512 KiB of the decompressed layer however it is read (a
+    /// file's data, data the tar parser skips, what follows the tar's end), and while a
+    /// whiteout, an opaque directory or a replaced entry removes a tree, so neither one huge
+    /// entry nor a layer that reads nothing for a long time keeps it waiting. The unpack
+    /// (or flatten) then fails with [`ErrorKind::Stopped`], the root partly applied; a file
+    /// being written is removed. A read of the caller's own reader that blocks is waited for.
     pub fn stop_when(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.stop = stop::Stop::new(stop);
         self
@@ -496,7 +499,7 @@ impl Unpacker {
         budget: &mut Budget,
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
-        let result = through_layer_stream(reader, info, &self.opts.limits, |chunks| {
+        let result = through_layer_stream(reader, info, &self.opts, |chunks| {
             self.apply_entries(root, chunks, budget, buf)
         });
         result.inspect_err(|e| {
@@ -543,13 +546,15 @@ impl Unpacker {
 
 /// Run `body` on the tar stream of the layer `reader` yields (decompressed, hashed on a
 /// producer thread), then read the stream to its end and check the layer's digest and
-/// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one.
+/// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one. The
+/// stream honours the limits and the stop of `opts`.
 pub(crate) fn through_layer_stream<R: Read + Send>(
     reader: R,
     info: &LayerInfo,
-    limits: &Limits,
+    opts: &Options,
     body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
+    let limits = &opts.limits;
     // What follows the tar's end is decompressed and hashed all the same: at most a byte
     // limit's worth is read (a decompression bomb no limit would bound otherwise), and never
     // less than 1 MiB, since tar writers pad the end to their record size (GNU tar's: 10 KiB).
@@ -558,7 +563,7 @@ pub(crate) fn through_layer_stream<R: Read + Send>(
         .diff_id
         .as_ref()
         .map_or(Algorithm::Sha256, Digest::algorithm);
-    let (mut chunks, tx, empties) = stream::pipeline(algorithm);
+    let (mut chunks, tx, empties) = stream::pipeline(algorithm, opts.stop.clone());
     let expected = info.digest.as_ref();
     let result = std::thread::scope(|scope| {
         scope.spawn(move || stream::produce(reader, expected, tx, empties));

@@ -266,7 +266,7 @@ impl Unpacker {
         ) -> Result<bool>,
     {
         let reader = (layer.open)().map_err(|e| Error::io("opening a layer", e))?;
-        crate::through_layer_stream(reader, &layer.info, &self.opts.limits, |chunks| {
+        crate::through_layer_stream(reader, &layer.info, &self.opts, |chunks| {
             let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
             let entries = archive
                 .entries()
