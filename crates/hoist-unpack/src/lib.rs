@@ -16,7 +16,8 @@
 //!   OCI image layout (`hoist_oci::layout::Layout::image`).
 //! - [`LayerStats`] / [`Stats`] — what was done: entries by type, bytes, skipped devices and
 //!   xattrs, the digests that were computed.
-//! - [`Limits`] — optional caps on bytes written and entries, against decompression bombs.
+//! - [`Limits`] — caps on bytes written, entries, and the metadata flattening holds in
+//!   memory, against decompression bombs.
 //! - [`Unpacker::flatten_layers`] / [`Unpacker::flatten_image`] — the same layers merged into
 //!   one tar of the root filesystem instead of a directory (as `crane export` writes it), for
 //!   `mke2fs -d`, `sqfstar` or `docker import`; each layer a [`FlattenLayer`] read twice, the
@@ -159,7 +160,9 @@ pub use runtime::{RuntimeMetadata, write_runtime_config};
 use apply::{Applier, Budget, Options};
 use root::Root;
 
-/// Optional caps against decompression bombs. `None` means unlimited (the default).
+/// Caps against decompression bombs. The byte and entry caps are `None` (unlimited) unless
+/// set; the cap on the metadata flattening holds in memory is on by default
+/// ([`Limits::DEFAULT_MAX_METADATA_BYTES`]).
 ///
 /// More caps may come, so this is built from [`Limits::new`] (or `default()`) and its setters,
 /// not spelled as a struct literal:
@@ -167,8 +170,12 @@ use root::Root;
 /// ```
 /// let limits = hoist_unpack::Limits::new().max_bytes(8 << 30).max_entries(1_000_000);
 /// assert_eq!(limits.max_bytes, Some(8 << 30));
+/// assert_eq!(
+///     limits.max_metadata_bytes,
+///     Some(hoist_unpack::Limits::DEFAULT_MAX_METADATA_BYTES)
+/// );
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
     /// Most content bytes (over one layer, or over all layers of an image): what files are
@@ -179,14 +186,36 @@ pub struct Limits {
     /// Most entries (over one layer, or over all layers of an image): tar entries, and the
     /// directories made for their paths (a missing parent, or a symlink's target).
     pub max_entries: Option<u64>,
+    /// Most bytes of names, symlink targets, owner and group names and extended attributes
+    /// that [flattening](crate::flatten) holds in memory at once, as its model of the merged
+    /// root holds them (what a later entry replaced or removed no longer counts). One entry
+    /// may carry a MiB of each, so a small, highly compressible layer could otherwise make
+    /// memory grow by a MiB or more per entry. On by default, at
+    /// [`Limits::DEFAULT_MAX_METADATA_BYTES`]; `None` lifts it.
+    ///
+    /// An unpack to a directory holds no link target or attribute past its entry (they go
+    /// straight to the filesystem), and remembers only names the filesystem took, so this cap
+    /// is flattening's alone; the number of paths either holds is bounded by `max_entries`.
+    pub max_metadata_bytes: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new()
+    }
 }
 
 impl Limits {
-    /// No limits.
+    /// The default for [`max_metadata_bytes`](Limits::max_metadata_bytes): 256 MiB, room for
+    /// the names and attributes of millions of paths (real images use tens of bytes a path).
+    pub const DEFAULT_MAX_METADATA_BYTES: u64 = 256 << 20;
+
+    /// No limits on bytes or entries; the default cap on metadata held in memory.
     pub const fn new() -> Self {
         Limits {
             max_bytes: None,
             max_entries: None,
+            max_metadata_bytes: Some(Limits::DEFAULT_MAX_METADATA_BYTES),
         }
     }
 
@@ -201,6 +230,15 @@ impl Limits {
     #[must_use]
     pub const fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = Some(entries);
+        self
+    }
+
+    /// Hold at most `bytes` of names, link targets and attributes while flattening (at least
+    /// 1: [`UnpackerBuilder::build`] refuses 0); see
+    /// [`max_metadata_bytes`](Limits::max_metadata_bytes).
+    #[must_use]
+    pub const fn max_metadata_bytes(mut self, bytes: u64) -> Self {
+        self.max_metadata_bytes = Some(bytes);
         self
     }
 }
@@ -304,7 +342,7 @@ impl UnpackerBuilder {
         self
     }
 
-    /// Caps on bytes and entries.
+    /// Caps on bytes, entries, and the metadata flattening holds in memory ([`Limits`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -317,9 +355,12 @@ impl UnpackerBuilder {
     }
 
     /// Stop as soon as `stop` returns true (a Ctrl-C the caller caught): it is asked before
-    /// every tar entry and while a whiteout, an opaque directory or a replaced entry removes a
-    /// tree, so a layer that reads nothing for a long time still stops promptly. The unpack
-    /// then fails with [`ErrorKind::Stopped`], the root partly applied.
+    /// every tar entry, before every 512 KiB of the decompressed layer however it is read (a
+    /// file's data, data the tar parser skips, what follows the tar's end), and while a
+    /// whiteout, an opaque directory or a replaced entry removes a tree, so neither one huge
+    /// entry nor a layer that reads nothing for a long time keeps it waiting. The unpack
+    /// (or flatten) then fails with [`ErrorKind::Stopped`], the root partly applied; a file
+    /// being written is removed. A read of the caller's own reader that blocks is waited for.
     pub fn stop_when(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.stop = stop::Stop::new(stop);
         self
@@ -335,7 +376,14 @@ impl UnpackerBuilder {
                 "non-rootless unpacking needs root (chown, devices); use rootless(true)",
             ));
         }
-        if self.limits.max_bytes == Some(0) || self.limits.max_entries == Some(0) {
+        let limits = self.limits;
+        if [
+            limits.max_bytes,
+            limits.max_entries,
+            limits.max_metadata_bytes,
+        ]
+        .contains(&Some(0))
+        {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "a limit of 0 would refuse every layer",
@@ -451,7 +499,7 @@ impl Unpacker {
         budget: &mut Budget,
         buf: &mut Vec<u8>,
     ) -> Result<LayerStats> {
-        let result = through_layer_stream(reader, info, &self.opts.limits, |chunks| {
+        let result = through_layer_stream(reader, info, &self.opts, |chunks| {
             self.apply_entries(root, chunks, budget, buf)
         });
         result.inspect_err(|e| {
@@ -498,13 +546,15 @@ impl Unpacker {
 
 /// Run `body` on the tar stream of the layer `reader` yields (decompressed, hashed on a
 /// producer thread), then read the stream to its end and check the layer's digest and
-/// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one.
+/// `diff_id` ([`finish_stream`]). An error names the layer's digest when `info` has one. The
+/// stream honours the limits and the stop of `opts`.
 pub(crate) fn through_layer_stream<R: Read + Send>(
     reader: R,
     info: &LayerInfo,
-    limits: &Limits,
+    opts: &Options,
     body: impl FnOnce(&mut stream::ChunkReader) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
+    let limits = &opts.limits;
     // What follows the tar's end is decompressed and hashed all the same: at most a byte
     // limit's worth is read (a decompression bomb no limit would bound otherwise), and never
     // less than 1 MiB, since tar writers pad the end to their record size (GNU tar's: 10 KiB).
@@ -513,7 +563,7 @@ pub(crate) fn through_layer_stream<R: Read + Send>(
         .diff_id
         .as_ref()
         .map_or(Algorithm::Sha256, Digest::algorithm);
-    let (mut chunks, tx, empties) = stream::pipeline(algorithm);
+    let (mut chunks, tx, empties) = stream::pipeline(algorithm, opts.stop.clone());
     let expected = info.digest.as_ref();
     let result = std::thread::scope(|scope| {
         scope.spawn(move || stream::produce(reader, expected, tx, empties));
@@ -608,7 +658,22 @@ mod public_api {
         let limits = Limits::new().max_bytes(10).max_entries(3);
         assert_eq!((limits.max_bytes, limits.max_entries), (Some(10), Some(3)));
         assert!(Unpacker::builder().limits(limits).build().is_ok());
-        let zero = Limits::new().max_entries(0);
-        assert!(Unpacker::builder().limits(zero).build().is_err());
+        // The metadata cap is on unless lifted.
+        assert_eq!(
+            Limits::new().max_metadata_bytes,
+            Some(Limits::DEFAULT_MAX_METADATA_BYTES)
+        );
+        let lifted = Limits {
+            max_metadata_bytes: None,
+            ..Limits::new()
+        };
+        assert!(Unpacker::builder().limits(lifted).build().is_ok());
+        for zero in [
+            Limits::new().max_entries(0),
+            Limits::new().max_bytes(0),
+            Limits::new().max_metadata_bytes(0),
+        ] {
+            assert!(Unpacker::builder().limits(zero).build().is_err());
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! The caller's request to stop an unpack part-way ([`crate::UnpackerBuilder::stop_when`]).
+//! The caller's request to stop an unpack part-way ([`crate::UnpackerBuilder::stop_when`]):
+//! asked before every entry, inside tree removals, and by the layer stream before each chunk
+//! it hands out ([`crate::stream::ChunkReader`]).
 
 use crate::error::{Error, ErrorKind, Result};
 

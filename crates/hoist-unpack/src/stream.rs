@@ -5,7 +5,10 @@
 //! back for reuse, so memory is a fixed number of chunks whatever the layer size. After the
 //! decoder ends, the producer drains its input to EOF so the compressed digest always covers the
 //! whole blob (a tar end-of-archive marker does not stop verification). The consumer side is a
-//! plain [`Read`] ([`ChunkReader`]) that also hashes what it yields, for the diff_id.
+//! plain [`Read`] ([`ChunkReader`]) that also hashes what it yields, for the diff_id, and asks
+//! the caller's `stop_when` before taking each chunk: whatever reads the stream (the applier,
+//! the `tar` crate skipping an entry's data, the check of what follows the tar's end) stops
+//! within a chunk of the request.
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -13,6 +16,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use hoist_oci::{Algorithm, Compression, Digest, Digester};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::stop::Stop;
 
 /// Size of one decompressed chunk handed between threads.
 pub(crate) const CHUNK: usize = 512 * 1024;
@@ -166,6 +170,8 @@ pub(crate) struct ChunkReader {
     digester: Option<Digester>,
     done: Option<Produced>,
     failed: bool,
+    /// The caller's stop, asked before each chunk is taken.
+    stop: Stop,
 }
 
 impl ChunkReader {
@@ -210,6 +216,9 @@ impl Read for ChunkReader {
             if self.failed {
                 return Err(io::Error::other("layer stream already failed"));
             }
+            // Every chunk, however its bytes are used: the `tar` crate skips an entry's data
+            // (an entry nothing writes, the rest of one) without asking anyone.
+            self.stop.check().map_err(Error::into_io)?;
             match self.rx.recv() {
                 Ok(Msg::Data(chunk, len)) => self.current = Some((chunk, len, 0)),
                 Ok(Msg::Done(Ok(produced))) => self.done = Some(produced),
@@ -227,9 +236,11 @@ impl Read for ChunkReader {
 }
 
 /// Make the two ends of a pipeline; the returned closure-less parts are wired by the caller:
-/// run [`produce`] with the sender parts on a thread and read from the [`ChunkReader`].
+/// run [`produce`] with the sender parts on a thread and read from the [`ChunkReader`], which
+/// fails with [`ErrorKind::Stopped`] once `stop` asks.
 pub(crate) fn pipeline(
     uncompressed_algorithm: Algorithm,
+    stop: Stop,
 ) -> (ChunkReader, SyncSender<Msg>, Receiver<Vec<u8>>) {
     let (tx, rx) = sync_channel::<Msg>(CHUNKS);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(CHUNKS + 1);
@@ -245,6 +256,7 @@ pub(crate) fn pipeline(
             digester: Some(Digester::new(uncompressed_algorithm)),
             done: None,
             failed: false,
+            stop,
         },
         tx,
         empty_rx,
@@ -257,7 +269,7 @@ mod tests {
     use std::io::Write;
 
     fn run(input: &[u8], expected: Option<&Digest>) -> (Vec<u8>, Result<Produced>) {
-        let (mut reader, tx, empties) = pipeline(Algorithm::Sha256);
+        let (mut reader, tx, empties) = pipeline(Algorithm::Sha256, Stop::default());
         std::thread::scope(|s| {
             s.spawn(|| produce(input, expected, tx, empties));
             let mut out = Vec::new();

@@ -1,6 +1,6 @@
 //! Regressions from a review of flattening: names replaced over and over, device numbers too
-//! large for seven octal digits, and old-style directory entries (typeflag NUL, name ending in
-//! `/`). What the model holds after replacements is checked by the unit tests in
+//! large for seven octal digits, old-style directory entries (typeflag NUL, name ending in
+//! `/`), and the cap on the metadata the merged tree holds. What the model holds after replacements is checked by the unit tests in
 //! `flatten/tree.rs`; here, what the output tar says.
 #![allow(clippy::disallowed_methods)] // the shared helpers and GNU tar read files outside any root
 
@@ -10,16 +10,21 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use common::{Tar, tmp};
-use hoist_unpack::{FlattenLayer, LayerInfo};
+use hoist_unpack::{FlattenLayer, LayerInfo, Limits, Unpacker};
 
 /// Flatten `layers` with a rootless unpacker.
 fn flatten(layers: &[Vec<u8>]) -> hoist_unpack::Result<Vec<u8>> {
+    flatten_with(&common::unpacker(true), layers)
+}
+
+/// Flatten `layers` with `unpacker`.
+fn flatten_with(unpacker: &Unpacker, layers: &[Vec<u8>]) -> hoist_unpack::Result<Vec<u8>> {
     let layers: Vec<FlattenLayer<'_>> = layers
         .iter()
         .map(|l| FlattenLayer::bytes(l, LayerInfo::default()))
         .collect();
     let mut out = Vec::new();
-    common::unpacker(true).flatten_layers(&layers, &mut out)?;
+    unpacker.flatten_layers(&layers, &mut out)?;
     Ok(out)
 }
 
@@ -176,4 +181,79 @@ fn an_old_style_entry_whose_name_ends_in_a_slash_is_a_directory() {
     assert_eq!(out[&format!("{long}/g")].data, b"in long");
     // Without the slash, typeflag NUL is still a regular file.
     assert_eq!(out["plain"].kind, b'0');
+}
+
+/// A rootless unpacker whose flattening holds at most `max` bytes of metadata (`None`: no cap).
+fn capped(max: Option<u64>) -> Unpacker {
+    let mut limits = Limits::new();
+    limits.max_metadata_bytes = max;
+    Unpacker::builder()
+        .rootless(true)
+        .limits(limits)
+        .build()
+        .expect("build")
+}
+
+/// A file `name` carrying a 64 KiB extended attribute.
+fn with_xattr<'t>(tar: &'t mut Tar, name: &str) -> &'t mut Tar {
+    tar.pax(&[("SCHILY.xattr.user.big", &[b'v'; 64 << 10][..])])
+        .file(name, b"x")
+}
+
+#[test]
+fn the_metadata_the_merged_tree_holds_is_capped() {
+    // 64 files of 64 KiB attributes each: 4 MiB held, over a 1 MiB cap.
+    let mut many = Tar::new();
+    for i in 0..64 {
+        with_xattr(&mut many, &format!("f{i:02}"));
+    }
+    let many = many.finish();
+    let err = flatten_with(&capped(Some(1 << 20)), std::slice::from_ref(&many))
+        .expect_err("over the cap");
+    assert!(err.is_limit_exceeded(), "{err:?}");
+    // Sixteen attributes of 64 KiB and their names are more than a MiB: refused at the 16th.
+    assert_eq!(err.entry(), Some(std::path::Path::new("f15")), "{err}");
+    assert!(err.to_string().contains("1048576 bytes"), "{err}");
+    // Lifted, the same layer flattens whole.
+    let out = entries(&flatten_with(&capped(None), &[many]).expect("no cap"));
+    assert_eq!(out.len(), 64);
+}
+
+#[test]
+fn metadata_replaced_or_removed_no_longer_counts_against_the_cap() {
+    let unpacker = capped(Some(1 << 20));
+    // One name written 64 times over: only its last entry is held.
+    let mut over = Tar::new();
+    for _ in 0..64 {
+        with_xattr(&mut over, "f");
+    }
+    let out = entries(&flatten_with(&unpacker, &[over.finish()]).expect("one name"));
+    assert_eq!(out.len(), 1);
+    // Twelve files, whited out by the next layer (a hard link it makes to one keeps that one's
+    // attribute held), which brings two of its own in a directory; the last layer whites out
+    // the directory and brings twelve more. Never more than thirteen are held at once.
+    let mut base = Tar::new();
+    for i in 0..12 {
+        with_xattr(&mut base, &format!("a{i}"));
+    }
+    let mut top = Tar::new();
+    for i in 1..12 {
+        top.whiteout(&format!(".wh.a{i}"));
+    }
+    top.hardlink("kept", "a0").whiteout(".wh.a0");
+    for i in 0..2 {
+        with_xattr(&mut top, &format!("d/b{i}"));
+    }
+    let mut last = Tar::new();
+    last.whiteout(".wh.d");
+    for i in 0..12 {
+        with_xattr(&mut last, &format!("c{i}"));
+    }
+    let out = entries(
+        &flatten_with(&unpacker, &[base.finish(), top.finish(), last.finish()])
+            .expect("freed bytes come back"),
+    );
+    let names: Vec<&str> = out.keys().map(String::as_str).collect();
+    assert_eq!(names.len(), 13, "{names:?}");
+    assert!(names.contains(&"kept"), "{names:?}");
 }

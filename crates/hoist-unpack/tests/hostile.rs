@@ -617,3 +617,65 @@ fn directories_listed_through_deep_symlinks_keep_memory_bounded() {
     assert_eq!(stats.dirs, 1 + LISTINGS as u64);
     println!("peak-rss-kib={}", peak_rss_kib());
 }
+
+/// Flattening keeps every surviving symlink's target, owner names and attributes in memory
+/// until it writes the tar: 320 symlinks with targets of a MiB each (a 0.36 MB gzip) made the
+/// merged tree hold 320 MiB, and a few thousand would have held gigabytes. Without any limit
+/// set, the flattener now refuses the layer once the tree would hold more than the default
+/// `Limits::max_metadata_bytes` (256 MiB), naming the entry. Run in a child process so its
+/// peak memory is this layer's alone.
+#[test]
+fn flattening_many_long_symlink_targets_is_refused_at_the_default_metadata_cap() {
+    const CHILD: &str = "HOIST_UNPACK_FLATTEN_METADATA_CHILD";
+    const LINKS: usize = 320;
+    if std::env::var_os(CHILD).is_none() {
+        let peak = child_peak_kib(
+            "flattening_many_long_symlink_targets_is_refused_at_the_default_metadata_cap",
+            CHILD,
+        );
+        assert!(
+            peak < (256 + 48) * 1024,
+            "flattening {LINKS} MiB-long symlink targets peaked at {peak} KiB"
+        );
+        eprintln!("peak memory of the child: {peak} KiB");
+        return;
+    }
+    // Built entry by entry straight into the gzip stream: the test holds no MiB per link.
+    let target = "t".repeat((1 << 20) - 512);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for i in 0..LINKS {
+        let entry = Tar::new().symlink(&format!("l{i}"), &target).finish();
+        // Without its end-of-archive blocks.
+        std::io::Write::write_all(&mut gz, &entry[..entry.len() - 1024]).expect("gzip");
+    }
+    std::io::Write::write_all(&mut gz, &[0u8; 1024]).expect("gzip");
+    let layer = gz.finish().expect("gzip");
+    eprintln!("the layer: {} bytes of gzip", layer.len());
+    assert!(layer.len() < 1 << 20, "{} bytes", layer.len());
+    let layers = [hoist_unpack::FlattenLayer::bytes(
+        &layer,
+        LayerInfo::default(),
+    )];
+    let err = Unpacker::builder()
+        .rootless(true)
+        .build()
+        .expect("build")
+        .flatten_layers(&layers, std::io::sink())
+        .expect_err("refused");
+    assert!(err.is_limit_exceeded(), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&Limits::DEFAULT_MAX_METADATA_BYTES.to_string()),
+        "{err}"
+    );
+    // Refused at the first entry past the cap, not at the end of the layer.
+    let cap_links = Limits::DEFAULT_MAX_METADATA_BYTES as usize / target.len();
+    let at = err
+        .entry()
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.strip_prefix('l'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("the entry is named");
+    assert_eq!(at, cap_links, "{err}");
+    println!("peak-rss-kib={}", peak_rss_kib());
+}

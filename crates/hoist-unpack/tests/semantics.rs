@@ -572,3 +572,34 @@ fn an_old_style_entry_with_a_trailing_slash_is_a_directory() {
             .is_file()
     );
 }
+
+/// The `tar` crate reads past the data of an entry nothing writes (here a directory carrying
+/// 128 MiB) without asking anyone: a stop requested then used to wait until the whole entry
+/// was read. The layer stream asks `stop_when` before every chunk, so the unpack stops a few
+/// MiB later, as it stops between entries.
+#[test]
+fn a_stop_request_ends_a_long_skip_of_entry_data_promptly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const SIZE: u64 = 128 << 20;
+    let read = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&read);
+    // The caller's flag goes up once 4 MiB of the layer are read: inside `big/`'s data.
+    let unpacker = Unpacker::builder()
+        .rootless(true)
+        .stop_when(move || seen.load(Ordering::SeqCst) > 4 << 20)
+        .build()
+        .expect("build");
+    let after = Tar::new().file("after", b"x").finish();
+    let layer = common::skipped_data_layer(&Tar::new().finish(), SIZE, &after, Arc::clone(&read));
+    let t = tmp();
+    let err = unpacker
+        .apply_layer(t.path(), layer, &LayerInfo::default())
+        .expect_err("stopped");
+    assert!(err.is_stopped(), "{err:?}");
+    assert!(err.to_string().contains("partly applied"), "{err}");
+    let at = read.load(Ordering::SeqCst);
+    assert!(at < 16 << 20, "stopped after reading {at} of {SIZE} bytes");
+    eprintln!("stopped after reading {at} of {SIZE} bytes");
+    assert!(exists(t.path().join("big")) && !exists(t.path().join("after")));
+}

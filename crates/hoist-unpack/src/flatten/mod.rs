@@ -36,7 +36,10 @@
 //!   mode `0755`, owner 0:0 and mtime 0.
 //!
 //! Memory grows with the number of paths in the image (their names and metadata), never with
-//! the size of a file or a layer, nor with entries a later entry replaced or removed.
+//! the size of a file or a layer, nor with entries a later entry replaced or removed. The
+//! bytes of names, symlink targets, owner names and extended attributes held at once are
+//! capped by [`Limits::max_metadata_bytes`](crate::Limits::max_metadata_bytes), on by
+//! default; the number of paths by `max_entries`.
 //!
 //! What it does not do: it writes to any [`Write`], and on an error the output holds a partial
 //! tar; the caller writes to a temporary file and renames it only on success.
@@ -263,7 +266,7 @@ impl Unpacker {
         ) -> Result<bool>,
     {
         let reader = (layer.open)().map_err(|e| Error::io("opening a layer", e))?;
-        crate::through_layer_stream(reader, &layer.info, &self.opts.limits, |chunks| {
+        crate::through_layer_stream(reader, &layer.info, &self.opts, |chunks| {
             let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
             let entries = archive
                 .entries()
@@ -312,7 +315,21 @@ fn model_entry<R: Read>(
     let result = model_name(opts, tree, budget, ordinal, entry, (kind, name, &shown));
     let made = tree.implicit_dirs.saturating_sub(made_before);
     budget.charge_entries(made, &opts.limits, &shown)?;
-    result
+    result?;
+    // Checked once the entry is in: one entry adds a bounded amount (its name, a target and
+    // attributes of at most a MiB each, the parents it made), and the tree is dropped with
+    // the error.
+    match opts.limits.max_metadata_bytes {
+        Some(max) if tree.held > max => Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "the merged tree would hold more than {max} bytes of names, link targets and \
+                 attributes (limit)"
+            ),
+        )
+        .with_entry(&shown)),
+        _ => Ok(()),
+    }
 }
 
 /// [`model_entry`] once the entry is classified and counted.

@@ -21,6 +21,10 @@
 //! hard link, in this layer or a later one, keeps it), are emptied and reused for the next
 //! node or inode; what the tree holds is what the merged filesystem has, plus empty slots no
 //! more numerous than the most names it ever had at once.
+//!
+//! What the names, symlink targets, owner names and extended attributes cost is counted as
+//! they come and go ([`Tree::held`]): one entry may bring a MiB of each, and the flattener
+//! refuses a layer once the count passes [`Limits::max_metadata_bytes`](crate::Limits).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -108,6 +112,9 @@ pub(super) struct Tree {
     stamp: usize,
     /// Directories made as missing parents so far (counted against the entry limit).
     pub implicit_dirs: u64,
+    /// Bytes of names, symlink targets, owner names and extended attributes the live nodes
+    /// and inodes hold (names count twice: the node's own and its parent's index key).
+    pub held: u64,
 }
 
 /// Where an entry goes, once its name is classified.
@@ -134,6 +141,7 @@ impl Tree {
             free_inodes: Vec::new(),
             stamp: 0,
             implicit_dirs: 0,
+            held: 0,
         }
     }
 
@@ -160,6 +168,7 @@ impl Tree {
         if let Body::Leaf(inode) = body {
             self.inodes[inode].links += 1;
         }
+        self.held = self.held.saturating_add(node_bytes(name, &body));
         let node = Node {
             name: name.to_os_string(),
             parent,
@@ -184,6 +193,9 @@ impl Tree {
 
     /// A new inode with no names yet ([`Tree::add`] links it), in a free slot if there is one.
     fn new_inode(&mut self, ordinal: u64, kind: Kind, meta: Meta) -> InodeId {
+        self.held = self
+            .held
+            .saturating_add(kind_bytes(&kind) + meta_bytes(&meta));
         let inode = Inode {
             layer: self.layer(),
             ordinal,
@@ -213,8 +225,9 @@ impl Tree {
         while let Some(id) = stack.pop() {
             let node = &mut self.nodes[id];
             node.alive = false;
-            node.name = OsString::new();
+            let name = std::mem::take(&mut node.name);
             let body = std::mem::replace(&mut node.body, Body::Dir(None));
+            self.held = self.held.saturating_sub(node_bytes(&name, &body));
             stack.extend(std::mem::take(&mut node.children).into_values());
             self.free_nodes.push(id);
             if let Body::Leaf(inode) = body {
@@ -232,8 +245,11 @@ impl Tree {
         };
         record.links = left;
         if left == 0 {
-            record.kind = Kind::Fifo;
-            record.meta = Meta::default();
+            let kind = std::mem::replace(&mut record.kind, Kind::Fifo);
+            let meta = std::mem::take(&mut record.meta);
+            self.held = self
+                .held
+                .saturating_sub(kind_bytes(&kind) + meta_bytes(&meta));
             self.free_inodes.push(inode);
         }
     }
@@ -398,7 +414,10 @@ impl Tree {
             && let Body::Dir(old) = &mut self.nodes[node].body
         {
             if let Some(meta) = meta {
+                let added = meta_bytes(&meta);
+                let gone = old.as_deref().map_or(0, meta_bytes);
                 *old = Some(Box::new(meta));
+                self.held = self.held.saturating_add(added).saturating_sub(gone);
             }
             return node;
         }
@@ -480,6 +499,31 @@ impl Tree {
     }
 }
 
+/// The bytes of metadata a node holds: its name, twice (its own, and its key in its parent's
+/// children), and a directory's owner names and attributes.
+fn node_bytes(name: &OsStr, body: &Body) -> u64 {
+    let meta = match body {
+        Body::Dir(Some(meta)) => meta_bytes(meta),
+        Body::Dir(None) | Body::Leaf(_) => 0,
+    };
+    (2 * name.len() as u64).saturating_add(meta)
+}
+
+/// The bytes of metadata a non-directory holds besides its [`Meta`]: a symlink's target.
+fn kind_bytes(kind: &Kind) -> u64 {
+    match kind {
+        Kind::Symlink(target) => target.len() as u64,
+        Kind::Regular(_) | Kind::Fifo | Kind::Char(..) | Kind::Block(..) => 0,
+    }
+}
+
+/// The bytes of an entry's metadata of variable size: owner and group names, and extended
+/// attributes (names and values).
+fn meta_bytes(meta: &Meta) -> u64 {
+    let xattrs: usize = meta.xattrs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    (meta.uname.len() + meta.gname.len() + xattrs) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,6 +568,51 @@ mod tests {
         (tree.inodes.len(), bytes)
     }
 
+    /// [`Tree::held`] recomputed from what the nodes and inodes hold now.
+    fn recount(tree: &Tree) -> u64 {
+        let nodes: u64 = tree
+            .nodes
+            .iter()
+            .map(|n| node_bytes(&n.name, &n.body))
+            .sum();
+        let inodes: u64 = tree
+            .inodes
+            .iter()
+            .map(|i| kind_bytes(&i.kind) + meta_bytes(&i.meta))
+            .sum();
+        nodes + inodes
+    }
+
+    #[test]
+    fn what_the_tree_holds_is_counted_as_it_comes_and_goes() {
+        let mut tree = Tree::new();
+        tree.start_layer(0);
+        let big = vec![b'x'; 10_000];
+        for i in 0..20u64 {
+            let path = format!("d{}/e/f{i}", i % 3);
+            tree.leaf(entry(i, &path, named(&big)), Kind::Symlink(big.clone()))
+                .expect("leaf");
+        }
+        tree.dir(entry(20, "d0", named(b"dir"))).expect("dir");
+        tree.dir(entry(21, "d0", named(&big))).expect("dir again");
+        link(&mut tree, 22, "keep", "d1/e/f1");
+        assert_eq!(tree.held, recount(&tree));
+        assert!(tree.held > 20 * 20_000, "{}", tree.held);
+
+        tree.start_layer(1);
+        tree.whiteout(Path::new(""), OsStr::new("d1"), Path::new(".wh.d1"))
+            .expect("whiteout");
+        tree.opaque(Path::new("d2"), Path::new("d2/.wh..wh..opq"))
+            .expect("opaque");
+        tree.leaf(entry(0, "d0", Meta::default()), Kind::Fifo)
+            .expect("a file replaces a tree");
+        assert_eq!(tree.held, recount(&tree));
+        // Left: `keep` (the inode it shares with the whited-out `d1/e/f1`), `d0`, `d2`.
+        let keep = 2 * 4 + 10_000 + b"someone".len() + b"user.big".len() + 10_000;
+        let names = 2 * (2 + 2);
+        assert_eq!(tree.held, (keep + names) as u64);
+    }
+
     #[test]
     fn a_name_written_over_and_over_holds_only_its_last_entry() {
         let mut tree = Tree::new();
@@ -536,6 +625,7 @@ mod tests {
         assert_eq!(held(&tree), (1, 4096 + b"user.big".len() + 1000));
         // The root, `d` and `x`: replaced nodes are reused, not left behind.
         assert_eq!(tree.nodes.len(), 3);
+        assert_eq!(tree.held, recount(&tree));
     }
 
     /// Inodes some node names.
