@@ -430,9 +430,9 @@ pub fn write_runtime_config(config: &Config, image: &RawJson<ImageConfig>) -> an
         .with_context(|| format!("writing the runtime config to {}", path.display()))
 }
 
-/// The CLI's unpacker: `limits`, and a Ctrl-C or SIGTERM stops it between entries and inside
-/// long removals (a whiteout of a large tree reads nothing for a long time), so the error path
-/// can remove a root hoist created.
+/// The CLI's unpacker: `limits`, and a Ctrl-C or SIGTERM stops it at its next 512 KiB read
+/// (data the tar parser skips included) and inside long removals (a whiteout of a large tree
+/// reads nothing for a long time), so the error path can remove a root hoist created.
 pub fn unpacker(limits: hoist_unpack::Limits) -> anyhow::Result<Unpacker> {
     Ok(Unpacker::builder()
         .limits(limits)
