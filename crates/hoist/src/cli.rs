@@ -563,7 +563,9 @@ pub enum Command {
         config: bool,
         /// Print the summary as JSON with `skopeo inspect`'s field names (Name, Digest,
         /// Created, Architecture, Os, Variant, Labels, Env, Layers, LayersData), for scripts;
-        /// values exactly as the image has them. No RepoTags: `hoist tags` lists them.
+        /// values exactly as the image has them. No RepoTags: `hoist tags` lists them. An
+        /// artifact (a Helm chart, an SBOM) has null Architecture and Os, and an ArtifactType:
+        /// its artifactType, else its config's media type.
         #[arg(long, conflicts_with_all = ["raw", "config"])]
         json: bool,
     },
