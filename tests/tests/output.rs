@@ -153,3 +153,52 @@ fn a_retried_config_upload_is_reported() {
         out.stderr
     );
 }
+
+#[test]
+fn a_rootfs_tar_copy_shows_its_first_pass() {
+    // Pass 1 reads every layer before a byte of the tar is written: on a large image that was
+    // minutes of a silent screen.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let image = write_oci_layout(
+        &src,
+        "v1",
+        &ImageSpec::uniform(2, 300_000, Compression::Gzip, 33),
+    )
+    .expect("synthetic layout");
+    let tar = tmp.path().join("root.tar");
+    let out = Hoist::new(&tmp.path().join("cache"))
+        .args(["--progress", "plain", "copy"])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(format!("rootfs-tar:{}", tar.display()))
+        .run()
+        .success();
+    assert!(
+        !has_control_chars(&out.stderr),
+        "control characters in plain output: {:?}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let at = |what: &dyn Fn(&str) -> bool, name: &str| {
+        lines
+            .iter()
+            .position(|l| what(l))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{}", out.stderr))
+    };
+    let pass_1 = at(&|l| l.starts_with("pass 1 of 2"), "pass 1");
+    let pass_2 = at(&|l| l.starts_with("pass 2 of 2"), "pass 2");
+    let writing = at(&|l| l.starts_with("archive writing"), "the tar");
+    assert!(pass_1 < pass_2 && pass_2 < writing, "{}", out.stderr);
+    // Each layer is shown being read, and read whole, in pass 1.
+    for layer in &image.layers {
+        let id = layer.digest.to_string();
+        let reading = at(&|l| l.starts_with(&format!("{id} reading")), "a layer read");
+        let read = at(&|l| l.starts_with(&format!("{id} done")), "a layer done");
+        assert!(
+            pass_1 < reading && reading < read && read < pass_2,
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(tar.is_file());
+}

@@ -152,7 +152,7 @@ use std::sync::Arc;
 use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
 
 pub use error::{Error, ErrorKind, Result};
-pub use flatten::{FlattenLayer, FlattenStats};
+pub use flatten::{FlattenLayer, FlattenPass, FlattenStats};
 pub use image::{check_layer_count, open_layer};
 pub use root::{empty_root, remove_root};
 pub use runtime::{RuntimeMetadata, write_runtime_config};

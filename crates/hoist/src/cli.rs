@@ -395,7 +395,14 @@ pub enum Command {
         #[arg(long)]
         all: bool,
         /// skopeo's spelling of the platforms to copy: `system` (the default: one platform),
-        /// `all` (as --all); `index-only` is not supported.
+        /// `all` (as --all), or `index-only`: an index alone, without the images it lists,
+        /// for images already at the destination (each platform pushed on its own, say), byte
+        /// for byte unless --format rewrites it (listing the images as `--all --format` writes
+        /// them). A registry that lacks any of them refuses the index: hoist names the missing
+        /// ones. Into an OCI layout, hoist checks that every one is there, whole, before it
+        /// writes anything, and refuses naming the missing ones (a layout whose index lists
+        /// absent images is broken). A single image is copied as it is, as skopeo does.
+        /// Registries and OCI layouts only.
         #[arg(long, value_enum, value_name = "WHICH")]
         multi_arch: Option<MultiArchArg>,
         /// Write the manifest at the destination in this format (with --all the index too, as a
@@ -566,7 +573,9 @@ pub enum Command {
         config: bool,
         /// Print the summary as JSON with `skopeo inspect`'s field names (Name, Digest,
         /// Created, Architecture, Os, Variant, Labels, Env, Layers, LayersData), for scripts;
-        /// values exactly as the image has them. No RepoTags: `hoist tags` lists them.
+        /// values exactly as the image has them. No RepoTags: `hoist tags` lists them. An
+        /// artifact (a Helm chart, an SBOM) has null Architecture and Os, and an ArtifactType:
+        /// its artifactType, else its config's media type.
         #[arg(long, conflicts_with_all = ["raw", "config"])]
         json: bool,
     },
@@ -700,7 +709,7 @@ pub enum MultiArchArg {
     System,
     /// Every platform, as --all.
     All,
-    /// The index alone, without its images (not supported).
+    /// The index alone, without its images (they must be at the destination already).
     IndexOnly,
 }
 

@@ -8,12 +8,14 @@
 //! `job` (the subcommand into a [`Job`]), `settings` (the global options into a [`Config`]) and
 //! `credentials` (`--creds`, `--src-creds`, `--dest-creds`, and which registry gets which),
 //! `tls_verify` (skopeo's `--tls-verify=false` and its `--src-`/`--dest-` forms, as the
-//! registries they name insecure), `format` (`--format` and the destinations that take it).
+//! registries they name insecure), `format` (`--format` and the destinations that take it),
+//! `multi_arch` (`--all` and `--multi-arch`, and what goes with them).
 
 mod credentials;
 mod format;
 mod job;
 mod login;
+mod multi_arch;
 mod settings;
 mod tag_filter;
 mod tls_verify;
@@ -25,8 +27,9 @@ use hoist_oci::{Compression, Platform};
 
 pub use self::credentials::Credentials;
 pub use self::login::LoginServer;
+use self::multi_arch::Platforms;
 pub use self::tag_filter::TagFilter;
-use crate::cli::{Cli, Command, MultiArchArg};
+use crate::cli::{Cli, Command};
 use crate::transport::Location;
 
 /// A mistake on the command line: exit code 2.
@@ -108,6 +111,9 @@ pub struct Config {
     pub digest_file: Option<PathBuf>,
     /// `--all`: copy every platform of an index and the index itself.
     pub all_platforms: bool,
+    /// `--multi-arch index-only`: copy an index alone, its images being at the destination
+    /// already; a single image is copied as without it.
+    pub index_only: bool,
     /// `--format`: the manifest format written at a registry or layout destination; `None`
     /// copies manifests as they are stored.
     pub manifest_format: Option<hoist_oci::convert::ManifestFormat>,
@@ -302,30 +308,10 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         } => TagFilter::new(include_tags.as_deref(), exclude_tags.as_deref())?,
         _ => TagFilter::default(),
     };
-    let all_platforms = matches!(
-        &cli.command,
-        Command::Copy { all: true, .. }
-            | Command::Copy {
-                multi_arch: Some(MultiArchArg::All),
-                ..
-            }
-            | Command::Push { all: true, .. }
-            | Command::Pull { all: true, .. }
-    );
-    if let Command::Copy {
-        multi_arch: Some(MultiArchArg::IndexOnly),
-        ..
-    } = &cli.command
-    {
-        return Err(usage(
-            "--multi-arch index-only is not supported: hoist copies an index with its images \
-             (--multi-arch all, --all) or one image (--multi-arch system)",
-        ));
-    }
+    let platforms = Platforms::asked(&cli.command)?;
     let job = job::validate_job(cli.command, &cli.global, &mut env)?;
-    if all_platforms {
-        check_all_platforms(&job, settings::platform_given(&cli.global))?;
-    }
+    let platform_given = settings::platform_given(&cli.global);
+    platforms.check(&job, platform_given, recompress, all_tags)?;
     let job = match all_tags {
         true => job::every_tag(job, tag_filter)?,
         false => job,
@@ -435,7 +421,8 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     config.digest_file = digest_file;
     config.auth_file = auth_file.map(|(path, _)| path);
     config.registry_auth_files = registry_auth_files;
-    config.all_platforms = all_platforms;
+    config.all_platforms = platforms == Platforms::All;
+    config.index_only = platforms == Platforms::IndexOnly;
     config.manifest_format = manifest_format;
     config.recompress = recompress;
     config.compression_chosen |= recompress;
@@ -504,27 +491,6 @@ fn check_auth_file(path: &std::path::Path, given_by: &str, job: &Job) -> Result<
             "the auth file {} ({given_by}) cannot be read: {e}",
             path.display()
         ))),
-    }
-}
-
-/// `--all` writes an index and every image it lists: only a registry or an OCI layout holds
-/// that, and picking one platform with it contradicts it.
-fn check_all_platforms(job: &Job, platform_given: bool) -> Result<(), UsageError> {
-    if platform_given {
-        return Err(usage(
-            "--all copies every platform; --platform picks one: give one or the other",
-        ));
-    }
-    match job {
-        Job::Copy {
-            destination: Location::Registry { .. } | Location::Oci { .. },
-            ..
-        } => Ok(()),
-        Job::Copy { destination, .. } => Err(usage(format!(
-            "--all copies an index with every platform's image: `{destination}` holds one image; \
-             copy into docker:// or oci: (or pick one platform with --platform)"
-        ))),
-        _ => Ok(()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! later), `sqfstar`, `virt-make-fs` or `docker import`.
 //!
 //! Two passes over the layers, so each layer must be readable twice ([`FlattenLayer`] opens
-//! it anew for each pass):
+//! it anew for each pass, and [`FlattenLayer::per_pass`] says which):
 //!
 //! 1. `tree`: every layer's headers, bottom layer first, are replayed onto an in-memory model
 //!    of the root with the applier's rules (whiteouts, opaque directories, replacement,
@@ -101,7 +101,19 @@ use emit::{Emitter, Plan};
 use tree::{Entry, Kind, Tree};
 
 /// Opens a layer's blob (compressed or not) from its start, once per pass.
-type Opener<'a> = dyn Fn() -> std::io::Result<Box<dyn Read + Send + 'a>> + Send + Sync + 'a;
+type Opener<'a> =
+    dyn Fn(FlattenPass) -> std::io::Result<Box<dyn Read + Send + 'a>> + Send + Sync + 'a;
+
+/// Which pass opens a layer: every layer is opened for [`FlattenPass::Tree`], bottom first,
+/// before any is opened for [`FlattenPass::Emit`]. A caller showing progress tells them apart
+/// with [`FlattenLayer::per_pass`]: pass 1 reads every layer whole and writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlattenPass {
+    /// Pass 1: the layer's headers are replayed onto the merged tree; nothing is written yet.
+    Tree,
+    /// Pass 2: the layer is read again and the data of its surviving files written.
+    Emit,
+}
 
 /// One layer of an image to flatten: a way to read it from its start (called once per pass)
 /// and what it is verified against.
@@ -125,8 +137,20 @@ impl<'a> FlattenLayer<'a> {
         F: Fn() -> std::io::Result<R> + Send + Sync + 'a,
         R: Read + Send + 'a,
     {
+        FlattenLayer::per_pass(move |_| open(), info)
+    }
+
+    /// A layer `open` reads from its start, told which pass it is read for (to count pass 1's
+    /// reads as progress of its own, say).
+    pub fn per_pass<F, R>(open: F, info: LayerInfo) -> Self
+    where
+        F: Fn(FlattenPass) -> std::io::Result<R> + Send + Sync + 'a,
+        R: Read + Send + 'a,
+    {
         FlattenLayer {
-            open: Box::new(move || open().map(|r| Box::new(r) as Box<dyn Read + Send + 'a>)),
+            open: Box::new(move |pass| {
+                open(pass).map(|r| Box::new(r) as Box<dyn Read + Send + 'a>)
+            }),
             info,
         }
     }
@@ -188,7 +212,7 @@ impl Unpacker {
         let mut budget = Budget::default();
         for (index, layer) in layers.iter().enumerate() {
             tree.start_layer(index);
-            self.read_layer(layer, |ordinal, entry| {
+            self.read_layer(layer, FlattenPass::Tree, |ordinal, entry| {
                 model_entry(&self.opts, &mut tree, &mut budget, ordinal, entry)?;
                 Ok(true)
             })?;
@@ -198,7 +222,7 @@ impl Unpacker {
         for (index, layer) in layers.iter().enumerate() {
             let wanted = &plan.wanted[index];
             let mut next = 0;
-            self.read_layer(layer, |ordinal, entry| {
+            self.read_layer(layer, FlattenPass::Emit, |ordinal, entry| {
                 let Some(&(at, inode)) = wanted.get(next) else {
                     return Ok(false);
                 };
@@ -258,14 +282,14 @@ impl Unpacker {
     /// Stream one layer (decompressed and verified as [`Unpacker::apply_layer`] does) and hand
     /// each tar entry with its position to `each`, until it returns `false` or the tar ends;
     /// the rest of the stream is then read and the digests checked.
-    fn read_layer<F>(&self, layer: &FlattenLayer<'_>, mut each: F) -> Result<()>
+    fn read_layer<F>(&self, layer: &FlattenLayer<'_>, pass: FlattenPass, mut each: F) -> Result<()>
     where
         F: FnMut(
             u64,
             &mut tar::Entry<'_, guard::TarGuard<&mut stream::ChunkReader>>,
         ) -> Result<bool>,
     {
-        let reader = (layer.open)().map_err(|e| Error::io("opening a layer", e))?;
+        let reader = (layer.open)(pass).map_err(|e| Error::io("opening a layer", e))?;
         crate::through_layer_stream(reader, &layer.info, &self.opts, |chunks| {
             let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
             let entries = archive
@@ -424,5 +448,63 @@ fn model_create<R: Read>(
             shown,
             format!("unsupported tar entry type {:?}", other.as_byte() as char),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn layer(path: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(EntryType::Regular);
+        builder
+            .append_data(&mut header, path, &b"x"[..])
+            .expect("append");
+        builder.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn every_layer_is_opened_for_the_tree_before_any_is_opened_to_emit() {
+        let tars = [layer("a"), layer("b")];
+        let opened = Mutex::new(Vec::new());
+        let layers: Vec<FlattenLayer<'_>> = tars
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let opened = &opened;
+                FlattenLayer::per_pass(
+                    move |pass| {
+                        opened.lock().expect("lock").push((pass, i));
+                        Ok(&data[..])
+                    },
+                    LayerInfo::default(),
+                )
+            })
+            .collect();
+        let unpacker = Unpacker::builder()
+            .rootless(true)
+            .build()
+            .expect("unpacker");
+        unpacker
+            .flatten_layers(&layers, std::io::sink())
+            .expect("flattened");
+        drop(layers);
+        assert_eq!(
+            opened.into_inner().expect("lock"),
+            [
+                (FlattenPass::Tree, 0),
+                (FlattenPass::Tree, 1),
+                (FlattenPass::Emit, 0),
+                (FlattenPass::Emit, 1)
+            ]
+        );
     }
 }

@@ -100,6 +100,13 @@ async fn copy(
     {
         return Ok(Some(index));
     }
+    // The index alone; a single image goes on as without --multi-arch index-only.
+    if config.index_only
+        && let Some(index) =
+            super::index_only::copy_index(config, source, destination, reporter).await?
+    {
+        return Ok(Some(index));
+    }
     // An image whose layers change compression goes its own way; an artifact the usual one.
     if config.recompress
         && super::recompress::applies(source, destination)

@@ -12,6 +12,8 @@ use hoist_oci::{
 use hoist_registry::Repo;
 
 use super::{copy, registry};
+
+mod json;
 use crate::config::Config;
 use crate::errors::sanitize;
 use crate::size::human;
@@ -306,76 +308,10 @@ fn raw_blob(layout: &hoist_oci::Layout, desc: &Descriptor) -> anyhow::Result<Vec
 /// as they are, without this).
 fn render(shown: Shown, image: &Inspected<'_>) -> Vec<u8> {
     match shown {
-        Shown::Json => json_summary(image),
+        Shown::Json => json::summary(image),
         _ => summary(image),
     }
     .into_bytes()
-}
-
-/// What `inspect --json` prints, in `skopeo inspect`'s shape so scripts written against it
-/// keep working: `Digest` is what the name points at (an index's digest for a multi-platform
-/// image, as skopeo reports it), the rest describes the image picked for the platform.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct JsonSummary<'a> {
-    name: &'a str,
-    digest: &'a Digest,
-    created: Option<&'a str>,
-    architecture: &'a str,
-    os: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
-    labels: Option<&'a std::collections::BTreeMap<String, String>>,
-    env: Option<&'a [String]>,
-    layers: Vec<&'a Digest>,
-    layers_data: Vec<JsonLayer<'a>>,
-}
-
-/// One entry of `LayersData`, as skopeo names its fields.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct JsonLayer<'a> {
-    #[serde(rename = "MIMEType")]
-    mime_type: &'a str,
-    digest: &'a Digest,
-    size: u64,
-    annotations: Option<&'a std::collections::BTreeMap<String, String>>,
-}
-
-/// The JSON summary (pretty-printed, ends with a newline). Values are the image's own: JSON
-/// escapes control characters, and a script wants the exact strings.
-pub fn json_summary(image: &Inspected<'_>) -> String {
-    let m = image.manifest.value();
-    // An artifact has no platform, runtime settings or creation time: those are empty.
-    let c = image.config.map(RawJson::value);
-    let runtime = c.and_then(|c| c.config.as_ref());
-    let summary = JsonSummary {
-        name: image.name,
-        digest: image
-            .index
-            .map_or(&image.descriptor.digest, |index| index.digest()),
-        created: c.and_then(|c| c.created.as_deref()),
-        architecture: c.map_or("", |c| &c.architecture),
-        os: c.map_or("", |c| &c.os),
-        variant: c.and_then(|c| c.variant.as_deref()),
-        labels: runtime.and_then(|r| r.labels.as_ref()),
-        env: runtime.and_then(|r| r.env.as_deref()),
-        layers: m.layers.iter().map(|l| &l.digest).collect(),
-        layers_data: m
-            .layers
-            .iter()
-            .map(|l| JsonLayer {
-                mime_type: l.media_type.as_str(),
-                digest: &l.digest,
-                size: l.size,
-                annotations: Some(&l.annotations).filter(|a| !a.is_empty()),
-            })
-            .collect(),
-    };
-    // Serializing strings, digests and maps cannot fail.
-    let mut out = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    out.push('\n');
-    out
 }
 
 /// The summary text (ends with a newline). Values that came from the image are sanitized: an
@@ -484,14 +420,17 @@ fn artifact_summary(image: &Inspected<'_>) -> String {
     let m = image.manifest.value();
     let mut out = String::new();
     let _ = writeln!(out, "Artifact:     {}", sanitize(image.name));
+    // Picked from an index, as an image is: the index is what the name points at.
+    if let Some(index) = image.index {
+        let _ = writeln!(out, "Index:        {}", index.digest());
+    }
     let _ = writeln!(out, "Digest:       {}", image.descriptor.digest);
     let _ = writeln!(
         out,
         "Media type:   {}",
         sanitize(image.descriptor.media_type.as_str())
     );
-    let kind = m.artifact_type.as_ref().unwrap_or(&m.config.media_type);
-    let _ = writeln!(out, "Type:         {}", sanitize(kind.as_str()));
+    let _ = writeln!(out, "Type:         {}", sanitize(artifact_kind(m).as_str()));
     let _ = writeln!(
         out,
         "Config:       {} ({}, {})",
@@ -515,6 +454,12 @@ fn artifact_summary(image: &Inspected<'_>) -> String {
          or loaded)"
     );
     out
+}
+
+/// What identifies an artifact: its artifact type, else its config's media type (as the OCI
+/// image spec says to read one without `artifactType`).
+pub(super) fn artifact_kind(m: &ImageManifest) -> &MediaType {
+    m.artifact_type.as_ref().unwrap_or(&m.config.media_type)
 }
 
 /// One numbered line per blob (digest, size, media type), each followed by its `diff_ids`
@@ -556,7 +501,7 @@ mod tests {
 
     /// An image with two layers (gzip and zstd) and a config with the fields the summaries
     /// show, one of its values carrying an escape sequence.
-    fn sample() -> (RawJson<ImageConfig>, ImageManifest) {
+    pub(super) fn sample() -> (RawJson<ImageConfig>, ImageManifest) {
         let layer_a = Digest::sha256_of(b"a");
         let layer_b = Digest::sha256_of(b"b");
         let config_json = format!(
@@ -653,62 +598,6 @@ mod tests {
     }
 
     #[test]
-    fn json_has_skopeos_field_names_and_the_images_exact_values() {
-        let (config, manifest_value) = sample();
-        let manifest = RawJson::from_value(manifest_value).expect("manifest");
-        let descriptor = manifest.descriptor(MediaType::OCI_MANIFEST);
-        let image = Inspected {
-            index: None,
-            name: "docker://r.example/app:1",
-            descriptor: &descriptor,
-            manifest: &manifest,
-            config: Some(&config),
-        };
-        let text = json_summary(&image);
-        assert!(
-            !text.contains('\x1b'),
-            "control characters are escaped: {text}"
-        );
-        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(v["Name"], "docker://r.example/app:1");
-        assert_eq!(v["Digest"], manifest.digest().to_string());
-        assert_eq!(v["Created"], "2026-01-02T03:04:05Z");
-        assert_eq!(
-            (&v["Architecture"], &v["Os"], &v["Variant"]),
-            (&"arm64".into(), &"linux".into(), &"v8".into())
-        );
-        assert_eq!(v["Labels"]["team"], "platform");
-        assert_eq!(v["Env"][1], "EVIL=\u{1b}[31mred", "the exact value");
-        let layers = v["Layers"].as_array().expect("Layers");
-        assert_eq!(layers.len(), 2);
-        assert_eq!(layers[0], Digest::sha256_of(b"a").to_string());
-        let first = &v["LayersData"][0];
-        assert_eq!(first["MIMEType"], MediaType::OCI_LAYER_GZIP);
-        assert_eq!(first["Size"], 12_345_678);
-        assert_eq!(first["Digest"], layers[0]);
-        assert!(first["Annotations"].is_null());
-
-        // A multi-platform image: Digest is the index's, as skopeo reports it.
-        let index = RawJson::from_value(ImageIndex {
-            schema_version: 2,
-            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
-            artifact_type: None,
-            manifests: vec![descriptor.clone()],
-            subject: None,
-            annotations: Default::default(),
-            extra: Default::default(),
-        })
-        .expect("index");
-        let text = json_summary(&Inspected {
-            index: Some(&index),
-            ..image
-        });
-        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(v["Digest"], index.digest().to_string());
-        assert_ne!(index.digest(), manifest.digest());
-    }
-
-    #[test]
     fn an_artifact_is_summarized_by_its_type_and_blobs_without_a_platform() {
         let config = Descriptor::new(
             MediaType::new("application/vnd.cncf.helm.config.v1+json"),
@@ -753,13 +642,24 @@ mod tests {
             text.contains("Type:         application/vnd.example.sbom"),
             "{text}"
         );
-        let v: serde_json::Value = serde_json::from_str(&json_summary(&Inspected {
-            manifest: &raw,
+        // Picked from an index, as an image is, it names the index the name points at.
+        let index = RawJson::from_value(ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+            artifact_type: None,
+            manifests: vec![descriptor.clone()],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        })
+        .expect("index");
+        let text = summary(&Inspected {
+            index: Some(&index),
             ..artifact
-        }))
-        .expect("JSON");
-        assert_eq!(v["Architecture"], "");
-        assert!(v["Created"].is_null());
-        assert_eq!(v["LayersData"][0]["Size"], 3_000);
+        });
+        assert!(
+            text.contains(&format!("\nIndex:        {}\n", index.digest())),
+            "{text}"
+        );
     }
 }

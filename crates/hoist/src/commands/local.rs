@@ -131,12 +131,12 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     tokio::task::spawn_blocking(move || {
-        // The archive is one stream: one progress line for it, counting bytes written.
+        // The archive is one stream: one progress line for it, counting bytes written. It is
+        // `writing` from its first byte: a rootfs-tar reads every layer before it writes one.
         reporter.send(Event::Layer {
             id: ARCHIVE_LINE.into(),
             size: None,
         });
-        reporter.state(ARCHIVE_LINE, LayerState::Writing);
         match &path {
             ArchivePath::Stdio => {
                 let mut stdout = PipeWatch {
@@ -517,7 +517,6 @@ pub fn finish_root(
 /// The progress line of an archive being written.
 const ARCHIVE_LINE: &str = "archive";
 
-/// A writer that reports how many bytes went through it (about every MiB) on the archive line.
 /// A writer that remembers whether its reader went away, so a broken pipe on stdout can be
 /// told from one on a registry connection the archive was being read from.
 struct PipeWatch<W> {
@@ -543,9 +542,12 @@ impl<W> PipeWatch<W> {
     }
 }
 
+/// A writer that puts the archive line in the `writing` state with its first byte, and reports
+/// how many bytes went through it (about every MiB).
 struct CountingWriter<W> {
     inner: W,
     reporter: Reporter,
+    started: bool,
     done: u64,
     reported: u64,
 }
@@ -555,6 +557,7 @@ impl<W> CountingWriter<W> {
         CountingWriter {
             inner,
             reporter: reporter.clone(),
+            started: false,
             done: 0,
             reported: 0,
         }
@@ -564,6 +567,10 @@ impl<W> CountingWriter<W> {
 impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         crate::interrupt::check()?;
+        if !self.started && !buf.is_empty() {
+            self.started = true;
+            self.reporter.state(ARCHIVE_LINE, LayerState::Writing);
+        }
         let n = self.inner.write(buf)?;
         self.done += n as u64;
         if self.done - self.reported >= 1 << 20 {

@@ -10,6 +10,7 @@ pub mod daemon_push;
 pub mod export_cache;
 pub mod flatten;
 pub mod format;
+pub mod index_only;
 pub mod inspect;
 pub mod local;
 pub mod login;

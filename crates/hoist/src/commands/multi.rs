@@ -38,9 +38,9 @@ use crate::transport::Location;
 const IMAGES_AT_ONCE: usize = 4;
 
 /// A source's index: its exact bytes and the media type it was stored or served with.
-struct SourceIndex {
-    index: RawJson<ImageIndex>,
-    media_type: MediaType,
+pub(super) struct SourceIndex {
+    pub(super) index: RawJson<ImageIndex>,
+    pub(super) media_type: MediaType,
 }
 
 /// Copy every platform of `source` to `destination`; returns the index's digest. `Ok(None)`
@@ -135,7 +135,7 @@ pub async fn copy_all(
 }
 
 /// The index `source` names, if it names one.
-async fn source_index(
+pub(super) async fn source_index(
     client: Option<&Client>,
     source: &Location,
 ) -> anyhow::Result<Option<SourceIndex>> {
@@ -256,7 +256,7 @@ async fn copy_child(
 }
 
 /// The tag a layout destination takes when none is given: the source's.
-fn source_tag(source: &Location) -> Option<String> {
+pub(super) fn source_tag(source: &Location) -> Option<String> {
     match source {
         Location::Registry { reference } => reference.tag().map(str::to_string),
         Location::Oci { tag, .. } => tag.clone(),
@@ -265,7 +265,7 @@ fn source_tag(source: &Location) -> Option<String> {
 }
 
 /// Store the index's exact bytes in the layout at `dir` and name it there.
-async fn write_index(
+pub(super) async fn write_index(
     dir: &Path,
     index: &RawJson<ImageIndex>,
     media_type: MediaType,

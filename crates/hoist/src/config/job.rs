@@ -575,36 +575,3 @@ mod tests {
         assert_eq!(reference_tag("app:latest").as_deref(), Some("latest"));
     }
 }
-
-#[cfg(test)]
-mod multi_arch {
-    use crate::config::tests::{err, ok};
-
-    #[test]
-    fn skopeos_multi_arch_picks_one_platform_or_all() {
-        let all = |which: &str| {
-            ok(&["copy", "--multi-arch", which, "oci:x:1", "oci:y:1"])
-                .0
-                .all_platforms
-        };
-        assert!(all("all"));
-        assert!(!all("system"));
-        assert!(
-            err(&["copy", "--multi-arch", "index-only", "oci:x:1", "oci:y:1"])
-                .contains("not supported")
-        );
-        // As with --all, a platform cannot be picked as well.
-        assert!(
-            err(&[
-                "--override-arch",
-                "arm64",
-                "copy",
-                "--multi-arch",
-                "all",
-                "oci:x:1",
-                "oci:y:1"
-            ])
-            .contains("platform")
-        );
-    }
-}

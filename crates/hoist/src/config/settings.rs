@@ -141,6 +141,7 @@ pub(super) fn validate_global(
         runtime_config: None,
         digest_file: None,
         all_platforms: false,
+        index_only: false,
         manifest_format: None,
         recompress: false,
         unpack_limits,

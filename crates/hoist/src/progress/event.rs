@@ -94,6 +94,9 @@ pub enum LayerState {
     Pulling,
     /// Being unpacked into a root filesystem.
     Unpacking,
+    /// Being read for a first pass that writes nothing yet (a `rootfs-tar:` merges the layers'
+    /// files before it writes the tar).
+    Reading,
     /// Being written (to a layout or an archive).
     Writing,
     /// The destination already had it.
@@ -119,6 +122,7 @@ impl LayerState {
             LayerState::Pushing => "pushing",
             LayerState::Pulling => "pulling",
             LayerState::Unpacking => "unpacking",
+            LayerState::Reading => "reading",
             LayerState::Writing => "writing",
             LayerState::Skipped => "skipped (exists)",
             LayerState::Mounted => "mounted",
@@ -137,7 +141,7 @@ impl LayerState {
     }
 
     /// Whether this state moves the image's bytes to the destination (what the total line and the
-    /// throughput count; exporting and compressing are preparation).
+    /// throughput count; exporting, compressing and a first pass's reading are preparation).
     pub fn is_transfer(self) -> bool {
         matches!(
             self,
@@ -154,6 +158,7 @@ impl LayerState {
                 | LayerState::Pushing
                 | LayerState::Pulling
                 | LayerState::Unpacking
+                | LayerState::Reading
                 | LayerState::Writing
         )
     }

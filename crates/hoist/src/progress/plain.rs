@@ -37,6 +37,7 @@ pub fn plain_line(event: &Event, board: &Board, now: Instant) -> Option<String> 
                         | LayerState::Mounted
                         | LayerState::Pushing
                         | LayerState::Pulling
+                        | LayerState::Reading
                 )
             {
                 text.push_str(&format!(" ({})", human(size)));
