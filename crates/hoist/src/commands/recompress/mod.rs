@@ -23,7 +23,7 @@
 //! (after a failed push, or for another tag or registry) that finds the remembered blob at the
 //! destination neither downloads the source layer, compresses it nor sends it again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
@@ -33,14 +33,18 @@ use hoist_oci::{Compression, Descriptor, Digest, ImageManifest, MediaType, RawJs
 use hoist_registry::{Client, Repo};
 
 use super::copy::{Staged, TransitGuard, transit_dir};
-use super::daemon::{compress_one, remember, remembered};
+use super::daemon::remembered;
 use super::format::{image_as, manifest_as, push_reference, stored_media_type};
-use super::local::{Counting, claim_layout, same_dir, tag_layout};
+use super::local::{claim_layout, tag_layout};
 use super::registry;
 use super::remote::{fetch_config, fetch_manifest, pull_into, push_blobs_from, push_manifest};
 use crate::config::Config;
-use crate::progress::{Event, LayerState, Reporter};
+use crate::progress::{LayerState, Reporter};
 use crate::transport::Location;
+
+mod image;
+
+use image::{Recompression, check_diff_ids};
 
 /// Whether `--recompress` changes how `source` is copied to `destination`: between registries
 /// and layouts. (The daemon's layers and a docker archive's plain ones are compressed with
@@ -461,185 +465,6 @@ async fn deliver(
             Ok(image.descriptor)
         }
     }
-}
-
-/// One image's recompression from one layout into another (or the same).
-struct Recompression<'a> {
-    config: &'a Config,
-    /// Where the image's blobs are.
-    from: &'a Layout,
-    /// Where the new layers go, and every other blob the destination lacks.
-    into: &'a Layout,
-    reporter: &'a Reporter,
-    /// Whether `into` is the destination (a layout), so a layer written there is done; else
-    /// it waits for its push.
-    last_step: bool,
-    /// Blobs the destination is known to have (asked while staging).
-    present: Present,
-    /// Kept layers the registry lacks, left in `from` for the push to read there (`into`
-    /// being a transit layout, a copy into it would be written only to be read once).
-    kept_in_source: Mutex<HashSet<Digest>>,
-}
-
-impl Recompression<'_> {
-    /// The image with its layers recompressed: its config and every layer it lists are in
-    /// `into` or at the destination already (a layer found there is neither compressed nor
-    /// copied); its manifest is stored in `into`.
-    async fn run(&self, image: &Image, target: &Target<'_>) -> anyhow::Result<Image> {
-        let source = oci_manifest(&image.manifest)?;
-        let m = source.value();
-        let diff_ids = &image.config.value().rootfs.diff_ids;
-        check_diff_ids(&image.descriptor.digest, m, diff_ids)?;
-        let same = same_dir(self.from.root(), self.into.root());
-        let mut layers = Vec::with_capacity(m.layers.len());
-        // A layer the image lists more than once (an empty one often is) is done once.
-        let mut done: HashMap<Digest, Descriptor> = HashMap::new();
-        for (layer, diff_id) in m.layers.iter().zip(diff_ids) {
-            if let Some(again) = done.get(&layer.digest) {
-                layers.push(again.clone());
-                continue;
-            }
-            let result = self.one_layer(layer, diff_id, same, target).await?;
-            done.insert(layer.digest.clone(), result.clone());
-            layers.push(result);
-        }
-        // The config is small: always beside the layers, for the push to read.
-        if !same && !self.into.has_blob(&m.config)? {
-            self.copy_blob(&m.config, None).await?;
-        }
-        let manifest = RawJson::from_value(ImageManifest {
-            layers,
-            ..m.clone()
-        })?;
-        Ok(Image {
-            descriptor: Descriptor {
-                media_type: MediaType::new(MediaType::OCI_MANIFEST),
-                digest: manifest.digest().clone(),
-                size: manifest.bytes().len() as u64,
-                ..image.descriptor.clone()
-            },
-            manifest,
-            config: image.config.clone(),
-        })
-    }
-
-    /// One layer in its final form: kept (copied into `into` when the destination lacks it),
-    /// found at the destination as remembered, or compressed into `into`.
-    async fn one_layer(
-        &self,
-        layer: &Descriptor,
-        diff_id: &Digest,
-        same: bool,
-        target: &Target<'_>,
-    ) -> anyhow::Result<Descriptor> {
-        let id = layer.digest.to_string();
-        self.reporter.send(Event::Layer {
-            id: id.clone(),
-            size: Some(layer.size),
-        });
-        if !needs_recompression(layer, self.config.compression) {
-            if let Some(state) = self.present.state(&layer.digest) {
-                // Found at the destination (or mounted there) while staging.
-                self.reporter.state(&id, state);
-            } else if same {
-                // Already beside the new layers: a push reports it, a layout has it.
-                if self.last_step {
-                    self.reporter.state(&id, LayerState::Skipped);
-                }
-            } else if let Some(state) = self.has(target, layer).await? {
-                self.reporter.state(&id, state);
-            } else if self.last_step {
-                self.copy_blob(layer, Some(&id)).await?;
-            } else {
-                if let Ok(mut kept) = self.kept_in_source.lock() {
-                    kept.insert(layer.digest.clone());
-                }
-                self.reporter.state(&id, LayerState::Waiting);
-            }
-            return Ok(layer.clone());
-        }
-        if let Some(known) = final_form(self.config, layer, diff_id)
-            && let Some(state) = self.has(target, &known).await?
-        {
-            self.rename(&id, &known.digest);
-            self.reporter.state(&known.digest.to_string(), state);
-            return Ok(known);
-        }
-        self.reporter.state(&id, LayerState::Compressing);
-        let made = compress_one(
-            self.config,
-            (self.from, self.into),
-            layer,
-            diff_id,
-            self.reporter,
-            &id,
-        )
-        .await?;
-        remember(self.config, diff_id, &made)?;
-        self.rename(&id, &made.digest);
-        let state = match self.last_step {
-            true => LayerState::Done,
-            false => LayerState::Waiting,
-        };
-        self.reporter.state(&made.digest.to_string(), state);
-        Ok(made)
-    }
-
-    /// Whether the destination has `blob`, said as the state to report (skipped, or mounted
-    /// while staging): known from staging, else asked.
-    async fn has(
-        &self,
-        target: &Target<'_>,
-        blob: &Descriptor,
-    ) -> anyhow::Result<Option<LayerState>> {
-        if let Some(state) = self.present.state(&blob.digest) {
-            return Ok(Some(state));
-        }
-        Ok(target.has(blob).await?.then_some(LayerState::Skipped))
-    }
-
-    /// Copy a blob kept as it is from `from` to `into`, verified on the way; progress on line
-    /// `id` when it has one.
-    async fn copy_blob(&self, blob: &Descriptor, id: Option<&str>) -> anyhow::Result<()> {
-        let (from, into, blob) = (self.from.clone(), self.into.clone(), blob.clone());
-        let (reporter, id) = (self.reporter.clone(), id.map(str::to_string));
-        tokio::task::spawn_blocking(move || {
-            let reader = from.open_blob(&blob)?;
-            match &id {
-                Some(id) => {
-                    reporter.state(id, LayerState::Writing);
-                    into.write_blob(Counting::new(reader, &reporter, id, blob.size), Some(&blob))?;
-                    reporter.state(id, LayerState::Done);
-                }
-                None => {
-                    into.write_blob(reader, Some(&blob))?;
-                }
-            }
-            anyhow::Ok(())
-        })
-        .await?
-    }
-
-    fn rename(&self, from: &str, to: &Digest) {
-        if from != to.to_string() {
-            self.reporter.send(Event::Rename {
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
-    }
-}
-
-/// Fail unless the config lists one diff_id per layer (each layer is checked against its own).
-fn check_diff_ids(image: &Digest, m: &ImageManifest, diff_ids: &[Digest]) -> anyhow::Result<()> {
-    if diff_ids.len() != m.layers.len() {
-        bail!(
-            "image {image} lists {} layers but its config lists {} diff_ids",
-            m.layers.len(),
-            diff_ids.len()
-        );
-    }
-    Ok(())
 }
 
 /// Whether `manifest` is a container image with a layer to recompress. Anything else (an
