@@ -12,8 +12,10 @@
 //! than dropped: zstd and encrypted layers, artifacts (a config that is no image config, an
 //! `artifactType`), a `subject`, and any media type not listed below. Annotations, which the
 //! Docker format has no place for, are dropped, as `containers/image` (skopeo, podman) drops
-//! them: the manifest's, the index's and every descriptor's. Descriptors keep their media
-//! type, digest, size and `urls` (and, in a manifest list, the platform).
+//! them: the manifest's, the index's and every descriptor's. So are the fields hoist does not
+//! model (the `extra` maps: a vendor's, or a later OCI spec's), which are no Docker fields.
+//! Descriptors keep their media type, digest, size and `urls` (and, in a manifest list, the
+//! platform). Converted to OCI, a document keeps everything it had but its media types.
 //!
 //! | OCI | Docker v2 schema 2 |
 //! |-----|--------------------|
@@ -308,6 +310,9 @@ fn to_docker_manifest(value: &ImageManifest) -> crate::Result<ImageManifest> {
         layers,
         subject: None,
         annotations: BTreeMap::new(),
+        // What hoist does not model is OCI's or a vendor's, never Docker's: dropped, as the
+        // annotations are (and as a manifest list drops the index's).
+        extra: BTreeMap::new(),
     })
 }
 

@@ -25,28 +25,47 @@ fn top_index(entry: &Descriptor) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The archive of a one-layer image whose config is `config`, its manifest listed in
-/// `index.json` directly.
-fn archive_of(layer: &[u8], config: &RawJson<ImageConfig>) -> (Vec<u8>, Descriptor) {
-    let layer_desc = Descriptor::new(
-        MediaType::OCI_LAYER,
-        Digest::sha256_of(layer),
-        layer.len() as u64,
-    );
-    let manifest = RawJson::from_value(ImageManifest::new(
+/// The manifest of a one-layer image: `layer` (the archive's entry, of `media_type`) and
+/// `config`.
+fn manifest_of(
+    layer: &[u8],
+    media_type: &str,
+    config: &RawJson<ImageConfig>,
+) -> RawJson<ImageManifest> {
+    let layer_desc = Descriptor::new(media_type, Digest::sha256_of(layer), layer.len() as u64);
+    RawJson::from_value(ImageManifest::new(
         config.descriptor(MediaType::OCI_CONFIG),
-        vec![layer_desc.clone()],
+        vec![layer_desc],
     ))
-    .expect("manifest");
+    .expect("manifest")
+}
+
+/// The archive of the image of `manifest`, whose one layer is `layer` and config `config`,
+/// the manifest listed in `index.json` directly.
+fn archive_with(
+    layer: &[u8],
+    config: &RawJson<ImageConfig>,
+    manifest: &RawJson<ImageManifest>,
+) -> (Vec<u8>, Descriptor) {
     let desc = manifest.descriptor(MediaType::OCI_MANIFEST);
     let bytes = archive(vec![
-        Item::File(&blob_path(&layer_desc.digest), layer.to_vec()),
+        Item::File(&blob_path(&Digest::sha256_of(layer)), layer.to_vec()),
         Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
         Item::File(&blob_path(&desc.digest), manifest.bytes().to_vec()),
         Item::File("index.json", top_index(&desc)),
         Item::File("oci-layout", MARKER.to_vec()),
     ]);
     (bytes, desc)
+}
+
+/// The archive of a one-layer image whose config is `config`, its manifest listed in
+/// `index.json` directly.
+fn archive_of(layer: &[u8], config: &RawJson<ImageConfig>) -> (Vec<u8>, Descriptor) {
+    archive_with(
+        layer,
+        config,
+        &manifest_of(layer, MediaType::OCI_LAYER, config),
+    )
 }
 
 fn zstd() -> SpoolOptions {
@@ -209,4 +228,27 @@ fn a_layer_not_in_the_archive_is_rehashed_in_the_layout() {
     // Once the layer is sound, the same archive spools.
     crate::testutil::overwrite(&stored, &layer);
     spool(pipe(bytes), &l).expect("spool");
+}
+
+/// Regression: a manifest written anew around a layer compressed on its way in lost the
+/// top-level fields hoist does not model.
+#[test]
+fn a_manifest_written_anew_keeps_its_unknown_fields() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "amd64");
+    let plain = manifest_of(&layer, MediaType::OCI_LAYER, &config);
+    let mut json: serde_json::Value = serde_json::from_slice(plain.bytes()).expect("json");
+    let vendor = serde_json::json!({ "kept": true });
+    json["io.example.vendor"] = vendor.clone();
+    let manifest = RawJson::<ImageManifest>::parse(serde_json::to_vec(&json).expect("bytes"))
+        .expect("manifest");
+    let (bytes, desc) = archive_with(&layer, &config, &manifest);
+    let (_d, l) = new_layout();
+    spool_with(pipe(bytes), &l, zstd()).expect("spool with compression");
+    let tagged = l.resolve(Some("tool:1")).expect("tag");
+    assert_ne!(tagged.digest, desc.digest, "the manifest is written anew");
+    let written: RawJson<ImageManifest> = l.read_json(&tagged).expect("manifest");
+    let json: serde_json::Value = serde_json::from_slice(written.bytes()).expect("json");
+    assert_eq!(json.get("io.example.vendor"), Some(&vendor));
+    assert_compressed_image(&l, config.digest());
 }
