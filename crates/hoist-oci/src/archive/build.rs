@@ -247,11 +247,14 @@ impl<'a> Substitutes<'a> {
                 continue;
             };
             check_substitute(l, stored, diff_ids.as_ref().map(|ids| &ids[i]))?;
-            let mut layer = l.clone();
-            layer.media_type = MediaType::oci_layer(stored.compression);
-            layer.digest = stored.digest.clone();
-            layer.size = stored.size;
-            layers.push(layer);
+            // Other bytes: what the archive's descriptor said of its bytes (embedded `data`,
+            // `urls`, annotations such as a TOC digest) is not said of these, as
+            // `--recompress` drops it too.
+            layers.push(Descriptor::new(
+                MediaType::oci_layer(stored.compression),
+                stored.digest.clone(),
+                stored.size,
+            ));
         }
         let mut config_desc = m.config.clone();
         config_desc.media_type = MediaType::new(MediaType::OCI_CONFIG);
@@ -335,7 +338,8 @@ fn oci_typed(l: &Descriptor) -> Descriptor {
 }
 
 /// Store `json` and describe it as `was` was described (platform, annotations), with its own
-/// media type, digest and size.
+/// media type, digest and size (and without `was`'s embedded `data`, which are the old bytes:
+/// see [`Descriptor::with_content`]).
 fn written<T>(
     layout: &Layout,
     was: &Descriptor,
@@ -343,11 +347,7 @@ fn written<T>(
     json: RawJson<T>,
 ) -> Result<Descriptor> {
     layout.write_json(&json)?;
-    let mut d = was.clone();
-    d.media_type = MediaType::new(media_type);
-    d.digest = json.digest().clone();
-    d.size = json.bytes().len() as u64;
-    Ok(d)
+    Ok(was.with_content(media_type, json.digest().clone(), json.bytes().len() as u64))
 }
 
 /// The uncompressed digests of the compressed layers stored as they came, each computed once

@@ -498,3 +498,48 @@ fn unknown_manifest_fields_survive_a_conversion_to_oci_and_not_to_docker() {
         None
     );
 }
+
+/// Regression: an index entry naming a converted image kept the old image's embedded `data`
+/// (and `urls`), which no longer match its digest.
+#[test]
+fn an_index_entry_of_a_converted_image_loses_the_old_bytes() {
+    let source = index(MediaType::OCI_INDEX, MediaType::OCI_MANIFEST);
+    let mut value = source.value().clone();
+    for entry in &mut value.manifests {
+        entry.data = Some("e30=".into());
+        entry.urls = vec!["https://example.com/manifest".into()];
+    }
+    let source = RawJson::from_value(value).expect("serializes");
+    for (format, child_type) in [
+        (ManifestFormat::Oci, MediaType::OCI_MANIFEST),
+        (ManifestFormat::DockerV2S2, MediaType::DOCKER_MANIFEST),
+    ] {
+        let children = mapping(&source, child_type);
+        let c = convert_index(&source, format, &children).expect("converts");
+        check_consistent(&c);
+        for (new, old) in c
+            .document
+            .value()
+            .manifests
+            .iter()
+            .zip(&source.value().manifests)
+        {
+            assert_eq!(new.digest, children[&old.digest].digest);
+            assert_eq!(new.data, None, "{format}");
+            assert!(new.urls.is_empty(), "{format}");
+            assert_eq!(new.platform, old.platform);
+            if format == ManifestFormat::Oci {
+                assert_eq!(new.annotations, old.annotations);
+            }
+        }
+    }
+    // Images converted to what they were: their entries still name the same bytes.
+    let same: BTreeMap<Digest, Descriptor> = source
+        .value()
+        .manifests
+        .iter()
+        .map(|d| (d.digest.clone(), d.clone()))
+        .collect();
+    let c = convert_index(&source, ManifestFormat::Oci, &same).expect("as it is");
+    assert_eq!(c.document, source);
+}

@@ -127,6 +127,8 @@ fn an_index_in_an_index_only_archive_is_rewritten_too() {
     assert_eq!(manifest.digest(), &manifest_desc.digest);
     let mut entry = manifest_desc.clone();
     entry.platform = Some(crate::Platform::parse("linux/s390x").expect("platform"));
+    // The manifest's bytes embedded: no longer its bytes once it is written anew.
+    entry.data = Some("e30=".into());
     // Fields hoist does not model stay on the entry written anew.
     entry.extra.insert(
         "io.example.vendor".into(),
@@ -174,6 +176,7 @@ fn an_index_in_an_index_only_archive_is_rewritten_too() {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].platform, entry.platform);
     assert_eq!(listed[0].extra, entry.extra);
+    assert_eq!(listed[0].data, None);
     assert_ne!(listed[0].digest, manifest_desc.digest);
     assert_eq!(listed[1], absent);
     let image = l.image_at(&tagged, Some(&s390x)).expect("image");
@@ -251,4 +254,40 @@ fn a_manifest_written_anew_keeps_its_unknown_fields() {
     let json: serde_json::Value = serde_json::from_slice(written.bytes()).expect("json");
     assert_eq!(json.get("io.example.vendor"), Some(&vendor));
     assert_compressed_image(&l, config.digest());
+}
+
+/// Regression: a descriptor naming bytes the spool replaced (a layer compressed on its way in,
+/// the manifest written anew around it) kept the old bytes' embedded `data`, no longer theirs.
+#[test]
+fn a_descriptor_of_replaced_bytes_loses_what_described_the_old_ones() {
+    let layer = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let config = config_for(vec![Digest::sha256_of(&layer)], "amd64");
+    let mut value = manifest_of(&layer, MediaType::OCI_LAYER, &config)
+        .value()
+        .clone();
+    value.layers[0].data = Some("dGFy".into());
+    value.layers[0]
+        .annotations
+        .insert("io.example.toc".into(), "of the tar".into());
+    let manifest = RawJson::from_value(value).expect("manifest");
+    let mut desc = manifest.descriptor(MediaType::OCI_MANIFEST);
+    desc.data = Some("e30=".into());
+    let bytes = archive(vec![
+        Item::File(&blob_path(&Digest::sha256_of(&layer)), layer.clone()),
+        Item::File(&blob_path(config.digest()), config.bytes().to_vec()),
+        Item::File(&blob_path(manifest.digest()), manifest.bytes().to_vec()),
+        Item::File("index.json", top_index(&desc)),
+        Item::File("oci-layout", MARKER.to_vec()),
+    ]);
+    let (_d, l) = new_layout();
+    let images = spool_with(pipe(bytes), &l, zstd()).expect("spool with compression");
+    let tagged = l.resolve(Some("tool:1")).expect("tag");
+    assert_ne!(tagged.digest, desc.digest, "the manifest is written anew");
+    assert_eq!(tagged.data, None);
+    assert_eq!(images[0].manifest.data, None);
+    let written: RawJson<ImageManifest> = l.read_json(&tagged).expect("manifest");
+    let compressed = &written.value().layers[0];
+    assert_eq!(compressed.media_type, MediaType::OCI_LAYER_ZSTD);
+    assert_eq!(compressed.data, None);
+    assert!(compressed.annotations.is_empty(), "{compressed:?}");
 }
