@@ -291,3 +291,160 @@ fn a_descriptor_of_replaced_bytes_loses_what_described_the_old_ones() {
     assert_eq!(compressed.data, None);
     assert!(compressed.annotations.is_empty(), "{compressed:?}");
 }
+
+/// A tar of one file of `len` bytes that do not compress, so that its gzip or zstd stream is
+/// about as long (a layer-sized entry; over several 128 KiB frames when `len` is).
+fn noisy_tar(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    tar_of(&[("noise", &noise)])
+}
+
+/// `tar` as the archive may hold it: plain, gzip or zstd, with the media type saying so.
+fn stored_forms(tar: &[u8]) -> Vec<(Vec<u8>, &'static str)> {
+    let packed = |c: Compression| {
+        let mut out = Vec::new();
+        crate::codec::compress(tar, &mut out, c, None, 1).expect("compress");
+        out
+    };
+    vec![
+        (tar.to_vec(), MediaType::OCI_LAYER),
+        (packed(Compression::Gzip), MediaType::OCI_LAYER_GZIP),
+        (packed(Compression::Zstd), MediaType::OCI_LAYER_ZSTD),
+    ]
+}
+
+/// Regression: an `index.json`-only archive's layers stored as they came (neither compressed
+/// nor decompressed on the way in) were never checked against their config's `diff_ids`, so a
+/// config lying about them spooled and was tagged.
+#[test]
+fn an_index_only_archive_whose_config_lies_about_a_layer_is_refused() {
+    // A small layer (decoded when its entry ends) and one of several frames (decoded on a
+    // helper thread while it streams).
+    for len in [2048, 700 << 10] {
+        let tar = noisy_tar(len);
+        for (entry, media_type) in stored_forms(&tar) {
+            let what = format!("{media_type}, {} bytes", entry.len());
+            let lying = config_for(vec![Digest::sha256_of(b"another layer")], "amd64");
+            let manifest = manifest_of(&entry, media_type, &lying);
+            let (bytes, _) = archive_with(&entry, &lying, &manifest);
+            let (_d, l) = new_layout();
+            let err = spool(pipe(bytes), &l).expect_err(&what);
+            assert!(err.is_digest_mismatch(), "{what}: {err}");
+            let text = err.to_string();
+            assert!(text.contains("diff_id"), "{what}: {err}");
+            assert!(
+                text.contains(&Digest::sha256_of(&entry).to_string()),
+                "{what}: the layer is named: {err}"
+            );
+            assert!(l.tags().expect("tags").is_empty(), "{what}");
+
+            // The truth spools, the layer stored as it came and the manifest kept.
+            let config = config_for(vec![Digest::sha256_of(&tar)], "amd64");
+            let manifest = manifest_of(&entry, media_type, &config);
+            let (bytes, desc) = archive_with(&entry, &config, &manifest);
+            let images = spool(pipe(bytes), &l).expect(&what);
+            assert_eq!(images[0].manifest.digest, desc.digest, "{what}");
+            let image = l.image(Some("tool:1"), None).expect("tagged");
+            assert_eq!(
+                image.manifest.value().layers[0].digest,
+                Digest::sha256_of(&entry)
+            );
+        }
+    }
+}
+
+/// A gzip layer whose bytes match its name but do not decode: said so, naming the layer.
+#[test]
+fn an_index_only_archive_with_a_layer_that_does_not_decode_is_refused() {
+    let tar = noisy_tar(300 << 10);
+    let (mut entry, media_type) = stored_forms(&tar).swap_remove(1);
+    assert_eq!(media_type, MediaType::OCI_LAYER_GZIP);
+    let middle = entry.len() / 2;
+    entry[middle] ^= 0xff;
+    let config = config_for(vec![Digest::sha256_of(&tar)], "amd64");
+    let (bytes, _) = archive_with(&entry, &config, &manifest_of(&entry, media_type, &config));
+    let (_d, l) = new_layout();
+    let err = spool(pipe(bytes), &l).expect_err("does not decode");
+    assert!(err.is_corrupt(), "{err}");
+    assert_eq!(err.digest(), Some(&Digest::sha256_of(&entry)), "{err}");
+    assert!(l.tags().expect("tags").is_empty());
+}
+
+/// The other platforms an index lists are checked too, for the layers the archive carries,
+/// whatever order its entries come in (here the layers last).
+#[test]
+fn another_platform_whose_config_lies_about_a_carried_layer_is_refused() {
+    let s390x_tar = tar_of(&[("bin/tool", b"#!/bin/sh")]);
+    let arm64_tar = noisy_tar(4096);
+    let (arm64_layer, arm64_type) = stored_forms(&arm64_tar).swap_remove(1);
+    let s390x_config = config_for(vec![Digest::sha256_of(&s390x_tar)], "s390x");
+    let s390x = manifest_of(&s390x_tar, MediaType::OCI_LAYER, &s390x_config);
+    let archive_for = |arm64_config: &RawJson<ImageConfig>| {
+        let arm64 = manifest_of(&arm64_layer, arm64_type, arm64_config);
+        let entry = |m: &RawJson<ImageManifest>, platform: &str| {
+            let mut d = m.descriptor(MediaType::OCI_MANIFEST);
+            d.platform = Some(crate::Platform::parse(platform).expect("platform"));
+            d
+        };
+        let index = RawJson::<ImageIndex>::from_value(ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+            artifact_type: None,
+            manifests: vec![entry(&s390x, "linux/s390x"), entry(&arm64, "linux/arm64")],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        })
+        .expect("index");
+        archive(vec![
+            Item::File(
+                "index.json",
+                top_index(&index.descriptor(MediaType::OCI_INDEX)),
+            ),
+            Item::File("oci-layout", MARKER.to_vec()),
+            Item::File(&blob_path(index.digest()), index.bytes().to_vec()),
+            Item::File(&blob_path(s390x.digest()), s390x.bytes().to_vec()),
+            Item::File(&blob_path(arm64.digest()), arm64.bytes().to_vec()),
+            Item::File(
+                &blob_path(s390x_config.digest()),
+                s390x_config.bytes().to_vec(),
+            ),
+            Item::File(
+                &blob_path(arm64_config.digest()),
+                arm64_config.bytes().to_vec(),
+            ),
+            Item::File(
+                &blob_path(&Digest::sha256_of(&s390x_tar)),
+                s390x_tar.clone(),
+            ),
+            Item::File(
+                &blob_path(&Digest::sha256_of(&arm64_layer)),
+                arm64_layer.clone(),
+            ),
+        ])
+    };
+    let options = || {
+        SpoolOptions::new().platform(Some(crate::Platform::parse("linux/s390x").expect("s390x")))
+    };
+    let lying = config_for(vec![Digest::sha256_of(b"another layer")], "arm64");
+    let (_d, l) = new_layout();
+    let err = spool_with(pipe(archive_for(&lying)), &l, options()).expect_err("arm64 lies");
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&Digest::sha256_of(&arm64_layer).to_string()),
+        "{err}"
+    );
+    assert!(l.tags().expect("tags").is_empty());
+    let truthful = config_for(vec![Digest::sha256_of(&arm64_tar)], "arm64");
+    spool_with(pipe(archive_for(&truthful)), &l, options()).expect("spools");
+    assert_eq!(l.tags().expect("tags"), vec!["tool:1"]);
+}
