@@ -12,8 +12,12 @@
 //! than dropped: zstd and encrypted layers, artifacts (a config that is no image config, an
 //! `artifactType`), a `subject`, and any media type not listed below. Annotations, which the
 //! Docker format has no place for, are dropped, as `containers/image` (skopeo, podman) drops
-//! them: the manifest's, the index's and every descriptor's. Descriptors keep their media
-//! type, digest, size and `urls` (and, in a manifest list, the platform).
+//! them: the manifest's, the index's and every descriptor's. So are the fields hoist does not
+//! model (the `extra` maps: a vendor's, or a later OCI spec's), which are no Docker fields.
+//! Descriptors keep their media type, digest, size and `urls` (and, in a manifest list, the
+//! platform). Converted to OCI, a document keeps everything it had but its media types; an
+//! index entry naming an image converted keeps its platform and annotations, not the `data` or
+//! `urls` of the old image ([`Descriptor::with_content`]).
 //!
 //! | OCI | Docker v2 schema 2 |
 //! |-----|--------------------|
@@ -193,19 +197,17 @@ pub fn convert_index(
         children_changed |= new.digest != listed.digest
             || new.media_type != listed.media_type
             || new.size != listed.size;
+        // The entry names the converted image; what named the old bytes (embedded `data`,
+        // `urls`) goes when they changed.
+        let moved = listed.with_content(new.media_type.clone(), new.digest.clone(), new.size);
         let entry = match format {
             // A manifest list entry has no annotations, artifact type or embedded data.
             ManifestFormat::DockerV2S2 => Descriptor {
-                urls: listed.urls.clone(),
-                platform: listed.platform.clone(),
+                urls: moved.urls,
+                platform: moved.platform,
                 ..new_pointer(new)
             },
-            ManifestFormat::Oci => Descriptor {
-                media_type: new.media_type.clone(),
-                digest: new.digest.clone(),
-                size: new.size,
-                ..listed.clone()
-            },
+            ManifestFormat::Oci => moved,
         };
         manifests.push(entry);
     }
@@ -308,6 +310,9 @@ fn to_docker_manifest(value: &ImageManifest) -> crate::Result<ImageManifest> {
         layers,
         subject: None,
         annotations: BTreeMap::new(),
+        // What hoist does not model is OCI's or a vendor's, never Docker's: dropped, as the
+        // annotations are (and as a manifest list drops the index's).
+        extra: BTreeMap::new(),
     })
 }
 

@@ -55,6 +55,37 @@ impl Descriptor {
             extra: BTreeMap::new(),
         }
     }
+
+    /// This descriptor naming other bytes: `media_type`, `digest` and `size` replace its own
+    /// (a manifest or index written anew, listed where the old one was).
+    ///
+    /// When the digest changes, what is bound to the old bytes goes with them: `data` (the old
+    /// bytes themselves, which would no longer match the digest, an invalid descriptor) and
+    /// `urls` (where the old bytes can be fetched). What says what the content is for stays:
+    /// the platform, the artifact type, the annotations (a layout's tag is one) and `extra`
+    /// (fields hoist cannot judge, kept as a rewritten `index.json` keeps them). With the same
+    /// digest, only the media type and size are replaced.
+    ///
+    /// A layer whose bytes were recompressed keeps nothing of its old descriptor: its
+    /// annotations may describe the old encoding (a TOC digest), so build it with
+    /// [`Descriptor::new`].
+    #[must_use]
+    pub fn with_content(
+        &self,
+        media_type: impl Into<MediaType>,
+        digest: Digest,
+        size: u64,
+    ) -> Descriptor {
+        let mut out = self.clone();
+        if digest != self.digest {
+            out.data = None;
+            out.urls.clear();
+        }
+        out.media_type = media_type.into();
+        out.digest = digest;
+        out.size = size;
+        out
+    }
 }
 
 impl From<String> for MediaType {
@@ -88,4 +119,38 @@ pub struct Platform {
     /// [`Descriptor::extra`], no field named above belongs here.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_content_drops_what_names_the_old_bytes_and_keeps_the_rest() {
+        let old = Digest::sha256_of(b"{}");
+        let mut d = Descriptor::new(MediaType::DOCKER_MANIFEST, old.clone(), 2);
+        d.data = Some("e30=".into());
+        d.urls = vec!["https://example.com/m".into()];
+        d.annotations
+            .insert(crate::layout::REF_NAME.into(), "v1".into());
+        d.platform = Some(crate::Platform::new("linux", "arm64"));
+        d.artifact_type = Some(MediaType::new("application/vnd.example"));
+        d.extra
+            .insert("io.example.vendor".into(), serde_json::json!(1));
+        let new = Digest::sha256_of(b"{ }");
+        let moved = d.with_content(MediaType::OCI_MANIFEST, new.clone(), 3);
+        assert_eq!(
+            (moved.media_type.as_str(), &moved.digest, moved.size),
+            (MediaType::OCI_MANIFEST, &new, 3)
+        );
+        assert_eq!(moved.data, None);
+        assert!(moved.urls.is_empty());
+        assert_eq!(moved.annotations, d.annotations);
+        assert_eq!(moved.platform, d.platform);
+        assert_eq!(moved.artifact_type, d.artifact_type);
+        assert_eq!(moved.extra, d.extra);
+        // The same bytes under another media type: still described by data and urls.
+        let retyped = d.with_content(MediaType::OCI_MANIFEST, old, 2);
+        assert_eq!((&retyped.data, &retyped.urls), (&d.data, &d.urls));
+    }
 }

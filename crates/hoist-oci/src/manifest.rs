@@ -132,6 +132,15 @@ pub struct ImageManifest {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Fields hoist does not model (another tool's, or a later spec's), kept as given so that
+    /// a manifest hoist writes anew in the OCI format (a spooled archive's, around layers stored
+    /// under another digest; one converted from Docker v2 schema 2) does not drop them. A
+    /// manifest converted to Docker v2 schema 2 drops them, as it drops annotations. A received
+    /// manifest is never re-serialized ([`RawJson::bytes`]), so this only matters for one hoist
+    /// writes. Parsing never puts a field named above here; a caller must not either (it would
+    /// be written twice).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl ImageManifest {
@@ -146,6 +155,7 @@ impl ImageManifest {
             layers,
             subject: None,
             annotations: BTreeMap::new(),
+            extra: BTreeMap::new(),
         }
     }
 

@@ -73,6 +73,7 @@ pub(crate) fn write_image(
         layers: descs,
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     })
     .expect("manifest");
     layout.write_json(&manifest).expect("write manifest");

@@ -182,6 +182,7 @@ mod tests {
             layers: (0..n).map(|i| blob(i, c)).collect(),
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         };
         let diff_ids: Vec<Digest> = (0..n)
             .map(|i| Digest::sha256_of(format!("diff{i}").as_bytes()))
@@ -257,6 +258,7 @@ mod tests {
             layers: vec![blob(0, Compression::None)],
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         };
         assert!(img.add_manifest(&other).is_err());
         other.layers = (0..3).map(|i| blob(i, Compression::None)).collect();

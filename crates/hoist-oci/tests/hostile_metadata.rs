@@ -113,6 +113,7 @@ fn manifest_bytes(config: Descriptor, layers: Vec<Descriptor>) -> Vec<u8> {
         layers,
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     })
     .expect("manifest")
     .into_bytes()

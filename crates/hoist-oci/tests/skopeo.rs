@@ -116,6 +116,7 @@ fn write_image(layout: &Layout, tag: &str, compressions: [Compression; 3]) -> Wr
         layers: layers.clone(),
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     })
     .expect("manifest");
     layout.write_json(&manifest).expect("write manifest");

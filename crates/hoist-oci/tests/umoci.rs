@@ -106,6 +106,7 @@ fn umoci_unpacks_layouts_we_write() {
         layers,
         subject: None,
         annotations: Default::default(),
+        extra: Default::default(),
     })
     .expect("manifest");
     layout.write_json(&manifest).expect("manifest blob");

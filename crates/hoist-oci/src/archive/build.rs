@@ -4,13 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::diff_id::{DiffIds, agree};
 use super::read::{Collected, Stored, oci_blob_digest};
 use super::{ArchiveManifestEntry, MAX_LINK_HOPS, SpooledImage, normalize, shown};
-use crate::codec::{self, Compression};
-use crate::digest::Digester;
 use crate::layout::Layout;
 use crate::{
-    Descriptor, Digest, Error, ErrorKind, ImageConfig, ImageIndex, ImageManifest, MediaType,
+    Descriptor, Digest, Error, ErrorKind, Image, ImageConfig, ImageIndex, ImageManifest, MediaType,
     RawJson, Result,
 };
 
@@ -50,7 +49,7 @@ pub(super) fn build_from_manifest_json(
         ));
     }
     let mut out = Vec::with_capacity(entries.len());
-    let mut diff_ids_of = DiffIds::new(layout);
+    let mut diff_ids_of = DiffIds::new(layout, c);
     for entry in entries {
         let cfg = lookup(c, &entry.config)?;
         let config_desc = Descriptor::new(MediaType::OCI_CONFIG, cfg.digest.clone(), cfg.size);
@@ -69,28 +68,15 @@ pub(super) fn build_from_manifest_json(
         let mut layers = Vec::with_capacity(entry.layers.len());
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
             let s = lookup(c, path)?;
-            let desc = Descriptor::new(MediaType::OCI_LAYER, s.digest.clone(), s.size);
-            let compression = s.compression;
-            let actual_diff_id = match &s.diff_id {
-                Some(known) => known.clone(),
-                None if compression == Compression::None => s.digest.clone(),
-                None => diff_ids_of.get(&desc)?,
-            };
-            if &actual_diff_id != diff_id {
-                return Err(Error::new(
-                    ErrorKind::DigestMismatch,
-                    format!(
-                        "layer {} has diff_id {actual_diff_id} but config {} says {diff_id}",
-                        shown(path),
-                        shown(&entry.config)
-                    ),
-                )
-                .with_digest(&s.digest));
-            }
+            let actual = diff_ids_of
+                .of_stored(s)
+                .map_err(|e| e.with_path(shown(path)))?;
+            agree(&shown(path), &actual, &shown(&entry.config), diff_id)
+                .map_err(|e| e.with_digest(&s.digest))?;
             layers.push(Descriptor::new(
-                MediaType::oci_layer(compression),
-                desc.digest,
-                desc.size,
+                MediaType::oci_layer(s.compression),
+                s.digest.clone(),
+                s.size,
             ));
         }
         let manifest = RawJson::from_value(ImageManifest::new(config_desc.clone(), layers))?;
@@ -110,8 +96,13 @@ pub(super) fn build_from_manifest_json(
 /// in (`compress_layers`), or decompressed (an xz or bzip2 blob), is stored under another
 /// digest, so each manifest naming one is written anew with the stored layer in its place (and
 /// each index naming such a manifest, up to the entry of `index.json`); the config is kept as
-/// it is, its `diff_ids` naming the uncompressed tars, and each substituted layer is checked
-/// against them.
+/// it is, its `diff_ids` naming the uncompressed tars.
+///
+/// Every layer of each image spooled (the platform asked for, under an index) must be there
+/// and is checked against its config's `diff_ids`: a layer the archive carried by what the pass
+/// over it computed, one the layout held before by reading it once. The other images under
+/// `index.json` whose config the archive carried (other platforms) have the layers the archive
+/// carried checked the same way; their others may be left out of an archive.
 pub(super) fn build_from_index(
     bytes: &[u8],
     c: &Collected,
@@ -120,27 +111,15 @@ pub(super) fn build_from_index(
 ) -> Result<Vec<SpooledImage>> {
     let index: RawJson<ImageIndex> = RawJson::parse(bytes.to_vec())?;
     let substitutes = Substitutes::of(c)?;
-    // The blobs this spool stored, each verified as it streamed in.
-    let carried: HashSet<&Digest> = c.files.values().map(|s| &s.digest).collect();
+    let mut diff_ids = DiffIds::new(layout, c);
+    let mut checked = HashSet::new();
     let mut out = Vec::new();
     for listed in &index.value().manifests {
         let d = substitutes.rewrite(layout, listed, 0)?;
         let image = layout.image_at(&d, platform)?;
-        for l in &image.manifest.value().layers {
-            // A layer the archive did not carry is one the layout held before: rehashed, so
-            // a blob damaged on disk since does not pass for it.
-            let present = if carried.contains(&l.digest) {
-                layout.has_blob(l)?
-            } else {
-                layout.has_verified_blob(l)?
-            };
-            if !present {
-                return Err(
-                    Error::new(ErrorKind::NotFound, "layer missing from the archive")
-                        .with_digest(&l.digest),
-                );
-            }
-        }
+        check_spooled(layout, &image, &mut diff_ids)?;
+        checked.insert(image.descriptor.digest.clone());
+        check_carried(layout, &d, &mut diff_ids, &mut checked, 0)?;
         let tags = d
             .annotations
             .get(crate::layout::REF_NAME)
@@ -154,6 +133,97 @@ pub(super) fn build_from_index(
         });
     }
     Ok(out)
+}
+
+/// Check that every layer of `image` is there and is what its config says.
+fn check_spooled(layout: &Layout, image: &Image, diff_ids: &mut DiffIds<'_>) -> Result<()> {
+    let m = image.manifest.value();
+    let want = paired(m, image.config.value(), &image.descriptor.digest)?;
+    for (l, want) in m.layers.iter().zip(want) {
+        let actual = match diff_ids.carried(l)? {
+            Some(actual) if layout.has_blob(l)? => Some(actual),
+            Some(_) => None,
+            // A layer the archive did not carry is one the layout held before: rehashed (in
+            // the same read as its diff_id), so a blob damaged on disk since does not pass
+            // for it.
+            None => diff_ids.held(l)?,
+        };
+        let Some(actual) = actual else {
+            return Err(
+                Error::new(ErrorKind::NotFound, "layer missing from the archive")
+                    .with_digest(&l.digest),
+            );
+        };
+        agree_in(l, &actual, &m.config, want)?;
+    }
+    Ok(())
+}
+
+/// Check each image under `d` not `checked` yet whose manifest and config the layout holds:
+/// the layers the archive carried, against the config. Nothing is read but JSON: the other
+/// layers are another platform's the archive left out, or the layout's from before.
+fn check_carried(
+    layout: &Layout,
+    d: &Descriptor,
+    diff_ids: &mut DiffIds<'_>,
+    checked: &mut HashSet<Digest>,
+    depth: usize,
+) -> Result<()> {
+    if checked.contains(&d.digest) || !layout.has_blob(d)? {
+        return Ok(());
+    }
+    checked.insert(d.digest.clone());
+    if d.media_type.is_index() {
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(Error::invalid("indexes nested too deeply").with_digest(&d.digest));
+        }
+        let index: RawJson<ImageIndex> = layout.read_json(d)?;
+        for entry in &index.value().manifests {
+            check_carried(layout, entry, diff_ids, checked, depth + 1)?;
+        }
+        return Ok(());
+    }
+    if !d.media_type.is_manifest() {
+        return Ok(());
+    }
+    let manifest: RawJson<ImageManifest> = layout.read_json(d)?;
+    let m = manifest.value();
+    if !m.is_container_image() || !layout.has_blob(&m.config)? {
+        return Ok(());
+    }
+    let config: RawJson<ImageConfig> = layout.read_json(&m.config)?;
+    let want = paired(m, config.value(), &d.digest)?;
+    for (l, want) in m.layers.iter().zip(want) {
+        if let Some(actual) = diff_ids.carried(l)? {
+            agree_in(l, &actual, &m.config, want)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `diff_ids` of `config`, one per layer of `m` (the manifest `digest`).
+fn paired<'c>(m: &ImageManifest, config: &'c ImageConfig, digest: &Digest) -> Result<&'c [Digest]> {
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != m.layers.len() {
+        return Err(Error::invalid(format!(
+            "manifest lists {} layers but its config lists {} diff_ids",
+            m.layers.len(),
+            diff_ids.len()
+        ))
+        .with_digest(digest));
+    }
+    Ok(diff_ids)
+}
+
+/// [`agree`] for layer `l` of an image whose config is `config`.
+fn agree_in(l: &Descriptor, actual: &Digest, config: &Descriptor, want: &Digest) -> Result<()> {
+    agree(
+        &l.digest.to_string(),
+        actual,
+        &config.digest.to_string(),
+        want,
+    )
+    .map_err(|e| e.with_digest(&l.digest))
 }
 
 /// The archive's `blobs/<alg>/<hex>` entries the spool stored under another digest (compressed
@@ -222,36 +292,23 @@ impl<'a> Substitutes<'a> {
         if !m.config.media_type.is_config() || !m.layers.iter().all(|l| l.media_type.is_layer()) {
             return Err(self.artifact_error(m, &d.digest));
         }
-        // The image of another platform than the one spooled may come without its config;
-        // its substituted layers are still the tars the archive names (checked as they
-        // streamed in), there is just no config to check them against.
-        let diff_ids = if layout.has_blob(&m.config)? {
-            let config: RawJson<ImageConfig> = layout.read_json(&m.config)?;
-            let diff_ids = config.value().rootfs.diff_ids.clone();
-            if diff_ids.len() != m.layers.len() {
-                return Err(Error::invalid(format!(
-                    "manifest lists {} layers but its config lists {} diff_ids",
-                    m.layers.len(),
-                    diff_ids.len()
-                ))
-                .with_digest(&d.digest));
-            }
-            Some(diff_ids)
-        } else {
-            None
-        };
+        // Each substituted layer's diff_id is checked with the rest of the image's layers
+        // (check_spooled, check_carried), once its config is known to be there.
         let mut layers = Vec::with_capacity(m.layers.len());
-        for (i, l) in m.layers.iter().enumerate() {
+        for l in &m.layers {
             let Some(stored) = self.by_name.get(&l.digest) else {
                 layers.push(oci_typed(l));
                 continue;
             };
-            check_substitute(l, stored, diff_ids.as_ref().map(|ids| &ids[i]))?;
-            let mut layer = l.clone();
-            layer.media_type = MediaType::oci_layer(stored.compression);
-            layer.digest = stored.digest.clone();
-            layer.size = stored.size;
-            layers.push(layer);
+            check_size(l, stored)?;
+            // Other bytes: what the archive's descriptor said of its bytes (embedded `data`,
+            // `urls`, annotations such as a TOC digest) is not said of these, as
+            // `--recompress` drops it too.
+            layers.push(Descriptor::new(
+                MediaType::oci_layer(stored.compression),
+                stored.digest.clone(),
+                stored.size,
+            ));
         }
         let mut config_desc = m.config.clone();
         config_desc.media_type = MediaType::new(MediaType::OCI_CONFIG);
@@ -290,38 +347,21 @@ impl<'a> Substitutes<'a> {
     }
 }
 
-/// Check that `stored`, (de)compressed from the archive's layer `l`, still is the layer its
-/// config names: the archive's descriptor matches the entry (size; the digest was checked as
-/// it streamed in) and the uncompressed digest is the config's `diff_id` (when the config is
-/// there).
-fn check_substitute(l: &Descriptor, stored: &Stored, diff_id: Option<&Digest>) -> Result<()> {
-    if l.size != stored.archived {
-        return Err(Error::new(
-            ErrorKind::SizeMismatch,
-            format!(
-                "a manifest in the archive gives layer {} a size of {} bytes, but the archive \
-                 holds {} bytes",
-                l.digest, l.size, stored.archived
-            ),
-        )
-        .with_digest(&l.digest));
+/// Check that the archive's descriptor of layer `l` matches the entry `stored` was
+/// (de)compressed from: its size (the digest was checked as the entry streamed in).
+fn check_size(l: &Descriptor, stored: &Stored) -> Result<()> {
+    if l.size == stored.archived {
+        return Ok(());
     }
-    match (&stored.diff_id, diff_id) {
-        (Some(actual), Some(want)) if actual == want => Ok(()),
-        (Some(_), None) => Ok(()),
-        (actual, want) => Err(Error::new(
-            ErrorKind::DigestMismatch,
-            format!(
-                "layer {} has diff_id {} but its config says {}",
-                l.digest,
-                actual
-                    .as_ref()
-                    .map_or("unknown".to_owned(), Digest::to_string),
-                want.map_or("nothing".to_owned(), Digest::to_string)
-            ),
-        )
-        .with_digest(&l.digest)),
-    }
+    Err(Error::new(
+        ErrorKind::SizeMismatch,
+        format!(
+            "a manifest in the archive gives layer {} a size of {} bytes, but the archive holds \
+             {} bytes",
+            l.digest, l.size, stored.archived
+        ),
+    )
+    .with_digest(&l.digest))
 }
 
 /// A layer descriptor with the OCI media type for its compression (a manifest written anew is
@@ -335,7 +375,8 @@ fn oci_typed(l: &Descriptor) -> Descriptor {
 }
 
 /// Store `json` and describe it as `was` was described (platform, annotations), with its own
-/// media type, digest and size.
+/// media type, digest and size (and without `was`'s embedded `data`, which are the old bytes:
+/// see [`Descriptor::with_content`]).
 fn written<T>(
     layout: &Layout,
     was: &Descriptor,
@@ -343,70 +384,5 @@ fn written<T>(
     json: RawJson<T>,
 ) -> Result<Descriptor> {
     layout.write_json(&json)?;
-    let mut d = was.clone();
-    d.media_type = MediaType::new(media_type);
-    d.digest = json.digest().clone();
-    d.size = json.bytes().len() as u64;
-    Ok(d)
-}
-
-/// The uncompressed digests of the compressed layers stored as they came, each computed once
-/// per spool: an archive of many images naming one compressed base layer (the containerd image
-/// store saves them so) would otherwise decompress and hash it again for every image.
-struct DiffIds<'l> {
-    layout: &'l Layout,
-    known: HashMap<Digest, Digest>,
-    /// How many blobs were decompressed (for the tests).
-    computed: usize,
-}
-
-impl<'l> DiffIds<'l> {
-    fn new(layout: &'l Layout) -> Self {
-        DiffIds {
-            layout,
-            known: HashMap::new(),
-            computed: 0,
-        }
-    }
-
-    /// The digest of `desc`'s uncompressed content, streamed through the decoder (verified
-    /// against `desc` as it is read).
-    fn get(&mut self, desc: &Descriptor) -> Result<Digest> {
-        if let Some(known) = self.known.get(&desc.digest) {
-            return Ok(known.clone());
-        }
-        let mut hasher = Digester::new(crate::Algorithm::Sha256);
-        let reader = codec::decoder(self.layout.open_blob(desc)?)?;
-        codec::copy(reader, &mut hasher).map_err(|e| e.with_digest(&desc.digest))?;
-        let digest = hasher.finish();
-        self.computed += 1;
-        self.known.insert(desc.digest.clone(), digest.clone());
-        Ok(digest)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testutil::tar_of;
-
-    /// Regression: every reference to a compressed layer decompressed and hashed it again.
-    #[test]
-    fn each_compressed_layer_is_hashed_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let l = Layout::create(dir.path()).expect("layout");
-        let tar = tar_of(&[("a", &[1u8; 3000][..])]);
-        let mut packed = Vec::new();
-        codec::compress(&tar[..], &mut packed, Compression::Gzip, None, 1).expect("gzip");
-        let (digest, size) = l.write_blob(&packed[..], None).expect("store");
-        let desc = Descriptor::new(MediaType::OCI_LAYER_GZIP, digest, size);
-        let mut diff_ids = DiffIds::new(&l);
-        for _ in 0..3 {
-            assert_eq!(
-                diff_ids.get(&desc).expect("diff_id"),
-                Digest::sha256_of(&tar)
-            );
-        }
-        assert_eq!(diff_ids.computed, 1);
-    }
+    Ok(was.with_content(media_type, json.digest().clone(), json.bytes().len() as u64))
 }

@@ -77,6 +77,7 @@ pub(super) fn store_decompressed<R: Read>(
                     diff_id: Some(info.diff_id),
                     archived: size,
                     decoded: Some(name),
+                    inflated: None,
                 })
             })
         } else {
@@ -91,6 +92,7 @@ pub(super) fn store_decompressed<R: Read>(
                     compression: Compression::None,
                     archived: size,
                     decoded: Some(name),
+                    inflated: None,
                 })
             })
         }

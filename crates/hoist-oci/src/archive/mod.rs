@@ -5,7 +5,8 @@
 //! `manifest.json`, `repositories`) or Docker >= 25's OCI layout inside the tar — from a
 //! non-seekable reader, streaming every file straight into a [`crate::Layout`]'s blob store and
 //! building OCI manifests at the end, when `manifest.json` (which `docker save` writes last)
-//! says how the pieces fit. [`spool_with`] can also compress layers on the way in (one write
+//! says how the pieces fit, and checking every layer against its config's `diff_ids` (known
+//! from the same pass: a compressed layer is decoded beside its write). [`spool_with`] can also compress layers on the way in (one write
 //! per byte, blob digest and `diff_id` from the same pass), leave tagging to the caller, and
 //! report per-layer [`SpoolEvent`]s. [`write_docker_archive`] does the opposite for
 //! `docker load`, and [`write_docker_archive_streamed`] does it from blob readers (a registry)
@@ -13,6 +14,7 @@
 
 mod build;
 mod decoded;
+mod diff_id;
 mod options;
 mod read;
 mod stream;

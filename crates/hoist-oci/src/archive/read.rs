@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::rc::Rc;
 
+use super::diff_id::{Inflating, Tee};
 use super::options::{PROGRESS_STEP, SpoolEvent, SpoolOptions};
 use super::{normalize, resolve_link, shown};
 use crate::codec::{self, Compression};
@@ -41,6 +42,12 @@ pub(super) struct Stored {
     pub(super) archived: u64,
     /// The compression (`xz`, `bzip2`) the entry came in and the spool took off.
     pub(super) decoded: Option<&'static str>,
+    /// The digest of the uncompressed content of a gzip or zstd layer stored as it came,
+    /// computed beside its write (see [`super::diff_id`]) so that its config is checked without
+    /// reading it again; `None` for other entries, and for one that did not decode. Not
+    /// reported in [`SpoolEvent::LayerStored`], which gives only the `diff_id` of a tar the
+    /// spool had in hand.
+    pub(super) inflated: Option<Digest>,
 }
 
 /// What the pass over the tar collected.
@@ -392,6 +399,8 @@ fn store_entry<R: Read>(
                     .as_ref()
                     .is_none_or(|d| d.algorithm() == crate::Algorithm::Sha256))
     });
+    // A gzip or zstd layer stored as it came: its diff_id is computed beside the write.
+    let mut inflating = (is_layer && detected != Compression::None).then(Inflating::new);
     let index = is_layer.then(|| {
         let i = *layers;
         *layers += 1;
@@ -439,6 +448,7 @@ fn store_entry<R: Read>(
                 diff_id: Some(info.diff_id),
                 archived: size,
                 decoded: None,
+                inflated: None,
             })
         };
         Storing::commit(commit)?
@@ -449,7 +459,11 @@ fn store_entry<R: Read>(
     }) {
         // Already in the layout: read through, hashing, instead of rewriting.
         let mut hasher = Digester::new(digest.algorithm());
-        pump(&mut body, &mut hasher, path, size, &mut tick)?;
+        let mut tee = Tee {
+            inner: &mut hasher,
+            inflating: inflating.as_mut(),
+        };
+        pump(&mut body, &mut tee, path, size, &mut tick)?;
         let actual = hasher.finish();
         if &actual != digest {
             return Err(crate::digest::mismatch(digest, &actual).with_path(path));
@@ -461,13 +475,20 @@ fn store_entry<R: Read>(
             compression: detected,
             archived: size,
             decoded: None,
+            inflated: inflating.and_then(Inflating::finish),
         })
     } else {
         let algorithm = named
             .as_ref()
             .map_or(crate::Algorithm::Sha256, Digest::algorithm);
         let mut w = layout.blob_writer_for(algorithm)?;
-        pump(&mut body, &mut w, path, size, &mut tick)?;
+        let mut tee = Tee {
+            inner: &mut w,
+            inflating: inflating.as_mut(),
+        };
+        pump(&mut body, &mut tee, path, size, &mut tick)?;
+        // The decoder is a few frames behind at most: waited for here, so that only one runs.
+        let inflated = inflating.and_then(Inflating::finish);
         let owned = path.to_string();
         let commit = move || {
             let (digest, size) = w
@@ -480,6 +501,7 @@ fn store_entry<R: Read>(
                 compression: detected,
                 archived: size,
                 decoded: None,
+                inflated,
             })
         };
         Storing::commit(commit)?

@@ -444,3 +444,102 @@ fn a_manifest_list_refuses_a_subject_or_an_artifact_type() {
     }
     check_index(source.value(), ManifestFormat::DockerV2S2).expect("a plain index");
 }
+
+/// `m`'s bytes with `field` set to `value` at the top level, parsed again.
+fn with_top_level_field(
+    m: &RawJson<ImageManifest>,
+    field: &str,
+    value: serde_json::Value,
+) -> RawJson<ImageManifest> {
+    let mut json: serde_json::Value = serde_json::from_slice(m.bytes()).expect("json");
+    json[field] = value;
+    RawJson::parse(serde_json::to_vec(&json).expect("bytes")).expect("parses")
+}
+
+/// The top-level field `field` of a document's bytes.
+fn top_level_field(bytes: &[u8], field: &str) -> Option<serde_json::Value> {
+    let json: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+    json.get(field).cloned()
+}
+
+/// Regression: a manifest converted to OCI lost the top-level fields hoist does not model.
+#[test]
+fn unknown_manifest_fields_survive_a_conversion_to_oci_and_not_to_docker() {
+    let vendor = serde_json::json!({ "kept": true });
+    let source = with_top_level_field(
+        &docker(&[MediaType::DOCKER_LAYER_GZIP]),
+        "io.example.vendor",
+        vendor.clone(),
+    );
+    // A document in the format asked for is not rewritten: its bytes stay as they came.
+    let same = convert_manifest(&source, ManifestFormat::DockerV2S2).expect("as it is");
+    assert_eq!(same.document.bytes(), source.bytes());
+    let c = convert_manifest(&source, ManifestFormat::Oci).expect("converts");
+    check_consistent(&c);
+    assert_eq!(
+        top_level_field(c.document.bytes(), "io.example.vendor"),
+        Some(vendor.clone())
+    );
+    // Docker v2 schema 2 has no place for another's fields, as it has none for annotations.
+    let back = convert_manifest(&c.document, ManifestFormat::DockerV2S2).expect("converts");
+    check_consistent(&back);
+    assert_eq!(
+        top_level_field(back.document.bytes(), "io.example.vendor"),
+        None
+    );
+    let oci_source = with_top_level_field(
+        &oci(&[MediaType::OCI_LAYER_GZIP]),
+        "io.example.vendor",
+        vendor,
+    );
+    let docker = convert_manifest(&oci_source, ManifestFormat::DockerV2S2).expect("converts");
+    assert_eq!(
+        top_level_field(docker.document.bytes(), "io.example.vendor"),
+        None
+    );
+}
+
+/// Regression: an index entry naming a converted image kept the old image's embedded `data`
+/// (and `urls`), which no longer match its digest.
+#[test]
+fn an_index_entry_of_a_converted_image_loses_the_old_bytes() {
+    let source = index(MediaType::OCI_INDEX, MediaType::OCI_MANIFEST);
+    let mut value = source.value().clone();
+    for entry in &mut value.manifests {
+        entry.data = Some("e30=".into());
+        entry.urls = vec!["https://example.com/manifest".into()];
+    }
+    let source = RawJson::from_value(value).expect("serializes");
+    for (format, child_type) in [
+        (ManifestFormat::Oci, MediaType::OCI_MANIFEST),
+        (ManifestFormat::DockerV2S2, MediaType::DOCKER_MANIFEST),
+    ] {
+        let children = mapping(&source, child_type);
+        let c = convert_index(&source, format, &children).expect("converts");
+        check_consistent(&c);
+        for (new, old) in c
+            .document
+            .value()
+            .manifests
+            .iter()
+            .zip(&source.value().manifests)
+        {
+            assert_eq!(new.digest, children[&old.digest].digest);
+            assert_eq!(new.data, None, "{format}");
+            assert!(new.urls.is_empty(), "{format}");
+            assert_eq!(new.platform, old.platform);
+            if format == ManifestFormat::Oci {
+                assert_eq!(new.annotations, old.annotations);
+            }
+        }
+    }
+    // Images converted to what they were: their entries still name the same bytes.
+    let same: BTreeMap<Digest, Descriptor> = source
+        .value()
+        .manifests
+        .iter()
+        .map(|d| (d.digest.clone(), d.clone()))
+        .collect();
+    let c = convert_index(&source, ManifestFormat::Oci, &same).expect("as it is");
+    assert_eq!(c.document, source);
+}

@@ -77,6 +77,7 @@ impl Layout {
             layers,
             subject: None,
             annotations: m.annotations.clone(),
+            extra: m.extra.clone(),
         })?;
         self.write_json(&manifest)?;
         Ok(Image {
@@ -192,5 +193,29 @@ mod tests {
             .expect("compress again");
         let layer = &again.manifest.value().layers[0];
         l.verify_blob(layer).expect("the layer named verifies");
+    }
+
+    /// Regression: the compressed variant's manifest lost the top-level fields hoist does not
+    /// model (its annotations were kept).
+    #[test]
+    fn the_new_manifest_keeps_unknown_fields() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = Layout::create(dir.path()).expect("layout");
+        let tars = [tar_of(&[("a", &[1u8; 5000][..])])];
+        let (desc, _) = write_image(&l, &tars, Compression::None, "amd64");
+        let mut image = l.image_at(&desc, None).expect("image");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(image.manifest.bytes()).expect("json");
+        let vendor = serde_json::json!({ "kept": true });
+        json["io.example.vendor"] = vendor.clone();
+        image.manifest = RawJson::parse(serde_json::to_vec(&json).expect("bytes")).expect("parse");
+        let opts = CompressOptions {
+            compression: Compression::Zstd,
+            level: None,
+            threads: 1,
+        };
+        let zstd = l.compress_image(&image, &opts, |_| None).expect("compress");
+        let json: serde_json::Value = serde_json::from_slice(zstd.manifest.bytes()).expect("json");
+        assert_eq!(json.get("io.example.vendor"), Some(&vendor));
     }
 }

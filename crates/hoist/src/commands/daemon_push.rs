@@ -377,6 +377,7 @@ mod tests {
             layers: vec![sent.clone()],
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         })
         .expect("manifest");
         layout.write_json(&manifest).expect("write manifest");

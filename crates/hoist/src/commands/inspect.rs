@@ -526,6 +526,7 @@ mod tests {
             ],
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         };
         (config, manifest)
     }

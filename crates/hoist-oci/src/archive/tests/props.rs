@@ -68,6 +68,7 @@ proptest! {
             layers: descs,
             subject: None,
             annotations: Default::default(),
+            extra: Default::default(),
         })
         .expect("manifest");
         src.write_json(&manifest).expect("write manifest");
