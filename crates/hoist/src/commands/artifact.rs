@@ -38,12 +38,11 @@ pub async fn copy_from_layout(
     // `--format v2s2` refuses an artifact (v2s2 has none); `--format oci` keeps it as it is.
     let (manifest, media_type) =
         manifest_as(&manifest, stored.media_type.clone(), config.manifest_format)?;
-    let descriptor = Descriptor {
+    let descriptor = stored.with_content(
         media_type,
-        digest: manifest.digest().clone(),
-        size: manifest.bytes().len() as u64,
-        ..stored.clone()
-    };
+        manifest.digest().clone(),
+        manifest.bytes().len() as u64,
+    );
     match destination {
         Location::Registry { reference } => {
             let client = registry::client(config)?;

@@ -51,12 +51,11 @@ pub fn stored_media_type(manifest: &RawJson<ImageManifest>) -> MediaType {
 pub fn image_as(image: &Image, format: Option<ManifestFormat>) -> anyhow::Result<Image> {
     let (manifest, media_type) =
         manifest_as(&image.manifest, image.descriptor.media_type.clone(), format)?;
-    let descriptor = Descriptor {
+    let descriptor = image.descriptor.with_content(
         media_type,
-        digest: manifest.digest().clone(),
-        size: manifest.bytes().len() as u64,
-        ..image.descriptor.clone()
-    };
+        manifest.digest().clone(),
+        manifest.bytes().len() as u64,
+    );
     Ok(Image {
         descriptor,
         manifest,
@@ -82,12 +81,11 @@ pub fn store_as(
         .with_context(|| format!("reading the manifest {}", descriptor.digest))?;
     let (manifest, media_type) = manifest_as(&manifest, descriptor.media_type.clone(), format)?;
     layout.write_json(&manifest)?;
-    Ok(Descriptor {
+    Ok(descriptor.with_content(
         media_type,
-        digest: manifest.digest().clone(),
-        size: manifest.bytes().len() as u64,
-        ..descriptor.clone()
-    })
+        manifest.digest().clone(),
+        manifest.bytes().len() as u64,
+    ))
 }
 
 /// `index` as `format` has it, listing the images as `children` (old digest to converted
@@ -190,6 +188,33 @@ mod tests {
         assert_eq!(push_reference(&tagged, &old, &new), tagged);
         let other = parse(&format!("reg.example/app@{}", Digest::sha256_of(b"x")));
         assert_eq!(push_reference(&other, &old, &new), other);
+    }
+
+    #[test]
+    fn a_converted_image_keeps_its_platform_and_loses_the_old_bytes_data() {
+        let config = Descriptor::new(MediaType::OCI_CONFIG, Digest::sha256_of(b"{}"), 2);
+        let layer = Descriptor::new(MediaType::OCI_LAYER_GZIP, Digest::sha256_of(b"l"), 1);
+        let manifest =
+            RawJson::from_value(ImageManifest::new(config, vec![layer])).expect("serializes");
+        let mut descriptor = manifest.descriptor(MediaType::new(MediaType::OCI_MANIFEST));
+        // An index may embed a small manifest's own bytes (OCI 1.1 `data`).
+        descriptor.data = Some("eyJ9".into());
+        descriptor.platform = Some("linux/arm64".parse().expect("platform"));
+        let image = Image {
+            descriptor,
+            manifest,
+            config: RawJson::from_value(hoist_oci::ImageConfig::default()).expect("config"),
+        };
+        let converted = image_as(&image, Some(ManifestFormat::DockerV2S2)).expect("v2s2");
+        assert_ne!(converted.descriptor.digest, image.descriptor.digest);
+        assert_eq!(
+            converted.descriptor.data, None,
+            "data of the old bytes kept"
+        );
+        assert_eq!(converted.descriptor.platform, image.descriptor.platform);
+        // Not converted: the descriptor is kept whole.
+        let same = image_as(&image, None).expect("as it is");
+        assert_eq!(same.descriptor, image.descriptor);
     }
 
     #[test]

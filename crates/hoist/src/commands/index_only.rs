@@ -223,12 +223,11 @@ async fn written_as(
                 manifest_as(&manifest, child.media_type.clone(), Some(format))?;
             Ok(Listed {
                 listed: child.clone(),
-                written: Descriptor {
+                written: child.with_content(
                     media_type,
-                    digest: manifest.digest().clone(),
-                    size: manifest.bytes().len() as u64,
-                    ..child.clone()
-                },
+                    manifest.digest().clone(),
+                    manifest.bytes().len() as u64,
+                ),
             })
         })
         .collect()

@@ -224,12 +224,11 @@ async fn copy_child(
             };
             let (manifest, media_type) =
                 manifest_as(&manifest, descriptor.media_type.clone(), format)?;
-            let descriptor = Descriptor {
+            let descriptor = descriptor.with_content(
                 media_type,
-                digest: manifest.digest().clone(),
-                size: manifest.bytes().len() as u64,
-                ..descriptor
-            };
+                manifest.digest().clone(),
+                manifest.bytes().len() as u64,
+            );
             match to {
                 Location::Registry { reference } => {
                     let client = client.context("no registry client")?;

@@ -64,12 +64,11 @@ impl Recompression<'_> {
             ..m.clone()
         })?;
         Ok(Image {
-            descriptor: Descriptor {
-                media_type: MediaType::new(MediaType::OCI_MANIFEST),
-                digest: manifest.digest().clone(),
-                size: manifest.bytes().len() as u64,
-                ..image.descriptor.clone()
-            },
+            descriptor: image.descriptor.with_content(
+                MediaType::OCI_MANIFEST,
+                manifest.digest().clone(),
+                manifest.bytes().len() as u64,
+            ),
             manifest,
             config: image.config.clone(),
         })
