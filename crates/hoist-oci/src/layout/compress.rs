@@ -75,7 +75,9 @@ impl Layout {
                 m.config.size,
             ),
             layers,
-            subject: None,
+            // The image it refers to (a signature's, an SBOM's) is the same image whatever
+            // its layers' compression.
+            subject: m.subject.clone(),
             annotations: m.annotations.clone(),
             extra: m.extra.clone(),
         })?;
@@ -198,7 +200,7 @@ mod tests {
     /// Regression: the compressed variant's manifest lost the top-level fields hoist does not
     /// model (its annotations were kept).
     #[test]
-    fn the_new_manifest_keeps_unknown_fields() {
+    fn the_new_manifest_keeps_its_subject_and_unknown_fields() {
         let dir = tempfile::tempdir().expect("tmp");
         let l = Layout::create(dir.path()).expect("layout");
         let tars = [tar_of(&[("a", &[1u8; 5000][..])])];
@@ -208,6 +210,12 @@ mod tests {
             serde_json::from_slice(image.manifest.bytes()).expect("json");
         let vendor = serde_json::json!({ "kept": true });
         json["io.example.vendor"] = vendor.clone();
+        let subject = serde_json::json!({
+            "mediaType": MediaType::OCI_MANIFEST,
+            "digest": Digest::sha256_of(b"the image this one refers to").to_string(),
+            "size": 28,
+        });
+        json["subject"] = subject.clone();
         image.manifest = RawJson::parse(serde_json::to_vec(&json).expect("bytes")).expect("parse");
         let opts = CompressOptions {
             compression: Compression::Zstd,
@@ -217,5 +225,6 @@ mod tests {
         let zstd = l.compress_image(&image, &opts, |_| None).expect("compress");
         let json: serde_json::Value = serde_json::from_slice(zstd.manifest.bytes()).expect("json");
         assert_eq!(json.get("io.example.vendor"), Some(&vendor));
+        assert_eq!(json.get("subject"), Some(&subject));
     }
 }
