@@ -48,6 +48,6 @@ impl Stop {
 fn stopped() -> Error {
     Error::new(
         ErrorKind::Stopped,
-        "stopped on request; the root is partly applied",
+        "stopped on request before the layer was wholly applied",
     )
 }

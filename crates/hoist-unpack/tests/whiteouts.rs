@@ -284,7 +284,11 @@ fn a_stop_request_ends_a_long_whiteout_promptly() {
         .apply_layer(t.path(), &upper[..], &LayerInfo::default())
         .expect_err("stopped");
     assert!(err.is_stopped(), "{err:?}");
-    assert!(err.to_string().contains("partly applied"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("before the layer was wholly applied"),
+        "{err}"
+    );
     let left = std::fs::read_dir(t.path().join("big")).map_or(0, Iterator::count);
     assert!(
         left > 0 && left < 200,

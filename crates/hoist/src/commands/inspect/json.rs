@@ -3,10 +3,15 @@
 use hoist_oci::{Digest, RawJson};
 
 use super::{Inspected, artifact_kind};
+use crate::transport::Location;
 
 /// What `inspect --json` prints, in `skopeo inspect`'s shape so scripts written against it
 /// keep working: `Digest` is what the name points at (an index's digest for a multi-platform
 /// image, as skopeo reports it), the rest describes the image picked for the platform.
+///
+/// `Name` is skopeo's: the repository a registry, daemon or archive image is named by
+/// (`docker.io/library/alpine`, no tag), left out for a layout, which names none.
+/// `DockerVersion` is the config's `docker_version`, empty when it has none.
 ///
 /// An artifact (which skopeo refuses to inspect) has no platform: `Architecture` and `Os` are
 /// `null`, never an empty string a script could take for a value, and `ArtifactType` (present
@@ -14,11 +19,13 @@ use super::{Inspected, artifact_kind};
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct JsonSummary<'a> {
-    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     digest: &'a Digest,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact_type: Option<&'a str>,
     created: Option<&'a str>,
+    docker_version: String,
     architecture: Option<&'a str>,
     os: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,7 +55,7 @@ pub fn summary(image: &Inspected<'_>) -> String {
     let c = image.config.map(RawJson::value);
     let runtime = c.and_then(|c| c.config.as_ref());
     let summary = JsonSummary {
-        name: image.name,
+        name: repository_name(image.name),
         digest: image
             .index
             .map_or(&image.descriptor.digest, |index| index.digest()),
@@ -57,6 +64,7 @@ pub fn summary(image: &Inspected<'_>) -> String {
             None => Some(artifact_kind(m).as_str()),
         },
         created: c.and_then(|c| c.created.as_deref()),
+        docker_version: image.config.map(docker_version).unwrap_or_default(),
         architecture: c.map(|c| c.architecture.as_str()),
         os: c.map(|c| c.os.as_str()),
         variant: c.and_then(|c| c.variant.as_deref()),
@@ -80,11 +88,87 @@ pub fn summary(image: &Inspected<'_>) -> String {
     out
 }
 
+/// The repository `shown` (a location as the user typed it) names, as skopeo's `Name`: a
+/// registry's, or a daemon's or archive's image name; `None` for a layout, an image ID or an
+/// archive's only image.
+fn repository_name(shown: &str) -> Option<String> {
+    let named = |s: &str| {
+        (!looks_like_an_id(s))
+            .then(|| hoist_oci::Reference::parse(s).ok())
+            .flatten()
+            .map(|r| r.name())
+    };
+    match Location::parse(shown).ok()? {
+        Location::Registry { reference } => Some(reference.name()),
+        Location::DockerDaemon { name } => named(&name),
+        Location::DockerArchive {
+            reference: Some(r), ..
+        } => named(&r),
+        _ => None,
+    }
+}
+
+/// Whether a daemon name is an image ID (`sha256:HEX`, or 12 or more hex digits) rather than a
+/// name, as docker tells them apart.
+fn looks_like_an_id(given: &str) -> bool {
+    let hex = given.strip_prefix("sha256:").unwrap_or(given);
+    hex.len() >= 12 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The config's `docker_version` (set by the Docker builder), empty when there is none.
+fn docker_version(config: &RawJson<hoist_oci::ImageConfig>) -> String {
+    serde_json::from_slice::<serde_json::Value>(config.bytes())
+        .ok()
+        .and_then(|v| v.get("docker_version")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::commands::inspect::tests::sample;
     use hoist_oci::{Descriptor, ImageIndex, ImageManifest, MediaType};
+
+    #[test]
+    fn name_is_the_repository_as_skopeo_gives_it() {
+        let id = "a".repeat(64);
+        for (shown, expected) in [
+            (
+                "docker://r.example/app:1".to_string(),
+                Some("r.example/app"),
+            ),
+            (
+                format!("docker://alpine@sha256:{id}"),
+                Some("docker.io/library/alpine"),
+            ),
+            (
+                "docker-daemon:myapp:1.0".into(),
+                Some("docker.io/library/myapp"),
+            ),
+            (format!("docker-daemon:sha256:{id}"), None),
+            (format!("docker-daemon:{}", &id[..12]), None),
+            (
+                "docker-archive:/a.tar:team/app:2".into(),
+                Some("docker.io/team/app"),
+            ),
+            ("docker-archive:/a.tar".into(), None),
+            ("oci:/l:1".into(), None),
+        ] {
+            assert_eq!(repository_name(&shown).as_deref(), expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn docker_version_is_the_configs_own_or_empty() {
+        let with = RawJson::parse(
+            br#"{"docker_version":"20.10.24","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec(),
+        )
+        .expect("config");
+        assert_eq!(docker_version(&with), "20.10.24");
+        let without =
+            RawJson::parse(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec()).expect("c");
+        assert_eq!(docker_version(&without), "");
+    }
 
     #[test]
     fn json_has_skopeos_field_names_and_the_images_exact_values() {
@@ -104,7 +188,11 @@ mod tests {
             "control characters are escaped: {text}"
         );
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(v["Name"], "docker://r.example/app:1");
+        assert_eq!(
+            v["Name"], "r.example/app",
+            "skopeo's: the repository, no tag"
+        );
+        assert_eq!(v["DockerVersion"], "");
         assert_eq!(v["Digest"], manifest.digest().to_string());
         assert_eq!(v["Created"], "2026-01-02T03:04:05Z");
         assert_eq!(
