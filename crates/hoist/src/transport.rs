@@ -88,8 +88,8 @@ impl fmt::Display for TransportError {
 impl std::error::Error for TransportError {}
 
 /// What the transport prefix of a location is; used to name them in messages.
-pub const TRANSPORT_NAMES: &str =
-    "docker-daemon:, docker-archive:, oci:, docker://, rootfs:, rootfs-tar:";
+pub const TRANSPORT_NAMES: &str = "docker-daemon:, docker-archive:, oci:, docker://, or (only \
+     as destinations) rootfs:, rootfs-tar:";
 
 impl Location {
     /// Parse a location with an explicit transport prefix.
@@ -104,8 +104,8 @@ impl Location {
             return Err(TransportError::new(
                 input,
                 format!(
-                    "no transport; prefix it with one of {TRANSPORT_NAMES} \
-                     (e.g. docker://{input} or docker-daemon:{input})"
+                    "no transport; prefix it with one of {TRANSPORT_NAMES} (e.g. {})",
+                    suggestions(input)
                 ),
             ));
         };
@@ -128,6 +128,13 @@ impl Location {
                     ),
                 ))
             }
+            _ if rest.starts_with("//") => Err(TransportError::new(
+                input,
+                format!(
+                    "unknown transport `{transport}://`; the registry transport is written \
+                     docker://"
+                ),
+            )),
             _ if looks_like_reference(input) => Err(TransportError::new(
                 input,
                 format!(
@@ -281,6 +288,21 @@ fn same_path(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+/// What `input` without a transport probably meant: a tar file an archive, a path (`./img`,
+/// `/srv/img`) a layout, anything else an image name.
+fn suggestions(input: &str) -> String {
+    if [".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|end| input.ends_with(end))
+    {
+        format!("docker-archive:{input} for a docker save file, or oci:{input} for a layout")
+    } else if input.starts_with(['/', '.', '~']) {
+        format!("oci:{input} for an OCI layout directory, or docker-archive:{input} for a tar file")
+    } else {
+        format!("docker://{input} or docker-daemon:{input}")
     }
 }
 
@@ -641,6 +663,31 @@ mod tests {
         assert!(err.to_string().contains("no transport"), "{err}");
         assert!(err.to_string().contains("docker://nginx:1.25"), "{err}");
         assert!(Location::parse("nginx").is_err());
+    }
+
+    #[test]
+    fn a_missing_or_misspelt_transport_gets_a_hint_that_fits_the_input() {
+        let said = |input: &str| Location::parse(input).expect_err(input).to_string();
+        // A path is a layout or an archive, not an image name.
+        let path = said("./lay");
+        assert!(path.contains("oci:./lay for an OCI layout"), "{path}");
+        assert!(!path.contains("docker://./lay"), "{path}");
+        let tar = said("/srv/app.tar");
+        assert!(
+            tar.contains("docker-archive:/srv/app.tar for a docker save"),
+            "{tar}"
+        );
+        let name = said("nginx");
+        assert!(
+            name.contains("docker://nginx or docker-daemon:nginx"),
+            "{name}"
+        );
+        // A misspelt docker:// is not taken for an image name.
+        let typo = said("dockr://127.0.0.1:15000/a:1");
+        assert!(typo.contains("unknown transport `dockr://`"), "{typo}");
+        assert!(!typo.contains("docker://dockr"), "{typo}");
+        // rootfs: and rootfs-tar: are named as destinations only.
+        assert!(name.contains("only as destinations) rootfs:"), "{name}");
     }
 
     #[test]
