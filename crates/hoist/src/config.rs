@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use hoist_oci::{Compression, Platform};
 
 pub use self::credentials::Credentials;
+pub use self::job::reference_tag;
 pub use self::login::LoginServer;
 use self::multi_arch::Platforms;
 pub use self::tag_filter::TagFilter;

@@ -590,3 +590,32 @@ fn xz_and_bzip2_archives_copy_like_the_plain_one() {
         }
     }
 }
+
+#[test]
+fn an_archive_image_copied_into_a_layout_keeps_its_own_tag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = tmp.path();
+    let spec = ImageSpec::uniform(1, 100_000, Compression::Gzip, 33);
+    let (image, archive) = synthetic_archive(t, &spec, Some("team/app:2.1"));
+    let copy = |from: String, to: &std::path::Path| {
+        let out = common::clean()
+            .args(["-q", "copy", &from, &arg(to, "")])
+            .output()
+            .expect("run hoist");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        Layout::open(to).expect("layout")
+    };
+    // Named by its tag, the image is tagged with it, as a pull from a registry tags it.
+    let named = copy(
+        format!("docker-archive:{}:team/app:2.1", archive.display()),
+        &t.join("named"),
+    );
+    let tagged = named.image(Some("2.1"), None).expect("tagged 2.1");
+    assert_eq!(tagged.manifest.value().config.digest, image.config_digest);
+    // Taken by position, there is no tag to keep: the image is stored untagged.
+    let by_position = copy(
+        format!("docker-archive:{}:@0", archive.display()),
+        &t.join("by-position"),
+    );
+    assert!(by_position.image(Some("2.1"), None).is_err());
+}

@@ -121,7 +121,9 @@ async fn copy(
             return Ok(Some(pushed));
         }
         // Straight into the destination layout, unless the cache already has the export.
+        // The layout is tagged as given, else with the image's own tag, as a pull tags it.
         (Location::DockerDaemon { name }, Location::Oci { dir, tag }) => {
+            let tag = tag.clone().or_else(|| super::multi::source_tag(source));
             let exported =
                 daemon::export_to_layout(config, name, dir, tag.as_deref(), reporter).await?;
             if exported.is_some() {
@@ -152,6 +154,7 @@ async fn copy(
         }
         // Straight into the destination layout.
         (Location::DockerArchive { path, reference }, Location::Oci { dir, tag }) => {
+            let tag = tag.clone().or_else(|| super::multi::source_tag(source));
             let written = spool_archive_to_layout(
                 config,
                 path,
@@ -391,10 +394,7 @@ async fn deliver(
             };
             let image = image_as(&image, config.manifest_format)?;
             let claim = claim_layout(dir).await?;
-            let source_tag = match source {
-                Location::Oci { tag, .. } => tag.clone(),
-                _ => None,
-            };
+            let source_tag = super::multi::source_tag(source);
             let copied = async {
                 copy_between_layouts(
                     staged.layout.clone(),

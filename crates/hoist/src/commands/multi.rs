@@ -254,13 +254,19 @@ async fn copy_child(
     }
 }
 
-/// The tag a layout destination takes when none is given: the source's.
+/// The tag a layout destination takes when none is given: the source's, when a layout can
+/// hold it (a docker tag such as `1.0-` is no OCI ref name: the image is stored untagged).
 pub(super) fn source_tag(source: &Location) -> Option<String> {
-    match source {
+    let tag = match source {
         Location::Registry { reference } => reference.tag().map(str::to_string),
         Location::Oci { tag, .. } => tag.clone(),
+        Location::DockerDaemon { name } => crate::config::reference_tag(name),
+        Location::DockerArchive {
+            reference: Some(r), ..
+        } => crate::config::reference_tag(r),
         _ => None,
-    }
+    };
+    tag.filter(|t| hoist_oci::layout::check_ref_name(t).is_ok())
 }
 
 /// Store the index's exact bytes in the layout at `dir` and name it there.

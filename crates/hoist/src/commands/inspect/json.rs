@@ -93,7 +93,7 @@ pub fn summary(image: &Inspected<'_>) -> String {
 /// archive's only image.
 fn repository_name(shown: &str) -> Option<String> {
     let named = |s: &str| {
-        (!looks_like_an_id(s))
+        (!crate::transport::is_image_id(s))
             .then(|| hoist_oci::Reference::parse(s).ok())
             .flatten()
             .map(|r| r.name())
@@ -106,13 +106,6 @@ fn repository_name(shown: &str) -> Option<String> {
         } => named(&r),
         _ => None,
     }
-}
-
-/// Whether a daemon name is an image ID (`sha256:HEX`, or 12 or more hex digits) rather than a
-/// name, as docker tells them apart.
-fn looks_like_an_id(given: &str) -> bool {
-    let hex = given.strip_prefix("sha256:").unwrap_or(given);
-    hex.len() >= 12 && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// The config's `docker_version` (set by the Docker builder), empty when there is none.
