@@ -76,6 +76,9 @@ pub struct Config {
     /// Whether the user chose it (`--compression` or `HOIST_COMPRESSION`), which asks for
     /// layers that are otherwise copied as they are stored to be compressed too.
     pub compression_chosen: bool,
+    /// Whether `--compression` (or `--dest-compress-format`) was typed, not taken from
+    /// `HOIST_COMPRESSION`.
+    pub compression_flag_given: bool,
     /// Its level, checked against the algorithm's range.
     pub compression_level: Option<i32>,
     /// Bytes per upload request.

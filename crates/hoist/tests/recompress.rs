@@ -777,3 +777,40 @@ fn a_docker_image_stays_docker_unless_its_new_layers_are_zstd() {
     assert_eq!(served(&cache, &same), docker_bytes);
     no_transit_left(&cache);
 }
+
+#[test]
+fn compression_typed_without_recompress_between_layouts_says_what_it_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let spec = ImageSpec::uniform(1, 64 << 10, Compression::Gzip, 13);
+    write_oci_layout(&source, "v1", &spec).expect("source layout");
+    let note = "add --recompress";
+    let typed = ok(hoist(&cache, &["--compression", "zstd", "copy"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(common::arg(&tmp.path().join("a"), ":v1")));
+    assert!(
+        common::text(&typed.stderr).contains(note),
+        "{}",
+        common::text(&typed.stderr)
+    );
+    // The gzip layer was copied as it is, as the note says.
+    let a = Layout::open(tmp.path().join("a")).expect("layout");
+    let m: RawJson<ImageManifest> = a.read_json(&a.resolve(Some("v1")).expect("v1")).expect("m");
+    assert_eq!(m.value().layers[0].media_type, MediaType::OCI_LAYER_GZIP);
+    // From the environment it is a standing choice, and with --recompress it does apply.
+    for (env, args) in [
+        (Some("zstd"), &["copy"][..]),
+        (None, &["--compression", "zstd", "copy", "--recompress"][..]),
+    ] {
+        let dir = tmp.path().join(format!("b-{}", args.len()));
+        let mut cmd = hoist(&cache, args);
+        if let Some(v) = env {
+            cmd.env("HOIST_COMPRESSION", v);
+        }
+        let out = ok(cmd
+            .arg(common::arg(&source, ":v1"))
+            .arg(common::arg(&dir, ":v1")));
+        assert!(!common::text(&out.stderr).contains(note), "{args:?}");
+    }
+}

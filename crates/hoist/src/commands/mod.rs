@@ -80,7 +80,10 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             source,
             destination,
             filter,
-        } => all_tags::run(config, &source, &destination, &filter),
+        } => {
+            note_compression_scope(config, &source, &destination);
+            all_tags::run(config, &source, &destination, &filter)
+        }
         Job::Completions(shell) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hoist", &mut out);
@@ -156,6 +159,7 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             source,
             destination,
         } => {
+            note_compression_scope(config, &source, &destination);
             let progress = Progress::start(config.progress);
             let reporter: Reporter = progress.reporter();
             let operation = match (&source, &destination) {
@@ -202,6 +206,22 @@ fn write_digest_file(path: &std::path::Path, digest: &hoist_oci::Digest) -> anyh
 ///
 /// # Errors
 /// When the OS refuses threads.
+/// Between registries and layouts, `--compression` alone changes only plain layers: say so
+/// when it was typed without `--recompress`, for a user expecting skopeo's
+/// `--dest-compress-format` (set in the environment, it is a standing choice: no note).
+fn note_compression_scope(config: &Config, source: &Location, destination: &Location) {
+    if config.compression_flag_given
+        && !config.recompress
+        && recompress::applies(source, destination)
+    {
+        tracing::warn!(
+            "--compression {} applies here only to layers stored uncompressed; the others are \
+             copied as they are (add --recompress to change them too)",
+            config.compression
+        );
+    }
+}
+
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -124,6 +124,7 @@ pub(super) fn validate_global(
         platform,
         compression,
         compression_chosen: g.compression.is_some(),
+        compression_flag_given: g.compression.is_some() && !g.compression_from_env,
         compression_level: g.compression_level,
         chunk_size,
         concurrency: g.concurrency,
