@@ -67,6 +67,7 @@ impl Cli {
 
 /// Options every command accepts, each with an environment variable CI users can set once.
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Platform to pick from a multi-platform image, as OS/ARCH[/VARIANT] (e.g. linux/arm64/v8).
     /// Defaults to the platform hoist runs on.

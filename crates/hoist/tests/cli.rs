@@ -133,6 +133,19 @@ fn help_of_every_command() {
     }
     // The hidden developer command stays hidden.
     assert!(!text(&run(&["--help"]).stdout).contains("debug-progress"));
+    // A command's own options come first; the forty global ones follow under their heading.
+    let copy = text(&run(&["copy", "--help"]).stdout);
+    let (own, global) = copy
+        .split_once("Global options:")
+        .expect("a global heading");
+    assert!(
+        own.contains("--all-tags") && !own.contains("--cache-dir"),
+        "{copy}"
+    );
+    assert!(
+        global.contains("--cache-dir") && !global.contains("--all-tags"),
+        "{copy}"
+    );
 }
 
 #[test]
