@@ -372,3 +372,31 @@ fn unpack_refuses_layers_the_config_does_not_vouch_for() {
         assert!(!root.exists(), "{tag}: the root it created is removed");
     }
 }
+
+#[test]
+fn unpacking_over_a_directory_that_holds_files_says_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let from = tmp.path().join("from");
+    let spec = ImageSpec::uniform(1, 50_000, Compression::Gzip, 6);
+    write_oci_layout(&from, "v1", &spec).expect("synthetic layout");
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).expect("root");
+    std::fs::write(root.join("stale"), b"from before").expect("stale file");
+    let out = hoist(&["unpack", &arg(&from, ":v1"), root.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(root.join("stale").exists(), "what was there stays");
+    // Into a fresh directory: no such note.
+    let fresh = tmp.path().join("fresh");
+    let out = hoist(&["unpack", &arg(&from, ":v1"), fresh.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("is not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -466,11 +466,17 @@ pub fn prepare_root(root: &Path) -> anyhow::Result<RootBefore> {
         }
         let mut entries =
             std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))?;
-        return Ok(if entries.next().is_none() {
-            RootBefore::Empty
-        } else {
-            RootBefore::NotEmpty
-        });
+        if entries.next().is_none() {
+            return Ok(RootBefore::Empty);
+        }
+        // umoci refuses such a root; hoist unpacks over it (a layer on a root it prepared),
+        // but says that what the image does not list stays.
+        tracing::warn!(
+            "{} is not empty: the image is unpacked over what is there, and files the image \
+             does not have stay",
+            root.display()
+        );
+        return Ok(RootBefore::NotEmpty);
     }
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     Ok(RootBefore::Missing)
