@@ -469,6 +469,9 @@ impl Client {
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;
                     continue;
                 }
+                Err(e) if e.is_retryable_transport() => {
+                    return (Err(gave_up(e, attempt)), attempt);
+                }
                 Err(e) => return (Err(e), attempt),
             };
             let status = resp.status().as_u16();
@@ -482,6 +485,10 @@ impl Client {
                     tracing::info!(status, url = %display_url(&req.url), "retrying after a transient status");
                     drop(resp);
                     tokio::time::sleep(policy.delay(attempt - 1, after)).await;
+                }
+                Step::Retry { .. } => {
+                    let e = self.error_from(resp, &req.url, what).await;
+                    return (Err(gave_up(e, attempt)), attempt);
                 }
                 _ => return (Err(self.error_from(resp, &req.url, what).await), attempt),
             }
@@ -583,6 +590,15 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A header as a string, if present and ASCII.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A failure that was retried until the policy gave up says how many times it was tried, so a
+/// "no progress for 3s" that took half a minute explains itself.
+fn gave_up(e: Error, attempts: u32) -> Error {
+    match attempts {
+        0 | 1 => e,
+        n => e.with_note(&format!("gave up after {n} attempts")),
+    }
 }
 
 #[cfg(test)]

@@ -796,3 +796,35 @@ async fn blob_get_follows_a_redirect_to_storage_and_stops_an_endless_one() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_failure_retried_until_the_policy_gives_up_says_how_often_it_was_tried() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    // A registry that answers 503 every time: five attempts (the test client's policy).
+    let busy = (1..=5)
+        .map(|n| rule("GET", "/manifests/", n, Action::status(503, "busy")))
+        .collect();
+    let proxy = common::proxy(reg.addr(), busy);
+    let repo = Repo::new(proxy.host(), "fault/busy").expect("repo");
+    let e = client()
+        .get_manifest(&repo, "v1")
+        .await
+        .expect_err("always busy");
+    assert!(e.to_string().contains("gave up after 5 attempts"), "{e}");
+    // Nothing listening: the same, for a transport failure.
+    let port = hoist_testkit::free_port().expect("port");
+    let gone = Repo::new(format!("127.0.0.1:{port}"), "fault/gone").expect("repo");
+    let e = client()
+        .get_manifest(&gone, "v1")
+        .await
+        .expect_err("nobody there");
+    assert!(e.to_string().contains("gave up after 5 attempts"), "{e}");
+    // A refusal is not retried, and says nothing of attempts.
+    let e = client()
+        .get_manifest(&Repo::new(reg.host(), "fault/none").expect("repo"), "v1")
+        .await
+        .expect_err("unknown");
+    assert!(!e.to_string().contains("attempts"), "{e}");
+}
