@@ -2,7 +2,7 @@
 //! a root filesystem, and a docker archive spooled into the cache for a push. Either way the
 //! command ends promptly, says it was interrupted, prints no panic, and leaves nothing
 //! behind: no half-unpacked root, no transit copy in the cache. Also a pull that fails before
-//! any blob leaves no empty layout. Against a real registry (the testkit's), with the fault
+//! any blob leaves no empty layout, and one that fails after some says where they stay. Against a real registry (the testkit's), with the fault
 //! proxy hanging the download; a missing `docker-registry` prints `SKIP:` (and fails under
 //! `CI=true`).
 
@@ -201,4 +201,40 @@ fn a_pull_that_fails_before_any_blob_leaves_no_layout() {
         .expect("pull");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read(dir.join("mine")).expect("kept"), b"keep");
+}
+
+#[test]
+fn a_pull_that_fails_after_some_blobs_says_where_they_stay() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = tmp.path().join("cache");
+    let source = tmp.path().join("source");
+    let spec = ImageSpec::uniform(2, 200_000, Compression::Gzip, 34);
+    let image = write_oci_layout(&source, "v1", &spec).expect("layout");
+    let registry = Registry::start().expect("registry");
+    let pushed = hoist(&cache, &["-q", "copy"])
+        .arg(common::arg(&source, ":v1"))
+        .arg(format!("docker://{}/team/app:1", registry.host()))
+        .output()
+        .expect("push");
+    assert_eq!(pushed.status.code(), Some(0));
+    // Every answer for the second layer is corrupted: the pull fails after the first.
+    let second = image.layers[1].digest.hex().to_string();
+    let rules = (1..=10)
+        .map(|n| FaultRule::new("GET", &second, n, FaultAction::CorruptResponseBody))
+        .collect();
+    let proxy = FaultProxy::start(registry.addr(), rules).expect("proxy");
+    let dir = tmp.path().join("pulled");
+    let out = hoist(&cache, &["-q", "--concurrency", "1", "pull"])
+        .arg(format!("{}/team/app:1", proxy.addr()))
+        .arg(&dir)
+        .output()
+        .expect("pull");
+    let stderr = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stay in"), "{stderr}");
+    assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+    assert!(dir.join("blobs").exists(), "the verified blobs are kept");
 }

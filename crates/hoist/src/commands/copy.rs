@@ -142,10 +142,7 @@ async fn copy(
                     .await
                 {
                     Ok(pulled) => pulled,
-                    Err(e) => {
-                        release_if_no_blobs(claim).await;
-                        return Err(e);
-                    }
+                    Err(e) => return Err(release_if_no_blobs(claim, e).await),
                 };
             let tag = tag.clone().or_else(|| reference.tag().map(str::to_string));
             tag_layout(dir, tag.as_deref(), &pulled).await?;

@@ -272,14 +272,16 @@ pub(super) async fn claim_layout(dir: &Path) -> anyhow::Result<hoist_oci::Claim>
         .with_context(|| format!("opening the OCI layout {}", dir.display()))
 }
 
-/// After a failed write into a claimed layout: release the claim, removing the layout when
-/// the claim created it and no other writer uses it (see [`hoist_oci::Claim::release_failed`]);
-/// what happened is logged, the write's own error is what the caller reports.
 /// After a failed pull: [`release_failed`] when the layout holds no blob yet (an empty layout
 /// the pull made would only look like an image store); else the claim is dropped and the
-/// verified blobs stay for the next run to skip.
-pub(super) async fn release_if_no_blobs(claim: hoist_oci::Claim) {
-    let blobs = claim.layout().root().join("blobs");
+/// verified blobs stay for the next run to skip. Returns the pull's error `e`, saying where
+/// the kept blobs are.
+pub(super) async fn release_if_no_blobs(
+    claim: hoist_oci::Claim,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    let dir = claim.layout().root().to_path_buf();
+    let blobs = dir.join("blobs");
     let holds_blobs = std::fs::read_dir(&blobs).is_ok_and(|algorithms| {
         algorithms
             .flatten()
@@ -287,9 +289,23 @@ pub(super) async fn release_if_no_blobs(claim: hoist_oci::Claim) {
     });
     if !holds_blobs {
         release_failed(claim).await;
+        return e;
+    }
+    drop(claim);
+    // An interruption says so in its own words (`interrupt::BLOBS_KEPT`).
+    match crate::interrupt::raised() {
+        true => e,
+        false => e.context(format!(
+            "the blobs verified so far stay in {} (no tag names them yet): running the copy \
+             again copies only the rest",
+            dir.display()
+        )),
     }
 }
 
+/// After a failed write into a claimed layout: release the claim, removing the layout when
+/// the claim created it and no other writer uses it (see [`hoist_oci::Claim::release_failed`]);
+/// what happened is logged, the write's own error is what the caller reports.
 pub(super) async fn release_failed(claim: hoist_oci::Claim) {
     let dir = claim.layout().root().to_path_buf();
     // Waits for the layout's lock: blocking.
