@@ -22,7 +22,9 @@
 //!   [`Claim`] marks a layout in use, so a failed writer removes only a layout it created
 //!   and nobody else uses.
 //! - [`archive`] — [`archive::spool`] reads a `docker save` stream (legacy or Docker >= 25;
-//!   plain or compressed whole with gzip, zstd, xz or bzip2) in one pass into a layout;
+//!   plain or compressed whole with gzip, zstd, xz or bzip2; a layer in xz or bzip2, which OCI
+//!   has no media type for, is decompressed on its way in) in one pass into a layout, checking
+//!   every layer against its config's `diff_ids`;
 //!   [`archive::write_docker_archive`] streams the legacy format back out for `docker load`.
 //! - [`codec`] — [`Compression`] detected by magic bytes, [`codec::decoder`] for any layer,
 //!   and [`codec::Compressor`], which yields blob digest and `diff_id` in one pass;
