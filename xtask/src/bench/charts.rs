@@ -493,6 +493,7 @@ mod tests {
             date: "d".into(),
             machine: "m".into(),
             host_notes: Vec::new(),
+            rss_floor_kib: None,
             scenarios: vec![
                 scenario(
                     "scale",

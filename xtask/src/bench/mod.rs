@@ -6,9 +6,11 @@
 //! A B ...; A B C D, D C B A ...), so no tool always runs right after the same other one (a
 //! 4 GiB `docker save` slowed whatever came next), each run into a
 //! fresh empty output directory with a fresh empty hoist cache (`HOIST_CACHE_DIR`), so no run
-//! profits from an earlier one. Each run is measured from the outside with `wait4`: wall time,
-//! user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage; work done
-//! inside a daemon such as dockerd is not counted). The report (medians, min-max, hoist/peer
+//! profits from an earlier one. Each run is measured from the outside with `wait4`, through a
+//! small launcher process ([`launcher`]) so that xtask's own memory is not in the command's peak:
+//! wall time, user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage;
+//! work done inside a daemon such as dockerd is not counted). The report gives the launcher's
+//! floor, the peak RSS of `true` measured the same way. The report (medians, min-max, hoist/peer
 //! ratios, PASS/MISS against targets) is printed and written to `target/bench/results.md` and
 //! `target/bench/results.json`.
 //!
@@ -22,12 +24,13 @@
 
 mod charts;
 mod host;
+pub(crate) mod launcher;
 pub(crate) mod measure;
 mod report;
 mod scenarios;
 
 use anyhow::{Context, bail};
-use measure::{Sample, measure, settle};
+use measure::{Launcher, Sample, settle};
 use report::{ContenderResult, Report, ScenarioResult, markdown, ratio_verdict, rss_verdict};
 use scenarios::{Ctx, SCENARIOS, expand};
 use std::io::Write as _;
@@ -188,6 +191,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             root.join("target/release/hoist")
         }
     };
+    let launcher = Launcher::this_binary()?;
+    let rss_floor_kib = launcher.rss_floor_kib()?;
+    eprintln!(
+        "bench: RSS floor of the launcher (`true` measured through it): {:.1} MiB",
+        rss_floor_kib as f64 / 1024.0
+    );
     let ctx = Ctx {
         hoist,
         size: args.size,
@@ -213,7 +222,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let scenario_start = std::time::Instant::now();
         let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
         check_tools(sc.name, &prepared.contenders)?;
-        let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
+        let mut result =
+            run_scenario(sc.name, sc.about, &mut prepared, &launcher, &args, &out_dir)?;
         for t in &prepared.targets {
             result.verdicts.push(ratio_verdict(&result, t));
         }
@@ -244,6 +254,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             host::refresh_damon_stats(damon);
             host::proactive_reclaim(damon).into_iter().collect()
         },
+        rss_floor_kib: Some(rss_floor_kib),
         scenarios: results,
         elapsed_s: started.elapsed().as_secs_f64(),
     };
@@ -294,6 +305,7 @@ fn run_scenario(
     name: &str,
     about: &str,
     p: &mut scenarios::Prepared,
+    launcher: &Launcher,
     args: &Args,
     out_dir: &Path,
 ) -> anyhow::Result<ScenarioResult> {
@@ -327,7 +339,14 @@ fn run_scenario(
                 reset()?;
             }
             let servers = p.servers.as_ref();
-            let (s, reason) = run_once(c, servers, &scratch, Path::new(&r.log), args.timeout)?;
+            let (s, reason) = run_once(
+                launcher,
+                c,
+                servers,
+                &scratch,
+                Path::new(&r.log),
+                args.timeout,
+            )?;
             let server_cpu = match (servers, s.server_cpu_s) {
                 (Some(servers), Some(cpu)) => format!(" {cpu:>6.2}s {} cpu", servers.label),
                 _ => String::new(),
@@ -381,6 +400,7 @@ fn round_order(n: usize, round: usize) -> Vec<usize> {
 /// One measured run into a fresh empty output directory, with a cold hoist cache, and the CPU
 /// time `servers` spent meanwhile; for a failed run, also why (from what it wrote to its log).
 fn run_once(
+    launcher: &Launcher,
     c: &scenarios::Contender,
     servers: Option<&scenarios::Servers>,
     scratch: &Path,
@@ -414,7 +434,7 @@ fn run_once(
     settle();
     let pids = servers.map(|s| (s.pids)()).unwrap_or_default();
     let before = measure::processes_cpu_s(&pids);
-    let mut sample = measure(&mut cmd, Some(log), limit)?;
+    let mut sample = launcher.measure(&cmd, Some(log), limit)?;
     if servers.is_some() {
         let after = measure::processes_cpu_s(&pids);
         sample.server_cpu_s = before.zip(after).map(|(b, a)| a - b);

@@ -167,6 +167,10 @@ pub struct Report {
     /// What the host did that may have moved the numbers (see `host.rs`).
     #[serde(default)]
     pub host_notes: Vec<String>,
+    /// Peak RSS of `true` measured through the launcher, in KiB: no measurement can show less
+    /// (`None` in reports from before the launcher).
+    #[serde(default)]
+    pub rss_floor_kib: Option<u64>,
     /// Every scenario run.
     pub scenarios: Vec<ScenarioResult>,
     /// Seconds the whole bench took, from start to the report (0 when unknown).
@@ -309,6 +313,14 @@ pub fn markdown(r: &Report) -> String {
     for note in &r.host_notes {
         let _ = writeln!(md, "**Host:** {note}.\n");
     }
+    if let Some(floor) = r.rss_floor_kib {
+        let _ = writeln!(
+            md,
+            "RSS floor of the launcher: {:.1} MiB (the peak RSS of `true` measured the same way; \
+             every peak RSS below is at least this).\n",
+            floor as f64 / 1024.0
+        );
+    }
     for s in &r.scenarios {
         let _ = writeln!(
             md,
@@ -425,6 +437,7 @@ mod tests {
             date: "now".into(),
             machine: "here".into(),
             host_notes: Vec::new(),
+            rss_floor_kib: None,
             scenarios: vec![s],
             elapsed_s,
         })
@@ -525,6 +538,7 @@ mod tests {
             date: "now".into(),
             machine: "here".into(),
             host_notes: vec!["the kernel pages out".into()],
+            rss_floor_kib: Some(1100),
             scenarios: vec![scenario()],
             elapsed_s: 7.0,
         };
@@ -532,6 +546,11 @@ mod tests {
         let back: Report = serde_json::from_slice(&json).expect("deserialize");
         assert_eq!(markdown(&back), markdown(&r));
         assert!(markdown(&r).contains("**Host:** the kernel pages out."));
+        assert!(
+            markdown(&r).contains("RSS floor of the launcher: 1.1 MiB"),
+            "{}",
+            markdown(&r)
+        );
         assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
         // Reports written before failure reasons and timings existed still load.
         let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
@@ -541,8 +560,10 @@ mod tests {
             .remove("failure_reasons");
         old.as_object_mut().expect("object").remove("elapsed_s");
         old.as_object_mut().expect("object").remove("host_notes");
+        old.as_object_mut().expect("object").remove("rss_floor_kib");
         let old: Report = serde_json::from_value(old).expect("old report");
         assert!(!markdown(&old).contains("**Host:**"));
+        assert!(!markdown(&old).contains("RSS floor"));
         assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
         assert_eq!(old.elapsed_s, 0.0);
     }
