@@ -70,14 +70,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     let hoist = match hoist {
         Some(p) => p,
-        None => {
-            crate::sys::run(
-                Command::new("cargo")
-                    .args(["build", "--release", "--quiet", "-p", "hoist"])
-                    .current_dir(&root),
-            )?;
-            root.join("target/release/hoist")
-        }
+        None => crate::sys::build_release_binary("hoist", "hoist")?,
     };
     std::fs::create_dir_all(root.join("target"))?;
     let work = tempfile::Builder::new()

@@ -37,6 +37,43 @@ fn show(cmd: &Command) -> String {
     s
 }
 
+/// Build the binary `bin` of the workspace package `package` with `cargo build --release` and
+/// return the path cargo wrote it to, from cargo's JSON messages: wherever the target directory
+/// is (`CARGO_TARGET_DIR`, `build.target-dir`), never a guess under `target/`.
+pub fn build_release_binary(package: &str, bin: &str) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--release", "--quiet"])
+        .arg("--message-format=json-render-diagnostics")
+        .args(["-p", package, "--bin", bin])
+        .stdout(std::process::Stdio::piped());
+    eprintln!("$ {}", show(&cmd));
+    let out = cmd
+        .spawn()
+        .and_then(std::process::Child::wait_with_output)
+        .with_context(|| format!("could not start {}", show(&cmd)))?;
+    if !out.status.success() {
+        bail!("{} failed with {}", show(&cmd), out.status);
+    }
+    built_executable(&String::from_utf8_lossy(&out.stdout), bin)
+        .with_context(|| format!("cargo built no executable named {bin:?} (package {package})"))
+}
+
+/// The `executable` of the binary target `bin` in cargo's `--message-format=json` output.
+fn built_executable(messages: &str, bin: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
+        })
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
 /// Whether an executable is on PATH (or at an absolute path).
 pub fn have(exe: &str) -> bool {
     if exe.contains('/') {
@@ -122,4 +159,24 @@ pub fn ensure_packages(wanted: &[Package]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_where_cargo_says_it_wrote_it() {
+        // Abridged from `cargo build --message-format=json` with CARGO_TARGET_DIR=/tmp/elsewhere.
+        let messages = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"hoist_oci"},"executable":null}
+{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"hoist"},"executable":null}
+{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"hoist"},"executable":"/tmp/elsewhere/release/hoist"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            built_executable(messages, "hoist"),
+            Some(PathBuf::from("/tmp/elsewhere/release/hoist"))
+        );
+        assert_eq!(built_executable(messages, "hoist_oci"), None, "a library");
+        assert_eq!(built_executable("not json\n", "hoist"), None);
+    }
 }

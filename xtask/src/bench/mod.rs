@@ -182,14 +182,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let hoist = match &args.hoist {
         Some(p) => p.clone(),
-        None => {
-            crate::sys::run(
-                Command::new("cargo")
-                    .args(["build", "--release", "--quiet", "-p", "hoist"])
-                    .current_dir(&root),
-            )?;
-            root.join("target/release/hoist")
-        }
+        None => crate::sys::build_release_binary("hoist", "hoist")?,
     };
     let launcher = Launcher::this_binary()?;
     let rss_floor_kib = launcher.rss_floor_kib()?;
