@@ -266,14 +266,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         report.elapsed_s,
         report.elapsed_s / 60.0
     );
-    let hoist_failed: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.hoist().is_some_and(|h| h.failures() > 0))
-        .map(|s| s.name.clone())
-        .collect();
+    let hoist_failed = report.hoist_failures();
     if !hoist_failed.is_empty() {
-        bail!("hoist failed in: {}", hoist_failed.join(", "));
+        bail!("hoist failed:\n  {}", hoist_failed.join("\n  "));
     }
     Ok(())
 }
