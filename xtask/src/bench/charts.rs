@@ -494,6 +494,7 @@ mod tests {
             machine: "m".into(),
             host_notes: Vec::new(),
             rss_floor_kib: None,
+            stopped: None,
             scenarios: vec![
                 scenario(
                     "scale",

@@ -14,8 +14,10 @@
 //! ratios, PASS/MISS against targets) is printed and written to `target/bench/results.md` and
 //! `target/bench/results.json`.
 //!
-//! A missing peer fails the bench before anything runs, naming the package to install; a peer
-//! that runs but fails is reported as failed, never dropped.
+//! A missing peer or server fails the bench before anything runs (each scenario declares the
+//! programs it needs), naming the package to install; a peer that runs but fails is reported
+//! as failed, never dropped. The report is written after every scenario, so a bench that stops
+//! early (an error, Ctrl-C) keeps what it measured and says where and why it stopped.
 //!
 //! SVG charts (`time.svg`: median wall time per scenario and tool; `rss.svg`: peak RSS versus
 //! image size from the `scale` scenario) are drawn next to the report with plotters.
@@ -32,7 +34,7 @@ mod scenarios;
 use anyhow::{Context, bail};
 use measure::{Launcher, Sample, settle};
 use report::{ContenderResult, Report, ScenarioResult, markdown, ratio_verdict, rss_verdict};
-use scenarios::{Ctx, SCENARIOS, expand};
+use scenarios::{Ctx, SCENARIOS, Scenario, expand};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,6 +180,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| !args.skip.iter().any(|n| n == s.name))
+        .collect();
+    let missing = scenarios::missing_needs(
+        &selected,
+        |exe| hoist_testkit::find_tool(exe).is_some(),
+        crate::sys::is_root(),
+    );
+    if !missing.is_empty() {
+        bail!(
+            "the selected scenarios need what this machine lacks (nothing was run); install it, \
+             or --skip those scenarios:\n  {}",
+            missing.join("\n  ")
+        );
+    }
     crate::interrupt::install("bench")?;
     let started = std::time::Instant::now();
     let hoist = match &args.hoist {
@@ -195,11 +214,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         size: args.size,
         cache: out_dir.join("cache"),
     };
-    let selected: Vec<_> = SCENARIOS
-        .iter()
-        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
-        .filter(|s| !args.skip.iter().any(|n| n == s.name))
-        .collect();
     eprintln!(
         "bench: {} scenario(s) at {} MiB, {} warm-up + {} measured run(s) per contender",
         selected.len(),
@@ -208,33 +222,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         args.runs
     );
 
-    let mut results = Vec::new();
-    for sc in selected {
-        crate::interrupt::check()?;
-        eprintln!("bench: scenario {} — {}", sc.name, sc.about);
-        let scenario_start = std::time::Instant::now();
-        let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
-        check_tools(sc.name, &prepared.contenders)?;
-        let mut result =
-            run_scenario(sc.name, sc.about, &mut prepared, &launcher, &args, &out_dir)?;
-        for t in &prepared.targets {
-            result.verdicts.push(ratio_verdict(&result, t));
-        }
-        if let Some(v) = rss_verdict(&result) {
-            result.verdicts.push(v);
-        }
-        drop(prepared);
-        result.elapsed_s = scenario_start.elapsed().as_secs_f64();
-        eprintln!(
-            "bench: scenario {} took {:.0} s ({:.0} s so far)",
-            sc.name,
-            result.elapsed_s,
-            started.elapsed().as_secs_f64()
-        );
-        results.push(result);
-    }
-
-    let report = Report {
+    let mut report = Report {
         date: shell_line("date -u +%Y-%m-%dT%H:%M:%SZ"),
         machine: format!(
             "{}, {} CPUs, {}",
@@ -242,27 +230,35 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("nproc"),
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
-        host_notes: {
-            let damon = Path::new(host::DAMON_SYSFS);
-            host::refresh_damon_stats(damon);
-            host::proactive_reclaim(damon).into_iter().collect()
-        },
+        host_notes: Vec::new(),
         rss_floor_kib: Some(rss_floor_kib),
-        scenarios: results,
-        elapsed_s: started.elapsed().as_secs_f64(),
+        scenarios: Vec::new(),
+        elapsed_s: 0.0,
+        stopped: None,
     };
-    let md = markdown(&report);
-    print!("{md}");
-    std::fs::write(out_dir.join("results.md"), &md)?;
-    std::fs::write(
-        out_dir.join("results.json"),
-        serde_json::to_vec_pretty(&report)?,
-    )?;
-    let charts = charts::draw(&report, &out_dir)?;
+    for sc in selected {
+        let result = crate::interrupt::check()
+            .and_then(|()| scenario(sc, &ctx, &launcher, &args, &out_dir, started.elapsed()));
+        report.elapsed_s = started.elapsed().as_secs_f64();
+        match result {
+            Ok(result) => report.scenarios.push(result),
+            Err(e) => {
+                // Keep what was measured: the report so far, saying where and why it stopped.
+                report.stopped = Some(format!("in scenario {}: {e:#}", sc.name));
+                write_report(&mut report, &out_dir, false)?;
+                return Err(e.context(format!(
+                    "the results so far are in {}",
+                    out_dir.join("results.md").display()
+                )));
+            }
+        }
+        // After every scenario, so a later failure leaves this one's results on disk.
+        write_report(&mut report, &out_dir, false)?;
+    }
+    write_report(&mut report, &out_dir, true)?;
     eprintln!(
-        "bench: wrote {}, results.json and {} chart(s); total elapsed {:.0} s ({:.1} min)",
+        "bench: wrote {}, results.json and the charts; total elapsed {:.0} s ({:.1} min)",
         out_dir.join("results.md").display(),
-        charts.len(),
         report.elapsed_s,
         report.elapsed_s / 60.0
     );
@@ -270,6 +266,54 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if !hoist_failed.is_empty() {
         bail!("hoist failed:\n  {}", hoist_failed.join("\n  "));
     }
+    Ok(())
+}
+
+/// Prepare and run one scenario, and check its targets; `so_far` is the bench's time before it.
+fn scenario(
+    sc: &Scenario,
+    ctx: &Ctx,
+    launcher: &Launcher,
+    args: &Args,
+    out_dir: &Path,
+    so_far: Duration,
+) -> anyhow::Result<ScenarioResult> {
+    eprintln!("bench: scenario {} — {}", sc.name, sc.about);
+    let start = std::time::Instant::now();
+    let mut prepared = (sc.prepare)(ctx).with_context(|| format!("preparing {}", sc.name))?;
+    check_tools(sc.name, &prepared.contenders)?;
+    let mut result = run_scenario(sc.name, sc.about, &mut prepared, launcher, args, out_dir)?;
+    for t in &prepared.targets {
+        result.verdicts.push(ratio_verdict(&result, t));
+    }
+    result.verdicts.extend(rss_verdict(&result));
+    drop(prepared);
+    result.elapsed_s = start.elapsed().as_secs_f64();
+    eprintln!(
+        "bench: scenario {} took {:.0} s ({:.0} s so far)",
+        sc.name,
+        result.elapsed_s,
+        (so_far + start.elapsed()).as_secs_f64()
+    );
+    Ok(result)
+}
+
+/// Write `results.md`, `results.json` and the charts into `out_dir` (the host notes read now),
+/// and print the Markdown when `print`.
+fn write_report(report: &mut Report, out_dir: &Path, print: bool) -> anyhow::Result<()> {
+    let damon = Path::new(host::DAMON_SYSFS);
+    host::refresh_damon_stats(damon);
+    report.host_notes = host::proactive_reclaim(damon).into_iter().collect();
+    let md = markdown(report);
+    if print {
+        print!("{md}");
+    }
+    std::fs::write(out_dir.join("results.md"), &md)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_vec_pretty(report)?,
+    )?;
+    charts::draw(report, out_dir)?;
     Ok(())
 }
 

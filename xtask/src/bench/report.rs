@@ -198,6 +198,10 @@ pub struct Report {
     /// Seconds the whole bench took, from start to the report (0 when unknown).
     #[serde(default)]
     pub elapsed_s: f64,
+    /// Where and why the bench stopped before its last scenario (the scenarios here are those
+    /// that finished); `None` when it ran them all.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// Check a ratio target between two contenders of a scenario (NaN, and so MISS, when either
@@ -343,6 +347,12 @@ fn num(x: f64, digits: usize) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# hoist bench\n\n{} on {}\n", r.date, r.machine);
+    if let Some(why) = &r.stopped {
+        let _ = writeln!(
+            md,
+            "**Stopped early** {why}\n\nOnly the scenarios that finished before are below.\n"
+        );
+    }
     for note in &r.host_notes {
         let _ = writeln!(md, "**Host:** {note}.\n");
     }
@@ -473,6 +483,7 @@ mod tests {
             rss_floor_kib: None,
             scenarios: vec![s],
             elapsed_s,
+            stopped: None,
         })
     }
 
@@ -571,6 +582,7 @@ mod tests {
             rss_floor_kib: Some(1100),
             scenarios: vec![scenario()],
             elapsed_s: 7.0,
+            stopped: Some("in scenario push: preparing push: no registry".into()),
         };
         let json = serde_json::to_vec(&r).expect("serialize");
         let back: Report = serde_json::from_slice(&json).expect("deserialize");
@@ -591,9 +603,16 @@ mod tests {
         old.as_object_mut().expect("object").remove("elapsed_s");
         old.as_object_mut().expect("object").remove("host_notes");
         old.as_object_mut().expect("object").remove("rss_floor_kib");
+        old.as_object_mut().expect("object").remove("stopped");
         let old: Report = serde_json::from_value(old).expect("old report");
         assert!(!markdown(&old).contains("**Host:**"));
         assert!(!markdown(&old).contains("RSS floor"));
+        assert!(!markdown(&old).contains("Stopped early"));
+        assert!(
+            markdown(&r).contains("**Stopped early** in scenario push: preparing push"),
+            "{}",
+            markdown(&r)
+        );
         assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
         assert_eq!(old.elapsed_s, 0.0);
     }
@@ -672,6 +691,7 @@ mod tests {
             rss_floor_kib: None,
             scenarios: vec![s],
             elapsed_s: 1.0,
+            stopped: None,
         };
         assert!(
             r(scenario()).hoist_failures().is_empty(),
