@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,42 @@ impl Sample {
     }
 }
 
+/// Whether a variable of xtask's environment is kept from every measured command, because it
+/// changes the work: hoist's own settings (`HOIST_*`, `RUST_LOG`), the registry credentials and
+/// configuration skopeo and hoist read (`REGISTRY_AUTH_FILE`, `CONTAINERS_*`), the docker
+/// client's and hoist's daemon settings (`DOCKER_*`), and the allocator and Go runtime knobs
+/// that move memory and CPU (`MALLOC_*`, `GLIBC_TUNABLES`, `GOGC`, `GOMAXPROCS`, `GOMEMLIMIT`,
+/// `GODEBUG`). A command that needs one has it set on its `Command`, which wins.
+pub fn scrubbed(name: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["HOIST_", "CONTAINERS_", "DOCKER_", "MALLOC_"];
+    const NAMES: [&str; 7] = [
+        "RUST_LOG",
+        "REGISTRY_AUTH_FILE",
+        "GLIBC_TUNABLES",
+        "GOGC",
+        "GOMAXPROCS",
+        "GOMEMLIMIT",
+        "GODEBUG",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
+/// Remove from `launch` every [`scrubbed`] variable among `inherited` (the names in xtask's
+/// environment), then apply `cmd`'s own environment changes on top.
+fn environment(launch: &mut Command, inherited: impl Iterator<Item = OsString>, cmd: &Command) {
+    for name in inherited {
+        if name.to_str().is_some_and(scrubbed) {
+            launch.env_remove(name);
+        }
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => launch.env(key, v),
+            None => launch.env_remove(key),
+        };
+    }
+}
+
 /// How long past its limit a run may take before xtask stops waiting for the launcher to end
 /// it: first SIGTERM (the launcher kills the run and reports), then, as long again later,
 /// SIGKILL.
@@ -66,7 +103,7 @@ impl Launcher {
     /// appended to `log` (or inherited when `log` is `None`), and measure it with `wait4`.
     ///
     /// Of `cmd` the program, arguments, environment changes and working directory are used (not
-    /// `env_clear`). The command runs in a process group of its own, which the launcher
+    /// `env_clear`); the command does not inherit xtask's [`scrubbed`] variables. The command runs in a process group of its own, which the launcher
     /// SIGKILLs when it runs longer than `limit`. A non-zero exit or a timeout is returned as
     /// a sample with `ok: false` (the caller decides whether that is fatal); failing to start
     /// the launcher or to read its report is an error, and so is a signal to xtask
@@ -90,12 +127,7 @@ impl Launcher {
             .arg("--")
             .arg(cmd.get_program())
             .args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(v) => launch.env(key, v),
-                None => launch.env_remove(key),
-            };
-        }
+        environment(&mut launch, std::env::vars_os().map(|(k, _)| k), cmd);
         if let Some(dir) = cmd.get_current_dir() {
             launch.current_dir(dir);
         }
@@ -367,6 +399,62 @@ pub(crate) mod tests {
         assert!(s.max_rss_kib < 4 * 1024, "/bin/true measured at {s:?}");
         let floor = launcher().rss_floor_kib().expect("floor");
         assert!((1..4 * 1024).contains(&floor), "{floor} KiB");
+    }
+
+    #[test]
+    fn a_callers_hoist_and_registry_settings_do_not_reach_the_command() {
+        for name in [
+            "HOIST_COMPRESSION",
+            "HOIST_CONCURRENCY",
+            "REGISTRY_AUTH_FILE",
+            "CONTAINERS_REGISTRIES_CONF",
+            "DOCKER_CONFIG",
+            "DOCKER_HOST",
+            "MALLOC_ARENA_MAX",
+            "GOMAXPROCS",
+            "RUST_LOG",
+        ] {
+            assert!(scrubbed(name), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "TMPDIR",
+            "LANG",
+            "HOISTED",
+            "XDG_CACHE_HOME",
+        ] {
+            assert!(!scrubbed(name), "{name}");
+        }
+        let inherited = [
+            "PATH",
+            "HOIST_CHUNK_SIZE",
+            "REGISTRY_AUTH_FILE",
+            "DOCKER_HOST",
+        ];
+        let mut cmd = Command::new("hoist");
+        cmd.env("DOCKER_HOST", "unix:///private.sock")
+            .env_remove("HOME");
+        let mut launch = Command::new("xtask");
+        environment(&mut launch, inherited.iter().map(OsString::from), &cmd);
+        let envs: Vec<(String, Option<String>)> = launch
+            .get_envs()
+            .map(|(k, v)| {
+                let s = |x: &std::ffi::OsStr| x.to_string_lossy().into_owned();
+                (s(k), v.map(s))
+            })
+            .collect();
+        let want = |k: &str, v: Option<&str>| (k.to_string(), v.map(ToString::to_string));
+        assert_eq!(
+            envs,
+            [
+                want("DOCKER_HOST", Some("unix:///private.sock")),
+                want("HOIST_CHUNK_SIZE", None),
+                want("HOME", None),
+                want("REGISTRY_AUTH_FILE", None),
+            ],
+            "sorted by name: the command's own setting wins, the caller's are removed"
+        );
     }
 
     #[test]

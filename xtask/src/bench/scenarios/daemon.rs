@@ -6,6 +6,7 @@ use super::inputs::{self, REPO_TAG, TAG};
 use super::{Contender, Ctx, OUT, Prepared, Servers, Target, Verify};
 use anyhow::Context;
 use hoist_testkit::{Dockerd, Registry};
+use std::process::Command;
 
 /// A daemon with the cached docker-archive loaded, and the archive's size.
 pub(super) fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
@@ -16,43 +17,48 @@ pub(super) fn daemon_with_image(ctx: &Ctx) -> anyhow::Result<(Dockerd, u64)> {
     Ok((d, std::fs::metadata(&archive)?.len()))
 }
 
-/// The docker client command line for this daemon.
-pub(super) fn docker_argv(d: &Dockerd, args: &[&str]) -> Vec<String> {
-    let cmd = d.docker();
-    let mut argv = vec![cmd.get_program().to_string_lossy().into_owned()];
-    argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-    argv.extend(args.iter().map(ToString::to_string));
-    argv
+/// The contender `name` running `docker ARGS` as `docker` (a daemon's [`Dockerd::docker`]) is
+/// set up: its client binary and `-H`, and its environment (the daemon's private client config
+/// dir in `DOCKER_CONFIG`, no buildkit), as every docker client invocation gets.
+pub(super) fn docker_client(
+    docker: &Command,
+    name: &str,
+    args: &[&str],
+    verify: Verify,
+) -> Contender {
+    let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    let mut c = Contender::peer(name, "docker.io", &[], verify);
+    c.argv = std::iter::once(text(docker.get_program()))
+        .chain(docker.get_args().map(text))
+        .chain(args.iter().map(ToString::to_string))
+        .collect();
+    c.exe.clone_from(&c.argv[0]);
+    c.env = docker
+        .get_envs()
+        .filter_map(|(k, v)| Some((text(k), text(v?))))
+        .collect();
+    c
 }
 
 /// `docker save -o OUT/image.tar REPO_TAG` against the daemon `d`.
 fn docker_save(d: &Dockerd, repo_tag: &str) -> Contender {
-    let mut save = Contender::peer(
+    docker_client(
+        &d.docker(),
         "docker save",
-        "docker.io",
-        &[],
+        &["save", "-o", &format!("{OUT}/image.tar"), repo_tag],
         Verify::Creates("image.tar".into()),
-    );
-    save.argv = docker_argv(d, &["save", "-o", &format!("{OUT}/image.tar"), repo_tag]);
-    save.exe = save.argv[0].clone();
-    save
+    )
 }
 
-/// `docker save` as [`docker_save`], then `sync FILE` (an fsync of the archive): the cost of
-/// `docker save` with the durability hoist gives each blob it writes, fsynced before it is
-/// renamed into place. For context only: the export target is against plain `docker save`.
-fn docker_save_fsync(d: &Dockerd, repo_tag: &str) -> Contender {
-    let archive = format!("{OUT}/image.tar");
-    let save = docker_argv(d, &["save", "-o", &archive, repo_tag]);
-    let quoted: Vec<String> = save.iter().map(|a| format!("'{a}'")).collect();
-    let script = format!("{} && sync '{archive}'", quoted.join(" "));
-    let mut c = Contender::peer(
-        "docker save + fsync",
-        "docker.io",
-        &["sh", "-c", &script],
-        Verify::Creates("image.tar".into()),
-    );
-    c.exe.clone_from(&save[0]);
+/// `save` (a [`docker_save`]), then `sync FILE` (an fsync of the archive): the cost of `docker
+/// save` with the durability hoist gives each blob it writes, fsynced before it is renamed into
+/// place. For context only: the export target is against plain `docker save`.
+fn with_fsync(save: Contender) -> Contender {
+    let mut c = save;
+    let quoted: Vec<String> = c.argv.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!("{} && sync '{OUT}/image.tar'", quoted.join(" "));
+    c.name = "docker save + fsync".into();
+    c.argv = ["sh", "-c", &script].map(String::from).to_vec();
     c
 }
 
@@ -70,7 +76,7 @@ pub fn export(ctx: &Ctx) -> anyhow::Result<Prepared> {
     let (d, bytes) = daemon_with_image(ctx)?;
     let host = d.docker_host();
     let save = docker_save(&d, REPO_TAG);
-    let save_fsync = docker_save_fsync(&d, REPO_TAG);
+    let save_fsync = with_fsync(docker_save(&d, REPO_TAG));
     Ok(Prepared {
         input_bytes: bytes,
         contenders: vec![
@@ -155,9 +161,12 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
         repo: "bench/image".into(),
         tag: TAG.into(),
     };
-    let mut docker_push = Contender::peer("docker push", "docker.io", &[], verify.clone());
-    docker_push.argv = docker_argv(&d, &["push", "-q", &remote_tag]);
-    docker_push.exe = docker_push.argv[0].clone();
+    let docker_push = docker_client(
+        &d.docker(),
+        "docker push",
+        &["push", "-q", &remote_tag],
+        verify.clone(),
+    );
     let (registry, reset, registry_cpu) = super::registry::resettable(registry);
     Ok(Prepared {
         input_bytes: bytes,
@@ -181,4 +190,54 @@ pub fn push(ctx: &Ctx) -> anyhow::Result<Prepared> {
         servers: Some(registry_cpu.and(d.pid(), "dockerd + registry")),
         keep: vec![Box::new(registry), Box::new(d)],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_docker_client_gets_the_daemons_environment() {
+        let mut docker = Command::new("/usr/bin/docker");
+        docker
+            .args(["-H", "unix:///d/docker.sock"])
+            .env("DOCKER_CONFIG", "/d/client-config")
+            .env("DOCKER_BUILDKIT", "0");
+        let save = docker_client(
+            &docker,
+            "docker save",
+            &["save", "-o", "{out}/image.tar", "x:1"],
+            Verify::Creates("image.tar".into()),
+        );
+        assert_eq!(
+            save.argv,
+            [
+                "/usr/bin/docker",
+                "-H",
+                "unix:///d/docker.sock",
+                "save",
+                "-o",
+                "{out}/image.tar",
+                "x:1"
+            ]
+        );
+        assert_eq!(save.exe, "/usr/bin/docker");
+        let env = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let want = [
+            env("DOCKER_BUILDKIT", "0"),
+            env("DOCKER_CONFIG", "/d/client-config"),
+        ];
+        assert_eq!(save.env, want);
+        // The fsync variant runs the same client, with the same environment, inside `sh -c`.
+        let fsync = with_fsync(save);
+        assert_eq!(
+            fsync.argv[2],
+            "'/usr/bin/docker' '-H' 'unix:///d/docker.sock' 'save' '-o' '{out}/image.tar' \
+             'x:1' && sync '{out}/image.tar'"
+        );
+        assert_eq!(
+            (fsync.exe.as_str(), fsync.env),
+            ("/usr/bin/docker", want.to_vec())
+        );
+    }
 }
