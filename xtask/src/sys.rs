@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -26,6 +27,94 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         bail!("{} failed with {status}", show(cmd));
     }
     Ok(())
+}
+
+/// Run a command like [`run`], but SIGKILL it and every process it started when it runs longer
+/// than `limit`. It stays in xtask's process group, so a Ctrl-C at the terminal still reaches it.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Result<()> {
+    eprintln!("$ {}  (time limit {limit:?})", show(cmd));
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {}", show(cmd)))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{} failed with {status}", show(cmd));
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            kill_tree(child.id());
+            let _ = child.wait();
+            bail!(
+                "{} ran past its time limit of {limit:?} and was killed",
+                show(cmd)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGKILL `pid` and all its descendants, found through `/proc`: every process is stopped
+/// first, until a pass finds no new one, so none can start another while they are collected.
+fn kill_tree(pid: u32) {
+    let mut tree = vec![pid];
+    loop {
+        for &p in &tree {
+            // SAFETY: kill has no memory preconditions; these are our child and its descendants.
+            unsafe { libc::kill(p as libc::pid_t, libc::SIGSTOP) };
+        }
+        let found = descendants(pid);
+        let before = tree.len();
+        for p in found {
+            if !tree.contains(&p) {
+                tree.push(p);
+            }
+        }
+        if tree.len() == before {
+            break;
+        }
+    }
+    for &p in &tree {
+        // SAFETY: as above.
+        unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// Every live descendant of `pid`, from the parent pids in `/proc/*/stat`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            Some((p, parent_pid(&stat)?))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent pid from the text of `/proc/PID/stat` (the field after the state, which follows
+/// the command name's last `)`).
+fn parent_pid(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 fn show(cmd: &Command) -> String {
@@ -178,5 +267,35 @@ mod tests {
         );
         assert_eq!(built_executable(messages, "hoist_oci"), None, "a library");
         assert_eq!(built_executable("not json\n", "hoist"), None);
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_everything_it_started() {
+        let started = Instant::now();
+        let err = run_with_timeout(
+            Command::new("sh")
+                .arg("-c")
+                .arg("sleep 40.75 & sleep 40.5 | cat; wait"),
+            Duration::from_millis(500),
+        )
+        .expect_err("over its limit");
+        assert!(
+            err.to_string().contains("past its time limit of 500ms"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(100));
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("sleep 40."))
+            .collect();
+        assert!(left.is_empty(), "left running: {left:?}");
+        run_with_timeout(&mut Command::new("true"), Duration::from_secs(60)).expect("true");
+        run_with_timeout(&mut Command::new("false"), Duration::from_secs(60)).expect_err("false");
+        assert_eq!(parent_pid("7 (a) b) S 42 7 7"), Some(42));
     }
 }
