@@ -163,14 +163,11 @@ fn built_executable(messages: &str, bin: &str) -> Option<PathBuf> {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
-/// Whether an executable is on PATH (or at an absolute path).
+/// Whether an executable is installed: on PATH or in the sbin directories, where nginx and
+/// dockerd live and a non-root PATH often does not look (the test kit's search, so xtask and
+/// the tests agree), or at a path containing `/`.
 pub fn have(exe: &str) -> bool {
-    if exe.contains('/') {
-        return Path::new(exe).is_file();
-    }
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(exe).is_file()))
-        .unwrap_or(false)
+    hoist_testkit::find_tool(exe).is_some()
 }
 
 /// Whether we run as root.
@@ -267,6 +264,29 @@ mod tests {
         );
         assert_eq!(built_executable(messages, "hoist_oci"), None, "a library");
         assert_eq!(built_executable("not json\n", "hoist"), None);
+    }
+
+    #[test]
+    fn tools_in_sbin_are_found_on_a_path_without_it() {
+        // ldconfig (libc-bin, essential) is in /usr/sbin or /sbin, like nginx and dockerd.
+        if std::env::var_os("XTASK_HAVE_CHILD").is_some() {
+            assert!(have("ldconfig"), "PATH={:?}", std::env::var_os("PATH"));
+            return;
+        }
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "sys::tests::tools_in_sbin_are_found_on_a_path_without_it",
+            ])
+            .env("PATH", "/usr/bin:/bin")
+            .env("XTASK_HAVE_CHILD", "1")
+            .output()
+            .expect("rerun");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     #[test]
