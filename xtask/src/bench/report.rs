@@ -244,8 +244,9 @@ pub fn ratio_verdict(s: &ScenarioResult, t: &Target) -> Verdict {
         ),
         Metric::Succeeds => (f64::NAN, "outcome"),
     };
+    let caveat = t.caveat.map_or(String::new(), |c| format!(" ({c})"));
     Verdict {
-        what: format!("{}: {}/{} {what}", s.name, t.of, t.over),
+        what: format!("{}: {}/{} {what}{caveat}", s.name, t.of, t.over),
         value,
         limit: t.max_ratio,
         pass: value <= t.max_ratio,
@@ -535,10 +536,21 @@ mod tests {
             over: over.into(),
             metric: Metric::Wall,
             max_ratio: max,
+            caveat: None,
         };
         let v = ratio_verdict(&s, &wall("tar -x", 0.6));
         assert_eq!(v.value, 0.5);
         assert!(v.pass);
+        assert_eq!(v.what, "spool: hoist/tar -x wall time");
+        let caveated = Target {
+            caveat: Some("random layers: different work"),
+            ..wall("tar -x", 0.6)
+        };
+        let v = ratio_verdict(&s, &caveated);
+        assert_eq!(
+            v.what,
+            "spool: hoist/tar -x wall time (random layers: different work)"
+        );
         let v = ratio_verdict(&s, &wall("skopeo copy", 0.6));
         assert!(!v.pass, "a missing peer cannot pass");
         let v = ratio_verdict(
@@ -548,6 +560,7 @@ mod tests {
                 over: "tar -x".into(),
                 metric: Metric::Rss,
                 max_ratio: 1.1,
+                caveat: None,
             },
         );
         assert_eq!(v.value, 4.0);
@@ -562,6 +575,7 @@ mod tests {
             over: over.into(),
             metric: Metric::Succeeds,
             max_ratio: 0.0,
+            caveat: None,
         };
         let v = ratio_verdict(&s, &succeeds("hoist", "tar -x"));
         assert!(v.pass, "{}", v.what);
@@ -742,6 +756,7 @@ mod tests {
                 over: "tar -x".into(),
                 metric: Metric::Wall,
                 max_ratio: 0.4,
+                caveat: None,
             },
         ));
         let md = render(s, 100.0);
