@@ -25,6 +25,7 @@
 //! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
 
 mod charts;
+mod failure;
 mod host;
 pub(crate) mod launcher;
 pub(crate) mod measure;
@@ -485,7 +486,7 @@ fn run_once(
     let reason = if sample.timed_out {
         format!("timed out after {} s", limit.as_secs())
     } else {
-        report::failure_reason(&log_tail(log, log_start)?)
+        failure::reason(&log_tail(log, log_start)?)
     };
     Ok((sample, Some(reason)))
 }
