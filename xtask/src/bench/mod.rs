@@ -156,7 +156,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = parse_args(args)?;
     if args.list {
         for s in SCENARIOS {
-            println!("{:<12} {}", s.name, s.about);
+            println!("{:<16} {}", s.name, s.about);
         }
         return Ok(());
     }
