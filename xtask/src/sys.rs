@@ -304,16 +304,26 @@ mod tests {
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(100));
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.starts_with("sleep 40."))
-            .collect();
-        assert!(left.is_empty(), "left running: {left:?}");
+        // SIGKILLed, they may take a moment to exit: wait for them, not 40 s.
+        let killed = Instant::now();
+        loop {
+            let left: Vec<String> = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.starts_with("sleep 40."))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "left running: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         run_with_timeout(&mut Command::new("true"), Duration::from_secs(60)).expect("true");
         run_with_timeout(&mut Command::new("false"), Duration::from_secs(60)).expect_err("false");
         assert_eq!(parent_pid("7 (a) b) S 42 7 7"), Some(42));
