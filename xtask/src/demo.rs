@@ -8,7 +8,7 @@
 //! order), and prints a table of step, result, time and peak RSS. Everything it started or
 //! wrote is removed when it ends.
 
-use crate::bench::measure::{Sample, measure};
+use crate::bench::measure::{Launcher, Sample};
 use crate::sys::{Package, ensure_packages, workspace_root};
 use anyhow::{Context, bail};
 use hoist_oci::{Compression, Digest};
@@ -56,6 +56,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     crate::interrupt::install("demo")?;
+    let launcher = Launcher::this_binary()?;
     ensure_packages(&[
         Package {
             name: "docker-registry",
@@ -69,14 +70,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     let hoist = match hoist {
         Some(p) => p,
-        None => {
-            crate::sys::run(
-                Command::new("cargo")
-                    .args(["build", "--release", "--quiet", "-p", "hoist"])
-                    .current_dir(&root),
-            )?;
-            root.join("target/release/hoist")
-        }
+        None => crate::sys::build_release_binary("hoist", "hoist")?,
     };
     std::fs::create_dir_all(root.join("target"))?;
     let work = tempfile::Builder::new()
@@ -133,7 +127,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if find_tool("skopeo").is_some() {
         println!("== skopeo copy through the proxy (expected to fail: one request per layer)");
         let log = w.join("skopeo.log");
-        let s = measure(
+        let s = launcher.measure(
             Command::new("skopeo")
                 .args(["copy", "--quiet", "--dest-tls-verify=false", &src])
                 .arg(format!("docker://{host}/demo/skopeo:1")),
@@ -203,7 +197,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut failed = false;
     for (step, argv) in steps {
         println!("== {step}: hoist {}", argv.join(" "));
-        let s = measure(Command::new(&hoist).args(&argv), None, STEP_LIMIT)?;
+        let s = launcher.measure(Command::new(&hoist).args(&argv), None, STEP_LIMIT)?;
         let result = if s.ok { "ok" } else { "FAILED" };
         println!("   {result}");
         rows.push(Row {

@@ -1,11 +1,14 @@
 //! `cargo xtask fuzz [TARGET] [--time S]`: run the cargo-fuzz targets in `fuzz/`.
 //!
-//! cargo-fuzz needs the nightly toolchain, which these machines carry beside the pinned stable one;
-//! the fuzz crate is its own workspace so the stable build never sees it. Without a target, every
-//! target runs for `--time` seconds (default 10). Seeds committed under `fuzz/seeds/TARGET` are
-//! read alongside the working corpus in `fuzz/corpus/TARGET`. A crash fails the command and leaves
-//! the input under `fuzz/artifacts/TARGET/`; turn it into a regression test in the owning crate.
+//! cargo-fuzz needs the nightly toolchain, which these machines carry beside the pinned stable
+//! one; the fuzz crate is its own workspace so the stable build never sees it. Without a target,
+//! every target runs for `--time` seconds (default 10), and `cargo fuzz list` must name exactly
+//! the targets with a source under `fuzz/fuzz_targets/` (a run that would fuzz nothing fails).
+//! Seeds committed under `fuzz/seeds/TARGET` are read alongside the working corpus in
+//! `fuzz/corpus/TARGET`. A crash fails the command and leaves the input under
+//! `fuzz/artifacts/TARGET/`; turn it into a regression test in the owning crate.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -30,7 +33,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = sys::workspace_root();
     let targets = match target {
         Some(t) => vec![t],
-        None => list_targets()?,
+        None => {
+            let listed = list_targets()?;
+            check_targets(&listed, &target_files(&root.join("fuzz/fuzz_targets"))?)?;
+            listed
+        }
     };
     for t in &targets {
         let corpus = root.join("fuzz/corpus").join(t);
@@ -75,6 +82,36 @@ fn list_targets() -> Result<Vec<String>> {
         .collect())
 }
 
+/// The names of the target sources in `dir` (`fuzz/fuzz_targets/NAME.rs`).
+fn target_files(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            names.extend(path.file_stem().and_then(|s| s.to_str()).map(str::to_owned));
+        }
+    }
+    Ok(names)
+}
+
+/// Fail unless `cargo fuzz list` named targets, exactly those with a source file: a run that
+/// fuzzed nothing, or skipped a target, must not pass.
+fn check_targets(listed: &[String], files: &[String]) -> Result<()> {
+    if listed.is_empty() {
+        bail!("`cargo fuzz list` named no targets: nothing would be fuzzed");
+    }
+    let unlisted: Vec<&String> = files.iter().filter(|f| !listed.contains(f)).collect();
+    let sourceless: Vec<&String> = listed.iter().filter(|t| !files.contains(t)).collect();
+    if !unlisted.is_empty() || !sourceless.is_empty() {
+        bail!(
+            "`cargo fuzz list` does not match fuzz/fuzz_targets/*.rs: not listed {unlisted:?}, \
+             listed without a source file {sourceless:?} (each target needs a [[bin]] in \
+             fuzz/Cargo.toml named after its file)"
+        );
+    }
+    Ok(())
+}
+
 /// Whether the nightly toolchain and cargo-fuzz are usable; installs cargo-fuzz when missing.
 pub fn ensure_cargo_fuzz() -> Result<()> {
     let nightly = Command::new("rustc")
@@ -95,4 +132,34 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         sys::run(Command::new("cargo").args(["+nightly", "install", "--locked", "cargo-fuzz"]))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_run_that_would_fuzz_nothing_or_miss_a_target_fails() {
+        let files = names(&["digest", "manifest"]);
+        check_targets(&names(&["digest", "manifest"]), &files).expect("all listed");
+        let err = check_targets(&[], &files).expect_err("nothing listed");
+        assert!(err.to_string().contains("no targets"), "{err}");
+        let err = check_targets(&names(&["digest"]), &files).expect_err("one missing");
+        assert!(
+            err.to_string().contains(r#"not listed ["manifest"]"#),
+            "{err}"
+        );
+        let err = check_targets(&names(&["digest", "manifest", "old"]), &files)
+            .expect_err("a stale [[bin]]");
+        assert!(err.to_string().contains(r#"source file ["old"]"#), "{err}");
+        // The repository's own targets are all files named after them.
+        let root = sys::workspace_root();
+        let mut here = target_files(&root.join("fuzz/fuzz_targets")).expect("fuzz targets");
+        here.sort();
+        assert!(here.contains(&"digest".to_string()), "{here:?}");
+    }
 }

@@ -4,18 +4,19 @@
 //! run in process groups of their own, so a terminal's Ctrl-C reaches only xtask. Dying on it
 //! would leave every daemon running with its temp storage (gigabytes for a bench's registry).
 //! Instead [`install`] catches the three signals with a handler that only writes the signal's
-//! number into a pipe, and a thread of its own reads it: the first one kills the measured child
-//! in flight (see [`Running`]) and raises a flag that [`check`] turns into an error, so the
-//! command unwinds through its guards, which stop the daemons and delete their storage. Work
-//! that does not pass a [`check`] (generating inputs) runs on until it does; a second signal
-//! exits at once, saying what may be left behind.
+//! number into a pipe, and a thread of its own reads it: the first one stops the measured run
+//! in flight (see [`Running`]: its launcher SIGKILLs the run's process group) and raises a
+//! flag that [`check`] turns into an error, so the command unwinds through its guards, which
+//! stop the daemons and delete their storage. Work that does not pass a [`check`] (generating
+//! inputs) runs on until it does; a second signal exits at once, saying what may be left
+//! behind.
 
 use std::io::Read;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static RAISED: AtomicBool = AtomicBool::new(false);
-/// The process group of the child being measured, 0 for none.
+/// The launcher of the run being measured ([`crate::bench::launcher`]), 0 for none.
 static RUNNING: AtomicI32 = AtomicI32::new(0);
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -87,11 +88,11 @@ fn watch(mut pipe: std::fs::File, what: &str) {
             "{what}: signal {sig}: stopping the run in flight, then the daemons (a second \
              signal exits at once)"
         );
-        let pgid = RUNNING.load(Ordering::SeqCst);
-        if pgid > 0 {
-            // SAFETY: kill has no memory preconditions; -pgid is the measured child's own
-            // group, registered by `Running` only while that child is unreaped.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let launcher = RUNNING.load(Ordering::SeqCst);
+        if launcher > 0 {
+            // SAFETY: kill has no memory preconditions; the launcher is registered by `Running`
+            // only while it is unreaped. On SIGTERM it kills its run's group and reports.
+            unsafe { libc::kill(launcher, libc::SIGTERM) };
         }
     }
 }
@@ -112,18 +113,18 @@ pub fn check() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// While alive, marks the process group of a running child as the one a signal kills. Drop it
-/// before reaping the child, so a signal never reaches a recycled process group.
+/// While alive, marks a running launcher as the one a signal stops (with SIGTERM, on which it
+/// kills the command it measures). Drop it before reaping the launcher, so a signal never
+/// reaches a recycled pid.
 pub struct Running(());
 
 impl Running {
-    /// Register the group `pgid` (the child's pid, spawned with `process_group(0)`). A signal
-    /// that came before the child was registered kills it here.
-    pub fn new(pgid: libc::pid_t) -> Running {
-        RUNNING.store(pgid, Ordering::SeqCst);
+    /// Register the launcher `pid`. A signal that came before it was registered stops it here.
+    pub fn new(pid: libc::pid_t) -> Running {
+        RUNNING.store(pid, Ordering::SeqCst);
         if raised() {
             // SAFETY: as in `watch`: the caller's child, unreaped.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         Running(())
     }
@@ -172,7 +173,7 @@ mod tests {
         let _daemon =
             hoist_testkit::ChildGuard::spawn("daemon", daemon_cmd, &dir.path().join("d.log"))
                 .expect("daemon");
-        let got = crate::bench::measure::measure(
+        let got = crate::bench::measure::tests::launcher().measure(
             Command::new("sleep").arg("966.5"),
             Some(&dir.path().join("m.log")),
             Duration::from_secs(20),

@@ -7,6 +7,8 @@
 //! - `fuzz`: run the cargo-fuzz targets in `fuzz/` briefly (nightly toolchain).
 //! - `tidy`: structural checks (dependency direction, libraries that package on their own,
 //!   `//!` docs on every source file).
+//! - `__measure` (hidden): the launcher that `bench` and `demo` measure every command through
+//!   ([`bench::launcher`]).
 
 mod bench;
 mod ci;
@@ -20,6 +22,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // First, before anything grows this process: the launcher's address space is what every
+    // measured command's peak RSS starts from.
+    if args.first().is_some_and(|a| a == bench::launcher::COMMAND) {
+        return bench::launcher::main(&args[1..]);
+    }
     let Some((cmd, rest)) = args.split_first() else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);

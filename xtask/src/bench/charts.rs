@@ -493,6 +493,8 @@ mod tests {
             date: "d".into(),
             machine: "m".into(),
             host_notes: Vec::new(),
+            rss_floor_kib: None,
+            stopped: None,
             scenarios: vec![
                 scenario(
                     "scale",

@@ -6,14 +6,18 @@
 //! A B ...; A B C D, D C B A ...), so no tool always runs right after the same other one (a
 //! 4 GiB `docker save` slowed whatever came next), each run into a
 //! fresh empty output directory with a fresh empty hoist cache (`HOIST_CACHE_DIR`), so no run
-//! profits from an earlier one. Each run is measured from the outside with `wait4`: wall time,
-//! user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage; work done
-//! inside a daemon such as dockerd is not counted). The report (medians, min-max, hoist/peer
+//! profits from an earlier one. Each run is measured from the outside with `wait4`, through a
+//! small launcher process ([`launcher`]) so that xtask's own memory is not in the command's peak:
+//! wall time, user+sys CPU and peak RSS (`ru_maxrss`; for a shell pipeline the largest stage;
+//! work done inside a daemon such as dockerd is not counted). The report gives the launcher's
+//! floor, the peak RSS of `true` measured the same way. The report (medians, min-max, hoist/peer
 //! ratios, PASS/MISS against targets) is printed and written to `target/bench/results.md` and
 //! `target/bench/results.json`.
 //!
-//! A missing peer fails the bench before anything runs, naming the package to install; a peer
-//! that runs but fails is reported as failed, never dropped.
+//! A missing peer or server fails the bench before anything runs (each scenario declares the
+//! programs it needs), naming the package to install; a peer that runs but fails is reported
+//! as failed, never dropped. The report is written after every scenario, so a bench that stops
+//! early (an error, Ctrl-C) keeps what it measured and says where and why it stopped.
 //!
 //! SVG charts (`time.svg`: median wall time per scenario and tool; `rss.svg`: peak RSS versus
 //! image size from the `scale` scenario) are drawn next to the report with plotters.
@@ -21,15 +25,17 @@
 //! Seam: scenarios live in [`scenarios::SCENARIOS`] (one `prepare` function each).
 
 mod charts;
+mod failure;
 mod host;
+pub(crate) mod launcher;
 pub(crate) mod measure;
 mod report;
 mod scenarios;
 
 use anyhow::{Context, bail};
-use measure::{Sample, measure, settle};
+use measure::{Launcher, Sample, settle};
 use report::{ContenderResult, Report, ScenarioResult, markdown, ratio_verdict, rss_verdict};
-use scenarios::{Ctx, SCENARIOS, expand};
+use scenarios::{Ctx, SCENARIOS, Scenario, expand};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,7 +156,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = parse_args(args)?;
     if args.list {
         for s in SCENARIOS {
-            println!("{:<12} {}", s.name, s.about);
+            println!("{:<16} {}", s.name, s.about);
         }
         return Ok(());
     }
@@ -175,29 +181,40 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| !args.skip.iter().any(|n| n == s.name))
+        .collect();
+    let missing = scenarios::missing_needs(
+        &selected,
+        |exe| hoist_testkit::find_tool(exe).is_some(),
+        crate::sys::is_root(),
+    );
+    if !missing.is_empty() {
+        bail!(
+            "the selected scenarios need what this machine lacks (nothing was run); install it, \
+             or --skip those scenarios:\n  {}",
+            missing.join("\n  ")
+        );
+    }
     crate::interrupt::install("bench")?;
     let started = std::time::Instant::now();
     let hoist = match &args.hoist {
         Some(p) => p.clone(),
-        None => {
-            crate::sys::run(
-                Command::new("cargo")
-                    .args(["build", "--release", "--quiet", "-p", "hoist"])
-                    .current_dir(&root),
-            )?;
-            root.join("target/release/hoist")
-        }
+        None => crate::sys::build_release_binary("hoist", "hoist")?,
     };
+    let launcher = Launcher::this_binary()?;
+    let rss_floor_kib = launcher.rss_floor_kib()?;
+    eprintln!(
+        "bench: RSS floor of the launcher (`true` measured through it): {:.1} MiB",
+        rss_floor_kib as f64 / 1024.0
+    );
     let ctx = Ctx {
         hoist,
         size: args.size,
         cache: out_dir.join("cache"),
     };
-    let selected: Vec<_> = SCENARIOS
-        .iter()
-        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
-        .filter(|s| !args.skip.iter().any(|n| n == s.name))
-        .collect();
     eprintln!(
         "bench: {} scenario(s) at {} MiB, {} warm-up + {} measured run(s) per contender",
         selected.len(),
@@ -206,32 +223,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         args.runs
     );
 
-    let mut results = Vec::new();
-    for sc in selected {
-        crate::interrupt::check()?;
-        eprintln!("bench: scenario {} — {}", sc.name, sc.about);
-        let scenario_start = std::time::Instant::now();
-        let mut prepared = (sc.prepare)(&ctx).with_context(|| format!("preparing {}", sc.name))?;
-        check_tools(sc.name, &prepared.contenders)?;
-        let mut result = run_scenario(sc.name, sc.about, &mut prepared, &args, &out_dir)?;
-        for t in &prepared.targets {
-            result.verdicts.push(ratio_verdict(&result, t));
-        }
-        if let Some(v) = rss_verdict(&result) {
-            result.verdicts.push(v);
-        }
-        drop(prepared);
-        result.elapsed_s = scenario_start.elapsed().as_secs_f64();
-        eprintln!(
-            "bench: scenario {} took {:.0} s ({:.0} s so far)",
-            sc.name,
-            result.elapsed_s,
-            started.elapsed().as_secs_f64()
-        );
-        results.push(result);
-    }
-
-    let report = Report {
+    let mut report = Report {
         date: shell_line("date -u +%Y-%m-%dT%H:%M:%SZ"),
         machine: format!(
             "{}, {} CPUs, {}",
@@ -239,38 +231,90 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             shell_line("nproc"),
             shell_line("free -g | awk '/Mem:/ {print $2 \" GiB RAM\"}'")
         ),
-        host_notes: {
-            let damon = Path::new(host::DAMON_SYSFS);
-            host::refresh_damon_stats(damon);
-            host::proactive_reclaim(damon).into_iter().collect()
-        },
-        scenarios: results,
-        elapsed_s: started.elapsed().as_secs_f64(),
+        host_notes: Vec::new(),
+        rss_floor_kib: Some(rss_floor_kib),
+        scenarios: Vec::new(),
+        elapsed_s: 0.0,
+        stopped: None,
     };
-    let md = markdown(&report);
-    print!("{md}");
-    std::fs::write(out_dir.join("results.md"), &md)?;
-    std::fs::write(
-        out_dir.join("results.json"),
-        serde_json::to_vec_pretty(&report)?,
-    )?;
-    let charts = charts::draw(&report, &out_dir)?;
+    for sc in selected {
+        let result = crate::interrupt::check()
+            .and_then(|()| scenario(sc, &ctx, &launcher, &args, &out_dir, started.elapsed()));
+        report.elapsed_s = started.elapsed().as_secs_f64();
+        match result {
+            Ok(result) => report.scenarios.push(result),
+            Err(e) => {
+                // Keep what was measured: the report so far, saying where and why it stopped.
+                report.stopped = Some(format!("in scenario {}: {e:#}", sc.name));
+                write_report(&mut report, &out_dir, false)?;
+                return Err(e.context(format!(
+                    "the results so far are in {}",
+                    out_dir.join("results.md").display()
+                )));
+            }
+        }
+        // After every scenario, so a later failure leaves this one's results on disk.
+        write_report(&mut report, &out_dir, false)?;
+    }
+    write_report(&mut report, &out_dir, true)?;
     eprintln!(
-        "bench: wrote {}, results.json and {} chart(s); total elapsed {:.0} s ({:.1} min)",
+        "bench: wrote {}, results.json and the charts; total elapsed {:.0} s ({:.1} min)",
         out_dir.join("results.md").display(),
-        charts.len(),
         report.elapsed_s,
         report.elapsed_s / 60.0
     );
-    let hoist_failed: Vec<_> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.hoist().is_some_and(|h| h.failures() > 0))
-        .map(|s| s.name.clone())
-        .collect();
+    let hoist_failed = report.hoist_failures();
     if !hoist_failed.is_empty() {
-        bail!("hoist failed in: {}", hoist_failed.join(", "));
+        bail!("hoist failed:\n  {}", hoist_failed.join("\n  "));
     }
+    Ok(())
+}
+
+/// Prepare and run one scenario, and check its targets; `so_far` is the bench's time before it.
+fn scenario(
+    sc: &Scenario,
+    ctx: &Ctx,
+    launcher: &Launcher,
+    args: &Args,
+    out_dir: &Path,
+    so_far: Duration,
+) -> anyhow::Result<ScenarioResult> {
+    eprintln!("bench: scenario {} — {}", sc.name, sc.about);
+    let start = std::time::Instant::now();
+    let mut prepared = (sc.prepare)(ctx).with_context(|| format!("preparing {}", sc.name))?;
+    check_tools(sc.name, &prepared.contenders)?;
+    let mut result = run_scenario(sc.name, sc.about, &mut prepared, launcher, args, out_dir)?;
+    for t in &prepared.targets {
+        result.verdicts.push(ratio_verdict(&result, t));
+    }
+    result.verdicts.extend(rss_verdict(&result));
+    drop(prepared);
+    result.elapsed_s = start.elapsed().as_secs_f64();
+    eprintln!(
+        "bench: scenario {} took {:.0} s ({:.0} s so far)",
+        sc.name,
+        result.elapsed_s,
+        (so_far + start.elapsed()).as_secs_f64()
+    );
+    Ok(result)
+}
+
+/// Write `results.md`, `results.json` and the charts into `out_dir` (the host notes read now),
+/// and print the Markdown when `print`.
+fn write_report(report: &mut Report, out_dir: &Path, print: bool) -> anyhow::Result<()> {
+    let damon = Path::new(host::DAMON_SYSFS);
+    host::refresh_damon_stats(damon);
+    report.host_notes = host::proactive_reclaim(damon).into_iter().collect();
+    let md = markdown(report);
+    if print {
+        print!("{md}");
+    }
+    std::fs::write(out_dir.join("results.md"), &md)?;
+    std::fs::write(
+        out_dir.join("results.json"),
+        serde_json::to_vec_pretty(report)?,
+    )?;
+    charts::draw(report, out_dir)?;
     Ok(())
 }
 
@@ -294,6 +338,7 @@ fn run_scenario(
     name: &str,
     about: &str,
     p: &mut scenarios::Prepared,
+    launcher: &Launcher,
     args: &Args,
     out_dir: &Path,
 ) -> anyhow::Result<ScenarioResult> {
@@ -327,7 +372,14 @@ fn run_scenario(
                 reset()?;
             }
             let servers = p.servers.as_ref();
-            let (s, reason) = run_once(c, servers, &scratch, Path::new(&r.log), args.timeout)?;
+            let (s, reason) = run_once(
+                launcher,
+                c,
+                servers,
+                &scratch,
+                Path::new(&r.log),
+                args.timeout,
+            )?;
             let server_cpu = match (servers, s.server_cpu_s) {
                 (Some(servers), Some(cpu)) => format!(" {cpu:>6.2}s {} cpu", servers.label),
                 _ => String::new(),
@@ -381,6 +433,7 @@ fn round_order(n: usize, round: usize) -> Vec<usize> {
 /// One measured run into a fresh empty output directory, with a cold hoist cache, and the CPU
 /// time `servers` spent meanwhile; for a failed run, also why (from what it wrote to its log).
 fn run_once(
+    launcher: &Launcher,
     c: &scenarios::Contender,
     servers: Option<&scenarios::Servers>,
     scratch: &Path,
@@ -414,7 +467,7 @@ fn run_once(
     settle();
     let pids = servers.map(|s| (s.pids)()).unwrap_or_default();
     let before = measure::processes_cpu_s(&pids);
-    let mut sample = measure(&mut cmd, Some(log), limit)?;
+    let mut sample = launcher.measure(&cmd, Some(log), limit)?;
     if servers.is_some() {
         let after = measure::processes_cpu_s(&pids);
         sample.server_cpu_s = before.zip(after).map(|(b, a)| a - b);
@@ -433,7 +486,7 @@ fn run_once(
     let reason = if sample.timed_out {
         format!("timed out after {} s", limit.as_secs())
     } else {
-        report::failure_reason(&log_tail(log, log_start)?)
+        failure::reason(&log_tail(log, log_start)?)
     };
     Ok((sample, Some(reason)))
 }

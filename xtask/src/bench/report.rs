@@ -19,7 +19,7 @@ pub struct ContenderResult {
     pub command: String,
     /// Measured runs (warm-up excluded), failed ones included with `ok: false`.
     pub samples: Vec<Sample>,
-    /// Why each failed measured run failed, in order (see [`failure_reason`]).
+    /// Why each failed measured run failed, in order (see [`super::failure::reason`]).
     #[serde(default)]
     pub failure_reasons: Vec<String>,
     /// Where the contender's stdout/stderr went.
@@ -52,7 +52,7 @@ impl ContenderResult {
     /// A few words saying why the runs failed, for a chart label: the HTTP status when the
     /// reasons name one (`HTTP 413`), `timed out`, or nothing.
     pub fn short_reason(&self) -> Option<String> {
-        if let Some(code) = http_status(&self.reasons()) {
+        if let Some(code) = super::failure::http_status(&self.reasons()) {
             return Some(format!("HTTP {code}"));
         }
         self.samples
@@ -157,6 +157,28 @@ impl ScenarioResult {
     }
 }
 
+impl Report {
+    /// Every hoist contender (`hoist 4x` included) that failed a measured run, as
+    /// `scenario: contender failed N of M runs (reasons)`: any of them fails the bench.
+    pub fn hoist_failures(&self) -> Vec<String> {
+        self.scenarios
+            .iter()
+            .flat_map(|s| s.contenders.iter().map(move |c| (s, c)))
+            .filter(|(_, c)| c.is_any_hoist() && c.failures() > 0)
+            .map(|(s, c)| {
+                format!(
+                    "{}: {} failed {} of {} runs ({})",
+                    s.name,
+                    c.name,
+                    c.failures(),
+                    c.samples.len(),
+                    c.reasons()
+                )
+            })
+            .collect()
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -167,11 +189,19 @@ pub struct Report {
     /// What the host did that may have moved the numbers (see `host.rs`).
     #[serde(default)]
     pub host_notes: Vec<String>,
+    /// Peak RSS of `true` measured through the launcher, in KiB: no measurement can show less
+    /// (`None` in reports from before the launcher).
+    #[serde(default)]
+    pub rss_floor_kib: Option<u64>,
     /// Every scenario run.
     pub scenarios: Vec<ScenarioResult>,
     /// Seconds the whole bench took, from start to the report (0 when unknown).
     #[serde(default)]
     pub elapsed_s: f64,
+    /// Where and why the bench stopped before its last scenario (the scenarios here are those
+    /// that finished); `None` when it ran them all.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// Check a ratio target between two contenders of a scenario (NaN, and so MISS, when either
@@ -214,84 +244,37 @@ pub fn ratio_verdict(s: &ScenarioResult, t: &Target) -> Verdict {
         ),
         Metric::Succeeds => (f64::NAN, "outcome"),
     };
+    let caveat = t.caveat.map_or(String::new(), |c| format!(" ({c})"));
     Verdict {
-        what: format!("{}: {}/{} {what}", s.name, t.of, t.over),
+        what: format!("{}: {}/{} {what}{caveat}", s.name, t.of, t.over),
         value,
         limit: t.max_ratio,
         pass: value <= t.max_ratio,
     }
 }
 
-/// Check hoist's peak RSS against [`HOIST_RSS_LIMIT_KIB`].
+/// Check every hoist peak RSS against [`HOIST_RSS_LIMIT_KIB`]: the largest of every measured
+/// run, failed ones included, of every hoist contender (`hoist 4x` too); `None` when the
+/// scenario has no hoist run.
 pub fn rss_verdict(s: &ScenarioResult) -> Option<Verdict> {
-    let h = s.hoist()?;
-    let value = h.rss_kib() / 1024.0;
+    let hoists: Vec<&ContenderResult> = s.contenders.iter().filter(|c| c.is_any_hoist()).collect();
+    let (kib, who) = hoists
+        .iter()
+        .flat_map(|c| c.samples.iter().map(|x| (x.max_rss_kib, c.name.as_str())))
+        .max_by_key(|(kib, _)| *kib)?;
+    let names: Vec<&str> = hoists.iter().map(|c| c.name.as_str()).collect();
+    let value = kib as f64 / 1024.0;
     let limit = HOIST_RSS_LIMIT_KIB as f64 / 1024.0;
     Some(Verdict {
-        what: format!("{}: hoist peak RSS (MiB)", s.name),
+        what: format!(
+            "{}: hoist peak RSS, the largest of all runs of {} (MiB; in {who})",
+            s.name,
+            names.join(", ")
+        ),
         value,
         limit,
         pass: value <= limit,
     })
-}
-
-/// The longest reason kept, in characters.
-const REASON_MAX: usize = 200;
-
-/// Why a run failed, from what it wrote to its log during that run: the last line that reads
-/// like an error (mentions `error`, `fail`, `denied`, or an HTTP 4xx/5xx status), else the last
-/// non-empty line, without the bench's own `$ command` and `bench:` lines, cut to 200
-/// characters; of a logrus line only its `msg`, and nothing from an HTML error page on. A
-/// recognised HTTP status is put first: `HTTP 413: ...`.
-pub fn failure_reason(log: &str) -> String {
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("$ ") && !l.starts_with("bench: "))
-        .collect();
-    let errorish = |l: &&&str| {
-        let low = l.to_ascii_lowercase();
-        ["error", "fail", "denied", "too large", "refused"]
-            .iter()
-            .any(|w| low.contains(w))
-            || http_status(l).is_some()
-    };
-    let Some(line) = lines.iter().rev().find(errorish).or(lines.last()) else {
-        return "exited non-zero without output".into();
-    };
-    // logrus lines (skopeo): keep the message; never keep an HTML error page.
-    let mut msg = line.split_once("msg=\"").map_or(*line, |(_, m)| m);
-    if let Some(i) = msg.to_ascii_lowercase().find("<html") {
-        msg = &msg[..i];
-    }
-    let msg = msg.trim_end_matches([' ', ',', ':', '"', '\\']);
-    let mut reason = match http_status(line) {
-        Some(code) if !msg.starts_with(&format!("HTTP {code}")) => format!("HTTP {code}: {msg}"),
-        _ => msg.to_string(),
-    };
-    if reason.chars().count() > REASON_MAX {
-        reason = reason.chars().take(REASON_MAX - 3).collect::<String>() + "...";
-    }
-    reason
-}
-
-/// An HTTP error status (4xx/5xx) named in `text`: after `status`, `status code`,
-/// `statuscode:` or `http`, or nginx's `Request Entity Too Large` page title alone.
-fn http_status(text: &str) -> Option<u16> {
-    let low = text.to_ascii_lowercase();
-    if low.contains("request entity too large") || low.contains("content too large") {
-        return Some(413);
-    }
-    let low = low.as_str();
-    ["status code", "statuscode", "status", "http"]
-        .iter()
-        .flat_map(|key| low.match_indices(key).map(|(i, _)| &low[i + key.len()..]))
-        .find_map(|rest| {
-            let rest = rest.trim_start_matches([':', ' ', '=']);
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let code: u16 = digits.parse().ok().filter(|_| digits.len() == 3)?;
-            (400..600).contains(&code).then_some(code)
-        })
 }
 
 fn num(x: f64, digits: usize) -> String {
@@ -306,8 +289,22 @@ fn num(x: f64, digits: usize) -> String {
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# hoist bench\n\n{} on {}\n", r.date, r.machine);
+    if let Some(why) = &r.stopped {
+        let _ = writeln!(
+            md,
+            "**Stopped early** {why}\n\nOnly the scenarios that finished before are below.\n"
+        );
+    }
     for note in &r.host_notes {
         let _ = writeln!(md, "**Host:** {note}.\n");
+    }
+    if let Some(floor) = r.rss_floor_kib {
+        let _ = writeln!(
+            md,
+            "RSS floor of the launcher: {:.1} MiB (the peak RSS of `true` measured the same way; \
+             every peak RSS below is at least this).\n",
+            floor as f64 / 1024.0
+        );
     }
     for s in &r.scenarios {
         let _ = writeln!(
@@ -425,8 +422,10 @@ mod tests {
             date: "now".into(),
             machine: "here".into(),
             host_notes: Vec::new(),
+            rss_floor_kib: None,
             scenarios: vec![s],
             elapsed_s,
+            stopped: None,
         })
     }
 
@@ -478,10 +477,21 @@ mod tests {
             over: over.into(),
             metric: Metric::Wall,
             max_ratio: max,
+            caveat: None,
         };
         let v = ratio_verdict(&s, &wall("tar -x", 0.6));
         assert_eq!(v.value, 0.5);
         assert!(v.pass);
+        assert_eq!(v.what, "spool: hoist/tar -x wall time");
+        let caveated = Target {
+            caveat: Some("random layers: different work"),
+            ..wall("tar -x", 0.6)
+        };
+        let v = ratio_verdict(&s, &caveated);
+        assert_eq!(
+            v.what,
+            "spool: hoist/tar -x wall time (random layers: different work)"
+        );
         let v = ratio_verdict(&s, &wall("skopeo copy", 0.6));
         assert!(!v.pass, "a missing peer cannot pass");
         let v = ratio_verdict(
@@ -491,13 +501,11 @@ mod tests {
                 over: "tar -x".into(),
                 metric: Metric::Rss,
                 max_ratio: 1.1,
+                caveat: None,
             },
         );
         assert_eq!(v.value, 4.0);
         assert!(!v.pass);
-        let r = rss_verdict(&s).expect("hoist present");
-        assert_eq!(r.value, 8.0);
-        assert!(r.pass);
     }
 
     #[test]
@@ -508,6 +516,7 @@ mod tests {
             over: over.into(),
             metric: Metric::Succeeds,
             max_ratio: 0.0,
+            caveat: None,
         };
         let v = ratio_verdict(&s, &succeeds("hoist", "tar -x"));
         assert!(v.pass, "{}", v.what);
@@ -525,13 +534,20 @@ mod tests {
             date: "now".into(),
             machine: "here".into(),
             host_notes: vec!["the kernel pages out".into()],
+            rss_floor_kib: Some(1100),
             scenarios: vec![scenario()],
             elapsed_s: 7.0,
+            stopped: Some("in scenario push: preparing push: no registry".into()),
         };
         let json = serde_json::to_vec(&r).expect("serialize");
         let back: Report = serde_json::from_slice(&json).expect("deserialize");
         assert_eq!(markdown(&back), markdown(&r));
         assert!(markdown(&r).contains("**Host:** the kernel pages out."));
+        assert!(
+            markdown(&r).contains("RSS floor of the launcher: 1.1 MiB"),
+            "{}",
+            markdown(&r)
+        );
         assert_eq!(back.scenarios[0].contenders[1].failure_reasons.len(), 1);
         // Reports written before failure reasons and timings existed still load.
         let mut old: serde_json::Value = serde_json::from_slice(&json).expect("value");
@@ -541,45 +557,70 @@ mod tests {
             .remove("failure_reasons");
         old.as_object_mut().expect("object").remove("elapsed_s");
         old.as_object_mut().expect("object").remove("host_notes");
+        old.as_object_mut().expect("object").remove("rss_floor_kib");
+        old.as_object_mut().expect("object").remove("stopped");
         let old: Report = serde_json::from_value(old).expect("old report");
         assert!(!markdown(&old).contains("**Host:**"));
+        assert!(!markdown(&old).contains("RSS floor"));
+        assert!(!markdown(&old).contains("Stopped early"));
+        assert!(
+            markdown(&r).contains("**Stopped early** in scenario push: preparing push"),
+            "{}",
+            markdown(&r)
+        );
         assert!(old.scenarios[0].contenders[1].failure_reasons.is_empty());
         assert_eq!(old.elapsed_s, 0.0);
     }
 
+    /// `scenario()` plus `hoist 4x` (not `is_hoist`, as the scaling scenarios mark it), whose
+    /// failed run peaked at 17 MiB.
+    fn with_hoist_4x() -> ScenarioResult {
+        let mut s = scenario();
+        let mut big = s.contenders[0].clone();
+        big.name = "hoist 4x".into();
+        big.is_hoist = false;
+        big.bytes *= 4;
+        big.samples = vec![
+            sample(4.0, 9000, true),
+            sample(9.0, 17 * 1024, false),
+            sample(4.0, 9000, true),
+        ];
+        big.failure_reasons = vec!["timed out after 9 s".into()];
+        s.contenders.push(big);
+        s
+    }
+
     #[test]
-    fn failure_reasons_name_the_status_without_html() {
-        // Verbatim from skopeo 1.9 and docker 20.10 pushing through nginx's 64 MiB limit.
-        let skopeo = "$ skopeo copy --quiet a b\ntime=\"2026-11-23T08:44:55Z\" level=fatal \
-            msg=\"writing blob: uploading layer chunked: StatusCode: 413, <html>\\r\\n<head>\
-            <title>413 Request Entity Too Large<...\"\n";
-        assert_eq!(
-            failure_reason(skopeo),
-            "HTTP 413: writing blob: uploading layer chunked: StatusCode: 413"
-        );
-        let docker = "$ docker push -q x\nerror parsing HTTP 413 response body: invalid \
-            character '<' looking for beginning of value: \"<html>\\r\\n<head><title>413 \
-            Request Entity Too Large</title></head></html>\\r\\n\"\n";
-        let r = failure_reason(docker);
+    fn the_rss_limit_holds_every_run_of_every_hoist_contender() {
+        let s = scenario();
+        let v = rss_verdict(&s).expect("hoist present");
+        assert_eq!(v.value, 10.0, "the largest run, not the median (8)");
+        assert!(v.pass);
+        let v = rss_verdict(&with_hoist_4x()).expect("hoist present");
+        assert_eq!(v.value, 17.0, "hoist 4x's failed run counts: {}", v.what);
+        assert!(!v.pass);
+        assert!(v.what.contains("hoist 4x"), "{}", v.what);
+    }
+
+    #[test]
+    fn a_failed_hoist_4x_run_fails_the_bench() {
+        let r = |s: ScenarioResult| Report {
+            date: "now".into(),
+            machine: "here".into(),
+            host_notes: Vec::new(),
+            rss_floor_kib: None,
+            scenarios: vec![s],
+            elapsed_s: 1.0,
+            stopped: None,
+        };
         assert!(
-            r.starts_with("HTTP 413: error parsing HTTP 413 response body"),
-            "{r}"
-        );
-        assert!(!r.contains("<html"), "{r}");
-        // Without an error-looking line, the last line; a status elsewhere is found too.
-        assert_eq!(
-            failure_reason("$ x\nstarting\nstopped early\n"),
-            "stopped early"
+            r(scenario()).hoist_failures().is_empty(),
+            "only tar -x failed"
         );
         assert_eq!(
-            failure_reason("pushing\nunexpected status code 502 from server\n"),
-            "HTTP 502: unexpected status code 502 from server"
+            r(with_hoist_4x()).hoist_failures(),
+            ["spool: hoist 4x failed 1 of 3 runs (timed out after 9 s)"]
         );
-        assert_eq!(failure_reason("$ x\n"), "exited non-zero without output");
-        // Port numbers and digests are not statuses.
-        assert_eq!(http_status("dial 127.0.0.1:404 sha256:413abc"), None);
-        let long = "error: ".to_string() + &"x".repeat(400);
-        assert_eq!(failure_reason(&long).chars().count(), REASON_MAX);
     }
 
     #[test]
@@ -621,6 +662,7 @@ mod tests {
                 over: "tar -x".into(),
                 metric: Metric::Wall,
                 max_ratio: 0.4,
+                caveat: None,
             },
         ));
         let md = render(s, 100.0);

@@ -3,7 +3,7 @@
 use super::Ctx;
 use anyhow::Context;
 use hoist_oci::Compression;
-use hoist_testkit::{ImageSpec, LayerSpec, write_docker_archive, write_oci_layout};
+use hoist_testkit::{ImageSpec, LayerSpec, Payload, write_docker_archive, write_oci_layout};
 use std::path::{Path, PathBuf};
 
 /// Layers per synthetic image: big enough that every layer exceeds a 64 MiB proxy limit at the
@@ -46,15 +46,34 @@ pub fn archive(ctx: &Ctx) -> anyhow::Result<PathBuf> {
 
 /// A docker-archive of `size` bytes in 4 uncompressed layers, tagged `repo_tag`.
 pub fn archive_sized(ctx: &Ctx, size: u64, repo_tag: &str) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&ctx.cache)?;
     let name = if repo_tag == REPO_TAG {
         format!("archive-{size}.tar")
     } else {
         format!("archive-{}-{size}.tar", repo_tag.replace(['/', ':'], "_"))
     };
+    archive_of(ctx, &name, repo_tag, &spec(size, Compression::None))
+}
+
+/// A docker-archive of `size` bytes in 4 uncompressed layers of text (which compresses
+/// several-fold, like source trees and documentation), tagged `repo_tag`.
+pub fn archive_text(ctx: &Ctx, size: u64, repo_tag: &str) -> anyhow::Result<PathBuf> {
+    let mut spec = spec(size, Compression::None);
+    for layer in &mut spec.layers {
+        layer.payload = Payload::Text;
+    }
+    let name = format!(
+        "archive-text-{}-{size}.tar",
+        repo_tag.replace(['/', ':'], "_")
+    );
+    archive_of(ctx, &name, repo_tag, &spec)
+}
+
+/// The cached docker-archive `name` made from `spec`, tagged `repo_tag`.
+fn archive_of(ctx: &Ctx, name: &str, repo_tag: &str, spec: &ImageSpec) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&ctx.cache)?;
     let path = ctx.cache.join(name);
     cached(&path, || {
-        write_docker_archive(&path, repo_tag, &spec(size, Compression::None)).map(|_| ())
+        write_docker_archive(&path, repo_tag, spec).map(|_| ())
     })?;
     Ok(path)
 }

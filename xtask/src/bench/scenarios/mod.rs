@@ -144,6 +144,8 @@ pub struct Target {
     pub metric: Metric,
     /// Largest acceptable ratio.
     pub max_ratio: f64,
+    /// What the reader must know to read the verdict (said on its line).
+    pub caveat: Option<&'static str>,
 }
 
 impl Target {
@@ -154,6 +156,7 @@ impl Target {
             over: peer.to_string(),
             metric: Metric::Wall,
             max_ratio,
+            caveat: None,
         }
     }
 
@@ -165,7 +168,15 @@ impl Target {
             over: peer.to_string(),
             metric: Metric::Succeeds,
             max_ratio: 0.0,
+            caveat: None,
         }
+    }
+
+    /// The same target, with `caveat` on its verdict line.
+    #[must_use]
+    fn caveat(mut self, caveat: &'static str) -> Target {
+        self.caveat = Some(caveat);
+        self
     }
 
     /// `of`'s peak RSS at most `max_ratio` x `over`'s.
@@ -175,6 +186,7 @@ impl Target {
             over: over.to_string(),
             metric: Metric::Rss,
             max_ratio,
+            caveat: None,
         }
     }
 }
@@ -233,75 +245,163 @@ pub struct Scenario {
     pub name: &'static str,
     /// One line for the report.
     pub about: &'static str,
+    /// The programs it runs or starts (peers, servers), checked before any scenario runs;
+    /// hoist is built by the bench.
+    pub needs: &'static [&'static str],
+    /// Whether it needs root (it starts a private dockerd).
+    pub root: bool,
     /// Build the input and the command lines.
     pub prepare: fn(&Ctx) -> anyhow::Result<Prepared>,
 }
+
+/// What the `selected` scenarios need and this machine lacks, one line per missing program
+/// (with the Debian package) or for root, naming the scenarios that need it. `have` says
+/// whether a program is installed.
+pub fn missing_needs(
+    selected: &[&Scenario],
+    have: impl Fn(&str) -> bool,
+    is_root: bool,
+) -> Vec<String> {
+    let needing = |need: &dyn Fn(&Scenario) -> bool| -> String {
+        let names: Vec<&str> = selected
+            .iter()
+            .filter(|s| need(s))
+            .map(|s| s.name)
+            .collect();
+        names.join(", ")
+    };
+    let mut programs: Vec<&str> = selected
+        .iter()
+        .flat_map(|s| s.needs.iter().copied())
+        .collect();
+    programs.sort_unstable();
+    programs.dedup();
+    let mut missing: Vec<String> = programs
+        .into_iter()
+        .filter(|exe| !have(exe))
+        .map(|exe| {
+            format!(
+                "{exe} (apt-get install {}), for {}",
+                hoist_testkit::package_for(exe),
+                needing(&|s| s.needs.contains(&exe))
+            )
+        })
+        .collect();
+    if !is_root && selected.iter().any(|s| s.root) {
+        missing.push(format!(
+            "root (they start a private dockerd), for {}",
+            needing(&|s| s.root)
+        ));
+    }
+    missing
+}
+
+/// What the registry scenarios start and run.
+const REGISTRY: &[&str] = &["docker-registry", "skopeo"];
+/// What the daemon export scenarios start and run.
+const DAEMON: &[&str] = &["dockerd", "docker", "sh", "sync"];
+
+/// What the daemon push scenarios start and run.
+const DAEMON_PUSH: &[&str] = &["dockerd", "docker", "docker-registry"];
 
 /// Every scenario, in report order.
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "spool",
         about: "docker-archive -> OCI layout (hoist copy vs skopeo copy vs tar -x of the file)",
+        needs: &["skopeo", "tar"],
+        root: false,
         prepare: local::spool,
     },
     Scenario {
         name: "push",
         about: "OCI layout (gzip) -> local registry (hoist vs skopeo copy)",
+        needs: REGISTRY,
+        root: false,
         prepare: registry::push,
     },
     Scenario {
         name: "push-proxy",
         about: "image -> registry behind nginx with a 64 MiB body limit (hoist vs skopeo copy vs \
                 docker push; daemon memory not counted)",
+        needs: &["docker-registry", "nginx", "skopeo", "dockerd", "docker"],
+        root: true,
         prepare: registry::push_proxy,
     },
     Scenario {
         name: "scale",
         about: "memory scaling: the push at --size and at 4x --size (hoist vs skopeo copy)",
+        needs: REGISTRY,
+        root: false,
         prepare: registry::scale,
     },
     Scenario {
         name: "layers60",
         about: "60-layer image, layers alternating gzip and zstd, pushed (hoist vs skopeo copy)",
+        needs: REGISTRY,
+        root: false,
         prepare: registry::layers60,
     },
     Scenario {
         name: "recompress",
         about: "OCI layout (gzip) -> local registry as zstd (hoist --recompress vs skopeo copy \
                 --dest-compress-format zstd)",
+        needs: REGISTRY,
+        root: false,
         prepare: registry::recompress,
     },
     Scenario {
         name: "pull",
         about: "local registry -> OCI layout (hoist vs skopeo copy)",
+        needs: REGISTRY,
+        root: false,
         prepare: registry::pull,
     },
     Scenario {
         name: "unpack",
         about: "OCI layout (gzip) -> root filesystem (hoist vs umoci vs gzip -dc | tar -x)",
+        needs: &["umoci", "gzip", "tar", "sh"],
+        root: false,
         prepare: local::unpack_gzip,
     },
     Scenario {
         name: "unpack-zstd",
         about: "OCI layout (zstd) -> root filesystem (hoist vs zstd -dc | tar -x)",
+        needs: &["zstd", "tar", "sh"],
+        root: false,
         prepare: local::unpack_zstd,
     },
     Scenario {
         name: "export",
         about: "Docker daemon -> OCI layout (hoist vs docker save, and for context docker \
                 save followed by an fsync of its archive; daemon memory not counted)",
+        needs: DAEMON,
+        root: true,
         prepare: daemon::export,
     },
     Scenario {
         name: "export-scale",
         about: "memory scaling of the export: daemon -> OCI layout at --size and at 4x --size \
                 (hoist vs docker save; daemon memory not counted)",
+        needs: DAEMON,
+        root: true,
         prepare: daemon::export_scale,
     },
     Scenario {
         name: "daemon-push",
-        about: "Docker daemon -> local registry (hoist vs docker push; daemon memory not counted)",
+        about: "Docker daemon -> local registry, random layers (hoist vs docker push; daemon \
+                memory not counted)",
+        needs: DAEMON_PUSH,
+        root: true,
         prepare: daemon::push,
+    },
+    Scenario {
+        name: "daemon-push-text",
+        about: "Docker daemon -> local registry, compressible text layers at a quarter of --size \
+                (hoist vs docker push, both compressing every byte; daemon memory not counted)",
+        needs: DAEMON_PUSH,
+        root: true,
+        prepare: daemon::push_text,
     },
 ];
 
@@ -319,6 +419,32 @@ mod tests {
     fn expands_placeholder() {
         let argv = vec!["x".to_string(), format!("oci:{OUT}:t")];
         assert_eq!(expand(&argv, Path::new("/o")), vec!["x", "oci:/o:t"]);
+    }
+
+    #[test]
+    fn missing_programs_and_root_are_named_with_their_scenarios_before_anything_runs() {
+        let pick = |names: &[&str]| -> Vec<&Scenario> {
+            SCENARIOS
+                .iter()
+                .filter(|s| names.contains(&s.name))
+                .collect()
+        };
+        let selected = pick(&["spool", "export", "daemon-push", "unpack"]);
+        let missing = missing_needs(&selected, |exe| !["dockerd", "umoci"].contains(&exe), false);
+        assert_eq!(
+            missing,
+            [
+                "dockerd (apt-get install docker.io), for export, daemon-push",
+                "umoci (apt-get install umoci), for unpack",
+                "root (they start a private dockerd), for export, daemon-push",
+            ]
+        );
+        assert!(missing_needs(&selected, |_| true, true).is_empty());
+        assert!(missing_needs(&pick(&["spool"]), |_| true, false).is_empty());
+        // Every scenario that starts a daemon needs root, and says so.
+        for s in SCENARIOS {
+            assert_eq!(s.root, s.needs.contains(&"dockerd"), "{}", s.name);
+        }
     }
 
     #[test]

@@ -203,19 +203,12 @@ pub fn push_proxy(ctx: &Ctx) -> anyhow::Result<Prepared> {
     p.contenders[0]
         .argv
         .splice(2..2, ["--chunk-size".to_string(), "32MiB".to_string()]);
-    let mut docker_push = Contender::peer("docker push", "docker.io", &[], manifest(addr));
-    docker_push.argv = super::daemon::docker_argv(&dockerd, &["push", "-q", &remote_tag]);
-    docker_push.exe = docker_push.argv[0].clone();
-    docker_push.env = dockerd
-        .docker()
-        .get_envs()
-        .filter_map(|(k, v)| {
-            Some((
-                k.to_string_lossy().into_owned(),
-                v?.to_string_lossy().into_owned(),
-            ))
-        })
-        .collect();
+    let mut docker_push = super::daemon::docker_client(
+        &dockerd.docker(),
+        "docker push",
+        &["push", "-q", &remote_tag],
+        manifest(addr),
+    );
     // The daemon compresses the uncompressed layers it holds and sends them; its memory is not
     // counted.
     docker_push.bytes = Some(archive_bytes);
