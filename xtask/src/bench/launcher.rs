@@ -5,7 +5,7 @@
 //! `exec` records the old address space's peak. std's `Command::spawn` runs the child in
 //! xtask's address space until the exec (`posix_spawn`, `vfork`), so every child began with
 //! xtask's own peak, 4 MiB at first and 136 MiB after xtask had touched and freed 128 MiB.
-//! [`measure`](super::measure::measure) therefore starts `xtask __measure REPORT LIMIT_MS --
+//! [`measure`](super::measure::Launcher::measure) therefore starts `xtask __measure REPORT LIMIT_MS --
 //! PROGRAM ARGS...`, this module, which does little more than a `fork` of its own small address
 //! space (the child's count starts at what the fork copied), an `exec`, and a `wait4`, and
 //! writes what `wait4` said to the file `REPORT` as `key value` lines. The floor that remains,
