@@ -321,11 +321,13 @@ impl Client {
         };
         res.map_err(|e| {
             let err = match handshake_failure(&e) {
-                Some(HandshakeFailure::Certificate(problem)) => {
-                    Error::untrusted_certificate(format!(
-                        "the registry's TLS certificate is not trusted ({problem}); \
-                         trust its CA with a CA file or certificate directory"
+                // No source: the message says all it would, in words, where rustls words
+                // some refusals in its debug form ("Other(OtherError(..))").
+                Some(HandshakeFailure::Certificate { problem, remedy }) => {
+                    return Error::untrusted_certificate(format!(
+                        "the registry's TLS certificate is not trusted ({problem}); {remedy}"
                     ))
+                    .with_url(display_url(url));
                 }
                 Some(HandshakeFailure::NotTls) => Error::plain_http_server(
                     "the registry answered the TLS handshake in plain HTTP: it serves no TLS \

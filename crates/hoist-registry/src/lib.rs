@@ -12,7 +12,9 @@
 //!
 //! - [`Client`], built by [`ClientBuilder`]: a cheap-to-clone handle over one connection pool
 //!   (hyper 1, HTTP/1.1 only, rustls with the `ring` provider, system + bundled roots plus
-//!   any CA file the caller names, and a client certificate when given). Plain HTTP is used
+//!   any CA file the caller names, and a client certificate when given; a self-signed server
+//!   certificate marked as a CA is accepted when it is one of the caller's CA files, for
+//!   the names it holds, as Go's TLS clients accept it). Plain HTTP is used
 //!   only for loopback hosts (`127.0.0.0/8`, `::1`, exactly `localhost`) and hosts the caller
 //!   names insecure, which get HTTPS without certificate verification first and plain HTTP
 //!   once they answer the handshake in plain HTTP (as docker's `insecure-registries`).
