@@ -22,7 +22,8 @@ use crate::protocol::location::{
     display_url, host_without_port, is_loopback_host, is_on, repository_of,
 };
 use crate::protocol::response::{
-    Phase, Step, classify, parse_error_body_redacted, parse_retry_after, status_hint,
+    Phase, Step, classify, https_only_answer, parse_error_body_redacted, parse_retry_after,
+    status_hint,
 };
 pub use crate::repo::Repo;
 use crate::tls::{HandshakeFailure, handshake_failure};
@@ -510,7 +511,9 @@ impl Client {
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let parsed = parse_error_body_redacted(status, ct.as_deref(), &body, &secrets);
         let mut message = format!("{what}: {}", parsed.message);
-        if let Some(hint) = status_hint(status, url.scheme() == "http", parsed.code.is_some()) {
+        let plain_http = url.scheme() == "http";
+        let https_only = https_only_answer(status, plain_http, parsed.code.is_some());
+        if let Some(hint) = status_hint(status, plain_http, parsed.code.is_some()) {
             message.push_str(&format!(" ({hint})"));
         }
         if status == 401 {
@@ -522,11 +525,14 @@ impl Client {
                 message.push_str(&format!(" ({hint})"));
             }
         }
-        let err = if (400..500).contains(&status) {
+        let mut err = if (400..500).contains(&status) {
             Error::refused(message)
         } else {
             Error::misbehaved(message)
         };
+        if https_only {
+            err = err.plain_http_refused();
+        }
         err.with_status(status)
             .with_code(parsed.code)
             .with_url(display_url(url))

@@ -60,7 +60,8 @@
 //!   signatures stripped), the HTTP status and the OCI error code. HTML error pages are reduced
 //!   to their status line. A TLS certificate that is not trusted, or a server that answers
 //!   TLS in plain HTTP, is a transport error that is never retried
-//!   ([`Error::is_untrusted_certificate`], [`Error::is_plain_http_server`]).
+//!   ([`Error::is_untrusted_certificate`], [`Error::is_plain_http_server`]); a plain-HTTP
+//!   request refused as a TLS-only server refuses one is [`Error::is_plain_http_refused`].
 //! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
 //!   chunk planning, response classification), usable and tested without sockets.
 //!
