@@ -22,7 +22,8 @@ use crate::protocol::location::{
     display_url, host_without_port, is_loopback_host, is_on, repository_of,
 };
 use crate::protocol::response::{
-    Phase, Step, classify, parse_error_body_redacted, parse_retry_after, status_hint,
+    Phase, Step, classify, https_only_answer, parse_error_body_redacted, parse_retry_after,
+    status_hint,
 };
 pub use crate::repo::Repo;
 use crate::tls::{HandshakeFailure, handshake_failure};
@@ -321,11 +322,13 @@ impl Client {
         };
         res.map_err(|e| {
             let err = match handshake_failure(&e) {
-                Some(HandshakeFailure::Certificate(problem)) => {
-                    Error::untrusted_certificate(format!(
-                        "the registry's TLS certificate is not trusted ({problem}); \
-                         trust its CA with a CA file or certificate directory"
+                // No source: the message says all it would, in words, where rustls words
+                // some refusals in its debug form ("Other(OtherError(..))").
+                Some(HandshakeFailure::Certificate { problem, remedy }) => {
+                    return Error::untrusted_certificate(format!(
+                        "the registry's TLS certificate is not trusted ({problem}); {remedy}"
                     ))
+                    .with_url(display_url(url));
                 }
                 Some(HandshakeFailure::NotTls) => Error::plain_http_server(
                     "the registry answered the TLS handshake in plain HTTP: it serves no TLS \
@@ -515,7 +518,9 @@ impl Client {
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let parsed = parse_error_body_redacted(status, ct.as_deref(), &body, &secrets);
         let mut message = format!("{what}: {}", parsed.message);
-        if let Some(hint) = status_hint(status, url.scheme() == "http", parsed.code.is_some()) {
+        let plain_http = url.scheme() == "http";
+        let https_only = https_only_answer(status, plain_http, parsed.code.is_some());
+        if let Some(hint) = status_hint(status, plain_http, parsed.code.is_some()) {
             message.push_str(&format!(" ({hint})"));
         }
         if status == 401 {
@@ -527,11 +532,14 @@ impl Client {
                 message.push_str(&format!(" ({hint})"));
             }
         }
-        let err = if (400..500).contains(&status) {
+        let mut err = if (400..500).contains(&status) {
             Error::refused(message)
         } else {
             Error::misbehaved(message)
         };
+        if https_only {
+            err = err.plain_http_refused();
+        }
         err.with_status(status)
             .with_code(parsed.code)
             .with_url(display_url(url))

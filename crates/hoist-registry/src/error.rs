@@ -37,6 +37,7 @@ struct Inner {
     digest_mismatch: bool,
     untrusted_certificate: bool,
     plain_http_server: bool,
+    plain_http_refused: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -57,6 +58,7 @@ impl Error {
                 digest_mismatch: false,
                 untrusted_certificate: false,
                 plain_http_server: false,
+                plain_http_refused: false,
                 source: None,
             }),
         }
@@ -88,6 +90,11 @@ impl Error {
         let mut e = Self::new(ErrorKind::Transport, message);
         e.inner.plain_http_server = true;
         e
+    }
+    /// Mark a refusal of a plain-HTTP request as the answer of a server that speaks only HTTPS.
+    pub(crate) fn plain_http_refused(mut self) -> Self {
+        self.inner.plain_http_refused = true;
+        self
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, message)
@@ -186,6 +193,13 @@ impl Error {
     /// spoken to in plain HTTP instead).
     pub fn is_plain_http_server(&self) -> bool {
         self.inner.plain_http_server
+    }
+    /// A plain-HTTP request answered with a 400 that carries no registry error code, as a
+    /// registry serving only HTTPS on that port answers one (plain HTTP is what a loopback
+    /// registry gets by default): it most likely needs HTTPS. A [`ErrorKind::RegistryRefused`]
+    /// error.
+    pub fn is_plain_http_refused(&self) -> bool {
+        self.inner.plain_http_refused
     }
     /// A network failure worth retrying (not a certificate that will stay untrusted, nor a
     /// server without TLS).

@@ -12,7 +12,9 @@
 //!
 //! - [`Client`], built by [`ClientBuilder`]: a cheap-to-clone handle over one connection pool
 //!   (hyper 1, HTTP/1.1 only, rustls with the `ring` provider, system + bundled roots plus
-//!   any CA file the caller names, and a client certificate when given). Plain HTTP is used
+//!   any CA file the caller names, and a client certificate when given; a self-signed server
+//!   certificate marked as a CA is accepted when it is one of the caller's CA files, for
+//!   the names it holds, as Go's TLS clients accept it). Plain HTTP is used
 //!   only for loopback hosts (`127.0.0.0/8`, `::1`, exactly `localhost`) and hosts the caller
 //!   names insecure, which get HTTPS without certificate verification first and plain HTTP
 //!   once they answer the handshake in plain HTTP (as docker's `insecure-registries`).
@@ -58,7 +60,8 @@
 //!   signatures stripped), the HTTP status and the OCI error code. HTML error pages are reduced
 //!   to their status line. A TLS certificate that is not trusted, or a server that answers
 //!   TLS in plain HTTP, is a transport error that is never retried
-//!   ([`Error::is_untrusted_certificate`], [`Error::is_plain_http_server`]).
+//!   ([`Error::is_untrusted_certificate`], [`Error::is_plain_http_server`]); a plain-HTTP
+//!   request refused as a TLS-only server refuses one is [`Error::is_plain_http_refused`].
 //! - [`protocol`]: the pure functions underneath (challenge parsing, `Location`, `Range`,
 //!   chunk planning, response classification), usable and tested without sockets.
 //!

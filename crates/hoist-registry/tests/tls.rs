@@ -3,11 +3,14 @@
 //! plain HTTP instead; the CA given as a file or as a certs.d-style directory is trusted, for
 //! `127.0.0.1`, `localhost` and `::1` alike. A host named insecure gets HTTPS without
 //! verification, or plain HTTP when it answers the handshake in plain HTTP; a registry that
-//! requires a client certificate gets the one given.
+//! requires a client certificate gets the one given. A self-signed certificate marked as a CA
+//! (what `openssl req -x509` makes) is accepted as the server's own when the caller trusted
+//! exactly it, for the names it holds only.
 
 mod common;
 
 use common::blob_file;
+use hoist_oci::{Descriptor, MediaType};
 use hoist_registry::{Client, Progress, PushKind, PushOptions, Repo, RetryPolicy};
 use hoist_testkit::{Registry, TlsFiles, require_tool};
 
@@ -206,4 +209,105 @@ async fn a_registry_that_requires_a_client_certificate_gets_the_one_given() {
         .expect("push with a client certificate");
     assert_eq!(out.kind, PushKind::Uploaded);
     assert!(c.blob_exists(&repo, &src.digest).await.expect("HEAD"));
+}
+
+/// Regression: `openssl req -x509` makes a self-signed certificate marked `CA:TRUE`; trusted
+/// through a certificate directory, it was refused as the server's own (webpki's
+/// CaUsedAsEndEntity, shown as `Other(OtherError(..))`) where docker and skopeo accept it.
+#[tokio::test]
+async fn a_self_signed_ca_certificate_that_was_trusted_is_accepted_for_its_names() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let tls = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("self-signed certificate");
+    let reg = Registry::builder()
+        .tls(&tls)
+        .start()
+        .expect("start TLS registry");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = blob_file(dir.path(), "b", 150_000, 4);
+    let repo = Repo::new(reg.host(), "selfsigned/app").expect("repo");
+
+    // That very certificate in the certificate directory: push and pull work.
+    let c = base().cert_dir(tls.cert_dir()).build().expect("client");
+    let out = c
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push to a registry with a trusted self-signed certificate");
+    assert_eq!(out.kind, PushKind::Uploaded);
+    let desc = Descriptor::new(
+        MediaType::new(MediaType::OCI_LAYER_GZIP),
+        src.digest.clone(),
+        src.size,
+    );
+    let sink = dir.path().join("pulled");
+    c.pull_blob(&repo, &desc, &sink, &Progress::none())
+        .await
+        .expect("pull");
+    assert_eq!(
+        std::fs::read(&sink).expect("pulled"),
+        std::fs::read(&src.path).expect("source")
+    );
+    // As a CA file too.
+    let c = base().ca_file(tls.cert_file()).build().expect("client");
+    assert!(c.blob_exists(&repo, &src.digest).await.expect("HEAD"));
+
+    // Nothing trusted, or another self-signed certificate for the same name: refused, in
+    // words that say what the certificate is and what to do, not rustls' debug text.
+    let other = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("other certificate");
+    for c in [
+        base().build().expect("client"),
+        base().cert_dir(other.cert_dir()).build().expect("client"),
+    ] {
+        let e = c
+            .blob_exists(&repo, &src.digest)
+            .await
+            .expect_err("a CA certificate nobody trusted as the server's own");
+        assert!(e.is_untrusted_certificate(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("presents a CA certificate as its own")
+                && text.contains("certificate directory"),
+            "{text}"
+        );
+        // Nor anywhere down the chain a caller may print.
+        let mut cause: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cause {
+            assert!(!c.to_string().contains("OtherError"), "{c}");
+            cause = c.source();
+        }
+    }
+
+    // Trusted, but spoken to by a name it does not hold (it names 127.0.0.1 only): refused.
+    let port = reg.addr().port();
+    let by_name = Repo::new(format!("localhost:{port}"), "selfsigned/app").expect("repo");
+    let e = base()
+        .cert_dir(tls.cert_dir())
+        .build()
+        .expect("client")
+        .blob_exists(&by_name, &src.digest)
+        .await
+        .expect_err("a name the certificate does not hold");
+    assert!(e.is_untrusted_certificate(), "{e}");
+    assert!(
+        e.to_string().contains("not valid for name \"localhost\""),
+        "{e}"
+    );
+
+    // A trusted self-signed certificate for another name entirely, served on 127.0.0.1.
+    let elsewhere = TlsFiles::self_signed_ca(&["registry.example"]).expect("certificate");
+    let wrong = Registry::builder()
+        .tls(&elsewhere)
+        .start()
+        .expect("start TLS registry");
+    let repo = Repo::new(wrong.host(), "selfsigned/app").expect("repo");
+    let e = base()
+        .cert_dir(elsewhere.cert_dir())
+        .build()
+        .expect("client")
+        .blob_exists(&repo, &src.digest)
+        .await
+        .expect_err("the certificate is for registry.example");
+    assert!(e.is_untrusted_certificate(), "{e}");
+    assert!(e.to_string().contains("registry.example"), "{e}");
 }

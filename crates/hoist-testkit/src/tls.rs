@@ -6,7 +6,7 @@
 use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SigningKey,
 };
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -37,10 +37,6 @@ pub struct TlsFiles {
 impl TlsFiles {
     /// Generate a new CA and server certificate (valid from yesterday for 2 days).
     pub fn generate() -> anyhow::Result<TlsFiles> {
-        let dir = tempfile::Builder::new()
-            .prefix("hoist-tls-")
-            .tempdir()
-            .context("creating TLS temp dir")?;
         // A unique name, so a client holding another kit CA reports an unknown issuer rather
         // than a bad signature from a same-named CA.
         let (ca_params, ca_key) =
@@ -65,10 +61,55 @@ impl TlsFiles {
         let cert = params
             .signed_by(&key, &issuer)
             .context("signing the server certificate")?;
+        Self::write_all(ca_cert.der(), cert.der(), &key, &issuer)
+    }
 
-        let ca_pem = pem("CERTIFICATE", ca_cert.der());
+    /// One self-signed certificate that is both the CA and the server's certificate, for
+    /// `names` (IP addresses or DNS names), as `openssl req -x509 -subj /CN=NAME -addext
+    /// subjectAltName=IP:NAME` makes it: `basicConstraints CA:TRUE`, no key usage, no
+    /// extended key usage. Go's TLS clients (docker, skopeo) accept it once it is trusted;
+    /// webpki alone refuses a CA as the server's own certificate.
+    ///
+    /// [`TlsFiles::ca_file`], [`TlsFiles::cert_file`] and `ca.crt` in
+    /// [`TlsFiles::cert_dir`] all hold that one certificate; the client certificate in
+    /// [`TlsFiles::client_cert_dir`] is signed by it.
+    pub fn self_signed_ca(names: &[&str]) -> anyhow::Result<TlsFiles> {
+        let first = names
+            .first()
+            .context("a self-signed certificate needs a name")?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .context("self-signed certificate names")?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, *first);
+        set_validity(&mut params);
+        let key = KeyPair::generate().context("generating the self-signed key")?;
+        let cert = params
+            .self_signed(&key)
+            .context("self-signing the certificate")?;
+        Self::write_all(
+            cert.der(),
+            cert.der(),
+            &key,
+            &Issuer::from_params(&params, &key),
+        )
+    }
+
+    /// Write the CA, the server certificate and key, `certs.d/` and `client.d/` (with a
+    /// client certificate `issuer` signs) into a new temp dir.
+    fn write_all(
+        ca_der: &[u8],
+        cert_der: &[u8],
+        key: &KeyPair,
+        issuer: &Issuer<'_, impl SigningKey>,
+    ) -> anyhow::Result<TlsFiles> {
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-tls-")
+            .tempdir()
+            .context("creating TLS temp dir")?;
+        let ca_pem = pem("CERTIFICATE", ca_der);
         let ca = write(dir.path(), "ca.pem", &ca_pem)?;
-        let cert_path = write(dir.path(), "cert.pem", &pem("CERTIFICATE", cert.der()))?;
+        let cert_path = write(dir.path(), "cert.pem", &pem("CERTIFICATE", cert_der))?;
         let key_path = write(
             dir.path(),
             "key.pem",
@@ -88,7 +129,7 @@ impl TlsFiles {
         set_validity(&mut params);
         let client_key = KeyPair::generate().context("generating the client key")?;
         let client = params
-            .signed_by(&client_key, &issuer)
+            .signed_by(&client_key, issuer)
             .context("signing the client certificate")?;
         let client_dir = dir.path().join("client.d");
         std::fs::create_dir(&client_dir).context("creating client.d")?;
@@ -110,7 +151,7 @@ impl TlsFiles {
             cert_dir,
             client_dir,
             ca_pem,
-            cert_der: cert.der().to_vec(),
+            cert_der: cert_der.to_vec(),
             key_der: key.serialized_der().to_vec(),
             _dir: dir,
         })
@@ -239,5 +280,22 @@ mod tests {
         // A second call makes a different CA.
         let other = TlsFiles::generate().expect("generate");
         assert_ne!(other.ca_pem(), t.ca_pem());
+    }
+
+    #[test]
+    fn a_self_signed_ca_is_the_server_certificate_itself() {
+        let t = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("generate");
+        let cert = std::fs::read_to_string(t.cert_file()).expect("cert");
+        assert_eq!(std::fs::read_to_string(t.ca_file()).expect("ca"), cert);
+        assert_eq!(
+            std::fs::read_to_string(t.cert_dir().join("ca.crt")).expect("ca.crt"),
+            cert
+        );
+        // A second one for the same name is another certificate (another key and serial).
+        let other = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("generate");
+        assert_ne!(other.ca_pem(), t.ca_pem());
+        assert!(TlsFiles::self_signed_ca(&[]).is_err());
+        // The kit's own servers can present it.
+        t.server_config().expect("server config");
     }
 }

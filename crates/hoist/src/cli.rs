@@ -261,8 +261,9 @@ pub struct GlobalArgs {
     pub dest_tls_verify: Option<bool>,
 
     /// Directory with extra CA certificates (*.crt) and a client certificate (NAME.cert with
-    /// its NAME.key), as in docker's /etc/docker/certs.d/HOST. With it, loopback registries use
-    /// TLS as well.
+    /// its NAME.key), as in docker's /etc/docker/certs.d/HOST. A self-signed registry
+    /// certificate put there is trusted for the names it holds. With it, loopback registries
+    /// use TLS as well.
     #[arg(long, global = true, env = "HOIST_CERT_DIR", value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 

@@ -1,6 +1,7 @@
 //! Turning an error into what the user sees and the exit code: one clear line, then its causes,
 //! each said once, never an HTML page, a control character (bidirectional ones included) or a
-//! credential.
+//! credential; then, for a registry's TLS trouble, a `hint:` naming the flags that fix it (the
+//! library's message names only its settings).
 
 use std::io;
 
@@ -64,9 +65,67 @@ pub fn outcome(err: &anyhow::Error) -> Outcome {
         EXIT_FAILURE
     };
     let messages: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-    Outcome::Fail {
-        code,
-        lines: render_chain(&messages),
+    let mut lines = render_chain(&messages);
+    if let Some(hint) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<hoist_registry::Error>())
+        .and_then(registry_hint)
+    {
+        lines.push(format!("hint: {}", sanitize(&hint)));
+    }
+    Outcome::Fail { code, lines }
+}
+
+/// A registry's TLS trouble the command line has flags for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsTrouble {
+    /// Plain HTTP (loopback's default) went to a registry that serves HTTPS.
+    HttpsOnly,
+    /// The registry's certificate was refused.
+    Untrusted,
+    /// The registry answered the TLS handshake in plain HTTP.
+    NoTls,
+}
+
+/// The flags that fix `e`, when it is TLS trouble.
+fn registry_hint(e: &hoist_registry::Error) -> Option<String> {
+    let trouble = if e.is_plain_http_refused() {
+        TlsTrouble::HttpsOnly
+    } else if e.is_untrusted_certificate() {
+        TlsTrouble::Untrusted
+    } else if e.is_plain_http_server() {
+        TlsTrouble::NoTls
+    } else {
+        return None;
+    };
+    Some(tls_hint(trouble, e.url().and_then(authority)))
+}
+
+/// `HOST[:PORT]` of a URL.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|a| !a.is_empty())
+}
+
+/// What to pass for `trouble` with the registry at `host` (`HOST[:PORT]`).
+fn tls_hint(trouble: TlsTrouble, host: Option<&str>) -> String {
+    let host = host.unwrap_or("HOST[:PORT]");
+    let unverified = format!("--tls-verify=false (or --insecure-registry {host})");
+    match trouble {
+        TlsTrouble::HttpsOnly => format!(
+            "hoist speaks plain HTTP to a registry on a loopback address unless told \
+             otherwise, and {host} serves HTTPS: pass --cert-dir DIR with its CA certificate \
+             (or its own, when self-signed) as DIR/ca.crt for verified HTTPS, or {unverified} \
+             for HTTPS without verification"
+        ),
+        TlsTrouble::Untrusted => format!(
+            "--cert-dir DIR trusts the certificates in DIR/*.crt (a CA's, or a self-signed \
+             registry's own); {unverified} skips verification"
+        ),
+        TlsTrouble::NoTls => {
+            format!("{host} serves no TLS: {unverified} lets hoist use plain HTTP with it")
+        }
     }
 }
 
@@ -227,6 +286,37 @@ mod tests {
         };
         assert_eq!(lines[0], "error: writing the archive to stdout");
         assert!(stdout_result(Ok(()), "x").is_ok());
+    }
+
+    #[test]
+    fn tls_trouble_names_the_flags_that_fix_it() {
+        assert_eq!(
+            authority("http://127.0.0.1:15443/v2/team/t/blobs/uploads/"),
+            Some("127.0.0.1:15443")
+        );
+        assert_eq!(authority("https://[::1]:5000"), Some("[::1]:5000"));
+        assert_eq!(authority("nonsense"), None);
+
+        // Regression: plain HTTP to a TLS-only loopback registry ended in a 400 and "it may
+        // need HTTPS with a trusted certificate", which named no flag.
+        let hint = tls_hint(TlsTrouble::HttpsOnly, Some("127.0.0.1:15443"));
+        for flag in [
+            "--cert-dir DIR",
+            "--tls-verify=false",
+            "--insecure-registry 127.0.0.1:15443",
+            "plain HTTP",
+        ] {
+            assert!(hint.contains(flag), "{flag}: {hint}");
+        }
+        let hint = tls_hint(TlsTrouble::Untrusted, Some("reg.example"));
+        assert!(
+            hint.contains("--cert-dir DIR") && hint.contains("self-signed"),
+            "{hint}"
+        );
+        assert!(hint.contains("--insecure-registry reg.example"), "{hint}");
+        let hint = tls_hint(TlsTrouble::NoTls, None);
+        assert!(hint.contains("--insecure-registry HOST[:PORT]"), "{hint}");
+        assert!(!hint.contains("--cert-dir"), "{hint}");
     }
 
     #[test]

@@ -625,6 +625,57 @@ fn an_auth_file_entry_for_a_namespace_answers_before_the_registrys() {
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
 
+/// Regression: a registry serving the certificate `openssl req -x509` makes (self-signed and
+/// marked `CA:TRUE`), with that certificate as `ca.crt` in `--cert-dir`, was refused
+/// (CaUsedAsEndEntity) where skopeo and docker accept it.
+#[test]
+fn a_self_signed_registry_certificate_in_the_cert_dir_is_trusted() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let Scratch {
+        tmp: _tmp,
+        cache,
+        source,
+        image,
+    } = scratch(1, 43);
+    let tls = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("TLS files");
+    let reg = Registry::builder().tls(&tls).start().expect("TLS registry");
+    let short = format!("{}/team/t:2", reg.host());
+    let dest = format!("docker://{short}");
+    let cert_dir = tls.cert_dir().display().to_string();
+    ok(&mut hoist(
+        &cache,
+        &[
+            "--cert-dir",
+            &cert_dir,
+            "copy",
+            &common::arg(&source, ":v1"),
+            &dest,
+        ],
+    ));
+    let out = ok(&mut hoist(
+        &cache,
+        &["--cert-dir", &cert_dir, "digest", &short],
+    ));
+    assert_eq!(printed(&out), image.manifest_digest);
+
+    // Another self-signed certificate for the same address is no substitute.
+    let other = TlsFiles::self_signed_ca(&["127.0.0.1"]).expect("TLS files");
+    let other_dir = other.cert_dir().display().to_string();
+    let out = hoist(&cache, &["--cert-dir", &other_dir, "digest", &short])
+        .output()
+        .expect("run hoist");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("presents a CA certificate as its own")
+            && stderr.contains("hint: --cert-dir DIR trusts")
+            && !stderr.contains("OtherError"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn skopeo_tls_verify_false_and_retry_times_are_understood() {
     if !require_tool("docker-registry") {
@@ -653,8 +704,18 @@ fn skopeo_tls_verify_false_and_retry_times_are_understood() {
             .expect("run hoist")
     };
 
+    // Without flags a loopback registry gets plain HTTP, which a TLS one answers with 400:
+    // the hint names the flags (regression: it named none).
     let out = push(&["--retry-times", "0"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("hint: hoist speaks plain HTTP")
+            && stderr.contains("--cert-dir DIR")
+            && stderr.contains("--tls-verify=false")
+            && stderr.contains(&format!("--insecure-registry {}", tls.host())),
+        "{stderr}"
+    );
     let out = push(&["--dest-tls-verify=false"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = ok(&mut hoist(

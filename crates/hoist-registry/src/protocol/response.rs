@@ -95,17 +95,24 @@ fn holds_html(text: &str) -> bool {
         .any(|tag| lower.contains(tag))
 }
 
+/// Whether `status` to a plain-HTTP request, without a registry error code (`coded`), is how a
+/// server that speaks only HTTPS on that port answers: a 400 (Go's server and nginx both answer
+/// plain HTTP on a TLS port that way). A 400 with a code (`MANIFEST_INVALID`,
+/// `DIGEST_INVALID`...) is the registry's own verdict.
+pub fn https_only_answer(status: u16, plain_http: bool, coded: bool) -> bool {
+    status == 400 && plain_http && !coded
+}
+
 /// Why a status usually happens, when the response alone does not say: a 413 comes from a
-/// body limit, and a 400 to a plain-HTTP request without a registry error code (`coded`) most
-/// often from a registry that serves HTTPS (Go's server and nginx both answer plain HTTP on a
-/// TLS port that way). A 400 with a code (`MANIFEST_INVALID`, `DIGEST_INVALID`...) is the
-/// registry's own verdict and needs no guess.
+/// body limit, and a 400 to a plain-HTTP request from a registry that serves only HTTPS there
+/// ([`https_only_answer`]).
 pub fn status_hint(status: u16, plain_http: bool, coded: bool) -> Option<&'static str> {
     match status {
         413 => Some("the registry or a proxy in front of it limits request bodies"),
-        400 if plain_http && !coded => Some(
-            "this request was plain HTTP; a registry that serves HTTPS answers plain HTTP with \
-             400, so it may need HTTPS with a trusted certificate",
+        _ if https_only_answer(status, plain_http, coded) => Some(
+            "this request was plain HTTP, a loopback registry's default, which a registry \
+             serving only HTTPS answers with 400: it needs HTTPS, with its CA or self-signed \
+             certificate trusted, or as an insecure host (unverified)",
         ),
         _ => None,
     }
@@ -294,7 +301,14 @@ mod tests {
             status_hint(413, false, false).is_some_and(|h| h.contains("limits request bodies"))
         );
         assert!(status_hint(413, true, true).is_some());
-        assert!(status_hint(400, true, false).is_some_and(|h| h.contains("plain HTTP")));
+        // The plain-HTTP 400 names both ways to HTTPS (regression: it said "may need HTTPS
+        // with a trusted certificate" and no more).
+        let hint = status_hint(400, true, false).expect("a hint");
+        for what in ["plain HTTP", "loopback", "self-signed", "insecure host"] {
+            assert!(hint.contains(what), "{what}: {hint}");
+        }
+        assert!(https_only_answer(400, true, false));
+        assert!(!https_only_answer(400, true, true) && !https_only_answer(400, false, false));
         // The registry's own error code says what was wrong: no guess about HTTPS.
         assert_eq!(status_hint(400, true, true), None);
         // Over HTTPS a 400 is the registry's own complaint: no guess.
