@@ -48,12 +48,14 @@ pub const CUT_MID_CHUNK: &str = "stopped before the chunks in flight were finish
      registry that keeps a cut chunk without updating its session (distribution 2.8 does) \
      forgets that upload, and the next run sends its blob again from the start";
 
-/// How long a push may take to finish the chunks it is sending after the first signal. Each
-/// is at most the chunk size (16 MiB by default), and the uploads share the link: 30 s
-/// covers the default chunk on a link of about 4.5 Mbit/s with one upload in flight, or six
-/// of them at 27 Mbit/s. Kubernetes waits as long before its SIGKILL (docker stop 10 s,
-/// systemd 90 s). On a slower link the user, told what is going on, may press Ctrl-C again;
-/// past it the chunks are cut, as a second signal cuts them.
+/// How long a push may take to finish the chunks it is sending after the first signal. A chunk
+/// is at most `--chunk-size` (32 MiB by default) and the uploads in flight share the link: in
+/// 30 s one default chunk finishes from about 9 Mbit/s up, and six uploads, each on average
+/// halfway through its chunk, from about 27 Mbit/s. Kubernetes waits as long before its SIGKILL
+/// (docker stop 10 s, systemd 90 s). On a slower link the user, told at once what is going on,
+/// may press Ctrl-C again, or the grace runs out: either cuts the chunks, as every Ctrl-C did
+/// before, and the message says what that may cost. Waiting longer would make Ctrl-C feel
+/// ignored; a smaller `--chunk-size` shortens the wait.
 pub const PUSH_GRACE: Duration = Duration::from_secs(30);
 
 /// Ask every piece of work in progress to stop.
