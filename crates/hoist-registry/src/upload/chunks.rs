@@ -419,5 +419,6 @@ async fn stopped(
     if let Some(e) = failed {
         message.push_str(&format!("; the last chunk failed and was not retried: {e}"));
     }
-    Error::stopped(message).with_url(display_url(&session.location))
+    // No URL: the session's (with its state token) says nothing to whoever stopped it.
+    Error::stopped(message)
 }
