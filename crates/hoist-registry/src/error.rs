@@ -20,6 +20,10 @@ pub enum ErrorKind {
     LocalIo,
     /// The caller's input: a bad repository name, a source that is not what it claims.
     InvalidInput,
+    /// Nobody is at fault: the caller asked the push to stop
+    /// ([`PushOptions::stop_when`](crate::PushOptions::stop_when)). What the registry
+    /// acknowledged is kept, and with a state directory a later push continues there.
+    Stopped,
 }
 
 /// The error type of `hoist-registry` (boxed inside: cheap to return).
@@ -98,6 +102,10 @@ impl Error {
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, message)
+    }
+    /// The caller asked the push to stop.
+    pub(crate) fn stopped(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Stopped, message)
     }
     pub(crate) fn local(what: impl Into<String>, err: std::io::Error) -> Self {
         Self::new(ErrorKind::LocalIo, format!("{}: {err}", what.into())).with_source(err)
@@ -214,6 +222,11 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         self.inner.kind == ErrorKind::InvalidInput
     }
+    /// The push stopped because the caller asked it to
+    /// ([`PushOptions::stop_when`](crate::PushOptions::stop_when)), not because anything failed.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.kind == ErrorKind::Stopped
+    }
     /// Credentials were missing or refused.
     pub fn is_auth(&self) -> bool {
         matches!(self.inner.status, Some(401 | 403))
@@ -249,6 +262,7 @@ impl fmt::Display for Error {
             ErrorKind::Transport => "network error",
             ErrorKind::LocalIo => "local I/O error",
             ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::Stopped => "stopped on request",
         };
         write!(f, "{who}: {}", self.inner.message)?;
         if let Some(code) = &self.inner.code {

@@ -33,7 +33,11 @@
 //!   answer was lost may have completed it) before sending it again, and its answer may take
 //!   longer than the timeout, by the blob's size, while the registry re-hashes it. With
 //!   [`ClientBuilder::state_dir`], acknowledged progress is persisted so a later process
-//!   continues the same session. [`Client::push_blobs`] runs several blobs at once, up to
+//!   continues the same session. [`PushOptions::stop_when`] stops a push between requests
+//!   (the chunk in flight is finished, the state saved, the error [`Error::is_stopped`]);
+//!   dropping the future instead may cut a chunk, which some registries (distribution 2.8)
+//!   answer by forgetting the session. A session that cannot be continued is restarted
+//!   from byte 0 and reported ([`Event::Restarted`]). [`Client::push_blobs`] runs several blobs at once, up to
 //!   the client's concurrency limit (default 6). A request whose body makes no progress for
 //!   the configured timeout is treated as a cut connection.
 //! - [`Client::push_remote_blob`] pushes a [`RemoteBlob`] (a blob in another registry)
@@ -209,6 +213,7 @@ mod secret;
 mod session;
 mod source;
 mod state;
+mod stop;
 mod tls;
 mod upload;
 

@@ -55,6 +55,27 @@ pub enum Event {
         /// Where it continues.
         offset: u64,
     },
+    /// The upload could not continue where it stood and starts over at byte 0 in a new
+    /// session: the registry no longer knows the session (an earlier run's, or this one's
+    /// after a fault), or lost what it had acknowledged, or stored other bytes. `lost` bytes
+    /// it had acknowledged are sent again.
+    Restarted {
+        /// The blob.
+        digest: Digest,
+        /// Bytes the registry had acknowledged in the session given up.
+        lost: u64,
+        /// Why, in words (for a warning).
+        reason: String,
+    },
+    /// The push stopped before its next request because the caller asked it to
+    /// ([`crate::PushOptions::stop_when`]); the error returned says so too.
+    Stopped {
+        /// The blob.
+        digest: Digest,
+        /// Bytes the registry holds (and the state file names, when there is one): where a
+        /// later push continues.
+        offset: u64,
+    },
     /// A 413 without advertised limits: chunks shrink from `from` to `to` bytes.
     ChunkShrunk {
         /// The blob.

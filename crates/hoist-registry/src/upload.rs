@@ -4,12 +4,17 @@
 //! [`PushOptions`], [`PushOutcome`]), the per-blob flow (skip a blob the registry holds, mount
 //! it from another repository, pick up a session an earlier process left in the state
 //! directory, else open one; a mount the registry refuses falls back to an upload) and the
-//! events that frame it. Sending the bytes through an open
-//! session is `chunks` (the PATCH loop, faults, the 413 shrink, restarts); completing it is
-//! `close` (the `PUT ?digest=`).
+//! events that frame it. Picking up an earlier process's session is `resume`; sending the
+//! bytes through an open session is `chunks` (the PATCH loop, faults, the 413 shrink,
+//! restarts, the caller's stop); completing it is `close` (the `PUT ?digest=`).
+//!
+//! A caller that wants to stop a push so that it can be resumed sets
+//! [`PushOptions::stop_when`] rather than dropping the future: the request in flight is
+//! finished and the state file written before the push ends (see `crate::stop`).
 
 mod chunks;
 mod close;
+mod resume;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,14 +22,13 @@ use std::sync::atomic::AtomicU64;
 
 use hoist_oci::Digest;
 use http::Method;
-use url::Url;
 
 use crate::client::{BodySpec, Client, Req};
 use crate::progress::{BlobProgress, Event, Progress};
-use crate::protocol::chunk::ChunkLimits;
-use crate::session::{Mount, Session, Status};
+use crate::session::Mount;
 use crate::source::{Feed, RemoteBlob};
 use crate::state;
+use crate::stop::StopHook;
 use crate::{Error, Repo, Result};
 
 /// Redirects followed for one blob HEAD (registries redirect to storage, once).
@@ -48,6 +52,8 @@ pub struct BlobSource {
 pub struct PushOptions {
     /// A repository on the same registry that may already hold the blob: try to mount it.
     pub mount_from: Option<String>,
+    /// The caller's request to stop ([`PushOptions::stop_when`]).
+    stop: StopHook,
 }
 
 impl PushOptions {
@@ -61,6 +67,28 @@ impl PushOptions {
     #[must_use]
     pub fn mount_from(mut self, repository: impl Into<String>) -> Self {
         self.mount_from = Some(repository.into());
+        self
+    }
+
+    /// Stop the push once `stop` returns true, at the next point where stopping keeps what
+    /// the registry has: before the blob's upload begins (before a session is opened, resumed
+    /// or mounted), before each PATCH, instead of retrying a failed one, and before the `PUT`
+    /// that completes the upload. A request in flight is finished, never cut, so a chunk being
+    /// sent takes as long as it takes (a chunk is at most the chunk size; the client's timeout
+    /// bounds a chunk that stops moving). The push then fails with an error for which
+    /// [`Error::is_stopped`] holds, after the state file (with
+    /// [`ClientBuilder::state_dir`](crate::ClientBuilder::state_dir)) names the session and
+    /// its offset, so a later push continues there; without one the session is deleted.
+    ///
+    /// `stop` is called often (before every request) and must be cheap: reading a flag. Two
+    /// options compare equal only when they hold the same closure (clones of one set).
+    ///
+    /// Dropping the push's future instead stops at once, cutting a PATCH mid-body: a
+    /// registry that kept the partial body without updating its session (distribution 2.8
+    /// does this) then refuses the session, and the next push starts that blob over.
+    #[must_use]
+    pub fn stop_when(mut self, stop: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.stop = StopHook::new(stop);
         self
     }
 }
@@ -206,7 +234,15 @@ impl Client {
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] when the file is not `source.size` bytes or does not
     /// hash to `source.digest`; registry refusals and misbehaviour; transport failures once
-    /// retries are exhausted.
+    /// retries are exhausted; [`crate::ErrorKind::Stopped`] when `opts.stop_when` asked it
+    /// to stop.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops at once, in the middle of a PATCH if one is under way. The
+    /// state file then names the last acknowledged chunk, but the registry may have stored
+    /// part of the cut one: distribution 2.8 does, and refuses the session afterwards, so the
+    /// next push starts the blob over (and says so with [`Event::Restarted`]). To stop so that
+    /// the next push continues, use [`PushOptions::stop_when`].
     pub async fn push_blob(
         &self,
         repo: &Repo,
@@ -235,6 +271,12 @@ impl Client {
             .acquire()
             .await
             .map_err(|_| Error::invalid("client is shutting down"))?;
+        // A blob that waited for its turn while a stop was asked never starts.
+        if opts.stop.asked() {
+            return Err(
+                Error::stopped("before the blob's upload began").with_digest(&source.digest)
+            );
+        }
         let mut bp = BlobProgress::new(progress, &source.digest);
         bp.emit(Event::BlobStarted {
             digest: source.digest.clone(),
@@ -255,6 +297,8 @@ impl Client {
                 };
                 bp.emit(ev).await;
             }
+            // A stop is no failure: `Event::Stopped` said where it stands.
+            Err(e) if e.is_stopped() => {}
             Err(e) => {
                 bp.emit(Event::Failed {
                     digest: source.digest.clone(),
@@ -358,40 +402,15 @@ impl Client {
             .filter(|_| matches!(src.bytes, Bytes::File(_)))
             .map(|d| state::state_path(d, &repo.registry, &repo.name, &src.digest));
 
-        // A session left by an earlier process, if it is still alive.
-        let mut session = None;
-        if let Some(sf) = &state_file
-            && let Some(st) = state::load(sf, &repo.registry, &repo.name, &src.digest).await
-        {
-            if let Some(loc) = Url::parse(&st.location).ok().filter(|u| {
-                u.host_str()
-                    == self
-                        .url(&repo.registry, "")
-                        .ok()
-                        .as_ref()
-                        .and_then(|b| b.host_str())
-            }) && let Ok(Status::Alive { location, offset }) = self
-                .session_status(repo, &scopes, &loc, st.offset, true)
-                .await
-                && offset <= src.size
-            {
-                tracing::info!(digest = %src.digest, offset, "resuming upload left by an earlier run");
-                bp.emit(Event::Resumed {
-                    digest: src.digest.clone(),
-                    offset,
-                })
-                .await;
-                bp.at(offset);
-                out.resumes += 1;
-                session = Some(Session {
-                    location,
-                    offset,
-                    limits: ChunkLimits::default(),
-                });
-            } else {
-                state::remove(sf).await;
-            }
+        // Stopping here keeps everything: no session was opened, an earlier run's is untouched.
+        if opts.stop.asked() {
+            return Err(Error::stopped("before the blob's upload began"));
         }
+        // A session left by an earlier process, if the registry still knows it.
+        let session = match &state_file {
+            Some(sf) => self.resume_left(repo, src, &scopes, sf, bp, &mut out).await,
+            None => None,
+        };
         let mut session = match session {
             Some(s) => s,
             None => match opts.mount_from.as_deref() {
@@ -423,6 +442,7 @@ impl Client {
                 &scopes,
                 &mut session,
                 state_file.as_deref(),
+                &opts.stop,
                 bp,
                 &mut out,
             )

@@ -213,3 +213,166 @@ async fn a_registry_restarted_mid_push_is_survived() {
         Some(src.digest.clone())
     );
 }
+
+/// PATCHes the proxy saw acknowledged.
+fn acked_patches(proxy: &common::FaultProxy) -> usize {
+    proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == Some(202))
+        .count()
+}
+
+/// A stop asked before PATCH `k` (the hook reads the proxy's records: `k - 1` chunks are
+/// acknowledged) sends exactly `k - 1` PATCHes, saves the session, and fails as a stop; a later
+/// client continues at `k - 1` chunks.
+#[tokio::test]
+async fn a_stop_before_patch_k_sends_k_minus_1_and_saves_the_session() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let proxy = std::sync::Arc::new(proxy(reg.addr(), Vec::new()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let src = blob_file(dir.path(), "b", 6 * CHUNK + 5, 11);
+    let repo = Repo::new(proxy.host(), "stop/app").expect("repo");
+    let k = 4;
+    let watched = proxy.clone();
+    let opts = PushOptions::new().stop_when(move || acked_patches(&watched) >= k - 1);
+    let (p, mut rx) = Progress::channel(1024);
+    let e = client(&state, RetryPolicy::immediate(3))
+        .push_blob(&repo, &src, &opts, &p)
+        .await
+        .expect_err("stopped");
+    drop(p);
+    assert!(e.is_stopped(), "{e}");
+    assert_eq!(e.kind(), hoist_registry::ErrorKind::Stopped);
+    assert!(
+        e.to_string().contains("a later push continues there"),
+        "{e}"
+    );
+    let patches = proxy
+        .records()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, k - 1, "PATCHes sent");
+    assert_eq!(acked_patches(&proxy), k - 1);
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    let held = (k as u64 - 1) * CHUNK;
+    assert!(
+        events.contains(&Event::Stopped {
+            digest: src.digest.clone(),
+            offset: held
+        }),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Failed { .. })),
+        "a stop is no failure: {events:?}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&state)
+        .expect("state dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "the session is saved");
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files[0]).expect("read")).expect("json");
+    assert_eq!(st["offset"], held);
+
+    // A later run continues there.
+    let out = client(&state, RetryPolicy::immediate(3))
+        .push_blob(&repo, &src, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("resumed");
+    assert_eq!((out.resumes, out.restarts), (1, 0));
+    assert_eq!(out.bytes_sent, src.size - held);
+    assert_eq!(
+        registry_blob_digest(&reg, "stop/app", &src.digest),
+        Some(src.digest.clone())
+    );
+}
+
+/// A stop asked from the start opens no session and sends nothing.
+#[tokio::test]
+async fn a_stop_asked_before_the_blob_begins_sends_nothing() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let proxy = proxy(reg.addr(), Vec::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let src = blob_file(dir.path(), "b", 2 * CHUNK, 12);
+    let repo = Repo::new(proxy.host(), "stop/early").expect("repo");
+    let e = client(&state, RetryPolicy::immediate(3))
+        .push_blob(
+            &repo,
+            &src,
+            &PushOptions::new().stop_when(|| true),
+            &Progress::none(),
+        )
+        .await
+        .expect_err("stopped");
+    assert!(e.is_stopped(), "{e}");
+    let sent: Vec<_> = proxy
+        .records()
+        .into_iter()
+        .filter(|r| r.path.contains("/blobs/uploads/"))
+        .collect();
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(!state.exists() || std::fs::read_dir(&state).expect("dir").count() == 0);
+}
+
+/// The registry no longer knows the session a state file names (404 on the status GET): the
+/// blob starts over, and the caller is told, with what is sent again.
+#[tokio::test]
+async fn a_forgotten_session_is_restarted_and_reported() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let proxy = std::sync::Arc::new(proxy(reg.addr(), Vec::new()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let src = blob_file(dir.path(), "b", 4 * CHUNK, 13);
+    let repo = Repo::new(proxy.host(), "stop/forgotten").expect("repo");
+    let watched = proxy.clone();
+    let opts = PushOptions::new().stop_when(move || acked_patches(&watched) >= 2);
+    let e = client(&state, RetryPolicy::immediate(3))
+        .push_blob(&repo, &src, &opts, &Progress::none())
+        .await
+        .expect_err("stopped");
+    assert!(e.is_stopped(), "{e}");
+
+    proxy.set_plan(vec![FaultRule::new(
+        "GET",
+        "/blobs/uploads/",
+        1,
+        common::respond(404, &[], r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}"#),
+    )]);
+    let (p, mut rx) = Progress::channel(1024);
+    let out = client(&state, RetryPolicy::immediate(3))
+        .push_blob(&repo, &src, &PushOptions::default(), &p)
+        .await
+        .expect("started over");
+    drop(p);
+    assert_eq!((out.resumes, out.bytes_sent), (0, src.size));
+    let mut restarted = Vec::new();
+    while let Some(e) = rx.recv().await {
+        if let Event::Restarted { lost, reason, .. } = e {
+            restarted.push((lost, reason));
+        }
+    }
+    assert_eq!(restarted.len(), 1, "{restarted:?}");
+    assert_eq!(restarted[0].0, 2 * CHUNK);
+    assert!(
+        restarted[0].1.contains("no longer knows the upload"),
+        "{restarted:?}"
+    );
+    assert_eq!(
+        registry_blob_digest(&reg, "stop/forgotten", &src.digest),
+        Some(src.digest.clone())
+    );
+}

@@ -38,6 +38,9 @@ pub enum FaultAction {
     },
     /// Wait this long, then forward normally.
     Stall(Duration),
+    /// Forward the request body at this many bytes a second (a slow uplink), so a client can
+    /// be caught with a request half-sent; the response is relayed as it comes.
+    ThrottleRequestBody(u64),
     /// Forward, then replace the response's `Location` header with this value (added if absent).
     RewriteLocation(String),
     /// Forward, but pass only this many response-body bytes, then close both connections.
@@ -409,6 +412,10 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 _ => None,
             },
             corrupt: false,
+            rate: match &fault {
+                Some(FaultAction::ThrottleRequestBody(rate)) => Some((*rate).max(1)),
+                _ => None,
+            },
         };
         let (copied, cut) = copy_body(&mut client_r, up_w, req_kind, req_plan, &mut |n| {
             shared.update(idx, |r| r.request_body_bytes += n);
@@ -468,6 +475,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 _ => None,
             },
             corrupt: matches!(fault, Some(FaultAction::CorruptResponseBody)),
+            rate: None,
         };
         let (sent, cut) = copy_body(up_r, &mut client_w, resp_kind, resp_plan, &mut |_| {})?;
         client_w.flush()?;
@@ -553,6 +561,7 @@ mod tests {
             BodyPlan {
                 limit: Some(7),
                 corrupt: true,
+                rate: None,
             },
             &mut |_| {},
         )
@@ -569,10 +578,37 @@ mod tests {
             BodyPlan {
                 limit: Some(4),
                 corrupt: false,
+                rate: None,
             },
             &mut |_| {},
         )
         .expect("copy");
         assert_eq!((n, cut, out.as_slice()), (4, true, &b"abcd"[..]));
+    }
+
+    #[test]
+    fn a_throttled_body_takes_its_time() {
+        let body = vec![7u8; 40_000];
+        let mut out = Vec::new();
+        let began = std::time::Instant::now();
+        let (n, cut) = copy_body(
+            &mut &body[..],
+            &mut out,
+            BodyKind::Length(40_000),
+            BodyPlan {
+                rate: Some(100_000),
+                ..BodyPlan::default()
+            },
+            &mut |_| {},
+        )
+        .expect("copy");
+        assert_eq!((n, cut), (40_000, false));
+        assert_eq!(out, body);
+        // 40 kB at 100 kB/s: the last piece is due after 0.35 s.
+        assert!(
+            began.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            began.elapsed()
+        );
     }
 }

@@ -3,6 +3,11 @@
 //! counting readers and writers and fails there. The failure then takes the ordinary error
 //! path, so what that path cleans up (a root hoist created, a temp layout, a half-written
 //! archive) is cleaned up on an interruption too.
+//!
+//! A push sees the flag through its stop hook (`PushOptions::stop_when`): each upload
+//! finishes the chunk it is sending, saves its state and stops, so that running the command
+//! again continues there ([`PUSH_GRACE`] bounds the wait). A second signal, or the grace
+//! running out, stops everything at once: what was cut short is said ([`CUT_MID_CHUNK`]).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +37,26 @@ pub const BLOBS_KEPT: &str =
 /// What any other interrupted command says: what it made was removed (its error says so), and
 /// running it again starts over.
 pub const STARTS_OVER: &str = "interrupted";
+
+/// What a push says as soon as the first signal comes: it is not stuck, it is finishing.
+pub const FINISHING_CHUNKS: &str = "interrupted: finishing the chunks being uploaded so the \
+     push can resume; press Ctrl-C again to stop now";
+
+/// Why a push stopped at once (a second signal, or [`PUSH_GRACE`] over) may not continue
+/// where it stopped: the cause under its interruption message.
+pub const CUT_MID_CHUNK: &str = "stopped before the chunks in flight were finished: a \
+     registry that keeps a cut chunk without updating its session (distribution 2.8 does) \
+     forgets that upload, and the next run sends its blob again from the start";
+
+/// How long a push may take to finish the chunks it is sending after the first signal. A chunk
+/// is at most `--chunk-size` (32 MiB by default) and the uploads in flight share the link: in
+/// 30 s one default chunk finishes from about 9 Mbit/s up, and six uploads, each on average
+/// halfway through its chunk, from about 27 Mbit/s. Kubernetes waits as long before its SIGKILL
+/// (docker stop 10 s, systemd 90 s). On a slower link the user, told at once what is going on,
+/// may press Ctrl-C again, or the grace runs out: either cuts the chunks, as every Ctrl-C did
+/// before, and the message says what that may cost. Waiting longer would make Ctrl-C feel
+/// ignored; a smaller `--chunk-size` shortens the wait.
+pub const PUSH_GRACE: Duration = Duration::from_secs(30);
 
 /// Ask every piece of work in progress to stop.
 pub fn raise() {
@@ -79,7 +104,35 @@ pub async fn unless_raised<T>(
 
 /// How long interrupted work may take to clean up after itself (removing a large partial root
 /// takes a while).
-pub const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(10);
+
+/// What a command does when a signal comes.
+#[derive(Debug, Clone, Copy)]
+pub struct OnSignal {
+    /// How long the work may take to stop by itself after the first signal.
+    pub grace: Duration,
+    /// What the error says after an interruption: one of [`RESUMABLE`],
+    /// [`RESUMABLE_AFTER_REREAD`], [`BLOBS_KEPT`], [`STARTS_OVER`].
+    pub message: &'static str,
+    /// Told the user at once on the first signal, when stopping takes a while
+    /// ([`FINISHING_CHUNKS`]).
+    pub notice: Option<&'static str>,
+    /// Why the work, stopped at once (a second signal, or `grace` over), may lose more than
+    /// `message` promises ([`CUT_MID_CHUNK`]); shown under it.
+    pub cut: Option<&'static str>,
+}
+
+impl OnSignal {
+    /// Give the work `grace`, then say `message`; nothing more.
+    pub fn new(grace: Duration, message: &'static str) -> Self {
+        OnSignal {
+            grace,
+            message,
+            notice: None,
+            cut: None,
+        }
+    }
+}
 
 /// Run a command's `work` until it ends or a signal comes. On a signal, [`raise`], then give the
 /// work `grace` to fail at its next read or write and clean up on its error path (a second
@@ -90,43 +143,83 @@ pub const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(10
 /// `work`'s, or an interruption.
 pub async fn interruptible<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
-    grace: std::time::Duration,
+    grace: Duration,
     message: &'static str,
 ) -> anyhow::Result<T> {
+    interruptible_with(work, OnSignal::new(grace, message), |_| {}).await
+}
+
+/// [`interruptible`], as `on` says: `tell` gets its notice on the first signal, and work
+/// stopped at once fails with its `cut` note under the message. Returns at once on a second
+/// signal, dropping `work`.
+///
+/// # Errors
+/// `work`'s, or an interruption.
+pub async fn interruptible_with<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    on: OnSignal,
+    tell: impl FnOnce(&'static str),
+) -> anyhow::Result<T> {
+    // Listening from the start, so a second signal that comes right after the first is heard.
+    let mut signals = Signals::new();
     tokio::pin!(work);
     tokio::select! {
         result = &mut work => result,
-        () = signalled() => {
+        () = signals.next() => {
             raise();
+            if let Some(notice) = on.notice {
+                tell(notice);
+            }
             let waited = async {
                 tokio::select! {
-                    r = tokio::time::timeout(grace, &mut work) => r.ok(),
-                    () = signalled() => None,
+                    r = tokio::time::timeout(on.grace, &mut work) => r.ok(),
+                    () = signals.next() => None,
                 }
             };
             match waited.await {
                 // It finished as the signal came: done is done.
                 Some(Ok(value)) => Ok(value),
-                // Its error says what was cleaned up.
-                Some(Err(e)) => Err(e.context(message)),
-                None => Err(anyhow::anyhow!(message)),
+                // Its error says what was cleaned up, or where the push stopped.
+                Some(Err(e)) => Err(e.context(on.message)),
+                None => match on.cut {
+                    Some(cut) => Err(anyhow::anyhow!(cut).context(on.message)),
+                    None => Err(anyhow::anyhow!(on.message)),
+                },
             }
         }
     }
 }
 
-/// Wait for Ctrl-C (SIGINT) or SIGTERM.
-pub async fn signalled() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+/// Ctrl-C (SIGINT) and SIGTERM, listened to until dropped: every signal that comes while it
+/// lives is heard, one per [`Signals::next`].
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    /// The next signal (never, when neither could be listened to).
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            // A stream that ended (the runtime going away) is no signal.
+            if let Some(s) = s
+                && s.recv().await.is_some()
+            {
+                return;
+            }
+            std::future::pending().await
+        }
+        tokio::select! {
+            () = recv(&mut self.interrupt) => {}
+            () = recv(&mut self.terminate) => {}
         }
     }
 }

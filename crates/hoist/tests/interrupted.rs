@@ -238,3 +238,299 @@ fn a_pull_that_fails_after_some_blobs_says_where_they_stay() {
     assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
     assert!(dir.join("blobs").exists(), "the verified blobs are kept");
 }
+
+/// Upload chunk size of the slow pushes below.
+const CHUNK: u64 = 1 << 20;
+
+/// A push of one incompressible 8 MB layer in 1 MiB chunks, through a proxy that passes every
+/// PATCH body at `rate` bytes a second (a slow uplink), straight to distribution 2.8.
+struct SlowPush {
+    _tmp: tempfile::TempDir,
+    cache: std::path::PathBuf,
+    source: std::path::PathBuf,
+    layer_size: u64,
+    config_size: u64,
+    _registry: Registry,
+    proxy: FaultProxy,
+}
+
+impl SlowPush {
+    fn start(rate: u64, seed: u64) -> SlowPush {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = tmp.path().join("cache");
+        let source = tmp.path().join("source");
+        let spec = ImageSpec::uniform(1, 8_000_000, Compression::Gzip, seed);
+        let image = write_oci_layout(&source, "v1", &spec).expect("layout");
+        let registry = Registry::start().expect("registry");
+        let proxy = FaultProxy::start(registry.addr(), Self::throttled(rate)).expect("proxy");
+        SlowPush {
+            _tmp: tmp,
+            cache,
+            source,
+            layer_size: image.layers[0].size,
+            config_size: image.config_size,
+            _registry: registry,
+            proxy,
+        }
+    }
+
+    fn throttled(rate: u64) -> Vec<FaultRule> {
+        vec![FaultRule::new(
+            "PATCH",
+            "/blobs/uploads/",
+            0,
+            FaultAction::ThrottleRequestBody(rate),
+        )]
+    }
+
+    /// `hoist push` of the layout to the registry through the proxy, progress as plain lines.
+    fn push(&self, extra: &[&str]) -> Command {
+        let mut cmd = hoist(&self.cache, &["--chunk-size", "1MiB"]);
+        cmd.args(extra)
+            .arg("push")
+            .arg(common::arg(&self.source, ":v1"))
+            .arg(format!("{}/team/slow:1", self.proxy.host()));
+        cmd
+    }
+
+    fn patches(&self) -> Vec<hoist_testkit::RequestRecord> {
+        self.proxy
+            .records()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect()
+    }
+
+    /// Whole chunks of the layer the registry acknowledged.
+    fn acked_chunks(&self) -> u64 {
+        let full = |r: &&hoist_testkit::RequestRecord| r.request_body_bytes == CHUNK;
+        self.patches()
+            .iter()
+            .filter(|r| r.status == Some(202))
+            .filter(full)
+            .count() as u64
+    }
+
+    /// At least `acked` chunks are in and the next one is part-way through its body.
+    fn mid_chunk(&self, acked: u64) -> bool {
+        self.acked_chunks() >= acked
+            && self.patches().iter().any(|r| {
+                r.status.is_none() && r.request_body_bytes > 0 && r.request_body_bytes < CHUNK / 2
+            })
+    }
+
+    /// Request-body bytes the proxy forwarded to upload sessions.
+    fn upload_bytes(&self) -> u64 {
+        self.proxy
+            .records()
+            .iter()
+            .filter(|r| r.path.contains("/blobs/uploads/"))
+            .map(|r| r.request_body_bytes)
+            .sum()
+    }
+
+    /// Run the push again at full speed with `extra` arguments and the proxy's `plan`,
+    /// recording only that run; its stderr.
+    fn rerun(&self, extra: &[&str], plan: Vec<FaultRule>) -> String {
+        self.proxy.set_plan(plan);
+        self.proxy.clear_records();
+        let out = self.push(extra).output().expect("rerun");
+        let stderr = common::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stderr
+    }
+
+    /// Start the push and Ctrl-C it while its third chunk is half-sent; its exit code, its
+    /// stderr and how long it took to end after the signal.
+    fn interrupted(&self) -> (Option<i32>, String, Duration) {
+        let child = self
+            .push(&[])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        interrupt_when(child, || self.mid_chunk(2), || {})
+    }
+}
+
+/// The warning a push prints when a blob's upload starts over.
+const RESTART: &str = "starting the blob over at byte 0";
+
+/// The user's report: Ctrl-C while a PATCH was half-sent dropped it, distribution 2.8 kept
+/// the partial body but not in its session, and the rerun sent the whole image again without
+/// a word. Now the chunk in flight is finished and the rerun sends only the rest.
+#[test]
+fn ctrl_c_mid_chunk_finishes_it_and_the_rerun_sends_only_the_rest() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let slow = SlowPush::start(1 << 20, 41);
+    let (code, stderr, took) = slow.interrupted();
+    assert_interrupted_cleanly(code, &stderr, took);
+    assert!(stderr.contains("press Ctrl-C again"), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to continue where it stopped"),
+        "{stderr}"
+    );
+    let patches = slow.patches();
+    assert!(
+        patches.iter().all(|r| r.status == Some(202)),
+        "a PATCH was cut: {patches:?}\n{stderr}"
+    );
+    let acked = slow.acked_chunks();
+    assert!((3..8).contains(&acked), "{acked} chunks in: {stderr}");
+    eprintln!("stopped {took:?} after the signal, {acked} chunks acknowledged");
+
+    let again = slow.rerun(&[], Vec::new());
+    let resent = slow.upload_bytes();
+    let left = slow.layer_size - acked * CHUNK;
+    assert!(
+        (left..=left + slow.config_size).contains(&resent),
+        "the rerun sent {resent} bytes; {left} of the layer were left: {again}"
+    );
+    assert!(!again.contains(RESTART), "{again}");
+}
+
+/// The registry no longer knows the session a Ctrl-C saved (the proxy answers its status
+/// request with a 404, as a registry that purged it would): the rerun starts the blob over and
+/// says so, in plain progress and with `-v`.
+#[test]
+fn a_forgotten_session_is_started_over_with_a_warning() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let slow = SlowPush::start(1 << 20, 44);
+    let (code, stderr, took) = slow.interrupted();
+    assert_interrupted_cleanly(code, &stderr, took);
+    let acked = slow.acked_chunks();
+    let forgotten = || {
+        let body = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"gone"}]}"#;
+        vec![FaultRule::new(
+            "GET",
+            "/blobs/uploads/",
+            1,
+            FaultAction::status(404, body),
+        )]
+    };
+    let again = slow.rerun(&[], forgotten());
+    let warning = again
+        .lines()
+        .find(|l| l.contains(RESTART))
+        .unwrap_or_else(|| panic!("no restart warning: {again}"));
+    assert!(
+        warning.contains("no longer knows the upload an earlier run left"),
+        "{warning}"
+    );
+    let had = format!(
+        "{:.2} MB it had is sent again",
+        (acked * CHUNK) as f64 / 1e6
+    );
+    assert!(warning.contains(&had), "{warning} ({had})");
+    assert!(slow.upload_bytes() >= slow.layer_size, "{again}");
+}
+
+/// A second Ctrl-C does not wait for the chunk in flight: the push ends at once and says
+/// what that may cost.
+#[test]
+fn a_second_ctrl_c_stops_the_push_at_once() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    // 128 KiB/s: a chunk takes 8 s.
+    let slow = SlowPush::start(128 << 10, 42);
+    let mut child = slow
+        .push(&[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !slow.mid_chunk(0) {
+        assert!(Instant::now() < deadline, "never got going");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "hoist ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = |child: &Child| {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    signal(&child);
+    let mut pipe = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut stderr = String::new();
+    while !stderr.contains("press Ctrl-C again") {
+        assert!(
+            pipe.read_line(&mut stderr).expect("stderr") > 0,
+            "ended without the notice: {stderr}"
+        );
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the first Ctrl-C did not wait for the chunk: {stderr}"
+    );
+    signal(&child);
+    let signalled = Instant::now();
+    while pipe.read_line(&mut stderr).expect("stderr") > 0 {}
+    let status = child.wait().expect("wait");
+    let took = signalled.elapsed();
+    eprintln!("ended {took:?} after the second signal");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(3), "{took:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("stopped before the chunks in flight were finished"),
+        "{stderr}"
+    );
+}
+
+/// A push killed mid-chunk (no Ctrl-C to let it finish) may leave distribution 2.8 with part
+/// of that chunk in its upload but not in its session (whether it does depends on how much of
+/// the body it had written): then the rerun cannot continue the session and starts the blob
+/// over. Either way it is never silent: a rerun that sends the whole layer again says so.
+#[test]
+fn a_push_killed_mid_chunk_never_starts_over_silently() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let slow = SlowPush::start(1 << 20, 43);
+    let mut child = slow.push(&["-q"]).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !slow.mid_chunk(2) {
+        assert!(Instant::now() < deadline, "never got going");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "hoist ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // The proxy still forwards what the dead client had left in the socket (at the link's
+    // pace): let that reach the registry before the rerun, as it would on a real network,
+    // and before the records are cleared.
+    let mut forwarded = slow.proxy.total_body_bytes_forwarded();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = slow.proxy.total_body_bytes_forwarded();
+        if now == forwarded {
+            break;
+        }
+        forwarded = now;
+    }
+    let acked = slow.acked_chunks();
+    // With -v the library's warning comes through the log as well.
+    let again = slow.rerun(&["-v"], Vec::new());
+    let resent = slow.upload_bytes();
+    let started_over = resent >= slow.layer_size;
+    eprintln!(
+        "killed with {acked} chunks in; the rerun sent {resent} bytes (started over: {started_over})"
+    );
+    assert_eq!(again.contains(RESTART), started_over, "{again}");
+    if started_over {
+        assert!(again.contains("MB it had is sent again"), "{again}");
+        assert!(again.contains("WARN"), "the log says it too: {again}");
+    }
+}

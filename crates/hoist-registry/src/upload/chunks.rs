@@ -23,6 +23,7 @@ use crate::protocol::location::{display_url, resolve_location};
 use crate::protocol::response::{Phase, Step, classify, classify_transport};
 use crate::session::{Session, Status, limits_of};
 use crate::state::{self, UploadState};
+use crate::stop::StopHook;
 use crate::{Error, Repo, Result};
 
 /// How often bytes in flight are reported during a PATCH.
@@ -38,6 +39,10 @@ impl Client {
     /// Send `src` through `session` until the server holds every byte, then complete the
     /// upload: resuming, restarting and shrinking chunks as faults require, and counting each
     /// in `out`. The state file, when there is one, follows every acknowledged chunk.
+    ///
+    /// `stop` is asked before each PATCH, after a failed one and before the completing `PUT`;
+    /// once it says so the state file is brought up to date and the upload ends with a stop
+    /// (see [`super::PushOptions::stop_when`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn upload(
         &self,
@@ -46,6 +51,7 @@ impl Client {
         scopes: &[String],
         session: &mut Session,
         state_file: Option<&std::path::Path>,
+        stop: &StopHook,
         bp: &mut BlobProgress<'_>,
         out: &mut PushOutcome,
     ) -> Result<()> {
@@ -63,6 +69,9 @@ impl Client {
         loop {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
+                if stop.asked() {
+                    return Err(stopped(repo, src, session, state_file, bp, None).await);
+                }
                 if out.bytes_sent > budget {
                     return Err(Error::misbehaved(format!(
                         "sent {} bytes for a {}-byte blob: the registry keeps losing what it \
@@ -79,22 +88,17 @@ impl Client {
                         faults = 0;
                         chunk = session.limits.effective(chunk);
                         bp.at(session.offset);
-                        if let Some(sf) = state_file {
-                            let st = UploadState {
-                                registry: repo.registry.clone(),
-                                repository: repo.name.clone(),
-                                digest: src.digest.clone(),
-                                location: session.location.to_string(),
-                                offset: session.offset,
-                            };
-                            if let Err(e) = state::save(sf, &st).await {
-                                tracing::warn!(error = %e, "cannot write upload state file");
-                            }
-                        }
+                        remember(repo, src, session, state_file).await;
                         continue;
                     }
                     PatchResult::Step(step, err) => (step, err),
                 };
+                // Asked to stop: no retry, no new request. The state file names the session
+                // and what it acknowledged before this PATCH (the server's Range decides on the
+                // next run); a failure that is final is reported as such, not as a stop.
+                if stop.asked() && !matches!(step, Step::Done | Step::Reauth | Step::Fail) {
+                    return Err(stopped(repo, src, session, state_file, bp, err.as_ref()).await);
+                }
                 // A 413 is not a failure in a row: the chunk shrinks, down to a floor.
                 if step != Step::Shrink {
                     faults += 1;
@@ -185,8 +189,8 @@ impl Client {
                         .with_url(display_url(&session.location)));
                     }
                     Status::Gone => {
-                        tracing::info!(digest = %src.digest, "upload session lost; starting the blob over");
-                        self.restart(repo, scopes, session, out, bp).await?;
+                        let why = "the registry no longer knows the upload session";
+                        self.restart(repo, scopes, session, out, bp, why).await?;
                         chunk = session.limits.effective(chunk);
                     }
                 }
@@ -196,6 +200,10 @@ impl Client {
             if let Bytes::Remote(feed) = &src.bytes {
                 feed.verdict()?;
             }
+            // Every byte is there: a later push only has to complete the session.
+            if stop.asked() {
+                return Err(stopped(repo, src, session, state_file, bp, None).await);
+            }
             // Close the session.
             match self.close(repo, src, scopes, session, bp).await {
                 Ok(()) => return Ok(()),
@@ -204,7 +212,8 @@ impl Client {
                     if faults >= policy.max_attempts {
                         return Err(Error::misbehaved("upload session lost while closing it"));
                     }
-                    self.restart(repo, scopes, session, out, bp).await?;
+                    let why = "the upload session was gone when completing it";
+                    self.restart(repo, scopes, session, out, bp, why).await?;
                 }
                 Err(CloseError::DigestInvalid(e)) => {
                     // Either the file is not what the caller said, or the registry stored
@@ -223,8 +232,8 @@ impl Client {
                     if digest_restarts > 1 {
                         return Err(e);
                     }
-                    tracing::warn!(digest = %src.digest, "registry computed a different digest; uploading the blob again");
-                    self.restart(repo, scopes, session, out, bp).await?;
+                    let why = "the registry computed a different digest for what it received";
+                    self.restart(repo, scopes, session, out, bp, why).await?;
                 }
                 Err(CloseError::Fatal(e)) => return Err(e),
             }
@@ -232,7 +241,8 @@ impl Client {
     }
 
     /// Give up a lost session and open a fresh one (keeping the chunk limits learned so far):
-    /// the blob starts over from byte 0.
+    /// the blob starts over from byte 0, and the caller is told `why` (it costs every byte
+    /// the session held).
     async fn restart(
         &self,
         repo: &Repo,
@@ -240,6 +250,7 @@ impl Client {
         session: &mut Session,
         out: &mut PushOutcome,
         bp: &BlobProgress<'_>,
+        why: &str,
     ) -> Result<()> {
         // A registry that loses every session would otherwise be fed the blob forever.
         if out.restarts + 1 >= self.cfg().retry.max_attempts {
@@ -251,14 +262,16 @@ impl Client {
         }
         self.delete_session(repo, scopes, &session.location).await;
         let fresh = self.open_session(repo, scopes).await?;
+        tracing::warn!(digest = %bp.digest(), lost = session.offset, "{why}; starting the blob over at byte 0");
+        bp.emit(Event::Restarted {
+            digest: bp.digest().clone(),
+            lost: session.offset,
+            reason: why.to_string(),
+        })
+        .await;
         let limits = session.limits.merge(fresh.limits);
         *session = Session { limits, ..fresh };
         out.restarts += 1;
-        bp.emit(Event::Resumed {
-            digest: bp.digest().clone(),
-            offset: 0,
-        })
-        .await;
         Ok(())
     }
 
@@ -357,4 +370,55 @@ impl Client {
         let step = classify(Phase::Patch, status, err.code(), ra);
         PatchResult::Step(step, Some(err))
     }
+}
+
+/// Bring the state file, when there is one, up to `session`: its newest `Location` (which
+/// distribution's `_state` token ties to the offset) and what it acknowledged.
+async fn remember(repo: &Repo, src: &Src, session: &Session, state_file: Option<&std::path::Path>) {
+    let Some(sf) = state_file else {
+        return;
+    };
+    let st = UploadState {
+        registry: repo.registry.clone(),
+        repository: repo.name.clone(),
+        digest: src.digest.clone(),
+        location: session.location.to_string(),
+        offset: session.offset,
+    };
+    if let Err(e) = state::save(sf, &st).await {
+        tracing::warn!(error = %e, "cannot write upload state file");
+    }
+}
+
+/// The caller asked the upload to stop: the state file names the session as it stands, the
+/// caller hears where (`Event::Stopped`), and the error says so. `failed` is what went wrong
+/// with a PATCH the stop then kept from being retried.
+async fn stopped(
+    repo: &Repo,
+    src: &Src,
+    session: &Session,
+    state_file: Option<&std::path::Path>,
+    bp: &BlobProgress<'_>,
+    failed: Option<&Error>,
+) -> Error {
+    remember(repo, src, session, state_file).await;
+    tracing::info!(digest = %src.digest, offset = session.offset, "upload stopped on request");
+    bp.emit(Event::Stopped {
+        digest: src.digest.clone(),
+        offset: session.offset,
+    })
+    .await;
+    let mut message = format!(
+        "the registry holds {} of the blob's {} bytes",
+        session.offset, src.size
+    );
+    message.push_str(match state_file {
+        Some(_) => "; a later push continues there",
+        None => "; a later push starts the blob over (no state is kept for it)",
+    });
+    if let Some(e) = failed {
+        message.push_str(&format!("; the last chunk failed and was not retried: {e}"));
+    }
+    // No URL: the session's (with its state token) says nothing to whoever stopped it.
+    Error::stopped(message)
 }

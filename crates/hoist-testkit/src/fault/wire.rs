@@ -106,6 +106,8 @@ pub(super) struct BodyPlan {
     pub(super) limit: Option<u64>,
     /// Flip the first payload byte.
     pub(super) corrupt: bool,
+    /// Pass at most this many payload bytes a second (a slow link).
+    pub(super) rate: Option<u64>,
 }
 
 /// Copy a body of the given kind from `r` to `w` (chunk framing re-emitted as received).
@@ -120,6 +122,11 @@ pub(super) fn copy_body(
     let mut buf = vec![0u8; BUF];
     let mut copied = 0u64;
     let mut corrupt = plan.corrupt;
+    let began = std::time::Instant::now();
+    // A throttled body goes in pieces of a twentieth of a second's worth, each sent on time.
+    let piece = plan
+        .rate
+        .map_or(BUF as u64, |r| (r / 20).clamp(1, BUF as u64));
     // Copy up to `n` payload bytes (or to EOF when n is None); returns false when cut.
     let mut payload = |r: &mut dyn Read,
                        w: &mut dyn Write,
@@ -128,7 +135,7 @@ pub(super) fn copy_body(
      -> io::Result<bool> {
         let mut left = n;
         loop {
-            let want = left.map_or(BUF as u64, |l| l.min(BUF as u64));
+            let want = left.map_or(piece, |l| l.min(piece));
             if want == 0 {
                 return Ok(true);
             }
@@ -149,6 +156,12 @@ pub(super) fn copy_body(
             if corrupt {
                 buf[0] ^= 0xff;
                 corrupt = false;
+            }
+            if let Some(rate) = plan.rate {
+                let due = std::time::Duration::from_secs_f64(*copied as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(began.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
             w.write_all(&buf[..got])?;
             on_payload(got as u64);

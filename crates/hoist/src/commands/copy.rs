@@ -44,19 +44,10 @@ pub fn run(
         destination: destination.to_string(),
     });
     let runtime = super::runtime()?;
-    // A push leaves nothing local to clean up: it stops at once, and resumes next time. Local
-    // work fails at its next read or write, and its error path cleans up.
-    let grace = match (source, destination) {
-        // A docker archive is spooled into the cache first: that copy is removed on the way
-        // out, which takes a moment.
-        (Location::DockerArchive { .. }, _) => crate::interrupt::CLEANUP_GRACE,
-        (_, Location::Registry { .. }) => std::time::Duration::ZERO,
-        _ => crate::interrupt::CLEANUP_GRACE,
-    };
-    let result = runtime.block_on(crate::interrupt::interruptible(
+    let result = runtime.block_on(crate::interrupt::interruptible_with(
         copy(config, source, destination, reporter),
-        grace,
-        interrupted_message(source, destination),
+        on_signal(source, destination),
+        |notice| reporter.tell(notice),
     ));
     // Whatever still runs (a blocking call between two reads) stops with the process. After
     // an interruption such work may find the runtime gone and panic on its way out: the
@@ -67,6 +58,24 @@ pub fn run(
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     reporter.send(Event::Finish { ok: result.is_ok() });
     result
+}
+
+/// What a copy does on Ctrl-C. Local work fails at its next read or write, and its error path
+/// cleans up (a docker archive spooled into the cache for a push is removed on the way out,
+/// which takes a moment). A push finishes the chunks it is sending and saves where each
+/// upload stands (cutting one mid-body loses its session with distribution 2.8), within
+/// [`crate::interrupt::PUSH_GRACE`], and says so at once; a second Ctrl-C cuts them.
+fn on_signal(source: &Location, destination: &Location) -> crate::interrupt::OnSignal {
+    use crate::interrupt::{CLEANUP_GRACE, CUT_MID_CHUNK, FINISHING_CHUNKS, OnSignal, PUSH_GRACE};
+    let message = interrupted_message(source, destination);
+    match destination {
+        Location::Registry { .. } => OnSignal {
+            notice: Some(FINISHING_CHUNKS),
+            cut: Some(CUT_MID_CHUNK),
+            ..OnSignal::new(PUSH_GRACE.max(CLEANUP_GRACE), message)
+        },
+        _ => OnSignal::new(CLEANUP_GRACE, message),
+    }
 }
 
 /// What an interrupted copy tells the user about running it again. Only a push continues where
@@ -243,7 +252,7 @@ pub struct Staged {
 
 /// The transit copy, if there is one, is deleted when the staged image is dropped: after a
 /// copy, on its error path, and when an interrupted copy's future is dropped rather than
-/// finished (a push stops at once on Ctrl-C).
+/// finished (a second Ctrl-C stops a push at once).
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(dir) = self.transit.take() {
@@ -583,6 +592,33 @@ mod tests {
             daemon_archive_names(&name("localhost:5000/a/b:1")),
             vec!["localhost:5000/a/b:1"]
         );
+    }
+
+    #[test]
+    fn a_push_is_given_time_to_finish_its_chunks_and_says_so() {
+        use crate::interrupt::{CLEANUP_GRACE, PUSH_GRACE};
+        let at = |s: &str| Location::parse(s).expect("location");
+        for from in [
+            "oci:/l:1",
+            "docker-daemon:app",
+            "docker-archive:/a.tar",
+            "docker://reg.example/a",
+        ] {
+            let on = on_signal(&at(from), &at("docker://reg.example/app"));
+            assert_eq!(on.grace, PUSH_GRACE, "{from}");
+            assert!(
+                on.notice.is_some_and(|n| n.contains("Ctrl-C again")),
+                "{from}"
+            );
+            assert!(on.cut.is_some(), "{from}");
+        }
+        assert!(
+            PUSH_GRACE >= CLEANUP_GRACE,
+            "an archive's spool is removed in time too"
+        );
+        let local = on_signal(&at("docker://reg.example/a"), &at("oci:/l:1"));
+        assert_eq!(local.grace, CLEANUP_GRACE);
+        assert!(local.notice.is_none() && local.cut.is_none());
     }
 
     #[test]

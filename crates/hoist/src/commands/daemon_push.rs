@@ -15,11 +15,12 @@ use futures_util::stream::FuturesUnordered;
 use hoist_oci::convert::ManifestFormat;
 use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{Descriptor, Digest, MediaType, Reference};
-use hoist_registry::{BlobSource, Client, PushOptions, Repo};
+use hoist_registry::{BlobSource, Client, Repo};
 use tokio::sync::mpsc;
 
 use super::daemon::{self, LayerPlan};
 use super::export_cache::{StagedExport, cached_export};
+use super::push_group::{self, PushGroup};
 use super::registry;
 use super::remote::{push_blobs, push_manifest};
 use crate::config::Config;
@@ -62,8 +63,17 @@ pub async fn push_from_daemon(
                     let _ = tx.send((diff_id.cloned(), blob.clone()));
                 },
             );
-            let pushes = push_as_stored(config, &client, &repo, staged.layout(), rx, reporter);
-            let (manifest, early) = together(export, pushes, staged.stop()).await?;
+            let group = PushGroup::new();
+            let pushes = push_as_stored(
+                config,
+                &client,
+                &repo,
+                staged.layout(),
+                rx,
+                &group,
+                reporter,
+            );
+            let (manifest, early) = together(export, pushes, staged.stop(), &group).await?;
             let (layout, image) = staged.commit(&manifest)?;
             (layout, image, early)
         }
@@ -95,11 +105,13 @@ pub async fn push_from_daemon(
 /// Run the export and the pushes of its layers side by side; both results, or the first error.
 /// A push that fails stops the export and waits for it: its reading thread and blob commits
 /// must be done with the staged export before the caller's error path deletes it. An export
-/// that fails drops the pushes, which only read the staged files.
+/// that fails (a Ctrl-C stops it at its next read) stops the pushes of `group` and waits for
+/// them: each finishes the chunk it is sending, so its upload can be resumed.
 async fn together<E, P>(
     export: E,
     pushes: P,
     stop: &hoist_docker::ExportStop,
+    group: &PushGroup,
 ) -> anyhow::Result<(Descriptor, HashMap<Digest, Descriptor>)>
 where
     E: std::future::Future<Output = anyhow::Result<Descriptor>>,
@@ -108,10 +120,16 @@ where
     tokio::pin!(export);
     tokio::pin!(pushes);
     tokio::select! {
-        exported = &mut export => {
-            let manifest = exported?;
-            Ok((manifest, pushes.await?))
-        }
+        exported = &mut export => match exported {
+            Ok(manifest) => Ok((manifest, pushes.await?)),
+            Err(e) => {
+                group.stop();
+                if let Err(stopped) = pushes.await {
+                    tracing::debug!("the pushes stopped after the export failed: {stopped:#}");
+                }
+                Err(e)
+            }
+        },
         pushed = &mut pushes => match pushed {
             Ok(early) => Ok((export.await?, early)),
             Err(e) => {
@@ -162,29 +180,52 @@ async fn push_as_stored(
     repo: &Repo,
     layout: &Layout,
     mut stored: mpsc::UnboundedReceiver<(Option<Digest>, Descriptor)>,
+    group: &PushGroup,
     reporter: &Reporter,
 ) -> anyhow::Result<HashMap<Digest, Descriptor>> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
-    let result = drive(config, client, repo, layout, &mut stored, reporter, &sink).await;
+    let pushing = Pushing {
+        client,
+        repo,
+        layout,
+        group,
+        sink: &sink,
+    };
+    let result = drive(config, &pushing, &mut stored, reporter).await;
     drop(sink);
     let _ = forwarder.await;
     result
 }
 
-/// The loop of [`push_as_stored`], reporting uploads to `sink`.
+/// Where [`drive`] pushes the stored layers, and how it reports and stops them.
+struct Pushing<'a> {
+    client: &'a Client,
+    repo: &'a Repo,
+    layout: &'a Layout,
+    group: &'a PushGroup,
+    sink: &'a hoist_registry::Progress,
+}
+
+/// The loop of [`push_as_stored`]. The first push to fail stops the others after their chunks
+/// in flight (and takes no more layers); once all have ended its error is returned.
 async fn drive(
     config: &Config,
-    client: &Client,
-    repo: &Repo,
-    layout: &Layout,
+    to: &Pushing<'_>,
     stored: &mut mpsc::UnboundedReceiver<(Option<Digest>, Descriptor)>,
     reporter: &Reporter,
-    sink: &hoist_registry::Progress,
 ) -> anyhow::Result<HashMap<Digest, Descriptor>> {
-    let options = &PushOptions::default();
+    let Pushing {
+        client,
+        repo,
+        layout,
+        group,
+        sink,
+    } = *to;
+    let options = &group.options(None);
     let mut pushed = HashMap::new();
     let mut running = FuturesUnordered::new();
     let mut open = true;
+    let mut failure: Option<anyhow::Error> = None;
     loop {
         tokio::select! {
             next = stored.recv(), if open => {
@@ -221,9 +262,16 @@ async fn drive(
                 });
             }
             Some(done) = running.next(), if !running.is_empty() => {
-                done?;
+                if let Err(e) = done {
+                    group.stop();
+                    open = false;
+                    failure = Some(match failure.take() {
+                        Some(first) => push_group::cause(first, e),
+                        None => e,
+                    });
+                }
             }
-            else => return Ok(pushed),
+            else => return failure.map_or(Ok(pushed), Err),
         }
     }
 }
@@ -297,7 +345,17 @@ mod tests {
             let (config, client, repo, layout) =
                 (config.clone(), client.clone(), repo.clone(), layout.clone());
             async move {
-                push_as_stored(&config, &client, &repo, &layout, rx, &Reporter::silent()).await
+                let group = PushGroup::new();
+                push_as_stored(
+                    &config,
+                    &client,
+                    &repo,
+                    &layout,
+                    rx,
+                    &group,
+                    &Reporter::silent(),
+                )
+                .await
             }
         });
         tx.send((Some(first_id.clone()), first.clone()))

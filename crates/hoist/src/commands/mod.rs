@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod local;
 pub mod login;
 pub mod multi;
+pub mod push_group;
 pub mod recompress;
 pub mod registry;
 pub mod remote;

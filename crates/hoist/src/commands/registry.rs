@@ -220,9 +220,55 @@ pub fn map_event(
                 size_arg(*to)
             ),
         }],
+        R::Restarted {
+            digest,
+            lost,
+            reason,
+        } => {
+            let id = digest.to_string();
+            let total = sizes.get(&id).map(|(size, _)| *size);
+            vec![
+                restarted(short(&id), *lost, reason),
+                Event::State {
+                    id: id.clone(),
+                    state: active,
+                },
+                Event::Progress { id, done: 0, total },
+            ]
+        }
+        R::Stopped { digest, offset } => {
+            let id = digest.to_string();
+            let total = sizes.get(&id).map(|(size, _)| *size);
+            vec![
+                Event::Progress {
+                    id: id.clone(),
+                    done: *offset,
+                    total,
+                },
+                Event::State {
+                    id,
+                    state: LayerState::Stopped,
+                },
+            ]
+        }
         R::Done { digest } => state(digest.to_string(), LayerState::Done),
         R::Failed { digest, .. } => state(digest.to_string(), LayerState::Failed),
         _ => Vec::new(),
+    }
+}
+
+/// The warning for the blob `label` names, whose upload starts over: it costs what was sent
+/// before, and a silent restart looks like a resume that does not work.
+fn restarted(label: &str, lost: u64, reason: &str) -> Event {
+    let again = match lost {
+        0 => String::new(),
+        n => format!(" ({} it had is sent again)", human(n)),
+    };
+    Event::Message {
+        text: format!(
+            "{label}: {}; starting the blob over at byte 0{again}",
+            sanitize(reason)
+        ),
     }
 }
 
@@ -262,6 +308,14 @@ fn config_event(event: &hoist_registry::Event) -> Vec<Event> {
             ),
         }],
         R::ChunkShrunk { .. } => map_event(event, LayerState::Pushing, &mut HashMap::new()),
+        R::Restarted {
+            digest,
+            lost,
+            reason,
+        } => {
+            let label = format!("image config {}", short(&digest.to_string()));
+            vec![restarted(&label, *lost, reason)]
+        }
         _ => Vec::new(),
     }
 }
@@ -391,6 +445,73 @@ mod tests {
         assert!(text.contains("--chunk-size 32MiB"), "{text}");
         assert_eq!(size_arg(1536), "1536");
         assert_eq!(size_arg(3 << 10), "3KiB");
+    }
+
+    #[test]
+    fn a_restart_is_a_warning_and_a_stop_says_where_it_stands() {
+        let d = Digest::sha256_of(b"layer");
+        let mut sizes = HashMap::new();
+        let _ = map_event(
+            &R::BlobStarted {
+                digest: d.clone(),
+                size: 8_000_000,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        let restarted = map_event(
+            &R::Restarted {
+                digest: d.clone(),
+                lost: 3 << 20,
+                reason: "the registry no longer knows the upload\u{1b}[2J".into(),
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        let Event::Message { text } = &restarted[0] else {
+            panic!("a message first: {restarted:?}")
+        };
+        assert_eq!(
+            text,
+            &format!(
+                "{}: the registry no longer knows the upload[2J; starting the blob over at \
+                 byte 0 (3.15 MB it had is sent again)",
+                short(&d.to_string())
+            )
+        );
+        assert!(matches!(&restarted[2], Event::Progress { done: 0, .. }));
+        let config = config_event(&R::Restarted {
+            digest: d.clone(),
+            lost: 0,
+            reason: "the registry lost the upload session".into(),
+        });
+        assert!(
+            matches!(&config[..], [Event::Message { text }] if text.starts_with("image config ")
+                && text.ends_with("starting the blob over at byte 0")),
+            "{config:?}"
+        );
+        let stopped = map_event(
+            &R::Stopped {
+                digest: d.clone(),
+                offset: 2 << 20,
+            },
+            LayerState::Pushing,
+            &mut sizes,
+        );
+        assert_eq!(
+            stopped,
+            vec![
+                Event::Progress {
+                    id: d.to_string(),
+                    done: 2 << 20,
+                    total: Some(8_000_000)
+                },
+                Event::State {
+                    id: d.to_string(),
+                    state: LayerState::Stopped
+                }
+            ]
+        );
     }
 
     #[test]

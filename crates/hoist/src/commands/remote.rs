@@ -11,13 +11,14 @@ use hoist_oci::layout::{Image, Layout};
 use hoist_oci::{
     Descriptor, Digest, ImageConfig, ImageManifest, MediaType, Platform, RawJson, Reference,
 };
-use hoist_registry::{BlobSource, Client, PushOptions, RemoteBlob, Repo};
+use hoist_registry::{BlobSource, Client, RemoteBlob, Repo};
 
 use super::copy::announce;
 use super::format::{manifest_as, push_reference, stored_media_type};
 use super::local::{
     Counting, finish_root, layer_info, prepare_root, write_archive_with, write_runtime_config,
 };
+use super::push_group::PushGroup;
 use super::{daemon, registry};
 use crate::config::Config;
 use crate::interrupt::Watched;
@@ -130,8 +131,8 @@ pub async fn push_blobs_from(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
-    let mut options = PushOptions::new();
-    options.mount_from = mount_from;
+    let group = PushGroup::new();
+    let options = group.options(mount_from);
     let source = |(layout, d): (&Layout, &Descriptor)| BlobSource {
         path: layout.blob_path(&d.digest),
         digest: d.digest.clone(),
@@ -144,13 +145,12 @@ pub async fn push_blobs_from(
         .map(|&&(l, d)| source((l, d)))
         .collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
-    let config_push = client.push_blob(repo, &config_source, &options, &config_sink);
-    let layer_pushes = try_join_all(
-        layer_sources
-            .iter()
-            .map(|s| client.push_blob(repo, s, &options, &sink)),
-    );
-    let result = tokio::try_join!(config_push, layer_pushes);
+    let config_push = std::iter::once((&config_source, &config_sink));
+    let pushes = config_push
+        .chain(layer_sources.iter().map(|s| (s, &sink)))
+        .map(|(s, progress)| client.push_blob(repo, s, &options, progress));
+    // Ended together, between chunks: see `push_group`.
+    let result = group.run(pushes).await;
     drop(sink);
     drop(config_sink);
     let _ = forwarder.await;
@@ -434,7 +434,8 @@ pub async fn stream_between_registries(
     let m = manifest.value();
     announce(reporter, &m.layers);
     let (sink, forwarder) = registry::forward(reporter, LayerState::Pushing);
-    let options = PushOptions::default();
+    let group = PushGroup::new();
+    let options = group.options(None);
     let remote = |d: &Descriptor| RemoteBlob::new(client.clone(), from_repo.clone(), d.clone());
     let config_source = remote(&m.config);
     let layer_sources: Vec<RemoteBlob> = once_each(&m.layers, |d| &d.digest)
@@ -442,13 +443,10 @@ pub async fn stream_between_registries(
         .map(remote)
         .collect();
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
-    let config_push = client.push_remote_blob(&to_repo, &config_source, &options, &config_sink);
-    let layer_pushes = try_join_all(
-        layer_sources
-            .iter()
-            .map(|s| client.push_remote_blob(&to_repo, s, &options, &sink)),
-    );
-    let result = tokio::try_join!(config_push, layer_pushes);
+    let pushes = std::iter::once((&config_source, &config_sink))
+        .chain(layer_sources.iter().map(|s| (s, &sink)))
+        .map(|(s, progress)| client.push_remote_blob(&to_repo, s, &options, progress));
+    let result = group.run(pushes).await;
     drop(sink);
     drop(config_sink);
     let _ = forwarder.await;

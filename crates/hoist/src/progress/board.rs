@@ -168,7 +168,7 @@ impl Board {
         let finished = self
             .layers
             .iter()
-            .filter(|l| l.state.is_finished() && l.state != LayerState::Failed)
+            .filter(|l| l.state.is_finished() && !l.state.is_cut_short())
             .count();
         (finished, self.layers.len())
     }
@@ -185,9 +185,9 @@ impl Board {
         for line in &self.layers {
             if let Some(t) = line.total {
                 total += t;
-                done += if line.state.is_finished() && line.state != LayerState::Failed {
+                done += if line.state.is_finished() && !line.state.is_cut_short() {
                     t
-                } else if line.state.is_transfer() || line.state == LayerState::Failed {
+                } else if line.state.is_transfer() || line.state.is_cut_short() {
                     line.done.min(t)
                 } else {
                     0

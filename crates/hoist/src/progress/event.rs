@@ -109,6 +109,8 @@ pub enum LayerState {
     Done,
     /// Failed for good.
     Failed,
+    /// Stopped on request (Ctrl-C) between two chunks: the next run continues it.
+    Stopped,
 }
 
 impl LayerState {
@@ -129,15 +131,25 @@ impl LayerState {
             LayerState::Retrying => "retrying",
             LayerState::Done => "done",
             LayerState::Failed => "failed",
+            LayerState::Stopped => "stopped",
         }
     }
 
-    /// Whether the layer needs nothing more.
+    /// Whether the layer needs nothing more in this run.
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            LayerState::Skipped | LayerState::Mounted | LayerState::Done | LayerState::Failed
+            LayerState::Skipped
+                | LayerState::Mounted
+                | LayerState::Done
+                | LayerState::Failed
+                | LayerState::Stopped
         )
+    }
+
+    /// Whether the layer ended without getting there (failed, or stopped on request).
+    pub fn is_cut_short(self) -> bool {
+        matches!(self, LayerState::Failed | LayerState::Stopped)
     }
 
     /// Whether this state moves the image's bytes to the destination (what the total line and the

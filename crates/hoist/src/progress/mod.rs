@@ -46,6 +46,19 @@ impl Reporter {
         }
     }
 
+    /// Tell the user `text` now, with progress off too (`-q`): an answer to something they
+    /// did (a Ctrl-C), not progress. Through the renderer when there is one, which keeps a
+    /// live display whole; else straight to stderr.
+    pub fn tell(&self, text: &str) {
+        let message = Event::Message {
+            text: text.to_string(),
+        };
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(message).is_ok());
+        if !sent {
+            let _ = writeln!(std::io::stderr().lock(), "{}", sanitize(text));
+        }
+    }
+
     /// Shorthand for a state change.
     pub fn state(&self, id: &str, state: LayerState) {
         self.send(Event::State {

@@ -42,6 +42,12 @@ pub fn plain_line(event: &Event, board: &Board, now: Instant) -> Option<String> 
             {
                 text.push_str(&format!(" ({})", human(size)));
             }
+            // Where the next run continues.
+            if let Some(line) = board.layers.iter().find(|l| &l.id == id)
+                && let (LayerState::Stopped, Some(size)) = (state, line.total)
+            {
+                text.push_str(&format!(" at {} of {}", human(line.done), human(size)));
+            }
             text
         }
         Event::Retry {

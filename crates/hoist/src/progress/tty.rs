@@ -71,6 +71,12 @@ fn layer_line(line: &LayerLine, width: usize, now: Instant) -> String {
             {
                 let _ = write!(text, "  {}", human(total));
             }
+            // Where the next run continues.
+            if let Some(total) = line.total
+                && state == LayerState::Stopped
+            {
+                let _ = write!(text, "  {}/{}", human_pair(line.done, total), human(total));
+            }
         }
     }
     text

@@ -111,7 +111,8 @@ pub fn signal_after_chunks(
 }
 
 /// A fault proxy in front of `registry` on which the `nth` chunk of an upload (PATCH) hangs for
-/// half a minute, so a push can be stopped with `nth - 1` chunks acknowledged.
+/// five seconds before any of it is forwarded, so a push can be killed with `nth - 1` chunks
+/// acknowledged (a Ctrl-C lets that chunk finish: `nth` are then acknowledged).
 pub fn proxy_stalling_chunk(
     registry: &hoist_testkit::Registry,
     nth: usize,
@@ -123,7 +124,7 @@ pub fn proxy_stalling_chunk(
             "PATCH",
             "/blobs/uploads/",
             nth,
-            FaultAction::Stall(std::time::Duration::from_secs(30)),
+            FaultAction::Stall(std::time::Duration::from_secs(5)),
         )],
     )
     .expect("fault proxy")
