@@ -214,10 +214,10 @@ fn verdict(tags: usize, copied: usize, current: usize, failed: usize) -> String 
     format!("{tags} {noun}: {copied} copied, {current} already there, {failed} failed")
 }
 
-/// A line on stderr, unless `-q`.
+/// A line about the run (a JSON `message` event with `--progress json`), unless `-q`.
 fn say(config: &Config, line: &str) {
     if config.verbosity >= 0 {
-        eprintln!("{line}");
+        crate::progress::say(config.progress, line);
     }
 }
 

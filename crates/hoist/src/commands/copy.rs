@@ -65,7 +65,18 @@ pub fn run(
         std::panic::set_hook(Box::new(|_| {}));
     }
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    reporter.send(Event::Finish { ok: result.is_ok() });
+    let (error, causes) = match &result {
+        Ok(_) => (None, Vec::new()),
+        Err(e) => {
+            let (message, causes) = crate::errors::said(e);
+            (Some(message), causes)
+        }
+    };
+    reporter.send(Event::Finish {
+        ok: result.is_ok(),
+        error,
+        causes,
+    });
     result
 }
 

@@ -88,6 +88,13 @@ pub enum Event {
     Finish {
         /// Whether it succeeded.
         ok: bool,
+        /// Why it failed: the error's message, made safe to print.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The error's causes, outermost first, each made safe to print (none when it
+        /// succeeded).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        causes: Vec<String>,
     },
 }
 

@@ -122,6 +122,17 @@ pub fn json_line(event: &Event, board: &Board, now: Instant) -> String {
     value.to_string()
 }
 
+/// A JSON `message` event for a note said outside any transfer (no `elapsed`: no transfer runs).
+pub fn message_line(text: &str) -> String {
+    serde_json::json!({ "event": "message", "text": sanitize(text) }).to_string()
+}
+
+/// The JSON `error` event `main` ends a JSON stream with when a command fails and no `finish`
+/// event said why: `{"event":"error","error":"...","causes":[...]}`.
+pub fn error_line(message: &str, causes: &[String]) -> String {
+    serde_json::json!({ "event": "error", "error": message, "causes": causes }).to_string()
+}
+
 /// Whether JSON mode should write a progress event now: at most every `interval` per layer, but
 /// always the last one.
 pub fn progress_due(last: Option<Instant>, now: Instant, done: u64, total: Option<u64>) -> bool {
@@ -163,7 +174,11 @@ mod tests {
             Event::Message {
                 text: "registry refused a 64 MB chunk\x1b[31m (413)".into(),
             },
-            Event::Finish { ok: true },
+            Event::Finish {
+                ok: true,
+                error: None,
+                causes: Vec::new(),
+            },
         ];
         let lines: Vec<String> = events
             .iter()
@@ -231,7 +246,11 @@ mod tests {
                 attempt: 2,
             },
             state("sha256:blob", LayerState::Done),
-            Event::Finish { ok: true },
+            Event::Finish {
+                ok: true,
+                error: None,
+                causes: Vec::new(),
+            },
         ];
         let lines: Vec<String> = events
             .iter()
@@ -285,10 +304,36 @@ mod tests {
             },
             t0,
         );
-        let finish = Event::Finish { ok: true };
-        b.apply(&finish, t0);
-        let v: serde_json::Value = serde_json::from_str(&json_line(&finish, &b, t0)).expect("json");
-        assert_eq!((&v["moved"], &v["resumed"]), (&0.into(), &0.into()));
+        let failed = Event::Finish {
+            ok: false,
+            error: Some("pushing blobs".into()),
+            causes: vec!["503".into()],
+        };
+        b.apply(&failed, t0);
+        let v: serde_json::Value = serde_json::from_str(&json_line(&failed, &b, t0)).expect("json");
+        assert_eq!(
+            (
+                &v["ok"],
+                &v["error"],
+                &v["causes"][0],
+                &v["moved"],
+                &v["resumed"]
+            ),
+            (
+                &false.into(),
+                &"pushing blobs".into(),
+                &"503".into(),
+                &0.into(),
+                &0.into()
+            )
+        );
+        let ok = Event::Finish {
+            ok: true,
+            error: None,
+            causes: Vec::new(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&json_line(&ok, &b, t0)).expect("json");
+        assert!(v.get("error").is_none() && v.get("causes").is_none(), "{v}");
     }
 
     #[test]

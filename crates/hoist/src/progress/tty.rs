@@ -362,7 +362,14 @@ mod tests {
     fn finished_total_line() {
         let t0 = Instant::now();
         let mut b = board(t0);
-        b.apply(&Event::Finish { ok: true }, t0);
+        b.apply(
+            &Event::Finish {
+                ok: true,
+                error: None,
+                causes: Vec::new(),
+            },
+            t0,
+        );
         let lines = frame(&b, 120, t0 + Duration::from_secs(4));
         assert!(lines[3].contains("finished in 0:04"), "{}", lines[3]);
         assert!(lines[3].contains("avg 5.70 MB/s"), "{}", lines[3]);
