@@ -92,6 +92,55 @@ fn plain_and_json_progress_of_a_real_push_and_exit_codes() {
         );
     }
     assert!(evs.iter().any(|e| e["event"] == "progress"), "{evs:?}");
+    // Each thing is said once: a layer announced before its upload starts is not announced
+    // again when it does, and no state is repeated.
+    for layer in &image.layers {
+        let id = layer.digest.to_string();
+        let announced = evs
+            .iter()
+            .filter(|e| e["event"] == "layer" && e["id"] == id.as_str())
+            .count();
+        assert_eq!(
+            announced, 1,
+            "{id} announced {announced} times:\n{}",
+            out.stderr
+        );
+        let states: Vec<&serde_json::Value> = evs
+            .iter()
+            .filter(|e| e["event"] == "state" && e["id"] == id.as_str())
+            .map(|e| &e["state"])
+            .collect();
+        assert!(states.windows(2).all(|w| w[0] != w[1]), "{id}: {states:?}");
+    }
+
+    // A failure in JSON: still nothing but JSON on stderr, and the finish event carries the
+    // error (said once: not again as text).
+    let out = Hoist::new(&cache)
+        .args(["--progress", "json", "copy"])
+        .arg(format!("docker://{}/no/such:tag", registry.host()))
+        .arg(format!("oci:{}:x", tmp.path().join("none").display()))
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    for line in out.stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{}", out.stderr));
+        assert!(v.is_object() && v["event"].is_string(), "{line}");
+    }
+    let evs = events(&out.stderr);
+    let finish = evs.last().expect("events");
+    assert_eq!(
+        (&finish["event"], &finish["ok"]),
+        (&"finish".into(), &false.into())
+    );
+    let error = finish["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{finish}"));
+    assert!(error.contains("no/such"), "{finish}");
+    assert!(
+        !evs.iter().any(|e| e["event"] == "error"),
+        "the error is said twice:\n{}",
+        out.stderr
+    );
 
     // Exit 1: a failure, one error line, no HTML. Exit 2: a usage error.
     let out = Hoist::new(&cache)

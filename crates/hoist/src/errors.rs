@@ -136,24 +136,35 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// Render an error chain: `error: first` then `  caused by: next` for each cause that adds
 /// something (a cause whose text an earlier line already contains is dropped).
 pub fn render_chain(messages: &[String]) -> Vec<String> {
-    let mut lines = Vec::new();
+    let (first, causes) = said_once(messages);
+    std::iter::once(format!("error: {first}"))
+        .chain(causes.iter().map(|c| format!("  caused by: {c}")))
+        .collect()
+}
+
+/// An error as the JSON progress stream says it: its message and the causes that add
+/// something, each made safe to print, as [`render_chain`]'s lines say them.
+pub fn said(err: &anyhow::Error) -> (String, Vec<String>) {
+    let messages: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+    said_once(&messages)
+}
+
+/// The messages of a chain sanitized, without those an earlier one already contains: the
+/// first, and the causes.
+fn said_once(messages: &[String]) -> (String, Vec<String>) {
     let mut shown: Vec<String> = Vec::new();
     for message in messages {
         let clean = sanitize(message);
         if clean.is_empty() || shown.iter().any(|s| s.contains(&clean)) {
             continue;
         }
-        if lines.is_empty() {
-            lines.push(format!("error: {clean}"));
-        } else {
-            lines.push(format!("  caused by: {clean}"));
-        }
         shown.push(clean);
     }
-    if lines.is_empty() {
-        lines.push("error: unknown failure".to_string());
+    if shown.is_empty() {
+        return ("unknown failure".to_string(), Vec::new());
     }
-    lines
+    let first = shown.remove(0);
+    (first, shown)
 }
 
 /// Longest message line shown; longer ones are cut (a server may send anything).
@@ -260,6 +271,10 @@ mod tests {
         };
         assert_eq!(code, EXIT_FAILURE);
         assert_eq!(lines, vec!["error: pushing app", "  caused by: boom"]);
+        let said = said(&anyhow::anyhow!("boom\x1b[2J").context("pushing app: boom\x1b[2J"));
+        assert_eq!(said, ("pushing app: boom[2J".to_string(), Vec::new()));
+        let said = said_once(&[]);
+        assert_eq!(said, ("unknown failure".to_string(), Vec::new()));
     }
 
     #[test]

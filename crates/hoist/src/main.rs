@@ -62,6 +62,8 @@ fn real_main() -> i32 {
             return code;
         }
     };
+    // With `--progress json` everything hoist says on stderr is JSON: the error too, and logs.
+    let json = cli.global.progress == cli::ProgressArg::Json;
     let mut read_line = || {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -82,7 +84,7 @@ fn real_main() -> i32 {
     let result = config::validate(cli, env)
         .map_err(anyhow::Error::new)
         .and_then(|(config, job)| {
-            init_logging(config.verbosity);
+            init_logging(config.verbosity, json);
             commands::run(&config, job)
         });
     match result {
@@ -91,6 +93,15 @@ fn real_main() -> i32 {
             Outcome::BrokenPipe => errors::EXIT_OK,
             Outcome::Fail { code, lines } => {
                 let mut stderr = std::io::stderr().lock();
+                if json {
+                    let (message, causes) = errors::said(&err);
+                    // A copy's own failure ended its events already, in their `finish`.
+                    if !progress::reported(&message, &causes) {
+                        let line = progress::plain::error_line(&message, &causes);
+                        let _ = writeln!(stderr, "{line}");
+                    }
+                    return code;
+                }
                 for line in lines {
                     let _ = writeln!(stderr, "{line}");
                 }
@@ -101,8 +112,9 @@ fn real_main() -> i32 {
 }
 
 /// Logs go to stderr: warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q` errors only;
-/// `RUST_LOG`, when set, decides instead.
-fn init_logging(verbosity: i8) {
+/// `RUST_LOG`, when set, decides instead. With `json`, each is a JSON `log` event
+/// ([`progress::log::JsonLog`]).
+fn init_logging(verbosity: i8, json: bool) {
     use tracing_subscriber::EnvFilter;
     // The registry's warnings (retries, 413 shrinks) reach the user as progress notes already.
     let level = match verbosity {
@@ -113,10 +125,14 @@ fn init_logging(verbosity: i8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(verbosity >= 2)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match json {
+        true => logs.event_format(progress::log::JsonLog).try_init(),
+        false => logs
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(verbosity >= 2)
+            .try_init(),
+    };
 }

@@ -174,6 +174,20 @@ fn every_tag_is_mirrored_and_a_second_run_copies_only_what_changed() {
     let mut tags: Vec<&str> = listed.lines().collect();
     tags.sort_unstable();
     assert_eq!(tags, ["1", "3"]);
+    // One tag is said as one.
+    let out = succeeded(run(&[
+        "copy",
+        "--all-tags",
+        "--include-tags",
+        "2",
+        &format!("docker://{repo}"),
+        &format!("docker://{filtered}"),
+    ]));
+    assert!(
+        all(&out).contains("1 tag: 1 copied, 0 already there, 0 failed"),
+        "{}",
+        all(&out)
+    );
     let out = run(&[
         "copy",
         "--all-tags",

@@ -119,14 +119,14 @@ fn export_goes_straight_to_the_layout_with_a_line_per_layer() {
     let renames = renames(&out);
     assert_eq!(renames.len(), layers.len(), "{renames:?}");
     for diff_id in &layers {
-        // Each layer's line compresses under a placeholder, then is renamed to its diff_id
-        // once stored and verified.
+        // Each layer's line is written (compressed on the way) into the layout under a
+        // placeholder, then is renamed to its diff_id once stored and verified.
         let (from, _) = renames
             .iter()
             .find(|(_, to)| *to == diff_id.to_string())
             .unwrap_or_else(|| panic!("no line renamed to {diff_id}: {renames:?}"));
         assert!(from.starts_with("layer "), "{from}");
-        assert_eq!(states_of(&all, from), vec!["compressing"], "{all:?}");
+        assert_eq!(states_of(&all, from), vec!["writing"], "{all:?}");
         assert_eq!(
             states_of(&all, &diff_id.to_string()),
             vec!["done"],

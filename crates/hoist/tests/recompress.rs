@@ -232,12 +232,12 @@ fn gzip_becomes_zstd_in_a_registry_and_plain_tars_in_a_layout() {
     };
     let first = mirror("a");
     assert_eq!(
-        (compressed_layers(&first), entered(&first, "pulling")),
+        (compressed_layers(&first), entered(&first, "fetching")),
         (3, 3)
     );
     let again = mirror("b");
     assert_eq!(
-        (compressed_layers(&again), entered(&again, "pulling")),
+        (compressed_layers(&again), entered(&again, "fetching")),
         (0, 0),
         "{}",
         common::text(&again.stderr)
@@ -722,7 +722,7 @@ fn kept_layers_are_pushed_from_the_source_layout_and_mounted_within_one_registry
         .arg(at("mixed")));
     let out = recompress(&at("mixed"), &at("mounted"));
     assert_eq!(
-        (entered(&out, "pulling"), entered(&out, "mounted")),
+        (entered(&out, "fetching"), entered(&out, "mounted")),
         (2, 1),
         "{}",
         common::text(&out.stderr)

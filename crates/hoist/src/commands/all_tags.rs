@@ -120,14 +120,7 @@ pub fn run(
             }
         }
     }
-    say(
-        config,
-        &format!(
-            "{} tags: {copied} copied, {current} already there, {} failed",
-            tags.len(),
-            failed.len()
-        ),
-    );
+    say(config, &verdict(tags.len(), copied, current, failed.len()));
     if failed.is_empty() {
         Ok(())
     } else {
@@ -215,10 +208,16 @@ fn failed_line(tag: &str, e: &anyhow::Error) -> String {
     format!("{tag}: failed: {}", errors::sanitize(&format!("{e:#}")))
 }
 
-/// A line on stderr, unless `-q`.
+/// The last line: `3 tags: 2 copied, 1 already there, 0 failed` (`1 tag: ...`).
+fn verdict(tags: usize, copied: usize, current: usize, failed: usize) -> String {
+    let noun = if tags == 1 { "tag" } else { "tags" };
+    format!("{tags} {noun}: {copied} copied, {current} already there, {failed} failed")
+}
+
+/// A line about the run (a JSON `message` event with `--progress json`), unless `-q`.
 fn say(config: &Config, line: &str) {
     if config.verbosity >= 0 {
-        eprintln!("{line}");
+        crate::progress::say(config.progress, line);
     }
 }
 
@@ -235,5 +234,17 @@ mod tests {
         for unsafe_part in ["\u{1b}", "\u{202e}", "<html", "Pw-77"] {
             assert!(!line.contains(unsafe_part), "{unsafe_part:?} in {line:?}");
         }
+    }
+
+    #[test]
+    fn one_tag_is_said_as_one() {
+        assert_eq!(
+            verdict(1, 1, 0, 0),
+            "1 tag: 1 copied, 0 already there, 0 failed"
+        );
+        assert_eq!(
+            verdict(2, 0, 1, 1),
+            "2 tags: 0 copied, 1 already there, 1 failed"
+        );
     }
 }

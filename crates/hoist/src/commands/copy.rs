@@ -23,7 +23,7 @@ use super::remote::{
 };
 use super::{daemon, registry};
 use crate::config::Config;
-use crate::progress::{Event, Reporter};
+use crate::progress::{Event, LayerState, Reporter};
 use crate::transport::Location;
 
 /// Run a copy on a fresh runtime. Returns the digest of the manifest (or with `--all` the
@@ -56,7 +56,18 @@ pub fn run(
         std::panic::set_hook(Box::new(|_| {}));
     }
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    reporter.send(Event::Finish { ok: result.is_ok() });
+    let (error, causes) = match &result {
+        Ok(_) => (None, Vec::new()),
+        Err(e) => {
+            let (message, causes) = crate::errors::said(e);
+            (Some(message), causes)
+        }
+    };
+    reporter.send(Event::Finish {
+        ok: result.is_ok(),
+        error,
+        causes,
+    });
     result
 }
 
@@ -327,7 +338,8 @@ pub async fn stage(
             let reporter = reporter.clone();
             let (layout, image, names, transit) = tokio::task::spawn_blocking(move || {
                 let layout = Layout::create(transit.path())?;
-                let spooled = spool_archive(&path, &layout, options, &reporter)?;
+                let shown = (&reporter, LayerState::Reading);
+                let spooled = spool_archive(&path, &layout, options, shown)?;
                 let chosen = choose_archive_image(&spooled, reference.as_deref())?;
                 let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
                 let names = match &reference {

@@ -9,8 +9,9 @@
 //! straight there (no cache copy) unless the cache already holds the image; one for an archive,
 //! a root filesystem or a load goes through a transit layout deleted afterwards.
 //!
-//! Progress: one line for the export stream ("preparing" while dockerd writes the image to its
-//! own disk, then bytes received) and one per layer from the spooler's events.
+//! Progress: one stream line for the export ("preparing" while dockerd writes the image to its
+//! own disk, then bytes received) and one per layer from the spooler's events; a load has one
+//! stream line for the archive it sends.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ use crate::progress::{Event, LayerState, Reporter};
 
 /// The progress line of the export stream.
 const EXPORT_LINE: &str = "export";
+/// The progress line of the archive a load sends.
+const LOAD_LINE: &str = "load";
 
 /// Connect to the daemon: `--daemon-host`, else `DOCKER_HOST`, the docker context or the
 /// default socket, with the configured timeouts.
@@ -194,8 +197,14 @@ pub async fn export_to_layout(
     Ok(Some(descriptor.digest))
 }
 
-/// The export's progress as lines: one for the stream ("preparing" while dockerd writes the
-/// image to its own disk, then bytes received) and one per layer from the spooler's events.
+/// The export's progress as lines: a stream line for the export ("preparing" while dockerd
+/// writes the image to its own disk, then bytes received, not counted as moved) and one per
+/// layer from the spooler's events.
+///
+/// A layer stored into the destination (`stored` is [`LayerState::Done`]: the export goes
+/// straight into the user's layout) is `writing` while it streams in, compressed on the way or
+/// not: that is the copy's delivery. Stored into a copy a later step sends (`stored` is
+/// [`LayerState::Waiting`]), it is `compressing` or `exporting`.
 ///
 /// dockerd does not send layers in image order, and a legacy archive names a layer entry by
 /// an ID that is not its diff_id: each layer's line is a placeholder (`layer N`) taken in
@@ -215,7 +224,7 @@ pub(super) struct LayerLines {
 impl LayerLines {
     pub(super) fn announce(reporter: &Reporter, info: &ImageInfo, stored: LayerState) -> Self {
         let total = (info.size > 0).then_some(info.size);
-        reporter.send(Event::Layer {
+        reporter.send(Event::Stream {
             id: EXPORT_LINE.into(),
             size: total,
         });
@@ -274,10 +283,10 @@ impl LayerLines {
                     id: id.clone(),
                     size: Some(size),
                 });
-                let state = if compressing {
-                    LayerState::Compressing
-                } else {
-                    LayerState::Exporting
+                let state = match (self.stored, compressing) {
+                    (LayerState::Done, _) => LayerState::Writing,
+                    (_, true) => LayerState::Compressing,
+                    (_, false) => LayerState::Exporting,
                 };
                 self.reporter.state(&id, state);
                 self.entries.insert(index, (id, size));
@@ -556,7 +565,8 @@ pub async fn load(
 }
 
 /// Stream the docker-archive `produce` writes into the daemon's load request, with a "load"
-/// progress line, and report the names the daemon gave it.
+/// stream line counting the bytes sent (the load's delivery), and report the names the daemon
+/// gave it.
 ///
 /// # Errors
 /// Daemon and archive errors.
@@ -564,28 +574,38 @@ pub async fn load_archive<F>(daemon: &Daemon, reporter: &Reporter, produce: F) -
 where
     F: FnOnce(&mut hoist_docker::LoadWriter) -> hoist_oci::Result<()> + Send + 'static,
 {
-    reporter.send(Event::Layer {
-        id: "load".into(),
+    reporter.send(Event::Stream {
+        id: LOAD_LINE.into(),
         size: None,
     });
-    reporter.state("load", LayerState::Writing);
+    reporter.state(LOAD_LINE, LayerState::Writing);
     let progress_reporter = reporter.clone();
     let loaded = daemon
         .load_with(
-            move |p| {
-                if let hoist_docker::Progress::Sending { bytes } = p {
+            move |p| match p {
+                hoist_docker::Progress::Sending { bytes } => {
                     progress_reporter.send(Event::Progress {
-                        id: "load".into(),
+                        id: LOAD_LINE.into(),
                         done: bytes,
                         total: None,
                     });
                 }
+                // A small image is sent between two of the library's ticks: only the end
+                // says how much went.
+                hoist_docker::Progress::Done { bytes } => {
+                    progress_reporter.send(Event::Progress {
+                        id: LOAD_LINE.into(),
+                        done: bytes,
+                        total: Some(bytes),
+                    });
+                }
+                _ => {}
             },
             produce,
         )
         .await
         .context("loading the image into the Docker daemon")?;
-    reporter.state("load", LayerState::Done);
+    reporter.state(LOAD_LINE, LayerState::Done);
     for tag in loaded.tags.iter().chain(&loaded.ids) {
         reporter.send(Event::Message {
             text: format!("loaded {tag}"),

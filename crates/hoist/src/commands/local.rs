@@ -133,7 +133,7 @@ where
     tokio::task::spawn_blocking(move || {
         // The archive is one stream: one progress line for it, counting bytes written. It is
         // `writing` from its first byte: a rootfs-tar reads every layer before it writes one.
-        reporter.send(Event::Layer {
+        reporter.send(Event::Stream {
             id: ARCHIVE_LINE.into(),
             size: None,
         });
@@ -237,7 +237,8 @@ pub async fn spool_archive_to_layout(
     let (layout, reporter) = (claim.layout().clone(), reporter.clone());
     let format = config.manifest_format;
     let spooled = tokio::task::spawn_blocking(move || {
-        let spooled = spool_archive(&path, &layout, options, &reporter)?;
+        let shown = (&reporter, LayerState::Writing);
+        let spooled = spool_archive(&path, &layout, options, shown)?;
         let chosen = choose_archive_image(&spooled, reference.as_deref())?;
         let image = layout.image_at(&chosen.manifest, platform.as_ref())?;
         // With --format, the converted manifest is stored beside the spooled one and tagged.
@@ -320,22 +321,23 @@ pub(super) async fn release_failed(claim: hoist_oci::Claim) {
 }
 
 /// Spool the docker archive at `path` (a file or stdin) into `layout` with `options`, its
-/// bytes read shown as progress on one line. Blocking.
+/// bytes read shown as progress on one stream line in `state`: `writing` when `layout` is the
+/// destination, `reading` when it is a transit copy a later step writes from. Blocking.
 pub fn spool_archive(
     path: &ArchivePath,
     layout: &Layout,
     options: SpoolOptions,
-    reporter: &Reporter,
+    (reporter, state): (&Reporter, LayerState),
 ) -> anyhow::Result<Vec<SpooledImage>> {
     let size = match path {
         ArchivePath::File(file) => std::fs::metadata(file).ok().map(|m| m.len()),
         ArchivePath::Stdio => None,
     };
-    reporter.send(Event::Layer {
+    reporter.send(Event::Stream {
         id: ARCHIVE_LINE.into(),
         size,
     });
-    reporter.state(ARCHIVE_LINE, LayerState::Writing);
+    reporter.state(ARCHIVE_LINE, state);
     let spooled = match path {
         ArchivePath::Stdio => {
             let stdin = Counting::of(std::io::stdin().lock(), reporter, ARCHIVE_LINE, size);

@@ -68,12 +68,12 @@ pub fn run(config: &Config, job: Job) -> anyhow::Result<()> {
             ))?;
             if config.verbosity >= 0 {
                 // On stderr, as progress is: stdout stays empty, as skopeo's and crane's do.
-                let _ = writeln!(
-                    std::io::stderr().lock(),
+                let deleted = format!(
                     "deleted {}/{}@{digest}",
                     reference.registry(),
                     reference.repository()
                 );
+                crate::progress::say(config.progress, &deleted);
             }
             Ok(())
         }

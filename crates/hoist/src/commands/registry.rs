@@ -133,9 +133,9 @@ pub fn forward(
     let (sink, mut rx) = hoist_registry::Progress::channel(256);
     let reporter = reporter.clone();
     let task = tokio::spawn(async move {
-        let mut sizes: HashMap<String, (u64, bool)> = HashMap::new();
+        let mut seen = HashMap::new();
         while let Some(event) = rx.recv().await {
-            for e in map_event(&event, active, &mut sizes) {
+            for e in map_event(&event, active, &mut seen) {
                 reporter.send(e);
             }
         }
@@ -143,118 +143,150 @@ pub fn forward(
     (sink, task)
 }
 
-/// The CLI events for one library event (pure; `sizes` remembers each blob's size, and whether
-/// bytes moved yet: a blob is shown as moving only once they do, so one the registry turns out to
-/// have goes straight from waiting to skipped).
+/// What [`map_event`] remembers of a blob.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen {
+    /// Its size (0 until the library said it).
+    size: u64,
+    /// Whether the last state said of it is the moving one (`active`).
+    active: bool,
+    /// Whether this run reported bytes of it.
+    moved: bool,
+}
+
+/// The CLI events for one library event (pure; `seen` remembers each blob's size and what was
+/// said of it). A blob is shown as moving only once bytes move, so one the registry turns out to
+/// have goes straight from waiting to skipped; the moving state is said once, and again only
+/// after a retry. A resume before this run moved any byte of the blob continues what an earlier
+/// run sent ([`Event::Resume`], not moved now); a later one (after a cut) goes back to where
+/// the registry's copy ends, and the bytes sent again count again.
 pub fn map_event(
     event: &hoist_registry::Event,
     active: LayerState,
-    sizes: &mut HashMap<String, (u64, bool)>,
+    seen: &mut HashMap<String, Seen>,
 ) -> Vec<Event> {
     use hoist_registry::Event as R;
-    let state = |id: String, state| vec![Event::State { id, state }];
-    match event {
-        R::BlobStarted { digest, size } => {
-            let id = digest.to_string();
-            sizes.insert(id.clone(), (*size, false));
-            vec![Event::Layer {
-                id,
-                size: Some(*size),
-            }]
-        }
-        R::BytesSent { digest, offset } => {
-            let id = digest.to_string();
-            let entry = sizes.entry(id.clone()).or_insert((0, false));
-            let total = (entry.0 > 0).then_some(entry.0);
-            let mut out = Vec::new();
-            if !entry.1 {
-                entry.1 = true;
-                out.push(Event::State {
-                    id: id.clone(),
-                    state: active,
-                });
-            }
-            out.push(Event::Progress {
-                id,
+    let mut out = Vec::new();
+    let id = match event {
+        R::BlobStarted { digest, .. }
+        | R::BytesSent { digest, .. }
+        | R::Skipped { digest }
+        | R::Mounted { digest, .. }
+        | R::Retrying { digest, .. }
+        | R::Resumed { digest, .. }
+        | R::ChunkShrunk { digest, .. }
+        | R::Restarted { digest, .. }
+        | R::Stopped { digest, .. }
+        | R::Done { digest }
+        | R::Failed { digest, .. } => digest.to_string(),
+        _ => return out,
+    };
+    let blob = seen.entry(id.clone()).or_default();
+    let state = |state| Event::State {
+        id: id.clone(),
+        state,
+    };
+    let ended = match event {
+        R::Skipped { .. } => Some(LayerState::Skipped),
+        R::Mounted { .. } => Some(LayerState::Mounted),
+        R::Done { .. } => Some(LayerState::Done),
+        R::Failed { .. } => Some(LayerState::Failed),
+        _ => None,
+    };
+    if let Some(ended) = ended {
+        blob.active = false;
+        return vec![state(ended)];
+    }
+    // Stopped on request: where the registry's copy ends, for the next run to continue from.
+    if let R::Stopped { offset, .. } = event {
+        blob.active = false;
+        return vec![
+            Event::Progress {
+                id: id.clone(),
                 done: *offset,
-                total,
+                total: (blob.size > 0).then_some(blob.size),
+            },
+            state(LayerState::Stopped),
+        ];
+    }
+    match event {
+        R::BlobStarted { size, .. } => {
+            *blob = Seen {
+                size: *size,
+                ..Seen::default()
+            };
+            out.push(Event::Layer {
+                id: id.clone(),
+                size: Some(*size),
             });
-            out
         }
-        R::Skipped { digest } => state(digest.to_string(), LayerState::Skipped),
-        R::Mounted { digest, .. } => state(digest.to_string(), LayerState::Mounted),
+        R::BytesSent { offset, .. } => {
+            if !std::mem::replace(&mut blob.active, true) {
+                out.push(state(active));
+            }
+            blob.moved = true;
+            out.push(Event::Progress {
+                id: id.clone(),
+                done: *offset,
+                total: (blob.size > 0).then_some(blob.size),
+            });
+        }
         R::Retrying {
-            digest,
             reason,
             delay,
             attempt,
-        } => vec![Event::Retry {
-            id: digest.to_string(),
-            in_secs: secs_up(*delay),
-            reason: sanitize(reason),
-            attempt: *attempt,
-        }],
-        R::Resumed { digest, offset } => {
-            let id = digest.to_string();
-            let total = sizes.get(&id).map(|(size, _)| *size);
-            vec![
-                Event::State {
-                    id: id.clone(),
-                    state: active,
-                },
-                Event::Progress {
-                    id,
-                    done: *offset,
-                    total,
-                },
-            ]
+            ..
+        } => {
+            blob.active = false;
+            out.push(Event::Retry {
+                id: id.clone(),
+                in_secs: secs_up(*delay),
+                reason: sanitize(reason),
+                attempt: *attempt,
+            });
         }
-        R::ChunkShrunk { digest, from, to } => vec![Event::Message {
+        R::Resumed { offset, .. } => {
+            if !std::mem::replace(&mut blob.active, true) {
+                out.push(state(active));
+            }
+            out.push(match (blob.moved, *offset) {
+                (false, done) if done > 0 => Event::Resume {
+                    id: id.clone(),
+                    done,
+                },
+                (_, done) => Event::Progress {
+                    id: id.clone(),
+                    done,
+                    total: (blob.size > 0).then_some(blob.size),
+                },
+            });
+        }
+        // The upload starts over: a warning, then the blob moves again from byte 0 (what is
+        // sent again counts again).
+        R::Restarted { lost, reason, .. } => {
+            out.push(restarted(short(&id), *lost, reason));
+            blob.active = true;
+            out.push(state(active));
+            out.push(Event::Progress {
+                id: id.clone(),
+                done: 0,
+                total: (blob.size > 0).then_some(blob.size),
+            });
+        }
+        R::ChunkShrunk { from, to, .. } => out.push(Event::Message {
             text: format!(
                 "{}: the registry or a proxy in front of it refused a {} request (413 Request \
                  Entity Too Large) without saying its limit; hoist now sends {} chunks and \
                  continues where the registry stopped (--chunk-size {} starts there)",
-                short(&digest.to_string()),
+                short(&id),
                 human(*from),
                 human(*to),
                 size_arg(*to)
             ),
-        }],
-        R::Restarted {
-            digest,
-            lost,
-            reason,
-        } => {
-            let id = digest.to_string();
-            let total = sizes.get(&id).map(|(size, _)| *size);
-            vec![
-                restarted(short(&id), *lost, reason),
-                Event::State {
-                    id: id.clone(),
-                    state: active,
-                },
-                Event::Progress { id, done: 0, total },
-            ]
-        }
-        R::Stopped { digest, offset } => {
-            let id = digest.to_string();
-            let total = sizes.get(&id).map(|(size, _)| *size);
-            vec![
-                Event::Progress {
-                    id: id.clone(),
-                    done: *offset,
-                    total,
-                },
-                Event::State {
-                    id,
-                    state: LayerState::Stopped,
-                },
-            ]
-        }
-        R::Done { digest } => state(digest.to_string(), LayerState::Done),
-        R::Failed { digest, .. } => state(digest.to_string(), LayerState::Failed),
-        _ => Vec::new(),
+        }),
+        _ => {}
     }
+    out
 }
 
 /// The warning for the blob `label` names, whose upload starts over: it costs what was sent
@@ -448,16 +480,67 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_upload_says_pushing_once_and_what_an_earlier_run_sent() {
+        let d = Digest::sha256_of(b"resumed");
+        let id = d.to_string();
+        let mut seen = HashMap::new();
+        let mut map = |e: R| map_event(&e, LayerState::Pushing, &mut seen);
+        map(R::BlobStarted {
+            digest: d.clone(),
+            size: 100,
+        });
+        // An earlier run's upload continues at 60: those bytes are not this run's.
+        let resumed = map(R::Resumed {
+            digest: d.clone(),
+            offset: 60,
+        });
+        let pushing = Event::State {
+            id: id.clone(),
+            state: LayerState::Pushing,
+        };
+        let resume = Event::Resume {
+            id: id.clone(),
+            done: 60,
+        };
+        assert_eq!(resumed, vec![pushing.clone(), resume]);
+        let sent = map(R::BytesSent {
+            digest: d.clone(),
+            offset: 80,
+        });
+        assert!(
+            matches!(sent.as_slice(), [Event::Progress { .. }]),
+            "{sent:?}"
+        );
+        // A cut in this run: a retry, then back to the registry's offset; moving again.
+        map(R::Retrying {
+            digest: d.clone(),
+            reason: "reset".into(),
+            delay: Duration::ZERO,
+            attempt: 2,
+        });
+        let again = map(R::Resumed {
+            digest: d.clone(),
+            offset: 70,
+        });
+        let progress = Event::Progress {
+            id,
+            done: 70,
+            total: Some(100),
+        };
+        assert_eq!(again, vec![pushing, progress]);
+    }
+
+    #[test]
     fn a_restart_is_a_warning_and_a_stop_says_where_it_stands() {
         let d = Digest::sha256_of(b"layer");
-        let mut sizes = HashMap::new();
+        let mut seen = HashMap::new();
         let _ = map_event(
             &R::BlobStarted {
                 digest: d.clone(),
                 size: 8_000_000,
             },
             LayerState::Pushing,
-            &mut sizes,
+            &mut seen,
         );
         let restarted = map_event(
             &R::Restarted {
@@ -466,7 +549,7 @@ mod tests {
                 reason: "the registry no longer knows the upload\u{1b}[2J".into(),
             },
             LayerState::Pushing,
-            &mut sizes,
+            &mut seen,
         );
         let Event::Message { text } = &restarted[0] else {
             panic!("a message first: {restarted:?}")
@@ -496,7 +579,7 @@ mod tests {
                 offset: 2 << 20,
             },
             LayerState::Pushing,
-            &mut sizes,
+            &mut seen,
         );
         assert_eq!(
             stopped,

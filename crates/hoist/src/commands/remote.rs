@@ -193,9 +193,9 @@ pub async fn push_manifest(
         .with_context(|| format!("pushing the manifest to {reference}"))
 }
 
-/// Pull the container image `reference` names into `layout` (for a copy to go on from there),
-/// its manifest converted to `format` when one is given; an artifact is refused before
-/// anything is downloaded.
+/// Pull the container image `reference` names into `layout`, a transit copy for a copy to go
+/// on from there (its layers are `fetching`: the later step delivers), its manifest converted
+/// to `format` when one is given; an artifact is refused before anything is downloaded.
 pub async fn pull_image(
     client: &Client,
     config: &Config,
@@ -206,8 +206,8 @@ pub async fn pull_image(
 ) -> anyhow::Result<Image> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
     require_container_image(reference, &manifest)?;
-    let (descriptor, manifest) =
-        pull_into(client, &repo, &manifest, layout, format, reporter).await?;
+    let shown = (reporter, LayerState::Fetching);
+    let (descriptor, manifest) = pull_into(client, &repo, &manifest, layout, format, shown).await?;
     let config_json: RawJson<ImageConfig> = layout
         .read_json(&manifest.value().config)
         .with_context(|| format!("reading the config of {reference}"))?;
@@ -231,7 +231,8 @@ pub async fn pull_manifest(
     reporter: &Reporter,
 ) -> anyhow::Result<Descriptor> {
     let (repo, manifest) = fetch_manifest(client, config, reference).await?;
-    let (descriptor, _) = pull_into(client, &repo, &manifest, layout, format, reporter).await?;
+    let shown = (reporter, LayerState::Pulling);
+    let (descriptor, _) = pull_into(client, &repo, &manifest, layout, format, shown).await?;
     Ok(descriptor)
 }
 
@@ -259,19 +260,20 @@ pub fn require_container_image(
 
 /// Download `manifest`'s blobs from `repo` into `layout` (each verified; those already there
 /// rehashed and kept), then the manifest itself, converted to `format` when one is given;
-/// returns the stored manifest and its descriptor.
+/// returns the stored manifest and its descriptor. A layer downloading is shown in `active`:
+/// `pulling` into the destination, `fetching` into a transit copy.
 pub(super) async fn pull_into(
     client: &Client,
     repo: &Repo,
     manifest: &RawJson<ImageManifest>,
     layout: &Layout,
     format: Option<ManifestFormat>,
-    reporter: &Reporter,
+    (reporter, active): (&Reporter, LayerState),
 ) -> anyhow::Result<(Descriptor, RawJson<ImageManifest>)> {
     let (written, media_type) = manifest_as(manifest, stored_media_type(manifest), format)?;
     let m = manifest.value();
     announce(reporter, &m.layers);
-    let (sink, forwarder) = registry::forward(reporter, LayerState::Pulling);
+    let (sink, forwarder) = registry::forward(reporter, active);
     let (config_sink, config_forwarder) = registry::forward_config(reporter);
     let mut wanted = vec![(&m.config, &config_sink)];
     wanted.extend(m.layers.iter().map(|l| (l, &sink)));
@@ -288,8 +290,11 @@ pub(super) async fn pull_into(
                 let (layout, desc) = (layout.clone(), desc.clone());
                 tokio::task::spawn_blocking(move || layout.has_verified_blob(&desc)).await??
             };
+            // The config has no line: it is no layer.
             if present {
-                reporter.state(&desc.digest.to_string(), LayerState::Skipped);
+                if desc.digest != m.config.digest {
+                    reporter.state(&desc.digest.to_string(), LayerState::Skipped);
+                }
                 return Ok(());
             }
             if let Some(parent) = path.parent() {
@@ -521,8 +526,9 @@ impl RemoteImage {
                             std::io::Error::other(e),
                         )
                     })?;
+                // The archive's own line counts what is delivered: a layer is only fetched.
                 let id = d.digest.to_string();
-                reporter.state(&id, LayerState::Pulling);
+                reporter.state(&id, LayerState::Fetching);
                 previous = Some(id.clone());
                 let reader =
                     tokio_util::io::SyncIoBridge::new_with_handle(Watched::new(stream), handle);

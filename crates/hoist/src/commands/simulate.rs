@@ -67,9 +67,14 @@ pub fn run(sim: Simulation, reporter: &Reporter) -> anyhow::Result<()> {
         }
     });
     let ok = !failed.load(std::sync::atomic::Ordering::Relaxed);
-    reporter.send(Event::Finish { ok });
+    let failure = "simulated push failed: the registry kept answering 503 Service Unavailable";
+    reporter.send(Event::Finish {
+        ok,
+        error: (!ok).then(|| failure.to_string()),
+        causes: Vec::new(),
+    });
     if !ok {
-        bail!("simulated push failed: the registry kept answering 503 Service Unavailable");
+        bail!("{failure}");
     }
     Ok(())
 }

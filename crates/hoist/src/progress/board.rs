@@ -1,15 +1,46 @@
-//! The state every renderer draws from: one entry per layer plus totals, updated by events.
+//! The state every renderer draws from: one entry per line (a layer of the image, or a stream
+//! such as a daemon export) plus totals, updated by events.
+//!
+//! What the totals mean, for every kind of copy:
+//!
+//! - **Layers** ("2/3 layers") are the image's layers: a stream line (`export`, `load`,
+//!   `archive`) is not one, nor is the config. A copy with no layer line (an archive streamed
+//!   into the daemon's load, a docker archive spooled into a layout) says no layer count.
+//! - **Moved** is the bytes this run delivered to the destination: counted on a line while it
+//!   is in a delivering state ([`LayerState::is_transfer`]: pushing, pulling into the
+//!   destination layout, writing a layout, an archive or the daemon's load, unpacking), each
+//!   byte once. Not counted: preparation (a daemon export, compressing before a push, a pull
+//!   into a transit copy, reading an archive into one, a `rootfs-tar:`'s first pass), what the
+//!   destination had (skipped, mounted layers), and what an earlier run sent before a resumed
+//!   upload continued ([`Event::Resume`]; counted apart, as [`Board::resumed`]). Bytes a retry
+//!   sends again are moved again. Where one stream carries every layer (an archive, a load),
+//!   its line counts the bytes and the layers streamed into it are only fetched. The
+//!   throughput and the average rate are of moved bytes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::event::{Event, LayerState};
 
-/// One layer's line.
+/// What a line stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A layer of the image.
+    Layer,
+    /// A stream carrying the whole image (an export, a load, an archive).
+    Stream,
+}
+
+/// One layer's (or stream's) line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerLine {
-    /// Its name.
+    /// Its name in events: the latest a rename gave it.
     pub id: String,
+    /// The name plain lines call it by: the first digest it was known by (a placeholder such as
+    /// `layer 1` gives way to the first digest it is renamed to), kept through later renames.
+    pub name: String,
+    /// A layer or a stream.
+    pub kind: LineKind,
     /// Where it stands.
     pub state: LayerState,
     /// Bytes done in the current state.
@@ -33,8 +64,24 @@ pub struct Board {
     pub finished: Option<bool>,
     /// Recent (time, bytes moved) samples for the throughput.
     samples: VecDeque<(Instant, u64)>,
-    /// Bytes moved so far, over all layers and states.
+    /// Bytes delivered so far (see the module documentation).
     moved: u64,
+    /// Bytes an earlier run had sent of the uploads this run resumed.
+    resumed: u64,
+}
+
+impl LayerLine {
+    fn new(id: &str, kind: LineKind, total: Option<u64>) -> Self {
+        LayerLine {
+            id: id.to_string(),
+            name: id.to_string(),
+            kind,
+            state: LayerState::Waiting,
+            done: 0,
+            total,
+            retry: None,
+        }
+    }
 }
 
 /// How far back the throughput looks.
@@ -50,11 +97,13 @@ impl Board {
             finished: None,
             samples: VecDeque::new(),
             moved: 0,
+            resumed: 0,
         }
     }
 
-    /// Apply one event received at `now`. Returns whether a layer changed state (what plain mode
-    /// prints).
+    /// Apply one event received at `now`. Returns whether it told something new: a line
+    /// announced (or its size changed), a state changed, a resume, a retry, a message, the
+    /// start or the finish (what plain and JSON modes print; a byte count returns false).
     pub fn apply(&mut self, event: &Event, now: Instant) -> bool {
         match event {
             Event::Start { operation, .. } => {
@@ -62,21 +111,8 @@ impl Board {
                 self.started = now;
                 true
             }
-            Event::Layer { id, size } => {
-                if let Some(line) = self.find(id) {
-                    line.total = size.or(line.total);
-                    false
-                } else {
-                    self.layers.push(LayerLine {
-                        id: id.clone(),
-                        state: LayerState::Waiting,
-                        done: 0,
-                        total: *size,
-                        retry: None,
-                    });
-                    true
-                }
-            }
+            Event::Layer { id, size } => self.announce(id, *size, LineKind::Layer),
+            Event::Stream { id, size } => self.announce(id, *size, LineKind::Stream),
             Event::State { id, state } => {
                 let line = self.line(id);
                 let changed = line.state != *state;
@@ -117,6 +153,13 @@ impl Board {
                 }
                 false
             }
+            Event::Resume { id, done } => {
+                let line = self.line(id);
+                let earlier = done.saturating_sub(line.done);
+                line.done = *done;
+                self.resumed += earlier;
+                true
+            }
             Event::Retry {
                 id,
                 in_secs,
@@ -128,61 +171,93 @@ impl Board {
                 line.retry = Some((now + Duration::from_secs(*in_secs), reason.clone()));
                 true
             }
-            Event::Rename { from, to } => {
-                if let Some(line) = self.find(from) {
+            Event::Rename { from, to } => match self.find(from) {
+                Some(line) => {
+                    if !line.name.contains(':') {
+                        line.name.clone_from(to);
+                    }
                     line.id.clone_from(to);
+                    true
                 }
-                false
-            }
+                None => false,
+            },
             Event::Message { .. } => true,
-            Event::Finish { ok } => {
+            Event::Finish { ok, .. } => {
                 self.finished = Some(*ok);
                 true
             }
         }
     }
 
+    /// A line announced: new, or a known one's size updated. Whether that is news.
+    fn announce(&mut self, id: &str, size: Option<u64>, kind: LineKind) -> bool {
+        if let Some(line) = self.find(id) {
+            let total = size.or(line.total);
+            let resized = total != line.total;
+            line.total = total;
+            return resized;
+        }
+        self.layers.push(LayerLine::new(id, kind, size));
+        true
+    }
+
     fn find(&mut self, id: &str) -> Option<&mut LayerLine> {
         self.layers.iter_mut().find(|l| l.id == id)
     }
 
+    /// The line `id`, made (as a layer) when an event names one never announced.
     fn line(&mut self, id: &str) -> &mut LayerLine {
         let index = match self.layers.iter().position(|l| l.id == id) {
             Some(i) => i,
             None => {
-                self.layers.push(LayerLine {
-                    id: id.to_string(),
-                    state: LayerState::Waiting,
-                    done: 0,
-                    total: None,
-                    retry: None,
-                });
+                self.layers.push(LayerLine::new(id, LineKind::Layer, None));
                 self.layers.len() - 1
             }
         };
         &mut self.layers[index]
     }
 
-    /// Layers finished well (done, skipped, mounted) / layers known.
-    pub fn counts(&self) -> (usize, usize) {
-        let finished = self
-            .layers
-            .iter()
-            .filter(|l| l.state.is_finished() && !l.state.is_cut_short())
-            .count();
-        (finished, self.layers.len())
+    /// The line whose event name is `id`.
+    pub fn get(&self, id: &str) -> Option<&LayerLine> {
+        self.layers.iter().find(|l| l.id == id)
     }
 
-    /// Bytes transferred so far over all layers.
+    /// Whether any layer line is known (streams aside).
+    pub fn has_layers(&self) -> bool {
+        self.layers.iter().any(|l| l.kind == LineKind::Layer)
+    }
+
+    /// Layers finished well (done, skipped, mounted) / layers known; streams are not counted.
+    pub fn counts(&self) -> (usize, usize) {
+        let layers = self.layers.iter().filter(|l| l.kind == LineKind::Layer);
+        let finished = layers
+            .clone()
+            .filter(|l| l.state.is_finished() && !l.state.is_cut_short())
+            .count();
+        (finished, layers.count())
+    }
+
+    /// Bytes delivered to the destination so far (see the module documentation).
     pub fn moved(&self) -> u64 {
         self.moved
     }
 
-    /// Bytes of the layers with a known size, and how many of those are accounted for.
+    /// Bytes an earlier run had sent of the uploads this one resumed (not part of
+    /// [`Board::moved`]).
+    pub fn resumed(&self) -> u64 {
+        self.resumed
+    }
+
+    /// Bytes of the layers with a known size, and how many of those are accounted for (of the
+    /// streams when there is no layer line: a stream carries the same bytes as the layers).
     pub fn bytes(&self) -> (u64, u64) {
+        let kind = match self.has_layers() {
+            true => LineKind::Layer,
+            false => LineKind::Stream,
+        };
         let mut done = 0;
         let mut total = 0;
-        for line in &self.layers {
+        for line in self.layers.iter().filter(|l| l.kind == kind) {
             if let Some(t) = line.total {
                 total += t;
                 done += if line.state.is_finished() && !line.state.is_cut_short() {
@@ -299,6 +374,103 @@ mod tests {
         assert_eq!(b.layers.len(), 1);
         assert_eq!(b.layers[0].id, "blob");
         assert_eq!(b.layers[0].state, LayerState::Pushing);
+    }
+
+    fn progress(id: &str, done: u64) -> Event {
+        Event::Progress {
+            id: id.into(),
+            done,
+            total: None,
+        }
+    }
+
+    #[test]
+    fn streams_are_no_layers_and_carry_the_bytes_when_alone() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        b.apply(
+            &Event::Stream {
+                id: "load".into(),
+                size: None,
+            },
+            t0,
+        );
+        b.apply(&state("load", LayerState::Writing), t0);
+        b.apply(&progress("load", 2_000), t0);
+        b.apply(&state("load", LayerState::Done), t0);
+        assert!(!b.has_layers());
+        assert_eq!(b.counts(), (0, 0), "a load is no layer");
+        assert_eq!(b.moved(), 2_000);
+        // A daemon push: the export's line prepares, the layers deliver.
+        let mut b = Board::new(t0);
+        b.apply(
+            &Event::Stream {
+                id: "export".into(),
+                size: Some(9_000),
+            },
+            t0,
+        );
+        b.apply(&state("export", LayerState::Exporting), t0);
+        b.apply(&progress("export", 9_000), t0);
+        b.apply(&layer("l", 4_000), t0);
+        b.apply(&state("l", LayerState::Pushing), t0);
+        b.apply(&progress("l", 4_000), t0);
+        b.apply(&state("l", LayerState::Done), t0);
+        b.apply(&state("export", LayerState::Done), t0);
+        assert_eq!(b.counts(), (1, 1));
+        assert_eq!(
+            b.bytes(),
+            (4_000, 4_000),
+            "the export's size is not the layers'"
+        );
+        assert_eq!(b.moved(), 4_000);
+    }
+
+    #[test]
+    fn a_resume_counts_what_an_earlier_run_sent_apart() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        b.apply(&layer("a", 1_000), t0);
+        b.apply(&state("a", LayerState::Pushing), t0);
+        assert!(b.apply(
+            &Event::Resume {
+                id: "a".into(),
+                done: 600
+            },
+            t0
+        ));
+        b.apply(&progress("a", 600), t0);
+        b.apply(&progress("a", 1_000), t0);
+        b.apply(&state("a", LayerState::Done), t0);
+        assert_eq!((b.moved(), b.resumed()), (400, 600));
+        // A fetch into a transit copy is preparation; the push delivers.
+        b.apply(&layer("c", 500), t0);
+        b.apply(&state("c", LayerState::Fetching), t0);
+        b.apply(&progress("c", 500), t0);
+        b.apply(&state("c", LayerState::Pushing), t0);
+        b.apply(&progress("c", 450), t0);
+        assert_eq!(b.moved(), 850);
+    }
+
+    #[test]
+    fn a_line_keeps_its_first_digest_as_its_name() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        let rename = |from: &str, to: &str| Event::Rename {
+            from: from.into(),
+            to: to.into(),
+        };
+        b.apply(&layer("layer 1", 10), t0);
+        assert!(b.apply(&rename("layer 1", "sha256:diff"), t0));
+        b.apply(&rename("sha256:diff", "sha256:blob"), t0);
+        assert!(!b.apply(&rename("sha256:gone", "sha256:x"), t0));
+        let line = b.get("sha256:blob").expect("renamed");
+        assert_eq!(
+            (line.name.as_str(), line.kind),
+            ("sha256:diff", LineKind::Layer)
+        );
+        assert!(!b.apply(&layer("sha256:blob", 10), t0), "not news");
+        assert!(b.apply(&layer("sha256:blob", 7), t0), "a new size is news");
     }
 
     #[test]

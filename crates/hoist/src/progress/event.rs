@@ -16,11 +16,22 @@ pub enum Event {
         /// The destination, as the user wrote it.
         destination: String,
     },
-    /// A layer (or other blob) is known; it starts out waiting.
+    /// A layer of the image is known; it starts out waiting. Said once per layer (announcing
+    /// it again only updates its size, and is not passed on).
     Layer {
         /// A short, stable name (a short digest or `layer N`).
         id: String,
         /// Its size, when known (an export's layers are not yet compressed).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
+    /// A line that is no layer is known: a stream carrying the whole image (`export` from the
+    /// Docker daemon, `load` into it, an `archive` read or written). It has states and bytes
+    /// like a layer, but is not counted among the layers.
+    Stream {
+        /// Its name.
+        id: String,
+        /// Its size, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         size: Option<u64>,
     },
@@ -40,6 +51,14 @@ pub enum Event {
         /// Bytes in all, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         total: Option<u64>,
+    },
+    /// A layer's transfer continues where an earlier run left it: `done` bytes are at the
+    /// destination already, sent by that run, not by this one.
+    Resume {
+        /// The layer.
+        id: String,
+        /// Bytes already there.
+        done: u64,
     },
     /// A request for a layer failed and will be retried.
     Retry {
@@ -69,6 +88,13 @@ pub enum Event {
     Finish {
         /// Whether it succeeded.
         ok: bool,
+        /// Why it failed: the error's message, made safe to print.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The error's causes, outermost first, each made safe to print (none when it
+        /// succeeded).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        causes: Vec<String>,
     },
 }
 
@@ -86,18 +112,24 @@ pub enum LayerState {
     Preparing,
     /// Being exported from the Docker daemon.
     Exporting,
-    /// Being compressed.
+    /// Being compressed into a copy that a later step sends (a push's).
     Compressing,
-    /// Being uploaded.
+    /// Being uploaded to the destination registry.
     Pushing,
-    /// Being downloaded.
+    /// Being downloaded into the destination layout.
     Pulling,
+    /// Being downloaded for a later step: into a transit copy (to recompress it, or to write an
+    /// archive, a load or a root filesystem tar from), or into an archive or a load hoist
+    /// streams, whose own line counts the bytes.
+    Fetching,
     /// Being unpacked into a root filesystem.
     Unpacking,
-    /// Being read for a first pass that writes nothing yet (a `rootfs-tar:` merges the layers'
-    /// files before it writes the tar).
+    /// Being read for a step that writes nothing to the destination yet: a `rootfs-tar:`'s
+    /// first pass (it merges the layers' files before it writes the tar), or a docker archive
+    /// spooled into a transit copy.
     Reading,
-    /// Being written (to a layout or an archive).
+    /// Being written to the destination: a layout (compressed on the way when the layout
+    /// wants it so), an archive, or the daemon's load.
     Writing,
     /// The destination already had it.
     Skipped,
@@ -123,6 +155,7 @@ impl LayerState {
             LayerState::Compressing => "compressing",
             LayerState::Pushing => "pushing",
             LayerState::Pulling => "pulling",
+            LayerState::Fetching => "fetching",
             LayerState::Unpacking => "unpacking",
             LayerState::Reading => "reading",
             LayerState::Writing => "writing",
@@ -152,8 +185,9 @@ impl LayerState {
         matches!(self, LayerState::Failed | LayerState::Stopped)
     }
 
-    /// Whether this state moves the image's bytes to the destination (what the total line and the
-    /// throughput count; exporting, compressing and a first pass's reading are preparation).
+    /// Whether this state delivers the image's bytes to the destination: what "moved", the
+    /// total line and the throughput count. Exporting, compressing, fetching and reading are
+    /// preparation.
     pub fn is_transfer(self) -> bool {
         matches!(
             self,
@@ -169,6 +203,7 @@ impl LayerState {
                 | LayerState::Compressing
                 | LayerState::Pushing
                 | LayerState::Pulling
+                | LayerState::Fetching
                 | LayerState::Unpacking
                 | LayerState::Reading
                 | LayerState::Writing

@@ -4,15 +4,21 @@
 //! Commands get a cheap-to-clone [`Reporter`] and send events; one renderer thread owns the
 //! [`board::Board`] and the terminal, so redraws are rate-limited (~10 Hz) no matter how often
 //! events arrive.
+//!
+//! JSON mode writes an event only when it tells something new (the board says so): a layer
+//! announced before its upload starts is not announced again when it does, and a state is not
+//! repeated. A failed copy's `finish` event carries the error; [`reported`] lets `main` leave
+//! out the same error afterwards, so a JSON stream says it once, and only as JSON.
 
 pub mod board;
 pub mod event;
+pub mod log;
 pub mod plain;
 pub mod tty;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -168,6 +174,14 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
                         }
                     }
                     ProgressMode::Json => {
+                        let said_before = !changed
+                            && matches!(
+                                event,
+                                Event::Layer { .. } | Event::Stream { .. } | Event::State { .. }
+                            );
+                        if said_before {
+                            continue;
+                        }
                         if let Event::Progress { id, done, total } = &event {
                             if !plain::progress_due(last_json.get(id).copied(), now, *done, *total)
                             {
@@ -176,6 +190,15 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
                             last_json.insert(id.clone(), now);
                         }
                         let _ = writeln!(err, "{}", plain::json_line(&event, &board, now));
+                        if let Event::Finish {
+                            error: Some(error),
+                            causes,
+                            ..
+                        } = &event
+                            && let Ok(mut last) = REPORTED.lock()
+                        {
+                            *last = Some((error.clone(), causes.clone()));
+                        }
                     }
                     ProgressMode::Tty => {
                         if let Event::Message { text } = &event {
@@ -218,6 +241,29 @@ fn render_loop(mode: ProgressMode, rx: &mpsc::Receiver<Event>) {
     let _ = err.flush();
 }
 
+/// The error the last JSON `finish` event carried.
+static REPORTED: Mutex<Option<(String, Vec<String>)>> = Mutex::new(None);
+
+/// Whether a JSON `finish` event already said this error (its message and causes): a copy's
+/// own failure, which `main` then does not repeat. Another error (one after the copy, or an
+/// `--all-tags` run's verdict over its tags) is said on its own line.
+pub fn reported(message: &str, causes: &[String]) -> bool {
+    REPORTED.lock().is_ok_and(|last| {
+        last.as_ref()
+            .is_some_and(|(m, c)| m == message && c.as_slice() == causes)
+    })
+}
+
+/// Say `text` outside any transfer's events (an `--all-tags` run's notes): a plain line, or in
+/// JSON mode a `message` event.
+pub fn say(mode: ProgressMode, text: &str) {
+    let line = match mode {
+        ProgressMode::Json => plain::message_line(text),
+        _ => sanitize(text),
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn draw(err: &mut std::io::Stderr, painter: &mut tty::Painter, board: &Board, now: Instant) {
     let width = terminal_width();
     let lines = tty::frame(board, width, now);
@@ -235,7 +281,11 @@ mod tests {
         let progress = Progress::start(ProgressMode::Plain);
         // A blocking task an interruption left running still holds this.
         let stuck = progress.reporter();
-        stuck.send(Event::Finish { ok: false });
+        stuck.send(Event::Finish {
+            ok: false,
+            error: None,
+            causes: Vec::new(),
+        });
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             progress.finish();

@@ -128,12 +128,19 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     s
 }
 
+/// The last line: layers finished of those known (left out when there is no layer line, only a
+/// stream), bytes accounted for of the known total (else the bytes moved), the rate and ETA.
 fn total_line(board: &Board, now: Instant) -> String {
     let (finished, known) = board.counts();
     let (done, total) = board.bytes();
-    let mut text = format!("total        {finished}/{known} layers");
+    let mut text = String::from("total      ");
+    if board.has_layers() {
+        let _ = write!(text, "  {finished}/{known} layers");
+    }
     if total > 0 {
         let _ = write!(text, "  {}/{}", human_pair(done, total), human(total));
+    } else if !board.has_layers() {
+        let _ = write!(text, "  {}", human(board.moved()));
     }
     let elapsed = now.saturating_duration_since(board.started);
     match board.finished {
@@ -361,11 +368,49 @@ mod tests {
     fn finished_total_line() {
         let t0 = Instant::now();
         let mut b = board(t0);
-        b.apply(&Event::Finish { ok: true }, t0);
+        b.apply(
+            &Event::Finish {
+                ok: true,
+                error: None,
+                causes: Vec::new(),
+            },
+            t0,
+        );
         let lines = frame(&b, 120, t0 + Duration::from_secs(4));
         assert!(lines[3].contains("finished in 0:04"), "{}", lines[3]);
         assert!(lines[3].contains("avg 5.70 MB/s"), "{}", lines[3]);
         assert!(!lines[3].contains("ETA"), "{}", lines[3]);
+    }
+
+    #[test]
+    fn a_stream_alone_shows_its_bytes_and_no_layer_count() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        b.apply(
+            &Event::Stream {
+                id: "load".into(),
+                size: None,
+            },
+            t0,
+        );
+        b.apply(
+            &Event::State {
+                id: "load".into(),
+                state: LayerState::Writing,
+            },
+            t0,
+        );
+        b.apply(
+            &Event::Progress {
+                id: "load".into(),
+                done: 2_100_000,
+                total: None,
+            },
+            t0,
+        );
+        let lines = frame(&b, 80, t0);
+        assert_eq!(lines[0], "load         writing     2.10 MB");
+        assert!(lines[1].starts_with("total        2.10 MB"), "{}", lines[1]);
     }
 
     #[test]

@@ -116,7 +116,12 @@ impl Recompression<'_> {
             self.reporter.state(&known.digest.to_string(), state);
             return Ok(known);
         }
-        self.reporter.state(&id, LayerState::Compressing);
+        // Compressed into the destination layout, it is being written there.
+        let compressing = match self.last_step {
+            true => LayerState::Writing,
+            false => LayerState::Compressing,
+        };
+        self.reporter.state(&id, compressing);
         let made = compress_one(
             self.config,
             (self.from, self.into),

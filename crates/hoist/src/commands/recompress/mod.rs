@@ -331,7 +331,8 @@ async fn stage(
     })?;
     let transit = TransitGuard::new(transit_dir(config, "recompress")?);
     let layout = Layout::create(transit.path())?;
-    pull_into(client, &repo, &to_pull, &layout, None, reporter).await?;
+    let shown = (reporter, LayerState::Fetching);
+    pull_into(client, &repo, &to_pull, &layout, None, shown).await?;
     layout.write_json(&manifest)?;
     let image = Image {
         descriptor: manifest.descriptor(stored_media_type(&manifest)),
