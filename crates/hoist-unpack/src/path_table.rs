@@ -62,6 +62,31 @@ impl PathTable {
         names.iter().rev().collect()
     }
 
+    /// The node of `name` under the physical path `parent`, when it was ever added.
+    pub(crate) fn find(&self, parent: &[OsString], name: &OsStr) -> Option<PathNode> {
+        parent
+            .iter()
+            .map(OsString::as_os_str)
+            .chain(std::iter::once(name))
+            .try_fold(PathTable::ROOT, |node, comp| {
+                self.index.get(&(node, comp.to_os_string())).copied()
+            })
+    }
+
+    /// Whether `node` is `ancestor` or lies below it.
+    pub(crate) fn is_within(&self, node: PathNode, ancestor: PathNode) -> bool {
+        let mut at = node;
+        loop {
+            if at == ancestor {
+                return true;
+            }
+            match at.checked_sub(1).and_then(|i| self.nodes.get(i)) {
+                Some((parent, _)) => at = *parent,
+                None => return false,
+            }
+        }
+    }
+
     /// How many components deep `node` is (0 for the root).
     pub(crate) fn depth(&self, node: PathNode) -> usize {
         let mut depth = 0;

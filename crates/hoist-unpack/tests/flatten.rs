@@ -587,6 +587,29 @@ proptest! {
     }
 }
 
+/// Cases the random test found, kept so they run every time: a directory the layer listed
+/// and then replaced (by a file, or a whiteout) leaves no mode behind for a directory made
+/// again at its path.
+#[test]
+fn a_replaced_directorys_mode_does_not_outlive_it() {
+    let b = || "b".to_string();
+    for ops in [
+        vec![
+            Op::Dir(b(), 0o700),
+            Op::File(b(), 0, 0o644),
+            Op::Opaque(b()),
+        ],
+        vec![
+            Op::Dir(b(), 0o700),
+            Op::Dir("b/a".into(), 0o700),
+            Op::Whiteout(b()),
+            Op::File("b/a/f".into(), 1, 0o644),
+        ],
+    ] {
+        assert_equivalent(&[tar_of(&ops)]);
+    }
+}
+
 #[test]
 fn every_kind_of_entry_is_counted() {
     let mut l1 = Tar::new();

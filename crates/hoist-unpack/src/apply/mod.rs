@@ -302,13 +302,32 @@ impl<'a> Applier<'a> {
 
     /// Remove whatever is at `name` in `parent`; forget the cached parent if that could have
     /// changed what a path resolves to.
-    fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
+    fn remove(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        shown: &Path,
+    ) -> Result<Option<FileType>> {
         let removed = root::remove_all(parent, name, &|| self.opts.stop.asked())
             .map_err(|e| Error::sys("replacing an existing entry", e).with_entry(shown))?;
         if matches!(removed, Some(FileType::Directory | FileType::Symlink)) {
             self.cache = None;
         }
-        Ok(())
+        Ok(removed)
+    }
+
+    /// A directory the layer listed is gone (replaced, or whited out): its mode and mtime, and
+    /// those of directories below it, are no longer to be set. A directory made at that path
+    /// later (for a path below it) is a new one, with the default mode.
+    pub(super) fn forget_dirs(&mut self, parent: &[OsString], name: &OsStr) {
+        if self.dirs.is_empty() {
+            return;
+        }
+        let Some(gone) = self.restore.paths.find(parent, name) else {
+            return;
+        };
+        let paths = &self.restore.paths;
+        self.dirs.retain(|node, _| !paths.is_within(*node, gone));
     }
 
     /// Make `name` in `parent` a directory, replacing any non-directory there; a new one gets
@@ -333,9 +352,18 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Remove whatever is at `name` in `parent` (a directory with its tree).
-    fn clear_slot(&mut self, parent: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
-        self.remove(parent, name, shown)
+    /// Remove whatever is at `name` in `parent` (at `physical`; a directory with its tree).
+    fn clear_slot(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        physical: &[OsString],
+        name: &OsStr,
+        shown: &Path,
+    ) -> Result<()> {
+        if self.remove(parent, name, shown)? == Some(FileType::Directory) {
+            self.forget_dirs(physical, name);
+        }
+        Ok(())
     }
 
     fn create<R: Read>(
@@ -414,7 +442,7 @@ impl<'a> Applier<'a> {
                     .link_name_bytes()
                     .map(|l| l.into_owned())
                     .unwrap_or_default();
-                self.clear_slot(pfd, name, shown)?;
+                self.clear_slot(pfd, &parent.physical, name, shown)?;
                 rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name)
                     .map_err(sys("creating a symlink"))?;
                 self.chown_at(pfd, name, meta, shown)?;
@@ -424,7 +452,7 @@ impl<'a> Applier<'a> {
             }
             EntryType::Link => {
                 if let Some((tparent, tname)) = link_target {
-                    self.clear_slot(pfd, name, shown)?;
+                    self.clear_slot(pfd, &parent.physical, name, shown)?;
                     rustix::fs::linkat(tparent.as_fd(), &tname, pfd, name, AtFlags::empty())
                         .map_err(|e| match e {
                             Errno::NOENT => Error::layer(shown, "hardlink target does not exist"),
@@ -440,7 +468,7 @@ impl<'a> Applier<'a> {
                     EntryType::Block => (FileType::BlockDevice, device(entry, shown)?),
                     _ => (FileType::Fifo, 0),
                 };
-                self.clear_slot(pfd, name, shown)?;
+                self.clear_slot(pfd, &parent.physical, name, shown)?;
                 match rustix::fs::mknodat(pfd, name, ftype, Mode::from_raw_mode(0o600), dev) {
                     Ok(()) => {}
                     // Root without CAP_MKNOD (a container, a user namespace): skip, as rootless.
@@ -468,7 +496,7 @@ impl<'a> Applier<'a> {
                 }
             }
             _ => {
-                self.clear_slot(pfd, name, shown)?;
+                self.clear_slot(pfd, &parent.physical, name, shown)?;
                 let fd = rustix::fs::openat(
                     pfd,
                     name,

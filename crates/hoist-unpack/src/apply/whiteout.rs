@@ -47,9 +47,12 @@ impl Applier<'_> {
         }
         self.cache = None;
         self.make_writable(parent.fd.as_fd(), &parent.physical, shown)?;
-        root::remove_all(parent.fd.as_fd(), name, &|| self.opts.stop.asked())
-            .map(drop)
-            .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))
+        let removed = root::remove_all(parent.fd.as_fd(), name, &|| self.opts.stop.asked())
+            .map_err(|e| Error::sys("removing a whited-out entry", e).with_entry(shown))?;
+        if removed == Some(FileType::Directory) {
+            self.forget_dirs(&parent.physical, name);
+        }
+        Ok(())
     }
 
     pub(super) fn opaque(&mut self, dir: &Path, shown: &Path) -> Result<()> {
