@@ -501,6 +501,35 @@ mod tests {
 
     /// An image with two layers (gzip and zstd) and a config with the fields the summaries
     /// show, one of its values carrying an escape sequence.
+    /// A Helm chart as an artifact: a config of Helm's media type and one blob of `chart_type`.
+    pub(super) fn helm_chart(chart_type: &str) -> ImageManifest {
+        let config = Descriptor::new(
+            MediaType::new("application/vnd.cncf.helm.config.v1+json"),
+            Digest::sha256_of(b"c"),
+            54,
+        );
+        let chart = Descriptor::new(
+            MediaType::new(chart_type),
+            Digest::sha256_of(b"chart"),
+            3_000,
+        );
+        ImageManifest::new(config, vec![chart])
+    }
+
+    /// An OCI index listing `descriptor` alone.
+    pub(super) fn index_of(descriptor: &Descriptor) -> RawJson<ImageIndex> {
+        RawJson::from_value(ImageIndex {
+            schema_version: 2,
+            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
+            artifact_type: None,
+            manifests: vec![descriptor.clone()],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        })
+        .expect("index")
+    }
+
     pub(super) fn sample() -> (RawJson<ImageConfig>, ImageManifest) {
         let layer_a = Digest::sha256_of(b"a");
         let layer_b = Digest::sha256_of(b"b");
@@ -600,17 +629,7 @@ mod tests {
 
     #[test]
     fn an_artifact_is_summarized_by_its_type_and_blobs_without_a_platform() {
-        let config = Descriptor::new(
-            MediaType::new("application/vnd.cncf.helm.config.v1+json"),
-            Digest::sha256_of(b"c"),
-            54,
-        );
-        let chart = Descriptor::new(
-            MediaType::new("application/x-chart\u{1b}[2J"),
-            Digest::sha256_of(b"chart"),
-            3_000,
-        );
-        let mut manifest = ImageManifest::new(config, vec![chart]);
+        let mut manifest = helm_chart("application/x-chart\u{1b}[2J");
         let raw = RawJson::from_value(manifest.clone()).expect("manifest");
         let descriptor = raw.descriptor(MediaType::OCI_MANIFEST);
         let artifact = Inspected {
@@ -644,16 +663,7 @@ mod tests {
             "{text}"
         );
         // Picked from an index, as an image is, it names the index the name points at.
-        let index = RawJson::from_value(ImageIndex {
-            schema_version: 2,
-            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
-            artifact_type: None,
-            manifests: vec![descriptor.clone()],
-            subject: None,
-            annotations: Default::default(),
-            extra: Default::default(),
-        })
-        .expect("index");
+        let index = index_of(&descriptor);
         let text = summary(&Inspected {
             index: Some(&index),
             ..artifact

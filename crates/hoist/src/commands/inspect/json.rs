@@ -119,8 +119,8 @@ fn docker_version(config: &RawJson<hoist_oci::ImageConfig>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::inspect::tests::sample;
-    use hoist_oci::{Descriptor, ImageIndex, ImageManifest, MediaType};
+    use crate::commands::inspect::tests::{helm_chart, index_of, sample};
+    use hoist_oci::MediaType;
 
     #[test]
     fn name_is_the_repository_as_skopeo_gives_it() {
@@ -205,16 +205,7 @@ mod tests {
         assert!(v.get("ArtifactType").is_none(), "an image is no artifact");
 
         // A multi-platform image: Digest is the index's, as skopeo reports it.
-        let index = RawJson::from_value(ImageIndex {
-            schema_version: 2,
-            media_type: Some(MediaType::new(MediaType::OCI_INDEX)),
-            artifact_type: None,
-            manifests: vec![descriptor.clone()],
-            subject: None,
-            annotations: Default::default(),
-            extra: Default::default(),
-        })
-        .expect("index");
+        let index = index_of(&descriptor);
         let text = summary(&Inspected {
             index: Some(&index),
             ..image
@@ -226,17 +217,7 @@ mod tests {
 
     #[test]
     fn an_artifact_has_a_type_and_no_platform() {
-        let config = Descriptor::new(
-            MediaType::new("application/vnd.cncf.helm.config.v1+json"),
-            Digest::sha256_of(b"c"),
-            54,
-        );
-        let chart = Descriptor::new(
-            MediaType::new("application/x-chart"),
-            Digest::sha256_of(b"chart"),
-            3_000,
-        );
-        let mut manifest = ImageManifest::new(config, vec![chart]);
+        let mut manifest = helm_chart("application/x-chart");
         let raw = RawJson::from_value(manifest.clone()).expect("manifest");
         let descriptor = raw.descriptor(MediaType::OCI_MANIFEST);
         let artifact = Inspected {
