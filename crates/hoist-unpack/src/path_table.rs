@@ -73,18 +73,14 @@ impl PathTable {
             })
     }
 
-    /// Whether `node` is `ancestor` or lies below it.
-    pub(crate) fn is_within(&self, node: PathNode, ancestor: PathNode) -> bool {
-        let mut at = node;
-        loop {
-            if at == ancestor {
-                return true;
-            }
-            match at.checked_sub(1).and_then(|i| self.nodes.get(i)) {
-                Some((parent, _)) => at = *parent,
-                None => return false,
-            }
-        }
+    /// `node` and the nodes above it, up to (not including) the root.
+    pub(crate) fn ancestors(&self, node: PathNode) -> impl Iterator<Item = PathNode> + '_ {
+        std::iter::successors(Some(node), |at| {
+            at.checked_sub(1)
+                .and_then(|i| self.nodes.get(i))
+                .map(|(parent, _)| *parent)
+        })
+        .take_while(|at| *at != PathTable::ROOT)
     }
 
     /// How many components deep `node` is (0 for the root).

@@ -114,8 +114,15 @@ pub(crate) struct Applier<'a> {
     buf: &'a mut Vec<u8>,
     written: Written,
     /// The layer's directory entries, by physical path (in `restore.paths`): mode and mtime to
-    /// set at the end, the last entry for a directory winning.
-    dirs: HashMap<PathNode, (u32, Timespec)>,
+    /// set at the end, the last entry for a directory winning, and when it was recorded
+    /// (`events`).
+    dirs: HashMap<PathNode, (u32, Timespec, u64)>,
+    /// Directories this layer removed (replaced, or whited out), and when: a directory entry
+    /// recorded before at or below one is not set at the end. One entry per removal, checked
+    /// once at the end, so a layer that removes many directories pays no scan per removal.
+    removed: HashMap<PathNode, u64>,
+    /// Counts the records of `dirs` and `removed`, to order them.
+    events: u64,
     /// The last parent directory resolved (tar entries come grouped by directory). Dropped
     /// whenever a directory or symlink is removed, since that may change what a path means.
     cache: Option<Rc<Parent>>,
@@ -181,6 +188,8 @@ impl<'a> Applier<'a> {
             buf,
             written: Written::default(),
             dirs: HashMap::new(),
+            removed: HashMap::new(),
+            events: 0,
             cache: None,
             restore: OpenedUp::default(),
             stats: LayerStats::default(),
@@ -316,9 +325,9 @@ impl<'a> Applier<'a> {
         Ok(removed)
     }
 
-    /// A directory the layer listed is gone (replaced, or whited out): its mode and mtime, and
-    /// those of directories below it, are no longer to be set. A directory made at that path
-    /// later (for a path below it) is a new one, with the default mode.
+    /// A directory is gone (replaced, or whited out): the modes and mtimes the layer listed
+    /// for it and for directories below it before now are no longer to be set. A directory
+    /// made at that path later (for a path below it) is a new one, with the default mode.
     pub(super) fn forget_dirs(&mut self, parent: &[OsString], name: &OsStr) {
         if self.dirs.is_empty() {
             return;
@@ -326,8 +335,19 @@ impl<'a> Applier<'a> {
         let Some(gone) = self.restore.paths.find(parent, name) else {
             return;
         };
-        let paths = &self.restore.paths;
-        self.dirs.retain(|node, _| !paths.is_within(*node, gone));
+        self.events += 1;
+        self.removed.insert(gone, self.events);
+    }
+
+    /// Whether the directory entry recorded for `node` at `recorded` was removed since, itself
+    /// or with a directory above it.
+    fn removed_since(&self, node: PathNode, recorded: u64) -> bool {
+        !self.removed.is_empty()
+            && self
+                .restore
+                .paths
+                .ancestors(node)
+                .any(|a| self.removed.get(&a).is_some_and(|at| *at > recorded))
     }
 
     /// Make `name` in `parent` a directory, replacing any non-directory there; a new one gets
@@ -433,8 +453,13 @@ impl<'a> Applier<'a> {
                 self.xattrs_fd(dfd.as_fd(), meta, shown)?;
                 let node = self.restore.paths.intern(&parent.physical);
                 let node = self.restore.paths.child(node, name);
-                self.dirs
-                    .insert(node, (meta.mode, timespec(meta.mtime, meta.mtime_nsec)));
+                self.events += 1;
+                let recorded = (
+                    meta.mode,
+                    timespec(meta.mtime, meta.mtime_nsec),
+                    self.events,
+                );
+                self.dirs.insert(node, recorded);
                 self.stats.dirs += 1;
             }
             EntryType::Symlink => {
@@ -689,6 +714,13 @@ impl<'a> Applier<'a> {
             /// For a directory opened up: the one it was, which alone gets the mode back.
             id: Option<(u64, u64)>,
         }
+        // Before the path table is taken: a directory removed after its entry is skipped.
+        let dirs = std::mem::take(&mut self.dirs);
+        let dirs: Vec<_> = dirs
+            .into_iter()
+            .filter(|(node, (_, _, at))| !self.removed_since(*node, *at))
+            .collect();
+        self.removed.clear();
         let OpenedUp {
             paths,
             dirs: opened,
@@ -705,7 +737,7 @@ impl<'a> Applier<'a> {
             })
             .collect();
         // The layer's own entries win over a restored mode.
-        for (node, (mode, mtime)) in std::mem::take(&mut self.dirs) {
+        for (node, (mode, mtime, _)) in dirs {
             let p = Pending {
                 mode,
                 mtime: Some(mtime),
