@@ -27,7 +27,7 @@ Transports (skopeo style):
                                modes as the layers say, for mke2fs -d, sqfstar or docker import;
                                FILE `-` is stdout
 
-Exit codes: 0 success, 1 failure, 2 usage error.";
+Exit codes: 0 success, 1 failure, 2 usage error, 130 stopped by Ctrl-C (143 by SIGTERM).";
 
 /// Move multi-GB container images between Docker daemons, OCI layouts, registries and root
 /// filesystems, in chunks that pass through body-limited proxies, resuming where it stopped.

@@ -10,14 +10,15 @@
 //! running out, stops everything at once: what was cut short is said ([`CUT_MID_CHUNK`]).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The number of the first signal that came (SIGINT 2, SIGTERM 15), 0 before any.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// What an interrupted command says when running it again continues where it stopped (a push:
 /// the registry keeps what it has, and the upload state says where that ends).
@@ -58,9 +59,20 @@ pub const CUT_MID_CHUNK: &str = "stopped before the chunks in flight were finish
 /// ignored; a smaller `--chunk-size` shortens the wait.
 pub const PUSH_GRACE: Duration = Duration::from_secs(30);
 
-/// Ask every piece of work in progress to stop.
-pub fn raise() {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+/// Ask every piece of work in progress to stop, because signal `signo` came. The first
+/// signal's number is kept: it decides the exit code ([`exit_code`]).
+pub fn raise(signo: i32) {
+    let _ = SIGNAL.compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// The exit code of a command that failed after a signal: 128 plus the signal's number (130
+/// for Ctrl-C, 143 for SIGTERM), what a shell reports for a process the signal killed and
+/// what `docker` and `skopeo` end with. `None` when no signal came: the failure is its own.
+pub fn exit_code() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signo => Some(128 + signo),
+    }
 }
 
 /// An I/O error once [`raise`] was called. Not `ErrorKind::Interrupted`, which std's read and
@@ -78,7 +90,7 @@ pub fn check() -> std::io::Result<()> {
 
 /// Whether [`raise`] was called.
 pub fn raised() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    SIGNAL.load(Ordering::Relaxed) != 0
 }
 
 /// Run `work` until it ends or [`raise`] is called; then it is dropped (a download's temp
@@ -165,15 +177,15 @@ pub async fn interruptible_with<T>(
     tokio::pin!(work);
     tokio::select! {
         result = &mut work => result,
-        () = signals.next() => {
-            raise();
+        signo = signals.next() => {
+            raise(signo);
             if let Some(notice) = on.notice {
                 tell(notice);
             }
             let waited = async {
                 tokio::select! {
                     r = tokio::time::timeout(on.grace, &mut work) => r.ok(),
-                    () = signals.next() => None,
+                    _ = signals.next() => None,
                 }
             };
             match waited.await {
@@ -206,8 +218,8 @@ impl Signals {
         }
     }
 
-    /// The next signal (never, when neither could be listened to).
-    async fn next(&mut self) {
+    /// The next signal's number (never, when neither could be listened to).
+    async fn next(&mut self) -> i32 {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             // A stream that ended (the runtime going away) is no signal.
             if let Some(s) = s
@@ -218,8 +230,8 @@ impl Signals {
             std::future::pending().await
         }
         tokio::select! {
-            () = recv(&mut self.interrupt) => {}
-            () = recv(&mut self.terminate) => {}
+            () = recv(&mut self.interrupt) => libc::SIGINT,
+            () = recv(&mut self.terminate) => libc::SIGTERM,
         }
     }
 }
@@ -278,6 +290,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
     use tokio::io::AsyncReadExt as _;
 
     /// A stream that never sends a byte: the watched read ends once the flag is raised, not

@@ -2,7 +2,8 @@
 //!
 //! `main` parses with clap ([`cli`]), validates into a [`config::Config`] and [`config::Job`]
 //! ([`config`]), runs the job ([`commands`]) and turns its error into one clear message and an
-//! exit code ([`errors`]): 0 success, 1 failure, 2 usage error.
+//! exit code ([`errors`]): 0 success, 1 failure, 2 usage error, 128 plus the signal's number
+//! (130, 143) for a command a signal stopped ([`interrupt::exit_code`]).
 
 mod cli;
 mod commands;
@@ -92,6 +93,8 @@ fn real_main() -> i32 {
         Err(err) => match errors::outcome(&err) {
             Outcome::BrokenPipe => errors::EXIT_OK,
             Outcome::Fail { code, lines } => {
+                // Stopped by a signal: the exit code says so, whatever failed on the way out.
+                let code = interrupt::exit_code().unwrap_or(code);
                 let mut stderr = std::io::stderr().lock();
                 if json {
                     let (message, causes) = errors::said(&err);

@@ -462,7 +462,7 @@ fn an_interrupted_inspect_of_an_archive_leaves_nothing_in_the_cache() {
     let _ = stdin.write_all(&bytes[bytes.len() / 2..bytes.len() / 2 + 65536]);
     let out = child.wait_with_output().expect("wait");
     drop(stdin);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("interrupted"),
         "{}",

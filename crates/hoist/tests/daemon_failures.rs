@@ -298,7 +298,7 @@ fn an_interrupted_export_stops_at_once_and_removes_what_it_made() {
         let (code, stderr) = finish(child);
         let took = started.elapsed();
         relay.open();
-        assert_eq!(code, Some(1), "{destination}: {stderr}");
+        assert_eq!(code, Some(130), "{destination}: {stderr}");
         assert!(stderr.contains("interrupted"), "{stderr}");
         assert!(
             took < Duration::from_secs(5),

@@ -65,6 +65,7 @@ pub fn run(
     };
     reporter.send(Event::Finish {
         ok: result.is_ok(),
+        interrupted: result.is_err() && crate::interrupt::raised(),
         error,
         causes,
     });

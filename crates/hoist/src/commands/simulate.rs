@@ -70,6 +70,7 @@ pub fn run(sim: Simulation, reporter: &Reporter) -> anyhow::Result<()> {
     let failure = "simulated push failed: the registry kept answering 503 Service Unavailable";
     reporter.send(Event::Finish {
         ok,
+        interrupted: false,
         error: (!ok).then(|| failure.to_string()),
         causes: Vec::new(),
     });

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, LayerState};
+use super::event::{Ending, Event, LayerState};
 
 /// What a line stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,8 @@ pub struct Board {
     pub started: Instant,
     /// The operation (`push`, ...), once started.
     pub operation: Option<String>,
-    /// Set when finished: whether it succeeded.
-    pub finished: Option<bool>,
+    /// Set when finished: how.
+    pub finished: Option<Ending>,
     /// Recent (time, bytes moved) samples for the throughput.
     samples: VecDeque<(Instant, u64)>,
     /// Bytes delivered so far (see the module documentation).
@@ -182,8 +182,10 @@ impl Board {
                 None => false,
             },
             Event::Message { .. } => true,
-            Event::Finish { ok, .. } => {
-                self.finished = Some(*ok);
+            Event::Finish {
+                ok, interrupted, ..
+            } => {
+                self.finished = Some(Ending::of(*ok, *interrupted));
                 true
             }
         }

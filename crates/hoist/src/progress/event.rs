@@ -88,6 +88,9 @@ pub enum Event {
     Finish {
         /// Whether it succeeded.
         ok: bool,
+        /// Whether a signal (Ctrl-C, SIGTERM) stopped it; `ok` is then false.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
         /// Why it failed: the error's message, made safe to print.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
@@ -143,6 +146,37 @@ pub enum LayerState {
     Failed,
     /// Stopped on request (Ctrl-C) between two chunks: the next run continues it.
     Stopped,
+}
+
+/// How the work ended, as the last line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It succeeded.
+    Finished,
+    /// It failed.
+    Failed,
+    /// A signal stopped it.
+    Interrupted,
+}
+
+impl Ending {
+    /// How an [`Event::Finish`] with `ok` and `interrupted` ended.
+    pub fn of(ok: bool, interrupted: bool) -> Self {
+        match (ok, interrupted) {
+            (true, _) => Ending::Finished,
+            (false, false) => Ending::Failed,
+            (false, true) => Ending::Interrupted,
+        }
+    }
+
+    /// The word the last line starts its time with: "finished in 0:09".
+    pub fn word(self) -> &'static str {
+        match self {
+            Ending::Finished => "finished",
+            Ending::Failed => "failed",
+            Ending::Interrupted => "interrupted",
+        }
+    }
 }
 
 impl LayerState {

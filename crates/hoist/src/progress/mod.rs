@@ -283,6 +283,7 @@ mod tests {
         let stuck = progress.reporter();
         stuck.send(Event::Finish {
             ok: false,
+            interrupted: false,
             error: None,
             causes: Vec::new(),
         });

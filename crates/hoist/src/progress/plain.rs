@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::board::Board;
-use super::event::{Event, LayerState};
+use super::event::{Ending, Event, LayerState};
 use super::tty::clock;
 use crate::errors::sanitize;
 use crate::size::human;
@@ -72,7 +72,9 @@ pub fn plain_line(event: &Event, board: &Board, now: Instant) -> Option<String> 
             human(*done)
         ),
         Event::Message { text } => text.clone(),
-        Event::Finish { ok, .. } => summary(*ok, board, now),
+        Event::Finish {
+            ok, interrupted, ..
+        } => summary(Ending::of(*ok, *interrupted), board, now),
     };
     Some(sanitize(&line))
 }
@@ -85,13 +87,9 @@ fn name<'a>(board: &'a Board, id: &'a str) -> &'a str {
 /// The last line: `finished in 0:09: 2/2 layers, 180 MB moved (20.0 MB/s), 134 MB sent by an
 /// earlier run`. The layer count is left out when there is no layer line (a load, an archive
 /// spooled into a layout); what "moved" counts is in [`super::board`]'s documentation.
-fn summary(ok: bool, board: &Board, now: Instant) -> String {
+fn summary(ending: Ending, board: &Board, now: Instant) -> String {
     let elapsed = now.saturating_duration_since(board.started);
-    let mut text = format!(
-        "{} in {}: ",
-        if ok { "finished" } else { "failed" },
-        clock(elapsed)
-    );
+    let mut text = format!("{} in {}: ", ending.word(), clock(elapsed));
     if board.has_layers() {
         let (finished, known) = board.counts();
         text.push_str(&format!("{finished}/{known} layers, "));
@@ -182,6 +180,7 @@ mod tests {
             },
             Event::Finish {
                 ok: true,
+                interrupted: false,
                 error: None,
                 causes: Vec::new(),
             },
@@ -254,6 +253,7 @@ mod tests {
             state("sha256:blob", LayerState::Done),
             Event::Finish {
                 ok: true,
+                interrupted: false,
                 error: None,
                 causes: Vec::new(),
             },
@@ -312,6 +312,7 @@ mod tests {
         );
         let failed = Event::Finish {
             ok: false,
+            interrupted: false,
             error: Some("pushing blobs".into()),
             causes: vec!["503".into()],
         };
@@ -335,11 +336,37 @@ mod tests {
         );
         let ok = Event::Finish {
             ok: true,
+            interrupted: false,
             error: None,
             causes: Vec::new(),
         };
         let v: serde_json::Value = serde_json::from_str(&json_line(&ok, &b, t0)).expect("json");
         assert!(v.get("error").is_none() && v.get("causes").is_none(), "{v}");
+        assert!(v.get("interrupted").is_none(), "said only when true: {v}");
+    }
+
+    /// Work a signal stopped ends on "interrupted", not "failed", in both views and in JSON.
+    #[test]
+    fn an_interrupted_copy_says_so_on_its_last_line() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        let stopped = Event::Finish {
+            ok: false,
+            interrupted: true,
+            error: Some("interrupted".into()),
+            causes: Vec::new(),
+        };
+        b.apply(&stopped, t0);
+        let line = plain_line(&stopped, &b, t0).expect("a last line");
+        assert_eq!(line, "interrupted in 0:00: 0 B moved");
+        let frame = super::super::tty::frame(&b, 100, t0);
+        assert!(
+            frame.iter().any(|l| l.contains("interrupted in 0:00")),
+            "{frame:?}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line(&stopped, &b, t0)).expect("json");
+        assert_eq!((&v["ok"], &v["interrupted"]), (&false.into(), &true.into()));
     }
 
     #[test]

@@ -144,13 +144,8 @@ fn total_line(board: &Board, now: Instant) -> String {
     }
     let elapsed = now.saturating_duration_since(board.started);
     match board.finished {
-        Some(ok) => {
-            let _ = write!(
-                text,
-                "  {} in {}",
-                if ok { "finished" } else { "failed" },
-                clock(elapsed)
-            );
+        Some(ending) => {
+            let _ = write!(text, "  {} in {}", ending.word(), clock(elapsed));
             if let Some(rate) = average_rate(board.moved(), elapsed) {
                 let _ = write!(text, "  avg {}/s", human(rate));
             }
@@ -371,6 +366,7 @@ mod tests {
         b.apply(
             &Event::Finish {
                 ok: true,
+                interrupted: false,
                 error: None,
                 causes: Vec::new(),
             },
