@@ -202,11 +202,6 @@ fn write_digest_file(path: &std::path::Path, digest: &hoist_oci::Digest) -> anyh
     })
 }
 
-/// The async runtime for commands that talk to registries or the daemon: two workers (the
-/// machines hoist targets are small; transfers are I/O bound).
-///
-/// # Errors
-/// When the OS refuses threads.
 /// Between registries and layouts, `--compression` alone changes only plain layers: say so
 /// when it was typed without `--recompress`, for a user expecting skopeo's
 /// `--dest-compress-format` (set in the environment, it is a standing choice: no note).
@@ -223,6 +218,11 @@ fn note_compression_scope(config: &Config, source: &Location, destination: &Loca
     }
 }
 
+/// The async runtime for commands that talk to registries or the daemon: two workers (the
+/// machines hoist targets are small; transfers are I/O bound).
+///
+/// # Errors
+/// When the OS refuses threads.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
