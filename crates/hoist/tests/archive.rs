@@ -619,3 +619,36 @@ fn an_archive_image_copied_into_a_layout_keeps_its_own_tag() {
     );
     assert!(by_position.image(Some("2.1"), None).is_err());
 }
+
+/// The user-acceptance finding: `inspect` of an archive printed a digest that `hoist digest`
+/// then refused. The digest is of the manifest read from the archive (the one `--raw`
+/// prints), and both now say that it is stored nowhere.
+#[test]
+fn inspect_of_an_archive_says_its_digest_is_stored_nowhere() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = ImageSpec::uniform(1, 50_000, Compression::Gzip, 8);
+    let (_, archive) = synthetic_archive(tmp.path(), &spec, Some("team/app:1"));
+    let source = format!("docker-archive:{}", archive.display());
+    let out = hoist(&["inspect", &source]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    let raw = hoist(&["inspect", "--raw", &source]);
+    assert_eq!(raw.status.code(), Some(0), "{}", text(&raw.stderr));
+    let digest = Digest::sha256_of(&raw.stdout);
+    assert!(
+        summary.contains(&format!("Digest:       {digest}")),
+        "{summary}"
+    );
+    let note = summary
+        .lines()
+        .find(|l| l.starts_with("Note:"))
+        .unwrap_or_else(|| panic!("no note: {summary}"));
+    assert!(note.contains("stored nowhere"), "{note}");
+    let refused = hoist(&["digest", &source]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("`hoist inspect` shows the digest"),
+        "{stderr}"
+    );
+}

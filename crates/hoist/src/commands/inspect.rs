@@ -136,7 +136,21 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
             let out = match shown {
                 Shown::Manifest => staged.image.manifest.bytes().to_vec(),
                 Shown::Config => staged.image.config.bytes().to_vec(),
-                Shown::Summary | Shown::Json => render(
+                Shown::Summary => {
+                    let mut text = render(
+                        shown,
+                        &Inspected {
+                            name: &name,
+                            index: None,
+                            descriptor: &staged.image.descriptor,
+                            manifest: &staged.image.manifest,
+                            config: Some(&staged.image.config),
+                        },
+                    );
+                    text.extend_from_slice(UNSTORED_DIGEST.as_bytes());
+                    text
+                }
+                Shown::Json => render(
                     shown,
                     &Inspected {
                         name: &name,
@@ -152,6 +166,13 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
         }
     }
 }
+
+/// Said under the summary of a daemon image or an archive: its digest is of the manifest hoist
+/// read it as, stored nowhere (so `hoist digest` refuses such a source). skopeo's inspect
+/// prints the same digest without a word.
+const UNSTORED_DIGEST: &str = "Note:         the digest is of the manifest read from the source, \
+     stored nowhere yet: a copy that compresses its layers writes another (--digestfile \
+     FILE records it)\n";
 
 /// What `hoist digest` prints: the digest of the manifest `source` names, read and verified
 /// (an index's for a multi-platform image), or with `--platform` that platform's image's, the

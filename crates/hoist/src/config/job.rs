@@ -118,7 +118,8 @@ pub(super) fn validate_job(
                     Err(usage(format!(
                         "`{other}` has no manifest digest of its own: an image gets one in a \
                          registry or an OCI layout (copy it there with --digestfile FILE to \
-                         record it{daemon})"
+                         record it{daemon}; `hoist inspect` shows the digest of the manifest \
+                         read from it, which a copy that compresses its layers changes)"
                     )))
                 }
             };
