@@ -61,7 +61,30 @@ impl Cli {
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.global.compression_from_env =
             matches.value_source("compression") == Some(ValueSource::EnvVariable);
+        cli.global.from_env = SIZE_VARIABLES
+            .iter()
+            .filter(|(id, _)| matches.value_source(id) == Some(ValueSource::EnvVariable))
+            .map(|&(_, var)| var)
+            .collect();
         Ok(cli)
+    }
+}
+
+/// The options whose values hoist parses itself (sizes), by clap id, with their variables:
+/// an error in a value set in the environment names the variable, not a flag never typed.
+/// (clap's own errors, for numbers, always name the flag.)
+const SIZE_VARIABLES: [(&str, &str); 2] = [
+    ("chunk_size", "HOIST_CHUNK_SIZE"),
+    ("max_layer_bytes", "HOIST_MAX_LAYER_BYTES"),
+];
+
+/// How to name the option `flag` (`--chunk-size`) in an error about its `value`: as the
+/// variable `var` when `from_env` ([`GlobalArgs::from_env`]) says the value came from there.
+pub fn value_named(from_env: &[&str], flag: &str, var: &str, value: &str) -> String {
+    if from_env.contains(&var) {
+        format!("{var}={value} (set in the environment)")
+    } else {
+        format!("{flag} {value}")
     }
 }
 
@@ -112,6 +135,10 @@ pub struct GlobalArgs {
     /// flag that names a compression (`--dest-compress-format`) may override it.
     #[arg(skip)]
     pub compression_from_env: bool,
+
+    /// The variables of [`SIZE_VARIABLES`] that gave their option its value.
+    #[arg(skip)]
+    pub from_env: Vec<&'static str>,
 
     /// Compression level: 0 to 9 for gzip, -7 to 22 for zstd (defaults: gzip 1, zstd 3: pushing
     /// is bounded by compression speed on small machines).

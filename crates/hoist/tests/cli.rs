@@ -164,6 +164,23 @@ fn usage_error(args: &[&str], needle: &str) {
     assert!(out.stdout.is_empty(), "{args:?}");
 }
 
+/// A size set in the environment that hoist cannot read is named as the variable the user set,
+/// not as a flag they never typed; on the command line, as the flag.
+#[test]
+fn a_bad_size_in_the_environment_names_its_variable() {
+    for (var, args) in [
+        ("HOIST_CHUNK_SIZE", &["tags", "localhost:5000/app"][..]),
+        ("HOIST_MAX_LAYER_BYTES", &["unpack", "oci:/a:1", "/r"][..]),
+    ] {
+        let out = hoist(args).env(var, "lots").output().expect("run hoist");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(&format!("{var}=lots")), "{stderr}");
+        assert!(!stderr.contains("--"), "names no flag: {stderr}");
+    }
+    usage_error(&["--chunk-size", "1k", "tags", "r/a"], "--chunk-size 1k");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     usage_error(&[], "Usage");
@@ -221,7 +238,7 @@ fn options_come_from_environment_variables() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--chunk-size"),
+        text(&out.stderr).contains("HOIST_CHUNK_SIZE=12 parsecs"),
         "{}",
         text(&out.stderr)
     );

@@ -8,7 +8,7 @@ use hoist_oci::{Compression, Platform};
 
 use super::credentials::{self, Credentials};
 use super::{Config, Environment, ProgressMode, UsageError, usage};
-use crate::cli::{CompressionArg, GlobalArgs, ProgressArg};
+use crate::cli::{CompressionArg, GlobalArgs, ProgressArg, value_named};
 use crate::size::parse_size;
 
 /// The smallest chunk hoist accepts.
@@ -72,11 +72,20 @@ pub(super) fn validate_global(
     if let Some(level) = g.compression_level {
         check_level(compression, level)?;
     }
-    let chunk_size = parse_size(&g.chunk_size).map_err(|e| usage(format!("--chunk-size: {e}")))?;
+    let chunk_named = || {
+        value_named(
+            &g.from_env,
+            "--chunk-size",
+            "HOIST_CHUNK_SIZE",
+            &g.chunk_size,
+        )
+    };
+    let chunk_size =
+        parse_size(&g.chunk_size).map_err(|e| usage(format!("{}: {e}", chunk_named())))?;
     if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk_size) {
         return Err(usage(format!(
-            "--chunk-size {} is out of range: use 64KiB to 4GiB",
-            g.chunk_size
+            "{} is out of range: use 64KiB to 4GiB",
+            chunk_named()
         )));
     }
     if g.concurrency == 0 || g.concurrency > 64 {
@@ -105,10 +114,16 @@ pub(super) fn validate_global(
     } else {
         i8::try_from(g.verbose).unwrap_or(i8::MAX)
     };
+    let from_env = g.from_env.clone();
     let max_bytes = g
         .max_layer_bytes
         .as_deref()
-        .map(|s| parse_size(s).map_err(|e| usage(format!("--max-layer-bytes: {e}"))))
+        .map(|s| {
+            parse_size(s).map_err(|e| {
+                let named = value_named(&from_env, "--max-layer-bytes", "HOIST_MAX_LAYER_BYTES", s);
+                usage(format!("{named}: {e}"))
+            })
+        })
         .transpose()?;
     let mut unpack_limits = hoist_unpack::Limits::new();
     unpack_limits.max_bytes = max_bytes;
