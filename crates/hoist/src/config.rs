@@ -133,6 +133,9 @@ pub struct Config {
     /// (`--all-tags`), so credentials, helpers and tokens are asked for once, not per image.
     /// `None`: each call builds its own from the settings above.
     pub registry_client: Option<hoist_registry::Client>,
+    /// Warnings about how the command line was read, for `main` to log once logging is set
+    /// up (e.g. a `pull` directory that looks like DIR:TAG).
+    pub notes: Vec<String>,
 }
 
 impl Config {
@@ -313,6 +316,10 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
         _ => TagFilter::default(),
     };
     let platforms = Platforms::asked(&cli.command)?;
+    let colon_note = match &cli.command {
+        Command::Pull { dir, .. } | Command::Export { dir, .. } => job::dir_tag_note(dir),
+        _ => None,
+    };
     let job = job::validate_job(cli.command, &cli.global, &mut env)?;
     let platform_given = settings::platform_given(&cli.global);
     platforms.check(&job, platform_given, recompress, all_tags)?;
@@ -437,6 +444,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
             config.insecure_registries.push(host);
         }
     }
+    config.notes.extend(colon_note);
     Ok((config, job))
 }
 

@@ -86,6 +86,9 @@ fn real_main() -> i32 {
         .map_err(anyhow::Error::new)
         .and_then(|(config, job)| {
             init_logging(config.verbosity, json);
+            for note in &config.notes {
+                tracing::warn!("{note}");
+            }
             commands::run(&config, job)
         });
     match result {

@@ -249,6 +249,26 @@ fn written_as(dir: &Path, prefix: &str) -> Result<Option<Location>, UsageError> 
     }
 }
 
+/// A note when the plain directory `dir` of `pull` or `export` reads as DIR:TAG (`./out:1.0`):
+/// it is taken as written, a directory named `out:1.0`, as a path may hold a colon; only
+/// `oci:DIR:TAG` names a tag. `None` for anything else.
+pub fn dir_tag_note(dir: &Path) -> Option<String> {
+    let written = dir.to_str()?;
+    if written.starts_with("oci:") {
+        return None;
+    }
+    let name = dir.file_name()?.to_str()?;
+    let (base, tag) = name.rsplit_once(':')?;
+    if base.is_empty() || !crate::transport::valid_tag(tag) {
+        return None;
+    }
+    let meant = &written[..written.len() - tag.len() - 1];
+    Some(format!(
+        "writing into a directory named `{name}`; to tag the image `{tag}` in `{meant}`, \
+         write oci:{meant}:{tag}"
+    ))
+}
+
 /// The layout directory of `pull` and `export`, and the tag written with it.
 fn layout_dir(dir: PathBuf) -> Result<(PathBuf, Option<String>), UsageError> {
     Ok(match written_as(&dir, "oci:")? {
@@ -277,6 +297,34 @@ mod tests {
     use super::*;
     use crate::config::ProgressMode;
     use crate::config::tests::{err, ok};
+
+    /// The user-acceptance finding: `pull REF ./out:1.0` made a directory named `out:1.0`
+    /// without a word. It still does (a path may hold a colon), and says how to tag instead.
+    #[test]
+    fn a_pull_directory_that_reads_as_dir_tag_gets_a_note() {
+        let note = dir_tag_note(Path::new("./out:1.0")).expect("a note");
+        assert!(note.contains("named `out:1.0`"), "{note}");
+        assert!(note.contains("oci:./out:1.0"), "{note}");
+        let (config, job) = ok(&["pull", "localhost:5000/app:1", "./out:1.0"]);
+        assert_eq!(config.notes, vec![note]);
+        assert!(
+            matches!(&job, Job::Copy { destination: Location::Oci { dir, tag }, .. }
+                if dir == Path::new("./out:1.0") && tag.as_deref() == Some("1")),
+            "{job:?}"
+        );
+        for quiet in [
+            "./out",
+            "oci:./out:1.0",
+            "/srv/a:b/out",
+            "./out:",
+            "./:x",
+            "./out:-x",
+        ] {
+            assert_eq!(dir_tag_note(Path::new(quiet)), None, "{quiet}");
+        }
+        let (config, _) = ok(&["pull", "localhost:5000/app:1", "oci:./out:1.0"]);
+        assert!(config.notes.is_empty());
+    }
 
     #[test]
     fn push_defaults_to_daemon_and_registry() {

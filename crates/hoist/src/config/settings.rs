@@ -163,6 +163,7 @@ pub(super) fn validate_global(
         unpack_limits,
         daemon,
         registry_client: None,
+        notes: Vec::new(),
     };
     Ok((config, creds))
 }
