@@ -89,7 +89,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let sentinel = new_sentinel();
     // nextest's store is `target/nextest` under the workspace root whatever
     // `CARGO_TARGET_DIR` says (`[store] dir` in .config/nextest.toml).
-    let junit = root.join("target").join("nextest").join("ci").join("junit.xml");
+    let junit = root
+        .join("target")
+        .join("nextest")
+        .join("ci")
+        .join("junit.xml");
     let _ = std::fs::remove_file(&junit);
     // nextest, never a plain `cargo test`: its JUnit report holds every test's output for the
     // secret scan.
