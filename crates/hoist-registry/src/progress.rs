@@ -55,6 +55,19 @@ pub enum Event {
         /// Where it continues.
         offset: u64,
     },
+    /// A streamed upload ([`crate::Client::push_remote_blob`]) continues a session an earlier
+    /// run left at `offset` ([`Event::Resumed`]): before anything more is sent, the `offset`
+    /// bytes the destination holds are read again from the source and hashed (not sent
+    /// again), so that the blob's digest is checked over every byte before the upload is
+    /// completed. Said once per read of that prefix.
+    VerifyingPrefix {
+        /// The blob.
+        digest: Digest,
+        /// Where the source is read from (0, unless a read of the prefix was cut).
+        from: u64,
+        /// Where the prefix ends: the destination's offset.
+        offset: u64,
+    },
     /// The upload could not continue where it stood and starts over at byte 0 in a new
     /// session: the registry no longer knows the session (an earlier run's, or this one's
     /// after a fault), or lost what it had acknowledged, or stored other bytes. `lost` bytes

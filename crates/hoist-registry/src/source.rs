@@ -17,6 +17,12 @@
 //! second time, the destination's own digest check on the `PUT` refuses them). Before the
 //! final `PUT ?digest=` the digest of what went out must equal the descriptor's, so a source
 //! that lies fails the push before the destination completes anything.
+//!
+//! A push continuing a session an earlier process left (its state file) never saw the bytes
+//! that process sent: they are read from the source again and hashed without being sent
+//! (`upload/prefix.rs`, through [`Feed::open`] like any chunk), so the same check covers them.
+//! When the source answers that read with the whole blob, the rest of the answer is kept for
+//! the first chunk as above.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,6 +155,11 @@ impl Feed {
         {
             v.finished = Some(h.finish());
         }
+    }
+
+    /// How many of the blob's first bytes went through the hasher: `[0, hashed)`.
+    pub(crate) fn hashed(&self) -> u64 {
+        self.verify.lock().unwrap_or_else(|p| p.into_inner()).hashed
     }
 
     /// Whether everything sent hashes to the blob's digest. Called before the final PUT.

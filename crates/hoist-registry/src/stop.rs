@@ -1,8 +1,10 @@
 //! The caller's request to stop a push part-way ([`crate::PushOptions::stop_when`]).
 //!
 //! A push is asked before it begins a blob (before the session is opened or resumed), before
-//! every PATCH, after a PATCH that failed (instead of retrying it) and before the `PUT` that
-//! completes the upload. A request in flight is never cut: the chunk being sent is finished,
+//! every PATCH, after a PATCH that failed (instead of retrying it), between the frames of a
+//! streamed blob's prefix read again from its source (`upload/prefix.rs`: that read sends
+//! nothing, so stopping there loses nothing) and before the `PUT` that completes the upload.
+//! A request in flight is never cut: the chunk being sent is finished,
 //! so the registry holds a whole chunk and a session it can continue. Cutting a PATCH mid-body
 //! (dropping the push's future) is what loses the session with distribution 2.8: it keeps the
 //! partial body but its `_state` token still names the old offset, and refuses the session on

@@ -14,6 +14,7 @@
 
 mod chunks;
 mod close;
+mod prefix;
 mod resume;
 
 use std::path::PathBuf;
@@ -72,8 +73,9 @@ impl PushOptions {
 
     /// Stop the push once `stop` returns true, at the next point where stopping keeps what
     /// the registry has: before the blob's upload begins (before a session is opened, resumed
-    /// or mounted), before each PATCH, instead of retrying a failed one, and before the `PUT`
-    /// that completes the upload. A request in flight is finished, never cut, so a chunk being
+    /// or mounted), before each PATCH, instead of retrying a failed one, between the frames
+    /// of a streamed blob's prefix read again from its source (see
+    /// [`Client::push_remote_blob`]), and before the `PUT` that completes the upload. A request in flight is finished, never cut, so a chunk being
     /// sent takes as long as it takes (a chunk is at most the chunk size; the client's timeout
     /// bounds a chunk that stops moving). The push then fails with an error for which
     /// [`Error::is_stopped`] holds, after the state file (with
@@ -315,14 +317,26 @@ impl Client {
     /// chunks, each PATCH body a ranged GET of the same window at the source. After a fault
     /// the source is re-opened at the destination's `Range`. Every byte is hashed the first
     /// time it passes; the upload is completed (`PUT ?digest=`) only when all of them hash to
-    /// the blob's digest. Streamed pushes keep no state file (a later process cannot vouch
-    /// for bytes it never saw), so they resume within a process only.
+    /// the blob's digest.
+    ///
+    /// With a [`ClientBuilder::state_dir`](crate::ClientBuilder::state_dir), a streamed push
+    /// keeps a state file as a push from a file does, and a later process continues the
+    /// session at the destination's `Range`. The bytes before it, which that process never
+    /// saw, are read again from the source (a ranged GET from byte 0, hashed and dropped,
+    /// never sent again; [`Event::VerifyingPrefix`]) before the upload goes on, so the digest
+    /// still covers every byte. A source whose prefix does not hash right fails as any lying
+    /// source does, and its session is given up rather than kept.
     ///
     /// # Errors
     /// A digest mismatch ([`crate::Error::is_digest_mismatch`]) when the source's bytes do not
     /// hash to the digest;
     /// refusals and misbehaviour of either registry; transport failures once retries are
-    /// exhausted.
+    /// exhausted; [`crate::ErrorKind::Stopped`] when `opts.stop_when` asked it to stop (also
+    /// while the prefix is read).
+    ///
+    /// # Cancel safety
+    /// As [`Client::push_blob`]: use [`PushOptions::stop_when`] to stop so that a later push
+    /// continues.
     pub async fn push_remote_blob(
         &self,
         repo: &Repo,
@@ -394,12 +408,12 @@ impl Client {
         // Push scopes only: the source of a mount is asked for by the mount alone, so a token
         // service refusing it (per-repository credentials) cannot fail the upload too.
         let scopes = push_scopes(repo, None);
-        // Only a file can vouch for bytes sent by an earlier process.
+        // A streamed source resumed from here is read again up to the registry's offset and
+        // hashed (`prefix`), so it can vouch for an earlier process's bytes as a file can.
         let state_file = self
             .cfg()
             .state_dir
             .as_ref()
-            .filter(|_| matches!(src.bytes, Bytes::File(_)))
             .map(|d| state::state_path(d, &repo.registry, &repo.name, &src.digest));
 
         // Stopping here keeps everything: no session was opened, an earlier run's is untouched.
@@ -455,8 +469,14 @@ impl Client {
                 Ok(out)
             }
             Err(e) => {
-                // Without a state dir nobody can resume this session: release it.
-                if state_file.is_none() {
+                // Without a state dir nobody can resume this session: release it. Nor is one
+                // kept whose bytes did not hash to the digest (a source that lied): nobody
+                // can tell which of them are wrong.
+                let unsound = e.is_digest_mismatch();
+                if unsound && let Some(sf) = &state_file {
+                    state::remove(sf).await;
+                }
+                if state_file.is_none() || unsound {
                     self.delete_session(repo, &scopes, &session.location).await;
                 }
                 Err(e)

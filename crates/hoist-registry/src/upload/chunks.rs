@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::{Method, header};
 
 use super::close::{CloseError, hash_file};
+use super::prefix::CatchUp;
 use super::{Bytes, PushOutcome, Src};
 use crate::client::{Client, Req, header_str, retry_after};
 use crate::progress::{BlobProgress, Event};
@@ -69,7 +70,11 @@ impl Client {
         loop {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
-                if stop.asked() {
+                // Bytes before `start` this process never saw (an earlier run's session) are
+                // read from a streamed source and hashed first.
+                if stop.asked()
+                    || matches!(self.catch_up(src, start, stop, bp).await?, CatchUp::Stopped)
+                {
                     return Err(stopped(repo, src, session, state_file, bp, None).await);
                 }
                 if out.bytes_sent > budget {
@@ -196,6 +201,13 @@ impl Client {
                 }
             }
             out.final_chunk_size = chunk;
+            // An earlier run may have sent every byte: a streamed source is still read whole.
+            if matches!(
+                self.catch_up(src, src.size, stop, bp).await?,
+                CatchUp::Stopped
+            ) {
+                return Err(stopped(repo, src, session, state_file, bp, None).await);
+            }
             // Streamed bytes must hash right before the destination is asked to complete them.
             if let Bytes::Remote(feed) = &src.bytes {
                 feed.verdict()?;
