@@ -30,6 +30,14 @@ pub const RESUMABLE: &str = "interrupted: run the same command again to continue
 pub const RESUMABLE_AFTER_REREAD: &str = "interrupted: run the same command again; it may read \
      the image again first, but sends only what the registry does not have yet";
 
+/// What an interrupted copy between registries says: the uploads continue where they stopped,
+/// but the blobs stream through hoist with no local copy, and each one's digest is checked over
+/// all of its bytes, so the bytes the destination has are read from the source again first
+/// (hashed, not sent).
+pub const RESUMABLE_AFTER_VERIFY: &str = "interrupted: run the same command again to continue \
+     where it stopped; it reads again from the source what the destination already has, to \
+     verify it, but sends only the rest";
+
 /// What an interrupted copy into a layout says: the blobs it verified stay, and running it again
 /// copies only the rest.
 pub const BLOBS_KEPT: &str =
@@ -124,7 +132,7 @@ pub struct OnSignal {
     /// How long the work may take to stop by itself after the first signal.
     pub grace: Duration,
     /// What the error says after an interruption: one of [`RESUMABLE`],
-    /// [`RESUMABLE_AFTER_REREAD`], [`BLOBS_KEPT`], [`STARTS_OVER`].
+    /// [`RESUMABLE_AFTER_REREAD`], [`RESUMABLE_AFTER_VERIFY`], [`BLOBS_KEPT`], [`STARTS_OVER`].
     pub message: &'static str,
     /// Told the user at once on the first signal, when stopping takes a while
     /// ([`FINISHING_CHUNKS`]).
@@ -149,7 +157,8 @@ impl OnSignal {
 /// Run a command's `work` until it ends or a signal comes. On a signal, [`raise`], then give the
 /// work `grace` to fail at its next read or write and clean up on its error path (a second
 /// signal stops the wait); its error, or the interruption, is returned with `message` (one of
-/// [`RESUMABLE`], [`RESUMABLE_AFTER_REREAD`], [`BLOBS_KEPT`], [`STARTS_OVER`]).
+/// [`RESUMABLE`], [`RESUMABLE_AFTER_REREAD`], [`RESUMABLE_AFTER_VERIFY`], [`BLOBS_KEPT`],
+/// [`STARTS_OVER`]).
 ///
 /// # Errors
 /// `work`'s, or an interruption.

@@ -267,7 +267,7 @@ struct SlowPush {
     source: std::path::PathBuf,
     layer_size: u64,
     config_size: u64,
-    _registry: Registry,
+    registry: Registry,
     proxy: FaultProxy,
 }
 
@@ -286,7 +286,7 @@ impl SlowPush {
             source,
             layer_size: image.layers[0].size,
             config_size: image.config_size,
-            _registry: registry,
+            registry,
             proxy,
         }
     }
@@ -405,6 +405,84 @@ fn ctrl_c_mid_chunk_finishes_it_and_the_rerun_sends_only_the_rest() {
         "the rerun sent {resent} bytes; {left} of the layer were left: {again}"
     );
     assert!(!again.contains(RESTART), "{again}");
+}
+
+/// The same report for a copy between registries, where each layer streams through hoist with
+/// no local copy: no upload state was kept for a stream, so after Ctrl-C the rerun sent every
+/// layer again from byte 0. Now the chunk in flight is finished and saved, and the rerun reads
+/// what the destination has from the source again (hashed, to verify it; not sent) and sends
+/// only the rest.
+#[test]
+fn ctrl_c_mid_layer_of_a_copy_between_registries_and_the_rerun_sends_only_the_rest() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let slow = SlowPush::start(1 << 20, 45);
+    let seeded = hoist(&slow.cache, &["-q", "copy"])
+        .arg(common::arg(&slow.source, ":v1"))
+        .arg(format!("docker://{}/team/origin:1", slow.registry.host()))
+        .output()
+        .expect("seed");
+    assert_eq!(
+        seeded.status.code(),
+        Some(0),
+        "{}",
+        common::text(&seeded.stderr)
+    );
+    // The source is read through a proxy of its own: another host than the destination's, so
+    // the copy streams (a mount needs one registry), and the test sees what was read.
+    let source = FaultProxy::start(slow.registry.addr(), Vec::new()).expect("proxy");
+    let copy = || {
+        let mut cmd = hoist(&slow.cache, &["--chunk-size", "1MiB", "copy"]);
+        cmd.arg(format!("docker://{}/team/origin:1", source.host()))
+            .arg(format!("docker://{}/team/copy:1", slow.proxy.host()));
+        cmd
+    };
+    let child = copy().stderr(Stdio::piped()).spawn().expect("spawn");
+    let (code, stderr, took) = interrupt_when(child, || slow.mid_chunk(2), || {});
+    assert_interrupted_cleanly(code, &stderr, took);
+    assert!(
+        stderr.contains("reads again from the source what the destination already has"),
+        "{stderr}"
+    );
+    let patches = slow.patches();
+    assert!(
+        patches.iter().all(|r| r.status == Some(202)),
+        "a PATCH was cut: {patches:?}\n{stderr}"
+    );
+    let acked = slow.acked_chunks();
+    assert!((3..8).contains(&acked), "{acked} chunks in: {stderr}");
+
+    slow.proxy.set_plan(Vec::new());
+    slow.proxy.clear_records();
+    source.clear_records();
+    let out = copy().output().expect("rerun");
+    let again = common::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    eprintln!("{acked} chunks acknowledged before the signal");
+    let resent = slow.upload_bytes();
+    let left = slow.layer_size - acked * CHUNK;
+    assert!(
+        (left..=left + slow.config_size).contains(&resent),
+        "the rerun sent {resent} bytes; {left} of the layer were left: {again}"
+    );
+    assert!(!again.contains(RESTART), "{again}");
+    assert!(
+        again.contains("from the source again to verify them"),
+        "{again}"
+    );
+    assert!(again.contains("sent by an earlier run"), "{again}");
+    // The layer was read from the source whole: what the destination had, then the rest.
+    let read: u64 = source
+        .records()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+        .map(|r| r.response_body_bytes)
+        .sum();
+    assert!(
+        (slow.layer_size..=slow.layer_size + slow.config_size).contains(&read),
+        "{read} bytes read from the source: {again}"
+    );
 }
 
 /// The registry no longer knows the session a Ctrl-C saved (the proxy answers its status

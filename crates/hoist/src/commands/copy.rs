@@ -92,7 +92,8 @@ fn on_signal(source: &Location, destination: &Location) -> crate::interrupt::OnS
 
 /// What an interrupted copy tells the user about running it again. Only a push continues where
 /// it stopped (from the daemon or an archive, after reading the image again unless its export
-/// was complete); a pull or a layout copy keeps the blobs it verified (the layout is not
+/// was complete; from another registry, after reading again from the source what the
+/// destination has, to verify it); a pull or a layout copy keeps the blobs it verified (the layout is not
 /// removed); everything else (a daemon export, an archive, an unpack) removes what it made and
 /// starts over.
 fn interrupted_message(source: &Location, destination: &Location) -> &'static str {
@@ -101,6 +102,9 @@ fn interrupted_message(source: &Location, destination: &Location) -> &'static st
             Location::DockerDaemon { .. } | Location::DockerArchive { .. },
             Location::Registry { .. },
         ) => crate::interrupt::RESUMABLE_AFTER_REREAD,
+        (Location::Registry { .. }, Location::Registry { .. }) => {
+            crate::interrupt::RESUMABLE_AFTER_VERIFY
+        }
         (_, Location::Registry { .. }) => crate::interrupt::RESUMABLE,
         (Location::Registry { .. } | Location::Oci { .. }, Location::Oci { .. }) => {
             crate::interrupt::BLOBS_KEPT
@@ -636,7 +640,9 @@ mod tests {
 
     #[test]
     fn only_a_push_promises_to_continue_where_it_stopped() {
-        use crate::interrupt::{BLOBS_KEPT, RESUMABLE, RESUMABLE_AFTER_REREAD, STARTS_OVER};
+        use crate::interrupt::{
+            BLOBS_KEPT, RESUMABLE, RESUMABLE_AFTER_REREAD, RESUMABLE_AFTER_VERIFY, STARTS_OVER,
+        };
         let at = |s: &str| Location::parse(s).expect("location");
         let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to));
         for from in ["docker-daemon:app", "docker-archive:/a.tar"] {
@@ -646,9 +652,10 @@ mod tests {
                 "{from}"
             );
         }
+        // Streamed with no local copy: the rerun reads what the destination has again.
         assert_eq!(
-            said("docker://reg.example/a", "docker://reg.example/app"),
-            RESUMABLE
+            said("docker://reg.example/a", "docker://other.example/app"),
+            RESUMABLE_AFTER_VERIFY
         );
         assert_eq!(said("oci:/l:1", "docker://reg.example/app"), RESUMABLE);
         assert_eq!(said("docker://reg.example/app", "oci:/l:1"), BLOBS_KEPT);

@@ -174,6 +174,7 @@ pub fn map_event(
         | R::Mounted { digest, .. }
         | R::Retrying { digest, .. }
         | R::Resumed { digest, .. }
+        | R::VerifyingPrefix { digest, .. }
         | R::ChunkShrunk { digest, .. }
         | R::Restarted { digest, .. }
         | R::Stopped { digest, .. }
@@ -273,6 +274,9 @@ pub fn map_event(
                 total: (blob.size > 0).then_some(blob.size),
             });
         }
+        R::VerifyingPrefix { from, offset, .. } => {
+            out.push(verifying_prefix(short(&id), *from, *offset));
+        }
         R::ChunkShrunk { from, to, .. } => out.push(Event::Message {
             text: format!(
                 "{}: the registry or a proxy in front of it refused a {} request (413 Request \
@@ -300,6 +304,22 @@ fn restarted(label: &str, lost: u64, reason: &str) -> Event {
         text: format!(
             "{label}: {}; starting the blob over at byte 0{again}",
             sanitize(reason)
+        ),
+    }
+}
+
+/// The note for the blob `label` names, whose streamed upload continues an earlier run's: the
+/// bytes that run sent are read from the source again, up to `offset`, to be hashed (from
+/// `from`, after a cut), and not sent again (they count as the earlier run's, not as moved).
+fn verifying_prefix(label: &str, from: u64, offset: u64) -> Event {
+    let what = match from {
+        0 => format!("the first {}", human(offset)),
+        _ => format!("bytes {} to {}", human(from), human(offset)),
+    };
+    Event::Message {
+        text: format!(
+            "{label}: reading {what} of the blob from the source again to verify them; an \
+             earlier run sent them, they are not sent again"
         ),
     }
 }
@@ -528,6 +548,41 @@ mod tests {
             total: Some(100),
         };
         assert_eq!(again, vec![pushing, progress]);
+    }
+
+    #[test]
+    fn a_verified_prefix_is_said_and_not_counted_as_moved() {
+        let d = Digest::sha256_of(b"streamed");
+        let mut seen = HashMap::new();
+        let mut map = |e: R| map_event(&e, LayerState::Pushing, &mut seen);
+        map(R::BlobStarted {
+            digest: d.clone(),
+            size: 3_000_000,
+        });
+        map(R::Resumed {
+            digest: d.clone(),
+            offset: 2_000_000,
+        });
+        let said = map(R::VerifyingPrefix {
+            digest: d.clone(),
+            from: 0,
+            offset: 2_000_000,
+        });
+        let [Event::Message { text }] = said.as_slice() else {
+            panic!("one message: {said:?}")
+        };
+        assert!(text.contains("first 2.00 MB"), "{text}");
+        assert!(text.contains("not sent again"), "{text}");
+        // After a cut in that read it goes on from where the hash stands.
+        let again = map(R::VerifyingPrefix {
+            digest: d,
+            from: 500_000,
+            offset: 2_000_000,
+        });
+        let [Event::Message { text }] = again.as_slice() else {
+            panic!("one message: {again:?}")
+        };
+        assert!(text.contains("bytes 500 KB to 2.00 MB"), "{text}");
     }
 
     #[test]
