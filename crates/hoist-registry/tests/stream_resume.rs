@@ -341,3 +341,128 @@ async fn a_session_holding_another_blobs_bytes_is_never_completed() {
         "the mixed session was never completed"
     );
 }
+
+/// A stop asked while the prefix is read again sends nothing: the state file still names the
+/// session where it stood, and the run after that completes it.
+#[tokio::test]
+async fn a_stop_while_the_prefix_is_read_keeps_the_session() {
+    let Some(s) = setup(25).await else { return };
+    s.stopped_run().await;
+    let watch_a = Arc::new(common::proxy(s.a.addr(), Vec::new()));
+    // True once the prefix read reached the source: asked before its first frame.
+    let reading = watch_a.clone();
+    let opts = PushOptions::new().stop_when(move || !blob_gets(&reading).is_empty());
+    let (p, mut rx) = Progress::channel(4096);
+    let e = client(&s.state)
+        .push_remote_blob(&s.dst(), &s.remote(&watch_a.host()), &opts, &p)
+        .await
+        .expect_err("stopped");
+    drop(p);
+    assert!(e.is_stopped(), "{e}");
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    assert!(
+        events.contains(&Event::Stopped {
+            digest: s.blob.digest.clone(),
+            offset: HELD
+        }),
+        "{events:?}"
+    );
+    let records = s.front_b.records();
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.method == "PATCH" || r.method == "PUT"),
+        "nothing sent to B: {records:?}"
+    );
+    assert_eq!(s.state_files().len(), 1, "the session is still saved");
+
+    let (res, _) = s.later_run(&s.a.host()).await;
+    let out = res.expect("the run after that completes it");
+    assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
+    assert!(s.b_has(&s.blob.digest));
+}
+
+/// An earlier run got every byte acknowledged and stopped before the completing `PUT`: the
+/// later run sends nothing, but still reads the whole blob from the source to hash it before
+/// it completes the upload.
+#[tokio::test]
+async fn every_byte_sent_by_an_earlier_run_is_still_read_before_the_put() {
+    let Some(s) = setup(26).await else { return };
+    let chunks = SIZE.div_ceil(CHUNK) as usize;
+    let watched = s.front_b.clone();
+    let opts = PushOptions::new().stop_when(move || acked_patches(&watched) >= chunks);
+    let e = client(&s.state)
+        .push_remote_blob(&s.dst(), &s.remote(&s.a.host()), &opts, &Progress::none())
+        .await
+        .expect_err("stopped before the PUT");
+    assert!(e.is_stopped(), "{e}");
+    assert!(!s.b_has(&s.blob.digest), "not completed yet");
+    s.front_b.clear_records();
+
+    let watch_a = common::proxy(s.a.addr(), Vec::new());
+    let (res, events) = s.later_run(&watch_a.host()).await;
+    let out = res.expect("completed");
+    assert_eq!(
+        (out.kind, out.bytes_sent),
+        (PushKind::Uploaded, 0),
+        "{out:?}"
+    );
+    assert_eq!(common::forwarded(&s.front_b, "PATCH"), 0);
+    let read: u64 = blob_gets(&watch_a)
+        .iter()
+        .map(|g| g.response_body_bytes)
+        .sum();
+    assert_eq!(read, SIZE, "the whole blob was read to verify it");
+    assert!(
+        events.contains(&Event::VerifyingPrefix {
+            digest: s.blob.digest.clone(),
+            from: 0,
+            offset: SIZE
+        }),
+        "{events:?}"
+    );
+    assert!(s.b_has(&s.blob.digest));
+}
+
+/// The source cuts the prefix read short: it is opened again where the hash stands (not from
+/// byte 0), and the upload goes on.
+#[tokio::test]
+async fn a_cut_prefix_read_goes_on_where_the_hash_stands() {
+    let Some(s) = setup(27).await else { return };
+    s.stopped_run().await;
+    let front_a = common::proxy(
+        s.a.addr(),
+        vec![FaultRule::new(
+            "GET",
+            "/blobs/sha256:",
+            1,
+            FaultAction::TruncateResponseBody(40_000),
+        )],
+    );
+    let (res, events) = s.later_run(&front_a.host()).await;
+    let out = res.expect("resumed despite the cut");
+    assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
+    assert_eq!(front_a.faults_injected(), 1);
+    let reads: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::VerifyingPrefix { from, offset, .. } => Some((*from, *offset)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reads.len(), 2, "{events:?}");
+    assert_eq!(reads[0], (0, HELD));
+    assert!(
+        reads[1].0 > 0 && reads[1].0 <= 40_000 && reads[1].1 == HELD,
+        "{reads:?}"
+    );
+    let read: u64 = blob_gets(&front_a)
+        .iter()
+        .map(|g| g.response_body_bytes)
+        .sum();
+    assert_eq!(read, SIZE, "no byte read twice");
+    assert!(s.b_has(&s.blob.digest));
+}
