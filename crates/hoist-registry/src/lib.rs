@@ -43,7 +43,9 @@
 //! - [`Client::push_remote_blob`] pushes a [`RemoteBlob`] (a blob in another registry)
 //!   without a local copy: each PATCH body is a ranged GET of the same window at the source,
 //!   a resume re-opens the source at the destination's `Range`, and every byte is hashed the
-//!   first time it passes, so the final `PUT` happens only when the digest matched.
+//!   first time it passes, so the final `PUT` happens only when the digest matched. With a
+//!   state directory it is resumed by a later process too: the bytes the destination already
+//!   holds are read from the source again and hashed, not sent ([`Event::VerifyingPrefix`]).
 //! - [`Client::push_manifest`], [`Client::get_manifest`], [`Client::get_image_manifest`]
 //!   (index → platform), [`Client::head_manifest`], [`Client::list_tags`]: received bytes are
 //!   verified against the requested digest or `Docker-Content-Digest`; tag pages follow any
