@@ -75,10 +75,11 @@ impl PushOptions {
     /// the registry has: before the blob's upload begins (before a session is opened, resumed
     /// or mounted), before each PATCH, instead of retrying a failed one, between the frames
     /// of a streamed blob's prefix read again from its source (see
-    /// [`Client::push_remote_blob`]), and before the `PUT` that completes the upload. A request in flight is finished, never cut, so a chunk being
-    /// sent takes as long as it takes (a chunk is at most the chunk size; the client's timeout
-    /// bounds a chunk that stops moving). The push then fails with an error for which
-    /// [`Error::is_stopped`] holds, after the state file (with
+    /// [`Client::push_remote_blob`]), and before the `PUT` that completes the upload. A
+    /// request in flight is finished, never cut, so a chunk being sent takes as long as it
+    /// takes (a chunk is at most the chunk size; the client's timeout bounds a chunk that
+    /// stops moving). The push then fails with an error for which [`Error::is_stopped`]
+    /// holds, after the state file (with
     /// [`ClientBuilder::state_dir`](crate::ClientBuilder::state_dir)) names the session and
     /// its offset, so a later push continues there; without one the session is deleted.
     ///

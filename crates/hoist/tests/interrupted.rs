@@ -439,8 +439,8 @@ fn ctrl_c_mid_layer_of_a_copy_between_registries_and_the_rerun_sends_only_the_re
         cmd
     };
     let child = copy().stderr(Stdio::piped()).spawn().expect("spawn");
-    let (code, stderr, took) = interrupt_when(child, || slow.mid_chunk(2), || {});
-    assert_interrupted_cleanly(code, &stderr, took);
+    let (code, stderr, took) = interrupt_when(child, "INT", || slow.mid_chunk(2), || {});
+    assert_interrupted_cleanly(code, &stderr, took, 130);
     assert!(
         stderr.contains("reads again from the source what the destination already has"),
         "{stderr}"
