@@ -133,33 +133,22 @@ pub async fn run(config: &Config, source: &Location, shown: Shown) -> anyhow::Re
                 &crate::progress::Reporter::silent(),
             )
             .await?;
+            let inspected = Inspected {
+                name: &name,
+                index: None,
+                descriptor: &staged.image.descriptor,
+                manifest: &staged.image.manifest,
+                config: Some(&staged.image.config),
+            };
             let out = match shown {
                 Shown::Manifest => staged.image.manifest.bytes().to_vec(),
                 Shown::Config => staged.image.config.bytes().to_vec(),
                 Shown::Summary => {
-                    let mut text = render(
-                        shown,
-                        &Inspected {
-                            name: &name,
-                            index: None,
-                            descriptor: &staged.image.descriptor,
-                            manifest: &staged.image.manifest,
-                            config: Some(&staged.image.config),
-                        },
-                    );
+                    let mut text = render(shown, &inspected);
                     text.extend_from_slice(UNSTORED_DIGEST.as_bytes());
                     text
                 }
-                Shown::Json => render(
-                    shown,
-                    &Inspected {
-                        name: &name,
-                        index: None,
-                        descriptor: &staged.image.descriptor,
-                        manifest: &staged.image.manifest,
-                        config: Some(&staged.image.config),
-                    },
-                ),
+                Shown::Json => render(shown, &inspected),
             };
             // Dropping `staged` deletes its transit copy.
             Ok(out)
