@@ -58,7 +58,7 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// The producer: runs on its own thread until the input is read to the end or the consumer hangs up.
-pub(crate) fn produce<R: Read>(
+pub(crate) fn produce<R: Read + Send>(
     input: R,
     expected: Option<&Digest>,
     tx: SyncSender<Msg>,
@@ -69,7 +69,7 @@ pub(crate) fn produce<R: Read>(
     let _ = tx.send(Msg::Done(result));
 }
 
-fn produce_inner<R: Read>(
+fn produce_inner<R: Read + Send>(
     input: R,
     expected: Option<&Digest>,
     tx: &SyncSender<Msg>,
@@ -120,7 +120,7 @@ fn produce_inner<R: Read>(
 }
 
 /// Decompress everything into chunks for the consumer; `Ok(false)` if the consumer hung up.
-fn decode<R: io::BufRead>(
+fn decode<R: io::BufRead + Send>(
     compression: Compression,
     raw: R,
     tx: &SyncSender<Msg>,
@@ -214,7 +214,8 @@ impl Read for ChunkReader {
                 return Ok(0);
             }
             if self.failed {
-                return Err(io::Error::other("layer stream already failed"));
+                let err = Error::new(ErrorKind::Io, "layer stream already failed");
+                return Err(err.into_io());
             }
             // Every chunk, however its bytes are used: the `tar` crate skips an entry's data
             // (an entry nothing writes, the rest of one) without asking anyone.

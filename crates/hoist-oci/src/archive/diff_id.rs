@@ -230,7 +230,7 @@ impl Read for Frames {
 /// The sha256 of what `compressed` decodes to, as [`codec::decoder`] decodes it (what
 /// [`DiffIds`] computes from a stored blob); `None` when it does not decode.
 fn uncompressed_digest<R: Read>(compressed: R) -> Option<Digest> {
-    let decoded = codec::decoder(compressed).ok()?;
+    let decoded = codec::sniffed_decoder(compressed).ok()?;
     let mut hasher = Digester::new(Algorithm::Sha256);
     codec::copy(decoded, &mut hasher).ok()?;
     Some(hasher.finish())

@@ -117,7 +117,7 @@ pub(super) fn decoder<'a, R: Read + 'a>(mut reader: R) -> Result<Unpacked<'a>> {
     let whole = io::Cursor::new(first).take(n as u64).chain(reader);
     let Some(kind) = outer else {
         return Ok(Unpacked {
-            reader: codec::decoder(whole)?,
+            reader: Box::new(codec::sniffed_decoder(whole)?),
             compressed: codec::Compression::detect(&first[..n]) != codec::Compression::None,
         });
     };

@@ -13,8 +13,12 @@
 //! build a layer's digest does not depend on the machine that compressed it (another zlib-rs or
 //! zstd version may pick other matches: digests can change between hoist builds).
 
+mod decode;
 mod gzip;
 mod zstd_encoder;
+
+pub(crate) use decode::sniffed_decoder;
+pub use decode::{decoder, decoder_for, decoder_for_buffered};
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -22,7 +26,7 @@ use std::str::FromStr;
 
 use crate::digest::Algorithm;
 use crate::frames::FrameWriter;
-use crate::{Digest, Error, ErrorKind, Result};
+use crate::{Digest, Error, Result};
 
 /// The largest zstd window (as a power of two) a layer may ask the decoder for: 128 MiB, what
 /// `zstd --long` uses. Larger windows are refused rather than allocated.
@@ -126,7 +130,7 @@ fn read_prefix<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 /// Sniff the compression of `r` and return it with a reader that still yields every byte.
 ///
 /// # Errors
-/// [`ErrorKind::Io`] (or the inner error's kind) when reading the first bytes fails.
+/// [`crate::ErrorKind::Io`] (or the inner error's kind) when reading the first bytes fails.
 pub fn detect_reader<'a, R: Read + 'a>(mut r: R) -> Result<(Compression, Box<dyn Read + 'a>)> {
     let mut magic = [0u8; 4];
     let n = read_prefix(&mut r, &mut magic).map_err(|e| Error::io("reading stream header", e))?;
@@ -148,97 +152,6 @@ pub fn detect_buffered<R: io::BufRead>(mut r: R) -> Result<(Compression, Sniffed
     let n = read_prefix(&mut r, &mut magic).map_err(|e| Error::io("reading stream header", e))?;
     let compression = Compression::detect(&magic[..n]);
     Ok((compression, io::Cursor::new(magic).take(n as u64).chain(r)))
-}
-
-/// [`decoder_for`] for a buffered stream: the decoders read straight out of its buffer, so
-/// every compressed byte is copied once less than through a second buffer of their own.
-///
-/// # Errors
-/// When the decoder cannot be set up.
-pub fn decoder_for_buffered<'a, R: io::BufRead + 'a>(
-    compression: Compression,
-    r: R,
-) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(MapCorrupt {
-            inner: flate2::bufread::MultiGzDecoder::new(r),
-            compression,
-        }),
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(r)
-                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
-            // Layers compressed with long-distance matching (`zstd --long`, window log 27) need
-            // more than the default 8 MiB window; a frame may not claim more than 128 MiB, so a
-            // hostile layer cannot make the decoder allocate gigabytes.
-            d.window_log_max(MAX_ZSTD_WINDOW_LOG)
-                .map_err(|e| Error::io("setting up the zstd decoder", e))?;
-            Box::new(MapCorrupt {
-                inner: d,
-                compression,
-            })
-        }
-    })
-}
-
-/// A reader yielding the uncompressed content of `r`, whose compression is detected from its
-/// magic bytes (gzip, zstd, or none).
-///
-/// Corrupt or truncated compressed data surfaces as an `io::Error` that [`Error::io`] turns into
-/// [`ErrorKind::Corrupt`].
-///
-/// # Errors
-/// When the first bytes cannot be read.
-pub fn decoder<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>> {
-    let (compression, r) = detect_reader(r)?;
-    decoder_for(compression, r)
-}
-
-/// A reader yielding the uncompressed content of `r`, which is compressed with `compression`.
-/// `r` is buffered here (so tar readers pulling 512-byte headers do not make a syscall each);
-/// a reader that is buffered already goes to [`decoder_for_buffered`] instead.
-///
-/// # Errors
-/// When the decoder cannot be set up.
-pub fn decoder_for<'a, R: Read + 'a>(compression: Compression, r: R) -> Result<Box<dyn Read + 'a>> {
-    let capacity = match compression {
-        Compression::None => 64 * 1024,
-        Compression::Gzip => 32 * 1024,
-        // What one zstd read wants: a whole block and its header.
-        Compression::Zstd => zstd::zstd_safe::DCtx::in_size(),
-    };
-    decoder_for_buffered(compression, io::BufReader::with_capacity(capacity, r))
-}
-
-/// Turns a decoder's complaints about its input into [`ErrorKind::Corrupt`], leaving errors
-/// from the stream underneath (which already carry this crate's error) as they are.
-struct MapCorrupt<R> {
-    inner: R,
-    compression: Compression,
-}
-
-impl<R: Read> Read for MapCorrupt<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            let ours = e.get_ref().is_some_and(|inner| inner.is::<Error>());
-            let decoder_said = matches!(
-                e.kind(),
-                io::ErrorKind::InvalidData
-                    | io::ErrorKind::InvalidInput
-                    | io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::Other
-            );
-            if !ours && decoder_said {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("corrupt or truncated {} stream: {e}", self.compression),
-                )
-                .into_io()
-            } else {
-                e
-            }
-        })
-    }
 }
 
 /// What compressing a layer produced: the blob's digest and size, and the digest and size of
@@ -379,12 +292,13 @@ impl<W: Write> Compressor<W> {
     /// A compressor writing `compression` at `level` (the codec's default when `None`) into
     /// `output`, on `threads` threads: block gzip (256 KiB blocks, pigz-style, one standard gzip
     /// member; inline for one thread), or zstd's multithreaded mode in 512 KiB jobs (one worker
-    /// beside the caller for one thread). The output does not depend on `threads`: for a given
-    /// hoist build, the same input and level give the same bytes, hence the same digest, on
-    /// every machine.
+    /// beside the caller for one thread). `threads` 0 means the same as 1: there is no "pick
+    /// for me" value; pass `std::thread::available_parallelism()` for that. The output does not
+    /// depend on `threads`: for a given hoist build, the same input and level give the same
+    /// bytes, hence the same digest, on every machine.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
+    /// [`crate::ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`].
     pub fn new(
         output: W,
         compression: Compression,
@@ -488,6 +402,30 @@ pub(crate) fn copy<R: Read, W: Write>(mut r: R, w: &mut W) -> Result<u64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn decoders_move_to_another_thread() {
+        let data = b"decoded on another thread ".repeat(2_000);
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut blob = Vec::new();
+            compress(&data[..], &mut blob, compression, None, 1).expect("compress");
+            let decoders = [
+                decoder(io::Cursor::new(blob.clone())).expect("decoder"),
+                decoder_for(compression, io::Cursor::new(blob)).expect("decoder_for"),
+            ];
+            for mut decoded in decoders {
+                // Compiles only while the decoder is `Send`.
+                let out = std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    decoded.read_to_end(&mut out).map(|_| out)
+                })
+                .join()
+                .expect("thread")
+                .expect("decode");
+                assert!(out == data, "{compression}");
+            }
+        }
+    }
 
     #[test]
     fn detects_magic() {

@@ -14,7 +14,7 @@ use crate::{Digest, Error, Result};
 impl Layout {
     /// A writer that compresses a layer's tar into a new sha256 blob of this layout: write the
     /// uncompressed tar, then [`LayerWriter::finish`] and [`CompressedBlob::commit`]. `level`
-    /// and `threads` are as for [`crate::codec::Compressor::new`].
+    /// and `threads` are as for [`crate::codec::Compressor::new`] (`threads` 0 means 1).
     ///
     /// # Errors
     /// [`crate::ErrorKind::InvalidInput`] for a level outside [`Compression::level_range`]; I/O

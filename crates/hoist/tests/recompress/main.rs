@@ -99,7 +99,7 @@ fn no_transit_left(cache: &Path) {
 }
 
 /// The sha256 of what `reader` yields once decompressed as `compression`.
-fn diff_id_of(reader: impl Read, compression: Compression) -> Digest {
+fn diff_id_of(reader: impl Read + Send, compression: Compression) -> Digest {
     let mut decoded = hoist_oci::codec::decoder_for(compression, reader).expect("decoder");
     let mut bytes = Vec::new();
     decoded.read_to_end(&mut bytes).expect("decompresses");
