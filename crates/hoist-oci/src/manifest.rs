@@ -1,6 +1,7 @@
 //! Manifests, indexes and configs, each kept next to the exact bytes it was parsed from.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,9 @@ pub const MAX_JSON_SIZE: usize = 8 * 1024 * 1024;
 /// A JSON document together with the bytes it came from; its digest is over those bytes.
 ///
 /// Received documents are never re-serialized: pushing or storing one writes [`RawJson::bytes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the digest, the length of the bytes and the parsed value, never the bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RawJson<T> {
     bytes: Vec<u8>,
     digest: Digest,
@@ -95,6 +98,17 @@ impl<T> RawJson<T> {
     /// A descriptor of these bytes with `media_type`.
     pub fn descriptor(&self, media_type: impl Into<MediaType>) -> Descriptor {
         Descriptor::new(media_type, self.digest.clone(), self.bytes.len() as u64)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for RawJson<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The bytes are up to `MAX_JSON_SIZE` long, and the value says what they hold.
+        f.debug_struct("RawJson")
+            .field("digest", &format_args!("{}", self.digest))
+            .field("len", &self.bytes.len())
+            .field("value", &self.value)
+            .finish()
     }
 }
 
@@ -391,6 +405,24 @@ mod tests {
             MediaType::OCI_MANIFEST,
             MediaType::OCI_CONFIG
         )
+    }
+
+    #[test]
+    fn debug_shows_digest_length_and_value_not_bytes() {
+        let raw = RawJson::<ImageManifest>::parse(manifest_json().into_bytes()).expect("parse");
+        let text = format!("{raw:?}");
+        assert!(text.starts_with("RawJson { digest: sha256:"), "{text}");
+        assert!(text.contains(&raw.digest().to_string()), "{text}");
+        assert!(
+            text.contains(&format!("len: {}", raw.bytes().len())),
+            "{text}"
+        );
+        assert!(
+            text.contains("schema_version: 2") && text.contains(CFG),
+            "{text}"
+        );
+        // `{"` as decimals, what a derived `Debug` printed first.
+        assert!(!text.contains("123, 34"), "{text}");
     }
 
     #[test]
