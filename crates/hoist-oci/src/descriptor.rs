@@ -88,6 +88,8 @@ impl Descriptor {
     }
 }
 
+/// As [`MediaType::new`]: unchecked, for strings the program spells; use
+/// [`MediaType::parse`] for input.
 impl From<String> for MediaType {
     fn from(s: String) -> Self {
         MediaType::new(s)

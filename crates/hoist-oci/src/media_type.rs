@@ -72,7 +72,11 @@ media_types! {
 }
 
 impl MediaType {
-    /// Wrap any media type string.
+    /// Wrap a media type string as it is, checking nothing: for the constants of this type
+    /// and other strings the program itself spells. A string from input (a document, a
+    /// header, a command line) goes through [`MediaType::parse`] (or `str::parse`), which
+    /// checks the RFC 6838 shape, so no text that could break a header line or a document
+    /// gets in; deserializing does so already. `From<&str>` and `From<String>` are `new`.
     pub fn new(s: impl Into<String>) -> Self {
         MediaType(s.into())
     }
@@ -187,6 +191,8 @@ impl std::str::FromStr for MediaType {
     }
 }
 
+/// As [`MediaType::new`]: unchecked, for strings the program spells; use
+/// [`MediaType::parse`] for input.
 impl From<&str> for MediaType {
     fn from(s: &str) -> Self {
         MediaType::new(s)
