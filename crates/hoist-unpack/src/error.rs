@@ -6,20 +6,30 @@ use std::path::{Path, PathBuf};
 use hoist_oci::Digest;
 
 /// Broadly, what went wrong and whose fault it is.
+///
+/// Three parties can be at fault: the image (its layers, manifest and config:
+/// [`Error::is_bad_image`] covers those kinds), the calling code ([`ErrorKind::InvalidInput`])
+/// and the local machine ([`ErrorKind::Io`]); [`ErrorKind::Stopped`] is nobody's fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The layer holds an entry that is malformed or hostile (an escaping path, a bad whiteout,
-    /// a hardlink to nowhere). Bad input; the error names the entry.
+    /// a hardlink to nowhere). The image is at fault; the error names the entry.
     InvalidLayer,
     /// The layer bytes (compressed or uncompressed) did not hash to the digest they claimed.
-    /// The root filesystem must not be trusted.
+    /// The image (or whatever carried it) is at fault; the root filesystem must not be trusted.
     DigestMismatch,
-    /// The stream was truncated or structurally broken (tar, gzip or zstd).
+    /// The layer stream was truncated or structurally broken (tar, gzip or zstd): the image
+    /// (or whatever carried it) is at fault.
     Corrupt,
     /// A configured limit (total bytes, entry count) was exceeded: a possible decompression bomb.
     LimitExceeded,
-    /// The caller asked for something invalid (bad options, a config/layer count mismatch).
+    /// The image's manifest and config disagree (another number of layers than of
+    /// `rootfs.diff_ids`): the image is at fault; the error names the manifest's digest when
+    /// it is known.
+    InvalidImage,
+    /// The calling code asked for something invalid (options [`crate::UnpackerBuilder::build`]
+    /// refuses, a path with no final name to remove): the caller is at fault, not the image.
     InvalidInput,
     /// A local filesystem operation failed.
     Io,
@@ -33,8 +43,17 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     entry: Option<PathBuf>,
-    digest: Option<Digest>,
+    digest: Option<(Digest, DigestOf)>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// What the digest an [`Error`] carries is the digest of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DigestOf {
+    /// A layer blob (or its diff_id).
+    Layer,
+    /// The image manifest.
+    Manifest,
 }
 
 /// Shorthand for results of this crate.
@@ -87,7 +106,7 @@ impl Error {
             };
             // The source's text follows in `Display` (and in the chain): not in the message too.
             let mut err = Error::new(kind, what);
-            err.digest = oci.digest().cloned();
+            err.digest = oci.digest().map(|d| (d.clone(), DigestOf::Layer));
             return err.with_source(source);
         }
         let kind = match source.kind() {
@@ -97,6 +116,21 @@ impl Error {
             _ => ErrorKind::Io,
         };
         Error::new(kind, what).with_source(source)
+    }
+
+    /// A failure of the `tar` crate reading the layer's tar while doing `what`. What the crate
+    /// itself complains of (the stream ending inside a header or inside data it skips, a bad
+    /// header checksum, malformed PAX records) is the layer's fault: [`ErrorKind::Corrupt`].
+    /// An error of the stream under it (this crate's own, or `hoist-oci`'s) keeps its kind, as
+    /// [`Error::io`] keeps it. Never for a write: the crate only ever reads the layer.
+    pub(crate) fn tar(what: impl Into<String>, source: std::io::Error) -> Self {
+        let ours = source.get_ref().is_some_and(|e| {
+            e.downcast_ref::<Error>().is_some() || e.downcast_ref::<hoist_oci::Error>().is_some()
+        });
+        if ours {
+            return Error::io(what, source);
+        }
+        Error::new(ErrorKind::Corrupt, what).with_source(source)
     }
 
     /// An error from `hoist-oci` while doing `what`, keeping its meaning.
@@ -132,10 +166,17 @@ impl Error {
         }
     }
 
-    /// Attach the digest this error is about.
+    /// Attach the digest of the layer this error is about.
     #[must_use]
     pub(crate) fn with_digest(mut self, digest: &Digest) -> Self {
-        self.digest = Some(digest.clone());
+        self.digest = Some((digest.clone(), DigestOf::Layer));
+        self
+    }
+
+    /// Attach the digest of the image manifest this error is about.
+    #[must_use]
+    pub(crate) fn with_manifest(mut self, digest: &Digest) -> Self {
+        self.digest = Some((digest.clone(), DigestOf::Manifest));
         self
     }
 
@@ -163,9 +204,11 @@ impl Error {
         self.entry.as_deref()
     }
 
-    /// The layer digest (or diff_id) this error is about, if any.
+    /// The digest this error is about, if any: a layer's digest (or diff_id), or for an error
+    /// about the whole image ([`ErrorKind::InvalidImage`] from [`crate::Unpacker::unpack_image`]
+    /// or [`crate::Unpacker::flatten_image`]) its manifest's. `Display` says which.
     pub fn digest(&self) -> Option<&Digest> {
-        self.digest.as_ref()
+        self.digest.as_ref().map(|(digest, _)| digest)
     }
 
     /// Whether a layer entry was malformed or hostile.
@@ -183,12 +226,19 @@ impl Error {
         self.kind == ErrorKind::Corrupt
     }
 
+    /// Whether the image's manifest and config disagree ([`ErrorKind::InvalidImage`]).
+    pub fn is_invalid_image(&self) -> bool {
+        self.kind == ErrorKind::InvalidImage
+    }
+
     /// Whether a configured limit was exceeded.
     pub fn is_limit_exceeded(&self) -> bool {
         self.kind == ErrorKind::LimitExceeded
     }
 
-    /// Whether the caller's request was invalid.
+    /// Whether the calling code is at fault ([`ErrorKind::InvalidInput`]): it asked for
+    /// something invalid (options, arguments), whatever the image. Never true of an error
+    /// the image causes; for those see [`Error::is_bad_image`].
     pub fn is_invalid_input(&self) -> bool {
         self.kind == ErrorKind::InvalidInput
     }
@@ -203,14 +253,20 @@ impl Error {
         self.kind == ErrorKind::Stopped
     }
 
-    /// Whether the input (the layer or the image) is at fault rather than the local machine.
-    pub fn is_bad_input(&self) -> bool {
+    /// Whether the image is at fault (a layer's bytes or entries, or its manifest and config
+    /// disagreeing), rather than the calling code ([`Error::is_invalid_input`]) or the local
+    /// machine ([`Error::is_io`]): the kinds [`ErrorKind::InvalidLayer`],
+    /// [`ErrorKind::DigestMismatch`], [`ErrorKind::Corrupt`], [`ErrorKind::LimitExceeded`]
+    /// (the image exceeds the caller's caps) and [`ErrorKind::InvalidImage`]. Retrying with
+    /// the same image fails again.
+    pub fn is_bad_image(&self) -> bool {
         matches!(
             self.kind,
             ErrorKind::InvalidLayer
                 | ErrorKind::DigestMismatch
                 | ErrorKind::Corrupt
                 | ErrorKind::LimitExceeded
+                | ErrorKind::InvalidImage
         )
     }
 }
@@ -221,8 +277,10 @@ impl fmt::Display for Error {
             write!(f, "layer entry {}: ", shown_entry(entry))?;
         }
         f.write_str(&self.message)?;
-        if let Some(digest) = &self.digest {
-            write!(f, " (layer {digest})")?;
+        match &self.digest {
+            Some((digest, DigestOf::Layer)) => write!(f, " (layer {digest})")?,
+            Some((digest, DigestOf::Manifest)) => write!(f, " (manifest {digest})")?,
+            None => {}
         }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
@@ -260,9 +318,11 @@ impl fmt::Debug for Error {
         if let Some(entry) = &self.entry {
             d.field("entry", entry);
         }
-        if let Some(digest) = &self.digest {
-            d.field("digest", &digest.to_string());
-        }
+        match &self.digest {
+            Some((digest, DigestOf::Layer)) => d.field("digest", &digest.to_string()),
+            Some((digest, DigestOf::Manifest)) => d.field("manifest", &digest.to_string()),
+            None => &mut d,
+        };
         if let Some(source) = &self.source {
             d.field("source", source);
         }

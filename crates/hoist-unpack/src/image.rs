@@ -15,9 +15,15 @@ impl Unpacker {
     /// Every layer blob is verified against its manifest digest and size, and every
     /// uncompressed stream against the config's `rootfs.diff_ids`; the layer count must match
     /// the diff_id count. On any error the root is left as it is and must not be trusted.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidImage`] (naming the manifest's digest) when the manifest lists
+    /// another number of layers than the config has diff_ids, before anything is applied; the
+    /// errors of [`open_layer`] for a layer blob that is missing or of the wrong size; then
+    /// those of [`Unpacker::unpack_layers`], naming the layer's digest.
     pub fn unpack_image(&self, layout: &Layout, image: &Image, root: &Path) -> Result<Stats> {
         check_layer_count(image.manifest.value(), image.config.value())
-            .map_err(|e| e.with_digest(&image.descriptor.digest))?;
+            .map_err(|e| e.with_manifest(&image.descriptor.digest))?;
         let mut files = Vec::new();
         for layer in &image.manifest.value().layers {
             files.push((open_layer(layout, layer)?, Some(layer.digest.clone())));
@@ -31,12 +37,12 @@ impl Unpacker {
 /// layers one by one ([`Unpacker::apply_layer`]) what [`Unpacker::unpack_image`] checks first.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidInput`] when the counts differ.
+/// [`ErrorKind::InvalidImage`] when the counts differ: the image is at fault.
 pub fn check_layer_count(manifest: &ImageManifest, config: &ImageConfig) -> Result<()> {
     let (layers, diff_ids) = (manifest.layers.len(), config.rootfs.diff_ids.len());
     if layers != diff_ids {
         return Err(Error::new(
-            ErrorKind::InvalidInput,
+            ErrorKind::InvalidImage,
             format!(
                 "the manifest lists {layers} layers but the config {diff_ids} diff_ids: a layer \
                  without a diff_id cannot be verified"

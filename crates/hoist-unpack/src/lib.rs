@@ -151,6 +151,11 @@ use std::sync::Arc;
 
 use hoist_oci::{Algorithm, Compression, Digest, ImageConfig};
 
+/// The `hoist-oci` this crate was built with, so the types its API takes and returns
+/// ([`Digest`], [`ImageConfig`], `hoist_oci::layout::Layout` and `Image`) are the ones a caller
+/// names, without a direct dependency that could resolve to another version.
+pub use hoist_oci;
+
 pub use error::{Error, ErrorKind, Result};
 pub use flatten::{FlattenLayer, FlattenPass, FlattenStats};
 pub use image::{check_layer_count, open_layer};
@@ -367,6 +372,10 @@ impl UnpackerBuilder {
     }
 
     /// Validate and build.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when `rootless(false)` is asked of a process that is not
+    /// root, or a limit is 0 (it would refuse every layer).
     pub fn build(self) -> Result<Unpacker> {
         let is_root = rustix::process::geteuid().is_root();
         let rootless = self.rootless.unwrap_or(!is_root);
@@ -421,6 +430,17 @@ impl Unpacker {
 
     /// Apply one layer read from `reader` (gzip, zstd or plain tar) onto `root` (created if
     /// missing), verifying what `info` promises. The reader is read to its very end.
+    ///
+    /// # Errors
+    /// On any error the root is partly applied and must not be trusted. The layer is at fault
+    /// ([`Error::is_bad_image`]) for [`ErrorKind::InvalidLayer`] (a hostile or malformed entry,
+    /// named by [`Error::entry`]), [`ErrorKind::Corrupt`] (a truncated or broken tar, gzip or
+    /// zstd stream, a malformed header field), [`ErrorKind::DigestMismatch`] (the blob or the
+    /// uncompressed tar did not hash to `info`'s digests) and [`ErrorKind::LimitExceeded`].
+    /// [`ErrorKind::Io`] when the root cannot be opened or written, or `reader` fails with an
+    /// I/O error of its own (one of kind `UnexpectedEof` or `InvalidData` counts as a
+    /// truncated or corrupt layer); [`ErrorKind::Stopped`] when
+    /// [`stop_when`](UnpackerBuilder::stop_when) asked.
     pub fn apply_layer<R: Read + Send>(
         &self,
         root: &Path,
@@ -435,6 +455,10 @@ impl Unpacker {
     }
 
     /// Apply the layer file at `layer` (see [`apply_layer`](Unpacker::apply_layer)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] when the file cannot be opened; then as
+    /// [`apply_layer`](Unpacker::apply_layer).
     #[allow(clippy::disallowed_methods)] // the layer file is a host path, not inside the root
     pub fn apply_layer_file(
         &self,
@@ -450,6 +474,13 @@ impl Unpacker {
     /// Apply an image's layers in order onto `root`: `layers` yields each layer's reader and
     /// (optionally) its blob digest from the manifest; the diff_ids come from `config`. Limits
     /// count over the whole image.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidImage`] when `layers` yields another number of layers than
+    /// `config` has diff_ids (checked before a layer too many is read, and after the last
+    /// one: call [`check_layer_count`] first to fail before anything is applied); otherwise as
+    /// [`apply_layer`](Unpacker::apply_layer), the error naming the layer's digest when it
+    /// was given. On any error the root must not be trusted.
     pub fn unpack_layers<I, R>(&self, root: &Path, config: &ImageConfig, layers: I) -> Result<Stats>
     where
         I: IntoIterator<Item = (R, Option<Digest>)>,
@@ -464,7 +495,7 @@ impl Unpacker {
         for (index, (reader, digest)) in layers.into_iter().enumerate() {
             let Some(diff_id) = diff_ids.get(index) else {
                 return Err(Error::new(
-                    ErrorKind::InvalidInput,
+                    ErrorKind::InvalidImage,
                     format!(
                         "the image has more layers than its config's {} diff_ids",
                         diff_ids.len()
@@ -480,7 +511,7 @@ impl Unpacker {
         }
         if stats.layers.len() != diff_ids.len() {
             return Err(Error::new(
-                ErrorKind::InvalidInput,
+                ErrorKind::InvalidImage,
                 format!(
                     "the image has {} layers but its config lists {} diff_ids",
                     stats.layers.len(),
@@ -518,10 +549,10 @@ impl Unpacker {
         let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
         let entries = archive
             .entries()
-            .map_err(|e| Error::io("reading the layer tar", e))?;
+            .map_err(|e| Error::tar("reading the layer tar", e))?;
         for entry in entries {
             self.opts.stop.check()?;
-            let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
+            let mut entry = entry.map_err(|e| Error::tar("reading the layer tar", e))?;
             applier
                 .entry(&mut entry)
                 .map_err(|e| self.opts.stop.explain(e))?;

@@ -448,7 +448,7 @@ fn the_hostile_corpus_gets_the_unpackers_verdict() {
         match case.expect {
             hoist_testkit::hostile::Expect::Err(_) => {
                 let err = result.expect_err(case.name);
-                assert!(err.is_bad_input(), "{}: {err}", case.name);
+                assert!(err.is_bad_image(), "{}: {err}", case.name);
             }
             hoist_testkit::hostile::Expect::Limit(_) => {
                 let err = result.expect_err(case.name);

@@ -336,7 +336,7 @@ fn unpack_layers_checks_diff_ids_and_runtime_config_is_written() {
     let err = unpacker(true)
         .unpack_layers(&root, &config, [(&l1[..], None)])
         .expect_err("missing layer");
-    assert!(err.is_invalid_input());
+    assert!(err.is_invalid_image(), "{err}");
     let err = unpacker(true)
         .unpack_layers(&root, &config, [(&l2[..], None), (&l1[..], None)])
         .expect_err("layers out of order");

@@ -597,7 +597,7 @@ impl<'a> Applier<'a> {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading file data", e).or_entry(shown)),
+                Err(e) => return Err(Error::tar("reading file data", e).or_entry(shown)),
             };
             self.charge_bytes(n as u64, shown)?;
             file.write_all(&self.buf[..n])

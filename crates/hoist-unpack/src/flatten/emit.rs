@@ -174,6 +174,7 @@ impl<'t, W: Write> Emitter<'t, W> {
             return Ok(());
         };
         self.ancestors(first)?;
+        let reader = &mut LayerData(reader);
         let data = Data { reader, size };
         self.write(
             first,
@@ -242,4 +243,16 @@ pub(super) fn changed() -> Error {
         ErrorKind::Corrupt,
         "a layer read differently the second time (changed between the two passes?)",
     )
+}
+
+/// A file's data read from its layer entry: a failure to read it is the layer's
+/// ([`Error::tar`]), so that copying it into the output tells it from a failure to write.
+struct LayerData<'r>(&'r mut dyn Read);
+
+impl Read for LayerData<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| Error::tar("reading file data", e).into_io())
+    }
 }

@@ -87,7 +87,7 @@ use std::path::PathBuf;
 use hoist_oci::layout::{Image, Layout};
 use tar::EntryType;
 
-use crate::apply::meta::read_meta;
+use crate::apply::meta::{device_numbers, read_meta};
 use crate::apply::{Budget, Options, hardlink_target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::{self, EntryName};
@@ -249,8 +249,9 @@ impl Unpacker {
     /// diff_id.
     ///
     /// # Errors
-    /// As [`flatten_layers`](Unpacker::flatten_layers); [`ErrorKind::InvalidInput`] when the
-    /// manifest and the config disagree on the number of layers.
+    /// As [`flatten_layers`](Unpacker::flatten_layers); [`ErrorKind::InvalidImage`] (naming
+    /// the manifest's digest) when the manifest and the config disagree on the number of
+    /// layers.
     pub fn flatten_image<W: Write>(
         &self,
         layout: &Layout,
@@ -260,7 +261,7 @@ impl Unpacker {
         let manifest = image.manifest.value();
         let config = image.config.value();
         crate::check_layer_count(manifest, config)
-            .map_err(|e| e.with_digest(&image.descriptor.digest))?;
+            .map_err(|e| e.with_manifest(&image.descriptor.digest))?;
         let layers: Vec<FlattenLayer<'_>> = manifest
             .layers
             .iter()
@@ -294,10 +295,10 @@ impl Unpacker {
             let mut archive = tar::Archive::new(guard::TarGuard::new(chunks));
             let entries = archive
                 .entries()
-                .map_err(|e| Error::io("reading the layer tar", e))?;
+                .map_err(|e| Error::tar("reading the layer tar", e))?;
             for (ordinal, entry) in (0u64..).zip(entries) {
                 self.opts.stop.check()?;
-                let mut entry = entry.map_err(|e| Error::io("reading the layer tar", e))?;
+                let mut entry = entry.map_err(|e| Error::tar("reading the layer tar", e))?;
                 if !each(ordinal, &mut entry).map_err(|e| self.opts.stop.explain(e))? {
                     break;
                 }
@@ -426,15 +427,7 @@ fn model_create<R: Read>(
             tree.hardlink(at, node)
         }
         EntryType::Char | EntryType::Block => {
-            let header = entry.header();
-            let major = header.device_major().ok().flatten();
-            let minor = header.device_minor().ok().flatten();
-            let (Some(major), Some(minor)) = (major, minor) else {
-                return Err(Error::layer(
-                    shown,
-                    "device entry without valid major/minor numbers",
-                ));
-            };
+            let (major, minor) = device_numbers(entry.header(), shown)?;
             let kind = if kind == EntryType::Char {
                 Kind::Char(major, minor)
             } else {
