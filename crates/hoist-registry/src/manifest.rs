@@ -62,9 +62,9 @@ impl Client {
         let req = Req::new(Method::PUT, url.clone())
             .header(header::CONTENT_TYPE, media_type.as_str())
             .body(BodySpec::Bytes(bytes::Bytes::copy_from_slice(bytes)));
-        let scopes = [format!("repository:{}:pull,push", repo.name)];
+        let scopes = [format!("repository:{}:pull,push", repo.name())];
         let resp = self
-            .execute_retrying(&req, &repo.registry, &scopes, &[], "pushing a manifest")
+            .execute_retrying(&req, repo.registry(), &scopes, &[], "pushing a manifest")
             .await?;
         if let Some(got) = header_str(resp.headers(), "docker-content-digest")
             && let Ok(got) = Digest::parse(got.trim())
@@ -105,7 +105,7 @@ impl Client {
     /// used; without it, sha256).
     async fn fetch_manifest(&self, repo: &Repo, reference: &str) -> Result<FetchedManifest> {
         let url = self.manifest_url(repo, reference)?;
-        let scopes = [pull_scope(&repo.name)];
+        let scopes = [pull_scope(repo.name())];
         // A redirect (a mirror or a CDN in front of the registry) is followed; the bytes are
         // checked against the digest all the same.
         let accept = Some(MANIFEST_ACCEPT);
@@ -113,7 +113,7 @@ impl Client {
             .get_following(
                 url.clone(),
                 accept,
-                &repo.registry,
+                repo.registry(),
                 &scopes,
                 "fetching a manifest",
             )
@@ -163,9 +163,15 @@ impl Client {
     pub async fn head_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<Descriptor>> {
         let url = self.manifest_url(repo, reference)?;
         let req = Req::new(Method::HEAD, url.clone()).header(header::ACCEPT, MANIFEST_ACCEPT);
-        let scopes = [pull_scope(&repo.name)];
+        let scopes = [pull_scope(repo.name())];
         let resp = self
-            .execute_retrying(&req, &repo.registry, &scopes, &[404], "checking a manifest")
+            .execute_retrying(
+                &req,
+                repo.registry(),
+                &scopes,
+                &[404],
+                "checking a manifest",
+            )
             .await?;
         if resp.status().as_u16() == 404 {
             return Ok(None);
@@ -253,10 +259,10 @@ impl Client {
         };
         let url = self.manifest_url(repo, &digest.to_string())?;
         let req = Req::new(Method::DELETE, url);
-        let scopes = [format!("repository:{}:*", repo.name)];
+        let scopes = [format!("repository:{}:*", repo.name())];
         let what = format!("deleting {shown}");
         let (result, attempts) = self
-            .execute_counted(&req, &repo.registry, &scopes, &[], &what)
+            .execute_counted(&req, repo.registry(), &scopes, &[], &what)
             .await;
         match result {
             Ok(_) => Ok(digest),
@@ -387,13 +393,13 @@ impl Client {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let scopes = [pull_scope(&repo.name)];
-        let mut url = self.url(&repo.registry, &format!("{}/tags/list", repo.name))?;
+        let scopes = [pull_scope(repo.name())];
+        let mut url = self.url(repo.registry(), &format!("{}/tags/list", repo.name()))?;
         let mut tags = Vec::new();
         let mut total = 0usize;
         for _ in 0..MAX_TAG_PAGES {
             let (resp, at) = self
-                .get_following(url.clone(), None, &repo.registry, &scopes, "listing tags")
+                .get_following(url.clone(), None, repo.registry(), &scopes, "listing tags")
                 .await?;
             // A next page is named relative to the page that named it.
             let next = header_str(resp.headers(), "link").and_then(|l| next_link(&at, l));
@@ -464,8 +470,8 @@ impl Client {
             )));
         }
         self.url(
-            &repo.registry,
-            &format!("{}/manifests/{reference}", repo.name),
+            repo.registry(),
+            &format!("{}/manifests/{reference}", repo.name()),
         )
     }
 }

@@ -62,10 +62,10 @@ impl Client {
         from: u64,
         to: Option<u64>,
     ) -> Result<Response<Incoming>> {
-        let scopes = [pull_scope(&repo.name)];
+        let scopes = [pull_scope(repo.name())];
         let mut url = self.url(
-            &repo.registry,
-            &format!("{}/blobs/{}", repo.name, desc.digest),
+            repo.registry(),
+            &format!("{}/blobs/{}", repo.name(), desc.digest),
         )?;
         let policy = self.cfg().retry.clone();
         let mut redirects = 0;
@@ -82,7 +82,7 @@ impl Client {
                 _ => {}
             }
             attempt += 1;
-            let resp = match self.execute(&req, &repo.registry, &scopes).await {
+            let resp = match self.execute(&req, repo.registry(), &scopes).await {
                 Ok(r) => r,
                 Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     tokio::time::sleep(policy.delay(attempt - 1, None)).await;

@@ -48,12 +48,12 @@ fn mount_refusals() -> Vec<u16> {
 impl Client {
     /// POST a new upload session.
     pub(crate) async fn open_session(&self, repo: &Repo, scopes: &[String]) -> Result<Session> {
-        let url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
+        let url = self.url(repo.registry(), &format!("{}/blobs/uploads/", repo.name()))?;
         let req = Req::new(Method::POST, url.clone());
         let resp = self
             .execute_retrying(
                 &req,
-                &repo.registry,
+                repo.registry(),
                 scopes,
                 &[],
                 "opening an upload session",
@@ -71,7 +71,7 @@ impl Client {
         digest: &Digest,
         from: &str,
     ) -> Result<Mount> {
-        let mut url = self.url(&repo.registry, &format!("{}/blobs/uploads/", repo.name))?;
+        let mut url = self.url(repo.registry(), &format!("{}/blobs/uploads/", repo.name()))?;
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
             .append_pair("from", from);
@@ -79,7 +79,7 @@ impl Client {
         let resp = self
             .execute_retrying(
                 &req,
-                &repo.registry,
+                repo.registry(),
                 scopes,
                 &mount_refusals(),
                 "mounting a blob",
@@ -111,7 +111,7 @@ impl Client {
         let resp = self
             .execute_retrying(
                 &req,
-                &repo.registry,
+                repo.registry(),
                 scopes,
                 &[404, 400],
                 "checking upload status",
@@ -146,7 +146,7 @@ impl Client {
 
     pub(crate) async fn delete_session(&self, repo: &Repo, scopes: &[String], location: &Url) {
         let req = Req::new(Method::DELETE, location.clone());
-        if let Err(e) = self.execute(&req, &repo.registry, scopes).await {
+        if let Err(e) = self.execute(&req, repo.registry(), scopes).await {
             tracing::debug!(error = %e, "could not delete upload session");
         }
     }

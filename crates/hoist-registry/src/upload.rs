@@ -172,15 +172,15 @@ impl Client {
     /// Transport failures after retries, auth refusals by the registry, unexpected statuses,
     /// more than a few redirects.
     pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<bool> {
-        let mut url = self.url(&repo.registry, &format!("{}/blobs/{digest}", repo.name))?;
-        let scopes = [pull_scope(&repo.name)];
+        let mut url = self.url(repo.registry(), &format!("{}/blobs/{digest}", repo.name()))?;
+        let scopes = [pull_scope(repo.name())];
         let redirects = [301, 302, 303, 307, 308];
         let mut pass: Vec<u16> = redirects.iter().copied().chain([404]).collect();
         for _ in 0..=MAX_HEAD_REDIRECTS {
             let resp = self
                 .execute_retrying(
                     &Req::new(Method::HEAD, url.clone()),
-                    &repo.registry,
+                    repo.registry(),
                     &scopes,
                     &pass,
                     "checking blob",
@@ -415,7 +415,7 @@ impl Client {
             .cfg()
             .state_dir
             .as_ref()
-            .map(|d| state::state_path(d, &repo.registry, &repo.name, &src.digest));
+            .map(|d| state::state_path(d, repo.registry(), repo.name(), &src.digest));
 
         // Stopping here keeps everything: no session was opened, an earlier run's is untouched.
         if opts.stop.asked() {
@@ -491,7 +491,7 @@ pub(crate) fn pull_scope(name: &str) -> String {
 }
 
 fn push_scopes(repo: &Repo, mount_from: Option<&str>) -> Vec<String> {
-    let mut s = vec![format!("repository:{}:pull,push", repo.name)];
+    let mut s = vec![format!("repository:{}:pull,push", repo.name())];
     if let Some(f) = mount_from {
         s.push(pull_scope(f));
     }

@@ -309,7 +309,7 @@ impl Client {
             .body(src.body(start, end, tap.clone()));
         out.bytes_sent += end - start;
         // Report bytes as they go out, so a large chunk does not look stuck.
-        let send = self.execute(&req, &repo.registry, scopes);
+        let send = self.execute(&req, repo.registry(), scopes);
         tokio::pin!(send);
         let mut tick = tokio::time::interval(PROGRESS_TICK);
         let result = loop {
@@ -391,8 +391,8 @@ async fn remember(repo: &Repo, src: &Src, session: &Session, state_file: Option<
         return;
     };
     let st = UploadState {
-        registry: repo.registry.clone(),
-        repository: repo.name.clone(),
+        registry: repo.registry().to_owned(),
+        repository: repo.name().to_owned(),
         digest: src.digest.clone(),
         location: session.location.to_string(),
         offset: session.offset,

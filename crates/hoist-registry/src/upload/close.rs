@@ -46,7 +46,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let resp = match self.execute(&req, &repo.registry, scopes).await {
+            let resp = match self.execute(&req, repo.registry(), scopes).await {
                 Ok(r) => r,
                 Err(e) if e.is_retryable_transport() && attempt < policy.max_attempts => {
                     // The PUT may have landed: if the blob exists, the push is done.

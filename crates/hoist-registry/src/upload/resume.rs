@@ -28,8 +28,8 @@ impl Client {
         bp: &mut BlobProgress<'_>,
         out: &mut PushOutcome,
     ) -> Option<Session> {
-        let st = state::load(state_file, &repo.registry, &repo.name, &src.digest).await?;
-        let ours = self.url(&repo.registry, "").ok();
+        let st = state::load(state_file, repo.registry(), repo.name(), &src.digest).await?;
+        let ours = self.url(repo.registry(), "").ok();
         let why = match Url::parse(&st.location) {
             Ok(loc) if loc.host_str() == ours.as_ref().and_then(Url::host_str) => {
                 match self

@@ -56,7 +56,7 @@ pub async fn mount_all(
             continue;
         }
         if !client
-            .mount_blob(&to_repo, &desc.digest, &from_repo.name)
+            .mount_blob(&to_repo, &desc.digest, from_repo.name())
             .await?
         {
             return Ok(None);

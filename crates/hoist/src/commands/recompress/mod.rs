@@ -219,10 +219,10 @@ impl<'a> Target<'a> {
     async fn mount(&self, blob: &Descriptor, from: &Repo) -> anyhow::Result<bool> {
         match self {
             Target::Registry { client, repo, .. }
-                if repo.registry == from.registry && repo.name != from.name =>
+                if repo.registry() == from.registry() && repo.name() != from.name() =>
             {
                 client
-                    .mount_blob(repo, &blob.digest, &from.name)
+                    .mount_blob(repo, &blob.digest, from.name())
                     .await
                     .with_context(|| format!("mounting {} from {from} into {repo}", blob.digest))
             }
