@@ -40,23 +40,14 @@ impl ClientBuilder {
     /// Validate the settings and build the client.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::InvalidInput`] for a zero chunk size, concurrency, attempt count or
-    /// timeout, or a CA file without certificates; [`crate::ErrorKind::LocalIo`] for an
-    /// unreadable one.
+    /// [`crate::ErrorKind::InvalidInput`] for a chunk size below
+    /// [`MIN_CHUNK_SIZE`](crate::MIN_CHUNK_SIZE), a concurrency outside 1 to
+    /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY), a retry policy with no attempt or a base
+    /// delay longer than its cap, a zero timeout, an insecure host that is no `host[:port]`, a
+    /// state directory that is (or lies under) a file, or a CA file without certificates;
+    /// [`crate::ErrorKind::LocalIo`] for an unreadable one.
     pub fn build(self) -> Result<Client> {
-        if self.chunk_size == 0 {
-            return Err(Error::invalid("chunk size must be at least 1 byte"));
-        }
-        if self.concurrency == 0 {
-            return Err(Error::invalid("concurrency must be at least 1"));
-        }
-        if self.retry.max_attempts == 0 {
-            return Err(Error::invalid("retry policy needs at least 1 attempt"));
-        }
-        if self.timeout.is_zero() {
-            // Every request would fail as stalled, and only after all its retries.
-            return Err(Error::invalid("timeout must be longer than zero"));
-        }
+        self.check()?;
         if HeaderValue::from_str(&self.user_agent).is_err() {
             return Err(Error::invalid("user agent is not a valid header value"));
         }

@@ -120,7 +120,7 @@
 //! assert!(matches!(&c[0], Challenge::Bearer { scope: Some(s), .. } if s == "repository:a:pull,push"));
 //!
 //! // Building a client validates its settings.
-//! assert!(hoist_registry::Client::builder().chunk_size(0).build().is_err());
+//! assert!(hoist_registry::Client::builder().chunk_size(1).build().is_err());
 //! ```
 //!
 //! The common jobs, against a registry at `host` (run as a doctest against a real one):
@@ -219,6 +219,7 @@ mod stop;
 mod tls;
 mod upload;
 
+pub use builder::{MAX_CONCURRENCY, MIN_CHUNK_SIZE};
 pub use client::{Client, ClientBuilder, Repo};
 pub use credentials::{Credentials, default_auth_files, default_docker_config_path};
 pub use error::{Error, ErrorKind, Result};
