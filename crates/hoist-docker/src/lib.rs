@@ -169,6 +169,11 @@ pub use progress::Progress;
 /// What an export into a layout produced per image (re-exported from `hoist_oci::archive`).
 pub use hoist_oci::archive::SpooledImage;
 
+/// The `hoist-oci` this crate was built with, so types match: the [`hoist_oci::Layout`],
+/// [`hoist_oci::Platform`], [`hoist_oci::Digest`] and [`hoist_oci::Compression`] this crate's
+/// signatures use are its.
+pub use hoist_oci;
+
 #[cfg(test)]
 mod public_api {
     //! What a downstream crate relies on to use this one from a multi-threaded runtime: every

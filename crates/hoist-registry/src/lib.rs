@@ -6,7 +6,9 @@
 //! spools `docker save` streams, the CLI compresses layers) nor what is inside them
 //! (`hoist-unpack` applies layers to a root filesystem). It depends only on `hoist-oci` for
 //! the image model: [`hoist_oci::Digest`], [`hoist_oci::Descriptor`], manifests and
-//! [`hoist_oci::Reference`].
+//! [`hoist_oci::Reference`]. That crate is re-exported as [`hoist_oci`], so a
+//! caller can name the very types this crate's signatures use without depending on a second
+//! copy of it.
 //!
 //! # Main types
 //!
@@ -218,6 +220,10 @@ mod state;
 mod stop;
 mod tls;
 mod upload;
+
+/// The `hoist-oci` this crate was built with, so types match: the [`hoist_oci::Digest`],
+/// [`hoist_oci::Descriptor`] and manifests this crate's signatures take and return are its.
+pub use hoist_oci;
 
 pub use builder::{MAX_CONCURRENCY, MIN_CHUNK_SIZE};
 pub use client::{Client, ClientBuilder, Repo};
