@@ -131,15 +131,9 @@
 //!
 //! ```
 //! use std::path::Path;
-//! use hoist_oci::{AnyManifest, Descriptor, Digester, ImageManifest, MediaType, RawJson};
+//! // The hoist-oci this crate was built with, so its types are the ones the client takes.
+//! use hoist_registry::hoist_oci::{AnyManifest, Descriptor, ImageManifest, MediaType, RawJson};
 //! use hoist_registry::{BlobSource, Client, Credentials, Progress, PushOptions, Repo};
-//!
-//! /// A blob for `path`: its digest and size, hashed while streaming the file.
-//! fn blob_source(path: &Path) -> std::io::Result<BlobSource> {
-//!     let mut digester = Digester::new(hoist_oci::Algorithm::Sha256);
-//!     let size = std::io::copy(&mut std::fs::File::open(path)?, &mut digester)?;
-//!     Ok(BlobSource { path: path.to_path_buf(), digest: digester.finish(), size })
-//! }
 //!
 //! async fn push_and_pull(host: &str, dir: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //!     // One client per process: cheap to clone, Send + Sync. Without `credentials`, it reads
@@ -152,8 +146,9 @@
 //!
 //!     # std::fs::write(dir.join("layer.tar.gz"), b"a compressed layer, say")?;
 //!     # std::fs::write(dir.join("config.json"), br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#)?;
-//!     let layer = blob_source(&dir.join("layer.tar.gz"))?;
-//!     let config = blob_source(&dir.join("config.json"))?;
+//!     // Digest and size, hashed by streaming each file through a small buffer.
+//!     let layer = BlobSource::from_file(dir.join("layer.tar.gz")).await?;
+//!     let config = BlobSource::from_file(dir.join("config.json")).await?;
 //!     let mut tasks = Vec::new();
 //!     for source in [layer.clone(), config.clone()] {
 //!         let (client, repo) = (client.clone(), repo.clone());
@@ -181,7 +176,7 @@
 //!     let first = &pulled.value().layers[0];
 //!     // Into a temp file beside the sink, renamed into place only once the digest matched.
 //!     client.pull_blob(&repo, first, &dir.join("pulled.tar.gz"), &Progress::none()).await?;
-//!     assert_eq!(blob_source(&dir.join("pulled.tar.gz"))?.digest, first.digest);
+//!     assert_eq!(BlobSource::from_file(dir.join("pulled.tar.gz")).await?.digest, first.digest);
 //!     Ok(())
 //! }
 //! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

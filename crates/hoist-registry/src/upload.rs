@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use hoist_oci::Digest;
+use hoist_oci::{Algorithm, Digest, Digester};
 use http::Method;
 
 use crate::client::{BodySpec, Client, Req};
@@ -44,6 +44,31 @@ pub struct BlobSource {
     pub digest: Digest,
     /// The blob's size in bytes.
     pub size: u64,
+}
+
+impl BlobSource {
+    /// The blob a file holds: its sha256 digest and size, hashed by streaming the file
+    /// through a small buffer (never the whole file in memory) on tokio's blocking pool, so
+    /// a large layer does not hold up the runtime's workers.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::LocalIo`] when the file cannot be opened or read (a directory
+    /// cannot be read).
+    pub async fn from_file(path: impl Into<PathBuf>) -> Result<BlobSource> {
+        let path = path.into();
+        let what = || format!("hashing {}", path.display());
+        let file = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let mut digester = Digester::new(Algorithm::Sha256);
+            // `io::copy` reads through a fixed-size buffer of its own.
+            let size = std::io::copy(&mut std::fs::File::open(file)?, &mut digester)?;
+            std::io::Result::Ok((digester.finish(), size))
+        })
+        .await
+        .map_err(|e| Error::local(what(), std::io::Error::other(e)))?;
+        let (digest, size) = hashed.map_err(|e| Error::local(what(), e))?;
+        Ok(BlobSource { path, digest, size })
+    }
 }
 
 /// Per-push options. More may come, so this is built from [`PushOptions::new`] (or

@@ -3,7 +3,10 @@
 mod common;
 
 use common::{blob_file, registry_blob_digest};
-use hoist_registry::{Client, Event, Progress, PushKind, PushOptions, Repo, RetryPolicy};
+use hoist_oci::Digest;
+use hoist_registry::{
+    BlobSource, Client, Event, Progress, PushKind, PushOptions, Repo, RetryPolicy,
+};
 
 fn client(chunk: u64) -> Client {
     Client::builder()
@@ -245,4 +248,40 @@ async fn blobs_run_concurrently_up_to_the_limit() {
             Some(s.digest.clone())
         );
     }
+}
+
+/// `BlobSource::from_file` hashes a file as the registry will: the blob it describes is
+/// pushed and verified under that digest. A directory is a local I/O error, not a blob.
+#[tokio::test]
+async fn a_blob_source_made_from_a_file_pushes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Larger than any one read, and not a multiple of one.
+    let written = blob_file(dir.path(), "f", 3 * 64 * 1024 + 17, 41);
+    let hashed = BlobSource::from_file(&written.path).await.expect("hash");
+    assert_eq!(hashed, written);
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").expect("write");
+    let none = BlobSource::from_file(&empty).await.expect("hash empty");
+    assert_eq!((none.digest, none.size), (Digest::sha256_of(b""), 0));
+    let e = BlobSource::from_file(dir.path())
+        .await
+        .expect_err("a directory");
+    assert!(e.is_local_io(), "{e}");
+    let e = BlobSource::from_file(dir.path().join("missing"))
+        .await
+        .expect_err("missing");
+    assert!(e.is_local_io(), "{e}");
+
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let c = client(64 * 1024);
+    let repo = Repo::new(reg.host(), "fromfile/app").expect("repo");
+    c.push_blob(&repo, &hashed, &PushOptions::default(), &Progress::none())
+        .await
+        .expect("push");
+    assert_eq!(
+        registry_blob_digest(&reg, "fromfile/app", &hashed.digest),
+        Some(hashed.digest.clone())
+    );
 }
