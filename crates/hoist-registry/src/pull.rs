@@ -128,7 +128,9 @@ impl Client {
     /// file).
     ///
     /// # Errors
-    /// Misbehaved on a digest or size mismatch; transport after retries; local I/O.
+    /// Invalid input, before any request, when `sink` is empty or a directory; local I/O,
+    /// also before any request, when its directory does not exist. Misbehaved on a digest or
+    /// size mismatch; transport after retries; local I/O.
     pub async fn pull_blob(
         &self,
         repo: &Repo,
@@ -322,6 +324,7 @@ impl Client {
 /// A temp file for one download into `sink`, beside it (so the rename stays on one filesystem),
 /// named after it so a leftover says what it was, and deleted when dropped.
 fn partial_file(sink: &Path) -> Result<tempfile::NamedTempFile> {
+    check_sink(sink)?;
     let dir = match sink.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -334,6 +337,24 @@ fn partial_file(sink: &Path) -> Result<tempfile::NamedTempFile> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(|e| Error::local(format!("creating a file in {}", dir.display()), e))
+}
+
+/// A sink the verified blob can be renamed onto, checked before anything is downloaded: a
+/// path that names a file (not empty, not ending in `..`) and is not a directory. A missing
+/// parent directory fails when the temp file is made beside it, also before any download.
+fn check_sink(sink: &Path) -> Result<()> {
+    if sink.file_name().is_none() {
+        return Err(Error::invalid(format!(
+            "cannot pull a blob into {sink:?}: not a file path"
+        )));
+    }
+    match std::fs::symlink_metadata(sink) {
+        Ok(meta) if meta.is_dir() => Err(Error::invalid(format!(
+            "cannot pull a blob into {}: it is a directory",
+            sink.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 type Reconnect = Pin<Box<dyn std::future::Future<Output = Result<Response<Incoming>>> + Send>>;

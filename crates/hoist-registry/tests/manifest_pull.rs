@@ -426,3 +426,46 @@ async fn a_delete_whose_answer_was_lost_is_done_when_the_retry_finds_it_gone() {
         .expect_err("gone before");
     assert!(e.is_not_found(), "{e}");
 }
+
+/// A sink that cannot receive the blob is refused before a byte is asked for: a directory
+/// used to be downloaded into whole and refused only at the rename, an empty path said
+/// "renaming into : ...".
+#[tokio::test]
+async fn a_sink_that_cannot_be_written_fails_before_the_download() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = client();
+    let repo = Repo::new(reg.host(), "sink/app").expect("repo");
+    let (_, layer) = push_image(&c, &repo, dir.path(), 31).await;
+    // Pulls go through a proxy that counts what is asked for.
+    let proxy = common::proxy(reg.addr(), Vec::new());
+    let via = Repo::new(proxy.host(), "sink/app").expect("repo");
+    let into_dir = dir.path().join("a-directory");
+    std::fs::create_dir(&into_dir).expect("mkdir");
+    let quiet = Progress::none();
+    let e = c
+        .pull_blob(&via, &layer, &into_dir, &quiet)
+        .await
+        .expect_err("a directory");
+    assert!(e.is_invalid_input(), "{e}");
+    assert!(e.to_string().contains("is a directory"), "{e}");
+    let e = c
+        .pull_blob(&via, &layer, std::path::Path::new(""), &quiet)
+        .await
+        .expect_err("empty path");
+    assert!(e.is_invalid_input(), "{e}");
+    let e = c
+        .pull_blob(&via, &layer, &dir.path().join("missing/blob"), &quiet)
+        .await
+        .expect_err("missing parent");
+    assert!(e.is_local_io(), "{e}");
+    assert!(
+        proxy.records().iter().all(|r| r.method != "GET"),
+        "nothing may be downloaded: {:?}",
+        proxy.records().iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(common::partials(dir.path()).is_empty());
+    assert!(common::partials(&into_dir).is_empty());
+}
