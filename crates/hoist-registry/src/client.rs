@@ -83,6 +83,13 @@ impl ClientBuilder {
 }
 
 /// A registry client. Cheap to clone (one `Arc`); share it across tasks.
+///
+/// It needs a Tokio runtime with IO and time enabled (`enable_all()`; a runtime without time
+/// panics at the first request, "timers are disabled"). Its pooled connections belong to the
+/// runtime that opened them: use it within that runtime, or while that runtime lives and
+/// runs; a client used after its first runtime was dropped, or from a second runtime while
+/// a current-thread first one is idle, stalls for the timeout on a pooled connection. Build
+/// one client per runtime. See the crate's "Runtime" section.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,

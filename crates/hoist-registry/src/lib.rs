@@ -92,6 +92,18 @@
 //! sent as a password. Secrets live in [`Secret`], whose `Debug` prints `***`, and never reach
 //! logs; a server's error message that echoes one back has it replaced by `***`.
 //!
+//! # Runtime
+//!
+//! The client runs on Tokio and needs a runtime with IO and time enabled
+//! (`Builder::enable_all()`, as `#[tokio::main]` and `#[tokio::test]` give): without time, its
+//! timeouts panic ("timers are disabled") at the first request, which the client cannot check
+//! beforehand. Its pooled connections are driven by the runtime that opened them, so use a
+//! client within the runtime it was first used in, or one that outlives it and keeps running
+//! (a multi-threaded runtime keeps driving them while another blocks); with a runtime that
+//! is dropped, or a current-thread runtime that is not running, a pooled connection stalls
+//! until the timeout. A program that runs several runtimes one after another builds a
+//! client in each.
+//!
 //! What this crate deliberately does not do: HTTP/2, guessing plain HTTP for private
 //! addresses, holding a blob or chunk in memory (streamed pushes included), compressing or
 //! decompressing layers, or any CLI concerns.
