@@ -201,8 +201,15 @@ impl Client {
                 Error::misbehaved("manifest HEAD without a Content-Length")
                     .with_url(display_url(&url))
             })?;
-        let mt = header_str(h, "content-type").unwrap_or(MediaType::OCI_MANIFEST);
-        Ok(Some(Descriptor::new(MediaType::new(mt), digest, size)))
+        // The media type as the GET path reads it (parameters dropped), checked: it goes
+        // into descriptors, and from there into `Accept` and `Content-Type` headers.
+        let said = header_str(h, "content-type").map(|c| c.split(';').next().unwrap_or(c).trim());
+        let media_type =
+            MediaType::parse(said.unwrap_or(MediaType::OCI_MANIFEST)).map_err(|_| {
+                Error::misbehaved("manifest HEAD with a Content-Type that is no media type")
+                    .with_url(display_url(&url))
+            })?;
+        Ok(Some(Descriptor::new(media_type, digest, size)))
     }
 
     /// Delete the manifest `reference` names (a tag, or a digest) from `repo`, as `skopeo

@@ -469,3 +469,55 @@ async fn a_sink_that_cannot_be_written_fails_before_the_download() {
     assert!(common::partials(dir.path()).is_empty());
     assert!(common::partials(&into_dir).is_empty());
 }
+
+/// A manifest HEAD's `Content-Type` becomes a descriptor's media type, which later goes into
+/// `Accept` and `Content-Type` headers: its parameters are dropped (as the GET path drops
+/// them), and a header that is no media type is the registry's misbehaviour, not a descriptor.
+#[tokio::test]
+async fn a_head_content_type_is_read_as_a_checked_media_type() {
+    let Some(reg) = common::registry() else {
+        return;
+    };
+    let digest = Digest::sha256_of(b"{}");
+    let answer = |content_type: &str| common::FaultAction::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), content_type.into()),
+            ("Docker-Content-Digest".into(), digest.to_string()),
+            ("Content-Length".into(), "2".into()),
+        ],
+        body: String::new(),
+    };
+    let proxy = common::proxy(
+        reg.addr(),
+        vec![
+            common::FaultRule::new(
+                "HEAD",
+                "/manifests/v1",
+                1,
+                answer("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
+            ),
+            common::FaultRule::new(
+                "HEAD",
+                "/manifests/v1",
+                2,
+                answer("text/html, made up"),
+            ),
+        ],
+    );
+    let c = client();
+    let repo = Repo::new(proxy.host(), "app/head").expect("repo");
+    let head = c
+        .head_manifest(&repo, "v1")
+        .await
+        .expect("head")
+        .expect("present");
+    assert_eq!(head.media_type.as_str(), MediaType::OCI_MANIFEST);
+    assert_eq!((head.digest, head.size), (digest, 2));
+    let bad = c
+        .head_manifest(&repo, "v1")
+        .await
+        .expect_err("no media type");
+    assert!(bad.to_string().contains("Content-Type"), "{bad}");
+    assert!(!bad.is_invalid_input(), "the registry's fault: {bad}");
+}
