@@ -497,12 +497,7 @@ async fn a_head_content_type_is_read_as_a_checked_media_type() {
                 1,
                 answer("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
             ),
-            common::FaultRule::new(
-                "HEAD",
-                "/manifests/v1",
-                2,
-                answer("text/html, made up"),
-            ),
+            common::FaultRule::new("HEAD", "/manifests/v1", 2, answer("text/html, made up")),
         ],
     );
     let c = client();
