@@ -274,8 +274,13 @@ pub fn map_event(
                 total: (blob.size > 0).then_some(blob.size),
             });
         }
+        // The line reads "reading" while the prefix is read again, which may take minutes
+        // for a large layer and moves no byte to the destination; the first byte sent after
+        // it makes the line active again.
         R::VerifyingPrefix { from, offset, .. } => {
             out.push(verifying_prefix(short(&id), *from, *offset));
+            blob.active = false;
+            out.push(state(LayerState::Reading));
         }
         R::ChunkShrunk { from, to, .. } => out.push(Event::Message {
             text: format!(
@@ -568,21 +573,43 @@ mod tests {
             from: 0,
             offset: 2_000_000,
         });
-        let [Event::Message { text }] = said.as_slice() else {
-            panic!("one message: {said:?}")
+        let [
+            Event::Message { text },
+            Event::State {
+                state: LayerState::Reading,
+                ..
+            },
+        ] = said.as_slice()
+        else {
+            panic!("a message, then the line reads: {said:?}")
         };
         assert!(text.contains("first 2.00 MB"), "{text}");
         assert!(text.contains("not sent again"), "{text}");
         // After a cut in that read it goes on from where the hash stands.
         let again = map(R::VerifyingPrefix {
-            digest: d,
+            digest: d.clone(),
             from: 500_000,
             offset: 2_000_000,
         });
-        let [Event::Message { text }] = again.as_slice() else {
-            panic!("one message: {again:?}")
+        let [Event::Message { text }, Event::State { .. }] = again.as_slice() else {
+            panic!("a message and a state: {again:?}")
         };
         assert!(text.contains("bytes 500 KB to 2.00 MB"), "{text}");
+        // The first byte sent after the prefix makes the line push again.
+        let sent = map(R::BytesSent {
+            digest: d,
+            offset: 2_100_000,
+        });
+        assert!(
+            matches!(
+                sent.first(),
+                Some(Event::State {
+                    state: LayerState::Pushing,
+                    ..
+                })
+            ),
+            "{sent:?}"
+        );
     }
 
     #[test]
