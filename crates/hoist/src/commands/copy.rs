@@ -46,7 +46,7 @@ pub fn run(
     let runtime = super::runtime()?;
     let result = runtime.block_on(crate::interrupt::interruptible_with(
         copy(config, source, destination, reporter),
-        on_signal(source, destination),
+        on_signal(source, destination, config.recompress),
         |notice| reporter.tell(notice),
     ));
     // Whatever still runs (a blocking call between two reads) stops with the process. After
@@ -77,9 +77,13 @@ pub fn run(
 /// which takes a moment). A push finishes the chunks it is sending and saves where each
 /// upload stands (cutting one mid-body loses its session with distribution 2.8), within
 /// [`crate::interrupt::PUSH_GRACE`], and says so at once; a second Ctrl-C cuts them.
-fn on_signal(source: &Location, destination: &Location) -> crate::interrupt::OnSignal {
+fn on_signal(
+    source: &Location,
+    destination: &Location,
+    recompress: bool,
+) -> crate::interrupt::OnSignal {
     use crate::interrupt::{CLEANUP_GRACE, CUT_MID_CHUNK, FINISHING_CHUNKS, OnSignal, PUSH_GRACE};
-    let message = interrupted_message(source, destination);
+    let message = interrupted_message(source, destination, recompress);
     match destination {
         Location::Registry { .. } => OnSignal {
             notice: Some(FINISHING_CHUNKS),
@@ -96,8 +100,15 @@ fn on_signal(source: &Location, destination: &Location) -> crate::interrupt::OnS
 /// destination has, to verify it); a pull or a layout copy keeps the blobs it verified (the layout is not
 /// removed); everything else (a daemon export, an archive, an unpack) removes what it made and
 /// starts over.
-fn interrupted_message(source: &Location, destination: &Location) -> &'static str {
+fn interrupted_message(
+    source: &Location,
+    destination: &Location,
+    recompress: bool,
+) -> &'static str {
     match (source, destination) {
+        // Recompressed into a transit copy first, which an interruption does not keep: the
+        // rerun compresses again, then sends only what the registry lacks.
+        (_, Location::Registry { .. }) if recompress => crate::interrupt::RESUMABLE_AFTER_REREAD,
         (
             Location::DockerDaemon { .. } | Location::DockerArchive { .. },
             Location::Registry { .. },
@@ -621,7 +632,7 @@ mod tests {
             "docker-archive:/a.tar",
             "docker://reg.example/a",
         ] {
-            let on = on_signal(&at(from), &at("docker://reg.example/app"));
+            let on = on_signal(&at(from), &at("docker://reg.example/app"), false);
             assert_eq!(on.grace, PUSH_GRACE, "{from}");
             assert!(
                 on.notice.is_some_and(|n| n.contains("Ctrl-C again")),
@@ -633,7 +644,7 @@ mod tests {
             PUSH_GRACE >= CLEANUP_GRACE,
             "an archive's spool is removed in time too"
         );
-        let local = on_signal(&at("docker://reg.example/a"), &at("oci:/l:1"));
+        let local = on_signal(&at("docker://reg.example/a"), &at("oci:/l:1"), false);
         assert_eq!(local.grace, CLEANUP_GRACE);
         assert!(local.notice.is_none() && local.cut.is_none());
     }
@@ -644,7 +655,7 @@ mod tests {
             BLOBS_KEPT, RESUMABLE, RESUMABLE_AFTER_REREAD, RESUMABLE_AFTER_VERIFY, STARTS_OVER,
         };
         let at = |s: &str| Location::parse(s).expect("location");
-        let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to));
+        let said = |from: &str, to: &str| interrupted_message(&at(from), &at(to), false);
         for from in ["docker-daemon:app", "docker-archive:/a.tar"] {
             assert_eq!(
                 said(from, "docker://reg.example/app"),
@@ -658,6 +669,18 @@ mod tests {
             RESUMABLE_AFTER_VERIFY
         );
         assert_eq!(said("oci:/l:1", "docker://reg.example/app"), RESUMABLE);
+        // --recompress compresses into a transit copy first, which is not kept.
+        for from in ["oci:/l:1", "docker://reg.example/a"] {
+            assert_eq!(
+                interrupted_message(&at(from), &at("docker://other.example/app"), true),
+                RESUMABLE_AFTER_REREAD,
+                "{from}"
+            );
+        }
+        assert_eq!(
+            interrupted_message(&at("docker://reg.example/a"), &at("oci:/l:1"), true),
+            BLOBS_KEPT
+        );
         assert_eq!(said("docker://reg.example/app", "oci:/l:1"), BLOBS_KEPT);
         assert_eq!(said("oci:/a:1", "oci:/b:1"), BLOBS_KEPT);
         for (from, to) in [
