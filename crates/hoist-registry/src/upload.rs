@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use hoist_oci::{Algorithm, Digest, Digester};
+use hoist_oci::{Algorithm, Digest};
 use http::Method;
 
 use crate::client::{BodySpec, Client, Req};
@@ -48,25 +48,15 @@ pub struct BlobSource {
 
 impl BlobSource {
     /// The blob a file holds: its sha256 digest and size, hashed by streaming the file
-    /// through a small buffer (never the whole file in memory) on tokio's blocking pool, so
-    /// a large layer does not hold up the runtime's workers.
+    /// through a bounded buffer (never the whole file in memory), as a push checks a file
+    /// the registry refused.
     ///
     /// # Errors
     /// [`crate::ErrorKind::LocalIo`] when the file cannot be opened or read (a directory
     /// cannot be read).
     pub async fn from_file(path: impl Into<PathBuf>) -> Result<BlobSource> {
         let path = path.into();
-        let what = || format!("hashing {}", path.display());
-        let file = path.clone();
-        let hashed = tokio::task::spawn_blocking(move || {
-            let mut digester = Digester::new(Algorithm::Sha256);
-            // `io::copy` reads through a fixed-size buffer of its own.
-            let size = std::io::copy(&mut std::fs::File::open(file)?, &mut digester)?;
-            std::io::Result::Ok((digester.finish(), size))
-        })
-        .await
-        .map_err(|e| Error::local(what(), std::io::Error::other(e)))?;
-        let (digest, size) = hashed.map_err(|e| Error::local(what(), e))?;
+        let (digest, size) = close::hash_file(&path, Algorithm::Sha256).await?;
         Ok(BlobSource { path, digest, size })
     }
 }

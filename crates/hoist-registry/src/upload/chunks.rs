@@ -232,7 +232,7 @@ impl Client {
                     // something else than was sent. Hash the file to know which.
                     // (A streamed source was verified before the PUT.)
                     if let Bytes::File(path) = &src.bytes {
-                        let actual = hash_file(path, &src.digest).await?;
+                        let (actual, _) = hash_file(path, src.digest.algorithm()).await?;
                         if actual != src.digest {
                             return Err(Error::invalid(format!(
                                 "blob source {} hashes to {actual}, not the digest it was pushed as",

@@ -180,14 +180,18 @@ impl From<Error> for CloseError {
     }
 }
 
-/// Hash a file with the algorithm of `like`, in bounded reads.
-pub(super) async fn hash_file(path: &std::path::Path, like: &Digest) -> Result<Digest> {
+/// Hash a file with `algorithm`, in bounded reads; its digest and size.
+pub(super) async fn hash_file(
+    path: &std::path::Path,
+    algorithm: hoist_oci::Algorithm,
+) -> Result<(Digest, u64)> {
     use tokio::io::AsyncReadExt;
     let mut f = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::local(format!("opening {}", path.display()), e))?;
-    let mut d = hoist_oci::Digester::new(like.algorithm());
+    let mut d = hoist_oci::Digester::new(algorithm);
     let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
     loop {
         let n = f
             .read(&mut buf)
@@ -197,8 +201,9 @@ pub(super) async fn hash_file(path: &std::path::Path, like: &Digest) -> Result<D
             break;
         }
         d.update(&buf[..n]);
+        size += n as u64;
     }
-    Ok(d.finish())
+    Ok((d.finish(), size))
 }
 
 #[cfg(test)]
