@@ -69,6 +69,14 @@ async fn setup(seed: u64) -> Option<Setup> {
 }
 
 impl Setup {
+    /// A proxy in front of A whose `nth` blob GET (0: every one) meets `action`.
+    fn source_with(&self, nth: usize, action: FaultAction) -> FaultProxy {
+        common::proxy(
+            self.a.addr(),
+            vec![FaultRule::new("GET", "/blobs/sha256:", nth, action)],
+        )
+    }
+
     /// The blob in A, read through `host` (A, or a proxy in front of it).
     fn remote(&self, host: &str) -> RemoteBlob {
         let desc = Descriptor::new(
@@ -208,15 +216,7 @@ async fn a_stopped_streamed_push_is_continued_by_a_later_client() {
 async fn a_source_ignoring_range_is_read_once_for_prefix_and_rest() {
     let Some(s) = setup(22).await else { return };
     s.stopped_run().await;
-    let front_a = common::proxy(
-        s.a.addr(),
-        vec![FaultRule::new(
-            "GET",
-            "/blobs/sha256:",
-            0,
-            FaultAction::DropRequestHeader("Range".into()),
-        )],
-    );
+    let front_a = s.source_with(0, FaultAction::DropRequestHeader("Range".into()));
     let (res, _) = s.later_run(&front_a.host()).await;
     let out = res.expect("resumed streamed push");
     assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
@@ -235,15 +235,7 @@ async fn a_prefix_that_does_not_hash_right_completes_nothing() {
     let Some(s) = setup(23).await else { return };
     s.stopped_run().await;
     // The first blob GET of the later run is the prefix read.
-    let front_a = common::proxy(
-        s.a.addr(),
-        vec![FaultRule::new(
-            "GET",
-            "/blobs/sha256:",
-            1,
-            FaultAction::CorruptResponseBody,
-        )],
-    );
+    let front_a = s.source_with(1, FaultAction::CorruptResponseBody);
     let (res, events) = s.later_run(&front_a.host()).await;
     let err = res.expect_err("a corrupt prefix must fail the push");
     assert!(err.is_digest_mismatch(), "{err}");
@@ -433,15 +425,7 @@ async fn every_byte_sent_by_an_earlier_run_is_still_read_before_the_put() {
 async fn a_cut_prefix_read_goes_on_where_the_hash_stands() {
     let Some(s) = setup(27).await else { return };
     s.stopped_run().await;
-    let front_a = common::proxy(
-        s.a.addr(),
-        vec![FaultRule::new(
-            "GET",
-            "/blobs/sha256:",
-            1,
-            FaultAction::TruncateResponseBody(40_000),
-        )],
-    );
+    let front_a = s.source_with(1, FaultAction::TruncateResponseBody(40_000));
     let (res, events) = s.later_run(&front_a.host()).await;
     let out = res.expect("resumed despite the cut");
     assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
