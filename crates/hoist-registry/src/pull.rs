@@ -10,7 +10,7 @@ use hoist_oci::{Descriptor, Digester};
 use http::{Method, Response, header};
 use http_body::Body;
 use hyper::body::Incoming;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::{Client, Req, header_str, retry_after};
 use crate::progress::{BlobProgress, Event, Progress};
@@ -19,14 +19,11 @@ use crate::protocol::response::{Phase, Step, classify};
 use crate::upload::pull_scope;
 use crate::{Error, Repo, Result};
 
+mod landing;
+use landing::Landing;
+
 /// Redirects followed for one blob GET (registries redirect to storage, once).
 const MAX_REDIRECTS: usize = 5;
-
-/// Bytes of a download gathered before each file write. tokio's `File` copies every write into
-/// a buffer of its own for the blocking pool, capped at this too (tokio's own cap is 2 MiB, and
-/// a write larger than the `BufWriter` goes past it), so each blob in flight holds about twice
-/// this.
-const WRITE_BUF: usize = 128 * 1024;
 
 /// What a broken connection must have delivered to count as having moved a download on (the
 /// rest of the blob, when less is left). Only then does the count of breaks in a row start
@@ -186,11 +183,8 @@ impl Client {
         bp: &mut BlobProgress<'_>,
     ) -> Result<()> {
         let local = |e| Error::local(format!("writing {}", partial.path().display()), e);
-        let mut file = tokio::fs::File::from_std(partial.as_file().try_clone().map_err(local)?);
-        file.set_max_buf_size(WRITE_BUF);
-        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+        let mut out = Landing::new(partial.as_file().try_clone().map_err(local)?);
         let mut hasher = Digester::new(desc.digest.algorithm());
-        let mut behind = hoist_oci::WriteBehind::new();
         let mut written: u64 = 0;
         let policy = self.cfg().retry.clone();
         let mut short_reads = 0;
@@ -202,15 +196,7 @@ impl Client {
             let status = resp.status().as_u16();
             if status == 200 && written > 0 {
                 // The server ignored Range: start the file over.
-                out.flush().await.map_err(local)?;
-                let file = out.into_inner();
-                file.set_len(0).await.map_err(local)?;
-                let mut file = file;
-                use tokio::io::AsyncSeekExt;
-                file.seek(std::io::SeekFrom::Start(0))
-                    .await
-                    .map_err(local)?;
-                out = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
+                out.restart().map_err(local)?;
                 hasher = Digester::new(desc.digest.algorithm());
                 written = 0;
             } else if status == 206 {
@@ -254,10 +240,8 @@ impl Client {
                     )));
                 }
                 hasher.update(&data);
-                out.write_all(&data).await.map_err(local)?;
+                out.write(&data).map_err(local)?;
                 written += data.len() as u64;
-                // The fsync below then finds most of the blob on disk already.
-                behind.wrote(out.get_ref(), data.len() as u64);
                 bp.at(written);
             }
             if written < desc.size {
@@ -282,8 +266,7 @@ impl Client {
                 .await;
             }
         }
-        out.flush().await.map_err(local)?;
-        out.into_inner().sync_all().await.map_err(local)?;
+        out.finish().await.map_err(local)?;
         let actual = hasher.finish();
         if actual != desc.digest {
             return Err(Error::digest_mismatch(format!(
