@@ -36,6 +36,12 @@ use crate::{Error, Result};
 /// one): a 1 GiB pull of four layers peaked with 3.6 MiB of them.
 pub(crate) const CONNECTION_BUF: usize = 64 * 1024;
 
+/// What a connection that downloads a blob into a file reads from its socket at a time. A pull
+/// copies each piece into its file batch at once, so one such buffer per connection stays
+/// alive. In pieces of [`CONNECTION_BUF`], a 1 GiB pull of four layers made 17,700 reads
+/// instead of 4,300 and took about a fifth more CPU time, for about 1 MiB less peak memory.
+pub(crate) const DOWNLOAD_BUF: usize = 256 * 1024;
+
 impl ClientBuilder {
     /// Validate the settings and build the client.
     ///
@@ -52,27 +58,34 @@ impl ClientBuilder {
             return Err(Error::invalid("user agent is not a valid header value"));
         }
         let tls = self.tls.build()?;
-        let pool = |tls: rustls::ClientConfig| {
+        let pool = |tls: &rustls::ClientConfig, download: bool| {
             // No ALPN: HTTP/1.1 only.
             let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
+                .with_tls_config(tls.clone())
                 .https_or_http()
                 .enable_http1()
                 .build();
-            HyperClient::builder(TokioExecutor::new())
+            let mut builder = HyperClient::builder(TokioExecutor::new());
+            builder
                 .pool_timer(hyper_util::rt::TokioTimer::new())
                 .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(self.concurrency.max(4))
-                .http1_max_buf_size(CONNECTION_BUF)
-                .build(https)
+                .pool_max_idle_per_host(self.concurrency.max(4));
+            match download {
+                // A download sends no body, so only its read side needs a size.
+                true => builder.http1_read_buf_exact_size(DOWNLOAD_BUF),
+                false => builder.http1_max_buf_size(CONNECTION_BUF),
+            };
+            builder.build(https)
         };
-        let http = pool(tls.verifying);
-        let unverified = pool(tls.unverified);
+        let pools = |download| Pools {
+            verifying: pool(&tls.verifying, download),
+            unverified: pool(&tls.unverified, download),
+        };
         let blobs = Semaphore::new(self.concurrency);
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
-                unverified,
+                requests: pools(false),
+                downloads: pools(true),
                 plain_hosts: std::sync::Mutex::new(std::collections::HashSet::new()),
                 cfg: self,
                 auth: Mutex::new(AuthState::default()),
@@ -104,10 +117,20 @@ impl std::fmt::Debug for Client {
     }
 }
 
-pub(crate) struct Inner {
-    http: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
+type Pool = HyperClient<HttpsConnector<HttpConnector>, ReqBody>;
+
+/// Connections to registries, kept for reuse.
+struct Pools {
+    verifying: Pool,
     /// For hosts named insecure: HTTPS that accepts any certificate.
-    unverified: HyperClient<HttpsConnector<HttpConnector>, ReqBody>,
+    unverified: Pool,
+}
+
+pub(crate) struct Inner {
+    /// For every request but downloads into files, with small buffers both ways.
+    requests: Pools,
+    /// For blob downloads into files ([`Req::download`]), reading [`DOWNLOAD_BUF`] at a time.
+    downloads: Pools,
     /// Hosts named insecure that answered the TLS handshake in plain HTTP.
     plain_hosts: std::sync::Mutex<std::collections::HashSet<String>>,
     pub(crate) cfg: ClientBuilder,
@@ -147,6 +170,9 @@ pub(crate) struct Req {
     /// How long the response head of a body-less request may take, when not the client's
     /// timeout: a registry completing an upload re-hashes the whole blob before it answers.
     pub head_wait: Option<Duration>,
+    /// A blob download whose body goes straight into a file: sent on a connection that reads
+    /// [`DOWNLOAD_BUF`] at a time.
+    pub download: bool,
 }
 
 impl Req {
@@ -157,6 +183,7 @@ impl Req {
             headers: Vec::new(),
             body: BodySpec::Empty,
             head_wait: None,
+            download: false,
         }
     }
     pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
@@ -165,6 +192,11 @@ impl Req {
     }
     pub(crate) fn body(mut self, body: BodySpec) -> Self {
         self.body = body;
+        self
+    }
+    /// Mark a blob download whose body goes straight into a file (see [`DOWNLOAD_BUF`]).
+    pub(crate) fn download(mut self) -> Self {
+        self.download = true;
         self
     }
     /// Let the response head take up to `wait` (never less than the client's timeout) when the
@@ -259,17 +291,19 @@ impl Client {
         url: &Url,
         watch: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<Response<Incoming>> {
-        self.send_raw_waiting(req, url, watch, None).await
+        self.send_raw_waiting(req, url, watch, None, false).await
     }
 
     /// [`Client::send_raw`], letting the response head of a request without `watch` take up
-    /// to `head_wait` when that is longer than the timeout.
+    /// to `head_wait` when that is longer than the timeout, on a download connection when
+    /// `download` ([`Req::download`]).
     async fn send_raw_waiting(
         &self,
         req: Request<ReqBody>,
         url: &Url,
         watch: Option<Arc<std::sync::atomic::AtomicU64>>,
         head_wait: Option<Duration>,
+        download: bool,
     ) -> Result<Response<Incoming>> {
         if url.scheme() == "http" && !self.plain_http_allowed(&Self::authority(url)) {
             return Err(Error::misbehaved(
@@ -281,9 +315,13 @@ impl Client {
         let stalled = |after: Duration| {
             Error::transport(format!("no progress for {after:?}")).with_url(display_url(url))
         };
+        let pools = match download {
+            true => &self.inner.downloads,
+            false => &self.inner.requests,
+        };
         let pool = match url.scheme() == "https" && self.named_insecure(&Self::authority(url)) {
-            true => &self.inner.unverified,
-            false => &self.inner.http,
+            true => &pools.unverified,
+            false => &pools.verifying,
         };
         let fut = pool.request(req);
         let res = match watch {
@@ -402,7 +440,7 @@ impl Client {
                 .body(body)
                 .map_err(|e| Error::invalid(format!("building request: {e}")))?;
             let resp = match self
-                .send_raw_waiting(request, &url, watch, req.head_wait)
+                .send_raw_waiting(request, &url, watch, req.head_wait, req.download)
                 .await
             {
                 // A host named insecure without TLS: plain HTTP from now on, as docker does.

@@ -49,6 +49,17 @@ impl Client {
         self.get_blob_range(repo, desc, from, None).await
     }
 
+    /// [`Client::get_blob`] for a download into a file, on a connection that reads in larger
+    /// pieces ([`Req::download`]).
+    async fn get_blob_download(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        from: u64,
+    ) -> Result<Response<Incoming>> {
+        self.get_blob_on(repo, desc, from, None, true).await
+    }
+
     /// GET bytes `[from, to)` of the blob (`to` `None`: to its end), following redirects to
     /// storage; retries transient statuses. Returns a 200 (the server ignored `Range`: the
     /// whole blob) or a 206 response.
@@ -58,6 +69,17 @@ impl Client {
         desc: &Descriptor,
         from: u64,
         to: Option<u64>,
+    ) -> Result<Response<Incoming>> {
+        self.get_blob_on(repo, desc, from, to, false).await
+    }
+
+    async fn get_blob_on(
+        &self,
+        repo: &Repo,
+        desc: &Descriptor,
+        from: u64,
+        to: Option<u64>,
+        download: bool,
     ) -> Result<Response<Incoming>> {
         let scopes = [pull_scope(repo.name())];
         let mut url = self.url(
@@ -69,6 +91,9 @@ impl Client {
         let mut attempt = 0;
         loop {
             let mut req = Req::new(Method::GET, url.clone());
+            if download {
+                req = req.download();
+            }
             match to {
                 Some(to) if to > from => {
                     req = req.header(header::RANGE, format!("bytes={from}-{}", to - 1));
@@ -192,7 +217,7 @@ impl Client {
         // An empty blob needs no request: its digest is checked below like any other.
         while written < desc.size {
             let attempt_from = written;
-            let resp = self.get_blob(repo, desc, written).await?;
+            let resp = self.get_blob_download(repo, desc, written).await?;
             let status = resp.status().as_u16();
             if status == 200 && written > 0 {
                 // The server ignored Range: start the file over.
