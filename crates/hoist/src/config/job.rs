@@ -326,6 +326,14 @@ mod tests {
         assert!(config.notes.is_empty());
     }
 
+    /// Review: shell completion adds a trailing slash to an existing directory; the note
+    /// then suggests a form that names another directory and tag.
+    #[test]
+    fn review_dir_tag_note_with_a_trailing_slash() {
+        let note = dir_tag_note(Path::new("./out:1.0/")).expect("a note");
+        assert!(note.contains("oci:./out:1.0"), "{note}");
+    }
+
     #[test]
     fn push_defaults_to_daemon_and_registry() {
         let (config, job) = ok(&["push", "app:1", "localhost:5000/app:1"]);
