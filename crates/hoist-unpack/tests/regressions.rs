@@ -229,3 +229,27 @@ fn an_image_with_fewer_diff_ids_than_layers_is_the_images_fault() {
         .expect_err("mismatch");
     assert!(err.is_invalid_image(), "{err}");
 }
+
+/// Review: the size field is a numeric field too. A directory entry whose size was never set
+/// (all NUL, as `tar::Header::new_gnu()` leaves it, the same writer bug the uid/gid/mtime
+/// fix covers) reads as 0 in Go's archive/tar; here the `tar` crate still parses the size and
+/// refuses it.
+#[test]
+fn review_a_directory_with_an_empty_size_field_is_read_as_go_reads_it() {
+    let mut header = tar::Header::new_gnu();
+    header.set_path("etc/").expect("name");
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.as_old_mut().size.fill(0);
+    header.set_cksum();
+    let mut layer = header.as_bytes().to_vec();
+    layer.extend_from_slice(&[0u8; 1024]);
+    let t = tmp();
+    unpacker()
+        .apply_layer(t.path(), &layer[..], &LayerInfo::default())
+        .expect("Go's archive/tar reads an empty size field as 0");
+    assert!(t.path().join("etc").is_dir());
+}
