@@ -402,11 +402,12 @@ mod tests {
     use hoist_oci::Digest;
     use hoist_registry::Event as R;
 
-    /// Review: the events of a resumed streamed push (resume at 2 MB, prefix read again,
-    /// then 1 MB sent) applied to the board: only the 1 MB sent by this run may count as
-    /// moved; the 2 MB are the earlier run's.
+    /// The events of a resumed streamed push (resume at 2 MB, prefix read again, then 1 MB
+    /// sent) applied to the board: only the 1 MB sent by this run counts as moved; the 2 MB
+    /// are the earlier run's. The line going `reading` for the prefix used to start its
+    /// `pushing` count again from 0, so the first bytes sent after it counted 2.5 MB moved.
     #[test]
-    fn review_a_verified_prefix_is_not_counted_as_moved_on_the_board() {
+    fn a_verified_prefix_is_not_counted_as_moved_on_the_board() {
         use crate::progress::board::Board;
         let d = Digest::sha256_of(b"streamed");
         let mut seen = HashMap::new();
@@ -417,14 +418,34 @@ mod tests {
                 board.apply(&ev, t0);
             }
         };
-        apply(R::BlobStarted { digest: d.clone(), size: 3_000_000 });
-        apply(R::Resumed { digest: d.clone(), offset: 2_000_000 });
-        apply(R::VerifyingPrefix { digest: d.clone(), from: 0, offset: 2_000_000 });
-        apply(R::BytesSent { digest: d.clone(), offset: 2_500_000 });
-        apply(R::BytesSent { digest: d.clone(), offset: 3_000_000 });
+        apply(R::BlobStarted {
+            digest: d.clone(),
+            size: 3_000_000,
+        });
+        apply(R::Resumed {
+            digest: d.clone(),
+            offset: 2_000_000,
+        });
+        apply(R::VerifyingPrefix {
+            digest: d.clone(),
+            from: 0,
+            offset: 2_000_000,
+        });
+        apply(R::BytesSent {
+            digest: d.clone(),
+            offset: 2_500_000,
+        });
+        apply(R::BytesSent {
+            digest: d.clone(),
+            offset: 3_000_000,
+        });
         apply(R::Done { digest: d });
         assert_eq!(board.resumed(), 2_000_000);
-        assert_eq!(board.moved(), 1_000_000, "the prefix an earlier run sent counted as moved");
+        assert_eq!(
+            board.moved(),
+            1_000_000,
+            "the prefix an earlier run sent counted as moved"
+        );
     }
 
     #[test]

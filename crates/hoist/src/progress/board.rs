@@ -12,7 +12,8 @@
 //!   byte once. Not counted: preparation (a daemon export, compressing before a push, a pull
 //!   into a transit copy, reading an archive into one, a `rootfs-tar:`'s first pass), what the
 //!   destination had (skipped, mounted layers), and what an earlier run sent before a resumed
-//!   upload continued ([`Event::Resume`]; counted apart, as [`Board::resumed`]). Bytes a retry
+//!   upload continued ([`Event::Resume`]; counted apart, as [`Board::resumed`], also when the
+//!   line reads them from the source again before it sends the rest). Bytes a retry
 //!   sends again are moved again. Where one stream carries every layer (an archive, a load),
 //!   its line counts the bytes and the layers streamed into it are only fetched. The
 //!   throughput and the average rate are of moved bytes.
@@ -49,6 +50,10 @@ pub struct LayerLine {
     pub total: Option<u64>,
     /// When a pending retry fires and why.
     pub retry: Option<(Instant, String)>,
+    /// The phase an [`Event::Resume`] was said in and the bytes an earlier run had done in it:
+    /// where that phase's count starts again when the line comes back to it (a streamed push
+    /// reads the earlier run's bytes from its source again, `reading`, before it sends more).
+    resume: Option<(LayerState, u64)>,
 }
 
 /// Everything known about a transfer.
@@ -80,6 +85,7 @@ impl LayerLine {
             done: 0,
             total,
             retry: None,
+            resume: None,
         }
     }
 }
@@ -118,8 +124,13 @@ impl Board {
                 let changed = line.state != *state;
                 if changed && state.is_moving() && line.state != LayerState::Retrying {
                     // A new phase (exporting -> compressing -> pushing) counts its own bytes; a
-                    // retry continues the phase it interrupted.
-                    line.done = 0;
+                    // retry continues the phase it interrupted. A phase resumed from an
+                    // earlier run starts again from what that run did, not from 0, or the
+                    // earlier run's bytes would count as this run's.
+                    line.done = match line.resume {
+                        Some((phase, done)) if phase == *state => done,
+                        _ => 0,
+                    };
                 }
                 line.state = *state;
                 if *state != LayerState::Retrying {
@@ -157,6 +168,7 @@ impl Board {
                 let line = self.line(id);
                 let earlier = done.saturating_sub(line.done);
                 line.done = *done;
+                line.resume = Some((line.state, *done));
                 self.resumed += earlier;
                 true
             }
@@ -452,6 +464,33 @@ mod tests {
         b.apply(&state("c", LayerState::Pushing), t0);
         b.apply(&progress("c", 450), t0);
         assert_eq!(b.moved(), 850);
+    }
+
+    /// A streamed push resumed at 600 reads those bytes from its source again (`reading`)
+    /// before it pushes the rest: coming back to `pushing`, the line counts from 600, not 0.
+    /// An upload that then starts over (its progress back to 0) counts every byte it sends.
+    #[test]
+    fn a_resumed_phase_left_and_taken_up_again_continues_from_the_resume() {
+        let t0 = Instant::now();
+        let mut b = Board::new(t0);
+        b.apply(&layer("a", 1_000), t0);
+        b.apply(&state("a", LayerState::Pushing), t0);
+        b.apply(
+            &Event::Resume {
+                id: "a".into(),
+                done: 600,
+            },
+            t0,
+        );
+        b.apply(&state("a", LayerState::Reading), t0);
+        assert_eq!(b.bytes(), (0, 1_000), "reading delivers nothing");
+        b.apply(&state("a", LayerState::Pushing), t0);
+        b.apply(&progress("a", 800), t0);
+        assert_eq!((b.moved(), b.resumed()), (200, 600));
+        // The session is lost: the upload starts over at byte 0 and sends everything again.
+        b.apply(&progress("a", 0), t0);
+        b.apply(&progress("a", 1_000), t0);
+        assert_eq!((b.moved(), b.resumed()), (1_200, 600));
     }
 
     #[test]
