@@ -1,4 +1,5 @@
-//! A pass-through reader that follows the tar block structure to refuse oversized metadata.
+//! A pass-through reader that follows the tar block structure to refuse oversized metadata,
+//! and hands the parser each header with its size and checksum read as Go reads them.
 //!
 //! The `tar` crate reads GNU long names/links and PAX extension records wholly into memory,
 //! whatever size their header claims; a layer whose decompressed stream holds a multi-gigabyte
@@ -7,20 +8,34 @@
 //! overrides, GNU sparse extension blocks) and fails the stream, naming the problem, when such
 //! a metadata entry is larger than [`MAX_META`]. It never copies data entries.
 //!
+//! The `tar` crate also reads a header's size and checksum fields otherwise than Go's
+//! `archive/tar`, which docker and containerd unpack with: it refuses an empty or all-NUL
+//! field (Go reads 0) and one with leading NULs, and only takes a checksum summed over
+//! unsigned bytes (Go also takes the signed sum old tars wrote). So the guard holds each header
+//! block whole before the parser sees it, verifies its checksum and reads its size as Go does
+//! ([`go_checksum_ok`], [`crate::apply::meta::numeric_field`]), refuses the header where Go
+//! would, and where the crate would read either field otherwise, hands the parser the block
+//! with the size written out canonically and the checksum recomputed ([`normalize`]). The
+//! other fields (mode, owner, times, device numbers) are read as Go reads them where they are
+//! used (`apply/meta.rs`); only the size and checksum are read inside the crate's own entry
+//! loop, which cannot be told how.
+//!
 //! **Invariant:** the guard's idea of where the next header starts is the parser's. It reads
-//! every size with the `tar` crate's own functions ([`tar::Header::entry_size`],
-//! [`tar::PaxExtensions`]) and mirrors `tar::Archive`'s entry loop (`archive.rs`,
-//! `next_entry`): a PAX `size` record (the *first* one) applies to the next entry the parser
-//! hands out, never to an extension header; only GNU/ustar headers of type `L`, `K` and `x` are
-//! buffered by the parser; any other header (a PAX global header `g` included) ends the group of
-//! headers a PAX record applies to; a GNU sparse header is followed by extension blocks while
-//! its "is extended" byte is exactly 1. A size the guard cannot read is an error, never a reason
-//! to stop following the structure: once out of step, a later long name would go unchecked.
+//! every size with the `tar` crate's own functions ([`tar::Header::entry_size`], on the block
+//! as it hands it out, [`tar::PaxExtensions`]) and mirrors `tar::Archive`'s entry loop
+//! (`archive.rs`, `next_entry`): a PAX `size` record (the *first* one) applies to the next
+//! entry the parser hands out, never to an extension header; only GNU/ustar headers of type
+//! `L`, `K` and `x` are buffered by the parser; any other header (a PAX global header `g`
+//! included) ends the group of headers a PAX record applies to; a GNU sparse header is followed
+//! by extension blocks while its "is extended" byte is exactly 1. A size the guard cannot read
+//! is an error, never a reason to stop following the structure: once out of step, a later long
+//! name would go unchecked.
 
 use std::io::{self, Read};
 
 use tar::EntryType;
 
+use crate::apply::meta::{numeric_field, octal_field};
 use crate::error::{Error, ErrorKind};
 
 /// The largest GNU long name/link or PAX header accepted.
@@ -35,14 +50,23 @@ pub(crate) const MAX_SPARSE_BLOCKS: u32 = 256;
 
 /// Offset of the "is extended" byte in a GNU sparse extension block.
 const EXT_IS_EXTENDED: usize = 504;
+/// Where a header's size field lies.
+const SIZE_FIELD: std::ops::Range<usize> = 124..136;
+/// Where a header's checksum field lies.
+const CHECKSUM_FIELD: std::ops::Range<usize> = 148..156;
 
 /// See the module docs.
 pub(crate) struct TarGuard<R> {
     inner: R,
+    /// Bytes read from `inner` so far.
     pos: u64,
     next_header: u64,
+    /// The block at `next_header` (a header, or a sparse extension block), read whole.
     header: [u8; 512],
+    /// How many bytes of `header` were read (512, or fewer at the end of the stream).
     header_len: usize,
+    /// How many bytes of `header` the parser has been handed.
+    header_out: usize,
     /// Data of the current PAX header being collected: (end offset, bytes).
     pax: Option<(u64, Vec<u8>)>,
     /// `size` from the PAX header the parser holds, for the next entry it hands out.
@@ -63,6 +87,7 @@ impl<R: Read> TarGuard<R> {
             next_header: 0,
             header: [0; 512],
             header_len: 0,
+            header_out: 0,
             pax: None,
             pending_size: None,
             sparse: None,
@@ -71,42 +96,45 @@ impl<R: Read> TarGuard<R> {
         }
     }
 
-    fn observe(&mut self, mut data: &[u8]) -> Result<(), Error> {
-        while !data.is_empty() && !self.ended {
-            if self.pos < self.next_header {
-                let n = usize::try_from(self.next_header - self.pos)
-                    .unwrap_or(usize::MAX)
-                    .min(data.len());
-                if let Some((end, buf)) = self.pax.as_mut() {
-                    let want = usize::try_from(end.saturating_sub(self.pos))
-                        .unwrap_or(usize::MAX)
-                        .min(n);
-                    buf.extend_from_slice(&data[..want]);
-                    if self.pos + n as u64 >= *end {
-                        let records = std::mem::take(buf);
-                        self.pax = None;
-                        self.pending_size = pax_size(&records)?;
-                    }
-                }
-                self.pos += n as u64;
-                data = &data[n..];
-                continue;
-            }
-            let n = (512 - self.header_len).min(data.len());
-            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
-            self.header_len += n;
-            self.pos += n as u64;
-            data = &data[n..];
-            if self.header_len == 512 {
-                self.header_len = 0;
-                self.on_header()?;
+    /// Data bytes `data` (anything but a header block) went by: collect a PAX header's.
+    fn observe(&mut self, data: &[u8]) -> Result<(), Error> {
+        if let Some((end, buf)) = self.pax.as_mut() {
+            let want = usize::try_from(end.saturating_sub(self.pos))
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            buf.extend_from_slice(&data[..want]);
+            if self.pos + data.len() as u64 >= *end {
+                let records = std::mem::take(buf);
+                self.pax = None;
+                self.pending_size = pax_size(&records)?;
             }
         }
+        self.pos += data.len() as u64;
         Ok(())
     }
 
+    /// Read the block at `next_header` whole (fewer bytes only at the end of the stream,
+    /// which the parser then finds too) and follow it.
+    fn read_header(&mut self) -> io::Result<()> {
+        self.header_len = 0;
+        self.header_out = 0;
+        while self.header_len < self.header.len() {
+            match self.inner.read(&mut self.header[self.header_len..]) {
+                Ok(0) => break,
+                Ok(n) => self.header_len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += self.header_len as u64;
+        if self.header_len < self.header.len() {
+            self.ended = true;
+            return Ok(());
+        }
+        self.on_header().map_err(Error::into_io)
+    }
+
     fn on_header(&mut self) -> Result<(), Error> {
-        let h = self.header;
         if let Some(size) = self.sparse {
             // A GNU sparse extension block; another follows only when its byte 504 is 1.
             self.sparse_blocks += 1;
@@ -119,7 +147,7 @@ impl<R: Read> TarGuard<R> {
                     ),
                 ));
             }
-            if h[EXT_IS_EXTENDED] == 1 {
+            if self.header[EXT_IS_EXTENDED] == 1 {
                 self.next_header = self.pos;
             } else {
                 self.sparse = None;
@@ -127,20 +155,18 @@ impl<R: Read> TarGuard<R> {
             }
             return Ok(());
         }
-        if h.iter().all(|b| *b == 0) {
+        if self.header.iter().all(|b| *b == 0) {
             // End of archive for the parser; what follows is drained, not parsed.
             self.ended = true;
             return Ok(());
         }
-        let header = tar::Header::from_byte_slice(&h);
+        normalize(&mut self.header)?;
+        let header = tar::Header::from_byte_slice(&self.header);
         let kind = header.entry_type();
         let header_size = header.entry_size().map_err(|e| {
             Error::layer(
                 crate::path::display(&header.path_bytes()),
-                format!(
-                    "tar header size field {:?} cannot be read: {e}",
-                    String::from_utf8_lossy(&h[124..136])
-                ),
+                format!("tar header size field cannot be read: {e}"),
             )
         })?;
         let is_extension = kind.is_gnu_longname()
@@ -200,6 +226,82 @@ impl<R: Read> TarGuard<R> {
     }
 }
 
+/// Check the header `block` as Go's `archive/tar` does (its checksum, its size as
+/// [`numeric_field`] reads it, which must not be negative), refusing it where Go would; where
+/// the `tar` crate would read the size or checksum field otherwise (an empty or NUL-led field,
+/// a checksum over signed bytes), write the size out canonically and the checksum anew, so the
+/// crate reads what Go reads. A block the crate already reads as Go does is left as it is.
+fn normalize(block: &mut [u8; 512]) -> Result<(), Error> {
+    let shown = || {
+        let header = tar::Header::from_byte_slice(block);
+        crate::path::display(&header.path_bytes()).to_path_buf()
+    };
+    if !go_checksum_ok(block) {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "tar header checksum {:?} does not match the header",
+                String::from_utf8_lossy(&block[CHECKSUM_FIELD])
+            ),
+        )
+        .with_entry(shown()));
+    }
+    let size = numeric_field(&block[SIZE_FIELD])
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::layer(
+                shown(),
+                format!(
+                    "tar header size field {:?} cannot be read",
+                    String::from_utf8_lossy(&block[SIZE_FIELD])
+                ),
+            )
+        })?;
+    let header = tar::Header::from_byte_slice(block);
+    let crate_size = header.entry_size().ok();
+    let crate_checksum = header.cksum().ok();
+    if crate_size == Some(size) && crate_checksum == Some(unsigned_sum(block)) {
+        return Ok(());
+    }
+    let mut header = header.clone();
+    header.set_size(size);
+    header.set_cksum();
+    block.copy_from_slice(header.as_bytes());
+    Ok(())
+}
+
+/// Whether `block`'s checksum field holds its checksum as Go's `archive/tar` verifies it: the
+/// field read as octal text padded with NULs or spaces ([`octal_field`]), equal to the sum of
+/// the block's bytes, the field counted as spaces, taken as unsigned or (as old Sun and some
+/// other tars summed them) as signed bytes.
+fn go_checksum_ok(block: &[u8; 512]) -> bool {
+    let Some(value) = octal_field(&block[CHECKSUM_FIELD]) else {
+        return false;
+    };
+    let signed: i64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match CHECKSUM_FIELD.contains(&i) {
+            true => i64::from(b' '),
+            false => i64::from(*b as i8),
+        })
+        .sum();
+    value == i64::from(unsigned_sum(block)) || value == signed
+}
+
+/// The sum of `block`'s bytes as unsigned, the checksum field counted as spaces: the checksum
+/// the `tar` crate takes and writes.
+fn unsigned_sum(block: &[u8; 512]) -> u32 {
+    block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match CHECKSUM_FIELD.contains(&i) {
+            true => u32::from(b' '),
+            false => u32::from(*b),
+        })
+        .sum()
+}
+
 fn round_up(size: u64) -> Result<u64, Error> {
     size.checked_add(BLOCK - 1)
         .map(|s| s & !(BLOCK - 1))
@@ -234,7 +336,27 @@ fn pax_size(records: &[u8]) -> Result<Option<u64>, Error> {
 
 impl<R: Read> Read for TarGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.ended && self.header_out == self.header_len && self.pos == self.next_header {
+            self.read_header()?;
+        }
+        if self.header_out < self.header_len {
+            let held = &self.header[self.header_out..self.header_len];
+            let n = held.len().min(buf.len());
+            buf[..n].copy_from_slice(&held[..n]);
+            self.header_out += n;
+            return Ok(n);
+        }
+        // Data: read up to the next header at most, so a header block is always read whole.
+        let room = match self.ended {
+            true => buf.len(),
+            false => usize::try_from(self.next_header - self.pos)
+                .unwrap_or(usize::MAX)
+                .min(buf.len()),
+        };
+        let n = self.inner.read(&mut buf[..room])?;
         self.observe(&buf[..n]).map_err(Error::into_io)?;
         Ok(n)
     }
@@ -275,18 +397,125 @@ mod tests {
         }
     }
 
+    /// A size field holding `text` after `nuls` NULs, NULs after it.
+    fn spelled(nuls: usize, text: &str) -> [u8; 12] {
+        let mut field = [0u8; 12];
+        field[nuls..nuls + text.len()].copy_from_slice(text.as_bytes());
+        field
+    }
+
+    /// Set `h`'s checksum field to `text`, NUL-padded.
+    fn checksum_field(h: &mut [u8], text: &str) {
+        h[CHECKSUM_FIELD].fill(0);
+        h[CHECKSUM_FIELD.start..CHECKSUM_FIELD.start + text.len()].copy_from_slice(text.as_bytes());
+    }
+
+    /// The entries the `tar` crate reads through the guard: (name, size, data).
+    fn parsed(stream: &[u8]) -> Result<Vec<(String, u64, Vec<u8>)>, String> {
+        let mut archive = tar::Archive::new(TarGuard::new(stream));
+        let mut out = Vec::new();
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+            out.push((name, entry.size(), data));
+        }
+        Ok(out)
+    }
+
     #[test]
-    fn sizes_are_read_as_the_parser_reads_them() {
-        // Tab padding and base-256 with bytes before the last 8 set: `tar` reads 512 for both.
-        for field in [
-            b"\t0000001000\t",
-            &[0x80, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 2, 0],
-        ] {
+    fn sizes_are_read_as_go_reads_them() {
+        // NULs or spaces around the digits, leading ones too, and an empty field (0): the tar
+        // crate refuses the NUL-led and empty ones by itself. The guard follows 512 bytes of
+        // data, then sees the long name.
+        let led = spelled(6, "1000");
+        let cases: [(&[u8; 12], usize); 6] = [
+            (&led, 512),
+            (b"   1000    \0", 512),
+            (b"0000001000 \0", 512),
+            (&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512),
+            (&[0; 12], 0),
+            (b"            ", 0),
+        ];
+        for (field, data) in cases {
             let mut s = header(b'0', field);
-            s.extend_from_slice(&[7u8; 512]);
+            s.extend_from_slice(&vec![7u8; data]);
             s.extend_from_slice(&header(b'L', b"77777777777\0"));
             let err = guard(&s).expect_err("the long name after the file is seen");
             assert!(err.to_string().contains("exceeds"), "{field:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_go_refuses_are_refused() {
+        // Tab padding and a `+` (the tar crate takes both), base-256 wider than 64 bits (the
+        // crate reads its last 8 bytes), and a negative size.
+        let fields: [&[u8; 12]; 4] = [
+            b"\t0000001000\t",
+            b"+0000001000\0",
+            &[0x80, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 2, 0],
+            &[0xff; 12],
+        ];
+        for field in fields {
+            let err = guard(&header(b'0', field)).expect_err("refused");
+            assert!(err.is_invalid_layer(), "{field:?}: {err:?}");
+            assert!(err.to_string().contains("cannot be read"), "{err}");
+        }
+    }
+
+    /// The parser reads, through the guard, the size the guard read: an entry's data (and the
+    /// entry after it) come out whole and in step.
+    #[test]
+    fn the_parser_reads_entries_with_the_size_the_guard_read() {
+        let mut s = header(b'5', &[0; 12]);
+        s.extend_from_slice(&header(b'0', &spelled(10, "5")));
+        s.extend_from_slice(b"hello");
+        s.extend_from_slice(&[0; 507]);
+        s.extend_from_slice(&header(b'0', b"00000000003\0"));
+        s.extend_from_slice(b"abc");
+        s.extend_from_slice(&[0; 509 + 1024]);
+        let entries = parsed(&s).expect("read");
+        let sizes: Vec<_> = entries.iter().map(|(_, n, d)| (*n, d.as_slice())).collect();
+        assert_eq!(sizes, [(0, &b""[..]), (5, b"hello"), (3, b"abc")]);
+    }
+
+    #[test]
+    fn checksums_are_verified_as_go_verifies_them() {
+        let sum = |h: &[u8]| -> (u32, i64) {
+            let mut blank = h.to_vec();
+            blank[CHECKSUM_FIELD].fill(b' ');
+            let unsigned = blank.iter().map(|b| u32::from(*b)).sum();
+            let signed = blank.iter().map(|b| i64::from(*b as i8)).sum();
+            (unsigned, signed)
+        };
+        let mut h = header(b'0', b"00000000003\0");
+        // A name with bytes over 0x7f: the signed sum differs from the unsigned one.
+        h[..5].copy_from_slice("n\u{e9}me".as_bytes());
+        let (unsigned, signed) = sum(&h);
+        assert_ne!(i64::from(unsigned), signed);
+        let fields = [
+            format!("{unsigned:06o}\0 "),
+            // Leading NULs, which the tar crate reads as an empty field.
+            format!("\0\0{unsigned:06o}"),
+            // Summed over signed bytes, as old Sun tars did.
+            format!("{signed:06o}\0 "),
+        ];
+        for field in fields {
+            let mut s = h.clone();
+            checksum_field(&mut s, &field);
+            s.extend_from_slice(b"abc");
+            s.extend_from_slice(&[0; 509 + 1024]);
+            let entries = parsed(&s).unwrap_or_else(|e| panic!("{field:?}: {e}"));
+            assert_eq!(entries.len(), 1, "{field:?}");
+            assert_eq!(entries[0].2, b"abc", "{field:?}");
+        }
+        for field in [format!("{:06o}\0 ", unsigned + 1), String::new()] {
+            let mut s = h.clone();
+            checksum_field(&mut s, &field);
+            let err = guard(&s).expect_err("a wrong checksum");
+            assert!(err.is_corrupt(), "{field:?}: {err:?}");
+            assert!(err.to_string().contains("checksum"), "{err}");
         }
     }
 

@@ -265,21 +265,21 @@ fn empty_sparse(is_extended: u8) -> Vec<u8> {
 /// Headers the tar parser reads one way and a guard with its own size rules another: each is
 /// followed by a GNU long name over the limit, which must be refused as such (before the parser
 /// buffers it) rather than read whole into memory and fail later as an over-long file name.
+/// Sizes led by NULs, which the `tar` crate cannot read and Go reads, are among them: the guard
+/// hands the parser the size Go reads.
 #[test]
 fn long_names_behind_sizes_read_differently_by_the_guard_are_refused() {
-    let tab_size = *b"\t0000002000\t"; // 1024, whitespace-padded: the parser trims it
-    let junk_b256 = [0x80, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x04, 0x00]; // 1024: last 8 bytes
+    let nul_led = *b"\0\0\0\0\0\0\x002000\0"; // 1024, after NULs: Go skips them
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
 
-    let mut l = raw_header("tab", b'0', &tab_size, Magic::Ustar, |_| {});
+    let mut l = raw_header("nul", b'0', &nul_led, Magic::Ustar, |_| {});
     l.extend([1u8; 1024]);
     l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
-    cases.push(("file size padded with tabs", l));
+    cases.push(("file size led by NULs", l));
 
-    let mut l = raw_header("b256", b'0', &junk_b256, Magic::Ustar, |_| {});
-    l.extend([1u8; 1024]);
+    let mut l = raw_header("empty", b'0', &[0; 12], Magic::Ustar, |_| {});
     l.extend(oversized_long_name(&octal12(META_LIMIT + 1)));
-    cases.push(("base-256 file size with bytes set before the last 8", l));
+    cases.push(("empty file size", l));
 
     // The parser takes the first `size` record; a guard taking the last thinks the file is
     // empty and its all-zero data the end of the archive.
@@ -290,12 +290,8 @@ fn long_names_behind_sizes_read_differently_by_the_guard_are_refused() {
     cases.push(("two PAX size records", l));
 
     cases.push((
-        "long name size padded with tabs",
-        oversized_long_name(b"\t0004000001\t"),
-    ));
-    cases.push((
-        "base-256 long name size with bytes set before the last 8",
-        oversized_long_name(&[0x80, 0x12, 0x34, 0x56, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x01]),
+        "long name size led by NULs",
+        oversized_long_name(b"\0\0\0\x004000001\0"),
     ));
 
     // A PAX global header ends what a PAX `size` record applies to.
@@ -346,14 +342,31 @@ fn long_names_behind_sizes_read_differently_by_the_guard_are_refused() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The size encodings the parser accepts unpack as the parser reads them (the guard is not
-/// stricter than the parser), and a size nobody can read is refused up front.
+/// Sizes unpack as Go's `archive/tar` reads them (padded with NULs or spaces on either side, led
+/// by NULs, empty as 0, base-256), whatever the `tar` crate would make of them; a size Go
+/// refuses is refused up front, also where the crate would read one (tab padding, a sign,
+/// base-256 wider than 64 bits, of which the crate reads the last 8 bytes).
 #[test]
-fn odd_but_valid_tar_sizes_unpack_and_unreadable_ones_are_refused() {
-    let mut l = raw_header("tab", b'0', b"\t0000000005\t", Magic::Ustar, |_| {});
+fn tar_sizes_unpack_as_go_reads_them_and_unreadable_ones_are_refused() {
+    let mut l = raw_header(
+        "nul",
+        b'0',
+        b"\0\0\0\0\0\0\0\0\0\x305\0",
+        Magic::Ustar,
+        |_| {},
+    );
     l.extend(blocks(b"hello"));
-    let junk_b256 = [0x80, 0x7f, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 5];
-    l.extend(raw_header("b256", b'0', &junk_b256, Magic::Gnu, |_| {}));
+    l.extend(raw_header(
+        "space",
+        b'0',
+        b"   5        ",
+        Magic::Ustar,
+        |_| {},
+    ));
+    l.extend(blocks(b"space"));
+    l.extend(raw_header("empty", b'0', &[0; 12], Magic::Ustar, |_| {}));
+    let b256 = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+    l.extend(raw_header("b256", b'0', &b256, Magic::Gnu, |_| {}));
     l.extend(blocks(b"world"));
     l.extend(raw_pax(b"10 size=3\n10 size=1\n"));
     l.extend(raw_header("pax", b'0', &octal12(0), Magic::Ustar, |_| {}));
@@ -365,22 +378,31 @@ fn odd_but_valid_tar_sizes_unpack_and_unreadable_ones_are_refused() {
     let unpacker = Unpacker::builder().rootless(true).build().expect("build");
     unpacker
         .apply_layer(tmp.path(), &l[..], &LayerInfo::default())
-        .expect("sizes the parser reads");
+        .expect("sizes Go reads");
     let read = |name: &str| std::fs::read(tmp.path().join(name)).expect(name);
-    assert_eq!(read("tab"), b"hello");
+    assert_eq!(read("nul"), b"hello");
+    assert_eq!(read("space"), b"space");
+    assert_eq!(read("empty"), b"");
     assert_eq!(read("b256"), b"world");
     assert_eq!(read("pax"), b"abc");
     assert_eq!(read(&"n".repeat(200)), b"after");
 
-    let mut l = raw_header("bad", b'0', b"12x4\0\0\0\0\0\0\0\0", Magic::Ustar, |_| {});
-    l.extend([0u8; 1024]);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let err = unpacker
-        .apply_layer(tmp.path(), &l[..], &LayerInfo::default())
-        .expect_err("unreadable size");
-    assert!(err.is_invalid_layer(), "{err:?}");
-    assert_eq!(err.entry(), Some(Path::new("bad")));
-    assert!(err.to_string().contains("cannot be read"), "{err}");
+    for size in [
+        *b"12x4\0\0\0\0\0\0\0\0",
+        *b"\t0000000005\t",
+        *b"+0000000005\0",
+        [0x80, 0x7f, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 5],
+    ] {
+        let mut l = raw_header("bad", b'0', &size, Magic::Ustar, |_| {});
+        l.extend([0u8; 1024]);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let err = unpacker
+            .apply_layer(tmp.path(), &l[..], &LayerInfo::default())
+            .expect_err("unreadable size");
+        assert!(err.is_invalid_layer(), "{size:?}: {err:?}");
+        assert_eq!(err.entry(), Some(Path::new("bad")));
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+    }
 }
 
 /// Peak resident memory of this process, in KiB.

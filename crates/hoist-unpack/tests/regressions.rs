@@ -230,12 +230,12 @@ fn an_image_with_fewer_diff_ids_than_layers_is_the_images_fault() {
     assert!(err.is_invalid_image(), "{err}");
 }
 
-/// Review: the size field is a numeric field too. A directory entry whose size was never set
-/// (all NUL, as `tar::Header::new_gnu()` leaves it, the same writer bug the uid/gid/mtime
-/// fix covers) reads as 0 in Go's archive/tar; here the `tar` crate still parses the size and
-/// refuses it.
+/// The size field is a numeric field too. A directory entry whose size was never set (all NUL,
+/// as `tar::Header::new_gnu()` leaves it, the same writer bug the uid/gid/mtime fix covers)
+/// reads as 0 in Go's archive/tar, and docker and containerd unpack it; the `tar` crate's own
+/// parser refused it ("tar header size field ... cannot be read").
 #[test]
-fn review_a_directory_with_an_empty_size_field_is_read_as_go_reads_it() {
+fn a_directory_with_an_empty_size_field_is_read_as_go_reads_it() {
     let mut header = tar::Header::new_gnu();
     header.set_path("etc/").expect("name");
     header.set_entry_type(tar::EntryType::Directory);
@@ -252,4 +252,117 @@ fn review_a_directory_with_an_empty_size_field_is_read_as_go_reads_it() {
         .apply_layer(t.path(), &layer[..], &LayerInfo::default())
         .expect("Go's archive/tar reads an empty size field as 0");
     assert!(t.path().join("etc").is_dir());
+}
+
+/// Flattening reads sizes as unpacking does: the empty directory size and a file size led by
+/// NULs (Go trims them; the `tar` crate read the field as empty and refused it) come out of
+/// the flattened tar with the file's bytes whole.
+#[test]
+fn flattening_reads_an_empty_or_nul_led_size_field_as_go_reads_it() {
+    let mut dir = tar::Header::new_gnu();
+    dir.set_path("etc/").expect("name");
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.as_old_mut().size.fill(0);
+    dir.set_cksum();
+    let mut file = bare_header("etc/motd", 5);
+    file.set_mode(0o644);
+    spell(&mut file.as_old_mut().size, b"\0\0\0\0\0\0\0\0\x305");
+    file.set_cksum();
+    let mut layer = dir.as_bytes().to_vec();
+    layer.extend_from_slice(file.as_bytes());
+    layer.extend_from_slice(b"hello");
+    layer.resize(layer.len() + 507 + 1024, 0);
+
+    let out = flatten(&layer).expect("Go's archive/tar reads both sizes");
+    let mut archive = tar::Archive::new(&out[..]);
+    let mut motd = None;
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path_bytes().as_ref() == b"etc/motd" {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).expect("data");
+            motd = Some(data);
+        }
+    }
+    assert_eq!(motd.as_deref(), Some(&b"hello"[..]));
+
+    let t = tmp();
+    unpacker()
+        .apply_layer(t.path(), &layer[..], &LayerInfo::default())
+        .expect("unpacked");
+    assert_eq!(
+        std::fs::read(t.path().join("etc/motd")).expect("motd"),
+        b"hello"
+    );
+}
+
+/// Go's archive/tar takes a header whose checksum was summed over signed bytes (as old Sun
+/// tars summed them), which differs from the unsigned sum once a name holds a byte over 0x7f,
+/// and a checksum field led by NULs; the `tar` crate refused both ("archive header checksum
+/// mismatch", "numeric field was not a number"). Unpacking and flattening take them now.
+#[test]
+fn checksums_go_accepts_are_accepted() {
+    let signed_layer = || {
+        let mut header = bare_header("caf\u{e9}", 5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let bytes = header.as_bytes();
+        let signed: i64 = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match i {
+                148..156 => i64::from(b' '),
+                _ => i64::from(*b as i8),
+            })
+            .sum();
+        spell(
+            &mut header.as_old_mut().cksum,
+            format!("{signed:06o}").as_bytes(),
+        );
+        header
+    };
+    let nul_led = || {
+        let mut header = bare_header("caf\u{e9}", 5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let sum = header.cksum().expect("a checksum");
+        let field = format!("\0\0{sum:05o}\0");
+        header.as_old_mut().cksum.copy_from_slice(field.as_bytes());
+        header
+    };
+    for (what, header) in [("signed sum", signed_layer()), ("NUL-led", nul_led())] {
+        let mut layer = header.as_bytes().to_vec();
+        layer.extend_from_slice(b"hello");
+        layer.resize(layer.len() + 507 + 1024, 0);
+        assert!(
+            tar::Archive::new(&layer[..])
+                .entries()
+                .expect("entries")
+                .next()
+                .expect("one")
+                .is_err(),
+            "{what}: the tar crate on its own refuses it"
+        );
+        let t = tmp();
+        unpacker()
+            .apply_layer(t.path(), &layer[..], &LayerInfo::default())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            std::fs::read(t.path().join("caf\u{e9}")).expect(what),
+            b"hello"
+        );
+        flatten(&layer).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // A checksum that is no sum of the header is refused as before.
+    let mut header = bare_header("caf\u{e9}", 5);
+    header.set_cksum();
+    header.as_old_mut().cksum[0] ^= 1;
+    let mut layer = header.as_bytes().to_vec();
+    layer.extend_from_slice(b"hello");
+    layer.resize(layer.len() + 507 + 1024, 0);
+    let err = unpacker()
+        .apply_layer(tmp().path(), &layer[..], &LayerInfo::default())
+        .expect_err("a wrong checksum");
+    assert!(err.is_corrupt(), "{err:?}");
 }

@@ -109,7 +109,7 @@ pub(crate) fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> 
 pub(crate) fn numeric_field(field: &[u8]) -> Option<i64> {
     match field.first() {
         Some(first) if first & 0x80 != 0 => base256(field),
-        _ => octal(field),
+        _ => octal_field(field),
     }
 }
 
@@ -133,8 +133,10 @@ fn base256(field: &[u8]) -> Option<i64> {
     Some(if negative { !value } else { value })
 }
 
-/// An octal text field, padded with NULs and spaces on either side.
-fn octal(field: &[u8]) -> Option<i64> {
+/// An octal text field read as Go's `archive/tar` reads one that may not be base-256 (its
+/// `parseOctal`, which it verifies the checksum with): NULs and spaces on either side are
+/// padding, an empty field is 0, a NUL inside ends the text. `None` for a malformed field.
+pub(crate) fn octal_field(field: &[u8]) -> Option<i64> {
     let padding = |b: &u8| *b == 0 || *b == b' ';
     let Some(start) = field.iter().position(|b| !padding(b)) else {
         return Some(0);
