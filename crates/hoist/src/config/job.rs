@@ -251,13 +251,15 @@ fn written_as(dir: &Path, prefix: &str) -> Result<Option<Location>, UsageError> 
 
 /// A note when the plain directory `dir` of `pull` or `export` reads as DIR:TAG (`./out:1.0`):
 /// it is taken as written, a directory named `out:1.0`, as a path may hold a colon; only
-/// `oci:DIR:TAG` names a tag. `None` for anything else.
+/// `oci:DIR:TAG` names a tag. `None` for anything else. A trailing `/` (as shell completion
+/// adds) or `/.` is left out of the suggestion: `./out:1.0/` suggests `oci:./out:1.0`.
 pub fn dir_tag_note(dir: &Path) -> Option<String> {
     let written = dir.to_str()?;
     if written.starts_with("oci:") {
         return None;
     }
-    let name = dir.file_name()?.to_str()?;
+    let written = without_trailing_separators(written);
+    let name = written.rsplit('/').next()?;
     let (base, tag) = name.rsplit_once(':')?;
     if base.is_empty() || !crate::transport::valid_tag(tag) {
         return None;
@@ -267,6 +269,20 @@ pub fn dir_tag_note(dir: &Path) -> Option<String> {
         "writing into a directory named `{name}`; to tag the image `{tag}` in `{meant}`, \
          write oci:{meant}:{tag}"
     ))
+}
+
+/// The path `written` without the trailing `/` and `/.` that name no other directory
+/// (`./out:1.0/./` is `./out:1.0`), so its last name ends the text. A `..` is kept.
+fn without_trailing_separators(written: &str) -> &str {
+    let mut text = written;
+    loop {
+        let trimmed = text.trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/.").unwrap_or(trimmed);
+        if trimmed == text || trimmed.is_empty() {
+            return trimmed;
+        }
+        text = trimmed;
+    }
 }
 
 /// The layout directory of `pull` and `export`, and the tag written with it.
@@ -326,12 +342,30 @@ mod tests {
         assert!(config.notes.is_empty());
     }
 
-    /// Review: shell completion adds a trailing slash to an existing directory; the note
-    /// then suggests a form that names another directory and tag.
+    /// Shell completion adds a trailing slash to an existing directory; the note then
+    /// suggested `oci:./out::1.0` (the text cut by the length of `Path::file_name`, which
+    /// leaves out a trailing `/` or `/.`), a form naming another directory and tag.
     #[test]
-    fn review_dir_tag_note_with_a_trailing_slash() {
+    fn dir_tag_note_with_a_trailing_slash() {
         let note = dir_tag_note(Path::new("./out:1.0/")).expect("a note");
         assert!(note.contains("oci:./out:1.0"), "{note}");
+        for (written, suggested) in [
+            ("./out:1.0//", "oci:./out:1.0"),
+            ("./out:1.0/.", "oci:./out:1.0"),
+            ("./out:1.0/./", "oci:./out:1.0"),
+            ("/srv/out:1.0/", "oci:/srv/out:1.0"),
+            ("out:1.0/", "oci:out:1.0"),
+        ] {
+            let note = dir_tag_note(Path::new(written)).expect("a note");
+            assert!(
+                note.ends_with(&format!("write {suggested}")),
+                "{written}: {note}"
+            );
+            assert!(note.contains("named `out:1.0`"), "{written}: {note}");
+        }
+        for quiet in ["./out:1.0/..", "/", "./.", "./out/"] {
+            assert_eq!(dir_tag_note(Path::new(quiet)), None, "{quiet}");
+        }
     }
 
     #[test]
