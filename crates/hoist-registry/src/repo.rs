@@ -32,10 +32,30 @@ impl Repo {
     pub fn new(registry: impl Into<String>, name: impl Into<String>) -> Result<Self> {
         let registry = registry.into();
         let name = name.into();
-        check_host(&registry)
-            .map_err(|why| Error::invalid(format!("invalid registry host {registry:?}: {why}")))?;
+        Repo::check_registry(&registry)?;
         check_name(&name)?;
         Ok(Repo { registry, name })
+    }
+
+    /// Check a registry `host[:port]` as [`Repo::new`] and
+    /// [`ClientBuilder::insecure_host`](crate::ClientBuilder::insecure_host) check it: a host
+    /// name, an IPv4 address or a bracketed IPv6 address, with an optional port from 1 to
+    /// 65535. For a caller that reads registry hosts from its user and wants to refuse a bad
+    /// one where it reads it, rather than when the client is built.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::InvalidInput`] for a host outside that grammar; its message says
+    /// why.
+    ///
+    /// ```
+    /// use hoist_registry::Repo;
+    /// assert!(Repo::check_registry("mirror.example:5000").is_ok());
+    /// assert!(Repo::check_registry("my_mirror:5000").is_err());
+    /// assert!(Repo::check_registry("mirror:0").is_err());
+    /// ```
+    pub fn check_registry(registry: &str) -> Result<()> {
+        check_host(registry)
+            .map_err(|why| Error::invalid(format!("invalid registry host {registry:?}: {why}")))
     }
 
     /// The repository a parsed reference names (Docker Hub references map to its API host).

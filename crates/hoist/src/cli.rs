@@ -61,7 +61,7 @@ impl Cli {
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.global.compression_from_env =
             matches.value_source("compression") == Some(ValueSource::EnvVariable);
-        cli.global.from_env = SIZE_VARIABLES
+        cli.global.from_env = CHECKED_VARIABLES
             .iter()
             .filter(|(id, _)| matches.value_source(id) == Some(ValueSource::EnvVariable))
             .map(|&(_, var)| var)
@@ -70,12 +70,13 @@ impl Cli {
     }
 }
 
-/// The options whose values hoist parses itself (sizes), by clap id, with their variables:
-/// an error in a value set in the environment names the variable, not a flag never typed.
-/// (clap's own errors, for numbers, always name the flag.)
-const SIZE_VARIABLES: [(&str, &str); 2] = [
+/// The options whose values hoist checks itself (sizes, insecure registry hosts), by clap id,
+/// with their variables: an error in a value set in the environment names the variable, not a
+/// flag never typed. (clap's own errors, for numbers, always name the flag.)
+const CHECKED_VARIABLES: [(&str, &str); 3] = [
     ("chunk_size", "HOIST_CHUNK_SIZE"),
     ("max_layer_bytes", "HOIST_MAX_LAYER_BYTES"),
+    ("insecure_registries", "HOIST_INSECURE_REGISTRY"),
 ];
 
 /// How to name the option `flag` (`--chunk-size`) in an error about its `value`: as the
@@ -136,7 +137,7 @@ pub struct GlobalArgs {
     #[arg(skip)]
     pub compression_from_env: bool,
 
-    /// The variables of [`SIZE_VARIABLES`] that gave their option its value.
+    /// The variables of [`CHECKED_VARIABLES`] that gave their option its value.
     #[arg(skip)]
     pub from_env: Vec<&'static str>,
 

@@ -109,6 +109,11 @@ pub struct Config {
     pub verbosity: i8,
     /// The cache directory.
     pub cache_dir: PathBuf,
+    /// Whether registry clients keep upload state in the cache (`uploads/`), for a later run
+    /// to resume an interrupted push: only for a job that uploads ([`Job::uploads_blobs`]),
+    /// so a read-only one (inspect, tags, digest, pull, delete, login) never needs the cache
+    /// to be a usable directory.
+    pub keep_upload_state: bool,
     /// Where to write the image's runtime settings after unpacking into a rootfs.
     pub runtime_config: Option<PathBuf>,
     /// Where to write the digest of the manifest a copy wrote (`--digestfile`).
@@ -258,6 +263,17 @@ impl Job {
             | Job::Completions(_)
             | Job::CachePrune { .. }
             | Job::DebugProgress { .. } => (None, None),
+        }
+    }
+
+    /// Whether the job may upload blobs to a registry (a copy or push whose destination is
+    /// one), and so keep upload state for a later run to resume from.
+    pub fn uploads_blobs(&self) -> bool {
+        match self {
+            Job::Copy { destination, .. } | Job::CopyTags { destination, .. } => {
+                matches!(destination, Location::Registry { .. })
+            }
+            _ => false,
         }
     }
 }
@@ -439,6 +455,7 @@ pub fn validate(mut cli: Cli, mut env: Environment<'_>) -> Result<(Config, Job),
     config.compression_chosen |= recompress;
     config.registry_creds = credentials::assign_creds(&job, creds, side_creds, &anonymous)?;
     config.anonymous_registries = anonymous;
+    config.keep_upload_state = job.uploads_blobs();
     for host in unverified {
         if !config.insecure_registries.contains(&host) {
             config.insecure_registries.push(host);
@@ -587,6 +604,36 @@ pub(crate) mod tests {
         assert_eq!(config.level_for(Compression::Gzip), None);
         let (config, _) = ok(&["inspect", "oci:x"]);
         assert_eq!(config.level_for(Compression::Gzip), None);
+    }
+
+    /// Only a job that uploads blobs to a registry keeps upload state: the read-only ones
+    /// never need the cache directory.
+    #[test]
+    fn only_jobs_that_upload_keep_upload_state() {
+        for args in [
+            &["push", "app:1", "h.example/a:1"][..],
+            &["copy", "docker://h.example/a:1", "docker://g.example/a:1"],
+            &["copy", "oci:x:1", "docker://g.example/a:1"],
+            &[
+                "copy",
+                "--all-tags",
+                "docker://h.example/a",
+                "docker://g.example/a",
+            ],
+        ] {
+            assert!(ok(args).0.keep_upload_state, "{args:?}");
+        }
+        for args in [
+            &["inspect", "docker://h.example/a:1"][..],
+            &["digest", "h.example/a:1"],
+            &["tags", "h.example/a"],
+            &["pull", "h.example/a:1", "out"],
+            &["delete", "h.example/a:1"],
+            &["unpack", "h.example/a:1", "root"],
+            &["copy", "docker://h.example/a:1", "oci:out:1"],
+        ] {
+            assert!(!ok(args).0.keep_upload_state, "{args:?}");
+        }
     }
 
     #[test]

@@ -181,6 +181,53 @@ fn a_bad_size_in_the_environment_names_its_variable() {
     usage_error(&["--chunk-size", "1k", "tags", "r/a"], "--chunk-size 1k");
 }
 
+/// An insecure registry host the registry client would refuse (it takes no `_`, no port 0
+/// and none over 65535) is a usage error naming where it was set, not a run-time failure of
+/// every registry command (exit 1, "invalid input: insecure host ...").
+#[test]
+fn an_insecure_host_the_client_refuses_is_a_usage_error_naming_its_source() {
+    let out = hoist(&["tags", "localhost:5000/app"])
+        .env("HOIST_INSECURE_REGISTRY", "ok.example,my_mirror:5000")
+        .output()
+        .expect("run hoist");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("HOIST_INSECURE_REGISTRY (set in the environment)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("my_mirror:5000"), "{stderr}");
+    assert!(!stderr.contains("--"), "names no flag: {stderr}");
+    usage_error(
+        &["--insecure-registry", "reg:0", "tags", "r/a"],
+        "--insecure-registry: invalid registry host \"reg:0\"",
+    );
+}
+
+/// A read-only registry command keeps no upload state, so a cache directory that cannot be
+/// made (`$XDG_CACHE_HOME/hoist` under a file) does not stop it: it gets as far as the
+/// registry (here nothing listens) instead of failing on "is not a directory".
+#[test]
+fn a_read_only_command_does_not_need_a_usable_cache() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"").expect("file");
+    for args in [
+        &["tags", "127.0.0.1:9/app"][..],
+        &["digest", "127.0.0.1:9/app:1"],
+        &["inspect", "docker://127.0.0.1:9/app:1"],
+    ] {
+        let out = hoist(&[&["--retries", "0"][..], args].concat())
+            .env("XDG_CACHE_HOME", &file)
+            .output()
+            .expect("run hoist");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("not a directory"), "{args:?}: {stderr}");
+        assert!(stderr.contains("127.0.0.1:9"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     usage_error(&[], "Usage");

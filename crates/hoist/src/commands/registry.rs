@@ -27,7 +27,9 @@ pub fn client_for(config: &Config, ends: &[&Location]) -> anyhow::Result<Option<
 }
 
 /// A registry client configured by the command line: the run's shared one when it has one
-/// ([`Config::registry_client`]), else a new one.
+/// ([`Config::registry_client`]), else a new one. It keeps upload state in the cache only
+/// for a job that uploads ([`Config::keep_upload_state`]): the library refuses a state
+/// directory under a file, which must not stop a command that never writes one.
 ///
 /// # Errors
 /// When the library rejects a setting (a bad certificate directory, ...).
@@ -42,8 +44,10 @@ pub fn client(config: &Config) -> anyhow::Result<Client> {
         .retry(RetryPolicy {
             max_attempts: config.retries.saturating_add(1),
             ..RetryPolicy::default()
-        })
-        .state_dir(config.cache_dir.join("uploads"));
+        });
+    if config.keep_upload_state {
+        builder = builder.state_dir(config.cache_dir.join("uploads"));
+    }
     for host in &config.insecure_registries {
         builder = builder.insecure_host(host.clone());
     }
@@ -446,6 +450,31 @@ mod tests {
             1_000_000,
             "the prefix an earlier run sent counted as moved"
         );
+    }
+
+    /// The cache directory is under a file: a push cannot keep its upload state, and its
+    /// client is refused; a read-only command never writes any, and its client is built.
+    #[tokio::test]
+    async fn a_read_only_command_builds_its_client_whatever_the_cache_is() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").expect("file");
+        let cache = file.join("hoist");
+        let cache = cache.to_str().expect("utf-8 path");
+        for args in [
+            &["inspect", "docker://h.example/a:1"][..],
+            &["tags", "h.example/a"],
+            &["digest", "h.example/a:1"],
+            &["pull", "h.example/a:1", "out"],
+        ] {
+            let argv: Vec<&str> = ["--cache-dir", cache].iter().chain(args).copied().collect();
+            let (config, _) = crate::config::tests::ok(&argv);
+            client(&config).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+        }
+        let argv = ["--cache-dir", cache, "push", "oci:x:1", "h.example/a:1"];
+        let (config, _) = crate::config::tests::ok(&argv);
+        let e = client(&config).expect_err("no place for upload state");
+        assert!(format!("{e:#}").contains("is not a directory"), "{e:#}");
     }
 
     #[test]

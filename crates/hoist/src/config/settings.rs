@@ -92,7 +92,7 @@ pub(super) fn validate_global(
         return Err(usage("--concurrency must be between 1 and 64"));
     }
     for host in &g.insecure_registries {
-        check_registry_host(host)?;
+        check_registry_host(host, &g.from_env)?;
     }
     let creds = credentials::from_flags(g.creds, g.creds_stdin, env.read_stdin_line)?;
     if g.quiet && g.verbose > 0 {
@@ -154,6 +154,7 @@ pub(super) fn validate_global(
         progress,
         verbosity,
         cache_dir,
+        keep_upload_state: false,
         runtime_config: None,
         digest_file: None,
         all_platforms: false,
@@ -204,20 +205,21 @@ fn check_level(compression: Compression, level: i32) -> Result<(), UsageError> {
     }
 }
 
-fn check_registry_host(host: &str) -> Result<(), UsageError> {
-    let ok = !host.is_empty()
-        && !host.contains("://")
-        && !host.contains('/')
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(usage(format!(
-            "--insecure-registry `{host}`: expected HOST[:PORT] without scheme or path"
-        )))
-    }
+/// An `--insecure-registry` host, checked by the registry client's own rules
+/// ([`hoist_registry::Repo::check_registry`]), so a host the client would refuse when it is
+/// built is a usage error here, naming the variable when the value came from there.
+fn check_registry_host(host: &str, from_env: &[&str]) -> Result<(), UsageError> {
+    const VAR: &str = "HOIST_INSECURE_REGISTRY";
+    hoist_registry::Repo::check_registry(host).map_err(|e| {
+        let named = match from_env.contains(&VAR) {
+            true => format!("{VAR} (set in the environment)"),
+            false => "--insecure-registry".to_string(),
+        };
+        usage(format!(
+            "{named}: {}; expected HOST[:PORT] without scheme or path",
+            e.message()
+        ))
+    })
 }
 
 /// `$XDG_CACHE_HOME/hoist`, else `$HOME/.cache/hoist` (relative XDG values are ignored, as the
@@ -283,6 +285,31 @@ mod tests {
         assert!(
             err(&["--insecure-registry", "http://h", "inspect", "oci:x"]).contains("HOST[:PORT]")
         );
+    }
+
+    /// The registry client refuses these insecure hosts when it is built, which made every
+    /// registry command fail at run time (exit 1); they were taken here (`_` was allowed, and
+    /// a port was never checked). Now the client's own check refuses them as a usage error.
+    #[test]
+    fn insecure_hosts_are_checked_as_the_registry_client_checks_them() {
+        for bad in [
+            "my_mirror:5000",
+            "reg:0",
+            "reg:65536",
+            "reg:",
+            "reg-.example",
+            "[::1",
+        ] {
+            let flag = format!("--insecure-registry={bad}");
+            let e = err(&[&flag, "tags", "h.example/a"]);
+            assert!(e.starts_with("--insecure-registry: "), "{bad}: {e}");
+            assert!(e.contains(bad), "{bad}: {e}");
+            assert!(e.contains("HOST[:PORT]"), "{bad}: {e}");
+        }
+        for good in ["reg", "mirror.example:5000", "10.0.0.1:443", "[::1]:5000"] {
+            let (c, _) = ok(&["--insecure-registry", good, "tags", "h.example/a"]);
+            assert_eq!(c.insecure_registries, [good], "{good}");
+        }
         assert!(err(&["-q", "-v", "inspect", "oci:x"]).contains("contradict"));
     }
 
