@@ -76,6 +76,19 @@ pub fn outcome(err: &anyhow::Error) -> Outcome {
     Outcome::Fail { code, lines }
 }
 
+/// The exit code for a failed command's `outcome`, given `signal`, the exit code of the
+/// signal that came while it ran ([`crate::interrupt::exit_code`]): a signal's code (130,
+/// 143) wins over the failure's own and over a closed stdout's 0. Ctrl-C on `hoist ... |
+/// reader` reaches the reader too; hoist's next write to it then fails with a broken pipe,
+/// which must not turn the interruption into a success.
+pub fn exit_code(outcome: &Outcome, signal: Option<i32>) -> i32 {
+    let own = match outcome {
+        Outcome::Fail { code, .. } => *code,
+        Outcome::BrokenPipe => EXIT_OK,
+    };
+    signal.unwrap_or(own)
+}
+
 /// A registry's TLS trouble the command line has flags for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsTrouble {
@@ -301,6 +314,22 @@ mod tests {
         };
         assert_eq!(lines[0], "error: writing the archive to stdout");
         assert!(stdout_result(Ok(()), "x").is_ok());
+    }
+
+    /// A signal decides the exit code, also when the command ended on a closed stdout
+    /// (which used to exit 0 before the signal was asked about).
+    #[test]
+    fn a_signal_wins_over_a_broken_pipe_and_a_failure() {
+        let fail = |code| Outcome::Fail {
+            code,
+            lines: Vec::new(),
+        };
+        assert_eq!(exit_code(&Outcome::BrokenPipe, None), EXIT_OK);
+        assert_eq!(exit_code(&Outcome::BrokenPipe, Some(130)), 130);
+        assert_eq!(exit_code(&Outcome::BrokenPipe, Some(143)), 143);
+        assert_eq!(exit_code(&fail(EXIT_FAILURE), None), EXIT_FAILURE);
+        assert_eq!(exit_code(&fail(EXIT_USAGE), None), EXIT_USAGE);
+        assert_eq!(exit_code(&fail(EXIT_FAILURE), Some(130)), 130);
     }
 
     #[test]

@@ -91,29 +91,31 @@ fn real_main() -> i32 {
             }
             commands::run(&config, job)
         });
-    match result {
-        Ok(()) => errors::EXIT_OK,
-        Err(err) => match errors::outcome(&err) {
-            Outcome::BrokenPipe => errors::EXIT_OK,
-            Outcome::Fail { code, lines } => {
-                // Stopped by a signal: the exit code says so, whatever failed on the way out.
-                let code = interrupt::exit_code().unwrap_or(code);
-                let mut stderr = std::io::stderr().lock();
-                if json {
-                    let (message, causes) = errors::said(&err);
-                    // A copy's own failure ended its events already, in their `finish`.
-                    if !progress::reported(&message, &causes) {
-                        let line = progress::plain::error_line(&message, &causes);
-                        let _ = writeln!(stderr, "{line}");
-                    }
-                    return code;
-                }
-                for line in lines {
+    let Err(err) = result else {
+        return errors::EXIT_OK;
+    };
+    let outcome = errors::outcome(&err);
+    // Stopped by a signal: the exit code says so, whatever failed on the way out (a closed
+    // stdout too: the signal reached the reader of a pipe as well).
+    let code = errors::exit_code(&outcome, interrupt::exit_code());
+    match outcome {
+        Outcome::BrokenPipe => code,
+        Outcome::Fail { lines, .. } => {
+            let mut stderr = std::io::stderr().lock();
+            if json {
+                let (message, causes) = errors::said(&err);
+                // A copy's own failure ended its events already, in their `finish`.
+                if !progress::reported(&message, &causes) {
+                    let line = progress::plain::error_line(&message, &causes);
                     let _ = writeln!(stderr, "{line}");
                 }
-                code
+                return code;
             }
-        },
+            for line in lines {
+                let _ = writeln!(stderr, "{line}");
+            }
+            code
+        }
     }
 }
 
