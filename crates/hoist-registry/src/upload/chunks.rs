@@ -71,9 +71,11 @@ impl Client {
             // Send chunks until the server holds everything.
             while let Some((start, end)) = next_chunk(session.offset, src.size, chunk) {
                 // Bytes before `start` this process never saw (an earlier run's session) are
-                // read from a streamed source and hashed first.
+                // read from a streamed source and hashed first. Stop is asked after that
+                // read, too: one asked while its last frame came must not let a PATCH go out.
                 if stop.asked()
                     || matches!(self.catch_up(src, start, stop, bp).await?, CatchUp::Stopped)
+                    || stop.asked()
                 {
                     return Err(stopped(repo, src, session, state_file, bp, None).await);
                 }
