@@ -450,3 +450,77 @@ async fn a_cut_prefix_read_goes_on_where_the_hash_stands() {
     assert_eq!(read, SIZE, "no byte read twice");
     assert!(s.b_has(&s.blob.digest));
 }
+
+/// The source stalls while the prefix is read again, and a stop is asked meanwhile: the push
+/// ends at once with the session kept, as for a stop between frames. It used to wait out the
+/// client's timeout for the next frame (120 s by default, longer than the CLI's 30 s grace,
+/// which then cut the push and said a chunk may have been lost).
+#[tokio::test]
+async fn a_stop_while_the_source_stalls_in_the_prefix_ends_the_push_at_once() {
+    let Some(s) = setup(28).await else { return };
+    s.stopped_run().await;
+    let front_a = Arc::new(s.source_with(1, FaultAction::StallResponseBody(40_000)));
+    // The moment the proxy has passed its 40 000 bytes and holds the rest back, as a watcher
+    // sees it (the push itself may not ask while it waits).
+    let stalled = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    let watcher = {
+        let (front_a, stalled) = (front_a.clone(), stalled.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if blob_gets(&front_a)
+                    .iter()
+                    .any(|g| g.response_body_bytes == 40_000)
+                {
+                    let _ = stalled.set(std::time::Instant::now());
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    let asked = stalled.clone();
+    let opts = PushOptions::new().stop_when(move || asked.get().is_some());
+    let (p, mut rx) = Progress::channel(4096);
+    let e = client(&s.state)
+        .push_remote_blob(&s.dst(), &s.remote(&front_a.host()), &opts, &p)
+        .await
+        .expect_err("stopped");
+    let ended = std::time::Instant::now();
+    drop(p);
+    watcher.join().expect("watcher");
+    let since = ended.duration_since(*stalled.get().expect("the source stalled"));
+    assert!(e.is_stopped(), "{e}");
+    assert!(
+        since < std::time::Duration::from_secs(2),
+        "ended {since:?} after the stop (the client's timeout is 5 s): {e}"
+    );
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    assert!(
+        events.contains(&Event::Stopped {
+            digest: s.blob.digest.clone(),
+            offset: HELD
+        }),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Retrying { .. })),
+        "{events:?}"
+    );
+    let records = s.front_b.records();
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.method == "PATCH" || r.method == "PUT"),
+        "nothing sent to B: {records:?}"
+    );
+    assert_eq!(s.state_files().len(), 1, "the session is still saved");
+
+    let (res, _) = s.later_run(&s.a.host()).await;
+    let out = res.expect("the run after that completes it");
+    assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
+    assert!(s.b_has(&s.blob.digest));
+}

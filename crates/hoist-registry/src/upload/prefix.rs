@@ -44,7 +44,8 @@ impl Client {
     /// Make sure the first `upto` bytes of a streamed `src` went through its hasher, reading
     /// the missing ones from the source (hashed, not sent). A file source needs nothing.
     ///
-    /// `stop` is asked before each frame read: a stop leaves the destination untouched.
+    /// `stop` is asked before each frame read and while one is awaited: a stop leaves the
+    /// destination untouched.
     pub(super) async fn catch_up(
         &self,
         src: &Src,
@@ -102,7 +103,10 @@ impl Client {
 
     /// One ranged GET of `[from, upto)` at the source, read to its end (or until `stop`),
     /// every frame hashed by the feed and dropped. Each frame must come within the client's
-    /// timeout.
+    /// timeout. `stop` is asked between frames and while a frame is awaited: a source that
+    /// stalls cannot hold a stopped push for the client's timeout (longer than the CLI's
+    /// grace, which would then cut it as if a chunk were in flight). Returns `Ok` when
+    /// stopped; the caller's loop asks `stop` and ends the catch-up.
     async fn read_prefix(
         &self,
         feed: &Arc<Feed>,
@@ -117,7 +121,13 @@ impl Client {
                 return Ok(());
             }
             let frame = std::future::poll_fn(|cx| region.poll_data(cx));
-            match tokio::time::timeout(timeout, frame).await {
+            let waited = tokio::select! {
+                biased;
+                waited = tokio::time::timeout(timeout, frame) => waited,
+                // Nothing was sent: the prefix read is given up where it stands.
+                () = stop.until_asked() => return Ok(()),
+            };
+            match waited {
                 // Hashed by the region as it passed; nothing else wants it.
                 Ok(Some(Ok(_))) => {}
                 Ok(None) => return Ok(()),
