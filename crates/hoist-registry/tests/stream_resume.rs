@@ -133,6 +133,23 @@ impl Setup {
         self.front_b.clear_records();
     }
 
+    /// After a run that stopped before sending anything to B: its session is still saved, and
+    /// the run after that completes the blob, sending only what B did not have.
+    async fn kept_then_completed(&self) {
+        let records = self.front_b.records();
+        assert!(
+            !records
+                .iter()
+                .any(|r| r.method == "PATCH" || r.method == "PUT"),
+            "nothing sent to B: {records:?}"
+        );
+        assert_eq!(self.state_files().len(), 1, "the session is still saved");
+        let (res, _) = self.later_run(&self.a.host()).await;
+        let out = res.expect("the run after that completes it");
+        assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
+        assert!(self.b_has(&self.blob.digest));
+    }
+
     /// A later run (a fresh client, the same state directory) reading the source through
     /// `host`; its result and every event it gave.
     async fn later_run(&self, host: &str) -> (hoist_registry::Result<PushOutcome>, Vec<Event>) {
@@ -362,19 +379,7 @@ async fn a_stop_while_the_prefix_is_read_keeps_the_session() {
         }),
         "{events:?}"
     );
-    let records = s.front_b.records();
-    assert!(
-        !records
-            .iter()
-            .any(|r| r.method == "PATCH" || r.method == "PUT"),
-        "nothing sent to B: {records:?}"
-    );
-    assert_eq!(s.state_files().len(), 1, "the session is still saved");
-
-    let (res, _) = s.later_run(&s.a.host()).await;
-    let out = res.expect("the run after that completes it");
-    assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
-    assert!(s.b_has(&s.blob.digest));
+    s.kept_then_completed().await;
 }
 
 /// An earlier run got every byte acknowledged and stopped before the completing `PUT`: the
@@ -510,17 +515,5 @@ async fn a_stop_while_the_source_stalls_in_the_prefix_ends_the_push_at_once() {
         !events.iter().any(|e| matches!(e, Event::Retrying { .. })),
         "{events:?}"
     );
-    let records = s.front_b.records();
-    assert!(
-        !records
-            .iter()
-            .any(|r| r.method == "PATCH" || r.method == "PUT"),
-        "nothing sent to B: {records:?}"
-    );
-    assert_eq!(s.state_files().len(), 1, "the session is still saved");
-
-    let (res, _) = s.later_run(&s.a.host()).await;
-    let out = res.expect("the run after that completes it");
-    assert_eq!(out.bytes_sent, SIZE - HELD, "{out:?}");
-    assert!(s.b_has(&s.blob.digest));
+    s.kept_then_completed().await;
 }
