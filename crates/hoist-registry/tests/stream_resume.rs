@@ -133,6 +133,17 @@ impl Setup {
         self.front_b.clear_records();
     }
 
+    /// That a stopped run said it stopped where the first run had, at [`HELD`].
+    fn assert_stopped_at_held(&self, events: &[Event]) {
+        assert!(
+            events.contains(&Event::Stopped {
+                digest: self.blob.digest.clone(),
+                offset: HELD
+            }),
+            "{events:?}"
+        );
+    }
+
     /// After a run that stopped before sending anything to B: its session is still saved, and
     /// the run after that completes the blob, sending only what B did not have.
     async fn kept_then_completed(&self) {
@@ -153,17 +164,22 @@ impl Setup {
     /// A later run (a fresh client, the same state directory) reading the source through
     /// `host`; its result and every event it gave.
     async fn later_run(&self, host: &str) -> (hoist_registry::Result<PushOutcome>, Vec<Event>) {
-        let (p, mut rx) = Progress::channel(4096);
+        let (p, rx) = Progress::channel(4096);
         let res = client(&self.state)
             .push_remote_blob(&self.dst(), &self.remote(host), &PushOptions::default(), &p)
             .await;
         drop(p);
-        let mut events = Vec::new();
-        while let Some(e) = rx.recv().await {
-            events.push(e);
-        }
-        (res, events)
+        (res, all_events(rx).await)
     }
+}
+
+/// Every event a run gave, once its progress sender is gone.
+async fn all_events(mut rx: tokio::sync::mpsc::Receiver<Event>) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    events
 }
 
 fn acked_patches(proxy: &FaultProxy) -> usize {
@@ -361,24 +377,15 @@ async fn a_stop_while_the_prefix_is_read_keeps_the_session() {
     // True once the prefix read reached the source: asked before its first frame.
     let reading = watch_a.clone();
     let opts = PushOptions::new().stop_when(move || !blob_gets(&reading).is_empty());
-    let (p, mut rx) = Progress::channel(4096);
+    let (p, rx) = Progress::channel(4096);
     let e = client(&s.state)
         .push_remote_blob(&s.dst(), &s.remote(&watch_a.host()), &opts, &p)
         .await
         .expect_err("stopped");
     drop(p);
     assert!(e.is_stopped(), "{e}");
-    let mut events = Vec::new();
-    while let Some(e) = rx.recv().await {
-        events.push(e);
-    }
-    assert!(
-        events.contains(&Event::Stopped {
-            digest: s.blob.digest.clone(),
-            offset: HELD
-        }),
-        "{events:?}"
-    );
+    let events = all_events(rx).await;
+    s.assert_stopped_at_held(&events);
     s.kept_then_completed().await;
 }
 
@@ -486,7 +493,7 @@ async fn a_stop_while_the_source_stalls_in_the_prefix_ends_the_push_at_once() {
     };
     let asked = stalled.clone();
     let opts = PushOptions::new().stop_when(move || asked.get().is_some());
-    let (p, mut rx) = Progress::channel(4096);
+    let (p, rx) = Progress::channel(4096);
     let e = client(&s.state)
         .push_remote_blob(&s.dst(), &s.remote(&front_a.host()), &opts, &p)
         .await
@@ -500,17 +507,8 @@ async fn a_stop_while_the_source_stalls_in_the_prefix_ends_the_push_at_once() {
         since < std::time::Duration::from_secs(2),
         "ended {since:?} after the stop (the client's timeout is 5 s): {e}"
     );
-    let mut events = Vec::new();
-    while let Some(e) = rx.recv().await {
-        events.push(e);
-    }
-    assert!(
-        events.contains(&Event::Stopped {
-            digest: s.blob.digest.clone(),
-            offset: HELD
-        }),
-        "{events:?}"
-    );
+    let events = all_events(rx).await;
+    s.assert_stopped_at_held(&events);
     assert!(
         !events.iter().any(|e| matches!(e, Event::Retrying { .. })),
         "{events:?}"
